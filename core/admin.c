@@ -1,0 +1,1 @@
+/* admin.c: stub, being written. */

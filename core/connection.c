@@ -1,0 +1,1 @@
+/* connection.c: stub, being written. */

@@ -1,0 +1,1 @@
+/* jid.c: stub, being written. */

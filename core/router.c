@@ -1,0 +1,1 @@
+/* router.c: stub, being written. */

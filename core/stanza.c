@@ -1,0 +1,1 @@
+/* stanza.c: stub, being written. */

@@ -1,0 +1,1 @@
+/* storage-sqlite.c: stub, being written. */

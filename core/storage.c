@@ -1,0 +1,1 @@
+/* storage.c: stub, being written. */

@@ -1,0 +1,1 @@
+/* timer.c: stub, being written. */

@@ -1,0 +1,1 @@
+/* xmlstream.c: stub, being written. */
