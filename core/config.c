@@ -1,1 +1,619 @@
-/* config.c: stub, being written. */
+/* config.c: the configuration file, its declared keys and their checks.
+ *
+ * GKeyFile does the parsing; this file adds what it lacks: declared keys
+ * with types and bounds for every kind of section, line numbers for
+ * diagnostics (found by scanning the text once), and typed getters that
+ * clamp and fall back to defaults with a log line. */
+#include "private.h"
+
+#include <string.h>
+
+/* Keys of the core's own sections. */
+static const MynaConfigKey global_keys[] = {
+  { "data_dir", MYNA_CONFIG_STRING, "var", 0, 0,
+    "directory for the database, certificates and the admin socket" },
+  { "storage", MYNA_CONFIG_STRING, "sqlite:myna.db", 0, 0,
+    "storage URI; relative SQLite paths are under data_dir" },
+  { "modules", MYNA_CONFIG_LIST, "", 0, 0,
+    "modules enabled on every host (a host's own list replaces it)" },
+  { "module_path", MYNA_CONFIG_LIST, "", 0, 0,
+    "extra directories searched for NAME.module manifests" },
+  { "admin_socket", MYNA_CONFIG_STRING, "mynad.sock", 0, 0,
+    "UNIX socket for mynactl, relative to data_dir; mode 0600" },
+  { "log_level", MYNA_CONFIG_STRING, "info", 0, 0,
+    "error, warning, info or debug" },
+  { "max_stanza_size", MYNA_CONFIG_SIZE, "256K", 1024, 64 * 1024 * 1024,
+    "largest stanza accepted from an authenticated client" },
+  { "max_stanza_size_preauth", MYNA_CONFIG_SIZE, "16K", 512, 1024 * 1024,
+    "largest element accepted before authentication" },
+  { "max_depth", MYNA_CONFIG_INT, "32", 4, 1024,
+    "deepest element nesting inside a stanza" },
+  { "max_attrs", MYNA_CONFIG_INT, "64", 4, 4096,
+    "most attributes on one element" },
+  { "max_output", MYNA_CONFIG_SIZE, "1M", 16 * 1024, 1024 * 1024 * 1024,
+    "bytes queued to one client before it is cut off as not reading" },
+  { "auth_timeout", MYNA_CONFIG_DURATION, "30s", 1000, 3600 * 1000,
+    "time a connection has to authenticate" },
+  { NULL }
+};
+
+static const MynaConfigKey listener_keys[] = {
+  { "kind", MYNA_CONFIG_STRING, "c2s", 0, 0, "c2s (STARTTLS) or c2s_tls (direct TLS)" },
+  { "address", MYNA_CONFIG_STRING, "127.0.0.1", 0, 0, "address to bind" },
+  { "port", MYNA_CONFIG_INT, "5222", 0, 65535, "TCP port; 0 picks one" },
+  { "backlog", MYNA_CONFIG_INT, "1024", 1, 65535, "listen(2) backlog" },
+  { NULL }
+};
+
+static const MynaConfigKey host_keys[] = {
+  { "modules", MYNA_CONFIG_LIST, "", 0, 0, "modules enabled on this host" },
+  { "enabled", MYNA_CONFIG_BOOL, "true", 0, 0, "serve this host" },
+  { NULL }
+};
+
+static const char *listener_kinds[] = { "c2s", "c2s_tls", NULL };
+
+struct _MynaConfig {
+  GKeyFile   *kf;
+  char       *path;
+  char       *base_dir;
+  GHashTable *lines;     /* "group" or "group\nkey" → line number */
+  GHashTable *modules;   /* module name → const MynaConfigKey* */
+};
+
+G_DEFINE_QUARK (myna-config-error-quark, myna_config_error)
+
+void
+myna_diag_free (MynaDiag *diag)
+{
+  if (diag == NULL)
+    return;
+  g_free (diag->file);
+  g_free (diag->message);
+  g_free (diag);
+}
+
+/* Remembers the line of each group header and key, for diagnostics. */
+static void
+config_index_lines (MynaConfig *config, const char *data)
+{
+  g_auto(GStrv) lines = g_strsplit (data, "\n", -1);
+  g_autofree char *group = NULL;
+
+  for (guint i = 0; lines[i] != NULL; i++)
+    {
+      char *line = g_strstrip (lines[i]);
+      char *eq;
+
+      if (line[0] == '[')
+        {
+          char *end = strchr (line, ']');
+          g_free (group);
+          group = g_strndup (line + 1, end != NULL ? (gsize) (end - line - 1) : strlen (line + 1));
+          g_hash_table_insert (config->lines, g_strdup (group), GUINT_TO_POINTER (i + 1));
+        }
+      else if (group != NULL && line[0] != '#' && (eq = strchr (line, '=')) != NULL)
+        {
+          *eq = '\0';
+          g_hash_table_insert (config->lines,
+                               g_strdup_printf ("%s\n%s", group, g_strstrip (line)),
+                               GUINT_TO_POINTER (i + 1));
+        }
+    }
+}
+
+static guint
+config_line (MynaConfig *config, const char *group, const char *key)
+{
+  g_autofree char *k = key != NULL ? g_strdup_printf ("%s\n%s", group, key)
+                                   : g_strdup (group);
+  return GPOINTER_TO_UINT (g_hash_table_lookup (config->lines, k));
+}
+
+MynaConfig *
+myna_config_load_data (const char *data, const char *name, GError **error)
+{
+  g_return_val_if_fail (data != NULL, NULL);
+
+  g_autoptr(GKeyFile) kf = g_key_file_new ();
+  g_autoptr(GError) local = NULL;
+
+  if (!g_key_file_load_from_data (kf, data, (gsize) -1, G_KEY_FILE_KEEP_COMMENTS, &local))
+    {
+      g_set_error (error, MYNA_CONFIG_ERROR, MYNA_CONFIG_ERROR_PARSE,
+                   "%s: %s", name, local->message);
+      return NULL;
+    }
+  MynaConfig *config = g_new0 (MynaConfig, 1);
+  config->kf = g_steal_pointer (&kf);
+  config->path = g_strdup (name);
+  /* Relative paths in the file are relative to the directory the server
+   * is started from, as with the paths given on its command line. */
+  config->base_dir = g_get_current_dir ();
+  config->lines = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
+  config->modules = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
+  config_index_lines (config, data);
+  return config;
+}
+
+MynaConfig *
+myna_config_load (const char *path, GError **error)
+{
+  g_return_val_if_fail (path != NULL, NULL);
+
+  g_autofree char *data = NULL;
+
+  if (!g_file_get_contents (path, &data, NULL, error))
+    return NULL;
+  return myna_config_load_data (data, path, error);
+}
+
+void
+myna_config_free (MynaConfig *config)
+{
+  if (config == NULL)
+    return;
+  g_key_file_unref (config->kf);
+  g_hash_table_unref (config->lines);
+  g_hash_table_unref (config->modules);
+  g_free (config->path);
+  g_free (config->base_dir);
+  g_free (config);
+}
+
+const char *
+myna_config_get_path (MynaConfig *config)
+{
+  return config->path;
+}
+
+const char *
+myna_config_get_base_dir (MynaConfig *config)
+{
+  return config->base_dir;
+}
+
+GKeyFile *
+myna_config_get_keyfile (MynaConfig *config)
+{
+  return config->kf;
+}
+
+void
+myna_config_declare_module (MynaConfig *config, const char *module,
+                            const MynaConfigKey *keys)
+{
+  g_return_if_fail (config != NULL && module != NULL);
+  g_hash_table_insert (config->modules, g_strdup (module), (gpointer) keys);
+}
+
+char *
+myna_config_resolve_path (MynaConfig *config, const char *path)
+{
+  if (g_path_is_absolute (path))
+    return g_strdup (path);
+  return g_build_filename (config->base_dir, path, NULL);
+}
+
+/* ---- value parsing ------------------------------------------------------- */
+
+static gboolean
+parse_scaled (const char *text, gint64 *out, const char *const *suffixes,
+              const gint64 *scales)
+{
+  if (text == NULL)
+    return FALSE;
+  while (g_ascii_isspace (*text))
+    text++;
+  char *end = NULL;
+  gint64 v = g_ascii_strtoll (text, &end, 10);
+  if (end == text || v < 0)
+    return FALSE;
+  while (g_ascii_isspace (*end))
+    end++;
+  for (guint i = 0; suffixes[i] != NULL; i++)
+    if (g_ascii_strcasecmp (end, suffixes[i]) == 0)
+      {
+        if (scales[i] != 0 && v > G_MAXINT64 / scales[i])
+          return FALSE;
+        *out = v * scales[i];
+        return TRUE;
+      }
+  return FALSE;
+}
+
+gboolean
+myna_config_parse_size (const char *text, gint64 *out)
+{
+  static const char *const suffixes[] = { "", "K", "KB", "KiB", "M", "MB", "MiB", "G", "GB", "GiB", NULL };
+  static const gint64 scales[] = { 1, 1024, 1024, 1024, 1 << 20, 1 << 20, 1 << 20, 1 << 30, 1 << 30, 1 << 30 };
+  return parse_scaled (text, out, suffixes, scales);
+}
+
+gboolean
+myna_config_parse_duration (const char *text, gint64 *out)
+{
+  static const char *const suffixes[] = { "ms", "s", "", "m", "min", "h", NULL };
+  static const gint64 scales[] = { 1, 1000, 1000, 60000, 60000, 3600000 };
+  return parse_scaled (text, out, suffixes, scales);
+}
+
+static gboolean
+parse_bool (const char *text, gboolean *out)
+{
+  if (g_ascii_strcasecmp (text, "true") == 0 || g_ascii_strcasecmp (text, "yes") == 0
+      || g_strcmp0 (text, "1") == 0 || g_ascii_strcasecmp (text, "on") == 0)
+    *out = TRUE;
+  else if (g_ascii_strcasecmp (text, "false") == 0 || g_ascii_strcasecmp (text, "no") == 0
+           || g_strcmp0 (text, "0") == 0 || g_ascii_strcasecmp (text, "off") == 0)
+    *out = FALSE;
+  else
+    return FALSE;
+  return TRUE;
+}
+
+/* Parses a numeric-typed value; FALSE when it is not of its type. */
+static gboolean
+parse_number (const MynaConfigKey *def, const char *text, gint64 *out)
+{
+  char *end = NULL;
+
+  switch (def->type)
+    {
+    case MYNA_CONFIG_INT:
+      *out = g_ascii_strtoll (text, &end, 10);
+      return end != text && *end == '\0';
+    case MYNA_CONFIG_SIZE:
+      return myna_config_parse_size (text, out);
+    case MYNA_CONFIG_DURATION:
+      return myna_config_parse_duration (text, out);
+    default:
+      return FALSE;
+    }
+}
+
+static gboolean
+def_is_numeric (const MynaConfigKey *def)
+{
+  return def->type == MYNA_CONFIG_INT || def->type == MYNA_CONFIG_SIZE
+         || def->type == MYNA_CONFIG_DURATION;
+}
+
+/* Why @text is not a valid value for @def, or NULL when it is. */
+static char *
+config_value_problem (const MynaConfigKey *def, const char *text)
+{
+  gint64 v;
+  gboolean b;
+
+  if (def_is_numeric (def))
+    {
+      if (!parse_number (def, text, &v))
+        return g_strdup_printf ("'%s' is not a valid %s", text,
+                                def->type == MYNA_CONFIG_INT ? "integer"
+                                : def->type == MYNA_CONFIG_SIZE ? "size (e.g. 64K)"
+                                : "duration (e.g. 30s)");
+      if ((def->min != 0 || def->max != 0) && (v < def->min || v > def->max))
+        return g_strdup_printf ("%s is out of range [%" G_GINT64_FORMAT ", %"
+                                G_GINT64_FORMAT "]", text, def->min, def->max);
+    }
+  else if (def->type == MYNA_CONFIG_BOOL && !parse_bool (text, &b))
+    return g_strdup_printf ("'%s' is not true or false", text);
+  return NULL;
+}
+
+/* ---- lookup of declarations ---------------------------------------------- */
+
+static const MynaConfigKey *
+find_key (const MynaConfigKey *keys, const char *name)
+{
+  for (; keys != NULL && keys->name != NULL; keys++)
+    if (strcmp (keys->name, name) == 0)
+      return keys;
+  return NULL;
+}
+
+static const MynaConfigKey *
+config_find_def (MynaConfig *config, const char *group, const char *key)
+{
+  if (strcmp (group, "global") == 0)
+    return find_key (global_keys, key);
+  if (g_str_has_prefix (group, "listener:"))
+    return find_key (listener_keys, key);
+  if (g_str_has_prefix (group, "module:"))
+    return find_key (g_hash_table_lookup (config->modules, group + 7), key);
+  if (g_str_has_prefix (group, "host:"))
+    {
+      const char *dot = strchr (key, '.');
+      if (dot == NULL)
+        return find_key (host_keys, key);
+      g_autofree char *module = g_strndup (key, (gsize) (dot - key));
+      return find_key (g_hash_table_lookup (config->modules, module), dot + 1);
+    }
+  return NULL;
+}
+
+/* The raw text of @key in @group, or the declaration's default. */
+static char *
+config_raw (MynaConfig *config, const char *group, const char *key,
+            const MynaConfigKey *def)
+{
+  g_autofree char *value = g_key_file_get_value (config->kf, group, key, NULL);
+
+  if (value != NULL)
+    return g_strstrip (g_steal_pointer (&value));
+  return g_strdup (def != NULL ? def->default_value : NULL);
+}
+
+static gint64
+config_number (MynaConfig *config, const char *group, const char *key,
+               const MynaConfigKey *def)
+{
+  g_autofree char *text = config_raw (config, group, key, def);
+  gint64 v = 0;
+
+  if (!parse_number (def, text, &v))
+    {
+      g_warning ("%s:%u: [%s] %s = '%s' is not valid; using %s", config->path,
+                 config_line (config, group, key), group, key, text,
+                 def->default_value);
+      parse_number (def, def->default_value, &v);
+    }
+  if ((def->min != 0 || def->max != 0) && (v < def->min || v > def->max))
+    {
+      gint64 clamped = CLAMP (v, def->min, def->max);
+      g_warning ("%s:%u: [%s] %s = %s is out of range; using %" G_GINT64_FORMAT,
+                 config->path, config_line (config, group, key), group, key,
+                 text, clamped);
+      v = clamped;
+    }
+  return v;
+}
+
+static const MynaConfigKey *
+config_require_def (MynaConfig *config, const char *group, const char *key)
+{
+  const MynaConfigKey *def = config_find_def (config, group, key);
+
+  if (def == NULL)
+    g_critical ("configuration key [%s] %s read but never declared", group, key);
+  return def;
+}
+
+char *
+myna_config_get_string (MynaConfig *config, const char *group, const char *key)
+{
+  return config_raw (config, group, key, config_require_def (config, group, key));
+}
+
+gint64
+myna_config_get_int (MynaConfig *config, const char *group, const char *key)
+{
+  const MynaConfigKey *def = config_require_def (config, group, key);
+  return def != NULL ? config_number (config, group, key, def) : 0;
+}
+
+gboolean
+myna_config_get_bool (MynaConfig *config, const char *group, const char *key)
+{
+  const MynaConfigKey *def = config_require_def (config, group, key);
+  g_autofree char *text = config_raw (config, group, key, def);
+  gboolean b = FALSE;
+
+  if (text != NULL && !parse_bool (text, &b))
+    {
+      g_warning ("%s:%u: [%s] %s = '%s' is not true or false; using %s",
+                 config->path, config_line (config, group, key), group, key,
+                 text, def->default_value);
+      parse_bool (def->default_value, &b);
+    }
+  return b;
+}
+
+static char **
+split_list (const char *text)
+{
+  g_autoptr(GStrvBuilder) b = g_strv_builder_new ();
+  g_auto(GStrv) parts = g_strsplit_set (text != NULL ? text : "", ";,", -1);
+
+  for (guint i = 0; parts[i] != NULL; i++)
+    {
+      char *p = g_strstrip (parts[i]);
+      if (*p != '\0')
+        g_strv_builder_add (b, p);
+    }
+  return g_strv_builder_end (b);
+}
+
+char **
+myna_config_get_list (MynaConfig *config, const char *group, const char *key)
+{
+  g_autofree char *text = config_raw (config, group, key,
+                                      config_require_def (config, group, key));
+  return split_list (text);
+}
+
+/* The group holding a module key: "host:H" with "MODULE.KEY" when the host
+ * sets it, else "module:MODULE". */
+static void
+module_key_location (MynaConfig *config, const char *host, const char *module,
+                     const char *key, char **group, char **name)
+{
+  if (host != NULL)
+    {
+      g_autofree char *hg = g_strdup_printf ("host:%s", host);
+      g_autofree char *hk = g_strdup_printf ("%s.%s", module, key);
+      if (g_key_file_has_key (config->kf, hg, hk, NULL))
+        {
+          *group = g_steal_pointer (&hg);
+          *name = g_steal_pointer (&hk);
+          return;
+        }
+    }
+  *group = g_strdup_printf ("module:%s", module);
+  *name = g_strdup (key);
+}
+
+char *
+myna_config_get_module_string (MynaConfig *config, const char *host,
+                               const char *module, const char *key)
+{
+  g_autofree char *group = NULL, *name = NULL;
+  module_key_location (config, host, module, key, &group, &name);
+  return myna_config_get_string (config, group, name);
+}
+
+gint64
+myna_config_get_module_int (MynaConfig *config, const char *host,
+                            const char *module, const char *key)
+{
+  g_autofree char *group = NULL, *name = NULL;
+  module_key_location (config, host, module, key, &group, &name);
+  return myna_config_get_int (config, group, name);
+}
+
+gboolean
+myna_config_get_module_bool (MynaConfig *config, const char *host,
+                             const char *module, const char *key)
+{
+  g_autofree char *group = NULL, *name = NULL;
+  module_key_location (config, host, module, key, &group, &name);
+  return myna_config_get_bool (config, group, name);
+}
+
+char **
+myna_config_get_module_list (MynaConfig *config, const char *host,
+                             const char *module, const char *key)
+{
+  g_autofree char *group = NULL, *name = NULL;
+  module_key_location (config, host, module, key, &group, &name);
+  return myna_config_get_list (config, group, name);
+}
+
+char **
+myna_config_get_sections (MynaConfig *config, const char *prefix)
+{
+  g_auto(GStrv) groups = g_key_file_get_groups (config->kf, NULL);
+  g_autoptr(GStrvBuilder) b = g_strv_builder_new ();
+
+  for (guint i = 0; groups[i] != NULL; i++)
+    if (g_str_has_prefix (groups[i], prefix))
+      g_strv_builder_add (b, groups[i] + strlen (prefix));
+  return g_strv_builder_end (b);
+}
+
+/* ---- checking ------------------------------------------------------------ */
+
+static void G_GNUC_PRINTF (5, 6)
+diag_add (GPtrArray *diags, MynaConfig *config, MynaDiagLevel level, guint line,
+          const char *fmt, ...)
+{
+  va_list ap;
+  MynaDiag *d = g_new0 (MynaDiag, 1);
+
+  d->level = level;
+  d->file = g_strdup (config->path);
+  d->line = line;
+  va_start (ap, fmt);
+  d->message = g_strdup_vprintf (fmt, ap);
+  va_end (ap);
+  g_ptr_array_add (diags, d);
+}
+
+static void
+check_group (MynaConfig *config, const char *group, GPtrArray *diags)
+{
+  g_auto(GStrv) keys = g_key_file_get_keys (config->kf, group, NULL, NULL);
+
+  for (guint i = 0; keys != NULL && keys[i] != NULL; i++)
+    {
+      const MynaConfigKey *def = config_find_def (config, group, keys[i]);
+      guint line = config_line (config, group, keys[i]);
+
+      if (def == NULL)
+        {
+          diag_add (diags, config, MYNA_DIAG_WARNING, line,
+                    "unknown key '%s' in [%s]: ignored", keys[i], group);
+          continue;
+        }
+      g_autofree char *text = config_raw (config, group, keys[i], def);
+      g_autofree char *problem = config_value_problem (def, text);
+      if (problem != NULL)
+        diag_add (diags, config, MYNA_DIAG_ERROR, line, "[%s] %s: %s", group,
+                  keys[i], problem);
+    }
+}
+
+static void
+check_listener (MynaConfig *config, const char *group, GPtrArray *diags)
+{
+  g_autofree char *kind = config_raw (config, group, "kind",
+                                      find_key (listener_keys, "kind"));
+
+  if (!g_strv_contains (listener_kinds, kind))
+    diag_add (diags, config, MYNA_DIAG_ERROR, config_line (config, group, "kind"),
+              "[%s] kind: unknown listener kind '%s' (c2s or c2s_tls)", group, kind);
+}
+
+static void
+check_modules_known (MynaConfig *config, const char *group, GPtrArray *diags)
+{
+  g_autofree char *text = g_key_file_get_value (config->kf, group, "modules", NULL);
+  g_auto(GStrv) names = split_list (text);
+
+  for (guint i = 0; names[i] != NULL; i++)
+    if (!g_hash_table_contains (config->modules, names[i]))
+      diag_add (diags, config, MYNA_DIAG_ERROR,
+                config_line (config, group, "modules"),
+                "[%s] modules: no module named '%s' was found", group, names[i]);
+}
+
+GPtrArray *
+myna_config_check (MynaConfig *config)
+{
+  g_return_val_if_fail (config != NULL, NULL);
+
+  GPtrArray *diags = g_ptr_array_new_with_free_func ((GDestroyNotify) myna_diag_free);
+  g_auto(GStrv) groups = g_key_file_get_groups (config->kf, NULL);
+  guint n_hosts = 0;
+
+  for (guint i = 0; groups[i] != NULL; i++)
+    {
+      const char *g = groups[i];
+      guint line = config_line (config, g, NULL);
+
+      if (g_str_has_prefix (g, "module:")
+          && !g_hash_table_contains (config->modules, g + 7))
+        {
+          diag_add (diags, config, MYNA_DIAG_WARNING, line,
+                    "section [%s]: no module named '%s' was found", g, g + 7);
+          continue;
+        }
+      if (strcmp (g, "global") != 0 && !g_str_has_prefix (g, "listener:")
+          && !g_str_has_prefix (g, "host:") && !g_str_has_prefix (g, "module:"))
+        {
+          diag_add (diags, config, MYNA_DIAG_WARNING, line,
+                    "unknown section [%s]: ignored (expected global, listener:NAME, "
+                    "host:DOMAIN or module:NAME)", g);
+          continue;
+        }
+      check_group (config, g, diags);
+      if (g_str_has_prefix (g, "listener:"))
+        check_listener (config, g, diags);
+      if (g_str_has_prefix (g, "host:"))
+        {
+          g_autoptr(GError) error = NULL;
+          g_autofree char *domain = myna_jid_prep_domain (g + 5, &error);
+          if (domain == NULL)
+            diag_add (diags, config, MYNA_DIAG_ERROR, line,
+                      "[%s]: not a valid domain: %s", g, error->message);
+          n_hosts++;
+        }
+      if (strcmp (g, "global") == 0 || g_str_has_prefix (g, "host:"))
+        check_modules_known (config, g, diags);
+    }
+  if (n_hosts == 0)
+    diag_add (diags, config, MYNA_DIAG_ERROR, 0,
+              "no [host:DOMAIN] section: the server would serve no domain");
+  return diags;
+}

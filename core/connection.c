@@ -1,1 +1,694 @@
-/* connection.c: stub, being written. */
+/* connection.c: one client connection — socket I/O with bounded buffers,
+ * the XML stream, stream negotiation and errors, and the session state
+ * that modules see through MynaSession.
+ *
+ * A session is never freed while its own code is on the stack: closing
+ * marks it, sends the stream error, and queues it for the reaper, which
+ * runs from one idle source for all sessions. */
+#include "private.h"
+
+#include <errno.h>
+#include <string.h>
+#include <unistd.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+
+#define READ_CHUNK 16384
+
+typedef enum {
+  STATE_HEADER,      /* waiting for the client's stream header */
+  STATE_OPEN,        /* stream open, not authenticated */
+  STATE_AUTHED,      /* authenticated, not bound */
+  STATE_BOUND,       /* resource bound: a full session */
+  STATE_CLOSING,     /* stream error or close sent; being reaped */
+} SessionState;
+
+struct _MynaSession {
+  MynaServer    *server;
+  MynaListener  *listener;
+  int            fd;
+  MynaPollWatch *watch;
+  char          *peer;
+  char          *ip;
+  MynaXmlStream *xml;
+  GString       *out;          /* pending output from out_off */
+  gsize          out_off;
+  MynaTimer     *timer;        /* authentication timeout */
+  MynaHost      *host;
+  char          *stream_id;
+  MynaJid       *jid;
+  SessionState   state;
+  int            priority;
+  gboolean       available;
+  gboolean       secure;
+  gboolean       header_sent;
+  gboolean       restart;      /* restart the stream after this element */
+  gboolean       reaping;
+  GData         *data;
+};
+
+static GPtrArray *reap_queue;
+static guint reap_source;
+
+static const MynaXmlStreamCallbacks stream_callbacks;
+
+/* ---- output -------------------------------------------------------------- */
+
+static void session_flush (MynaSession *s);
+
+static void
+session_write (MynaSession *s, const char *data, gsize len)
+{
+  if (s->fd < 0 || s->reaping)
+    return;
+  if (s->out->len - s->out_off + len > s->server->limits.max_output)
+    {
+      g_warning ("%s: output buffer over %" G_GSIZE_FORMAT " bytes: client is not "
+                 "reading, disconnecting", s->peer, s->server->limits.max_output);
+      s->out_off = 0;
+      g_string_truncate (s->out, 0);
+      myna_session_close (s, "policy-violation", "client is not reading");
+      return;
+    }
+  g_string_append_len (s->out, data, (gssize) len);
+  session_flush (s);
+}
+
+static void
+session_flush (MynaSession *s)
+{
+  while (s->out_off < s->out->len)
+    {
+      ssize_t n = send (s->fd, s->out->str + s->out_off, s->out->len - s->out_off,
+                        MSG_NOSIGNAL);
+      if (n < 0)
+        {
+          if (errno == EINTR)
+            continue;
+          if (errno == EAGAIN)
+            {
+              myna_poller_modify (s->watch, EPOLLIN | EPOLLOUT);
+              return;
+            }
+          g_debug ("%s: send: %s", s->peer, g_strerror (errno));
+          s->out_off = s->out->len;
+          break;
+        }
+      s->out_off += (gsize) n;
+    }
+  g_string_truncate (s->out, 0);
+  s->out_off = 0;
+  /* An idle session keeps no large buffer. */
+  if (s->out->allocated_len > 4096)
+    {
+      g_string_free (s->out, TRUE);
+      s->out = g_string_sized_new (0);
+    }
+  if (s->watch != NULL)
+    myna_poller_modify (s->watch, s->state == STATE_CLOSING ? 0 : EPOLLIN);
+}
+
+void
+myna_session_send_raw (MynaSession *session, const char *xml, gssize len)
+{
+  g_return_if_fail (session != NULL && xml != NULL);
+  session_write (session, xml, len < 0 ? strlen (xml) : (gsize) len);
+}
+
+void
+myna_session_send (MynaSession *session, MynaStanza *stanza)
+{
+  g_return_if_fail (session != NULL && stanza != NULL);
+
+  GString *buf = g_string_sized_new (256);
+  myna_stanza_serialize (stanza, MYNA_NS_CLIENT, buf);
+  session_write (session, buf->str, buf->len);
+  session->server->stanzas_out++;
+  g_string_free (buf, TRUE);
+}
+
+/* ---- stream header and errors -------------------------------------------- */
+
+static void
+session_send_header (MynaSession *s, const char *to_attr)
+{
+  g_autoptr(GString) h = g_string_new ("<?xml version='1.0'?><stream:stream "
+                                       "xmlns='jabber:client' "
+                                       "xmlns:stream='http://etherx.jabber.org/streams' id='");
+  g_free (s->stream_id);
+  s->stream_id = g_uuid_string_random ();
+  g_string_append (h, s->stream_id);
+  g_string_append (h, "' from='");
+  myna_xml_escape_append (h, s->host != NULL ? s->host->name : (to_attr ? to_attr : ""), -1);
+  g_string_append (h, "' version='1.0' xml:lang='en'>");
+  s->header_sent = TRUE;
+  session_write (s, h->str, h->len);
+}
+
+static void
+session_send_features (MynaSession *s)
+{
+  g_autoptr(MynaStanza) f = myna_stanza_new ("features", MYNA_NS_STREAMS);
+  g_autoptr(GString) out = g_string_new (NULL);
+
+  for (guint i = 0; s->host != NULL && i < s->host->stream_features->len; i++)
+    {
+      MynaFeaturesEntry *e = s->host->stream_features->pdata[i];
+      e->func (s, f, e->data);
+    }
+  /* The stream prefix is bound to MYNA_NS_STREAMS in our header. */
+  g_string_append (out, "<stream:features");
+  if (myna_stanza_get_n_children (f) == 0)
+    g_string_append (out, "/>");
+  else
+    {
+      g_string_append_c (out, '>');
+      for (guint i = 0; i < myna_stanza_get_n_children (f); i++)
+        myna_stanza_serialize (myna_stanza_get_child_nth (f, i), MYNA_NS_CLIENT, out);
+      g_string_append (out, "</stream:features>");
+    }
+  session_write (s, out->str, out->len);
+}
+
+static void
+reap_schedule (MynaSession *s);
+
+void
+myna_session_close (MynaSession *session, const char *condition, const char *text)
+{
+  g_return_if_fail (session != NULL);
+
+  MynaSession *s = session;
+  if (s->state == STATE_CLOSING)
+    return;
+  if (!s->header_sent)
+    session_send_header (s, NULL);
+  if (condition != NULL)
+    {
+      g_autoptr(GString) e = g_string_new ("<stream:error><");
+      g_string_append_printf (e, "%s xmlns='" MYNA_NS_STREAM_ERRORS "'/>", condition);
+      if (text != NULL)
+        {
+          g_string_append (e, "<text xmlns='" MYNA_NS_STREAM_ERRORS "' xml:lang='en'>");
+          myna_xml_escape_append (e, text, -1);
+          g_string_append (e, "</text>");
+        }
+      g_string_append (e, "</stream:error>");
+      session_write (s, e->str, e->len);
+      if (strcmp (condition, "system-shutdown") != 0)
+        {
+          s->server->streams_errored++;
+          g_message ("%s: stream error <%s/>%s%s", s->peer, condition,
+                     text ? ": " : "", text ? text : "");
+        }
+    }
+  session_write (s, "</stream:stream>", 16);
+  if (s->state == STATE_BOUND || s->state == STATE_AUTHED)
+    {
+      SessionState was = s->state;
+      s->state = STATE_CLOSING;
+      if (was == STATE_BOUND && s->host != NULL)
+        {
+          MynaCall call = { s->server, s->host, s, s->jid, NULL };
+          myna_host_unregister_session (s->host, s);
+          myna_router_fire (s->server->router, s->host, MYNA_EVENT_SESSION_CLOSED,
+                            &call, NULL);
+        }
+    }
+  s->state = STATE_CLOSING;
+  if (s->watch != NULL)
+    myna_poller_modify (s->watch, 0);
+  /* Half-close: the peer reads the error, then sees end of stream. */
+  shutdown (s->fd, SHUT_WR);
+  reap_schedule (s);
+}
+
+/* ---- the reaper ---------------------------------------------------------- */
+
+static gboolean
+reap_run (gpointer unused)
+{
+  g_autoptr(GPtrArray) queue = g_steal_pointer (&reap_queue);
+
+  reap_source = 0;
+  for (guint i = 0; queue != NULL && i < queue->len; i++)
+    myna_connection_free (queue->pdata[i]);
+  return G_SOURCE_REMOVE;
+}
+
+static void
+reap_schedule (MynaSession *s)
+{
+  if (s->reaping)
+    return;
+  s->reaping = TRUE;
+  if (reap_queue == NULL)
+    reap_queue = g_ptr_array_new ();
+  g_ptr_array_add (reap_queue, s);
+  if (reap_source == 0)
+    {
+      GSource *src = g_idle_source_new ();
+      g_source_set_priority (src, G_PRIORITY_HIGH);
+      g_source_set_callback (src, reap_run, NULL, NULL);
+      g_source_set_name (src, "myna-reaper");
+      reap_source = g_source_attach (src, s->server->context);
+      g_source_unref (src);
+    }
+}
+
+/* ---- timers -------------------------------------------------------------- */
+
+static void
+session_auth_timeout (gpointer user_data)
+{
+  MynaSession *s = user_data;
+
+  if (s->state == STATE_HEADER || s->state == STATE_OPEN)
+    myna_session_close (s, "connection-timeout", "not authenticated in time");
+}
+
+/* ---- input --------------------------------------------------------------- */
+
+static void
+session_apply_limits (MynaSession *s)
+{
+  MynaLimits *l = &s->server->limits;
+  MynaXmlLimits xl = {
+    .max_stanza_size = s->state >= STATE_AUTHED ? l->max_stanza_size
+                                                 : l->max_stanza_size_preauth,
+    .max_depth = l->max_depth,
+    .max_attrs = l->max_attrs,
+  };
+  myna_xml_stream_set_limits (s->xml, &xl);
+}
+
+static void
+session_read (MynaSession *s)
+{
+  char buf[READ_CHUNK];
+
+  for (int round = 0; round < 4 && s->state != STATE_CLOSING; round++)
+    {
+      ssize_t n = recv (s->fd, buf, sizeof buf, 0);
+
+      if (n == 0)
+        {
+          g_debug ("%s: peer closed the connection", s->peer);
+          myna_session_close (s, NULL, NULL);
+          return;
+        }
+      if (n < 0)
+        {
+          if (errno == EINTR)
+            continue;
+          if (errno != EAGAIN)
+            {
+              g_debug ("%s: recv: %s", s->peer, g_strerror (errno));
+              myna_session_close (s, NULL, NULL);
+            }
+          return;
+        }
+      myna_xml_stream_feed (s->xml, buf, (gsize) n, NULL);
+      if ((gsize) n < sizeof buf)
+        break;
+    }
+  if (s->state != STATE_CLOSING)
+    myna_xml_stream_release_idle (s->xml);
+}
+
+static void
+session_io (MynaPollWatch *watch, guint32 events, gpointer user_data)
+{
+  MynaSession *s = user_data;
+
+  if (events & EPOLLOUT)
+    session_flush (s);
+  if (events & (EPOLLIN | EPOLLHUP | EPOLLERR))
+    session_read (s);
+}
+
+MynaSession *
+myna_connection_new (MynaServer *server, MynaListener *listener, int fd,
+                     const char *peer, const char *ip)
+{
+  MynaSession *s = g_new0 (MynaSession, 1);
+
+  s->server = server;
+  s->listener = listener;
+  s->fd = fd;
+  s->peer = g_strdup (peer);
+  s->ip = g_strdup (ip);
+  s->out = g_string_sized_new (0);
+  s->xml = myna_xml_stream_new (&stream_callbacks, s);
+  session_apply_limits (s);
+  s->timer = myna_timer_new (session_auth_timeout, s);
+  myna_timer_start (s->timer, server->limits.auth_timeout_ms);
+  s->watch = myna_poller_add (server->poller, fd, EPOLLIN, session_io, s);
+  g_datalist_init (&s->data);
+  g_hash_table_add (server->connections, s);
+  g_debug ("%s: connected", s->peer);
+  return s;
+}
+
+void
+myna_connection_free (MynaSession *s)
+{
+  if (s == NULL)
+    return;
+  if (reap_queue != NULL)
+    g_ptr_array_remove_fast (reap_queue, s);
+  if (s->state == STATE_BOUND && s->host != NULL)
+    myna_host_unregister_session (s->host, s);
+  g_hash_table_remove (s->server->connections, s);
+  g_datalist_clear (&s->data);
+  myna_poller_remove (s->watch);
+  if (s->fd >= 0)
+    {
+      /* Unread input would turn close() into a reset that can destroy the
+       * stream error still in flight: drain what is there. */
+      char sink[4096];
+      for (int i = 0; i < 16 && recv (s->fd, sink, sizeof sink, MSG_DONTWAIT) > 0; i++)
+        ;
+      close (s->fd);
+    }
+  myna_timer_free (s->timer);
+  myna_xml_stream_free (s->xml);
+  if (s->jid != NULL)
+    myna_jid_unref (s->jid);
+  g_string_free (s->out, TRUE);
+  g_free (s->stream_id);
+  g_free (s->peer);
+  g_free (s->ip);
+  g_free (s);
+}
+
+/* ---- stream callbacks ---------------------------------------------------- */
+
+static void
+stream_open (gpointer user_data, MynaStanza *header)
+{
+  MynaSession *s = user_data;
+  const char *to = myna_stanza_get_attr (header, "to");
+  const char *version = myna_stanza_get_attr (header, "version");
+  const char *ns = myna_xml_stream_get_default_ns (s->xml);
+  g_autofree char *domain = to != NULL ? myna_jid_prep_domain (to, NULL) : NULL;
+
+  if (s->state == STATE_HEADER)
+    s->host = myna_server_get_host (s->server, domain);
+  if (g_strcmp0 (ns, MYNA_NS_CLIENT) != 0)
+    {
+      myna_session_close (s, "invalid-namespace", "the stream's namespace must be jabber:client");
+      return;
+    }
+  if (s->host == NULL || (domain != NULL && strcmp (domain, s->host->name) != 0))
+    {
+      myna_session_close (s, "host-unknown", NULL);
+      return;
+    }
+  if (version == NULL || strtol (version, NULL, 10) < 1)
+    {
+      session_send_header (s, to);
+      myna_session_close (s, "unsupported-version", "XMPP 1.0 streams only");
+      return;
+    }
+  session_send_header (s, to);
+  if (s->state == STATE_HEADER)
+    s->state = STATE_OPEN;
+  session_send_features (s);
+}
+
+/* Checks and stamps `from` (RFC 6120 §8.1.2.1).  FALSE when the stream
+ * was closed for it. */
+static gboolean
+session_stamp_from (MynaSession *s, MynaStanza *stanza)
+{
+  const char *from = myna_stanza_get_from (stanza);
+  const char *mine = myna_jid_to_string (s->jid);
+
+  if (from != NULL && strcmp (from, mine) != 0
+      && strcmp (from, myna_jid_bare_string (s->jid)) != 0)
+    {
+      g_autoptr(MynaJid) parsed = myna_jid_parse (from, NULL);
+      if (parsed == NULL
+          || (!myna_jid_equal (parsed, s->jid)
+              && !(myna_jid_is_bare (parsed) && myna_jid_bare_equal (parsed, s->jid))))
+        {
+          myna_session_close (s, "invalid-from", "the 'from' address is not yours");
+          return FALSE;
+        }
+    }
+  myna_stanza_set_attr (stanza, "from", mine);
+  return TRUE;
+}
+
+static gboolean
+is_stanza_name (const char *name)
+{
+  return strcmp (name, "message") == 0 || strcmp (name, "presence") == 0
+         || strcmp (name, "iq") == 0;
+}
+
+static void
+stream_stanza (gpointer user_data, MynaStanza *stanza)
+{
+  MynaSession *s = user_data;
+  const char *name = myna_stanza_get_name (stanza);
+  const char *ns = myna_stanza_get_ns (stanza);
+  MynaCall call = { s->server, s->host, s, s->jid, NULL };
+
+  if (s->state == STATE_CLOSING)
+    return;
+  s->server->stanzas_in++;
+  if (g_strcmp0 (ns, MYNA_NS_CLIENT) != 0 || s->state < STATE_AUTHED)
+    {
+      /* Stream-level negotiation: SASL, STARTTLS, stream management… */
+      if (myna_router_stream_element (s->server->router, &call, stanza) == MYNA_HANDLED)
+        goto done;
+      if (s->state < STATE_AUTHED)
+        myna_session_close (s, "not-authorized", "authenticate first");
+      else
+        myna_session_close (s, "unsupported-stanza-type", NULL);
+      return;
+    }
+  if (!is_stanza_name (name))
+    {
+      myna_session_close (s, "unsupported-stanza-type", NULL);
+      return;
+    }
+  if (s->state == STATE_AUTHED && strcmp (name, "iq") != 0)
+    {
+      myna_session_close (s, "not-authorized", "bind a resource first");
+      return;
+    }
+  if (!session_stamp_from (s, stanza))
+    return;
+  if (myna_router_fire (s->server->router, s->host, MYNA_EVENT_STANZA_FROM_CLIENT,
+                        &call, stanza) != MYNA_HANDLED)
+    myna_router_route (s->server->router, &call, stanza);
+done:
+  if (s->restart && s->state != STATE_CLOSING)
+    {
+      s->restart = FALSE;
+      myna_xml_stream_reset (s->xml);
+      session_apply_limits (s);
+    }
+}
+
+static void
+stream_close (gpointer user_data)
+{
+  MynaSession *s = user_data;
+  g_debug ("%s: stream closed by peer", s->peer);
+  myna_session_close (s, NULL, NULL);
+}
+
+static void
+stream_error (gpointer user_data, const char *condition, const char *text)
+{
+  myna_session_close (user_data, condition, text);
+}
+
+static const MynaXmlStreamCallbacks stream_callbacks = {
+  .stream_open = stream_open,
+  .stanza = stream_stanza,
+  .stream_close = stream_close,
+  .error = stream_error,
+};
+
+/* ---- session API ---------------------------------------------------------- */
+
+MynaHost *
+myna_session_get_host (MynaSession *session)
+{
+  return session->host;
+}
+
+MynaJid *
+myna_session_get_jid (MynaSession *session)
+{
+  return session->jid;
+}
+
+gboolean
+myna_session_is_authenticated (MynaSession *session)
+{
+  return session->state == STATE_AUTHED || session->state == STATE_BOUND;
+}
+
+gboolean
+myna_session_is_secure (MynaSession *session)
+{
+  return session->secure;
+}
+
+int
+myna_session_get_priority (MynaSession *session)
+{
+  return session->priority;
+}
+
+void
+myna_session_set_priority (MynaSession *session, int priority)
+{
+  session->priority = CLAMP (priority, -128, 127);
+}
+
+gboolean
+myna_session_is_available (MynaSession *session)
+{
+  return session->available;
+}
+
+void
+myna_session_set_available (MynaSession *session, gboolean available)
+{
+  session->available = available;
+}
+
+const char *
+myna_session_get_peer (MynaSession *session)
+{
+  return session->peer;
+}
+
+void
+myna_session_set_data (MynaSession *session, const char *key, gpointer data,
+                       GDestroyNotify destroy)
+{
+  g_datalist_id_set_data_full (&session->data, g_quark_from_string (key), data, destroy);
+}
+
+gpointer
+myna_session_get_data (MynaSession *session, const char *key)
+{
+  return g_datalist_id_get_data (&session->data, g_quark_try_string (key));
+}
+
+void
+myna_session_restart_stream (MynaSession *session)
+{
+  session->restart = TRUE;
+}
+
+void
+myna_session_set_authenticated (MynaSession *session, const char *local)
+{
+  g_return_if_fail (session != NULL && local != NULL);
+  g_return_if_fail (session->state == STATE_OPEN);
+
+  g_autoptr(GError) error = NULL;
+  MynaJid *jid = myna_jid_new (local, session->host->name, NULL, &error);
+
+  if (jid == NULL)
+    {
+      g_warning ("%s: cannot authenticate as '%s': %s", session->peer, local, error->message);
+      myna_session_close (session, "internal-server-error", NULL);
+      return;
+    }
+  session->jid = jid;
+  session->state = STATE_AUTHED;
+  myna_timer_stop (session->timer);
+  session->restart = TRUE;
+  g_info ("%s: authenticated as %s", session->peer, myna_jid_bare_string (jid));
+  MynaCall call = { session->server, session->host, session, session->jid, NULL };
+  myna_router_fire (session->server->router, session->host,
+                    MYNA_EVENT_SESSION_AUTHENTICATED, &call, NULL);
+}
+
+gboolean
+myna_session_bind (MynaSession *session, const char *resource, GError **error)
+{
+  g_return_val_if_fail (session != NULL && resource != NULL, FALSE);
+
+  if (session->state != STATE_AUTHED)
+    {
+      g_set_error (error, G_IO_ERROR, G_IO_ERROR_NOT_SUPPORTED,
+                   "the session is not waiting for a bind");
+      return FALSE;
+    }
+  MynaJid *full = myna_jid_with_resource (session->jid, resource, error);
+  if (full == NULL)
+    return FALSE;
+  myna_jid_unref (session->jid);
+  session->jid = full;
+  session->state = STATE_BOUND;
+  myna_host_register_session (session->host, session);
+  MynaCall call = { session->server, session->host, session, session->jid, NULL };
+  myna_router_fire (session->server->router, session->host, MYNA_EVENT_SESSION_BOUND,
+                    &call, NULL);
+  return TRUE;
+}
+
+/* ---- the host's registry of bound sessions -------------------------------- */
+
+void
+myna_host_register_session (MynaHost *host, MynaSession *session)
+{
+  const char *local = myna_jid_get_local (session->jid);
+  GPtrArray *list = g_hash_table_lookup (host->accounts, local);
+
+  if (list == NULL)
+    {
+      list = g_ptr_array_new ();
+      g_hash_table_insert (host->accounts, g_strdup (local), list);
+    }
+  g_ptr_array_add (list, session);
+}
+
+void
+myna_host_unregister_session (MynaHost *host, MynaSession *session)
+{
+  const char *local = myna_jid_get_local (session->jid);
+  GPtrArray *list = g_hash_table_lookup (host->accounts, local);
+
+  if (list == NULL)
+    return;
+  g_ptr_array_remove_fast (list, session);
+  if (list->len == 0)
+    g_hash_table_remove (host->accounts, local);
+}
+
+MynaSession *
+myna_host_find_session (MynaHost *host, MynaJid *full)
+{
+  GPtrArray *list = g_hash_table_lookup (host->accounts, myna_jid_get_local (full));
+
+  for (guint i = 0; list != NULL && i < list->len; i++)
+    {
+      MynaSession *s = list->pdata[i];
+      if (g_strcmp0 (myna_jid_get_resource (s->jid), myna_jid_get_resource (full)) == 0)
+        return s;
+    }
+  return NULL;
+}
+
+GPtrArray *
+myna_host_get_sessions (MynaHost *host, const char *local)
+{
+  GPtrArray *list = g_hash_table_lookup (host->accounts, local);
+  GPtrArray *out = g_ptr_array_new ();
+
+  for (guint i = 0; list != NULL && i < list->len; i++)
+    g_ptr_array_add (out, list->pdata[i]);
+  return out;
+}

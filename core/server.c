@@ -1,1 +1,455 @@
-/* server.c: stub, being written. */
+/* server.c: the server object — configuration, virtual hosts, listeners,
+ * storage and modules — and its start, reload and graceful stop. */
+#include "private.h"
+
+#include <errno.h>
+#include <string.h>
+#include <unistd.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <arpa/inet.h>
+
+struct _MynaListener {
+  MynaServer    *server;
+  char          *name;
+  char          *kind;
+  int            fd;
+  guint16        port;
+  MynaPollWatch *watch;
+};
+
+static void
+listener_free (MynaListener *l)
+{
+  myna_poller_remove (l->watch);
+  if (l->fd >= 0)
+    close (l->fd);
+  g_free (l->name);
+  g_free (l->kind);
+  g_free (l);
+}
+
+static void
+host_free (MynaHost *host)
+{
+  g_hash_table_unref (host->features);
+  g_hash_table_unref (host->accounts);
+  g_ptr_array_unref (host->stream_features);
+  g_free (host->name);
+  g_free (host);
+}
+
+static void
+features_entry_free (MynaFeaturesEntry *e)
+{
+  if (e->destroy != NULL)
+    e->destroy (e->data);
+  g_free (e);
+}
+
+MynaHost *
+myna_server_add_host (MynaServer *server, const char *name)
+{
+  MynaHost *host = g_new0 (MynaHost, 1);
+
+  host->server = server;
+  host->name = g_strdup (name);
+  host->features = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
+  host->accounts = g_hash_table_new_full (g_str_hash, g_str_equal, g_free,
+                                          (GDestroyNotify) g_ptr_array_unref);
+  host->stream_features = g_ptr_array_new_with_free_func ((GDestroyNotify) features_entry_free);
+  g_hash_table_insert (server->hosts, host->name, host);
+  return host;
+}
+
+static void
+server_read_limits (MynaServer *server)
+{
+  MynaConfig *c = server->config;
+  MynaLimits *l = &server->limits;
+
+  l->max_stanza_size = (gsize) myna_config_get_int (c, "global", "max_stanza_size");
+  l->max_stanza_size_preauth = (gsize) myna_config_get_int (c, "global", "max_stanza_size_preauth");
+  l->max_depth = (guint) myna_config_get_int (c, "global", "max_depth");
+  l->max_attrs = (guint) myna_config_get_int (c, "global", "max_attrs");
+  l->max_output = (gsize) myna_config_get_int (c, "global", "max_output");
+  l->auth_timeout_ms = (guint) myna_config_get_int (c, "global", "auth_timeout");
+}
+
+MynaServer *
+myna_server_new (MynaConfig *config, GError **error)
+{
+  g_return_val_if_fail (config != NULL, NULL);
+
+  MynaServer *server = g_new0 (MynaServer, 1);
+  g_autofree char *data_dir = myna_config_get_string (config, "global", "data_dir");
+
+  server->context = g_main_context_ref_thread_default ();
+  server->loop = g_main_loop_new (server->context, FALSE);
+  server->config = config;
+  server->data_dir = myna_config_resolve_path (config, data_dir);
+  server->hosts = g_hash_table_new_full (g_str_hash, g_str_equal, NULL,
+                                         (GDestroyNotify) host_free);
+  server->listeners = g_ptr_array_new_with_free_func ((GDestroyNotify) listener_free);
+  server->connections = g_hash_table_new (NULL, NULL);
+  server->per_ip = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
+  server->router = myna_router_new (server);
+  server->modules = myna_module_registry_new (server);
+  server_read_limits (server);
+  return server;
+}
+
+/* ---- listeners ----------------------------------------------------------- */
+
+static void
+listener_accept (MynaPollWatch *watch, guint32 events, gpointer user_data)
+{
+  MynaListener *l = user_data;
+
+  /* Accept a bounded batch per wakeup; level-triggered epoll brings us back. */
+  for (int i = 0; i < 64; i++)
+    {
+      struct sockaddr_storage ss;
+      socklen_t sl = sizeof ss;
+      int fd = accept4 (l->fd, (struct sockaddr *) &ss, &sl, SOCK_NONBLOCK | SOCK_CLOEXEC);
+      char host[NI_MAXHOST] = "?", serv[NI_MAXSERV] = "?";
+
+      if (fd < 0)
+        {
+          if (errno != EAGAIN && errno != EINTR && errno != ECONNABORTED)
+            g_warning ("listener %s: accept: %s", l->name, g_strerror (errno));
+          return;
+        }
+      getnameinfo ((struct sockaddr *) &ss, sl, host, sizeof host, serv,
+                   sizeof serv, NI_NUMERICHOST | NI_NUMERICSERV);
+      int one = 1;
+      setsockopt (fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+      g_autofree char *peer = g_strdup_printf (strchr (host, ':') ? "[%s]:%s" : "%s:%s",
+                                               host, serv);
+      myna_connection_new (l->server, l, fd, peer, host);
+    }
+}
+
+static gboolean
+listener_open (MynaServer *server, const char *name, GError **error)
+{
+  g_autofree char *group = g_strdup_printf ("listener:%s", name);
+  g_autofree char *address = myna_config_get_string (server->config, group, "address");
+  g_autofree char *kind = myna_config_get_string (server->config, group, "kind");
+  gint64 port = myna_config_get_int (server->config, group, "port");
+  gint64 backlog = myna_config_get_int (server->config, group, "backlog");
+  g_autofree char *port_s = g_strdup_printf ("%" G_GINT64_FORMAT, port);
+  struct addrinfo hints = { .ai_flags = AI_PASSIVE | AI_NUMERICHOST | AI_NUMERICSERV,
+                            .ai_socktype = SOCK_STREAM };
+  struct addrinfo *res = NULL;
+  int rc = getaddrinfo (address, port_s, &hints, &res);
+
+  if (rc != 0)
+    {
+      g_set_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
+                   "listener %s: bad address '%s': %s", name, address, gai_strerror (rc));
+      return FALSE;
+    }
+  int fd = socket (res->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  int one = 1;
+  setsockopt (fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+  if (fd < 0 || bind (fd, res->ai_addr, res->ai_addrlen) < 0 || listen (fd, (int) backlog) < 0)
+    {
+      int e = errno;
+      g_set_error (error, G_IO_ERROR, g_io_error_from_errno (e),
+                   "listener %s: cannot listen on %s port %s: %s", name, address,
+                   port_s, g_strerror (e));
+      if (fd >= 0)
+        close (fd);
+      freeaddrinfo (res);
+      return FALSE;
+    }
+  freeaddrinfo (res);
+
+  MynaListener *l = g_new0 (MynaListener, 1);
+  struct sockaddr_storage ss;
+  socklen_t sl = sizeof ss;
+  getsockname (fd, (struct sockaddr *) &ss, &sl);
+  l->port = ntohs (ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *) &ss)->sin6_port
+                                            : ((struct sockaddr_in *) &ss)->sin_port);
+  l->server = server;
+  l->name = g_strdup (name);
+  l->kind = g_steal_pointer (&kind);
+  l->fd = fd;
+  l->watch = myna_poller_add (server->poller, fd, EPOLLIN, listener_accept, l);
+  g_ptr_array_add (server->listeners, l);
+  g_info ("listening for %s on %s port %u (%s)", l->kind, address, l->port, name);
+  return TRUE;
+}
+
+guint16
+myna_server_get_listener_port (MynaServer *server, const char *name)
+{
+  for (guint i = 0; i < server->listeners->len; i++)
+    {
+      MynaListener *l = server->listeners->pdata[i];
+      if (g_strcmp0 (l->name, name) == 0)
+        return l->port;
+    }
+  return 0;
+}
+
+/* ---- start / stop -------------------------------------------------------- */
+
+static gboolean
+server_open_storage (MynaServer *server, GError **error)
+{
+  g_autofree char *uri = myna_config_get_string (server->config, "global", "storage");
+
+  if (g_mkdir_with_parents (server->data_dir, 0750) < 0)
+    {
+      int e = errno;
+      g_set_error (error, G_IO_ERROR, g_io_error_from_errno (e),
+                   "cannot create data directory %s: %s", server->data_dir, g_strerror (e));
+      return FALSE;
+    }
+  if (g_str_has_prefix (uri, "sqlite:") && !g_path_is_absolute (uri + 7))
+    {
+      g_autofree char *path = g_build_filename (server->data_dir, uri + 7, NULL);
+      g_free (uri);
+      uri = g_strdup_printf ("sqlite:%s", path);
+    }
+  server->storage = myna_storage_open (uri, error);
+  return server->storage != NULL;
+}
+
+static char **
+server_module_dirs (MynaServer *server)
+{
+  g_autoptr(GStrvBuilder) b = g_strv_builder_new ();
+  g_auto(GStrv) extra = myna_config_get_list (server->config, "global", "module_path");
+  const char *env = g_getenv ("MYNA_MODULE_PATH");
+
+  for (guint i = 0; extra[i] != NULL; i++)
+    {
+      g_autofree char *dir = myna_config_resolve_path (server->config, extra[i]);
+      g_strv_builder_add (b, dir);
+    }
+  if (env != NULL)
+    {
+      g_auto(GStrv) parts = g_strsplit (env, ":", -1);
+      g_strv_builder_addv (b, (const char **) parts);
+    }
+  g_strv_builder_add (b, MYNA_BUILD_MODULEDIR);
+  g_strv_builder_add (b, MYNA_MODULEDIR);
+  return g_strv_builder_end (b);
+}
+
+/* Scans module manifests and declares their configuration keys. */
+void
+myna_server_scan_modules (MynaServer *server)
+{
+  g_auto(GStrv) dirs = server_module_dirs (server);
+  myna_module_registry_scan (server->modules, (const char *const *) dirs);
+}
+
+static gboolean
+server_enable_modules (MynaServer *server, MynaHost *host)
+{
+  g_autofree char *group = g_strdup_printf ("host:%s", host->name);
+  g_auto(GStrv) names = NULL;
+
+  if (g_key_file_has_key (myna_config_get_keyfile (server->config), group, "modules", NULL))
+    names = myna_config_get_list (server->config, group, "modules");
+  else
+    names = myna_config_get_list (server->config, "global", "modules");
+  for (guint i = 0; names[i] != NULL; i++)
+    {
+      g_autoptr(GError) error = NULL;
+      /* A module that fails is logged and skipped; the server keeps going. */
+      if (!myna_module_enable (server->modules, host, names[i], &error))
+        g_warning ("host %s: module %s not enabled: %s", host->name, names[i],
+                   error->message);
+    }
+  return TRUE;
+}
+
+gboolean
+myna_server_start (MynaServer *server, GError **error)
+{
+  g_return_val_if_fail (server != NULL, FALSE);
+
+  g_auto(GStrv) hosts = myna_config_get_sections (server->config, "host:");
+  g_auto(GStrv) listeners = myna_config_get_sections (server->config, "listener:");
+  g_autofree char *admin = myna_config_get_string (server->config, "global", "admin_socket");
+  g_autofree char *admin_path = NULL;
+
+  if (hosts[0] == NULL)
+    {
+      g_set_error (error, MYNA_CONFIG_ERROR, MYNA_CONFIG_ERROR_MISSING,
+                   "%s: no [host:DOMAIN] section", myna_config_get_path (server->config));
+      return FALSE;
+    }
+  if (!server_open_storage (server, error))
+    return FALSE;
+  server->poller = myna_poller_new (server->context);
+  myna_server_scan_modules (server);
+  for (guint i = 0; hosts[i] != NULL; i++)
+    {
+      g_autofree char *group = g_strdup_printf ("host:%s", hosts[i]);
+      g_autoptr(GError) local = NULL;
+      g_autofree char *domain = myna_jid_prep_domain (hosts[i], &local);
+
+      if (domain == NULL)
+        {
+          g_set_error (error, MYNA_CONFIG_ERROR, MYNA_CONFIG_ERROR_INVALID,
+                       "[%s]: %s", group, local->message);
+          return FALSE;
+        }
+      if (!myna_config_get_bool (server->config, group, "enabled"))
+        continue;
+      server_enable_modules (server, myna_server_add_host (server, domain));
+    }
+  for (guint i = 0; listeners[i] != NULL; i++)
+    if (!listener_open (server, listeners[i], error))
+      return FALSE;
+  admin_path = g_path_is_absolute (admin) ? g_strdup (admin)
+                                          : g_build_filename (server->data_dir, admin, NULL);
+  if (*admin != '\0' && !myna_admin_start (server, admin_path, error))
+    return FALSE;
+  g_info ("mynad %s started: %u host(s), %u listener(s)", MYNA_VERSION,
+          g_hash_table_size (server->hosts), server->listeners->len);
+  return TRUE;
+}
+
+void
+myna_server_stop (MynaServer *server)
+{
+  g_return_if_fail (server != NULL);
+
+  if (server->stopping)
+    return;
+  server->stopping = TRUE;
+  g_info ("stopping: closing %u connection(s)", g_hash_table_size (server->connections));
+  g_ptr_array_set_size (server->listeners, 0);
+  myna_admin_stop (server);
+
+  GList *sessions = g_hash_table_get_keys (server->connections);
+  for (GList *l = sessions; l != NULL; l = l->next)
+    myna_session_close (l->data, "system-shutdown", NULL);
+  g_list_free (sessions);
+}
+
+void
+myna_server_free (MynaServer *server)
+{
+  if (server == NULL)
+    return;
+  myna_server_stop (server);
+  /* Whatever is still open is torn down now. */
+  GList *sessions = g_hash_table_get_keys (server->connections);
+  for (GList *l = sessions; l != NULL; l = l->next)
+    myna_connection_free (l->data);
+  g_list_free (sessions);
+  myna_module_registry_unload_all (server->modules);
+  myna_storage_close (server->storage);
+  myna_router_free (server->router);
+  myna_module_registry_free (server->modules);
+  g_hash_table_unref (server->hosts);
+  g_ptr_array_unref (server->listeners);
+  g_hash_table_unref (server->connections);
+  g_hash_table_unref (server->per_ip);
+  myna_poller_free (server->poller);
+  myna_config_free (server->config);
+  g_main_loop_unref (server->loop);
+  g_main_context_unref (server->context);
+  g_free (server->data_dir);
+  g_free (server);
+}
+
+void
+myna_server_swap_config (MynaServer *server, MynaConfig **fresh)
+{
+  MynaConfig *old = server->config;
+
+  myna_module_registry_declare_all (server->modules, *fresh);
+  server->config = *fresh;
+  *fresh = old;
+}
+
+gboolean
+myna_server_reload_config (MynaServer *server, GError **error)
+{
+  g_autoptr(MynaConfig) fresh = myna_config_load (myna_config_get_path (server->config), error);
+
+  if (fresh == NULL)
+    return FALSE;
+  /* Module declarations carry over, then the fresh file is checked. */
+  myna_server_swap_config (server, &fresh);
+  server_read_limits (server);
+  g_info ("configuration reloaded from %s", myna_config_get_path (server->config));
+  return TRUE;
+}
+
+guint
+myna_server_count_sessions (MynaServer *server)
+{
+  return g_hash_table_size (server->connections);
+}
+
+void
+myna_server_describe_stats (MynaServer *server, GString *out)
+{
+  MynaStorageStats st = { 0 };
+
+  if (server->storage != NULL)
+    myna_storage_get_stats (server->storage, &st);
+  g_string_append_printf (out, "connections %u\n", g_hash_table_size (server->connections));
+  g_string_append_printf (out, "hosts %u\n", g_hash_table_size (server->hosts));
+  g_string_append_printf (out, "gsources %u\n", myna_main_context_count_sources (server->context));
+  g_string_append_printf (out, "timers %u\n", myna_timer_count_active ());
+  g_string_append_printf (out, "stanzas_in %" G_GUINT64_FORMAT "\n", server->stanzas_in);
+  g_string_append_printf (out, "stanzas_out %" G_GUINT64_FORMAT "\n", server->stanzas_out);
+  g_string_append_printf (out, "stream_errors %" G_GUINT64_FORMAT "\n", server->streams_errored);
+  g_string_append_printf (out, "storage_pending %u\n", st.pending);
+}
+
+/* ---- hosts --------------------------------------------------------------- */
+
+MynaHost *
+myna_server_get_host (MynaServer *server, const char *domain)
+{
+  g_return_val_if_fail (server != NULL, NULL);
+  return domain != NULL ? g_hash_table_lookup (server->hosts, domain) : NULL;
+}
+
+const char *
+myna_host_get_name (MynaHost *host)
+{
+  return host->name;
+}
+
+MynaServer *
+myna_host_get_server (MynaHost *host)
+{
+  return host->server;
+}
+
+MynaStorage *
+myna_host_get_storage (MynaHost *host)
+{
+  return host->server->storage;
+}
+
+GPtrArray *
+myna_host_get_features (MynaHost *host)
+{
+  GPtrArray *out = g_ptr_array_new ();
+  GHashTableIter it;
+  gpointer key;
+
+  g_hash_table_iter_init (&it, host->features);
+  while (g_hash_table_iter_next (&it, &key, NULL))
+    g_ptr_array_add (out, key);
+  myna_ptr_array_sort_strings (out);
+  return out;
+}

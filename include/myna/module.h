@@ -1,1 +1,152 @@
+/* module.h: writing a Myna module.
+ *
+ * A module is a shared object exporting one descriptor, `myna_module_desc`,
+ * made with MYNA_MODULE_DEFINE, plus a manifest NAME.module beside the .so
+ * repeating its metadata, so the core builds its routing table without
+ * opening lazy modules.  The core opens the .so when the module is needed
+ * (at start for eager modules; on the first stanza of a namespace it serves,
+ * or the first event it listens to, for lazy ones), checks the ABI and that
+ * descriptor and manifest agree, then calls `load` once per virtual host that
+ * enables it, with a MynaModule handle for that host.
+ *
+ * Everything a module registers through its handle (IQ routes, hooks,
+ * features, stream handlers, timers) is removed by the core on unload; the
+ * core copies every string it is given, so nothing points into a closed .so.
+ * `unload` frees only the module's private state.  `save`/`restore` carry
+ * state across a hot reload. */
 #pragma once
+
+#include <glib.h>
+#include <myna/version.h>
+#include <myna/stanza.h>
+#include <myna/jid.h>
+#include <myna/storage.h>
+#include <myna/config.h>
+#include <myna/server.h>
+#include <myna/timer.h>
+
+G_BEGIN_DECLS
+
+typedef struct _MynaModule MynaModule;
+
+typedef enum {
+  MYNA_MODULE_LAZY = 0,   /* opened on first use */
+  MYNA_MODULE_EAGER = 1,  /* opened at start (stream features, SASL, hooks) */
+} MynaModuleMode;
+
+typedef enum {
+  MYNA_IQ_GET = 1 << 0,
+  MYNA_IQ_SET = 1 << 1,
+} MynaIqType;
+
+/* The one exported descriptor.  abi_version and struct_size come first and
+ * never move; new fields are only ever added at the end. */
+typedef struct {
+  guint32             abi_version;   /* MYNA_ABI_MAJOR at build time */
+  guint32             struct_size;   /* sizeof (MynaModuleDesc) at build time */
+  const char         *name;
+  const char         *version;
+  const char *const  *serves;        /* namespaces routed to this module */
+  const char *const  *events;        /* events that load it when lazy */
+  const char *const  *requires;      /* modules that must load first */
+  MynaModuleMode      mode;
+  const MynaConfigKey *config;       /* its [module:NAME] keys, or NULL */
+  gboolean  (*load)    (MynaModule *mod, GError **error);
+  void      (*unload)  (MynaModule *mod);
+  /* Optional: state to carry across a reload, and its restoration. */
+  GVariant *(*save)    (MynaModule *mod);
+  void      (*restore) (MynaModule *mod, GVariant *state);
+} MynaModuleDesc;
+
+#define MYNA_STRV(...) ((const char *const[]) { __VA_ARGS__, NULL })
+#define MYNA_CONFIG_KEYS(...) ((const MynaConfigKey[]) { __VA_ARGS__, { .name = NULL } })
+
+#define MYNA_MODULE_EXPORT __attribute__ ((visibility ("default")))
+
+/* Defines the exported descriptor of module NAME:
+ *   MYNA_MODULE_DEFINE (ping, .version = "1.0", .load = ping_load);  */
+#define MYNA_MODULE_DEFINE(NAME, ...)                              \
+  MYNA_MODULE_EXPORT extern const MynaModuleDesc myna_module_desc; \
+  const MynaModuleDesc myna_module_desc = {                        \
+    .abi_version = MYNA_ABI_MAJOR,                                 \
+    .struct_size = sizeof (MynaModuleDesc),                        \
+    .name = #NAME,                                                 \
+    __VA_ARGS__                                                    \
+  }
+
+/* ---- Identity and context ------------------------------------------------ */
+
+const char  *myna_module_get_name (MynaModule *mod);
+MynaHost    *myna_module_get_host (MynaModule *mod);
+MynaServer  *myna_module_get_server (MynaModule *mod);
+MynaStorage *myna_module_get_storage (MynaModule *mod);
+/* Private per-instance state; @destroy runs on unload. */
+void         myna_module_set_data (MynaModule *mod, gpointer data,
+                                   GDestroyNotify destroy);
+gpointer     myna_module_get_data (MynaModule *mod);
+
+/* ---- Configuration: keys of [module:NAME], host overrides first ---------- */
+
+char        *myna_module_config_string (MynaModule *mod, const char *key);
+gint64       myna_module_config_int (MynaModule *mod, const char *key);
+gboolean     myna_module_config_bool (MynaModule *mod, const char *key);
+/* Returns: (transfer full) NULL-terminated */
+char       **myna_module_config_list (MynaModule *mod, const char *key);
+
+/* ---- Registrations (all removed on unload) ------------------------------- */
+
+typedef MynaResult (*MynaStanzaHandler) (MynaCall *call, MynaStanza *stanza,
+                                         gpointer user_data);
+
+/* Owns IQs of @types whose payload is <@element xmlns=@ns>, addressed to
+ * this host or to a bare JID of it.  One owner per (host, type, ns,
+ * element): a second registration fails with a warning and returns FALSE. */
+gboolean     myna_module_route_iq (MynaModule *mod, MynaIqType types,
+                                   const char *ns, const char *element,
+                                   MynaStanzaHandler handler,
+                                   gpointer user_data, GDestroyNotify destroy);
+/* Adds @handler to the chain of @event at @priority (higher runs first). */
+void         myna_module_hook (MynaModule *mod, const char *event, int priority,
+                               MynaStanzaHandler handler, gpointer user_data,
+                               GDestroyNotify destroy);
+/* Advertises a disco#info feature of this host. */
+void         myna_module_add_feature (MynaModule *mod, const char *feature);
+
+/* Stream features: @func adds children to <stream:features/> offered to
+ * @session (before or after authentication, as it sees fit). */
+typedef void (*MynaFeaturesFunc) (MynaSession *session, MynaStanza *features,
+                                  gpointer user_data);
+void         myna_module_add_stream_features (MynaModule *mod,
+                                              MynaFeaturesFunc func,
+                                              gpointer user_data,
+                                              GDestroyNotify destroy);
+/* Stream-level elements (<auth/>, <starttls/>, <enable/>, …) of namespace
+ * @ns and name @element (NULL for any), before or after authentication. */
+void         myna_module_route_stream (MynaModule *mod, const char *ns,
+                                       const char *element,
+                                       MynaStanzaHandler handler,
+                                       gpointer user_data,
+                                       GDestroyNotify destroy);
+
+/* A repeating timer owned by the module; @func returns FALSE to stop. */
+typedef gboolean (*MynaModuleTimerFunc) (MynaModule *mod, gpointer user_data);
+void         myna_module_add_timer (MynaModule *mod, guint interval_ms,
+                                    MynaModuleTimerFunc func,
+                                    gpointer user_data, GDestroyNotify destroy);
+
+/* ---- Session state changes, for auth and bind modules -------------------- */
+
+/* Marks @session authenticated as @local on its host and restarts the
+ * stream; runs MYNA_EVENT_SESSION_AUTHENTICATED. */
+void         myna_session_set_authenticated (MynaSession *session,
+                                             const char *local);
+/* Binds @resource; FALSE with a reason when it cannot. */
+gboolean     myna_session_bind (MynaSession *session, const char *resource,
+                                GError **error);
+/* Restarts the XML stream after the current element (SASL success). */
+void         myna_session_restart_stream (MynaSession *session);
+/* Sends raw, already serialised XML. */
+void         myna_session_send_raw (MynaSession *session, const char *xml,
+                                    gssize len);
+
+G_END_DECLS

@@ -1,1 +1,131 @@
+/* server.h: what a module sees of the running server — hosts, sessions,
+ * stanza routing and delivery, hooks and their events.
+ *
+ * Everything here runs on the server's main loop thread; nothing takes a
+ * lock.  Stanzas passed to handlers are borrowed. */
 #pragma once
+
+#include <glib.h>
+#include <myna/stanza.h>
+#include <myna/jid.h>
+#include <myna/storage.h>
+
+G_BEGIN_DECLS
+
+typedef struct _MynaServer  MynaServer;
+typedef struct _MynaHost    MynaHost;
+typedef struct _MynaSession MynaSession;
+typedef struct _MynaCall    MynaCall;
+
+/* What a handler or hook answers. */
+typedef enum {
+  MYNA_PASS = 0,     /* not mine: the next handler runs */
+  MYNA_HANDLED = 1,  /* done: the chain stops */
+} MynaResult;
+
+/* ---- Events ------------------------------------------------------------
+ * Stanza events are "<kind>/<target>": kind is message, presence or iq;
+ * target is "host" (to the server's own domain), "bare" (to a bare JID of
+ * this host) or "full" (to a full JID of this host).  Build them with
+ * myna_event_for_stanza(); never spell them by hand. */
+#define MYNA_EVENT_MESSAGE_HOST  "message/host"
+#define MYNA_EVENT_MESSAGE_BARE  "message/bare"
+#define MYNA_EVENT_MESSAGE_FULL  "message/full"
+#define MYNA_EVENT_PRESENCE_HOST "presence/host"
+#define MYNA_EVENT_PRESENCE_BARE "presence/bare"
+#define MYNA_EVENT_PRESENCE_FULL "presence/full"
+#define MYNA_EVENT_IQ_HOST       "iq/host"
+#define MYNA_EVENT_IQ_BARE       "iq/bare"
+#define MYNA_EVENT_IQ_FULL       "iq/full"
+/* Session lifecycle (the stanza argument is NULL). */
+#define MYNA_EVENT_SESSION_AUTHENTICATED "session/authenticated"
+#define MYNA_EVENT_SESSION_BOUND         "session/bound"
+#define MYNA_EVENT_SESSION_CLOSED        "session/closed"
+/* A stanza sent by a client of this host, before routing (any kind). */
+#define MYNA_EVENT_STANZA_FROM_CLIENT    "stanza/from-client"
+
+typedef enum {
+  MYNA_TARGET_HOST,
+  MYNA_TARGET_BARE,
+  MYNA_TARGET_FULL,
+} MynaTarget;
+
+/* The interned event name for @kind ("message", "presence", "iq") and
+ * @target, or NULL for an unknown kind. */
+const char *myna_event_for_stanza (const char *kind, MynaTarget target);
+
+/* ---- Hosts --------------------------------------------------------------- */
+
+const char  *myna_host_get_name (MynaHost *host);
+MynaServer  *myna_host_get_server (MynaHost *host);
+/* The server's storage.  Returns: (transfer none) */
+MynaStorage *myna_host_get_storage (MynaHost *host);
+/* Disco#info features registered on this host, sorted.
+ * Returns: (transfer container) array of borrowed strings */
+GPtrArray   *myna_host_get_features (MynaHost *host);
+/* Connected sessions of account @local on this host (bound ones only).
+ * Returns: (transfer container) array of borrowed MynaSession* */
+GPtrArray   *myna_host_get_sessions (MynaHost *host, const char *local);
+
+/* Looks a local virtual host up by domain.  Returns: (transfer none) */
+MynaHost    *myna_server_get_host (MynaServer *server, const char *domain);
+
+/* ---- Sessions ------------------------------------------------------------ */
+
+MynaHost    *myna_session_get_host (MynaSession *session);
+/* The full JID once bound, the bare JID once authenticated, else NULL.
+ * Returns: (transfer none) */
+MynaJid     *myna_session_get_jid (MynaSession *session);
+gboolean     myna_session_is_authenticated (MynaSession *session);
+gboolean     myna_session_is_secure (MynaSession *session);
+/* Presence priority (-128..127), 0 until initial presence. */
+int          myna_session_get_priority (MynaSession *session);
+void         myna_session_set_priority (MynaSession *session, int priority);
+/* Whether the session has sent available presence (is "available"). */
+gboolean     myna_session_is_available (MynaSession *session);
+void         myna_session_set_available (MynaSession *session, gboolean available);
+/* The peer's address for logs and limits, "ip:port". */
+const char  *myna_session_get_peer (MynaSession *session);
+
+/* Sends @stanza to this session's client; borrowed. */
+void         myna_session_send (MynaSession *session, MynaStanza *stanza);
+/* Ends the session with a stream error (@condition from RFC 6120 §4.9.3;
+ * @text may be NULL). */
+void         myna_session_close (MynaSession *session, const char *condition,
+                                 const char *text);
+
+/* Per-session data for modules, keyed by an interned string. */
+void         myna_session_set_data (MynaSession *session, const char *key,
+                                    gpointer data, GDestroyNotify destroy);
+gpointer     myna_session_get_data (MynaSession *session, const char *key);
+
+/* ---- Routing and delivery ------------------------------------------------ */
+
+/* Routes @stanza as the server would route one that arrived from its
+ * `from`: through hooks and IQ routes to local delivery.  Borrowed. */
+void         myna_server_route (MynaServer *server, MynaStanza *stanza);
+/* Delivers @stanza to the session(s) of its `to` without running the
+ * message/presence hooks again (the final step of routing): a full JID goes
+ * to that resource; a bare JID follows RFC 6121 §8.5.  Returns the number
+ * of sessions that got it. */
+guint        myna_server_deliver (MynaServer *server, MynaStanza *stanza);
+
+/* ---- Calls: the context of a stanza being handled ------------------------ */
+
+MynaServer  *myna_call_get_server (MynaCall *call);
+MynaHost    *myna_call_get_host (MynaCall *call);
+/* The client session the stanza came from, or NULL (internal or remote). */
+MynaSession *myna_call_get_session (MynaCall *call);
+/* The stamped sender and the (defaulted) recipient.  Returns: (transfer none) */
+MynaJid     *myna_call_get_from (MynaCall *call);
+MynaJid     *myna_call_get_to (MynaCall *call);
+/* Sends @stanza back to the sender of the call's stanza; borrowed. */
+void         myna_call_send (MynaCall *call, MynaStanza *stanza);
+/* Answers the call's iq with an empty result. */
+void         myna_call_reply_result (MynaCall *call, MynaStanza *iq);
+/* Answers with a stanza error built from the call's stanza. */
+void         myna_call_reply_error (MynaCall *call, MynaStanza *stanza,
+                                    MynaErrorType type, const char *condition,
+                                    const char *text);
+
+G_END_DECLS

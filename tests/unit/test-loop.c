@@ -1,2 +1,244 @@
-#include <glib.h>
-int main (int argc, char **argv) { g_test_init (&argc, &argv, NULL); return g_test_run (); }
+/* test-loop: the event loop at scale — the timer wheel, and a server whose
+ * attached GSources do not grow with thousands of connections. */
+#include "server-harness.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <netinet/in.h>
+#include <arpa/inet.h>
+#include <unistd.h>
+
+typedef struct {
+  gint64 armed_at;
+  gint64 fired_at;
+  guint  ms;
+  int    fired;
+} Shot;
+
+static void
+shot_fire (gpointer data)
+{
+  Shot *s = data;
+  s->fired++;
+  s->fired_at = g_get_monotonic_time ();
+}
+
+static gboolean
+all_fired (gpointer data)
+{
+  GArray *shots = data;
+  for (guint i = 0; i < shots->len; i++)
+    if (g_array_index (shots, Shot, i).fired == 0)
+      return FALSE;
+  return TRUE;
+}
+
+static void
+test_timer_never_early (void)
+{
+  g_autoptr(GArray) shots = g_array_new (FALSE, TRUE, sizeof (Shot));
+  g_autoptr(GPtrArray) timers = g_ptr_array_new_with_free_func ((GDestroyNotify) myna_timer_free);
+  const guint delays[] = { 0, 1, 20, 60, 120, 333, 50, 10 };
+
+  g_array_set_size (shots, G_N_ELEMENTS (delays));
+  for (guint i = 0; i < G_N_ELEMENTS (delays); i++)
+    {
+      Shot *s = &g_array_index (shots, Shot, i);
+      MynaTimer *t = myna_timer_new (shot_fire, s);
+      s->ms = delays[i];
+      s->armed_at = g_get_monotonic_time ();
+      myna_timer_start (t, delays[i]);
+      g_ptr_array_add (timers, t);
+    }
+  g_assert_cmpuint (myna_timer_count_active (), ==, G_N_ELEMENTS (delays));
+  g_assert_true (harness_wait (all_fired, shots, 5000));
+  for (guint i = 0; i < shots->len; i++)
+    {
+      Shot *s = &g_array_index (shots, Shot, i);
+      g_assert_cmpint (s->fired, ==, 1);
+      g_assert_cmpint (s->fired_at - s->armed_at, >=, (gint64) s->ms * 1000);
+    }
+  g_assert_cmpuint (myna_timer_count_active (), ==, 0);
+}
+
+static void
+test_timer_stop_and_rearm (void)
+{
+  Shot a = { 0 }, b = { 0 };
+  MynaTimer *ta = myna_timer_new (shot_fire, &a);
+  MynaTimer *tb = myna_timer_new (shot_fire, &b);
+  g_autoptr(GArray) only_b = g_array_new (FALSE, TRUE, sizeof (Shot));
+
+  myna_timer_start (ta, 50);
+  myna_timer_start (tb, 5000);
+  myna_timer_stop (ta);
+  g_assert_false (myna_timer_is_active (ta));
+  /* Re-arming moves b from 5 s to 100 ms. */
+  b.armed_at = g_get_monotonic_time ();
+  myna_timer_start (tb, 100);
+  g_assert_cmpuint (myna_timer_count_active (), ==, 1);
+  while (b.fired == 0)
+    g_main_context_iteration (NULL, TRUE);
+  g_assert_cmpint (a.fired, ==, 0);
+  g_assert_cmpint (b.fired_at - b.armed_at, <, 4000000);
+  myna_timer_free (ta);
+  myna_timer_free (tb);
+}
+
+static MynaTimer *self_freeing;
+
+static void
+free_self (gpointer data)
+{
+  (*(int *) data)++;
+  myna_timer_free (self_freeing);
+  self_freeing = NULL;
+}
+
+static gboolean
+int_set (gpointer data)
+{
+  return *(int *) data != 0;
+}
+
+static void
+test_timer_free_in_callback (void)
+{
+  int n = 0;
+
+  self_freeing = myna_timer_new (free_self, &n);
+  myna_timer_start (self_freeing, 10);
+  g_assert_true (harness_wait (int_set, &n, 2000));
+  g_assert_cmpint (n, ==, 1);
+}
+
+static void
+test_timer_many (void)
+{
+  const guint N = 20000;
+  g_autoptr(GArray) shots = g_array_new (FALSE, TRUE, sizeof (Shot));
+  g_autoptr(GPtrArray) timers = g_ptr_array_new_with_free_func ((GDestroyNotify) myna_timer_free);
+
+  g_array_set_size (shots, N);
+  for (guint i = 0; i < N; i++)
+    {
+      Shot *s = &g_array_index (shots, Shot, i);
+      MynaTimer *t = myna_timer_new (shot_fire, s);
+      s->ms = g_random_int_range (0, 400);
+      s->armed_at = g_get_monotonic_time ();
+      myna_timer_start (t, s->ms);
+      g_ptr_array_add (timers, t);
+    }
+  g_assert_true (harness_wait (all_fired, shots, 10000));
+  for (guint i = 0; i < N; i++)
+    g_assert_cmpint (g_array_index (shots, Shot, i).fired, ==, 1);
+}
+
+/* ---- thousands of connections, one GSource -------------------------------- */
+
+typedef struct {
+  int    *fds;
+  guint   n;
+  GString **in;
+} Clients;
+
+static gboolean
+clients_got_features (gpointer data)
+{
+  Clients *c = data;
+  struct pollfd *pfd = g_new0 (struct pollfd, c->n);
+  guint done = 0;
+
+  for (guint i = 0; i < c->n; i++)
+    {
+      pfd[i].fd = c->fds[i];
+      pfd[i].events = POLLIN;
+    }
+  poll (pfd, c->n, 0);
+  for (guint i = 0; i < c->n; i++)
+    {
+      if (pfd[i].revents & POLLIN)
+        {
+          char buf[4096];
+          ssize_t r = recv (c->fds[i], buf, sizeof buf, MSG_DONTWAIT);
+          if (r > 0)
+            g_string_append_len (c->in[i], buf, r);
+        }
+      if (strstr (c->in[i]->str, "features") != NULL)
+        done++;
+    }
+  g_free (pfd);
+  return done == c->n;
+}
+
+static void
+test_sources_do_not_grow (void)
+{
+  ServerHarness h = { 0 };
+  struct rlimit rl;
+  guint N = 3000;
+
+  getrlimit (RLIMIT_NOFILE, &rl);
+  if (rl.rlim_cur < 2 * N + 100)
+    {
+      rl.rlim_cur = MIN (rl.rlim_max, 2 * N + 100);
+      setrlimit (RLIMIT_NOFILE, &rl);
+      getrlimit (RLIMIT_NOFILE, &rl);
+    }
+  if (rl.rlim_cur < 2 * N + 100)
+    N = (guint) (rl.rlim_cur - 100) / 2;
+  g_assert_cmpuint (N, >=, 1000);
+
+  harness_start (&h, NULL);
+  guint before = myna_main_context_count_sources (NULL);
+  guint16 port = myna_server_get_listener_port (h.server, "c2s");
+  Clients c = { g_new0 (int, N), N, g_new0 (GString *, N) };
+  const char *open = "<?xml version='1.0'?><stream:stream to='localhost' "
+                     "xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams' "
+                     "version='1.0'>";
+
+  for (guint i = 0; i < N; i++)
+    {
+      struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons (port) };
+      inet_pton (AF_INET, "127.0.0.1", &sa.sin_addr);
+      c.fds[i] = socket (AF_INET, SOCK_STREAM, 0);
+      g_assert_cmpint (connect (c.fds[i], (struct sockaddr *) &sa, sizeof sa), ==, 0);
+      g_assert_cmpint (send (c.fds[i], open, strlen (open), 0), ==, (ssize_t) strlen (open));
+      c.in[i] = g_string_new (NULL);
+      /* Let the server accept as we go so the backlog never overflows. */
+      if (i % 200 == 0)
+        while (g_main_context_iteration (NULL, FALSE))
+          ;
+    }
+  g_assert_true (harness_wait (clients_got_features, &c, 30000));
+  g_assert_cmpuint (myna_server_count_sessions (h.server), ==, N);
+  guint during = myna_main_context_count_sources (NULL);
+  g_test_message ("%u connections: %u GSources before, %u during", N, before, during);
+  /* Every connection has a socket and a timer, yet the count is flat. */
+  g_assert_cmpuint (during, <=, before + 2);
+  g_assert_cmpuint (myna_timer_count_active (), >=, N);
+
+  for (guint i = 0; i < N; i++)
+    {
+      close (c.fds[i]);
+      g_string_free (c.in[i], TRUE);
+    }
+  g_free (c.fds);
+  g_free (c.in);
+  harness_stop (&h);
+}
+
+int
+main (int argc, char **argv)
+{
+  g_test_init (&argc, &argv, NULL);
+  harness_init_logging ();
+  g_test_add_func ("/timer/never-early", test_timer_never_early);
+  g_test_add_func ("/timer/stop-rearm", test_timer_stop_and_rearm);
+  g_test_add_func ("/timer/free-in-callback", test_timer_free_in_callback);
+  g_test_add_func ("/timer/many", test_timer_many);
+  g_test_add_func ("/loop/sources-flat", test_sources_do_not_grow);
+  return g_test_run ();
+}

@@ -1,0 +1,167 @@
+/* delivery.c: the last step of routing — handing a stanza to local
+ * sessions (RFC 6121 §8.5) — and the MynaCall helpers modules reply with.
+ * A stanza going to several sessions is serialised once. */
+#include "private.h"
+
+#include <string.h>
+
+/* Writes @bytes to every session in @targets. */
+static void
+deliver_bytes (MynaServer *server, GPtrArray *targets, GString *bytes)
+{
+  for (guint i = 0; i < targets->len; i++)
+    {
+      myna_session_send_raw (targets->pdata[i], bytes->str, (gssize) bytes->len);
+      server->stanzas_out++;
+    }
+}
+
+/* Available resources with the highest non-negative priority. */
+static void
+pick_for_message (GPtrArray *sessions, GPtrArray *out)
+{
+  int best = -1;
+
+  for (guint i = 0; i < sessions->len; i++)
+    {
+      MynaSession *s = sessions->pdata[i];
+      int p = myna_session_get_priority (s);
+      if (!myna_session_is_available (s) || p < 0)
+        continue;
+      if (p > best)
+        {
+          g_ptr_array_set_size (out, 0);
+          best = p;
+        }
+      if (p == best)
+        g_ptr_array_add (out, s);
+    }
+}
+
+guint
+myna_server_deliver (MynaServer *server, MynaStanza *stanza)
+{
+  g_return_val_if_fail (server != NULL && stanza != NULL, 0);
+
+  g_autoptr(MynaJid) to = myna_jid_parse (myna_stanza_get_to (stanza) ?: "", NULL);
+  if (to == NULL || myna_jid_get_local (to) == NULL)
+    return 0;
+  MynaHost *host = myna_server_get_host (server, myna_jid_get_domain (to));
+  if (host == NULL)
+    return 0;
+
+  const char *name = myna_stanza_get_name (stanza);
+  g_autoptr(GPtrArray) targets = g_ptr_array_new ();
+  if (myna_jid_get_resource (to) != NULL)
+    {
+      MynaSession *s = myna_host_find_session (host, to);
+      if (s != NULL)
+        g_ptr_array_add (targets, s);
+      else if (strcmp (name, "message") == 0)
+        {
+          /* RFC 6121 §8.5.3.2.1: a message to an unavailable resource of an
+           * existing account is treated as sent to the bare JID. */
+          g_autoptr(GPtrArray) all = myna_host_get_sessions (host, myna_jid_get_local (to));
+          const char *type = myna_stanza_get_type (stanza);
+          if (type == NULL || strcmp (type, "chat") == 0 || strcmp (type, "normal") == 0)
+            pick_for_message (all, targets);
+        }
+    }
+  else
+    {
+      g_autoptr(GPtrArray) all = myna_host_get_sessions (host, myna_jid_get_local (to));
+      if (strcmp (name, "message") == 0)
+        pick_for_message (all, targets);
+      else if (strcmp (name, "presence") == 0)
+        for (guint i = 0; i < all->len; i++)
+          {
+            if (myna_session_is_available (all->pdata[i]))
+              g_ptr_array_add (targets, all->pdata[i]);
+          }
+    }
+  if (targets->len == 0)
+    return 0;
+  g_autoptr(GString) bytes = g_string_sized_new (256);
+  myna_stanza_serialize (stanza, MYNA_NS_CLIENT, bytes);
+  deliver_bytes (server, targets, bytes);
+  return targets->len;
+}
+
+void
+myna_server_route (MynaServer *server, MynaStanza *stanza)
+{
+  g_return_if_fail (server != NULL && stanza != NULL);
+
+  g_autoptr(MynaJid) from = myna_jid_parse (myna_stanza_get_from (stanza) ?: "", NULL);
+  MynaCall call = { server, NULL, NULL, from, NULL };
+
+  if (from != NULL)
+    call.host = myna_server_get_host (server, myna_jid_get_domain (from));
+  myna_router_route (server->router, &call, stanza);
+}
+
+/* ---- calls ---------------------------------------------------------------- */
+
+MynaServer *
+myna_call_get_server (MynaCall *call)
+{
+  return call->server;
+}
+
+MynaHost *
+myna_call_get_host (MynaCall *call)
+{
+  return call->host;
+}
+
+MynaSession *
+myna_call_get_session (MynaCall *call)
+{
+  return call->session;
+}
+
+MynaJid *
+myna_call_get_from (MynaCall *call)
+{
+  return call->from;
+}
+
+MynaJid *
+myna_call_get_to (MynaCall *call)
+{
+  return call->to;
+}
+
+void
+myna_call_send (MynaCall *call, MynaStanza *stanza)
+{
+  g_return_if_fail (call != NULL && stanza != NULL);
+
+  /* To the originating session directly when it is still there; replies
+   * from the server carry the server's or the addressee's JID as from. */
+  if (myna_stanza_get_from (stanza) == NULL && call->to != NULL)
+    myna_stanza_set_attr (stanza, "from", myna_jid_to_string (call->to));
+  if (call->session != NULL)
+    myna_session_send (call->session, stanza);
+  else
+    myna_server_route (call->server, stanza);
+}
+
+void
+myna_call_reply_result (MynaCall *call, MynaStanza *iq)
+{
+  g_autoptr(MynaStanza) reply = myna_stanza_new_iq_result (iq);
+  myna_call_send (call, reply);
+}
+
+void
+myna_call_reply_error (MynaCall *call, MynaStanza *stanza, MynaErrorType type,
+                       const char *condition, const char *text)
+{
+  g_autoptr(MynaStanza) reply = myna_stanza_new_error (stanza, type, condition, text);
+
+  /* The error comes from the entity the stanza was addressed to. */
+  if (myna_stanza_get_to (stanza) == NULL)
+    myna_stanza_set_attr (reply, "from", NULL);
+  myna_call_send (call, reply);
+}

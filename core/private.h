@@ -1,0 +1,293 @@
+/* private.h: core structures shared between the files of libmyna.  Modules
+ * never include this: they see only include/myna/. */
+#pragma once
+
+#include <myna/myna.h>
+#include <gio/gio.h>
+#include <gmodule.h>
+#include "myna-config.h"
+
+G_BEGIN_DECLS
+
+/* ---- loop.c: one epoll set as one GSource -------------------------------- */
+
+typedef struct _MynaPoller MynaPoller;
+typedef struct _MynaPollWatch MynaPollWatch;
+/* @events are EPOLLIN/EPOLLOUT/EPOLLERR/EPOLLHUP bits. */
+typedef void (*MynaPollFunc) (MynaPollWatch *watch, guint32 events,
+                              gpointer user_data);
+
+MynaPoller    *myna_poller_new (GMainContext *context);
+void           myna_poller_free (MynaPoller *poller);
+MynaPollWatch *myna_poller_add (MynaPoller *poller, int fd, guint32 events,
+                                MynaPollFunc func, gpointer user_data);
+void           myna_poller_modify (MynaPollWatch *watch, guint32 events);
+/* Removes and frees the watch (the fd stays open); safe inside dispatch. */
+void           myna_poller_remove (MynaPollWatch *watch);
+guint          myna_poller_count (MynaPoller *poller);
+
+/* Counts the GSources attached to @context (for tests and stats). */
+guint          myna_main_context_count_sources (GMainContext *context);
+
+/* ---- config.c ------------------------------------------------------------ */
+
+typedef struct _MynaConfig MynaConfig;
+
+typedef enum {
+  MYNA_DIAG_ERROR,
+  MYNA_DIAG_WARNING,
+} MynaDiagLevel;
+
+typedef struct {
+  MynaDiagLevel level;
+  char         *file;
+  guint         line;
+  char         *message;
+} MynaDiag;
+
+void         myna_diag_free (MynaDiag *diag);
+
+/* Loads @path.  Syntax errors fail; everything else is collected by
+ * myna_config_check(). */
+MynaConfig  *myna_config_load (const char *path, GError **error);
+MynaConfig  *myna_config_load_data (const char *data, const char *name,
+                                    GError **error);
+void         myna_config_free (MynaConfig *config);
+const char  *myna_config_get_path (MynaConfig *config);
+/* Directory that relative paths in the file are resolved from. */
+const char  *myna_config_get_base_dir (MynaConfig *config);
+GKeyFile    *myna_config_get_keyfile (MynaConfig *config);
+
+/* Declares the keys of module @module (section [module:NAME] and module
+ * keys allowed in [host:*]). */
+void         myna_config_declare_module (MynaConfig *config, const char *module,
+                                         const MynaConfigKey *keys);
+/* Validates every key of every section; returns diagnostics (MynaDiag*). */
+GPtrArray   *myna_config_check (MynaConfig *config);
+
+/* Typed reads of a declared key: @group is "global", "listener:x",
+ * "host:d" or "module:m"; for module keys, the host section is looked at
+ * first when @host is not NULL.  Values out of bounds are clamped, junk
+ * falls back to the default; both are logged. */
+char        *myna_config_get_string (MynaConfig *config, const char *group,
+                                     const char *key);
+gint64       myna_config_get_int (MynaConfig *config, const char *group,
+                                  const char *key);
+gboolean     myna_config_get_bool (MynaConfig *config, const char *group,
+                                   const char *key);
+char       **myna_config_get_list (MynaConfig *config, const char *group,
+                                   const char *key);
+char        *myna_config_get_module_string (MynaConfig *config, const char *host,
+                                            const char *module, const char *key);
+gint64       myna_config_get_module_int (MynaConfig *config, const char *host,
+                                         const char *module, const char *key);
+gboolean     myna_config_get_module_bool (MynaConfig *config, const char *host,
+                                          const char *module, const char *key);
+char       **myna_config_get_module_list (MynaConfig *config, const char *host,
+                                          const char *module, const char *key);
+/* Sections with a prefix, e.g. "host:" → the part after the colon. */
+char       **myna_config_get_sections (MynaConfig *config, const char *prefix);
+/* Resolves @path against the config's base directory. */
+char        *myna_config_resolve_path (MynaConfig *config, const char *path);
+
+/* ---- module.c: manifests, loading, the registry -------------------------- */
+
+typedef struct _MynaManifest MynaManifest;
+typedef struct _MynaModuleRegistry MynaModuleRegistry;
+
+struct _MynaManifest {
+  char          *name;
+  char          *version;
+  guint          abi;
+  char         **serves;
+  char         **events;
+  char         **requires;
+  char         **features;       /* disco features, advertised while enabled */
+  MynaModuleMode mode;
+  char          *so_path;        /* the .so beside the manifest */
+  char          *manifest_path;
+  MynaConfigKey *config_keys;    /* from the [config] group, owned */
+  guint          n_config_keys;
+};
+
+/* Parses one NAME.module file.  Returns: (transfer full) (nullable) */
+MynaManifest *myna_manifest_load (const char *path, GError **error);
+void          myna_manifest_free (MynaManifest *manifest);
+
+MynaModuleRegistry *myna_module_registry_new (MynaServer *server);
+void          myna_module_registry_free (MynaModuleRegistry *registry);
+/* Scans directories for manifests (later directories do not override). */
+void          myna_module_registry_scan (MynaModuleRegistry *registry,
+                                         const char *const *dirs);
+MynaManifest *myna_module_registry_find (MynaModuleRegistry *registry,
+                                         const char *name);
+/* Enables module @name on @host: eager ones load now, lazy ones get lazy
+ * routes.  FALSE with @error when unknown or failing. */
+gboolean      myna_module_enable (MynaModuleRegistry *registry, MynaHost *host,
+                                  const char *name, GError **error);
+/* Loads the instance of @name on @host now (for lazy routes and mynactl). */
+MynaModule   *myna_module_load (MynaModuleRegistry *registry, MynaHost *host,
+                                const char *name, GError **error);
+gboolean      myna_module_unload (MynaModuleRegistry *registry, MynaHost *host,
+                                  const char *name, GError **error);
+gboolean      myna_module_reload (MynaModuleRegistry *registry, MynaHost *host,
+                                  const char *name, GError **error);
+gboolean      myna_module_is_loaded (MynaModuleRegistry *registry,
+                                     MynaHost *host, const char *name);
+/* Lines describing loaded modules, for mynactl. */
+void          myna_module_registry_describe (MynaModuleRegistry *registry,
+                                             GString *out);
+void          myna_module_registry_unload_all (MynaModuleRegistry *registry);
+/* Declares every manifest's configuration keys in @config. */
+void          myna_module_registry_declare_all (MynaModuleRegistry *registry,
+                                                MynaConfig *config);
+
+/* ---- router.c: routing table and hooks ----------------------------------- */
+
+typedef struct _MynaRouter MynaRouter;
+typedef struct _MynaHook MynaHook;
+
+MynaRouter  *myna_router_new (MynaServer *server);
+void         myna_router_free (MynaRouter *router);
+/* Adds a route; FALSE when (host, type, ns, element) has an owner. */
+gboolean     myna_router_add_iq (MynaRouter *router, MynaHost *host,
+                                 MynaIqType type, const char *ns,
+                                 const char *element, MynaModule *owner,
+                                 MynaStanzaHandler handler, gpointer data,
+                                 GDestroyNotify destroy);
+/* Lazy routes: (host, ns) and (host, event) → module name. */
+void         myna_router_add_lazy_ns (MynaRouter *router, MynaHost *host,
+                                      const char *ns, const char *module);
+void         myna_router_add_lazy_event (MynaRouter *router, MynaHost *host,
+                                         const char *event, const char *module);
+void         myna_router_add_hook (MynaRouter *router, MynaHost *host,
+                                   const char *event, int priority,
+                                   MynaModule *owner, MynaStanzaHandler handler,
+                                   gpointer data, GDestroyNotify destroy);
+void         myna_router_add_stream_handler (MynaRouter *router, MynaHost *host,
+                                             const char *ns, const char *element,
+                                             MynaModule *owner,
+                                             MynaStanzaHandler handler,
+                                             gpointer data,
+                                             GDestroyNotify destroy);
+/* Removes everything @owner registered. */
+void         myna_router_remove_owner (MynaRouter *router, MynaModule *owner);
+/* Runs the chain of @event for @host; returns MYNA_HANDLED if one did. */
+MynaResult   myna_router_fire (MynaRouter *router, MynaHost *host,
+                               const char *event, MynaCall *call,
+                               MynaStanza *stanza);
+/* Dispatches a stream-level element; MYNA_PASS when nobody handles it. */
+MynaResult   myna_router_stream_element (MynaRouter *router, MynaCall *call,
+                                         MynaStanza *stanza);
+/* Routes a stanza: see myna_server_route(). */
+void         myna_router_route (MynaRouter *router, MynaCall *call,
+                                MynaStanza *stanza);
+/* Lines describing the routing table, for mynactl. */
+void         myna_router_describe (MynaRouter *router, GString *out);
+
+/* A call on the stack. */
+struct _MynaCall {
+  MynaServer  *server;
+  MynaHost    *host;
+  MynaSession *session;
+  MynaJid     *from;
+  MynaJid     *to;
+};
+
+/* ---- server.c / connection.c --------------------------------------------- */
+
+struct _MynaHost {
+  MynaServer *server;
+  char       *name;
+  GHashTable *features;        /* char* → owner count (GUINT) */
+  GHashTable *accounts;        /* local → GPtrArray of MynaSession* (bound) */
+  GPtrArray  *stream_features; /* FeaturesEntry* */
+};
+
+typedef struct {
+  MynaFeaturesFunc func;
+  gpointer         data;
+  GDestroyNotify   destroy;
+  MynaModule      *owner;
+} MynaFeaturesEntry;
+
+typedef struct {
+  gsize  max_stanza_size_preauth;
+  gsize  max_stanza_size;
+  guint  max_depth;
+  guint  max_attrs;
+  gsize  max_output;          /* bytes queued to one client before cut-off */
+  guint  auth_timeout_ms;
+  guint  max_connections_per_ip;
+} MynaLimits;
+
+typedef struct _MynaListener MynaListener;
+
+struct _MynaServer {
+  GMainContext       *context;
+  GMainLoop          *loop;
+  MynaConfig         *config;
+  char               *data_dir;
+  MynaPoller         *poller;
+  MynaStorage        *storage;
+  MynaRouter         *router;
+  MynaModuleRegistry *modules;
+  GHashTable         *hosts;        /* name → MynaHost* */
+  GPtrArray          *listeners;
+  GHashTable         *connections;  /* MynaSession* set */
+  GHashTable         *per_ip;       /* ip string → count */
+  MynaLimits          limits;
+  gpointer            admin;
+  gboolean            stopping;
+  guint64             stanzas_in;
+  guint64             stanzas_out;
+  guint64             streams_errored;
+};
+
+/* Takes ownership of @config. */
+MynaServer *myna_server_new (MynaConfig *config, GError **error);
+/* Replaces the configuration with *@fresh, leaving the old one in *@fresh. */
+void        myna_server_swap_config (MynaServer *server, MynaConfig **fresh);
+/* Reads the module manifests of the module path. */
+void        myna_server_scan_modules (MynaServer *server);
+/* Opens listeners, storage, modules.  FALSE with @error on failure. */
+gboolean    myna_server_start (MynaServer *server, GError **error);
+/* Sends </stream:stream> to every session, flushes, stops listening. */
+void        myna_server_stop (MynaServer *server);
+void        myna_server_free (MynaServer *server);
+/* Rereads the configuration file (SIGHUP). */
+gboolean    myna_server_reload_config (MynaServer *server, GError **error);
+/* The port a listener actually bound (for port 0 in tests), or 0. */
+guint16     myna_server_get_listener_port (MynaServer *server, const char *name);
+MynaHost   *myna_server_add_host (MynaServer *server, const char *name);
+guint       myna_server_count_sessions (MynaServer *server);
+void        myna_server_describe_stats (MynaServer *server, GString *out);
+
+/* Connections (connection.c). */
+MynaSession *myna_connection_new (MynaServer *server, MynaListener *listener,
+                                  int fd, const char *peer, const char *ip);
+void         myna_connection_free (MynaSession *session);
+void         myna_host_register_session (MynaHost *host, MynaSession *session);
+void         myna_host_unregister_session (MynaHost *host, MynaSession *session);
+MynaSession *myna_host_find_session (MynaHost *host, MynaJid *full);
+
+/* admin.c */
+gboolean    myna_admin_start (MynaServer *server, const char *path,
+                              GError **error);
+void        myna_admin_stop (MynaServer *server);
+
+/* Sorts an array of strings (GLib 2.74 has no g_ptr_array_sort_values). */
+void        myna_ptr_array_sort_strings (GPtrArray *array);
+
+/* log.c */
+void        myna_log_init (void);
+void        myna_log_set_level (const char *level);
+
+/* module.c: the handle's owner bookkeeping used by router/server. */
+const char *myna_module_owner_name (MynaModule *mod);
+
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (MynaConfig, myna_config_free)
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (MynaManifest, myna_manifest_free)
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (MynaDiag, myna_diag_free)
+
+G_END_DECLS

@@ -1,0 +1,296 @@
+/* test-stream: a real mynad driven over raw sockets — stream negotiation,
+ * every kind of forbidden XML ending in the right stream error and a
+ * closed connection while other connections keep working, mynactl against
+ * the running server, and the signals. */
+#include "mynad-harness.h"
+
+#include <sys/stat.h>
+
+typedef struct {
+  Mynad d;
+} Fixture;
+
+static void
+setup (Fixture *f, gconstpointer extra)
+{
+  mynad_start (&f->d, extra);
+}
+
+static void
+teardown (Fixture *f, gconstpointer unused)
+{
+  g_assert_cmpint (mynad_stop (&f->d), ==, 0);
+}
+
+static Client *
+open_stream (Fixture *f)
+{
+  Client *c = client_connect (&f->d);
+  client_send (c, STREAM_OPEN ("localhost"));
+  g_assert_true (client_expect_features (c));
+  return c;
+}
+
+static void
+test_features (Fixture *f, gconstpointer unused)
+{
+  g_autoptr(Client) c = open_stream (f);
+
+  g_assert_nonnull (strstr (c->in->str, "<stream:stream"));
+  g_assert_nonnull (strstr (c->in->str, "from='localhost'"));
+  g_assert_nonnull (strstr (c->in->str, "version='1.0'"));
+  g_assert_nonnull (strstr (c->in->str, "xmlns='jabber:client'"));
+  g_assert_nonnull (strstr (c->in->str, " id='"));
+  g_assert_true (client_is_open (c));
+  /* Whitespace keepalives are fine. */
+  client_send (c, "  \n ");
+  g_assert_true (client_is_open (c));
+  /* A clean close is answered with a close. */
+  client_send (c, "</stream:stream>");
+  g_assert_true (client_expect (c, "</stream:stream>"));
+  g_assert_true (client_expect_closed (c));
+}
+
+static void
+expect_stream_error (Client *c, const char *condition)
+{
+  g_autofree char *needle = g_strdup_printf ("<%s xmlns='urn:ietf:params:xml:ns:xmpp-streams'/>",
+                                             condition);
+  g_assert_true (client_expect (c, "<stream:error>"));
+  g_assert_true (client_expect (c, needle));
+  g_assert_true (client_expect (c, "</stream:stream>"));
+  g_assert_true (client_expect_closed (c));
+}
+
+static void
+test_host_unknown (Fixture *f, gconstpointer unused)
+{
+  g_autoptr(Client) c = client_connect (&f->d);
+
+  client_send (c, STREAM_OPEN ("nowhere.example"));
+  expect_stream_error (c, "host-unknown");
+  /* The error still comes inside an opened stream. */
+  g_assert_nonnull (strstr (c->in->str, "<stream:stream"));
+}
+
+static void
+test_invalid_namespace (Fixture *f, gconstpointer unused)
+{
+  g_autoptr(Client) c = client_connect (&f->d);
+
+  client_send (c, "<stream:stream to='localhost' xmlns='jabber:server' "
+                  "xmlns:stream='http://etherx.jabber.org/streams' version='1.0'>");
+  expect_stream_error (c, "invalid-namespace");
+}
+
+static void
+test_stanza_before_auth (Fixture *f, gconstpointer unused)
+{
+  g_autoptr(Client) c = open_stream (f);
+
+  client_send (c, "<message to='someone@localhost'><body>hi</body></message>");
+  expect_stream_error (c, "not-authorized");
+}
+
+typedef struct {
+  const char *name;
+  const char *payload;
+  const char *condition;
+} Forbidden;
+
+static char *
+deep_nesting (guint depth)
+{
+  GString *s = g_string_new ("<message>");
+  for (guint i = 0; i < depth; i++)
+    g_string_append (s, "<a>");
+  for (guint i = 0; i < depth; i++)
+    g_string_append (s, "</a>");
+  g_string_append (s, "</message>");
+  return g_string_free (s, FALSE);
+}
+
+static char *
+many_attrs (guint n)
+{
+  GString *s = g_string_new ("<message");
+  for (guint i = 0; i < n; i++)
+    g_string_append_printf (s, " a%u='x'", i);
+  g_string_append (s, "/>");
+  return g_string_free (s, FALSE);
+}
+
+static void
+test_forbidden_xml (Fixture *f, gconstpointer unused)
+{
+  g_autofree char *deep = deep_nesting (200);
+  g_autofree char *attrs = many_attrs (500);
+  g_autofree char *big = g_strnfill (64 * 1024, 'x');
+  g_autofree char *oversize = g_strdup_printf ("<message><body>%s</body></message>", big);
+  const Forbidden cases[] = {
+    { "comment", "<!-- hello -->", "restricted-xml" },
+    { "pi", "<?evil instruction?>", "restricted-xml" },
+    { "entity", "<message><body>&custom;</body></message>", "restricted-xml" },
+    { "not-well-formed", "<message><body></message>", "not-well-formed" },
+    { "bad-char", "<message><body>\x01</body></message>", "not-well-formed" },
+    { "deep", deep, "policy-violation" },
+    { "attrs", attrs, "policy-violation" },
+    { "oversize", oversize, "policy-violation" },
+  };
+  /* A bystander opened first must keep working throughout. */
+  g_autoptr(Client) bystander = open_stream (f);
+
+  for (guint i = 0; i < G_N_ELEMENTS (cases); i++)
+    {
+      g_test_message ("forbidden: %s", cases[i].name);
+      g_autoptr(Client) c = open_stream (f);
+      client_send (c, cases[i].payload);
+      expect_stream_error (c, cases[i].condition);
+      g_assert_true (client_is_open (bystander));
+    }
+  /* A DTD can only come before the stream header. */
+  {
+    g_autoptr(Client) c = client_connect (&f->d);
+    client_send (c, "<?xml version='1.0'?><!DOCTYPE stream:stream [<!ENTITY x 'y'>]>"
+                    STREAM_OPEN ("localhost") + 21);
+    expect_stream_error (c, "restricted-xml");
+  }
+  /* The bystander still gets answers and a new stream still works. */
+  g_assert_true (client_is_open (bystander));
+  client_send (bystander, "</stream:stream>");
+  g_assert_true (client_expect (bystander, "</stream:stream>"));
+  g_autoptr(Client) fresh = open_stream (f);
+  g_assert_true (mynad_wait_log (&f->d, "stream error <policy-violation/>", WAIT_MS));
+}
+
+static void
+test_auth_timeout (Fixture *f, gconstpointer unused)
+{
+  g_autoptr(Client) c = open_stream (f);
+  expect_stream_error (c, "connection-timeout");
+}
+
+/* ---- mynactl -------------------------------------------------------------- */
+
+static void
+test_mynactl (Fixture *f, gconstpointer unused)
+{
+  g_autofree char *out = NULL, *out2 = NULL, *out3 = NULL, *out4 = NULL, *out5 = NULL;
+  g_autoptr(Client) c = open_stream (f);
+  g_autofree char *sock = g_build_filename (f->d.dir, "mynad.sock", NULL);
+  struct stat st;
+
+  g_assert_cmpint (stat (sock, &st), ==, 0);
+  g_assert_cmpint (st.st_mode & 0777, ==, 0600);
+
+  g_assert_cmpint (mynactl (&f->d, &out, "modules", NULL), ==, 0);
+  g_assert_nonnull (strstr (out, "ping 1.0 lazy (not loaded)"));
+  g_assert_nonnull (strstr (out, "disco 1.0 eager localhost"));
+  g_assert_cmpint (mynactl (&f->d, &out2, "routes", NULL), ==, 0);
+  g_assert_nonnull (strstr (out2, "ns localhost urn:xmpp:ping -> ping (lazy, not loaded)"));
+  g_assert_nonnull (strstr (out2, "iq localhost get http://jabber.org/protocol/disco#info query -> disco"));
+
+  g_assert_cmpint (mynactl (&f->d, &out3, "load", "ping", NULL), ==, 0);
+  g_assert_cmpint (mynactl (&f->d, &out4, "routes", NULL), ==, 0);
+  g_assert_nonnull (strstr (out4, "iq localhost get urn:xmpp:ping ping -> ping"));
+  g_clear_pointer (&out3, g_free);
+  g_assert_cmpint (mynactl (&f->d, &out3, "reload", "ping", NULL), ==, 0);
+  g_clear_pointer (&out3, g_free);
+  g_assert_cmpint (mynactl (&f->d, &out3, "unload", "ping", NULL), ==, 0);
+  g_clear_pointer (&out3, g_free);
+  g_assert_cmpint (mynactl (&f->d, &out3, "unload", "ping", NULL), ==, 1);
+  g_assert_nonnull (strstr (out3, "ERR"));
+  g_clear_pointer (&out3, g_free);
+  g_assert_cmpint (mynactl (&f->d, &out3, "load", "nosuch", NULL), ==, 1);
+  g_assert_nonnull (strstr (out3, "no module named 'nosuch'"));
+  g_clear_pointer (&out3, g_free);
+  g_assert_cmpint (mynactl (&f->d, &out3, "load", "badabi", NULL), ==, 1);
+  g_assert_nonnull (strstr (out3, "ABI"));
+  g_assert_cmpint (mynactl (&f->d, &out5, "stats", NULL), ==, 0);
+  g_assert_nonnull (strstr (out5, "connections 1"));
+  /* The connection lived through all of it. */
+  g_assert_true (client_is_open (c));
+  client_send (c, "</stream:stream>");
+  g_assert_true (client_expect (c, "</stream:stream>"));
+}
+
+static void
+test_check_config (void)
+{
+  g_autoptr(GError) error = NULL;
+  g_autofree char *dir = g_dir_make_tmp ("mynactl-XXXXXX", &error);
+  g_autofree char *path = g_build_filename (dir, "bad.conf", NULL);
+  g_autofree char *tool = build_path ("core/mynactl");
+  g_autofree char *out = NULL;
+
+  g_file_set_contents (path, "[global]\nmax_depth = many\nfrobnicate = 1\n"
+                             "[host:localhost]\n", -1, &error);
+  g_autoptr(GSubprocess) p = g_subprocess_new (G_SUBPROCESS_FLAGS_STDOUT_PIPE, &error, tool,
+                                               "check-config", path, NULL);
+  g_assert_no_error (error);
+  g_subprocess_communicate_utf8 (p, NULL, NULL, &out, NULL, &error);
+  g_assert_cmpint (g_subprocess_get_exit_status (p), ==, 1);
+  g_autofree char *l2 = g_strdup_printf ("%s:2: error:", path);
+  g_autofree char *l3 = g_strdup_printf ("%s:3: warning: unknown key 'frobnicate'", path);
+  g_assert_nonnull (strstr (out, l2));
+  g_assert_nonnull (strstr (out, l3));
+  mynad_rm_rf (dir);
+}
+
+static void
+test_shipped_config_checks (void)
+{
+  g_autofree char *tool = build_path ("core/mynactl");
+  g_autofree char *conf = g_build_filename (g_getenv ("MYNA_SOURCE_ROOT"), "conf", "myna.conf", NULL);
+  g_autoptr(GError) error = NULL;
+  g_autofree char *out = NULL;
+  g_autoptr(GSubprocess) p = g_subprocess_new (G_SUBPROCESS_FLAGS_STDOUT_PIPE, &error, tool,
+                                               "check-config", conf, NULL);
+  g_subprocess_communicate_utf8 (p, NULL, NULL, &out, NULL, &error);
+  g_assert_no_error (error);
+  g_assert_cmpint (g_subprocess_get_exit_status (p), ==, 0);
+  g_assert_nonnull (strstr (out, "0 error(s), 0 warning(s)"));
+}
+
+/* ---- signals -------------------------------------------------------------- */
+
+static void
+test_sighup_reloads (Fixture *f, gconstpointer unused)
+{
+  g_autoptr(Client) c = open_stream (f);
+
+  g_subprocess_send_signal (f->d.proc, SIGHUP);
+  g_assert_true (mynad_wait_log (&f->d, "configuration reloaded", WAIT_MS));
+  g_assert_true (client_is_open (c));
+}
+
+static void
+test_sigterm_graceful (Fixture *f, gconstpointer unused)
+{
+  g_autoptr(Client) c = open_stream (f);
+
+  g_subprocess_send_signal (f->d.proc, SIGTERM);
+  expect_stream_error (c, "system-shutdown");
+  /* teardown checks the exit status is 0 */
+}
+
+#define ADD(path, func, extra) \
+  g_test_add (path, Fixture, extra, setup, func, teardown)
+
+int
+main (int argc, char **argv)
+{
+  g_test_init (&argc, &argv, NULL);
+  ADD ("/stream/features", test_features, NULL);
+  ADD ("/stream/host-unknown", test_host_unknown, NULL);
+  ADD ("/stream/invalid-namespace", test_invalid_namespace, NULL);
+  ADD ("/stream/stanza-before-auth", test_stanza_before_auth, NULL);
+  ADD ("/stream/forbidden-xml", test_forbidden_xml, NULL);
+  ADD ("/stream/auth-timeout", test_auth_timeout, "auth_timeout = 1s\n");
+  ADD ("/admin/mynactl", test_mynactl, NULL);
+  ADD ("/signals/sighup", test_sighup_reloads, NULL);
+  ADD ("/signals/sigterm", test_sigterm_graceful, NULL);
+  g_test_add_func ("/admin/check-config", test_check_config);
+  g_test_add_func ("/admin/shipped-config", test_shipped_config_checks);
+  return g_test_run ();
+}
