@@ -94,6 +94,31 @@ admin_each_host (MynaServer *server, char **argv, HostOp op, GString *out, GErro
   return TRUE;
 }
 
+/* A reload replaces the module's code on every host at once. */
+static gboolean
+admin_reload (MynaServer *server, char **argv, GString *out, GError **error)
+{
+  GHashTableIter it;
+  gpointer value;
+
+  if (argv[1] == NULL)
+    {
+      g_set_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT, "reload needs a module name");
+      return FALSE;
+    }
+  g_hash_table_iter_init (&it, server->hosts);
+  while (g_hash_table_iter_next (&it, NULL, &value))
+    if (myna_module_is_loaded (server->modules, value, argv[1]))
+      {
+        if (!myna_module_reload (server->modules, value, argv[1], error))
+          return FALSE;
+        g_string_append_printf (out, "reloaded %s\n", argv[1]);
+        return TRUE;
+      }
+  g_set_error (error, G_IO_ERROR, G_IO_ERROR_NOT_FOUND, "module %s is not loaded", argv[1]);
+  return FALSE;
+}
+
 static gboolean
 admin_run (MynaServer *server, const char *line, GString *out, GError **error)
 {
@@ -117,7 +142,7 @@ admin_run (MynaServer *server, const char *line, GString *out, GError **error)
   else if (strcmp (cmd, "unload") == 0)
     return admin_each_host (server, words, myna_module_unload, out, error);
   else if (strcmp (cmd, "reload") == 0)
-    return admin_each_host (server, words, myna_module_reload, out, error);
+    return admin_reload (server, words, out, error);
   else if (strcmp (cmd, "reload-config") == 0)
     return myna_server_reload_config (server, error);
   else

@@ -43,6 +43,7 @@ struct _MynaModuleRegistry {
   GHashTable *manifests;  /* name → MynaManifest* */
   GHashTable *libs;       /* name → ModuleLib* */
   GHashTable *instances;  /* host SEP name → MynaModule* */
+  gboolean    scanned;
 };
 
 /* ---- manifests ------------------------------------------------------------ */
@@ -247,6 +248,27 @@ registry_add_manifest (MynaModuleRegistry *registry, const char *path)
   g_hash_table_insert (registry->manifests, m->name, m);
 }
 
+/* Reads module @name's manifest again from where it came from. */
+static void
+registry_reread_manifest (MynaModuleRegistry *registry, const char *name)
+{
+  MynaManifest *old = g_hash_table_lookup (registry->manifests, name);
+  g_autofree char *path = old != NULL ? g_strdup (old->manifest_path) : NULL;
+  g_autoptr(GError) error = NULL;
+
+  if (path == NULL)
+    return;
+  MynaManifest *m = myna_manifest_load (path, &error);
+  if (m == NULL)
+    {
+      g_warning ("module manifest %s: %s; keeping the previous one", path, error->message);
+      return;
+    }
+  g_hash_table_replace (registry->manifests, m->name, m);
+  if (registry->server != NULL)
+    myna_config_declare_module (registry->server->config, m->name, m->config_keys);
+}
+
 /* Reads the manifests in @dirpath and, one level down, in its folders (the
  * build tree keeps each module in a folder of its own). */
 static void
@@ -272,6 +294,9 @@ registry_scan_dir (MynaModuleRegistry *registry, const char *dirpath, int depth)
 void
 myna_module_registry_scan (MynaModuleRegistry *registry, const char *const *dirs)
 {
+  if (registry->scanned)
+    return;
+  registry->scanned = TRUE;
   for (guint i = 0; dirs[i] != NULL; i++)
     registry_scan_dir (registry, dirs[i], 1);
   if (registry->server != NULL)
@@ -324,6 +349,8 @@ lib_check (const MynaModuleDesc *d, MynaManifest *m, GError **error)
     problem = "serves";
   else if (!strv_equal_unordered (d->events, (const char *const *) m->events))
     problem = "events";
+  else if (!strv_equal_unordered (d->requires, (const char *const *) m->requires))
+    problem = "requires";
   else if (d->mode != m->mode)
     problem = "mode";
   if (problem != NULL)
@@ -434,6 +461,13 @@ myna_module_load (MynaModuleRegistry *registry, MynaHost *host, const char *name
                    name, name);
       return NULL;
     }
+  if (m->abi != MYNA_ABI_MAJOR)
+    {
+      g_set_error (error, G_IO_ERROR, G_IO_ERROR_NOT_SUPPORTED,
+                   "%s: manifest is for module ABI %u, this server has ABI %u",
+                   m->manifest_path, m->abi, MYNA_ABI_MAJOR);
+      return NULL;
+    }
   for (guint i = 0; m->requires[i] != NULL; i++)
     if (myna_module_load (registry, host, m->requires[i], error) == NULL)
       {
@@ -535,29 +569,53 @@ myna_module_unload (MynaModuleRegistry *registry, MynaHost *host, const char *na
   return TRUE;
 }
 
+static void
+variant_unref0 (gpointer v)
+{
+  if (v != NULL)
+    g_variant_unref (v);
+}
+
+/* Reloads the code of module @name: every loaded instance saves its state
+ * and unloads, so the shared object is really closed; the manifest is read
+ * again; then each instance loads from the new file and restores.  @host
+ * only names where it must be loaded; all its hosts reload together. */
 gboolean
 myna_module_reload (MynaModuleRegistry *registry, MynaHost *host, const char *name,
                     GError **error)
 {
-  MynaModule *mod = module_find (registry, host, name);
-  g_autoptr(GVariant) state = NULL;
+  g_autoptr(GPtrArray) hosts = g_ptr_array_new ();
+  g_autoptr(GPtrArray) states = g_ptr_array_new_with_free_func (variant_unref0);
+  GHashTableIter it;
+  gpointer value;
 
-  if (mod == NULL)
+  if (module_find (registry, host, name) == NULL)
     {
       g_set_error (error, G_IO_ERROR, G_IO_ERROR_NOT_FOUND,
                    "module %s is not loaded on %s", name, host->name);
       return FALSE;
     }
-  if (mod->lib->desc->save != NULL)
-    state = mod->lib->desc->save (mod);
-  if (state != NULL)
-    g_variant_ref_sink (state);
-  module_unload_instance (registry, mod);
-  mod = myna_module_load (registry, host, name, error);
-  if (mod == NULL)
-    return FALSE;
-  if (state != NULL && mod->lib->desc->restore != NULL)
-    mod->lib->desc->restore (mod, state);
+  g_hash_table_iter_init (&it, registry->server->hosts);
+  while (g_hash_table_iter_next (&it, NULL, &value))
+    {
+      MynaModule *mod = module_find (registry, value, name);
+      if (mod == NULL)
+        continue;
+      GVariant *state = mod->lib->desc->save != NULL ? mod->lib->desc->save (mod) : NULL;
+      g_ptr_array_add (hosts, value);
+      g_ptr_array_add (states, state != NULL ? g_variant_ref_sink (state) : NULL);
+      module_unload_instance (registry, mod);
+    }
+  registry_reread_manifest (registry, name);
+  for (guint i = 0; i < hosts->len; i++)
+    {
+      MynaModule *mod = myna_module_load (registry, hosts->pdata[i], name, error);
+      GVariant *state = states->pdata[i];
+      if (mod == NULL)
+        return FALSE;
+      if (state != NULL && mod->lib->desc->restore != NULL)
+        mod->lib->desc->restore (mod, state);
+    }
   return TRUE;
 }
 

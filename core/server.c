@@ -239,7 +239,12 @@ server_module_dirs (MynaServer *server)
       g_auto(GStrv) parts = g_strsplit (env, ":", -1);
       g_strv_builder_addv (b, (const char **) parts);
     }
-  g_strv_builder_add (b, MYNA_BUILD_MODULEDIR);
+  /* An uninstalled mynad (run from the build tree) finds the modules built
+   * beside it; an installed one only looks in the installed module dir. */
+  g_autofree char *exe = g_file_read_link ("/proc/self/exe", NULL);
+  g_autofree char *build_root = g_path_get_dirname (MYNA_BUILD_MODULEDIR);
+  if (exe != NULL && g_str_has_prefix (exe, build_root))
+    g_strv_builder_add (b, MYNA_BUILD_MODULEDIR);
   g_strv_builder_add (b, MYNA_MODULEDIR);
   return g_strv_builder_end (b);
 }

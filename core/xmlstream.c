@@ -251,6 +251,20 @@ flush_text (MynaXmlStream *self)
   g_string_truncate (self->text, 0);
 }
 
+/* Whether libxml2 has parsed every byte it was given but the last
+ * @pending, as it has at each report on well-formed input (see
+ * scanner_run()): 1 for the '>' of a start tag, which libxml2 consumes
+ * after the callback, else 0.  Fails the stream if not, since pause() and
+ * reset() could not be exact then. */
+static gboolean
+report_in_step (MynaXmlStream *self, gsize pending)
+{
+  if (xmlByteConsumed (self->ctxt) + pending == self->ctxt_bytes)
+    return TRUE;
+  stream_fail (self, "not-well-formed", "markup the stream cannot follow");
+  return FALSE;
+}
+
 /* Records what a rebuilt context needs: the root's prefix and namespace
  * declarations, as a synthetic start tag. */
 static void
@@ -306,6 +320,8 @@ open_stream (MynaXmlStream *self, const xmlChar *localname,
       stream_fail (self, "policy-violation", "too many attributes");
       return;
     }
+  if (!report_in_step (self, 1))
+    return;
   header = myna_stanza_new ("stream", MYNA_NS_STREAMS);
   if (!add_attributes (self, header, n_attrs, attrs))
     return;
@@ -394,6 +410,8 @@ deliver_top (MynaXmlStream *self)
 {
   g_autoptr(MynaStanza) stanza = g_steal_pointer (&self->top);
 
+  if (!report_in_step (self, 0))
+    return;
   self->boundary_pending = TRUE;
   if (self->callbacks.stanza != NULL)
     self->callbacks.stanza (self->user_data, stanza);
