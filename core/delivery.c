@@ -165,3 +165,36 @@ myna_call_reply_error (MynaCall *call, MynaStanza *stanza, MynaErrorType type,
     myna_stanza_set_attr (reply, "from", NULL);
   myna_call_send (call, reply);
 }
+
+MynaResult
+myna_host_fire_event (MynaHost *host, const char *event, MynaCall *call,
+                      MynaStanza *stanza)
+{
+  g_return_val_if_fail (host != NULL && event != NULL, MYNA_PASS);
+  return myna_router_fire (host->server->router, host, event, call, stanza);
+}
+
+MynaCall *
+myna_call_new (MynaHost *host, MynaSession *session)
+{
+  g_return_val_if_fail (host != NULL, NULL);
+
+  MynaCall *call = g_new0 (MynaCall, 1);
+  call->server = host->server;
+  call->host = host;
+  call->session = session;
+  call->from = session != NULL && myna_session_get_jid (session) != NULL
+                 ? myna_jid_ref (myna_session_get_jid (session))
+                 : myna_jid_new (NULL, host->name, NULL, NULL);
+  return call;
+}
+
+void
+myna_call_free (MynaCall *call)
+{
+  if (call == NULL)
+    return;
+  if (call->from != NULL)
+    myna_jid_unref (call->from);
+  g_free (call);
+}

@@ -121,35 +121,38 @@ intern_known_names (void)
     }
 }
 
-/* Recent successful lookups by address, per thread.  The parser hands
- * over the same libxml2 dictionary pointers again and again; a hit is
- * confirmed with strcmp(), so an address reused for another string can
- * never return a wrong result. */
-#define LOOKUP_CACHE_SIZE 64   /* the slot is the top 6 bits of a hash */
-static _Thread_local struct {
+/* Recent successful lookups by address, per thread: 64 sets of two,
+ * most recent first.  The parser hands over the same libxml2 dictionary
+ * pointers again and again; a hit is confirmed with strcmp(), so an
+ * address reused for another string can never give a wrong result. */
+typedef struct {
   const char *key;
   const char *interned;
-} lookup_cache[LOOKUP_CACHE_SIZE];
+} LookupEntry;
+static _Thread_local LookupEntry lookup_cache[64][2];
 
 /* The interned copy of @s when there is one, without adding to the
  * table; NULL otherwise. */
 static const char *
 lookup_interned (const char *s)
 {
-  guint slot = ((guint64) (guintptr) s * G_GUINT64_CONSTANT (0x9e3779b97f4a7c15))
-               >> 58;
+  guint64 hash = (guint64) (guintptr) s * G_GUINT64_CONSTANT (0x9e3779b97f4a7c15);
+  LookupEntry *set = lookup_cache[hash >> 58];
   const char *interned;
   GQuark quark;
 
-  if (lookup_cache[slot].key == s && strcmp (s, lookup_cache[slot].interned) == 0)
-    return lookup_cache[slot].interned;
+  if (set[0].key == s && strcmp (s, set[0].interned) == 0)
+    return set[0].interned;
+  if (set[1].key == s && strcmp (s, set[1].interned) == 0)
+    return set[1].interned;
   intern_known_names ();
   quark = g_quark_try_string (s);
   if (quark == 0)
     return NULL;
   interned = g_quark_to_string (quark);
-  lookup_cache[slot].key = s;
-  lookup_cache[slot].interned = interned;
+  set[1] = set[0];
+  set[0].key = s;
+  set[0].interned = interned;
   return interned;
 }
 

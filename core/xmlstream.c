@@ -69,7 +69,8 @@ typedef struct {
   guint8 state;       /* a ScanState */
   guint8 quote;       /* the closing quote in SCAN_QUOTE */
   guint8 brackets;    /* ']' just seen in SCAN_CDATA, up to 2 */
-  gboolean slash;     /* the last byte in SCAN_TAG was '/' */
+  gboolean slash;     /* the last byte of the previous piece, in SCAN_TAG,
+                       * was '/' */
 } Scanner;
 
 typedef enum {
@@ -215,7 +216,7 @@ decode_uri (MynaXmlStream *self, const xmlChar *uri)
   return self->scratch->str;
 }
 
-static gboolean
+static void
 add_attributes (MynaXmlStream *self, MynaStanza *el, int n,
                 const xmlChar **attrs)
 {
@@ -230,15 +231,9 @@ add_attributes (MynaXmlStream *self, MynaStanza *el, int n,
         ns = ns_copy = g_strdup (decode_uri (self, attrs[2]));
       g_string_truncate (self->scratch, 0);
       append_decoded (self->scratch, value, len);
-      if (memchr (self->scratch->str, '\0', self->scratch->len) != NULL)
-        {
-          stream_fail (self, "not-well-formed", "NUL in an attribute");
-          return FALSE;
-        }
       myna_stanza_set_attr_ns (el, ns, (const char *) attrs[0],
                                self->scratch->str);
     }
-  return TRUE;
 }
 
 static void
@@ -323,8 +318,7 @@ open_stream (MynaXmlStream *self, const xmlChar *localname,
   if (!report_in_step (self, 1))
     return;
   header = myna_stanza_new ("stream", MYNA_NS_STREAMS);
-  if (!add_attributes (self, header, n_attrs, attrs))
-    return;
+  add_attributes (self, header, n_attrs, attrs);
   remember_header (self, prefix, n_namespaces, namespaces);
   self->state = STREAM_OPEN;
   self->boundary_pending = TRUE;
@@ -381,11 +375,12 @@ on_start_element (void *ctx, const xmlChar *localname, const xmlChar *prefix,
     flush_text (self);
   el = myna_stanza_new ((const char *) localname,
                         element_ns (self, decode_uri (self, uri)));
-  if (el == NULL || !add_attributes (self, el, n_attrs, attrs))
+  if (el == NULL)
     {
       stream_fail (self, "internal-server-error", "cannot build an element");
       return;
     }
+  add_attributes (self, el, n_attrs, attrs);
   parent = self->open->len > 0 ? g_ptr_array_index (self->open,
                                                     self->open->len - 1) : NULL;
   g_ptr_array_add (self->open, el);
@@ -654,6 +649,11 @@ after_piece (MynaXmlStream *self)
   self->want_release = FALSE;
 }
 
+/* Bytes that end a run of ordinary start tag bytes. */
+static const guint8 tag_special[256] = {
+  ['>'] = 1, ['='] = 1, ['\''] = 1, ['"'] = 1,
+};
+
 /* Runs @sc over up to @len bytes and returns the length of the next
  * piece: through the first '>' that leaves the depth at 1 or less, else all
  * of @len.  When a start tag has more than @max_eq '=' (attributes and
@@ -686,29 +686,33 @@ scanner_run (Scanner *sc, const char *data, gsize len, guint max_eq,
         sc->brackets = 0;
         break;
       case SCAN_TAG:
-        for (; p < end; p++)
-          if (*p == '>')
-            {
-              sc->state = SCAN_TEXT;
-              if (!sc->slash)
-                sc->depth++;
-              if (++p, sc->depth <= 1)
-                return p - data;
-              break;
-            }
-          else if (*p == '\'' || *p == '"')
-            {
-              sc->quote = *p++;
-              sc->state = SCAN_QUOTE;
-              break;
-            }
-          else if (*p == '=' && ++sc->eq > max_eq)
-            {
-              *too_many = TRUE;
+        while (p < end && !tag_special[(guchar) *p])
+          p++;
+        if (p == end)
+          {
+            sc->slash = end[-1] == '/';
+            break;
+          }
+        if (*p == '>')
+          {
+            if (p > data ? p[-1] != '/' : !sc->slash)
+              sc->depth++;
+            sc->state = SCAN_TEXT;
+            if (++p, sc->depth <= 1)
               return p - data;
-            }
-          else
-            sc->slash = *p == '/';
+          }
+        else if (*p != '=')
+          {
+            sc->quote = *p++;
+            sc->state = SCAN_QUOTE;
+          }
+        else if (++sc->eq > max_eq)
+          {
+            *too_many = TRUE;
+            return p - data;
+          }
+        else
+          p++;
         break;
       case SCAN_QUOTE:
         if ((p = memchr (p, sc->quote, end - p)) == NULL)

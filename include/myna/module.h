@@ -24,6 +24,7 @@
 #include <myna/config.h>
 #include <myna/server.h>
 #include <myna/timer.h>
+#include <myna/accounts.h>
 
 G_BEGIN_DECLS
 

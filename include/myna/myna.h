@@ -9,4 +9,5 @@
 #include <myna/config.h>
 #include <myna/timer.h>
 #include <myna/server.h>
+#include <myna/accounts.h>
 #include <myna/module.h>

@@ -43,6 +43,14 @@ typedef enum {
 #define MYNA_EVENT_SESSION_CLOSED        "session/closed"
 /* A stanza sent by a client of this host, before routing (any kind). */
 #define MYNA_EVENT_STANZA_FROM_CLIENT    "stanza/from-client"
+/* Fired by the presence module when a session sends its initial presence
+ * (the stanza is that presence): offline delivery hooks it. */
+#define MYNA_EVENT_PRESENCE_INITIAL      "presence/initial"
+/* Fired by the presence module when a session goes unavailable. */
+#define MYNA_EVENT_PRESENCE_UNAVAILABLE  "presence/unavailable"
+/* Fired when an account is deleted (stanza NULL; call's from is the bare
+ * JID): modules drop what they keep for it. */
+#define MYNA_EVENT_ACCOUNT_DELETED       "account/deleted"
 
 typedef enum {
   MYNA_TARGET_HOST,
@@ -66,6 +74,15 @@ GPtrArray   *myna_host_get_features (MynaHost *host);
 /* Connected sessions of account @local on this host (bound ones only).
  * Returns: (transfer container) array of borrowed MynaSession* */
 GPtrArray   *myna_host_get_sessions (MynaHost *host, const char *local);
+
+/* Runs the hook chain of @event on @host (for events modules define or
+ * fire themselves).  Returns MYNA_HANDLED if a handler handled it. */
+MynaResult   myna_host_fire_event (MynaHost *host, const char *event,
+                                   MynaCall *call, MynaStanza *stanza);
+/* A call for stanzas the server itself originates on @host (from the
+ * host's JID, no session).  Free with myna_call_free(). */
+MynaCall    *myna_call_new (MynaHost *host, MynaSession *session);
+void         myna_call_free (MynaCall *call);
 
 /* Looks a local virtual host up by domain.  Returns: (transfer none) */
 MynaHost    *myna_server_get_host (MynaServer *server, const char *domain);

@@ -136,8 +136,17 @@ mynad_stop (Mynad *d)
     {
       g_subprocess_send_signal (d->proc, SIGTERM);
       mynad_wait_log (d, "stopped", WAIT_MS);
+      /* Whatever it printed last (sanitizer reports included) goes to the log. */
+      char *rest;
+      while ((rest = g_data_input_stream_read_line (d->err, NULL, NULL, NULL)) != NULL)
+        {
+          g_string_append_printf (d->log, "%s\n", rest);
+          g_free (rest);
+        }
       g_subprocess_wait (d->proc, NULL, NULL);
       status = g_subprocess_get_if_exited (d->proc) ? g_subprocess_get_exit_status (d->proc) : -1;
+      if (status != 0)
+        g_test_message ("mynad exited with %d; its log:\n%s", status, d->log->str);
       g_clear_object (&d->err);
       g_clear_object (&d->proc);
     }
