@@ -29,6 +29,7 @@ typedef struct {
   int            fd;
   MynaPollWatch *watch;
   GString       *in;
+  gboolean       answering;
 } AdminClient;
 
 static void
@@ -119,8 +120,14 @@ admin_reload (MynaServer *server, char **argv, GString *out, GError **error)
   return FALSE;
 }
 
+static gboolean admin_user (AdminClient *c, const char *line, char **words, GString *out,
+                            GError **error);
+
+/* Runs one command; FALSE with @error on failure.  *@deferred is set when
+ * the answer will be sent later (account commands hash off the loop). */
 static gboolean
-admin_run (MynaServer *server, const char *line, GString *out, GError **error)
+admin_run (MynaServer *server, AdminClient *c, const char *line, GString *out,
+           gboolean *deferred, GError **error)
 {
   g_auto(GStrv) argv = g_strsplit_set (line, " \t", -1);
   g_autoptr(GStrvBuilder) b = g_strv_builder_new ();
@@ -145,27 +152,27 @@ admin_run (MynaServer *server, const char *line, GString *out, GError **error)
     return admin_reload (server, words, out, error);
   else if (strcmp (cmd, "reload-config") == 0)
     return myna_server_reload_config (server, error);
+  else if (strcmp (cmd, "user") == 0)
+    {
+      *deferred = words[1] != NULL && strcmp (words[1], "list") != 0;
+      gboolean ok = admin_user (c, line, words, out, error);
+      if (!ok)
+        *deferred = FALSE;
+      return ok;
+    }
   else
     {
       g_set_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
                    "unknown command '%s' (modules, routes, stats, load, unload, "
-                   "reload, reload-config)", cmd);
+                   "reload, reload-config, user)", cmd);
       return FALSE;
     }
   return TRUE;
 }
 
 static void
-client_answer (AdminClient *c, const char *line)
+client_write (AdminClient *c, GString *out)
 {
-  g_autoptr(GString) out = g_string_new (NULL);
-  g_autoptr(GError) error = NULL;
-
-  g_info ("admin: %s", line);
-  if (admin_run (c->admin->server, line, out, &error))
-    g_string_append (out, "OK\n");
-  else
-    g_string_append_printf (out, "ERR %s\n", error->message);
   /* Local and small: write it all, blocking briefly if need be. */
   gsize off = 0;
   while (off < out->len)
@@ -182,6 +189,142 @@ client_answer (AdminClient *c, const char *line)
     }
 }
 
+/* Finishes a deferred answer. */
+static void
+client_finish (AdminClient *c, const GError *error, const char *done)
+{
+  g_autoptr(GString) out = g_string_new (NULL);
+
+  if (error == NULL)
+    g_string_append_printf (out, "%s\nOK\n", done);
+  else
+    g_string_append_printf (out, "ERR %s\n", error->message);
+  client_write (c, out);
+  g_ptr_array_remove (c->admin->clients, c);
+}
+
+/* Returns TRUE when the client is done with. */
+static gboolean
+client_answer (AdminClient *c, const char *line)
+{
+  g_autoptr(GString) out = g_string_new (NULL);
+  g_autoptr(GError) error = NULL;
+  gboolean deferred = FALSE;
+
+  g_info ("admin: %s", g_str_has_prefix (line, "user ") ? "user …" : line);
+  if (admin_run (c->admin->server, c, line, out, &deferred, &error))
+    {
+      if (deferred)
+        return FALSE;
+      g_string_append (out, "OK\n");
+    }
+  else
+    g_string_append_printf (out, "ERR %s\n", error->message);
+  client_write (c, out);
+  return TRUE;
+}
+
+/* ---- accounts ------------------------------------------------------------- */
+
+typedef struct {
+  AdminClient *client;
+  char        *what;
+} UserOp;
+
+static void
+user_op_done (const GError *error, gpointer data)
+{
+  UserOp *op = data;
+  client_finish (op->client, error, op->what);
+}
+
+static void
+user_op_free (gpointer data)
+{
+  UserOp *op = data;
+  g_free (op->what);
+  g_free (op);
+}
+
+/* "user add|passwd|del|list …": JID then, for add and passwd, the rest of
+ * the line is the password. */
+static gboolean
+admin_user (AdminClient *c, const char *line, char **words, GString *out, GError **error)
+{
+  MynaServer *server = c->admin->server;
+  const char *sub = words[1] != NULL ? words[1] : "";
+
+  if (strcmp (sub, "list") == 0)
+    {
+      GHashTableIter it;
+      gpointer key;
+      g_hash_table_iter_init (&it, server->hosts);
+      while (g_hash_table_iter_next (&it, &key, NULL))
+        {
+          if (words[2] != NULL && strcmp (words[2], key) != 0)
+            continue;
+          g_auto(GStrv) users = myna_account_list (server->storage, key, error);
+          if (users == NULL)
+            return FALSE;
+          for (guint i = 0; users[i] != NULL; i++)
+            g_string_append_printf (out, "%s@%s\n", users[i], (char *) key);
+        }
+      return TRUE;
+    }
+  if (words[2] == NULL || (strcmp (sub, "add") != 0 && strcmp (sub, "passwd") != 0
+                           && strcmp (sub, "del") != 0))
+    {
+      g_set_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
+                   "usage: user add|passwd JID PASSWORD, user del JID, user list [HOST]");
+      return FALSE;
+    }
+  g_autoptr(MynaJid) jid = myna_jid_parse (words[2], error);
+  if (jid == NULL)
+    return FALSE;
+  if (myna_jid_get_local (jid) == NULL || myna_server_get_host (server, myna_jid_get_domain (jid)) == NULL)
+    {
+      g_set_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
+                   "%s is not an account of a host served here", words[2]);
+      return FALSE;
+    }
+  UserOp *op = g_new0 (UserOp, 1);
+  op->client = c;
+  op->what = g_strdup_printf ("%s %s", strcmp (sub, "add") == 0 ? "created"
+                                       : strcmp (sub, "del") == 0 ? "deleted" : "password changed for",
+                              myna_jid_bare_string (jid));
+  if (strcmp (sub, "del") == 0)
+    {
+      /* Modules drop what they keep for the account; its sessions end. */
+      MynaHost *host = myna_server_get_host (server, myna_jid_get_domain (jid));
+      g_autoptr(MynaJid) bare = myna_jid_get_bare (jid);
+      MynaCall *call = myna_call_new_for (host, bare);
+      g_autoptr(GPtrArray) sessions = myna_host_get_sessions (host, myna_jid_get_local (jid));
+      myna_host_fire_event (host, MYNA_EVENT_ACCOUNT_DELETED, call, NULL);
+      myna_call_free (call);
+      for (guint i = 0; i < sessions->len; i++)
+        myna_session_close (sessions->pdata[i], "not-authorized", "account deleted");
+      myna_account_delete (server->storage, myna_jid_get_domain (jid), myna_jid_get_local (jid),
+                           user_op_done, op, user_op_free);
+      return TRUE;
+    }
+  /* The password is everything after "user SUB JID ". */
+  const char *p = line;
+  for (int field = 0; field < 3 && p != NULL; field++)
+    {
+      p = strchr (p, ' ');
+      if (p != NULL)
+        p++;
+    }
+  if (strcmp (sub, "add") == 0)
+    myna_account_create (server->storage, myna_jid_get_domain (jid), myna_jid_get_local (jid),
+                         p != NULL ? p : "", user_op_done, op, user_op_free);
+  else
+    myna_account_set_password (server->storage, myna_jid_get_domain (jid),
+                               myna_jid_get_local (jid), p != NULL ? p : "", user_op_done, op,
+                               user_op_free);
+  return TRUE;
+}
+
 static void
 client_io (MynaPollWatch *watch, guint32 events, gpointer user_data)
 {
@@ -194,10 +337,17 @@ client_io (MynaPollWatch *watch, guint32 events, gpointer user_data)
   if (n > 0)
     g_string_append_len (c->in, buf, n);
   char *nl = memchr (c->in->str, '\n', c->in->len);
+  if (c->answering)
+    return;
   if (nl != NULL)
     {
       *nl = '\0';
-      client_answer (c, c->in->str);
+      c->answering = TRUE;
+      if (!client_answer (c, c->in->str))
+        {
+          myna_poller_modify (c->watch, 0);   /* the answer comes later */
+          return;
+        }
     }
   else if (n > 0 && c->in->len < ADMIN_MAX_REQUEST)
     return;

@@ -34,6 +34,12 @@ static const MynaConfigKey global_keys[] = {
     "bytes queued to one client before it is cut off as not reading" },
   { "auth_timeout", MYNA_CONFIG_DURATION, "30s", 1000, 3600 * 1000,
     "time a connection has to authenticate" },
+  { "c2s_require_encryption", MYNA_CONFIG_BOOL, "true", 0, 0,
+    "clients must use TLS (STARTTLS or direct TLS) before anything else" },
+  { "tls_priority", MYNA_CONFIG_STRING, "NORMAL:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2", 0, 0,
+    "GnuTLS priority string" },
+  { "scram_iterations", MYNA_CONFIG_INT, "4096", 4096, 1000000,
+    "PBKDF2 iterations for newly stored passwords" },
   { NULL }
 };
 
@@ -47,6 +53,9 @@ static const MynaConfigKey listener_keys[] = {
 
 static const MynaConfigKey host_keys[] = {
   { "modules", MYNA_CONFIG_LIST, "", 0, 0, "modules enabled on this host" },
+  { "certificate", MYNA_CONFIG_STRING, "", 0, 0,
+    "PEM certificate (chain); none: a self-signed one is made in data_dir/certs" },
+  { "key", MYNA_CONFIG_STRING, "", 0, 0, "PEM private key of the certificate" },
   { "enabled", MYNA_CONFIG_BOOL, "true", 0, 0, "serve this host" },
   { NULL }
 };

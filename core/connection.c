@@ -14,6 +14,7 @@
 #include <sys/socket.h>
 
 #define READ_CHUNK 16384
+#define NS_TLS "urn:ietf:params:xml:ns:xmpp-tls"
 
 typedef enum {
   STATE_HEADER,      /* waiting for the client's stream header */
@@ -41,8 +42,10 @@ struct _MynaSession {
   int            priority;
   gboolean       available;
   gboolean       secure;
+  gnutls_session_t tls;
+  gboolean       handshaking;
+  gboolean       starttls_pending; /* <proceed/> queued: TLS starts once it is out */
   gboolean       header_sent;
-  gboolean       restart;      /* restart the stream after this element */
   gboolean       reaping;
   GData         *data;
 };
@@ -74,13 +77,39 @@ session_write (MynaSession *s, const char *data, gsize len)
   session_flush (s);
 }
 
+static void tls_start (MynaSession *s);
+
+/* Writes what it can; FALSE when the peer is gone. */
+static gssize
+session_transport_write (MynaSession *s, const char *data, gsize len)
+{
+  if (s->tls != NULL && !s->handshaking)
+    {
+      ssize_t n = gnutls_record_send (s->tls, data, len);
+      if (n == GNUTLS_E_AGAIN || n == GNUTLS_E_INTERRUPTED)
+        {
+          errno = EAGAIN;
+          return -1;
+        }
+      if (n < 0)
+        {
+          errno = EPIPE;
+          return -1;
+        }
+      return n;
+    }
+  return send (s->fd, data, len, MSG_NOSIGNAL);
+}
+
 static void
 session_flush (MynaSession *s)
 {
+  if (s->handshaking)
+    return;
   while (s->out_off < s->out->len)
     {
-      ssize_t n = send (s->fd, s->out->str + s->out_off, s->out->len - s->out_off,
-                        MSG_NOSIGNAL);
+      gssize n = session_transport_write (s, s->out->str + s->out_off,
+                                          s->out->len - s->out_off);
       if (n < 0)
         {
           if (errno == EINTR)
@@ -106,6 +135,8 @@ session_flush (MynaSession *s)
     }
   if (s->watch != NULL)
     myna_poller_modify (s->watch, s->state == STATE_CLOSING ? 0 : EPOLLIN);
+  if (s->starttls_pending)
+    tls_start (s);
 }
 
 void
@@ -150,8 +181,15 @@ session_send_features (MynaSession *s)
 {
   g_autoptr(MynaStanza) f = myna_stanza_new ("features", MYNA_NS_STREAMS);
   g_autoptr(GString) out = g_string_new (NULL);
+  gboolean tls_only = !s->secure && s->server->require_encryption;
 
-  for (guint i = 0; s->host != NULL && i < s->host->stream_features->len; i++)
+  if (!s->secure && s->state == STATE_OPEN && s->server->tls != NULL)
+    {
+      MynaStanza *st = myna_stanza_add_child (f, "starttls", NS_TLS);
+      if (s->server->require_encryption)
+        myna_stanza_add_child (st, "required", NS_TLS);
+    }
+  for (guint i = 0; s->host != NULL && !tls_only && i < s->host->stream_features->len; i++)
     {
       MynaFeaturesEntry *e = s->host->stream_features->pdata[i];
       e->func (s, f, e->data);
@@ -219,6 +257,8 @@ myna_session_close (MynaSession *session, const char *condition, const char *tex
   if (s->watch != NULL)
     myna_poller_modify (s->watch, 0);
   /* Half-close: the peer reads the error, then sees end of stream. */
+  if (s->tls != NULL && !s->handshaking)
+    gnutls_bye (s->tls, GNUTLS_SHUT_WR);
   shutdown (s->fd, SHUT_WR);
   reap_schedule (s);
 }
@@ -282,14 +322,94 @@ session_apply_limits (MynaSession *s)
   myna_xml_stream_set_limits (s->xml, &xl);
 }
 
+/* Advances the TLS handshake. */
+static void
+tls_handshake_step (MynaSession *s)
+{
+  int rc = gnutls_handshake (s->tls);
+
+  if (rc == GNUTLS_E_AGAIN || rc == GNUTLS_E_INTERRUPTED)
+    {
+      myna_poller_modify (s->watch, gnutls_record_get_direction (s->tls) ? EPOLLOUT : EPOLLIN);
+      return;
+    }
+  if (rc < 0)
+    {
+      g_message ("%s: TLS handshake failed: %s", s->peer, gnutls_strerror (rc));
+      s->handshaking = FALSE;
+      gnutls_deinit (s->tls);
+      s->tls = NULL;
+      s->header_sent = TRUE;        /* nothing more can be said */
+      s->reaping = FALSE;
+      myna_session_close (s, NULL, NULL);
+      return;
+    }
+  s->handshaking = FALSE;
+  s->secure = TRUE;
+  g_autofree char *desc = gnutls_session_get_desc (s->tls);
+  g_debug ("%s: TLS established: %s%s", s->peer, desc,
+           gnutls_session_is_resumed (s->tls) ? " (resumed)" : "");
+  myna_poller_modify (s->watch, EPOLLIN);
+  session_flush (s);
+}
+
+static void
+tls_start (MynaSession *s)
+{
+  s->starttls_pending = FALSE;
+  s->tls = myna_tls_session_new (s->server->tls, s->fd);
+  if (s->tls == NULL)
+    {
+      myna_session_close (s, "internal-server-error", "cannot start TLS");
+      return;
+    }
+  s->handshaking = TRUE;
+  myna_xml_stream_reset (s->xml);
+  tls_handshake_step (s);
+}
+
+/* Reads into @buf: bytes, 0 at end of stream, -1 with errno. */
+static gssize
+session_transport_read (MynaSession *s, char *buf, gsize len)
+{
+  if (s->tls != NULL)
+    {
+      ssize_t n = gnutls_record_recv (s->tls, buf, len);
+      if (n == GNUTLS_E_AGAIN || n == GNUTLS_E_INTERRUPTED)
+        {
+          errno = EAGAIN;
+          return -1;
+        }
+      if (n == GNUTLS_E_PREMATURE_TERMINATION)
+        return 0;
+      if (n < 0)
+        {
+          g_debug ("%s: TLS: %s", s->peer, gnutls_strerror ((int) n));
+          errno = EPROTO;
+          return -1;
+        }
+      return n;
+    }
+  return recv (s->fd, buf, len, 0);
+}
+
 static void
 session_read (MynaSession *s)
 {
   char buf[READ_CHUNK];
 
-  for (int round = 0; round < 4 && s->state != STATE_CLOSING; round++)
+  if (s->handshaking)
     {
-      ssize_t n = recv (s->fd, buf, sizeof buf, 0);
+      tls_handshake_step (s);
+      return;
+    }
+  /* Plain sockets read a bounded number of chunks per wakeup; TLS drains
+   * what GnuTLS has decrypted, since epoll cannot see its buffer. */
+  for (int round = 0; s->state != STATE_CLOSING && !s->starttls_pending && !s->handshaking; round++)
+    {
+      if (round >= 4 && (s->tls == NULL || gnutls_record_check_pending (s->tls) == 0))
+        break;
+      gssize n = session_transport_read (s, buf, sizeof buf);
 
       if (n == 0)
         {
@@ -303,13 +423,13 @@ session_read (MynaSession *s)
             continue;
           if (errno != EAGAIN)
             {
-              g_debug ("%s: recv: %s", s->peer, g_strerror (errno));
+              g_debug ("%s: read: %s", s->peer, g_strerror (errno));
               myna_session_close (s, NULL, NULL);
             }
-          return;
+          break;
         }
       myna_xml_stream_feed (s->xml, buf, (gsize) n, NULL);
-      if ((gsize) n < sizeof buf)
+      if ((gsize) n < sizeof buf && (s->tls == NULL || gnutls_record_check_pending (s->tls) == 0))
         break;
     }
   if (s->state != STATE_CLOSING)
@@ -321,6 +441,11 @@ session_io (MynaPollWatch *watch, guint32 events, gpointer user_data)
 {
   MynaSession *s = user_data;
 
+  if ((events & EPOLLOUT) && s->handshaking)
+    {
+      tls_handshake_step (s);
+      return;
+    }
   if (events & EPOLLOUT)
     session_flush (s);
   if (events & (EPOLLIN | EPOLLHUP | EPOLLERR))
@@ -347,6 +472,8 @@ myna_connection_new (MynaServer *server, MynaListener *listener, int fd,
   g_datalist_init (&s->data);
   g_hash_table_add (server->connections, s);
   g_debug ("%s: connected", s->peer);
+  if (g_strcmp0 (myna_listener_get_kind (listener), "c2s_tls") == 0)
+    tls_start (s);
   return s;
 }
 
@@ -372,6 +499,8 @@ myna_connection_free (MynaSession *s)
       close (s->fd);
     }
   myna_timer_free (s->timer);
+  if (s->tls != NULL)
+    gnutls_deinit (s->tls);
   myna_xml_stream_free (s->xml);
   if (s->jid != NULL)
     myna_jid_unref (s->jid);
@@ -448,6 +577,22 @@ is_stanza_name (const char *name)
          || strcmp (name, "iq") == 0;
 }
 
+/* <starttls/> (RFC 6120 §5.4.2): proceed, then the TLS handshake once
+ * <proceed/> is on the wire; bytes after it are not XML any more. */
+static void
+session_starttls (MynaSession *s)
+{
+  if (s->secure || s->state != STATE_OPEN || s->server->tls == NULL)
+    {
+      session_write (s, "<failure xmlns='" NS_TLS "'/>", -1 + sizeof ("<failure xmlns='" NS_TLS "'/>"));
+      myna_session_close (s, NULL, NULL);
+      return;
+    }
+  myna_xml_stream_pause (s->xml);
+  s->starttls_pending = TRUE;
+  session_write (s, "<proceed xmlns='" NS_TLS "'/>", -1 + sizeof ("<proceed xmlns='" NS_TLS "'/>"));
+}
+
 static void
 stream_stanza (gpointer user_data, MynaStanza *stanza)
 {
@@ -459,6 +604,16 @@ stream_stanza (gpointer user_data, MynaStanza *stanza)
   if (s->state == STATE_CLOSING)
     return;
   s->server->stanzas_in++;
+  if (g_strcmp0 (ns, NS_TLS) == 0 && strcmp (name, "starttls") == 0)
+    {
+      session_starttls (s);
+      return;
+    }
+  if (!s->secure && s->server->require_encryption)
+    {
+      myna_session_close (s, "policy-violation", "encryption is required: use STARTTLS");
+      return;
+    }
   if (g_strcmp0 (ns, MYNA_NS_CLIENT) != 0 || s->state < STATE_AUTHED)
     {
       /* Stream-level negotiation: SASL, STARTTLS, stream management… */
@@ -486,12 +641,7 @@ stream_stanza (gpointer user_data, MynaStanza *stanza)
                         &call, stanza) != MYNA_HANDLED)
     myna_router_route (s->server->router, &call, stanza);
 done:
-  if (s->restart && s->state != STATE_CLOSING)
-    {
-      s->restart = FALSE;
-      myna_xml_stream_reset (s->xml);
-      session_apply_limits (s);
-    }
+  return;
 }
 
 static void
@@ -565,6 +715,19 @@ myna_session_set_available (MynaSession *session, gboolean available)
   session->available = available;
 }
 
+GBytes *
+myna_session_get_channel_binding (MynaSession *session, const char *type)
+{
+  g_return_val_if_fail (session != NULL, NULL);
+  return session->secure ? myna_tls_channel_binding (session->tls, type) : NULL;
+}
+
+const char *
+myna_session_get_ip (MynaSession *session)
+{
+  return session->ip;
+}
+
 const char *
 myna_session_get_peer (MynaSession *session)
 {
@@ -587,7 +750,12 @@ myna_session_get_data (MynaSession *session, const char *key)
 void
 myna_session_restart_stream (MynaSession *session)
 {
-  session->restart = TRUE;
+  g_return_if_fail (session != NULL);
+
+  /* Safe inside a stream callback: the bytes after the current element
+   * are parsed as the new stream. */
+  myna_xml_stream_reset (session->xml);
+  session_apply_limits (session);
 }
 
 void
@@ -608,7 +776,9 @@ myna_session_set_authenticated (MynaSession *session, const char *local)
   session->jid = jid;
   session->state = STATE_AUTHED;
   myna_timer_stop (session->timer);
-  session->restart = TRUE;
+  /* The client's next bytes start a new stream (RFC 6120 §6.4.6); this
+   * may run from an asynchronous password check, outside any parse. */
+  myna_session_restart_stream (session);
   g_info ("%s: authenticated as %s", session->peer, myna_jid_bare_string (jid));
   MynaCall call = { session->server, session->host, session, session->jid, NULL };
   myna_router_fire (session->server->router, session->host,

@@ -189,6 +189,18 @@ myna_call_new (MynaHost *host, MynaSession *session)
   return call;
 }
 
+MynaCall *
+myna_call_new_for (MynaHost *host, MynaJid *from)
+{
+  g_return_val_if_fail (host != NULL && from != NULL, NULL);
+
+  MynaCall *call = g_new0 (MynaCall, 1);
+  call->server = host->server;
+  call->host = host;
+  call->from = myna_jid_ref (from);
+  return call;
+}
+
 void
 myna_call_free (MynaCall *call)
 {

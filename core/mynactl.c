@@ -113,7 +113,11 @@ main (int argc, char **argv)
       "  load MODULE [HOST]        load a module\n"
       "  unload MODULE [HOST]      unload a module\n"
       "  reload MODULE [HOST]      reload a module, keeping connections\n"
-      "  reload-config             reread the configuration file");
+      "  reload-config             reread the configuration file\n"
+      "  user add JID [PASSWORD]   create an account (password from stdin if omitted)\n"
+      "  user passwd JID [PASSWORD] change a password\n"
+      "  user del JID              delete an account and its data\n"
+      "  user list [HOST]          list accounts");
   g_autoptr(GError) error = NULL;
 
   g_option_context_add_main_entries (ctx, entries, NULL);
@@ -126,10 +130,31 @@ main (int argc, char **argv)
     config_path = g_strdup ("conf/myna.conf");
   if (strcmp (argv[1], "check-config") == 0)
     return check_config (argc > 2 ? argv[2] : config_path);
+  /* "user add|passwd JID" without a password reads it from standard input. */
+  g_autofree char *password = NULL;
+  g_autoptr(GPtrArray) words = g_ptr_array_new ();
+  for (int i = 1; i < argc; i++)
+    g_ptr_array_add (words, argv[i]);
+  if (argc == 4 && strcmp (argv[1], "user") == 0
+      && (strcmp (argv[2], "add") == 0 || strcmp (argv[2], "passwd") == 0))
+    {
+      char buf[1100];
+      if (isatty (0))
+        fprintf (stderr, "Password for %s: ", argv[3]);
+      if (fgets (buf, sizeof buf, stdin) == NULL)
+        {
+          g_printerr ("mynactl: no password given\n");
+          return 2;
+        }
+      buf[strcspn (buf, "\r\n")] = '\0';
+      password = g_strdup (buf);
+      g_ptr_array_add (words, password);
+    }
+  g_ptr_array_add (words, NULL);
   if (socket_path == NULL && (socket_path = socket_from_config (config_path, &error)) == NULL)
     {
       g_printerr ("mynactl: %s\n", error->message);
       return 1;
     }
-  return admin_request (socket_path, argv + 1);
+  return admin_request (socket_path, (char **) words->pdata);
 }

@@ -222,6 +222,7 @@ typedef struct {
 } MynaLimits;
 
 typedef struct _MynaListener MynaListener;
+typedef struct _MynaTls MynaTls;
 
 struct _MynaServer {
   GMainContext       *context;
@@ -232,6 +233,8 @@ struct _MynaServer {
   MynaStorage        *storage;
   MynaRouter         *router;
   MynaModuleRegistry *modules;
+  MynaTls            *tls;
+  gboolean            require_encryption;
   GHashTable         *hosts;        /* name → MynaHost* */
   GPtrArray          *listeners;
   GHashTable         *connections;  /* MynaSession* set */
@@ -270,6 +273,16 @@ void         myna_connection_free (MynaSession *session);
 void         myna_host_register_session (MynaHost *host, MynaSession *session);
 void         myna_host_unregister_session (MynaHost *host, MynaSession *session);
 MynaSession *myna_host_find_session (MynaHost *host, MynaJid *full);
+
+/* tls.c */
+#include <gnutls/gnutls.h>
+MynaTls         *myna_tls_new (MynaServer *server, GError **error);
+void             myna_tls_free (MynaTls *tls);
+gnutls_session_t myna_tls_session_new (MynaTls *tls, int fd);
+/* Channel binding data of @type for SASL -PLUS, or NULL. */
+GBytes          *myna_tls_channel_binding (gnutls_session_t session, const char *type);
+/* The listener's kind ("c2s", "c2s_tls"). */
+const char      *myna_listener_get_kind (MynaListener *listener);
 
 /* admin.c */
 gboolean    myna_admin_start (MynaServer *server, const char *path,

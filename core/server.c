@@ -78,6 +78,8 @@ server_read_limits (MynaServer *server)
   l->max_attrs = (guint) myna_config_get_int (c, "global", "max_attrs");
   l->max_output = (gsize) myna_config_get_int (c, "global", "max_output");
   l->auth_timeout_ms = (guint) myna_config_get_int (c, "global", "auth_timeout");
+  server->require_encryption = myna_config_get_bool (c, "global", "c2s_require_encryption");
+  myna_accounts_set_iterations ((guint) myna_config_get_int (c, "global", "scram_iterations"));
 }
 
 MynaServer *
@@ -184,6 +186,12 @@ listener_open (MynaServer *server, const char *name, GError **error)
   g_ptr_array_add (server->listeners, l);
   g_info ("listening for %s on %s port %u (%s)", l->kind, address, l->port, name);
   return TRUE;
+}
+
+const char *
+myna_listener_get_kind (MynaListener *listener)
+{
+  return listener != NULL ? listener->kind : "c2s";
 }
 
 guint16
@@ -314,6 +322,9 @@ myna_server_start (MynaServer *server, GError **error)
         continue;
       server_enable_modules (server, myna_server_add_host (server, domain));
     }
+  server->tls = myna_tls_new (server, error);
+  if (server->tls == NULL)
+    return FALSE;
   for (guint i = 0; listeners[i] != NULL; i++)
     if (!listener_open (server, listeners[i], error))
       return FALSE;
@@ -364,6 +375,7 @@ myna_server_free (MynaServer *server)
   g_hash_table_unref (server->connections);
   g_hash_table_unref (server->per_ip);
   myna_poller_free (server->poller);
+  myna_tls_free (server->tls);
   myna_config_free (server->config);
   g_main_loop_unref (server->loop);
   g_main_context_unref (server->context);

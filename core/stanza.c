@@ -73,11 +73,14 @@ static const char *const known_names[] = {
   "jabber:x:data", "jabber:x:conference", "vcard-temp", "vcard-temp:x:update",
   "http://jabber.org/protocol/caps", "http://jabber.org/protocol/disco#info",
   "http://jabber.org/protocol/disco#items", "http://jabber.org/protocol/muc",
-  "http://jabber.org/protocol/muc#user", "http://jabber.org/protocol/chatstates",
-  "http://jabber.org/protocol/pubsub", "http://jabber.org/protocol/pubsub#event",
+  "http://jabber.org/protocol/muc#user",
+  "http://jabber.org/protocol/chatstates",
+  "http://jabber.org/protocol/pubsub",
+  "http://jabber.org/protocol/pubsub#event",
   "http://jabber.org/features/iq-register", "urn:xmpp:ping", "urn:xmpp:time",
   "urn:xmpp:delay", "urn:xmpp:receipts", "urn:xmpp:sm:3", "urn:xmpp:csi:0",
-  "urn:xmpp:carbons:2", "urn:xmpp:forward:0", "urn:xmpp:mam:2", "urn:xmpp:sid:0",
+  "urn:xmpp:carbons:2", "urn:xmpp:forward:0", "urn:xmpp:mam:2",
+  "urn:xmpp:sid:0",
   "urn:xmpp:hints", "urn:xmpp:chat-markers:0", "urn:xmpp:blocking",
   /* elements */
   "stream", "features", "message", "presence", "iq", "body", "subject",
@@ -136,7 +139,8 @@ static _Thread_local LookupEntry lookup_cache[64][2];
 static const char *
 lookup_interned (const char *s)
 {
-  guint64 hash = (guint64) (guintptr) s * G_GUINT64_CONSTANT (0x9e3779b97f4a7c15);
+  guint64 hash = (guint64) (guintptr) s
+                 * G_GUINT64_CONSTANT (0x9e3779b97f4a7c15);
   LookupEntry *set = lookup_cache[hash >> 58];
   const char *interned;
   GQuark quark;
@@ -239,6 +243,28 @@ text_concat (const Text *a, const char *text, gsize len)
   memcpy (t->text + a->len, text, len);
   t->text[t->len] = '\0';
   return &t->head;
+}
+
+/* @node (a text node, whose reference is taken) with @text appended:
+ * grown in place when nobody else holds it, else a new node. */
+static MynaStanza *
+text_append (MynaStanza *node, const char *text, gsize len)
+{
+  Text *t = AS_TEXT (node);
+  guintptr start = (guintptr) t->text, at = (guintptr) text;
+  MynaStanza *merged;
+
+  if (node->ref_count == 1 && (at < start || at > start + t->len))
+    {
+      t = g_realloc (t, sizeof (Text) + t->len + len + 1);
+      memcpy (t->text + t->len, text, len);
+      t->len += len;
+      t->text[t->len] = '\0';
+      return &t->head;
+    }
+  merged = text_concat (t, text, len);
+  myna_stanza_unref (node);
+  return merged;
 }
 
 /* An element named @name in @ns, both resolved to interned strings when
@@ -718,10 +744,7 @@ myna_stanza_append_text (MynaStanza *parent, const char *text, gssize len)
   last = el->n_children > 0 ? &el->children[el->n_children - 1] : NULL;
   if (last != NULL && !IS_ELEMENT (*last))
     {
-      MynaStanza *merged = text_concat (AS_TEXT (*last), text, len);
-
-      myna_stanza_unref (*last);
-      *last = merged;
+      *last = text_append (*last, text, len);
       element_changed (el);
       return;
     }
@@ -771,10 +794,8 @@ myna_stanza_remove_children (MynaStanza *parent, const char *name,
       else if (prev != NULL && !IS_ELEMENT (prev) && !IS_ELEMENT (child))
         {
           /* Text that the removal made adjacent is merged. */
-          el->children[kept - 1] = text_concat (AS_TEXT (prev),
-                                                AS_TEXT (child)->text,
+          el->children[kept - 1] = text_append (prev, AS_TEXT (child)->text,
                                                 AS_TEXT (child)->len);
-          myna_stanza_unref (prev);
           myna_stanza_unref (child);
         }
       else

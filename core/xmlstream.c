@@ -24,9 +24,9 @@
  * Safety.  libxml2 never expands an entity: no XML_PARSE_NOENT, no DTD
  * loading, and every DTD, entity lookup, comment and processing instruction
  * ends the stream with "restricted-xml" at the SAX level.  libxml2 errors
- * reach only our structured handler.  Once the stream ends, SAX is disabled
- * on the context (it is never halted or freed from inside a callback) and
- * every handler checks parser_done.
+ * reach only our structured handler.  Once the stream ends, the context is
+ * stopped (see silence_parser(); it is never freed from inside a callback)
+ * and every handler checks parser_done.
  *
  * Callbacks may call myna_xml_stream_reset(), _pause() and _release_idle()
  * but must not free the stream: that has to wait until feed() returns. */
@@ -46,8 +46,9 @@
 #define MAX_NS_DECLS 32u
 /* Largest piece handed to libxml2 when no '>' comes sooner. */
 #define MAX_PIECE ((gsize) 8192)
-/* Approximate heap use of one idle libxml2 push parser context. */
-#define PARSER_MEMORY 12000
+/* Heap use of one libxml2 push parser context with its dictionary and
+ * buffers, as measured with libxml2 2.9.14. */
+#define PARSER_MEMORY 16500
 
 /* Where the Scanner is in the markup. */
 typedef enum {
@@ -143,14 +144,18 @@ is_xml_space (char c)
 /* ------------------------------------------------------------------ */
 /* Ending the stream */
 
-/* Makes the current context report nothing more.  SAX is disabled rather
- * than the parser halted: halting frees its input under the caller. */
+/* Makes the current context stop and report nothing more.  This is
+ * xmlStopParser() without freeing the input, which the libxml2 code that
+ * called us may still be reading. */
 static void
 silence_parser (MynaXmlStream *self)
 {
   self->parser_done = TRUE;
   if (self->ctxt != NULL)
-    self->ctxt->disableSAX = 1;
+    {
+      self->ctxt->disableSAX = 1;
+      self->ctxt->instate = XML_PARSER_EOF;
+    }
 }
 
 static void
@@ -243,18 +248,32 @@ flush_text (MynaXmlStream *self)
     return;
   myna_stanza_append_text (g_ptr_array_index (self->open, self->open->len - 1),
                            self->text->str, self->text->len);
-  g_string_truncate (self->text, 0);
+  /* Keep the buffer for the next text, unless a large one made it big. */
+  if (self->text->allocated_len > 64 * 1024)
+    {
+      g_string_free (self->text, TRUE);
+      self->text = g_string_sized_new (64);
+    }
+  else
+    g_string_truncate (self->text, 0);
 }
 
-/* Whether libxml2 has parsed every byte it was given but the last
- * @pending, as it has at each report on well-formed input (see
- * scanner_run()): 1 for the '>' of a start tag, which libxml2 consumes
- * after the callback, else 0.  Fails the stream if not, since pause() and
- * reset() could not be exact then. */
+/* Whether libxml2 has parsed every byte it was given, as it has at each
+ * report on well-formed input (see scanner_run()); in a start tag, all but
+ * the closing ">" or "/>", which libxml2 consumes after the callback.
+ * Fails the stream if not, since pause() and reset() could not be exact
+ * then. */
 static gboolean
-report_in_step (MynaXmlStream *self, gsize pending)
+report_in_step (MynaXmlStream *self, gboolean in_start_tag)
 {
-  if (xmlByteConsumed (self->ctxt) + pending == self->ctxt_bytes)
+  long consumed = xmlByteConsumed (self->ctxt);
+  const char *rest = (const char *) self->ctxt->input->cur;
+  gsize n_rest = self->ctxt_bytes - consumed;
+
+  if (consumed >= 0 && (gsize) consumed <= self->ctxt_bytes
+      && (in_start_tag ? (n_rest == 1 && rest[0] == '>')
+                         || (n_rest == 2 && rest[0] == '/' && rest[1] == '>')
+                       : n_rest == 0))
     return TRUE;
   stream_fail (self, "not-well-formed", "markup the stream cannot follow");
   return FALSE;
@@ -315,7 +334,7 @@ open_stream (MynaXmlStream *self, const xmlChar *localname,
       stream_fail (self, "policy-violation", "too many attributes");
       return;
     }
-  if (!report_in_step (self, 1))
+  if (!report_in_step (self, TRUE))
     return;
   header = myna_stanza_new ("stream", MYNA_NS_STREAMS);
   add_attributes (self, header, n_attrs, attrs);
@@ -405,7 +424,7 @@ deliver_top (MynaXmlStream *self)
 {
   g_autoptr(MynaStanza) stanza = g_steal_pointer (&self->top);
 
-  if (!report_in_step (self, 0))
+  if (!report_in_step (self, FALSE))
     return;
   self->boundary_pending = TRUE;
   if (self->callbacks.stanza != NULL)
@@ -451,37 +470,46 @@ on_characters (void *ctx, const xmlChar *ch, int len)
   g_string_append_len (self->text, (const char *) ch, len);
 }
 
+/* libxml2 2.9 checks the characters of a CDATA section in push mode
+ * without refusing overlong UTF-8 forms; everything else it validates. */
+static void
+on_cdata (void *ctx, const xmlChar *ch, int len)
+{
+  MynaXmlStream *self = ctx;
+
+  if (!g_utf8_validate_len ((const char *) ch, len, NULL))
+    stream_fail (self, "not-well-formed", "invalid UTF-8 in a CDATA section");
+  else
+    on_characters (ctx, ch, len);
+}
+
 /* ------------------------------------------------------------------ */
 /* Restricted XML and errors */
 
 static void
 on_comment (void *ctx, const xmlChar *value)
 {
-  if (!((MynaXmlStream *) ctx)->parser_done)
-    stream_restricted (ctx, "comments are");
+  stream_restricted (ctx, "comments are");
 }
 
 static void
 on_processing_instruction (void *ctx, const xmlChar *target,
                            const xmlChar *data)
 {
-  if (!((MynaXmlStream *) ctx)->parser_done)
-    stream_restricted (ctx, "processing instructions are");
+  stream_restricted (ctx, "processing instructions are");
 }
 
 static void
 on_subset (void *ctx, const xmlChar *name, const xmlChar *external_id,
            const xmlChar *system_id)
 {
-  if (!((MynaXmlStream *) ctx)->parser_done)
-    stream_restricted (ctx, "document type declarations are");
+  stream_restricted (ctx, "document type declarations are");
 }
 
 static xmlEntityPtr
 on_get_entity (void *ctx, const xmlChar *name)
 {
-  if (!((MynaXmlStream *) ctx)->parser_done)
-    stream_restricted (ctx, "entity references other than the predefined are");
+  stream_restricted (ctx, "entity references other than the predefined are");
   return NULL;
 }
 
@@ -519,7 +547,7 @@ on_xml_error (void *ctx, xmlErrorPtr error)
   if (error->code == XML_WAR_NS_URI || error->code == XML_WAR_NS_URI_RELATIVE)
     return;
   message = g_strdup (error->message != NULL ? error->message : "error");
-  g_strchomp (message);
+  g_strdelimit (g_strchomp (message), "\r\n", ' ');
   stream_fail (self, "not-well-formed", message);
 }
 
@@ -538,7 +566,7 @@ sax_handler (void)
       sax.endElementNs = on_end_element;
       sax.characters = on_characters;
       sax.ignorableWhitespace = on_characters;
-      sax.cdataBlock = on_characters;
+      sax.cdataBlock = on_cdata;
       sax.comment = on_comment;
       sax.processingInstruction = on_processing_instruction;
       sax.internalSubset = on_subset;
@@ -560,6 +588,9 @@ sax_handler (void)
 static void
 parser_free (MynaXmlStream *self)
 {
+  /* libxml2 builds a document of its own while it skims a DTD. */
+  if (self->ctxt != NULL && self->ctxt->myDoc != NULL)
+    g_clear_pointer (&self->ctxt->myDoc, xmlFreeDoc);
   g_clear_pointer (&self->ctxt, xmlFreeParserCtxt);
   self->ctxt_bytes = 0;
   g_clear_pointer (&self->top, myna_stanza_unref);
@@ -780,7 +811,8 @@ feed_piece (MynaXmlStream *self, const char *data, gsize len)
   len -= skip;
   if (self->ctxt == NULL && !parser_start (self))
     return skip;
-  budget = max_stanza_size (self) - self->element_bytes;
+  budget = max_stanza_size (self);
+  budget = budget > self->element_bytes ? budget - self->element_bytes : 0;
   if (budget == 0)
     {
       stream_fail (self, "policy-violation", "stanza too large");
@@ -817,7 +849,9 @@ myna_xml_stream_feed (MynaXmlStream *self, const char *data, gsize len,
     pos += feed_piece (self, data + pos, len - pos);
   self->in_feed = FALSE;
   self->paused = FALSE;
-  if (self->state == STREAM_DONE)
+  if (self->want_reset)
+    stream_reset_now (self);
+  else if (self->state == STREAM_DONE)
     parser_free (self);
   if (consumed != NULL)
     *consumed = pos;
@@ -839,6 +873,7 @@ myna_xml_stream_new (const MynaXmlStreamCallbacks *callbacks,
   self = g_new0 (MynaXmlStream, 1);
   self->callbacks = *callbacks;
   self->user_data = user_data;
+  /* Defaults for a stream whose owner sets none. */
   self->limits.max_stanza_size = 256 * 1024;
   self->limits.max_depth = 64;
   self->limits.max_attrs = 64;

@@ -8,6 +8,7 @@
 
 #include <glib.h>
 #include <myna/storage.h>
+#include <myna/sasl.h>
 
 G_BEGIN_DECLS
 
@@ -21,11 +22,6 @@ typedef enum {
   MYNA_ACCOUNT_ERROR_BAD_NAME,     /* the username is not a valid localpart */
   MYNA_ACCOUNT_ERROR_BAD_PASSWORD, /* empty or too long */
 } MynaAccountError;
-
-typedef enum {
-  MYNA_SCRAM_SHA1,
-  MYNA_SCRAM_SHA256,
-} MynaScramHash;
 
 /* The stored SCRAM credentials of one account for one hash. */
 typedef struct {

@@ -146,6 +146,11 @@ gboolean     myna_session_bind (MynaSession *session, const char *resource,
                                 GError **error);
 /* Restarts the XML stream after the current element (SASL success). */
 void         myna_session_restart_stream (MynaSession *session);
+/* TLS channel binding data of @type ("tls-exporter", "tls-server-end-point")
+ * for SASL -PLUS mechanisms, or NULL when unavailable.
+ * Returns: (transfer full) (nullable) */
+GBytes      *myna_session_get_channel_binding (MynaSession *session,
+                                               const char *type);
 /* Sends raw, already serialised XML. */
 void         myna_session_send_raw (MynaSession *session, const char *xml,
                                     gssize len);

@@ -82,6 +82,9 @@ MynaResult   myna_host_fire_event (MynaHost *host, const char *event,
 /* A call for stanzas the server itself originates on @host (from the
  * host's JID, no session).  Free with myna_call_free(). */
 MynaCall    *myna_call_new (MynaHost *host, MynaSession *session);
+/* A call on @host whose sender is @from (for example an account's bare
+ * JID in MYNA_EVENT_ACCOUNT_DELETED). */
+MynaCall    *myna_call_new_for (MynaHost *host, MynaJid *from);
 void         myna_call_free (MynaCall *call);
 
 /* Looks a local virtual host up by domain.  Returns: (transfer none) */
@@ -103,6 +106,8 @@ gboolean     myna_session_is_available (MynaSession *session);
 void         myna_session_set_available (MynaSession *session, gboolean available);
 /* The peer's address for logs and limits, "ip:port". */
 const char  *myna_session_get_peer (MynaSession *session);
+/* The peer's IP address alone. */
+const char  *myna_session_get_ip (MynaSession *session);
 
 /* Sends @stanza to this session's client; borrowed. */
 void         myna_session_send (MynaSession *session, MynaStanza *stanza);

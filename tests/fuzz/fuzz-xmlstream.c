@@ -4,9 +4,9 @@
  * The first byte seeds how the rest is split into feed() calls and which
  * of pause(), release_idle() and restart-on-<proceed/>/<success/> are used.
  * The input is parsed twice, whole and split that way, with small limits:
- * both must report the same events.  Every stanza is serialized and parsed
- * again inside a fresh stream; that must give back the same serialization
- * and the same tree.  Any difference calls abort(). */
+ * both must report the same events (but see same_events()).  Every stanza
+ * is serialized and parsed again inside a fresh stream; that must give back
+ * the same serialization and the same tree.  Any difference calls abort(). */
 #include <myna/xmlstream.h>
 
 #include <stdint.h>
@@ -259,6 +259,40 @@ run_stream (const uint8_t *data, size_t size, guint options, guint32 seed)
   return run.log;
 }
 
+/* Drops the condition of a final error. */
+static void
+blur_final_error (GString *log)
+{
+  const char *last = g_strrstr_len (log->str, log->len - 1, "\n");
+  gsize start = last != NULL ? (gsize) (last - log->str) + 1 : 0;
+
+  if (log->len > 0 && g_str_has_prefix (log->str + start, "error "))
+    g_string_truncate (log, start + strlen ("error"));
+}
+
+/* Whether @longer is @shorter plus an error. */
+static gboolean
+one_error_more (const GString *shorter, const GString *longer)
+{
+  return g_str_has_prefix (longer->str, shorter->str)
+         && strcmp (longer->str + shorter->len, "error") == 0;
+}
+
+/* Whether two runs agree.  libxml2's push parser decides with heuristics
+ * whether it has enough bytes to go on (a '>' after the last '<' outside
+ * apparent quotes, 300 bytes of a CDATA section, ...), so on malformed
+ * input one run may still be waiting when the other has failed, or may
+ * meet the size limit before the error the other has found.  Events before
+ * the end must match exactly. */
+static gboolean
+same_events (GString *a, GString *b)
+{
+  blur_final_error (a);
+  blur_final_error (b);
+  return strcmp (a->str, b->str) == 0 || one_error_more (a, b)
+         || one_error_more (b, a);
+}
+
 int
 LLVMFuzzerTestOneInput (const uint8_t *data, size_t size)
 {
@@ -271,7 +305,7 @@ LLVMFuzzerTestOneInput (const uint8_t *data, size_t size)
   options = data[0] >> 5;
   whole = run_stream (data + 1, size - 1, options & OPT_RESTART, 0);
   split = run_stream (data + 1, size - 1, options, data[0] * 2654435761u | 1);
-  if (strcmp (whole->str, split->str) != 0)
+  if (!same_events (whole, split))
     {
       fprintf (stderr, "whole:\n%s\nsplit (seed %u, options %u):\n%s\n",
                whole->str, data[0], options, split->str);

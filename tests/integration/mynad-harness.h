@@ -11,6 +11,7 @@
 #include <poll.h>
 #include <string.h>
 #include <unistd.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <netinet/in.h>
 #include <arpa/inet.h>
@@ -24,7 +25,15 @@ typedef struct {
   guint16      port;
   GString     *log;
   GDataInputStream *err;
+  const char  *modules;      /* NULL: MYNAD_DEFAULT_MODULES */
 } Mynad;
+
+/* Every built-in module the tree has; tests may set Mynad.modules. */
+#ifndef MYNAD_DEFAULT_MODULES
+#define MYNAD_DEFAULT_MODULES "disco;ping;version;auth;bind"
+#endif
+/* Appended by tests that log in: PLAIN over plain TCP on loopback. */
+#define MYNAD_PLAIN_AUTH "[module:auth]\nallow_plain_insecure = true\n"
 
 static inline void
 mynad_rm_rf (const char *path)
@@ -93,10 +102,33 @@ mynad_wait_log (Mynad *d, const char *needle, guint ms)
 }
 
 static inline void
-mynad_start (Mynad *d, const char *extra)
+mynad_child_setup (gpointer unused)
+{
+  prctl (PR_SET_PDEATHSIG, SIGKILL);
+}
+
+/* Starts mynad on d->conf_path and waits until it says it started. */
+static inline void
+mynad_spawn (Mynad *d)
 {
   g_autoptr(GError) error = NULL;
   g_autofree char *mynad = build_path ("core/mynad");
+  /* mynad dies with the test, whatever happens to the test. */
+  g_autoptr(GSubprocessLauncher) launcher =
+      g_subprocess_launcher_new (G_SUBPROCESS_FLAGS_STDERR_PIPE | G_SUBPROCESS_FLAGS_STDOUT_SILENCE);
+
+  g_subprocess_launcher_set_child_setup (launcher, mynad_child_setup, NULL, NULL);
+  d->proc = g_subprocess_launcher_spawn (launcher, &error, mynad, "-c", d->conf_path, NULL);
+  g_assert_no_error (error);
+  d->err = g_data_input_stream_new (g_subprocess_get_stderr_pipe (d->proc));
+  if (!mynad_wait_log (d, "started", WAIT_MS))
+    g_error ("mynad did not start:\n%s", d->log->str);
+}
+
+static inline void
+mynad_start (Mynad *d, const char *extra)
+{
+  g_autoptr(GError) error = NULL;
   g_autofree char *testmods = build_path ("tests/modules");
 
   d->dir = g_dir_make_tmp ("mynad-test-XXXXXX", &error);
@@ -108,22 +140,43 @@ mynad_start (Mynad *d, const char *extra)
       "data_dir = %s\n"
       "module_path = %s\n"
       "log_level = debug\n"
-      "modules = disco;ping;version\n"
+      "c2s_require_encryption = false\n"
+      "scram_iterations = 4096\n"
+      "modules = %s\n"
       "%s\n"
       "[listener:c2s]\n"
       "address = 127.0.0.1\n"
       "port = %u\n"
       "[host:localhost]\n",
-      d->dir, testmods, extra != NULL ? extra : "", d->port);
+      d->dir, testmods, d->modules != NULL ? d->modules : MYNAD_DEFAULT_MODULES,
+      extra != NULL ? extra : "", d->port);
   d->conf_path = g_build_filename (d->dir, "myna.conf", NULL);
   g_file_set_contents (d->conf_path, conf, -1, &error);
   g_assert_no_error (error);
-  d->proc = g_subprocess_new (G_SUBPROCESS_FLAGS_STDERR_PIPE, &error,
-                              mynad, "-c", d->conf_path, NULL);
-  g_assert_no_error (error);
-  d->err = g_data_input_stream_new (g_subprocess_get_stderr_pipe (d->proc));
-  if (!mynad_wait_log (d, "started", WAIT_MS))
-    g_error ("mynad did not start:\n%s", d->log->str);
+  mynad_spawn (d);
+}
+
+/* Stops mynad gracefully and starts it again on the same configuration,
+ * data directory and port. */
+static inline void
+mynad_restart (Mynad *d)
+{
+  char *rest;
+
+  g_subprocess_send_signal (d->proc, SIGTERM);
+  mynad_wait_log (d, "stopped", WAIT_MS);
+  while ((rest = g_data_input_stream_read_line (d->err, NULL, NULL, NULL)) != NULL)
+    {
+      g_string_append_printf (d->log, "%s\n", rest);
+      g_free (rest);
+    }
+  g_subprocess_wait (d->proc, NULL, NULL);
+  if (!g_subprocess_get_if_exited (d->proc) || g_subprocess_get_exit_status (d->proc) != 0)
+    g_error ("mynad did not stop cleanly for the restart:\n%s", d->log->str);
+  g_clear_object (&d->err);
+  g_clear_object (&d->proc);
+  g_string_truncate (d->log, 0);
+  mynad_spawn (d);
 }
 
 /* SIGTERM, then waits for exit; returns the exit status. */
@@ -310,4 +363,51 @@ client_expect_features (Client *c)
     }
   return strstr (c->in->str, "</stream:features>") != NULL
          || strstr (c->in->str, "<stream:features/>") != NULL;
+}
+
+/* ---- accounts and logging in ---------------------------------------------- */
+
+/* Creates an account through mynactl. */
+static inline void
+mynad_add_user (Mynad *d, const char *user, const char *password)
+{
+  g_autofree char *out = NULL;
+  g_autofree char *jid = g_strdup_printf ("%s@localhost", user);
+  int rc = mynactl (d, &out, "user", "add", jid, password, NULL);
+
+  if (rc != 0)
+    g_error ("mynactl user add %s failed: %s", jid, out);
+}
+
+/* Logs @user in with SASL PLAIN (the instance needs MYNAD_PLAIN_AUTH) and
+ * binds @resource; the input buffer is cleared afterwards.  Returns NULL
+ * when any step fails. */
+static inline Client *
+client_login (Mynad *d, const char *user, const char *password, const char *resource)
+{
+  g_autoptr(Client) c = client_connect (d);
+  g_autofree char *raw = g_strdup_printf ("%c%s%c%s", 0, user, 0, password);
+  gsize rawlen = 2 + strlen (user) + strlen (password);
+  g_autofree char *b64 = g_base64_encode ((const guchar *) raw, rawlen);
+  g_autofree char *auth = g_strdup_printf ("<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' "
+                                           "mechanism='PLAIN'>%s</auth>", b64);
+  g_autofree char *bind = g_strdup_printf ("<iq type='set' id='bind1'><bind "
+                                           "xmlns='urn:ietf:params:xml:ns:xmpp-bind'>"
+                                           "<resource>%s</resource></bind></iq>", resource);
+
+  client_send (c, STREAM_OPEN ("localhost"));
+  if (!client_expect_features (c))
+    return NULL;
+  client_send (c, auth);
+  if (!client_expect (c, "<success"))
+    return NULL;
+  g_string_truncate (c->in, 0);
+  client_send (c, STREAM_OPEN ("localhost"));
+  if (!client_expect_features (c))
+    return NULL;
+  client_send (c, bind);
+  if (!client_expect (c, "</jid>"))
+    return NULL;
+  g_string_truncate (c->in, 0);
+  return g_steal_pointer (&c);
 }

@@ -219,6 +219,16 @@ test_client_stream (void)
 }
 
 static void
+test_empty_stream (void)
+{
+  check (&plain,
+         "<stream:stream xmlns='jabber:client'"
+         " xmlns:stream='http://etherx.jabber.org/streams'/>",
+         "open <stream xmlns='http://etherx.jabber.org/streams'/>"
+         " ns=jabber:client\nclose\n");
+}
+
+static void
 test_header_attributes (void)
 {
   g_autoptr(GString) log = g_string_new (NULL);
@@ -312,12 +322,16 @@ static void
 test_invalid_utf8 (void)
 {
   const char *bad[] = {
-    "\xff", "\xc0\xaf", "\xed\xa0\x80", "\xf4\x90\x80\x80", "\xe2\x82",
+    "\xff", "\xc0\xaf", "\xc1\x8c", "\xe0\x81\x8c", "\xf0\x80\x81\x8c",
+    "\xed\xa0\x80", "\xf4\x90\x80\x80", "\xef\xbf\xbe", "\xe2\x82",
     "\x80", "\x01",
   };
 
   for (guint i = 0; i < G_N_ELEMENTS (bad); i++)
     {
+      g_autofree char *in_cdata = g_strdup_printf (
+        STREAM_HEADER "<message><body><![CDATA[a%sb]]></body></message>"
+        "<presence/>", bad[i]);
       g_autofree char *in_text = g_strdup_printf (
         STREAM_HEADER "<message><body>a%sb</body></message><presence/>",
         bad[i]);
@@ -326,6 +340,7 @@ test_invalid_utf8 (void)
 
       check (&plain, in_text, OPEN_EVENT "error not-well-formed\n");
       check (&plain, in_attr, OPEN_EVENT "error not-well-formed\n");
+      check (&plain, in_cdata, OPEN_EVENT "error not-well-formed\n");
     }
 }
 
@@ -866,6 +881,7 @@ main (int argc, char **argv)
   g_test_init (&argc, &argv, NULL);
 
   g_test_add_func ("/xmlstream/client-stream", test_client_stream);
+  g_test_add_func ("/xmlstream/empty-stream", test_empty_stream);
   g_test_add_func ("/xmlstream/header-attributes", test_header_attributes);
   g_test_add_func ("/xmlstream/xml-lang", test_xml_lang);
   g_test_add_func ("/xmlstream/whitespace-keepalive", test_whitespace_keepalive);

@@ -1,0 +1,388 @@
+/* accounts.c: accounts with SCRAM-only password storage.
+ *
+ * Per account, kv (host, user, "account", "scram") holds
+ *   "v1;ITER;SALT;SHA1-STORED;SHA1-SERVER;SHA256-STORED;SHA256-SERVER"
+ * (base64 fields), and the host-wide index (host, "", "accounts", user)
+ * lists the usernames.  PBKDF2 runs in a GTask worker thread; the storage
+ * write and the callback happen back on the main loop. */
+#include "private.h"
+
+#include <gnutls/gnutls.h>
+#include <gnutls/crypto.h>
+#include <string.h>
+
+#define STORE_ACCOUNT "account"
+#define KEY_SCRAM     "scram"
+#define STORE_INDEX   "accounts"
+#define MAX_PASSWORD  1024
+
+static guint scram_iterations = 4096;
+
+G_DEFINE_QUARK (myna-account-error-quark, myna_account_error)
+
+void
+myna_accounts_set_iterations (guint iterations)
+{
+  scram_iterations = CLAMP (iterations, 1, 10000000);
+}
+
+guint
+myna_accounts_get_iterations (void)
+{
+  return scram_iterations;
+}
+
+void
+myna_scram_credentials_free (MynaScramCredentials *creds)
+{
+  if (creds == NULL)
+    return;
+  g_clear_pointer (&creds->salt, g_bytes_unref);
+  g_clear_pointer (&creds->stored_key, g_bytes_unref);
+  g_clear_pointer (&creds->server_key, g_bytes_unref);
+  g_free (creds);
+}
+
+/* ---- the worker job -------------------------------------------------------- */
+
+typedef struct {
+  MynaStorage    *storage;
+  char           *host;
+  char           *user;
+  char           *password;
+  char           *record;        /* computed: the stored string */
+  MynaScramCredentials *check;   /* for check_password: what to compare to */
+  gboolean        matched;
+  gboolean        must_exist;    /* set_password */
+  MynaAccountDone done;
+  gpointer        user_data;
+  GDestroyNotify  destroy;
+} Job;
+
+static void
+job_free (Job *job)
+{
+  if (job->destroy != NULL)
+    job->destroy (job->user_data);
+  g_free (job->host);
+  g_free (job->user);
+  if (job->password != NULL)
+    {
+      memset (job->password, 0, strlen (job->password));
+      g_free (job->password);
+    }
+  g_free (job->record);
+  myna_scram_credentials_free (job->check);
+  g_free (job);
+}
+
+static char *
+b64 (GBytes *b)
+{
+  gsize len;
+  gconstpointer data = g_bytes_get_data (b, &len);
+  return g_base64_encode (data, len);
+}
+
+/* Computes the record for job->password with a fresh salt. */
+static void
+job_hash_thread (GTask *task, gpointer source, gpointer task_data, GCancellable *c)
+{
+  Job *job = task_data;
+  guchar salt_raw[16];
+  g_autoptr(GBytes) salt = NULL;
+  GString *rec = g_string_new ("v1;");
+
+  gnutls_rnd (GNUTLS_RND_NONCE, salt_raw, sizeof salt_raw);
+  salt = g_bytes_new (salt_raw, sizeof salt_raw);
+  g_autofree char *salt64 = b64 (salt);
+  g_string_append_printf (rec, "%u;%s", scram_iterations, salt64);
+  for (MynaScramHash h = MYNA_SCRAM_SHA1; h <= MYNA_SCRAM_SHA256; h++)
+    {
+      g_autoptr(GBytes) salted = myna_scram_salted_password (h, job->password, salt,
+                                                             scram_iterations);
+      g_autoptr(GBytes) stored = NULL, server = NULL;
+      myna_scram_keys (h, salted, &stored, &server);
+      g_autofree char *s1 = b64 (stored), *s2 = b64 (server);
+      g_string_append_printf (rec, ";%s;%s", s1, s2);
+    }
+  job->record = g_string_free (rec, FALSE);
+  g_task_return_boolean (task, TRUE);
+}
+
+/* Derives the stored key from job->password with the stored salt. */
+static void
+job_check_thread (GTask *task, gpointer source, gpointer task_data, GCancellable *c)
+{
+  Job *job = task_data;
+  MynaScramCredentials *cr = job->check;
+  g_autoptr(GBytes) salted = myna_scram_salted_password (cr->hash, job->password, cr->salt,
+                                                         cr->iterations);
+  g_autoptr(GBytes) stored = NULL, server = NULL;
+
+  myna_scram_keys (cr->hash, salted, &stored, &server);
+  job->matched = g_bytes_equal (stored, cr->stored_key);
+  g_task_return_boolean (task, TRUE);
+}
+
+static void
+job_report (Job *job, const GError *error)
+{
+  if (job->done != NULL)
+    job->done (error, job->user_data);
+}
+
+static void
+job_stored (const GError *error, gpointer user_data)
+{
+  Job *job = user_data;
+  job_report (job, error);
+}
+
+static void
+job_hashed (GObject *source, GAsyncResult *result, gpointer user_data)
+{
+  Job *job = user_data;
+  g_autoptr(GError) error = NULL;
+
+  /* The account may have come or gone while we hashed. */
+  if (job->must_exist && !myna_account_exists (job->storage, job->host, job->user))
+    {
+      g_set_error (&error, MYNA_ACCOUNT_ERROR, MYNA_ACCOUNT_ERROR_NOT_FOUND,
+                   "no account %s@%s", job->user, job->host);
+      job_report (job, error);
+      job_free (job);
+      return;
+    }
+  if (!job->must_exist && myna_account_exists (job->storage, job->host, job->user))
+    {
+      g_set_error (&error, MYNA_ACCOUNT_ERROR, MYNA_ACCOUNT_ERROR_EXISTS,
+                   "account %s@%s exists", job->user, job->host);
+      job_report (job, error);
+      job_free (job);
+      return;
+    }
+  myna_kv_set (job->storage, job->host, "", STORE_INDEX, job->user, "1", NULL, NULL, NULL);
+  myna_kv_set (job->storage, job->host, job->user, STORE_ACCOUNT, KEY_SCRAM, job->record,
+               job_stored, job, (GDestroyNotify) job_free);
+}
+
+static void
+job_checked (GObject *source, GAsyncResult *result, gpointer user_data)
+{
+  Job *job = user_data;
+  g_autoptr(GError) error = NULL;
+
+  if (!job->matched)
+    g_set_error (&error, MYNA_ACCOUNT_ERROR, MYNA_ACCOUNT_ERROR_FAILED, "wrong password");
+  job_report (job, error);
+  job_free (job);
+}
+
+static Job *
+job_new (MynaStorage *storage, const char *host, const char *user, const char *password,
+         MynaAccountDone done, gpointer user_data, GDestroyNotify destroy)
+{
+  Job *job = g_new0 (Job, 1);
+
+  job->storage = storage;
+  job->host = g_strdup (host);
+  job->user = g_strdup (user);
+  job->password = g_strdup (password);
+  job->done = done;
+  job->user_data = user_data;
+  job->destroy = destroy;
+  return job;
+}
+
+/* Fails the job at once (on the main loop) with @error. */
+static void
+job_fail (Job *job, GError *error)
+{
+  job_report (job, error);
+  g_error_free (error);
+  job_free (job);
+}
+
+static void
+job_run (Job *job, GTaskThreadFunc func, GAsyncReadyCallback ready)
+{
+  GTask *task = g_task_new (NULL, NULL, ready, job);
+
+  g_task_set_task_data (task, job, NULL);
+  g_task_run_in_thread (task, func);
+  g_object_unref (task);
+}
+
+/* Normalises @user; sets an error on the job's behalf when invalid. */
+static char *
+prep_user (const char *user, GError **error)
+{
+  g_autoptr(GError) local = NULL;
+  char *prepped = myna_jid_prep_local (user, &local);
+
+  if (prepped == NULL)
+    g_set_error (error, MYNA_ACCOUNT_ERROR, MYNA_ACCOUNT_ERROR_BAD_NAME,
+                 "'%s' is not a valid username: %s", user, local->message);
+  return prepped;
+}
+
+static gboolean
+password_ok (const char *password, GError **error)
+{
+  if (password == NULL || *password == '\0' || strlen (password) > MAX_PASSWORD
+      || !g_utf8_validate (password, -1, NULL))
+    {
+      g_set_error (error, MYNA_ACCOUNT_ERROR, MYNA_ACCOUNT_ERROR_BAD_PASSWORD,
+                   "the password must be 1 to %d bytes of UTF-8", MAX_PASSWORD);
+      return FALSE;
+    }
+  return TRUE;
+}
+
+static void
+account_write (MynaStorage *storage, const char *host, const char *user,
+               const char *password, gboolean must_exist, MynaAccountDone done,
+               gpointer user_data, GDestroyNotify destroy)
+{
+  GError *error = NULL;
+  g_autofree char *prepped = prep_user (user, &error);
+  Job *job = job_new (storage, host, prepped != NULL ? prepped : user, password, done,
+                      user_data, destroy);
+
+  job->must_exist = must_exist;
+  if (prepped == NULL || !password_ok (password, &error))
+    {
+      job_fail (job, error);
+      return;
+    }
+  if (myna_account_exists (storage, host, prepped) != must_exist)
+    {
+      job_fail (job, g_error_new (MYNA_ACCOUNT_ERROR,
+                                  must_exist ? MYNA_ACCOUNT_ERROR_NOT_FOUND
+                                             : MYNA_ACCOUNT_ERROR_EXISTS,
+                                  must_exist ? "no account %s@%s" : "account %s@%s exists",
+                                  prepped, host));
+      return;
+    }
+  job_run (job, job_hash_thread, job_hashed);
+}
+
+void
+myna_account_create (MynaStorage *storage, const char *host, const char *user,
+                     const char *password, MynaAccountDone done, gpointer user_data,
+                     GDestroyNotify destroy)
+{
+  g_return_if_fail (storage != NULL && host != NULL && user != NULL);
+  account_write (storage, host, user, password, FALSE, done, user_data, destroy);
+}
+
+void
+myna_account_set_password (MynaStorage *storage, const char *host, const char *user,
+                           const char *password, MynaAccountDone done, gpointer user_data,
+                           GDestroyNotify destroy)
+{
+  g_return_if_fail (storage != NULL && host != NULL && user != NULL);
+  account_write (storage, host, user, password, TRUE, done, user_data, destroy);
+}
+
+void
+myna_account_delete (MynaStorage *storage, const char *host, const char *user,
+                     MynaAccountDone done, gpointer user_data, GDestroyNotify destroy)
+{
+  g_return_if_fail (storage != NULL && host != NULL && user != NULL);
+
+  g_autofree char *prepped = myna_jid_prep_local (user, NULL);
+  if (prepped == NULL || !myna_account_exists (storage, host, prepped))
+    {
+      g_autoptr(GError) error = g_error_new (MYNA_ACCOUNT_ERROR, MYNA_ACCOUNT_ERROR_NOT_FOUND,
+                                             "no account %s@%s", user, host);
+      if (done != NULL)
+        done (error, user_data);
+      if (destroy != NULL)
+        destroy (user_data);
+      return;
+    }
+  myna_kv_set (storage, host, "", STORE_INDEX, prepped, NULL, NULL, NULL, NULL);
+  myna_kv_delete_user (storage, host, prepped, done, user_data, destroy);
+}
+
+gboolean
+myna_account_exists (MynaStorage *storage, const char *host, const char *user)
+{
+  g_return_val_if_fail (storage != NULL && host != NULL && user != NULL, FALSE);
+
+  g_autofree char *rec = myna_kv_get (storage, host, user, STORE_ACCOUNT, KEY_SCRAM, NULL);
+  return rec != NULL;
+}
+
+char **
+myna_account_list (MynaStorage *storage, const char *host, GError **error)
+{
+  g_autoptr(GHashTable) all = myna_kv_get_all (storage, host, "", STORE_INDEX, error);
+  g_autoptr(GPtrArray) names = g_ptr_array_new ();
+  GHashTableIter it;
+  gpointer key;
+
+  if (all == NULL)
+    return NULL;
+  g_hash_table_iter_init (&it, all);
+  while (g_hash_table_iter_next (&it, &key, NULL))
+    g_ptr_array_add (names, g_strdup (key));
+  myna_ptr_array_sort_strings (names);
+  g_ptr_array_add (names, NULL);
+  return (char **) g_ptr_array_free (g_steal_pointer (&names), FALSE);
+}
+
+MynaScramCredentials *
+myna_account_get_scram (MynaStorage *storage, const char *host, const char *user,
+                        MynaScramHash hash)
+{
+  g_return_val_if_fail (storage != NULL && host != NULL && user != NULL, NULL);
+
+  g_autofree char *rec = myna_kv_get (storage, host, user, STORE_ACCOUNT, KEY_SCRAM, NULL);
+  if (rec == NULL)
+    return NULL;
+  g_auto(GStrv) f = g_strsplit (rec, ";", -1);
+  if (g_strv_length (f) != 7 || strcmp (f[0], "v1") != 0)
+    {
+      g_warning ("account %s@%s: unreadable credentials record", user, host);
+      return NULL;
+    }
+  MynaScramCredentials *c = g_new0 (MynaScramCredentials, 1);
+  gsize len;
+  guchar *d;
+  guint off = hash == MYNA_SCRAM_SHA1 ? 3 : 5;
+
+  c->hash = hash;
+  c->iterations = (guint) g_ascii_strtoull (f[1], NULL, 10);
+  d = g_base64_decode (f[2], &len);
+  c->salt = g_bytes_new_take (d, len);
+  d = g_base64_decode (f[off], &len);
+  c->stored_key = g_bytes_new_take (d, len);
+  d = g_base64_decode (f[off + 1], &len);
+  c->server_key = g_bytes_new_take (d, len);
+  return c;
+}
+
+void
+myna_account_check_password (MynaStorage *storage, const char *host, const char *user,
+                             const char *password, MynaAccountDone done, gpointer user_data,
+                             GDestroyNotify destroy)
+{
+  g_return_if_fail (storage != NULL && host != NULL && user != NULL && password != NULL);
+
+  g_autofree char *prepped = myna_jid_prep_local (user, NULL);
+  Job *job = job_new (storage, host, user, password, done, user_data, destroy);
+
+  job->check = prepped != NULL ? myna_account_get_scram (storage, host, prepped,
+                                                         MYNA_SCRAM_SHA256)
+                               : NULL;
+  if (job->check == NULL)
+    {
+      job_fail (job, g_error_new (MYNA_ACCOUNT_ERROR, MYNA_ACCOUNT_ERROR_NOT_FOUND,
+                                  "no account %s@%s", user, host));
+      return;
+    }
+  job_run (job, job_check_thread, job_checked);
+}

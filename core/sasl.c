@@ -1,0 +1,349 @@
+/* sasl.c: SASL PLAIN and SCRAM message parsing and the SCRAM key
+ * computations (HMAC, PBKDF2 and hashes from GnuTLS).  Network input is
+ * bounded and checked field by field; nothing here aborts on bad input. */
+#include <myna/sasl.h>
+
+#include <gnutls/gnutls.h>
+#include <gnutls/crypto.h>
+#include <string.h>
+
+G_DEFINE_QUARK (myna-sasl-error-quark, myna_sasl_error)
+
+static gboolean
+malformed (GError **error, const char *what)
+{
+  g_set_error (error, MYNA_SASL_ERROR, MYNA_SASL_ERROR_MALFORMED, "malformed SASL message: %s",
+               what);
+  return FALSE;
+}
+
+void
+myna_scram_client_first_clear (MynaScramClientFirst *m)
+{
+  g_clear_pointer (&m->cbind_name, g_free);
+  g_clear_pointer (&m->authzid, g_free);
+  g_clear_pointer (&m->username, g_free);
+  g_clear_pointer (&m->nonce, g_free);
+  g_clear_pointer (&m->gs2_header, g_free);
+  g_clear_pointer (&m->bare, g_free);
+}
+
+void
+myna_scram_client_final_clear (MynaScramClientFinal *m)
+{
+  g_clear_pointer (&m->channel_binding, g_bytes_unref);
+  g_clear_pointer (&m->nonce, g_free);
+  g_clear_pointer (&m->proof, g_bytes_unref);
+  g_clear_pointer (&m->without_proof, g_free);
+}
+
+/* The message must be UTF-8 without NUL and within bounds. */
+static gboolean
+check_message (const char *msg, gsize len, GError **error)
+{
+  if (len == 0 || len > MYNA_SASL_MAX_MESSAGE)
+    return malformed (error, "empty or too long");
+  if (memchr (msg, '\0', len) != NULL)
+    return malformed (error, "contains NUL");
+  if (!g_utf8_validate_len (msg, len, NULL))
+    return malformed (error, "not UTF-8");
+  return TRUE;
+}
+
+/* saslname: "=2C" → ",", "=3D" → "="; any other "=" is an error. */
+static char *
+decode_saslname (const char *s, gsize len)
+{
+  GString *out = g_string_sized_new (len);
+
+  for (gsize i = 0; i < len; i++)
+    {
+      if (s[i] != '=')
+        {
+          g_string_append_c (out, s[i]);
+          continue;
+        }
+      if (i + 2 < len && strncmp (s + i, "=2C", 3) == 0)
+        g_string_append_c (out, ',');
+      else if (i + 2 < len && strncmp (s + i, "=3D", 3) == 0)
+        g_string_append_c (out, '=');
+      else
+        {
+          g_string_free (out, TRUE);
+          return NULL;
+        }
+      i += 2;
+    }
+  return g_string_free (out, FALSE);
+}
+
+/* Splits @msg at commas into at most @max fields. */
+static char **
+split_fields (const char *msg, gsize len, int max)
+{
+  g_autofree char *copy = g_strndup (msg, len);
+  return g_strsplit (copy, ",", max);
+}
+
+/* The value of "k=value" when the attribute is @k, else NULL. */
+static const char *
+attr_value (const char *field, char k)
+{
+  if (field == NULL || field[0] != k || field[1] != '=')
+    return NULL;
+  return field + 2;
+}
+
+static gboolean
+valid_nonce (const char *n)
+{
+  if (n == NULL || *n == '\0' || strlen (n) > 1024)
+    return FALSE;
+  for (const char *p = n; *p; p++)
+    if (*p < 0x21 || *p > 0x7e || *p == ',')
+      return FALSE;
+  return TRUE;
+}
+
+gboolean
+myna_scram_parse_client_first (const char *msg, gsize len, MynaScramClientFirst *out,
+                               GError **error)
+{
+  g_return_val_if_fail (msg != NULL && out != NULL, FALSE);
+  memset (out, 0, sizeof *out);
+  if (!check_message (msg, len, error))
+    return FALSE;
+
+  /* gs2-header = gs2-cbind-flag "," [ authzid ] "," */
+  g_auto(GStrv) f = split_fields (msg, len, -1);
+  guint n = g_strv_length (f);
+  if (n < 4)
+    return malformed (error, "too few fields");
+  if (strcmp (f[0], "n") == 0 || strcmp (f[0], "y") == 0)
+    out->cbind_flag = f[0][0];
+  else if (g_str_has_prefix (f[0], "p=") && f[0][2] != '\0' && strlen (f[0]) < 64)
+    {
+      out->cbind_flag = 'p';
+      out->cbind_name = g_strdup (f[0] + 2);
+    }
+  else
+    return malformed (error, "bad channel binding flag");
+  if (f[1][0] != '\0')
+    {
+      const char *a = attr_value (f[1], 'a');
+      if (a == NULL || (out->authzid = decode_saslname (a, strlen (a))) == NULL)
+        {
+          myna_scram_client_first_clear (out);
+          return malformed (error, "bad authzid");
+        }
+    }
+  gsize header_len = strlen (f[0]) + 1 + strlen (f[1]) + 1;
+  out->gs2_header = g_strndup (msg, header_len);
+  out->bare = g_strndup (msg + header_len, len - header_len);
+  /* client-first-message-bare = [reserved-mext ","] username "," nonce ["," extensions] */
+  const char *user = attr_value (f[2], 'n');
+  const char *nonce = attr_value (f[3], 'r');
+  if (user == NULL || *user == '\0' || (out->username = decode_saslname (user, strlen (user))) == NULL)
+    {
+      myna_scram_client_first_clear (out);
+      return malformed (error, "bad username");
+    }
+  if (!valid_nonce (nonce))
+    {
+      myna_scram_client_first_clear (out);
+      return malformed (error, "bad nonce");
+    }
+  out->nonce = g_strdup (nonce);
+  return TRUE;
+}
+
+GBytes *
+myna_sasl_base64_decode (const char *text, GError **error)
+{
+  gsize len = strlen (text), out_len = 0;
+
+  if (strcmp (text, "=") == 0 || len == 0)
+    return g_bytes_new (NULL, 0);
+  if (len % 4 != 0)
+    {
+      malformed (error, "bad base64 length");
+      return NULL;
+    }
+  for (gsize i = 0; i < len; i++)
+    {
+      char c = text[i];
+      gboolean ok = g_ascii_isalnum (c) || c == '+' || c == '/'
+                    || (c == '=' && i >= len - 2 && (i == len - 1 || text[len - 1] == '='));
+      if (!ok)
+        {
+          malformed (error, "bad base64 character");
+          return NULL;
+        }
+    }
+  guchar *data = g_base64_decode (text, &out_len);
+  return g_bytes_new_take (data, out_len);
+}
+
+gboolean
+myna_scram_parse_client_final (const char *msg, gsize len, MynaScramClientFinal *out,
+                               GError **error)
+{
+  g_return_val_if_fail (msg != NULL && out != NULL, FALSE);
+  memset (out, 0, sizeof *out);
+  if (!check_message (msg, len, error))
+    return FALSE;
+
+  g_auto(GStrv) f = split_fields (msg, len, -1);
+  guint n = g_strv_length (f);
+  if (n < 3)
+    return malformed (error, "too few fields");
+  const char *c = attr_value (f[0], 'c');
+  const char *r = attr_value (f[1], 'r');
+  const char *p = attr_value (f[n - 1], 'p');
+  if (c == NULL || r == NULL || p == NULL || !valid_nonce (r))
+    return malformed (error, "missing c=, r= or p=");
+  out->channel_binding = myna_sasl_base64_decode (c, error);
+  out->proof = out->channel_binding != NULL ? myna_sasl_base64_decode (p, error) : NULL;
+  if (out->proof == NULL || g_bytes_get_size (out->proof) == 0)
+    {
+      myna_scram_client_final_clear (out);
+      if (error != NULL && *error == NULL)
+        malformed (error, "empty proof");
+      return FALSE;
+    }
+  out->nonce = g_strdup (r);
+  /* Everything before ",p=". */
+  gsize cut = len - strlen (f[n - 1]) - 1;
+  out->without_proof = g_strndup (msg, cut);
+  return TRUE;
+}
+
+gboolean
+myna_sasl_parse_plain (const char *msg, gsize len, char **authzid, char **authcid,
+                       char **password, GError **error)
+{
+  g_return_val_if_fail (msg != NULL, FALSE);
+
+  if (len == 0 || len > MYNA_SASL_MAX_MESSAGE)
+    return malformed (error, "empty or too long");
+  const char *end = msg + len;
+  const char *nul1 = memchr (msg, '\0', len);
+  const char *nul2 = nul1 != NULL ? memchr (nul1 + 1, '\0', (gsize) (end - nul1 - 1)) : NULL;
+  if (nul2 == NULL || memchr (nul2 + 1, '\0', (gsize) (end - nul2 - 1)) != NULL)
+    return malformed (error, "PLAIN needs exactly two NUL separators");
+  if (nul2 == nul1 + 1 || nul2 + 1 == end)
+    return malformed (error, "empty username or password");
+  if (!g_utf8_validate_len (msg, (gsize) (nul1 - msg), NULL)
+      || !g_utf8_validate_len (nul1 + 1, (gsize) (nul2 - nul1 - 1), NULL)
+      || !g_utf8_validate_len (nul2 + 1, (gsize) (end - nul2 - 1), NULL))
+    return malformed (error, "not UTF-8");
+  *authzid = nul1 > msg ? g_strndup (msg, (gsize) (nul1 - msg)) : NULL;
+  *authcid = g_strndup (nul1 + 1, (gsize) (nul2 - nul1 - 1));
+  *password = g_strndup (nul2 + 1, (gsize) (end - nul2 - 1));
+  return TRUE;
+}
+
+/* ---- computations ---------------------------------------------------------- */
+
+static gnutls_mac_algorithm_t
+mac_of (MynaScramHash hash)
+{
+  return hash == MYNA_SCRAM_SHA1 ? GNUTLS_MAC_SHA1 : GNUTLS_MAC_SHA256;
+}
+
+static gnutls_digest_algorithm_t
+dig_of (MynaScramHash hash)
+{
+  return hash == MYNA_SCRAM_SHA1 ? GNUTLS_DIG_SHA1 : GNUTLS_DIG_SHA256;
+}
+
+gsize
+myna_scram_hash_size (MynaScramHash hash)
+{
+  return hash == MYNA_SCRAM_SHA1 ? 20 : 32;
+}
+
+static GBytes *
+hmac (MynaScramHash hash, GBytes *key, const void *data, gsize len)
+{
+  guchar out[32];
+  gsize klen;
+  gconstpointer k = g_bytes_get_data (key, &klen);
+
+  gnutls_hmac_fast (mac_of (hash), k, klen, data, len, out);
+  return g_bytes_new (out, myna_scram_hash_size (hash));
+}
+
+GBytes *
+myna_scram_salted_password (MynaScramHash hash, const char *password, GBytes *salt,
+                            guint iterations)
+{
+  g_return_val_if_fail (password != NULL && salt != NULL && iterations > 0, NULL);
+
+  /* SASLprep (RFC 4013) is approximated by NFKC, which is what it mostly
+   * amounts to for passwords. */
+  g_autofree char *prepped = g_utf8_normalize (password, -1, G_NORMALIZE_NFKC);
+  const char *pw = prepped != NULL ? prepped : password;
+  gsize slen;
+  gconstpointer s = g_bytes_get_data (salt, &slen);
+  gnutls_datum_t key = { (unsigned char *) pw, (unsigned int) strlen (pw) };
+  gnutls_datum_t sd = { (unsigned char *) s, (unsigned int) slen };
+  guchar out[32];
+
+  if (gnutls_pbkdf2 (mac_of (hash), &key, &sd, iterations, out, myna_scram_hash_size (hash)) < 0)
+    return NULL;
+  return g_bytes_new (out, myna_scram_hash_size (hash));
+}
+
+void
+myna_scram_keys (MynaScramHash hash, GBytes *salted, GBytes **stored_key, GBytes **server_key)
+{
+  g_autoptr(GBytes) client_key = hmac (hash, salted, "Client Key", 10);
+  guchar digest[32];
+  gsize len;
+  gconstpointer ck = g_bytes_get_data (client_key, &len);
+
+  gnutls_hash_fast (dig_of (hash), ck, len, digest);
+  *stored_key = g_bytes_new (digest, myna_scram_hash_size (hash));
+  *server_key = hmac (hash, salted, "Server Key", 10);
+}
+
+gboolean
+myna_scram_verify_proof (MynaScramHash hash, GBytes *stored_key, const char *auth_message,
+                         GBytes *proof)
+{
+  gsize n = myna_scram_hash_size (hash), plen, slen;
+  const guchar *p = g_bytes_get_data (proof, &plen);
+  const guchar *stored = g_bytes_get_data (stored_key, &slen);
+
+  if (plen != n || slen != n)
+    return FALSE;
+  g_autoptr(GBytes) sig = hmac (hash, stored_key, auth_message, strlen (auth_message));
+  const guchar *s = g_bytes_get_data (sig, NULL);
+  guchar client_key[32], digest[32];
+  for (gsize i = 0; i < n; i++)
+    client_key[i] = p[i] ^ s[i];
+  gnutls_hash_fast (dig_of (hash), client_key, n, digest);
+  guchar diff = 0;
+  for (gsize i = 0; i < n; i++)
+    diff |= digest[i] ^ stored[i];
+  return diff == 0;
+}
+
+GBytes *
+myna_scram_server_signature (MynaScramHash hash, GBytes *server_key, const char *auth_message)
+{
+  return hmac (hash, server_key, auth_message, strlen (auth_message));
+}
+
+char *
+myna_scram_nonce (gsize bytes)
+{
+  g_autofree guchar *raw = g_malloc (bytes);
+
+  if (gnutls_rnd (GNUTLS_RND_NONCE, raw, bytes) < 0)
+    for (gsize i = 0; i < bytes; i++)
+      raw[i] = (guchar) g_random_int ();
+  /* base64 is printable and never contains ','. */
+  return g_base64_encode (raw, bytes);
+}

@@ -1,0 +1,696 @@
+/* blocking: simple communications blocking (XEP-0191, urn:xmpp:blocking).
+ *
+ * Each user's blocklist is the key–value store "blocklist": one key per
+ * blocked JID (normalised), value "1".  Parsed lists are cached per user
+ * (the cache is dropped whole when it grows past BLOCKING_CACHE_MAX) and
+ * kept current by the IQ handlers, the only writers.
+ *
+ * Protocol: <blocklist/> get (the requesting session becomes "interested"
+ * and gets pushes), <block/> set with one or more items, <unblock/> set
+ * with items or none (everything).  Results and pushes are sent once the
+ * writes are durable; enforcement starts at once.
+ *
+ * Enforcement (JIDs matched as XEP-0191 §3 says: full JID, bare JID,
+ * domain/resource, domain and its subdomains):
+ *  - stanza/from-client, at priority 100, before routing: a stanza to a
+ *    JID the sender blocked gets <not-acceptable/> with
+ *    <blocked xmlns='urn:xmpp:blocking:errors'/>; a stanza to a user of
+ *    this host who blocked the sender is refused as below.  Checking here
+ *    also covers IQs to a bare JID, which the core hands to their IQ route
+ *    (vCard, last activity…) before any iq/bare hook runs.
+ *  - message, presence and iq hooks (bare and full) at priority 100, for
+ *    stanzas that do not come from a client of this host (made by the
+ *    server, or from other hosts): from a blocked JID, presence is dropped,
+ *    a message gets <service-unavailable/>, an IQ get/set gets
+ *    <service-unavailable/>, other IQs are dropped; from a user of this
+ *    host to a JID they blocked, dropped silently.
+ *  - Stanzas to or from oneself or one's own server are never blocked.
+ *
+ * Presence side effects: blocking a contact sends them unavailable
+ * presence from each available resource, unblocking sends the current
+ * presence (the presence module keeps it in the session's data under
+ * "presence-last"), both only when the contact is local and the user's
+ * roster (modules/roster/roster-store.h: store "roster", key = contact's
+ * bare JID) gives them a subscription from or both. */
+#include <myna/module.h>
+#include <myna/xmlstream.h>
+
+#include <string.h>
+
+#define NS_BLOCKING         "urn:xmpp:blocking"
+#define NS_BLOCKING_ERRORS  "urn:xmpp:blocking:errors"
+#define BLOCKING_STORE      "blocklist"
+#define BLOCKING_INTERESTED "blocking-interested"
+#define BLOCKING_CACHE_MAX  10000
+/* From modules/roster/roster-store.h. */
+#define ROSTER_STORE        "roster"
+#define PRESENCE_LAST_KEY   "presence-last"
+
+typedef struct {
+  MynaModule *mod;
+  GHashTable *cache;     /* local → GPtrArray of MynaJid* */
+  guint       inflight;
+} Blocking;
+
+/* A block or unblock waiting for its writes. */
+typedef struct {
+  Blocking   *self;
+  MynaStanza *iq;
+  MynaStanza *push;      /* the <block/> or <unblock/> to push */
+  char       *local;
+  char       *user;      /* bare JID, the reply's `from` */
+  guint       left;
+  gboolean    failed;
+} BlockingPending;
+
+static MynaStorage *
+blocking_storage (Blocking *self)
+{
+  return myna_module_get_storage (self->mod);
+}
+
+static MynaHost *
+blocking_host (Blocking *self)
+{
+  return myna_module_get_host (self->mod);
+}
+
+static const char *
+blocking_host_name (Blocking *self)
+{
+  return myna_host_get_name (blocking_host (self));
+}
+
+/* ---- parsing stored roster items ------------------------------------------ */
+
+typedef struct {
+  MynaStanza *element;
+  gboolean    failed;
+} BlockingParse;
+
+static void
+blocking_parse_element (gpointer user_data, MynaStanza *element)
+{
+  BlockingParse *p = user_data;
+
+  if (p->element == NULL)
+    p->element = myna_stanza_ref (element);
+}
+
+static void
+blocking_parse_error (gpointer user_data, const char *condition, const char *text)
+{
+  ((BlockingParse *) user_data)->failed = TRUE;
+}
+
+/* Returns: (transfer full) (nullable) the element serialised in @xml. */
+static MynaStanza *
+blocking_parse (const char *xml)
+{
+  static const MynaXmlStreamCallbacks callbacks = {
+    .stanza = blocking_parse_element,
+    .error = blocking_parse_error,
+  };
+  static const char header[] = "<stream:stream xmlns='" MYNA_NS_CLIENT "' "
+                               "xmlns:stream='" MYNA_NS_STREAMS "'>";
+  MynaXmlLimits limits = { 0 };
+  BlockingParse p = { NULL, FALSE };
+  MynaXmlStream *stream = myna_xml_stream_new (&callbacks, &p);
+
+  myna_xml_stream_set_limits (stream, &limits);
+  myna_xml_stream_feed (stream, header, sizeof header - 1, NULL);
+  myna_xml_stream_feed (stream, xml, strlen (xml), NULL);
+  myna_xml_stream_free (stream);
+  if (p.failed)
+    g_clear_pointer (&p.element, myna_stanza_unref);
+  return p.element;
+}
+
+/* ---- the blocklist -------------------------------------------------------- */
+
+static GPtrArray *
+blocking_load_list (Blocking *self, const char *local)
+{
+  GPtrArray *list = g_ptr_array_new_with_free_func ((GDestroyNotify) myna_jid_unref);
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GHashTable) all = myna_kv_get_all (blocking_storage (self),
+                                               blocking_host_name (self), local,
+                                               BLOCKING_STORE, &error);
+  GHashTableIter it;
+  gpointer key;
+
+  if (all == NULL)
+    {
+      g_warning ("blocklist of %s@%s cannot be read: %s", local,
+                 blocking_host_name (self), error->message);
+      return list;
+    }
+  g_hash_table_iter_init (&it, all);
+  while (g_hash_table_iter_next (&it, &key, NULL))
+    {
+      MynaJid *jid = myna_jid_parse (key, NULL);
+      if (jid != NULL)
+        g_ptr_array_add (list, jid);
+    }
+  return list;
+}
+
+/* The cached blocklist of @local.  Returns: (transfer none) */
+static GPtrArray *
+blocking_list (Blocking *self, const char *local)
+{
+  GPtrArray *list = g_hash_table_lookup (self->cache, local);
+
+  if (list != NULL)
+    return list;
+  if (g_hash_table_size (self->cache) >= BLOCKING_CACHE_MAX)
+    g_hash_table_remove_all (self->cache);
+  list = blocking_load_list (self, local);
+  g_hash_table_insert (self->cache, g_strdup (local), list);
+  return list;
+}
+
+/* @domain is @item_domain or one of its subdomains. */
+static gboolean
+blocking_domain_matches (const char *item_domain, const char *domain)
+{
+  gsize n = strlen (item_domain), m = strlen (domain);
+
+  if (strcmp (item_domain, domain) == 0)
+    return TRUE;
+  return m > n && domain[m - n - 1] == '.' && strcmp (domain + m - n, item_domain) == 0;
+}
+
+/* XEP-0191 §3 (as XEP-0016): user@domain/resource, user@domain,
+ * domain/resource, domain. */
+static gboolean
+blocking_item_matches (MynaJid *item, MynaJid *jid)
+{
+  const char *local = myna_jid_get_local (item);
+  const char *resource = myna_jid_get_resource (item);
+  const char *domain = myna_jid_get_domain (item);
+
+  if (local != NULL)
+    return g_strcmp0 (local, myna_jid_get_local (jid)) == 0
+           && strcmp (domain, myna_jid_get_domain (jid)) == 0
+           && (resource == NULL || g_strcmp0 (resource, myna_jid_get_resource (jid)) == 0);
+  if (resource != NULL)
+    return myna_jid_get_local (jid) == NULL
+           && strcmp (domain, myna_jid_get_domain (jid)) == 0
+           && g_strcmp0 (resource, myna_jid_get_resource (jid)) == 0;
+  return blocking_domain_matches (domain, myna_jid_get_domain (jid));
+}
+
+/* Whether @local of this host blocks @jid. */
+static gboolean
+blocking_blocks (Blocking *self, const char *local, MynaJid *jid)
+{
+  GPtrArray *list = blocking_list (self, local);
+
+  for (guint i = 0; i < list->len; i++)
+    if (blocking_item_matches (list->pdata[i], jid))
+      return TRUE;
+  return FALSE;
+}
+
+/* ---- enforcement ---------------------------------------------------------- */
+
+static gboolean
+blocking_is_local_user (Blocking *self, MynaJid *jid)
+{
+  return myna_jid_get_local (jid) != NULL
+         && strcmp (myna_jid_get_domain (jid), blocking_host_name (self)) == 0;
+}
+
+/* Stanzas between @a and @b are never blocked: the same account, or one
+ * of them is this server. */
+static gboolean
+blocking_exempt (Blocking *self, MynaJid *a, MynaJid *b)
+{
+  if (myna_jid_bare_equal (a, b))
+    return TRUE;
+  return (myna_jid_get_local (a) == NULL
+          && strcmp (myna_jid_get_domain (a), blocking_host_name (self)) == 0)
+         || (myna_jid_get_local (b) == NULL
+             && strcmp (myna_jid_get_domain (b), blocking_host_name (self)) == 0);
+}
+
+/* No error answers an error, nor an IQ result. */
+static gboolean
+blocking_answerable (MynaStanza *stanza)
+{
+  const char *type = myna_stanza_get_type (stanza);
+
+  if (g_strcmp0 (type, "error") == 0)
+    return FALSE;
+  return strcmp (myna_stanza_get_name (stanza), "iq") != 0 || g_strcmp0 (type, "result") != 0;
+}
+
+/* The sender blocked the addressee: <not-acceptable/> + <blocked/>. */
+static void
+blocking_bounce_outbound (MynaCall *call, MynaStanza *stanza)
+{
+  g_autoptr(MynaStanza) reply = NULL;
+
+  if (!blocking_answerable (stanza))
+    return;
+  reply = myna_stanza_new_error (stanza, MYNA_ERROR_TYPE_CANCEL, "not-acceptable", NULL);
+  myna_stanza_add_child (myna_stanza_get_child (reply, "error", NULL), "blocked",
+                         NS_BLOCKING_ERRORS);
+  myna_call_send (call, reply);
+}
+
+/* The addressee blocked the sender (XEP-0191 §3.3): presence and IQs
+ * other than get/set vanish; messages and IQ get/set get
+ * <service-unavailable/>, so the user looks offline. */
+static void
+blocking_refuse_inbound (MynaCall *call, MynaStanza *stanza)
+{
+  const char *name = myna_stanza_get_name (stanza);
+  const char *type = myna_stanza_get_type (stanza);
+
+  if (strcmp (name, "presence") == 0 || !blocking_answerable (stanza))
+    return;
+  if (strcmp (name, "iq") == 0 && g_strcmp0 (type, "get") != 0 && g_strcmp0 (type, "set") != 0)
+    return;
+  myna_call_reply_error (call, stanza, MYNA_ERROR_TYPE_CANCEL, "service-unavailable", NULL);
+}
+
+/* stanza/from-client: both directions, before routing. */
+static MynaResult
+blocking_from_client (MynaCall *call, MynaStanza *stanza, gpointer data)
+{
+  Blocking *self = data;
+  MynaSession *session = myna_call_get_session (call);
+  MynaJid *me = session != NULL ? myna_session_get_jid (session) : NULL;
+  const char *to_s = myna_stanza_get_to (stanza);
+  g_autoptr(MynaJid) to = to_s != NULL ? myna_jid_parse (to_s, NULL) : NULL;
+
+  if (me == NULL || to == NULL || myna_jid_get_local (me) == NULL
+      || blocking_exempt (self, me, to))
+    return MYNA_PASS;
+  if (blocking_blocks (self, myna_jid_get_local (me), to))
+    {
+      g_debug ("%s: stanza to blocked %s refused", myna_jid_to_string (me), to_s);
+      blocking_bounce_outbound (call, stanza);
+      return MYNA_HANDLED;
+    }
+  if (blocking_is_local_user (self, to) && blocking_blocks (self, myna_jid_get_local (to), me))
+    {
+      blocking_refuse_inbound (call, stanza);
+      return MYNA_HANDLED;
+    }
+  return MYNA_PASS;
+}
+
+/* message, presence and iq to a bare or full JID of this host. */
+static MynaResult
+blocking_inbound (MynaCall *call, MynaStanza *stanza, gpointer data)
+{
+  Blocking *self = data;
+  MynaJid *to = myna_call_get_to (call);
+  MynaJid *from = myna_call_get_from (call);
+
+  if (to == NULL || from == NULL || myna_jid_get_local (to) == NULL
+      || blocking_exempt (self, from, to))
+    return MYNA_PASS;
+  if (blocking_blocks (self, myna_jid_get_local (to), from))
+    {
+      blocking_refuse_inbound (call, stanza);
+      return MYNA_HANDLED;
+    }
+  /* Made by the server for a user who blocked the addressee. */
+  if (blocking_is_local_user (self, from) && blocking_blocks (self, myna_jid_get_local (from), to))
+    return MYNA_HANDLED;
+  return MYNA_PASS;
+}
+
+/* ---- presence side effects ------------------------------------------------ */
+
+/* Whether @local's roster lets @contact see their presence. */
+static gboolean
+blocking_contact_subscribed (Blocking *self, const char *local, MynaJid *contact)
+{
+  g_autofree char *xml = myna_kv_get (blocking_storage (self), blocking_host_name (self),
+                                      local, ROSTER_STORE, myna_jid_bare_string (contact),
+                                      NULL);
+  g_autoptr(MynaStanza) item = xml != NULL ? blocking_parse (xml) : NULL;
+  const char *sub = item != NULL ? myna_stanza_get_attr (item, "subscription") : NULL;
+
+  return g_strcmp0 (sub, "from") == 0 || g_strcmp0 (sub, "both") == 0;
+}
+
+/* Delivers presence from each available resource of @local to @contact:
+ * unavailable, or (@current) the resource's last available presence. */
+static void
+blocking_send_presence (Blocking *self, const char *local, MynaJid *contact, gboolean current)
+{
+  MynaServer *server = myna_module_get_server (self->mod);
+  g_autoptr(GPtrArray) sessions = NULL;
+
+  if (myna_jid_get_local (contact) == NULL
+      || myna_server_get_host (server, myna_jid_get_domain (contact)) == NULL
+      || !blocking_contact_subscribed (self, local, contact))
+    return;
+  sessions = myna_host_get_sessions (blocking_host (self), local);
+  for (guint i = 0; i < sessions->len; i++)
+    {
+      MynaSession *s = sessions->pdata[i];
+      MynaStanza *last = myna_session_get_data (s, PRESENCE_LAST_KEY);
+      g_autoptr(MynaStanza) presence = NULL;
+
+      if (!myna_session_is_available (s) || (current && last == NULL))
+        continue;
+      presence = current ? myna_stanza_copy (last) : myna_stanza_new ("presence", MYNA_NS_CLIENT);
+      if (!current)
+        myna_stanza_set_attr (presence, "type", "unavailable");
+      myna_stanza_set_attr (presence, "from", myna_jid_to_string (myna_session_get_jid (s)));
+      myna_stanza_set_attr (presence, "to", myna_jid_to_string (contact));
+      /* Straight to the contact: the hooks would drop it, now blocked. */
+      myna_server_deliver (server, presence);
+    }
+}
+
+/* ---- get ------------------------------------------------------------------ */
+
+static int
+blocking_cmp_jids (gconstpointer a, gconstpointer b)
+{
+  return strcmp (myna_jid_to_string (*(MynaJid **) a), myna_jid_to_string (*(MynaJid **) b));
+}
+
+static void
+blocking_add_items (MynaStanza *parent, GPtrArray *jids)
+{
+  for (guint i = 0; i < jids->len; i++)
+    {
+      MynaStanza *item = myna_stanza_add_child (parent, "item", NULL);
+      myna_stanza_set_attr (item, "jid", myna_jid_to_string (jids->pdata[i]));
+    }
+}
+
+static gpointer
+blocking_copy_jid (gconstpointer jid, gpointer unused)
+{
+  return myna_jid_ref ((MynaJid *) jid);
+}
+
+static MynaResult
+blocking_get (MynaCall *call, MynaStanza *iq, gpointer data)
+{
+  Blocking *self = data;
+  MynaJid *to = myna_call_get_to (call);
+  MynaJid *from = myna_call_get_from (call);
+  MynaSession *session = myna_call_get_session (call);
+  g_autoptr(MynaStanza) reply = NULL;
+  g_autoptr(GPtrArray) sorted = NULL;
+  GPtrArray *list;
+
+  if (myna_jid_get_local (to) == NULL || from == NULL || !myna_jid_bare_equal (to, from))
+    return MYNA_PASS;
+  list = blocking_list (self, myna_jid_get_local (to));
+  sorted = g_ptr_array_copy (list, blocking_copy_jid, NULL);
+  g_ptr_array_sort (sorted, blocking_cmp_jids);
+  reply = myna_stanza_new_iq_result (iq);
+  blocking_add_items (myna_stanza_add_child (reply, "blocklist", NS_BLOCKING), sorted);
+  if (session != NULL)
+    myna_session_set_data (session, BLOCKING_INTERESTED, GINT_TO_POINTER (1), NULL);
+  myna_call_send (call, reply);
+  return MYNA_HANDLED;
+}
+
+/* ---- block / unblock ------------------------------------------------------ */
+
+/* The <item jid=…/> of @request, parsed, or NULL with the error sent. */
+static GPtrArray *
+blocking_items (MynaCall *call, MynaStanza *iq, MynaStanza *request)
+{
+  g_autoptr(GPtrArray) jids = g_ptr_array_new_with_free_func ((GDestroyNotify) myna_jid_unref);
+
+  for (guint i = 0; i < myna_stanza_get_n_children (request); i++)
+    {
+      MynaStanza *item = myna_stanza_get_child_nth (request, i);
+      const char *jid_s;
+      MynaJid *jid;
+
+      if (myna_stanza_is_text (item) || g_strcmp0 (myna_stanza_get_name (item), "item") != 0)
+        continue;
+      jid_s = myna_stanza_get_attr (item, "jid");
+      if (jid_s == NULL)
+        {
+          myna_call_reply_error (call, iq, MYNA_ERROR_TYPE_MODIFY, "bad-request",
+                                 "an item needs a jid");
+          return NULL;
+        }
+      jid = myna_jid_parse (jid_s, NULL);
+      if (jid == NULL)
+        {
+          myna_call_reply_error (call, iq, MYNA_ERROR_TYPE_MODIFY, "jid-malformed", NULL);
+          return NULL;
+        }
+      g_ptr_array_add (jids, jid);
+    }
+  return g_steal_pointer (&jids);
+}
+
+static void
+blocking_push (Blocking *self, const char *local, MynaStanza *payload)
+{
+  g_autoptr(GPtrArray) sessions = myna_host_get_sessions (blocking_host (self), local);
+
+  for (guint i = 0; i < sessions->len; i++)
+    {
+      MynaSession *s = sessions->pdata[i];
+      g_autoptr(MynaStanza) push = NULL;
+      g_autofree char *id = NULL;
+
+      if (myna_session_get_data (s, BLOCKING_INTERESTED) == NULL)
+        continue;
+      push = myna_stanza_new ("iq", MYNA_NS_CLIENT);
+      id = g_strdup_printf ("push-%08x", g_random_int ());
+      myna_stanza_set_attr (push, "type", "set");
+      myna_stanza_set_attr (push, "id", id);
+      myna_stanza_set_attr (push, "to", myna_jid_to_string (myna_session_get_jid (s)));
+      myna_stanza_append_take (push, myna_stanza_copy (payload));
+      myna_session_send (s, push);
+    }
+}
+
+static void
+blocking_pending_free (BlockingPending *p)
+{
+  p->self->inflight--;
+  myna_stanza_unref (p->iq);
+  myna_stanza_unref (p->push);
+  g_free (p->local);
+  g_free (p->user);
+  g_free (p);
+}
+
+/* Answers (through the router, to the requester's full JID) and pushes;
+ * sessions are looked up now, never remembered. */
+static void
+blocking_finish (BlockingPending *p)
+{
+  g_autoptr(MynaStanza) reply = NULL;
+
+  reply = p->failed ? myna_stanza_new_error (p->iq, MYNA_ERROR_TYPE_WAIT,
+                                             "internal-server-error", NULL)
+                    : myna_stanza_new_iq_result (p->iq);
+  myna_stanza_set_attr (reply, "from", p->user);
+  myna_server_route (myna_module_get_server (p->self->mod), reply);
+  if (!p->failed)
+    blocking_push (p->self, p->local, p->push);
+  blocking_pending_free (p);
+}
+
+/* One write committed; the last one finishes the request. */
+static void
+blocking_written (const GError *error, gpointer user_data)
+{
+  BlockingPending *p = user_data;
+
+  if (error != NULL)
+    {
+      g_warning ("blocklist of %s not stored: %s", p->user, error->message);
+      p->failed = TRUE;
+    }
+  if (--p->left == 0)
+    blocking_finish (p);
+}
+
+/* @what is "block" or "unblock"; the push lists @jids (normalised). */
+static BlockingPending *
+blocking_pending_new (Blocking *self, MynaCall *call, MynaStanza *iq, const char *what,
+                      GPtrArray *jids, guint writes)
+{
+  BlockingPending *p = g_new0 (BlockingPending, 1);
+  MynaJid *to = myna_call_get_to (call);
+
+  p->self = self;
+  p->iq = myna_stanza_ref (iq);
+  p->push = myna_stanza_new (what, NS_BLOCKING);
+  blocking_add_items (p->push, jids);
+  p->local = g_strdup (myna_jid_get_local (to));
+  p->user = g_strdup (myna_jid_bare_string (to));
+  p->left = writes;
+  self->inflight++;
+  return p;
+}
+
+static void
+blocking_write (Blocking *self, BlockingPending *p, const char *key, const char *value)
+{
+  myna_kv_set (blocking_storage (self), blocking_host_name (self), p->local,
+               BLOCKING_STORE, key, value, blocking_written, p, NULL);
+}
+
+static void
+blocking_block (Blocking *self, MynaCall *call, MynaStanza *iq, GPtrArray *jids)
+{
+  const char *local = myna_jid_get_local (myna_call_get_to (call));
+  GPtrArray *list = blocking_list (self, local);
+  BlockingPending *p = blocking_pending_new (self, call, iq, "block", jids, jids->len);
+
+  for (guint i = 0; i < jids->len; i++)
+    {
+      MynaJid *jid = jids->pdata[i];
+      gboolean known = FALSE;
+
+      for (guint j = 0; j < list->len && !known; j++)
+        known = myna_jid_equal (list->pdata[j], jid);
+      if (!known)
+        g_ptr_array_add (list, myna_jid_ref (jid));
+      blocking_write (self, p, myna_jid_to_string (jid), "1");
+      blocking_send_presence (self, local, jid, FALSE);
+    }
+  g_info ("%s@%s blocked %u JID(s)", local, blocking_host_name (self), jids->len);
+}
+
+/* With no items, every blocked JID goes (and the push has no items). */
+static void
+blocking_unblock (Blocking *self, MynaCall *call, MynaStanza *iq, GPtrArray *jids)
+{
+  const char *local = myna_jid_get_local (myna_call_get_to (call));
+  GPtrArray *list = blocking_list (self, local);
+  g_autoptr(GPtrArray) gone = g_ptr_array_copy (jids->len > 0 ? jids : list,
+                                                blocking_copy_jid, NULL);
+  BlockingPending *p = blocking_pending_new (self, call, iq, "unblock", jids, gone->len);
+
+  for (guint i = 0; i < gone->len; i++)
+    {
+      MynaJid *jid = gone->pdata[i];
+
+      for (guint j = list->len; j > 0; j--)
+        if (myna_jid_equal (list->pdata[j - 1], jid))
+          g_ptr_array_remove_index (list, j - 1);
+      blocking_write (self, p, myna_jid_to_string (jid), NULL);
+      blocking_send_presence (self, local, jid, TRUE);
+    }
+  g_info ("%s@%s unblocked %u JID(s)", local, blocking_host_name (self), gone->len);
+  if (gone->len == 0)
+    blocking_finish (p);          /* nothing was blocked: nothing to write */
+}
+
+static MynaResult
+blocking_set (MynaCall *call, MynaStanza *iq, gpointer data)
+{
+  Blocking *self = data;
+  MynaJid *to = myna_call_get_to (call);
+  MynaJid *from = myna_call_get_from (call);
+  MynaStanza *request = myna_stanza_first_element (iq);
+  gboolean block = g_strcmp0 (myna_stanza_get_name (request), "block") == 0;
+  g_autoptr(GPtrArray) jids = NULL;
+
+  if (myna_jid_get_local (to) == NULL || from == NULL || !myna_jid_bare_equal (to, from))
+    return MYNA_PASS;
+  jids = blocking_items (call, iq, request);
+  if (jids == NULL)
+    return MYNA_HANDLED;
+  if (block && jids->len == 0)
+    {
+      myna_call_reply_error (call, iq, MYNA_ERROR_TYPE_MODIFY, "bad-request",
+                             "block needs at least one item");
+      return MYNA_HANDLED;
+    }
+  if (block)
+    blocking_block (self, call, iq, jids);
+  else
+    blocking_unblock (self, call, iq, jids);
+  return MYNA_HANDLED;
+}
+
+/* account/deleted: the core deleted the keys; forget the cached list. */
+static MynaResult
+blocking_account_deleted (MynaCall *call, MynaStanza *unused, gpointer data)
+{
+  Blocking *self = data;
+  MynaJid *from = myna_call_get_from (call);
+
+  if (from != NULL && myna_jid_get_local (from) != NULL)
+    g_hash_table_remove (self->cache, myna_jid_get_local (from));
+  return MYNA_PASS;
+}
+
+/* ---- module --------------------------------------------------------------- */
+
+static void
+blocking_free (gpointer data)
+{
+  Blocking *self = data;
+
+  g_hash_table_unref (self->cache);
+  g_free (self);
+}
+
+static gboolean
+blocking_load (MynaModule *mod, GError **error)
+{
+  Blocking *self = g_new0 (Blocking, 1);
+  static const char *const inbound[] = {
+    MYNA_EVENT_MESSAGE_BARE, MYNA_EVENT_MESSAGE_FULL, MYNA_EVENT_PRESENCE_BARE,
+    MYNA_EVENT_PRESENCE_FULL, MYNA_EVENT_IQ_BARE, MYNA_EVENT_IQ_FULL,
+  };
+
+  self->mod = mod;
+  self->cache = g_hash_table_new_full (g_str_hash, g_str_equal, g_free,
+                                       (GDestroyNotify) g_ptr_array_unref);
+  myna_module_set_data (mod, self, blocking_free);
+  myna_module_add_feature (mod, NS_BLOCKING);
+  if (!myna_module_route_iq (mod, MYNA_IQ_GET, NS_BLOCKING, "blocklist", blocking_get,
+                             self, NULL)
+      || !myna_module_route_iq (mod, MYNA_IQ_SET, NS_BLOCKING, "block", blocking_set,
+                                self, NULL)
+      || !myna_module_route_iq (mod, MYNA_IQ_SET, NS_BLOCKING, "unblock", blocking_set,
+                                self, NULL))
+    {
+      g_set_error_literal (error, g_quark_from_string ("myna-blocking-error"), 0,
+                           NS_BLOCKING " is already routed to another module");
+      return FALSE;
+    }
+  myna_module_hook (mod, MYNA_EVENT_STANZA_FROM_CLIENT, 100, blocking_from_client, self, NULL);
+  for (guint i = 0; i < G_N_ELEMENTS (inbound); i++)
+    myna_module_hook (mod, inbound[i], 100, blocking_inbound, self, NULL);
+  myna_module_hook (mod, MYNA_EVENT_ACCOUNT_DELETED, 0, blocking_account_deleted, self, NULL);
+  return TRUE;
+}
+
+/* Answers every pending block/unblock before the code goes away. */
+static void
+blocking_unload (MynaModule *mod)
+{
+  Blocking *self = myna_module_get_data (mod);
+
+  if (self->inflight > 0 && !myna_storage_flush (myna_module_get_storage (mod), NULL))
+    g_warning ("blocking: a pending write failed at unload");
+  if (self->inflight > 0)
+    g_critical ("blocking: %u request(s) still pending at unload", self->inflight);
+}
+
+/* Eager: enforcement must run from the first stanza. */
+MYNA_MODULE_DEFINE (blocking,
+  .version = "1.0",
+  .serves  = MYNA_STRV (NS_BLOCKING),
+  .mode    = MYNA_MODULE_EAGER,
+  .load    = blocking_load,
+  .unload  = blocking_unload);

@@ -1,0 +1,568 @@
+/* offline: offline message storage (XEP-0160, RFC 6121 §8.5.2.1.1).
+ *
+ * A message of type normal or chat (or with no type) addressed to an
+ * existing account with no available resource of non-negative priority is
+ * stored, with a XEP-0203 <delay/> stamped by the host, in that user's
+ * archive "offline".  When a session of the user sends initial presence
+ * with a non-negative priority, the stored messages are sent to it in
+ * order, a page at a time, and each page is deleted (up to its last id)
+ * only once its query has returned and the session is still there to
+ * have received it.  The archive is the only record, so nothing is lost
+ * across a restart.
+ *
+ * Messages carrying only a chat state, or a XEP-0334 no-store hint, are
+ * dropped rather than stored.  The per-user quota (`quota`) is checked
+ * against the archive's count, which the storage answers asynchronously:
+ * each user's messages wait in a small queue while a count is in flight,
+ * so they are counted and stored in arrival order.  Over quota the sender
+ * gets <service-unavailable/>, as RFC 6121 says.
+ *
+ * Storage callbacks never hold session pointers: they look the session up
+ * again by its full JID.  Unloading runs every pending callback first. */
+#include <myna/module.h>
+#include <myna/xmlstream.h>
+
+#include <string.h>
+
+#define OFFLINE_ARCHIVE  "offline"
+#define OFFLINE_PAGE     50
+#define NS_DELAY         "urn:xmpp:delay"
+#define NS_CHATSTATES    "http://jabber.org/protocol/chatstates"
+#define NS_HINTS         "urn:xmpp:hints"
+
+typedef struct {
+  MynaModule *mod;
+  GHashTable *users;     /* local → OfflineUser* (only while busy) */
+  guint       inflight;  /* storage calls whose callbacks are pending */
+} Offline;
+
+/* What is going on for one user: messages waiting for their count, and
+ * whether a count or a delivery is in flight. */
+typedef struct {
+  char     *local;
+  GQueue    waiting;     /* MynaStanza* (stored form, with <delay/>) */
+  gboolean  counting;
+  gboolean  flushing;
+} OfflineUser;
+
+/* The context of one asynchronous storage call. */
+typedef struct {
+  Offline *self;
+  char    *local;
+  char    *full;         /* the session being delivered to, or NULL */
+} OfflineOp;
+
+static void
+offline_user_free (OfflineUser *user)
+{
+  g_queue_clear_full (&user->waiting, (GDestroyNotify) myna_stanza_unref);
+  g_free (user->local);
+  g_free (user);
+}
+
+static OfflineUser *
+offline_user_get (Offline *self, const char *local)
+{
+  OfflineUser *user = g_hash_table_lookup (self->users, local);
+
+  if (user == NULL)
+    {
+      user = g_new0 (OfflineUser, 1);
+      user->local = g_strdup (local);
+      g_queue_init (&user->waiting);
+      g_hash_table_insert (self->users, user->local, user);
+    }
+  return user;
+}
+
+/* Forgets @user once nothing is going on for it. */
+static void
+offline_user_release (Offline *self, OfflineUser *user)
+{
+  if (!user->counting && !user->flushing && g_queue_is_empty (&user->waiting))
+    g_hash_table_remove (self->users, user->local);
+}
+
+static OfflineOp *
+offline_op_new (Offline *self, const char *local, const char *full)
+{
+  OfflineOp *op = g_new0 (OfflineOp, 1);
+
+  op->self = self;
+  op->local = g_strdup (local);
+  op->full = g_strdup (full);
+  self->inflight++;
+  return op;
+}
+
+static void
+offline_op_free (gpointer data)
+{
+  OfflineOp *op = data;
+
+  op->self->inflight--;
+  g_free (op->local);
+  g_free (op->full);
+  g_free (op);
+}
+
+static MynaStorage *
+offline_storage (Offline *self)
+{
+  return myna_module_get_storage (self->mod);
+}
+
+static const char *
+offline_host_name (Offline *self)
+{
+  return myna_host_get_name (myna_module_get_host (self->mod));
+}
+
+/* ---- parsing stored messages --------------------------------------------- */
+
+typedef struct {
+  MynaStanza *element;
+  gboolean    failed;
+} OfflineParse;
+
+static void
+offline_parse_element (gpointer user_data, MynaStanza *element)
+{
+  OfflineParse *p = user_data;
+
+  if (p->element == NULL)
+    p->element = myna_stanza_ref (element);
+}
+
+static void
+offline_parse_error (gpointer user_data, const char *condition, const char *text)
+{
+  ((OfflineParse *) user_data)->failed = TRUE;
+}
+
+/* Parses one stored stanza (serialised inside jabber:client).
+ * Returns: (transfer full) (nullable) */
+static MynaStanza *
+offline_parse (const char *xml)
+{
+  static const MynaXmlStreamCallbacks callbacks = {
+    .stanza = offline_parse_element,
+    .error = offline_parse_error,
+  };
+  static const char header[] = "<stream:stream xmlns='" MYNA_NS_CLIENT "' "
+                               "xmlns:stream='" MYNA_NS_STREAMS "'>";
+  MynaXmlLimits limits = { 0 };
+  OfflineParse p = { NULL, FALSE };
+  MynaXmlStream *stream = myna_xml_stream_new (&callbacks, &p);
+
+  myna_xml_stream_set_limits (stream, &limits);
+  myna_xml_stream_feed (stream, header, sizeof header - 1, NULL);
+  myna_xml_stream_feed (stream, xml, strlen (xml), NULL);
+  myna_xml_stream_free (stream);
+  if (p.failed)
+    g_clear_pointer (&p.element, myna_stanza_unref);
+  return p.element;
+}
+
+/* ---- who is online ------------------------------------------------------- */
+
+/* Whether a message to @to would be delivered now: the very resource it
+ * names is bound, or some resource is available with priority >= 0. */
+static gboolean
+offline_deliverable (MynaHost *host, MynaJid *to)
+{
+  g_autoptr(GPtrArray) sessions = myna_host_get_sessions (host, myna_jid_get_local (to));
+
+  for (guint i = 0; i < sessions->len; i++)
+    {
+      MynaSession *s = sessions->pdata[i];
+
+      if (myna_jid_get_resource (to) != NULL
+          && myna_jid_equal (myna_session_get_jid (s), to))
+        return TRUE;
+      if (myna_session_is_available (s) && myna_session_get_priority (s) >= 0)
+        return TRUE;
+    }
+  return FALSE;
+}
+
+/* The bound session whose full JID is @full, or NULL. */
+static MynaSession *
+offline_find_session (MynaHost *host, const char *local, const char *full)
+{
+  g_autoptr(GPtrArray) sessions = myna_host_get_sessions (host, local);
+
+  for (guint i = 0; i < sessions->len; i++)
+    if (g_strcmp0 (myna_jid_to_string (myna_session_get_jid (sessions->pdata[i])), full) == 0)
+      return sessions->pdata[i];
+  return NULL;
+}
+
+/* ---- storing ------------------------------------------------------------- */
+
+/* Types RFC 6121 §8.5.2.1.1 stores: normal, chat, or none. */
+static gboolean
+offline_type_storable (MynaStanza *msg)
+{
+  const char *type = myna_stanza_get_type (msg);
+
+  return type == NULL || strcmp (type, "normal") == 0 || strcmp (type, "chat") == 0;
+}
+
+/* A message not worth keeping: only a chat state (XEP-0085), or a
+ * no-store / no-permanent-store hint (XEP-0334). */
+static gboolean
+offline_transient (MynaStanza *msg)
+{
+  if (myna_stanza_get_child (msg, "no-store", NS_HINTS) != NULL
+      || myna_stanza_get_child (msg, "no-permanent-store", NS_HINTS) != NULL)
+    return TRUE;
+  return myna_stanza_get_child (msg, "body", NULL) == NULL
+         && myna_stanza_get_child (msg, NULL, NS_CHATSTATES) != NULL;
+}
+
+/* The form kept in the archive: a copy with <delay/> (XEP-0203). */
+static MynaStanza *
+offline_stored_form (MynaStanza *msg, const char *host)
+{
+  MynaStanza *copy = myna_stanza_copy (msg);
+  g_autoptr(GDateTime) now = g_date_time_new_now_utc ();
+  g_autofree char *stamp = g_date_time_format (now, "%Y-%m-%dT%H:%M:%SZ");
+  MynaStanza *delay = myna_stanza_add_child (copy, "delay", NS_DELAY);
+
+  myna_stanza_set_attr (delay, "from", host);
+  myna_stanza_set_attr (delay, "stamp", stamp);
+  myna_stanza_append_text (delay, "Offline Storage", -1);
+  return copy;
+}
+
+static void
+offline_appended (gint64 id, const GError *error, gpointer user_data)
+{
+  OfflineOp *op = user_data;
+
+  if (error != NULL)
+    g_warning ("offline message for %s@%s not stored: %s", op->local,
+               offline_host_name (op->self), error->message);
+  else
+    g_debug ("offline message %" G_GINT64_FORMAT " stored for %s", id, op->local);
+}
+
+/* Tells the sender of @msg it could not be stored (RFC 6121 §8.5.2.1.1). */
+static void
+offline_bounce (Offline *self, MynaStanza *msg)
+{
+  g_autoptr(MynaStanza) error = NULL;
+
+  if (myna_stanza_get_from (msg) == NULL)
+    return;
+  error = myna_stanza_new_error (msg, MYNA_ERROR_TYPE_CANCEL, "service-unavailable",
+                                 "the recipient is offline and their storage is full");
+  myna_server_route (myna_module_get_server (self->mod), error);
+}
+
+static void
+offline_store_one (Offline *self, OfflineUser *user, MynaStanza *msg, guint *count)
+{
+  MynaHost *host = myna_module_get_host (self->mod);
+  g_autoptr(MynaJid) to = myna_jid_parse (myna_stanza_get_to (msg) ?: "", NULL);
+  gint64 quota = myna_module_config_int (self->mod, "quota");
+  g_autofree char *from_bare = NULL;
+  g_autoptr(GString) data = g_string_sized_new (256);
+
+  /* The user came online while the count was in flight. */
+  if (to != NULL && offline_deliverable (host, to)
+      && myna_server_deliver (myna_module_get_server (self->mod), msg) > 0)
+    return;
+  if (!myna_account_exists (offline_storage (self), offline_host_name (self), user->local))
+    {
+      offline_bounce (self, msg);
+      return;
+    }
+  if ((gint64) *count >= quota)
+    {
+      g_message ("offline storage of %s@%s is full (%" G_GINT64_FORMAT
+                 " messages): message bounced", user->local, offline_host_name (self),
+                 quota);
+      offline_bounce (self, msg);
+      return;
+    }
+  g_autoptr(MynaJid) from = myna_jid_parse (myna_stanza_get_from (msg) ?: "", NULL);
+  from_bare = g_strdup (from != NULL ? myna_jid_bare_string (from) : "");
+  myna_stanza_serialize (msg, MYNA_NS_CLIENT, data);
+  myna_archive_append (offline_storage (self), offline_host_name (self), user->local,
+                       OFFLINE_ARCHIVE, from_bare, 0, data->str, offline_appended,
+                       offline_op_new (self, user->local, NULL), offline_op_free);
+  (*count)++;
+}
+
+static void
+offline_counted (GPtrArray *items, gboolean complete, guint total,
+                 const GError *error, gpointer user_data)
+{
+  OfflineOp *op = user_data;
+  Offline *self = op->self;
+  OfflineUser *user = g_hash_table_lookup (self->users, op->local);
+  guint count = total;
+
+  if (user == NULL)
+    return;                       /* the account was deleted meanwhile */
+  user->counting = FALSE;
+  if (error != NULL)
+    g_warning ("offline storage of %s@%s cannot be counted: %s", op->local,
+               offline_host_name (self), error->message);
+  while (!g_queue_is_empty (&user->waiting))
+    {
+      g_autoptr(MynaStanza) msg = g_queue_pop_head (&user->waiting);
+
+      if (error != NULL)
+        offline_bounce (self, msg);
+      else
+        offline_store_one (self, user, msg, &count);
+    }
+  offline_user_release (self, user);
+}
+
+/* Queues @msg for @local and starts a count unless one is running. */
+static void
+offline_enqueue (Offline *self, const char *local, MynaStanza *msg)
+{
+  OfflineUser *user = offline_user_get (self, local);
+  MynaArchiveQuery query = { .max = 1 };
+
+  g_queue_push_tail (&user->waiting, offline_stored_form (msg, offline_host_name (self)));
+  if (user->counting)
+    return;
+  user->counting = TRUE;
+  myna_archive_query (offline_storage (self), offline_host_name (self), local,
+                      OFFLINE_ARCHIVE, &query, offline_counted,
+                      offline_op_new (self, local, NULL), offline_op_free);
+}
+
+/* message/bare and message/full, at a low priority: the last step before
+ * the core would deliver or bounce. */
+static MynaResult
+offline_message (MynaCall *call, MynaStanza *msg, gpointer data)
+{
+  Offline *self = data;
+  MynaJid *to = myna_call_get_to (call);
+  const char *local = to != NULL ? myna_jid_get_local (to) : NULL;
+
+  /* No `to` means a note to oneself from a session that is online. */
+  if (local == NULL || myna_stanza_get_to (msg) == NULL || !offline_type_storable (msg))
+    return MYNA_PASS;
+  if (offline_deliverable (myna_call_get_host (call), to))
+    return MYNA_PASS;
+  if (!myna_account_exists (offline_storage (self), offline_host_name (self), local))
+    return MYNA_PASS;             /* the core answers service-unavailable */
+  if (offline_transient (msg))
+    {
+      g_debug ("dropping a transient message for offline %s", local);
+      return MYNA_HANDLED;
+    }
+  offline_enqueue (self, local, msg);
+  return MYNA_HANDLED;
+}
+
+/* ---- delivering ---------------------------------------------------------- */
+
+static void offline_flush_page (Offline *self, const char *local, const char *full,
+                                gint64 after_id);
+
+static void
+offline_deleted (const GError *error, gpointer user_data)
+{
+  OfflineOp *op = user_data;
+
+  if (error != NULL)
+    g_warning ("delivered offline messages of %s@%s not deleted: %s", op->local,
+               offline_host_name (op->self), error->message);
+}
+
+static void
+offline_flush_done (Offline *self, const char *local)
+{
+  OfflineUser *user = g_hash_table_lookup (self->users, local);
+
+  if (user == NULL)
+    return;
+  user->flushing = FALSE;
+  offline_user_release (self, user);
+}
+
+/* Sends @items to @session in order; returns the last id sent. */
+static gint64
+offline_send_items (MynaSession *session, GPtrArray *items)
+{
+  gint64 last = 0;
+
+  for (guint i = 0; i < items->len; i++)
+    {
+      MynaArchiveItem *item = items->pdata[i];
+      g_autoptr(MynaStanza) msg = offline_parse (item->data);
+
+      if (msg != NULL)
+        myna_session_send (session, msg);
+      else
+        g_warning ("offline message %" G_GINT64_FORMAT " is not valid XML: dropped",
+                   item->id);
+      last = item->id;
+    }
+  return last;
+}
+
+static void
+offline_page (GPtrArray *items, gboolean complete, guint total,
+              const GError *error, gpointer user_data)
+{
+  OfflineOp *op = user_data;
+  Offline *self = op->self;
+  MynaHost *host = myna_module_get_host (self->mod);
+  MynaSession *session = offline_find_session (host, op->local, op->full);
+  gint64 last;
+
+  if (error != NULL)
+    g_warning ("offline messages of %s@%s cannot be read: %s", op->local,
+               offline_host_name (self), error->message);
+  if (error != NULL || session == NULL || items->len == 0)
+    {
+      offline_flush_done (self, op->local);
+      return;
+    }
+  last = offline_send_items (session, items);
+  /* Sending may have closed it (a client not reading): keep the page. */
+  if (offline_find_session (host, op->local, op->full) == NULL)
+    {
+      offline_flush_done (self, op->local);
+      return;
+    }
+  g_debug ("delivered %u offline message(s) to %s", items->len, op->full);
+  myna_archive_delete (offline_storage (self), offline_host_name (self), op->local,
+                       OFFLINE_ARCHIVE, last, offline_deleted,
+                       offline_op_new (self, op->local, NULL), offline_op_free);
+  if (complete)
+    offline_flush_done (self, op->local);
+  else
+    offline_flush_page (self, op->local, op->full, last);
+}
+
+static void
+offline_flush_page (Offline *self, const char *local, const char *full, gint64 after_id)
+{
+  MynaArchiveQuery query = { .after_id = after_id, .max = OFFLINE_PAGE };
+
+  myna_archive_query (offline_storage (self), offline_host_name (self), local,
+                      OFFLINE_ARCHIVE, &query, offline_page,
+                      offline_op_new (self, local, full), offline_op_free);
+}
+
+/* The priority an initial presence announces (RFC 6121 §4.7.2.3). */
+static int
+offline_presence_priority (MynaStanza *presence)
+{
+  const char *text = presence != NULL ? myna_stanza_get_child_text (presence, "priority")
+                                      : NULL;
+
+  return text != NULL ? (int) g_ascii_strtoll (text, NULL, 10) : 0;
+}
+
+/* presence/initial: the session is ready for its stored messages. */
+static MynaResult
+offline_initial (MynaCall *call, MynaStanza *presence, gpointer data)
+{
+  Offline *self = data;
+  MynaSession *session = myna_call_get_session (call);
+  MynaJid *jid = session != NULL ? myna_session_get_jid (session) : NULL;
+  OfflineUser *user;
+
+  if (jid == NULL || myna_jid_get_local (jid) == NULL
+      || offline_presence_priority (presence) < 0)
+    return MYNA_PASS;
+  user = offline_user_get (self, myna_jid_get_local (jid));
+  /* Another resource is already being given them. */
+  if (user->flushing)
+    return MYNA_PASS;
+  user->flushing = TRUE;
+  offline_flush_page (self, user->local, myna_jid_to_string (jid), 0);
+  return MYNA_PASS;
+}
+
+/* account/deleted: the stored messages go with the account. */
+static MynaResult
+offline_account_deleted (MynaCall *call, MynaStanza *unused, gpointer data)
+{
+  Offline *self = data;
+  MynaJid *from = myna_call_get_from (call);
+  const char *local = from != NULL ? myna_jid_get_local (from) : NULL;
+
+  if (local == NULL)
+    return MYNA_PASS;
+  g_hash_table_remove (self->users, local);
+  myna_archive_delete (offline_storage (self), offline_host_name (self), local,
+                       OFFLINE_ARCHIVE, 0, offline_deleted,
+                       offline_op_new (self, local, NULL), offline_op_free);
+  g_info ("offline messages of %s@%s deleted with the account", local,
+          offline_host_name (self));
+  return MYNA_PASS;
+}
+
+/* ---- module -------------------------------------------------------------- */
+
+static void
+offline_free (gpointer data)
+{
+  Offline *self = data;
+
+  g_hash_table_unref (self->users);
+  g_free (self);
+}
+
+static gboolean
+offline_load (MynaModule *mod, GError **error)
+{
+  Offline *self = g_new0 (Offline, 1);
+
+  self->mod = mod;
+  self->users = g_hash_table_new_full (g_str_hash, g_str_equal, NULL,
+                                       (GDestroyNotify) offline_user_free);
+  myna_module_set_data (mod, self, offline_free);
+  myna_module_add_feature (mod, "msgoffline");
+  myna_module_hook (mod, MYNA_EVENT_MESSAGE_BARE, -100, offline_message, self, NULL);
+  myna_module_hook (mod, MYNA_EVENT_MESSAGE_FULL, -100, offline_message, self, NULL);
+  myna_module_hook (mod, MYNA_EVENT_PRESENCE_INITIAL, 0, offline_initial, self, NULL);
+  myna_module_hook (mod, MYNA_EVENT_ACCOUNT_DELETED, 0, offline_account_deleted, self, NULL);
+  return TRUE;
+}
+
+/* Runs every pending callback of ours before the code goes away; a
+ * callback may queue a further call (the next page), hence the loop. */
+static void
+offline_unload (MynaModule *mod)
+{
+  Offline *self = myna_module_get_data (mod);
+
+  for (guint round = 0; self->inflight > 0 && round < 1000; round++)
+    {
+      g_autoptr(GError) error = NULL;
+      if (!myna_storage_flush (myna_module_get_storage (mod), &error))
+        g_warning ("offline: %s", error->message);
+    }
+  if (self->inflight > 0)
+    g_critical ("offline: %u storage call(s) still pending at unload", self->inflight);
+}
+
+static const MynaConfigKey offline_config[] = {
+  { .name = "quota", .type = MYNA_CONFIG_INT, .default_value = "100",
+    .min = 1, .max = 100000,
+    .description = "most messages kept for one offline user" },
+  { .name = NULL },
+};
+
+MYNA_MODULE_DEFINE (offline,
+  .version = "1.0",
+  .events  = MYNA_STRV (MYNA_EVENT_MESSAGE_BARE, MYNA_EVENT_MESSAGE_FULL,
+                        MYNA_EVENT_PRESENCE_INITIAL, MYNA_EVENT_ACCOUNT_DELETED),
+  .mode    = MYNA_MODULE_LAZY,
+  .config  = offline_config,
+  .load    = offline_load,
+  .unload  = offline_unload);

@@ -1,0 +1,330 @@
+/* roster-store.c: reading and writing rosters in the format documented in
+ * roster-store.h, with the per-account cache kept in session data.
+ * Compiled into both the roster and the presence module. */
+#include "roster-store.h"
+
+#include <string.h>
+
+#define STREAM_HEADER "<stream:stream xmlns='jabber:client' " \
+                      "xmlns:stream='http://etherx.jabber.org/streams'>"
+
+/* ---- parsing stored items -------------------------------------------------- */
+
+typedef struct {
+  GPtrArray *items;       /* MynaStanza* */
+  gboolean   failed;
+} RosterParse;
+
+static void
+roster_parse_open (gpointer user_data, MynaStanza *header)
+{
+}
+
+static void
+roster_parse_stanza (gpointer user_data, MynaStanza *stanza)
+{
+  RosterParse *p = user_data;
+
+  if (g_strcmp0 (myna_stanza_get_name (stanza), "item") == 0
+      && g_strcmp0 (myna_stanza_get_ns (stanza), ROSTER_NS) == 0)
+    g_ptr_array_add (p->items, myna_stanza_ref (stanza));
+  else
+    p->failed = TRUE;
+}
+
+static void
+roster_parse_close (gpointer user_data)
+{
+}
+
+static void
+roster_parse_error (gpointer user_data, const char *condition, const char *text)
+{
+  RosterParse *p = user_data;
+
+  p->failed = TRUE;
+}
+
+static const MynaXmlStreamCallbacks roster_parse_callbacks = {
+  .stream_open = roster_parse_open,
+  .stanza = roster_parse_stanza,
+  .stream_close = roster_parse_close,
+  .error = roster_parse_error,
+};
+
+/* Parses serialised items.  Returns: (transfer full) MynaStanza* array,
+ * or NULL when anything in @xml is not a well-formed item. */
+static GPtrArray *
+roster_parse (const char *xml, gsize len)
+{
+  RosterParse p = { g_ptr_array_new_with_free_func ((GDestroyNotify) myna_stanza_unref),
+                    FALSE };
+  MynaXmlStream *stream = myna_xml_stream_new (&roster_parse_callbacks, &p);
+
+  myna_xml_stream_feed (stream, STREAM_HEADER, strlen (STREAM_HEADER), NULL);
+  myna_xml_stream_feed (stream, xml, len, NULL);
+  myna_xml_stream_free (stream);
+  if (p.failed)
+    g_clear_pointer (&p.items, g_ptr_array_unref);
+  return p.items;
+}
+
+/* One stored value.  Returns: (transfer full) (nullable) */
+static MynaStanza *
+roster_parse_one (const char *user, const char *contact, const char *value)
+{
+  g_autoptr(GPtrArray) items = roster_parse (value, strlen (value));
+
+  if (items == NULL || items->len != 1)
+    {
+      g_warning ("roster of %s: unreadable item for %s: ignored", user, contact);
+      return NULL;
+    }
+  return myna_stanza_ref (items->pdata[0]);
+}
+
+static GHashTable *
+roster_table_new (void)
+{
+  return g_hash_table_new_full (g_str_hash, g_str_equal, g_free,
+                                (GDestroyNotify) myna_stanza_unref);
+}
+
+/* Every stored item of @user.  Returns: (transfer full) */
+static GHashTable *
+roster_store_read (MynaHost *host, const char *user)
+{
+  MynaStorage *st = myna_host_get_storage (host);
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GHashTable) all = myna_kv_get_all (st, myna_host_get_name (host), user,
+                                               ROSTER_STORE, &error);
+  GHashTable *table = roster_table_new ();
+  GHashTableIter it;
+  gpointer key, value;
+
+  if (all == NULL)
+    {
+      g_warning ("roster of %s: %s", user, error->message);
+      return table;
+    }
+  g_hash_table_iter_init (&it, all);
+  while (g_hash_table_iter_next (&it, &key, &value))
+    {
+      MynaStanza *item = roster_parse_one (user, key, value);
+      if (item != NULL)
+        g_hash_table_insert (table, g_strdup (key), item);
+    }
+  return table;
+}
+
+/* ---- the cache --------------------------------------------------------------- */
+
+static GHashTable *
+roster_cache_find (GPtrArray *sessions)
+{
+  for (guint i = 0; i < sessions->len; i++)
+    {
+      GHashTable *t = myna_session_get_data (sessions->pdata[i], ROSTER_CACHE_KEY);
+      if (t != NULL)
+        return t;
+    }
+  return NULL;
+}
+
+GHashTable *
+roster_store_load (MynaHost *host, const char *user)
+{
+  g_autoptr(GPtrArray) sessions = myna_host_get_sessions (host, user);
+  GHashTable *table = roster_cache_find (sessions);
+
+  table = table != NULL ? g_hash_table_ref (table) : roster_store_read (host, user);
+  for (guint i = 0; i < sessions->len; i++)
+    if (myna_session_get_data (sessions->pdata[i], ROSTER_CACHE_KEY) == NULL)
+      myna_session_set_data (sessions->pdata[i], ROSTER_CACHE_KEY,
+                             g_hash_table_ref (table),
+                             (GDestroyNotify) g_hash_table_unref);
+  return table;
+}
+
+MynaStanza *
+roster_store_get (MynaHost *host, const char *user, const char *contact)
+{
+  g_autoptr(GPtrArray) sessions = myna_host_get_sessions (host, user);
+  GHashTable *table = roster_cache_find (sessions);
+  g_autoptr(GError) error = NULL;
+  g_autofree char *value = NULL;
+
+  if (table != NULL)
+    {
+      MynaStanza *item = g_hash_table_lookup (table, contact);
+      return item != NULL ? myna_stanza_ref (item) : NULL;
+    }
+  value = myna_kv_get (myna_host_get_storage (host), myna_host_get_name (host), user,
+                       ROSTER_STORE, contact, &error);
+  if (value == NULL)
+    {
+      if (error != NULL)
+        g_warning ("roster of %s: %s", user, error->message);
+      return NULL;
+    }
+  return roster_parse_one (user, contact, value);
+}
+
+static void
+roster_store_written (const GError *error, gpointer user_data)
+{
+  if (error != NULL)
+    g_warning ("roster write failed: %s", error->message);
+}
+
+void
+roster_store_put (MynaHost *host, const char *user, const char *contact,
+                  MynaStanza *item)
+{
+  g_autoptr(GPtrArray) sessions = myna_host_get_sessions (host, user);
+  g_autoptr(GPtrArray) done = g_ptr_array_new ();
+  g_autofree char *value = item != NULL ? myna_stanza_to_string (item) : NULL;
+
+  myna_kv_set (myna_host_get_storage (host), myna_host_get_name (host), user,
+               ROSTER_STORE, contact, value, roster_store_written, NULL, NULL);
+  /* Every session of the account shares one table; update each distinct
+   * one once. */
+  for (guint i = 0; i < sessions->len; i++)
+    {
+      GHashTable *t = myna_session_get_data (sessions->pdata[i], ROSTER_CACHE_KEY);
+      if (t == NULL || g_ptr_array_find (done, t, NULL))
+        continue;
+      g_ptr_array_add (done, t);
+      if (item != NULL)
+        g_hash_table_insert (t, g_strdup (contact), myna_stanza_copy (item));
+      else
+        g_hash_table_remove (t, contact);
+    }
+}
+
+/* ---- versions ------------------------------------------------------------------ */
+
+static guint64
+roster_version_read (MynaHost *host, const char *user)
+{
+  g_autofree char *value = myna_kv_get (myna_host_get_storage (host),
+                                        myna_host_get_name (host), user,
+                                        ROSTER_VERSION_STORE, ROSTER_VERSION_KEY, NULL);
+
+  return value != NULL ? g_ascii_strtoull (value, NULL, 10) : 0;
+}
+
+char *
+roster_store_get_version (MynaHost *host, const char *user)
+{
+  return g_strdup_printf ("%" G_GUINT64_FORMAT, roster_version_read (host, user));
+}
+
+char *
+roster_store_bump_version (MynaHost *host, const char *user)
+{
+  char *ver = g_strdup_printf ("%" G_GUINT64_FORMAT, roster_version_read (host, user) + 1);
+
+  myna_kv_set (myna_host_get_storage (host), myna_host_get_name (host), user,
+               ROSTER_VERSION_STORE, ROSTER_VERSION_KEY, ver,
+               roster_store_written, NULL, NULL);
+  return ver;
+}
+
+/* ---- items ---------------------------------------------------------------------- */
+
+MynaStanza *
+roster_item_new (const char *contact)
+{
+  MynaStanza *item = myna_stanza_new ("item", ROSTER_NS);
+
+  myna_stanza_set_attr (item, "jid", contact);
+  myna_stanza_set_attr (item, "subscription", "none");
+  return item;
+}
+
+static gboolean
+roster_attr_true (const MynaStanza *el, const char *name)
+{
+  const char *v = myna_stanza_get_attr (el, name);
+  return g_strcmp0 (v, "true") == 0 || g_strcmp0 (v, "1") == 0;
+}
+
+void
+roster_item_get_state (const MynaStanza *item, RosterState *state)
+{
+  const char *sub = myna_stanza_get_attr (item, "subscription");
+  MynaStanza *priv = myna_stanza_get_child (item, "state", ROSTER_NS_STATE);
+
+  memset (state, 0, sizeof *state);
+  if (g_strcmp0 (sub, "to") == 0)
+    state->sub = ROSTER_SUB_TO;
+  else if (g_strcmp0 (sub, "from") == 0)
+    state->sub = ROSTER_SUB_FROM;
+  else if (g_strcmp0 (sub, "both") == 0)
+    state->sub = ROSTER_SUB_BOTH;
+  state->ask = g_strcmp0 (myna_stanza_get_attr (item, "ask"), "subscribe") == 0;
+  state->approved = roster_attr_true (item, "approved");
+  if (priv != NULL)
+    {
+      state->pending_in = roster_attr_true (priv, "pending-in");
+      state->hidden = roster_attr_true (priv, "hidden");
+    }
+}
+
+void
+roster_item_set_state (MynaStanza *item, const RosterState *state)
+{
+  static const char *const names[] = { "none", "to", "from", "both" };
+  MynaStanza *priv = myna_stanza_get_child (item, "state", ROSTER_NS_STATE);
+
+  myna_stanza_set_attr (item, "subscription", names[state->sub & ROSTER_SUB_BOTH]);
+  myna_stanza_set_attr (item, "ask", state->ask ? "subscribe" : NULL);
+  myna_stanza_set_attr (item, "approved", state->approved ? "true" : NULL);
+  if (!state->pending_in && !state->hidden)
+    {
+      myna_stanza_remove_children (item, "state", ROSTER_NS_STATE);
+      return;
+    }
+  if (priv == NULL)
+    priv = myna_stanza_add_child (item, "state", ROSTER_NS_STATE);
+  myna_stanza_set_attr (priv, "pending-in", state->pending_in ? "true" : NULL);
+  myna_stanza_set_attr (priv, "hidden", state->hidden ? "true" : NULL);
+  if (!state->pending_in)
+    myna_stanza_remove_children (priv, NULL, NULL);
+}
+
+MynaStanza *
+roster_item_get_request (const MynaStanza *item)
+{
+  MynaStanza *priv = myna_stanza_get_child (item, "state", ROSTER_NS_STATE);
+
+  return priv != NULL ? myna_stanza_get_child (priv, "presence", NULL) : NULL;
+}
+
+void
+roster_item_set_request (MynaStanza *item, MynaStanza *request)
+{
+  MynaStanza *priv = myna_stanza_get_child (item, "state", ROSTER_NS_STATE);
+
+  if (priv == NULL)
+    priv = myna_stanza_add_child (item, "state", ROSTER_NS_STATE);
+  myna_stanza_remove_children (priv, NULL, NULL);
+  myna_stanza_append_take (priv, myna_stanza_copy (request));
+}
+
+MynaStanza *
+roster_item_for_client (const MynaStanza *item)
+{
+  RosterState state;
+  MynaStanza *copy;
+
+  roster_item_get_state (item, &state);
+  if (state.hidden)
+    return NULL;
+  copy = myna_stanza_copy (item);
+  myna_stanza_remove_children (copy, "state", ROSTER_NS_STATE);
+  if (myna_stanza_get_attr (copy, "subscription") == NULL)
+    myna_stanza_set_attr (copy, "subscription", "none");
+  return copy;
+}

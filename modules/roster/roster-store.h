@@ -1,0 +1,103 @@
+/* roster-store.h: the roster storage format, shared by the roster and
+ * presence modules.  A module links no other module, so this small source
+ * file is compiled into both.
+ *
+ * Storage (key–value, per user of a host):
+ *
+ *   store "roster", key = the contact's JID (normalised, usually bare),
+ *   value = one serialised roster item in the jabber:iq:roster namespace,
+ *   with the RFC 6121 attributes and Myna's private state in one child:
+ *
+ *     <item xmlns='jabber:iq:roster' jid='juliet@example.com'
+ *           name='Juliet' subscription='from' ask='subscribe'
+ *           approved='true'>
+ *       <group>Friends</group>
+ *       <state xmlns='urn:myna:roster:0' pending-in='true' hidden='true'>
+ *         <presence xmlns='jabber:client' type='subscribe'
+ *                   from='juliet@example.com' to='romeo@example.net'/>
+ *       </state>
+ *     </item>
+ *
+ *   - subscription: none | to | from | both (absent means none);
+ *   - ask='subscribe': pending out (the user asked, no answer yet);
+ *   - approved='true': the user pre-approved a subscription request;
+ *   - <state/> (never shown to clients): pending-in='true' while an
+ *     inbound request waits for an answer, with that request inside so it
+ *     can be redelivered; hidden='true' while the item exists only because
+ *     of such a request (RFC 6121: "None + Pending In" items are not pushed
+ *     or delivered to the user).
+ *
+ *   store "roster-version", key "current" = the account's roster version,
+ *   a decimal counter raised on each change a client can see (XEP-0237).
+ *
+ * While an account has bound sessions, its parsed roster is cached in
+ * each session's data under ROSTER_CACHE_KEY (one shared GHashTable of
+ * contact JID → MynaStanza <item/>); writes through roster_store_put()
+ * keep it current.  Everything in the cache is freed by GLib and libmyna
+ * functions only, so it outlives an unloaded module safely. */
+#pragma once
+
+#include <myna/module.h>
+#include <myna/xmlstream.h>
+
+G_BEGIN_DECLS
+
+#define ROSTER_NS            "jabber:iq:roster"
+#define ROSTER_NS_STATE      "urn:myna:roster:0"
+#define ROSTER_STORE         "roster"
+#define ROSTER_VERSION_STORE "roster-version"
+#define ROSTER_VERSION_KEY   "current"
+/* Session data keys shared by the two modules. */
+#define ROSTER_CACHE_KEY     "roster-cache"
+/* The session's last available presence (a MynaStanza ref), kept by the
+ * presence module and read by the roster module. */
+#define PRESENCE_LAST_KEY    "presence-last"
+
+typedef enum {
+  ROSTER_SUB_NONE = 0,
+  ROSTER_SUB_TO   = 1 << 0,   /* the user sees the contact's presence */
+  ROSTER_SUB_FROM = 1 << 1,   /* the contact sees the user's presence */
+  ROSTER_SUB_BOTH = ROSTER_SUB_TO | ROSTER_SUB_FROM,
+} RosterSub;
+
+/* The subscription state of one item (RFC 6121 Appendix A). */
+typedef struct {
+  RosterSub sub;
+  gboolean  ask;          /* pending out */
+  gboolean  pending_in;
+  gboolean  approved;     /* pre-approved */
+  gboolean  hidden;       /* exists only for a pending inbound request */
+} RosterState;
+
+/* The roster of @user: contact JID → <item/> (MynaStanza*, never to be
+ * modified: copy, change, then roster_store_put()).
+ * Returns: (transfer full) a GHashTable reference */
+GHashTable *roster_store_load (MynaHost *host, const char *user);
+/* One item, or NULL.  Returns: (transfer full) */
+MynaStanza *roster_store_get (MynaHost *host, const char *user,
+                              const char *contact);
+/* Stores @item (borrowed; NULL deletes) for @contact of @user. */
+void        roster_store_put (MynaHost *host, const char *user,
+                              const char *contact, MynaStanza *item);
+/* The current version ("0" before any change).  Returns: (transfer full) */
+char       *roster_store_get_version (MynaHost *host, const char *user);
+/* Raises the version.  Returns: (transfer full) the new one */
+char       *roster_store_bump_version (MynaHost *host, const char *user);
+
+/* A new item for @contact: subscription none, nothing pending.
+ * Returns: (transfer full) */
+MynaStanza *roster_item_new (const char *contact);
+void        roster_item_get_state (const MynaStanza *item, RosterState *state);
+/* Writes @state into @item (which must be the caller's own copy); keeps
+ * the stored request only while pending in. */
+void        roster_item_set_state (MynaStanza *item, const RosterState *state);
+/* The stored inbound subscription request, or NULL.
+ * Returns: (transfer none) */
+MynaStanza *roster_item_get_request (const MynaStanza *item);
+/* Keeps @request (copied) as the pending inbound request. */
+void        roster_item_set_request (MynaStanza *item, MynaStanza *request);
+/* The item as a client sees it (no private state), or NULL when hidden.
+ * Returns: (transfer full) (nullable) */
+MynaStanza *roster_item_for_client (const MynaStanza *item);
+
+G_END_DECLS

@@ -1,0 +1,703 @@
+/* roster: rosters and presence subscriptions (RFC 6121 §2, §3 and
+ * Appendix A), with roster versioning (XEP-0237) and subscription
+ * pre-approval (RFC 6121 §3.4).
+ *
+ *  - jabber:iq:roster get/set/remove, with roster pushes to every
+ *    interested resource (one that asked for the roster);
+ *  - outbound subscription presences (subscribe, subscribed, unsubscribe,
+ *    unsubscribed from a local client, seen on stanza/from-client) update
+ *    the user's roster and go to the contact from the user's bare JID;
+ *  - inbound ones (presence/bare and presence/full) update the contact's
+ *    roster and are delivered to its available resources, or answered on
+ *    its behalf (already subscribed, pre-approved).
+ *
+ * Storage and the cache are in roster-store.c, shared with presence. */
+#include "roster-store.h"
+
+#include <string.h>
+
+#define NS_ROSTERVER   "urn:xmpp:features:rosterver"
+#define NS_PREAPPROVAL "urn:xmpp:features:pre-approval"
+/* Session data: set once the session has asked for the roster. */
+#define ROSTER_INTERESTED_KEY "roster-interested"
+/* Longest name or group accepted, in bytes. */
+#define ROSTER_MAX_TEXT 1023
+
+typedef enum {
+  ROSTER_SUBSCRIBE,
+  ROSTER_SUBSCRIBED,
+  ROSTER_UNSUBSCRIBE,
+  ROSTER_UNSUBSCRIBED,
+  ROSTER_NOT_SUBSCRIPTION,
+} RosterKind;
+
+/* One roster item being changed: the stored item, the working copy and
+ * its state. */
+typedef struct {
+  MynaHost   *host;
+  const char *user;
+  const char *contact;
+  MynaStanza *old;       /* as stored, or NULL */
+  MynaStanza *item;      /* the working copy, or NULL when there is none */
+  RosterState state;
+  gboolean    remove;    /* delete the item on commit */
+  gboolean    push;      /* push even when clients would see no change */
+} RosterEdit;
+
+static guint64 roster_push_serial;
+
+static RosterKind
+roster_kind (const MynaStanza *presence)
+{
+  static const char *const names[] = { "subscribe", "subscribed", "unsubscribe",
+                                       "unsubscribed" };
+  const char *type = myna_stanza_get_type (presence);
+
+  for (guint i = 0; type != NULL && i < G_N_ELEMENTS (names); i++)
+    if (strcmp (type, names[i]) == 0)
+      return (RosterKind) i;
+  return ROSTER_NOT_SUBSCRIPTION;
+}
+
+/* ---- pushes and commits ------------------------------------------------------ */
+
+/* Sends one roster push of @client_item to every interested resource. */
+static void
+roster_push (MynaHost *host, const char *user, MynaStanza *client_item,
+             const char *ver)
+{
+  g_autoptr(GPtrArray) sessions = myna_host_get_sessions (host, user);
+
+  for (guint i = 0; i < sessions->len; i++)
+    {
+      MynaSession *s = sessions->pdata[i];
+      g_autoptr(MynaStanza) iq = NULL;
+      g_autofree char *id = NULL;
+
+      if (myna_session_get_data (s, ROSTER_INTERESTED_KEY) == NULL)
+        continue;
+      iq = myna_stanza_new ("iq", MYNA_NS_CLIENT);
+      id = g_strdup_printf ("roster-push-%" G_GUINT64_FORMAT, ++roster_push_serial);
+      myna_stanza_set_attr (iq, "type", "set");
+      myna_stanza_set_attr (iq, "id", id);
+      myna_stanza_set_attr (iq, "to", myna_jid_to_string (myna_session_get_jid (s)));
+      MynaStanza *query = myna_stanza_add_child (iq, "query", ROSTER_NS);
+      myna_stanza_set_attr (query, "ver", ver);
+      myna_stanza_append (query, client_item);
+      myna_session_send (s, iq);
+    }
+}
+
+static gboolean
+roster_same_for_client (MynaStanza *a, MynaStanza *b)
+{
+  g_autofree char *sa = NULL, *sb = NULL;
+
+  if (a == NULL || b == NULL)
+    return a == b;
+  sa = myna_stanza_to_string (a);
+  sb = myna_stanza_to_string (b);
+  return strcmp (sa, sb) == 0;
+}
+
+/* Stores the result of @e; when what clients see changed, raises the
+ * version and pushes the item (or its removal). */
+static void
+roster_edit_commit (RosterEdit *e)
+{
+  MynaStanza *item = e->remove ? NULL : e->item;
+  g_autoptr(MynaStanza) before = e->old != NULL ? roster_item_for_client (e->old) : NULL;
+  g_autoptr(MynaStanza) after = NULL;
+  g_autofree char *ver = NULL;
+
+  if (item != NULL)
+    {
+      roster_item_set_state (item, &e->state);
+      after = roster_item_for_client (item);
+    }
+  roster_store_put (e->host, e->user, e->contact, item);
+  if (!e->push && roster_same_for_client (before, after))
+    return;
+  ver = roster_store_bump_version (e->host, e->user);
+  if (after == NULL)
+    {
+      after = myna_stanza_new ("item", ROSTER_NS);
+      myna_stanza_set_attr (after, "jid", e->contact);
+      myna_stanza_set_attr (after, "subscription", "remove");
+    }
+  roster_push (e->host, e->user, after, ver);
+}
+
+/* Reads the item of @contact; with @create, a fresh one when absent. */
+static void
+roster_edit_begin (RosterEdit *e, MynaHost *host, const char *user,
+                   const char *contact, gboolean create)
+{
+  memset (e, 0, sizeof *e);
+  e->host = host;
+  e->user = user;
+  e->contact = contact;
+  e->old = roster_store_get (host, user, contact);
+  if (e->old != NULL)
+    e->item = myna_stanza_copy (e->old);
+  else if (create)
+    e->item = roster_item_new (contact);
+  if (e->item != NULL)
+    roster_item_get_state (e->item, &e->state);
+}
+
+static void
+roster_edit_clear (RosterEdit *e)
+{
+  g_clear_pointer (&e->old, myna_stanza_unref);
+  g_clear_pointer (&e->item, myna_stanza_unref);
+}
+
+/* An item kept only for a request that is gone has no reason to stay. */
+static void
+roster_edit_drop_if_empty (RosterEdit *e)
+{
+  if (e->state.hidden && e->state.sub == ROSTER_SUB_NONE && !e->state.ask
+      && !e->state.pending_in)
+    e->remove = TRUE;
+}
+
+/* ---- presence on the user's behalf --------------------------------------------- */
+
+/* Routes <presence type=@type from=@from to=@to/>. */
+static void
+roster_send_type (MynaServer *server, const char *type, const char *from,
+                  const char *to)
+{
+  g_autoptr(MynaStanza) p = myna_stanza_new ("presence", MYNA_NS_CLIENT);
+
+  myna_stanza_set_attr (p, "type", type);
+  myna_stanza_set_attr (p, "from", from);
+  myna_stanza_set_attr (p, "to", to);
+  myna_server_route (server, p);
+}
+
+/* The current presence of each available resource of @user, to @contact
+ * (after the user approved the contact's subscription, RFC 6121 §3.1.5). */
+static void
+roster_send_presence (MynaHost *host, const char *user, const char *contact)
+{
+  g_autoptr(GPtrArray) sessions = myna_host_get_sessions (host, user);
+  MynaServer *server = myna_host_get_server (host);
+
+  for (guint i = 0; i < sessions->len; i++)
+    {
+      MynaStanza *last = myna_session_get_data (sessions->pdata[i], PRESENCE_LAST_KEY);
+      g_autoptr(MynaStanza) p = NULL;
+
+      if (last == NULL || !myna_session_is_available (sessions->pdata[i]))
+        continue;
+      p = myna_stanza_copy (last);
+      myna_stanza_set_attr (p, "from",
+                            myna_jid_to_string (myna_session_get_jid (sessions->pdata[i])));
+      myna_stanza_set_attr (p, "to", contact);
+      myna_server_route (server, p);
+    }
+}
+
+/* Unavailable presence from each available resource of @user to @contact,
+ * who no longer has a subscription to the user (RFC 6121 §3.2.2, §3.3.3). */
+static void
+roster_send_unavailable (MynaHost *host, const char *user, const char *contact)
+{
+  g_autoptr(GPtrArray) sessions = myna_host_get_sessions (host, user);
+  MynaServer *server = myna_host_get_server (host);
+
+  for (guint i = 0; i < sessions->len; i++)
+    if (myna_session_is_available (sessions->pdata[i]))
+      roster_send_type (server, "unavailable",
+                        myna_jid_to_string (myna_session_get_jid (sessions->pdata[i])),
+                        contact);
+}
+
+/* ---- outbound subscription presences (from the user's client) ------------------ */
+
+static void
+roster_out_subscribe (RosterEdit *e, MynaServer *server, MynaStanza *out)
+{
+  gboolean changed = e->old == NULL || e->state.hidden;
+
+  if (!(e->state.sub & ROSTER_SUB_TO) && !e->state.ask)
+    {
+      e->state.ask = TRUE;
+      changed = TRUE;
+    }
+  e->state.hidden = FALSE;
+  if (changed)
+    roster_edit_commit (e);
+  myna_server_route (server, out);
+}
+
+static void
+roster_out_subscribed (RosterEdit *e, MynaServer *server, MynaStanza *out)
+{
+  if (e->state.pending_in)
+    {
+      e->state.sub |= ROSTER_SUB_FROM;
+      e->state.pending_in = FALSE;
+      e->state.hidden = FALSE;
+      e->state.approved = FALSE;
+      roster_edit_commit (e);
+      myna_server_route (server, out);
+      roster_send_presence (e->host, e->user, e->contact);
+    }
+  else if (!(e->state.sub & ROSTER_SUB_FROM) && !e->state.approved)
+    {
+      /* Pre-approval: remembered, not routed (RFC 6121 §3.4). */
+      e->state.approved = TRUE;
+      e->state.hidden = FALSE;
+      roster_edit_commit (e);
+    }
+}
+
+static void
+roster_out_unsubscribe (RosterEdit *e, MynaServer *server, MynaStanza *out)
+{
+  if (e->item != NULL && ((e->state.sub & ROSTER_SUB_TO) || e->state.ask))
+    {
+      e->state.sub &= ~ROSTER_SUB_TO;
+      e->state.ask = FALSE;
+      roster_edit_commit (e);
+    }
+  myna_server_route (server, out);
+}
+
+static void
+roster_out_unsubscribed (RosterEdit *e, MynaServer *server, MynaStanza *out)
+{
+  gboolean had_from = (e->state.sub & ROSTER_SUB_FROM) != 0;
+  gboolean had_request = e->state.pending_in;
+
+  if (e->item != NULL && (had_from || had_request || e->state.approved))
+    {
+      e->state.sub &= ~ROSTER_SUB_FROM;
+      e->state.pending_in = FALSE;
+      e->state.approved = FALSE;
+      roster_edit_drop_if_empty (e);
+      roster_edit_commit (e);
+    }
+  /* Cancelling a pre-approval alone concerns nobody else. */
+  if (e->item != NULL && !had_from && !had_request)
+    return;
+  myna_server_route (server, out);
+  if (had_from)
+    roster_send_unavailable (e->host, e->user, e->contact);
+}
+
+/* stanza/from-client: subscription presences sent by a local client. */
+static MynaResult
+roster_outbound (MynaCall *call, MynaStanza *stanza, gpointer data)
+{
+  RosterKind kind;
+  MynaJid *from = myna_call_get_from (call);
+  g_autoptr(MynaJid) to = NULL;
+  g_autoptr(MynaJid) contact = NULL;
+  g_autoptr(MynaStanza) out = NULL;
+  MynaServer *server = myna_call_get_server (call);
+  RosterEdit e;
+
+  if (g_strcmp0 (myna_stanza_get_name (stanza), "presence") != 0
+      || (kind = roster_kind (stanza)) == ROSTER_NOT_SUBSCRIPTION || from == NULL)
+    return MYNA_PASS;
+  if (myna_stanza_get_to (stanza) == NULL)
+    return MYNA_HANDLED;                      /* to nobody: nothing to do */
+  to = myna_jid_parse (myna_stanza_get_to (stanza), NULL);
+  if (to == NULL)
+    {
+      myna_call_reply_error (call, stanza, MYNA_ERROR_TYPE_MODIFY, "jid-malformed", NULL);
+      return MYNA_HANDLED;
+    }
+  contact = myna_jid_get_bare (to);
+  if (myna_jid_bare_equal (contact, from))
+    return MYNA_HANDLED;                      /* one's own presence is always shared */
+  /* RFC 6121 §3.1.2: stamped with the user's bare JID, to the contact's. */
+  out = myna_stanza_copy (stanza);
+  myna_stanza_set_attr (out, "from", myna_jid_bare_string (from));
+  myna_stanza_set_attr (out, "to", myna_jid_to_string (contact));
+  g_debug ("%s sends %s to %s", myna_jid_bare_string (from),
+           myna_stanza_get_type (stanza), myna_jid_to_string (contact));
+  roster_edit_begin (&e, myna_call_get_host (call), myna_jid_get_local (from),
+                     myna_jid_to_string (contact),
+                     kind == ROSTER_SUBSCRIBE || kind == ROSTER_SUBSCRIBED);
+  switch (kind)
+    {
+    case ROSTER_SUBSCRIBE:
+      roster_out_subscribe (&e, server, out);
+      break;
+    case ROSTER_SUBSCRIBED:
+      roster_out_subscribed (&e, server, out);
+      break;
+    case ROSTER_UNSUBSCRIBE:
+      roster_out_unsubscribe (&e, server, out);
+      break;
+    case ROSTER_UNSUBSCRIBED:
+    case ROSTER_NOT_SUBSCRIPTION:
+      roster_out_unsubscribed (&e, server, out);
+      break;
+    }
+  roster_edit_clear (&e);
+  return MYNA_HANDLED;
+}
+
+/* ---- inbound subscription presences (to a local user) --------------------------- */
+
+static void
+roster_in_subscribe (RosterEdit *e, MynaServer *server, MynaStanza *in,
+                     const char *user_bare)
+{
+  if (e->item != NULL && (e->state.sub & ROSTER_SUB_FROM))
+    {
+      /* Already subscribed: answered on the user's behalf. */
+      roster_send_type (server, "subscribed", user_bare, e->contact);
+      return;
+    }
+  if (e->item != NULL && e->state.approved)
+    {
+      e->state.sub |= ROSTER_SUB_FROM;
+      e->state.approved = FALSE;
+      e->state.pending_in = FALSE;
+      roster_edit_commit (e);
+      roster_send_type (server, "subscribed", user_bare, e->contact);
+      roster_send_presence (e->host, e->user, e->contact);
+      return;
+    }
+  if (e->item != NULL && e->state.pending_in)
+    return;                                   /* known; redelivered at login */
+  if (e->item == NULL)
+    {
+      e->item = roster_item_new (e->contact);
+      e->state.hidden = TRUE;
+    }
+  e->state.pending_in = TRUE;
+  roster_item_set_request (e->item, in);
+  roster_edit_commit (e);
+  myna_server_deliver (server, in);
+}
+
+static void
+roster_in_unsubscribe (RosterEdit *e, MynaServer *server, MynaStanza *in)
+{
+  gboolean had_from = (e->state.sub & ROSTER_SUB_FROM) != 0;
+
+  if (e->item == NULL || (!had_from && !e->state.pending_in))
+    return;
+  e->state.sub &= ~ROSTER_SUB_FROM;
+  e->state.pending_in = FALSE;
+  roster_edit_drop_if_empty (e);
+  roster_edit_commit (e);
+  myna_server_deliver (server, in);
+  if (had_from)
+    roster_send_unavailable (e->host, e->user, e->contact);
+}
+
+static void
+roster_in_subscribed (RosterEdit *e, MynaServer *server, MynaStanza *in)
+{
+  if (e->item == NULL || !e->state.ask)
+    return;
+  e->state.sub |= ROSTER_SUB_TO;
+  e->state.ask = FALSE;
+  roster_edit_commit (e);
+  myna_server_deliver (server, in);
+}
+
+static void
+roster_in_unsubscribed (RosterEdit *e, MynaServer *server, MynaStanza *in)
+{
+  if (e->item == NULL || (!(e->state.sub & ROSTER_SUB_TO) && !e->state.ask))
+    return;
+  e->state.sub &= ~ROSTER_SUB_TO;
+  e->state.ask = FALSE;
+  roster_edit_commit (e);
+  myna_server_deliver (server, in);
+}
+
+/* presence/bare and presence/full: subscription presences to a local
+ * account, from a local user (routed by roster_outbound) or from afar. */
+static MynaResult
+roster_inbound (MynaCall *call, MynaStanza *stanza, gpointer data)
+{
+  RosterKind kind = roster_kind (stanza);
+  MynaJid *from = myna_call_get_from (call);
+  MynaJid *to = myna_call_get_to (call);
+  MynaHost *host = myna_call_get_host (call);
+  MynaServer *server = myna_call_get_server (call);
+  g_autoptr(MynaStanza) in = NULL;
+  RosterEdit e;
+
+  if (kind == ROSTER_NOT_SUBSCRIPTION)
+    return MYNA_PASS;
+  if (from == NULL || to == NULL || myna_jid_get_local (to) == NULL
+      || myna_jid_bare_equal (from, to))
+    return MYNA_HANDLED;
+  /* Requests to accounts that do not exist are dropped silently. */
+  if (!myna_account_exists (myna_host_get_storage (host), myna_host_get_name (host),
+                            myna_jid_get_local (to)))
+    return MYNA_HANDLED;
+  in = myna_stanza_copy (stanza);
+  myna_stanza_set_attr (in, "from", myna_jid_bare_string (from));
+  myna_stanza_set_attr (in, "to", myna_jid_bare_string (to));
+  roster_edit_begin (&e, host, myna_jid_get_local (to), myna_jid_bare_string (from), FALSE);
+  switch (kind)
+    {
+    case ROSTER_SUBSCRIBE:
+      roster_in_subscribe (&e, server, in, myna_jid_bare_string (to));
+      break;
+    case ROSTER_UNSUBSCRIBE:
+      roster_in_unsubscribe (&e, server, in);
+      break;
+    case ROSTER_SUBSCRIBED:
+      roster_in_subscribed (&e, server, in);
+      break;
+    case ROSTER_UNSUBSCRIBED:
+    case ROSTER_NOT_SUBSCRIPTION:
+      roster_in_unsubscribed (&e, server, in);
+      break;
+    }
+  roster_edit_clear (&e);
+  return MYNA_HANDLED;
+}
+
+/* ---- jabber:iq:roster ------------------------------------------------------------ */
+
+static void
+roster_get (MynaCall *call, MynaStanza *iq, MynaStanza *query)
+{
+  MynaHost *host = myna_call_get_host (call);
+  const char *user = myna_jid_get_local (myna_call_get_from (call));
+  const char *client_ver = myna_stanza_get_attr (query, "ver");
+  g_autofree char *ver = roster_store_get_version (host, user);
+  g_autoptr(MynaStanza) reply = myna_stanza_new_iq_result (iq);
+  g_autoptr(GHashTable) table = NULL;
+  GHashTableIter it;
+  gpointer value;
+
+  myna_session_set_data (myna_call_get_session (call), ROSTER_INTERESTED_KEY,
+                         GINT_TO_POINTER (1), NULL);
+  /* XEP-0237: the client's copy is current; pushes bring what changes. */
+  if (client_ver != NULL && strcmp (client_ver, ver) == 0)
+    {
+      myna_call_send (call, reply);
+      return;
+    }
+  MynaStanza *result = myna_stanza_add_child (reply, "query", ROSTER_NS);
+  if (client_ver != NULL)
+    myna_stanza_set_attr (result, "ver", ver);
+  table = roster_store_load (host, user);
+  g_hash_table_iter_init (&it, table);
+  while (g_hash_table_iter_next (&it, NULL, &value))
+    {
+      MynaStanza *item = roster_item_for_client (value);
+      if (item != NULL)
+        myna_stanza_append_take (result, item);
+    }
+  myna_call_send (call, reply);
+}
+
+/* Checks the groups of a roster set (RFC 6121 §2.3.3); NULL when fine,
+ * else the error condition. */
+static const char *
+roster_check_groups (MynaStanza *item)
+{
+  g_autoptr(GHashTable) seen = g_hash_table_new (g_str_hash, g_str_equal);
+
+  for (guint i = 0; i < myna_stanza_get_n_children (item); i++)
+    {
+      MynaStanza *child = myna_stanza_get_child_nth (item, i);
+      const char *name;
+
+      if (myna_stanza_is_text (child) || strcmp (myna_stanza_get_name (child), "group") != 0)
+        continue;
+      name = myna_stanza_get_text (child);
+      if (*name == '\0' || strlen (name) > ROSTER_MAX_TEXT)
+        return "not-acceptable";
+      if (!g_hash_table_add (seen, (gpointer) name))
+        return "bad-request";
+    }
+  return NULL;
+}
+
+static void
+roster_update (MynaCall *call, MynaStanza *iq, MynaStanza *request, const char *contact)
+{
+  const char *name = myna_stanza_get_attr (request, "name");
+  const char *problem = roster_check_groups (request);
+  RosterEdit e;
+
+  if (problem == NULL && name != NULL && strlen (name) > ROSTER_MAX_TEXT)
+    problem = "not-acceptable";
+  if (problem != NULL)
+    {
+      myna_call_reply_error (call, iq, MYNA_ERROR_TYPE_MODIFY, problem, NULL);
+      return;
+    }
+  /* Name and groups are replaced; the subscription is the server's
+   * business (RFC 6121 §2.1.5: other values of 'subscription' ignored). */
+  roster_edit_begin (&e, myna_call_get_host (call),
+                     myna_jid_get_local (myna_call_get_from (call)), contact, TRUE);
+  myna_stanza_set_attr (e.item, "name", name != NULL && *name != '\0' ? name : NULL);
+  myna_stanza_remove_children (e.item, "group", ROSTER_NS);
+  for (guint i = 0; i < myna_stanza_get_n_children (request); i++)
+    {
+      MynaStanza *child = myna_stanza_get_child_nth (request, i);
+      if (!myna_stanza_is_text (child) && strcmp (myna_stanza_get_name (child), "group") == 0)
+        myna_stanza_add_text_child (e.item, "group", myna_stanza_get_text (child));
+    }
+  e.state.hidden = FALSE;
+  e.push = TRUE;                              /* a set is always pushed */
+  roster_edit_commit (&e);
+  roster_edit_clear (&e);
+  myna_call_reply_result (call, iq);
+}
+
+/* Removal (RFC 6121 §2.5.2): the subscriptions both ways end too. */
+static void
+roster_remove (MynaCall *call, MynaStanza *iq, const char *contact)
+{
+  MynaJid *from = myna_call_get_from (call);
+  MynaServer *server = myna_call_get_server (call);
+  RosterEdit e;
+  RosterState was;
+
+  roster_edit_begin (&e, myna_call_get_host (call), myna_jid_get_local (from), contact,
+                     FALSE);
+  if (e.item == NULL)
+    {
+      myna_call_reply_error (call, iq, MYNA_ERROR_TYPE_CANCEL, "item-not-found", NULL);
+      return;
+    }
+  was = e.state;
+  e.remove = TRUE;
+  roster_edit_commit (&e);
+  if ((was.sub & ROSTER_SUB_TO) || was.ask)
+    roster_send_type (server, "unsubscribe", myna_jid_bare_string (from), contact);
+  if ((was.sub & ROSTER_SUB_FROM) || was.pending_in)
+    roster_send_type (server, "unsubscribed", myna_jid_bare_string (from), contact);
+  if (was.sub & ROSTER_SUB_FROM)
+    roster_send_unavailable (e.host, e.user, contact);
+  roster_edit_clear (&e);
+  myna_call_reply_result (call, iq);
+}
+
+static void
+roster_set (MynaCall *call, MynaStanza *iq, MynaStanza *query)
+{
+  MynaStanza *request = NULL;
+  guint n_items = 0;
+  g_autoptr(MynaJid) jid = NULL;
+
+  for (guint i = 0; i < myna_stanza_get_n_children (query); i++)
+    {
+      MynaStanza *child = myna_stanza_get_child_nth (query, i);
+      if (myna_stanza_is_text (child) || strcmp (myna_stanza_get_name (child), "item") != 0)
+        continue;
+      request = child;
+      n_items++;
+    }
+  if (n_items != 1 || myna_stanza_get_attr (request, "jid") == NULL)
+    {
+      myna_call_reply_error (call, iq, MYNA_ERROR_TYPE_MODIFY, "bad-request",
+                             "a roster set carries exactly one item with a jid");
+      return;
+    }
+  jid = myna_jid_parse (myna_stanza_get_attr (request, "jid"), NULL);
+  if (jid == NULL)
+    {
+      myna_call_reply_error (call, iq, MYNA_ERROR_TYPE_MODIFY, "jid-malformed", NULL);
+      return;
+    }
+  if (g_strcmp0 (myna_stanza_get_attr (request, "subscription"), "remove") == 0)
+    roster_remove (call, iq, myna_jid_to_string (jid));
+  else
+    roster_update (call, iq, request, myna_jid_to_string (jid));
+}
+
+static MynaResult
+roster_iq (MynaCall *call, MynaStanza *iq, gpointer data)
+{
+  MynaJid *from = myna_call_get_from (call);
+  MynaJid *to = myna_call_get_to (call);
+  MynaStanza *query = myna_stanza_get_child (iq, "query", ROSTER_NS);
+
+  if (to == NULL || myna_jid_get_local (to) == NULL)
+    return MYNA_PASS;                         /* to the server, not an account */
+  /* Only the account's own connected resources see or change its roster. */
+  if (from == NULL || myna_call_get_session (call) == NULL
+      || !myna_jid_bare_equal (from, to))
+    {
+      myna_call_reply_error (call, iq, MYNA_ERROR_TYPE_AUTH, "forbidden", NULL);
+      return MYNA_HANDLED;
+    }
+  if (g_strcmp0 (myna_stanza_get_type (iq), "get") == 0)
+    roster_get (call, iq, query);
+  else
+    roster_set (call, iq, query);
+  return MYNA_HANDLED;
+}
+
+/* ---- stream features, account removal, the module ---------------------------- */
+
+static void
+roster_features (MynaSession *session, MynaStanza *features, gpointer data)
+{
+  if (!myna_session_is_authenticated (session))
+    return;
+  myna_stanza_add_child (features, "ver", NS_ROSTERVER);
+  myna_stanza_add_child (features, "sub", NS_PREAPPROVAL);
+}
+
+/* account/deleted: the storage is gone; so must the cached copy be. */
+static MynaResult
+roster_account_deleted (MynaCall *call, MynaStanza *unused, gpointer data)
+{
+  MynaJid *from = myna_call_get_from (call);
+  g_autoptr(GPtrArray) sessions = NULL;
+
+  if (from == NULL || myna_jid_get_local (from) == NULL)
+    return MYNA_PASS;
+  sessions = myna_host_get_sessions (myna_call_get_host (call), myna_jid_get_local (from));
+  for (guint i = 0; i < sessions->len; i++)
+    myna_session_set_data (sessions->pdata[i], ROSTER_CACHE_KEY, NULL, NULL);
+  return MYNA_PASS;
+}
+
+static gboolean
+roster_load (MynaModule *mod, GError **error)
+{
+  if (!myna_module_route_iq (mod, MYNA_IQ_GET | MYNA_IQ_SET, ROSTER_NS, "query",
+                             roster_iq, NULL, NULL))
+    {
+      g_set_error_literal (error, g_quark_from_string ("myna-roster-error"), 0,
+                           "jabber:iq:roster is already served by another module");
+      return FALSE;
+    }
+  myna_module_add_feature (mod, ROSTER_NS);
+  myna_module_add_stream_features (mod, roster_features, NULL, NULL);
+  myna_module_hook (mod, MYNA_EVENT_STANZA_FROM_CLIENT, 0, roster_outbound, NULL, NULL);
+  myna_module_hook (mod, MYNA_EVENT_PRESENCE_BARE, 0, roster_inbound, NULL, NULL);
+  myna_module_hook (mod, MYNA_EVENT_PRESENCE_FULL, 0, roster_inbound, NULL, NULL);
+  myna_module_hook (mod, MYNA_EVENT_ACCOUNT_DELETED, 0, roster_account_deleted, NULL, NULL);
+  return TRUE;
+}
+
+/* Our write callbacks must run before the code goes away. */
+static void
+roster_unload (MynaModule *mod)
+{
+  g_autoptr(GError) error = NULL;
+
+  if (!myna_storage_flush (myna_module_get_storage (mod), &error))
+    g_warning ("flushing rosters: %s", error->message);
+}
+
+MYNA_MODULE_DEFINE (roster,
+  .version = "1.0",
+  .serves  = MYNA_STRV (ROSTER_NS),
+  .mode    = MYNA_MODULE_EAGER,
+  .load    = roster_load,
+  .unload  = roster_unload);

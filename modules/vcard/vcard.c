@@ -1,0 +1,256 @@
+/* vcard: vcard-temp (XEP-0054) — each account's vCard, kept whole in the
+ * key–value store "vcard" (key "vcard") as serialised XML.
+ *
+ *  - set: only to one's own bare JID (or with no `to`); anything else is
+ *    <forbidden/>.  A vCard larger than `max_size` bytes once serialised
+ *    is refused with <not-acceptable/> (type modify) and a <text/> saying
+ *    why.  The result is sent once the write is durable.
+ *  - get of one's own vCard when none was ever stored: a result with an
+ *    empty <vCard/> (XEP-0054 §3.1 allows either; clients handle an empty
+ *    one best).  Get of another user's: their vCard; <item-not-found/>
+ *    when they have none; <service-unavailable/> when the account does not
+ *    exist (RFC 6121 §8.5.1 — an IQ to a bare JID of no account).
+ *  - to the server itself: not handled (the core answers
+ *    <service-unavailable/>). */
+#include <myna/module.h>
+#include <myna/xmlstream.h>
+
+#include <string.h>
+
+#define NS_VCARD    "vcard-temp"
+#define VCARD_STORE "vcard"
+#define VCARD_KEY   "vcard"
+
+typedef struct {
+  MynaModule *mod;
+  guint       inflight;
+} Vcard;
+
+/* An answer waiting for a write to be committed. */
+typedef struct {
+  Vcard      *self;
+  MynaStanza *iq;        /* the request (with the stamped `from`) */
+  char       *user;      /* the requester's bare JID, the reply's `from` */
+} VcardPending;
+
+static void
+vcard_pending_free (gpointer data)
+{
+  VcardPending *p = data;
+
+  p->self->inflight--;
+  myna_stanza_unref (p->iq);
+  g_free (p->user);
+  g_free (p);
+}
+
+/* ---- parsing the stored vCard -------------------------------------------- */
+
+typedef struct {
+  MynaStanza *element;
+  gboolean    failed;
+} VcardParse;
+
+static void
+vcard_parse_element (gpointer user_data, MynaStanza *element)
+{
+  VcardParse *p = user_data;
+
+  if (p->element == NULL)
+    p->element = myna_stanza_ref (element);
+}
+
+static void
+vcard_parse_error (gpointer user_data, const char *condition, const char *text)
+{
+  ((VcardParse *) user_data)->failed = TRUE;
+}
+
+/* Returns: (transfer full) (nullable) the element serialised in @xml. */
+static MynaStanza *
+vcard_parse (const char *xml)
+{
+  static const MynaXmlStreamCallbacks callbacks = {
+    .stanza = vcard_parse_element,
+    .error = vcard_parse_error,
+  };
+  static const char header[] = "<stream:stream xmlns='" MYNA_NS_CLIENT "' "
+                               "xmlns:stream='" MYNA_NS_STREAMS "'>";
+  MynaXmlLimits limits = { 0 };
+  VcardParse p = { NULL, FALSE };
+  MynaXmlStream *stream = myna_xml_stream_new (&callbacks, &p);
+
+  myna_xml_stream_set_limits (stream, &limits);
+  myna_xml_stream_feed (stream, header, sizeof header - 1, NULL);
+  myna_xml_stream_feed (stream, xml, strlen (xml), NULL);
+  myna_xml_stream_free (stream);
+  if (p.failed)
+    g_clear_pointer (&p.element, myna_stanza_unref);
+  return p.element;
+}
+
+/* ---- get ------------------------------------------------------------------ */
+
+static void
+vcard_reply_with (MynaCall *call, MynaStanza *iq, MynaStanza *vcard)
+{
+  g_autoptr(MynaStanza) reply = myna_stanza_new_iq_result (iq);
+
+  myna_stanza_append (reply, vcard);
+  myna_call_send (call, reply);
+}
+
+static MynaResult
+vcard_get (Vcard *self, MynaCall *call, MynaStanza *iq, const char *local, gboolean own)
+{
+  MynaStorage *storage = myna_module_get_storage (self->mod);
+  const char *host = myna_host_get_name (myna_call_get_host (call));
+  g_autoptr(GError) error = NULL;
+  g_autofree char *xml = NULL;
+  g_autoptr(MynaStanza) vcard = NULL;
+
+  if (!own && !myna_account_exists (storage, host, local))
+    return MYNA_PASS;             /* the core answers service-unavailable */
+  xml = myna_kv_get (storage, host, local, VCARD_STORE, VCARD_KEY, &error);
+  if (error != NULL)
+    {
+      g_warning ("vCard of %s@%s cannot be read: %s", local, host, error->message);
+      myna_call_reply_error (call, iq, MYNA_ERROR_TYPE_WAIT, "internal-server-error", NULL);
+      return MYNA_HANDLED;
+    }
+  if (xml == NULL && !own)
+    {
+      myna_call_reply_error (call, iq, MYNA_ERROR_TYPE_CANCEL, "item-not-found", NULL);
+      return MYNA_HANDLED;
+    }
+  vcard = xml != NULL ? vcard_parse (xml) : myna_stanza_new ("vCard", NS_VCARD);
+  if (vcard == NULL)
+    {
+      g_warning ("stored vCard of %s@%s is not valid XML", local, host);
+      myna_call_reply_error (call, iq, MYNA_ERROR_TYPE_WAIT, "internal-server-error", NULL);
+      return MYNA_HANDLED;
+    }
+  vcard_reply_with (call, iq, vcard);
+  return MYNA_HANDLED;
+}
+
+/* ---- set ------------------------------------------------------------------ */
+
+/* The reply goes through the router to the requester's full JID, so a
+ * session that closed meanwhile simply misses it. */
+static void
+vcard_stored (const GError *error, gpointer user_data)
+{
+  VcardPending *p = user_data;
+  MynaServer *server = myna_module_get_server (p->self->mod);
+  g_autoptr(MynaStanza) reply = NULL;
+
+  if (error != NULL)
+    {
+      g_warning ("vCard of %s not stored: %s", p->user, error->message);
+      reply = myna_stanza_new_error (p->iq, MYNA_ERROR_TYPE_WAIT,
+                                     "internal-server-error", NULL);
+    }
+  else
+    reply = myna_stanza_new_iq_result (p->iq);
+  myna_stanza_set_attr (reply, "from", p->user);
+  myna_server_route (server, reply);
+}
+
+static MynaResult
+vcard_set (Vcard *self, MynaCall *call, MynaStanza *iq, const char *local, gboolean own)
+{
+  MynaStanza *vcard = myna_stanza_get_child (iq, "vCard", NS_VCARD);
+  const char *host = myna_host_get_name (myna_call_get_host (call));
+  gint64 max = myna_module_config_int (self->mod, "max_size");
+  g_autofree char *xml = NULL;
+  VcardPending *p;
+
+  if (!own)
+    {
+      myna_call_reply_error (call, iq, MYNA_ERROR_TYPE_AUTH, "forbidden",
+                             "only your own vCard can be set");
+      return MYNA_HANDLED;
+    }
+  xml = myna_stanza_to_string (vcard);
+  if ((gint64) strlen (xml) > max)
+    {
+      g_autofree char *text = g_strdup_printf ("the vCard is larger than %" G_GINT64_FORMAT
+                                               " bytes", max);
+      g_info ("vCard of %s@%s refused: %zu bytes", local, host, strlen (xml));
+      myna_call_reply_error (call, iq, MYNA_ERROR_TYPE_MODIFY, "not-acceptable", text);
+      return MYNA_HANDLED;
+    }
+  p = g_new0 (VcardPending, 1);
+  p->self = self;
+  p->iq = myna_stanza_ref (iq);
+  p->user = g_strdup (myna_jid_bare_string (myna_call_get_to (call)));
+  self->inflight++;
+  myna_kv_set (myna_module_get_storage (self->mod), host, local, VCARD_STORE, VCARD_KEY,
+               xml, vcard_stored, p, vcard_pending_free);
+  return MYNA_HANDLED;
+}
+
+static MynaResult
+vcard_iq (MynaCall *call, MynaStanza *iq, gpointer data)
+{
+  Vcard *self = data;
+  MynaJid *to = myna_call_get_to (call);
+  MynaJid *from = myna_call_get_from (call);
+  const char *local = myna_jid_get_local (to);
+  gboolean own;
+
+  if (local == NULL)
+    return MYNA_PASS;             /* the server has no vCard */
+  own = from != NULL && myna_jid_bare_equal (to, from);
+  if (g_strcmp0 (myna_stanza_get_type (iq), "set") == 0)
+    return vcard_set (self, call, iq, local, own);
+  return vcard_get (self, call, iq, local, own);
+}
+
+/* ---- module --------------------------------------------------------------- */
+
+static gboolean
+vcard_load (MynaModule *mod, GError **error)
+{
+  Vcard *self = g_new0 (Vcard, 1);
+
+  self->mod = mod;
+  myna_module_set_data (mod, self, g_free);
+  myna_module_add_feature (mod, NS_VCARD);
+  if (!myna_module_route_iq (mod, MYNA_IQ_GET | MYNA_IQ_SET, NS_VCARD, "vCard",
+                             vcard_iq, self, NULL))
+    {
+      g_set_error_literal (error, g_quark_from_string ("myna-vcard-error"), 0,
+                           "{" NS_VCARD "}vCard is already routed to another module");
+      return FALSE;
+    }
+  return TRUE;
+}
+
+/* Answers every pending set before the code goes away. */
+static void
+vcard_unload (MynaModule *mod)
+{
+  Vcard *self = myna_module_get_data (mod);
+
+  if (self->inflight > 0 && !myna_storage_flush (myna_module_get_storage (mod), NULL))
+    g_warning ("vcard: a pending write failed at unload");
+  if (self->inflight > 0)
+    g_critical ("vcard: %u write(s) still pending at unload", self->inflight);
+}
+
+static const MynaConfigKey vcard_config[] = {
+  { .name = "max_size", .type = MYNA_CONFIG_SIZE, .default_value = "64K",
+    .min = 1024, .max = 16 * 1024 * 1024,
+    .description = "largest vCard accepted, serialised" },
+  { .name = NULL },
+};
+
+MYNA_MODULE_DEFINE (vcard,
+  .version = "1.0",
+  .serves  = MYNA_STRV (NS_VCARD),
+  .mode    = MYNA_MODULE_LAZY,
+  .config  = vcard_config,
+  .load    = vcard_load,
+  .unload  = vcard_unload);

@@ -1,0 +1,300 @@
+/* test-c2s: logging in and talking over raw sockets against a real mynad —
+ * SASL PLAIN and SCRAM-SHA-256 (computed with the SDK's SCRAM primitives),
+ * wrong credentials, throttling, malformed SASL, resource binding and its
+ * conflicts, from-stamping and spoofing, IQ routing, accounts via mynactl. */
+#include "mynad-harness.h"
+
+#include <myna/sasl.h>
+
+typedef struct {
+  Mynad d;
+} Fixture;
+
+static void
+setup (Fixture *f, gconstpointer extra)
+{
+  g_autofree char *conf = g_strconcat (MYNAD_PLAIN_AUTH, "max_failures = 3\n",
+                                       extra != NULL ? (const char *) extra : "", NULL);
+  mynad_start (&f->d, conf);
+  mynad_add_user (&f->d, "alice", "wonderland");
+  mynad_add_user (&f->d, "bob", "builder");
+}
+
+static void
+teardown (Fixture *f, gconstpointer unused)
+{
+  g_assert_cmpint (mynad_stop (&f->d), ==, 0);
+}
+
+static Client *
+open_stream (Fixture *f)
+{
+  Client *c = client_connect (&f->d);
+  client_send (c, STREAM_OPEN ("localhost"));
+  g_assert_true (client_expect_features (c));
+  return c;
+}
+
+static void
+send_plain (Client *c, const char *user, const char *password)
+{
+  g_autofree char *raw = g_strdup_printf ("%c%s%c%s", 0, user, 0, password);
+  g_autofree char *b64 = g_base64_encode ((const guchar *) raw, 2 + strlen (user) + strlen (password));
+  g_autofree char *auth = g_strdup_printf ("<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' "
+                                           "mechanism='PLAIN'>%s</auth>", b64);
+  client_send (c, auth);
+}
+
+static void
+test_features_offer_mechanisms (Fixture *f, gconstpointer unused)
+{
+  g_autoptr(Client) c = open_stream (f);
+
+  g_assert_nonnull (strstr (c->in->str, "<mechanism>SCRAM-SHA-256</mechanism>"));
+  g_assert_nonnull (strstr (c->in->str, "<mechanism>SCRAM-SHA-1</mechanism>"));
+  g_assert_nonnull (strstr (c->in->str, "<mechanism>PLAIN</mechanism>"));
+  /* No TLS here, so no -PLUS. */
+  g_assert_null (strstr (c->in->str, "-PLUS"));
+}
+
+static void
+test_plain_login_and_message (Fixture *f, gconstpointer unused)
+{
+  g_autoptr(Client) a = client_login (&f->d, "alice", "wonderland", "phone");
+  g_autoptr(Client) b = client_login (&f->d, "bob", "builder", "desk");
+
+  g_assert_nonnull (a);
+  g_assert_nonnull (b);
+  /* Messages to a full JID are delivered with `from` stamped. */
+  client_send (a, "<message to='bob@localhost/desk' type='chat' id='m1'><body>hi bob</body></message>");
+  g_assert_true (client_expect (b, "hi bob"));
+  g_assert_nonnull (strstr (b->in->str, "from='alice@localhost/phone'"));
+  /* A ping to the server is answered. */
+  client_send (a, "<iq type='get' id='p1' to='localhost'><ping xmlns='urn:xmpp:ping'/></iq>");
+  g_assert_true (client_expect (a, "id='p1'"));
+  g_assert_nonnull (strstr (a->in->str, "type='result'"));
+  /* An unrouted namespace: service-unavailable. */
+  client_send (a, "<iq type='get' id='u1' to='localhost'><query xmlns='urn:nobody'/></iq>");
+  g_assert_true (client_expect (a, "<service-unavailable"));
+}
+
+static void
+test_wrong_password (Fixture *f, gconstpointer unused)
+{
+  g_autoptr(Client) c = open_stream (f);
+
+  send_plain (c, "alice", "nope");
+  g_assert_true (client_expect (c, "<not-authorized/>"));
+  /* Unknown users look the same. */
+  g_string_truncate (c->in, 0);
+  send_plain (c, "mallory", "x");
+  g_assert_true (client_expect (c, "<not-authorized/>"));
+  g_assert_true (client_is_open (c));
+  /* After max_failures the account is throttled, right password or not. */
+  g_string_truncate (c->in, 0);
+  send_plain (c, "alice", "nope2");
+  g_assert_true (client_expect (c, "<not-authorized/>"));
+  g_string_truncate (c->in, 0);
+  send_plain (c, "alice", "wonderland");
+  g_assert_true (client_expect (c, "<temporary-auth-failure/>"));
+}
+
+static void
+test_malformed_sasl (Fixture *f, gconstpointer unused)
+{
+  g_autoptr(Client) c = open_stream (f);
+
+  client_send (c, "<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='PLAIN'>!!notbase64</auth>");
+  g_assert_true (client_expect (c, "<incorrect-encoding/>"));
+  client_send (c, "<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='X-BOGUS'>AA==</auth>");
+  g_assert_true (client_expect (c, "<invalid-mechanism/>"));
+  client_send (c, "<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='SCRAM-SHA-256'>"
+                  "eCwsbj1hbGljZQ==</auth>");          /* "x,,n=alice" */
+  g_assert_true (client_expect (c, "<malformed-request/>"));
+  g_assert_true (client_is_open (c));
+}
+
+/* A SCRAM-SHA-256 client built from the SDK's primitives. */
+static void
+scram_sha256 (Fixture *f, gboolean bad_nonce)
+{
+  g_autoptr(Client) c = open_stream (f);
+  const char *cfirst_bare = "n=alice,r=clientnonce123";
+  g_autofree char *cfirst = g_strconcat ("n,,", cfirst_bare, NULL);
+  g_autofree char *b64 = g_base64_encode ((const guchar *) cfirst, strlen (cfirst));
+  g_autofree char *auth = g_strdup_printf ("<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' "
+                                           "mechanism='SCRAM-SHA-256'>%s</auth>", b64);
+
+  client_send (c, auth);
+  g_assert_true (client_expect (c, "</challenge>"));
+  char *start = strstr (c->in->str, "<challenge");
+  start = strchr (start, '>') + 1;
+  g_autofree char *chal64 = g_strndup (start, (gsize) (strstr (start, "</challenge>") - start));
+  gsize len;
+  g_autofree char *sfirst = (char *) g_base64_decode (chal64, &len);
+  sfirst = g_realloc (sfirst, len + 1);
+  sfirst[len] = '\0';
+  g_auto(GStrv) parts = g_strsplit (sfirst, ",", -1);
+  g_assert_true (g_str_has_prefix (parts[0], "r=clientnonce123"));
+  gsize salt_len;
+  g_autofree guchar *salt_raw = g_base64_decode (parts[1] + 2, &salt_len);
+  g_autoptr(GBytes) salt = g_bytes_new (salt_raw, salt_len);
+  guint iters = (guint) atoi (parts[2] + 2);
+  g_assert_cmpuint (iters, ==, 4096);
+
+  const char *nonce = bad_nonce ? "r=forged" : parts[0];
+  g_autofree char *without_proof = g_strdup_printf ("c=biws,%s", nonce);
+  g_autofree char *auth_message = g_strdup_printf ("%s,%s,%s", cfirst_bare, sfirst, without_proof);
+  g_autoptr(GBytes) salted = myna_scram_salted_password (MYNA_SCRAM_SHA256, "wonderland", salt, iters);
+  g_autoptr(GBytes) stored = NULL, server = NULL;
+  myna_scram_keys (MYNA_SCRAM_SHA256, salted, &stored, &server);
+  /* ClientProof = ClientKey XOR HMAC(StoredKey, AuthMessage); ClientKey =
+   * HMAC(SaltedPassword, "Client Key"). */
+  guchar client_key[32], sig[32], proof[32];
+  gsize klen = 32;
+  GHmac *h = g_hmac_new (G_CHECKSUM_SHA256, g_bytes_get_data (salted, NULL), 32);
+  g_hmac_update (h, (const guchar *) "Client Key", 10);
+  g_hmac_get_digest (h, client_key, &klen);
+  g_hmac_unref (h);
+  h = g_hmac_new (G_CHECKSUM_SHA256, g_bytes_get_data (stored, NULL), 32);
+  g_hmac_update (h, (const guchar *) auth_message, strlen (auth_message));
+  klen = 32;
+  g_hmac_get_digest (h, sig, &klen);
+  g_hmac_unref (h);
+  for (int i = 0; i < 32; i++)
+    proof[i] = client_key[i] ^ sig[i];
+  g_autofree char *proof64 = g_base64_encode (proof, 32);
+  g_autofree char *final = g_strdup_printf ("%s,p=%s", without_proof, proof64);
+  g_autofree char *final64 = g_base64_encode ((const guchar *) final, strlen (final));
+  g_autofree char *resp = g_strdup_printf ("<response xmlns='urn:ietf:params:xml:ns:xmpp-sasl'>%s</response>",
+                                           final64);
+  g_string_truncate (c->in, 0);
+  client_send (c, resp);
+  if (bad_nonce)
+    {
+      g_assert_true (client_expect (c, "<not-authorized/>"));
+      return;
+    }
+  g_assert_true (client_expect (c, "</success>"));
+  /* The server proves it knows the key too: v=ServerSignature. */
+  g_autoptr(GBytes) ssig = myna_scram_server_signature (MYNA_SCRAM_SHA256, server, auth_message);
+  g_autofree char *ssig64 = g_base64_encode (g_bytes_get_data (ssig, NULL), 32);
+  g_autofree char *v = g_strconcat ("v=", ssig64, NULL);
+  g_autofree char *v64 = g_base64_encode ((const guchar *) v, strlen (v));
+  g_assert_nonnull (strstr (c->in->str, v64));
+}
+
+static void
+test_scram_sha256 (Fixture *f, gconstpointer unused)
+{
+  scram_sha256 (f, FALSE);
+}
+
+static void
+test_scram_bad_nonce (Fixture *f, gconstpointer unused)
+{
+  scram_sha256 (f, TRUE);
+}
+
+static void
+test_bind_conflict_kicks_old (Fixture *f, gconstpointer unused)
+{
+  g_autoptr(Client) first = client_login (&f->d, "alice", "wonderland", "same");
+  g_autoptr(Client) second = client_login (&f->d, "alice", "wonderland", "same");
+
+  g_assert_nonnull (first);
+  g_assert_nonnull (second);
+  g_assert_true (client_expect (first, "<conflict xmlns='urn:ietf:params:xml:ns:xmpp-streams'/>"));
+  g_assert_true (client_expect_closed (first));
+  g_assert_true (client_is_open (second));
+}
+
+static void
+test_generated_resource (Fixture *f, gconstpointer unused)
+{
+  g_autoptr(Client) c = client_connect (&f->d);
+  g_autofree char *raw = g_strdup_printf ("%c%s%c%s", 0, "bob", 0, "builder");
+  g_autofree char *b64 = g_base64_encode ((const guchar *) raw, 2 + 3 + 7);
+  g_autofree char *auth = g_strdup_printf ("<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' "
+                                           "mechanism='PLAIN'>%s</auth>", b64);
+
+  client_send (c, STREAM_OPEN ("localhost"));
+  g_assert_true (client_expect_features (c));
+  client_send (c, auth);
+  g_assert_true (client_expect (c, "<success"));
+  client_send (c, STREAM_OPEN ("localhost"));
+  g_assert_true (client_expect (c, "<bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'/>"));
+  client_send (c, "<iq type='set' id='b'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'/></iq>");
+  g_assert_true (client_expect (c, "<jid>bob@localhost/"));
+  client_send (c, "<iq type='set' id='s'><session xmlns='urn:ietf:params:xml:ns:xmpp-session'/></iq>");
+  g_assert_true (client_expect (c, "id='s'"));
+}
+
+static void
+test_spoofed_from (Fixture *f, gconstpointer unused)
+{
+  g_autoptr(Client) a = client_login (&f->d, "alice", "wonderland", "r");
+
+  client_send (a, "<message from='bob@localhost/desk' to='alice@localhost/r'><body>x</body></message>");
+  g_assert_true (client_expect (a, "<invalid-from"));
+  g_assert_true (client_expect_closed (a));
+}
+
+static void
+test_iq_without_id_and_bad_to (Fixture *f, gconstpointer unused)
+{
+  g_autoptr(Client) a = client_login (&f->d, "alice", "wonderland", "r");
+
+  client_send (a, "<iq type='get' to='localhost'><ping xmlns='urn:xmpp:ping'/></iq>");
+  g_assert_true (client_expect (a, "<bad-request"));
+  g_string_truncate (a->in, 0);
+  client_send (a, "<message to='@@bad' id='j'><body>x</body></message>");
+  g_assert_true (client_expect (a, "<jid-malformed"));
+  g_string_truncate (a->in, 0);
+  client_send (a, "<message to='nobody@localhost' type='chat' id='n'><body>x</body></message>");
+  g_assert_true (client_expect (a, "<service-unavailable"));
+  g_string_truncate (a->in, 0);
+  client_send (a, "<message to='x@elsewhere.example' id='r'><body>x</body></message>");
+  g_assert_true (client_expect (a, "<remote-server-not-found"));
+  client_send (a, "<bogus/>");
+  g_assert_true (client_expect (a, "<unsupported-stanza-type"));
+}
+
+static void
+test_accounts_via_mynactl (Fixture *f, gconstpointer unused)
+{
+  g_autofree char *out = NULL, *out2 = NULL, *out3 = NULL, *out4 = NULL;
+
+  g_assert_cmpint (mynactl (&f->d, &out, "user", "list", NULL), ==, 0);
+  g_assert_nonnull (strstr (out, "alice@localhost\nbob@localhost\n"));
+  g_assert_cmpint (mynactl (&f->d, &out2, "user", "add", "alice@localhost", "x", NULL), ==, 1);
+  g_assert_nonnull (strstr (out2, "exists"));
+  g_assert_cmpint (mynactl (&f->d, &out3, "user", "passwd", "alice@localhost", "new pass", NULL), ==, 0);
+  g_autoptr(Client) c = client_login (&f->d, "alice", "new pass", "r");
+  g_assert_nonnull (c);
+  g_assert_cmpint (mynactl (&f->d, &out4, "user", "del", "bob@localhost", NULL), ==, 0);
+  g_autoptr(Client) b = open_stream (f);
+  send_plain (b, "bob", "builder");
+  g_assert_true (client_expect (b, "<not-authorized/>"));
+}
+
+#define ADD(path, func, data) \
+  g_test_add (path, Fixture, data, setup, func, teardown)
+
+int
+main (int argc, char **argv)
+{
+  g_test_init (&argc, &argv, NULL);
+  ADD ("/c2s/mechanisms", test_features_offer_mechanisms, NULL);
+  ADD ("/c2s/plain-login-message", test_plain_login_and_message, NULL);
+  ADD ("/c2s/wrong-password", test_wrong_password, NULL);
+  ADD ("/c2s/malformed-sasl", test_malformed_sasl, NULL);
+  ADD ("/c2s/scram-sha-256", test_scram_sha256, NULL);
+  ADD ("/c2s/scram-bad-nonce", test_scram_bad_nonce, NULL);
+  ADD ("/c2s/bind-conflict", test_bind_conflict_kicks_old, NULL);
+  ADD ("/c2s/generated-resource", test_generated_resource, NULL);
+  ADD ("/c2s/spoofed-from", test_spoofed_from, NULL);
+  ADD ("/c2s/bad-stanzas", test_iq_without_id_and_bad_to, NULL);
+  ADD ("/c2s/accounts", test_accounts_via_mynactl, NULL);
+  return g_test_run ();
+}
