@@ -211,7 +211,7 @@ client_answer (AdminClient *c, const char *line)
   g_autoptr(GError) error = NULL;
   gboolean deferred = FALSE;
 
-  g_info ("admin: %s", g_str_has_prefix (line, "user ") ? "user …" : line);
+  g_info ("admin: %s", g_str_has_prefix (line, "user ") ? "user ..." : line);
   if (admin_run (c->admin->server, c, line, out, &deferred, &error))
     {
       if (deferred)

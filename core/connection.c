@@ -46,6 +46,7 @@ struct _MynaSession {
   gboolean       handshaking;
   gboolean       starttls_pending; /* <proceed/> queued: TLS starts once it is out */
   gboolean       header_sent;
+  gint64         last_read;    /* monotonic µs of the last bytes in */
   gboolean       reaping;
   GData         *data;
 };
@@ -428,6 +429,7 @@ session_read (MynaSession *s)
             }
           break;
         }
+      s->last_read = g_get_monotonic_time ();
       myna_xml_stream_feed (s->xml, buf, (gsize) n, NULL);
       if ((gsize) n < sizeof buf && (s->tls == NULL || gnutls_record_check_pending (s->tls) == 0))
         break;
@@ -463,6 +465,7 @@ myna_connection_new (MynaServer *server, MynaListener *listener, int fd,
   s->fd = fd;
   s->peer = g_strdup (peer);
   s->ip = g_strdup (ip);
+  s->last_read = g_get_monotonic_time ();
   s->out = g_string_sized_new (0);
   s->xml = myna_xml_stream_new (&stream_callbacks, s);
   session_apply_limits (s);
@@ -720,6 +723,12 @@ myna_session_get_channel_binding (MynaSession *session, const char *type)
 {
   g_return_val_if_fail (session != NULL, NULL);
   return session->secure ? myna_tls_channel_binding (session->tls, type) : NULL;
+}
+
+gint64
+myna_session_get_last_activity (MynaSession *session)
+{
+  return session->last_read;
 }
 
 const char *

@@ -207,6 +207,13 @@ myna_tls_channel_binding (gnutls_session_t s, const char *type)
     }
   else if (g_strcmp0 (type, "tls-server-end-point") == 0)
     cbt = GNUTLS_CB_TLS_SERVER_END_POINT;
+  else if (g_strcmp0 (type, "tls-unique") == 0)
+    {
+      /* RFC 5929; not defined for TLS 1.3 (RFC 9266 §3). */
+      if (gnutls_protocol_get_version (s) == GNUTLS_TLS1_3)
+        return NULL;
+      cbt = GNUTLS_CB_TLS_UNIQUE;
+    }
   else
     return NULL;
   if (gnutls_session_channel_binding (s, cbt, &cb) < 0)

@@ -106,6 +106,8 @@ gboolean     myna_session_is_available (MynaSession *session);
 void         myna_session_set_available (MynaSession *session, gboolean available);
 /* The peer's address for logs and limits, "ip:port". */
 const char  *myna_session_get_peer (MynaSession *session);
+/* When bytes last arrived from the client (g_get_monotonic_time). */
+gint64       myna_session_get_last_activity (MynaSession *session);
 /* The peer's IP address alone. */
 const char  *myna_session_get_ip (MynaSession *session);
 

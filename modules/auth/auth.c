@@ -168,7 +168,7 @@ auth_succeed (Auth *auth, MynaSession *s, const char *user, const char *b64_data
 
 /* ---- mechanisms offered ----------------------------------------------------- */
 
-static const char *const cb_types[] = { "tls-exporter", "tls-server-end-point", NULL };
+static const char *const cb_types[] = { "tls-exporter", "tls-server-end-point", "tls-unique", NULL };
 
 static gboolean
 auth_mechanism_offered (Auth *auth, MynaSession *s, const char *mech)
@@ -287,7 +287,7 @@ scram_check_cbind (Attempt *a, MynaScramClientFirst *cf)
   if (a->plus)
     {
       if (cf->cbind_flag != 'p' || !g_strv_contains (cb_types, cf->cbind_name))
-        return "a -PLUS mechanism needs p=tls-exporter or p=tls-server-end-point";
+        return "a -PLUS mechanism needs p=tls-exporter, p=tls-server-end-point or (TLS 1.2) p=tls-unique";
       a->cb_data = myna_session_get_channel_binding (a->session, cf->cbind_name);
       if (a->cb_data == NULL)
         return "that channel binding type is not available on this stream";

@@ -31,10 +31,17 @@ bind_features (MynaSession *s, MynaStanza *features, gpointer data)
   myna_stanza_add_child (session, "optional", NS_SESSION);
 }
 
+/* Twelve random letters and digits. */
 static char *
 bind_random_resource (void)
 {
-  return myna_scram_nonce (9);
+  static const char alphabet[] = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
+  char out[13];
+
+  for (int i = 0; i < 12; i++)
+    out[i] = alphabet[g_random_int_range (0, sizeof alphabet - 1)];
+  out[12] = '\0';
+  return g_strdup (out);
 }
 
 static void

@@ -1,5 +1,26 @@
-/* ping: XEP-0199 — answers pings addressed to the server. */
+/* ping: XEP-0199 — answers pings addressed to the server, and keeps
+ * connections honest: a session silent for `keepalive_interval` gets a
+ * ping from the server, and one that then stays silent for
+ * `keepalive_timeout` is closed (a dead TCP link on a mobile network is
+ * otherwise only noticed when a write fails, much later). */
 #include <myna/module.h>
+
+#define NS_PING "urn:xmpp:ping"
+#define KEEPALIVE_KEY "ping-keepalive"
+
+typedef struct {
+  guint       interval_ms;
+  guint       timeout_ms;
+  GHashTable *keepalives;   /* Keepalive* set, to stop them on unload */
+} Ping;
+
+/* Per-session keepalive state, owned by the session's data. */
+typedef struct {
+  Ping        *ping;
+  MynaSession *session;
+  MynaTimer   *timer;
+  gint64       pinged_at;   /* 0: no ping outstanding */
+} Keepalive;
 
 static MynaResult
 ping_iq (MynaCall *call, MynaStanza *iq, gpointer data)
@@ -8,16 +29,118 @@ ping_iq (MynaCall *call, MynaStanza *iq, gpointer data)
   return MYNA_HANDLED;
 }
 
+static void
+keepalive_free (gpointer data)
+{
+  Keepalive *k = data;
+  g_hash_table_remove (k->ping->keepalives, k);
+  myna_timer_free (k->timer);
+  g_free (k);
+}
+
+static void
+keepalive_fire (gpointer data)
+{
+  Keepalive *k = data;
+  gint64 now = g_get_monotonic_time ();
+  gint64 idle_ms = (now - myna_session_get_last_activity (k->session)) / 1000;
+
+  if (k->pinged_at != 0 && myna_session_get_last_activity (k->session) < k->pinged_at)
+    {
+      /* Closing frees the session's data, this timer included: last step. */
+      myna_session_close (k->session, "connection-timeout", "no answer to a keepalive ping");
+      return;
+    }
+  k->pinged_at = 0;
+  if (idle_ms < k->ping->interval_ms)
+    {
+      myna_timer_start (k->timer, (guint) (k->ping->interval_ms - idle_ms));
+      return;
+    }
+  g_autoptr(MynaStanza) iq = myna_stanza_new ("iq", MYNA_NS_CLIENT);
+  MynaJid *jid = myna_session_get_jid (k->session);
+  myna_stanza_set_attr (iq, "type", "get");
+  myna_stanza_set_attr (iq, "id", "myna-keepalive");
+  myna_stanza_set_attr (iq, "from", myna_jid_get_domain (jid));
+  myna_stanza_set_attr (iq, "to", myna_jid_to_string (jid));
+  myna_stanza_add_child (iq, "ping", NS_PING);
+  myna_session_send (k->session, iq);
+  k->pinged_at = now;
+  myna_timer_start (k->timer, k->ping->timeout_ms);
+}
+
+static MynaResult
+ping_session_bound (MynaCall *call, MynaStanza *unused, gpointer data)
+{
+  Ping *ping = data;
+  MynaSession *s = myna_call_get_session (call);
+  Keepalive *k = g_new0 (Keepalive, 1);
+
+  k->ping = ping;
+  k->session = s;
+  k->timer = myna_timer_new (keepalive_fire, k);
+  myna_timer_start (k->timer, ping->interval_ms);
+  g_hash_table_add (ping->keepalives, k);
+  myna_session_set_data (s, KEEPALIVE_KEY, k, keepalive_free);
+  return MYNA_PASS;
+}
+
+/* The client's answer to our ping needs no routing. */
+static MynaResult
+ping_pong (MynaCall *call, MynaStanza *iq, gpointer data)
+{
+  if (g_strcmp0 (myna_stanza_get_id (iq), "myna-keepalive") == 0
+      && (g_strcmp0 (myna_stanza_get_type (iq), "result") == 0
+          || g_strcmp0 (myna_stanza_get_type (iq), "error") == 0))
+    return MYNA_HANDLED;
+  return MYNA_PASS;
+}
+
+static void
+ping_free (gpointer data)
+{
+  Ping *ping = data;
+  g_hash_table_unref (ping->keepalives);
+  g_free (ping);
+}
+
 static gboolean
 ping_load (MynaModule *mod, GError **error)
 {
-  myna_module_add_feature (mod, "urn:xmpp:ping");
-  myna_module_route_iq (mod, MYNA_IQ_GET, "urn:xmpp:ping", "ping",
-                        ping_iq, NULL, NULL);
+  Ping *ping = g_new0 (Ping, 1);
+
+  ping->keepalives = g_hash_table_new (NULL, NULL);
+  ping->interval_ms = (guint) myna_module_config_int (mod, "keepalive_interval");
+  ping->timeout_ms = (guint) myna_module_config_int (mod, "keepalive_timeout");
+  myna_module_set_data (mod, ping, ping_free);
+  myna_module_add_feature (mod, NS_PING);
+  myna_module_route_iq (mod, MYNA_IQ_GET, NS_PING, "ping", ping_iq, NULL, NULL);
+  if (ping->interval_ms > 0)
+    myna_module_hook (mod, MYNA_EVENT_SESSION_BOUND, 0, ping_session_bound, ping, NULL);
+  myna_module_hook (mod, MYNA_EVENT_IQ_HOST, 100, ping_pong, NULL, NULL);
   return TRUE;
 }
 
+/* No session may keep a timer calling into this module once it is gone. */
+static void
+ping_unload (MynaModule *mod)
+{
+  Ping *ping = myna_module_get_data (mod);
+  g_autoptr(GList) all = g_hash_table_get_keys (ping->keepalives);
+
+  for (GList *l = all; l != NULL; l = l->next)
+    {
+      Keepalive *k = l->data;
+      myna_session_set_data (k->session, KEEPALIVE_KEY, NULL, NULL);
+    }
+}
+
 MYNA_MODULE_DEFINE (ping,
-  .version = "1.0",
-  .serves  = MYNA_STRV ("urn:xmpp:ping"),
-  .load    = ping_load);
+  .version = "1.1",
+  .serves  = MYNA_STRV (NS_PING),
+  .mode    = MYNA_MODULE_EAGER,
+  .config  = MYNA_CONFIG_KEYS (
+      { "keepalive_interval", MYNA_CONFIG_DURATION, "5m", 0, 86400000, "" },
+      { "keepalive_timeout", MYNA_CONFIG_DURATION, "60s", 1000, 3600000, "" }),
+  .load    = ping_load,
+  .unload  = ping_unload);

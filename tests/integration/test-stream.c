@@ -184,21 +184,21 @@ test_mynactl (Fixture *f, gconstpointer unused)
   g_assert_cmpint (st.st_mode & 0777, ==, 0600);
 
   g_assert_cmpint (mynactl (&f->d, &out, "modules", NULL), ==, 0);
-  g_assert_nonnull (strstr (out, "ping 1.0 lazy (not loaded)"));
+  g_assert_nonnull (strstr (out, "version 1.0 lazy (not loaded)"));
   g_assert_nonnull (strstr (out, "disco 1.0 eager localhost"));
   g_assert_cmpint (mynactl (&f->d, &out2, "routes", NULL), ==, 0);
-  g_assert_nonnull (strstr (out2, "ns localhost urn:xmpp:ping -> ping (lazy, not loaded)"));
+  g_assert_nonnull (strstr (out2, "ns localhost jabber:iq:version -> version (lazy, not loaded)"));
   g_assert_nonnull (strstr (out2, "iq localhost get http://jabber.org/protocol/disco#info query -> disco"));
 
-  g_assert_cmpint (mynactl (&f->d, &out3, "load", "ping", NULL), ==, 0);
+  g_assert_cmpint (mynactl (&f->d, &out3, "load", "version", NULL), ==, 0);
   g_assert_cmpint (mynactl (&f->d, &out4, "routes", NULL), ==, 0);
-  g_assert_nonnull (strstr (out4, "iq localhost get urn:xmpp:ping ping -> ping"));
+  g_assert_nonnull (strstr (out4, "iq localhost get jabber:iq:version query -> version"));
   g_clear_pointer (&out3, g_free);
-  g_assert_cmpint (mynactl (&f->d, &out3, "reload", "ping", NULL), ==, 0);
+  g_assert_cmpint (mynactl (&f->d, &out3, "reload", "version", NULL), ==, 0);
   g_clear_pointer (&out3, g_free);
-  g_assert_cmpint (mynactl (&f->d, &out3, "unload", "ping", NULL), ==, 0);
+  g_assert_cmpint (mynactl (&f->d, &out3, "unload", "version", NULL), ==, 0);
   g_clear_pointer (&out3, g_free);
-  g_assert_cmpint (mynactl (&f->d, &out3, "unload", "ping", NULL), ==, 1);
+  g_assert_cmpint (mynactl (&f->d, &out3, "unload", "version", NULL), ==, 1);
   g_assert_nonnull (strstr (out3, "ERR"));
   g_clear_pointer (&out3, g_free);
   g_assert_cmpint (mynactl (&f->d, &out3, "load", "nosuch", NULL), ==, 1);

@@ -150,16 +150,16 @@ test_disco_lists_lazy_features (Fixture *f, gconstpointer unused)
 {
   MynaStanza *r = query (f, "http://jabber.org/protocol/disco#info");
   MynaStanza *q = myna_stanza_get_child (r, "query", NULL);
-  gboolean ping = FALSE;
+  gboolean version = FALSE;
 
-  g_assert_false (myna_module_is_loaded (f->h.server->modules, f->host, "ping"));
+  g_assert_false (myna_module_is_loaded (f->h.server->modules, f->host, "version"));
   for (guint i = 0; i < myna_stanza_get_n_children (q); i++)
     {
       MynaStanza *c = myna_stanza_get_child_nth (q, i);
-      if (!myna_stanza_is_text (c) && g_strcmp0 (myna_stanza_get_attr (c, "var"), "urn:xmpp:ping") == 0)
-        ping = TRUE;
+      if (!myna_stanza_is_text (c) && g_strcmp0 (myna_stanza_get_attr (c, "var"), "jabber:iq:version") == 0)
+        version = TRUE;
     }
-  g_assert_true (ping);
+  g_assert_true (version);
 }
 
 /* ---- hooks ---------------------------------------------------------------- */
@@ -219,7 +219,7 @@ test_event_names (void)
 int
 main (int argc, char **argv)
 {
-  const char *base = "modules = disco;ping;lazytest;badabi\n";
+  const char *base = "modules = disco;ping;version;lazytest;badabi\n";
   const char *broken = "modules = disco;lazytest;failload;nosuch\n";
 
   g_test_init (&argc, &argv, NULL);
