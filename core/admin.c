@@ -30,11 +30,17 @@ typedef struct {
   MynaPollWatch *watch;
   GString       *in;
   gboolean       answering;
+  gboolean       in_answer;   /* client_answer is on the stack */
+  gboolean       finished;    /* a deferred answer was written */
+  gpointer       pending;     /* the UserOp answering later, if any */
 } AdminClient;
+
+static void client_forget_op (AdminClient *c);
 
 static void
 client_free (AdminClient *c)
 {
+  client_forget_op (c);
   myna_poller_remove (c->watch);
   close (c->fd);
   g_string_free (c->in, TRUE);
@@ -200,7 +206,12 @@ client_finish (AdminClient *c, const GError *error, const char *done)
   else
     g_string_append_printf (out, "ERR %s\n", error->message);
   client_write (c, out);
-  g_ptr_array_remove (c->admin->clients, c);
+  /* An operation may complete at once, inside client_answer: the caller
+   * frees the client then. */
+  if (c->in_answer)
+    c->finished = TRUE;
+  else
+    g_ptr_array_remove (c->admin->clients, c);
 }
 
 /* Returns TRUE when the client is done with. */
@@ -212,10 +223,13 @@ client_answer (AdminClient *c, const char *line)
   gboolean deferred = FALSE;
 
   g_info ("admin: %s", g_str_has_prefix (line, "user ") ? "user ..." : line);
-  if (admin_run (c->admin->server, c, line, out, &deferred, &error))
+  c->in_answer = TRUE;
+  gboolean ok = admin_run (c->admin->server, c, line, out, &deferred, &error);
+  c->in_answer = FALSE;
+  if (ok)
     {
       if (deferred)
-        return FALSE;
+        return c->finished;
       g_string_append (out, "OK\n");
     }
   else
@@ -235,15 +249,31 @@ static void
 user_op_done (const GError *error, gpointer data)
 {
   UserOp *op = data;
-  client_finish (op->client, error, op->what);
+
+  /* The client (or the admin socket) may be gone by now. */
+  if (op->client != NULL)
+    client_finish (op->client, error, op->what);
 }
 
 static void
 user_op_free (gpointer data)
 {
   UserOp *op = data;
+
+  if (op->client != NULL)
+    op->client->pending = NULL;
   g_free (op->what);
   g_free (op);
+}
+
+static void
+client_forget_op (AdminClient *c)
+{
+  UserOp *op = c->pending;
+
+  if (op != NULL)
+    op->client = NULL;
+  c->pending = NULL;
 }
 
 /* "user add|passwd|del|list …": JID then, for add and passwd, the rest of
@@ -289,6 +319,7 @@ admin_user (AdminClient *c, const char *line, char **words, GString *out, GError
     }
   UserOp *op = g_new0 (UserOp, 1);
   op->client = c;
+  c->pending = op;
   op->what = g_strdup_printf ("%s %s", strcmp (sub, "add") == 0 ? "created"
                                        : strcmp (sub, "del") == 0 ? "deleted" : "password changed for",
                               myna_jid_bare_string (jid));

@@ -229,7 +229,8 @@ mynactl (Mynad *d, char **out, const char *first, ...)
   va_end (ap);
   g_ptr_array_add (argv, NULL);
   g_autoptr(GSubprocess) p = g_subprocess_newv ((const char *const *) argv->pdata,
-                                                G_SUBPROCESS_FLAGS_STDOUT_PIPE, &error);
+                                                G_SUBPROCESS_FLAGS_STDOUT_PIPE
+                                                | G_SUBPROCESS_FLAGS_STDERR_MERGE, &error);
   g_assert_no_error (error);
   g_subprocess_communicate_utf8 (p, NULL, NULL, out, NULL, &error);
   g_assert_no_error (error);

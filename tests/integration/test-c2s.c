@@ -269,7 +269,9 @@ test_accounts_via_mynactl (Fixture *f, gconstpointer unused)
   g_assert_nonnull (strstr (out, "alice@localhost\nbob@localhost\n"));
   g_assert_cmpint (mynactl (&f->d, &out2, "user", "add", "alice@localhost", "x", NULL), ==, 1);
   g_assert_nonnull (strstr (out2, "exists"));
-  g_assert_cmpint (mynactl (&f->d, &out3, "user", "passwd", "alice@localhost", "new pass", NULL), ==, 0);
+  int rc = mynactl (&f->d, &out3, "user", "passwd", "alice@localhost", "new pass", NULL);
+  g_test_message ("user passwd: %s", out3);
+  g_assert_cmpint (rc, ==, 0);
   g_autoptr(Client) c = client_login (&f->d, "alice", "new pass", "r");
   g_assert_nonnull (c);
   g_assert_cmpint (mynactl (&f->d, &out4, "user", "del", "bob@localhost", NULL), ==, 0);
