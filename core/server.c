@@ -286,6 +286,16 @@ server_enable_modules (MynaServer *server, MynaHost *host)
   return TRUE;
 }
 
+/* One timer for all connections: idle parsers are released in a sweep. */
+#define SWEEP_SECONDS 2
+
+static gboolean
+server_sweep (gpointer data)
+{
+  myna_connections_sweep (data, SWEEP_SECONDS * G_USEC_PER_SEC);
+  return G_SOURCE_CONTINUE;
+}
+
 gboolean
 myna_server_start (MynaServer *server, GError **error)
 {
@@ -332,6 +342,7 @@ myna_server_start (MynaServer *server, GError **error)
                                           : g_build_filename (server->data_dir, admin, NULL);
   if (*admin != '\0' && !myna_admin_start (server, admin_path, error))
     return FALSE;
+  server->sweep_id = g_timeout_add_seconds (SWEEP_SECONDS, server_sweep, server);
   g_info ("mynad %s started: %u host(s), %u listener(s)", MYNA_VERSION,
           g_hash_table_size (server->hosts), server->listeners->len);
   return TRUE;
@@ -345,6 +356,9 @@ myna_server_stop (MynaServer *server)
   if (server->stopping)
     return;
   server->stopping = TRUE;
+  if (server->sweep_id != 0)
+    g_source_remove (server->sweep_id);
+  server->sweep_id = 0;
   g_info ("stopping: closing %u connection(s)", g_hash_table_size (server->connections));
   g_ptr_array_set_size (server->listeners, 0);
   myna_admin_stop (server);

@@ -1,0 +1,164 @@
+#!/usr/bin/python3
+"""Accounts with slixmpp against mynad on the shipped configuration:
+in-band registration (XEP-0077), SCRAM-SHA-256 logins over STARTTLS and
+direct TLS (XEP-0368), password change and account removal."""
+import ssl
+import sys
+
+import myna_interop as mi
+from myna_interop import StepFailed, check, login, close
+
+ALICE, BOB = 'alice@localhost', 'bob@localhost'
+PW_A, PW_B, PW_A2 = 'alice-secret-1', 'bob-secret-1', 'alice-secret-2'
+
+
+def steps(mynad):
+    st = {}
+
+    async def start():
+        await mynad.astart()
+        return 'c2s %d, c2s_tls %d, started in %.2fs' % (mynad.ports['c2s'], mynad.ports['c2s_tls'],
+                                                        mynad.starts[-1])
+
+    async def register(jid, pw):
+        c = await login(jid, pw, mynad.c2s, register=True)
+        check(c.registered is True, 'the registration iq was not answered with a result: %s'
+              % c.registered)
+        mech = c.auths[-1][0] if c.auths else None
+        await close(c)
+        return 'registered, then logged in with %s' % mech
+
+    async def register_alice():
+        return await register(ALICE, PW_A)
+
+    async def register_bob():
+        return await register(BOB, PW_B)
+
+    async def register_conflict():
+        c = await login(ALICE, 'another-password', mynad.c2s, register=True, expect=False)
+        await close(c)
+        check(isinstance(c.registered, str) and 'conflict' in c.registered,
+              'registering alice again should give <conflict/>, got: %s' % c.registered)
+        return c.registered
+
+    async def scram256(addr, direct_tls):
+        c = await login(ALICE, PW_A, addr, direct_tls=direct_tls, mech='SCRAM-SHA-256',
+                        channel_binding=False)
+        try:
+            check(c.auths == [('SCRAM-SHA-256', 'n,,')],
+                  'expected one <auth mechanism="SCRAM-SHA-256"> with gs2 header "n,,", sent: %s'
+                  % c.auths)
+            check(c['feature_mechanisms'].mech.name == 'SCRAM-SHA-256',
+                  'slixmpp finished with %s' % c['feature_mechanisms'].mech.name)
+            check(c['feature_mechanisms'].mech._mutual_auth,
+                  'the server signature (v=) was not verified')
+            tls = c.transport.get_extra_info('ssl_object')
+            check(tls is not None, 'the stream is not encrypted')
+            st['tls_version'] = tls.version()
+            check(str(c.boundjid.bare) == ALICE, 'bound JID %s' % c.boundjid)
+            return '%s, %s, bound %s' % (c.auths[0][0], tls.version(), c.boundjid)
+        finally:
+            await close(c)
+
+    async def login_starttls():
+        return await scram256(mynad.c2s, False)
+
+    async def login_direct_tls():
+        return await scram256(mynad.c2s_tls, True)
+
+    async def downgrade_refused():
+        # slixmpp's own SCRAM-SHA-256 sends gs2 flag "y" (it supports
+        # channel binding, and believes the server does not); RFC 5802 s6:
+        # a server that offers -PLUS must then fail the authentication.
+        c = await login(ALICE, PW_A, mynad.c2s, mech='SCRAM-SHA-256', expect=False)
+        await close(c)
+        check(c.auths == [('SCRAM-SHA-256', 'y,,')], 'sent: %s' % c.auths)
+        return 'refused as RFC 5802 s6 requires (failure: %s)' % (c.sasl_failures or 'stream closed')
+
+    async def plus_tls12():
+        c = await login(ALICE, PW_A, mynad.c2s, mech='SCRAM-SHA-256-PLUS',
+                        tls_max=ssl.TLSVersion.TLSv1_2)
+        try:
+            check(c.auths == [('SCRAM-SHA-256-PLUS', 'p=tls-unique,,')], 'sent: %s' % c.auths)
+            return 'tls-unique on %s' % c.transport.get_extra_info('ssl_object').version()
+        finally:
+            await close(c)
+
+    async def default_negotiation(addr, direct_tls):
+        c = await login(ALICE, PW_A, addr, direct_tls=direct_tls)
+        await close(c)
+        return 'tried %s; logged in with %s' % (
+            ' '.join('%s(%s)' % a for a in c.auths), c.auths[-1][0])
+
+    async def default_starttls():
+        return await default_negotiation(mynad.c2s, False)
+
+    async def default_direct():
+        return await default_negotiation(mynad.c2s_tls, True)
+
+    async def change_password():
+        c = await login(ALICE, PW_A, mynad.c2s, mech='SCRAM-SHA-256', channel_binding=False)
+        try:
+            await mi.bounded(c['xep_0077'].change_password(PW_A2), 'the password change')
+        finally:
+            await close(c)
+        return 'result received'
+
+    async def new_password_works():
+        c = await login(ALICE, PW_A2, mynad.c2s_tls, direct_tls=True, mech='SCRAM-SHA-256',
+                        channel_binding=False)
+        await close(c)
+
+    async def old_password_fails():
+        c = await login(ALICE, PW_A, mynad.c2s, mech='SCRAM-SHA-256', channel_binding=False,
+                        expect=False)
+        await close(c)
+        check(c.sasl_failures, 'no SASL <failure/> received (stream errors: %s)' % c.stream_errors)
+        return 'SASL failure: %s' % c.sasl_failures[0]
+
+    async def cancel_registration():
+        c = await login(BOB, PW_B, mynad.c2s, mech='SCRAM-SHA-256', channel_binding=False)
+        try:
+            await mi.bounded(c['xep_0077'].cancel_registration(), 'the removal result')
+            # XEP-0077 s3.2: the server then closes the stream (mynad: <not-authorized/>).
+            await mi.bounded(c.disconnected, 'the server to close the stream after the removal')
+        finally:
+            await close(c)
+        return 'result, then stream closed (stream errors: %s)' % (c.stream_errors or 'none')
+
+    async def removed_login_fails():
+        c = await login(BOB, PW_B, mynad.c2s, expect=False)
+        await close(c)
+        check(c.sasl_failures, 'no SASL <failure/> received (stream errors: %s)' % c.stream_errors)
+        return 'SASL failures: %s' % ', '.join(c.sasl_failures)
+
+    async def alice_unaffected():
+        c = await login(ALICE, PW_A2, mynad.c2s, mech='SCRAM-SHA-256', channel_binding=False)
+        await close(c)
+
+    async def stop():
+        await mynad.astop()
+
+    return [
+        ('mynad starts on the shipped configuration', start),
+        ('1. register alice in-band (XEP-0077) over STARTTLS', register_alice),
+        ('1. register bob in-band (XEP-0077) over STARTTLS', register_bob),
+        ('1. registering alice again is refused with <conflict/>', register_conflict),
+        ('2. login over STARTTLS (c2s) with SCRAM-SHA-256', login_starttls),
+        ('2. login over direct TLS (c2s_tls, XEP-0368) with SCRAM-SHA-256', login_direct_tls),
+        ('2. SCRAM-SHA-256 with gs2 flag "y" is refused while -PLUS is offered', downgrade_refused),
+        ('2. SCRAM-SHA-256-PLUS with tls-unique on TLS 1.2', plus_tls12),
+        ('2. slixmpp default mechanism negotiation, STARTTLS', default_starttls),
+        ('2. slixmpp default mechanism negotiation, direct TLS', default_direct),
+        ('5. change the password in-band (XEP-0077)', change_password),
+        ('5. login with the new password', new_password_works),
+        ('5. login with the old password fails', old_password_fails),
+        ('6. remove bob in-band (XEP-0077 cancel)', cancel_registration),
+        ('6. login of the removed account fails', removed_login_fails),
+        ('6. alice is unaffected by the removal of bob', alice_unaffected),
+        ('mynad stops cleanly on SIGTERM', stop),
+    ]
+
+
+if __name__ == '__main__':
+    sys.exit(mi.main(steps, name='accounts'))
