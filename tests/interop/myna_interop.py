@@ -192,9 +192,11 @@ class Mynad:
             self.configure()
         with self.cond:
             self.run_start = len(self.lines)
+        # Modules are found as the shipped configuration finds them.
+        env = {k: v for k, v in os.environ.items() if k != 'MYNA_MODULE_PATH'}
         self.proc = subprocess.Popen([str(self.bin), '-c', str(self.conf)],
                                      stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                     stderr=subprocess.PIPE, cwd=str(self.dir),
+                                     stderr=subprocess.PIPE, cwd=str(self.dir), env=env,
                                      preexec_fn=_die_with_parent)
         self.reader = threading.Thread(target=self._read, args=(self.proc.stderr,), daemon=True)
         self.reader.start()
@@ -386,7 +388,7 @@ def gs2_header(auth_value):
 
 
 def make_slixmpp_client(jid, password, *, register=False, mech=None, channel_binding=True,
-                        tls_max=None, resource=None):
+                        tls_max=None, resource=None, verify_with=None):
     """A slixmpp ClientXMPP wired for these tests:
      - accepts the self-signed development certificate;
      - records every stanza in and out (for waits and assertions): the
@@ -397,7 +399,9 @@ def make_slixmpp_client(jid, password, *, register=False, mech=None, channel_bin
        support (gs2 flag "n"); slixmpp otherwise sends "y" with a
        non -PLUS mechanism, which a server offering -PLUS must refuse
        (RFC 5802 section 6);
-     - @tls_max: e.g. ssl.TLSVersion.TLSv1_2."""
+     - @tls_max: e.g. ssl.TLSVersion.TLSv1_2;
+     - @verify_with: a certificate file to trust (with host name checks)
+       instead of accepting any certificate."""
     import slixmpp
 
     class Client(slixmpp.ClientXMPP):
@@ -405,8 +409,14 @@ def make_slixmpp_client(jid, password, *, register=False, mech=None, channel_bin
 
     full = '%s/%s' % (jid, resource) if resource else jid
     c = Client(full, password)
-    c.ssl_context.check_hostname = False
-    c.ssl_context.verify_mode = ssl.CERT_NONE
+    if verify_with is not None:
+        # Trust exactly this certificate and check it names the domain.
+        c.ssl_context = ssl.create_default_context(cafile=str(verify_with))
+        c.ssl_context.check_hostname = True
+        c.ca_certs = None
+    else:
+        c.ssl_context.check_hostname = False
+        c.ssl_context.verify_mode = ssl.CERT_NONE
     if tls_max is not None:
         c.ssl_context.maximum_version = tls_max
     c.auto_authorize = None          # answer subscriptions ourselves
@@ -518,7 +528,9 @@ async def login(jid, password, addr, *, direct_tls=False, expect=True, **kw):
 
 async def close(c, timeout=5):
     """Ends the stream (or aborts the connection after @timeout), and
-    stops the client's background send task."""
+    stops the client's background tasks (a connection attempt slixmpp
+    would otherwise retry, the send queue)."""
+    c.cancel_connection_attempt()
     if c.transport is not None:
         done = c.disconnected if not c.disconnected.done() else None
         c.disconnect(wait=timeout)

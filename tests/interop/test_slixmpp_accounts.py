@@ -10,6 +10,7 @@ from myna_interop import StepFailed, check, login, close
 
 ALICE, BOB = 'alice@localhost', 'bob@localhost'
 PW_A, PW_B, PW_A2 = 'alice-secret-1', 'bob-secret-1', 'alice-secret-2'
+SCRAM = dict(mech='SCRAM-SHA-256', channel_binding=False)
 
 
 def steps(mynad):
@@ -65,6 +66,14 @@ def steps(mynad):
 
     async def login_direct_tls():
         return await scram256(mynad.c2s_tls, True)
+
+    async def verified_cert():
+        cert = mynad.data_dir / 'certs' / 'localhost.crt'
+        check(cert.is_file(), 'no development certificate at %s' % cert)
+        for addr, direct in ((mynad.c2s, False), (mynad.c2s_tls, True)):
+            c = await login(ALICE, PW_A, addr, direct_tls=direct, verify_with=cert, **SCRAM)
+            await close(c)
+        return 'verified as localhost over STARTTLS and direct TLS'
 
     async def downgrade_refused():
         # slixmpp's own SCRAM-SHA-256 sends gs2 flag "y" (it supports
@@ -146,6 +155,7 @@ def steps(mynad):
         ('1. registering alice again is refused with <conflict/>', register_conflict),
         ('2. login over STARTTLS (c2s) with SCRAM-SHA-256', login_starttls),
         ('2. login over direct TLS (c2s_tls, XEP-0368) with SCRAM-SHA-256', login_direct_tls),
+        ('2. the development certificate verifies as "localhost" (both ports)', verified_cert),
         ('2. SCRAM-SHA-256 with gs2 flag "y" is refused while -PLUS is offered', downgrade_refused),
         ('2. SCRAM-SHA-256-PLUS with tls-unique on TLS 1.2', plus_tls12),
         ('2. slixmpp default mechanism negotiation, STARTTLS', default_starttls),
