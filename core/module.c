@@ -646,6 +646,23 @@ myna_module_enable (MynaModuleRegistry *registry, MynaHost *host, const char *na
   return TRUE;
 }
 
+gboolean
+myna_module_disable (MynaModuleRegistry *registry, MynaHost *host, const char *name)
+{
+  MynaManifest *m = myna_module_registry_find (registry, name);
+  MynaModule *mod = module_find (registry, host, name);
+
+  myna_router_remove_lazy (registry->server->router, host, name);
+  if (mod != NULL)
+    module_unload_instance (registry, mod);
+  /* The features advertised for it while it was enabled but not loaded. */
+  for (guint i = 0; m != NULL && m->features[i] != NULL; i++)
+    if (GPOINTER_TO_UINT (g_hash_table_lookup (host->features, m->features[i])) <= 1)
+      g_hash_table_remove (host->features, m->features[i]);
+  g_info ("host %s: module %s disabled", host->name, name);
+  return TRUE;
+}
+
 void
 myna_module_registry_unload_all (MynaModuleRegistry *registry)
 {

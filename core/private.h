@@ -128,6 +128,9 @@ gboolean      myna_module_enable (MynaModuleRegistry *registry, MynaHost *host,
 /* Loads the instance of @name on @host now (for lazy routes and mynactl). */
 MynaModule   *myna_module_load (MynaModuleRegistry *registry, MynaHost *host,
                                 const char *name, GError **error);
+/* Unloads @name on @host and drops its lazy routes (config reload). */
+gboolean      myna_module_disable (MynaModuleRegistry *registry, MynaHost *host,
+                                   const char *name);
 gboolean      myna_module_unload (MynaModuleRegistry *registry, MynaHost *host,
                                   const char *name, GError **error);
 gboolean      myna_module_reload (MynaModuleRegistry *registry, MynaHost *host,
@@ -170,6 +173,8 @@ void         myna_router_add_stream_handler (MynaRouter *router, MynaHost *host,
                                              MynaStanzaHandler handler,
                                              gpointer data,
                                              GDestroyNotify destroy);
+void         myna_router_remove_lazy (MynaRouter *router, MynaHost *host,
+                                      const char *module);
 /* Removes everything @owner registered. */
 void         myna_router_remove_owner (MynaRouter *router, MynaModule *owner);
 /* Runs the chain of @event for @host; returns MYNA_HANDLED if one did. */
@@ -202,6 +207,7 @@ struct _MynaHost {
   GHashTable *features;        /* char* → owner count (GUINT) */
   GHashTable *accounts;        /* local → GPtrArray of MynaSession* (bound) */
   GPtrArray  *stream_features; /* FeaturesEntry* */
+  char      **modules;         /* enabled module names, from the config */
 };
 
 typedef struct {

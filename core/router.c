@@ -548,3 +548,26 @@ myna_router_describe (MynaRouter *router, GString *out)
   for (guint i = 0; i < lines->len; i++)
     g_string_append_printf (out, "%s\n", (char *) lines->pdata[i]);
 }
+
+void
+myna_router_remove_lazy (MynaRouter *router, MynaHost *host, const char *module)
+{
+  g_autofree char *prefix = g_strconcat (host->name, SEP, NULL);
+  GHashTableIter it;
+  gpointer key, value;
+
+  g_hash_table_iter_init (&it, router->lazy_ns);
+  while (g_hash_table_iter_next (&it, &key, &value))
+    if (g_str_has_prefix (key, prefix) && g_strcmp0 (value, module) == 0)
+      g_hash_table_iter_remove (&it);
+  g_hash_table_iter_init (&it, router->lazy_event);
+  while (g_hash_table_iter_next (&it, &key, &value))
+    {
+      GPtrArray *names = value;
+      if (!g_str_has_prefix (key, prefix))
+        continue;
+      for (guint i = names->len; i > 0; i--)
+        if (g_strcmp0 (names->pdata[i - 1], module) == 0)
+          g_ptr_array_remove_index (names, i - 1);
+    }
+}

@@ -39,6 +39,7 @@ host_free (MynaHost *host)
   g_hash_table_unref (host->features);
   g_hash_table_unref (host->accounts);
   g_ptr_array_unref (host->stream_features);
+  g_strfreev (host->modules);
   g_free (host->name);
   g_free (host);
 }
@@ -128,8 +129,14 @@ listener_accept (MynaPollWatch *watch, guint32 events, gpointer user_data)
         }
       getnameinfo ((struct sockaddr *) &ss, sl, host, sizeof host, serv,
                    sizeof serv, NI_NUMERICHOST | NI_NUMERICSERV);
-      int one = 1;
+      int one = 1, idle = 300, interval = 30, count = 4;
       setsockopt (fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+      /* A link that vanished without a FIN (a phone out of coverage) is
+       * found by TCP keepalives even when no XMPP ping is configured. */
+      setsockopt (fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof one);
+      setsockopt (fd, IPPROTO_TCP, TCP_KEEPIDLE, &idle, sizeof idle);
+      setsockopt (fd, IPPROTO_TCP, TCP_KEEPINTVL, &interval, sizeof interval);
+      setsockopt (fd, IPPROTO_TCP, TCP_KEEPCNT, &count, sizeof count);
       g_autofree char *peer = g_strdup_printf (strchr (host, ':') ? "[%s]:%s" : "%s:%s",
                                                host, serv);
       myna_connection_new (l->server, l, fd, peer, host);
@@ -265,25 +272,39 @@ myna_server_scan_modules (MynaServer *server)
   myna_module_registry_scan (server->modules, (const char *const *) dirs);
 }
 
-static gboolean
-server_enable_modules (MynaServer *server, MynaHost *host)
+/* The module list that applies to @host in the current configuration. */
+static char **
+server_host_modules (MynaServer *server, MynaHost *host)
 {
   g_autofree char *group = g_strdup_printf ("host:%s", host->name);
-  g_auto(GStrv) names = NULL;
 
   if (g_key_file_has_key (myna_config_get_keyfile (server->config), group, "modules", NULL))
-    names = myna_config_get_list (server->config, group, "modules");
-  else
-    names = myna_config_get_list (server->config, "global", "modules");
-  for (guint i = 0; names[i] != NULL; i++)
+    return myna_config_get_list (server->config, group, "modules");
+  return myna_config_get_list (server->config, "global", "modules");
+}
+
+/* Brings @host's enabled modules in line with the configuration: enables
+ * the new ones, disables those no longer listed.  A module that fails is
+ * logged and skipped; the server keeps going. */
+static void
+server_sync_modules (MynaServer *server, MynaHost *host)
+{
+  g_auto(GStrv) wanted = server_host_modules (server, host);
+
+  for (guint i = 0; host->modules != NULL && host->modules[i] != NULL; i++)
+    if (!g_strv_contains ((const char *const *) wanted, host->modules[i]))
+      myna_module_disable (server->modules, host, host->modules[i]);
+  for (guint i = 0; wanted[i] != NULL; i++)
     {
       g_autoptr(GError) error = NULL;
-      /* A module that fails is logged and skipped; the server keeps going. */
-      if (!myna_module_enable (server->modules, host, names[i], &error))
-        g_warning ("host %s: module %s not enabled: %s", host->name, names[i],
+      if (host->modules != NULL && g_strv_contains ((const char *const *) host->modules, wanted[i]))
+        continue;
+      if (!myna_module_enable (server->modules, host, wanted[i], &error))
+        g_warning ("host %s: module %s not enabled: %s", host->name, wanted[i],
                    error->message);
     }
-  return TRUE;
+  g_strfreev (host->modules);
+  host->modules = g_steal_pointer (&wanted);
 }
 
 /* One timer for all connections: idle parsers are released in a sweep. */
@@ -330,7 +351,7 @@ myna_server_start (MynaServer *server, GError **error)
         }
       if (!myna_config_get_bool (server->config, group, "enabled"))
         continue;
-      server_enable_modules (server, myna_server_add_host (server, domain));
+      server_sync_modules (server, myna_server_add_host (server, domain));
     }
   server->tls = myna_tls_new (server, error);
   if (server->tls == NULL)
@@ -417,6 +438,12 @@ myna_server_reload_config (MynaServer *server, GError **error)
   /* Module declarations carry over, then the fresh file is checked. */
   myna_server_swap_config (server, &fresh);
   server_read_limits (server);
+  /* Modules follow the new lists; hosts and listeners need a restart. */
+  GHashTableIter it;
+  gpointer value;
+  g_hash_table_iter_init (&it, server->hosts);
+  while (g_hash_table_iter_next (&it, NULL, &value))
+    server_sync_modules (server, value);
   g_info ("configuration reloaded from %s", myna_config_get_path (server->config));
   return TRUE;
 }

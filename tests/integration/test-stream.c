@@ -259,9 +259,25 @@ test_sighup_reloads (Fixture *f, gconstpointer unused)
 {
   g_autoptr(Client) c = open_stream (f);
 
+  g_autofree char *conf = NULL, *routes = NULL, *routes2 = NULL;
+  g_autoptr(GError) error = NULL;
+
+  /* Enable one module and disable another, then SIGHUP. */
+  g_file_get_contents (f->d.conf_path, &conf, NULL, &error);
+  g_assert_no_error (error);
+  g_autoptr(GString) edited = g_string_new (conf);
+  g_assert_cmpuint (g_string_replace (edited, "modules = disco;ping;version;auth;bind",
+                                      "modules = disco;ping;auth;bind;lazytest", 1), ==, 1);
+  g_file_set_contents (f->d.conf_path, edited->str, -1, &error);
+  g_assert_no_error (error);
+  g_assert_cmpint (mynactl (&f->d, &routes, "routes", NULL), ==, 0);
+  g_assert_nonnull (strstr (routes, "jabber:iq:version -> version"));
   g_subprocess_send_signal (f->d.proc, SIGHUP);
   g_assert_true (mynad_wait_log (&f->d, "configuration reloaded", WAIT_MS));
   g_assert_true (client_is_open (c));
+  g_assert_cmpint (mynactl (&f->d, &routes2, "routes", NULL), ==, 0);
+  g_assert_nonnull (strstr (routes2, "urn:myna:test:lazy -> lazytest"));
+  g_assert_null (strstr (routes2, "jabber:iq:version"));
 }
 
 static void
