@@ -979,3 +979,60 @@ myna_xml_stream_get_memory (MynaXmlStream *self)
   /* The tree built so far is about the size of its source. */
   return total + self->element_bytes;
 }
+
+/* ---- one element from a string ------------------------------------------- */
+
+typedef struct {
+  MynaStanza *element;
+  char       *problem;
+} ParseOne;
+
+static void
+parse_one_element (gpointer user_data, MynaStanza *element)
+{
+  ParseOne *p = user_data;
+
+  if (p->element == NULL && p->problem == NULL)
+    p->element = myna_stanza_ref (element);
+  else if (p->problem == NULL)
+    p->problem = g_strdup ("more than one element");
+}
+
+static void
+parse_one_error (gpointer user_data, const char *condition, const char *text)
+{
+  ParseOne *p = user_data;
+
+  if (p->problem == NULL)
+    p->problem = g_strdup_printf ("%s: %s", condition, text != NULL ? text : "");
+}
+
+MynaStanza *
+myna_stanza_parse (const char *xml, gssize len, GError **error)
+{
+  static const MynaXmlStreamCallbacks callbacks = {
+    .stanza = parse_one_element,
+    .error = parse_one_error,
+  };
+  static const char header[] = "<stream:stream xmlns='" MYNA_NS_CLIENT "' "
+                               "xmlns:stream='" MYNA_NS_STREAMS "'>";
+  MynaXmlLimits limits = { 0 };
+  ParseOne p = { NULL, NULL };
+
+  g_return_val_if_fail (xml != NULL, NULL);
+
+  MynaXmlStream *stream = myna_xml_stream_new (&callbacks, &p);
+  myna_xml_stream_set_limits (stream, &limits);
+  myna_xml_stream_feed (stream, header, sizeof header - 1, NULL);
+  myna_xml_stream_feed (stream, xml, len < 0 ? strlen (xml) : (gsize) len, NULL);
+  myna_xml_stream_free (stream);
+  if (p.problem == NULL && p.element == NULL)
+    p.problem = g_strdup ("no complete element");
+  if (p.problem != NULL)
+    {
+      g_set_error (error, G_MARKUP_ERROR, G_MARKUP_ERROR_PARSE, "%s", p.problem);
+      g_free (p.problem);
+      g_clear_pointer (&p.element, myna_stanza_unref);
+    }
+  return p.element;
+}

@@ -80,6 +80,11 @@ const char    *myna_xml_stream_get_default_ns (MynaXmlStream *stream);
  * transparently on the next byte.  Does nothing in the middle of an element. */
 void           myna_xml_stream_release_idle (MynaXmlStream *stream);
 
+/* Parses one serialised element (as stored by modules), in the
+ * jabber:client namespace unless it declares its own; no size limits
+ * beyond the parser's hard ones.  Returns: (transfer full) (nullable) */
+MynaStanza    *myna_stanza_parse (const char *xml, gssize len, GError **error);
+
 /* Bytes held by the stream now (parser context and partial stanza),
  * an estimate for memory accounting. */
 gsize          myna_xml_stream_get_memory (MynaXmlStream *stream);

@@ -81,51 +81,6 @@ blocking_host_name (Blocking *self)
   return myna_host_get_name (blocking_host (self));
 }
 
-/* ---- parsing stored roster items ------------------------------------------ */
-
-typedef struct {
-  MynaStanza *element;
-  gboolean    failed;
-} BlockingParse;
-
-static void
-blocking_parse_element (gpointer user_data, MynaStanza *element)
-{
-  BlockingParse *p = user_data;
-
-  if (p->element == NULL)
-    p->element = myna_stanza_ref (element);
-}
-
-static void
-blocking_parse_error (gpointer user_data, const char *condition, const char *text)
-{
-  ((BlockingParse *) user_data)->failed = TRUE;
-}
-
-/* Returns: (transfer full) (nullable) the element serialised in @xml. */
-static MynaStanza *
-blocking_parse (const char *xml)
-{
-  static const MynaXmlStreamCallbacks callbacks = {
-    .stanza = blocking_parse_element,
-    .error = blocking_parse_error,
-  };
-  static const char header[] = "<stream:stream xmlns='" MYNA_NS_CLIENT "' "
-                               "xmlns:stream='" MYNA_NS_STREAMS "'>";
-  MynaXmlLimits limits = { 0 };
-  BlockingParse p = { NULL, FALSE };
-  MynaXmlStream *stream = myna_xml_stream_new (&callbacks, &p);
-
-  myna_xml_stream_set_limits (stream, &limits);
-  myna_xml_stream_feed (stream, header, sizeof header - 1, NULL);
-  myna_xml_stream_feed (stream, xml, strlen (xml), NULL);
-  myna_xml_stream_free (stream);
-  if (p.failed)
-    g_clear_pointer (&p.element, myna_stanza_unref);
-  return p.element;
-}
-
 /* ---- the blocklist -------------------------------------------------------- */
 
 static GPtrArray *
@@ -334,7 +289,7 @@ blocking_contact_subscribed (Blocking *self, const char *local, MynaJid *contact
   g_autofree char *xml = myna_kv_get (blocking_storage (self), blocking_host_name (self),
                                       local, ROSTER_STORE, myna_jid_bare_string (contact),
                                       NULL);
-  g_autoptr(MynaStanza) item = xml != NULL ? blocking_parse (xml) : NULL;
+  g_autoptr(MynaStanza) item = xml != NULL ? myna_stanza_parse (xml, -1, NULL) : NULL;
   const char *sub = item != NULL ? myna_stanza_get_attr (item, "subscription") : NULL;
 
   return g_strcmp0 (sub, "from") == 0 || g_strcmp0 (sub, "both") == 0;

@@ -34,51 +34,6 @@ typedef struct {
   guint       inflight;
 } Last;
 
-/* ---- parsing stored roster items ------------------------------------------ */
-
-typedef struct {
-  MynaStanza *element;
-  gboolean    failed;
-} LastParse;
-
-static void
-last_parse_element (gpointer user_data, MynaStanza *element)
-{
-  LastParse *p = user_data;
-
-  if (p->element == NULL)
-    p->element = myna_stanza_ref (element);
-}
-
-static void
-last_parse_error (gpointer user_data, const char *condition, const char *text)
-{
-  ((LastParse *) user_data)->failed = TRUE;
-}
-
-/* Returns: (transfer full) (nullable) the element serialised in @xml. */
-static MynaStanza *
-last_parse (const char *xml)
-{
-  static const MynaXmlStreamCallbacks callbacks = {
-    .stanza = last_parse_element,
-    .error = last_parse_error,
-  };
-  static const char header[] = "<stream:stream xmlns='" MYNA_NS_CLIENT "' "
-                               "xmlns:stream='" MYNA_NS_STREAMS "'>";
-  MynaXmlLimits limits = { 0 };
-  LastParse p = { NULL, FALSE };
-  MynaXmlStream *stream = myna_xml_stream_new (&callbacks, &p);
-
-  myna_xml_stream_set_limits (stream, &limits);
-  myna_xml_stream_feed (stream, header, sizeof header - 1, NULL);
-  myna_xml_stream_feed (stream, xml, strlen (xml), NULL);
-  myna_xml_stream_free (stream);
-  if (p.failed)
-    g_clear_pointer (&p.element, myna_stanza_unref);
-  return p.element;
-}
-
 /* ---- recording logouts ---------------------------------------------------- */
 
 typedef struct {
@@ -187,7 +142,7 @@ last_may_see (Last *self, const char *host, const char *local, MynaJid *requeste
 {
   g_autofree char *xml = myna_kv_get (myna_module_get_storage (self->mod), host, local,
                                       ROSTER_STORE, myna_jid_bare_string (requester), NULL);
-  g_autoptr(MynaStanza) item = xml != NULL ? last_parse (xml) : NULL;
+  g_autoptr(MynaStanza) item = xml != NULL ? myna_stanza_parse (xml, -1, NULL) : NULL;
   const char *sub = item != NULL ? myna_stanza_get_attr (item, "subscription") : NULL;
 
   return g_strcmp0 (sub, "from") == 0 || g_strcmp0 (sub, "both") == 0;

@@ -118,52 +118,6 @@ offline_host_name (Offline *self)
   return myna_host_get_name (myna_module_get_host (self->mod));
 }
 
-/* ---- parsing stored messages --------------------------------------------- */
-
-typedef struct {
-  MynaStanza *element;
-  gboolean    failed;
-} OfflineParse;
-
-static void
-offline_parse_element (gpointer user_data, MynaStanza *element)
-{
-  OfflineParse *p = user_data;
-
-  if (p->element == NULL)
-    p->element = myna_stanza_ref (element);
-}
-
-static void
-offline_parse_error (gpointer user_data, const char *condition, const char *text)
-{
-  ((OfflineParse *) user_data)->failed = TRUE;
-}
-
-/* Parses one stored stanza (serialised inside jabber:client).
- * Returns: (transfer full) (nullable) */
-static MynaStanza *
-offline_parse (const char *xml)
-{
-  static const MynaXmlStreamCallbacks callbacks = {
-    .stanza = offline_parse_element,
-    .error = offline_parse_error,
-  };
-  static const char header[] = "<stream:stream xmlns='" MYNA_NS_CLIENT "' "
-                               "xmlns:stream='" MYNA_NS_STREAMS "'>";
-  MynaXmlLimits limits = { 0 };
-  OfflineParse p = { NULL, FALSE };
-  MynaXmlStream *stream = myna_xml_stream_new (&callbacks, &p);
-
-  myna_xml_stream_set_limits (stream, &limits);
-  myna_xml_stream_feed (stream, header, sizeof header - 1, NULL);
-  myna_xml_stream_feed (stream, xml, strlen (xml), NULL);
-  myna_xml_stream_free (stream);
-  if (p.failed)
-    g_clear_pointer (&p.element, myna_stanza_unref);
-  return p.element;
-}
-
 /* ---- who is online ------------------------------------------------------- */
 
 /* Whether a message to @to would be delivered now: the very resource it
@@ -399,7 +353,7 @@ offline_send_items (MynaSession *session, GPtrArray *items)
   for (guint i = 0; i < items->len; i++)
     {
       MynaArchiveItem *item = items->pdata[i];
-      g_autoptr(MynaStanza) msg = offline_parse (item->data);
+      g_autoptr(MynaStanza) msg = myna_stanza_parse (item->data, -1, NULL);
 
       if (msg != NULL)
         myna_session_send (session, msg);

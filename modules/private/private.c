@@ -33,51 +33,6 @@ typedef struct {
   gboolean    failed;
 } PrivatePending;
 
-/* ---- parsing stored elements --------------------------------------------- */
-
-typedef struct {
-  MynaStanza *element;
-  gboolean    failed;
-} PrivateParse;
-
-static void
-private_parse_element (gpointer user_data, MynaStanza *element)
-{
-  PrivateParse *p = user_data;
-
-  if (p->element == NULL)
-    p->element = myna_stanza_ref (element);
-}
-
-static void
-private_parse_error (gpointer user_data, const char *condition, const char *text)
-{
-  ((PrivateParse *) user_data)->failed = TRUE;
-}
-
-/* Returns: (transfer full) (nullable) the element serialised in @xml. */
-static MynaStanza *
-private_parse (const char *xml)
-{
-  static const MynaXmlStreamCallbacks callbacks = {
-    .stanza = private_parse_element,
-    .error = private_parse_error,
-  };
-  static const char header[] = "<stream:stream xmlns='" MYNA_NS_CLIENT "' "
-                               "xmlns:stream='" MYNA_NS_STREAMS "'>";
-  MynaXmlLimits limits = { 0 };
-  PrivateParse p = { NULL, FALSE };
-  MynaXmlStream *stream = myna_xml_stream_new (&callbacks, &p);
-
-  myna_xml_stream_set_limits (stream, &limits);
-  myna_xml_stream_feed (stream, header, sizeof header - 1, NULL);
-  myna_xml_stream_feed (stream, xml, strlen (xml), NULL);
-  myna_xml_stream_free (stream);
-  if (p.failed)
-    g_clear_pointer (&p.element, myna_stanza_unref);
-  return p.element;
-}
-
 /* ---- helpers -------------------------------------------------------------- */
 
 static gboolean
@@ -134,7 +89,7 @@ private_lookup (Private *self, const char *host, const char *local, MynaStanza *
   g_autoptr(GError) error = NULL;
   g_autofree char *xml = myna_kv_get (myna_module_get_storage (self->mod), host, local,
                                       PRIVATE_STORE, key, &error);
-  MynaStanza *found = xml != NULL ? private_parse (xml) : NULL;
+  MynaStanza *found = xml != NULL ? myna_stanza_parse (xml, -1, NULL) : NULL;
 
   if (error != NULL)
     g_warning ("private %s of %s@%s cannot be read: %s", key, local, host, error->message);

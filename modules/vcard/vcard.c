@@ -44,51 +44,6 @@ vcard_pending_free (gpointer data)
   g_free (p);
 }
 
-/* ---- parsing the stored vCard -------------------------------------------- */
-
-typedef struct {
-  MynaStanza *element;
-  gboolean    failed;
-} VcardParse;
-
-static void
-vcard_parse_element (gpointer user_data, MynaStanza *element)
-{
-  VcardParse *p = user_data;
-
-  if (p->element == NULL)
-    p->element = myna_stanza_ref (element);
-}
-
-static void
-vcard_parse_error (gpointer user_data, const char *condition, const char *text)
-{
-  ((VcardParse *) user_data)->failed = TRUE;
-}
-
-/* Returns: (transfer full) (nullable) the element serialised in @xml. */
-static MynaStanza *
-vcard_parse (const char *xml)
-{
-  static const MynaXmlStreamCallbacks callbacks = {
-    .stanza = vcard_parse_element,
-    .error = vcard_parse_error,
-  };
-  static const char header[] = "<stream:stream xmlns='" MYNA_NS_CLIENT "' "
-                               "xmlns:stream='" MYNA_NS_STREAMS "'>";
-  MynaXmlLimits limits = { 0 };
-  VcardParse p = { NULL, FALSE };
-  MynaXmlStream *stream = myna_xml_stream_new (&callbacks, &p);
-
-  myna_xml_stream_set_limits (stream, &limits);
-  myna_xml_stream_feed (stream, header, sizeof header - 1, NULL);
-  myna_xml_stream_feed (stream, xml, strlen (xml), NULL);
-  myna_xml_stream_free (stream);
-  if (p.failed)
-    g_clear_pointer (&p.element, myna_stanza_unref);
-  return p.element;
-}
-
 /* ---- get ------------------------------------------------------------------ */
 
 static void
@@ -123,7 +78,7 @@ vcard_get (Vcard *self, MynaCall *call, MynaStanza *iq, const char *local, gbool
       myna_call_reply_error (call, iq, MYNA_ERROR_TYPE_CANCEL, "item-not-found", NULL);
       return MYNA_HANDLED;
     }
-  vcard = xml != NULL ? vcard_parse (xml) : myna_stanza_new ("vCard", NS_VCARD);
+  vcard = xml != NULL ? myna_stanza_parse (xml, -1, NULL) : myna_stanza_new ("vCard", NS_VCARD);
   if (vcard == NULL)
     {
       g_warning ("stored vCard of %s@%s is not valid XML", local, host);

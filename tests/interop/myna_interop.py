@@ -273,6 +273,12 @@ class Mynad:
 CLIENT_LOG = collections.deque(maxlen=1000)
 
 
+def diag(text):
+    """Prints @text as TAP diagnostics."""
+    for line in str(text).splitlines():
+        print('# ' + line, flush=True)
+
+
 class _RingHandler(logging.Handler):
     def emit(self, record):
         try:
@@ -310,8 +316,7 @@ class Tap:
         self.failed = False
 
     def diag(self, text):
-        for line in str(text).splitlines():
-            print('# ' + line, flush=True)
+        diag(text)
 
     async def run(self):
         print('1..%d' % len(self.steps), flush=True)

@@ -4,7 +4,6 @@ the shipped configuration: alice sends bob a message over STARTTLS and
 over direct TLS while bob is online with slixmpp."""
 import asyncio
 import os
-import re
 import shutil
 import sys
 import time
@@ -88,7 +87,7 @@ def steps(mynad):
         except StepFailed as e:
             raise StepFailed('%s; go-sendxmpp debug output:\n%s' % (e, out[-6000:])) from None
         if os.environ.get('MYNA_INTEROP_VERBOSE'):
-            mi.Tap([]).diag(out)
+            mi.diag(out)
         return 'go-sendxmpp ran %.2fs, SASL %s, type=%s' % (secs, sasl_mechanism(out), m['type'])
 
     async def send_starttls():

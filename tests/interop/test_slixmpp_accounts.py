@@ -6,7 +6,7 @@ import ssl
 import sys
 
 import myna_interop as mi
-from myna_interop import StepFailed, check, login, close
+from myna_interop import check, login, close
 
 ALICE, BOB = 'alice@localhost', 'bob@localhost'
 PW_A, PW_B, PW_A2 = 'alice-secret-1', 'bob-secret-1', 'alice-secret-2'
@@ -42,9 +42,24 @@ def steps(mynad):
               'registering alice again should give <conflict/>, got: %s' % c.registered)
         return c.registered
 
+    def user_list():
+        rc, out, err = mynad.mynactl('user', 'list')
+        check(rc == 0, 'mynactl user list: exit %d: %s%s' % (rc, out, err))
+        return {l.strip() for l in out.splitlines() if '@' in l}
+
+    async def listed():
+        users = user_list()
+        check({ALICE, BOB} <= users, 'mynactl user list: %s' % sorted(users))
+        return ' '.join(sorted(users))
+
+    async def mynactl_account():
+        rc, out, err = mynad.mynactl('user', 'add', 'carol@localhost', 'carol-secret-1')
+        check(rc == 0, 'mynactl user add: exit %d: %s%s' % (rc, out, err))
+        c = await login('carol@localhost', 'carol-secret-1', mynad.c2s_tls, direct_tls=True, **SCRAM)
+        await close(c)
+
     async def scram256(addr, direct_tls):
-        c = await login(ALICE, PW_A, addr, direct_tls=direct_tls, mech='SCRAM-SHA-256',
-                        channel_binding=False)
+        c = await login(ALICE, PW_A, addr, direct_tls=direct_tls, **SCRAM)
         try:
             check(c.auths == [('SCRAM-SHA-256', 'n,,')],
                   'expected one <auth mechanism="SCRAM-SHA-256"> with gs2 header "n,,", sent: %s'
@@ -141,6 +156,11 @@ def steps(mynad):
         check(c.sasl_failures, 'no SASL <failure/> received (stream errors: %s)' % c.stream_errors)
         return 'SASL failures: %s' % ', '.join(c.sasl_failures)
 
+    async def unlisted():
+        users = user_list()
+        check(BOB not in users and ALICE in users, 'mynactl user list: %s' % sorted(users))
+        return ' '.join(sorted(users))
+
     async def alice_unaffected():
         c = await login(ALICE, PW_A2, mynad.c2s, mech='SCRAM-SHA-256', channel_binding=False)
         await close(c)
@@ -153,9 +173,11 @@ def steps(mynad):
         ('1. register alice in-band (XEP-0077) over STARTTLS', register_alice),
         ('1. register bob in-band (XEP-0077) over STARTTLS', register_bob),
         ('1. registering alice again is refused with <conflict/>', register_conflict),
+        ('1. mynactl user list shows alice and bob', listed),
         ('2. login over STARTTLS (c2s) with SCRAM-SHA-256', login_starttls),
         ('2. login over direct TLS (c2s_tls, XEP-0368) with SCRAM-SHA-256', login_direct_tls),
         ('2. the development certificate verifies as "localhost" (both ports)', verified_cert),
+        ('2. an account made by mynactl user add logs in with SCRAM-SHA-256', mynactl_account),
         ('2. SCRAM-SHA-256 with gs2 flag "y" is refused while -PLUS is offered', downgrade_refused),
         ('2. SCRAM-SHA-256-PLUS with tls-unique on TLS 1.2', plus_tls12),
         ('2. slixmpp default mechanism negotiation, STARTTLS', default_starttls),
@@ -165,6 +187,7 @@ def steps(mynad):
         ('5. login with the old password fails', old_password_fails),
         ('6. remove bob in-band (XEP-0077 cancel)', cancel_registration),
         ('6. login of the removed account fails', removed_login_fails),
+        ('6. mynactl user list no longer shows bob', unlisted),
         ('6. alice is unaffected by the removal of bob', alice_unaffected),
         ('mynad stops cleanly on SIGTERM', stop),
     ]

@@ -8,7 +8,7 @@ import uuid
 import xml.etree.ElementTree as ET
 
 import myna_interop as mi
-from myna_interop import StepFailed, check, login, close, wait_stanza, is_message
+from myna_interop import check, login, close, wait_stanza, is_message
 
 ALICE, BOB = 'alice@localhost', 'bob@localhost'
 PW_A, PW_B = 'alice-secret-1', 'bob-secret-1'
@@ -101,7 +101,7 @@ def steps(mynad):
               'stored %r, got back: %s' % (text, ET.tostring(res.xml, encoding='unicode')))
 
     async def block():
-        a, b = st['a'], st['b']
+        a = st['a']
         blocked = await mi.bounded(a['xep_0191'].get_blocked(timeout=mi.TIMEOUT), 'the blocklist')
         check(not blocked['blocklist']['items'], 'blocklist not empty: %s' % blocked)
         n = len(a.received)
@@ -115,7 +115,7 @@ def steps(mynad):
                           and s.xml.get('type') == 'set', 'the block push', start=n)
 
     async def blocked_message():
-        a, b = st['a'], st['b']
+        b = st['b']
         first, nb = 'while blocked ' + uuid.uuid4().hex, len(b.received)
         b.send_message(mto=ALICE, mbody=first, mtype='chat')
         err = await wait_stanza(b, lambda s: s.xml.tag == '{jabber:client}message'
@@ -131,7 +131,6 @@ def steps(mynad):
         a, b = st['a'], st['b']
         await mi.bounded(a['xep_0191'].unblock([BOB], timeout=mi.TIMEOUT), 'the unblock result')
         second = 'after unblock ' + uuid.uuid4().hex
-        n = len(a.received)
         b.send_message(mto=ALICE, mbody=second, mtype='chat')
         await wait_stanza(a, is_message(BOB, second), 'the message after unblocking')
         # Same route, so the blocked one would have arrived first.

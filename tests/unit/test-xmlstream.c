@@ -875,6 +875,32 @@ test_speed (void)
   myna_xml_stream_free (stream);
 }
 
+/* myna_stanza_parse: one stored element back into a tree. */
+static void
+test_parse_one (void)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(MynaStanza) m = myna_stanza_parse ("<message to='a@b'><body>hi &amp; bye</body></message>",
+                                               -1, &error);
+  g_assert_no_error (error);
+  g_assert_cmpstr (myna_stanza_get_name (m), ==, "message");
+  g_assert_cmpstr (myna_stanza_get_ns (m), ==, MYNA_NS_CLIENT);
+  g_assert_cmpstr (myna_stanza_get_child_text (m, "body"), ==, "hi & bye");
+
+  g_autoptr(MynaStanza) v = myna_stanza_parse ("<vCard xmlns='vcard-temp'><FN>X</FN></vCard>", -1, NULL);
+  g_assert_cmpstr (myna_stanza_get_ns (v), ==, "vcard-temp");
+
+  g_assert_null (myna_stanza_parse ("<a><b></a>", -1, &error));
+  g_assert_error (error, G_MARKUP_ERROR, G_MARKUP_ERROR_PARSE);
+  g_clear_error (&error);
+  g_assert_null (myna_stanza_parse ("<a/><b/>", -1, &error));
+  g_assert_nonnull (strstr (error->message, "more than one"));
+  g_clear_error (&error);
+  g_assert_null (myna_stanza_parse ("<a>", -1, &error));
+  g_clear_error (&error);
+  g_assert_null (myna_stanza_parse ("<!-- x --><a/>", -1, &error));
+}
+
 int
 main (int argc, char **argv)
 {
@@ -917,6 +943,7 @@ main (int argc, char **argv)
   g_test_add_func ("/xmlstream/release-idle/memory", test_release_memory);
   g_test_add_func ("/xmlstream/after-close", test_after_close);
   g_test_add_func ("/xmlstream/speed", test_speed);
+  g_test_add_func ("/xmlstream/parse-one", test_parse_one);
 
   return g_test_run ();
 }
