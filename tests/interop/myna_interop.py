@@ -301,10 +301,6 @@ def setup_client_log():
         root.addHandler(s)
 
 
-def client_log_mark():
-    CLIENT_LOG.append('-' * 20)
-
-
 class Tap:
     """Runs named steps in order and prints TAP.  After a failed step the
     rest are reported as skipped (they depend on it), and mynad's log tail
@@ -325,6 +321,7 @@ class Tap:
             if self.failed:
                 print('ok %d - %s # SKIP an earlier step failed' % (n, name), flush=True)
                 continue
+            CLIENT_LOG.append('==== step %d: %s' % (n, name))
             t0 = time.monotonic()
             try:
                 note = await fn()
