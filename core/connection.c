@@ -47,6 +47,11 @@ struct _MynaSession {
   gboolean       starttls_pending; /* <proceed/> queued: TLS starts once it is out */
   gboolean       header_sent;
   gint64         last_read;    /* monotonic µs of the last bytes in */
+  double         tokens;       /* byte-rate bucket (bytes) */
+  gint64         tokens_at;    /* when the bucket was last refilled */
+  MynaTimer     *rate_timer;   /* resumes reading after a rate pause */
+  gboolean       rate_paused;
+  gboolean       rate_logged;
   gboolean       reaping;
   GData         *data;
 };
@@ -59,6 +64,22 @@ static const MynaXmlStreamCallbacks stream_callbacks;
 /* ---- output -------------------------------------------------------------- */
 
 static void session_flush (MynaSession *s);
+
+/* Watches for input unless closing or paused by the rate limit, and for
+ * output while some is queued. */
+static void
+session_update_events (MynaSession *s)
+{
+  guint32 ev = 0;
+
+  if (s->watch == NULL)
+    return;
+  if (s->state != STATE_CLOSING && !s->rate_paused)
+    ev |= EPOLLIN;
+  if (s->out_off < s->out->len)
+    ev |= EPOLLOUT;
+  myna_poller_modify (s->watch, ev);
+}
 
 static void
 session_write (MynaSession *s, const char *data, gsize len)
@@ -117,7 +138,7 @@ session_flush (MynaSession *s)
             continue;
           if (errno == EAGAIN)
             {
-              myna_poller_modify (s->watch, EPOLLIN | EPOLLOUT);
+              session_update_events (s);
               return;
             }
           g_debug ("%s: send: %s", s->peer, g_strerror (errno));
@@ -134,8 +155,7 @@ session_flush (MynaSession *s)
       g_string_free (s->out, TRUE);
       s->out = g_string_sized_new (0);
     }
-  if (s->watch != NULL)
-    myna_poller_modify (s->watch, s->state == STATE_CLOSING ? 0 : EPOLLIN);
+  session_update_events (s);
   if (s->starttls_pending)
     tls_start (s);
 }
@@ -305,7 +325,10 @@ session_auth_timeout (gpointer user_data)
   MynaSession *s = user_data;
 
   if (s->state == STATE_HEADER || s->state == STATE_OPEN)
-    myna_session_close (s, "connection-timeout", "not authenticated in time");
+    {
+      s->server->counters.auth_timeouts++;
+      myna_session_close (s, "connection-timeout", "not authenticated in time");
+    }
 }
 
 /* ---- input --------------------------------------------------------------- */
@@ -394,6 +417,56 @@ session_transport_read (MynaSession *s, char *buf, gsize len)
   return recv (s->fd, buf, len, 0);
 }
 
+/* ---- the byte-rate limit (token bucket) ----------------------------------- */
+
+static void session_read (MynaSession *s);
+
+static void
+rate_resume (gpointer data)
+{
+  MynaSession *s = data;
+
+  s->rate_paused = FALSE;
+  session_update_events (s);
+  session_read (s);
+}
+
+/* Refills the bucket; FALSE when it is empty and reading must wait. */
+static gboolean
+rate_allows (MynaSession *s)
+{
+  MynaLimits *l = &s->server->limits;
+  gint64 now = g_get_monotonic_time ();
+
+  if (l->rate == 0)
+    return TRUE;
+  s->tokens = MIN ((double) l->burst, s->tokens + (double) l->rate * (double) (now - s->tokens_at) / 1e6);
+  s->tokens_at = now;
+  return s->tokens > 0;
+}
+
+/* Stops reading until the bucket has refilled above zero: the client is
+ * slowed down, not dropped (TCP pushes back on it). */
+static void
+rate_pause (MynaSession *s)
+{
+  MynaLimits *l = &s->server->limits;
+  guint ms = (guint) MAX (MYNA_TIMER_RESOLUTION_MS, (-s->tokens + 1) * 1000.0 / (double) l->rate);
+
+  s->rate_paused = TRUE;
+  s->server->counters.rate_paused++;
+  if (!s->rate_logged)
+    {
+      s->rate_logged = TRUE;
+      g_info ("%s: over the byte-rate limit (%" G_GSIZE_FORMAT " bytes/s): reading paused",
+              s->peer, l->rate);
+    }
+  if (s->rate_timer == NULL)
+    s->rate_timer = myna_timer_new (rate_resume, s);
+  myna_timer_start (s->rate_timer, ms);
+  session_update_events (s);
+}
+
 static void
 session_read (MynaSession *s)
 {
@@ -402,6 +475,13 @@ session_read (MynaSession *s)
   if (s->handshaking)
     {
       tls_handshake_step (s);
+      return;
+    }
+  if (s->rate_paused)
+    return;
+  if (!rate_allows (s))
+    {
+      rate_pause (s);
       return;
     }
   /* Plain sockets read a bounded number of chunks per wakeup; TLS drains
@@ -430,7 +510,13 @@ session_read (MynaSession *s)
           break;
         }
       s->last_read = g_get_monotonic_time ();
+      s->tokens -= (double) n;
       myna_xml_stream_feed (s->xml, buf, (gsize) n, NULL);
+      if (s->server->limits.rate > 0 && s->tokens <= 0 && s->state != STATE_CLOSING)
+        {
+          rate_pause (s);
+          break;
+        }
       if ((gsize) n < sizeof buf && (s->tls == NULL || gnutls_record_check_pending (s->tls) == 0))
         break;
     }
@@ -452,10 +538,40 @@ session_io (MynaPollWatch *watch, guint32 events, gpointer user_data)
     session_read (s);
 }
 
+/* Refuses a connection over the per-address cap with a stream error. */
+static gboolean
+connection_admit (MynaServer *server, int fd, const char *peer, const char *ip)
+{
+  guint max = server->limits.max_connections_per_ip;
+  guint n = GPOINTER_TO_UINT (g_hash_table_lookup (server->per_ip, ip));
+  static const char refusal[] =
+    "<?xml version='1.0'?><stream:stream xmlns='jabber:client' "
+    "xmlns:stream='http://etherx.jabber.org/streams' version='1.0'>"
+    "<stream:error><policy-violation xmlns='urn:ietf:params:xml:ns:xmpp-streams'/>"
+    "<text xmlns='urn:ietf:params:xml:ns:xmpp-streams'>too many connections from "
+    "your address</text></stream:error></stream:stream>";
+
+  if (max == 0 || n < max)
+    {
+      g_hash_table_insert (server->per_ip, g_strdup (ip), GUINT_TO_POINTER (n + 1));
+      return TRUE;
+    }
+  server->counters.per_ip_refused++;
+  g_message ("%s: refused: %u connections from %s already (max_connections_per_ip)",
+             peer, n, ip);
+  if (send (fd, refusal, sizeof refusal - 1, MSG_NOSIGNAL | MSG_DONTWAIT) < 0)
+    g_debug ("%s: %s", peer, g_strerror (errno));
+  close (fd);
+  return FALSE;
+}
+
 MynaSession *
 myna_connection_new (MynaServer *server, MynaListener *listener, int fd,
                      const char *peer, const char *ip)
 {
+  if (!connection_admit (server, fd, peer, ip))
+    return NULL;
+
   MynaSession *s = g_new0 (MynaSession, 1);
 
   s->server = server;
@@ -464,6 +580,8 @@ myna_connection_new (MynaServer *server, MynaListener *listener, int fd,
   s->peer = g_strdup (peer);
   s->ip = g_strdup (ip);
   s->last_read = g_get_monotonic_time ();
+  s->tokens = (double) server->limits.burst;
+  s->tokens_at = s->last_read;
   s->out = g_string_sized_new (0);
   s->xml = myna_xml_stream_new (&stream_callbacks, s);
   session_apply_limits (s);
@@ -500,6 +618,15 @@ myna_connection_free (MynaSession *s)
       close (s->fd);
     }
   myna_timer_free (s->timer);
+  myna_timer_free (s->rate_timer);
+  if (s->ip != NULL)
+    {
+      guint n = GPOINTER_TO_UINT (g_hash_table_lookup (s->server->per_ip, s->ip));
+      if (n <= 1)
+        g_hash_table_remove (s->server->per_ip, s->ip);
+      else
+        g_hash_table_insert (s->server->per_ip, g_strdup (s->ip), GUINT_TO_POINTER (n - 1));
+    }
   if (s->tls != NULL)
     gnutls_deinit (s->tls);
   myna_xml_stream_free (s->xml);

@@ -92,15 +92,20 @@ main (int argc, char **argv)
       myna_server_free (server);
       return 1;
     }
-  if (!myna_server_start (server, &error))
-    {
-      g_printerr ("mynad: %s\n", error->message);
-      myna_server_free (server);
-      return 1;
-    }
+  /* Signals are handled from before the listeners open, so a SIGTERM
+   * right after "started" still stops the server cleanly. */
   guint s1 = g_unix_signal_add (SIGTERM, on_stop, server);
   guint s2 = g_unix_signal_add (SIGINT, on_stop, server);
   guint s3 = g_unix_signal_add (SIGHUP, on_hup, server);
+  if (!myna_server_start (server, &error))
+    {
+      g_printerr ("mynad: %s\n", error->message);
+      g_source_remove (s1);
+      g_source_remove (s2);
+      g_source_remove (s3);
+      myna_server_free (server);
+      return 1;
+    }
   g_main_loop_run (server->loop);
   /* Let the closing streams' last bytes go out; a second signal meanwhile
    * finds the handlers still there and changes nothing. */

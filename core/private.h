@@ -224,8 +224,18 @@ typedef struct {
   guint  max_attrs;
   gsize  max_output;          /* bytes queued to one client before cut-off */
   guint  auth_timeout_ms;
-  guint  max_connections_per_ip;
+  guint  max_connections_per_ip; /* 0: no cap */
+  gsize  rate;                   /* bytes/s read per session, 0: none */
+  gsize  burst;                  /* bucket size */
 } MynaLimits;
+
+/* How often each limit was hit (mynactl stats). */
+typedef struct {
+  guint64 per_ip_refused;
+  guint64 rate_paused;
+  guint64 output_overflow;
+  guint64 auth_timeouts;
+} MynaLimitCounters;
 
 typedef struct _MynaListener MynaListener;
 typedef struct _MynaTls MynaTls;
@@ -246,6 +256,7 @@ struct _MynaServer {
   GHashTable         *connections;  /* MynaSession* set */
   GHashTable         *per_ip;       /* ip string → count */
   MynaLimits          limits;
+  MynaLimitCounters   counters;
   gpointer            admin;
   gboolean            stopping;
   guint               sweep_id;

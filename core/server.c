@@ -80,6 +80,9 @@ server_read_limits (MynaServer *server)
   l->max_output = (gsize) myna_config_get_int (c, "global", "max_output");
   l->auth_timeout_ms = (guint) myna_config_get_int (c, "global", "auth_timeout");
   server->require_encryption = myna_config_get_bool (c, "global", "c2s_require_encryption");
+  l->max_connections_per_ip = (guint) myna_config_get_int (c, "global", "max_connections_per_ip");
+  l->rate = (gsize) myna_config_get_int (c, "global", "c2s_rate");
+  l->burst = (gsize) myna_config_get_int (c, "global", "c2s_burst");
   myna_accounts_set_iterations ((guint) myna_config_get_int (c, "global", "scram_iterations"));
 }
 
@@ -469,6 +472,10 @@ myna_server_describe_stats (MynaServer *server, GString *out)
   g_string_append_printf (out, "stanzas_out %" G_GUINT64_FORMAT "\n", server->stanzas_out);
   g_string_append_printf (out, "stream_errors %" G_GUINT64_FORMAT "\n", server->streams_errored);
   g_string_append_printf (out, "storage_pending %u\n", st.pending);
+  g_string_append_printf (out, "limit_per_ip_refused %" G_GUINT64_FORMAT "\n", server->counters.per_ip_refused);
+  g_string_append_printf (out, "limit_rate_paused %" G_GUINT64_FORMAT "\n", server->counters.rate_paused);
+  g_string_append_printf (out, "limit_output_overflow %" G_GUINT64_FORMAT "\n", server->counters.output_overflow);
+  g_string_append_printf (out, "limit_auth_timeouts %" G_GUINT64_FORMAT "\n", server->counters.auth_timeouts);
 }
 
 /* ---- hosts --------------------------------------------------------------- */

@@ -5,82 +5,23 @@
 
 #include <string.h>
 
-#define STREAM_HEADER "<stream:stream xmlns='jabber:client' " \
-                      "xmlns:stream='http://etherx.jabber.org/streams'>"
-
 /* ---- parsing stored items -------------------------------------------------- */
-
-typedef struct {
-  GPtrArray *items;       /* MynaStanza* */
-  gboolean   failed;
-} RosterParse;
-
-static void
-roster_parse_open (gpointer user_data, MynaStanza *header)
-{
-}
-
-static void
-roster_parse_stanza (gpointer user_data, MynaStanza *stanza)
-{
-  RosterParse *p = user_data;
-
-  if (g_strcmp0 (myna_stanza_get_name (stanza), "item") == 0
-      && g_strcmp0 (myna_stanza_get_ns (stanza), ROSTER_NS) == 0)
-    g_ptr_array_add (p->items, myna_stanza_ref (stanza));
-  else
-    p->failed = TRUE;
-}
-
-static void
-roster_parse_close (gpointer user_data)
-{
-}
-
-static void
-roster_parse_error (gpointer user_data, const char *condition, const char *text)
-{
-  RosterParse *p = user_data;
-
-  p->failed = TRUE;
-}
-
-static const MynaXmlStreamCallbacks roster_parse_callbacks = {
-  .stream_open = roster_parse_open,
-  .stanza = roster_parse_stanza,
-  .stream_close = roster_parse_close,
-  .error = roster_parse_error,
-};
-
-/* Parses serialised items.  Returns: (transfer full) MynaStanza* array,
- * or NULL when anything in @xml is not a well-formed item. */
-static GPtrArray *
-roster_parse (const char *xml, gsize len)
-{
-  RosterParse p = { g_ptr_array_new_with_free_func ((GDestroyNotify) myna_stanza_unref),
-                    FALSE };
-  MynaXmlStream *stream = myna_xml_stream_new (&roster_parse_callbacks, &p);
-
-  myna_xml_stream_feed (stream, STREAM_HEADER, strlen (STREAM_HEADER), NULL);
-  myna_xml_stream_feed (stream, xml, len, NULL);
-  myna_xml_stream_free (stream);
-  if (p.failed)
-    g_clear_pointer (&p.items, g_ptr_array_unref);
-  return p.items;
-}
 
 /* One stored value.  Returns: (transfer full) (nullable) */
 static MynaStanza *
 roster_parse_one (const char *user, const char *contact, const char *value)
 {
-  g_autoptr(GPtrArray) items = roster_parse (value, strlen (value));
+  g_autoptr(GError) error = NULL;
+  g_autoptr(MynaStanza) item = myna_stanza_parse (value, -1, &error);
 
-  if (items == NULL || items->len != 1)
+  if (item == NULL || g_strcmp0 (myna_stanza_get_name (item), "item") != 0
+      || g_strcmp0 (myna_stanza_get_ns (item), ROSTER_NS) != 0)
     {
-      g_warning ("roster of %s: unreadable item for %s: ignored", user, contact);
+      g_warning ("roster of %s: unreadable item for %s: %s", user, contact,
+                 error != NULL ? error->message : "not a roster item");
       return NULL;
     }
-  return myna_stanza_ref (items->pdata[0]);
+  return g_steal_pointer (&item);
 }
 
 static GHashTable *

@@ -12,6 +12,7 @@ from myna_interop import StepFailed, check, login, close, wait_stanza, is_messag
 
 ALICE, BOB = 'alice@localhost', 'bob@localhost'
 PW_A, PW_B = 'alice-secret-1', 'bob-secret-1'
+SCRAM = dict(mech='SCRAM-SHA-256', channel_binding=False)
 
 AUTHS = []          # (mechanism, gs2 header) of every SASL <auth/> aioxmpp sent
 
@@ -104,13 +105,12 @@ def steps(mynad):
 
     async def register():
         for jid, pw in ((ALICE, PW_A), (BOB, PW_B)):
-            c = await login(jid, pw, mynad.c2s, register=True)
+            c = await login(jid, pw, mynad.c2s, register=True, **SCRAM)
             await close(c)
             check(c.registered is True, 'registration of %s: %s' % (jid, c.registered))
 
     async def bob_online():
-        st['b'] = await login(BOB, PW_B, mynad.c2s, resource='slix', mech='SCRAM-SHA-256',
-                              channel_binding=False)
+        st['b'] = await login(BOB, PW_B, mynad.c2s, resource='slix', **SCRAM)
         st['b'].send_presence()
 
     async def aio_session(direct_tls):

@@ -14,6 +14,7 @@ from myna_interop import Skip, StepFailed, check, login, close, wait_stanza, is_
 
 ALICE, BOB = 'alice@localhost', 'bob@localhost'
 PW_A, PW_B = 'alice-secret-1', 'bob-secret-1'
+SCRAM = dict(mech='SCRAM-SHA-256', channel_binding=False)
 
 
 def go_sendxmpp():
@@ -55,19 +56,17 @@ def steps(mynad):
     home = mynad.dir / 'home'
 
     async def start():
-        go_sendxmpp()
         home.mkdir(exist_ok=True)
         await mynad.astart()
 
     async def register():
         for jid, pw in ((ALICE, PW_A), (BOB, PW_B)):
-            c = await login(jid, pw, mynad.c2s, register=True)
+            c = await login(jid, pw, mynad.c2s, register=True, **SCRAM)
             await close(c)
             check(c.registered is True, 'registration of %s: %s' % (jid, c.registered))
 
     async def bob_online():
-        st['b'] = await login(BOB, PW_B, mynad.c2s, resource='slix', mech='SCRAM-SHA-256',
-                              channel_binding=False)
+        st['b'] = await login(BOB, PW_B, mynad.c2s, resource='slix', **SCRAM)
         st['b'].send_presence()
 
     async def send(direct_tls):
@@ -122,4 +121,9 @@ def steps(mynad):
 
 
 if __name__ == '__main__':
+    try:
+        go_sendxmpp()
+    except Skip as e:
+        print('1..0 # SKIP %s' % e)
+        sys.exit(0)
     sys.exit(mi.main(steps, name='gosendxmpp'))

@@ -40,7 +40,7 @@ def steps(mynad):
 
     async def register():
         for jid, pw in ((ALICE, PW_A), (BOB, PW_B)):
-            c = await login(jid, pw, mynad.c2s, register=True)
+            c = await login(jid, pw, mynad.c2s, register=True, **SCRAM)
             await close(c)
             check(c.registered is True, 'registration of %s: %s' % (jid, c.registered))
 

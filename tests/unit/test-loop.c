@@ -191,7 +191,7 @@ test_sources_do_not_grow (void)
     N = (guint) (rl.rlim_cur - 100) / 2;
   g_assert_cmpuint (N, >=, 1000);
 
-  harness_start (&h, NULL);
+  harness_start (&h, "max_connections_per_ip = 0\n");
   guint before = myna_main_context_count_sources (NULL);
   guint16 port = myna_server_get_listener_port (h.server, "c2s");
   Clients c = { g_new0 (int, N), N, g_new0 (GString *, N) };

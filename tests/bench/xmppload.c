@@ -1,0 +1,1470 @@
+/* tests/bench/xmppload.c: an XMPP load generator for benchmarks.
+ *
+ * Plain TCP, epoll, one thread per -t, non-blocking sockets, and a minimal
+ * client state machine of its own: stream open → SASL PLAIN → stream
+ * restart → bind → optional initial presence.  Incoming bytes are split
+ * into top-level elements by a small tag scanner (quotes, prefixes, PIs,
+ * comments and CDATA tolerated) and each element is then inspected by
+ * cheap substring search, so it works against any server (Myna, Prosody,
+ * ejabberd) without an XML parser.
+ *
+ * Scenarios (-s): register, idle, logins, throughput, latency; see usage().
+ * Accounts are PREFIX1..PREFIXN (default user1..userN) with password -x
+ * (default "pw") on domain -D.  Each result is one machine-readable line
+ * "RESULT scenario=… key=value …" on stdout; progress goes to stderr.
+ *
+ * Every loop is bounded: the whole run ends after the setup timeout (-T)
+ * plus the measuring time (-d), or at SIGINT/SIGTERM.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <glib.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/timerfd.h>
+#include <time.h>
+#include <unistd.h>
+
+#ifndef IP_BIND_ADDRESS_NO_PORT
+#define IP_BIND_ADDRESS_NO_PORT 24
+#endif
+
+/* ---- options ---------------------------------------------------------- */
+
+typedef enum { SC_REGISTER, SC_IDLE, SC_LOGINS, SC_THROUGHPUT, SC_LATENCY } Scenario;
+
+static struct
+{
+  Scenario    scenario;
+  const char *scenario_name;
+  const char *server_label;
+  const char *host;
+  int         port;
+  const char *domain;
+  const char *prefix;
+  const char *password;
+  guint       first;        /* first account number */
+  guint       n;            /* sessions / accounts */
+  guint       concurrency;  /* logins in flight */
+  guint       pairs;
+  guint       window;
+  double      rate;
+  double      duration;     /* measuring time, seconds */
+  double      setup_timeout;
+  guint       threads;
+  gboolean    presence;
+  struct in_addr *sources;
+  guint       n_sources;
+  struct sockaddr_in dest;
+} opt;
+
+/* ---- shared state between threads ------------------------------------- */
+
+static atomic_int  g_stop;        /* threads must wind down */
+static atomic_int  g_go;          /* all sessions bound: start traffic */
+static atomic_int  g_measuring;   /* counting deliveries / logins */
+static atomic_uint g_bound;       /* sessions bound (idle/throughput/latency) */
+static atomic_uint g_failed;      /* sessions given up on during setup */
+static atomic_uint g_next_account;/* register: next account to create */
+static gint64      g_go_time_ns;  /* CLOCK_MONOTONIC when traffic starts */
+
+static inline gint64
+now_ns (void)
+{
+  struct timespec ts;
+  clock_gettime (CLOCK_MONOTONIC, &ts);
+  return (gint64) ts.tv_sec * G_GINT64_CONSTANT (1000000000) + ts.tv_nsec;
+}
+
+/* ---- a log-linear histogram of nanoseconds ---------------------------- */
+
+#define HIST_SUB 2048u
+#define HIST_BUCKETS (2 * HIST_SUB + 48u * HIST_SUB)
+
+typedef struct
+{
+  guint64 *b;
+  guint64  count;
+  double   sum;
+  guint64  max;
+} Hist;
+
+static guint
+hist_index (guint64 v)
+{
+  if (v < 2 * HIST_SUB)
+    return (guint) v;
+  int e = 63 - __builtin_clzll (v) - 11; /* v >> e in [2048, 4096) */
+  guint idx = 2 * HIST_SUB + (guint) (e - 1) * HIST_SUB + (guint) ((v >> e) - HIST_SUB);
+  return MIN (idx, HIST_BUCKETS - 1);
+}
+
+static guint64
+hist_value (guint idx)
+{
+  if (idx < 2 * HIST_SUB)
+    return idx;
+  guint e = (idx - 2 * HIST_SUB) / HIST_SUB + 1;
+  guint64 m = (idx - 2 * HIST_SUB) % HIST_SUB + HIST_SUB;
+  return ((m << e) + (m + 1) << e) / 2; /* bucket midpoint */
+}
+
+static void
+hist_add (Hist *h, guint64 v)
+{
+  if (h->b == NULL)
+    h->b = g_new0 (guint64, HIST_BUCKETS);
+  h->b[hist_index (v)]++;
+  h->count++;
+  h->sum += (double) v;
+  h->max = MAX (h->max, v);
+}
+
+static void
+hist_merge (Hist *into, const Hist *from)
+{
+  if (from->b == NULL)
+    return;
+  if (into->b == NULL)
+    into->b = g_new0 (guint64, HIST_BUCKETS);
+  for (guint i = 0; i < HIST_BUCKETS; i++)
+    into->b[i] += from->b[i];
+  into->count += from->count;
+  into->sum += from->sum;
+  into->max = MAX (into->max, from->max);
+}
+
+static guint64
+hist_quantile (const Hist *h, double q)
+{
+  if (h->count == 0 || h->b == NULL)
+    return 0;
+  guint64 rank = (guint64) (q * (double) h->count);
+  if (rank >= h->count)
+    rank = h->count - 1;
+  guint64 seen = 0;
+  for (guint i = 0; i < HIST_BUCKETS; i++)
+    {
+      seen += h->b[i];
+      if (seen > rank)
+        return MIN (hist_value (i), h->max);
+    }
+  return h->max;
+}
+
+/* ---- connections ------------------------------------------------------ */
+
+typedef enum
+{
+  ST_IDLE_SLOT,   /* not connected */
+  ST_CONNECTING,
+  ST_FEATURES1,   /* waiting for the first <features> */
+  ST_REGISTER,    /* waiting for the registration result */
+  ST_AUTH,        /* waiting for <success> */
+  ST_FEATURES2,   /* waiting for the post-auth <features> */
+  ST_BIND,        /* waiting for the bind result */
+  ST_READY,
+} ConnState;
+
+typedef struct Worker Worker;
+typedef struct Conn Conn;
+
+struct Conn
+{
+  int        fd;
+  ConnState  state;
+  guint      account;     /* account number */
+  guint      attempts;    /* connection attempts for this slot */
+  guint      slot;        /* index in the worker's array */
+  int        depth;       /* element depth at the start of rbuf */
+  char      *rbuf;        /* unparsed tail (a partial element) */
+  size_t     rlen;
+  char      *wbuf;        /* unsent output */
+  size_t     wlen, woff, wcap;
+  gboolean   want_out;    /* EPOLLOUT armed */
+  char      *jid;         /* full JID from bind */
+  Conn      *peer;        /* throughput/latency partner */
+  gint64     t_start;     /* login start */
+  guint      sent;        /* latency: messages sent from this side */
+};
+
+struct Worker
+{
+  guint      id;
+  pthread_t  thread;
+  int        ep;
+  int        tfd;         /* latency pacing timer */
+  Conn      *conns;
+  guint      n_conns;
+  guint      next_source;
+  char      *scratch;
+  size_t     scratch_cap;
+  /* setup bookkeeping */
+  guint      next_to_start;  /* idle/pairs: next slot to connect */
+  guint      in_flight;      /* logins or registrations under way */
+  gboolean   started_traffic;
+  guint64    paced_sent;     /* latency: messages sent so far */
+  guint      rr;             /* latency: round-robin position */
+  /* results */
+  guint64    delivered;
+  guint64    sent_msgs;
+  guint64    logins;
+  guint64    login_failures;
+  guint64    registered;
+  guint64    conflicts;
+  guint64    reg_failures;
+  guint64    errors;         /* error stanzas, resets during traffic */
+  Hist       lat;
+  char       last_error[160];
+};
+
+static Worker *workers;
+
+static void conn_start (Worker *w, Conn *c);
+static void conn_close (Worker *w, Conn *c);
+
+static void
+note_error (Worker *w, Conn *c, const char *what, const char *detail, size_t dlen)
+{
+  g_snprintf (w->last_error, sizeof w->last_error, "%s (account %u, state %d): %.*s",
+              what, c->account, (int) c->state, (int) MIN (dlen, 100), detail ? detail : "");
+}
+
+/* Queues output; it is flushed after the current event is handled. */
+static void
+conn_write (Conn *c, const char *data, size_t len)
+{
+  if (c->wlen + len > c->wcap)
+    {
+      if (c->woff > 0)
+        {
+          memmove (c->wbuf, c->wbuf + c->woff, c->wlen - c->woff);
+          c->wlen -= c->woff;
+          c->woff = 0;
+        }
+      if (c->wlen + len > c->wcap)
+        {
+          c->wcap = MAX (c->wcap * 2, c->wlen + len + 256);
+          c->wbuf = g_realloc (c->wbuf, c->wcap);
+        }
+    }
+  memcpy (c->wbuf + c->wlen, data, len);
+  c->wlen += len;
+}
+
+static void
+conn_printf (Conn *c, const char *fmt, ...) G_GNUC_PRINTF (2, 3);
+
+static void
+conn_printf (Conn *c, const char *fmt, ...)
+{
+  char buf[1024];
+  va_list ap;
+  va_start (ap, fmt);
+  int n = g_vsnprintf (buf, sizeof buf, fmt, ap);
+  va_end (ap);
+  if (n > 0)
+    conn_write (c, buf, MIN ((size_t) n, sizeof buf - 1));
+}
+
+/* Returns FALSE when the connection broke. */
+static gboolean
+conn_flush (Worker *w, Conn *c)
+{
+  for (guint round = 0; round < 64 && c->woff < c->wlen; round++)
+    {
+      ssize_t n = send (c->fd, c->wbuf + c->woff, c->wlen - c->woff, MSG_NOSIGNAL);
+      if (n > 0)
+        {
+          c->woff += (size_t) n;
+          continue;
+        }
+      if (n < 0 && errno == EINTR)
+        continue;
+      if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+        break;
+      return FALSE;
+    }
+  gboolean pending = c->woff < c->wlen;
+  if (!pending)
+    {
+      c->woff = c->wlen = 0;
+      if (c->wcap > 65536)
+        {
+          g_free (c->wbuf);
+          c->wbuf = NULL;
+          c->wcap = 0;
+        }
+    }
+  if (pending != c->want_out)
+    {
+      struct epoll_event ev = { .events = EPOLLIN | (pending ? EPOLLOUT : 0),
+                                .data.ptr = c };
+      epoll_ctl (w->ep, EPOLL_CTL_MOD, c->fd, &ev);
+      c->want_out = pending;
+    }
+  return TRUE;
+}
+
+static void
+send_stream_header (Conn *c)
+{
+  conn_printf (c, "<?xml version='1.0'?><stream:stream xmlns='jabber:client' "
+               "xmlns:stream='http://etherx.jabber.org/streams' to='%s' version='1.0'>",
+               opt.domain);
+}
+
+static void
+send_auth (Conn *c)
+{
+  char raw[512];
+  int n = g_snprintf (raw, sizeof raw, "%c%s%u%c%s", 0, opt.prefix, c->account, 0, opt.password);
+  g_autofree char *b64 = g_base64_encode ((const guchar *) raw, (gsize) MIN (n, (int) sizeof raw - 1));
+  conn_printf (c, "<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='PLAIN'>%s</auth>", b64);
+}
+
+static void
+send_register (Conn *c)
+{
+  conn_printf (c, "<iq type='set' id='reg1'><query xmlns='jabber:iq:register'>"
+               "<username>%s%u</username><password>%s</password></query></iq>",
+               opt.prefix, c->account, opt.password);
+}
+
+static void
+send_message (Conn *from)
+{
+  if (from->peer == NULL || from->peer->jid == NULL)
+    return;
+  conn_printf (from, "<message to='%s' type='chat'><body>ts:%" G_GINT64_FORMAT "</body></message>",
+               from->peer->jid, now_ns ());
+}
+
+/* ---- tiny element inspection ----------------------------------------- */
+
+static const char *
+find (const char *s, size_t len, const char *needle)
+{
+  return memmem (s, len, needle, strlen (needle));
+}
+
+/* Length of the element's start tag (up to and including its '>'). */
+static size_t
+start_tag_len (const char *s, size_t len)
+{
+  char q = 0;
+  for (size_t i = 0; i < len; i++)
+    {
+      char ch = s[i];
+      if (q)
+        {
+          if (ch == q)
+            q = 0;
+        }
+      else if (ch == '"' || ch == '\'')
+        q = ch;
+      else if (ch == '>')
+        return i + 1;
+    }
+  return len;
+}
+
+/* An attribute's raw value in a start tag; NULL when absent. */
+static const char *
+attr (const char *tag, size_t len, const char *name, size_t *vlen)
+{
+  size_t nl = strlen (name);
+  for (size_t i = 1; i + nl + 2 < len; i++)
+    {
+      if (!g_ascii_isspace (tag[i - 1]) || memcmp (tag + i, name, nl) != 0)
+        continue;
+      size_t j = i + nl;
+      while (j < len && g_ascii_isspace (tag[j]))
+        j++;
+      if (j >= len || tag[j] != '=')
+        continue;
+      j++;
+      while (j < len && g_ascii_isspace (tag[j]))
+        j++;
+      if (j >= len || (tag[j] != '\'' && tag[j] != '"'))
+        continue;
+      char q = tag[j++];
+      const char *end = memchr (tag + j, q, len - j);
+      if (end == NULL)
+        return NULL;
+      *vlen = (size_t) (end - (tag + j));
+      return tag + j;
+    }
+  return NULL;
+}
+
+static gboolean
+attr_is (const char *tag, size_t len, const char *name, const char *value)
+{
+  size_t vl = 0;
+  const char *v = attr (tag, len, name, &vl);
+  return v != NULL && vl == strlen (value) && memcmp (v, value, vl) == 0;
+}
+
+/* Text content of the first element whose local name is NAME. */
+static const char *
+child_text (const char *s, size_t len, const char *name, size_t *tlen)
+{
+  size_t nl = strlen (name);
+  for (const char *p = s; p < s + len; p++)
+    {
+      p = memchr (p, '<', (size_t) (s + len - p));
+      if (p == NULL)
+        return NULL;
+      const char *n = p + 1;
+      const char *e = s + len;
+      const char *colon = NULL;
+      const char *q = n;
+      while (q < e && *q != '>' && *q != ' ' && *q != '/' && *q != '\t' && *q != '\n' && *q != '\r')
+        {
+          if (*q == ':')
+            colon = q;
+          q++;
+        }
+      const char *local = colon ? colon + 1 : n;
+      if (*n == '/' || (size_t) (q - local) != nl || memcmp (local, name, nl) != 0)
+        continue;
+      const char *gt = memchr (q, '>', (size_t) (e - q));
+      if (gt == NULL || gt[-1] == '/')
+        return NULL;
+      const char *lt = memchr (gt + 1, '<', (size_t) (e - gt - 1));
+      if (lt == NULL)
+        return NULL;
+      *tlen = (size_t) (lt - gt - 1);
+      return gt + 1;
+    }
+  return NULL;
+}
+
+/* ---- the client state machine ----------------------------------------- */
+
+static void
+session_bound (Worker *w, Conn *c)
+{
+  c->state = ST_READY;
+  if (opt.presence)
+    conn_write (c, "<presence/>", 11);
+  if (opt.scenario == SC_LOGINS)
+    {
+      if (atomic_load_explicit (&g_measuring, memory_order_relaxed))
+        {
+          w->logins++;
+          hist_add (&w->lat, (guint64) (now_ns () - c->t_start));
+        }
+      conn_write (c, "</stream:stream>", 16);
+      conn_flush (w, c);
+      conn_close (w, c);
+      w->in_flight--;
+      if (!atomic_load (&g_stop))
+        conn_start (w, c);
+      return;
+    }
+  atomic_fetch_add (&g_bound, 1);
+  w->in_flight--;
+}
+
+/* Setup failed for C: retry it (bounded) or give up on it. */
+static void
+conn_failed (Worker *w, Conn *c)
+{
+  ConnState st = c->state;
+  conn_close (w, c);
+  if (st == ST_READY && opt.scenario != SC_LOGINS)
+    {
+      w->errors++;
+      return;
+    }
+  w->in_flight--;
+  if (opt.scenario == SC_LOGINS)
+    {
+      if (atomic_load_explicit (&g_measuring, memory_order_relaxed))
+        w->login_failures++;
+      if (!atomic_load (&g_stop))
+        conn_start (w, c);
+      return;
+    }
+  if (opt.scenario == SC_REGISTER)
+    {
+      w->reg_failures++;
+      return;
+    }
+  if (c->attempts < 3 && !atomic_load (&g_stop))
+    {
+      conn_start (w, c);
+      return;
+    }
+  atomic_fetch_add (&g_failed, 1);
+}
+
+static void
+registration_done (Worker *w, Conn *c, gboolean ok, gboolean conflict)
+{
+  if (ok)
+    w->registered++;
+  else if (conflict)
+    w->conflicts++;
+  else
+    w->reg_failures++;
+  conn_write (c, "</stream:stream>", 16);
+  conn_flush (w, c);
+  conn_close (w, c);
+  w->in_flight--;
+}
+
+/* One complete top-level element S[0..LEN) with local name NAME. */
+static gboolean
+handle_element (Worker *w, Conn *c, const char *name, size_t nlen, const char *s, size_t len)
+{
+#define IS(lit) (nlen == sizeof (lit) - 1 && memcmp (name, lit, nlen) == 0)
+  size_t tl = start_tag_len (s, len);
+
+  switch (c->state)
+    {
+    case ST_FEATURES1:
+      if (!IS ("features"))
+        break;
+      if (opt.scenario == SC_REGISTER)
+        {
+          send_register (c);
+          c->state = ST_REGISTER;
+        }
+      else
+        {
+          send_auth (c);
+          c->state = ST_AUTH;
+        }
+      break;
+
+    case ST_REGISTER:
+      if (IS ("iq"))
+        {
+          gboolean ok = attr_is (s, tl, "type", "result");
+          gboolean conflict = !ok && find (s, len, "conflict") != NULL;
+          if (!ok && !conflict)
+            note_error (w, c, "registration refused", s, len);
+          registration_done (w, c, ok, conflict);
+          return FALSE;
+        }
+      if (IS ("error"))
+        {
+          note_error (w, c, "stream error", s, len);
+          return FALSE;
+        }
+      break;
+
+    case ST_AUTH:
+      if (IS ("success"))
+        {
+          send_stream_header (c);
+          c->state = ST_FEATURES2;
+          c->depth = 0; /* the server opens a new stream */
+          return TRUE;
+        }
+      if (IS ("failure") || IS ("error"))
+        {
+          note_error (w, c, "authentication failed", s, len);
+          return FALSE;
+        }
+      break;
+
+    case ST_FEATURES2:
+      if (IS ("features"))
+        {
+          conn_write (c, "<iq type='set' id='bind1'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'/></iq>", 79);
+          c->state = ST_BIND;
+        }
+      break;
+
+    case ST_BIND:
+      if (IS ("iq") && attr_is (s, tl, "id", "bind1"))
+        {
+          size_t jl = 0;
+          const char *j = child_text (s, len, "jid", &jl);
+          if (!attr_is (s, tl, "type", "result") || j == NULL || jl == 0)
+            {
+              note_error (w, c, "bind failed", s, len);
+              return FALSE;
+            }
+          g_free (c->jid);
+          c->jid = g_strndup (j, jl);
+          session_bound (w, c);
+          return c->fd >= 0 ? TRUE : FALSE;
+        }
+      if (IS ("error"))
+        {
+          note_error (w, c, "stream error", s, len);
+          return FALSE;
+        }
+      break;
+
+    case ST_READY:
+      if (IS ("message"))
+        {
+          if (attr_is (s, tl, "type", "error"))
+            {
+              w->errors++;
+              note_error (w, c, "message error", s, len);
+              break;
+            }
+          const char *ts = find (s, len, ">ts:");
+          if (ts == NULL)
+            break;
+          gint64 sent = g_ascii_strtoll (ts + 4, NULL, 10);
+          gint64 now = now_ns ();
+          if (atomic_load_explicit (&g_measuring, memory_order_relaxed))
+            {
+              w->delivered++;
+              /* Latency warm-up: messages sent before measuring began
+               * are counted as delivered but not timed. */
+              if (opt.scenario == SC_LATENCY && sent >= g_go_time_ns && now >= sent)
+                hist_add (&w->lat, (guint64) (now - sent));
+            }
+          if (opt.scenario == SC_THROUGHPUT && !atomic_load_explicit (&g_stop, memory_order_relaxed))
+            {
+              send_message (c); /* keep the pair's window full */
+              w->sent_msgs++;
+            }
+        }
+      else if (IS ("iq"))
+        {
+          /* Answer server-initiated gets/sets (e.g. XEP-0199 pings). */
+          if (attr_is (s, tl, "type", "get") || attr_is (s, tl, "type", "set"))
+            {
+              size_t il = 0, fl = 0;
+              const char *id = attr (s, tl, "id", &il);
+              const char *from = attr (s, tl, "from", &fl);
+              if (from != NULL)
+                conn_printf (c, "<iq type='result' id='%.*s' to='%.*s'/>",
+                             (int) MIN (il, 200), id ? id : "", (int) MIN (fl, 500), from);
+              else
+                conn_printf (c, "<iq type='result' id='%.*s'/>", (int) MIN (il, 200), id ? id : "");
+            }
+        }
+      else if (IS ("error"))
+        {
+          note_error (w, c, "stream error", s, len);
+          w->errors++;
+          return FALSE;
+        }
+      break;
+
+    default:
+      break;
+    }
+  return TRUE;
+#undef IS
+}
+
+/* Splits BUF into top-level elements; returns bytes consumed, or -1 when
+ * the connection must close. */
+static ssize_t
+scan_elements (Worker *w, Conn *c, const char *buf, size_t len)
+{
+  size_t consumed = 0;
+  size_t p = 0;
+  size_t elem_start = 0;
+  int depth = c->depth;
+
+  for (guint guard = 0; guard < 1000000 && p < len; guard++)
+    {
+      const char *lt = memchr (buf + p, '<', len - p);
+      if (lt == NULL)
+        {
+          if (depth <= 1)
+            consumed = len; /* whitespace keepalives */
+          break;
+        }
+      size_t i = (size_t) (lt - buf);
+      if (depth <= 1)
+        consumed = i;
+      if (i + 1 >= len)
+        break;
+      char k = buf[i + 1];
+      size_t gt;
+      if (k == '!' || k == '?')
+        {
+          const char *endmark = k == '?' ? "?>" : (len - i >= 4 && memcmp (buf + i, "<!--", 4) == 0) ? "-->"
+                                : (len - i >= 9 && memcmp (buf + i, "<![CDATA[", 9) == 0) ? "]]>" : ">";
+          const char *e = memmem (buf + i + 2, len - i - 2, endmark, strlen (endmark));
+          if (e == NULL)
+            break;
+          p = (size_t) (e - buf) + strlen (endmark);
+          if (depth <= 1)
+            consumed = p;
+          continue;
+        }
+      /* find the tag's end, honouring quotes */
+      char q = 0;
+      gt = 0;
+      for (size_t j = i + 1; j < len; j++)
+        {
+          char ch = buf[j];
+          if (q)
+            {
+              if (ch == q)
+                q = 0;
+            }
+          else if (ch == '"' || ch == '\'')
+            q = ch;
+          else if (ch == '>')
+            {
+              gt = j;
+              break;
+            }
+        }
+      if (gt == 0)
+        break;
+      p = gt + 1;
+      if (k == '/')
+        {
+          depth--;
+          if (depth == 1)
+            {
+              const char *nm = buf + elem_start + 1;
+              size_t nl = 0;
+              const char *colon = NULL;
+              while (elem_start + 1 + nl < len && !strchr (" \t\r\n/>", nm[nl]))
+                {
+                  if (nm[nl] == ':')
+                    colon = nm + nl;
+                  nl++;
+                }
+              const char *local = colon ? colon + 1 : nm;
+              c->depth = depth;
+              if (!handle_element (w, c, local, (size_t) (nm + nl - local), buf + elem_start, p - elem_start))
+                return -1;
+              depth = c->depth;
+              consumed = p;
+            }
+          else if (depth <= 0)
+            {
+              note_error (w, c, "stream closed by server", buf + i, len - i);
+              return -1;
+            }
+          continue;
+        }
+      gboolean self_closing = buf[gt - 1] == '/';
+      if (depth == 0)
+        {
+          depth = 1; /* stream header */
+          consumed = p;
+          continue;
+        }
+      if (depth == 1)
+        {
+          elem_start = i;
+          if (self_closing)
+            {
+              const char *nm = buf + i + 1;
+              size_t nl = 0;
+              const char *colon = NULL;
+              while (i + 1 + nl < gt && !strchr (" \t\r\n/>", nm[nl]))
+                {
+                  if (nm[nl] == ':')
+                    colon = nm + nl;
+                  nl++;
+                }
+              const char *local = colon ? colon + 1 : nm;
+              c->depth = depth;
+              if (!handle_element (w, c, local, (size_t) (nm + nl - local), buf + i, p - i))
+                return -1;
+              depth = c->depth;
+              consumed = p;
+              continue;
+            }
+        }
+      if (!self_closing)
+        depth++;
+    }
+  /* the unconsumed tail starts at depth 0 or 1 */
+  c->depth = consumed == len || depth <= 1 ? depth : 1;
+  if (consumed < len && depth > 1)
+    c->depth = 1;
+  return (ssize_t) consumed;
+}
+
+static void
+conn_readable (Worker *w, Conn *c)
+{
+  for (guint round = 0; round < 16 && c->fd >= 0; round++)
+    {
+      size_t need = c->rlen + 65536;
+      if (w->scratch_cap < need)
+        {
+          w->scratch_cap = need;
+          w->scratch = g_realloc (w->scratch, need);
+        }
+      if (c->rlen > 0)
+        memcpy (w->scratch, c->rbuf, c->rlen);
+      ssize_t n = recv (c->fd, w->scratch + c->rlen, 65536, 0);
+      if (n < 0 && errno == EINTR)
+        continue;
+      if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+        return;
+      if (n <= 0)
+        {
+          note_error (w, c, n == 0 ? "EOF from server" : "recv failed", g_strerror (errno), 40);
+          conn_failed (w, c);
+          return;
+        }
+      size_t total = c->rlen + (size_t) n;
+      ssize_t used = scan_elements (w, c, w->scratch, total);
+      if (used < 0)
+        {
+          if (c->fd >= 0)
+            conn_failed (w, c);
+          return;
+        }
+      if (c->fd < 0) /* closed by the state machine (logins/register) */
+        return;
+      size_t rest = total - (size_t) used;
+      if (rest > 16 * 1024 * 1024)
+        {
+          note_error (w, c, "element too large", NULL, 0);
+          conn_failed (w, c);
+          return;
+        }
+      if (rest > 0)
+        {
+          c->rbuf = g_realloc (c->rbuf, rest);
+          memcpy (c->rbuf, w->scratch + used, rest);
+        }
+      else
+        {
+          g_free (c->rbuf);
+          c->rbuf = NULL;
+        }
+      c->rlen = rest;
+      if (!conn_flush (w, c))
+        {
+          conn_failed (w, c);
+          return;
+        }
+      if ((size_t) n < 65536)
+        return;
+    }
+}
+
+static void
+conn_close (Worker *w, Conn *c)
+{
+  if (c->fd >= 0)
+    {
+      epoll_ctl (w->ep, EPOLL_CTL_DEL, c->fd, NULL);
+      close (c->fd);
+    }
+  c->fd = -1;
+  c->state = ST_IDLE_SLOT;
+  c->want_out = FALSE;
+  c->depth = 0;
+  g_clear_pointer (&c->rbuf, g_free);
+  g_clear_pointer (&c->wbuf, g_free);
+  c->rlen = c->wlen = c->woff = c->wcap = 0;
+}
+
+static void
+conn_start (Worker *w, Conn *c)
+{
+  c->attempts++;
+  c->t_start = now_ns ();
+  w->in_flight++;
+  int fd = socket (AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd < 0)
+    {
+      note_error (w, c, "socket failed", g_strerror (errno), 40);
+      c->fd = -1;
+      conn_failed (w, c);
+      return;
+    }
+  int one = 1;
+  setsockopt (fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+  if (opt.n_sources > 0)
+    {
+      struct sockaddr_in src = { .sin_family = AF_INET,
+                                 .sin_addr = opt.sources[w->next_source++ % opt.n_sources] };
+      setsockopt (fd, IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, &one, sizeof one);
+      if (bind (fd, (struct sockaddr *) &src, sizeof src) < 0)
+        {
+          note_error (w, c, "bind failed", g_strerror (errno), 40);
+          close (fd);
+          c->fd = -1;
+          conn_failed (w, c);
+          return;
+        }
+    }
+  c->fd = fd;
+  c->state = ST_CONNECTING;
+  c->depth = 0;
+  struct epoll_event ev = { .events = EPOLLIN | EPOLLOUT, .data.ptr = c };
+  c->want_out = TRUE;
+  epoll_ctl (w->ep, EPOLL_CTL_ADD, fd, &ev);
+  if (connect (fd, (struct sockaddr *) &opt.dest, sizeof opt.dest) < 0 && errno != EINPROGRESS)
+    {
+      note_error (w, c, "connect failed", g_strerror (errno), 40);
+      conn_failed (w, c);
+      return;
+    }
+  send_stream_header (c);
+}
+
+static void
+conn_event (Worker *w, Conn *c, guint32 events)
+{
+  if (c->state == ST_CONNECTING && (events & (EPOLLOUT | EPOLLERR | EPOLLHUP)))
+    {
+      int err = 0;
+      socklen_t el = sizeof err;
+      getsockopt (c->fd, SOL_SOCKET, SO_ERROR, &err, &el);
+      if (err != 0)
+        {
+          note_error (w, c, "connect failed", g_strerror (err), 40);
+          conn_failed (w, c);
+          return;
+        }
+      c->state = ST_FEATURES1;
+    }
+  if (events & EPOLLIN)
+    {
+      conn_readable (w, c);
+      if (c->fd < 0)
+        return;
+    }
+  else if (events & (EPOLLERR | EPOLLHUP))
+    {
+      note_error (w, c, "connection reset", NULL, 0);
+      conn_failed (w, c);
+      return;
+    }
+  if (c->fd >= 0 && !conn_flush (w, c))
+    {
+      note_error (w, c, "send failed", g_strerror (errno), 40);
+      conn_failed (w, c);
+    }
+}
+
+/* ---- per-scenario driving --------------------------------------------- */
+
+static guint
+setup_window (void)
+{
+  return MAX (1u, opt.concurrency / opt.threads);
+}
+
+/* Starts connections for the long-lived scenarios (idle, pairs) and for
+ * registration, keeping at most setup_window() in flight. */
+static void
+ramp (Worker *w)
+{
+  if (atomic_load (&g_stop))
+    return;
+  if (opt.scenario == SC_REGISTER)
+    {
+      for (guint k = 0; k < 4096 && w->in_flight < setup_window (); k++)
+        {
+          guint a = atomic_fetch_add (&g_next_account, 1);
+          if (a >= opt.n)
+            return;
+          Conn *c = &w->conns[w->in_flight < w->n_conns ? 0 : 0];
+          /* find a free slot */
+          for (guint s = 0; s < w->n_conns; s++)
+            if (w->conns[s].fd < 0 && w->conns[s].state == ST_IDLE_SLOT)
+              {
+                c = &w->conns[s];
+                break;
+              }
+          c->account = opt.first + a;
+          c->attempts = 0;
+          conn_start (w, c);
+        }
+      return;
+    }
+  if (opt.scenario == SC_LOGINS)
+    return;
+  for (guint k = 0; k < 4096 && w->next_to_start < w->n_conns && w->in_flight < setup_window (); k++)
+    conn_start (w, &w->conns[w->next_to_start++]);
+}
+
+static void
+start_traffic (Worker *w)
+{
+  w->started_traffic = TRUE;
+  if (opt.scenario != SC_THROUGHPUT)
+    return;
+  for (guint i = 0; i + 1 < w->n_conns; i += 2)
+    {
+      Conn *a = &w->conns[i], *b = &w->conns[i + 1];
+      if (a->state != ST_READY || b->state != ST_READY)
+        continue;
+      for (guint k = 0; k < opt.window; k++)
+        {
+          Conn *from = k % 2 == 0 ? a : b;
+          send_message (from);
+          w->sent_msgs++;
+        }
+      conn_flush (w, a);
+      conn_flush (w, b);
+    }
+}
+
+/* Latency: sends what is due at the worker's share of the rate. */
+static void
+pace (Worker *w)
+{
+  uint64_t exp;
+  if (read (w->tfd, &exp, sizeof exp) < 0)
+    return;
+  if (!w->started_traffic || atomic_load (&g_stop) || w->n_conns < 2)
+    return;
+  double share = opt.rate / opt.threads;
+  gint64 elapsed = now_ns () - g_go_time_ns;
+  guint64 due = (guint64) (share * (double) elapsed / 1e9);
+  guint pairs = w->n_conns / 2;
+  for (guint k = 0; k < 100000 && w->paced_sent < due; k++)
+    {
+      guint pi = w->rr % pairs;
+      Conn *a = &w->conns[2 * pi], *b = &w->conns[2 * pi + 1];
+      Conn *from = (w->rr / pairs) % 2 == 0 ? a : b;
+      w->rr++;
+      w->paced_sent++;
+      if (from->state != ST_READY || from->peer->state != ST_READY)
+        continue;
+      send_message (from);
+      w->sent_msgs++;
+      if (!conn_flush (w, from))
+        conn_failed (w, from);
+    }
+}
+
+static void *
+worker_main (void *data)
+{
+  Worker *w = data;
+  struct epoll_event evs[256];
+  gint64 hard_end = now_ns () + (gint64) ((opt.setup_timeout + opt.duration + 30) * 1e9);
+
+  if (opt.scenario == SC_LOGINS)
+    for (guint i = 0; i < w->n_conns; i++)
+      conn_start (w, &w->conns[i]);
+
+  for (guint64 iter = 0; iter < G_GUINT64_CONSTANT (1) << 40; iter++)
+    {
+      if (atomic_load (&g_stop) || now_ns () > hard_end)
+        break;
+      ramp (w);
+      if (!w->started_traffic && atomic_load (&g_go))
+        start_traffic (w);
+      int n = epoll_wait (w->ep, evs, G_N_ELEMENTS (evs), 10);
+      for (int i = 0; i < n; i++)
+        {
+          if (evs[i].data.ptr == NULL)
+            {
+              pace (w);
+              continue;
+            }
+          conn_event (w, evs[i].data.ptr, evs[i].events);
+        }
+    }
+  for (guint i = 0; i < w->n_conns; i++)
+    if (w->conns[i].fd >= 0)
+      conn_close (w, &w->conns[i]);
+  return NULL;
+}
+
+/* ---- main ------------------------------------------------------------- */
+
+static void
+usage (FILE *f)
+{
+  fprintf (f,
+    "usage: xmppload -s SCENARIO [options]\n"
+    "  -s register|idle|logins|throughput|latency\n"
+    "  -H HOST (127.0.0.1)  -P PORT (5222)  -D DOMAIN (localhost)\n"
+    "  -u PREFIX (user)  -x PASSWORD (pw)  -f FIRST account number (1)\n"
+    "  -n N       accounts to register / sessions to hold / login pool (idle: 100)\n"
+    "  -c C       logins (or registrations) in flight (100)\n"
+    "  -p P       pairs for throughput/latency (10)\n"
+    "  -w W       messages in flight per pair, throughput (10)\n"
+    "  -r R       aggregate messages/s, latency (2000)\n"
+    "  -d SEC     measuring time (10); idle: hold time (0 = until SIGINT/SIGTERM)\n"
+    "  -T SEC     setup timeout (120)\n"
+    "  -t T       threads (1)\n"
+    "  -b A,B,..  source addresses (127.0.0.x) to spread connections over\n"
+    "  -N         no initial presence\n"
+    "  -L LABEL   server label for RESULT lines (server)\n");
+}
+
+static gboolean
+parse_sources (const char *list)
+{
+  g_auto(GStrv) parts = g_strsplit (list, ",", -1);
+  guint n = g_strv_length (parts);
+  opt.sources = g_new0 (struct in_addr, MAX (n, 1));
+  for (guint i = 0; i < n; i++)
+    {
+      if (inet_pton (AF_INET, g_strstrip (parts[i]), &opt.sources[opt.n_sources]) != 1)
+        return FALSE;
+      if ((ntohl (opt.sources[opt.n_sources].s_addr) >> 24) != 127)
+        {
+          fprintf (stderr, "xmppload: source %s is not in 127.0.0.0/8\n", parts[i]);
+          return FALSE;
+        }
+      opt.n_sources++;
+    }
+  return TRUE;
+}
+
+static void
+raise_nofile (guint want)
+{
+  struct rlimit rl;
+  if (getrlimit (RLIMIT_NOFILE, &rl) != 0)
+    return;
+  rlim_t target = MIN ((rlim_t) want, rl.rlim_max);
+  if (rl.rlim_cur < target)
+    {
+      rl.rlim_cur = target;
+      setrlimit (RLIMIT_NOFILE, &rl);
+    }
+  getrlimit (RLIMIT_NOFILE, &rl);
+  if (rl.rlim_cur < want)
+    fprintf (stderr, "xmppload: warning: open-file limit %lu < %u needed\n",
+             (unsigned long) rl.rlim_cur, want);
+}
+
+static double
+secs_since (gint64 t)
+{
+  return (double) (now_ns () - t) / 1e9;
+}
+
+int
+main (int argc, char **argv)
+{
+  opt.scenario_name = NULL;
+  opt.server_label = "server";
+  opt.host = "127.0.0.1";
+  opt.port = 5222;
+  opt.domain = "localhost";
+  opt.prefix = "user";
+  opt.password = "pw";
+  opt.first = 1;
+  opt.n = 100;
+  opt.concurrency = 100;
+  opt.pairs = 10;
+  opt.window = 10;
+  opt.rate = 2000;
+  opt.duration = -1;
+  opt.setup_timeout = 120;
+  opt.threads = 1;
+  opt.presence = TRUE;
+
+  int ch;
+  while ((ch = getopt (argc, argv, "s:H:P:D:u:x:f:n:c:p:w:r:d:T:t:b:NL:h")) != -1)
+    {
+      switch (ch)
+        {
+        case 's': opt.scenario_name = optarg; break;
+        case 'H': opt.host = optarg; break;
+        case 'P': opt.port = atoi (optarg); break;
+        case 'D': opt.domain = optarg; break;
+        case 'u': opt.prefix = optarg; break;
+        case 'x': opt.password = optarg; break;
+        case 'f': opt.first = (guint) strtoul (optarg, NULL, 10); break;
+        case 'n': opt.n = (guint) strtoul (optarg, NULL, 10); break;
+        case 'c': opt.concurrency = (guint) strtoul (optarg, NULL, 10); break;
+        case 'p': opt.pairs = (guint) strtoul (optarg, NULL, 10); break;
+        case 'w': opt.window = (guint) strtoul (optarg, NULL, 10); break;
+        case 'r': opt.rate = g_ascii_strtod (optarg, NULL); break;
+        case 'd': opt.duration = g_ascii_strtod (optarg, NULL); break;
+        case 'T': opt.setup_timeout = g_ascii_strtod (optarg, NULL); break;
+        case 't': opt.threads = (guint) strtoul (optarg, NULL, 10); break;
+        case 'b': if (!parse_sources (optarg)) return 2; break;
+        case 'N': opt.presence = FALSE; break;
+        case 'L': opt.server_label = optarg; break;
+        case 'h': usage (stdout); return 0;
+        default: usage (stderr); return 2;
+        }
+    }
+  if (opt.scenario_name == NULL)
+    {
+      usage (stderr);
+      return 2;
+    }
+  static const char *const names[] = { "register", "idle", "logins", "throughput", "latency" };
+  gboolean known = FALSE;
+  for (guint i = 0; i < G_N_ELEMENTS (names); i++)
+    if (strcmp (opt.scenario_name, names[i]) == 0)
+      {
+        opt.scenario = (Scenario) i;
+        known = TRUE;
+      }
+  if (!known || opt.threads < 1 || opt.threads > 64 || opt.n < 1 || opt.concurrency < 1
+      || opt.pairs < 1 || opt.window < 1 || opt.rate <= 0 || opt.setup_timeout <= 0)
+    {
+      usage (stderr);
+      return 2;
+    }
+  if (opt.duration < 0)
+    opt.duration = opt.scenario == SC_IDLE ? 0 : 10;
+  if (opt.scenario == SC_IDLE && opt.duration == 0)
+    opt.duration = 24 * 3600; /* "until told": still bounded */
+  opt.dest.sin_family = AF_INET;
+  opt.dest.sin_port = htons ((guint16) opt.port);
+  if (inet_pton (AF_INET, opt.host, &opt.dest.sin_addr) != 1
+      || (ntohl (opt.dest.sin_addr.s_addr) >> 24) != 127)
+    {
+      fprintf (stderr, "xmppload: -H must be an IPv4 address in 127.0.0.0/8\n");
+      return 2;
+    }
+
+  /* how many connection slots in all */
+  guint total;
+  switch (opt.scenario)
+    {
+    case SC_IDLE: total = opt.n; break;
+    case SC_LOGINS: total = opt.concurrency; break;
+    case SC_REGISTER: total = opt.concurrency; break;
+    default: total = 2 * opt.pairs; break;
+    }
+  if (opt.scenario == SC_THROUGHPUT || opt.scenario == SC_LATENCY)
+    opt.concurrency = MAX (opt.concurrency, 1);
+  raise_nofile (total + 64);
+
+  sigset_t sigs;
+  sigemptyset (&sigs);
+  sigaddset (&sigs, SIGINT);
+  sigaddset (&sigs, SIGTERM);
+  pthread_sigmask (SIG_BLOCK, &sigs, NULL);
+  signal (SIGPIPE, SIG_IGN);
+
+  /* distribute slots: pairs stay within one worker */
+  workers = g_new0 (Worker, opt.threads);
+  guint unit = (opt.scenario == SC_THROUGHPUT || opt.scenario == SC_LATENCY) ? 2 : 1;
+  guint units = total / unit;
+  guint acct_next = 0;
+  for (guint t = 0; t < opt.threads; t++)
+    {
+      Worker *w = &workers[t];
+      w->id = t;
+      w->next_source = t;
+      w->n_conns = (units / opt.threads + (t < units % opt.threads ? 1 : 0)) * unit;
+      w->conns = g_new0 (Conn, MAX (w->n_conns, 1));
+      w->ep = epoll_create1 (EPOLL_CLOEXEC);
+      w->tfd = -1;
+      for (guint i = 0; i < w->n_conns; i++)
+        {
+          Conn *c = &w->conns[i];
+          c->fd = -1;
+          c->slot = i;
+          c->account = opt.first + (acct_next++ % opt.n);
+          if (unit == 2 && i % 2 == 1)
+            {
+              c->peer = &w->conns[i - 1];
+              w->conns[i - 1].peer = c;
+            }
+        }
+      if (opt.scenario == SC_LATENCY)
+        {
+          w->tfd = timerfd_create (CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
+          struct itimerspec its = { .it_interval = { 0, 1000000 }, .it_value = { 0, 1000000 } };
+          timerfd_settime (w->tfd, 0, &its, NULL);
+          struct epoll_event ev = { .events = EPOLLIN, .data.ptr = NULL };
+          epoll_ctl (w->ep, EPOLL_CTL_ADD, w->tfd, &ev);
+        }
+    }
+  if (opt.scenario == SC_LOGINS && opt.n < total)
+    fprintf (stderr, "xmppload: note: %u workers share %u accounts\n", total, opt.n);
+
+  gint64 t0 = now_ns ();
+  if (opt.scenario == SC_LOGINS)
+    {
+      g_go_time_ns = t0;
+      atomic_store (&g_measuring, 1);
+    }
+  for (guint t = 0; t < opt.threads; t++)
+    pthread_create (&workers[t].thread, NULL, worker_main, &workers[t]);
+
+  /* the controller: bounded by setup timeout + duration */
+  gboolean ready = FALSE, interrupted = FALSE;
+  gint64 measure_start = opt.scenario == SC_LOGINS ? t0 : 0;
+  guint need = opt.scenario == SC_REGISTER || opt.scenario == SC_LOGINS ? 0 : total;
+  double measured = 0;
+  guint64 warm_delivered = 0;
+  (void) warm_delivered;
+  struct timespec tick = { 0, 100 * 1000000 };
+  for (guint loop = 0; loop < 100u * 3600u * 48u; loop++)
+    {
+      siginfo_t si;
+      if (sigtimedwait (&sigs, &si, &tick) > 0)
+        {
+          interrupted = TRUE;
+          break;
+        }
+      if (opt.scenario == SC_REGISTER)
+        {
+          guint inflight = 0;
+          for (guint t = 0; t < opt.threads; t++)
+            inflight += workers[t].in_flight; /* racy read, only a hint */
+          if (atomic_load (&g_next_account) >= opt.n && inflight == 0)
+            break;
+          if (secs_since (t0) > opt.setup_timeout)
+            break;
+          continue;
+        }
+      if (opt.scenario == SC_LOGINS)
+        {
+          if (secs_since (t0) >= opt.duration)
+            break;
+          continue;
+        }
+      if (!ready)
+        {
+          guint done = atomic_load (&g_bound) + atomic_load (&g_failed);
+          if (done >= need)
+            {
+              ready = TRUE;
+              fprintf (stdout, "READY %u\n", atomic_load (&g_bound));
+              fprintf (stderr, "xmppload: %u sessions bound, %u failed in %.2f s\n",
+                       atomic_load (&g_bound), atomic_load (&g_failed), secs_since (t0));
+              fflush (stdout);
+              fflush (stderr);
+              g_go_time_ns = now_ns ();
+              /* latency: the first tenth (≤ 1 s) of the run is a warm-up */
+              double warm = opt.scenario == SC_LATENCY ? MIN (1.0, opt.duration / 10) : 0;
+              g_go_time_ns += (gint64) (warm * 1e9);
+              measure_start = g_go_time_ns;
+              if (opt.scenario == SC_LATENCY)
+                g_go_time_ns -= (gint64) (warm * 1e9); /* pacing starts now */
+              atomic_store (&g_go, 1);
+              if (warm > 0)
+                {
+                  struct timespec ws = { (time_t) warm, (long) ((warm - (double) (time_t) warm) * 1e9) };
+                  nanosleep (&ws, NULL);
+                  g_go_time_ns = measure_start; /* only messages sent from here are timed */
+                }
+              atomic_store (&g_measuring, 1);
+            }
+          else if (secs_since (t0) > opt.setup_timeout)
+            {
+              fprintf (stderr, "xmppload: setup timeout: %u bound, %u failed of %u\n",
+                       atomic_load (&g_bound), atomic_load (&g_failed), need);
+              break;
+            }
+          continue;
+        }
+      if ((double) (now_ns () - measure_start) / 1e9 >= opt.duration)
+        break;
+    }
+  if (measure_start != 0)
+    measured = (double) (now_ns () - measure_start) / 1e9;
+  atomic_store (&g_measuring, 0);
+  atomic_store (&g_stop, 1);
+  for (guint t = 0; t < opt.threads; t++)
+    pthread_join (workers[t].thread, NULL);
+
+  /* aggregate */
+  Hist lat = { 0 };
+  guint64 delivered = 0, sent = 0, logins = 0, lfail = 0, reg = 0, confl = 0, rfail = 0, errors = 0;
+  const char *last_error = NULL;
+  for (guint t = 0; t < opt.threads; t++)
+    {
+      Worker *w = &workers[t];
+      hist_merge (&lat, &w->lat);
+      delivered += w->delivered;
+      sent += w->sent_msgs;
+      logins += w->logins;
+      lfail += w->login_failures;
+      reg += w->registered;
+      confl += w->conflicts;
+      rfail += w->reg_failures;
+      errors += w->errors;
+      if (w->last_error[0])
+        last_error = w->last_error;
+    }
+  double total_s = secs_since (t0);
+  int rc = 0;
+  switch (opt.scenario)
+    {
+    case SC_REGISTER:
+      printf ("registered %" G_GUINT64_FORMAT " (already there %" G_GUINT64_FORMAT
+              ", failed %" G_GUINT64_FORMAT ") in %.2f s\n", reg, confl, rfail, total_s);
+      printf ("RESULT scenario=register server=%s accounts=%u registered=%" G_GUINT64_FORMAT
+              " existing=%" G_GUINT64_FORMAT " failed=%" G_GUINT64_FORMAT " seconds=%.2f per_s=%.1f\n",
+              opt.server_label, opt.n, reg, confl, rfail, total_s, (double) reg / MAX (total_s, 1e-9));
+      rc = reg + confl == opt.n ? 0 : 1;
+      break;
+    case SC_IDLE:
+      printf ("held %u sessions (%u failed) for %.2f s\n", atomic_load (&g_bound), atomic_load (&g_failed), measured);
+      printf ("RESULT scenario=idle server=%s sessions=%u failed=%u errors=%" G_GUINT64_FORMAT " held_s=%.2f\n",
+              opt.server_label, atomic_load (&g_bound), atomic_load (&g_failed), errors, measured);
+      rc = ready && atomic_load (&g_failed) == 0 ? 0 : 1;
+      break;
+    case SC_LOGINS:
+      printf ("%" G_GUINT64_FORMAT " logins in %.2f s with %u in flight: %.1f/s, latency mean %.2f ms p50 %.2f ms p99 %.2f ms\n",
+              logins, measured, opt.concurrency, (double) logins / MAX (measured, 1e-9),
+              lat.count ? lat.sum / (double) lat.count / 1e6 : 0, hist_quantile (&lat, 0.5) / 1e6,
+              hist_quantile (&lat, 0.99) / 1e6);
+      printf ("RESULT scenario=logins server=%s concurrency=%u logins=%" G_GUINT64_FORMAT " failures=%" G_GUINT64_FORMAT
+              " seconds=%.2f logins_per_s=%.1f mean_ms=%.3f p50_ms=%.3f p99_ms=%.3f\n",
+              opt.server_label, opt.concurrency, logins, lfail, measured, (double) logins / MAX (measured, 1e-9),
+              lat.count ? lat.sum / (double) lat.count / 1e6 : 0, hist_quantile (&lat, 0.5) / 1e6,
+              hist_quantile (&lat, 0.99) / 1e6);
+      rc = logins > 0 ? 0 : 1;
+      break;
+    case SC_THROUGHPUT:
+      printf ("%" G_GUINT64_FORMAT " messages delivered in %.2f s over %u pairs (window %u): %.0f/s\n",
+              delivered, measured, opt.pairs, opt.window, (double) delivered / MAX (measured, 1e-9));
+      printf ("RESULT scenario=throughput server=%s pairs=%u window=%u bound=%u delivered=%" G_GUINT64_FORMAT
+              " errors=%" G_GUINT64_FORMAT " seconds=%.2f delivered_per_s=%.0f\n",
+              opt.server_label, opt.pairs, opt.window, atomic_load (&g_bound), delivered, errors, measured,
+              (double) delivered / MAX (measured, 1e-9));
+      rc = ready && delivered > 0 ? 0 : 1;
+      break;
+    case SC_LATENCY:
+      printf ("%" G_GUINT64_FORMAT " messages timed at %.0f/s over %u pairs: p50 %.3f ms p99 %.3f ms max %.3f ms\n",
+              lat.count, opt.rate, opt.pairs, hist_quantile (&lat, 0.5) / 1e6,
+              hist_quantile (&lat, 0.99) / 1e6, (double) lat.max / 1e6);
+      printf ("RESULT scenario=latency server=%s pairs=%u rate=%.0f sent=%" G_GUINT64_FORMAT " delivered=%" G_GUINT64_FORMAT
+              " timed=%" G_GUINT64_FORMAT " errors=%" G_GUINT64_FORMAT " seconds=%.2f delivered_per_s=%.0f"
+              " p50_ms=%.3f p99_ms=%.3f max_ms=%.3f\n",
+              opt.server_label, opt.pairs, opt.rate, sent, delivered, lat.count, errors, measured,
+              (double) delivered / MAX (measured, 1e-9), hist_quantile (&lat, 0.5) / 1e6,
+              hist_quantile (&lat, 0.99) / 1e6, (double) lat.max / 1e6);
+      rc = ready && lat.count > 0 ? 0 : 1;
+      break;
+    }
+  if (last_error != NULL)
+    fprintf (stderr, "xmppload: last error: %s\n", last_error);
+  if (interrupted && opt.scenario == SC_IDLE)
+    rc = ready ? 0 : 1;
+  fflush (stdout);
+  for (guint t = 0; t < opt.threads; t++)
+    {
+      g_free (workers[t].conns);
+      g_free (workers[t].scratch);
+      g_free (workers[t].lat.b);
+      close (workers[t].ep);
+      if (workers[t].tfd >= 0)
+        close (workers[t].tfd);
+    }
+  g_free (workers);
+  g_free (lat.b);
+  g_free (opt.sources);
+  return rc;
+}
