@@ -77,7 +77,8 @@ static atomic_int  g_measuring;   /* counting deliveries / logins */
 static atomic_uint g_bound;       /* sessions bound (idle/throughput/latency) */
 static atomic_uint g_failed;      /* sessions given up on during setup */
 static atomic_uint g_next_account;/* register: next account to create */
-static gint64      g_go_time_ns;  /* CLOCK_MONOTONIC when traffic starts */
+static gint64      g_pace_start_ns; /* CLOCK_MONOTONIC when traffic starts */
+static gint64      g_timed_from_ns; /* latency: messages sent from here on are timed */
 
 static inline gint64
 now_ns (void)
@@ -117,7 +118,7 @@ hist_value (guint idx)
     return idx;
   guint e = (idx - 2 * HIST_SUB) / HIST_SUB + 1;
   guint64 m = (idx - 2 * HIST_SUB) % HIST_SUB + HIST_SUB;
-  return ((m << e) + (m + 1) << e) / 2; /* bucket midpoint */
+  return ((m << e) + ((m + 1) << e)) / 2; /* bucket midpoint */
 }
 
 static void
@@ -175,6 +176,7 @@ typedef enum
   ST_FEATURES2,   /* waiting for the post-auth <features> */
   ST_BIND,        /* waiting for the bind result */
   ST_READY,
+  ST_CLOSING,     /* our </stream:stream> sent: draining until EOF */
 } ConnState;
 
 typedef struct Worker Worker;
@@ -233,6 +235,7 @@ static Worker *workers;
 
 static void conn_start (Worker *w, Conn *c);
 static void conn_close (Worker *w, Conn *c);
+static gboolean conn_flush (Worker *w, Conn *c);
 
 static void
 note_error (Worker *w, Conn *c, const char *what, const char *detail, size_t dlen)
@@ -454,6 +457,18 @@ child_text (const char *s, size_t len, const char *name, size_t *tlen)
 
 /* ---- the client state machine ----------------------------------------- */
 
+/* Ends a short-lived session politely: the slot is freed (in_flight
+ * drops) when the server has closed its side too. */
+static void
+conn_finish (Worker *w, Conn *c)
+{
+  conn_write (c, "</stream:stream>", 16);
+  conn_flush (w, c);
+  shutdown (c->fd, SHUT_WR);
+  c->state = ST_CLOSING;
+  c->t_start = now_ns ();
+}
+
 static void
 session_bound (Worker *w, Conn *c)
 {
@@ -467,12 +482,7 @@ session_bound (Worker *w, Conn *c)
           w->logins++;
           hist_add (&w->lat, (guint64) (now_ns () - c->t_start));
         }
-      conn_write (c, "</stream:stream>", 16);
-      conn_flush (w, c);
-      conn_close (w, c);
-      w->in_flight--;
-      if (!atomic_load (&g_stop))
-        conn_start (w, c);
+      conn_finish (w, c);
       return;
     }
   atomic_fetch_add (&g_bound, 1);
@@ -495,9 +505,7 @@ conn_failed (Worker *w, Conn *c)
     {
       if (atomic_load_explicit (&g_measuring, memory_order_relaxed))
         w->login_failures++;
-      if (!atomic_load (&g_stop))
-        conn_start (w, c);
-      return;
+      return; /* ramp() starts the slot again */
     }
   if (opt.scenario == SC_REGISTER)
     {
@@ -521,10 +529,7 @@ registration_done (Worker *w, Conn *c, gboolean ok, gboolean conflict)
     w->conflicts++;
   else
     w->reg_failures++;
-  conn_write (c, "</stream:stream>", 16);
-  conn_flush (w, c);
-  conn_close (w, c);
-  w->in_flight--;
+  conn_finish (w, c);
 }
 
 /* One complete top-level element S[0..LEN) with local name NAME. */
@@ -559,7 +564,7 @@ handle_element (Worker *w, Conn *c, const char *name, size_t nlen, const char *s
           if (!ok && !conflict)
             note_error (w, c, "registration refused", s, len);
           registration_done (w, c, ok, conflict);
-          return FALSE;
+          return TRUE;
         }
       if (IS ("error"))
         {
@@ -604,7 +609,7 @@ handle_element (Worker *w, Conn *c, const char *name, size_t nlen, const char *s
           g_free (c->jid);
           c->jid = g_strndup (j, jl);
           session_bound (w, c);
-          return c->fd >= 0 ? TRUE : FALSE;
+          return TRUE;
         }
       if (IS ("error"))
         {
@@ -632,7 +637,7 @@ handle_element (Worker *w, Conn *c, const char *name, size_t nlen, const char *s
               w->delivered++;
               /* Latency warm-up: messages sent before measuring began
                * are counted as delivered but not timed. */
-              if (opt.scenario == SC_LATENCY && sent >= g_go_time_ns && now >= sent)
+              if (opt.scenario == SC_LATENCY && sent >= g_timed_from_ns && now >= sent)
                 hist_add (&w->lat, (guint64) (now - sent));
             }
           if (opt.scenario == SC_THROUGHPUT && !atomic_load_explicit (&g_stop, memory_order_relaxed))
@@ -680,6 +685,7 @@ scan_elements (Worker *w, Conn *c, const char *buf, size_t len)
   size_t p = 0;
   size_t elem_start = 0;
   int depth = c->depth;
+  int cdepth = depth; /* depth at CONSUMED */
 
   for (guint guard = 0; guard < 1000000 && p < len; guard++)
     {
@@ -687,12 +693,18 @@ scan_elements (Worker *w, Conn *c, const char *buf, size_t len)
       if (lt == NULL)
         {
           if (depth <= 1)
-            consumed = len; /* whitespace keepalives */
+            {
+              consumed = len; /* whitespace keepalives */
+              cdepth = depth;
+            }
           break;
         }
       size_t i = (size_t) (lt - buf);
       if (depth <= 1)
-        consumed = i;
+        {
+          consumed = i;
+          cdepth = depth;
+        }
       if (i + 1 >= len)
         break;
       char k = buf[i + 1];
@@ -706,7 +718,10 @@ scan_elements (Worker *w, Conn *c, const char *buf, size_t len)
             break;
           p = (size_t) (e - buf) + strlen (endmark);
           if (depth <= 1)
-            consumed = p;
+            {
+              consumed = p;
+              cdepth = depth;
+            }
           continue;
         }
       /* find the tag's end, honouring quotes */
@@ -751,9 +766,12 @@ scan_elements (Worker *w, Conn *c, const char *buf, size_t len)
                 return -1;
               depth = c->depth;
               consumed = p;
+              cdepth = depth;
             }
           else if (depth <= 0)
             {
+              if (c->state == ST_CLOSING)
+                return (ssize_t) len;
               note_error (w, c, "stream closed by server", buf + i, len - i);
               return -1;
             }
@@ -764,6 +782,7 @@ scan_elements (Worker *w, Conn *c, const char *buf, size_t len)
         {
           depth = 1; /* stream header */
           consumed = p;
+          cdepth = depth;
           continue;
         }
       if (depth == 1)
@@ -786,16 +805,14 @@ scan_elements (Worker *w, Conn *c, const char *buf, size_t len)
                 return -1;
               depth = c->depth;
               consumed = p;
+              cdepth = depth;
               continue;
             }
         }
       if (!self_closing)
         depth++;
     }
-  /* the unconsumed tail starts at depth 0 or 1 */
-  c->depth = consumed == len || depth <= 1 ? depth : 1;
-  if (consumed < len && depth > 1)
-    c->depth = 1;
+  c->depth = cdepth; /* the unconsumed tail is scanned again from here */
   return (ssize_t) consumed;
 }
 
@@ -817,6 +834,16 @@ conn_readable (Worker *w, Conn *c)
         continue;
       if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
         return;
+      if (c->state == ST_CLOSING)
+        {
+          if (n <= 0)
+            {
+              conn_close (w, c);
+              w->in_flight--;
+              return;
+            }
+          continue; /* discard the server's goodbye */
+        }
       if (n <= 0)
         {
           note_error (w, c, n == 0 ? "EOF from server" : "recv failed", g_strerror (errno), 40);
@@ -945,6 +972,12 @@ conn_event (Worker *w, Conn *c, guint32 events)
       if (c->fd < 0)
         return;
     }
+  else if ((events & (EPOLLERR | EPOLLHUP)) && c->state == ST_CLOSING)
+    {
+      conn_close (w, c);
+      w->in_flight--;
+      return;
+    }
   else if (events & (EPOLLERR | EPOLLHUP))
     {
       note_error (w, c, "connection reset", NULL, 0);
@@ -977,17 +1010,15 @@ ramp (Worker *w)
     {
       for (guint k = 0; k < 4096 && w->in_flight < setup_window (); k++)
         {
+          Conn *c = NULL;
+          for (guint s = 0; s < w->n_conns && c == NULL; s++)
+            if (w->conns[s].fd < 0 && w->conns[s].state == ST_IDLE_SLOT)
+              c = &w->conns[s];
+          if (c == NULL)
+            return;
           guint a = atomic_fetch_add (&g_next_account, 1);
           if (a >= opt.n)
             return;
-          Conn *c = &w->conns[w->in_flight < w->n_conns ? 0 : 0];
-          /* find a free slot */
-          for (guint s = 0; s < w->n_conns; s++)
-            if (w->conns[s].fd < 0 && w->conns[s].state == ST_IDLE_SLOT)
-              {
-                c = &w->conns[s];
-                break;
-              }
           c->account = opt.first + a;
           c->attempts = 0;
           conn_start (w, c);
@@ -995,7 +1026,24 @@ ramp (Worker *w)
       return;
     }
   if (opt.scenario == SC_LOGINS)
-    return;
+    {
+      gint64 now = now_ns ();
+      for (guint s = 0; s < w->n_conns; s++)
+        {
+          Conn *c = &w->conns[s];
+          if (c->state == ST_CLOSING && now - c->t_start > 2 * G_GINT64_CONSTANT (1000000000))
+            {
+              conn_close (w, c); /* the server never closed its side */
+              w->in_flight--;
+            }
+          if (c->fd < 0 && c->state == ST_IDLE_SLOT)
+            {
+              c->account = opt.first + (c->account + w->n_conns * opt.threads - opt.first) % opt.n;
+              conn_start (w, c);
+            }
+        }
+      return;
+    }
   for (guint k = 0; k < 4096 && w->next_to_start < w->n_conns && w->in_flight < setup_window (); k++)
     conn_start (w, &w->conns[w->next_to_start++]);
 }
@@ -1032,7 +1080,7 @@ pace (Worker *w)
   if (!w->started_traffic || atomic_load (&g_stop) || w->n_conns < 2)
     return;
   double share = opt.rate / opt.threads;
-  gint64 elapsed = now_ns () - g_go_time_ns;
+  gint64 elapsed = now_ns () - g_pace_start_ns;
   guint64 due = (guint64) (share * (double) elapsed / 1e9);
   guint pairs = w->n_conns / 2;
   for (guint k = 0; k < 100000 && w->paced_sent < due; k++)
@@ -1057,10 +1105,6 @@ worker_main (void *data)
   Worker *w = data;
   struct epoll_event evs[256];
   gint64 hard_end = now_ns () + (gint64) ((opt.setup_timeout + opt.duration + 30) * 1e9);
-
-  if (opt.scenario == SC_LOGINS)
-    for (guint i = 0; i < w->n_conns; i++)
-      conn_start (w, &w->conns[i]);
 
   for (guint64 iter = 0; iter < G_GUINT64_CONSTANT (1) << 40; iter++)
     {
@@ -1293,10 +1337,7 @@ main (int argc, char **argv)
 
   gint64 t0 = now_ns ();
   if (opt.scenario == SC_LOGINS)
-    {
-      g_go_time_ns = t0;
-      atomic_store (&g_measuring, 1);
-    }
+    atomic_store (&g_measuring, 1);
   for (guint t = 0; t < opt.threads; t++)
     pthread_create (&workers[t].thread, NULL, worker_main, &workers[t]);
 
@@ -1305,8 +1346,6 @@ main (int argc, char **argv)
   gint64 measure_start = opt.scenario == SC_LOGINS ? t0 : 0;
   guint need = opt.scenario == SC_REGISTER || opt.scenario == SC_LOGINS ? 0 : total;
   double measured = 0;
-  guint64 warm_delivered = 0;
-  (void) warm_delivered;
   struct timespec tick = { 0, 100 * 1000000 };
   for (guint loop = 0; loop < 100u * 3600u * 48u; loop++)
     {
@@ -1344,19 +1383,16 @@ main (int argc, char **argv)
                        atomic_load (&g_bound), atomic_load (&g_failed), secs_since (t0));
               fflush (stdout);
               fflush (stderr);
-              g_go_time_ns = now_ns ();
-              /* latency: the first tenth (≤ 1 s) of the run is a warm-up */
+              /* latency: the first tenth (at most 1 s) is a warm-up */
               double warm = opt.scenario == SC_LATENCY ? MIN (1.0, opt.duration / 10) : 0;
-              g_go_time_ns += (gint64) (warm * 1e9);
-              measure_start = g_go_time_ns;
-              if (opt.scenario == SC_LATENCY)
-                g_go_time_ns -= (gint64) (warm * 1e9); /* pacing starts now */
+              g_pace_start_ns = now_ns ();
+              g_timed_from_ns = g_pace_start_ns + (gint64) (warm * 1e9);
+              measure_start = g_timed_from_ns;
               atomic_store (&g_go, 1);
               if (warm > 0)
                 {
                   struct timespec ws = { (time_t) warm, (long) ((warm - (double) (time_t) warm) * 1e9) };
                   nanosleep (&ws, NULL);
-                  g_go_time_ns = measure_start; /* only messages sent from here are timed */
                 }
               atomic_store (&g_measuring, 1);
             }
