@@ -280,6 +280,24 @@ test_accounts_via_mynactl (Fixture *f, gconstpointer unused)
   g_assert_true (client_expect (b, "<not-authorized/>"));
 }
 
+/* Server keepalives (XEP-0199): a silent client is pinged; one that
+ * answers stays, one that does not is closed. */
+static void
+test_keepalive (Fixture *f, gconstpointer unused)
+{
+  g_autoptr(Client) good = client_login (&f->d, "alice", "wonderland", "good");
+  g_autoptr(Client) dead = client_login (&f->d, "bob", "builder", "dead");
+
+  g_assert_true (client_expect (good, "id='myna-keepalive'"));
+  g_assert_nonnull (strstr (good->in->str, "<ping xmlns='urn:xmpp:ping'/>"));
+  client_send (good, "<iq type='result' id='myna-keepalive' to='localhost'/>");
+  g_assert_true (client_expect (dead, "id='myna-keepalive'"));
+  /* bob never answers: closed after the timeout. */
+  g_assert_true (client_expect (dead, "<connection-timeout"));
+  g_assert_true (client_expect_closed (dead));
+  g_assert_true (client_is_open (good));
+}
+
 #define ADD(path, func, data) \
   g_test_add (path, Fixture, data, setup, func, teardown)
 
@@ -298,5 +316,7 @@ main (int argc, char **argv)
   ADD ("/c2s/spoofed-from", test_spoofed_from, NULL);
   ADD ("/c2s/bad-stanzas", test_iq_without_id_and_bad_to, NULL);
   ADD ("/c2s/accounts", test_accounts_via_mynactl, NULL);
+  ADD ("/c2s/keepalive", test_keepalive,
+       "[module:ping]\nkeepalive_interval = 1s\nkeepalive_timeout = 1s\n");
   return g_test_run ();
 }
