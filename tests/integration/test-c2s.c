@@ -15,6 +15,7 @@ setup (Fixture *f, gconstpointer extra)
 {
   g_autofree char *conf = g_strconcat (MYNAD_PLAIN_AUTH, "max_failures = 3\n",
                                        extra != NULL ? (const char *) extra : "", NULL);
+  f->d.modules = MYNAD_DEFAULT_MODULES ";lazytest";
   mynad_start (&f->d, conf);
   mynad_add_user (&f->d, "alice", "wonderland");
   mynad_add_user (&f->d, "bob", "builder");
@@ -298,6 +299,28 @@ test_keepalive (Fixture *f, gconstpointer unused)
   g_assert_true (client_is_open (good));
 }
 
+/* A lazy module is opened by the first stanza of its namespace, over a
+ * real connection, and a hot reload keeps both the connection and the
+ * module's state. */
+static void
+test_lazy_module_over_the_wire (Fixture *f, gconstpointer unused)
+{
+  g_autofree char *before = NULL, *after = NULL, *reload = NULL;
+  g_autoptr(Client) a = client_login (&f->d, "alice", "wonderland", "r");
+  const char *q1 = "<iq type='get' id='L1' to='localhost'><query xmlns='urn:myna:test:lazy'/></iq>";
+  const char *q2 = "<iq type='get' id='L2' to='localhost'><query xmlns='urn:myna:test:lazy'/></iq>";
+
+  g_assert_cmpint (mynactl (&f->d, &before, "modules", NULL), ==, 0);
+  g_assert_nonnull (strstr (before, "lazytest 1.0 lazy (not loaded)"));
+  client_send (a, q1);
+  g_assert_true (client_expect (a, "<count>1</count>"));
+  g_assert_cmpint (mynactl (&f->d, &after, "modules", NULL), ==, 0);
+  g_assert_nonnull (strstr (after, "lazytest 1.0 lazy localhost"));
+  g_assert_cmpint (mynactl (&f->d, &reload, "reload", "lazytest", NULL), ==, 0);
+  client_send (a, q2);
+  g_assert_true (client_expect (a, "<count>2</count>"));
+}
+
 #define ADD(path, func, data) \
   g_test_add (path, Fixture, data, setup, func, teardown)
 
@@ -316,6 +339,7 @@ main (int argc, char **argv)
   ADD ("/c2s/spoofed-from", test_spoofed_from, NULL);
   ADD ("/c2s/bad-stanzas", test_iq_without_id_and_bad_to, NULL);
   ADD ("/c2s/accounts", test_accounts_via_mynactl, NULL);
+  ADD ("/c2s/lazy-module", test_lazy_module_over_the_wire, NULL);
   ADD ("/c2s/keepalive", test_keepalive,
        "[module:ping]\nkeepalive_interval = 1s\nkeepalive_timeout = 1s\n");
   return g_test_run ();

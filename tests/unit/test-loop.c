@@ -69,7 +69,6 @@ test_timer_stop_and_rearm (void)
   Shot a = { 0 }, b = { 0 };
   MynaTimer *ta = myna_timer_new (shot_fire, &a);
   MynaTimer *tb = myna_timer_new (shot_fire, &b);
-  g_autoptr(GArray) only_b = g_array_new (FALSE, TRUE, sizeof (Shot));
 
   myna_timer_start (ta, 50);
   myna_timer_start (tb, 5000);
