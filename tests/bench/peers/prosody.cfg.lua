@@ -37,8 +37,6 @@ c2s_require_encryption = false
 s2s_require_encryption = false
 allow_unencrypted_plain_auth = true
 allow_registration = true
-min_seconds_between_registrations = 0
-registration_throttle_max = nil
 c2s_stanza_size_limit = 256 * 1024
 limits = {}
 
