@@ -814,6 +814,12 @@ myna_session_is_authenticated (MynaSession *session)
 }
 
 gboolean
+myna_session_is_open (MynaSession *session)
+{
+  return session != NULL && session->state != STATE_CLOSING;
+}
+
+gboolean
 myna_session_is_secure (MynaSession *session)
 {
   return session->secure;
@@ -896,6 +902,8 @@ void
 myna_session_set_authenticated (MynaSession *session, const char *local)
 {
   g_return_if_fail (session != NULL && local != NULL);
+  if (session->state == STATE_CLOSING)
+    return;                     /* the client left during the check */
   g_return_if_fail (session->state == STATE_OPEN);
 
   g_autoptr(GError) error = NULL;

@@ -98,6 +98,9 @@ MynaHost    *myna_session_get_host (MynaSession *session);
 MynaJid     *myna_session_get_jid (MynaSession *session);
 gboolean     myna_session_is_authenticated (MynaSession *session);
 gboolean     myna_session_is_secure (MynaSession *session);
+/* FALSE once the session is closing: asynchronous work finishing late
+ * should then do nothing more with it. */
+gboolean     myna_session_is_open (MynaSession *session);
 /* Presence priority (-128..127), 0 until initial presence. */
 int          myna_session_get_priority (MynaSession *session);
 void         myna_session_set_priority (MynaSession *session, int priority);

@@ -223,7 +223,7 @@ plain_checked (const GError *error, gpointer user_data)
   Attempt *a = user_data;
 
   a->busy = FALSE;
-  if (a->session == NULL)
+  if (a->session == NULL || !myna_session_is_open (a->session))
     return;                         /* the client left meanwhile */
   if (error != NULL)
     {

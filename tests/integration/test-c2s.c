@@ -321,6 +321,21 @@ test_lazy_module_over_the_wire (Fixture *f, gconstpointer unused)
   g_assert_true (client_expect (a, "<count>2</count>"));
 }
 
+/* Clients that leave while their password is being checked off the main
+ * loop: the late result must find the session closing and do nothing. */
+static void
+test_leave_during_auth (Fixture *f, gconstpointer unused)
+{
+  for (int i = 0; i < 30; i++)
+    {
+      g_autoptr(Client) c = open_stream (f);
+      send_plain (c, "alice", "wonderland");
+    }
+  g_autoptr(Client) a = client_login (&f->d, "alice", "wonderland", "after");
+  g_assert_nonnull (a);
+  g_assert_null (strstr (f->d.log->str, "CRITICAL"));
+}
+
 #define ADD(path, func, data) \
   g_test_add (path, Fixture, data, setup, func, teardown)
 
@@ -340,6 +355,7 @@ main (int argc, char **argv)
   ADD ("/c2s/bad-stanzas", test_iq_without_id_and_bad_to, NULL);
   ADD ("/c2s/accounts", test_accounts_via_mynactl, NULL);
   ADD ("/c2s/lazy-module", test_lazy_module_over_the_wire, NULL);
+  ADD ("/c2s/leave-during-auth", test_leave_during_auth, NULL);
   ADD ("/c2s/keepalive", test_keepalive,
        "[module:ping]\nkeepalive_interval = 1s\nkeepalive_timeout = 1s\n");
   return g_test_run ();

@@ -1,0 +1,330 @@
+#!/usr/bin/env bash
+# tests/bench/run.sh: benchmarks Myna against Prosody and ejabberd.
+#
+# Builds Myna (build-bench, release) with the xmppload load generator,
+# installs prosody and ejabberd from Debian if missing (without letting
+# their services start), then for each server: fresh data, accounts created
+# in-band, and for each scenario a freshly started server pinned to CPU 0
+# (taskset -c 0) with xmppload on CPU 1.  Prints the RESULT lines as they
+# come and one table at the end.  Only 127.0.0.0/8 is used.
+#
+# Environment (defaults finish in a few minutes):
+#   BENCH_N=2000            idle sessions (and accounts)
+#   BENCH_DURATION=10       seconds per measured scenario
+#   BENCH_PAIRS=50          pairs for throughput/latency
+#   BENCH_WINDOW=10         messages in flight per pair (throughput)
+#   BENCH_RATE=2000         aggregate msgs/s (latency)
+#   BENCH_LOGIN_C=50        logins in flight
+#   BENCH_SERVERS="myna prosody ejabberd"
+#   BENCH_PORT=15225        c2s port (tests/bench/myna.conf uses 15225)
+#   BENCH_KEEP=1            keep the scratch directory
+# Full size: BENCH_N=10000 tests/bench/run.sh, then for Myna alone
+# BENCH_N=100000 BENCH_SERVERS=myna tests/bench/run.sh (needs an open-file
+# hard limit above N for both processes: see docs/PERFORMANCE.md).
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+N=${BENCH_N:-2000}
+DUR=${BENCH_DURATION:-10}
+PAIRS=${BENCH_PAIRS:-50}
+WINDOW=${BENCH_WINDOW:-10}
+RATE=${BENCH_RATE:-2000}
+LOGIN_C=${BENCH_LOGIN_C:-50}
+SERVERS=${BENCH_SERVERS:-"myna prosody ejabberd"}
+PORT=${BENCH_PORT:-15225}
+BUILD="$ROOT/build-bench"
+XL="$BUILD/tests/bench/xmppload"
+ACCOUNTS=$(( N > 2 * PAIRS ? N : 2 * PAIRS ))
+ACCOUNTS=$(( ACCOUNTS > LOGIN_C ? ACCOUNTS : LOGIN_C ))
+
+log () { printf '== %s\n' "$*" >&2; }
+
+# ---- build and install ------------------------------------------------------
+[ -f "$BUILD/build.ninja" ] || meson setup "$BUILD" "$ROOT" -Dbuildtype=release -Dbench=true >/dev/null
+ninja -C "$BUILD" >/dev/null
+
+need_pkgs=()
+[[ " $SERVERS " == *" prosody "* ]] && ! command -v prosody >/dev/null && need_pkgs+=(prosody)
+[[ " $SERVERS " == *" ejabberd "* ]] && ! command -v ejabberdctl >/dev/null && need_pkgs+=(ejabberd)
+if [ ${#need_pkgs[@]} -gt 0 ]; then
+  log "installing ${need_pkgs[*]}"
+  made_policy=0
+  if [ ! -e /usr/sbin/policy-rc.d ]; then
+    printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d
+    chmod 755 /usr/sbin/policy-rc.d
+    made_policy=1
+  fi
+  DEBIAN_FRONTEND=noninteractive apt-get update -q >/dev/null
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${need_pkgs[@]}" >/dev/null
+  [ $made_policy = 1 ] && rm -f /usr/sbin/policy-rc.d
+  # Should a service have started anyway, stop it: it would hold 5222.
+  for s in prosody ejabberd; do service "$s" stop >/dev/null 2>&1 || true; done
+fi
+
+# Open files: as many as the hard limit allows (servers inherit it).
+ulimit -n "$(ulimit -Hn)" || true
+NOFILE=$(ulimit -n)
+if [ "$NOFILE" -le $(( N + 100 )) ]; then
+  echo "BENCH_N=$N needs an open-file limit above $((N + 100)); this shell has $NOFILE" >&2
+  exit 1
+fi
+
+# Source addresses: one per 20,000 sessions, past the ephemeral port range.
+nsrc=$(( N / 20000 + 1 ))
+SRC=$(seq -s, -f '127.0.0.%g' 2 $(( nsrc + 1 )))
+
+WORK=$(mktemp -d /tmp/myna-bench.XXXXXX)
+chmod 755 "$WORK"
+EPMD_BEFORE=$(pgrep -x epmd || true)
+cleanup () {
+  stop_server || true
+  # ejabberd's VM starts epmd; stop it if it was not running before.
+  if [ -z "$EPMD_BEFORE" ] && [ -n "$(pgrep -x epmd || true)" ]; then
+    epmd -kill >/dev/null 2>&1 || true
+  fi
+  [ "${BENCH_KEEP:-0}" = 1 ] || rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+# ---- servers ----------------------------------------------------------------
+SERVER=""          # name of the running server
+SERVER_PID=""      # the process run.sh started
+EJ=(setpriv --reuid=ejabberd --regid=ejabberd --init-groups env HOME=/var/lib/ejabberd)
+
+listening_pid () {
+  ss -Hltnp "sport = :$PORT" 2>/dev/null | sed -n 's/.*pid=\([0-9]*\).*/\1/p' | head -1
+}
+
+wait_listening () {
+  for _ in $(seq 1 600); do
+    [ -n "$(listening_pid)" ] && return 0
+    if [ -n "$SERVER_PID" ] && ! kill -0 "$SERVER_PID" 2>/dev/null; then
+      return 1
+    fi
+    sleep 0.1
+  done
+  return 1
+}
+
+start_server () {
+  local name=$1 dir="$WORK/$1"
+  mkdir -p "$dir"
+  if [ -n "$(listening_pid)" ]; then
+    echo "port $PORT is already in use" >&2
+    return 1
+  fi
+  case $name in
+    myna)
+      (cd "$dir" && exec taskset -c 0 "$BUILD/core/mynad" -c "$ROOT/tests/bench/myna.conf") \
+        >>"$dir/server.log" 2>&1 &
+      SERVER_PID=$!
+      ;;
+    prosody)
+      mkdir -p "$dir/data"
+      sed -e "s|@DIR@|$dir|g" -e "s|@PORT@|$PORT|g" "$ROOT/tests/bench/peers/prosody.cfg.lua" > "$dir/prosody.cfg.lua"
+      taskset -c 0 prosody --config "$dir/prosody.cfg.lua" -F >>"$dir/server.log" 2>&1 &
+      SERVER_PID=$!
+      ;;
+    ejabberd)
+      mkdir -p "$dir/etc" "$dir/spool" "$dir/logs"
+      sed -e "s|@DIR@|$dir|g" -e "s|@PORT@|$PORT|g" "$ROOT/tests/bench/peers/ejabberd.yml" > "$dir/etc/ejabberd.yml"
+      cat > "$dir/etc/ejabberdctl.cfg" <<EOF
+ERL_MAX_PORTS=$(( NOFILE > 65536 ? NOFILE : 65536 ))
+ERL_OPTIONS="+S 1:1 +SDcpu 1:1"
+ERL_EPMD_ADDRESS=127.0.0.1
+INET_DIST_INTERFACE=127.0.0.1
+EOF
+      chown -R ejabberd:ejabberd "$dir"
+      (cd "$dir" && exec taskset -c 0 "${EJ[@]}" ejabberdctl --node bench@localhost \
+         --config-dir "$dir/etc" --spool "$dir/spool" --logs "$dir/logs" foreground) \
+        >>"$dir/server.log" 2>&1 &
+      SERVER_PID=$!
+      ;;
+  esac
+  SERVER=$name
+  if ! wait_listening; then
+    echo "$name did not start; log tail:" >&2
+    tail -20 "$dir/server.log" >&2 || true
+    return 1
+  fi
+  sleep 1
+}
+
+stop_server () {
+  [ -n "$SERVER" ] || return 0
+  local lp
+  lp=$(listening_pid)
+  if [ "$SERVER" = ejabberd ]; then
+    "${EJ[@]}" ejabberdctl --node bench@localhost --config-dir "$WORK/ejabberd/etc" \
+      --spool "$WORK/ejabberd/spool" --logs "$WORK/ejabberd/logs" stop >/dev/null 2>&1 || true
+  else
+    kill -TERM "$SERVER_PID" 2>/dev/null || true
+  fi
+  for _ in $(seq 1 300); do
+    kill -0 "$SERVER_PID" 2>/dev/null || break
+    sleep 0.1
+  done
+  if kill -0 "$SERVER_PID" 2>/dev/null; then
+    echo "$SERVER did not stop: killing it" >&2
+    kill -KILL "$SERVER_PID" 2>/dev/null || true
+    [ -n "$lp" ] && kill -KILL "$lp" 2>/dev/null || true
+  fi
+  wait "$SERVER_PID" 2>/dev/null || true
+  SERVER=""
+  SERVER_PID=""
+  # the listening socket must be gone before the next start
+  for _ in $(seq 1 100); do [ -z "$(listening_pid)" ] && break; sleep 0.1; done
+}
+
+rss_kib () { awk '/^VmRSS:/ {print $2}' "/proc/$1/status"; }
+
+declare -A R  # R[server:metric] = value
+
+# Runs xmppload on CPU 1; stores the RESULT line's fields as R[server:scenario.key].
+load () {
+  local server=$1 scen=$2; shift 2
+  local out="$WORK/$server/$scen.out"
+  if taskset -c 1 "$XL" -s "$scen" -P "$PORT" -D localhost -L "$server" "$@" >"$out" 2>"$WORK/$server/$scen.err"; then :; else
+    echo "xmppload $scen against $server failed:" >&2
+    tail -3 "$WORK/$server/$scen.err" >&2
+  fi
+  cat "$out"
+  local line
+  line=$(grep '^RESULT ' "$out" | tail -1) || return 0
+  for kv in $line; do
+    [[ $kv == *=* ]] && R[$server:$scen.${kv%%=*}]=${kv#*=}
+  done
+}
+
+# ---- the PBKDF2 bound ------------------------------------------------------
+log "timing PBKDF2 alone (4096 iterations) on CPU 0"
+read -r PB_SHA1 PB_SHA256 < <(taskset -c 0 python3 - <<'EOF'
+import hashlib, os, time
+salt = os.urandom(16)
+res = []
+for h in ("sha1", "sha256"):
+    hashlib.pbkdf2_hmac(h, b"pw", salt, 4096)
+    n, t0 = 0, time.perf_counter()
+    while time.perf_counter() - t0 < 2.0 and n < 100000:
+        hashlib.pbkdf2_hmac(h, b"pw", salt, 4096)
+        n += 1
+    res.append((time.perf_counter() - t0) / n * 1000)
+print("%.4f %.4f" % tuple(res))
+EOF
+)
+echo "RESULT scenario=pbkdf2 impl=python-hashlib iterations=4096 sha1_ms=$PB_SHA1 sha256_ms=$PB_SHA256"
+# The same with GnuTLS's gnutls_pbkdf2, which Myna uses (core/sasl.c).
+cat > "$WORK/pbkdf2.c" <<'EOF'
+/* pbkdf2.c: times gnutls_pbkdf2 at 4096 iterations (SHA-1, SHA-256). */
+#include <gnutls/crypto.h>
+#include <stdio.h>
+#include <time.h>
+static double now (void) { struct timespec t; clock_gettime (CLOCK_MONOTONIC, &t); return t.tv_sec + t.tv_nsec / 1e9; }
+int main (void) {
+  const gnutls_mac_algorithm_t algs[2] = { GNUTLS_MAC_SHA1, GNUTLS_MAC_SHA256 };
+  unsigned char out[32], salt[16] = "0123456789abcde";
+  gnutls_datum_t key = { (unsigned char *) "pw", 2 }, s = { salt, 16 };
+  for (int a = 0; a < 2; a++) {
+    int n = 0; double t0 = now ();
+    while (now () - t0 < 2.0 && n < 100000) { gnutls_pbkdf2 (algs[a], &key, &s, 4096, out, a ? 32 : 20); n++; }
+    printf ("%.4f%c", (now () - t0) / n * 1000, a ? '\n' : ' ');
+  }
+  return 0;
+}
+EOF
+GT_SHA1=n/a GT_SHA256=n/a
+if cc -O2 -o "$WORK/pbkdf2" "$WORK/pbkdf2.c" $(pkg-config --cflags --libs gnutls) 2>/dev/null; then
+  read -r GT_SHA1 GT_SHA256 < <(taskset -c 0 "$WORK/pbkdf2")
+fi
+echo "RESULT scenario=pbkdf2 impl=gnutls iterations=4096 sha1_ms=$GT_SHA1 sha256_ms=$GT_SHA256"
+
+# ---- the runs ---------------------------------------------------------------
+for s in $SERVERS; do
+  log "$s: creating $ACCOUNTS accounts in-band"
+  start_server "$s" || { R[$s:error]="did not start"; continue; }
+  load "$s" register -n "$ACCOUNTS" -c 50 -T 1800
+  stop_server
+
+  log "$s: idle ($N sessions)"
+  start_server "$s" || continue
+  pid=$(listening_pid)
+  rss0=$(rss_kib "$pid")
+  taskset -c 1 "$XL" -s idle -P "$PORT" -L "$s" -n "$N" -c 200 -b "$SRC" -d 600 -T 600 \
+    >"$WORK/$s/idle.out" 2>"$WORK/$s/idle.err" &
+  xl=$!
+  for _ in $(seq 1 6000); do
+    grep -q '^READY' "$WORK/$s/idle.out" 2>/dev/null && break
+    kill -0 "$xl" 2>/dev/null || break
+    sleep 0.1
+  done
+  sleep 3
+  rssn=$(rss_kib "$pid")
+  kill -INT "$xl" 2>/dev/null || true
+  wait "$xl" || true
+  cat "$WORK/$s/idle.out"
+  line=$(grep '^RESULT ' "$WORK/$s/idle.out" | tail -1 || true)
+  for kv in $line; do [[ $kv == *=* ]] && R[$s:idle.${kv%%=*}]=${kv#*=}; done
+  held=${R[$s:idle.sessions]:-0}
+  R[$s:rss0]=$rss0
+  R[$s:rssn]=$rssn
+  if [ "$held" -gt 0 ]; then
+    R[$s:kib_per_session]=$(awk -v a="$rss0" -v b="$rssn" -v n="$held" 'BEGIN{printf "%.1f", (b-a)/n}')
+  fi
+  echo "RESULT scenario=rss server=$s sessions=$held rss0_kib=$rss0 rssn_kib=$rssn kib_per_session=${R[$s:kib_per_session]:-n/a}"
+  stop_server
+
+  log "$s: logins ($LOGIN_C in flight, ${DUR}s)"
+  start_server "$s" || continue
+  load "$s" logins -n "$ACCOUNTS" -c "$LOGIN_C" -d "$DUR" -b "$SRC"
+  stop_server
+
+  log "$s: throughput ($PAIRS pairs, window $WINDOW, ${DUR}s)"
+  start_server "$s" || continue
+  load "$s" throughput -p "$PAIRS" -w "$WINDOW" -d "$DUR"
+  stop_server
+
+  log "$s: latency ($PAIRS pairs, $RATE msg/s, ${DUR}s)"
+  start_server "$s" || continue
+  load "$s" latency -p "$PAIRS" -r "$RATE" -d "$DUR"
+  stop_server
+  if [ "$s" = myna ] && grep -q CRITICAL "$WORK/myna/server.log"; then
+    echo "NOTE: mynad logged $(grep -c CRITICAL "$WORK/myna/server.log") CRITICAL line(s):" >&2
+    grep CRITICAL "$WORK/myna/server.log" | sort | uniq -c | sort -rn | head -5 >&2
+  fi
+done
+
+# ---- the table --------------------------------------------------------------
+v () { echo "${R[$1]:-n/a}"; }
+row () {
+  local label=$1 key=$2
+  printf '| %-40s |' "$label"
+  for s in myna prosody ejabberd; do printf ' %12s |' "$(v "$s:$key")"; done
+  printf '\n'
+}
+echo
+echo "PBKDF2-HMAC alone, 4096 iterations (python hashlib, CPU 0): SHA-1 $PB_SHA1 ms, SHA-256 $PB_SHA256 ms" \
+     "=> bound for one hash per login: $(awk -v t="$PB_SHA256" 'BEGIN{printf "%.0f", 1000/t}') logins/s (SHA-256)," \
+     "$(awk -v t="$PB_SHA1" 'BEGIN{printf "%.0f", 1000/t}') logins/s (SHA-1)"
+if [ "$GT_SHA256" != n/a ]; then
+  echo "PBKDF2-HMAC alone, 4096 iterations (gnutls_pbkdf2 as Myna calls it, CPU 0): SHA-1 $GT_SHA1 ms, SHA-256 $GT_SHA256 ms" \
+       "=> bound: $(awk -v t="$GT_SHA256" 'BEGIN{printf "%.0f", 1000/t}') logins/s (PLAIN checks the SHA-256 key)"
+fi
+echo "N=$N idle sessions; ${DUR}s per scenario; $PAIRS pairs; window $WINDOW; latency at $RATE msg/s; $LOGIN_C logins in flight"
+printf '| %-40s | %12s | %12s | %12s |\n' metric Myna Prosody ejabberd
+printf '|%s|%s|%s|%s|\n' "$(printf -- '-%.0s' $(seq 42))" "$(printf -- '-%.0s' $(seq 14))" "$(printf -- '-%.0s' $(seq 14))" "$(printf -- '-%.0s' $(seq 14))"
+row "accounts registered in-band per s"       register.per_s
+row "idle sessions held"                      idle.sessions
+row "RSS before idle sessions (KiB)"          rss0
+row "RSS with idle sessions (KiB)"            rssn
+row "KiB per idle session"                    kib_per_session
+row "logins/s"                                logins.logins_per_s
+row "login latency mean (ms)"                 logins.mean_ms
+row "login latency p50 (ms)"                  logins.p50_ms
+row "login latency p99 (ms)"                  logins.p99_ms
+row "login failures"                          logins.failures
+row "messages delivered/s (throughput)"       throughput.delivered_per_s
+row "message errors (throughput)"             throughput.errors
+row "latency p50 (ms) at fixed rate"          latency.p50_ms
+row "latency p99 (ms) at fixed rate"          latency.p99_ms
+row "latency max (ms) at fixed rate"          latency.max_ms
+row "delivered/s at fixed rate"               latency.delivered_per_s
