@@ -92,6 +92,7 @@ session_write (MynaSession *s, const char *data, gsize len)
                  "reading, disconnecting", s->peer, s->server->limits.max_output);
       s->out_off = 0;
       g_string_truncate (s->out, 0);
+      s->server->counters.output_overflow++;
       myna_session_close (s, "policy-violation", "client is not reading");
       return;
     }
@@ -955,20 +956,26 @@ myna_session_bind (MynaSession *session, const char *resource, GError **error)
  * session then costs a few hundred bytes of parser state instead of the
  * ~17 KiB of a live libxml2 context, while busy sessions keep theirs and
  * pay no rebuild per read. */
-void
+guint
 myna_connections_sweep (MynaServer *server, gint64 idle_us)
 {
   GHashTableIter it;
   gpointer key;
   gint64 now = g_get_monotonic_time ();
+  guint released = 0;
 
   g_hash_table_iter_init (&it, server->connections);
   while (g_hash_table_iter_next (&it, &key, NULL))
     {
       MynaSession *s = key;
-      if (s->state != STATE_CLOSING && now - s->last_read >= idle_us)
-        myna_xml_stream_release_idle (s->xml);
+      if (s->state != STATE_CLOSING && now - s->last_read >= idle_us
+          && myna_xml_stream_get_memory (s->xml) > 4096)
+        {
+          myna_xml_stream_release_idle (s->xml);
+          released++;
+        }
     }
+  return released;
 }
 
 /* ---- the host's registry of bound sessions -------------------------------- */

@@ -288,7 +288,8 @@ void        myna_server_describe_stats (MynaServer *server, GString *out);
 MynaSession *myna_connection_new (MynaServer *server, MynaListener *listener,
                                   int fd, const char *peer, const char *ip);
 void         myna_connection_free (MynaSession *session);
-void         myna_connections_sweep (MynaServer *server, gint64 idle_us);
+/* Returns how many parsers it released. */
+guint        myna_connections_sweep (MynaServer *server, gint64 idle_us);
 void         myna_host_register_session (MynaHost *host, MynaSession *session);
 void         myna_host_unregister_session (MynaHost *host, MynaSession *session);
 MynaSession *myna_host_find_session (MynaHost *host, MynaJid *full);

@@ -39,6 +39,7 @@ typedef struct {
   gboolean      waiting_initial;  /* <auth/> came without an initial response */
   gboolean      busy;             /* a password check is running */
   char         *username;
+  char         *ip;               /* the client's address, kept for late results */
   char         *client_first_bare;
   char         *server_first;
   char         *gs2_header;
@@ -61,6 +62,7 @@ attempt_unref (Attempt *a)
     return;
   g_free (a->mechanism);
   g_free (a->username);
+  g_free (a->ip);
   g_free (a->client_first_bare);
   g_free (a->server_first);
   g_free (a->gs2_header);
@@ -153,6 +155,28 @@ auth_record_failure (Auth *auth, MynaSession *s, const char *user)
              user != NULL ? user : "?");
 }
 
+/* Counts an attempt against the address and the account up front. */
+static void
+auth_record_attempt (Auth *auth, MynaSession *s, const char *user)
+{
+  auth_failures (auth, "ip", myna_session_get_ip (s), TRUE)->count++;
+  if (user != NULL)
+    auth_failures (auth, "user", user, TRUE)->count++;
+}
+
+/* Takes back the counts of an attempt that turned out right. */
+static void
+auth_forget_attempt (Auth *auth, const char *ip, const char *user)
+{
+  Failures *f = auth_failures (auth, "ip", ip, FALSE);
+
+  if (f != NULL && f->count > 0)
+    f->count--;
+  f = user != NULL ? auth_failures (auth, "user", user, FALSE) : NULL;
+  if (f != NULL && f->count > 0)
+    f->count--;
+}
+
 static void
 auth_succeed (Auth *auth, MynaSession *s, const char *user, const char *b64_data)
 {
@@ -223,11 +247,14 @@ plain_checked (const GError *error, gpointer user_data)
   Attempt *a = user_data;
 
   a->busy = FALSE;
+  if (error == NULL)
+    auth_forget_attempt (a->auth, a->ip, a->username);
   if (a->session == NULL || !myna_session_is_open (a->session))
     return;                         /* the client left meanwhile */
   if (error != NULL)
     {
-      auth_record_failure (a->auth, a->session, a->username);
+      g_message ("%s: authentication failed for '%s'", myna_session_get_peer (a->session),
+                 a->username);
       auth_failure (a->session, "not-authorized", NULL);
       return;
     }
@@ -270,6 +297,9 @@ plain_start (Attempt *a, GBytes *msg)
       auth_failure (s, "temporary-auth-failure", "too many failed attempts; try later");
       return;
     }
+  /* Counted as a failure until it succeeds, so that guesses sent in
+   * parallel cannot all get past the throttle. */
+  auth_record_attempt (a->auth, s, a->username);
   a->busy = TRUE;
   myna_account_check_password (myna_host_get_storage (myna_session_get_host (s)),
                                myna_host_get_name (myna_session_get_host (s)), a->username,
@@ -385,6 +415,12 @@ scram_final (Attempt *a, GBytes *msg)
       auth_failure (s, "malformed-request", error->message);
       return;
     }
+  if (auth_throttled (a->auth, s, a->username))
+    {
+      myna_scram_client_final_clear (&cf);
+      auth_failure (s, "temporary-auth-failure", "too many failed attempts; try later");
+      return;
+    }
   if (g_strcmp0 (cf.nonce, a->nonce) != 0)
     {
       myna_scram_client_final_clear (&cf);
@@ -466,6 +502,7 @@ auth_start (Auth *auth, MynaSession *s, MynaStanza *el)
   a->auth = auth;
   a->session = s;
   a->mechanism = g_strdup (mech);
+  a->ip = g_strdup (myna_session_get_ip (s));
   a->hash = g_str_has_prefix (mech, "SCRAM-SHA-1") ? MYNA_SCRAM_SHA1 : MYNA_SCRAM_SHA256;
   a->plus = g_str_has_suffix (mech, "-PLUS");
   myna_session_set_data (s, ATTEMPT_KEY, a, attempt_detach);
