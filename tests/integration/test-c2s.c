@@ -331,7 +331,12 @@ test_leave_during_auth (Fixture *f, gconstpointer unused)
       g_autoptr(Client) c = open_stream (f);
       send_plain (c, "alice", "wonderland");
     }
-  g_autoptr(Client) a = client_login (&f->d, "alice", "wonderland", "after");
+  /* Checks still in flight count against the throttle until they finish
+   * (right passwords are then forgiven): retry within a bound. */
+  gint64 deadline = g_get_monotonic_time () + WAIT_MS * 1000;
+  g_autoptr(Client) a = NULL;
+  while (a == NULL && g_get_monotonic_time () < deadline)
+    a = client_login (&f->d, "alice", "wonderland", "after");
   g_assert_nonnull (a);
   g_assert_null (strstr (f->d.log->str, "CRITICAL"));
 }
