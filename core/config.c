@@ -54,7 +54,20 @@ static const MynaConfigKey listener_keys[] = {
   { "address", MYNA_CONFIG_STRING, "127.0.0.1", 0, 0, "address to bind" },
   { "port", MYNA_CONFIG_INT, "5222", 0, 65535, "TCP port; 0 picks one" },
   { "backlog", MYNA_CONFIG_INT, "1024", 1, 65535, "listen(2) backlog" },
+  /* Per-listener overrides of [global] limits; empty: the global value. */
+  { "max_connections_per_ip", MYNA_CONFIG_STRING, "", 0, 0, "overrides [global]" },
+  { "c2s_rate", MYNA_CONFIG_STRING, "", 0, 0, "overrides [global]" },
+  { "c2s_burst", MYNA_CONFIG_STRING, "", 0, 0, "overrides [global]" },
+  { "max_stanza_size_preauth", MYNA_CONFIG_STRING, "", 0, 0, "overrides [global]" },
+  { "max_stanza_size", MYNA_CONFIG_STRING, "", 0, 0, "overrides [global]" },
+  { "auth_timeout", MYNA_CONFIG_STRING, "", 0, 0, "overrides [global]" },
+  { "max_output", MYNA_CONFIG_STRING, "", 0, 0, "overrides [global]" },
   { NULL }
+};
+
+static const char *const listener_overrides[] = {
+  "max_connections_per_ip", "c2s_rate", "c2s_burst", "max_stanza_size_preauth",
+  "max_stanza_size", "auth_timeout", "max_output", NULL
 };
 
 static const MynaConfigKey host_keys[] = {
@@ -559,9 +572,34 @@ check_group (MynaConfig *config, const char *group, GPtrArray *diags)
     }
 }
 
+gint64
+myna_config_get_listener_limit (MynaConfig *config, const char *listener, const char *key)
+{
+  g_autofree char *group = g_strdup_printf ("listener:%s", listener);
+  g_autofree char *text = g_key_file_get_value (config->kf, group, key, NULL);
+  const MynaConfigKey *def = find_key (global_keys, key);
+
+  g_return_val_if_fail (def != NULL, 0);
+  if (text == NULL || *g_strstrip (text) == '\0')
+    return myna_config_get_int (config, "global", key);
+  return config_number (config, group, key, def);
+}
+
 static void
 check_listener (MynaConfig *config, const char *group, GPtrArray *diags)
 {
+  for (guint i = 0; listener_overrides[i] != NULL; i++)
+    {
+      g_autofree char *text = g_key_file_get_value (config->kf, group, listener_overrides[i], NULL);
+      g_autofree char *problem = NULL;
+      if (text == NULL || *g_strstrip (text) == '\0')
+        continue;
+      problem = config_value_problem (find_key (global_keys, listener_overrides[i]), text);
+      if (problem != NULL)
+        diag_add (diags, config, MYNA_DIAG_ERROR, config_line (config, group, listener_overrides[i]),
+                  "[%s] %s: %s", group, listener_overrides[i], problem);
+    }
+
   g_autofree char *kind = config_raw (config, group, "kind",
                                       find_key (listener_keys, "kind"));
 

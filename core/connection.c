@@ -14,6 +14,8 @@
 #include <sys/socket.h>
 
 #define READ_CHUNK 16384
+/* The limits of the listener the session came in on. */
+#define LIMITS(s) (myna_listener_get_limits ((s)->listener, (s)->server))
 #define NS_TLS "urn:ietf:params:xml:ns:xmpp-tls"
 
 typedef enum {
@@ -86,10 +88,10 @@ session_write (MynaSession *s, const char *data, gsize len)
 {
   if (s->fd < 0 || s->reaping)
     return;
-  if (s->out->len - s->out_off + len > s->server->limits.max_output)
+  if (s->out->len - s->out_off + len > LIMITS (s)->max_output)
     {
       g_warning ("%s: output buffer over %" G_GSIZE_FORMAT " bytes: client is not "
-                 "reading, disconnecting", s->peer, s->server->limits.max_output);
+                 "reading, disconnecting", s->peer, LIMITS (s)->max_output);
       s->out_off = 0;
       g_string_truncate (s->out, 0);
       s->server->counters.output_overflow++;
@@ -337,7 +339,7 @@ session_auth_timeout (gpointer user_data)
 static void
 session_apply_limits (MynaSession *s)
 {
-  MynaLimits *l = &s->server->limits;
+  const MynaLimits *l = LIMITS (s);
   MynaXmlLimits xl = {
     .max_stanza_size = s->state >= STATE_AUTHED ? l->max_stanza_size
                                                  : l->max_stanza_size_preauth,
@@ -436,7 +438,7 @@ rate_resume (gpointer data)
 static gboolean
 rate_allows (MynaSession *s)
 {
-  MynaLimits *l = &s->server->limits;
+  const MynaLimits *l = LIMITS (s);
   gint64 now = g_get_monotonic_time ();
 
   if (l->rate == 0)
@@ -451,7 +453,7 @@ rate_allows (MynaSession *s)
 static void
 rate_pause (MynaSession *s)
 {
-  MynaLimits *l = &s->server->limits;
+  const MynaLimits *l = LIMITS (s);
   guint ms = (guint) MAX (MYNA_TIMER_RESOLUTION_MS, (-s->tokens + 1) * 1000.0 / (double) l->rate);
 
   s->rate_paused = TRUE;
@@ -513,7 +515,7 @@ session_read (MynaSession *s)
       s->last_read = g_get_monotonic_time ();
       s->tokens -= (double) n;
       myna_xml_stream_feed (s->xml, buf, (gsize) n, NULL);
-      if (s->server->limits.rate > 0 && s->tokens <= 0 && s->state != STATE_CLOSING)
+      if (LIMITS (s)->rate > 0 && s->tokens <= 0 && s->state != STATE_CLOSING)
         {
           rate_pause (s);
           break;
@@ -541,9 +543,10 @@ session_io (MynaPollWatch *watch, guint32 events, gpointer user_data)
 
 /* Refuses a connection over the per-address cap with a stream error. */
 static gboolean
-connection_admit (MynaServer *server, int fd, const char *peer, const char *ip)
+connection_admit (MynaServer *server, MynaListener *listener, int fd, const char *peer,
+                  const char *ip)
 {
-  guint max = server->limits.max_connections_per_ip;
+  guint max = myna_listener_get_limits (listener, server)->max_connections_per_ip;
   guint n = GPOINTER_TO_UINT (g_hash_table_lookup (server->per_ip, ip));
   static const char refusal[] =
     "<?xml version='1.0'?><stream:stream xmlns='jabber:client' "
@@ -570,7 +573,7 @@ MynaSession *
 myna_connection_new (MynaServer *server, MynaListener *listener, int fd,
                      const char *peer, const char *ip)
 {
-  if (!connection_admit (server, fd, peer, ip))
+  if (!connection_admit (server, listener, fd, peer, ip))
     return NULL;
 
   MynaSession *s = g_new0 (MynaSession, 1);
@@ -581,13 +584,13 @@ myna_connection_new (MynaServer *server, MynaListener *listener, int fd,
   s->peer = g_strdup (peer);
   s->ip = g_strdup (ip);
   s->last_read = g_get_monotonic_time ();
-  s->tokens = (double) server->limits.burst;
+  s->tokens = (double) LIMITS (s)->burst;
   s->tokens_at = s->last_read;
   s->out = g_string_sized_new (0);
   s->xml = myna_xml_stream_new (&stream_callbacks, s);
   session_apply_limits (s);
   s->timer = myna_timer_new (session_auth_timeout, s);
-  myna_timer_start (s->timer, server->limits.auth_timeout_ms);
+  myna_timer_start (s->timer, LIMITS (s)->auth_timeout_ms);
   s->watch = myna_poller_add (server->poller, fd, EPOLLIN, session_io, s);
   g_datalist_init (&s->data);
   g_hash_table_add (server->connections, s);

@@ -85,6 +85,10 @@ gboolean     myna_config_get_module_bool (MynaConfig *config, const char *host,
                                           const char *module, const char *key);
 char       **myna_config_get_module_list (MynaConfig *config, const char *host,
                                           const char *module, const char *key);
+/* A limit for listener @listener: its own override of the [global] key
+ * @key when set, else the global value. */
+gint64       myna_config_get_listener_limit (MynaConfig *config, const char *listener,
+                                             const char *key);
 /* Sections with a prefix, e.g. "host:" → the part after the colon. */
 char       **myna_config_get_sections (MynaConfig *config, const char *prefix);
 /* Resolves @path against the config's base directory. */
@@ -301,6 +305,8 @@ void             myna_tls_free (MynaTls *tls);
 gnutls_session_t myna_tls_session_new (MynaTls *tls, int fd);
 /* Channel binding data of @type for SASL -PLUS, or NULL. */
 GBytes          *myna_tls_channel_binding (gnutls_session_t session, const char *type);
+/* The limits in force on connections of @listener (NULL: the server's). */
+const MynaLimits *myna_listener_get_limits (MynaListener *listener, MynaServer *server);
 /* The listener's kind ("c2s", "c2s_tls"). */
 const char      *myna_listener_get_kind (MynaListener *listener);
 

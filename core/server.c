@@ -16,6 +16,7 @@
 
 struct _MynaListener {
   MynaServer    *server;
+  MynaLimits     limits;      /* [global] with this listener's overrides */
   char          *name;
   char          *kind;
   int            fd;
@@ -66,6 +67,30 @@ myna_server_add_host (MynaServer *server, const char *name)
   host->stream_features = g_ptr_array_new_with_free_func ((GDestroyNotify) features_entry_free);
   g_hash_table_insert (server->hosts, host->name, host);
   return host;
+}
+
+/* The server's limits with @l's overrides on top. */
+static void
+listener_read_limits (MynaServer *server, MynaListener *l)
+{
+  MynaConfig *c = server->config;
+
+  l->limits = server->limits;
+  l->limits.max_connections_per_ip =
+    (guint) myna_config_get_listener_limit (c, l->name, "max_connections_per_ip");
+  l->limits.rate = (gsize) myna_config_get_listener_limit (c, l->name, "c2s_rate");
+  l->limits.burst = (gsize) myna_config_get_listener_limit (c, l->name, "c2s_burst");
+  l->limits.max_stanza_size_preauth =
+    (gsize) myna_config_get_listener_limit (c, l->name, "max_stanza_size_preauth");
+  l->limits.max_stanza_size = (gsize) myna_config_get_listener_limit (c, l->name, "max_stanza_size");
+  l->limits.auth_timeout_ms = (guint) myna_config_get_listener_limit (c, l->name, "auth_timeout");
+  l->limits.max_output = (gsize) myna_config_get_listener_limit (c, l->name, "max_output");
+}
+
+const MynaLimits *
+myna_listener_get_limits (MynaListener *listener, MynaServer *server)
+{
+  return listener != NULL ? &listener->limits : &server->limits;
 }
 
 static void
@@ -191,6 +216,7 @@ listener_open (MynaServer *server, const char *name, GError **error)
                                             : ((struct sockaddr_in *) &ss)->sin_port);
   l->server = server;
   l->name = g_strdup (name);
+  listener_read_limits (server, l);
   l->kind = g_steal_pointer (&kind);
   l->fd = fd;
   l->watch = myna_poller_add (server->poller, fd, EPOLLIN, listener_accept, l);
@@ -312,7 +338,7 @@ server_sync_modules (MynaServer *server, MynaHost *host)
 }
 
 /* One timer for all connections: idle parsers are released in a sweep. */
-#define SWEEP_SECONDS 2
+#define SWEEP_SECONDS 1
 
 static gboolean
 server_sweep (gpointer data)
@@ -448,6 +474,8 @@ myna_server_reload_config (MynaServer *server, GError **error)
   /* Module declarations carry over, then the fresh file is checked. */
   myna_server_swap_config (server, &fresh);
   server_read_limits (server);
+  for (guint i = 0; i < server->listeners->len; i++)
+    listener_read_limits (server, server->listeners->pdata[i]);
   /* Modules follow the new lists; hosts and listeners need a restart. */
   GHashTableIter it;
   gpointer value;

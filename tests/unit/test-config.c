@@ -149,6 +149,33 @@ test_getters_clamp_and_default (void)
 }
 
 static void
+test_listener_overrides (void)
+{
+  g_autoptr(MynaConfig) c = load (
+      "[global]\n"
+      "c2s_rate = 100K\n"
+      "[listener:public]\n"
+      "c2s_rate = 10K\n"
+      "auth_timeout = 5s\n"
+      "[listener:internal]\n"
+      "max_connections_per_ip = 0\n"
+      "[listener:broken]\n"
+      "c2s_burst = lots\n"
+      "[host:localhost]\n");
+  g_autoptr(GPtrArray) diags = myna_config_check (c);
+
+  g_assert_cmpint (myna_config_get_listener_limit (c, "public", "c2s_rate"), ==, 10 * 1024);
+  g_assert_cmpint (myna_config_get_listener_limit (c, "public", "auth_timeout"), ==, 5000);
+  g_assert_cmpint (myna_config_get_listener_limit (c, "internal", "c2s_rate"), ==, 100 * 1024);
+  g_assert_cmpint (myna_config_get_listener_limit (c, "internal", "max_connections_per_ip"), ==, 0);
+  g_assert_cmpint (myna_config_get_listener_limit (c, "public", "max_connections_per_ip"), ==, 1000);
+  MynaDiag *d = find_diag (diags, "c2s_burst");
+  g_assert_nonnull (d);
+  g_assert_cmpint (d->level, ==, MYNA_DIAG_ERROR);
+  g_assert_cmpuint (d->line, ==, 9);
+}
+
+static void
 test_syntax_error (void)
 {
   g_autoptr(GError) error = NULL;
@@ -186,6 +213,7 @@ main (int argc, char **argv)
   g_test_add_func ("/config/no-host", test_no_host_is_an_error);
   g_test_add_func ("/config/getters", test_getters_clamp_and_default);
   g_test_add_func ("/config/syntax-error", test_syntax_error);
+  g_test_add_func ("/config/listener-overrides", test_listener_overrides);
   g_test_add_func ("/config/shipped-config", test_shipped_config_is_clean);
   return g_test_run ();
 }
