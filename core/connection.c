@@ -54,6 +54,7 @@ struct _MynaSession {
   MynaTimer     *rate_timer;   /* resumes reading after a rate pause */
   gboolean       rate_paused;
   gboolean       rate_logged;
+  gboolean       flush_queued; /* in server->flush_queue */
   gboolean       reaping;
   GData         *data;
 };
@@ -99,7 +100,36 @@ session_write (MynaSession *s, const char *data, gsize len)
       return;
     }
   g_string_append_len (s->out, data, (gssize) len);
+  /* While the poller dispatches a batch, output is coalesced: every stanza
+   * for this peer in the batch leaves in one write after it. */
+  if (myna_poller_in_dispatch (s->server->poller))
+    {
+      if (!s->flush_queued)
+        {
+          s->flush_queued = TRUE;
+          g_ptr_array_add (s->server->flush_queue, s);
+        }
+      return;
+    }
   session_flush (s);
+}
+
+void
+myna_connections_flush_queued (gpointer data)
+{
+  MynaServer *server = data;
+  GPtrArray *q = server->flush_queue;
+
+  /* Flushing may queue more (a close writes its error): index, not iterate. */
+  for (guint i = 0; i < q->len; i++)
+    {
+      MynaSession *s = q->pdata[i];
+      if (s == NULL)
+        continue;
+      s->flush_queued = FALSE;
+      session_flush (s);
+    }
+  g_ptr_array_set_size (q, 0);
 }
 
 static void tls_start (MynaSession *s);
@@ -280,6 +310,8 @@ myna_session_close (MynaSession *session, const char *condition, const char *tex
   s->state = STATE_CLOSING;
   if (s->watch != NULL)
     myna_poller_modify (s->watch, 0);
+  /* What is queued goes out before the half-close. */
+  session_flush (s);
   /* Half-close: the peer reads the error, then sees end of stream. */
   if (s->tls != NULL && !s->handshaking)
     gnutls_bye (s->tls, GNUTLS_SHUT_WR);
@@ -607,6 +639,12 @@ myna_connection_free (MynaSession *s)
     return;
   if (reap_queue != NULL)
     g_ptr_array_remove_fast (reap_queue, s);
+  if (s->flush_queued)
+    {
+      guint i;
+      if (g_ptr_array_find (s->server->flush_queue, s, &i))
+        s->server->flush_queue->pdata[i] = NULL;
+    }
   if (s->state == STATE_BOUND && s->host != NULL)
     myna_host_unregister_session (s->host, s);
   g_hash_table_remove (s->server->connections, s);

@@ -34,6 +34,8 @@ struct _MynaPoller {
   guint          count;
   gboolean       dispatching;
   MynaPollWatch *dead;          /* removed during dispatch, freed after */
+  void         (*after_batch) (gpointer data);
+  gpointer       after_batch_data;
 };
 
 static gboolean
@@ -57,6 +59,9 @@ poller_dispatch (GSource *source, GSourceFunc callback, gpointer user_data)
           if (!w->dead)
             w->func (w, events[i].events, w->user_data);
         }
+      /* Output queued by this batch goes out now, one write per peer. */
+      if (poller->after_batch != NULL)
+        poller->after_batch (poller->after_batch_data);
       poller->dispatching = FALSE;
       while (poller->dead != NULL)
         {
@@ -157,6 +162,19 @@ myna_poller_remove (MynaPollWatch *watch)
     }
   else
     g_free (watch);
+}
+
+void
+myna_poller_set_after_batch (MynaPoller *poller, void (*func) (gpointer), gpointer data)
+{
+  poller->after_batch = func;
+  poller->after_batch_data = data;
+}
+
+gboolean
+myna_poller_in_dispatch (MynaPoller *poller)
+{
+  return poller != NULL && poller->dispatching;
 }
 
 guint

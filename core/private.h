@@ -25,6 +25,10 @@ void           myna_poller_modify (MynaPollWatch *watch, guint32 events);
 /* Removes and frees the watch (the fd stays open); safe inside dispatch. */
 void           myna_poller_remove (MynaPollWatch *watch);
 guint          myna_poller_count (MynaPoller *poller);
+/* @func runs after each batch of events, still inside dispatch. */
+void           myna_poller_set_after_batch (MynaPoller *poller, void (*func) (gpointer),
+                                            gpointer data);
+gboolean       myna_poller_in_dispatch (MynaPoller *poller);
 
 /* Counts the GSources attached to @context (for tests and stats). */
 guint          myna_main_context_count_sources (GMainContext *context);
@@ -259,6 +263,7 @@ struct _MynaServer {
   GPtrArray          *listeners;
   GHashTable         *connections;  /* MynaSession* set */
   GHashTable         *per_ip;       /* ip string → count */
+  GPtrArray          *flush_queue;  /* sessions with output queued this batch */
   MynaLimits          limits;
   MynaLimitCounters   counters;
   gpointer            admin;
@@ -294,6 +299,8 @@ MynaSession *myna_connection_new (MynaServer *server, MynaListener *listener,
 void         myna_connection_free (MynaSession *session);
 /* Returns how many parsers it released. */
 guint        myna_connections_sweep (MynaServer *server, gint64 idle_us);
+/* Writes out what the sessions queued during a batch of events. */
+void         myna_connections_flush_queued (gpointer server);
 void         myna_host_register_session (MynaHost *host, MynaSession *session);
 void         myna_host_unregister_session (MynaHost *host, MynaSession *session);
 MynaSession *myna_host_find_session (MynaHost *host, MynaJid *full);

@@ -129,6 +129,7 @@ myna_server_new (MynaConfig *config, GError **error)
   server->listeners = g_ptr_array_new_with_free_func ((GDestroyNotify) listener_free);
   server->connections = g_hash_table_new (NULL, NULL);
   server->per_ip = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
+  server->flush_queue = g_ptr_array_new ();
   server->router = myna_router_new (server);
   server->modules = myna_module_registry_new (server);
   server_read_limits (server);
@@ -372,6 +373,7 @@ myna_server_start (MynaServer *server, GError **error)
   if (!server_open_storage (server, error))
     return FALSE;
   server->poller = myna_poller_new (server->context);
+  myna_poller_set_after_batch (server->poller, myna_connections_flush_queued, server);
   myna_server_scan_modules (server);
   for (guint i = 0; hosts[i] != NULL; i++)
     {
@@ -445,6 +447,7 @@ myna_server_free (MynaServer *server)
   g_ptr_array_unref (server->listeners);
   g_hash_table_unref (server->connections);
   g_hash_table_unref (server->per_ip);
+  g_ptr_array_unref (server->flush_queue);
   myna_poller_free (server->poller);
   myna_tls_free (server->tls);
   myna_config_free (server->config);
