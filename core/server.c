@@ -419,7 +419,17 @@ myna_server_stop (MynaServer *server)
     g_source_remove (server->sweep_id);
   server->sweep_id = 0;
   g_info ("stopping: closing %u connection(s)", g_hash_table_size (server->connections));
-  g_ptr_array_set_size (server->listeners, 0);
+  /* Stop listening, but keep the listener structures: sessions still
+   * read their limits from them until the sessions are freed. */
+  for (guint i = 0; i < server->listeners->len; i++)
+    {
+      MynaListener *l = server->listeners->pdata[i];
+      myna_poller_remove (l->watch);
+      l->watch = NULL;
+      if (l->fd >= 0)
+        close (l->fd);
+      l->fd = -1;
+    }
   myna_admin_stop (server);
 
   GList *sessions = g_hash_table_get_keys (server->connections);
