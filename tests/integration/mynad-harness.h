@@ -366,6 +366,17 @@ client_expect_features (Client *c)
          || strstr (c->in->str, "<stream:features/>") != NULL;
 }
 
+/* Connects and opens a stream to localhost, up to the features. */
+static inline Client *
+client_open_stream (Mynad *d)
+{
+  Client *c = client_connect (d);
+
+  client_send (c, STREAM_OPEN ("localhost"));
+  g_assert_true (client_expect_features (c));
+  return c;
+}
+
 /* ---- accounts and logging in ---------------------------------------------- */
 
 /* Creates an account through mynactl. */

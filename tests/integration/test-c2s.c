@@ -27,15 +27,6 @@ teardown (Fixture *f, gconstpointer unused)
   g_assert_cmpint (mynad_stop (&f->d), ==, 0);
 }
 
-static Client *
-open_stream (Fixture *f)
-{
-  Client *c = client_connect (&f->d);
-  client_send (c, STREAM_OPEN ("localhost"));
-  g_assert_true (client_expect_features (c));
-  return c;
-}
-
 static void
 send_plain (Client *c, const char *user, const char *password)
 {
@@ -49,7 +40,7 @@ send_plain (Client *c, const char *user, const char *password)
 static void
 test_features_offer_mechanisms (Fixture *f, gconstpointer unused)
 {
-  g_autoptr(Client) c = open_stream (f);
+  g_autoptr(Client) c = client_open_stream (&f->d);
 
   g_assert_nonnull (strstr (c->in->str, "<mechanism>SCRAM-SHA-256</mechanism>"));
   g_assert_nonnull (strstr (c->in->str, "<mechanism>SCRAM-SHA-1</mechanism>"));
@@ -82,7 +73,7 @@ test_plain_login_and_message (Fixture *f, gconstpointer unused)
 static void
 test_wrong_password (Fixture *f, gconstpointer unused)
 {
-  g_autoptr(Client) c = open_stream (f);
+  g_autoptr(Client) c = client_open_stream (&f->d);
 
   send_plain (c, "alice", "nope");
   g_assert_true (client_expect (c, "<not-authorized/>"));
@@ -103,7 +94,7 @@ test_wrong_password (Fixture *f, gconstpointer unused)
 static void
 test_malformed_sasl (Fixture *f, gconstpointer unused)
 {
-  g_autoptr(Client) c = open_stream (f);
+  g_autoptr(Client) c = client_open_stream (&f->d);
 
   client_send (c, "<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='PLAIN'>!!notbase64</auth>");
   g_assert_true (client_expect (c, "<incorrect-encoding/>"));
@@ -119,7 +110,7 @@ test_malformed_sasl (Fixture *f, gconstpointer unused)
 static void
 scram_sha256 (Fixture *f, gboolean bad_nonce)
 {
-  g_autoptr(Client) c = open_stream (f);
+  g_autoptr(Client) c = client_open_stream (&f->d);
   const char *cfirst_bare = "n=alice,r=clientnonce123";
   g_autofree char *cfirst = g_strconcat ("n,,", cfirst_bare, NULL);
   g_autofree char *b64 = g_base64_encode ((const guchar *) cfirst, strlen (cfirst));
@@ -276,7 +267,7 @@ test_accounts_via_mynactl (Fixture *f, gconstpointer unused)
   g_autoptr(Client) c = client_login (&f->d, "alice", "new pass", "r");
   g_assert_nonnull (c);
   g_assert_cmpint (mynactl (&f->d, &out4, "user", "del", "bob@localhost", NULL), ==, 0);
-  g_autoptr(Client) b = open_stream (f);
+  g_autoptr(Client) b = client_open_stream (&f->d);
   send_plain (b, "bob", "builder");
   g_assert_true (client_expect (b, "<not-authorized/>"));
 }
@@ -328,7 +319,7 @@ test_leave_during_auth (Fixture *f, gconstpointer unused)
 {
   for (int i = 0; i < 30; i++)
     {
-      g_autoptr(Client) c = open_stream (f);
+      g_autoptr(Client) c = client_open_stream (&f->d);
       send_plain (c, "alice", "wonderland");
     }
   /* Checks still in flight count against the throttle until they finish

@@ -22,19 +22,10 @@ teardown (Fixture *f, gconstpointer unused)
   g_assert_cmpint (mynad_stop (&f->d), ==, 0);
 }
 
-static Client *
-open_stream (Fixture *f)
-{
-  Client *c = client_connect (&f->d);
-  client_send (c, STREAM_OPEN ("localhost"));
-  g_assert_true (client_expect_features (c));
-  return c;
-}
-
 static void
 test_features (Fixture *f, gconstpointer unused)
 {
-  g_autoptr(Client) c = open_stream (f);
+  g_autoptr(Client) c = client_open_stream (&f->d);
 
   g_assert_nonnull (strstr (c->in->str, "<stream:stream"));
   g_assert_nonnull (strstr (c->in->str, "from='localhost'"));
@@ -86,7 +77,7 @@ test_invalid_namespace (Fixture *f, gconstpointer unused)
 static void
 test_stanza_before_auth (Fixture *f, gconstpointer unused)
 {
-  g_autoptr(Client) c = open_stream (f);
+  g_autoptr(Client) c = client_open_stream (&f->d);
 
   client_send (c, "<message to='someone@localhost'><body>hi</body></message>");
   expect_stream_error (c, "not-authorized");
@@ -138,12 +129,12 @@ test_forbidden_xml (Fixture *f, gconstpointer unused)
     { "oversize", oversize, "policy-violation" },
   };
   /* A bystander opened first must keep working throughout. */
-  g_autoptr(Client) bystander = open_stream (f);
+  g_autoptr(Client) bystander = client_open_stream (&f->d);
 
   for (guint i = 0; i < G_N_ELEMENTS (cases); i++)
     {
       g_test_message ("forbidden: %s", cases[i].name);
-      g_autoptr(Client) c = open_stream (f);
+      g_autoptr(Client) c = client_open_stream (&f->d);
       client_send (c, cases[i].payload);
       expect_stream_error (c, cases[i].condition);
       g_assert_true (client_is_open (bystander));
@@ -160,7 +151,7 @@ test_forbidden_xml (Fixture *f, gconstpointer unused)
   g_assert_true (client_is_open (bystander));
   client_send (bystander, "</stream:stream>");
   g_assert_true (client_expect (bystander, "</stream:stream>"));
-  g_autoptr(Client) fresh = open_stream (f);
+  g_autoptr(Client) fresh = client_open_stream (&f->d);
   g_assert_true (client_is_open (fresh));
   g_assert_true (mynad_wait_log (&f->d, "stream error <policy-violation/>", WAIT_MS));
 }
@@ -168,7 +159,7 @@ test_forbidden_xml (Fixture *f, gconstpointer unused)
 static void
 test_auth_timeout (Fixture *f, gconstpointer unused)
 {
-  g_autoptr(Client) c = open_stream (f);
+  g_autoptr(Client) c = client_open_stream (&f->d);
   expect_stream_error (c, "connection-timeout");
 }
 
@@ -178,7 +169,7 @@ static void
 test_mynactl (Fixture *f, gconstpointer unused)
 {
   g_autofree char *out = NULL, *out2 = NULL, *out3 = NULL, *out4 = NULL, *out5 = NULL;
-  g_autoptr(Client) c = open_stream (f);
+  g_autoptr(Client) c = client_open_stream (&f->d);
   g_autofree char *sock = g_build_filename (f->d.dir, "mynad.sock", NULL);
   struct stat st;
 
@@ -259,7 +250,7 @@ test_shipped_config_checks (void)
 static void
 test_sighup_reloads (Fixture *f, gconstpointer unused)
 {
-  g_autoptr(Client) c = open_stream (f);
+  g_autoptr(Client) c = client_open_stream (&f->d);
 
   g_autofree char *conf = NULL, *routes = NULL, *routes2 = NULL;
   g_autoptr(GError) error = NULL;
@@ -285,7 +276,7 @@ test_sighup_reloads (Fixture *f, gconstpointer unused)
 static void
 test_sigterm_graceful (Fixture *f, gconstpointer unused)
 {
-  g_autoptr(Client) c = open_stream (f);
+  g_autoptr(Client) c = client_open_stream (&f->d);
 
   g_subprocess_send_signal (f->d.proc, SIGTERM);
   expect_stream_error (c, "system-shutdown");
