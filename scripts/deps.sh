@@ -6,7 +6,7 @@ set -euo pipefail
 
 MYNA_PACKAGES=(
   gcc clang meson ninja-build pkg-config
-  libglib2.0-dev libxml2-dev libgnutls28-dev libsqlite3-dev libidn2-dev
+  libglib2.0-dev libxml2-dev libgnutls28-dev nettle-dev libsqlite3-dev libidn2-dev
   libsoup-3.0-dev libjson-glib-dev
   libclang-rt-14-dev
   python3 python3-slixmpp python3-aioxmpp go-sendxmpp
