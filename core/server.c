@@ -110,6 +110,9 @@ server_read_limits (MynaServer *server)
   l->rate = (gsize) myna_config_get_int (c, "global", "c2s_rate");
   l->burst = (gsize) myna_config_get_int (c, "global", "c2s_burst");
   myna_accounts_set_iterations ((guint) myna_config_get_int (c, "global", "scram_iterations"));
+  if (server->storage != NULL)
+    myna_storage_set_cache_size (server->storage,
+                                 (guint) myna_config_get_int (c, "global", "storage_cache"));
 }
 
 MynaServer *
@@ -159,14 +162,8 @@ listener_accept (MynaPollWatch *watch, guint32 events, gpointer user_data)
         }
       getnameinfo ((struct sockaddr *) &ss, sl, host, sizeof host, serv,
                    sizeof serv, NI_NUMERICHOST | NI_NUMERICSERV);
-      int one = 1, idle = 300, interval = 30, count = 4;
-      setsockopt (fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-      /* A link that vanished without a FIN (a phone out of coverage) is
-       * found by TCP keepalives even when no XMPP ping is configured. */
-      setsockopt (fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof one);
-      setsockopt (fd, IPPROTO_TCP, TCP_KEEPIDLE, &idle, sizeof idle);
-      setsockopt (fd, IPPROTO_TCP, TCP_KEEPINTVL, &interval, sizeof interval);
-      setsockopt (fd, IPPROTO_TCP, TCP_KEEPCNT, &count, sizeof count);
+      /* TCP_NODELAY and the keepalive options come from the listening
+       * socket (listener_open): Linux copies them to accepted sockets. */
       g_autofree char *peer = g_strdup_printf (strchr (host, ':') ? "[%s]:%s" : "%s:%s",
                                                host, serv);
       myna_connection_new (l->server, l, fd, peer, host);
@@ -194,8 +191,20 @@ listener_open (MynaServer *server, const char *name, GError **error)
       return FALSE;
     }
   int fd = socket (res->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-  int one = 1;
-  setsockopt (fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+  int one = 1, idle = 300, interval = 30, count = 4;
+
+  if (fd >= 0)
+    {
+      setsockopt (fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+      /* Inherited by every accepted socket.  A link that vanished without
+       * a FIN (a phone out of coverage) is found by TCP keepalives even
+       * when no XMPP ping is configured. */
+      setsockopt (fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+      setsockopt (fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof one);
+      setsockopt (fd, IPPROTO_TCP, TCP_KEEPIDLE, &idle, sizeof idle);
+      setsockopt (fd, IPPROTO_TCP, TCP_KEEPINTVL, &interval, sizeof interval);
+      setsockopt (fd, IPPROTO_TCP, TCP_KEEPCNT, &count, sizeof count);
+    }
   if (fd < 0 || bind (fd, res->ai_addr, res->ai_addrlen) < 0 || listen (fd, (int) backlog) < 0)
     {
       int e = errno;
@@ -265,7 +274,11 @@ server_open_storage (MynaServer *server, GError **error)
       uri = g_strdup_printf ("sqlite:%s", path);
     }
   server->storage = myna_storage_open (uri, error);
-  return server->storage != NULL;
+  if (server->storage == NULL)
+    return FALSE;
+  myna_storage_set_cache_size (server->storage,
+                               (guint) myna_config_get_int (server->config, "global", "storage_cache"));
+  return TRUE;
 }
 
 static char **
@@ -509,9 +522,14 @@ void
 myna_server_describe_stats (MynaServer *server, GString *out)
 {
   MynaStorageStats st = { 0 };
+  guint cache_entries = 0;
+  guint64 cache_hits = 0, cache_misses = 0;
 
   if (server->storage != NULL)
-    myna_storage_get_stats (server->storage, &st);
+    {
+      myna_storage_get_stats (server->storage, &st);
+      myna_storage_get_cache_stats (server->storage, &cache_entries, &cache_hits, &cache_misses);
+    }
   g_string_append_printf (out, "connections %u\n", g_hash_table_size (server->connections));
   g_string_append_printf (out, "hosts %u\n", g_hash_table_size (server->hosts));
   g_string_append_printf (out, "gsources %u\n", myna_main_context_count_sources (server->context));
@@ -520,6 +538,9 @@ myna_server_describe_stats (MynaServer *server, GString *out)
   g_string_append_printf (out, "stanzas_out %" G_GUINT64_FORMAT "\n", server->stanzas_out);
   g_string_append_printf (out, "stream_errors %" G_GUINT64_FORMAT "\n", server->streams_errored);
   g_string_append_printf (out, "storage_pending %u\n", st.pending);
+  g_string_append_printf (out, "storage_cache_entries %u\n", cache_entries);
+  g_string_append_printf (out, "storage_cache_hits %" G_GUINT64_FORMAT "\n", cache_hits);
+  g_string_append_printf (out, "storage_cache_misses %" G_GUINT64_FORMAT "\n", cache_misses);
   g_string_append_printf (out, "limit_per_ip_refused %" G_GUINT64_FORMAT "\n", server->counters.per_ip_refused);
   g_string_append_printf (out, "limit_rate_paused %" G_GUINT64_FORMAT "\n", server->counters.rate_paused);
   g_string_append_printf (out, "limit_output_overflow %" G_GUINT64_FORMAT "\n", server->counters.output_overflow);

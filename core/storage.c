@@ -70,6 +70,7 @@ typedef struct {
   char    *with;
   gint64   number;     /* timestamp, up_to_id, or expiry limit */
   MynaArchiveQuery query;  /* .with points into @with */
+  gboolean known_empty;    /* a query answered without the backend */
 
   MynaStorageDone     done;
   MynaArchiveAppended appended;
@@ -104,6 +105,18 @@ struct _MynaStorage {
   GHashTable *kv_overlay;    /* store key → (key → Pending) */
   GHashTable *user_deletes;  /* user key → guint64 seq */
   gboolean    closing;
+  /* Read cache of committed key–value state, least recently used first
+   * evicted: store key → CacheEntry. */
+  GHashTable *cache;
+  GQueue      cache_lru;     /* CacheEntry, most recent at the head */
+  guint       cache_max;     /* entries; 0 disables the cache */
+  guint64     cache_hits;
+  guint64     cache_misses;
+  /* Archives known to hold nothing: store key → ArchiveState.  A login
+   * asks for the user's offline messages; most users have none, and the
+   * answer then needs neither the writer thread nor the database. */
+  GHashTable *archives;
+  guint64     archives_cleared_seq;  /* queries up to it may not mark */
 
   GMutex      lock;          /* guards everything below */
   GCond       work_cond;     /* the writer waits for ops */
@@ -201,6 +214,11 @@ op_execute (MynaStorage *self, Op *op, GError **error)
     case OP_ARCHIVE_QUERY:
       op->items = g_ptr_array_new_with_free_func (
         (GDestroyNotify) myna_archive_item_free);
+      if (op->known_empty)
+        {
+          op->complete = TRUE;
+          return TRUE;
+        }
       return be->archive_query (conn, op->host, op->user, op->name,
                                 &op->query, op->items, &op->complete,
                                 &op->total, error);
@@ -348,6 +366,188 @@ overlay_forget (MynaStorage *self, const Op *op)
     }
 }
 
+/* The read cache (owner thread).
+ *
+ * It holds what the reader connection returned (committed state) per
+ * (host, user, store): single keys, with NULL for a key known absent, or
+ * the whole store once kv_get_all has read it.  The overlay still masks
+ * it for writes in flight; when a write op completes, its effect is
+ * applied here before the overlay forgets it, so the two never disagree.
+ * A failed write drops the entries it touched.  Nothing else writes the
+ * key–value tables while the storage is open: one mynad owns its
+ * database. */
+
+typedef struct {
+  char       *skey;
+  GHashTable *values;     /* key → value, NULL value: known absent */
+  gboolean    complete;   /* every key of the store is in values */
+  GList       link;       /* in cache_lru */
+} CacheEntry;
+
+static void
+cache_entry_free (CacheEntry *entry)
+{
+  g_free (entry->skey);
+  g_hash_table_unref (entry->values);
+  g_free (entry);
+}
+
+static void
+cache_remove (MynaStorage *self, CacheEntry *entry)
+{
+  g_queue_unlink (&self->cache_lru, &entry->link);
+  g_hash_table_remove (self->cache, entry->skey);  /* frees entry */
+}
+
+static CacheEntry *
+cache_lookup (MynaStorage *self, const char *skey)
+{
+  CacheEntry *entry;
+
+  if (self->cache_max == 0)
+    return NULL;
+  entry = g_hash_table_lookup (self->cache, skey);
+  if (entry != NULL && self->cache_lru.head != &entry->link)
+    {
+      g_queue_unlink (&self->cache_lru, &entry->link);
+      g_queue_push_head_link (&self->cache_lru, &entry->link);
+    }
+  return entry;
+}
+
+/* The entry for @skey, made (and the oldest evicted) when absent.  NULL
+ * when the cache is off. */
+static CacheEntry *
+cache_ensure (MynaStorage *self, const char *skey)
+{
+  CacheEntry *entry = cache_lookup (self, skey);
+
+  if (entry != NULL || self->cache_max == 0)
+    return entry;
+  while (g_hash_table_size (self->cache) >= self->cache_max)
+    cache_remove (self, self->cache_lru.tail->data);
+  entry = g_new0 (CacheEntry, 1);
+  entry->skey = g_strdup (skey);
+  entry->values = g_hash_table_new_full (g_str_hash, g_str_equal, g_free,
+                                         g_free);
+  entry->link.data = entry;
+  g_hash_table_insert (self->cache, entry->skey, entry);
+  g_queue_push_head_link (&self->cache_lru, &entry->link);
+  return entry;
+}
+
+static void
+cache_forget_user (MynaStorage *self, const char *host, const char *user)
+{
+  g_autofree char *prefix = user_key (host, user);
+  GList *link = self->cache_lru.head;
+
+  while (link != NULL)
+    {
+      CacheEntry *entry = link->data;
+
+      link = link->next;
+      if (g_str_has_prefix (entry->skey, prefix))
+        cache_remove (self, entry);
+    }
+}
+
+/* Applies a finished write op to the cache, before overlay_forget. */
+static void
+cache_apply (MynaStorage *self, const Op *op)
+{
+  if (self->cache_max == 0 || g_hash_table_size (self->cache) == 0)
+    return;
+  if (op->kind == OP_KV_SET)
+    {
+      g_autofree char *skey = store_key (op->host, op->user, op->name);
+      CacheEntry *entry = g_hash_table_lookup (self->cache, skey);
+
+      if (entry == NULL)
+        return;
+      if (op->error != NULL)
+        cache_remove (self, entry);
+      else if (op->value != NULL || !entry->complete)
+        g_hash_table_insert (entry->values, g_strdup (op->key),
+                             g_strdup (op->value));
+      else
+        g_hash_table_remove (entry->values, op->key);
+    }
+  else if (op->kind == OP_KV_DELETE_USER)
+    cache_forget_user (self, op->host, op->user);
+}
+
+/* Archives known to be empty (owner thread).  An append marks its
+ * archive non-empty when queued; a query that found no item at all marks
+ * it empty when it completes, unless an append was queued after the query
+ * (or the table was cleared since).  Bounded like the cache. */
+
+typedef struct {
+  gboolean empty;
+  guint64  append_seq;  /* of the last append queued */
+} ArchiveState;
+
+static ArchiveState *
+archive_state_ensure (MynaStorage *self, const char *skey)
+{
+  ArchiveState *state = g_hash_table_lookup (self->archives, skey);
+
+  if (state != NULL)
+    return state;
+  if (g_hash_table_size (self->archives) >= self->cache_max)
+    {
+      g_hash_table_remove_all (self->archives);
+      self->archives_cleared_seq = self->last_seq;
+    }
+  state = g_new0 (ArchiveState, 1);
+  g_hash_table_insert (self->archives, g_strdup (skey), state);
+  return state;
+}
+
+static gboolean
+archive_known_empty (MynaStorage *self, const char *skey)
+{
+  ArchiveState *state;
+
+  if (self->cache_max == 0)
+    return FALSE;
+  state = g_hash_table_lookup (self->archives, skey);
+  return state != NULL && state->empty;
+}
+
+static void
+archive_note_append (MynaStorage *self, const Op *op)
+{
+  g_autofree char *skey = NULL;
+  ArchiveState *state;
+
+  if (self->cache_max == 0 || op->seq == 0)
+    return;
+  skey = store_key (op->host, op->user, op->name);
+  state = archive_state_ensure (self, skey);
+  state->empty = FALSE;
+  state->append_seq = op->seq;
+}
+
+/* A finished query without filters that matched nothing. */
+static void
+archive_note_query (MynaStorage *self, const Op *op)
+{
+  g_autofree char *skey = NULL;
+  ArchiveState *state;
+
+  if (self->cache_max == 0 || op->known_empty || op->error != NULL
+      || op->total != 0 || op->seq <= self->archives_cleared_seq
+      || (op->with != NULL && *op->with != '\0')
+      || op->query.start != 0 || op->query.end != 0)
+    return;
+  skey = store_key (op->host, op->user, op->name);
+  state = g_hash_table_lookup (self->archives, skey);
+  if (state != NULL && state->append_seq > op->seq)
+    return;
+  archive_state_ensure (self, skey)->empty = TRUE;
+}
+
 /* Lifetime. */
 
 static void
@@ -357,6 +557,9 @@ storage_free (MynaStorage *self)
   g_assert (g_queue_is_empty (&self->done));
   g_hash_table_unref (self->kv_overlay);
   g_hash_table_unref (self->user_deletes);
+  /* The LRU links live in the entries: freeing the table frees them. */
+  g_hash_table_unref (self->cache);
+  g_hash_table_unref (self->archives);
   g_clear_error (&self->flush_error);
   g_main_context_unref (self->context);
   g_mutex_clear (&self->lock);
@@ -404,6 +607,9 @@ dispatch_done (MynaStorage *self, guint limit)
   storage_ref (self);
   for (guint i = 0; i < limit && (op = done_pop (self)) != NULL; i++)
     {
+      cache_apply (self, op);
+      if (op->kind == OP_ARCHIVE_QUERY)
+        archive_note_query (self, op);
       overlay_forget (self, op);
       op_complete (op);
     }
@@ -661,6 +867,17 @@ submit (MynaStorage *self, Op *op)
     }
   g_mutex_lock (&self->lock);
   op->seq = ++self->last_seq;
+  if (op->known_empty && g_queue_is_empty (&self->queue)
+      && self->finished_seq == op->seq - 1)
+    {
+      /* Nothing ahead of it: complete it here, in order. */
+      op_execute (self, op, NULL);
+      self->finished_seq = op->seq;
+      g_queue_push_tail (&self->done, op);
+      schedule_dispatch_locked (self);
+      g_mutex_unlock (&self->lock);
+      return;
+    }
   if (op_is_write (op))
     {
       self->stats.writes_queued++;
@@ -753,6 +970,12 @@ myna_storage_open (const char *uri, GError **error)
                            (GDestroyNotify) g_hash_table_unref);
   self->user_deletes = g_hash_table_new_full (g_str_hash, g_str_equal,
                                               g_free, g_free);
+  self->cache = g_hash_table_new_full (g_str_hash, g_str_equal, NULL,
+                                       (GDestroyNotify) cache_entry_free);
+  g_queue_init (&self->cache_lru);
+  self->cache_max = MYNA_STORAGE_CACHE_DEFAULT;
+  self->archives = g_hash_table_new_full (g_str_hash, g_str_equal, g_free,
+                                          g_free);
   g_mutex_init (&self->lock);
   g_cond_init (&self->work_cond);
   g_cond_init (&self->done_cond);
@@ -848,6 +1071,32 @@ myna_storage_get_stats (MynaStorage *storage, MynaStorageStats *stats)
   g_mutex_unlock (&storage->lock);
 }
 
+void
+myna_storage_set_cache_size (MynaStorage *storage, guint entries)
+{
+  g_return_if_fail (storage != NULL);
+  g_return_if_fail (IS_OWNER (storage));
+
+  storage->cache_max = entries;
+  while (g_hash_table_size (storage->cache) > entries)
+    cache_remove (storage, storage->cache_lru.tail->data);
+}
+
+void
+myna_storage_get_cache_stats (MynaStorage *storage, guint *entries,
+                              guint64 *hits, guint64 *misses)
+{
+  g_return_if_fail (storage != NULL);
+  g_return_if_fail (IS_OWNER (storage));
+
+  if (entries != NULL)
+    *entries = g_hash_table_size (storage->cache);
+  if (hits != NULL)
+    *hits = storage->cache_hits;
+  if (misses != NULL)
+    *misses = storage->cache_misses;
+}
+
 /* Key–value. */
 
 void
@@ -879,6 +1128,8 @@ myna_kv_get (MynaStorage *storage, const char *host, const char *user,
 {
   GHashTable *pending_store;
   const Pending *pending = NULL;
+  g_autofree char *skey = NULL;
+  CacheEntry *entry;
   guint64 deleted;
   char *value = NULL;
 
@@ -896,9 +1147,31 @@ myna_kv_get (MynaStorage *storage, const char *host, const char *user,
     return g_strdup (pending->value);
   if (deleted != 0)
     return NULL;
+
+  skey = store_key (host, user, store);
+  entry = cache_lookup (storage, skey);
+  if (entry != NULL)
+    {
+      gpointer cached;
+
+      if (g_hash_table_lookup_extended (entry->values, key, NULL, &cached))
+        {
+          storage->cache_hits++;
+          return g_strdup (cached);
+        }
+      if (entry->complete)
+        {
+          storage->cache_hits++;
+          return NULL;
+        }
+    }
+  storage->cache_misses++;
   if (!storage->backend->kv_get (storage->reader, host, user, store, key,
                                  &value, error))
     return NULL;
+  entry = cache_ensure (storage, skey);
+  if (entry != NULL)
+    g_hash_table_insert (entry->values, g_strdup (key), g_strdup (value));
   return value;
 }
 
@@ -919,10 +1192,37 @@ myna_kv_get_all (MynaStorage *storage, const char *host, const char *user,
 
   all = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, g_free);
   deleted = overlay_user_deleted (storage, host, user);
-  if (deleted == 0
-      && !storage->backend->kv_get_all (storage->reader, host, user, store,
-                                        all, error))
-    return NULL;
+  if (deleted == 0)
+    {
+      g_autofree char *skey = store_key (host, user, store);
+      CacheEntry *entry = cache_lookup (storage, skey);
+
+      if (entry != NULL && entry->complete)
+        {
+          storage->cache_hits++;
+          g_hash_table_iter_init (&iter, entry->values);
+          while (g_hash_table_iter_next (&iter, &key, &value))
+            if (value != NULL)
+              g_hash_table_insert (all, g_strdup (key), g_strdup (value));
+        }
+      else
+        {
+          storage->cache_misses++;
+          if (!storage->backend->kv_get_all (storage->reader, host, user,
+                                             store, all, error))
+            return NULL;
+          entry = cache_ensure (storage, skey);
+          if (entry != NULL)
+            {
+              g_hash_table_remove_all (entry->values);
+              g_hash_table_iter_init (&iter, all);
+              while (g_hash_table_iter_next (&iter, &key, &value))
+                g_hash_table_insert (entry->values, g_strdup (key),
+                                     g_strdup (value));
+              entry->complete = TRUE;
+            }
+        }
+    }
 
   pending_store = overlay_store (storage, host, user, store);
   if (pending_store == NULL)
@@ -985,6 +1285,7 @@ myna_archive_append (MynaStorage *storage, const char *host,
   op->number = timestamp != 0 ? timestamp : g_get_real_time ();
   op->value = g_strdup (data);
   submit (storage, op);
+  archive_note_append (storage, op);
 }
 
 void
@@ -993,6 +1294,7 @@ myna_archive_query (MynaStorage *storage, const char *host,
                     const MynaArchiveQuery *query, MynaArchiveResult done,
                     gpointer user_data, GDestroyNotify destroy)
 {
+  g_autofree char *skey = NULL;
   Op *op;
 
   g_return_if_fail (storage != NULL);
@@ -1010,6 +1312,8 @@ myna_archive_query (MynaStorage *storage, const char *host,
   op->query.with = op->with;
   if (op->query.max == 0)
     op->query.max = DEFAULT_PAGE;
+  skey = store_key (host, user, archive);
+  op->known_empty = archive_known_empty (storage, skey);
   submit (storage, op);
 }
 

@@ -120,6 +120,16 @@ void   myna_archive_expire (MynaStorage *storage, const char *archive,
                             gint64 before, MynaStorageDone done,
                             gpointer user_data, GDestroyNotify destroy);
 
+/* The read cache: committed key–value state of the most recently read
+ * (host, user, store) triples, kept in step with every write made through
+ * this API, so a login's account, roster and settings reads seldom reach
+ * the database.  @entries bounds the triples held; 0 turns the cache off.
+ * Default MYNA_STORAGE_CACHE_DEFAULT. */
+#define MYNA_STORAGE_CACHE_DEFAULT 4096
+void   myna_storage_set_cache_size (MynaStorage *storage, guint entries);
+void   myna_storage_get_cache_stats (MynaStorage *storage, guint *entries,
+                                     guint64 *hits, guint64 *misses);
+
 /* Counters for metrics and tests. */
 typedef struct {
   guint64 writes_queued;

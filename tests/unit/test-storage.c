@@ -1317,6 +1317,195 @@ test_crash (void)
   g_hash_table_unref (round.ids);
 }
 
+/* The read cache against a model: random sets, deletes, user deletions,
+ * reads of one key and of whole stores, with callbacks dispatched and
+ * flushes at random points, for a cache that is off, one that evicts all
+ * the time, and one that holds everything.  Every read must equal the
+ * model; after a reopen without cache the database must equal it too. */
+static const char *const model_users[] = { "alice", "bob", "" };
+static const char *const model_stores[] = { "roster", "accounts" };
+static const char *const model_keys[] = { "k1", "k2", "k3" };
+
+static char *
+model_key (guint u, guint s, guint k)
+{
+  return g_strdup_printf ("%u/%u/%u", u, s, k);
+}
+
+static void
+check_against_model (MynaStorage *storage, GHashTable *model, guint u, guint s)
+{
+  g_autoptr (GError) error = NULL;
+  g_autoptr (GHashTable) all = myna_kv_get_all (storage, HOST, model_users[u],
+                                                model_stores[s], &error);
+  guint expected = 0;
+
+  g_assert_no_error (error);
+  for (guint k = 0; k < G_N_ELEMENTS (model_keys); k++)
+    {
+      g_autofree char *mk = model_key (u, s, k);
+      const char *want = g_hash_table_lookup (model, mk);
+      g_autofree char *got = myna_kv_get (storage, HOST, model_users[u],
+                                          model_stores[s], model_keys[k], &error);
+
+      g_assert_no_error (error);
+      g_assert_cmpstr (got, ==, want);
+      g_assert_cmpstr (g_hash_table_lookup (all, model_keys[k]), ==, want);
+      expected += want != NULL;
+    }
+  g_assert_cmpuint (g_hash_table_size (all), ==, expected);
+}
+
+/* An archive query of the model: the count the archive must hold when
+ * the query runs, which is its count when it was queued. */
+typedef struct {
+  guint  expected;
+  guint *answered;
+} ModelQuery;
+
+static void
+model_query_done (GPtrArray *items, gboolean complete, guint total,
+                  const GError *error, gpointer user_data)
+{
+  ModelQuery *q = user_data;
+
+  g_assert_no_error (error);
+  g_assert_cmpuint (total, ==, q->expected);
+  g_assert_cmpuint (items->len, ==, MIN (q->expected, 100));
+  (*q->answered)++;
+}
+
+static void
+run_cache_model (guint cache_size, guint32 seed)
+{
+  g_autoptr (TempDb) db = temp_db_new ();
+  g_autoptr (GRand) rand = g_rand_new_with_seed (seed);
+  g_autoptr (GHashTable) model = g_hash_table_new_full (g_str_hash, g_str_equal,
+                                                        g_free, g_free);
+  MynaStorage *storage = open_ok (db);
+  guint64 hits = 0;
+  guint archive_count[G_N_ELEMENTS (model_users)] = { 0 };
+  guint queries = 0, answered = 0;
+
+  myna_storage_set_cache_size (storage, cache_size);
+  for (guint step = 0; step < 3000; step++)
+    {
+      guint u = g_rand_int_range (rand, 0, G_N_ELEMENTS (model_users));
+      guint st = g_rand_int_range (rand, 0, G_N_ELEMENTS (model_stores));
+      guint k = g_rand_int_range (rand, 0, G_N_ELEMENTS (model_keys));
+      guint what = g_rand_int_range (rand, 0, 100);
+
+      if (what < 30)
+        {
+          g_autofree char *mk = model_key (u, st, k);
+          g_autofree char *value = g_rand_boolean (rand)
+            ? g_strdup_printf ("v%u", step) : NULL;
+
+          myna_kv_set (storage, HOST, model_users[u], model_stores[st],
+                       model_keys[k], value, NULL, NULL, NULL);
+          if (value != NULL)
+            g_hash_table_insert (model, g_steal_pointer (&mk),
+                                 g_steal_pointer (&value));
+          else
+            g_hash_table_remove (model, mk);
+        }
+      else if (what < 33)
+        {
+          myna_kv_delete_user (storage, HOST, model_users[u], NULL, NULL, NULL);
+          for (guint s2 = 0; s2 < G_N_ELEMENTS (model_stores); s2++)
+            for (guint k2 = 0; k2 < G_N_ELEMENTS (model_keys); k2++)
+              {
+                g_autofree char *mk = model_key (u, s2, k2);
+
+                g_hash_table_remove (model, mk);
+              }
+        }
+      else if (what < 40)
+        {
+          myna_archive_append (storage, HOST, model_users[u], "offline", "x", 0,
+                               "<m/>", NULL, NULL, NULL);
+          archive_count[u]++;
+        }
+      else if (what < 43)
+        {
+          myna_archive_delete (storage, HOST, model_users[u], "offline", 0,
+                               NULL, NULL, NULL);
+          archive_count[u] = 0;
+        }
+      else if (what < 55)
+        {
+          ModelQuery *q = g_new0 (ModelQuery, 1);
+
+          q->expected = archive_count[u];
+          q->answered = &answered;
+          queries++;
+          myna_archive_query (storage, HOST, model_users[u], "offline", NULL,
+                              model_query_done, q, g_free);
+        }
+      else if (what < 80)
+        check_against_model (storage, model, u, st);
+      else if (what < 95)
+        g_main_context_iteration (NULL, FALSE);
+      else
+        flush_ok (storage);
+    }
+  flush_ok (storage);
+  g_assert_cmpuint (answered, ==, queries);
+  for (guint u = 0; u < G_N_ELEMENTS (model_users); u++)
+    for (guint st = 0; st < G_N_ELEMENTS (model_stores); st++)
+      check_against_model (storage, model, u, st);
+  myna_storage_get_cache_stats (storage, NULL, &hits, NULL);
+  if (cache_size == 0)
+    g_assert_cmpuint (hits, ==, 0);
+  else if (cache_size >= 100)
+    g_assert_cmpuint (hits, >, 0);
+  myna_storage_close (storage);
+
+  storage = open_ok (db);
+  myna_storage_set_cache_size (storage, 0);
+  for (guint u = 0; u < G_N_ELEMENTS (model_users); u++)
+    for (guint st = 0; st < G_N_ELEMENTS (model_stores); st++)
+      check_against_model (storage, model, u, st);
+  myna_storage_close (storage);
+}
+
+static void
+test_cache_model (void)
+{
+  static const guint sizes[] = { 0, 1, 2, 1000 };
+
+  for (guint i = 0; i < G_N_ELEMENTS (sizes); i++)
+    for (guint32 seed = 1; seed <= 3; seed++)
+      run_cache_model (sizes[i], seed * 7919 + i);
+}
+
+/* A failed write leaves the cache showing what the database holds. */
+static void
+test_cache_failed_write (void)
+{
+  g_autoptr (TempDb) db = temp_db_new ();
+  MynaStorage *storage = open_ok (db);
+  g_autoptr (GError) error = NULL;
+  g_autofree char *before = NULL, *after = NULL;
+
+  myna_kv_set (storage, HOST, "alice", "s", "k", "old", NULL, NULL, NULL);
+  flush_ok (storage);
+  before = myna_kv_get (storage, HOST, "alice", "s", "k", &error);
+  g_assert_cmpstr (before, ==, "old");
+  sql_exec (db, "CREATE TRIGGER refuse BEFORE UPDATE ON kv "
+                "BEGIN SELECT RAISE(ABORT, 'refused'); END;");
+  g_test_expect_message ("myna-storage", G_LOG_LEVEL_WARNING,
+                         "*operations failed*1 failed");
+  myna_kv_set (storage, HOST, "alice", "s", "k", "new", NULL, NULL, NULL);
+  g_assert_false (myna_storage_flush (storage, &error));
+  g_test_assert_expected_messages ();
+  g_clear_error (&error);
+  after = myna_kv_get (storage, HOST, "alice", "s", "k", &error);
+  g_assert_no_error (error);
+  g_assert_cmpstr (after, ==, "old");
+  myna_storage_close (storage);
+}
+
 int
 main (int argc, char **argv)
 {
@@ -1347,6 +1536,8 @@ main (int argc, char **argv)
   g_test_add_func ("/storage/close/from-callback", test_close_from_callback);
   g_test_add_func ("/storage/failed-write", test_failed_write);
   g_test_add_func ("/storage/crash", test_crash);
+  g_test_add_func ("/storage/cache/model", test_cache_model);
+  g_test_add_func ("/storage/cache/failed-write", test_cache_failed_write);
 
   return g_test_run ();
 }
