@@ -3,8 +3,8 @@
  * Per account, kv (host, user, "account", "scram") holds
  *   "v1;ITER;SALT;SHA1-STORED;SHA1-SERVER;SHA256-STORED;SHA256-SERVER"
  * (base64 fields), and the host-wide index (host, "", "accounts", user)
- * lists the usernames.  PBKDF2 runs in a GTask worker thread; the storage
- * write and the callback happen back on the main loop. */
+ * lists the usernames.  PBKDF2 runs on a worker thread (workers.c); the
+ * storage write and the callback happen back on the main loop. */
 #include "private.h"
 
 #include <gnutls/gnutls.h>
@@ -86,9 +86,9 @@ b64 (GBytes *b)
 
 /* Computes the record for job->password with a fresh salt. */
 static void
-job_hash_thread (GTask *task, gpointer source, gpointer task_data, GCancellable *c)
+job_hash_thread (gpointer data)
 {
-  Job *job = task_data;
+  Job *job = data;
   guchar salt_raw[16];
   g_autoptr(GBytes) salt = NULL;
   GString *rec = g_string_new ("v1;");
@@ -107,14 +107,13 @@ job_hash_thread (GTask *task, gpointer source, gpointer task_data, GCancellable 
       g_string_append_printf (rec, ";%s;%s", s1, s2);
     }
   job->record = g_string_free (rec, FALSE);
-  g_task_return_boolean (task, TRUE);
 }
 
 /* Derives the stored key from job->password with the stored salt. */
 static void
-job_check_thread (GTask *task, gpointer source, gpointer task_data, GCancellable *c)
+job_check_thread (gpointer data)
 {
-  Job *job = task_data;
+  Job *job = data;
   MynaScramCredentials *cr = job->check;
   g_autoptr(GBytes) salted = myna_scram_salted_password (cr->hash, job->password, cr->salt,
                                                          cr->iterations);
@@ -122,7 +121,6 @@ job_check_thread (GTask *task, gpointer source, gpointer task_data, GCancellable
 
   myna_scram_keys (cr->hash, salted, &stored, &server);
   job->matched = g_bytes_equal (stored, cr->stored_key);
-  g_task_return_boolean (task, TRUE);
 }
 
 static void
@@ -140,7 +138,7 @@ job_stored (const GError *error, gpointer user_data)
 }
 
 static void
-job_hashed (GObject *source, GAsyncResult *result, gpointer user_data)
+job_hashed (gpointer user_data)
 {
   Job *job = user_data;
   g_autoptr(GError) error = NULL;
@@ -168,7 +166,7 @@ job_hashed (GObject *source, GAsyncResult *result, gpointer user_data)
 }
 
 static void
-job_checked (GObject *source, GAsyncResult *result, gpointer user_data)
+job_checked (gpointer user_data)
 {
   Job *job = user_data;
   g_autoptr(GError) error = NULL;
@@ -205,13 +203,9 @@ job_fail (Job *job, GError *error)
 }
 
 static void
-job_run (Job *job, GTaskThreadFunc func, GAsyncReadyCallback ready)
+job_run (Job *job, MynaWorkFunc func, MynaWorkDone ready)
 {
-  GTask *task = g_task_new (NULL, NULL, ready, job);
-
-  g_task_set_task_data (task, job, NULL);
-  g_task_run_in_thread (task, func);
-  g_object_unref (task);
+  myna_work_submit (func, ready, job);
 }
 
 /* Normalises @user; sets an error on the job's behalf when invalid. */

@@ -17,6 +17,12 @@ typedef struct _MynaPollWatch MynaPollWatch;
 typedef void (*MynaPollFunc) (MynaPollWatch *watch, guint32 events,
                               gpointer user_data);
 
+/* workers.c: runs @work on a worker thread, then @done on the main
+ * context (the thread-default context of the first caller). */
+typedef void (*MynaWorkFunc) (gpointer data);
+typedef void (*MynaWorkDone) (gpointer data);
+void           myna_work_submit (MynaWorkFunc work, MynaWorkDone done, gpointer data);
+
 MynaPoller    *myna_poller_new (GMainContext *context);
 void           myna_poller_free (MynaPoller *poller);
 MynaPollWatch *myna_poller_add (MynaPoller *poller, int fd, guint32 events,
