@@ -49,6 +49,9 @@ struct _MynaSession {
   gboolean       starttls_pending; /* <proceed/> queued: TLS starts once it is out */
   gboolean       header_sent;
   gint64         last_read;    /* monotonic µs of the last bytes in */
+  GList          read_link;    /* in server->read_order while linked */
+  gboolean       read_linked;
+  gboolean       eof;          /* the peer closed its side */
   double         tokens;       /* byte-rate bucket (bytes) */
   gint64         tokens_at;    /* when the bucket was last refilled */
   MynaTimer     *rate_timer;   /* resumes reading after a rate pause */
@@ -63,6 +66,34 @@ static GPtrArray *reap_queue;
 static guint reap_source;
 
 static const MynaXmlStreamCallbacks stream_callbacks;
+
+/* Sessions are kept in server->read_order by the time of their last read,
+ * so the idle sweep looks only at those silent long enough. */
+static void
+session_mark_read (MynaSession *s)
+{
+  GQueue *order = &s->server->read_order;
+
+  s->last_read = g_get_monotonic_time ();
+  if (s->read_linked)
+    {
+      if (order->tail == &s->read_link)
+        return;
+      g_queue_unlink (order, &s->read_link);
+    }
+  s->read_link.data = s;
+  g_queue_push_tail_link (order, &s->read_link);
+  s->read_linked = TRUE;
+}
+
+static void
+session_unlink_read (MynaSession *s)
+{
+  if (!s->read_linked)
+    return;
+  g_queue_unlink (&s->server->read_order, &s->read_link);
+  s->read_linked = FALSE;
+}
 
 /* ---- output -------------------------------------------------------------- */
 
@@ -530,6 +561,7 @@ session_read (MynaSession *s)
       if (n == 0)
         {
           g_debug ("%s: peer closed the connection", s->peer);
+          s->eof = TRUE;
           myna_session_close (s, NULL, NULL);
           return;
         }
@@ -544,7 +576,7 @@ session_read (MynaSession *s)
             }
           break;
         }
-      s->last_read = g_get_monotonic_time ();
+      session_mark_read (s);
       s->tokens -= (double) n;
       myna_xml_stream_feed (s->xml, buf, (gsize) n, NULL);
       if (LIMITS (s)->rate > 0 && s->tokens <= 0 && s->state != STATE_CLOSING)
@@ -615,7 +647,7 @@ myna_connection_new (MynaServer *server, MynaListener *listener, int fd,
   s->fd = fd;
   s->peer = g_strdup (peer);
   s->ip = g_strdup (ip);
-  s->last_read = g_get_monotonic_time ();
+  session_mark_read (s);
   s->tokens = (double) LIMITS (s)->burst;
   s->tokens_at = s->last_read;
   s->out = g_string_sized_new (0);
@@ -648,6 +680,7 @@ myna_connection_free (MynaSession *s)
   if (s->state == STATE_BOUND && s->host != NULL)
     myna_host_unregister_session (s->host, s);
   g_hash_table_remove (s->server->connections, s);
+  session_unlink_read (s);
   g_datalist_clear (&s->data);
   myna_poller_remove (s->watch);
   if (s->fd >= 0)
@@ -655,7 +688,7 @@ myna_connection_free (MynaSession *s)
       /* Unread input would turn close() into a reset that can destroy the
        * stream error still in flight: drain what is there. */
       char sink[4096];
-      for (int i = 0; i < 16 && recv (s->fd, sink, sizeof sink, MSG_DONTWAIT) > 0; i++)
+      for (int i = 0; !s->eof && i < 16 && recv (s->fd, sink, sizeof sink, MSG_DONTWAIT) > 0; i++)
         ;
       close (s->fd);
     }
@@ -1000,17 +1033,20 @@ myna_session_bind (MynaSession *session, const char *resource, GError **error)
 guint
 myna_connections_sweep (MynaServer *server, gint64 idle_us)
 {
-  GHashTableIter it;
-  gpointer key;
   gint64 now = g_get_monotonic_time ();
   guint released = 0;
+  GList *link;
 
-  g_hash_table_iter_init (&it, server->connections);
-  while (g_hash_table_iter_next (&it, &key, NULL))
+  /* Oldest first: stop at the first session read from recently.  A
+   * session leaves the order here and comes back on its next read. */
+  while ((link = server->read_order.head) != NULL)
     {
-      MynaSession *s = key;
-      if (s->state != STATE_CLOSING && now - s->last_read >= idle_us
-          && myna_xml_stream_get_memory (s->xml) > 4096)
+      MynaSession *s = link->data;
+
+      if (now - s->last_read < idle_us)
+        break;
+      session_unlink_read (s);
+      if (s->state != STATE_CLOSING && myna_xml_stream_get_memory (s->xml) > 4096)
         {
           myna_xml_stream_release_idle (s->xml);
           released++;

@@ -249,6 +249,7 @@ typedef struct {
   guint64 rate_paused;
   guint64 output_overflow;
   guint64 auth_timeouts;
+  guint64 parsers_released;  /* idle sessions' parsers freed by the sweep */
 } MynaLimitCounters;
 
 typedef struct _MynaListener MynaListener;
@@ -270,6 +271,7 @@ struct _MynaServer {
   GHashTable         *connections;  /* MynaSession* set */
   GHashTable         *per_ip;       /* ip string → count */
   GPtrArray          *flush_queue;  /* sessions with output queued this batch */
+  GQueue              read_order;   /* sessions by last read, oldest first */
   MynaLimits          limits;
   MynaLimitCounters   counters;
   gpointer            admin;

@@ -283,6 +283,40 @@ test_sigterm_graceful (Fixture *f, gconstpointer unused)
   /* teardown checks the exit status is 0 */
 }
 
+/* One counter of `mynactl stats`. */
+static guint64
+stats_counter (Mynad *d, const char *name)
+{
+  g_autofree char *out = NULL;
+  g_autofree char *needle = g_strdup_printf ("\n%s ", name);
+  const char *at;
+
+  g_assert_cmpint (mynactl (d, &out, "stats", NULL), ==, 0);
+  at = strstr (out, needle);
+  g_assert_nonnull (at);
+  return g_ascii_strtoull (at + strlen (needle), NULL, 10);
+}
+
+/* A stream silent for a second loses its parser to the sweep, and takes
+ * up where it was on its next bytes; a busy one keeps its parser. */
+static void
+test_idle_parser_released (Fixture *f, gconstpointer unused)
+{
+  g_autoptr(Client) idle = client_open_stream (&f->d);
+  gint64 deadline = g_get_monotonic_time () + 10 * G_USEC_PER_SEC;
+
+  g_assert_cmpuint (stats_counter (&f->d, "parsers_released"), ==, 0);
+  while (stats_counter (&f->d, "parsers_released") == 0
+         && g_get_monotonic_time () < deadline)
+    client_read (idle, 200);
+  g_assert_cmpuint (stats_counter (&f->d, "parsers_released"), ==, 1);
+
+  /* The stream goes on from where it was: a stanza before authentication
+   * is still refused the same way. */
+  client_send (idle, "<message to='someone@localhost'><body>hi</body></message>");
+  expect_stream_error (idle, "not-authorized");
+}
+
 #define ADD(path, func, extra) \
   g_test_add (path, Fixture, extra, setup, func, teardown)
 
@@ -297,6 +331,7 @@ main (int argc, char **argv)
   ADD ("/stream/forbidden-xml", test_forbidden_xml, NULL);
   ADD ("/stream/auth-timeout", test_auth_timeout, "auth_timeout = 1s\n");
   ADD ("/admin/mynactl", test_mynactl, NULL);
+  ADD ("/stream/idle-parser-released", test_idle_parser_released, NULL);
   ADD ("/signals/sighup", test_sighup_reloads, NULL);
   ADD ("/signals/sigterm", test_sigterm_graceful, NULL);
   g_test_add_func ("/admin/check-config", test_check_config);
