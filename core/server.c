@@ -265,7 +265,10 @@ server_open_storage (MynaServer *server, GError **error)
       uri = g_strdup_printf ("sqlite:%s", path);
     }
   server->storage = myna_storage_open (uri, error);
-  return server->storage != NULL;
+  if (server->storage == NULL)
+    return FALSE;
+  myna_module_registry_set_storage (server->modules, server->storage);
+  return TRUE;
 }
 
 static char **
