@@ -69,7 +69,8 @@ struct _MynaModuleRegistry {
   gboolean    scanned;
 };
 
-static MynaModule *current_module;
+/* Per thread: timers of other threads (their own wheels) run as no module. */
+static _Thread_local MynaModule *current_module;
 
 /* ---- manifests ------------------------------------------------------------ */
 

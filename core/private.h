@@ -339,16 +339,16 @@ const char *myna_module_owner_name (MynaModule *mod);
  * around every call into it (load, unload, handlers, hooks, stream
  * features, timers, storage and account callbacks) and restores the
  * previous one after, so what the module creates meanwhile (session data,
- * MynaTimers, storage operations) is known to be its own.  Main loop
- * thread only.  myna_module_enter returns the previous module, to give to
- * myna_module_leave. */
+ * MynaTimers, storage operations) is known to be its own.  Kept per
+ * thread; modules run on the main loop thread.  myna_module_enter returns
+ * the previous module, to give to myna_module_leave. */
 MynaModule *myna_module_enter (MynaModule *mod);
 void        myna_module_leave (MynaModule *previous);
 MynaModule *myna_module_current (void);
 /* A hold keeps an instance's state and its shared object after unload
  * until every callback of it still pending has run: storage and account
  * operations it queued and router entries on the stack hold it.  NULL-safe;
- * hold returns @mod. */
+ * hold returns @mod.  Main loop thread only. */
 MynaModule *myna_module_hold (MynaModule *mod);
 void        myna_module_release (MynaModule *mod);
 
