@@ -4,7 +4,8 @@
  *   "v1;ITER;SALT;SHA1-STORED;SHA1-SERVER;SHA256-STORED;SHA256-SERVER"
  * (base64 fields), and the host-wide index (host, "", "accounts", user)
  * lists the usernames.  PBKDF2 runs on a worker thread (workers.c); the
- * storage write and the callback happen back on the main loop. */
+ * storage write and the callback happen back on the main loop, as the
+ * module that asked, which the job holds meanwhile (see module.c). */
 #include "private.h"
 
 #include <gnutls/gnutls.h>
@@ -57,13 +58,19 @@ typedef struct {
   MynaAccountDone done;
   gpointer        user_data;
   GDestroyNotify  destroy;
+  MynaModule     *owner;         /* the module asking, held */
 } Job;
 
 static void
 job_free (Job *job)
 {
   if (job->destroy != NULL)
-    job->destroy (job->user_data);
+    {
+      MynaModule *previous = myna_module_enter (job->owner);
+      job->destroy (job->user_data);
+      myna_module_leave (previous);
+    }
+  myna_module_release (job->owner);
   g_free (job->host);
   g_free (job->user);
   if (job->password != NULL)
@@ -127,7 +134,11 @@ static void
 job_report (Job *job, const GError *error)
 {
   if (job->done != NULL)
-    job->done (error, job->user_data);
+    {
+      MynaModule *previous = myna_module_enter (job->owner);
+      job->done (error, job->user_data);
+      myna_module_leave (previous);
+    }
 }
 
 static void
@@ -160,9 +171,12 @@ job_hashed (gpointer user_data)
       job_free (job);
       return;
     }
+  /* The write is the asking module's: it stays held until the end. */
+  MynaModule *previous = myna_module_enter (job->owner);
   myna_kv_set (job->storage, job->host, "", STORE_INDEX, job->user, "1", NULL, NULL, NULL);
   myna_kv_set (job->storage, job->host, job->user, STORE_ACCOUNT, KEY_SCRAM, job->record,
                job_stored, job, (GDestroyNotify) job_free);
+  myna_module_leave (previous);
 }
 
 static void
@@ -190,6 +204,7 @@ job_new (MynaStorage *storage, const char *host, const char *user, const char *p
   job->done = done;
   job->user_data = user_data;
   job->destroy = destroy;
+  job->owner = myna_module_hold (myna_module_current ());
   return job;
 }
 

@@ -3,7 +3,12 @@
  * A UNIX stream socket, mode 0600, in the data directory.  One request per
  * connection: a line of words ("modules", "routes", "stats", "load NAME
  * [HOST]", "unload NAME [HOST]", "reload NAME [HOST]"); the answer is text
- * lines ending with a line "OK" or "ERR <reason>". */
+ * lines ending with a line "OK" or "ERR <reason>", then the server closes.
+ *
+ * Answers never block the main loop: what the socket does not take at once
+ * waits in the client's output buffer (at most ADMIN_MAX_OUTPUT bytes) and
+ * goes out as the socket becomes writable; the client is closed once its
+ * answer is out. */
 #include "private.h"
 
 #include <errno.h>
@@ -15,6 +20,8 @@
 #include <sys/un.h>
 
 #define ADMIN_MAX_REQUEST 4096
+/* Output waiting for a slow reader: a user list of 100,000 accounts fits. */
+#define ADMIN_MAX_OUTPUT (8 * 1024 * 1024)
 
 typedef struct {
   MynaServer    *server;
@@ -29,9 +36,11 @@ typedef struct {
   int            fd;
   MynaPollWatch *watch;
   GString       *in;
-  gboolean       answering;
+  GString       *out;         /* answer bytes not yet sent, from out_off */
+  gsize          out_off;
+  gboolean       answering;   /* the request is read; no more input */
   gboolean       in_answer;   /* client_answer is on the stack */
-  gboolean       finished;    /* a deferred answer was written */
+  gboolean       closing;     /* close once the output is out */
   gpointer       pending;     /* the UserOp answering later, if any */
 } AdminClient;
 
@@ -44,6 +53,7 @@ client_free (AdminClient *c)
   myna_poller_remove (c->watch);
   close (c->fd);
   g_string_free (c->in, TRUE);
+  g_string_free (c->out, TRUE);
   g_free (c);
 }
 
@@ -176,23 +186,65 @@ admin_run (MynaServer *server, AdminClient *c, const char *line, GString *out,
   return TRUE;
 }
 
+/* Sends what the socket takes now; a peer gone drops the rest. */
 static void
-client_write (AdminClient *c, GString *out)
+client_flush (AdminClient *c)
 {
-  /* Local and small: write it all, blocking briefly if need be. */
-  gsize off = 0;
-  while (off < out->len)
+  while (c->out_off < c->out->len)
     {
-      ssize_t n = send (c->fd, out->str + off, out->len - off, MSG_NOSIGNAL);
+      ssize_t n = send (c->fd, c->out->str + c->out_off, c->out->len - c->out_off,
+                        MSG_NOSIGNAL);
+      if (n < 0 && errno == EINTR)
+        continue;
       if (n < 0 && errno == EAGAIN)
-        {
-          g_usleep (1000);
-          continue;
-        }
+        return;
       if (n <= 0)
-        break;
-      off += (gsize) n;
+        {
+          g_debug ("admin: client gone before its answer was out: %s",
+                   n < 0 ? g_strerror (errno) : "closed");
+          break;
+        }
+      c->out_off += (gsize) n;
     }
+  g_string_truncate (c->out, 0);
+  c->out_off = 0;
+}
+
+/* Queues the final answer @out; the client closes once it is sent. */
+static void
+client_reply (AdminClient *c, GString *out)
+{
+  g_string_append_len (c->out, out->str, (gssize) out->len);
+  c->closing = TRUE;
+  client_flush (c);
+  if (c->out->len - c->out_off > ADMIN_MAX_OUTPUT)
+    {
+      g_warning ("admin: answer too large for a client not reading (%" G_GSIZE_FORMAT
+                 " bytes waiting, at most %d): client dropped",
+                 c->out->len - c->out_off, ADMIN_MAX_OUTPUT);
+      g_string_truncate (c->out, 0);
+      c->out_off = 0;
+    }
+  else if (c->out_off < c->out->len)
+    g_debug ("admin: %" G_GSIZE_FORMAT " bytes of the answer wait for the client",
+             c->out->len - c->out_off);
+}
+
+/* After any event: closes the client when it is done with, else watches
+ * for what it waits for.  Frees @c when done. */
+static void
+client_settle (AdminClient *c)
+{
+  gboolean queued = c->out_off < c->out->len;
+
+  if (c->closing && !queued)
+    {
+      g_ptr_array_remove (c->admin->clients, c);
+      return;
+    }
+  /* A deferred answer waits for nothing from the socket but a hang-up,
+   * which epoll reports regardless. */
+  myna_poller_modify (c->watch, queued ? EPOLLOUT : c->answering ? 0 : EPOLLIN);
 }
 
 /* Finishes a deferred answer. */
@@ -205,17 +257,15 @@ client_finish (AdminClient *c, const GError *error, const char *done)
     g_string_append_printf (out, "%s\nOK\n", done);
   else
     g_string_append_printf (out, "ERR %s\n", error->message);
-  client_write (c, out);
-  /* An operation may complete at once, inside client_answer: the caller
-   * frees the client then. */
-  if (c->in_answer)
-    c->finished = TRUE;
-  else
-    g_ptr_array_remove (c->admin->clients, c);
+  client_reply (c, out);
+  /* An operation may complete at once, inside client_answer: client_io
+   * settles the client then. */
+  if (!c->in_answer)
+    client_settle (c);
 }
 
-/* Returns TRUE when the client is done with. */
-static gboolean
+/* Runs the request; the answer is queued now or, deferred, later. */
+static void
 client_answer (AdminClient *c, const char *line)
 {
   g_autoptr(GString) out = g_string_new (NULL);
@@ -226,16 +276,13 @@ client_answer (AdminClient *c, const char *line)
   c->in_answer = TRUE;
   gboolean ok = admin_run (c->admin->server, c, line, out, &deferred, &error);
   c->in_answer = FALSE;
+  if (ok && deferred)
+    return;
   if (ok)
-    {
-      if (deferred)
-        return c->finished;
-      g_string_append (out, "OK\n");
-    }
+    g_string_append (out, "OK\n");
   else
     g_string_append_printf (out, "ERR %s\n", error->message);
-  client_write (c, out);
-  return TRUE;
+  client_reply (c, out);
 }
 
 /* ---- accounts ------------------------------------------------------------- */
@@ -356,33 +403,45 @@ admin_user (AdminClient *c, const char *line, char **words, GString *out, GError
   return TRUE;
 }
 
+/* Reads the request line and answers it. */
 static void
-client_io (MynaPollWatch *watch, guint32 events, gpointer user_data)
+client_read (AdminClient *c)
 {
-  AdminClient *c = user_data;
   char buf[1024];
   ssize_t n = recv (c->fd, buf, sizeof buf, 0);
 
-  if (n < 0 && errno == EAGAIN)
+  if (n < 0 && (errno == EAGAIN || errno == EINTR))
     return;
   if (n > 0)
     g_string_append_len (c->in, buf, n);
   char *nl = memchr (c->in->str, '\n', c->in->len);
-  if (c->answering)
-    return;
   if (nl != NULL)
     {
       *nl = '\0';
       c->answering = TRUE;
-      if (!client_answer (c, c->in->str))
-        {
-          myna_poller_modify (c->watch, 0);   /* the answer comes later */
-          return;
-        }
+      client_answer (c, c->in->str);
     }
-  else if (n > 0 && c->in->len < ADMIN_MAX_REQUEST)
-    return;
-  g_ptr_array_remove (c->admin->clients, c);
+  else if (n <= 0 || c->in->len >= ADMIN_MAX_REQUEST)
+    c->closing = TRUE;          /* no request, or too long: no answer */
+}
+
+static void
+client_io (MynaPollWatch *watch, guint32 events, gpointer user_data)
+{
+  AdminClient *c = user_data;
+
+  if (events & EPOLLOUT)
+    client_flush (c);
+  else if (c->answering && (events & (EPOLLHUP | EPOLLERR)))
+    {
+      /* Gone while its answer was being prepared. */
+      g_string_truncate (c->out, 0);
+      c->out_off = 0;
+      c->closing = TRUE;
+    }
+  if (!c->answering && !c->closing && (events & (EPOLLIN | EPOLLHUP | EPOLLERR)))
+    client_read (c);
+  client_settle (c);
 }
 
 static void
@@ -397,6 +456,7 @@ admin_accept (MynaPollWatch *watch, guint32 events, gpointer user_data)
   c->admin = a;
   c->fd = fd;
   c->in = g_string_new (NULL);
+  c->out = g_string_new (NULL);
   c->watch = myna_poller_add (a->server->poller, fd, EPOLLIN, client_io, c);
   g_ptr_array_add (a->clients, c);
 }

@@ -59,8 +59,16 @@ struct _MynaSession {
   gboolean       rate_logged;
   gboolean       flush_queued; /* in server->flush_queue */
   gboolean       reaping;
-  GData         *data;
+  GArray        *data;         /* SessionDatum, NULL until the first */
 };
+
+/* One entry of myna_session_set_data, with the module that set it. */
+typedef struct {
+  GQuark         key;
+  gpointer       data;
+  GDestroyNotify destroy;
+  MynaModule    *owner;
+} SessionDatum;
 
 static GPtrArray *reap_queue;
 static guint reap_source;
@@ -277,7 +285,9 @@ session_send_features (MynaSession *s)
   for (guint i = 0; s->host != NULL && !tls_only && i < s->host->stream_features->len; i++)
     {
       MynaFeaturesEntry *e = s->host->stream_features->pdata[i];
+      MynaModule *previous = myna_module_enter (e->owner);
       e->func (s, f, e->data);
+      myna_module_leave (previous);
     }
   /* The stream prefix is bound to MYNA_NS_STREAMS in our header. */
   g_string_append (out, "<stream:features");
@@ -528,7 +538,7 @@ rate_pause (MynaSession *s)
               s->peer, l->rate);
     }
   if (s->rate_timer == NULL)
-    s->rate_timer = myna_timer_new (rate_resume, s);
+    s->rate_timer = myna_timer_new_owned (rate_resume, s, NULL);
   myna_timer_start (s->rate_timer, ms);
   session_update_events (s);
 }
@@ -633,6 +643,20 @@ connection_admit (MynaServer *server, MynaListener *listener, int fd, const char
   return FALSE;
 }
 
+/* Drops every datum of @s, last first; a destroy notify may set more. */
+static void
+session_clear_data (MynaSession *s)
+{
+  while (s->data != NULL && s->data->len > 0)
+    {
+      SessionDatum d = g_array_index (s->data, SessionDatum, s->data->len - 1);
+      g_array_set_size (s->data, s->data->len - 1);
+      if (d.destroy != NULL)
+        d.destroy (d.data);
+    }
+  g_clear_pointer (&s->data, g_array_unref);
+}
+
 MynaSession *
 myna_connection_new (MynaServer *server, MynaListener *listener, int fd,
                      const char *peer, const char *ip)
@@ -653,10 +677,9 @@ myna_connection_new (MynaServer *server, MynaListener *listener, int fd,
   s->out = g_string_sized_new (0);
   s->xml = myna_xml_stream_new (&stream_callbacks, s);
   session_apply_limits (s);
-  s->timer = myna_timer_new (session_auth_timeout, s);
+  s->timer = myna_timer_new_owned (session_auth_timeout, s, NULL);
   myna_timer_start (s->timer, LIMITS (s)->auth_timeout_ms);
   s->watch = myna_poller_add (server->poller, fd, EPOLLIN, session_io, s);
-  g_datalist_init (&s->data);
   g_hash_table_add (server->connections, s);
   g_debug ("%s: connected", s->peer);
   if (g_strcmp0 (myna_listener_get_kind (listener), "c2s_tls") == 0)
@@ -681,7 +704,7 @@ myna_connection_free (MynaSession *s)
     myna_host_unregister_session (s->host, s);
   g_hash_table_remove (s->server->connections, s);
   session_unlink_read (s);
-  g_datalist_clear (&s->data);
+  session_clear_data (s);
   myna_poller_remove (s->watch);
   if (s->fd >= 0)
     {
@@ -949,17 +972,91 @@ myna_session_get_peer (MynaSession *session)
   return session->peer;
 }
 
+static SessionDatum *
+session_find_datum (MynaSession *s, GQuark key, guint *index)
+{
+  for (guint i = 0; key != 0 && s->data != NULL && i < s->data->len; i++)
+    if (g_array_index (s->data, SessionDatum, i).key == key)
+      {
+        if (index != NULL)
+          *index = i;
+        return &g_array_index (s->data, SessionDatum, i);
+      }
+  return NULL;
+}
+
+/* The entry records the module setting it, so that its destroy notify, if
+ * it is code of that module, runs before the module is closed. */
 void
 myna_session_set_data (MynaSession *session, const char *key, gpointer data,
                        GDestroyNotify destroy)
 {
-  g_datalist_id_set_data_full (&session->data, g_quark_from_string (key), data, destroy);
+  g_return_if_fail (session != NULL && key != NULL);
+
+  GQuark q = g_quark_from_string (key);
+  guint i;
+  SessionDatum *d = session_find_datum (session, q, &i);
+  SessionDatum old = { 0 };
+
+  if (d != NULL)
+    {
+      old = *d;
+      if (data != NULL)
+        *d = (SessionDatum) { q, data, destroy, myna_module_current () };
+      else
+        g_array_remove_index_fast (session->data, i);
+    }
+  else if (data != NULL)
+    {
+      SessionDatum fresh = { q, data, destroy, myna_module_current () };
+      if (session->data == NULL)
+        session->data = g_array_sized_new (FALSE, FALSE, sizeof (SessionDatum), 2);
+      g_array_append_val (session->data, fresh);
+    }
+  /* Last: the old destroy notify may set data again. */
+  if (old.destroy != NULL)
+    old.destroy (old.data);
 }
 
 gpointer
 myna_session_get_data (MynaSession *session, const char *key)
 {
-  return g_datalist_id_get_data (&session->data, g_quark_try_string (key));
+  g_return_val_if_fail (session != NULL && key != NULL, NULL);
+
+  SessionDatum *d = session_find_datum (session, g_quark_try_string (key), NULL);
+  return d != NULL ? d->data : NULL;
+}
+
+/* Removes the first datum of @s that @match accepts; FALSE when none. */
+static gboolean
+session_drop_one (MynaSession *s, MynaSessionDataMatch match, gpointer user_data)
+{
+  for (guint i = 0; s->data != NULL && i < s->data->len; i++)
+    {
+      SessionDatum d = g_array_index (s->data, SessionDatum, i);
+      if (!match (s, d.owner, d.destroy, user_data))
+        continue;
+      g_array_remove_index_fast (s->data, i);
+      if (d.destroy != NULL)
+        d.destroy (d.data);
+      return TRUE;
+    }
+  return FALSE;
+}
+
+guint
+myna_connections_drop_data (MynaServer *server, MynaSessionDataMatch match, gpointer user_data)
+{
+  g_return_val_if_fail (server != NULL && match != NULL, 0);
+
+  /* Sessions are freed only by the reaper, never under a destroy notify. */
+  g_autoptr(GList) sessions = g_hash_table_get_keys (server->connections);
+  guint dropped = 0;
+
+  for (GList *l = sessions; l != NULL; l = l->next)
+    while (session_drop_one (l->data, match, user_data))
+      dropped++;
+  return dropped;
 }
 
 void

@@ -5,18 +5,35 @@
  * found; only eager modules are opened then.  Opening checks the ABI first,
  * then that the descriptor agrees with the manifest.  Each (module, host)
  * pair is one MynaModule instance; the shared object stays open while any
- * instance lives. */
+ * instance lives.
+ *
+ * Unloading an instance runs its `unload`, then removes everything it
+ * registered and everything of its that could call into its code later:
+ * routes, hooks, stream handlers and features, disco features, its timers,
+ * the MynaTimers it made, and per-session data whose destroy notify is code
+ * of its .so (those run now).  Callbacks still pending — storage and account
+ * operations it queued, a hook chain running — hold the instance: its state
+ * (myna_module_get_data) and its .so stay until the last one has run, and
+ * only then does its data's destroy notify run and the .so close.  A
+ * reload waits for them (bounded) so that it opens the new code.  Before a
+ * .so closes, whatever still points into its code (session data, armed
+ * MynaTimers) is dropped, whoever set it. */
 #include "private.h"
+#include "storage-guard.h"
 
+#include <dlfcn.h>
 #include <string.h>
 
 #define SEP "\x1f"
+/* How long a reload waits for the pending callbacks of the old code. */
+#define DRAIN_US (5 * G_USEC_PER_SEC)
 
 typedef struct {
   char                 *name;
   GModule              *gmodule;
   const MynaModuleDesc *desc;
-  guint                 instances;
+  gconstpointer         base;        /* where the .so is mapped (dladdr) */
+  guint                 instances;   /* unloaded ones still held included */
 } ModuleLib;
 
 typedef struct {
@@ -36,6 +53,9 @@ struct _MynaModule {
   GDestroyNotify      destroy;
   GPtrArray          *features;   /* char* */
   GPtrArray          *timers;     /* ModuleTimer* */
+  guint               holds;      /* the registry's while loaded, plus pending callbacks */
+  gboolean            unloaded;   /* unregistered; freed with the last hold */
+  gboolean            ran;        /* its code ran since the last sweep */
 };
 
 struct _MynaModuleRegistry {
@@ -43,8 +63,14 @@ struct _MynaModuleRegistry {
   GHashTable *manifests;  /* name → MynaManifest* */
   GHashTable *libs;       /* name → ModuleLib* */
   GHashTable *instances;  /* host SEP name → MynaModule* */
+  GPtrArray  *unloaded;   /* MynaModule* unloaded, still held */
+  GPtrArray  *retired;    /* MynaManifest* replaced while instances used them */
+  const char *draining;   /* the module a reload waits for: not loadable now */
   gboolean    scanned;
 };
+
+/* Per thread: timers of other threads (their own wheels) run as no module. */
+static _Thread_local MynaModule *current_module;
 
 /* ---- manifests ------------------------------------------------------------ */
 
@@ -189,6 +215,41 @@ lib_free (ModuleLib *lib)
   g_free (lib);
 }
 
+/* ---- the storage guard ------------------------------------------------------ */
+
+static gpointer
+guard_hold (void)
+{
+  return myna_module_hold (current_module);
+}
+
+static gpointer
+guard_enter (gpointer held)
+{
+  return myna_module_enter (held);
+}
+
+static void
+guard_leave (gpointer previous)
+{
+  myna_module_leave (previous);
+}
+
+static void
+guard_release (gpointer held)
+{
+  myna_module_release (held);
+}
+
+/* Storage operations hold the module queueing them until their callback
+ * has run, and the callback runs as that module. */
+static const MynaStorageGuard module_storage_guard = {
+  .hold = guard_hold,
+  .enter = guard_enter,
+  .leave = guard_leave,
+  .release = guard_release,
+};
+
 MynaModuleRegistry *
 myna_module_registry_new (MynaServer *server)
 {
@@ -199,7 +260,15 @@ myna_module_registry_new (MynaServer *server)
                                         (GDestroyNotify) myna_manifest_free);
   r->libs = g_hash_table_new_full (g_str_hash, g_str_equal, NULL, (GDestroyNotify) lib_free);
   r->instances = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
+  r->unloaded = g_ptr_array_new ();
+  r->retired = g_ptr_array_new_with_free_func ((GDestroyNotify) myna_manifest_free);
   return r;
+}
+
+void
+myna_module_registry_set_storage (MynaModuleRegistry *registry, MynaStorage *storage)
+{
+  myna_storage_set_guard (storage, &module_storage_guard);
 }
 
 void
@@ -208,9 +277,21 @@ myna_module_registry_free (MynaModuleRegistry *registry)
   if (registry == NULL)
     return;
   myna_module_registry_unload_all (registry);
+  /* Callbacks that never ran (the main loop is gone) keep their instance
+   * and its code: better a leak at exit than a call into a closed .so. */
+  for (guint i = 0; i < registry->unloaded->len; i++)
+    {
+      MynaModule *mod = registry->unloaded->pdata[i];
+      g_warning ("host %s: module %s still has %u callback(s) pending at exit: left open",
+                 mod->host->name, mod->manifest->name, mod->holds);
+      g_hash_table_steal (registry->libs, mod->lib->name);
+      mod->registry = NULL;
+    }
+  g_ptr_array_unref (registry->unloaded);
   g_hash_table_unref (registry->instances);
   g_hash_table_unref (registry->libs);
   g_hash_table_unref (registry->manifests);
+  g_ptr_array_unref (registry->retired);
   g_free (registry);
 }
 
@@ -263,6 +344,12 @@ registry_reread_manifest (MynaModuleRegistry *registry, const char *name)
     {
       g_warning ("module manifest %s: %s; keeping the previous one", path, error->message);
       return;
+    }
+  /* Unloaded instances still held point at the old one. */
+  if (g_hash_table_contains (registry->libs, name))
+    {
+      g_hash_table_steal (registry->manifests, name);
+      g_ptr_array_add (registry->retired, old);
     }
   g_hash_table_replace (registry->manifests, m->name, m);
   if (registry->server != NULL)
@@ -403,21 +490,102 @@ lib_open (MynaModuleRegistry *registry, MynaManifest *m, GError **error)
       g_module_close (gm);
       return NULL;
     }
+  Dl_info info;
   lib = g_new0 (ModuleLib, 1);
   lib->name = g_strdup (m->name);
   lib->gmodule = gm;
   lib->desc = sym;
+  lib->base = dladdr (sym, &info) != 0 ? info.dli_fbase : NULL;
   g_hash_table_insert (registry->libs, lib->name, lib);
   g_info ("opened module %s %s (%s)", m->name, lib->desc->version ? lib->desc->version : "",
           m->so_path);
   return lib;
 }
 
+/* ---- what points into a module's code -------------------------------------- */
+
+/* One sweep for what of @lib (and of instance @mod, when set) is left on
+ * sessions and in the timer wheel. */
+typedef struct {
+  ModuleLib  *lib;
+  MynaModule *mod;        /* NULL: the .so closes, whoever set what */
+  GHashTable *verdicts;   /* code address → 1 in the .so, 2 elsewhere */
+} Sweep;
+
+/* Whether @fn is code of the sweep's .so (dladdr, cached per address). */
+static gboolean
+sweep_in_code (Sweep *sw, gconstpointer fn)
+{
+  gpointer verdict = g_hash_table_lookup (sw->verdicts, fn);
+
+  if (verdict == NULL)
+    {
+      Dl_info info;
+      gboolean inside = fn != NULL && sw->lib->base != NULL && dladdr (fn, &info) != 0
+                        && info.dli_fbase == sw->lib->base;
+      verdict = GINT_TO_POINTER (inside ? 1 : 2);
+      g_hash_table_insert (sw->verdicts, (gpointer) fn, verdict);
+    }
+  return GPOINTER_TO_INT (verdict) == 1;
+}
+
+/* Session data of the instance (or set on its host outside any module)
+ * whose destroy notify is code of the .so.  Data with a destroy notify
+ * from elsewhere (g_free, myna_stanza_unref…) stays, across a reload too. */
+static gboolean
+sweep_session_datum (MynaSession *session, MynaModule *owner, GDestroyNotify destroy,
+                     gpointer user_data)
+{
+  Sweep *sw = user_data;
+
+  if (destroy == NULL)
+    return FALSE;
+  if (sw->mod != NULL && owner != sw->mod
+      && !(owner == NULL && myna_session_get_host (session) == sw->mod->host))
+    return FALSE;
+  return sweep_in_code (sw, (gconstpointer) (guintptr) destroy);
+}
+
+/* The instance's MynaTimers; when the .so closes, any calling into it. */
+static gboolean
+sweep_timer (MynaModule *owner, MynaTimerFunc func, gpointer user_data)
+{
+  Sweep *sw = user_data;
+
+  if (sw->mod != NULL)
+    return owner == sw->mod;
+  return sweep_in_code (sw, (gconstpointer) (guintptr) func);
+}
+
+static void
+module_sweep (MynaModuleRegistry *registry, ModuleLib *lib, MynaModule *mod)
+{
+  Sweep sw = { lib, mod, g_hash_table_new (NULL, NULL) };
+  guint data = registry->server != NULL
+                 ? myna_connections_drop_data (registry->server, sweep_session_datum, &sw) : 0;
+  guint timers = myna_timers_stop_matching (sweep_timer, &sw);
+
+  g_hash_table_unref (sw.verdicts);
+  if (mod != NULL)
+    {
+      mod->ran = FALSE;
+      if (data > 0 || timers > 0)
+        g_debug ("host %s: module %s unloading: %u session data dropped, %u timer(s) stopped",
+                 mod->host->name, mod->manifest->name, data, timers);
+    }
+  else if (data > 0 || timers > 0)
+    g_warning ("module %s: %u session data and %u timer(s) still called into it as it "
+               "closed: dropped first", lib->name, data, timers);
+}
+
+/* Closes @lib once no instance, loaded or held, uses it. */
 static void
 lib_release (MynaModuleRegistry *registry, ModuleLib *lib)
 {
-  if (lib->instances == 0)
-    g_hash_table_remove (registry->libs, lib->name);
+  if (lib->instances > 0)
+    return;
+  module_sweep (registry, lib, NULL);
+  g_hash_table_remove (registry->libs, lib->name);
 }
 
 /* ---- instances ------------------------------------------------------------ */
@@ -442,7 +610,7 @@ module_find (MynaModuleRegistry *registry, MynaHost *host, const char *name)
   return g_hash_table_lookup (registry->instances, key);
 }
 
-static void module_teardown (MynaModule *mod);
+static void module_unregister (MynaModule *mod);
 
 MynaModule *
 myna_module_load (MynaModuleRegistry *registry, MynaHost *host, const char *name,
@@ -453,6 +621,11 @@ myna_module_load (MynaModuleRegistry *registry, MynaHost *host, const char *name
   MynaModule *mod = module_find (registry, host, name);
   if (mod != NULL)
     return mod;
+  if (g_strcmp0 (registry->draining, name) == 0)
+    {
+      g_set_error (error, G_IO_ERROR, G_IO_ERROR_BUSY, "module %s is being reloaded", name);
+      return NULL;
+    }
   MynaManifest *m = myna_module_registry_find (registry, name);
   if (m == NULL)
     {
@@ -485,14 +658,20 @@ myna_module_load (MynaModuleRegistry *registry, MynaHost *host, const char *name
   mod->host = host;
   mod->features = g_ptr_array_new_with_free_func (g_free);
   mod->timers = g_ptr_array_new ();
+  mod->holds = 1;                  /* the registry's, until unload */
   lib->instances++;
   g_hash_table_insert (registry->instances, instance_key (host, name), mod);
-  if (lib->desc->load != NULL && !lib->desc->load (mod, error))
+
+  MynaModule *previous = myna_module_enter (mod);
+  gboolean ok = lib->desc->load == NULL || lib->desc->load (mod, error);
+  myna_module_leave (previous);
+  if (!ok)
     {
       g_autofree char *key = instance_key (host, name);
       g_prefix_error (error, "module %s on %s failed to load: ", name, host->name);
       g_hash_table_remove (registry->instances, key);
-      module_teardown (mod);
+      module_unregister (mod);
+      myna_module_release (mod);
       return NULL;
     }
   g_info ("host %s: module %s loaded", host->name, name);
@@ -505,13 +684,16 @@ module_timer_remove (ModuleTimer *t)
   g_source_remove (t->id);
 }
 
-/* Removes every registration of @mod and frees it (not the instance key). */
+/* Removes every registration of @mod and what of it could call into its
+ * code later; its state stays until the last hold is released. */
 static void
-module_teardown (MynaModule *mod)
+module_unregister (MynaModule *mod)
 {
   MynaModuleRegistry *registry = mod->registry;
-  ModuleLib *lib = mod->lib;
 
+  mod->unloaded = TRUE;
+  g_ptr_array_add (registry->unloaded, mod);
+  module_sweep (registry, mod->lib, mod);
   myna_router_remove_owner (registry->server->router, mod);
   for (guint i = 0; i < mod->features->len; i++)
     {
@@ -522,6 +704,7 @@ module_teardown (MynaModule *mod)
       else
         g_hash_table_insert (mod->host->features, g_strdup (f), GUINT_TO_POINTER (n - 1));
     }
+  g_ptr_array_set_size (mod->features, 0);
   for (guint i = mod->host->stream_features->len; i > 0; i--)
     {
       MynaFeaturesEntry *e = mod->host->stream_features->pdata[i - 1];
@@ -530,10 +713,28 @@ module_teardown (MynaModule *mod)
     }
   while (mod->timers->len > 0)
     module_timer_remove (mod->timers->pdata[mod->timers->len - 1]);
+}
+
+/* The last hold is gone: frees the instance's state, then the instance,
+ * and closes the .so when no other instance uses it. */
+static void
+module_finalize (MynaModule *mod)
+{
+  MynaModuleRegistry *registry = mod->registry;
+  ModuleLib *lib = mod->lib;
+
+  /* What callbacks run since the unload may have left behind. */
+  if (mod->ran)
+    module_sweep (registry, lib, mod);
+  if (mod->destroy != NULL)
+    {
+      MynaModule *previous = myna_module_enter (mod);
+      mod->destroy (mod->data);
+      myna_module_leave (previous);
+    }
+  g_ptr_array_remove_fast (registry->unloaded, mod);
   g_ptr_array_unref (mod->timers);
   g_ptr_array_unref (mod->features);
-  if (mod->destroy != NULL)
-    mod->destroy (mod->data);
   lib->instances--;
   g_free (mod);
   lib_release (registry, lib);
@@ -543,14 +744,21 @@ static void
 module_unload_instance (MynaModuleRegistry *registry, MynaModule *mod)
 {
   g_autofree char *key = instance_key (mod->host, mod->manifest->name);
-  g_autofree char *host = g_strdup (mod->host->name);
-  g_autofree char *name = g_strdup (mod->manifest->name);
 
   if (mod->lib->desc->unload != NULL)
-    mod->lib->desc->unload (mod);
+    {
+      MynaModule *previous = myna_module_enter (mod);
+      mod->lib->desc->unload (mod);
+      myna_module_leave (previous);
+    }
   g_hash_table_remove (registry->instances, key);
-  module_teardown (mod);
-  g_info ("host %s: module %s unloaded", host, name);
+  module_unregister (mod);
+  if (mod->holds > 1)
+    g_info ("host %s: module %s unloaded; %u pending callback(s) hold it until they run",
+            mod->host->name, mod->manifest->name, mod->holds - 1);
+  else
+    g_info ("host %s: module %s unloaded", mod->host->name, mod->manifest->name);
+  myna_module_release (mod);
 }
 
 gboolean
@@ -567,6 +775,47 @@ myna_module_unload (MynaModuleRegistry *registry, MynaHost *host, const char *na
     }
   module_unload_instance (registry, mod);
   return TRUE;
+}
+
+static gboolean
+drain_tick (gpointer unused)
+{
+  return G_SOURCE_CONTINUE;
+}
+
+/* Waits, at most DRAIN_US, until the unloaded instances of @name have run
+ * their pending callbacks and its .so is closed, so that a reload opens
+ * the new file (an open .so would be handed back as it is): storage
+ * callbacks run in a flush; the rest (account hashing on worker threads)
+ * need the main context to run.  The module cannot be loaded meanwhile. */
+static void
+registry_drain (MynaModuleRegistry *registry, const char *name)
+{
+  MynaServer *server = registry->server;
+
+  if (!g_hash_table_contains (registry->libs, name))
+    return;
+  if (server->storage != NULL)
+    myna_storage_flush (server->storage, NULL);
+  if (!g_hash_table_contains (registry->libs, name))
+    return;
+
+  gint64 deadline = g_get_monotonic_time () + DRAIN_US;
+  GSource *tick = g_timeout_source_new (50);
+
+  g_info ("module %s: waiting for the callbacks of the unloaded code", name);
+  g_source_set_callback (tick, drain_tick, NULL, NULL);
+  g_source_attach (tick, server->context);
+  registry->draining = name;
+  while (g_hash_table_contains (registry->libs, name) && g_get_monotonic_time () < deadline)
+    g_main_context_iteration (server->context, TRUE);
+  registry->draining = NULL;
+  g_source_destroy (tick);
+  g_source_unref (tick);
+  if (g_hash_table_contains (registry->libs, name))
+    g_warning ("module %s: callbacks of the unloaded code still pending after %d s; "
+               "the reloaded instances run the code already loaded", name,
+               (int) (DRAIN_US / G_USEC_PER_SEC));
 }
 
 static void
@@ -601,11 +850,18 @@ myna_module_reload (MynaModuleRegistry *registry, MynaHost *host, const char *na
       MynaModule *mod = module_find (registry, value, name);
       if (mod == NULL)
         continue;
-      GVariant *state = mod->lib->desc->save != NULL ? mod->lib->desc->save (mod) : NULL;
+      GVariant *state = NULL;
+      if (mod->lib->desc->save != NULL)
+        {
+          MynaModule *previous = myna_module_enter (mod);
+          state = mod->lib->desc->save (mod);
+          myna_module_leave (previous);
+        }
       g_ptr_array_add (hosts, value);
       g_ptr_array_add (states, state != NULL ? g_variant_ref_sink (state) : NULL);
       module_unload_instance (registry, mod);
     }
+  registry_drain (registry, name);
   registry_reread_manifest (registry, name);
   for (guint i = 0; i < hosts->len; i++)
     {
@@ -614,7 +870,11 @@ myna_module_reload (MynaModuleRegistry *registry, MynaHost *host, const char *na
       if (mod == NULL)
         return FALSE;
       if (state != NULL && mod->lib->desc->restore != NULL)
-        mod->lib->desc->restore (mod, state);
+        {
+          MynaModule *previous = myna_module_enter (mod);
+          mod->lib->desc->restore (mod, state);
+          myna_module_leave (previous);
+        }
     }
   return TRUE;
 }
@@ -713,6 +973,65 @@ myna_module_owner_name (MynaModule *mod)
   return mod != NULL ? mod->manifest->name : "core";
 }
 
+MynaModule *
+myna_module_enter (MynaModule *mod)
+{
+  MynaModule *previous = current_module;
+
+  current_module = mod;
+  if (mod != NULL)
+    mod->ran = TRUE;
+  return previous;
+}
+
+void
+myna_module_leave (MynaModule *previous)
+{
+  current_module = previous;
+}
+
+MynaModule *
+myna_module_current (void)
+{
+  return current_module;
+}
+
+MynaModule *
+myna_module_hold (MynaModule *mod)
+{
+  if (mod != NULL)
+    mod->holds++;
+  return mod;
+}
+
+void
+myna_module_release (MynaModule *mod)
+{
+  if (mod == NULL)
+    return;
+  g_return_if_fail (mod->holds > 0);
+  /* An instance left over when the registry was freed stays as it is. */
+  if (--mod->holds == 0 && mod->registry != NULL)
+    {
+      g_assert (mod->unloaded);
+      module_finalize (mod);
+    }
+}
+
+/* Registrations through an unloaded instance (from a callback it still
+ * had pending) are refused: nothing may call into it any more. */
+static gboolean
+module_refuses (MynaModule *mod, const char *what, gpointer user_data, GDestroyNotify destroy)
+{
+  if (!mod->unloaded)
+    return FALSE;
+  g_debug ("host %s: module %s is unloaded: %s ignored", mod->host->name,
+           mod->manifest->name, what);
+  if (destroy != NULL)
+    destroy (user_data);
+  return TRUE;
+}
+
 /* ---- the module API ------------------------------------------------------- */
 
 const char *
@@ -789,6 +1108,8 @@ myna_module_route_iq (MynaModule *mod, MynaIqType types, const char *ns,
                       gpointer user_data, GDestroyNotify destroy)
 {
   g_return_val_if_fail (mod != NULL && ns != NULL && element != NULL && handler != NULL, FALSE);
+  if (module_refuses (mod, "an IQ route", user_data, destroy))
+    return FALSE;
   return myna_router_add_iq (mod->registry->server->router, mod->host, types, ns, element,
                              mod, handler, user_data, destroy);
 }
@@ -798,6 +1119,8 @@ myna_module_hook (MynaModule *mod, const char *event, int priority,
                   MynaStanzaHandler handler, gpointer user_data, GDestroyNotify destroy)
 {
   g_return_if_fail (mod != NULL && event != NULL && handler != NULL);
+  if (module_refuses (mod, "a hook", user_data, destroy))
+    return;
   myna_router_add_hook (mod->registry->server->router, mod->host, event, priority, mod,
                         handler, user_data, destroy);
 }
@@ -806,6 +1129,8 @@ void
 myna_module_add_feature (MynaModule *mod, const char *feature)
 {
   g_return_if_fail (mod != NULL && feature != NULL);
+  if (module_refuses (mod, "a feature", NULL, NULL))
+    return;
 
   guint n = GPOINTER_TO_UINT (g_hash_table_lookup (mod->host->features, feature));
   g_hash_table_insert (mod->host->features, g_strdup (feature), GUINT_TO_POINTER (n + 1));
@@ -817,6 +1142,8 @@ myna_module_add_stream_features (MynaModule *mod, MynaFeaturesFunc func,
                                  gpointer user_data, GDestroyNotify destroy)
 {
   g_return_if_fail (mod != NULL && func != NULL);
+  if (module_refuses (mod, "stream features", user_data, destroy))
+    return;
 
   MynaFeaturesEntry *e = g_new0 (MynaFeaturesEntry, 1);
   e->func = func;
@@ -832,6 +1159,8 @@ myna_module_route_stream (MynaModule *mod, const char *ns, const char *element,
                           GDestroyNotify destroy)
 {
   g_return_if_fail (mod != NULL && ns != NULL && handler != NULL);
+  if (module_refuses (mod, "a stream handler", user_data, destroy))
+    return;
   myna_router_add_stream_handler (mod->registry->server->router, mod->host, ns, element,
                                   mod, handler, user_data, destroy);
 }
@@ -840,7 +1169,11 @@ static gboolean
 module_timer_fire (gpointer user_data)
 {
   ModuleTimer *t = user_data;
-  return t->func (t->mod, t->data) ? G_SOURCE_CONTINUE : G_SOURCE_REMOVE;
+  MynaModule *previous = myna_module_enter (t->mod);
+  gboolean again = t->func (t->mod, t->data);
+
+  myna_module_leave (previous);
+  return again ? G_SOURCE_CONTINUE : G_SOURCE_REMOVE;
 }
 
 static void
@@ -859,6 +1192,8 @@ myna_module_add_timer (MynaModule *mod, guint interval_ms, MynaModuleTimerFunc f
                        gpointer user_data, GDestroyNotify destroy)
 {
   g_return_if_fail (mod != NULL && func != NULL);
+  if (module_refuses (mod, "a timer", user_data, destroy))
+    return;
 
   ModuleTimer *t = g_new0 (ModuleTimer, 1);
   t->mod = mod;

@@ -155,6 +155,9 @@ gboolean      myna_module_is_loaded (MynaModuleRegistry *registry,
 void          myna_module_registry_describe (MynaModuleRegistry *registry,
                                              GString *out);
 void          myna_module_registry_unload_all (MynaModuleRegistry *registry);
+/* Ties @storage's operations to the modules queueing them (holds). */
+void          myna_module_registry_set_storage (MynaModuleRegistry *registry,
+                                                MynaStorage *storage);
 /* Declares every manifest's configuration keys in @config. */
 void          myna_module_registry_declare_all (MynaModuleRegistry *registry,
                                                 MynaConfig *config);
@@ -339,6 +342,38 @@ void        myna_log_set_level (const char *level);
 
 /* module.c: the handle's owner bookkeeping used by router/server. */
 const char *myna_module_owner_name (MynaModule *mod);
+
+/* The module whose code runs now ("current"): the core enters a module
+ * around every call into it (load, unload, handlers, hooks, stream
+ * features, timers, storage and account callbacks) and restores the
+ * previous one after, so what the module creates meanwhile (session data,
+ * MynaTimers, storage operations) is known to be its own.  Kept per
+ * thread; modules run on the main loop thread.  myna_module_enter returns
+ * the previous module, to give to myna_module_leave. */
+MynaModule *myna_module_enter (MynaModule *mod);
+void        myna_module_leave (MynaModule *previous);
+MynaModule *myna_module_current (void);
+/* A hold keeps an instance's state and its shared object after unload
+ * until every callback of it still pending has run: storage and account
+ * operations it queued and router entries on the stack hold it.  NULL-safe;
+ * hold returns @mod.  Main loop thread only. */
+MynaModule *myna_module_hold (MynaModule *mod);
+void        myna_module_release (MynaModule *mod);
+
+/* connection.c: removes, on every session, the data @match accepts (given
+ * the module that set it, NULL for none, and its destroy notify), running
+ * their destroy notifies.  Returns how many. */
+typedef gboolean (*MynaSessionDataMatch) (MynaSession *session, MynaModule *owner,
+                                          GDestroyNotify destroy, gpointer user_data);
+guint       myna_connections_drop_data (MynaServer *server, MynaSessionDataMatch match,
+                                        gpointer user_data);
+
+/* timer.c: a timer owned by @owner (NULL: the core's); myna_timer_new
+ * makes one owned by the current module. */
+MynaTimer  *myna_timer_new_owned (MynaTimerFunc func, gpointer user_data, MynaModule *owner);
+/* Stops every armed timer of this thread @match accepts; returns how many. */
+typedef gboolean (*MynaTimerMatch) (MynaModule *owner, MynaTimerFunc func, gpointer user_data);
+guint       myna_timers_stop_matching (MynaTimerMatch match, gpointer user_data);
 
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (MynaConfig, myna_config_free)
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (MynaManifest, myna_manifest_free)

@@ -8,7 +8,10 @@
  *    handler may add or remove hooks while its chain runs.
  *  - Stream handlers: (host, namespace, element) for stream-level elements.
  *  - Routing of a stanza: target (host, bare, full), hooks, IQ routes, and
- *    the default — delivery, or the RFC's error. */
+ *    the default — delivery, or the RFC's error.
+ * Handlers run as their module (myna_module_enter); an entry holds its
+ * module, so one still on the stack when the module unloads keeps its code
+ * until the handler has returned. */
 #include "private.h"
 
 #include <string.h>
@@ -49,8 +52,21 @@ entry_unref (Entry *e)
     return;
   if (e->destroy != NULL)
     e->destroy (e->data);
+  /* An entry still on the stack when its module unloaded kept it. */
+  myna_module_release (e->owner);
   g_free (e->what);
   g_free (e);
+}
+
+/* Calls @e's handler as its module. */
+static MynaResult
+entry_call (Entry *e, MynaCall *call, MynaStanza *stanza)
+{
+  MynaModule *previous = myna_module_enter (e->owner);
+  MynaResult r = e->handler (call, stanza, e->data);
+
+  myna_module_leave (previous);
+  return r;
 }
 
 static Entry *
@@ -60,7 +76,7 @@ entry_new (MynaModule *owner, int priority, MynaStanzaHandler handler,
   Entry *e = g_new0 (Entry, 1);
 
   e->refs = 1;
-  e->owner = owner;
+  e->owner = myna_module_hold (owner);
   e->priority = priority;
   e->handler = handler;
   e->data = data;
@@ -289,7 +305,7 @@ myna_router_fire (MynaRouter *router, MynaHost *host, const char *event,
     {
       Entry *e = chain->pdata[i];
       if (!e->dead)
-        result = e->handler (call, stanza, e->data);
+        result = entry_call (e, call, stanza);
     }
   g_ptr_array_unref (chain);
   return result;
@@ -331,7 +347,7 @@ myna_router_stream_element (MynaRouter *router, MynaCall *call, MynaStanza *stan
   if (e == NULL)
     return MYNA_PASS;
   entry_ref (e);
-  MynaResult r = e->handler (call, stanza, e->data);
+  MynaResult r = entry_call (e, call, stanza);
   entry_unref (e);
   return r;
 }
@@ -400,7 +416,7 @@ route_iq (MynaRouter *router, MynaCall *call, MynaStanza *iq, MynaTarget target,
       if (e != NULL)
         {
           entry_ref (e);
-          MynaResult r = e->handler (call, iq, e->data);
+          MynaResult r = entry_call (e, call, iq);
           entry_unref (e);
           if (r == MYNA_HANDLED)
             return;

@@ -279,6 +279,7 @@ server_open_storage (MynaServer *server, GError **error)
     return FALSE;
   myna_storage_set_cache_size (server->storage,
                                (guint) myna_config_get_int (server->config, "global", "storage_cache"));
+  myna_module_registry_set_storage (server->modules, server->storage);
   return TRUE;
 }
 

@@ -27,11 +27,15 @@
  * ignoring after_id, before_id and max; before_id = G_MAXINT64 asks for
  * the last page.
  *
+ * Guard: the server may set a MynaStorageGuard (storage-guard.h); an op
+ * with a callback then holds whoever queued it until the callback ran.
+ *
  * Threads: the API is for the thread that opened the storage (the overlay
  * and the reader connection are unlocked); myna_storage_get_stats may be
  * called from any thread.  The writer connection is opened and migrated in
  * myna_storage_open, then belongs to the writer thread, which closes it. */
 #include "storage-backend.h"
+#include "storage-guard.h"
 
 #include <string.h>
 
@@ -77,6 +81,7 @@ typedef struct {
   MynaArchiveResult   result;
   gpointer            user_data;
   GDestroyNotify      destroy;
+  gpointer            held;      /* the guard's hold on who queued it */
 
   GError    *error;
   gint64     id;
@@ -98,6 +103,7 @@ struct _MynaStorage {
   GMainContext             *context;
   GThread                  *owner;
   GThread                  *writer;
+  const MynaStorageGuard   *guard;        /* owner thread only */
   MynaStorageConn          *writer_conn;  /* writer thread only */
   MynaStorageConn          *reader;       /* owner thread only */
 
@@ -227,11 +233,22 @@ op_execute (MynaStorage *self, Op *op, GError **error)
     }
 }
 
+/* Whether the op calls back into who queued it. */
+static gboolean
+op_has_callback (const Op *op)
+{
+  return op->done != NULL || op->appended != NULL || op->result != NULL
+         || op->destroy != NULL;
+}
+
 /* Runs the callback and the destroy notify of a finished op (owner
  * thread), then frees it. */
 static void
-op_complete (Op *op)
+op_complete (MynaStorage *self, Op *op)
 {
+  const MynaStorageGuard *guard = op_has_callback (op) ? self->guard : NULL;
+  gpointer saved = guard != NULL ? guard->enter (op->held) : NULL;
+
   switch (op->kind)
     {
     case OP_ARCHIVE_APPEND:
@@ -259,6 +276,11 @@ op_complete (Op *op)
     }
   if (op->destroy != NULL)
     op->destroy (op->user_data);
+  if (guard != NULL)
+    {
+      guard->leave (saved);
+      guard->release (op->held);
+    }
   op_free (op);
 }
 
@@ -611,7 +633,7 @@ dispatch_done (MynaStorage *self, guint limit)
       if (op->kind == OP_ARCHIVE_QUERY)
         archive_note_query (self, op);
       overlay_forget (self, op);
-      op_complete (op);
+      op_complete (self, op);
     }
   storage_unref (self);
 }
@@ -860,6 +882,8 @@ refuse (MynaStorage *self, Op *op)
 static void
 submit (MynaStorage *self, Op *op)
 {
+  if (self->guard != NULL && op_has_callback (op))
+    op->held = self->guard->hold ();
   if (self->closing)
     {
       refuse (self, op);
@@ -1058,6 +1082,15 @@ myna_storage_close (MynaStorage *storage)
   g_clear_pointer (&storage->reader, storage->backend->close);
   g_info ("storage closed: %s", storage->location);
   storage_unref (storage);
+}
+
+void
+myna_storage_set_guard (MynaStorage *storage, const MynaStorageGuard *guard)
+{
+  g_return_if_fail (storage != NULL);
+  g_return_if_fail (IS_OWNER (storage));
+
+  storage->guard = guard;
 }
 
 void

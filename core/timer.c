@@ -15,6 +15,7 @@ struct _MynaTimer {
   MynaTimer    *prev, *next;
   MynaTimerFunc func;
   gpointer      user_data;
+  MynaModule   *owner;        /* the module that made it, NULL for the core */
   guint64       expires;      /* absolute tick */
   guint32       slot;
   gboolean      active;
@@ -116,7 +117,9 @@ wheel_run_slot (Wheel *w, guint64 tick)
           wheel_unlink (w, t);
           w->running = t;
           w->running_freed = FALSE;
+          MynaModule *previous = myna_module_enter (t->owner);
           t->func (t->user_data);
+          myna_module_leave (previous);
           if (w->running_freed)
             g_free (t);
           w->running = NULL;
@@ -175,14 +178,22 @@ wheel_get (void)
 }
 
 MynaTimer *
-myna_timer_new (MynaTimerFunc func, gpointer user_data)
+myna_timer_new_owned (MynaTimerFunc func, gpointer user_data, MynaModule *owner)
 {
   g_return_val_if_fail (func != NULL, NULL);
 
   MynaTimer *t = g_new0 (MynaTimer, 1);
   t->func = func;
   t->user_data = user_data;
+  t->owner = owner;
   return t;
+}
+
+/* A module's timers are stopped when it unloads. */
+MynaTimer *
+myna_timer_new (MynaTimerFunc func, gpointer user_data)
+{
+  return myna_timer_new_owned (func, user_data, myna_module_current ());
 }
 
 void
@@ -243,4 +254,23 @@ myna_timer_count_active (void)
 {
   Wheel *w = g_private_get (&wheel_key);
   return w != NULL ? w->active : 0;
+}
+
+guint
+myna_timers_stop_matching (MynaTimerMatch match, gpointer user_data)
+{
+  Wheel *w = g_private_get (&wheel_key);
+  guint stopped = 0;
+
+  for (guint32 slot = 0; w != NULL && w->active > 0 && slot < WHEEL_SLOTS; slot++)
+    for (MynaTimer *t = w->slots[slot], *next; t != NULL; t = next)
+      {
+        next = t->next;
+        if (match (t->owner, t->func, user_data))
+          {
+            myna_timer_stop (t);
+            stopped++;
+          }
+      }
+  return stopped;
 }

@@ -12,8 +12,11 @@
  * Everything a module registers through its handle (IQ routes, hooks,
  * features, stream handlers, timers) is removed by the core on unload; the
  * core copies every string it is given, so nothing points into a closed .so.
- * `unload` frees only the module's private state.  `save`/`restore` carry
- * state across a hot reload. */
+ * The core also stops the MynaTimers the module's code made and drops the
+ * per-session data whose destroy notify is the module's code; storage and
+ * account callbacks still pending keep the module's state and code until
+ * they have run (docs/modules.md §6).  `unload` frees only the module's
+ * private state.  `save`/`restore` carry state across a hot reload. */
 #pragma once
 
 #include <glib.h>
@@ -81,7 +84,8 @@ const char  *myna_module_get_name (MynaModule *mod);
 MynaHost    *myna_module_get_host (MynaModule *mod);
 MynaServer  *myna_module_get_server (MynaModule *mod);
 MynaStorage *myna_module_get_storage (MynaModule *mod);
-/* Private per-instance state; @destroy runs on unload. */
+/* Private per-instance state; @destroy runs on unload, after the
+ * instance's pending storage and account callbacks. */
 void         myna_module_set_data (MynaModule *mod, gpointer data,
                                    GDestroyNotify destroy);
 gpointer     myna_module_get_data (MynaModule *mod);
@@ -94,7 +98,7 @@ gboolean     myna_module_config_bool (MynaModule *mod, const char *key);
 /* Returns: (transfer full) NULL-terminated */
 char       **myna_module_config_list (MynaModule *mod, const char *key);
 
-/* ---- Registrations (all removed on unload) ------------------------------- */
+/* ---- Registrations (all removed on unload; refused after it) ------------ */
 
 typedef MynaResult (*MynaStanzaHandler) (MynaCall *call, MynaStanza *stanza,
                                          gpointer user_data);

@@ -121,7 +121,11 @@ void         myna_session_send (MynaSession *session, MynaStanza *stanza);
 void         myna_session_close (MynaSession *session, const char *condition,
                                  const char *text);
 
-/* Per-session data for modules, keyed by an interned string. */
+/* Per-session data for modules, keyed by an interned string.  When the
+ * module that set it unloads, data whose @destroy is a function of that
+ * module's .so is removed from the session (@destroy runs then); data with
+ * a @destroy from elsewhere (g_free, g_object_unref, myna_stanza_unref…)
+ * stays with the session, across a reload too. */
 void         myna_session_set_data (MynaSession *session, const char *key,
                                     gpointer data, GDestroyNotify destroy);
 gpointer     myna_session_get_data (MynaSession *session, const char *key);

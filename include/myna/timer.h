@@ -15,8 +15,10 @@ G_BEGIN_DECLS
 typedef struct _MynaTimer MynaTimer;
 typedef void (*MynaTimerFunc) (gpointer user_data);
 
-/* A stopped timer calling @func with @user_data when it fires.
- * Returns: (transfer full); free with myna_timer_free(). */
+/* A stopped timer calling @func with @user_data when it fires.  A timer
+ * made by a module's code is stopped when the module unloads (freeing it
+ * stays the module's).  Returns: (transfer full); free with
+ * myna_timer_free(). */
 MynaTimer *myna_timer_new (MynaTimerFunc func, gpointer user_data);
 /* Arms (or re-arms) @timer to fire once, @ms milliseconds from now. */
 void       myna_timer_start (MynaTimer *timer, guint ms);

@@ -2,7 +2,9 @@
  * connections honest: a session silent for `keepalive_interval` gets a
  * ping from the server, and one that then stays silent for
  * `keepalive_timeout` is closed (a dead TCP link on a mobile network is
- * otherwise only noticed when a write fails, much later). */
+ * otherwise only noticed when a write fails, much later).  The keepalive
+ * state lives in the session's data with a destroy notify of this module:
+ * the core drops it from every session when the module unloads. */
 #include <myna/module.h>
 
 #define NS_PING "urn:xmpp:ping"
@@ -11,7 +13,6 @@
 typedef struct {
   guint       interval_ms;
   guint       timeout_ms;
-  GHashTable *keepalives;   /* Keepalive* set, to stop them on unload */
 } Ping;
 
 /* Per-session keepalive state, owned by the session's data. */
@@ -33,7 +34,6 @@ static void
 keepalive_free (gpointer data)
 {
   Keepalive *k = data;
-  g_hash_table_remove (k->ping->keepalives, k);
   myna_timer_free (k->timer);
   g_free (k);
 }
@@ -80,7 +80,6 @@ ping_session_bound (MynaCall *call, MynaStanza *unused, gpointer data)
   k->session = s;
   k->timer = myna_timer_new (keepalive_fire, k);
   myna_timer_start (k->timer, ping->interval_ms);
-  g_hash_table_add (ping->keepalives, k);
   myna_session_set_data (s, KEEPALIVE_KEY, k, keepalive_free);
   return MYNA_PASS;
 }
@@ -96,43 +95,20 @@ ping_pong (MynaCall *call, MynaStanza *iq, gpointer data)
   return MYNA_PASS;
 }
 
-static void
-ping_free (gpointer data)
-{
-  Ping *ping = data;
-  g_hash_table_unref (ping->keepalives);
-  g_free (ping);
-}
-
 static gboolean
 ping_load (MynaModule *mod, GError **error)
 {
   Ping *ping = g_new0 (Ping, 1);
 
-  ping->keepalives = g_hash_table_new (NULL, NULL);
   ping->interval_ms = (guint) myna_module_config_int (mod, "keepalive_interval");
   ping->timeout_ms = (guint) myna_module_config_int (mod, "keepalive_timeout");
-  myna_module_set_data (mod, ping, ping_free);
+  myna_module_set_data (mod, ping, g_free);
   myna_module_add_feature (mod, NS_PING);
   myna_module_route_iq (mod, MYNA_IQ_GET, NS_PING, "ping", ping_iq, NULL, NULL);
   if (ping->interval_ms > 0)
     myna_module_hook (mod, MYNA_EVENT_SESSION_BOUND, 0, ping_session_bound, ping, NULL);
   myna_module_hook (mod, MYNA_EVENT_IQ_HOST, 100, ping_pong, NULL, NULL);
   return TRUE;
-}
-
-/* No session may keep a timer calling into this module once it is gone. */
-static void
-ping_unload (MynaModule *mod)
-{
-  Ping *ping = myna_module_get_data (mod);
-  g_autoptr(GList) all = g_hash_table_get_keys (ping->keepalives);
-
-  for (GList *l = all; l != NULL; l = l->next)
-    {
-      Keepalive *k = l->data;
-      myna_session_set_data (k->session, KEEPALIVE_KEY, NULL, NULL);
-    }
 }
 
 MYNA_MODULE_DEFINE (ping,
@@ -142,5 +118,4 @@ MYNA_MODULE_DEFINE (ping,
   .config  = MYNA_CONFIG_KEYS (
       { "keepalive_interval", MYNA_CONFIG_DURATION, "5m", 0, 86400000, "" },
       { "keepalive_timeout", MYNA_CONFIG_DURATION, "60s", 1000, 3600000, "" }),
-  .load    = ping_load,
-  .unload  = ping_unload);
+  .load    = ping_load);

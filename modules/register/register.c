@@ -40,7 +40,9 @@
  * Asynchronous account calls never keep a session pointer: before
  * authentication the session owns a plain GObject the callback holds
  * weakly (freed by GLib's own g_object_unref, so it may outlive this
- * module); after it, replies are routed to the requester's full JID. */
+ * module); after it, replies are routed to the requester's full JID.  A
+ * call still pending when the module unloads keeps the module's state and
+ * code until its callback has run (the core holds it). */
 #include <myna/module.h>
 #include <glib-object.h>
 
@@ -51,12 +53,10 @@
 #define REGISTER_TOKEN       "register-token"
 #define REGISTER_DONE        "register-done"
 #define REGISTER_RECENT_MAX  1024
-#define REGISTER_DRAIN_US    (5 * G_USEC_PER_SEC)
 
 typedef struct {
   MynaModule *mod;
   GHashTable *recent;    /* source address → gint64* (monotonic µs) */
-  guint       inflight;  /* account calls whose callbacks are pending */
 } Register;
 
 /* One asynchronous account call. */
@@ -79,7 +79,6 @@ register_op_new (Register *self, MynaStanza *iq, const char *local)
   op->iq = myna_stanza_ref (iq);
   op->local = g_strdup (local);
   g_weak_ref_init (&op->token, NULL);
-  self->inflight++;
   return op;
 }
 
@@ -88,7 +87,6 @@ register_op_free (gpointer data)
 {
   RegisterOp *op = data;
 
-  op->self->inflight--;
   myna_stanza_unref (op->iq);
   g_weak_ref_clear (&op->token);
   g_free (op->local);
@@ -650,37 +648,6 @@ register_load (MynaModule *mod, GError **error)
   return TRUE;
 }
 
-static gboolean
-register_tick (gpointer unused)
-{
-  return G_SOURCE_CONTINUE;
-}
-
-/* Account calls hash off the main loop and call back on it; the storage
- * cannot flush them, so the main context runs until they are done (a
- * few milliseconds each), bounded by REGISTER_DRAIN_US. */
-static void
-register_unload (MynaModule *mod)
-{
-  Register *self = myna_module_get_data (mod);
-  gint64 deadline = g_get_monotonic_time () + REGISTER_DRAIN_US;
-  g_autoptr(GMainContext) context = NULL;
-  GSource *tick;
-
-  if (self->inflight == 0)
-    return;
-  context = g_main_context_ref_thread_default ();
-  tick = g_timeout_source_new (50);
-  g_source_set_callback (tick, register_tick, NULL, NULL);
-  g_source_attach (tick, context);
-  while (self->inflight > 0 && g_get_monotonic_time () < deadline)
-    g_main_context_iteration (context, TRUE);
-  g_source_destroy (tick);
-  g_source_unref (tick);
-  if (self->inflight > 0)
-    g_critical ("register: %u account call(s) still pending at unload", self->inflight);
-}
-
 static const MynaConfigKey register_config[] = {
   { .name = "allow_registration", .type = MYNA_CONFIG_BOOL, .default_value = "false",
     .description = "let anyone create an account in-band" },
@@ -701,5 +668,4 @@ MYNA_MODULE_DEFINE (register,
   .serves  = MYNA_STRV (NS_REGISTER),
   .mode    = MYNA_MODULE_EAGER,
   .config  = register_config,
-  .load    = register_load,
-  .unload  = register_unload);
+  .load    = register_load);

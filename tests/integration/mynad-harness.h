@@ -125,8 +125,10 @@ mynad_spawn (Mynad *d)
     g_error ("mynad did not start:\n%s", d->log->str);
 }
 
+/* Writes the configuration and creates the data directory without
+ * starting mynad (a test may seed the data directory first). */
 static inline void
-mynad_start (Mynad *d, const char *extra)
+mynad_prepare (Mynad *d, const char *extra)
 {
   g_autoptr(GError) error = NULL;
   g_autofree char *testmods = build_path ("tests/modules");
@@ -153,6 +155,12 @@ mynad_start (Mynad *d, const char *extra)
   d->conf_path = g_build_filename (d->dir, "myna.conf", NULL);
   g_file_set_contents (d->conf_path, conf, -1, &error);
   g_assert_no_error (error);
+}
+
+static inline void
+mynad_start (Mynad *d, const char *extra)
+{
+  mynad_prepare (d, extra);
   mynad_spawn (d);
 }
 

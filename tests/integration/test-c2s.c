@@ -290,6 +290,32 @@ test_keepalive (Fixture *f, gconstpointer unused)
   g_assert_true (client_is_open (good));
 }
 
+/* The keepalive state is session data with a destroy notify of mod_ping:
+ * unloading ping drops it (the core runs the destroy notify before the .so
+ * closes), and the sessions live on without keepalives; ending them then
+ * calls into nothing (mynad's exit status, under ASan too). */
+static void
+test_unload_with_sessions (Fixture *f, gconstpointer unused)
+{
+  g_autofree char *out = NULL, *out2 = NULL;
+  g_autoptr(Client) a = client_login (&f->d, "alice", "wonderland", "a");
+  g_autoptr(Client) b = client_login (&f->d, "bob", "builder", "b");
+
+  g_assert_true (client_expect (a, "id='myna-keepalive'"));
+  client_send (a, "<iq type='result' id='myna-keepalive' to='localhost'/>");
+  g_assert_cmpint (mynactl (&f->d, &out, "unload", "ping", NULL), ==, 0);
+  g_assert_true (mynad_wait_log (&f->d, "module ping unloaded", WAIT_MS));
+  g_assert_cmpint (mynactl (&f->d, &out2, "modules", NULL), ==, 0);
+  g_assert_nonnull (strstr (out2, "ping 1.1 eager (not loaded)"));
+  /* Both sessions still route; then one leaves, one is left to shutdown. */
+  client_send (a, "<message to='bob@localhost/b' type='chat'><body>after unload</body></message>");
+  g_assert_true (client_expect (b, "after unload"));
+  client_send (b, "</stream:stream>");
+  g_assert_true (client_expect_closed (b));
+  g_assert_true (client_is_open (a));
+  g_assert_null (strstr (f->d.log->str, "CRITICAL"));
+}
+
 /* A lazy module is opened by the first stanza of its namespace, over a
  * real connection, and a hot reload keeps both the connection and the
  * module's state. */
@@ -353,6 +379,8 @@ main (int argc, char **argv)
   ADD ("/c2s/lazy-module", test_lazy_module_over_the_wire, NULL);
   ADD ("/c2s/leave-during-auth", test_leave_during_auth, NULL);
   ADD ("/c2s/keepalive", test_keepalive,
+       "[module:ping]\nkeepalive_interval = 1s\nkeepalive_timeout = 1s\n");
+  ADD ("/c2s/unload-with-sessions", test_unload_with_sessions,
        "[module:ping]\nkeepalive_interval = 1s\nkeepalive_timeout = 1s\n");
   return g_test_run ();
 }

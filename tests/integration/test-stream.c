@@ -1,10 +1,13 @@
 /* test-stream: a real mynad driven over raw sockets — stream negotiation,
  * every kind of forbidden XML ending in the right stream error and a
  * closed connection while other connections keep working, mynactl against
- * the running server, and the signals. */
+ * the running server, an admin client too slow to read its answer, and the
+ * signals. */
 #include "mynad-harness.h"
 
+#include <myna/storage.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 
 typedef struct {
   Mynad d;
@@ -207,6 +210,100 @@ test_mynactl (Fixture *f, gconstpointer unused)
   g_assert_true (client_expect (c, "</stream:stream>"));
 }
 
+/* Enough accounts that `user list` answers over a megabyte: more than a
+ * UNIX socket buffers, so the server must wait for the reader. */
+#define SLOW_USERS 50000
+
+/* Seeds the account index of a server not started yet (the layout is
+ * accounts.c's: (host, "", "accounts", user) → "1"). */
+static void
+seed_account_index (const char *dir, guint n)
+{
+  g_autoptr(GError) error = NULL;
+  g_autofree char *uri = g_strdup_printf ("sqlite:%s/myna.db", dir);
+  g_autoptr(MynaStorage) st = myna_storage_open (uri, &error);
+
+  g_assert_no_error (error);
+  for (guint i = 0; i < n; i++)
+    {
+      char user[32];
+      g_snprintf (user, sizeof user, "user%05u", i);
+      myna_kv_set (st, "localhost", "", "accounts", user, "1", NULL, NULL, NULL);
+    }
+  g_assert_true (myna_storage_flush (st, &error));
+}
+
+static int
+admin_connect (Mynad *d)
+{
+  struct sockaddr_un sa = { .sun_family = AF_UNIX };
+  g_autofree char *path = g_build_filename (d->dir, "mynad.sock", NULL);
+  int fd = socket (AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+  g_strlcpy (sa.sun_path, path, sizeof sa.sun_path);
+  g_assert_cmpint (connect (fd, (struct sockaddr *) &sa, sizeof sa), ==, 0);
+  return fd;
+}
+
+/* Reads @fd to its end, within WAIT_MS. */
+static GString *
+admin_read_all (int fd)
+{
+  GString *all = g_string_new (NULL);
+  gint64 deadline = g_get_monotonic_time () + WAIT_MS * 1000;
+  char buf[65536];
+
+  for (;;)
+    {
+      struct pollfd p = { .fd = fd, .events = POLLIN };
+      int left = (int) ((deadline - g_get_monotonic_time ()) / 1000);
+      if (left <= 0 || poll (&p, 1, left) <= 0)
+        g_error ("the admin answer did not end in time (%" G_GSIZE_FORMAT " bytes)", all->len);
+      ssize_t n = recv (fd, buf, sizeof buf, 0);
+      if (n <= 0)
+        return all;
+      g_string_append_len (all, buf, n);
+    }
+}
+
+/* A client that sends `user list` and does not read: the server queues the
+ * answer instead of waiting for the socket, so an XMPP session is served
+ * meanwhile; the whole answer arrives once the client reads. */
+static void
+test_admin_slow_reader (void)
+{
+  Mynad d = { 0 };
+
+  mynad_prepare (&d, MYNAD_PLAIN_AUTH);
+  seed_account_index (d.dir, SLOW_USERS);
+  mynad_spawn (&d);
+  mynad_add_user (&d, "alice", "wonderland");
+  g_autoptr(Client) c = client_login (&d, "alice", "wonderland", "r");
+  g_assert_nonnull (c);
+
+  int fd = admin_connect (&d);
+  g_assert_cmpint (send (fd, "user list\n", 10, MSG_NOSIGNAL), ==, 10);
+  g_assert_true (mynad_wait_log (&d, "bytes of the answer wait for the client", WAIT_MS));
+  /* The admin client reads nothing yet; the session is answered. */
+  client_send (c, "<iq type='get' id='ping1' to='localhost'><ping xmlns='urn:xmpp:ping'/></iq>");
+  g_assert_true (client_expect (c, "id='ping1'"));
+  g_assert_nonnull (strstr (c->in->str, "type='result'"));
+
+  g_autoptr(GString) answer = admin_read_all (fd);
+  close (fd);
+  g_assert_true (g_str_has_suffix (answer->str, "\nOK\n"));
+  g_assert_true (g_str_has_prefix (answer->str, "alice@localhost\nuser00000@localhost\n"));
+  g_assert_nonnull (strstr (answer->str, "\nuser49999@localhost\n"));
+  guint lines = 0;
+  for (const char *p = answer->str; (p = strchr (p, '\n')) != NULL; p++)
+    lines++;
+  g_assert_cmpuint (lines, ==, SLOW_USERS + 2);   /* the users, alice, OK */
+  /* The session is still fine after the answer went out. */
+  client_send (c, "<iq type='get' id='ping2' to='localhost'><ping xmlns='urn:xmpp:ping'/></iq>");
+  g_assert_true (client_expect (c, "id='ping2'"));
+  g_assert_cmpint (mynad_stop (&d), ==, 0);
+}
+
 static void
 test_check_config (void)
 {
@@ -335,6 +432,7 @@ main (int argc, char **argv)
   ADD ("/signals/sighup", test_sighup_reloads, NULL);
   ADD ("/signals/sigterm", test_sigterm_graceful, NULL);
   g_test_add_func ("/admin/check-config", test_check_config);
+  g_test_add_func ("/admin/slow-reader", test_admin_slow_reader);
   g_test_add_func ("/admin/shipped-config", test_shipped_config_checks);
   return g_test_run ();
 }

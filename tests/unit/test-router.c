@@ -1,8 +1,15 @@
 /* test-router: the routing table and module loader in-process — lazy
  * loading on the first stanza of a namespace, hot reload keeping state,
  * unload, a module of the wrong ABI, a module whose load fails, hook
- * priorities, and service-unavailable for unrouted namespaces. */
+ * priorities, service-unavailable for unrouted namespaces, and what the
+ * core cleans up for a module at unload (session data, timers, pending
+ * callbacks) before its .so is closed. */
 #include "server-harness.h"
+#include "../modules/unloadtest/unloadtest.h"
+
+#include <errno.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 typedef struct {
   ServerHarness h;
@@ -204,6 +211,217 @@ test_iq_one_owner (Fixture *f, gconstpointer unused)
   g_assert_true (myna_router_add_iq (r, f->host, MYNA_IQ_SET, "urn:x", "q", NULL, capture, f, NULL));
 }
 
+/* ---- unload: what the core cleans up ---------------------------------------- */
+
+/* A client of the server over a socket pair: the server's end is a session. */
+typedef struct {
+  int      fd;
+  GString *in;
+} Peer;
+
+static void
+peer_free (Peer *p)
+{
+  close (p->fd);
+  g_string_free (p->in, TRUE);
+  g_free (p);
+}
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (Peer, peer_free)
+
+typedef struct {
+  Peer       *peer;
+  const char *needle;
+} PeerWait;
+
+static gboolean
+peer_has (gpointer data)
+{
+  PeerWait *w = data;
+  char buf[4096];
+  ssize_t n;
+
+  while ((n = recv (w->peer->fd, buf, sizeof buf, MSG_DONTWAIT)) > 0)
+    g_string_append_len (w->peer->in, buf, n);
+  return strstr (w->peer->in->str, w->needle) != NULL;
+}
+
+static gboolean
+peer_expect (Peer *p, const char *needle)
+{
+  PeerWait w = { p, needle };
+  return harness_wait (peer_has, &w, 10000);
+}
+
+static void
+peer_send (Peer *p, const char *data)
+{
+  gsize len = strlen (data);
+  g_assert_cmpint (send (p->fd, data, len, MSG_NOSIGNAL), ==, (gssize) len);
+}
+
+/* A session on @f's server; its stream is open (features received). */
+static Peer *
+peer_open (Fixture *f)
+{
+  int fds[2];
+  Peer *p = g_new0 (Peer, 1);
+
+  g_assert_cmpint (socketpair (AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, fds), ==, 0);
+  p->fd = fds[0];
+  p->in = g_string_new (NULL);
+  g_assert_nonnull (myna_connection_new (f->h.server, NULL, fds[1], "peer", "127.0.0.1"));
+  peer_send (p, "<?xml version='1.0'?><stream:stream to='localhost' xmlns='jabber:client' "
+                "xmlns:stream='http://etherx.jabber.org/streams' version='1.0'>");
+  g_assert_true (peer_expect (p, "</stream:features>"));
+  return p;
+}
+
+/* Whether the shared object @name is mapped in this process. */
+static gboolean
+so_is_mapped (const char *name)
+{
+  g_autofree char *maps = NULL;
+
+  g_assert_true (g_file_get_contents ("/proc/self/maps", &maps, NULL, NULL));
+  return strstr (maps, name) != NULL;
+}
+
+static gboolean
+counters_drained (gpointer data)
+{
+  UnloadTestCounters *c = data;
+  return c->state_freed == c->loads && c->callbacks == 2 * c->unloads;
+}
+
+static gboolean
+connections_gone (gpointer data)
+{
+  return myna_server_count_sessions (data) == 0;
+}
+
+static gboolean
+flag_is_set (gpointer data)
+{
+  return *(gboolean *) data;
+}
+
+static void
+set_flag (gpointer data)
+{
+  *(gboolean *) data = TRUE;
+}
+
+/* Waits @ms on a timer: timers the unload should have stopped had time
+ * to fire. */
+static void
+wait_ms (guint ms)
+{
+  gboolean fired = FALSE;
+  MynaTimer *t = myna_timer_new (set_flag, &fired);
+
+  myna_timer_start (t, ms);
+  g_assert_true (harness_wait (flag_is_set, &fired, ms + 10000));
+  myna_timer_free (t);
+}
+
+static UnloadTestCounters *
+unloadtest_load (Fixture *f)
+{
+  g_autoptr(GError) error = NULL;
+  UnloadTestCounters *c = g_new0 (UnloadTestCounters, 1);
+
+  g_dataset_set_data_full (f->h.server, UNLOADTEST_COUNTERS, c, g_free);
+  g_assert_nonnull (myna_module_load (f->h.server->modules, f->host, "unloadtest", &error));
+  g_assert_no_error (error);
+  return c;
+}
+
+/* A module leaving session data (with its own destroy notify), timers and
+ * pending callbacks is unloaded while its sessions live: the destroy
+ * notifies run during the unload, its timers stop, its state and .so stay
+ * until the callbacks ran, then the .so closes; the sessions go on and
+ * end without calling into it. */
+static void
+test_unload_cleans_up (Fixture *f, gconstpointer unused)
+{
+  g_autoptr(GError) error = NULL;
+  UnloadTestCounters *c = unloadtest_load (f);
+  g_autoptr(Peer) a = peer_open (f);
+  g_autoptr(Peer) b = peer_open (f);
+
+  g_assert_nonnull (strstr (a->in->str, "<unloadtest xmlns='" UNLOADTEST_NS "'/>"));
+  g_assert_cmpint (c->session_data_set, ==, 2);
+  wait_ms (200);
+  g_assert_cmpint (c->session_timer_fired, >, 0);
+  g_assert_cmpint (c->stray_timer_fired, >, 0);
+  g_assert_cmpint (c->module_timer_fired, >, 0);
+
+  g_assert_true (myna_module_unload (f->h.server->modules, f->host, "unloadtest", &error));
+  g_assert_no_error (error);
+  /* The session destroy notifies ran, before the module's state went. */
+  g_assert_cmpint (c->session_data_freed, ==, 2);
+  g_assert_cmpint (c->state_freed, ==, 0);
+  g_assert_cmpint (c->callbacks, ==, 0);
+  /* Its callbacks are pending: its state and code stay meanwhile. */
+  g_assert_true (so_is_mapped ("mod_unloadtest.so"));
+  int session_ticks = c->session_timer_fired, stray = c->stray_timer_fired,
+      module_ticks = c->module_timer_fired;
+
+  g_assert_true (harness_wait (counters_drained, c, 10000));
+  g_assert_cmpint (c->callbacks, ==, 2);
+  g_assert_cmpint (c->callback_destroys, ==, 2);
+  g_assert_cmpint (c->state_freed, ==, 1);
+  g_assert_false (so_is_mapped ("mod_unloadtest.so"));
+  /* Registering from a pending callback was refused. */
+  g_autoptr(GPtrArray) features = myna_host_get_features (f->host);
+  for (guint i = 0; i < features->len; i++)
+    g_assert_false (g_str_has_prefix (features->pdata[i], UNLOADTEST_NS));
+
+  /* Nothing of it runs any more; the sessions do. */
+  wait_ms (200);
+  g_assert_cmpint (c->session_timer_fired, ==, session_ticks);
+  g_assert_cmpint (c->stray_timer_fired, ==, stray);
+  g_assert_cmpint (c->module_timer_fired, ==, module_ticks);
+  g_autoptr(Peer) fresh = peer_open (f);
+  g_assert_null (strstr (fresh->in->str, "unloadtest"));
+  peer_send (a, "</stream:stream>");
+  g_assert_true (peer_expect (a, "</stream:stream>"));
+  g_clear_pointer (&a, peer_free);
+  g_clear_pointer (&b, peer_free);
+  g_clear_pointer (&fresh, peer_free);
+  g_assert_true (harness_wait (connections_gone, f->h.server, 10000));
+  g_assert_cmpint (c->session_data_freed, ==, 2);
+}
+
+/* A reload waits for the old instance's pending callbacks, so that the old
+ * .so is closed before the new one opens. */
+static void
+test_reload_drains (Fixture *f, gconstpointer unused)
+{
+  g_autoptr(GError) error = NULL;
+  UnloadTestCounters *c = unloadtest_load (f);
+  g_autoptr(Peer) a = peer_open (f);
+
+  g_assert_true (myna_module_reload (f->h.server->modules, f->host, "unloadtest", &error));
+  g_assert_no_error (error);
+  g_assert_cmpint (c->loads, ==, 2);
+  g_assert_cmpint (c->unloads, ==, 1);
+  g_assert_cmpint (c->session_data_freed, ==, 1);
+  g_assert_cmpint (c->callbacks, ==, 2);
+  g_assert_cmpint (c->callback_destroys, ==, 2);
+  g_assert_cmpint (c->state_freed, ==, 1);
+  g_assert_true (myna_module_is_loaded (f->h.server->modules, f->host, "unloadtest"));
+  g_assert_true (so_is_mapped ("mod_unloadtest.so"));
+  /* The new instance serves new streams. */
+  g_autoptr(Peer) fresh = peer_open (f);
+  g_assert_nonnull (strstr (fresh->in->str, "<unloadtest xmlns='" UNLOADTEST_NS "'/>"));
+  g_assert_cmpint (c->session_data_set, ==, 2);
+  g_assert_true (myna_module_unload (f->h.server->modules, f->host, "unloadtest", &error));
+  g_assert_true (harness_wait (counters_drained, c, 10000));
+  g_assert_cmpint (c->session_data_freed, ==, 2);
+  g_assert_false (so_is_mapped ("mod_unloadtest.so"));
+}
+
 static void
 test_event_names (void)
 {
@@ -221,6 +439,7 @@ main (int argc, char **argv)
 {
   const char *base = "modules = disco;ping;version;lazytest;badabi\n";
   const char *broken = "modules = disco;lazytest;failload;nosuch\n";
+  const char *unload = "modules = disco;unloadtest\nc2s_require_encryption = false\n";
 
   g_test_init (&argc, &argv, NULL);
   harness_init_logging ();
@@ -232,6 +451,8 @@ main (int argc, char **argv)
   ADD ("/router/disco-lazy-features", test_disco_lists_lazy_features, base);
   ADD ("/router/hook-priorities", test_hook_priorities, base);
   ADD ("/router/iq-one-owner", test_iq_one_owner, base);
+  ADD ("/router/unload-cleans-up", test_unload_cleans_up, unload);
+  ADD ("/router/reload-drains", test_reload_drains, unload);
   g_test_add_func ("/router/event-names", test_event_names);
   return g_test_run ();
 }
