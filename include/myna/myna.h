@@ -12,5 +12,6 @@
 #include <myna/accounts.h>
 #include <myna/module.h>
 #ifdef MYNA_HAVE_HTTP
+#include <myna/http.h>
 #include <myna/api.h>
 #endif
