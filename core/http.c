@@ -548,7 +548,7 @@ myna_http_stop (MynaHttp *http)
     return;
   http->stopping = TRUE;
   if (http->soup != NULL)
-    g_info ("HTTP: refusing new requests; %u in progress", g_hash_table_size (http->live));
+    g_info ("stopping: refusing new requests; %u in progress", g_hash_table_size (http->live));
 }
 
 static gboolean

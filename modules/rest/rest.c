@@ -461,6 +461,8 @@ rest_users_create (MynaHttpRequest *req)
                                        rest_host_name (self));
       return;
     }
+  g_debug ("creating account %s@%s for %s", user.user, rest_host_name (self),
+           myna_http_request_get_peer (req));
   myna_account_create (storage, rest_host_name (self), user.user, user.password,
                        rest_user_created, rest_op_new (self, req, user.user), rest_op_free);
 }

@@ -4,8 +4,9 @@
  * accounts created, listed and deleted over HTTP and checked by logging in
  * over XMPP, messages sent over HTTP to an online user (delivered at once)
  * and to an offline one (stored, delivered at login), the status and
- * sessions endpoints, and the refusals: 404, 405, 409, 413, malformed and
- * hostile bodies.
+ * sessions endpoints, the refusals: 404, 405, 409, 413, malformed and
+ * hostile bodies — and a request still being answered when the server is
+ * told to stop, which gets its answer.
  *
  * Every wait is bounded (WAIT_MS): the XMPP side through the stanza peers
  * of services-harness.h, the HTTP side through the session's timeout. */
@@ -42,11 +43,12 @@ http_port (Mynad *d)
   return (guint) g_ascii_strtoull (port, NULL, 10);
 }
 
-/* @extra: the rest module's section (with or without a token). */
+/* @extra: [global] keys (overriding the harness's), then the rest
+ * module's section (with or without a token). */
 static void
 setup (Fixture *f, gconstpointer extra)
 {
-  g_autofree char *conf = g_strconcat (MYNAD_PLAIN_AUTH, HTTP_LISTENER, extra, NULL);
+  g_autofree char *conf = g_strconcat (extra, MYNAD_PLAIN_AUTH, HTTP_LISTENER, NULL);
 
   f->d.modules = MODULES;
   mynad_start (&f->d, conf);
@@ -439,6 +441,43 @@ test_refusals (Fixture *f, gconstpointer unused)
   assert_status (after, 200);
 }
 
+/* A request still being answered when the server is told to stop gets its
+ * answer, and what it did is kept. */
+static void
+test_graceful_stop (Fixture *f, gconstpointer unused)
+{
+  const char *body = "{\"user\": \"slow\", \"password\": \"pw-slow\"}";
+  g_autofree char *request = g_strdup_printf ("POST /api/v1/users HTTP/1.1\r\n"
+                                              "Host: 127.0.0.1\r\n"
+                                              "Authorization: Bearer " TOKEN "\r\n"
+                                              "Content-Type: application/json\r\n"
+                                              "Content-Length: %" G_GSIZE_FORMAT "\r\n\r\n%s",
+                                              strlen (body), body);
+  struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons (http_port (&f->d)) };
+  g_autoptr(Client) c = g_new0 (Client, 1);
+  g_autoptr(Reply) listed = NULL;
+
+  inet_pton (AF_INET, "127.0.0.1", &sa.sin_addr);
+  c->in = g_string_new (NULL);
+  c->fd = socket (AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  g_assert_cmpint (connect (c->fd, (struct sockaddr *) &sa, sizeof sa), ==, 0);
+  client_send (c, request);
+  /* The password is being hashed (half a million iterations) off the main loop. */
+  g_assert_true (mynad_wait_log (&f->d, "creating account slow@localhost", WAIT_MS));
+  g_subprocess_send_signal (f->d.proc, SIGTERM);
+  g_assert_true (mynad_wait_log (&f->d, "stopping: refusing new requests; 1 in progress", WAIT_MS));
+  g_assert_true (client_expect (c, "\r\n\r\n{"));
+  g_assert_true (g_str_has_prefix (c->in->str, "HTTP/1.1 201 "));
+  g_assert_true (client_expect_closed (c));
+
+  mynad_restart (&f->d);
+  g_free (f->base);
+  f->base = g_strdup_printf ("http://127.0.0.1:%u", http_port (&f->d));
+  listed = call (f, "GET", "/api/v1/users", TOKEN, NULL);
+  assert_status (listed, 200);
+  g_assert_true (member_has (listed, "users", "slow"));
+}
+
 /* No token configured: the API is disabled, whatever is presented. */
 static void
 test_disabled (Fixture *f, gconstpointer unused)
@@ -470,6 +509,7 @@ main (int argc, char **argv)
   ADD ("/http/message/online", test_message_online, WITH_TOKEN);
   ADD ("/http/message/offline", test_message_offline, WITH_TOKEN);
   ADD ("/http/refusals", test_refusals, WITH_TOKEN);
+  ADD ("/http/graceful-stop", test_graceful_stop, "scram_iterations = 500000\n" WITH_TOKEN);
   ADD ("/http/disabled", test_disabled, "");
   return g_test_run ();
 }
