@@ -612,8 +612,8 @@ check_listener (MynaConfig *config, const char *group, GPtrArray *diags)
 
   if (strcmp (kind, "http") == 0 && !g_strv_contains (listener_kinds, kind))
     diag_add (diags, config, MYNA_DIAG_ERROR, config_line (config, group, "kind"),
-              "[%s] kind: this build has no HTTP support (libsoup-3.0 and "
-              "json-glib-1.0 were not found)", group);
+              "[%s] kind: this build has no HTTP support (it needs libsoup-3.0 "
+              "and json-glib-1.0; meson option http)", group);
   else if (!g_strv_contains (listener_kinds, kind))
     diag_add (diags, config, MYNA_DIAG_ERROR, config_line (config, group, "kind"),
               "[%s] kind: unknown listener kind '%s' (c2s, c2s_tls or http)", group, kind);

@@ -441,6 +441,28 @@ test_refusals (Fixture *f, gconstpointer unused)
   assert_status (after, 200);
 }
 
+/* The module's route goes with it, and comes back with it; a reload keeps
+ * it. */
+static void
+test_unload_reload (Fixture *f, gconstpointer unused)
+{
+  g_autofree char *out = NULL, *out2 = NULL, *out3 = NULL;
+  g_autoptr(Reply) before = call (f, "GET", "/api/v1/status", TOKEN, NULL);
+  g_autoptr(Reply) unloaded = NULL, reloaded = NULL, loaded = NULL;
+
+  assert_status (before, 200);
+  g_assert_cmpint (mynactl (&f->d, &out, "unload", "rest", NULL), ==, 0);
+  unloaded = call (f, "GET", "/api/v1/status", TOKEN, NULL);
+  assert_status (unloaded, 404);
+  g_assert_cmpstr (member_string (unloaded, "error"), ==, "no such resource");
+  g_assert_cmpint (mynactl (&f->d, &out2, "load", "rest", NULL), ==, 0);
+  loaded = call (f, "GET", "/api/v1/status", TOKEN, NULL);
+  assert_status (loaded, 200);
+  g_assert_cmpint (mynactl (&f->d, &out3, "reload", "rest", NULL), ==, 0);
+  reloaded = call (f, "GET", "/api/v1/users", TOKEN, NULL);
+  assert_status (reloaded, 200);
+}
+
 /* A request still being answered when the server is told to stop gets its
  * answer, and what it did is kept. */
 static void
@@ -509,6 +531,7 @@ main (int argc, char **argv)
   ADD ("/http/message/online", test_message_online, WITH_TOKEN);
   ADD ("/http/message/offline", test_message_offline, WITH_TOKEN);
   ADD ("/http/refusals", test_refusals, WITH_TOKEN);
+  ADD ("/http/unload-reload", test_unload_reload, WITH_TOKEN);
   ADD ("/http/graceful-stop", test_graceful_stop, "scram_iterations = 500000\n" WITH_TOKEN);
   ADD ("/http/disabled", test_disabled, "");
   return g_test_run ();
