@@ -459,7 +459,7 @@ http_early (SoupServer *soup, SoupServerMessage *msg, const char *path,
 }
 
 static void
-http_log (SoupServerMessage *msg, gboolean aborted)
+http_log (MynaHttp *http, SoupServerMessage *msg, gboolean aborted)
 {
   gint64 *start = g_object_get_data (G_OBJECT (msg), "myna-http-start");
   double ms = start != NULL ? (g_get_monotonic_time () - *start) / 1000.0 : 0.0;
@@ -473,7 +473,8 @@ http_log (SoupServerMessage *msg, gboolean aborted)
     return;
   if (aborted)
     g_debug ("%s %s from %s: aborted after %.1f ms", method, path, peer, ms);
-  else if (status >= 500)
+  /* A 503 while stopping is the plan, not a fault. */
+  else if (status >= 500 && !(http->stopping && status == SOUP_STATUS_SERVICE_UNAVAILABLE))
     g_warning ("%s %s from %s: %u %s (%.1f ms)", method, path, peer, status,
                soup_server_message_get_reason_phrase (msg) ?: "", ms);
   else
@@ -481,15 +482,15 @@ http_log (SoupServerMessage *msg, gboolean aborted)
 }
 
 static void
-http_request_done (SoupServer *soup, SoupServerMessage *msg, gpointer unused)
+http_request_done (SoupServer *soup, SoupServerMessage *msg, gpointer user_data)
 {
-  http_log (msg, FALSE);
+  http_log (user_data, msg, FALSE);
 }
 
 static void
-http_request_aborted (SoupServer *soup, SoupServerMessage *msg, gpointer unused)
+http_request_aborted (SoupServer *soup, SoupServerMessage *msg, gpointer user_data)
 {
-  http_log (msg, TRUE);
+  http_log (user_data, msg, TRUE);
 }
 
 /* ---- life cycle --------------------------------------------------------------- */
