@@ -437,10 +437,10 @@ http_early (SoupServer *soup, SoupServerMessage *msg, const char *path,
 {
   MynaHttp *http = user_data;
   SoupMessageHeaders *headers = soup_server_message_get_request_headers (msg);
+  gint64 *start = g_new (gint64, 1);
 
-  g_object_set_data_full (G_OBJECT (msg), "myna-http-start",
-                          g_memdup2 (&(gint64) { g_get_monotonic_time () }, sizeof (gint64)),
-                          g_free);
+  *start = g_get_monotonic_time ();
+  g_object_set_data_full (G_OBJECT (msg), "myna-http-start", start, g_free);
   if (http->stopping)
     {
       http_msg_respond_error (msg, SOUP_STATUS_SERVICE_UNAVAILABLE, "the server is stopping");
