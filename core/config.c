@@ -48,11 +48,14 @@ static const MynaConfigKey global_keys[] = {
     "GnuTLS priority string" },
   { "scram_iterations", MYNA_CONFIG_INT, "4096", 4096, 1000000,
     "PBKDF2 iterations for newly stored passwords" },
+  { "http_max_body", MYNA_CONFIG_SIZE, "64K", 1024, 16 * 1024 * 1024,
+    "largest HTTP request body accepted (413 beyond it)" },
   { NULL }
 };
 
 static const MynaConfigKey listener_keys[] = {
-  { "kind", MYNA_CONFIG_STRING, "c2s", 0, 0, "c2s (STARTTLS) or c2s_tls (direct TLS)" },
+  { "kind", MYNA_CONFIG_STRING, "c2s", 0, 0,
+    "c2s (STARTTLS), c2s_tls (direct TLS) or http (the HTTP API, plain HTTP)" },
   { "address", MYNA_CONFIG_STRING, "127.0.0.1", 0, 0, "address to bind" },
   { "port", MYNA_CONFIG_INT, "5222", 0, 65535, "TCP port; 0 picks one" },
   { "backlog", MYNA_CONFIG_INT, "1024", 1, 65535, "listen(2) backlog" },
@@ -81,7 +84,11 @@ static const MynaConfigKey host_keys[] = {
   { NULL }
 };
 
+#ifdef MYNA_HAVE_HTTP
+static const char *listener_kinds[] = { "c2s", "c2s_tls", "http", NULL };
+#else
 static const char *listener_kinds[] = { "c2s", "c2s_tls", NULL };
+#endif
 
 struct _MynaConfig {
   GKeyFile   *kf;
@@ -605,9 +612,13 @@ check_listener (MynaConfig *config, const char *group, GPtrArray *diags)
   g_autofree char *kind = config_raw (config, group, "kind",
                                       find_key (listener_keys, "kind"));
 
-  if (!g_strv_contains (listener_kinds, kind))
+  if (strcmp (kind, "http") == 0 && !g_strv_contains (listener_kinds, kind))
     diag_add (diags, config, MYNA_DIAG_ERROR, config_line (config, group, "kind"),
-              "[%s] kind: unknown listener kind '%s' (c2s or c2s_tls)", group, kind);
+              "[%s] kind: this build has no HTTP support (it needs libsoup-3.0 "
+              "and json-glib-1.0; meson option http)", group);
+  else if (!g_strv_contains (listener_kinds, kind))
+    diag_add (diags, config, MYNA_DIAG_ERROR, config_line (config, group, "kind"),
+              "[%s] kind: unknown listener kind '%s' (c2s, c2s_tls or http)", group, kind);
 }
 
 static void

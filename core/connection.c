@@ -1205,3 +1205,18 @@ myna_host_get_sessions (MynaHost *host, const char *local)
     g_ptr_array_add (out, list->pdata[i]);
   return out;
 }
+
+GPtrArray *
+myna_host_list_sessions (MynaHost *host)
+{
+  g_return_val_if_fail (host != NULL, NULL);
+
+  GPtrArray *out = g_ptr_array_new ();
+  GHashTableIter it;
+  gpointer value;
+
+  g_hash_table_iter_init (&it, host->accounts);
+  while (g_hash_table_iter_next (&it, NULL, &value))
+    g_ptr_array_extend (out, value, NULL, NULL);
+  return out;
+}

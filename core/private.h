@@ -257,6 +257,7 @@ typedef struct {
 
 typedef struct _MynaListener MynaListener;
 typedef struct _MynaTls MynaTls;
+typedef struct _MynaHttp MynaHttp;
 
 struct _MynaServer {
   GMainContext       *context;
@@ -268,6 +269,7 @@ struct _MynaServer {
   MynaRouter         *router;
   MynaModuleRegistry *modules;
   MynaTls            *tls;
+  MynaHttp           *http;         /* NULL in a build without HTTP */
   gboolean            require_encryption;
   GHashTable         *hosts;        /* name → MynaHost* */
   GPtrArray          *listeners;
@@ -327,6 +329,16 @@ GBytes          *myna_tls_channel_binding (gnutls_session_t session, const char 
 const MynaLimits *myna_listener_get_limits (MynaListener *listener, MynaServer *server);
 /* The listener's kind ("c2s", "c2s_tls"). */
 const char      *myna_listener_get_kind (MynaListener *listener);
+
+/* http.c (built with MYNA_HAVE_HTTP): the libsoup server and its routes. */
+MynaHttp   *myna_http_new (MynaServer *server);
+void        myna_http_set_max_body (MynaHttp *http, gsize max_body);
+/* Serves HTTP on @fd, a bound and listening socket it takes. */
+gboolean    myna_http_listen_fd (MynaHttp *http, int fd, GError **error);
+/* New requests get 503 from now on; those in progress go on. */
+void        myna_http_stop (MynaHttp *http);
+/* Lets answers in progress go out (bounded), then closes everything. */
+void        myna_http_free (MynaHttp *http);
 
 /* admin.c */
 gboolean    myna_admin_start (MynaServer *server, const char *path,

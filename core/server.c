@@ -113,6 +113,9 @@ server_read_limits (MynaServer *server)
   if (server->storage != NULL)
     myna_storage_set_cache_size (server->storage,
                                  (guint) myna_config_get_int (c, "global", "storage_cache"));
+#ifdef MYNA_HAVE_HTTP
+  myna_http_set_max_body (server->http, (gsize) myna_config_get_int (c, "global", "http_max_body"));
+#endif
 }
 
 MynaServer *
@@ -136,6 +139,9 @@ myna_server_new (MynaConfig *config, GError **error)
   g_queue_init (&server->read_order);
   server->router = myna_router_new (server);
   server->modules = myna_module_registry_new (server);
+#ifdef MYNA_HAVE_HTTP
+  server->http = myna_http_new (server);
+#endif
   server_read_limits (server);
   return server;
 }
@@ -219,18 +225,41 @@ listener_open (MynaServer *server, const char *name, GError **error)
     }
   freeaddrinfo (res);
 
-  MynaListener *l = g_new0 (MynaListener, 1);
   struct sockaddr_storage ss;
   socklen_t sl = sizeof ss;
   getsockname (fd, (struct sockaddr *) &ss, &sl);
-  l->port = ntohs (ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *) &ss)->sin6_port
-                                            : ((struct sockaddr_in *) &ss)->sin_port);
+  guint16 bound = ntohs (ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *) &ss)->sin6_port
+                                                  : ((struct sockaddr_in *) &ss)->sin_port);
+  gboolean http = strcmp (kind, "http") == 0;
+#ifdef MYNA_HAVE_HTTP
+  /* libsoup serves this socket; it owns the descriptor from here on. */
+  g_autoptr(GError) local = NULL;
+  if (http && !myna_http_listen_fd (server->http, fd, &local))
+    {
+      g_set_error (error, local->domain, local->code,
+                   "listener %s: cannot serve HTTP on %s port %u: %s", name, address,
+                   bound, local->message);
+      return FALSE;
+    }
+#else
+  if (http)
+    {
+      g_set_error (error, G_IO_ERROR, G_IO_ERROR_NOT_SUPPORTED,
+                   "listener %s: this build has no HTTP support", name);
+      close (fd);
+      return FALSE;
+    }
+#endif
+
+  MynaListener *l = g_new0 (MynaListener, 1);
+  l->port = bound;
   l->server = server;
   l->name = g_strdup (name);
   listener_read_limits (server, l);
   l->kind = g_steal_pointer (&kind);
-  l->fd = fd;
-  l->watch = myna_poller_add (server->poller, fd, EPOLLIN, listener_accept, l);
+  l->fd = http ? -1 : fd;
+  if (!http)
+    l->watch = myna_poller_add (server->poller, fd, EPOLLIN, listener_accept, l);
   g_ptr_array_add (server->listeners, l);
   g_info ("listening for %s on %s port %u (%s)", l->kind, address, l->port, name);
   return TRUE;
@@ -449,6 +478,9 @@ myna_server_stop (MynaServer *server)
       l->fd = -1;
     }
   myna_admin_stop (server);
+#ifdef MYNA_HAVE_HTTP
+  myna_http_stop (server->http);
+#endif
 
   GList *sessions = g_hash_table_get_keys (server->connections);
   for (GList *l = sessions; l != NULL; l = l->next)
@@ -468,6 +500,11 @@ myna_server_free (MynaServer *server)
     myna_connection_free (l->data);
   g_list_free (sessions);
   myna_module_registry_unload_all (server->modules);
+#ifdef MYNA_HAVE_HTTP
+  /* After the modules: their answers in progress go out first. */
+  myna_http_free (server->http);
+  server->http = NULL;
+#endif
   myna_storage_close (server->storage);
   myna_router_free (server->router);
   myna_module_registry_free (server->modules);

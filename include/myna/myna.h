@@ -11,3 +11,7 @@
 #include <myna/server.h>
 #include <myna/accounts.h>
 #include <myna/module.h>
+#ifdef MYNA_HAVE_HTTP
+#include <myna/http.h>
+#include <myna/api.h>
+#endif

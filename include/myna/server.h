@@ -74,6 +74,9 @@ GPtrArray   *myna_host_get_features (MynaHost *host);
 /* Connected sessions of account @local on this host (bound ones only).
  * Returns: (transfer container) array of borrowed MynaSession* */
 GPtrArray   *myna_host_get_sessions (MynaHost *host, const char *local);
+/* Every bound session of this host, in no particular order.
+ * Returns: (transfer container) array of borrowed MynaSession* */
+GPtrArray   *myna_host_list_sessions (MynaHost *host);
 
 /* Runs the hook chain of @event on @host (for events modules define or
  * fire themselves).  Returns MYNA_HANDLED if a handler handled it. */

@@ -176,6 +176,31 @@ test_listener_overrides (void)
 }
 
 static void
+test_http_listener (void)
+{
+  g_autoptr(MynaConfig) c = load (
+      "[global]\n"
+      "http_max_body = 1M\n"
+      "[listener:api]\n"
+      "kind = http\n"
+      "port = 5280\n"
+      "[host:localhost]\n");
+  g_autoptr(MynaConfig) plain = load ("[global]\n[host:localhost]\n");
+  g_autoptr(GPtrArray) diags = myna_config_check (c);
+  MynaDiag *d = find_diag (diags, "kind");
+
+  g_assert_cmpint (myna_config_get_int (c, "global", "http_max_body"), ==, 1024 * 1024);
+  g_assert_cmpint (myna_config_get_int (plain, "global", "http_max_body"), ==, 64 * 1024);
+#ifdef MYNA_HAVE_HTTP
+  g_assert_null (d);
+#else
+  g_assert_nonnull (d);
+  g_assert_cmpint (d->level, ==, MYNA_DIAG_ERROR);
+  g_assert_nonnull (strstr (d->message, "no HTTP support"));
+#endif
+}
+
+static void
 test_syntax_error (void)
 {
   g_autoptr(GError) error = NULL;
@@ -214,6 +239,7 @@ main (int argc, char **argv)
   g_test_add_func ("/config/getters", test_getters_clamp_and_default);
   g_test_add_func ("/config/syntax-error", test_syntax_error);
   g_test_add_func ("/config/listener-overrides", test_listener_overrides);
+  g_test_add_func ("/config/http-listener", test_http_listener);
   g_test_add_func ("/config/shipped-config", test_shipped_config_is_clean);
   return g_test_run ();
 }
