@@ -400,8 +400,10 @@ test_reload_drains (Fixture *f, gconstpointer unused)
 {
   g_autoptr(GError) error = NULL;
   UnloadTestCounters *c = unloadtest_load (f);
+  /* A session the old instance set data on. */
   g_autoptr(Peer) a = peer_open (f);
 
+  g_assert_nonnull (a);
   g_assert_true (myna_module_reload (f->h.server->modules, f->host, "unloadtest", &error));
   g_assert_no_error (error);
   g_assert_cmpint (c->loads, ==, 2);
