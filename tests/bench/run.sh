@@ -16,7 +16,7 @@
 #   BENCH_RATE=2000         aggregate msgs/s (latency)
 #   BENCH_LOGIN_C=50        logins in flight
 #   BENCH_SERVERS="myna prosody ejabberd"
-#   BENCH_PORT=15225        c2s port (tests/bench/myna.conf uses 15225)
+#   BENCH_PORT=15225        c2s port (replaces 15225 in tests/bench/myna.conf)
 #   BENCH_KEEP=1            keep the scratch directory
 # Full size: BENCH_N=10000 tests/bench/run.sh, then for Myna alone
 # BENCH_N=100000 BENCH_SERVERS=myna tests/bench/run.sh (needs an open-file
@@ -115,7 +115,8 @@ start_server () {
   fi
   case $name in
     myna)
-      (cd "$dir" && exec taskset -c 0 "$BUILD/core/mynad" -c "$ROOT/tests/bench/myna.conf") \
+      sed -e "s|^port = 15225\$|port = $PORT|" "$ROOT/tests/bench/myna.conf" > "$dir/myna.conf"
+      (cd "$dir" && exec taskset -c 0 "$BUILD/core/mynad" -c "$dir/myna.conf") \
         >>"$dir/server.log" 2>&1 &
       SERVER_PID=$!
       ;;
