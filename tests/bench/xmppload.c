@@ -1266,42 +1266,74 @@ wait_events (Worker *w, struct epoll_event *evs, int max, gint64 timeout_ns)
 
 #define SPIN_NS (50 * G_GINT64_CONSTANT (1000))
 
-/* Time a thread spent runnable but waiting for a CPU (schedstat's second
- * field): other processes on its core.  PATH: /proc/thread-self/schedstat
- * or /proc/PID/schedstat (a process's main thread). */
-static gint64
-runq_wait_ns (const char *path)
+/* A thread's schedstat: time on a CPU and time runnable but waiting for
+ * one (other threads or processes on its core).  PATH:
+ * /proc/thread-self/schedstat or /proc/PID/task/TID/schedstat. */
+static gboolean
+read_schedstat (const char *path, gint64 *run_ns, gint64 *wait_ns)
 {
   g_autofree char *text = NULL;
   if (!g_file_get_contents (path, &text, NULL, NULL))
-    return 0;
-  char *p = strchr (text, ' ');
-  return p != NULL ? g_ascii_strtoll (p + 1, NULL, 10) : 0;
+    return FALSE;
+  char *end = NULL;
+  *run_ns = g_ascii_strtoll (text, &end, 10);
+  *wait_ns = end != NULL ? g_ascii_strtoll (end, NULL, 10) : 0;
+  return TRUE;
 }
 
 static gint64
 thread_runq_ns (void)
 {
-  return runq_wait_ns ("/proc/thread-self/schedstat");
+  gint64 run = 0, wait = 0;
+  read_schedstat ("/proc/thread-self/schedstat", &run, &wait);
+  return wait;
 }
 
-/* The same summed over the threads of process PID (Myna's loop is its
- * main thread, ejabberd's a scheduler thread); 0 when unreadable. */
-static gint64
-process_runq_ns (int pid)
+/* Schedstat of every thread of PID, keyed by thread id: a pair of gint64
+ * (run, wait) per thread. */
+static GHashTable *
+process_schedstat (int pid)
 {
+  GHashTable *t = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, g_free);
   g_autofree char *dir_path = g_strdup_printf ("/proc/%d/task", pid);
   GDir *dir = g_dir_open (dir_path, 0, NULL);
   if (dir == NULL)
-    return 0;
-  gint64 sum = 0;
+    return t;
   for (const char *tid = g_dir_read_name (dir); tid != NULL; tid = g_dir_read_name (dir))
     {
       g_autofree char *path = g_strdup_printf ("%s/%s/schedstat", dir_path, tid);
-      sum += runq_wait_ns (path);
+      gint64 *v = g_new0 (gint64, 2);
+      if (read_schedstat (path, &v[0], &v[1]))
+        g_hash_table_insert (t, g_strdup (tid), v);
+      else
+        g_free (v);
     }
   g_dir_close (dir);
-  return sum;
+  return t;
+}
+
+/* The run-queue wait, between BEFORE and now, of PID's thread that ran
+ * most in that time (Myna's loop, ejabberd's scheduler): how long the
+ * server's busy thread waited for its CPU; -1 if unknown. */
+static gint64
+busiest_thread_wait_ns (int pid, GHashTable *before)
+{
+  g_autoptr(GHashTable) after = process_schedstat (pid);
+  GHashTableIter it;
+  gpointer key, value;
+  gint64 best_run = -1, wait = -1;
+  g_hash_table_iter_init (&it, after);
+  while (g_hash_table_iter_next (&it, &key, &value))
+    {
+      const gint64 *a = value, *b = g_hash_table_lookup (before, key);
+      gint64 run = a[0] - (b ? b[0] : 0);
+      if (run > best_run)
+        {
+          best_run = run;
+          wait = a[1] - (b ? b[1] : 0);
+        }
+    }
+  return wait;
 }
 
 static gint64
@@ -1575,7 +1607,7 @@ usage (FILE *f)
     "  -L LABEL   server label for RESULT lines (server)\n"
     "  -W W       churn: sessions per wave (8500; accounts FIRST..FIRST+W-1 must exist)\n"
     "  -R PID     the server process: churn watches its VmRSS and descriptors,\n"
-    "             latency reports how long its threads waited for a CPU\n"
+    "             latency reports how long its busiest thread waited for a CPU\n"
     "  -S SEC     churn: settle between the release and the RSS sample (1.2)\n");
 }
 
@@ -1773,7 +1805,7 @@ main (int argc, char **argv)
         }
     }
 
-  gint64 server_rq0 = 0;
+  g_autoptr(GHashTable) server_sched0 = NULL;
   gint64 t0 = now_ns ();
   if (opt.scenario == SC_LOGINS)
     atomic_store (&g_measuring, 1);
@@ -1841,7 +1873,7 @@ main (int argc, char **argv)
                   nanosleep (&ws, NULL);
                 }
               if (opt.server_pid > 0)
-                server_rq0 = process_runq_ns (opt.server_pid);
+                server_sched0 = process_schedstat (opt.server_pid);
               atomic_store (&g_measuring, 1);
             }
           else if (secs_since (t0) > opt.setup_timeout)
@@ -1857,10 +1889,14 @@ main (int argc, char **argv)
     }
   if (measure_start != 0)
     measured = (double) (now_ns () - measure_start) / 1e9;
-  /* the server's threads waiting for its CPU: other processes there */
+  /* the server's busy thread waiting for its CPU: other processes there */
   double server_rq_pct = -1;
-  if (opt.server_pid > 0 && server_rq0 != 0 && measured > 0)
-    server_rq_pct = 100 * (double) (process_runq_ns (opt.server_pid) - server_rq0) / 1e9 / measured;
+  if (server_sched0 != NULL && measured > 0)
+    {
+      gint64 wait = busiest_thread_wait_ns (opt.server_pid, server_sched0);
+      if (wait >= 0)
+        server_rq_pct = 100 * (double) wait / 1e9 / measured;
+    }
   atomic_store (&g_measuring, 0);
   atomic_store (&g_stop, 1);
   for (guint t = 0; t < opt.threads; t++)
