@@ -10,9 +10,8 @@
  *
  * Scenarios (-s): register, idle, logins, throughput, latency, churn; see
  * usage().  latency sends each message at its own absolute deadline
- * (epoll_pwait2 with a nanosecond timeout, then polling for the last
- * SPIN_NS), stamps it just before its send() and times it when recv()
- * returns it; it also reports the generator's own share (lateness against
+ * (epoll_pwait2 with a nanosecond timeout and 1 ns timer slack), stamps it
+ * just before its send() and times it when recv() returns it; it also reports the generator's own share (lateness against
  * the deadlines, receive delay against the kernel's receive timestamps,
  * CPU use, run-queue waits).  churn logs in and out waves of sessions and
  * samples the server's VmRSS after each (-R PID); see run_churn().
@@ -246,7 +245,6 @@ struct Worker
   gint64     rx_ns;          /* CLOCK_MONOTONIC right after the last recv() */
   gint64     rx_kernel_ns;   /* latency: the kernel's receive time of that
                               * read's last segment (SO_TIMESTAMPNS), 0 if none */
-  gint64     spin_ns;        /* latency: time spent polling with nothing to do */
   gint64     cpu0_ns, wall0_ns, rq0_ns; /* thread CPU, wall clock and run-queue
                                         * wait when measuring began */
   gint64     cpu1_ns, wall1_ns, rq1_ns; /* ... and when the worker stopped */
@@ -1264,8 +1262,6 @@ wait_events (Worker *w, struct epoll_event *evs, int max, gint64 timeout_ns)
   return epoll_wait (w->ep, evs, max, (int) ((timeout_ns + 999999) / 1000000));
 }
 
-#define SPIN_NS (50 * G_GINT64_CONSTANT (1000))
-
 /* A thread's schedstat: time on a CPU and time runnable but waiting for
  * one (other threads or processes on its core).  PATH:
  * /proc/thread-self/schedstat or /proc/PID/task/TID/schedstat. */
@@ -1369,17 +1365,12 @@ worker_main (void *data)
       ramp (w);
       if (!w->started_traffic && atomic_load (&g_go))
         start_traffic (w);
-      gint64 timeout = tick, t_iter = 0;
-      guint64 due_before = w->paced_sent;
+      gint64 timeout = tick;
       if (opt.scenario == SC_LATENCY && w->started_traffic)
         {
-          /* Sleep until SPIN_NS before the next deadline, then poll
-           * without sleeping: no timer wake-up between deadlines closer
-           * than that, and none late by a wake-up's latency. */
-          t_iter = now_ns ();
+          /* sleep until the next deadline or an event, whichever comes first */
           pace (w);
-          gint64 left = pace_deadline (w, w->paced_sent) - now_ns ();
-          timeout = left > SPIN_NS ? MIN (left - SPIN_NS, tick) : 0;
+          timeout = CLAMP (pace_deadline (w, w->paced_sent) - now_ns (), 0, tick);
         }
       int n = wait_events (w, evs, G_N_ELEMENTS (evs), timeout);
       for (int i = 0; i < n; i++)
@@ -1388,8 +1379,6 @@ worker_main (void *data)
           if (opt.scenario == SC_LATENCY)
             pace (w); /* a deadline may pass while a batch is handled */
         }
-      if (t_iter != 0 && timeout == 0 && n == 0 && w->paced_sent == due_before && w->wall0_ns != 0)
-        w->spin_ns += now_ns () - t_iter; /* an idle lap: not the generator's work */
     }
   w->wall1_ns = now_ns ();
   w->cpu1_ns = thread_cpu_ns ();
@@ -1918,7 +1907,7 @@ main (int argc, char **argv)
       timed_sent += w->timed_sent;
       if (w->wall0_ns != 0)
         {
-          gen_cpu += MAX (0.0, (double) (w->cpu1_ns - w->cpu0_ns - w->spin_ns));
+          gen_cpu += (double) (w->cpu1_ns - w->cpu0_ns);
           gen_wall += (double) (w->wall1_ns - w->wall0_ns);
           gen_rq += (double) (w->rq1_ns - w->rq0_ns);
         }
@@ -1977,8 +1966,8 @@ main (int argc, char **argv)
        * deadline, the send rate achieved in the timed window, how long
        * received data waited for it (recv time − the kernel's receive
        * stamp; a lower bound when one read returns several messages), and
-       * the fraction of the window its threads spent working on a CPU
-       * (idle polling laps excluded) and waiting for one (other processes
+       * the fraction of the window its threads spent on a CPU and waiting
+       * for one (other processes
        * on its core).  kernel_p*: latency up to the
        * kernel's receipt, i.e. without the generator's receive delay. */
       printf ("%" G_GUINT64_FORMAT " messages timed at %.0f/s over %u pairs: p50 %.3f ms p99 %.3f ms max %.3f ms\n",
