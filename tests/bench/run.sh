@@ -402,3 +402,14 @@ row "churn RSS after the first wave (KiB)"    churn.rss_first_kib
 row "churn RSS after the last wave (KiB)"     churn.rss_last_kib
 row "churn RSS max after waves 2..n (KiB)"    churn.rss_max_after_kib
 row "churn RSS growth (%)"                    churn.growth_pct
+# The generator is one thread on one core: say so where it was the limit.
+for s in myna prosody ejabberd; do
+  for k in latency latency_half; do
+    b=${R[$s:$k.gen_busy_pct]:-}
+    [ -n "$b" ] || continue
+    if awk -v b="$b" 'BEGIN{exit !(b >= 90)}'; then
+      echo "NOTE: $s $k: the generator was busy $b % of the time: these latencies include its own queueing" \
+           "(generator receive delay p99 ${R[$s:$k.rxdelay_p99_us]} us, sent ${R[$s:$k.sent_per_s]}/s of ${R[$s:$k.rate]}/s)"
+    fi
+  done
+done
