@@ -8,7 +8,8 @@
 # (taskset -c 0) with xmppload on CPU 1.  Prints the RESULT lines as they
 # come and one table at the end.  Only 127.0.0.0/8 is used.
 #
-# Environment (defaults finish in a few minutes):
+# Environment (defaults: about 20 minutes for the three servers, most of it
+# the churn scenario):
 #   BENCH_N=2000            idle sessions (and accounts)
 #   BENCH_DURATION=10       seconds per measured scenario
 #   BENCH_PAIRS=50          pairs for throughput/latency
