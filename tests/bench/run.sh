@@ -8,15 +8,25 @@
 # (taskset -c 0) with xmppload on CPU 1.  Prints the RESULT lines as they
 # come and one table at the end.  Only 127.0.0.0/8 is used.
 #
-# Environment (defaults finish in a few minutes):
+# Environment (defaults: about 20 minutes for the three servers, most of it
+# the churn scenario):
 #   BENCH_N=2000            idle sessions (and accounts)
 #   BENCH_DURATION=10       seconds per measured scenario
 #   BENCH_PAIRS=50          pairs for throughput/latency
 #   BENCH_WINDOW=10         messages in flight per pair (throughput)
-#   BENCH_RATE=2000         aggregate msgs/s (latency)
+#   BENCH_RATE=2000         aggregate msgs/s (latency; it runs again at half of
+#                           the server's own throughput from the same run)
 #   BENCH_LOGIN_C=50        logins in flight
 #   BENCH_SERVERS="myna prosody ejabberd"
-#   BENCH_PORT=15225        c2s port (tests/bench/myna.conf uses 15225)
+#   BENCH_PORT=15225        c2s port (replaces 15225 in tests/bench/myna.conf)
+#   BENCH_CHURN_TOTAL=100000  churn: sessions logged in and out in all (Myna)
+#   BENCH_CHURN_WAVE=8500     churn: sessions per wave (Myna; below the
+#                             open-file limit of both processes)
+#   BENCH_CHURN_PEER_TOTAL=10000, BENCH_CHURN_PEER_WAVE=2000: the same for
+#                           Prosody and ejabberd, smaller by default because
+#                           they log in at 50-110/s (100,000 would take 15 and
+#                           35 minutes); set them to 100000/8500 for like for like
+#   BENCH_CHURN_C=100       churn: logins in flight
 #   BENCH_KEEP=1            keep the scratch directory
 # Full size: BENCH_N=10000 tests/bench/run.sh, then for Myna alone
 # BENCH_N=100000 BENCH_SERVERS=myna tests/bench/run.sh (needs an open-file
@@ -32,10 +42,19 @@ RATE=${BENCH_RATE:-2000}
 LOGIN_C=${BENCH_LOGIN_C:-50}
 SERVERS=${BENCH_SERVERS:-"myna prosody ejabberd"}
 PORT=${BENCH_PORT:-15225}
+CHURN_TOTAL=${BENCH_CHURN_TOTAL:-100000}
+CHURN_WAVE=${BENCH_CHURN_WAVE:-8500}
+CHURN_PEER_TOTAL=${BENCH_CHURN_PEER_TOTAL:-10000}
+CHURN_PEER_WAVE=${BENCH_CHURN_PEER_WAVE:-2000}
+CHURN_C=${BENCH_CHURN_C:-100}
 BUILD="$ROOT/build-bench"
 XL="$BUILD/tests/bench/xmppload"
 ACCOUNTS=$(( N > 2 * PAIRS ? N : 2 * PAIRS ))
 ACCOUNTS=$(( ACCOUNTS > LOGIN_C ? ACCOUNTS : LOGIN_C ))
+max () { echo $(( $1 > $2 ? $1 : $2 )); }
+# churn: total and wave size for server $1 (a wave needs as many accounts)
+churn_total () { if [ "$1" = myna ]; then echo "$CHURN_TOTAL"; else echo "$CHURN_PEER_TOTAL"; fi; }
+churn_wave () { if [ "$1" = myna ]; then echo "$CHURN_WAVE"; else echo "$CHURN_PEER_WAVE"; fi; }
 
 log () { printf '== %s\n' "$*" >&2; }
 
@@ -68,10 +87,19 @@ if [ "$NOFILE" -le $(( N + 100 )) ]; then
   echo "BENCH_N=$N needs an open-file limit above $((N + 100)); this shell has $NOFILE" >&2
   exit 1
 fi
+for w in "$CHURN_WAVE" "$CHURN_PEER_WAVE"; do
+  if [ "$NOFILE" -le $(( w + 100 )) ]; then
+    echo "a churn wave of $w needs an open-file limit above $((w + 100)); this shell has $NOFILE" >&2
+    exit 1
+  fi
+done
 
 # Source addresses: one per 20,000 sessions, past the ephemeral port range.
 nsrc=$(( N / 20000 + 1 ))
 SRC=$(seq -s, -f '127.0.0.%g' 2 $(( nsrc + 1 )))
+# churn: our side closes first, so each session leaves a TIME_WAIT for 60 s
+nsrc=$(( $(max "$CHURN_TOTAL" "$CHURN_PEER_TOTAL") / 20000 + 1 ))
+CSRC=$(seq -s, -f '127.0.0.%g' 2 $(( nsrc + 1 )))
 
 WORK=$(mktemp -d /tmp/myna-bench.XXXXXX)
 chmod 755 "$WORK"
@@ -115,7 +143,8 @@ start_server () {
   fi
   case $name in
     myna)
-      (cd "$dir" && exec taskset -c 0 "$BUILD/core/mynad" -c "$ROOT/tests/bench/myna.conf") \
+      sed -e "s|^port = 15225\$|port = $PORT|" "$ROOT/tests/bench/myna.conf" > "$dir/myna.conf"
+      (cd "$dir" && exec taskset -c 0 "$BUILD/core/mynad" -c "$dir/myna.conf") \
         >>"$dir/server.log" 2>&1 &
       SERVER_PID=$!
       ;;
@@ -180,19 +209,21 @@ rss_kib () { awk '/^VmRSS:/ {print $2}' "/proc/$1/status"; }
 
 declare -A R  # R[server:metric] = value
 
-# Runs xmppload on CPU 1; stores the RESULT line's fields as R[server:scenario.key].
+# Runs xmppload on CPU 1; stores the last RESULT line's fields as
+# R[server:tag.key] (the tag is the scenario unless given with -k TAG).
 load () {
-  local server=$1 scen=$2; shift 2
-  local out="$WORK/$server/$scen.out"
-  if taskset -c 1 "$XL" -s "$scen" -P "$PORT" -D localhost -L "$server" "$@" >"$out" 2>"$WORK/$server/$scen.err"; then :; else
+  local server=$1 scen=$2 tag=$2; shift 2
+  if [ "${1:-}" = -k ]; then tag=$2; shift 2; fi
+  local out="$WORK/$server/$tag.out"
+  if taskset -c 1 "$XL" -s "$scen" -P "$PORT" -D localhost -L "$server" "$@" >"$out" 2>"$WORK/$server/$tag.err"; then :; else
     echo "xmppload $scen against $server failed:" >&2
-    tail -3 "$WORK/$server/$scen.err" >&2
+    tail -3 "$WORK/$server/$tag.err" >&2
   fi
   cat "$out"
   local line
   line=$(grep '^RESULT ' "$out" | tail -1) || return 0
   for kv in $line; do
-    [[ $kv == *=* ]] && R[$server:$scen.${kv%%=*}]=${kv#*=}
+    [[ $kv == *=* ]] && R[$server:$tag.${kv%%=*}]=${kv#*=}
   done
 }
 
@@ -240,9 +271,10 @@ echo "RESULT scenario=pbkdf2 impl=gnutls iterations=4096 sha1_ms=$GT_SHA1 sha256
 
 # ---- the runs ---------------------------------------------------------------
 for s in $SERVERS; do
-  log "$s: creating $ACCOUNTS accounts in-band"
+  accounts=$(max "$ACCOUNTS" "$(churn_wave "$s")")
+  log "$s: creating $accounts accounts in-band"
   start_server "$s" || { R[$s:error]="did not start"; continue; }
-  load "$s" register -n "$ACCOUNTS" -c 50 -T 1800
+  load "$s" register -n "$accounts" -c 50 -T 1800
   stop_server
 
   log "$s: idle ($N sessions)"
@@ -285,7 +317,25 @@ for s in $SERVERS; do
 
   log "$s: latency ($PAIRS pairs, $RATE msg/s, ${DUR}s)"
   start_server "$s" || continue
-  load "$s" latency -p "$PAIRS" -r "$RATE" -d "$DUR"
+  load "$s" latency -p "$PAIRS" -r "$RATE" -d "$DUR" -R "$(listening_pid)"
+  stop_server
+
+  # "Half of the server's own peak": its throughput above, halved.
+  peak=${R[$s:throughput.delivered_per_s]:-0}
+  if [ "$peak" -gt 1 ]; then
+    half=$(( peak / 2 ))
+    R[$s:half_rate]=$half
+    log "$s: latency at half its peak ($PAIRS pairs, $half msg/s, ${DUR}s)"
+    start_server "$s" || continue
+    load "$s" latency -k latency_half -p "$PAIRS" -r "$half" -d "$DUR" -R "$(listening_pid)"
+    stop_server
+  fi
+
+  ctotal=$(churn_total "$s") cwave=$(churn_wave "$s")
+  log "$s: churn ($ctotal sessions in waves of $cwave, $CHURN_C logins in flight)"
+  start_server "$s" || continue
+  load "$s" churn -R "$(listening_pid)" -n "$ctotal" -W "$cwave" -c "$CHURN_C" -b "$CSRC" -T 1800
+  R[$s:churn.size]="$ctotal/$cwave"
   stop_server
   if [ "$s" = myna ] && grep -q CRITICAL "$WORK/myna/server.log"; then
     echo "NOTE: mynad logged $(grep -c CRITICAL "$WORK/myna/server.log") CRITICAL line(s):" >&2
@@ -309,7 +359,9 @@ if [ "$GT_SHA256" != n/a ]; then
   echo "PBKDF2-HMAC alone, 4096 iterations (gnutls_pbkdf2 as Myna calls it, CPU 0): SHA-1 $GT_SHA1 ms, SHA-256 $GT_SHA256 ms" \
        "=> bound: $(awk -v t="$GT_SHA256" 'BEGIN{printf "%.0f", 1000/t}') logins/s (PLAIN checks the SHA-256 key)"
 fi
-echo "N=$N idle sessions; ${DUR}s per scenario; $PAIRS pairs; window $WINDOW; latency at $RATE msg/s; $LOGIN_C logins in flight"
+echo "N=$N idle sessions; ${DUR}s per scenario; $PAIRS pairs; window $WINDOW; latency at $RATE msg/s" \
+     "and at half of each server's throughput; $LOGIN_C logins in flight;" \
+     "churn: Myna $CHURN_TOTAL in waves of $CHURN_WAVE, peers $CHURN_PEER_TOTAL in waves of $CHURN_PEER_WAVE"
 printf '| %-40s | %12s | %12s | %12s |\n' metric Myna Prosody ejabberd
 printf '|%s|%s|%s|%s|\n' "$(printf -- '-%.0s' $(seq 42))" "$(printf -- '-%.0s' $(seq 14))" "$(printf -- '-%.0s' $(seq 14))" "$(printf -- '-%.0s' $(seq 14))"
 row "accounts registered in-band per s"       register.per_s
@@ -328,3 +380,37 @@ row "latency p50 (ms) at fixed rate"          latency.p50_ms
 row "latency p99 (ms) at fixed rate"          latency.p99_ms
 row "latency max (ms) at fixed rate"          latency.max_ms
 row "delivered/s at fixed rate"               latency.delivered_per_s
+row "  generator: send lateness p99 (us)"    latency.late_p99_us
+row "  generator: receive delay p99 (us)"    latency.rxdelay_p99_us
+row "  generator: busy (%)"                  latency.gen_busy_pct
+row "  generator: waiting for its CPU (%)"   latency.gen_runq_pct
+row "  server: waiting for its CPU (%)"      latency.server_runq_pct
+row "half-peak rate (msg/s)"                  half_rate
+row "latency p50 (ms) at half peak"           latency_half.p50_ms
+row "latency p99 (ms) at half peak"           latency_half.p99_ms
+row "latency max (ms) at half peak"           latency_half.max_ms
+row "delivered/s at half peak"                latency_half.delivered_per_s
+row "  generator: sent/s at half peak"       latency_half.sent_per_s
+row "  generator: send lateness p99 (us)"    latency_half.late_p99_us
+row "  generator: receive delay p99 (us)"    latency_half.rxdelay_p99_us
+row "  generator: busy (%)"                  latency_half.gen_busy_pct
+row "  generator: waiting for its CPU (%)"   latency_half.gen_runq_pct
+row "  server: waiting for its CPU (%)"      latency_half.server_runq_pct
+row "churn sessions (total/wave)"             churn.size
+row "churn sessions failed"                   churn.failed
+row "churn RSS, highest wave peak (KiB)"      churn.rss_max_peak_kib
+row "churn RSS after the first wave (KiB)"    churn.rss_first_kib
+row "churn RSS after the last wave (KiB)"     churn.rss_last_kib
+row "churn RSS max after waves 2..n (KiB)"    churn.rss_max_after_kib
+row "churn RSS growth (%)"                    churn.growth_pct
+# The generator is one thread on one core: say so where it was the limit.
+for s in myna prosody ejabberd; do
+  for k in latency latency_half; do
+    b=${R[$s:$k.gen_busy_pct]:-}
+    [ -n "$b" ] || continue
+    if awk -v b="$b" 'BEGIN{exit !(b >= 90)}'; then
+      echo "NOTE: $s $k: the generator was busy $b % of the time: these latencies include its own queueing" \
+           "(generator receive delay p99 ${R[$s:$k.rxdelay_p99_us]} us, sent ${R[$s:$k.sent_per_s]}/s of ${R[$s:$k.rate]}/s)"
+    fi
+  done
+done

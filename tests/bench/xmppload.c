@@ -8,7 +8,13 @@
  * cheap substring search, so it works against any server (Myna, Prosody,
  * ejabberd) without an XML parser.
  *
- * Scenarios (-s): register, idle, logins, throughput, latency; see usage().
+ * Scenarios (-s): register, idle, logins, throughput, latency, churn; see
+ * usage().  latency sends each message at its own absolute deadline
+ * (polling epoll and the clock), stamps it just before its send() and
+ * times it when recv() returns it; it also reports the generator's own share (lateness against
+ * the deadlines, receive delay against the kernel's receive timestamps,
+ * CPU use, run-queue waits).  churn logs in and out waves of sessions and
+ * samples the server's VmRSS after each (-R PID); see run_churn().
  * Accounts are PREFIX1..PREFIXN (default user1..userN) with password -x
  * (default "pw") on domain -D.  Each result is one machine-readable line
  * "RESULT scenario=… key=value …" on stdout; progress goes to stderr.
@@ -32,7 +38,6 @@
 #include <sys/epoll.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
-#include <sys/timerfd.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -42,7 +47,7 @@
 
 /* ---- options ---------------------------------------------------------- */
 
-typedef enum { SC_REGISTER, SC_IDLE, SC_LOGINS, SC_THROUGHPUT, SC_LATENCY } Scenario;
+typedef enum { SC_REGISTER, SC_IDLE, SC_LOGINS, SC_THROUGHPUT, SC_LATENCY, SC_CHURN } Scenario;
 
 static struct
 {
@@ -55,7 +60,10 @@ static struct
   const char *prefix;
   const char *password;
   guint       first;        /* first account number */
-  guint       n;            /* sessions / accounts */
+  guint       n;            /* sessions / accounts; churn: sessions in all */
+  guint       wave;         /* churn: sessions per wave */
+  int         server_pid;   /* churn: whose RSS and descriptors to watch */
+  double      settle;       /* churn: seconds between the two RSS samples */
   guint       concurrency;  /* logins in flight */
   guint       pairs;
   guint       window;
@@ -74,11 +82,17 @@ static struct
 static atomic_int  g_stop;        /* threads must wind down */
 static atomic_int  g_go;          /* all sessions bound: start traffic */
 static atomic_int  g_measuring;   /* counting deliveries / logins */
-static atomic_uint g_bound;       /* sessions bound (idle/throughput/latency) */
+static atomic_uint g_bound;       /* sessions bound (idle/throughput/latency/churn wave) */
 static atomic_uint g_failed;      /* sessions given up on during setup */
+static atomic_int  g_wave;        /* churn: the wave under way (0: none yet) */
+static atomic_uint g_wave_n;      /* churn: sessions in that wave */
+static atomic_int  g_close_wave;  /* churn: the wave whose sessions must close */
+static atomic_uint g_released;    /* churn: our close answered by the server's */
+static atomic_uint g_dropped;     /* churn: bound sessions lost before our close */
 static atomic_uint g_next_account;/* register: next account to create */
 static gint64      g_pace_start_ns; /* CLOCK_MONOTONIC when traffic starts */
 static gint64      g_timed_from_ns; /* latency: messages sent from here on are timed */
+static gint64      g_real_to_mono_ns; /* CLOCK_MONOTONIC − CLOCK_REALTIME */
 
 static inline gint64
 now_ns (void)
@@ -86,6 +100,12 @@ now_ns (void)
   struct timespec ts;
   clock_gettime (CLOCK_MONOTONIC, &ts);
   return (gint64) ts.tv_sec * G_GINT64_CONSTANT (1000000000) + ts.tv_nsec;
+}
+
+static double
+secs_since (gint64 t)
+{
+  return (double) (now_ns () - t) / 1e9;
 }
 
 /* ---- a log-linear histogram of nanoseconds ---------------------------- */
@@ -195,6 +215,7 @@ struct Conn
   char      *wbuf;        /* unsent output */
   size_t     wlen, woff, wcap;
   gboolean   want_out;    /* EPOLLOUT armed */
+  gboolean   shut;        /* our side shut down (after </stream:stream>) */
   char      *jid;         /* full JID from bind */
   Conn      *peer;        /* throughput/latency partner */
   gint64     t_start;     /* login start */
@@ -206,18 +227,26 @@ struct Worker
   guint      id;
   pthread_t  thread;
   int        ep;
-  int        tfd;         /* latency pacing timer */
   Conn      *conns;
   guint      n_conns;
   guint      next_source;
   char      *scratch;
   size_t     scratch_cap;
   /* setup bookkeeping */
-  guint      next_to_start;  /* idle/pairs: next slot to connect */
+  guint      next_to_start;  /* idle/pairs/churn: next slot to connect */
+  int        wave;           /* churn: the wave this worker is in */
+  guint      wave_share;     /* churn: this worker's sessions in it */
+  int        closed_wave;    /* churn: last wave whose sessions it closed */
   guint      in_flight;      /* logins or registrations under way */
   gboolean   started_traffic;
-  guint64    paced_sent;     /* latency: messages sent so far */
+  guint64    paced_sent;     /* latency: messages due so far (sent or skipped) */
   guint      rr;             /* latency: round-robin position */
+  gint64     rx_ns;          /* CLOCK_MONOTONIC right after the last recv() */
+  gint64     rx_kernel_ns;   /* latency: the kernel's receive time of that
+                              * read's last segment (SO_TIMESTAMPNS), 0 if none */
+  gint64     wall0_ns, rq0_ns;  /* wall clock and run-queue wait when measuring began */
+  gint64     wall1_ns, rq1_ns;  /* ... and when the worker stopped */
+  gint64     work_ns;        /* latency: wall time of polling laps that did something */
   /* results */
   guint64    delivered;
   guint64    sent_msgs;
@@ -228,6 +257,10 @@ struct Worker
   guint64    reg_failures;
   guint64    errors;         /* error stanzas, resets during traffic */
   Hist       lat;
+  Hist       late;           /* latency: send time minus its deadline */
+  Hist       rxdelay;        /* latency: recv() time minus the kernel's receipt */
+  Hist       klat;           /* latency: the kernel's receipt minus send time */
+  guint64    timed_sent;     /* latency: messages sent in the timed window */
   char       last_error[160];
 };
 
@@ -300,6 +333,11 @@ conn_flush (Worker *w, Conn *c)
       return FALSE;
     }
   gboolean pending = c->woff < c->wlen;
+  if (!pending && c->state == ST_CLOSING && !c->shut)
+    {
+      shutdown (c->fd, SHUT_WR); /* after </stream:stream> left */
+      c->shut = TRUE;
+    }
   if (!pending)
     {
       c->woff = c->wlen = 0;
@@ -345,13 +383,18 @@ send_register (Conn *c)
                opt.prefix, c->account, opt.password);
 }
 
-static void
+/* Queues a message to FROM's peer whose body is the CLOCK_MONOTONIC time
+ * it is stamped with (returned; 0 when not sent).  Callers flush right
+ * away, so the stamp is the send time. */
+static gint64
 send_message (Conn *from)
 {
   if (from->peer == NULL || from->peer->jid == NULL)
-    return;
+    return 0;
+  gint64 t = now_ns ();
   conn_printf (from, "<message to='%s' type='chat'><body>ts:%" G_GINT64_FORMAT "</body></message>",
-               from->peer->jid, now_ns ());
+               from->peer->jid, t);
+  return t;
 }
 
 /* ---- tiny element inspection ----------------------------------------- */
@@ -457,16 +500,28 @@ child_text (const char *s, size_t len, const char *name, size_t *tlen)
 
 /* ---- the client state machine ----------------------------------------- */
 
-/* Ends a short-lived session politely: the slot is freed (in_flight
- * drops) when the server has closed its side too. */
+/* Ends a session politely: </stream:stream>, then our side of the TCP
+ * connection once that has left (conn_flush); conn_closed() follows when
+ * the server has closed its side too. */
 static void
 conn_finish (Worker *w, Conn *c)
 {
   conn_write (c, "</stream:stream>", 16);
-  conn_flush (w, c);
-  shutdown (c->fd, SHUT_WR);
   c->state = ST_CLOSING;
   c->t_start = now_ns ();
+  conn_flush (w, c);
+}
+
+/* C, closing, saw the server's end (or a reset): frees the slot (in_flight
+ * drops) or, churn, counts the session as released. */
+static void
+conn_closed (Worker *w, Conn *c)
+{
+  conn_close (w, c);
+  if (opt.scenario == SC_CHURN)
+    atomic_fetch_add (&g_released, 1);
+  else
+    w->in_flight--;
 }
 
 static void
@@ -494,10 +549,17 @@ static void
 conn_failed (Worker *w, Conn *c)
 {
   ConnState st = c->state;
+  if (st == ST_CLOSING)
+    {
+      conn_closed (w, c); /* the session was over already */
+      return;
+    }
   conn_close (w, c);
   if (st == ST_READY && opt.scenario != SC_LOGINS)
     {
       w->errors++;
+      if (opt.scenario == SC_CHURN)
+        atomic_fetch_add (&g_dropped, 1);
       return;
     }
   w->in_flight--;
@@ -631,14 +693,22 @@ handle_element (Worker *w, Conn *c, const char *name, size_t nlen, const char *s
           if (ts == NULL)
             break;
           gint64 sent = g_ascii_strtoll (ts + 4, NULL, 10);
-          gint64 now = now_ns ();
+          gint64 now = w->rx_ns; /* when recv() handed the bytes over */
           if (atomic_load_explicit (&g_measuring, memory_order_relaxed))
             {
               w->delivered++;
               /* Latency warm-up: messages sent before measuring began
                * are counted as delivered but not timed. */
               if (opt.scenario == SC_LATENCY && sent >= g_timed_from_ns && now >= sent)
-                hist_add (&w->lat, (guint64) (now - sent));
+                {
+                  hist_add (&w->lat, (guint64) (now - sent));
+                  gint64 k = w->rx_kernel_ns;
+                  if (k != 0 && k <= now && k >= sent)
+                    {
+                      hist_add (&w->rxdelay, (guint64) (now - k));
+                      hist_add (&w->klat, (guint64) (k - sent));
+                    }
+                }
             }
           if (opt.scenario == SC_THROUGHPUT && !atomic_load_explicit (&g_stop, memory_order_relaxed))
             {
@@ -816,6 +886,38 @@ scan_elements (Worker *w, Conn *c, const char *buf, size_t len)
   return (ssize_t) consumed;
 }
 
+/* recv() that also takes the kernel's receive timestamp of the data
+ * (SO_TIMESTAMPNS, CLOCK_REALTIME, of the last segment read), as
+ * CLOCK_MONOTONIC, into w->rx_kernel_ns: recv time minus it is how long
+ * the data waited for this process. */
+static ssize_t
+recv_stamped (Worker *w, int fd, char *buf, size_t len)
+{
+  union
+  {
+    char           buf[CMSG_SPACE (sizeof (struct timespec))];
+    struct cmsghdr align;
+  } ctl;
+  struct iovec iov = { buf, len };
+  struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = ctl.buf,
+                        .msg_controllen = sizeof ctl.buf };
+  ssize_t n = recvmsg (fd, &msg, 0);
+  w->rx_kernel_ns = 0;
+  if (n <= 0)
+    return n;
+  for (struct cmsghdr *cm = CMSG_FIRSTHDR (&msg); cm != NULL; cm = CMSG_NXTHDR (&msg, cm))
+    if (cm->cmsg_level == SOL_SOCKET && cm->cmsg_type == SCM_TIMESTAMPNS
+        && cm->cmsg_len >= CMSG_LEN (sizeof (struct timespec)))
+      {
+        struct timespec ts;
+        memcpy (&ts, CMSG_DATA (cm), sizeof ts);
+        if (ts.tv_sec != 0)
+          w->rx_kernel_ns = (gint64) ts.tv_sec * G_GINT64_CONSTANT (1000000000) + ts.tv_nsec
+                            + g_real_to_mono_ns;
+      }
+  return n;
+}
+
 static void
 conn_readable (Worker *w, Conn *c)
 {
@@ -829,7 +931,12 @@ conn_readable (Worker *w, Conn *c)
         }
       if (c->rlen > 0)
         memcpy (w->scratch, c->rbuf, c->rlen);
-      ssize_t n = recv (c->fd, w->scratch + c->rlen, 65536, 0);
+      ssize_t n;
+      if (opt.scenario == SC_LATENCY)
+        n = recv_stamped (w, c->fd, w->scratch + c->rlen, 65536);
+      else
+        n = recv (c->fd, w->scratch + c->rlen, 65536, 0);
+      w->rx_ns = now_ns ();
       if (n < 0 && errno == EINTR)
         continue;
       if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
@@ -838,8 +945,7 @@ conn_readable (Worker *w, Conn *c)
         {
           if (n <= 0)
             {
-              conn_close (w, c);
-              w->in_flight--;
+              conn_closed (w, c);
               return;
             }
           continue; /* discard the server's goodbye */
@@ -899,6 +1005,7 @@ conn_close (Worker *w, Conn *c)
   c->fd = -1;
   c->state = ST_IDLE_SLOT;
   c->want_out = FALSE;
+  c->shut = FALSE;
   c->depth = 0;
   g_clear_pointer (&c->rbuf, g_free);
   g_clear_pointer (&c->wbuf, g_free);
@@ -921,6 +1028,8 @@ conn_start (Worker *w, Conn *c)
     }
   int one = 1;
   setsockopt (fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+  if (opt.scenario == SC_LATENCY)
+    setsockopt (fd, SOL_SOCKET, SO_TIMESTAMPNS, &one, sizeof one);
   if (opt.n_sources > 0)
     {
       struct sockaddr_in src = { .sin_family = AF_INET,
@@ -974,8 +1083,7 @@ conn_event (Worker *w, Conn *c, guint32 events)
     }
   else if ((events & (EPOLLERR | EPOLLHUP)) && c->state == ST_CLOSING)
     {
-      conn_close (w, c);
-      w->in_flight--;
+      conn_closed (w, c);
       return;
     }
   else if (events & (EPOLLERR | EPOLLHUP))
@@ -1032,16 +1140,38 @@ ramp (Worker *w)
         {
           Conn *c = &w->conns[s];
           if (c->state == ST_CLOSING && now - c->t_start > 2 * G_GINT64_CONSTANT (1000000000))
-            {
-              conn_close (w, c); /* the server never closed its side */
-              w->in_flight--;
-            }
+            conn_closed (w, c); /* the server never closed its side */
           if (c->fd < 0 && c->state == ST_IDLE_SLOT)
             {
               c->account = opt.first + (c->account + w->n_conns * opt.threads - opt.first) % opt.n;
               conn_start (w, c);
             }
         }
+      return;
+    }
+  if (opt.scenario == SC_CHURN)
+    {
+      /* The controller (run_churn) announces each wave, then its close. */
+      int wave = atomic_load (&g_wave);
+      if (wave != w->wave)
+        {
+          guint n = atomic_load (&g_wave_n);
+          w->wave = wave;
+          w->next_to_start = 0;
+          w->wave_share = MIN (w->n_conns, n / opt.threads + (w->id < n % opt.threads ? 1 : 0));
+          for (guint s = 0; s < w->n_conns; s++)
+            w->conns[s].attempts = 0;
+        }
+      if (wave > 0 && atomic_load (&g_close_wave) == wave && w->closed_wave != wave)
+        {
+          w->closed_wave = wave;
+          for (guint s = 0; s < w->next_to_start; s++)
+            if (w->conns[s].state == ST_READY)
+              conn_finish (w, &w->conns[s]);
+          return;
+        }
+      for (guint k = 0; k < 4096 && w->next_to_start < w->wave_share && w->in_flight < setup_window (); k++)
+        conn_start (w, &w->conns[w->next_to_start++]);
       return;
     }
   for (guint k = 0; k < 4096 && w->next_to_start < w->n_conns && w->in_flight < setup_window (); k++)
@@ -1070,21 +1200,29 @@ start_traffic (Worker *w)
     }
 }
 
-/* Latency: sends what is due at the worker's share of the rate. */
+/* Latency: message K of worker W is due at an absolute deadline,
+ * start + (K × threads + W) / rate: the workers interleave and each sends
+ * one message per deadline, not bursts per timer tick. */
+static gint64
+pace_deadline (const Worker *w, guint64 k)
+{
+  double slot = (double) k * (double) opt.threads + (double) w->id;
+  return g_pace_start_ns + (gint64) (slot * 1e9 / opt.rate);
+}
+
+/* Sends every message whose deadline has passed, each with its own send()
+ * and stamped just before it; records how late the generator was. */
 static void
 pace (Worker *w)
 {
-  uint64_t exp;
-  if (read (w->tfd, &exp, sizeof exp) < 0)
+  if (!w->started_traffic || atomic_load_explicit (&g_stop, memory_order_relaxed) || w->n_conns < 2)
     return;
-  if (!w->started_traffic || atomic_load (&g_stop) || w->n_conns < 2)
-    return;
-  double share = opt.rate / opt.threads;
-  gint64 elapsed = now_ns () - g_pace_start_ns;
-  guint64 due = (guint64) (share * (double) elapsed / 1e9);
   guint pairs = w->n_conns / 2;
-  for (guint k = 0; k < 100000 && w->paced_sent < due; k++)
+  for (guint k = 0; k < 100000; k++)
     {
+      gint64 due = pace_deadline (w, w->paced_sent);
+      if (now_ns () < due)
+        return;
       guint pi = w->rr % pairs;
       Conn *a = &w->conns[2 * pi], *b = &w->conns[2 * pi + 1];
       Conn *from = (w->rr / pairs) % 2 == 0 ? a : b;
@@ -1092,11 +1230,88 @@ pace (Worker *w)
       w->paced_sent++;
       if (from->state != ST_READY || from->peer->state != ST_READY)
         continue;
-      send_message (from);
+      gint64 t = send_message (from);
+      if (t == 0)
+        continue;
       w->sent_msgs++;
+      if (t >= g_timed_from_ns)
+        {
+          w->timed_sent++;
+          hist_add (&w->late, (guint64) (t - due));
+        }
       if (!conn_flush (w, from))
         conn_failed (w, from);
     }
+}
+
+/* A thread's schedstat: time on a CPU and time runnable but waiting for
+ * one (other threads or processes on its core).  PATH:
+ * /proc/thread-self/schedstat or /proc/PID/task/TID/schedstat. */
+static gboolean
+read_schedstat (const char *path, gint64 *run_ns, gint64 *wait_ns)
+{
+  g_autofree char *text = NULL;
+  if (!g_file_get_contents (path, &text, NULL, NULL))
+    return FALSE;
+  char *end = NULL;
+  *run_ns = g_ascii_strtoll (text, &end, 10);
+  *wait_ns = end != NULL ? g_ascii_strtoll (end, NULL, 10) : 0;
+  return TRUE;
+}
+
+static gint64
+thread_runq_ns (void)
+{
+  gint64 run = 0, wait = 0;
+  read_schedstat ("/proc/thread-self/schedstat", &run, &wait);
+  return wait;
+}
+
+/* Schedstat of every thread of PID, keyed by thread id: a pair of gint64
+ * (run, wait) per thread. */
+static GHashTable *
+process_schedstat (int pid)
+{
+  GHashTable *t = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, g_free);
+  g_autofree char *dir_path = g_strdup_printf ("/proc/%d/task", pid);
+  GDir *dir = g_dir_open (dir_path, 0, NULL);
+  if (dir == NULL)
+    return t;
+  for (const char *tid = g_dir_read_name (dir); tid != NULL; tid = g_dir_read_name (dir))
+    {
+      g_autofree char *path = g_strdup_printf ("%s/%s/schedstat", dir_path, tid);
+      gint64 *v = g_new0 (gint64, 2);
+      if (read_schedstat (path, &v[0], &v[1]))
+        g_hash_table_insert (t, g_strdup (tid), v);
+      else
+        g_free (v);
+    }
+  g_dir_close (dir);
+  return t;
+}
+
+/* The run-queue wait, between BEFORE and now, of PID's thread that ran
+ * most in that time (Myna's loop, ejabberd's scheduler): how long the
+ * server's busy thread waited for its CPU; -1 if unknown. */
+static gint64
+busiest_thread_wait_ns (int pid, GHashTable *before)
+{
+  g_autoptr(GHashTable) after = process_schedstat (pid);
+  GHashTableIter it;
+  gpointer key, value;
+  gint64 best_run = -1, wait = -1;
+  g_hash_table_iter_init (&it, after);
+  while (g_hash_table_iter_next (&it, &key, &value))
+    {
+      const gint64 *a = value, *b = g_hash_table_lookup (before, key);
+      gint64 run = a[0] - (b ? b[0] : 0);
+      if (run > best_run)
+        {
+          best_run = run;
+          wait = a[1] - (b ? b[1] : 0);
+        }
+    }
+  return wait;
 }
 
 static void *
@@ -1110,24 +1325,224 @@ worker_main (void *data)
     {
       if (atomic_load (&g_stop) || now_ns () > hard_end)
         break;
+      if (w->wall0_ns == 0 && atomic_load_explicit (&g_measuring, memory_order_relaxed))
+        {
+          w->wall0_ns = now_ns ();
+          w->rq0_ns = thread_runq_ns ();
+        }
       ramp (w);
       if (!w->started_traffic && atomic_load (&g_go))
         start_traffic (w);
-      int n = epoll_wait (w->ep, evs, G_N_ELEMENTS (evs), 10);
+      /* Latency traffic: poll, never sleep.  A sleeping thread's vCPU
+       * idles, and its wake-up on a timer or on data took up to ~1 ms
+       * at p99 on the test VM, which would count in every latency. */
+      gboolean polling = opt.scenario == SC_LATENCY && w->started_traffic;
+      gint64 lap = 0;
+      guint64 sent_before = w->sent_msgs;
+      if (polling)
+        {
+          lap = now_ns ();
+          pace (w);
+        }
+      int n = epoll_wait (w->ep, evs, G_N_ELEMENTS (evs), polling ? 0 : 10);
       for (int i = 0; i < n; i++)
         {
-          if (evs[i].data.ptr == NULL)
-            {
-              pace (w);
-              continue;
-            }
           conn_event (w, evs[i].data.ptr, evs[i].events);
+          if (opt.scenario == SC_LATENCY)
+            pace (w); /* a deadline may pass while a batch is handled */
         }
+      if (polling && w->wall0_ns != 0 && (n > 0 || w->sent_msgs != sent_before))
+        w->work_ns += now_ns () - lap; /* idle laps are not the generator's work */
     }
+  w->wall1_ns = now_ns ();
+  w->rq1_ns = thread_runq_ns ();
   for (guint i = 0; i < w->n_conns; i++)
     if (w->conns[i].fd >= 0)
       conn_close (w, &w->conns[i]);
   return NULL;
+}
+
+/* ---- churn: the controller's side ------------------------------------ */
+
+/* VmRSS of PID in KiB; 0 without a PID, -1 when unreadable. */
+static gint64
+proc_rss_kib (int pid)
+{
+  if (pid <= 0)
+    return 0;
+  char path[64];
+  g_snprintf (path, sizeof path, "/proc/%d/status", pid);
+  g_autofree char *text = NULL;
+  if (!g_file_get_contents (path, &text, NULL, NULL))
+    return -1;
+  const char *p = strstr (text, "\nVmRSS:");
+  return p != NULL ? g_ascii_strtoll (p + 7, NULL, 10) : -1;
+}
+
+/* Open descriptors of PID; -1 without a PID or when unreadable. */
+static int
+proc_fds (int pid)
+{
+  if (pid <= 0)
+    return -1;
+  char path[64];
+  g_snprintf (path, sizeof path, "/proc/%d/fd", pid);
+  GDir *dir = g_dir_open (path, 0, NULL);
+  if (dir == NULL)
+    return -1;
+  int n = 0;
+  while (g_dir_read_name (dir) != NULL)
+    n++;
+  g_dir_close (dir);
+  return n;
+}
+
+typedef struct
+{
+  guint    waves, waves_done;
+  guint64  bound, failed, dropped;
+  gint64   rss_start, rss_first, rss_last, rss_max_after, rss_max_peak;
+  int      fds_start;
+  gboolean ok, interrupted;
+} ChurnSummary;
+
+/* Waits up to SECONDS (in 10 ms ticks) for a signal; TRUE when one came. */
+static gboolean
+signalled_within (const sigset_t *sigs, double seconds)
+{
+  gint64 end = now_ns () + (gint64) (seconds * 1e9);
+  for (gint64 left = end - now_ns (); left > 0; left = end - now_ns ())
+    {
+      gint64 step = MIN (left, 10 * G_GINT64_CONSTANT (1000000));
+      struct timespec ts = { 0, (long) step };
+      siginfo_t si;
+      if (sigtimedwait (sigs, &si, &ts) > 0)
+        return TRUE;
+    }
+  return FALSE;
+}
+
+/* Waves of logins and clean closes until opt.n sessions have come and
+ * gone.  Each wave: all its sessions bound (RSS sampled: the peak), all
+ * closed with </stream:stream> and the server's own close seen on every
+ * socket, then the server's descriptor count back near where it started
+ * (it has dropped the connections), then two RSS samples opt.settle
+ * seconds apart (Myna's sweep runs every second): the second is the
+ * wave's "after" figure.  Every wait ends on its event or at the setup
+ * timeout, which fails the run. */
+static void
+run_churn (const sigset_t *sigs, ChurnSummary *cs)
+{
+  int pid = opt.server_pid;
+  cs->waves = (opt.n + opt.wave - 1) / opt.wave;
+  cs->rss_start = proc_rss_kib (pid);
+  cs->fds_start = proc_fds (pid);
+  cs->rss_max_after = -1;
+  cs->ok = TRUE;
+  for (guint i = 1; i <= cs->waves && cs->ok; i++)
+    {
+      guint n = opt.n / cs->waves + (i <= opt.n % cs->waves ? 1 : 0);
+      atomic_store (&g_bound, 0);
+      atomic_store (&g_failed, 0);
+      atomic_store (&g_released, 0);
+      atomic_store (&g_dropped, 0);
+      atomic_store (&g_wave_n, n);
+      gint64 tw = now_ns ();
+      atomic_store (&g_wave, (int) i);
+
+      /* logins: until every session is bound or given up on */
+      while (atomic_load (&g_bound) + atomic_load (&g_failed) < n)
+        {
+          if (signalled_within (sigs, 0.01))
+            {
+              cs->interrupted = TRUE;
+              cs->ok = FALSE;
+              break;
+            }
+          if (secs_since (tw) > opt.setup_timeout)
+            {
+              fprintf (stderr, "xmppload: wave %u: login timeout: %u bound, %u failed of %u\n",
+                       i, atomic_load (&g_bound), atomic_load (&g_failed), n);
+              cs->ok = FALSE;
+              break;
+            }
+        }
+      if (!cs->ok)
+        break;
+      double login_s = secs_since (tw);
+      guint bound = atomic_load (&g_bound);
+      gint64 rss_peak = proc_rss_kib (pid);
+      int fds_peak = proc_fds (pid);
+
+      /* close: until the server has closed every socket */
+      gint64 tc = now_ns ();
+      atomic_store (&g_close_wave, (int) i);
+      while (atomic_load (&g_released) + atomic_load (&g_dropped) < bound)
+        {
+          if (signalled_within (sigs, 0.01))
+            {
+              cs->interrupted = TRUE;
+              cs->ok = FALSE;
+              break;
+            }
+          if (secs_since (tc) > opt.setup_timeout)
+            {
+              fprintf (stderr, "xmppload: wave %u: close timeout: %u of %u closed by the server\n",
+                       i, atomic_load (&g_released), bound - atomic_load (&g_dropped));
+              cs->ok = FALSE;
+              break;
+            }
+        }
+      if (!cs->ok)
+        break;
+      double close_s = secs_since (tc);
+
+      /* the server's descriptors: back within 16 of the start (a log or
+       * database file may have opened meanwhile) */
+      int fds = proc_fds (pid);
+      while (fds >= 0 && cs->fds_start >= 0 && fds > cs->fds_start + 16 && secs_since (tc) < 30)
+        {
+          if (signalled_within (sigs, 0.02))
+            {
+              cs->interrupted = TRUE;
+              cs->ok = FALSE;
+              break;
+            }
+          fds = proc_fds (pid);
+        }
+      if (!cs->ok)
+        break;
+      if (fds >= 0 && cs->fds_start >= 0 && fds > cs->fds_start + 16)
+        fprintf (stderr, "xmppload: wave %u: the server still has %d descriptors (%d at the start)\n",
+                 i, fds, cs->fds_start);
+      double release_s = secs_since (tc);
+      gint64 rss_released = proc_rss_kib (pid);
+      if (signalled_within (sigs, opt.settle))
+        {
+          cs->interrupted = TRUE;
+          cs->ok = FALSE;
+          break;
+        }
+      gint64 rss_after = proc_rss_kib (pid);
+
+      guint failed = atomic_load (&g_failed), dropped = atomic_load (&g_dropped);
+      cs->waves_done = i;
+      cs->bound += bound;
+      cs->failed += failed;
+      cs->dropped += dropped;
+      if (i == 1)
+        cs->rss_first = rss_after;
+      else
+        cs->rss_max_after = MAX (cs->rss_max_after, rss_after);
+      cs->rss_last = rss_after;
+      cs->rss_max_peak = MAX (cs->rss_max_peak, rss_peak);
+      printf ("RESULT scenario=churn-wave server=%s wave=%u sessions=%u failed=%u dropped=%u login_s=%.2f"
+              " close_s=%.2f release_s=%.2f fds_start=%d fds_peak=%d fds_after=%d rss_peak_kib=%" G_GINT64_FORMAT
+              " rss_released_kib=%" G_GINT64_FORMAT " rss_after_kib=%" G_GINT64_FORMAT "\n",
+              opt.server_label, i, bound, failed, dropped, login_s, close_s, release_s, cs->fds_start,
+              fds_peak, fds, rss_peak, rss_released, rss_after);
+      fflush (stdout);
+    }
 }
 
 /* ---- main ------------------------------------------------------------- */
@@ -1137,10 +1552,11 @@ usage (FILE *f)
 {
   fprintf (f,
     "usage: xmppload -s SCENARIO [options]\n"
-    "  -s register|idle|logins|throughput|latency\n"
+    "  -s register|idle|logins|throughput|latency|churn\n"
     "  -H HOST (127.0.0.1)  -P PORT (5222)  -D DOMAIN (localhost)\n"
     "  -u PREFIX (user)  -x PASSWORD (pw)  -f FIRST account number (1)\n"
-    "  -n N       accounts to register / sessions to hold / login pool (idle: 100)\n"
+    "  -n N       accounts to register / sessions to hold / login pool (100);\n"
+    "             churn: sessions in all (100000)\n"
     "  -c C       logins (or registrations) in flight (100)\n"
     "  -p P       pairs for throughput/latency (10)\n"
     "  -w W       messages in flight per pair, throughput (10)\n"
@@ -1150,7 +1566,11 @@ usage (FILE *f)
     "  -t T       threads (1)\n"
     "  -b A,B,..  source addresses (127.0.0.x) to spread connections over\n"
     "  -N         no initial presence\n"
-    "  -L LABEL   server label for RESULT lines (server)\n");
+    "  -L LABEL   server label for RESULT lines (server)\n"
+    "  -W W       churn: sessions per wave (8500; accounts FIRST..FIRST+W-1 must exist)\n"
+    "  -R PID     the server process: churn watches its VmRSS and descriptors,\n"
+    "             latency reports how long its busiest thread waited for a CPU\n"
+    "  -S SEC     churn: settle between the release and the RSS sample (1.2)\n");
 }
 
 static gboolean
@@ -1191,12 +1611,6 @@ raise_nofile (guint want)
              (unsigned long) rl.rlim_cur, want);
 }
 
-static double
-secs_since (gint64 t)
-{
-  return (double) (now_ns () - t) / 1e9;
-}
-
 int
 main (int argc, char **argv)
 {
@@ -1208,7 +1622,9 @@ main (int argc, char **argv)
   opt.prefix = "user";
   opt.password = "pw";
   opt.first = 1;
-  opt.n = 100;
+  opt.n = 0;
+  opt.wave = 8500;
+  opt.settle = 1.2;
   opt.concurrency = 100;
   opt.pairs = 10;
   opt.window = 10;
@@ -1219,7 +1635,7 @@ main (int argc, char **argv)
   opt.presence = TRUE;
 
   int ch;
-  while ((ch = getopt (argc, argv, "s:H:P:D:u:x:f:n:c:p:w:r:d:T:t:b:NL:h")) != -1)
+  while ((ch = getopt (argc, argv, "s:H:P:D:u:x:f:n:c:p:w:r:d:T:t:b:NL:W:R:S:h")) != -1)
     {
       switch (ch)
         {
@@ -1241,6 +1657,9 @@ main (int argc, char **argv)
         case 'b': if (!parse_sources (optarg)) return 2; break;
         case 'N': opt.presence = FALSE; break;
         case 'L': opt.server_label = optarg; break;
+        case 'W': opt.wave = (guint) strtoul (optarg, NULL, 10); break;
+        case 'R': opt.server_pid = atoi (optarg); break;
+        case 'S': opt.settle = g_ascii_strtod (optarg, NULL); break;
         case 'h': usage (stdout); return 0;
         default: usage (stderr); return 2;
         }
@@ -1250,7 +1669,7 @@ main (int argc, char **argv)
       usage (stderr);
       return 2;
     }
-  static const char *const names[] = { "register", "idle", "logins", "throughput", "latency" };
+  static const char *const names[] = { "register", "idle", "logins", "throughput", "latency", "churn" };
   gboolean known = FALSE;
   for (guint i = 0; i < G_N_ELEMENTS (names); i++)
     if (strcmp (opt.scenario_name, names[i]) == 0)
@@ -1258,8 +1677,11 @@ main (int argc, char **argv)
         opt.scenario = (Scenario) i;
         known = TRUE;
       }
-  if (!known || opt.threads < 1 || opt.threads > 64 || opt.n < 1 || opt.concurrency < 1
-      || opt.pairs < 1 || opt.window < 1 || opt.rate <= 0 || opt.setup_timeout <= 0)
+  if (opt.n == 0)
+    opt.n = opt.scenario == SC_CHURN ? 100000 : 100;
+  if (!known || opt.threads < 1 || opt.threads > 64 || opt.concurrency < 1 || opt.pairs < 1
+      || opt.window < 1 || opt.rate <= 0 || opt.setup_timeout <= 0 || opt.wave < 1
+      || opt.settle < 0 || opt.server_pid < 0)
     {
       usage (stderr);
       return 2;
@@ -1268,6 +1690,8 @@ main (int argc, char **argv)
     opt.duration = opt.scenario == SC_IDLE ? 0 : 10;
   if (opt.scenario == SC_IDLE && opt.duration == 0)
     opt.duration = 24 * 3600; /* "until told": still bounded */
+  if (opt.scenario == SC_CHURN) /* the workers' bound: every wait of every wave */
+    opt.duration = (double) ((opt.n + opt.wave - 1) / opt.wave) * (2 * opt.setup_timeout + 31 + opt.settle);
   opt.dest.sin_family = AF_INET;
   opt.dest.sin_port = htons ((guint16) opt.port);
   if (inet_pton (AF_INET, opt.host, &opt.dest.sin_addr) != 1
@@ -1284,6 +1708,7 @@ main (int argc, char **argv)
     case SC_IDLE: total = opt.n; break;
     case SC_LOGINS: total = opt.concurrency; break;
     case SC_REGISTER: total = opt.concurrency; break;
+    case SC_CHURN: total = MIN (opt.wave, opt.n); break;
     default: total = 2 * opt.pairs; break;
     }
   if (opt.scenario == SC_THROUGHPUT || opt.scenario == SC_LATENCY)
@@ -1310,7 +1735,6 @@ main (int argc, char **argv)
       w->n_conns = (units / opt.threads + (t < units % opt.threads ? 1 : 0)) * unit;
       w->conns = g_new0 (Conn, MAX (w->n_conns, 1));
       w->ep = epoll_create1 (EPOLL_CLOEXEC);
-      w->tfd = -1;
       for (guint i = 0; i < w->n_conns; i++)
         {
           Conn *c = &w->conns[i];
@@ -1323,18 +1747,27 @@ main (int argc, char **argv)
               w->conns[i - 1].peer = c;
             }
         }
-      if (opt.scenario == SC_LATENCY)
-        {
-          w->tfd = timerfd_create (CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
-          struct itimerspec its = { .it_interval = { 0, 1000000 }, .it_value = { 0, 1000000 } };
-          timerfd_settime (w->tfd, 0, &its, NULL);
-          struct epoll_event ev = { .events = EPOLLIN, .data.ptr = NULL };
-          epoll_ctl (w->ep, EPOLL_CTL_ADD, w->tfd, &ev);
-        }
     }
   if (opt.scenario == SC_LOGINS && opt.n < total)
     fprintf (stderr, "xmppload: note: %u workers share %u accounts\n", total, opt.n);
 
+  /* CLOCK_REALTIME → CLOCK_MONOTONIC for the kernel's receive stamps: the
+   * offset read with the narrowest bracket of a few tries */
+  gint64 best = G_MAXINT64;
+  for (guint i = 0; i < 16; i++)
+    {
+      struct timespec r;
+      gint64 a = now_ns ();
+      clock_gettime (CLOCK_REALTIME, &r);
+      gint64 b = now_ns ();
+      if (b - a < best)
+        {
+          best = b - a;
+          g_real_to_mono_ns = a + (b - a) / 2 - ((gint64) r.tv_sec * G_GINT64_CONSTANT (1000000000) + r.tv_nsec);
+        }
+    }
+
+  g_autoptr(GHashTable) server_sched0 = NULL;
   gint64 t0 = now_ns ();
   if (opt.scenario == SC_LOGINS)
     atomic_store (&g_measuring, 1);
@@ -1347,7 +1780,14 @@ main (int argc, char **argv)
   guint need = opt.scenario == SC_REGISTER || opt.scenario == SC_LOGINS ? 0 : total;
   double measured = 0;
   struct timespec tick = { 0, 100 * 1000000 };
-  for (guint loop = 0; loop < 100u * 3600u * 48u; loop++)
+  ChurnSummary churn = { 0 };
+  if (opt.scenario == SC_CHURN)
+    {
+      run_churn (&sigs, &churn);
+      interrupted = churn.interrupted;
+      measure_start = t0;
+    }
+  for (guint loop = 0; opt.scenario != SC_CHURN && loop < 100u * 3600u * 48u; loop++)
     {
       siginfo_t si;
       if (sigtimedwait (&sigs, &si, &tick) > 0)
@@ -1394,6 +1834,8 @@ main (int argc, char **argv)
                   struct timespec ws = { (time_t) warm, (long) ((warm - (double) (time_t) warm) * 1e9) };
                   nanosleep (&ws, NULL);
                 }
+              if (opt.server_pid > 0)
+                server_sched0 = process_schedstat (opt.server_pid);
               atomic_store (&g_measuring, 1);
             }
           else if (secs_since (t0) > opt.setup_timeout)
@@ -1409,19 +1851,39 @@ main (int argc, char **argv)
     }
   if (measure_start != 0)
     measured = (double) (now_ns () - measure_start) / 1e9;
+  /* the server's busy thread waiting for its CPU: other processes there */
+  double server_rq_pct = -1;
+  if (server_sched0 != NULL && measured > 0)
+    {
+      gint64 wait = busiest_thread_wait_ns (opt.server_pid, server_sched0);
+      if (wait >= 0)
+        server_rq_pct = 100 * (double) wait / 1e9 / measured;
+    }
   atomic_store (&g_measuring, 0);
   atomic_store (&g_stop, 1);
   for (guint t = 0; t < opt.threads; t++)
     pthread_join (workers[t].thread, NULL);
 
   /* aggregate */
-  Hist lat = { 0 };
+  Hist lat = { 0 }, late = { 0 }, rxdelay = { 0 }, klat = { 0 };
+  guint64 timed_sent = 0;
+  double gen_work = 0, gen_wall = 0, gen_rq = 0;
   guint64 delivered = 0, sent = 0, logins = 0, lfail = 0, reg = 0, confl = 0, rfail = 0, errors = 0;
   const char *last_error = NULL;
   for (guint t = 0; t < opt.threads; t++)
     {
       Worker *w = &workers[t];
       hist_merge (&lat, &w->lat);
+      hist_merge (&late, &w->late);
+      hist_merge (&rxdelay, &w->rxdelay);
+      hist_merge (&klat, &w->klat);
+      timed_sent += w->timed_sent;
+      if (w->wall0_ns != 0)
+        {
+          gen_work += (double) w->work_ns;
+          gen_wall += (double) (w->wall1_ns - w->wall0_ns);
+          gen_rq += (double) (w->rq1_ns - w->rq0_ns);
+        }
       delivered += w->delivered;
       sent += w->sent_msgs;
       logins += w->logins;
@@ -1473,16 +1935,59 @@ main (int argc, char **argv)
       rc = ready && delivered > 0 ? 0 : 1;
       break;
     case SC_LATENCY:
+      /* The generator's own share: how late each send was against its
+       * deadline, the send rate achieved in the timed window, how long
+       * received data waited for it (recv time − the kernel's receive
+       * stamp; a lower bound when one read returns several messages), and
+       * the fraction of the window its threads spent in polling laps that
+       * did something (busy; the rest is idle polling) and waiting for a CPU (other processes
+       * on its core).  kernel_p*: latency up to the
+       * kernel's receipt, i.e. without the generator's receive delay. */
       printf ("%" G_GUINT64_FORMAT " messages timed at %.0f/s over %u pairs: p50 %.3f ms p99 %.3f ms max %.3f ms\n",
               lat.count, opt.rate, opt.pairs, hist_quantile (&lat, 0.5) / 1e6,
               hist_quantile (&lat, 0.99) / 1e6, (double) lat.max / 1e6);
+      printf ("generator: sent %.0f/s in the timed window, late p50 %.1f us p99 %.1f us max %.1f us;"
+              " receive delay p50 %.1f us p99 %.1f us max %.1f us; busy %.1f %%, waiting for the CPU %.1f %%\n",
+              (double) timed_sent / MAX (measured, 1e-9), hist_quantile (&late, 0.5) / 1e3,
+              hist_quantile (&late, 0.99) / 1e3, (double) late.max / 1e3, hist_quantile (&rxdelay, 0.5) / 1e3,
+              hist_quantile (&rxdelay, 0.99) / 1e3, (double) rxdelay.max / 1e3,
+              gen_wall > 0 ? 100 * gen_work / gen_wall : 0, gen_wall > 0 ? 100 * gen_rq / gen_wall : 0);
       printf ("RESULT scenario=latency server=%s pairs=%u rate=%.0f sent=%" G_GUINT64_FORMAT " delivered=%" G_GUINT64_FORMAT
               " timed=%" G_GUINT64_FORMAT " errors=%" G_GUINT64_FORMAT " seconds=%.2f delivered_per_s=%.0f"
-              " p50_ms=%.3f p99_ms=%.3f max_ms=%.3f\n",
+              " p50_ms=%.3f p99_ms=%.3f max_ms=%.3f sent_per_s=%.0f late_p50_us=%.1f late_p99_us=%.1f"
+              " late_max_us=%.1f rxdelay_p50_us=%.1f rxdelay_p99_us=%.1f rxdelay_max_us=%.1f"
+              " kernel_p50_ms=%.3f kernel_p99_ms=%.3f gen_busy_pct=%.1f gen_runq_pct=%.1f server_runq_pct=%.1f\n",
               opt.server_label, opt.pairs, opt.rate, sent, delivered, lat.count, errors, measured,
               (double) delivered / MAX (measured, 1e-9), hist_quantile (&lat, 0.5) / 1e6,
-              hist_quantile (&lat, 0.99) / 1e6, (double) lat.max / 1e6);
+              hist_quantile (&lat, 0.99) / 1e6, (double) lat.max / 1e6,
+              (double) timed_sent / MAX (measured, 1e-9), hist_quantile (&late, 0.5) / 1e3,
+              hist_quantile (&late, 0.99) / 1e3, (double) late.max / 1e3,
+              hist_quantile (&rxdelay, 0.5) / 1e3, hist_quantile (&rxdelay, 0.99) / 1e3,
+              (double) rxdelay.max / 1e3, hist_quantile (&klat, 0.5) / 1e6, hist_quantile (&klat, 0.99) / 1e6,
+              gen_wall > 0 ? 100 * gen_work / gen_wall : 0, gen_wall > 0 ? 100 * gen_rq / gen_wall : 0,
+              server_rq_pct);
       rc = ready && lat.count > 0 ? 0 : 1;
+      break;
+    case SC_CHURN:
+      {
+        /* growth: the worst "after" of waves 2..n against the first's */
+        char growth[32] = "n/a";
+        if (churn.waves_done >= 2 && churn.rss_first > 0)
+          g_snprintf (growth, sizeof growth, "%.1f",
+                      100.0 * (double) (churn.rss_max_after - churn.rss_first) / (double) churn.rss_first);
+        printf ("%" G_GUINT64_FORMAT " sessions in %u of %u waves in %.1f s; RSS after the first wave %"
+                G_GINT64_FORMAT " KiB, after the last %" G_GINT64_FORMAT " KiB, growth %s %%\n",
+                churn.bound, churn.waves_done, churn.waves, measured, churn.rss_first, churn.rss_last, growth);
+        printf ("RESULT scenario=churn server=%s target=%u wave_size=%u total=%" G_GUINT64_FORMAT
+                " waves=%u failed=%" G_GUINT64_FORMAT " dropped=%" G_GUINT64_FORMAT " errors=%" G_GUINT64_FORMAT
+                " seconds=%.1f rss_start_kib=%" G_GINT64_FORMAT " rss_max_peak_kib=%" G_GINT64_FORMAT
+                " rss_first_kib=%" G_GINT64_FORMAT " rss_last_kib=%" G_GINT64_FORMAT
+                " rss_max_after_kib=%" G_GINT64_FORMAT " growth_pct=%s\n",
+                opt.server_label, opt.n, total, churn.bound, churn.waves_done, churn.failed, churn.dropped,
+                errors, measured, churn.rss_start, churn.rss_max_peak, churn.rss_first, churn.rss_last,
+                churn.waves_done >= 2 ? churn.rss_max_after : churn.rss_first, growth);
+        rc = churn.ok && churn.waves_done == churn.waves && churn.failed == 0 ? 0 : 1;
+      }
       break;
     }
   if (last_error != NULL)
@@ -1495,9 +2000,10 @@ main (int argc, char **argv)
       g_free (workers[t].conns);
       g_free (workers[t].scratch);
       g_free (workers[t].lat.b);
+      g_free (workers[t].late.b);
+      g_free (workers[t].rxdelay.b);
+      g_free (workers[t].klat.b);
       close (workers[t].ep);
-      if (workers[t].tfd >= 0)
-        close (workers[t].tfd);
     }
   g_free (workers);
   g_free (lat.b);
