@@ -46,6 +46,8 @@ static const MynaConfigKey global_keys[] = {
     "clients must use TLS (STARTTLS or direct TLS) before anything else" },
   { "tls_priority", MYNA_CONFIG_STRING, "NORMAL:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2", 0, 0,
     "GnuTLS priority string" },
+  { "poll_spin_us", MYNA_CONFIG_INT, "0", 0, 1000000,
+    "busy-poll this many microseconds after network activity before sleeping (0: off)" },
   { "scram_iterations", MYNA_CONFIG_INT, "4096", 4096, 1000000,
     "PBKDF2 iterations for newly stored passwords" },
   { "http_max_body", MYNA_CONFIG_SIZE, "64K", 1024, 16 * 1024 * 1024,

@@ -681,6 +681,8 @@ myna_connection_new (MynaServer *server, MynaListener *listener, int fd,
   myna_timer_start (s->timer, LIMITS (s)->auth_timeout_ms);
   s->watch = myna_poller_add (server->poller, fd, EPOLLIN, session_io, s);
   g_hash_table_add (server->connections, s);
+  server->conn_high_water = MAX (server->conn_high_water,
+                                 g_hash_table_size (server->connections));
   g_debug ("%s: connected", s->peer);
   if (g_strcmp0 (myna_listener_get_kind (listener), "c2s_tls") == 0)
     tls_start (s);

@@ -36,13 +36,40 @@ struct _MynaPoller {
   MynaPollWatch *dead;          /* removed during dispatch, freed after */
   void         (*after_batch) (gpointer data);
   gpointer       after_batch_data;
+  gint64         spin_us;       /* busy-poll this long after an event */
 };
+
+/* The most a dispatch spins in all, so timers and other sources run. */
+#define SPIN_BOUND_US 2000
+
+static void
+poller_run_batch (MynaPoller *poller, struct epoll_event *events, int n)
+{
+  poller->dispatching = TRUE;
+  for (int i = 0; i < n; i++)
+    {
+      MynaPollWatch *w = events[i].data.ptr;
+      if (!w->dead)
+        w->func (w, events[i].events, w->user_data);
+    }
+  /* Output queued by this batch goes out now, one write per peer. */
+  if (poller->after_batch != NULL)
+    poller->after_batch (poller->after_batch_data);
+  poller->dispatching = FALSE;
+  while (poller->dead != NULL)
+    {
+      MynaPollWatch *w = poller->dead;
+      poller->dead = w->next_dead;
+      g_free (w);
+    }
+}
 
 static gboolean
 poller_dispatch (GSource *source, GSourceFunc callback, gpointer user_data)
 {
   MynaPoller *poller = ((PollerSource *) source)->poller;
   struct epoll_event events[POLL_BATCH];
+  gint64 start, last;
   int n;
 
   /* A bounded number of batches per wakeup keeps timers and other sources
@@ -52,24 +79,31 @@ poller_dispatch (GSource *source, GSourceFunc callback, gpointer user_data)
       n = epoll_wait (poller->epfd, events, POLL_BATCH, 0);
       if (n <= 0)
         break;
-      poller->dispatching = TRUE;
-      for (int i = 0; i < n; i++)
-        {
-          MynaPollWatch *w = events[i].data.ptr;
-          if (!w->dead)
-            w->func (w, events[i].events, w->user_data);
-        }
-      /* Output queued by this batch goes out now, one write per peer. */
-      if (poller->after_batch != NULL)
-        poller->after_batch (poller->after_batch_data);
-      poller->dispatching = FALSE;
-      while (poller->dead != NULL)
-        {
-          MynaPollWatch *w = poller->dead;
-          poller->dead = w->next_dead;
-          g_free (w);
-        }
+      poller_run_batch (poller, events, n);
       if (n < POLL_BATCH)
+        break;
+    }
+  if (poller->spin_us <= 0)
+    return G_SOURCE_CONTINUE;
+
+  /* Busy polling (poll_spin_us): rather than sleep in poll() and wait for
+   * the kernel, or a hypervisor, to wake the core, look again for a while
+   * after the last event; a server with nothing to do never gets here. */
+  start = last = g_get_monotonic_time ();
+  for (;;)
+    {
+      gint64 now;
+
+      n = epoll_wait (poller->epfd, events, POLL_BATCH, 0);
+      now = g_get_monotonic_time ();
+      if (n > 0)
+        {
+          poller_run_batch (poller, events, n);
+          last = now;
+        }
+      else if (n < 0 && errno != EINTR)
+        break;
+      if (now - last >= poller->spin_us || now - start >= SPIN_BOUND_US)
         break;
     }
   return G_SOURCE_CONTINUE;
@@ -78,6 +112,14 @@ poller_dispatch (GSource *source, GSourceFunc callback, gpointer user_data)
 static GSourceFuncs poller_funcs = {
   .dispatch = poller_dispatch,
 };
+
+void
+myna_poller_set_spin (MynaPoller *poller, gint64 spin_us)
+{
+  g_return_if_fail (poller != NULL);
+
+  poller->spin_us = MAX (spin_us, 0);
+}
 
 MynaPoller *
 myna_poller_new (GMainContext *context)

@@ -32,6 +32,9 @@ void           myna_poller_modify (MynaPollWatch *watch, guint32 events);
 void           myna_poller_remove (MynaPollWatch *watch);
 guint          myna_poller_count (MynaPoller *poller);
 /* @func runs after each batch of events, still inside dispatch. */
+/* Busy-polls for @spin_us after each event before the main loop may sleep
+ * (0: never). */
+void           myna_poller_set_spin (MynaPoller *poller, gint64 spin_us);
 void           myna_poller_set_after_batch (MynaPoller *poller, void (*func) (gpointer),
                                             gpointer data);
 gboolean       myna_poller_in_dispatch (MynaPoller *poller);
@@ -277,6 +280,7 @@ struct _MynaServer {
   GHashTable         *per_ip;       /* ip string → count */
   GPtrArray          *flush_queue;  /* sessions with output queued this batch */
   GQueue              read_order;   /* sessions by last read, oldest first */
+  guint               conn_high_water; /* most connections since the last trim */
   MynaLimits          limits;
   MynaLimitCounters   counters;
   gpointer            admin;

@@ -4,6 +4,7 @@
 
 #include <errno.h>
 #include <poll.h>
+#include <sys/epoll.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <netinet/in.h>
@@ -229,6 +230,84 @@ test_sources_do_not_grow (void)
   harness_stop (&h);
 }
 
+/* Busy polling: an event arriving within the spin after another is handled
+ * in the same dispatch, and under a steady stream the dispatch still
+ * returns, so timers and other sources run. */
+typedef struct {
+  int      fd;
+  guint    events;
+  guint    dispatches;
+} SpinPeer;
+
+static void
+spin_readable (MynaPollWatch *w, guint32 events, gpointer data)
+{
+  SpinPeer *p = data;
+  char buf[64];
+  ssize_t n;
+
+  while ((n = read (p->fd, buf, sizeof buf)) > 0)
+    p->events += (guint) n;
+}
+
+static gpointer
+spin_writer (gpointer data)
+{
+  int fd = GPOINTER_TO_INT (data);
+
+  /* 400 writes 50 µs apart: a steady stream for about 20 ms or more. */
+  for (int i = 0; i < 400; i++)
+    {
+      g_assert_cmpint (write (fd, "x", 1), ==, 1);
+      g_usleep (50);
+    }
+  return NULL;
+}
+
+static gboolean
+spin_timer_fired (gpointer data)
+{
+  (*(guint *) data)++;
+  return G_SOURCE_CONTINUE;
+}
+
+static void
+test_poller_spin (void)
+{
+  MynaPoller *poller = myna_poller_new (NULL);
+  SpinPeer peer = { 0 };
+  int fds[2];
+  guint ticks = 0;
+  GThread *writer;
+
+  g_assert_cmpint (socketpair (AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, fds), ==, 0);
+  peer.fd = fds[0];
+  MynaPollWatch *w = myna_poller_add (poller, fds[0], EPOLLIN, spin_readable, &peer);
+  /* Longer than the whole stream: only the bound ends a dispatch. */
+  myna_poller_set_spin (poller, 1000000);
+  guint timer = g_timeout_add (1, spin_timer_fired, &ticks);
+
+  writer = g_thread_new ("spin-writer", spin_writer, GINT_TO_POINTER (fds[1]));
+  gint64 deadline = g_get_monotonic_time () + 10 * G_USEC_PER_SEC;
+  while (peer.events < 400 && g_get_monotonic_time () < deadline)
+    {
+      g_main_context_iteration (NULL, TRUE);
+      peer.dispatches++;
+    }
+  g_thread_join (writer);
+  g_assert_cmpuint (peer.events, ==, 400);
+  /* Many events per dispatch (the spin caught them) ... */
+  g_assert_cmpuint (peer.dispatches, <, 200);
+  /* ... yet the 1 ms timer ran meanwhile: dispatches end within the bound. */
+  g_assert_cmpuint (ticks, >=, 3);
+
+  g_source_remove (timer);
+  myna_poller_remove (w);
+  myna_poller_free (poller);
+  close (fds[0]);
+  close (fds[1]);
+}
+
 int
 main (int argc, char **argv)
 {
@@ -239,5 +318,6 @@ main (int argc, char **argv)
   g_test_add_func ("/timer/free-in-callback", test_timer_free_in_callback);
   g_test_add_func ("/timer/many", test_timer_many);
   g_test_add_func ("/loop/sources-flat", test_sources_do_not_grow);
+  g_test_add_func ("/loop/poller-spin", test_poller_spin);
   return g_test_run ();
 }
