@@ -14,7 +14,7 @@ static const MynaConfigKey global_keys[] = {
     "directory for the database, certificates and the admin socket" },
   { "storage", MYNA_CONFIG_STRING, "sqlite:myna.db", 0, 0,
     "storage URI; relative SQLite paths are under data_dir" },
-  { "storage_cache", MYNA_CONFIG_INT, "10000", 0, 10000000,
+  { "storage_cache", MYNA_CONFIG_INT, "0", 0, 10000000,
     "(host, user, store) entries of key-value data kept in memory; 0: none" },
   { "modules", MYNA_CONFIG_LIST, "", 0, 0,
     "modules enabled on every host (a host's own list replaces it)" },

@@ -502,7 +502,9 @@ cache_apply (MynaStorage *self, const Op *op)
 /* Archives known to be empty (owner thread).  An append marks its
  * archive non-empty when queued; a query that found no item at all marks
  * it empty when it completes, unless an append was queued after the query
- * (or the table was cleared since).  Bounded like the cache. */
+ * (or the table was cleared since).  About 100 bytes an archive; cleared
+ * whole when full. */
+#define ARCHIVES_KNOWN_MAX 65536
 
 typedef struct {
   gboolean empty;
@@ -516,7 +518,7 @@ archive_state_ensure (MynaStorage *self, const char *skey)
 
   if (state != NULL)
     return state;
-  if (g_hash_table_size (self->archives) >= self->cache_max)
+  if (g_hash_table_size (self->archives) >= ARCHIVES_KNOWN_MAX)
     {
       g_hash_table_remove_all (self->archives);
       self->archives_cleared_seq = self->last_seq;
@@ -531,7 +533,7 @@ archive_known_empty (MynaStorage *self, const char *skey)
 {
   ArchiveState *state;
 
-  if (self->cache_max == 0)
+  if (g_hash_table_size (self->archives) == 0)
     return FALSE;
   state = g_hash_table_lookup (self->archives, skey);
   return state != NULL && state->empty;
@@ -543,7 +545,7 @@ archive_note_append (MynaStorage *self, const Op *op)
   g_autofree char *skey = NULL;
   ArchiveState *state;
 
-  if (self->cache_max == 0 || op->seq == 0)
+  if (op->seq == 0)
     return;
   skey = store_key (op->host, op->user, op->name);
   state = archive_state_ensure (self, skey);
@@ -558,7 +560,7 @@ archive_note_query (MynaStorage *self, const Op *op)
   g_autofree char *skey = NULL;
   ArchiveState *state;
 
-  if (self->cache_max == 0 || op->known_empty || op->error != NULL
+  if (op->known_empty || op->error != NULL
       || op->total != 0 || op->seq <= self->archives_cleared_seq
       || (op->with != NULL && *op->with != '\0')
       || op->query.start != 0 || op->query.end != 0)

@@ -122,10 +122,12 @@ void   myna_archive_expire (MynaStorage *storage, const char *archive,
 
 /* The read cache: committed key–value state of the most recently read
  * (host, user, store) triples, kept in step with every write made through
- * this API, so a login's account, roster and settings reads seldom reach
- * the database.  @entries bounds the triples held; 0 turns the cache off.
- * Default MYNA_STORAGE_CACHE_DEFAULT. */
-#define MYNA_STORAGE_CACHE_DEFAULT 4096
+ * this API, so repeated logins' account, roster and settings reads need
+ * not reach the database.  @entries bounds the triples held; 0 (the
+ * default) turns the cache off: it costs memory, and when the users who
+ * log in outnumber the entries it only churns the heap.  Archives known
+ * to be empty are remembered either way. */
+#define MYNA_STORAGE_CACHE_DEFAULT 0
 void   myna_storage_set_cache_size (MynaStorage *storage, guint entries);
 void   myna_storage_get_cache_stats (MynaStorage *storage, guint *entries,
                                      guint64 *hits, guint64 *misses);
