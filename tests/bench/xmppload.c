@@ -746,6 +746,25 @@ handle_element (Worker *w, Conn *c, const char *name, size_t nlen, const char *s
 #undef IS
 }
 
+/* The local name of the element whose name starts at @name (at most @max
+ * bytes), without a prefix; its length in *@len. */
+static const char *
+element_local_name (const char *name, size_t max, size_t *len)
+{
+  const char *colon = NULL;
+  size_t n = 0;
+
+  while (n < max && !strchr (" \t\r\n/>", name[n]))
+    {
+      if (name[n] == ':')
+        colon = name + n;
+      n++;
+    }
+  const char *local = colon != NULL ? colon + 1 : name;
+  *len = (size_t) (name + n - local);
+  return local;
+}
+
 /* Splits BUF into top-level elements; returns bytes consumed, or -1 when
  * the connection must close. */
 static ssize_t
@@ -821,18 +840,11 @@ scan_elements (Worker *w, Conn *c, const char *buf, size_t len)
           depth--;
           if (depth == 1)
             {
-              const char *nm = buf + elem_start + 1;
-              size_t nl = 0;
-              const char *colon = NULL;
-              while (elem_start + 1 + nl < len && !strchr (" \t\r\n/>", nm[nl]))
-                {
-                  if (nm[nl] == ':')
-                    colon = nm + nl;
-                  nl++;
-                }
-              const char *local = colon ? colon + 1 : nm;
+              size_t local_len;
+              const char *local = element_local_name (buf + elem_start + 1, len - elem_start - 1,
+                                                      &local_len);
               c->depth = depth;
-              if (!handle_element (w, c, local, (size_t) (nm + nl - local), buf + elem_start, p - elem_start))
+              if (!handle_element (w, c, local, local_len, buf + elem_start, p - elem_start))
                 return -1;
               depth = c->depth;
               consumed = p;
@@ -860,18 +872,10 @@ scan_elements (Worker *w, Conn *c, const char *buf, size_t len)
           elem_start = i;
           if (self_closing)
             {
-              const char *nm = buf + i + 1;
-              size_t nl = 0;
-              const char *colon = NULL;
-              while (i + 1 + nl < gt && !strchr (" \t\r\n/>", nm[nl]))
-                {
-                  if (nm[nl] == ':')
-                    colon = nm + nl;
-                  nl++;
-                }
-              const char *local = colon ? colon + 1 : nm;
+              size_t local_len;
+              const char *local = element_local_name (buf + i + 1, gt - i - 1, &local_len);
               c->depth = depth;
-              if (!handle_element (w, c, local, (size_t) (nm + nl - local), buf + i, p - i))
+              if (!handle_element (w, c, local, local_len, buf + i, p - i))
                 return -1;
               depth = c->depth;
               consumed = p;
