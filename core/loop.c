@@ -70,6 +70,7 @@ poller_dispatch (GSource *source, GSourceFunc callback, gpointer user_data)
   MynaPoller *poller = ((PollerSource *) source)->poller;
   struct epoll_event events[POLL_BATCH];
   gint64 start, last;
+  gboolean handled = FALSE;
   int n;
 
   /* A bounded number of batches per wakeup keeps timers and other sources
@@ -80,10 +81,11 @@ poller_dispatch (GSource *source, GSourceFunc callback, gpointer user_data)
       if (n <= 0)
         break;
       poller_run_batch (poller, events, n);
+      handled = TRUE;
       if (n < POLL_BATCH)
         break;
     }
-  if (poller->spin_us <= 0)
+  if (poller->spin_us <= 0 || !handled)
     return G_SOURCE_CONTINUE;
 
   /* Busy polling (poll_spin_us): rather than sleep in poll() and wait for
