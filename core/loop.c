@@ -37,6 +37,8 @@ struct _MynaPoller {
   void         (*after_batch) (gpointer data);
   gpointer       after_batch_data;
   gint64         spin_us;       /* busy-poll this long after an event */
+  guint          depth;         /* poller_dispatch calls on the stack */
+  gboolean       muted;         /* epfd taken out of GLib's poll meanwhile */
 };
 
 /* The most a dispatch spins in all, so timers and other sources run. */
@@ -64,10 +66,9 @@ poller_run_batch (MynaPoller *poller, struct epoll_event *events, int n)
     }
 }
 
-static gboolean
-poller_dispatch (GSource *source, GSourceFunc callback, gpointer user_data)
+static void
+poller_dispatch_events (MynaPoller *poller)
 {
-  MynaPoller *poller = ((PollerSource *) source)->poller;
   struct epoll_event events[POLL_BATCH];
   gint64 start, last;
   gboolean handled = FALSE;
@@ -86,7 +87,7 @@ poller_dispatch (GSource *source, GSourceFunc callback, gpointer user_data)
         break;
     }
   if (poller->spin_us <= 0 || !handled)
-    return G_SOURCE_CONTINUE;
+    return;
 
   /* Busy polling (poll_spin_us): rather than sleep in poll() and wait for
    * the kernel, or a hypervisor, to wake the core, look again for a while
@@ -107,6 +108,38 @@ poller_dispatch (GSource *source, GSourceFunc callback, gpointer user_data)
         break;
       if (now - last >= poller->spin_us || now - start >= SPIN_BOUND_US)
         break;
+    }
+}
+
+/* The source may recurse (G_SOURCE_CAN_RECURSE), so that GLib does not
+ * take the epoll fd out of its poll set and put it back around every
+ * dispatch: that costs two eventfd writes, a read and a wakeup of the next
+ * poll() per main-loop iteration.  Recursion itself only happens when a
+ * callback runs a nested main loop (a module reload waiting for callbacks
+ * of the unloaded code): then sockets wait until it returns, as they would
+ * for a blocked source, and the epoll fd leaves the poll set meanwhile so
+ * that the nested loop does not spin on it. */
+static gboolean
+poller_dispatch (GSource *source, GSourceFunc callback, gpointer user_data)
+{
+  MynaPoller *poller = ((PollerSource *) source)->poller;
+
+  if (poller->depth > 0)
+    {
+      if (!poller->muted)
+        {
+          g_source_modify_unix_fd (source, poller->tag, 0);
+          poller->muted = TRUE;
+        }
+      return G_SOURCE_CONTINUE;
+    }
+  poller->depth++;
+  poller_dispatch_events (poller);
+  poller->depth--;
+  if (poller->muted)
+    {
+      g_source_modify_unix_fd (source, poller->tag, G_IO_IN);
+      poller->muted = FALSE;
     }
   return G_SOURCE_CONTINUE;
 }
@@ -135,6 +168,7 @@ myna_poller_new (GMainContext *context)
   ((PollerSource *) poller->source)->poller = poller;
   g_source_set_name (poller->source, "myna-poller");
   poller->tag = g_source_add_unix_fd (poller->source, poller->epfd, G_IO_IN);
+  g_source_set_can_recurse (poller->source, TRUE);
   g_source_attach (poller->source, context);
   return poller;
 }

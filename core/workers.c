@@ -123,6 +123,11 @@ workers_start (void)
   source = (WorkSource *) g_source_new (&work_source_funcs, sizeof (WorkSource));
   g_source_set_static_name ((GSource *) source, "myna-workers");
   source->tag = g_source_add_unix_fd ((GSource *) source, event_fd, G_IO_IN);
+  /* Not blocked around each dispatch (GLib would take the eventfd out of
+   * its poll set and put it back: two more wakeups per completion).  The
+   * dispatch takes the finished queue first, so a nested loop run from a
+   * job's callback is safe. */
+  g_source_set_can_recurse ((GSource *) source, TRUE);
   g_source_attach ((GSource *) source, context);
   g_source_unref ((GSource *) source);
   for (guint i = 0; i < n; i++)

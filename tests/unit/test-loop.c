@@ -308,6 +308,103 @@ test_poller_spin (void)
   close (fds[1]);
 }
 
+/* A socket callback that runs a nested main loop (as a module reload does
+ * while it waits for the unloaded code's callbacks): the poller is not
+ * entered again meanwhile, and the nested loop does not spin on the ready
+ * epoll fd; the events that came in are dispatched once it returns. */
+typedef struct NestPeer NestPeer;
+struct NestPeer {
+  int    fd;
+  guint  reads;
+  int    poke;          /* fd written to make the other watch ready */
+  guint  other_reads;   /* the other watch's reads seen during the nest */
+  guint  nested_iterations;
+  guint  ticks;
+  NestPeer *other;
+};
+
+static gboolean
+nest_tick (gpointer data)
+{
+  (*(guint *) data)++;
+  return G_SOURCE_CONTINUE;
+}
+
+static void
+nest_readable (MynaPollWatch *w, guint32 events, gpointer data)
+{
+  NestPeer *p = data;
+  char buf[64];
+
+  while (read (p->fd, buf, sizeof buf) > 0)
+    p->reads++;
+  if (p->poke < 0)
+    return;
+
+  NestPeer *other = p->other;
+  guint timer = g_timeout_add (10, nest_tick, &p->ticks);
+  gint64 until = g_get_monotonic_time () + 200 * 1000;
+
+  g_assert_cmpint (write (p->poke, "y", 1), ==, 1);
+  while (g_get_monotonic_time () < until)
+    {
+      g_main_context_iteration (NULL, TRUE);
+      p->nested_iterations++;
+    }
+  p->other_reads = other->reads;
+  g_source_remove (timer);
+  p->poke = -1;
+}
+
+static void
+test_poller_nested_loop (void)
+{
+  MynaPoller *poller = myna_poller_new (NULL);
+  NestPeer a = { 0 }, b = { 0 };
+  int fa[2], fb[2];
+
+  g_assert_cmpint (socketpair (AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, fa), ==, 0);
+  g_assert_cmpint (socketpair (AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, fb), ==, 0);
+  a.fd = fa[0];
+  a.poke = fb[1];
+  a.other = &b;
+  b.fd = fb[0];
+  b.poke = -1;
+  MynaPollWatch *wa = myna_poller_add (poller, fa[0], EPOLLIN, nest_readable, &a);
+  MynaPollWatch *wb = myna_poller_add (poller, fb[0], EPOLLIN, nest_readable, &b);
+
+  g_assert_cmpint (write (fa[1], "x", 1), ==, 1);
+  gint64 deadline = g_get_monotonic_time () + 10 * G_USEC_PER_SEC;
+  while ((a.reads == 0 || b.reads == 0) && g_get_monotonic_time () < deadline)
+    g_main_context_iteration (NULL, TRUE);
+
+  g_assert_cmpuint (a.reads, ==, 1);
+  /* The nested loop ran its 10 ms timer ... */
+  g_assert_cmpuint (a.ticks, >=, 5);
+  /* ... without spinning on the ready epoll fd (about 20 iterations; a
+   * spinning loop makes hundreds of thousands in 200 ms) ... */
+  g_assert_cmpuint (a.nested_iterations, <, 200);
+  /* ... and without dispatching the other socket inside the callback. */
+  g_assert_cmpuint (a.other_reads, ==, 0);
+  /* Once the callback returned, the other socket was served. */
+  g_assert_cmpuint (b.reads, ==, 1);
+
+  /* The poller still waits in poll(): one more write is seen. */
+  g_assert_cmpint (write (fb[1], "z", 1), ==, 1);
+  deadline = g_get_monotonic_time () + 10 * G_USEC_PER_SEC;
+  while (b.reads < 2 && g_get_monotonic_time () < deadline)
+    g_main_context_iteration (NULL, TRUE);
+  g_assert_cmpuint (b.reads, ==, 2);
+
+  myna_poller_remove (wa);
+  myna_poller_remove (wb);
+  myna_poller_free (poller);
+  close (fa[0]);
+  close (fa[1]);
+  close (fb[0]);
+  close (fb[1]);
+}
+
 int
 main (int argc, char **argv)
 {
@@ -319,5 +416,6 @@ main (int argc, char **argv)
   g_test_add_func ("/timer/many", test_timer_many);
   g_test_add_func ("/loop/sources-flat", test_sources_do_not_grow);
   g_test_add_func ("/loop/poller-spin", test_poller_spin);
+  g_test_add_func ("/loop/poller-nested-loop", test_poller_nested_loop);
   return g_test_run ();
 }
