@@ -37,6 +37,7 @@ struct _MynaPoller {
   void         (*after_batch) (gpointer data);
   gpointer       after_batch_data;
   gint64         spin_us;       /* busy-poll this long after an event */
+  guint64        spin_laps;     /* epoll_wait calls made while spinning */
   guint          depth;         /* poller_dispatch calls on the stack */
   gboolean       muted;         /* epfd taken out of GLib's poll meanwhile */
 };
@@ -86,7 +87,9 @@ poller_dispatch_events (MynaPoller *poller)
       if (n < POLL_BATCH)
         break;
     }
-  if (poller->spin_us <= 0 || !handled)
+  /* Nor while worker threads have jobs: they may share this core (mynad
+   * pinned to one CPU), and the loop would only spin until they finish. */
+  if (poller->spin_us <= 0 || !handled || myna_work_outstanding () > 0)
     return;
 
   /* Busy polling (poll_spin_us): rather than sleep in poll() and wait for
@@ -99,6 +102,7 @@ poller_dispatch_events (MynaPoller *poller)
 
       n = epoll_wait (poller->epfd, events, POLL_BATCH, 0);
       now = g_get_monotonic_time ();
+      poller->spin_laps++;
       if (n > 0)
         {
           poller_run_batch (poller, events, n);
@@ -106,7 +110,8 @@ poller_dispatch_events (MynaPoller *poller)
         }
       else if (n < 0 && errno != EINTR)
         break;
-      if (now - last >= poller->spin_us || now - start >= SPIN_BOUND_US)
+      if (now - last >= poller->spin_us || now - start >= SPIN_BOUND_US
+          || myna_work_outstanding () > 0)
         break;
     }
 }
@@ -154,6 +159,14 @@ myna_poller_set_spin (MynaPoller *poller, gint64 spin_us)
   g_return_if_fail (poller != NULL);
 
   poller->spin_us = MAX (spin_us, 0);
+}
+
+guint64
+myna_poller_spin_laps (MynaPoller *poller)
+{
+  g_return_val_if_fail (poller != NULL, 0);
+
+  return poller->spin_laps;
 }
 
 MynaPoller *

@@ -22,6 +22,7 @@ typedef void (*MynaPollFunc) (MynaPollWatch *watch, guint32 events,
 typedef void (*MynaWorkFunc) (gpointer data);
 typedef void (*MynaWorkDone) (gpointer data);
 void           myna_work_submit (MynaWorkFunc work, MynaWorkDone done, gpointer data);
+guint          myna_work_outstanding (void);
 
 MynaPoller    *myna_poller_new (GMainContext *context);
 void           myna_poller_free (MynaPoller *poller);
@@ -35,6 +36,7 @@ guint          myna_poller_count (MynaPoller *poller);
 /* Busy-polls for @spin_us after each event before the main loop may sleep
  * (0: never). */
 void           myna_poller_set_spin (MynaPoller *poller, gint64 spin_us);
+guint64        myna_poller_spin_laps (MynaPoller *poller);
 void           myna_poller_set_after_batch (MynaPoller *poller, void (*func) (gpointer),
                                             gpointer data);
 gboolean       myna_poller_in_dispatch (MynaPoller *poller);

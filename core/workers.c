@@ -34,6 +34,7 @@ static GQueue        pending = G_QUEUE_INIT;
 static GQueue        finished = G_QUEUE_INIT;
 static guint         idle_workers;
 static int           event_fd = -1;
+static guint         outstanding;   /* submitted, done not yet run (atomic) */
 static GMainContext *context;
 
 static gpointer
@@ -90,8 +91,16 @@ work_source_dispatch (GSource *source, GSourceFunc callback, gpointer user_data)
     {
       job->done (job->data);
       g_free (job);
+      g_atomic_int_dec_and_test (&outstanding);
     }
   return G_SOURCE_CONTINUE;
+}
+
+/* Jobs submitted whose completion has not run yet. */
+guint
+myna_work_outstanding (void)
+{
+  return (guint) g_atomic_int_get (&outstanding);
 }
 
 static GSourceFuncs work_source_funcs = {
@@ -159,6 +168,7 @@ myna_work_submit (MynaWorkFunc work, MynaWorkDone done, gpointer data)
   job->work = work;
   job->done = done;
   job->data = data;
+  g_atomic_int_inc (&outstanding);
   g_mutex_lock (&lock);
   g_queue_push_tail (&pending, job);
   if (idle_workers > 0)

@@ -143,7 +143,10 @@ start_server () {
   fi
   case $name in
     myna)
-      sed -e "s|^port = 15225\$|port = $PORT|" "$ROOT/tests/bench/myna.conf" > "$dir/myna.conf"
+      # MYNA_SPIN=N: the same configuration with poll_spin_us = N
+      sed -e "s|^port = 15225\$|port = $PORT|" \
+          -e "${MYNA_SPIN:+s|^poll_spin_us = .*|poll_spin_us = $MYNA_SPIN|}" \
+          "$ROOT/tests/bench/myna.conf" > "$dir/myna.conf"
       (cd "$dir" && exec taskset -c 0 "$BUILD/core/mynad" -c "$dir/myna.conf") \
         >>"$dir/server.log" 2>&1 &
       SERVER_PID=$!
@@ -206,6 +209,10 @@ stop_server () {
 }
 
 rss_kib () { awk '/^VmRSS:/ {print $2}' "/proc/$1/status"; }
+# utime + stime of a process, all its threads, in clock ticks
+cpu_ticks () { awk '{print $14 + $15}' "/proc/$1/stat" 2>/dev/null || echo 0; }
+HZ=$(getconf CLK_TCK)
+
 
 declare -A R  # R[server:metric] = value
 
@@ -225,6 +232,20 @@ load () {
   for kv in $line; do
     [[ $kv == *=* ]] && R[$server:$tag.${kv%%=*}]=${kv#*=}
   done
+}
+
+# A latency scenario, tagged $2, with the server's CPU use over the run
+# (setup included) in % of one core as R[server:tag.server_cpu_pct].
+latency_run () {
+  local server=$1 tag=$2; shift 2
+  local lp c0 t0 t1
+  lp=$(listening_pid)
+  c0=$(cpu_ticks "$lp")
+  t0=$(date +%s.%N)
+  load "$server" latency -k "$tag" -R "$lp" "$@"
+  t1=$(date +%s.%N)
+  R[$server:$tag.server_cpu_pct]=$(awk -v a="$c0" -v b="$(cpu_ticks "$lp")" -v hz="$HZ" \
+    -v t0="$t0" -v t1="$t1" 'BEGIN{printf "%.0f", (b - a) / hz / (t1 - t0) * 100}')
 }
 
 # ---- the PBKDF2 bound ------------------------------------------------------
@@ -305,8 +326,15 @@ for s in $SERVERS; do
 
   log "$s: latency ($PAIRS pairs, $RATE msg/s, ${DUR}s)"
   start_server "$s" || continue
-  load "$s" latency -p "$PAIRS" -r "$RATE" -d "$DUR" -R "$(listening_pid)"
+  latency_run "$s" latency -p "$PAIRS" -r "$RATE" -d "$DUR"
   stop_server
+  if [ "$s" = myna ]; then
+    # tests/bench/myna.conf busy-polls (poll_spin_us); the shipped default does not
+    log "myna: latency again with poll_spin_us = 0, the shipped default"
+    MYNA_SPIN=0 start_server "$s" || continue
+    latency_run "$s" latency_nospin -p "$PAIRS" -r "$RATE" -d "$DUR"
+    stop_server
+  fi
 
   # "Half of the server's own peak": its throughput above, halved.
   peak=${R[$s:throughput.delivered_per_s]:-0}
@@ -315,7 +343,7 @@ for s in $SERVERS; do
     R[$s:half_rate]=$half
     log "$s: latency at half its peak ($PAIRS pairs, $half msg/s, ${DUR}s)"
     start_server "$s" || continue
-    load "$s" latency -k latency_half -p "$PAIRS" -r "$half" -d "$DUR" -R "$(listening_pid)"
+    latency_run "$s" latency_half -p "$PAIRS" -r "$half" -d "$DUR"
     stop_server
   fi
 
@@ -378,6 +406,11 @@ row "  generator: receive delay p99 (us)"    latency.rxdelay_p99_us
 row "  generator: busy (%)"                  latency.gen_busy_pct
 row "  generator: waiting for its CPU (%)"   latency.gen_runq_pct
 row "  server: waiting for its CPU (%)"      latency.server_runq_pct
+row "  server: CPU use (% of a core)"       latency.server_cpu_pct
+row "latency p50 (ms), poll_spin_us = 0"      latency_nospin.p50_ms
+row "latency p99 (ms), poll_spin_us = 0"      latency_nospin.p99_ms
+row "latency max (ms), poll_spin_us = 0"      latency_nospin.max_ms
+row "  server: CPU use (% of a core)"       latency_nospin.server_cpu_pct
 row "half-peak rate (msg/s)"                  half_rate
 row "latency p50 (ms) at half peak"           latency_half.p50_ms
 row "latency p99 (ms) at half peak"           latency_half.p99_ms
@@ -389,6 +422,7 @@ row "  generator: receive delay p99 (us)"    latency_half.rxdelay_p99_us
 row "  generator: busy (%)"                  latency_half.gen_busy_pct
 row "  generator: waiting for its CPU (%)"   latency_half.gen_runq_pct
 row "  server: waiting for its CPU (%)"      latency_half.server_runq_pct
+row "  server: CPU use (% of a core)"       latency_half.server_cpu_pct
 row "churn sessions (total/wave)"             churn.size
 row "churn sessions failed"                   churn.failed
 row "churn RSS, highest wave peak (KiB)"      churn.rss_max_peak_kib
@@ -398,7 +432,7 @@ row "churn RSS max after waves 2..n (KiB)"    churn.rss_max_after_kib
 row "churn RSS growth (%)"                    churn.growth_pct
 # The generator is one thread on one core: say so where it was the limit.
 for s in myna prosody ejabberd; do
-  for k in latency latency_half; do
+  for k in latency latency_nospin latency_half; do
     b=${R[$s:$k.gen_busy_pct]:-}
     [ -n "$b" ] || continue
     if awk -v b="$b" 'BEGIN{exit !(b >= 90)}'; then

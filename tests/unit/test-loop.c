@@ -308,6 +308,83 @@ test_poller_spin (void)
   close (fds[1]);
 }
 
+/* Busy polling never competes with the worker threads: while a job is
+ * outstanding a dispatch does not spin (with mynad pinned to one core the
+ * workers hash passwords on that same core). */
+typedef struct {
+  GMutex   lock;
+  GCond    cond;
+  gboolean release;
+  gboolean done;
+} HeldJob;
+
+static void
+held_job_work (gpointer data)
+{
+  HeldJob *j = data;
+
+  g_mutex_lock (&j->lock);
+  while (!j->release)
+    g_cond_wait (&j->cond, &j->lock);
+  g_mutex_unlock (&j->lock);
+}
+
+static void
+held_job_done (gpointer data)
+{
+  ((HeldJob *) data)->done = TRUE;
+}
+
+static void
+test_poller_spin_not_with_work (void)
+{
+  MynaPoller *poller = myna_poller_new (NULL);
+  SpinPeer peer = { 0 };
+  HeldJob job = { 0 };
+  int fds[2];
+
+  g_mutex_init (&job.lock);
+  g_cond_init (&job.cond);
+  g_assert_cmpint (socketpair (AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, fds), ==, 0);
+  peer.fd = fds[0];
+  MynaPollWatch *w = myna_poller_add (poller, fds[0], EPOLLIN, spin_readable, &peer);
+  myna_poller_set_spin (poller, 1000);
+
+  /* A job in progress: the dispatch handles the byte and does not spin. */
+  myna_work_submit (held_job_work, held_job_done, &job);
+  g_assert_cmpuint (myna_work_outstanding (), ==, 1);
+  g_assert_cmpint (write (fds[1], "x", 1), ==, 1);
+  gint64 deadline = g_get_monotonic_time () + 10 * G_USEC_PER_SEC;
+  while (peer.events < 1 && g_get_monotonic_time () < deadline)
+    g_main_context_iteration (NULL, TRUE);
+  g_assert_cmpuint (peer.events, ==, 1);
+  g_assert_cmpuint (myna_poller_spin_laps (poller), ==, 0);
+
+  /* The job finishes and its completion runs ... */
+  g_mutex_lock (&job.lock);
+  job.release = TRUE;
+  g_cond_signal (&job.cond);
+  g_mutex_unlock (&job.lock);
+  while (!job.done && g_get_monotonic_time () < deadline)
+    g_main_context_iteration (NULL, TRUE);
+  g_assert_true (job.done);
+  g_assert_cmpuint (myna_work_outstanding (), ==, 0);
+
+  /* ... and then a dispatch that handled an event spins. */
+  g_assert_cmpint (write (fds[1], "x", 1), ==, 1);
+  while (peer.events < 2 && g_get_monotonic_time () < deadline)
+    g_main_context_iteration (NULL, TRUE);
+  g_assert_cmpuint (peer.events, ==, 2);
+  g_assert_cmpuint (myna_poller_spin_laps (poller), >, 0);
+
+  myna_poller_remove (w);
+  myna_poller_free (poller);
+  close (fds[0]);
+  close (fds[1]);
+  g_mutex_clear (&job.lock);
+  g_cond_clear (&job.cond);
+}
+
 /* A socket callback that runs a nested main loop (as a module reload does
  * while it waits for the unloaded code's callbacks): the poller is not
  * entered again meanwhile, and the nested loop does not spin on the ready
@@ -417,5 +494,6 @@ main (int argc, char **argv)
   g_test_add_func ("/loop/sources-flat", test_sources_do_not_grow);
   g_test_add_func ("/loop/poller-spin", test_poller_spin);
   g_test_add_func ("/loop/poller-nested-loop", test_poller_nested_loop);
+  g_test_add_func ("/loop/poller-spin-not-with-work", test_poller_spin_not_with_work);
   return g_test_run ();
 }
