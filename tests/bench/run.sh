@@ -278,6 +278,28 @@ while read -r line; do
   esac
 done < <(taskset -c 0 "$BUILD/tests/bench/hashbench" 4096)
 
+# ---- the floor under a login --------------------------------------------------
+# floorsrv answers the same login exchange with canned replies and no XMPP
+# work: its CPU time per login is what TCP and an event loop cost on this
+# machine before any server logic.
+log "the floor under a login: floorsrv (canned replies) on CPU 0"
+FLOOR_US=n/a FLOOR_RATE=n/a
+taskset -c 0 "$BUILD/tests/bench/floorsrv" "$PORT" >"$WORK/floor.out" 2>&1 &
+fp=$!
+for _ in $(seq 1 100); do [ -n "$(listening_pid)" ] && break; sleep 0.1; done
+if taskset -c 1 "$XL" -s logins -P "$PORT" -D localhost -L floor -n "$ACCOUNTS" -c "$LOGIN_C" \
+     -d "$DUR" -b "$SRC" >"$WORK/floor-logins.out" 2>/dev/null; then :; fi
+kill -TERM "$fp" 2>/dev/null || true
+wait "$fp" 2>/dev/null || true
+for _ in $(seq 1 100); do [ -z "$(listening_pid)" ] && break; sleep 0.1; done
+grep '^RESULT ' "$WORK/floor-logins.out" || true
+cat "$WORK/floor.out"
+fl=$(sed -n 's/^FLOOR logins=\([0-9]*\) cpu_us=\([0-9]*\).*/\1 \2/p' "$WORK/floor.out")
+if [ -n "$fl" ] && [ "${fl%% *}" -gt 0 ]; then
+  FLOOR_US=$(awk -v l="${fl%% *}" -v c="${fl##* }" 'BEGIN{printf "%.1f", c / l}')
+  FLOOR_RATE=$(sed -n 's/.*logins_per_s=\([0-9.]*\).*/\1/p' "$WORK/floor-logins.out" | tail -1)
+fi
+
 # ---- the runs ---------------------------------------------------------------
 for s in $SERVERS; do
   accounts=$(max "$ACCOUNTS" "$(churn_wave "$s")")
@@ -379,6 +401,12 @@ if [ -n "${R[myna:logins.logins_per_s]:-}" ]; then
   echo "Myna logins/s ${R[myna:logins.logins_per_s]} =" \
        "$(awk -v l="${R[myna:logins.logins_per_s]}" -v t="$MY_SHA256" 'BEGIN{printf "%.0f", l*t/10}') % of the bound of its own hash," \
        "$(awk -v l="${R[myna:logins.logins_per_s]}" -v t="$GT_SHA256" 'BEGIN{printf "%.0f", l*t/10}') % of gnutls_pbkdf2's"
+fi
+if [ "$FLOOR_US" != n/a ] && [ "$MY_SHA256" != n/a ]; then
+  echo "The floor under a login (tests/bench/floorsrv: the same TCP exchange with canned replies, no XMPP work, CPU 0):" \
+       "$FLOOR_RATE logins/s at $FLOOR_US us of CPU per login => a server doing no more than that would reach" \
+       "$(awk -v f="$FLOOR_US" -v t="$MY_SHA256" 'BEGIN{printf "%.0f", t*1000/(t*1000+f)*100}') % of the bound of Myna's hash here" \
+       "(90 % leaves $(awk -v t="$MY_SHA256" 'BEGIN{printf "%.0f", t*1000/9}') us beside the hash)"
 fi
 echo "N=$N idle sessions; ${DUR}s per scenario; $PAIRS pairs; window $WINDOW; latency at $RATE msg/s" \
      "and at half of each server's throughput; $LOGIN_C logins in flight;" \
