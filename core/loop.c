@@ -235,15 +235,16 @@ myna_poller_modify (MynaPollWatch *watch, guint32 events)
   watch->events = events;
 }
 
-void
-myna_poller_remove (MynaPollWatch *watch)
+static void
+poller_drop (MynaPollWatch *watch, gboolean deregister)
 {
   if (watch == NULL || watch->dead)
     return;
 
   MynaPoller *poller = watch->poller;
 
-  epoll_ctl (poller->epfd, EPOLL_CTL_DEL, watch->fd, NULL);
+  if (deregister)
+    epoll_ctl (poller->epfd, EPOLL_CTL_DEL, watch->fd, NULL);
   poller->count--;
   watch->dead = TRUE;
   if (poller->dispatching)
@@ -253,6 +254,21 @@ myna_poller_remove (MynaPollWatch *watch)
     }
   else
     g_free (watch);
+}
+
+void
+myna_poller_remove (MynaPollWatch *watch)
+{
+  poller_drop (watch, TRUE);
+}
+
+/* For a watch whose fd the caller closes next, and has not duplicated:
+ * closing the last descriptor of a socket takes it out of the epoll set,
+ * so the EPOLL_CTL_DEL call is skipped (one system call per connection). */
+void
+myna_poller_remove_closing (MynaPollWatch *watch)
+{
+  poller_drop (watch, FALSE);
 }
 
 void

@@ -31,6 +31,7 @@ MynaPollWatch *myna_poller_add (MynaPoller *poller, int fd, guint32 events,
 void           myna_poller_modify (MynaPollWatch *watch, guint32 events);
 /* Removes and frees the watch (the fd stays open); safe inside dispatch. */
 void           myna_poller_remove (MynaPollWatch *watch);
+void           myna_poller_remove_closing (MynaPollWatch *watch);
 guint          myna_poller_count (MynaPoller *poller);
 /* @func runs after each batch of events, still inside dispatch. */
 /* Busy-polls for @spin_us after each event before the main loop may sleep

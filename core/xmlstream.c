@@ -87,6 +87,7 @@ struct _MynaXmlStream {
   StreamState state;
 
   xmlParserCtxtPtr ctxt;  /* NULL before the first byte and when idle */
+  xmlParserCtxtPtr spare; /* the context of a stream that was reset */
   guint level;            /* elements open in ctxt, the root included */
   MynaStanza *top;        /* the top-level element being built (owned) */
   GPtrArray *open;        /* open elements below the root (borrowed) */
@@ -585,12 +586,18 @@ sax_handler (void)
 /* ------------------------------------------------------------------ */
 /* Parser lifetime */
 
+/* Frees the parser, or with @keep sets its libxml2 context aside for the
+ * next stream (a login restarts the stream after SASL: without this it
+ * made two contexts, a dozen allocations and a dictionary each). */
 static void
-parser_free (MynaXmlStream *self)
+parser_clear (MynaXmlStream *self, gboolean keep)
 {
   /* libxml2 builds a document of its own while it skims a DTD. */
   if (self->ctxt != NULL && self->ctxt->myDoc != NULL)
     g_clear_pointer (&self->ctxt->myDoc, xmlFreeDoc);
+  g_clear_pointer (&self->spare, xmlFreeParserCtxt);
+  if (keep)
+    self->spare = g_steal_pointer (&self->ctxt);
   g_clear_pointer (&self->ctxt, xmlFreeParserCtxt);
   self->ctxt_bytes = 0;
   g_clear_pointer (&self->top, myna_stanza_unref);
@@ -601,6 +608,12 @@ parser_free (MynaXmlStream *self)
     g_string_free (g_steal_pointer (&self->scratch), TRUE);
   self->level = 0;
   self->parser_done = FALSE;
+}
+
+static void
+parser_free (MynaXmlStream *self)
+{
+  parser_clear (self, FALSE);
 }
 
 static gboolean
@@ -621,8 +634,15 @@ parser_prime (MynaXmlStream *self)
 static gboolean
 parser_start (MynaXmlStream *self)
 {
-  self->ctxt = xmlCreatePushParserCtxt ((xmlSAXHandler *) sax_handler (),
-                                        self, NULL, 0, NULL);
+  if (self->spare != NULL)
+    {
+      self->ctxt = g_steal_pointer (&self->spare);
+      if (xmlCtxtResetPush (self->ctxt, NULL, 0, NULL, NULL) != 0)
+        g_clear_pointer (&self->ctxt, xmlFreeParserCtxt);
+    }
+  if (self->ctxt == NULL)
+    self->ctxt = xmlCreatePushParserCtxt ((xmlSAXHandler *) sax_handler (),
+                                          self, NULL, 0, NULL);
   if (self->ctxt == NULL)
     {
       stream_fail (self, "internal-server-error", "cannot create a parser");
@@ -645,7 +665,7 @@ parser_start (MynaXmlStream *self)
 static void
 stream_reset_now (MynaXmlStream *self)
 {
-  parser_free (self);
+  parser_clear (self, TRUE);
   g_clear_pointer (&self->default_ns, g_free);
   g_clear_pointer (&self->reopen, g_free);
   self->state = STREAM_START;
