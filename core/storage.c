@@ -38,6 +38,7 @@
 #include "storage-guard.h"
 
 #include <string.h>
+#include <sys/mman.h>
 
 /* Callbacks run per dispatch of the idle source before it yields. */
 #define DISPATCH_CHUNK 1024
@@ -121,7 +122,8 @@ struct _MynaStorage {
   /* Archives known to hold nothing: store key → ArchiveState.  A login
    * asks for the user's offline messages; most users have none, and the
    * answer then needs neither the writer thread nor the database. */
-  GHashTable *archives;
+  GHashTable *archives;             /* store key -> ArchiveState */
+  struct ArchiveBlock *archive_blocks;  /* where the ArchiveStates live */
   guint64     archives_cleared_seq;  /* queries up to it may not mark */
 
   GMutex      lock;          /* guards everything below */
@@ -503,13 +505,71 @@ cache_apply (MynaStorage *self, const Op *op)
  * archive non-empty when queued; a query that found no item at all marks
  * it empty when it completes, unless an append was queued after the query
  * (or the table was cleared since).  About 100 bytes an archive; cleared
- * whole when full. */
+ * whole when full.
+ *
+ * Entries never leave one by one, so they live in blocks mapped apart
+ * from the malloc heap, with their keys: one small allocation per user
+ * spread over the heap kept glibc from trimming it after a wave of
+ * sessions left (RSS 48 MB against 28 MB without the set). */
 #define ARCHIVES_KNOWN_MAX 65536
+#define ARCHIVE_BLOCK_SIZE (256 * 1024)
+
+typedef struct ArchiveBlock {
+  struct ArchiveBlock *next;
+  gsize                used;
+  guint64              data[];
+} ArchiveBlock;
 
 typedef struct {
-  gboolean empty;
   guint64  append_seq;  /* of the last append queued */
+  gboolean empty;
+  char     key[];
 } ArchiveState;
+
+static void
+archive_blocks_free (MynaStorage *self)
+{
+  while (self->archive_blocks != NULL)
+    {
+      ArchiveBlock *b = self->archive_blocks;
+
+      self->archive_blocks = b->next;
+      munmap (b, ARCHIVE_BLOCK_SIZE);
+    }
+}
+
+/* NULL when no memory could be mapped: the archive is then not known,
+ * which only costs its next query a trip to the backend. */
+static ArchiveState *
+archive_state_alloc (MynaStorage *self, const char *skey)
+{
+  gsize len = strlen (skey) + 1;
+  gsize need = (sizeof (ArchiveState) + len + 7) & ~(gsize) 7;
+  gsize room = ARCHIVE_BLOCK_SIZE - sizeof (ArchiveBlock);
+  ArchiveBlock *b = self->archive_blocks;
+  ArchiveState *state;
+
+  if (need > room)
+    return NULL;
+  if (b == NULL || b->used + need > room)
+    {
+      void *m = mmap (NULL, ARCHIVE_BLOCK_SIZE, PROT_READ | PROT_WRITE,
+                      MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+
+      if (m == MAP_FAILED)
+        return NULL;
+      b = m;
+      b->next = self->archive_blocks;
+      b->used = 0;
+      self->archive_blocks = b;
+    }
+  state = (ArchiveState *) ((char *) b->data + b->used);
+  b->used += need;
+  state->append_seq = 0;
+  state->empty = FALSE;
+  memcpy (state->key, skey, len);
+  return state;
+}
 
 static ArchiveState *
 archive_state_ensure (MynaStorage *self, const char *skey)
@@ -521,10 +581,12 @@ archive_state_ensure (MynaStorage *self, const char *skey)
   if (g_hash_table_size (self->archives) >= ARCHIVES_KNOWN_MAX)
     {
       g_hash_table_remove_all (self->archives);
+      archive_blocks_free (self);
       self->archives_cleared_seq = self->last_seq;
     }
-  state = g_new0 (ArchiveState, 1);
-  g_hash_table_insert (self->archives, g_strdup (skey), state);
+  state = archive_state_alloc (self, skey);
+  if (state != NULL)
+    g_hash_table_insert (self->archives, state->key, state);
   return state;
 }
 
@@ -549,6 +611,8 @@ archive_note_append (MynaStorage *self, const Op *op)
     return;
   skey = store_key (op->host, op->user, op->name);
   state = archive_state_ensure (self, skey);
+  if (state == NULL)
+    return;  /* not in the set: not known to be empty */
   state->empty = FALSE;
   state->append_seq = op->seq;
 }
@@ -569,7 +633,9 @@ archive_note_query (MynaStorage *self, const Op *op)
   state = g_hash_table_lookup (self->archives, skey);
   if (state != NULL && state->append_seq > op->seq)
     return;
-  archive_state_ensure (self, skey)->empty = TRUE;
+  state = archive_state_ensure (self, skey);
+  if (state != NULL)
+    state->empty = TRUE;
 }
 
 /* Lifetime. */
@@ -584,6 +650,7 @@ storage_free (MynaStorage *self)
   /* The LRU links live in the entries: freeing the table frees them. */
   g_hash_table_unref (self->cache);
   g_hash_table_unref (self->archives);
+  archive_blocks_free (self);
   g_clear_error (&self->flush_error);
   g_main_context_unref (self->context);
   g_mutex_clear (&self->lock);
@@ -1000,8 +1067,7 @@ myna_storage_open (const char *uri, GError **error)
                                        (GDestroyNotify) cache_entry_free);
   g_queue_init (&self->cache_lru);
   self->cache_max = MYNA_STORAGE_CACHE_DEFAULT;
-  self->archives = g_hash_table_new_full (g_str_hash, g_str_equal, g_free,
-                                          g_free);
+  self->archives = g_hash_table_new (g_str_hash, g_str_equal);
   g_mutex_init (&self->lock);
   g_cond_init (&self->work_cond);
   g_cond_init (&self->done_cond);
