@@ -186,6 +186,8 @@ myna_poller_new (GMainContext *context)
   return poller;
 }
 
+/* Not from inside a dispatch: the server frees its poller after the main
+ * loop has returned. */
 void
 myna_poller_free (MynaPoller *poller)
 {

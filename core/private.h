@@ -31,6 +31,10 @@ MynaPollWatch *myna_poller_add (MynaPoller *poller, int fd, guint32 events,
 void           myna_poller_modify (MynaPollWatch *watch, guint32 events);
 /* Removes and frees the watch (the fd stays open); safe inside dispatch. */
 void           myna_poller_remove (MynaPollWatch *watch);
+/* Only right before close() of a descriptor that was never duplicated
+ * (no dup, no fork without exec): the epoll registration goes with the
+ * last descriptor of the socket, and a surviving one would deliver events
+ * for the freed watch. */
 void           myna_poller_remove_closing (MynaPollWatch *watch);
 guint          myna_poller_count (MynaPoller *poller);
 /* @func runs after each batch of events, still inside dispatch. */

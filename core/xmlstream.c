@@ -973,9 +973,15 @@ myna_xml_stream_release_idle (MynaXmlStream *self)
 
   if (self->in_parse)
     self->want_release = TRUE;
-  else if (self->ctxt != NULL && self->at_boundary
-           && self->state == STREAM_OPEN)
-    parser_free (self);
+  else
+    {
+      /* The context a reset stream set aside for its next header: a
+       * client that does not send one holds it no longer (it also still
+       * holds the previous stream's input, the SASL exchange included). */
+      g_clear_pointer (&self->spare, xmlFreeParserCtxt);
+      if (self->ctxt != NULL && self->at_boundary && self->state == STREAM_OPEN)
+        parser_free (self);
+    }
 }
 
 gsize
@@ -990,6 +996,8 @@ myna_xml_stream_get_memory (MynaXmlStream *self)
     total += strlen (self->reopen) + 1;
   if (self->default_ns != NULL)
     total += strlen (self->default_ns) + 1;
+  if (self->spare != NULL)
+    total += PARSER_MEMORY;
   if (self->ctxt == NULL)
     return total;
   total += PARSER_MEMORY + self->open->len * sizeof (gpointer);

@@ -80,45 +80,72 @@ drop (Conn *c)
   free (c);
 }
 
+/* Where in P the client's next step ends, and which step it is: the
+ * earliest of a stream header, </auth>, </iq> and </stream:stream>. */
+enum { STEP_NONE, STEP_HEADER, STEP_AUTH, STEP_IQ, STEP_CLOSE };
+
+static int
+next_step (char *p, char **end)
+{
+  static const char *const marks[] = { NULL, "<stream:stream", "</auth>", "</iq>", "</stream:stream>" };
+  int step = STEP_NONE;
+  char *best = NULL;
+
+  for (int k = STEP_HEADER; k <= STEP_CLOSE; k++)
+    {
+      char *m = strstr (p, marks[k]);
+
+      if (m == NULL || (best != NULL && m >= best))
+        continue;
+      if (k == STEP_HEADER)
+        {
+          char *gt = strchr (m, '>');
+
+          if (gt == NULL)
+            continue;  /* the header is not complete yet */
+          *end = gt + 1;
+        }
+      else
+        *end = m + strlen (marks[k]);
+      best = m;
+      step = k;
+    }
+  return step;
+}
+
 /* Answers the whole client steps in C's buffer and consumes them. */
 static void
 serve (Conn *c)
 {
   for (;;)
     {
-      char *p = c->buf;
-      char *end;
-      size_t used;
+      char *end = NULL;
 
       c->buf[c->len] = '\0';
-      if ((end = strstr (p, "<stream:stream")) != NULL && (end = strchr (end, '>')) != NULL)
+      switch (next_step (c->buf, &end))
         {
+        case STEP_HEADER:
           if (!c->restarted)
             reply (c, HEADER, sizeof HEADER - 1, FEATURES1, sizeof FEATURES1 - 1);
           else
             reply (c, HEADER, sizeof HEADER - 1, FEATURES2, sizeof FEATURES2 - 1);
-          used = (size_t) (end + 1 - p);
-        }
-      else if ((end = strstr (p, "</auth>")) != NULL)
-        {
+          break;
+        case STEP_AUTH:
           reply (c, SUCCESS, sizeof SUCCESS - 1, "", 0);
           c->restarted = 1;
-          used = (size_t) (end + 7 - p);
-        }
-      else if ((end = strstr (p, "</iq>")) != NULL)
-        {
+          break;
+        case STEP_IQ:
           reply (c, BOUND, sizeof BOUND - 1, "", 0);
-          used = (size_t) (end + 5 - p);
-        }
-      else if ((end = strstr (p, "</stream:stream>")) != NULL)
-        {
+          break;
+        case STEP_CLOSE:
           reply (c, CLOSE, sizeof CLOSE - 1, "", 0);
           shutdown (c->fd, SHUT_WR);
           logins++;
-          used = (size_t) (end + 16 - p);
+          break;
+        default:
+          return;
         }
-      else
-        return;
+      size_t used = (size_t) (end - c->buf);
       memmove (c->buf, c->buf + used, c->len - used);
       c->len -= used;
     }

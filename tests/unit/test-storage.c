@@ -1506,6 +1506,55 @@ test_cache_failed_write (void)
   myna_storage_close (storage);
 }
 
+static void count_query_done (GPtrArray *, gboolean, guint, const GError *, gpointer);
+
+/* More empty archives than the known-empty set holds: the set is cleared
+ * (and its blocks unmapped) on the way, lookups after the clear work, and
+ * an append after it is seen by the next query. */
+static void
+test_archive_known_empty_clear (void)
+{
+  g_autoptr (TempDb) db = temp_db_new ();
+  MynaStorage *storage = open_ok (db);
+  g_auto (QueryResult) r = { 0 };
+  guint pending = 0;
+
+  for (guint i = 0; i < 70000; i++)
+    {
+      /* Keys of two lengths, so that entries of both sizes share blocks. */
+      g_autofree char *u = g_strdup_printf ("user-%u-%s", i, i % 7 ? "x"
+                                            : "a-longer-name-abcdefghijklmnopqrstuvwxyz");
+      myna_archive_query (storage, HOST, u, "offline", NULL, count_query_done, &pending, NULL);
+      pending++;
+      if (i % 5000 == 0)
+        flush_ok (storage);
+    }
+  flush_ok (storage);
+  WAIT_UNTIL (pending == 0, 60000);
+  for (guint i = 0; i < 70000; i += 3)
+    {
+      g_autofree char *u = g_strdup_printf ("user-%u-%s", i, i % 7 ? "x"
+                                            : "a-longer-name-abcdefghijklmnopqrstuvwxyz");
+      query_wait (storage, u, "offline", NULL, &r);
+      g_assert_cmpuint (r.total, ==, 0);
+    }
+  /* One known empty since the clear, one from before it. */
+  myna_archive_append (storage, HOST, "user-69999-x", "offline", "", 0, "<m/>", NULL, NULL, NULL);
+  query_wait (storage, "user-69999-x", "offline", NULL, &r);
+  g_assert_cmpuint (r.total, ==, 1);
+  myna_archive_append (storage, HOST, "user-1-x", "offline", "", 0, "<m/>", NULL, NULL, NULL);
+  query_wait (storage, "user-1-x", "offline", NULL, &r);
+  g_assert_cmpuint (r.total, ==, 1);
+  myna_storage_close (storage);
+}
+
+static void
+count_query_done (GPtrArray *items, gboolean complete, guint total,
+                  const GError *error, gpointer user_data)
+{
+  (*(guint *) user_data)--;
+}
+
 int
 main (int argc, char **argv)
 {
@@ -1536,6 +1585,7 @@ main (int argc, char **argv)
   g_test_add_func ("/storage/close/from-callback", test_close_from_callback);
   g_test_add_func ("/storage/failed-write", test_failed_write);
   g_test_add_func ("/storage/crash", test_crash);
+  g_test_add_func ("/storage/archive/known-empty-clear", test_archive_known_empty_clear);
   g_test_add_func ("/storage/cache/model", test_cache_model);
   g_test_add_func ("/storage/cache/failed-write", test_cache_failed_write);
 

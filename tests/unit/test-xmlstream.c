@@ -814,6 +814,38 @@ test_release_memory (void)
   myna_xml_stream_free (run.stream);
 }
 
+/* A reset stream keeps its libxml2 context for the next header: it
+ * counts in the memory figure, and release_idle() frees it when no header
+ * came (the server's sweep of idle sessions). */
+static void
+test_release_after_reset (void)
+{
+  g_autoptr(GString) log = g_string_new (NULL);
+  Run run = { .log = log };
+  const char *input = STREAM_HEADER "<presence/>";
+  gsize fresh, reset, idle;
+
+  run.stream = myna_xml_stream_new (&callbacks, &run);
+  fresh = myna_xml_stream_get_memory (run.stream);
+  g_assert_true (myna_xml_stream_feed (run.stream, input, strlen (input), NULL));
+  myna_xml_stream_reset (run.stream);
+  reset = myna_xml_stream_get_memory (run.stream);
+  myna_xml_stream_release_idle (run.stream);
+  idle = myna_xml_stream_get_memory (run.stream);
+  g_test_message ("memory: %" G_GSIZE_FORMAT " fresh, %" G_GSIZE_FORMAT
+                  " after reset, %" G_GSIZE_FORMAT " released", fresh, reset, idle);
+  g_assert_cmpuint (reset, >, fresh + 4096);
+  g_assert_cmpuint (idle, ==, fresh);
+  /* The next stream parses as the first did, with or without the spare. */
+  g_assert_true (myna_xml_stream_feed (run.stream, input, strlen (input), NULL));
+  myna_xml_stream_reset (run.stream);
+  g_assert_true (myna_xml_stream_feed (run.stream, input, strlen (input), NULL));
+  g_assert_cmpstr (log->str, ==, OPEN_EVENT "stanza <presence/>\n"
+                   OPEN_EVENT "stanza <presence/>\n"
+                   OPEN_EVENT "stanza <presence/>\n");
+  myna_xml_stream_free (run.stream);
+}
+
 static void
 test_after_close (void)
 {
@@ -941,6 +973,7 @@ main (int argc, char **argv)
   g_test_add_func ("/xmlstream/release-idle/basic", test_release_idle);
   g_test_add_func ("/xmlstream/release-idle/prefix", test_release_prefix);
   g_test_add_func ("/xmlstream/release-idle/memory", test_release_memory);
+  g_test_add_func ("/xmlstream/release-idle/after-reset", test_release_after_reset);
   g_test_add_func ("/xmlstream/after-close", test_after_close);
   g_test_add_func ("/xmlstream/speed", test_speed);
   g_test_add_func ("/xmlstream/parse-one", test_parse_one);
