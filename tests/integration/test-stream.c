@@ -25,10 +25,30 @@ teardown (Fixture *f, gconstpointer unused)
   g_assert_cmpint (mynad_stop (&f->d), ==, 0);
 }
 
+/* The id of the stream header in @c's input. */
+static char *
+stream_id_of (Client *c)
+{
+  const char *h = strstr (c->in->str, "<stream:stream");
+  const char *id = h != NULL ? strstr (h, " id='") : NULL;
+  const char *end = id != NULL ? strchr (id + 5, '\'') : NULL;
+
+  g_assert_nonnull (end);
+  return g_strndup (id + 5, (gsize) (end - id - 5));
+}
+
 static void
 test_features (Fixture *f, gconstpointer unused)
 {
   g_autoptr(Client) c = client_open_stream (&f->d);
+  g_autoptr(Client) other = client_open_stream (&f->d);
+  g_autofree char *id = stream_id_of (c);
+  g_autofree char *other_id = stream_id_of (other);
+
+  /* Stream ids: 128 random bits in hex, never the same twice. */
+  g_assert_cmpuint (strlen (id), ==, 32);
+  g_assert_cmpuint (strspn (id, "0123456789abcdef"), ==, 32);
+  g_assert_cmpstr (id, !=, other_id);
 
   g_assert_nonnull (strstr (c->in->str, "<stream:stream"));
   g_assert_nonnull (strstr (c->in->str, "from='localhost'"));
