@@ -482,6 +482,59 @@ test_poller_nested_loop (void)
   close (fb[1]);
 }
 
+/* A worker job's completion may run a nested main loop that waits for
+ * another job: the workers' source is dispatched again inside it (it may
+ * recurse), and each completion runs once. */
+typedef struct {
+  guint first_done;
+  guint second_done;
+  gboolean second_seen_inside;
+} NestedJobs;
+
+static void
+nop_work (gpointer data)
+{
+}
+
+static void
+second_done (gpointer data)
+{
+  ((NestedJobs *) data)->second_done++;
+}
+
+static void
+first_done (gpointer data)
+{
+  NestedJobs *n = data;
+  gint64 deadline = g_get_monotonic_time () + 10 * G_USEC_PER_SEC;
+
+  guint ticks = 0;
+  guint tick = g_timeout_add (10, nest_tick, &ticks);  /* bounds each wait */
+
+  n->first_done++;
+  myna_work_submit (nop_work, second_done, n);
+  while (n->second_done == 0 && g_get_monotonic_time () < deadline)
+    g_main_context_iteration (NULL, TRUE);
+  g_source_remove (tick);
+  n->second_seen_inside = n->second_done == 1;
+}
+
+static void
+test_work_nested_loop (void)
+{
+  NestedJobs n = { 0 };
+  gint64 deadline = g_get_monotonic_time () + 20 * G_USEC_PER_SEC;
+
+  myna_work_submit (nop_work, first_done, &n);
+  while ((n.first_done == 0 || myna_work_outstanding () > 0)
+         && g_get_monotonic_time () < deadline)
+    g_main_context_iteration (NULL, TRUE);
+  g_assert_cmpuint (n.first_done, ==, 1);
+  g_assert_true (n.second_seen_inside);
+  g_assert_cmpuint (n.second_done, ==, 1);
+  g_assert_cmpuint (myna_work_outstanding (), ==, 0);
+}
+
 int
 main (int argc, char **argv)
 {
@@ -495,5 +548,6 @@ main (int argc, char **argv)
   g_test_add_func ("/loop/poller-spin", test_poller_spin);
   g_test_add_func ("/loop/poller-nested-loop", test_poller_nested_loop);
   g_test_add_func ("/loop/poller-spin-not-with-work", test_poller_spin_not_with_work);
+  g_test_add_func ("/loop/work-nested-loop", test_work_nested_loop);
   return g_test_run ();
 }
