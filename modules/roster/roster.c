@@ -651,16 +651,39 @@ roster_features (MynaSession *session, MynaStanza *features, gpointer data)
   myna_stanza_add_child (features, "sub", NS_PREAPPROVAL);
 }
 
-/* account/deleted: the storage is gone; so must the cached copy be. */
+/* account/deleted (fired before the account's storage goes): the
+ * contacts hear of it as they would of a user who cancelled everything
+ * (RFC 6121 §3.2 and §3.3; XEP-0077 §3.2 has the server remove the
+ * account's subscriptions): 'unsubscribed' to each contact who could see
+ * the user's presence or was waiting for an answer, 'unsubscribe' to each
+ * the user subscribed to or asked.  Their servers update their rosters.
+ * Then the cached copy goes with the storage. */
 static MynaResult
 roster_account_deleted (MynaCall *call, MynaStanza *unused, gpointer data)
 {
   MynaJid *from = myna_call_get_from (call);
+  MynaHost *host = myna_call_get_host (call);
+  MynaServer *server = myna_call_get_server (call);
   g_autoptr(GPtrArray) sessions = NULL;
+  g_autoptr(GHashTable) roster = NULL;
+  GHashTableIter iter;
+  gpointer contact, item;
 
   if (from == NULL || myna_jid_get_local (from) == NULL)
     return MYNA_PASS;
-  sessions = myna_host_get_sessions (myna_call_get_host (call), myna_jid_get_local (from));
+  roster = roster_store_load (host, myna_jid_get_local (from));
+  g_hash_table_iter_init (&iter, roster);
+  while (g_hash_table_iter_next (&iter, &contact, &item))
+    {
+      RosterState st;
+
+      roster_item_get_state (item, &st);
+      if ((st.sub & ROSTER_SUB_FROM) || st.pending_in)
+        roster_send_type (server, "unsubscribed", myna_jid_bare_string (from), contact);
+      if ((st.sub & ROSTER_SUB_TO) || st.ask)
+        roster_send_type (server, "unsubscribe", myna_jid_bare_string (from), contact);
+    }
+  sessions = myna_host_get_sessions (host, myna_jid_get_local (from));
   for (guint i = 0; i < sessions->len; i++)
     myna_session_set_data (sessions->pdata[i], ROSTER_CACHE_KEY, NULL, NULL);
   return MYNA_PASS;

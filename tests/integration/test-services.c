@@ -460,6 +460,58 @@ test_register_remove (Fixture *f, gconstpointer unused)
   }
 }
 
+/* Removing an account unsubscribes its contacts both ways (RFC 6121 §3.2,
+ * §3.3): they get 'unsubscribe' and 'unsubscribed' from it, and their
+ * rosters keep the item with subscription none. */
+static void
+test_register_remove_unsubscribes (Fixture *f, gconstpointer unused)
+{
+  if (skip_without_presence ())
+    return;
+
+  g_autoptr(Peer) a = login (f, "alice", "a");
+  g_autoptr(Peer) b = login (f, "bob", "b");
+  g_autoptr(Peer) c = login (f, "carol", "c");
+  g_autoptr(MynaStanza) removed = NULL, unsub = NULL, unsubd = NULL;
+  g_autoptr(MynaStanza) asked = NULL, denied = NULL, roster = NULL;
+
+  go_online (a, "alice@localhost/a", NULL);
+  go_online (b, "bob@localhost/b", NULL);
+  go_online (c, "carol@localhost/c", NULL);
+  /* Alice and Bob see each other (both); Carol waits for Alice's answer. */
+  subscribe_to (b, "bob@localhost", a, "alice@localhost");
+  subscribe_to (a, "alice@localhost", b, "bob@localhost");
+  peer_send (c, "<presence type='subscribe' to='alice@localhost'/>");
+  asked = peer_expect (a, "presence", "type='subscribe'", "from='carol@localhost", NULL);
+  g_assert_nonnull (asked);
+
+  removed = register_request (a, "set", "<remove/>");
+  assert_result (removed);
+  g_assert_true (peer_expect_closed (a));
+
+  unsub = peer_expect (b, "presence", "type='unsubscribe'", "from='alice@localhost'", NULL);
+  unsubd = peer_expect (b, "presence", "type='unsubscribed'", "from='alice@localhost'", NULL);
+  g_assert_nonnull (unsub);
+  g_assert_nonnull (unsubd);
+  denied = peer_expect (c, "presence", "type='unsubscribed'", "from='alice@localhost'", NULL);
+  g_assert_nonnull (denied);
+
+  peer_send (b, "<iq type='get' id='r1'><query xmlns='jabber:iq:roster'/></iq>");
+  roster = peer_expect (b, "iq", "id='r1'", "alice@localhost", NULL);
+  g_assert_nonnull (roster);
+  {
+    MynaStanza *query = myna_stanza_get_child (roster, "query", "jabber:iq:roster");
+    MynaStanza *item = query != NULL ? myna_stanza_get_child (query, "item", "jabber:iq:roster") : NULL;
+    const char *sub;
+
+    g_assert_nonnull (item);
+    g_assert_cmpstr (myna_stanza_get_attr (item, "jid"), ==, "alice@localhost");
+    sub = myna_stanza_get_attr (item, "subscription");
+    g_assert_true (sub == NULL || strcmp (sub, "none") == 0);
+    g_assert_null (myna_stanza_get_attr (item, "ask"));
+  }
+}
+
 /* ---- offline messages ----------------------------------------------------- */
 
 static void
@@ -997,6 +1049,8 @@ main (int argc, char **argv)
        "min_seconds_between = 1h\n");
   ADD ("/services/register/password", test_register_password, OPEN_REGISTRATION);
   ADD ("/services/register/remove", test_register_remove, OPEN_REGISTRATION);
+  ADD ("/services/register/remove-unsubscribes", test_register_remove_unsubscribes,
+       OPEN_REGISTRATION);
   ADD ("/services/offline/deliver", test_offline_deliver, OPEN_REGISTRATION);
   ADD ("/services/offline/quota", test_offline_quota,
        OPEN_REGISTRATION "[module:offline]\nquota = 3\n");
