@@ -58,14 +58,14 @@ presence_route_copy (MynaServer *server, MynaStanza *presence, const char *from,
   myna_server_route (server, p);
 }
 
-/* Local contacts of @user whose subscription has @bit.
+/* Local contacts of @session's account whose subscription has @bit.
  * Returns: (transfer full) array of JID strings */
 static GPtrArray *
-presence_contacts (MynaHost *host, const char *user, RosterSub bit)
+presence_contacts (MynaSession *session, RosterSub bit)
 {
-  g_autoptr(GHashTable) roster = roster_store_load (host, user);
+  g_autoptr(GHashTable) roster = roster_store_load_for (session);
   GPtrArray *out = g_ptr_array_new_with_free_func (g_free);
-  MynaServer *server = myna_host_get_server (host);
+  MynaServer *server = myna_host_get_server (myna_session_get_host (session));
   GHashTableIter it;
   gpointer key, value;
 
@@ -167,8 +167,7 @@ static void
 presence_probe_contacts (MynaHost *host, MynaSession *session)
 {
   MynaJid *jid = myna_session_get_jid (session);
-  g_autoptr(GPtrArray) contacts = presence_contacts (host, myna_jid_get_local (jid),
-                                                     ROSTER_SUB_TO);
+  g_autoptr(GPtrArray) contacts = presence_contacts (session, ROSTER_SUB_TO);
   MynaServer *server = myna_host_get_server (host);
 
   for (guint i = 0; i < contacts->len; i++)
@@ -246,8 +245,7 @@ presence_broadcast (MynaSession *session, MynaStanza *presence)
   MynaHost *host = myna_session_get_host (session);
   MynaServer *server = myna_host_get_server (host);
   MynaJid *jid = myna_session_get_jid (session);
-  g_autoptr(GPtrArray) subscribers = presence_contacts (host, myna_jid_get_local (jid),
-                                                        ROSTER_SUB_FROM);
+  g_autoptr(GPtrArray) subscribers = presence_contacts (session, ROSTER_SUB_FROM);
   g_autoptr(MynaStanza) own = myna_stanza_copy (presence);
   GHashTable *sent = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
 

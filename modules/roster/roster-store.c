@@ -87,6 +87,17 @@ roster_store_load (MynaHost *host, const char *user)
   return table;
 }
 
+GHashTable *
+roster_store_load_for (MynaSession *session)
+{
+  GHashTable *table = myna_session_get_data (session, ROSTER_CACHE_KEY);
+
+  if (table != NULL)
+    return g_hash_table_ref (table);
+  return roster_store_load (myna_session_get_host (session),
+                            myna_jid_get_local (myna_session_get_jid (session)));
+}
+
 MynaStanza *
 roster_store_get (MynaHost *host, const char *user, const char *contact)
 {

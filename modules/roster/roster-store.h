@@ -73,6 +73,11 @@ typedef struct {
  * modified: copy, change, then roster_store_put()).
  * Returns: (transfer full) a GHashTable reference */
 GHashTable *roster_store_load (MynaHost *host, const char *user);
+/* The roster of @session's account, from its own cached copy first: a
+ * session that is closing is no longer among the account's sessions, and
+ * its last broadcast would otherwise read the roster from storage again.
+ * Returns: (transfer full) a GHashTable reference */
+GHashTable *roster_store_load_for (MynaSession *session);
 /* One item, or NULL.  Returns: (transfer full) */
 MynaStanza *roster_store_get (MynaHost *host, const char *user,
                               const char *contact);
