@@ -731,12 +731,11 @@ myna_connection_free (MynaSession *s)
   g_hash_table_remove (s->server->connections, s);
   session_unlink_read (s);
   session_clear_data (s);
-  if (s->fd >= 0)
-    myna_poller_remove_closing (s->watch);  /* close() below deregisters it */
-  else
+  if (s->fd < 0)
     myna_poller_remove (s->watch);
-  if (s->fd >= 0)
+  else
     {
+      myna_poller_remove_closing (s->watch);  /* close() below deregisters it */
       /* Unread input would turn close() into a reset that can destroy the
        * stream error still in flight: drain what is there. */
       char sink[4096];

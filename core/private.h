@@ -37,11 +37,11 @@ void           myna_poller_remove (MynaPollWatch *watch);
  * for the freed watch. */
 void           myna_poller_remove_closing (MynaPollWatch *watch);
 guint          myna_poller_count (MynaPoller *poller);
-/* @func runs after each batch of events, still inside dispatch. */
 /* Busy-polls for @spin_us after each event before the main loop may sleep
- * (0: never). */
+ * (0: never); the epoll_wait calls made so far while spinning. */
 void           myna_poller_set_spin (MynaPoller *poller, gint64 spin_us);
 guint64        myna_poller_spin_laps (MynaPoller *poller);
+/* @func runs after each batch of events, still inside dispatch. */
 void           myna_poller_set_after_batch (MynaPoller *poller, void (*func) (gpointer),
                                             gpointer data);
 gboolean       myna_poller_in_dispatch (MynaPoller *poller);
