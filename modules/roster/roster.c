@@ -666,11 +666,15 @@ roster_account_deleted (MynaCall *call, MynaStanza *unused, gpointer data)
   MynaServer *server = myna_call_get_server (call);
   g_autoptr(GPtrArray) sessions = NULL;
   g_autoptr(GHashTable) roster = NULL;
+  g_autoptr(GPtrArray) unsubscribed = g_ptr_array_new_with_free_func (g_free);
+  g_autoptr(GPtrArray) unsubscribe = g_ptr_array_new_with_free_func (g_free);
   GHashTableIter iter;
   gpointer contact, item;
 
   if (from == NULL || myna_jid_get_local (from) == NULL)
     return MYNA_PASS;
+  /* Who gets what, first: routing runs other handlers, which may change
+   * this very roster (the cached table) while it is being walked. */
   roster = roster_store_load (host, myna_jid_get_local (from));
   g_hash_table_iter_init (&iter, roster);
   while (g_hash_table_iter_next (&iter, &contact, &item))
@@ -679,10 +683,14 @@ roster_account_deleted (MynaCall *call, MynaStanza *unused, gpointer data)
 
       roster_item_get_state (item, &st);
       if ((st.sub & ROSTER_SUB_FROM) || st.pending_in)
-        roster_send_type (server, "unsubscribed", myna_jid_bare_string (from), contact);
+        g_ptr_array_add (unsubscribed, g_strdup (contact));
       if ((st.sub & ROSTER_SUB_TO) || st.ask)
-        roster_send_type (server, "unsubscribe", myna_jid_bare_string (from), contact);
+        g_ptr_array_add (unsubscribe, g_strdup (contact));
     }
+  for (guint i = 0; i < unsubscribed->len; i++)
+    roster_send_type (server, "unsubscribed", myna_jid_bare_string (from), unsubscribed->pdata[i]);
+  for (guint i = 0; i < unsubscribe->len; i++)
+    roster_send_type (server, "unsubscribe", myna_jid_bare_string (from), unsubscribe->pdata[i]);
   sessions = myna_host_get_sessions (host, myna_jid_get_local (from));
   for (guint i = 0; i < sessions->len; i++)
     myna_session_set_data (sessions->pdata[i], ROSTER_CACHE_KEY, NULL, NULL);
