@@ -460,6 +460,9 @@ tls_handshake_step (MynaSession *s)
   if (rc < 0)
     {
       g_message ("%s: TLS handshake failed: %s", s->peer, gnutls_strerror (rc));
+      /* Best effort: the client learns why (e.g. no common cipher suite)
+       * instead of seeing the connection drop. */
+      gnutls_alert_send_appropriate (s->tls, rc);
       s->handshaking = FALSE;
       gnutls_deinit (s->tls);
       s->tls = NULL;

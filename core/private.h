@@ -331,6 +331,21 @@ MynaSession *myna_host_find_session (MynaHost *host, MynaJid *full);
 
 /* tls.c */
 #include <gnutls/gnutls.h>
+/* Mozilla's "intermediate" TLS profile (v5.7) as a GnuTLS priority
+ * string: TLS 1.2 and 1.3; AES-GCM and ChaCha20-Poly1305 only (no CBC, no
+ * CCM, no SHA-1 MAC); ECDHE (ECDSA or RSA) or DHE-RSA key exchange, never
+ * RSA; groups X25519, P-256, P-384, and for DHE the 2048-bit group of RFC
+ * 7919, ffdhe2048 (GnuTLS shares one group list between the versions, so a
+ * TLS 1.3 client offering only ffdhe2048 gets it too: the same strength as
+ * DHE in TLS 1.2, and without it a client that negotiates groups would not
+ * get DHE at all); no SHA-1 signatures.  The default of tls_priority. */
+#define MYNA_TLS_PRIORITY_INTERMEDIATE                                        \
+  "NORMAL:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2"                                \
+  ":-CIPHER-ALL:+AES-128-GCM:+AES-256-GCM:+CHACHA20-POLY1305"                \
+  ":-MAC-ALL:+AEAD"                                                           \
+  ":-KX-ALL:+ECDHE-ECDSA:+ECDHE-RSA:+DHE-RSA"                                 \
+  ":-GROUP-ALL:+GROUP-X25519:+GROUP-SECP256R1:+GROUP-SECP384R1:+GROUP-FFDHE2048" \
+  ":-SIGN-RSA-SHA1:-SIGN-ECDSA-SHA1"
 MynaTls         *myna_tls_new (MynaServer *server, GError **error);
 void             myna_tls_free (MynaTls *tls);
 gnutls_session_t myna_tls_session_new (MynaTls *tls, int fd);

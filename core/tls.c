@@ -143,6 +143,9 @@ myna_tls_new (MynaServer *server, GError **error)
       myna_tls_free (tls);
       return NULL;
     }
+  /* DHE-RSA uses the RFC 7919 2048-bit group (Mozilla intermediate's
+   * ffdhe2048), also with clients that do not negotiate groups. */
+  gnutls_certificate_set_known_dh_params (tls->creds, GNUTLS_SEC_PARAM_MEDIUM);
   gnutls_session_ticket_key_generate (&tls->ticket_key);
   g_hash_table_iter_init (&it, server->hosts);
   while (g_hash_table_iter_next (&it, &key, NULL))

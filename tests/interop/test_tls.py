@@ -3,7 +3,9 @@
 mynad on the shipped configuration: STARTTLS is required and offered with
 <required/>, direct TLS (XEP-0368) negotiates ALPN xmpp-client, the
 development certificate names the host, and sessions resume (tickets) on
-TLS 1.3 and TLS 1.2."""
+TLS 1.3 and TLS 1.2.  Over TLS 1.2 only AEAD suites of Mozilla's
+intermediate profile are negotiated (tests/integration/test-tls.c offers
+every suite one by one)."""
 import asyncio
 import socket
 import ssl
@@ -26,8 +28,10 @@ def read_until(sock, needle, limit=65536):
     return data
 
 
-def context(max_version=None):
+def context(max_version=None, ciphers=None):
     ctx = ssl.create_default_context()
+    if ciphers is not None:
+        ctx.set_ciphers(ciphers)
     ctx.check_hostname = False
     ctx.verify_mode = ssl.CERT_NONE
     ctx.set_alpn_protocols(['xmpp-client'])
@@ -102,6 +106,19 @@ def steps(mynad):
         second = direct_tls(mynad.c2s_tls, ctx, session=first['session'])
         check(second['reused'], 'TLS 1.2 session resumed')
 
+    async def tls12_suites():
+        def try_suite(ciphers):
+            try:
+                return direct_tls(mynad.c2s_tls, context(ssl.TLSVersion.TLSv1_2, ciphers))['version']
+            except (ssl.SSLError, ConnectionError):
+                return None
+        for ok in ('ECDHE-ECDSA-AES128-GCM-SHA256', 'ECDHE-ECDSA-AES256-GCM-SHA384',
+                   'ECDHE-ECDSA-CHACHA20-POLY1305'):
+            check(try_suite(ok) == 'TLSv1.2', '%s negotiated' % ok)
+        for bad in ('ECDHE-ECDSA-AES128-SHA', 'ECDHE-ECDSA-AES256-SHA',
+                    'ECDHE-ECDSA-AES128-SHA256', 'ECDHE-ECDSA-AES128-CCM'):
+            check(try_suite(bad) is None, '%s refused' % bad)
+
     async def stop():
         mynad.stop()
 
@@ -112,6 +129,7 @@ def steps(mynad):
         ('direct TLS: ALPN xmpp-client and a certificate for localhost', alpn_and_certificate),
         ('TLS 1.3 session resumption', resumption_tls13),
         ('TLS 1.2 session resumption', resumption_tls12),
+        ('TLS 1.2: AES-GCM and ChaCha20 only, no CBC, no CCM', tls12_suites),
         ('mynad stops cleanly', stop),
     ]
 
