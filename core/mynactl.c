@@ -4,14 +4,21 @@
  *   mynactl [-c FILE | -s SOCKET] modules | routes | stats
  *   mynactl [-c FILE | -s SOCKET] load|unload|reload MODULE [HOST]
  *   mynactl [-c FILE | -s SOCKET] reload-config
+ *   mynactl [-c FILE | -s SOCKET] user add|passwd JID   (password: see below)
+ *   mynactl [-c FILE | -s SOCKET] user del JID | user list [HOST]
  *
  * check-config reads the file and the module manifests without loading any
- * module; the other commands talk to a running mynad over its admin socket. */
+ * module; the other commands talk to a running mynad over its admin socket.
+ * A password is never taken from the command line, where every local user
+ * sees it: on a terminal it is asked twice with echo off, otherwise it is
+ * the first line of standard input. */
 #include "private.h"
 
 #include <errno.h>
+#include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <termios.h>
 #include <unistd.h>
 #include <sys/socket.h>
 #include <sys/un.h>
@@ -92,6 +99,116 @@ admin_request (const char *sock_path, char **words)
   return g_str_has_prefix (last, "OK") ? 0 : 1;
 }
 
+/* ---- passwords ------------------------------------------------------------ */
+
+#define MYNACTL_MAX_PASSWORD 1024       /* as core/accounts.c accepts */
+
+static struct termios saved_tty;
+static volatile sig_atomic_t tty_changed;
+
+static void
+tty_restore (void)
+{
+  if (tty_changed)
+    tcsetattr (STDIN_FILENO, TCSAFLUSH, &saved_tty);
+  tty_changed = 0;
+}
+
+/* Interrupted at the prompt: the terminal gets its echo back. */
+static void
+tty_on_signal (int sig)
+{
+  tty_restore ();
+  signal (sig, SIG_DFL);
+  raise (sig);
+}
+
+/* One line of @in without its line end; NULL at end of input or when it
+ * is longer than a password may be. */
+static char *
+read_line (FILE *in, GError **error)
+{
+  char buf[MYNACTL_MAX_PASSWORD + 3];
+  size_t len;
+
+  if (fgets (buf, sizeof buf, in) == NULL)
+    {
+      g_set_error (error, G_IO_ERROR, G_IO_ERROR_FAILED, "no password given");
+      return NULL;
+    }
+  len = strcspn (buf, "\r\n");
+  if (len > MYNACTL_MAX_PASSWORD || (buf[len] == '\0' && !feof (in)))
+    {
+      memset (buf, 0, sizeof buf);
+      g_set_error (error, G_IO_ERROR, G_IO_ERROR_FAILED,
+                   "the password is longer than %d bytes", MYNACTL_MAX_PASSWORD);
+      return NULL;
+    }
+  buf[len] = '\0';
+  char *line = g_strdup (buf);
+  memset (buf, 0, sizeof buf);
+  return line;
+}
+
+/* Asks for @jid's password on the terminal, with echo off, twice. */
+static char *
+prompt_password (const char *jid, GError **error)
+{
+  struct termios quiet;
+  g_autofree char *first = NULL;
+  char *second = NULL;
+
+  if (tcgetattr (STDIN_FILENO, &saved_tty) < 0)
+    {
+      g_set_error (error, G_IO_ERROR, g_io_error_from_errno (errno),
+                   "cannot read the terminal settings: %s", g_strerror (errno));
+      return NULL;
+    }
+  quiet = saved_tty;
+  quiet.c_lflag &= ~(tcflag_t) ECHO;
+  quiet.c_lflag |= ECHONL;
+  signal (SIGINT, tty_on_signal);
+  signal (SIGTERM, tty_on_signal);
+  signal (SIGHUP, tty_on_signal);
+  tty_changed = 1;
+  tcsetattr (STDIN_FILENO, TCSAFLUSH, &quiet);
+  fprintf (stderr, "Password for %s: ", jid);
+  fflush (stderr);
+  first = read_line (stdin, error);
+  if (first != NULL)
+    {
+      fprintf (stderr, "Again: ");
+      fflush (stderr);
+      second = read_line (stdin, error);
+    }
+  tty_restore ();
+  if (second != NULL && strcmp (first, second) != 0)
+    {
+      g_set_error (error, G_IO_ERROR, G_IO_ERROR_FAILED, "the passwords do not match");
+      memset (second, 0, strlen (second));
+      g_clear_pointer (&second, g_free);
+    }
+  if (first != NULL)
+    memset (first, 0, strlen (first));
+  return second;
+}
+
+/* The password for "user add|passwd @jid": from the terminal, or the
+ * first line of standard input. */
+static char *
+read_password (const char *jid, GError **error)
+{
+  char *password = isatty (STDIN_FILENO) ? prompt_password (jid, error)
+                                         : read_line (stdin, error);
+
+  if (password != NULL && *password == '\0')
+    {
+      g_set_error (error, G_IO_ERROR, G_IO_ERROR_FAILED, "the password is empty");
+      g_clear_pointer (&password, g_free);
+    }
+  return password;
+}
+
 int
 main (int argc, char **argv)
 {
@@ -114,8 +231,9 @@ main (int argc, char **argv)
       "  unload MODULE [HOST]      unload a module\n"
       "  reload MODULE [HOST]      reload a module, keeping connections\n"
       "  reload-config             reread the configuration file\n"
-      "  user add JID [PASSWORD]   create an account (password from stdin if omitted)\n"
-      "  user passwd JID [PASSWORD] change a password\n"
+      "  user add JID              create an account (password at the prompt, or\n"
+      "                            one line on standard input)\n"
+      "  user passwd JID           change a password (as for add)\n"
       "  user del JID              delete an account and its data\n"
       "  user list [HOST]          list accounts");
   g_autoptr(GError) error = NULL;
@@ -130,24 +248,32 @@ main (int argc, char **argv)
     config_path = g_strdup ("conf/myna.conf");
   if (strcmp (argv[1], "check-config") == 0)
     return check_config (argc > 2 ? argv[2] : config_path);
-  /* "user add|passwd JID" without a password reads it from standard input. */
-  g_autofree char *password = NULL;
   g_autoptr(GPtrArray) words = g_ptr_array_new ();
+  g_autofree char *password = NULL;
   for (int i = 1; i < argc; i++)
     g_ptr_array_add (words, argv[i]);
-  if (argc == 4 && strcmp (argv[1], "user") == 0
+  if (argc >= 3 && strcmp (argv[1], "user") == 0
       && (strcmp (argv[2], "add") == 0 || strcmp (argv[2], "passwd") == 0))
     {
-      char buf[1100];
-      if (isatty (0))
-        fprintf (stderr, "Password for %s: ", argv[3]);
-      if (fgets (buf, sizeof buf, stdin) == NULL)
+      if (argc != 4)
         {
-          g_printerr ("mynactl: no password given\n");
+          g_printerr (argc > 4 ? "mynactl: user %s takes no password argument: the command "
+                                 "line is visible to every local user (ps, /proc); type it "
+                                 "at the prompt or give it on standard input\n"
+                               : "mynactl: usage: user %s JID (password at the prompt or "
+                                 "on standard input)\n", argv[2]);
           return 2;
         }
-      buf[strcspn (buf, "\r\n")] = '\0';
-      password = g_strdup (buf);
+      if (strpbrk (argv[3], " \t\r\n") != NULL)
+        {
+          g_printerr ("mynactl: '%s' is not a JID\n", argv[3]);
+          return 2;
+        }
+      if ((password = read_password (argv[3], &error)) == NULL)
+        {
+          g_printerr ("mynactl: %s\n", error->message);
+          return 2;
+        }
       g_ptr_array_add (words, password);
     }
   g_ptr_array_add (words, NULL);

@@ -218,31 +218,52 @@ mynad_stop (Mynad *d)
   return status;
 }
 
-/* Runs mynactl against the instance; returns its exit status, output in
- * *@out. */
+/* Runs mynactl against the instance with @input (NULL: none) on its
+ * standard input; returns its exit status, output in *@out. */
 static inline int
-mynactl (Mynad *d, char **out, const char *first, ...)
+mynactl_va (Mynad *d, const char *input, char **out, const char *first, va_list ap)
 {
   g_autoptr(GError) error = NULL;
   g_autofree char *tool = build_path ("core/mynactl");
   g_autoptr(GPtrArray) argv = g_ptr_array_new ();
-  va_list ap;
 
   g_ptr_array_add (argv, tool);
   g_ptr_array_add (argv, (char *) "-c");
   g_ptr_array_add (argv, d->conf_path);
-  va_start (ap, first);
   for (const char *a = first; a != NULL; a = va_arg (ap, const char *))
     g_ptr_array_add (argv, (char *) a);
-  va_end (ap);
   g_ptr_array_add (argv, NULL);
   g_autoptr(GSubprocess) p = g_subprocess_newv ((const char *const *) argv->pdata,
-                                                G_SUBPROCESS_FLAGS_STDOUT_PIPE
+                                                G_SUBPROCESS_FLAGS_STDIN_PIPE
+                                                | G_SUBPROCESS_FLAGS_STDOUT_PIPE
                                                 | G_SUBPROCESS_FLAGS_STDERR_MERGE, &error);
   g_assert_no_error (error);
-  g_subprocess_communicate_utf8 (p, NULL, NULL, out, NULL, &error);
+  g_subprocess_communicate_utf8 (p, input != NULL ? input : "", NULL, out, NULL, &error);
   g_assert_no_error (error);
   return g_subprocess_get_exit_status (p);
+}
+
+static inline int
+mynactl (Mynad *d, char **out, const char *first, ...)
+{
+  va_list ap;
+
+  va_start (ap, first);
+  int rc = mynactl_va (d, NULL, out, first, ap);
+  va_end (ap);
+  return rc;
+}
+
+/* mynactl with @input on its standard input (a password, say). */
+static inline int
+mynactl_stdin (Mynad *d, const char *input, char **out, const char *first, ...)
+{
+  va_list ap;
+
+  va_start (ap, first);
+  int rc = mynactl_va (d, input, out, first, ap);
+  va_end (ap);
+  return rc;
 }
 
 /* ---- raw clients ---------------------------------------------------------- */
@@ -393,7 +414,8 @@ mynad_add_user (Mynad *d, const char *user, const char *password)
 {
   g_autofree char *out = NULL;
   g_autofree char *jid = g_strdup_printf ("%s@localhost", user);
-  int rc = mynactl (d, &out, "user", "add", jid, password, NULL);
+  g_autofree char *input = g_strconcat (password, "\n", NULL);
+  int rc = mynactl_stdin (d, input, &out, "user", "add", jid, NULL);
 
   if (rc != 0)
     g_error ("mynactl user add %s failed: %s", jid, out);

@@ -6,6 +6,9 @@
 
 #include <myna/sasl.h>
 
+#include <fcntl.h>
+#include <stdlib.h>
+
 typedef struct {
   Mynad d;
 } Fixture;
@@ -259,9 +262,11 @@ test_accounts_via_mynactl (Fixture *f, gconstpointer unused)
 
   g_assert_cmpint (mynactl (&f->d, &out, "user", "list", NULL), ==, 0);
   g_assert_nonnull (strstr (out, "alice@localhost\nbob@localhost\n"));
-  g_assert_cmpint (mynactl (&f->d, &out2, "user", "add", "alice@localhost", "x", NULL), ==, 1);
+  g_assert_cmpint (mynactl_stdin (&f->d, "x\n", &out2, "user", "add", "alice@localhost",
+                                  NULL), ==, 1);
   g_assert_nonnull (strstr (out2, "exists"));
-  int rc = mynactl (&f->d, &out3, "user", "passwd", "alice@localhost", "new pass", NULL);
+  int rc = mynactl_stdin (&f->d, "new pass\n", &out3, "user", "passwd", "alice@localhost",
+                          NULL);
   g_test_message ("user passwd: %s", out3);
   g_assert_cmpint (rc, ==, 0);
   g_autoptr(Client) c = client_login (&f->d, "alice", "new pass", "r");
@@ -270,6 +275,121 @@ test_accounts_via_mynactl (Fixture *f, gconstpointer unused)
   g_autoptr(Client) b = client_open_stream (&f->d);
   send_plain (b, "bob", "builder");
   g_assert_true (client_expect (b, "<not-authorized/>"));
+}
+
+/* A password on mynactl's command line (which every local user sees in
+ * ps and /proc) is refused, and nothing changes; standard input is read
+ * one line at a time, and nothing else. */
+static void
+test_mynactl_password_not_in_argv (Fixture *f, gconstpointer unused)
+{
+  g_autofree char *out = NULL, *out2 = NULL, *out3 = NULL, *out4 = NULL, *out5 = NULL;
+  g_autofree char *out6 = NULL;
+
+  g_assert_cmpint (mynactl_stdin (&f->d, "other\n", &out, "user", "add", "carol@localhost",
+                                  "carol-pw", NULL), ==, 2);
+  g_assert_nonnull (strstr (out, "command line"));
+  g_assert_cmpint (mynactl_stdin (&f->d, "other\n", &out2, "user", "passwd",
+                                  "alice@localhost", "stolen", NULL), ==, 2);
+  g_assert_nonnull (strstr (out2, "command line"));
+  g_autofree char *list = NULL;
+  g_assert_cmpint (mynactl (&f->d, &list, "user", "list", NULL), ==, 0);
+  g_assert_null (strstr (list, "carol@localhost"));
+  g_autoptr(Client) a = client_login (&f->d, "alice", "wonderland", "r");
+  g_assert_nonnull (a);
+  /* Standard input: the first line is the password, line end excluded. */
+  g_assert_cmpint (mynactl_stdin (&f->d, "carol secret\r\nignored\n", &out3, "user", "add",
+                                  "carol@localhost", NULL), ==, 0);
+  g_autoptr(Client) c = client_login (&f->d, "carol", "carol secret", "r");
+  g_assert_nonnull (c);
+  /* Nothing on standard input, an empty line, an overlong line: refused. */
+  g_assert_cmpint (mynactl (&f->d, &out4, "user", "add", "dave@localhost", NULL), ==, 2);
+  g_assert_nonnull (strstr (out4, "no password"));
+  g_assert_cmpint (mynactl_stdin (&f->d, "\n", &out5, "user", "passwd", "carol@localhost",
+                                  NULL), ==, 2);
+  g_autofree char *huge = g_strnfill (5000, 'p');
+  g_assert_cmpint (mynactl_stdin (&f->d, huge, &out6, "user", "passwd", "carol@localhost",
+                                  NULL), ==, 2);
+  g_assert_nonnull (strstr (out6, "longer"));
+  g_autoptr(Client) c2 = client_login (&f->d, "carol", "carol secret", "r2");
+  g_assert_nonnull (c2);
+}
+
+/* Reads the terminal's master side until @needle shows (bounded). */
+static gboolean
+pty_expect (int master, GString *seen, const char *needle)
+{
+  gint64 deadline = g_get_monotonic_time () + WAIT_MS * 1000;
+  char buf[512];
+
+  while (strstr (seen->str, needle) == NULL)
+    {
+      struct pollfd p = { .fd = master, .events = POLLIN };
+      int left = (int) ((deadline - g_get_monotonic_time ()) / 1000);
+      if (left <= 0 || poll (&p, 1, left) <= 0)
+        return FALSE;
+      ssize_t n = read (master, buf, sizeof buf);
+      if (n <= 0)
+        return strstr (seen->str, needle) != NULL;   /* EIO: the child is gone */
+      g_string_append_len (seen, buf, n);
+    }
+  return TRUE;
+}
+
+/* mynactl on a terminal: @first and @second typed at its two prompts;
+ * returns its exit status, what the terminal showed in *@shown. */
+static int
+mynactl_on_tty (Fixture *f, const char *jid, const char *first, const char *second,
+                char **shown)
+{
+  g_autoptr(GError) error = NULL;
+  g_autofree char *tool = build_path ("core/mynactl");
+  g_autoptr(GString) seen = g_string_new (NULL);
+  int master = posix_openpt (O_RDWR | O_NOCTTY | O_CLOEXEC);
+
+  g_assert_cmpint (master, >=, 0);
+  g_assert_cmpint (grantpt (master), ==, 0);
+  g_assert_cmpint (unlockpt (master), ==, 0);
+  int slave = open (ptsname (master), O_RDWR | O_NOCTTY | O_CLOEXEC);
+  g_assert_cmpint (slave, >=, 0);
+  g_autoptr(GSubprocessLauncher) l = g_subprocess_launcher_new (G_SUBPROCESS_FLAGS_NONE);
+  g_subprocess_launcher_take_stdin_fd (l, slave);
+  g_subprocess_launcher_take_stdout_fd (l, dup (slave));
+  g_subprocess_launcher_take_stderr_fd (l, dup (slave));
+  g_autoptr(GSubprocess) p = g_subprocess_launcher_spawn (l, &error, tool, "-c", f->d.conf_path,
+                                                          "user", "add", jid, NULL);
+  g_assert_no_error (error);
+  g_assert_true (pty_expect (master, seen, "Password for"));
+  g_assert_cmpint (write (master, first, strlen (first)), ==, (gssize) strlen (first));
+  g_assert_true (pty_expect (master, seen, "Again"));
+  g_assert_cmpint (write (master, second, strlen (second)), ==, (gssize) strlen (second));
+  pty_expect (master, seen, "\n\n\n");        /* all it says, up to its exit */
+  g_subprocess_wait (p, NULL, &error);
+  g_assert_no_error (error);
+  close (master);
+  *shown = g_string_free (g_steal_pointer (&seen), FALSE);
+  return g_subprocess_get_exit_status (p);
+}
+
+/* On a terminal mynactl asks twice, without echo, and compares. */
+static void
+test_mynactl_password_prompt (Fixture *f, gconstpointer unused)
+{
+  g_autofree char *shown = NULL, *shown2 = NULL, *list = NULL;
+
+  g_assert_cmpint (mynactl_on_tty (f, "erin@localhost", "tty-secret\n", "tty-other\n",
+                                   &shown), ==, 2);
+  g_test_message ("terminal: %s", shown);
+  g_assert_nonnull (strstr (shown, "do not match"));
+  g_assert_null (strstr (shown, "tty-secret"));
+  g_assert_cmpint (mynactl (&f->d, &list, "user", "list", NULL), ==, 0);
+  g_assert_null (strstr (list, "erin@"));
+  g_assert_cmpint (mynactl_on_tty (f, "erin@localhost", "tty-secret\n", "tty-secret\n",
+                                   &shown2), ==, 0);
+  g_test_message ("terminal: %s", shown2);
+  g_assert_null (strstr (shown2, "tty-secret"));
+  g_autoptr(Client) c = client_login (&f->d, "erin", "tty-secret", "r");
+  g_assert_nonnull (c);
 }
 
 /* Server keepalives (XEP-0199): a silent client is pinged; one that
@@ -376,6 +496,8 @@ main (int argc, char **argv)
   ADD ("/c2s/spoofed-from", test_spoofed_from, NULL);
   ADD ("/c2s/bad-stanzas", test_iq_without_id_and_bad_to, NULL);
   ADD ("/c2s/accounts", test_accounts_via_mynactl, NULL);
+  ADD ("/c2s/mynactl-password-not-in-argv", test_mynactl_password_not_in_argv, NULL);
+  ADD ("/c2s/mynactl-password-prompt", test_mynactl_password_prompt, NULL);
   ADD ("/c2s/lazy-module", test_lazy_module_over_the_wire, NULL);
   ADD ("/c2s/leave-during-auth", test_leave_during_auth, NULL);
   ADD ("/c2s/keepalive", test_keepalive,

@@ -53,7 +53,7 @@ def steps(mynad):
         return ' '.join(sorted(users))
 
     async def mynactl_account():
-        rc, out, err = mynad.mynactl('user', 'add', 'carol@localhost', 'carol-secret-1')
+        rc, out, err = mynad.mynactl('user', 'add', 'carol@localhost', input='carol-secret-1\n')
         check(rc == 0, 'mynactl user add: exit %d: %s%s' % (rc, out, err))
         c = await login('carol@localhost', 'carol-secret-1', mynad.c2s_tls, direct_tls=True, **SCRAM)
         await close(c)
