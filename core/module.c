@@ -52,6 +52,7 @@ struct _MynaModule {
   gpointer            data;
   GDestroyNotify      destroy;
   GPtrArray          *features;   /* char* */
+  GPtrArray          *account_features;   /* char* */
   GPtrArray          *timers;     /* ModuleTimer* */
   guint               holds;      /* the registry's while loaded, plus pending callbacks */
   gboolean            unloaded;   /* unregistered; freed with the last hold */
@@ -92,6 +93,7 @@ myna_manifest_free (MynaManifest *m)
   g_strfreev (m->events);
   g_strfreev (m->requires);
   g_strfreev (m->features);
+  g_strfreev (m->account_features);
   g_free (m->so_path);
   g_free (m->manifest_path);
   g_free (m);
@@ -187,6 +189,7 @@ myna_manifest_load (const char *path, GError **error)
   m->events = manifest_list (kf, "events");
   m->requires = manifest_list (kf, "requires");
   m->features = manifest_list (kf, "features");
+  m->account_features = manifest_list (kf, "account_features");
   mode = g_key_file_get_string (kf, "module", "mode", NULL);
   m->mode = g_strcmp0 (mode, "eager") == 0 ? MYNA_MODULE_EAGER : MYNA_MODULE_LAZY;
   library = g_key_file_get_string (kf, "module", "library", NULL);
@@ -657,6 +660,7 @@ myna_module_load (MynaModuleRegistry *registry, MynaHost *host, const char *name
   mod->lib = lib;
   mod->host = host;
   mod->features = g_ptr_array_new_with_free_func (g_free);
+  mod->account_features = g_ptr_array_new_with_free_func (g_free);
   mod->timers = g_ptr_array_new ();
   mod->holds = 1;                  /* the registry's, until unload */
   lib->instances++;
@@ -686,6 +690,39 @@ module_timer_remove (ModuleTimer *t)
 
 /* Removes every registration of @mod and what of it could call into its
  * code later; its state stays until the last hold is released. */
+/* Drops a module's hold on each of @owned in @table (char* → count). */
+static void
+features_release (GHashTable *table, GPtrArray *owned)
+{
+  for (guint i = 0; i < owned->len; i++)
+    {
+      const char *f = owned->pdata[i];
+      guint n = GPOINTER_TO_UINT (g_hash_table_lookup (table, f));
+      if (n <= 1)
+        g_hash_table_remove (table, f);
+      else
+        g_hash_table_insert (table, g_strdup (f), GUINT_TO_POINTER (n - 1));
+    }
+  g_ptr_array_set_size (owned, 0);
+}
+
+/* A lazy module's manifest features, advertised while it is enabled. */
+static void
+features_advertise (GHashTable *table, char **features)
+{
+  for (guint i = 0; features[i] != NULL; i++)
+    if (!g_hash_table_contains (table, features[i]))
+      g_hash_table_insert (table, g_strdup (features[i]), GUINT_TO_POINTER (1));
+}
+
+static void
+features_withdraw (GHashTable *table, char **features)
+{
+  for (guint i = 0; features[i] != NULL; i++)
+    if (GPOINTER_TO_UINT (g_hash_table_lookup (table, features[i])) <= 1)
+      g_hash_table_remove (table, features[i]);
+}
+
 static void
 module_unregister (MynaModule *mod)
 {
@@ -695,16 +732,8 @@ module_unregister (MynaModule *mod)
   g_ptr_array_add (registry->unloaded, mod);
   module_sweep (registry, mod->lib, mod);
   myna_router_remove_owner (registry->server->router, mod);
-  for (guint i = 0; i < mod->features->len; i++)
-    {
-      const char *f = mod->features->pdata[i];
-      guint n = GPOINTER_TO_UINT (g_hash_table_lookup (mod->host->features, f));
-      if (n <= 1)
-        g_hash_table_remove (mod->host->features, f);
-      else
-        g_hash_table_insert (mod->host->features, g_strdup (f), GUINT_TO_POINTER (n - 1));
-    }
-  g_ptr_array_set_size (mod->features, 0);
+  features_release (mod->host->features, mod->features);
+  features_release (mod->host->account_features, mod->account_features);
   for (guint i = mod->host->stream_features->len; i > 0; i--)
     {
       MynaFeaturesEntry *e = mod->host->stream_features->pdata[i - 1];
@@ -735,6 +764,7 @@ module_finalize (MynaModule *mod)
   g_ptr_array_remove_fast (registry->unloaded, mod);
   g_ptr_array_unref (mod->timers);
   g_ptr_array_unref (mod->features);
+  g_ptr_array_unref (mod->account_features);
   lib->instances--;
   g_free (mod);
   lib_release (registry, lib);
@@ -895,9 +925,8 @@ myna_module_enable (MynaModuleRegistry *registry, MynaHost *host, const char *na
   if (m->mode == MYNA_MODULE_EAGER)
     return myna_module_load (registry, host, name, error) != NULL;
   /* A lazy module's features are advertised before it is opened. */
-  for (guint i = 0; m->features[i] != NULL; i++)
-    if (!g_hash_table_contains (host->features, m->features[i]))
-      g_hash_table_insert (host->features, g_strdup (m->features[i]), GUINT_TO_POINTER (1));
+  features_advertise (host->features, m->features);
+  features_advertise (host->account_features, m->account_features);
   for (guint i = 0; m->serves[i] != NULL; i++)
     myna_router_add_lazy_ns (registry->server->router, host, m->serves[i], name);
   for (guint i = 0; m->events[i] != NULL; i++)
@@ -916,9 +945,11 @@ myna_module_disable (MynaModuleRegistry *registry, MynaHost *host, const char *n
   if (mod != NULL)
     module_unload_instance (registry, mod);
   /* The features advertised for it while it was enabled but not loaded. */
-  for (guint i = 0; m != NULL && m->features[i] != NULL; i++)
-    if (GPOINTER_TO_UINT (g_hash_table_lookup (host->features, m->features[i])) <= 1)
-      g_hash_table_remove (host->features, m->features[i]);
+  if (m != NULL)
+    {
+      features_withdraw (host->features, m->features);
+      features_withdraw (host->account_features, m->account_features);
+    }
   g_info ("host %s: module %s disabled", host->name, name);
   return TRUE;
 }
@@ -1125,16 +1156,31 @@ myna_module_hook (MynaModule *mod, const char *event, int priority,
                         handler, user_data, destroy);
 }
 
+static void
+feature_add (GHashTable *table, GPtrArray *owned, const char *feature)
+{
+  guint n = GPOINTER_TO_UINT (g_hash_table_lookup (table, feature));
+
+  g_hash_table_insert (table, g_strdup (feature), GUINT_TO_POINTER (n + 1));
+  g_ptr_array_add (owned, g_strdup (feature));
+}
+
 void
 myna_module_add_feature (MynaModule *mod, const char *feature)
 {
   g_return_if_fail (mod != NULL && feature != NULL);
   if (module_refuses (mod, "a feature", NULL, NULL))
     return;
+  feature_add (mod->host->features, mod->features, feature);
+}
 
-  guint n = GPOINTER_TO_UINT (g_hash_table_lookup (mod->host->features, feature));
-  g_hash_table_insert (mod->host->features, g_strdup (feature), GUINT_TO_POINTER (n + 1));
-  g_ptr_array_add (mod->features, g_strdup (feature));
+void
+myna_module_add_account_feature (MynaModule *mod, const char *feature)
+{
+  g_return_if_fail (mod != NULL && feature != NULL);
+  if (module_refuses (mod, "an account feature", NULL, NULL))
+    return;
+  feature_add (mod->host->account_features, mod->account_features, feature);
 }
 
 void

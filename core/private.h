@@ -127,6 +127,7 @@ struct _MynaManifest {
   char         **events;
   char         **requires;
   char         **features;       /* disco features, advertised while enabled */
+  char         **account_features; /* the same, for accounts' bare JIDs */
   MynaModuleMode mode;
   char          *so_path;        /* the .so beside the manifest */
   char          *manifest_path;
@@ -232,6 +233,7 @@ struct _MynaHost {
   MynaServer *server;
   char       *name;
   GHashTable *features;        /* char* → owner count (GUINT) */
+  GHashTable *account_features; /* the same, advertised for accounts */
   GHashTable *accounts;        /* local → GPtrArray of MynaSession* (bound) */
   GPtrArray  *stream_features; /* FeaturesEntry* */
   char      **modules;         /* enabled module names, from the config */

@@ -39,6 +39,7 @@ static void
 host_free (MynaHost *host)
 {
   g_hash_table_unref (host->features);
+  g_hash_table_unref (host->account_features);
   g_hash_table_unref (host->accounts);
   g_ptr_array_unref (host->stream_features);
   g_strfreev (host->modules);
@@ -62,6 +63,7 @@ myna_server_add_host (MynaServer *server, const char *name)
   host->server = server;
   host->name = g_strdup (name);
   host->features = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
+  host->account_features = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
   host->accounts = g_hash_table_new_full (g_str_hash, g_str_equal, g_free,
                                           (GDestroyNotify) g_ptr_array_unref);
   host->stream_features = g_ptr_array_new_with_free_func ((GDestroyNotify) features_entry_free);
@@ -626,16 +628,30 @@ myna_host_get_storage (MynaHost *host)
   return host->server->storage;
 }
 
-GPtrArray *
-myna_host_get_features (MynaHost *host)
+static GPtrArray *
+sorted_keys (GHashTable *table)
 {
   GPtrArray *out = g_ptr_array_new ();
   GHashTableIter it;
   gpointer key;
 
-  g_hash_table_iter_init (&it, host->features);
+  g_hash_table_iter_init (&it, table);
   while (g_hash_table_iter_next (&it, &key, NULL))
     g_ptr_array_add (out, key);
   myna_ptr_array_sort_strings (out);
   return out;
+}
+
+GPtrArray *
+myna_host_get_features (MynaHost *host)
+{
+  g_return_val_if_fail (host != NULL, NULL);
+  return sorted_keys (host->features);
+}
+
+GPtrArray *
+myna_host_get_account_features (MynaHost *host)
+{
+  g_return_val_if_fail (host != NULL, NULL);
+  return sorted_keys (host->account_features);
 }

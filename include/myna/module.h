@@ -116,6 +116,11 @@ void         myna_module_hook (MynaModule *mod, const char *event, int priority,
                                GDestroyNotify destroy);
 /* Advertises a disco#info feature of this host. */
 void         myna_module_add_feature (MynaModule *mod, const char *feature);
+/* Advertises a disco#info feature of this host's accounts: one the server
+ * implements on an account's behalf at its bare JID (XEP-0030 §3.1; e.g.
+ * jabber:iq:last).  A lazy module lists it in its manifest's
+ * account_features too, so it is advertised before the module opens. */
+void         myna_module_add_account_feature (MynaModule *mod, const char *feature);
 
 /* Stream features: @func adds children to <stream:features/> offered to
  * @session (before or after authentication, as it sees fit). */

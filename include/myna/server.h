@@ -71,6 +71,10 @@ MynaStorage *myna_host_get_storage (MynaHost *host);
 /* Disco#info features registered on this host, sorted.
  * Returns: (transfer container) array of borrowed strings */
 GPtrArray   *myna_host_get_features (MynaHost *host);
+/* Disco#info features the server offers on behalf of this host's
+ * accounts (answered at an account's bare JID), sorted.
+ * Returns: (transfer container) array of borrowed strings */
+GPtrArray   *myna_host_get_account_features (MynaHost *host);
 /* Connected sessions of account @local on this host (bound ones only).
  * Returns: (transfer container) array of borrowed MynaSession* */
 GPtrArray   *myna_host_get_sessions (MynaHost *host, const char *local);

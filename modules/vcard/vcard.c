@@ -173,6 +173,7 @@ vcard_load (MynaModule *mod, GError **error)
   self->mod = mod;
   myna_module_set_data (mod, self, g_free);
   myna_module_add_feature (mod, NS_VCARD);
+  myna_module_add_account_feature (mod, NS_VCARD);
   if (!myna_module_route_iq (mod, MYNA_IQ_GET | MYNA_IQ_SET, NS_VCARD, "vCard",
                              vcard_iq, self, NULL))
     {

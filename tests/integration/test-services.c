@@ -1031,6 +1031,115 @@ test_features (Fixture *f, gconstpointer unused)
     }
 }
 
+#define DISCO_INFO  "<query xmlns='http://jabber.org/protocol/disco#info'/>"
+#define DISCO_ITEMS "<query xmlns='http://jabber.org/protocol/disco#items'/>"
+
+/* Whether @iq's disco#info result has identity @category/@type and
+ * feature @feature (NULL: any). */
+static gboolean
+disco_has (MynaStanza *iq, const char *category, const char *type, const char *feature)
+{
+  MynaStanza *query = myna_stanza_get_child (iq, "query", "http://jabber.org/protocol/disco#info");
+  g_autofree char *text = peer_stanza_text (iq);
+  g_autofree char *identity = g_strdup_printf ("category='%s' type='%s'", category, type);
+  g_autofree char *var = g_strdup_printf ("var='%s'", feature != NULL ? feature : "");
+
+  return query != NULL && strstr (text, identity) != NULL
+         && (feature == NULL || strstr (text, var) != NULL);
+}
+
+/* @answer with its id and @jid taken out, to compare two answers. */
+static char *
+disco_normalised (MynaStanza *answer, const char *jid)
+{
+  g_autofree char *text = peer_stanza_text (answer);
+  g_autofree char *id = g_strdup_printf ("id='%s'", myna_stanza_get_id (answer));
+  g_auto(GStrv) a = g_strsplit (text, id, -1);
+  g_autofree char *no_id = g_strjoinv ("id=''", a);
+  g_auto(GStrv) b = g_strsplit (no_id, jid, -1);
+
+  return g_strjoinv ("JID", b);
+}
+
+/* XEP-0030 §3.1 and RFC 6121 §8.5.1: the server answers disco at an
+ * account's bare JID for the account itself and for contacts subscribed
+ * to its presence; anyone else gets exactly what a non-existent account
+ * gives. */
+static void
+test_disco_account (Fixture *f, gconstpointer unused)
+{
+  g_autoptr(Peer) a = login (f, "alice", "home");
+  g_autoptr(Peer) c = login (f, "carol", "home");
+  g_autoptr(MynaStanza) own = request (a, "get", "alice@localhost", DISCO_INFO);
+  g_autoptr(MynaStanza) implicit = request (a, "get", NULL, DISCO_INFO);
+  g_autoptr(MynaStanza) items = request (a, "get", "alice@localhost", DISCO_ITEMS);
+  g_autoptr(MynaStanza) node = request (a, "get", "alice@localhost",
+                                        "<query xmlns='http://jabber.org/protocol/disco#info' "
+                                        "node='nope'/>");
+
+  assert_result (own);
+  g_assert_cmpstr (myna_stanza_get_from (own), ==, "alice@localhost");
+  g_assert_true (disco_has (own, "account", "registered", "http://jabber.org/protocol/disco#info"));
+  g_assert_true (disco_has (own, "account", "registered", "jabber:iq:last"));
+  g_assert_true (disco_has (own, "account", "registered", "vcard-temp"));   /* lazy: manifest */
+  g_assert_false (disco_has (own, "server", "im", NULL));
+  g_assert_false (disco_has (own, "account", "registered", "jabber:iq:register"));
+  assert_result (implicit);
+  g_assert_true (disco_has (implicit, "account", "registered", NULL));
+  assert_result (items);
+  g_assert_nonnull (myna_stanza_get_child (items, "query",
+                                           "http://jabber.org/protocol/disco#items"));
+  g_assert_null (myna_stanza_first_element (myna_stanza_get_child (
+      items, "query", "http://jabber.org/protocol/disco#items")));
+  assert_error (node, "cancel", "item-not-found");
+
+  /* A stranger: the answer of an account that does not exist. */
+  const char *const payloads[] = { DISCO_INFO, DISCO_ITEMS,
+                                   "<query xmlns='http://jabber.org/protocol/disco#info' "
+                                   "node='nope'/>" };
+  for (guint i = 0; i < G_N_ELEMENTS (payloads); i++)
+    {
+      g_autoptr(MynaStanza) stranger = request (c, "get", "alice@localhost", payloads[i]);
+      g_autoptr(MynaStanza) ghost = request (c, "get", "nobody@localhost", payloads[i]);
+      g_autofree char *s1 = disco_normalised (stranger, "alice@localhost");
+      g_autofree char *s2 = disco_normalised (ghost, "nobody@localhost");
+      assert_error (ghost, "cancel", "service-unavailable");
+      g_assert_cmpstr (s1, ==, s2);
+    }
+  if (!have_presence ())
+    return;
+  /* Carol asks for Alice's presence and gets it: Alice's roster says
+   * 'from' for Carol, who may now discover Alice (not the other way). */
+  go_online (a, "alice@localhost/home", NULL);
+  subscribe_to (c, "carol@localhost", a, "alice@localhost");
+  g_autoptr(MynaStanza) contact = request (c, "get", "alice@localhost", DISCO_INFO);
+  g_autoptr(MynaStanza) contact_items = request (c, "get", "alice@localhost", DISCO_ITEMS);
+  g_autoptr(MynaStanza) reverse = request (a, "get", "carol@localhost", DISCO_INFO);
+  assert_result (contact);
+  g_assert_true (disco_has (contact, "account", "registered", "jabber:iq:last"));
+  assert_result (contact_items);
+  assert_error (reverse, "cancel", "service-unavailable");
+}
+
+/* XEP-0030 §7: a node the server does not know is item-not-found, for
+ * items as for info. */
+static void
+test_disco_server_node (Fixture *f, gconstpointer unused)
+{
+  g_autoptr(Peer) a = login (f, "alice", "home");
+  g_autoptr(MynaStanza) items = request (a, "get", "localhost", DISCO_ITEMS);
+  g_autoptr(MynaStanza) items_node = request (a, "get", "localhost",
+                                              "<query xmlns='http://jabber.org/protocol/"
+                                              "disco#items' node='nope'/>");
+  g_autoptr(MynaStanza) info_node = request (a, "get", "localhost",
+                                             "<query xmlns='http://jabber.org/protocol/"
+                                             "disco#info' node='nope'/>");
+
+  assert_result (items);
+  assert_error (items_node, "cancel", "item-not-found");
+  assert_error (info_node, "cancel", "item-not-found");
+}
+
 #define ADD(path, func, extra) \
   g_test_add (path, Fixture, extra, setup, func, teardown)
 
@@ -1039,6 +1148,8 @@ main (int argc, char **argv)
 {
   g_test_init (&argc, &argv, NULL);
   ADD ("/services/features", test_features, OPEN_REGISTRATION);
+  ADD ("/services/disco/account", test_disco_account, OPEN_REGISTRATION);
+  ADD ("/services/disco/server-node", test_disco_server_node, OPEN_REGISTRATION);
   ADD ("/services/register/open", test_register_open, OPEN_REGISTRATION);
   ADD ("/services/register/closed", test_register_closed,
        "[module:register]\nallow_insecure = true\n");
