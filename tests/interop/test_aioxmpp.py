@@ -1,7 +1,8 @@
 #!/usr/bin/python3
 """aioxmpp against mynad on the shipped configuration: alice logs in with
 aioxmpp over STARTTLS and over direct TLS and exchanges messages with bob,
-who is online with slixmpp."""
+who is online with slixmpp; aioxmpp discovers its own account (XEP-0030
+§3.1), as aioxmpp's own end-to-end suite does when it provisions."""
 import asyncio
 import base64
 import sys
@@ -145,6 +146,37 @@ def steps(mynad):
     async def direct_tls():
         return await aio_session(True)
 
+    async def disco_account():
+        # XEP-0030 §3.1: the server answers disco at the account's bare JID.
+        import aioxmpp
+        import aioxmpp.disco
+        import aioxmpp.errors
+        a = AioClient(ALICE, PW_A, mynad.c2s, False)
+        st.setdefault('aio', []).append(a)
+        await a.start()
+        try:
+            disco = a.client.summon(aioxmpp.DiscoClient)
+            me = aioxmpp.JID.fromstr(ALICE)
+            info = await mi.bounded(disco.query_info(me, require_fresh=True),
+                                    'disco#info of the own bare JID')
+            ids = {(i.category, i.type_) for i in info.identities}
+            check(('account', 'registered') in ids, 'identities: %s' % ids)
+            check('http://jabber.org/protocol/disco#info' in info.features,
+                  'features: %s' % sorted(info.features))
+            items = await mi.bounded(disco.query_items(me, require_fresh=True),
+                                     'disco#items of the own bare JID')
+            check(list(items.items) == [], 'items: %s' % list(items.items))
+            try:
+                await mi.bounded(disco.query_info(aioxmpp.JID.fromstr(BOB), require_fresh=True),
+                                 'disco#info of a stranger')
+                raise StepFailed('a stranger was discovered')
+            except aioxmpp.errors.XMPPCancelError as e:
+                check(e.condition == aioxmpp.ErrorCondition.SERVICE_UNAVAILABLE,
+                      'stranger: %s' % (e,))
+            return 'identities %s, %d features' % (sorted(ids), len(info.features))
+        finally:
+            await a.stop()
+
     async def stop():
         await close(st['b'])
         await mynad.astop()
@@ -161,6 +193,7 @@ def steps(mynad):
         ('bob is online with slixmpp', bob_online),
         ('8. aioxmpp over STARTTLS: SCRAM-SHA-256 login, messages both ways', starttls),
         ('8. aioxmpp over direct TLS: SCRAM-SHA-256 login, messages both ways', direct_tls),
+        ('aioxmpp: disco#info of its own bare JID is account/registered', disco_account),
         ('mynad stops cleanly on SIGTERM', stop),
     ], cleanup
 
