@@ -1033,6 +1033,8 @@ test_features (Fixture *f, gconstpointer unused)
 
 #define DISCO_INFO  "<query xmlns='http://jabber.org/protocol/disco#info'/>"
 #define DISCO_ITEMS "<query xmlns='http://jabber.org/protocol/disco#items'/>"
+#define DISCO_INFO_NODE \
+  "<query xmlns='http://jabber.org/protocol/disco#info' node='nope'/>"
 
 /* Whether @iq's disco#info result has identity @category/@type and
  * feature @feature (NULL: any). */
@@ -1073,9 +1075,7 @@ test_disco_account (Fixture *f, gconstpointer unused)
   g_autoptr(MynaStanza) own = request (a, "get", "alice@localhost", DISCO_INFO);
   g_autoptr(MynaStanza) implicit = request (a, "get", NULL, DISCO_INFO);
   g_autoptr(MynaStanza) items = request (a, "get", "alice@localhost", DISCO_ITEMS);
-  g_autoptr(MynaStanza) node = request (a, "get", "alice@localhost",
-                                        "<query xmlns='http://jabber.org/protocol/disco#info' "
-                                        "node='nope'/>");
+  g_autoptr(MynaStanza) node = request (a, "get", "alice@localhost", DISCO_INFO_NODE);
 
   assert_result (own);
   g_assert_cmpstr (myna_stanza_get_from (own), ==, "alice@localhost");
@@ -1094,9 +1094,7 @@ test_disco_account (Fixture *f, gconstpointer unused)
   assert_error (node, "cancel", "item-not-found");
 
   /* A stranger: the answer of an account that does not exist. */
-  const char *const payloads[] = { DISCO_INFO, DISCO_ITEMS,
-                                   "<query xmlns='http://jabber.org/protocol/disco#info' "
-                                   "node='nope'/>" };
+  const char *const payloads[] = { DISCO_INFO, DISCO_ITEMS, DISCO_INFO_NODE };
   for (guint i = 0; i < G_N_ELEMENTS (payloads); i++)
     {
       g_autoptr(MynaStanza) stranger = request (c, "get", "alice@localhost", payloads[i]);
