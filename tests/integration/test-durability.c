@@ -542,6 +542,67 @@ test_mynactl (Fixture *f, gconstpointer unused)
   g_assert_false (can_login (f, "u1", PW));
 }
 
+/* ---- answers keep the order of the requests -------------------------------- */
+
+/* Where the answer to @id starts in what the client received. */
+static gssize
+answer_at (Client *c, const char *id)
+{
+  g_autofree char *text = client_expect_iq (c, id);
+  g_autofree char *needle = g_strdup_printf ("id='%s'", id);
+  const char *at = strstr (c->in->str, needle);
+
+  g_assert_nonnull (text);
+  g_assert_nonnull (at);
+  return at - c->in->str;
+}
+
+/* A set pipelined before a get is answered first (the get waits for the
+ * set to be durable: it shows it), and the roster push comes before the
+ * set's result. */
+static void
+test_order (Fixture *f, gconstpointer unused)
+{
+  g_autoptr(Client) c = NULL;
+  g_autofree char *roster = NULL;
+
+  mynad_add_user (&f->d, "romeo", PW);
+  c = login (f, "romeo", "writer");
+  client_send (c, "<iq type='get' id='r0'><query xmlns='jabber:iq:roster'/></iq>");
+  g_assert_nonnull (client_expect_iq (c, "r0"));
+  for (guint round = 0; round < 3; round++)
+    {
+      g_autofree char *batch = g_strdup_printf (
+        "<iq type='set' id='rs%u'><query xmlns='jabber:iq:roster'>"
+        "<item jid='o%u@example.net'/></query></iq>"
+        "<iq type='get' id='rg%u'><query xmlns='jabber:iq:roster'/></iq>"
+        "<iq type='set' id='vs%u'><vCard xmlns='vcard-temp'><FN>o%u</FN></vCard></iq>"
+        "<iq type='get' id='vg%u'><vCard xmlns='vcard-temp'/></iq>"
+        "<iq type='set' id='ps%u'><query xmlns='jabber:iq:private'>"
+        "<x xmlns='urn:test:o'>o%u</x></query></iq>"
+        "<iq type='get' id='pg%u'><query xmlns='jabber:iq:private'>"
+        "<x xmlns='urn:test:o'/></query></iq>",
+        round, round, round, round, round, round, round, round, round);
+      g_autofree char *rs = g_strdup_printf ("rs%u", round), *rg = g_strdup_printf ("rg%u", round);
+      g_autofree char *vs = g_strdup_printf ("vs%u", round), *vg = g_strdup_printf ("vg%u", round);
+      g_autofree char *ps = g_strdup_printf ("ps%u", round), *pg = g_strdup_printf ("pg%u", round);
+      g_autofree char *item = g_strdup_printf ("o%u@example.net", round);
+      const char *p;
+
+      g_string_truncate (c->in, 0);
+      client_send (c, batch);
+      g_assert_cmpint (answer_at (c, rs), <, answer_at (c, rg));
+      g_assert_cmpint (answer_at (c, vs), <, answer_at (c, vg));
+      g_assert_cmpint (answer_at (c, ps), <, answer_at (c, pg));
+      p = strstr (c->in->str, "roster-push");
+      g_assert_nonnull (p);
+      g_assert_cmpint (p - c->in->str, <, answer_at (c, rs));
+      g_clear_pointer (&roster, g_free);
+      roster = client_expect_iq (c, rg);
+      g_assert_true (roster_has (roster, item));
+    }
+}
+
 /* ---- a deleted account leaves nothing to its successor ----------------------- */
 
 /* Rows of @user in the database: key–value entries outside the account's
@@ -652,6 +713,7 @@ main (int argc, char **argv)
   ADD ("/durability/register-password", test_register_password);
   ADD ("/durability/register-remove", test_register_remove);
   ADD ("/durability/mynactl", test_mynactl);
+  ADD ("/durability/order", test_order);
   ADD ("/durability/delete-leaves-nothing", test_delete_leaves_nothing);
   return g_test_run ();
 }
