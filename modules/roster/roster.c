@@ -310,24 +310,26 @@ roster_same_for_client (MynaStanza *a, MynaStanza *b)
 /* Stores the result of @e; when what clients see changed, raises the
  * version and pushes the item (or its removal). */
 /* Notes under @contact, when it is an account of a host served here,
- * that the user pre-approved it (or no longer does). */
+ * that @user of @host pre-approved it (or no longer does); @after (may be
+ * NULL) waits for the write.  */
 static void
-roster_note_approval (RosterEdit *e, gboolean approved)
+roster_note_approval (MynaHost *host, const char *user, const char *contact,
+                      gboolean approved, RosterAfter *after)
 {
-  g_autoptr(MynaJid) jid = myna_jid_parse (e->contact, NULL);
+  g_autoptr(MynaJid) jid = myna_jid_parse (contact, NULL);
   MynaHost *chost = jid != NULL && myna_jid_get_local (jid) != NULL
-                    ? myna_server_get_host (myna_host_get_server (e->host),
+                    ? myna_server_get_host (myna_host_get_server (host),
                                             myna_jid_get_domain (jid))
                     : NULL;
-  g_autofree char *user_bare = g_strdup_printf ("%s@%s", e->user,
-                                                myna_host_get_name (e->host));
+  g_autofree char *user_bare = g_strdup_printf ("%s@%s", user, myna_host_get_name (host));
 
   if (chost == NULL)
     return;
-  e->after->writes++;
+  if (after != NULL)
+    after->writes++;
   myna_kv_set (myna_host_get_storage (chost), myna_host_get_name (chost),
                myna_jid_get_local (jid), ROSTER_APPROVED_BY_STORE, user_bare,
-               approved ? "1" : NULL, roster_after_written, e->after, NULL);
+               approved ? "1" : NULL, after != NULL ? roster_after_written : NULL, after, NULL);
 }
 
 static void
@@ -349,7 +351,8 @@ roster_edit_commit (RosterEdit *e)
   e->after->writes++;
   roster_store_put_full (e->host, e->user, e->contact, item, roster_after_written, e->after);
   if (was.approved != (item != NULL && e->state.approved))
-    roster_note_approval (e, item != NULL && e->state.approved);
+    roster_note_approval (e->host, e->user, e->contact, item != NULL && e->state.approved,
+                          e->after);
   if (!e->push && roster_same_for_client (before, after))
     return;
   e->after->writes++;
@@ -1022,6 +1025,9 @@ roster_account_deleted (MynaCall *call, MynaStanza *unused, gpointer data)
         g_ptr_array_add (unsubscribed, g_strdup (contact));
       if ((st.sub & ROSTER_SUB_TO) || st.ask)
         g_ptr_array_add (unsubscribe, g_strdup (contact));
+      /* Its own pre-approvals go with its roster. */
+      if (st.approved)
+        roster_note_approval (host, myna_jid_get_local (from), contact, FALSE, NULL);
     }
   for (guint i = 0; i < unsubscribed->len; i++)
     roster_send_type (server, "unsubscribed", myna_jid_bare_string (from), unsubscribed->pdata[i]);

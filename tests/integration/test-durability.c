@@ -609,7 +609,7 @@ test_order (Fixture *f, gconstpointer unused)
  * credentials, and archive items.  Read after a kill, on a copy of the
  * committed state, as a second mynad would see it. */
 static guint
-rows_of (Fixture *f, const char *user)
+count_rows (Fixture *f, const char *sql, const char *arg)
 {
   g_autofree char *path = g_build_filename (f->d.dir, "myna.db", NULL);
   sqlite3 *db = NULL;
@@ -617,16 +617,20 @@ rows_of (Fixture *f, const char *user)
   guint n = 0;
 
   g_assert_cmpint (sqlite3_open_v2 (path, &db, SQLITE_OPEN_READONLY, NULL), ==, SQLITE_OK);
-  g_assert_cmpint (sqlite3_prepare_v2 (db,
-                     "SELECT (SELECT count(*) FROM kv WHERE user = ?1 AND store != 'account')"
-                     " + (SELECT count(*) FROM archive WHERE user = ?1)", -1, &stmt, NULL),
-                   ==, SQLITE_OK);
-  sqlite3_bind_text (stmt, 1, user, -1, SQLITE_STATIC);
+  g_assert_cmpint (sqlite3_prepare_v2 (db, sql, -1, &stmt, NULL), ==, SQLITE_OK);
+  sqlite3_bind_text (stmt, 1, arg, -1, SQLITE_STATIC);
   g_assert_cmpint (sqlite3_step (stmt), ==, SQLITE_ROW);
   n = (guint) sqlite3_column_int (stmt, 0);
   sqlite3_finalize (stmt);
   sqlite3_close (db);
   return n;
+}
+
+static guint
+rows_of (Fixture *f, const char *user)
+{
+  return count_rows (f, "SELECT (SELECT count(*) FROM kv WHERE user = ?1 AND store != 'account')"
+                        " + (SELECT count(*) FROM archive WHERE user = ?1)", user);
 }
 
 static void
@@ -652,17 +656,23 @@ test_delete_leaves_nothing (Fixture *f, gconstpointer unused)
   /* Romeo fills every store: roster, vCard, private, blocking; the nurse
    * leaves him an offline message; his logout is his last activity. */
   romeo = login (f, "romeo", "garden");
-  client_send (romeo, "<iq type='set' id='a1'><query xmlns='jabber:iq:roster'>"
+  client_send (romeo, "<iq type='get' id='a0'><query xmlns='jabber:iq:roster'/></iq>"
+                      "<iq type='set' id='a1'><query xmlns='jabber:iq:roster'>"
                       "<item jid='mercutio@example.net'/></query></iq>"
                       "<iq type='set' id='a2'><vCard xmlns='vcard-temp'><FN>R</FN></vCard></iq>"
                       "<iq type='set' id='a3'><query xmlns='jabber:iq:private'>"
                       "<x xmlns='urn:test:x'>kept</x></query></iq>"
                       "<iq type='set' id='a4'><block xmlns='urn:xmpp:blocking'>"
                       "<item jid='tybalt@example.net'/></block></iq>"
+                      "<presence type='subscribed' to='nurse@localhost'/>"
                       "<presence/><presence type='unavailable'/>"
                       "<iq type='get' id='a5'><ping xmlns='urn:xmpp:ping'/></iq>");
   g_assert_nonnull (client_expect_iq (romeo, "a4"));
   g_assert_nonnull (client_expect_iq (romeo, "a5"));
+  g_assert_true (client_expect (romeo, "approved='true'"));
+  /* Pushed, so durable: juliet's note under romeo, romeo's under the nurse. */
+  g_assert_cmpuint (count_rows (f, "SELECT count(*) FROM kv WHERE store = 'roster-approved-by'"
+                                   " AND (user = 'romeo' OR key = ?1)", "romeo@localhost"), ==, 2);
   g_clear_pointer (&romeo, client_free);
   {
     g_autoptr(Client) nurse = login (f, "nurse", "door");
@@ -678,6 +688,10 @@ test_delete_leaves_nothing (Fixture *f, gconstpointer unused)
   /* The kill makes the database file what a restart would read. */
   mynad_kill_restart (&f->d);
   g_assert_cmpuint (rows_of (f, "romeo"), ==, 0);
+  /* Nor does what others keep about romeo's: his pre-approval of the nurse
+   * went with his roster, juliet's of him with his account. */
+  g_assert_cmpuint (count_rows (f, "SELECT count(*) FROM kv WHERE store = 'roster-approved-by'"
+                                   " AND (user = 'romeo' OR key = ?1)", "romeo@localhost"), ==, 0);
 
   /* The new romeo inherits no pre-approval: juliet is asked. */
   g_clear_pointer (&juliet, client_free);
