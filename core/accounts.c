@@ -312,8 +312,11 @@ myna_account_delete (MynaStorage *storage, const char *host, const char *user,
         destroy (user_data);
       return;
     }
+  /* Everything any module keeps under the name goes (keys and archives),
+   * and @done runs once that is durable: the index entry is queued first,
+   * and callbacks run in queue order. */
   myna_kv_set (storage, host, "", STORE_INDEX, prepped, NULL, NULL, NULL, NULL);
-  myna_kv_delete_user (storage, host, prepped, done, user_data, destroy);
+  myna_storage_delete_user (storage, host, prepped, done, user_data, destroy);
 }
 
 gboolean

@@ -85,6 +85,9 @@ typedef struct {
   /* Deletes the items of every user's @archive with timestamp < @before. */
   gboolean (*archive_expire) (MynaStorageConn *conn, const char *archive,
                               gint64 before, GError **error);
+  /* Deletes every item of every archive of @user (account removal). */
+  gboolean (*archive_delete_user) (MynaStorageConn *conn, const char *host,
+                                   const char *user, GError **error);
 } MynaStorageBackend;
 
 /* storage-sqlite.c */

@@ -63,6 +63,7 @@ typedef enum {
   STMT_ARCHIVE_APPEND,
   STMT_ARCHIVE_DELETE,
   STMT_ARCHIVE_EXPIRE,
+  STMT_ARCHIVE_DELETE_USER,
   N_STMTS
 } StmtId;
 
@@ -90,6 +91,7 @@ static const char *const stmt_sql[N_STMTS] = {
     "DELETE FROM archive"
     " WHERE host = ?1 AND user = ?2 AND archive = ?3 AND id <= ?4",
   [STMT_ARCHIVE_EXPIRE] = "DELETE FROM archive WHERE archive = ?1 AND ts < ?2",
+  [STMT_ARCHIVE_DELETE_USER] = "DELETE FROM archive WHERE host = ?1 AND user = ?2",
 };
 
 /* Archive queries are prepared per combination of filters, so each one
@@ -547,6 +549,17 @@ sqlite_kv_delete_user (MynaStorageConn *conn, const char *host,
 /* Archives. */
 
 static gboolean
+sqlite_archive_delete_user (MynaStorageConn *conn, const char *host,
+                            const char *user, GError **error)
+{
+  g_autoptr (CachedStmt) stmt = stmt_get (conn, STMT_ARCHIVE_DELETE_USER, error);
+
+  return stmt != NULL
+         && bind_texts (conn, stmt, error, host, user, NULL)
+         && step_done (conn, stmt, "deleting a user's archives", error);
+}
+
+static gboolean
 sqlite_archive_append (MynaStorageConn *conn, const char *host,
                        const char *user, const char *archive,
                        const char *with, gint64 timestamp, const char *data,
@@ -743,6 +756,7 @@ const MynaStorageBackend myna_storage_backend_sqlite = {
   .kv_get = sqlite_kv_get,
   .kv_get_all = sqlite_kv_get_all,
   .kv_delete_user = sqlite_kv_delete_user,
+  .archive_delete_user = sqlite_archive_delete_user,
   .archive_append = sqlite_archive_append,
   .archive_query = sqlite_archive_query,
   .archive_delete = sqlite_archive_delete,

@@ -54,10 +54,12 @@ static const MynaStorageBackend *const backends[] = {
 typedef enum {
   OP_KV_SET,
   OP_KV_DELETE_USER,
+  OP_DELETE_USER,      /* keys and archives */
   OP_ARCHIVE_APPEND,
   OP_ARCHIVE_DELETE,
   OP_ARCHIVE_EXPIRE,
   OP_ARCHIVE_QUERY,
+  OP_BARRIER,          /* myna_storage_after_writes: runs nothing */
 } OpKind;
 
 /* One queued operation.  The request fields are set on the main thread
@@ -183,7 +185,14 @@ op_free (Op *op)
 static gboolean
 op_is_write (const Op *op)
 {
-  return op->kind != OP_ARCHIVE_QUERY;
+  return op->kind != OP_ARCHIVE_QUERY && op->kind != OP_BARRIER;
+}
+
+/* Whether @op deletes every key of a user. */
+static gboolean
+op_deletes_user (const Op *op)
+{
+  return op->kind == OP_KV_DELETE_USER || op->kind == OP_DELETE_USER;
 }
 
 static void
@@ -210,6 +219,9 @@ op_execute (MynaStorage *self, Op *op, GError **error)
                          op->value, error);
     case OP_KV_DELETE_USER:
       return be->kv_delete_user (conn, op->host, op->user, error);
+    case OP_DELETE_USER:
+      return be->kv_delete_user (conn, op->host, op->user, error)
+             && be->archive_delete_user (conn, op->host, op->user, error);
     case OP_ARCHIVE_APPEND:
       return be->archive_append (conn, op->host, op->user, op->name,
                                  op->with, op->number, op->value, &op->id,
@@ -219,6 +231,8 @@ op_execute (MynaStorage *self, Op *op, GError **error)
                                  op->number, error);
     case OP_ARCHIVE_EXPIRE:
       return be->archive_expire (conn, op->name, op->number, error);
+    case OP_BARRIER:
+      return TRUE;
     case OP_ARCHIVE_QUERY:
       op->items = g_ptr_array_new_with_free_func (
         (GDestroyNotify) myna_archive_item_free);
@@ -356,7 +370,7 @@ overlay_add (MynaStorage *self, const Op *op)
       pending->seq = op->seq;
       g_hash_table_insert (store, g_strdup (op->key), pending);
     }
-  else if (op->kind == OP_KV_DELETE_USER)
+  else if (op_deletes_user (op))
     g_hash_table_insert (self->user_deletes, user_key (op->host, op->user),
                          g_memdup2 (&op->seq, sizeof op->seq));
 }
@@ -380,7 +394,7 @@ overlay_forget (MynaStorage *self, const Op *op)
       if (g_hash_table_size (store) == 0)
         g_hash_table_remove (self->kv_overlay, skey);
     }
-  else if (op->kind == OP_KV_DELETE_USER)
+  else if (op_deletes_user (op))
     {
       g_autofree char *ukey = user_key (op->host, op->user);
       guint64 *seq = g_hash_table_lookup (self->user_deletes, ukey);
@@ -497,7 +511,7 @@ cache_apply (MynaStorage *self, const Op *op)
       else
         g_hash_table_remove (entry->values, op->key);
     }
-  else if (op->kind == OP_KV_DELETE_USER)
+  else if (op_deletes_user (op))
     cache_forget_user (self, op->host, op->user);
 }
 
@@ -960,7 +974,7 @@ submit (MynaStorage *self, Op *op)
     }
   g_mutex_lock (&self->lock);
   op->seq = ++self->last_seq;
-  if (op->known_empty && g_queue_is_empty (&self->queue)
+  if ((op->known_empty || op->kind == OP_BARRIER) && g_queue_is_empty (&self->queue)
       && self->finished_seq == op->seq - 1)
     {
       /* Nothing ahead of it: complete it here, in order. */
@@ -1361,6 +1375,25 @@ myna_kv_delete_user (MynaStorage *storage, const char *host,
   submit (storage, op);
 }
 
+void
+myna_storage_delete_user (MynaStorage *storage, const char *host,
+                          const char *user, MynaStorageDone done,
+                          gpointer user_data, GDestroyNotify destroy)
+{
+  Op *op;
+
+  g_return_if_fail (storage != NULL);
+  g_return_if_fail (IS_OWNER (storage));
+  g_return_if_fail (host != NULL && user != NULL);
+  g_return_if_fail (*user != '\0');
+
+  op = op_new (OP_DELETE_USER, user_data, destroy);
+  op->done = done;
+  op->host = g_strdup (host);
+  op->user = g_strdup (user);
+  submit (storage, op);
+}
+
 /* Archives. */
 
 void
@@ -1455,5 +1488,22 @@ myna_archive_expire (MynaStorage *storage, const char *archive,
   op->done = done;
   op->name = g_strdup (archive);
   op->number = before;
+  submit (storage, op);
+}
+
+/* Barriers. */
+
+void
+myna_storage_after_writes (MynaStorage *storage, MynaStorageDone done,
+                           gpointer user_data, GDestroyNotify destroy)
+{
+  Op *op;
+
+  g_return_if_fail (storage != NULL);
+  g_return_if_fail (IS_OWNER (storage));
+  g_return_if_fail (done != NULL);
+
+  op = op_new (OP_BARRIER, user_data, destroy);
+  op->done = done;
   submit (storage, op);
 }

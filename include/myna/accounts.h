@@ -51,7 +51,10 @@ void     myna_account_set_password (MynaStorage *storage, const char *host,
                                     const char *user, const char *password,
                                     MynaAccountDone done, gpointer user_data,
                                     GDestroyNotify destroy);
-/* Deletes the account and every key–value entry of the user. */
+/* Deletes the account and everything stored under the user's name (every
+ * key–value entry and archive item: myna_storage_delete_user); @done runs
+ * once the deletion is durable.  Callers fire MYNA_EVENT_ACCOUNT_DELETED
+ * first, for what other accounts keep about this one. */
 void     myna_account_delete (MynaStorage *storage, const char *host,
                               const char *user, MynaAccountDone done,
                               gpointer user_data, GDestroyNotify destroy);

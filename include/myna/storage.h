@@ -80,6 +80,18 @@ void         myna_storage_close (MynaStorage *storage);
  * callbacks.  Returns FALSE with @error when a commit failed. */
 gboolean     myna_storage_flush (MynaStorage *storage, GError **error);
 
+/* Runs @done once every write queued before this call has finished
+ * (committed or failed), without blocking: callbacks run in the order
+ * their operations were queued, so @done runs after theirs.  A module
+ * answers a client from @done when the answer must not come before some
+ * earlier write is durable, e.g. a read that sees writes still in flight,
+ * or writes queued by other modules while a stanza was routed.  @done
+ * gets no write's failure (NULL, or CLOSED while closing): give the writes
+ * their own callbacks for that.  With nothing queued ahead, @done runs on
+ * the next main-loop dispatch. */
+void   myna_storage_after_writes (MynaStorage *storage, MynaStorageDone done,
+                                  gpointer user_data, GDestroyNotify destroy);
+
 /* Key–value.  @value NULL deletes.  @done may be NULL. */
 void   myna_kv_set (MynaStorage *storage, const char *host, const char *user,
                     const char *store, const char *key, const char *value,
@@ -94,10 +106,16 @@ char  *myna_kv_get (MynaStorage *storage, const char *host, const char *user,
 GHashTable *myna_kv_get_all (MynaStorage *storage, const char *host,
                              const char *user, const char *store,
                              GError **error);
-/* Deletes every key of every store of @user (account removal). */
+/* Deletes every key of every store of @user. */
 void   myna_kv_delete_user (MynaStorage *storage, const char *host,
                             const char *user, MynaStorageDone done,
                             gpointer user_data, GDestroyNotify destroy);
+/* Account removal: deletes everything stored under @user (not ""), every
+ * key of every store and every item of every archive, whichever module
+ * wrote it, so a name registered again starts empty. */
+void   myna_storage_delete_user (MynaStorage *storage, const char *host,
+                                 const char *user, MynaStorageDone done,
+                                 gpointer user_data, GDestroyNotify destroy);
 
 /* Archives.  @timestamp 0 means now. */
 void   myna_archive_append (MynaStorage *storage, const char *host,

@@ -3,7 +3,8 @@
  * Each child of a set's <query/> is kept whole in the key–value store
  * "private" under the key "{namespace}name" (Clark notation), so a user
  * keeps one element per (name, namespace).  A set may carry several
- * children; its result is sent once every write is durable.  A get answers
+ * children; its result is sent once every write is durable (a get arriving
+ * meanwhile is answered after it).  A get answers
  * each requested element with the stored one, or with the empty element
  * when nothing is stored (XEP-0049 asks for one namespace per get; more
  * are answered too).
@@ -100,6 +101,32 @@ private_lookup (Private *self, const char *host, const char *local, MynaStanza *
   return found;
 }
 
+/* A get's answer held behind the sets in flight. */
+typedef struct {
+  Private    *self;
+  MynaStanza *reply;
+} PrivateLater;
+
+static void
+private_later_send (const GError *error, gpointer data)
+{
+  PrivateLater *later = data;
+
+  myna_server_route (myna_module_get_server (later->self->mod), later->reply);
+}
+
+static void
+private_later_free (gpointer data)
+{
+  PrivateLater *later = data;
+
+  later->self->inflight--;
+  myna_stanza_unref (later->reply);
+  g_free (later);
+}
+
+/* While sets are in flight, the answer waits until they are durable: it
+ * may show one, and must not overtake its result. */
 static void
 private_get (Private *self, MynaCall *call, MynaStanza *iq, const char *local,
              GPtrArray *children)
@@ -107,10 +134,23 @@ private_get (Private *self, MynaCall *call, MynaStanza *iq, const char *local,
   const char *host = myna_host_get_name (myna_call_get_host (call));
   g_autoptr(MynaStanza) reply = myna_stanza_new_iq_result (iq);
   MynaStanza *query = myna_stanza_add_child (reply, "query", NS_PRIVATE);
+  PrivateLater *later;
 
   for (guint i = 0; i < children->len; i++)
     myna_stanza_append_take (query, private_lookup (self, host, local, children->pdata[i]));
-  myna_call_send (call, reply);
+  if (self->inflight == 0)
+    {
+      myna_call_send (call, reply);
+      return;
+    }
+  if (myna_stanza_get_from (reply) == NULL)
+    myna_stanza_set_attr (reply, "from", myna_jid_to_string (myna_call_get_to (call)));
+  later = g_new0 (PrivateLater, 1);
+  later->self = self;
+  later->reply = g_steal_pointer (&reply);
+  self->inflight++;
+  myna_storage_after_writes (myna_module_get_storage (self->mod), private_later_send, later,
+                             private_later_free);
 }
 
 /* ---- set ------------------------------------------------------------------ */

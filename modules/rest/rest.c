@@ -22,9 +22,10 @@
  *
  * Bodies are parsed by <myna/api.h>.  A message goes through
  * myna_server_route(), as if its sender had sent it: online resources get
- * it, the offline module stores it for an account with none.  Account
- * changes go through <myna/accounts.h> as mynactl's do; deleting one fires
- * account/deleted and closes its sessions first, as mynactl does. */
+ * it, the offline module stores it for an account with none; the 202
+ * comes once that storage is durable.  Account changes go through
+ * <myna/accounts.h> as mynactl's do, answered once durable; deleting one
+ * fires account/deleted and closes its sessions first, as mynactl does. */
 #include <myna/module.h>
 #include <myna/http.h>
 #include <myna/api.h>
@@ -37,7 +38,7 @@
 
 typedef struct {
   MynaModule *mod;
-  guint       inflight;   /* account calls whose callbacks are pending */
+  guint       inflight;   /* storage callbacks pending (accounts, messages) */
 } Rest;
 
 /* What the instances share: the one route, and who serves which host. */
@@ -287,6 +288,51 @@ rest_message_check (Rest *self, MynaHttpRequest *req, MynaApiMessage *msg, MynaH
   return TRUE;
 }
 
+/* A message's 202, sent once what routing it wrote is durable: the
+ * offline module counts the recipient's archive before it appends (one
+ * storage round trip), so its append is queued from a callback that runs
+ * before the first barrier's; the second barrier covers it. */
+#define REST_MESSAGE_BARRIERS 2
+
+typedef struct {
+  Rest            *self;
+  MynaHttpRequest *req;
+  char            *json;
+  guint            barriers_left;
+} RestSent;
+
+static void
+rest_sent_durable (const GError *error, gpointer data)
+{
+  RestSent *sent = data;
+
+  if (--sent->barriers_left > 0)
+    {
+      myna_storage_after_writes (myna_module_get_storage (sent->self->mod), rest_sent_durable,
+                                 sent, NULL);
+      return;
+    }
+  myna_http_request_respond (sent->req, 202, "application/json", sent->json, -1);
+  sent->self->inflight--;
+  myna_http_request_unref (sent->req);
+  g_free (sent->json);
+  g_free (sent);
+}
+
+static void
+rest_message_accepted (Rest *self, MynaHttpRequest *req, JsonBuilder *b)
+{
+  g_autoptr(JsonNode) root = json_builder_get_root (b);
+  RestSent *sent = g_new0 (RestSent, 1);
+
+  sent->self = self;
+  sent->req = myna_http_request_ref (req);
+  sent->json = json_to_string (root, FALSE);
+  sent->barriers_left = REST_MESSAGE_BARRIERS;
+  self->inflight++;
+  myna_storage_after_writes (myna_module_get_storage (self->mod), rest_sent_durable, sent, NULL);
+}
+
 static void
 rest_message (MynaHttpRequest *req)
 {
@@ -327,7 +373,7 @@ rest_message (MynaHttpRequest *req)
   json_builder_set_member_name (b, "online");
   json_builder_add_int_value (b, online);
   json_builder_end_object (b);
-  rest_respond_json (req, 202, b);
+  rest_message_accepted (self, req, b);
 }
 
 /* ---- accounts ----------------------------------------------------------------- */
@@ -628,7 +674,7 @@ rest_drain (Rest *self)
   g_source_destroy (tick);
   g_source_unref (tick);
   if (self->inflight > 0)
-    g_critical ("rest: %u account call(s) still pending at unload", self->inflight);
+    g_critical ("rest: %u storage call(s) still pending at unload", self->inflight);
 }
 
 static void

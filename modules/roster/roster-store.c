@@ -133,12 +133,20 @@ void
 roster_store_put (MynaHost *host, const char *user, const char *contact,
                   MynaStanza *item)
 {
+  roster_store_put_full (host, user, contact, item, NULL, NULL);
+}
+
+void
+roster_store_put_full (MynaHost *host, const char *user, const char *contact,
+                       MynaStanza *item, MynaStorageDone written, gpointer data)
+{
   g_autoptr(GPtrArray) sessions = myna_host_get_sessions (host, user);
   g_autoptr(GPtrArray) done = g_ptr_array_new ();
   g_autofree char *value = item != NULL ? myna_stanza_to_string (item) : NULL;
 
   myna_kv_set (myna_host_get_storage (host), myna_host_get_name (host), user,
-               ROSTER_STORE, contact, value, roster_store_written, NULL, NULL);
+               ROSTER_STORE, contact, value,
+               written != NULL ? written : roster_store_written, data, NULL);
   /* Every session of the account shares one table; update each distinct
    * one once. */
   for (guint i = 0; i < sessions->len; i++)
@@ -175,11 +183,18 @@ roster_store_get_version (MynaHost *host, const char *user)
 char *
 roster_store_bump_version (MynaHost *host, const char *user)
 {
+  return roster_store_bump_version_full (host, user, NULL, NULL);
+}
+
+char *
+roster_store_bump_version_full (MynaHost *host, const char *user,
+                                MynaStorageDone written, gpointer data)
+{
   char *ver = g_strdup_printf ("%" G_GUINT64_FORMAT, roster_version_read (host, user) + 1);
 
   myna_kv_set (myna_host_get_storage (host), myna_host_get_name (host), user,
                ROSTER_VERSION_STORE, ROSTER_VERSION_KEY, ver,
-               roster_store_written, NULL, NULL);
+               written != NULL ? written : roster_store_written, data, NULL);
   return ver;
 }
 

@@ -84,10 +84,18 @@ MynaStanza *roster_store_get (MynaHost *host, const char *user,
 /* Stores @item (borrowed; NULL deletes) for @contact of @user. */
 void        roster_store_put (MynaHost *host, const char *user,
                               const char *contact, MynaStanza *item);
+/* The same, with @done called once the write is durable (or failed);
+ * @done NULL logs a failure only. */
+void        roster_store_put_full (MynaHost *host, const char *user,
+                                   const char *contact, MynaStanza *item,
+                                   MynaStorageDone done, gpointer data);
 /* The current version ("0" before any change).  Returns: (transfer full) */
 char       *roster_store_get_version (MynaHost *host, const char *user);
 /* Raises the version.  Returns: (transfer full) the new one */
 char       *roster_store_bump_version (MynaHost *host, const char *user);
+/* The same, with @done as for roster_store_put_full. */
+char       *roster_store_bump_version_full (MynaHost *host, const char *user,
+                                            MynaStorageDone done, gpointer data);
 
 /* A new item for @contact: subscription none, nothing pending.
  * Returns: (transfer full) */

@@ -11,6 +11,19 @@
  *    roster and are delivered to its available resources, or answered on
  *    its behalf (already subscribed, pre-approved).
  *
+ * Durability: whatever announces a roster change — the result of a set,
+ * the roster pushes, the presences routed because of it — goes out only
+ * once the storage reports the change's writes durable (a RosterAfter
+ * runs them from a storage barrier queued after the writes).  While an
+ * account has such changes in flight, its other answers (a roster get,
+ * presences that change nothing) wait behind them too, so a session sees
+ * them in the order it asked; the main loop never waits.
+ *
+ * Pre-approvals given to an account of a host served here are also noted
+ * under that account (store "roster-approved-by", key = the approver's
+ * bare JID), so that deleting the account withdraws them: whoever
+ * registers the name next does not inherit them.
+ *
  * Storage and the cache are in roster-store.c, shared with presence. */
 #include "roster-store.h"
 
@@ -22,6 +35,8 @@
 #define ROSTER_INTERESTED_KEY "roster-interested"
 /* Longest name or group accepted, in bytes. */
 #define ROSTER_MAX_TEXT 1023
+/* Under the pre-approved account: who pre-approved it (see above). */
+#define ROSTER_APPROVED_BY_STORE "roster-approved-by"
 
 typedef enum {
   ROSTER_SUBSCRIBE,
@@ -30,6 +45,33 @@ typedef enum {
   ROSTER_UNSUBSCRIBED,
   ROSTER_NOT_SUBSCRIPTION,
 } RosterKind;
+
+typedef enum {
+  ROSTER_ACT_PUSH,             /* a roster push of stanza (an item), ver */
+  ROSTER_ACT_ROUTE,            /* route stanza */
+  ROSTER_ACT_DELIVER,          /* deliver stanza to the user's resources */
+  ROSTER_ACT_SEND_PRESENCE,    /* the user's presence to contact */
+  ROSTER_ACT_SEND_UNAVAILABLE, /* unavailable from the user to contact */
+} RosterActKind;
+
+typedef struct {
+  RosterActKind kind;
+  MynaStanza   *stanza;
+  char         *text;        /* ver, or the contact */
+} RosterAction;
+
+/* What a change of one account's roster does once its writes are
+ * durable, in order; and the answer to the request that caused it. */
+typedef struct {
+  MynaHost   *host;
+  char       *user;          /* the account's local part */
+  char       *busy_key;      /* "user@host", in roster_busy */
+  GPtrArray  *actions;       /* RosterAction* */
+  MynaStanza *reply;         /* the IQ result, routed last; or NULL */
+  MynaStanza *iq;            /* the request, for an error instead */
+  guint       writes;        /* writes queued */
+  gboolean    failed;        /* one of them failed */
+} RosterAfter;
 
 /* One roster item being changed: the stored item, the working copy and
  * its state. */
@@ -42,9 +84,14 @@ typedef struct {
   RosterState state;
   gboolean    remove;    /* delete the item on commit */
   gboolean    push;      /* push even when clients would see no change */
+  RosterAfter *after;    /* where the effects of the change go */
 } RosterEdit;
 
 static guint64 roster_push_serial;
+/* "user@host" → changes in flight (GUINT_TO_POINTER), shared by the
+ * instances (one per host) of this code, which count themselves. */
+static GHashTable *roster_busy;
+static guint       roster_instances;
 
 static RosterKind
 roster_kind (const MynaStanza *presence)
@@ -88,6 +135,166 @@ roster_push (MynaHost *host, const char *user, MynaStanza *client_item,
     }
 }
 
+/* ---- effects after durability ------------------------------------------------ */
+
+static void roster_send_presence (MynaHost *host, const char *user, const char *contact);
+static void roster_send_unavailable (MynaHost *host, const char *user, const char *contact);
+
+static void
+roster_action_free (RosterAction *a)
+{
+  g_clear_pointer (&a->stanza, myna_stanza_unref);
+  g_free (a->text);
+  g_free (a);
+}
+
+static RosterAfter *
+roster_after_new (MynaHost *host, const char *user)
+{
+  RosterAfter *after = g_new0 (RosterAfter, 1);
+
+  after->host = host;
+  after->user = g_strdup (user);
+  after->busy_key = g_strdup_printf ("%s@%s", user, myna_host_get_name (host));
+  after->actions = g_ptr_array_new_with_free_func ((GDestroyNotify) roster_action_free);
+  return after;
+}
+
+/* Adds an action; @stanza is borrowed (kept as it is now). */
+static void
+roster_after_add (RosterAfter *after, RosterActKind kind, MynaStanza *stanza,
+                  const char *text)
+{
+  RosterAction *a = g_new0 (RosterAction, 1);
+
+  a->kind = kind;
+  a->stanza = stanza != NULL ? myna_stanza_copy (stanza) : NULL;
+  a->text = g_strdup (text);
+  g_ptr_array_add (after->actions, a);
+}
+
+/* Answers @iq with a result (with @payload, borrowed, when not NULL),
+ * after the effects. */
+static void
+roster_after_reply (RosterAfter *after, MynaCall *call, MynaStanza *iq, MynaStanza *payload)
+{
+  after->iq = myna_stanza_ref (iq);
+  after->reply = myna_stanza_new_iq_result (iq);
+  if (payload != NULL)
+    myna_stanza_append (after->reply, payload);
+  /* From the account, as myna_call_send would have it. */
+  myna_stanza_set_attr (after->reply, "from", myna_jid_to_string (myna_call_get_to (call)));
+}
+
+static void
+roster_after_free (RosterAfter *after)
+{
+  if (after->busy_key != NULL && roster_busy != NULL)
+    {
+      guint n = GPOINTER_TO_UINT (g_hash_table_lookup (roster_busy, after->busy_key));
+
+      if (n > 1)
+        g_hash_table_insert (roster_busy, g_strdup (after->busy_key), GUINT_TO_POINTER (n - 1));
+      else
+        g_hash_table_remove (roster_busy, after->busy_key);
+    }
+  g_ptr_array_unref (after->actions);
+  g_clear_pointer (&after->reply, myna_stanza_unref);
+  g_clear_pointer (&after->iq, myna_stanza_unref);
+  g_free (after->busy_key);
+  g_free (after->user);
+  g_free (after);
+}
+
+static void roster_push (MynaHost *host, const char *user, MynaStanza *client_item,
+                         const char *ver);
+
+static void
+roster_after_run (RosterAfter *after)
+{
+  MynaServer *server = myna_host_get_server (after->host);
+  /* An account deleted meanwhile has told its contacts already. */
+  gboolean gone = !myna_account_exists (myna_host_get_storage (after->host),
+                                        myna_host_get_name (after->host), after->user);
+
+  if (after->failed)
+    g_warning ("roster of %s@%s: a change was not stored; %u effect(s) dropped",
+               after->user, myna_host_get_name (after->host), after->actions->len);
+  for (guint i = 0; !after->failed && !gone && i < after->actions->len; i++)
+    {
+      RosterAction *a = after->actions->pdata[i];
+
+      switch (a->kind)
+        {
+        case ROSTER_ACT_PUSH:
+          roster_push (after->host, after->user, a->stanza, a->text);
+          break;
+        case ROSTER_ACT_ROUTE:
+          myna_server_route (server, a->stanza);
+          break;
+        case ROSTER_ACT_DELIVER:
+          myna_server_deliver (server, a->stanza);
+          break;
+        case ROSTER_ACT_SEND_PRESENCE:
+          roster_send_presence (after->host, after->user, a->text);
+          break;
+        case ROSTER_ACT_SEND_UNAVAILABLE:
+          roster_send_unavailable (after->host, after->user, a->text);
+          break;
+        }
+    }
+  if (after->reply != NULL && after->failed)
+    {
+      g_autoptr(MynaStanza) error = myna_stanza_new_error (after->iq, MYNA_ERROR_TYPE_WAIT,
+                                                           "internal-server-error",
+                                                           "the roster could not be stored");
+
+      myna_stanza_set_attr (error, "from", myna_stanza_get_from (after->reply));
+      myna_server_route (server, error);
+    }
+  else if (after->reply != NULL)
+    myna_server_route (server, after->reply);
+}
+
+static void
+roster_after_durable (const GError *error, gpointer data)
+{
+  roster_after_run (data);
+}
+
+/* One of the change's writes finished. */
+static void
+roster_after_written (const GError *error, gpointer data)
+{
+  RosterAfter *after = data;
+
+  if (error != NULL)
+    {
+      g_warning ("roster of %s@%s not stored: %s", after->user,
+                 myna_host_get_name (after->host), error->message);
+      after->failed = TRUE;
+    }
+}
+
+/* Runs the effects now when nothing of the account is in flight, else
+ * once everything queued so far is durable; frees @after. */
+static void
+roster_after_finish (RosterAfter *after)
+{
+  guint n = GPOINTER_TO_UINT (g_hash_table_lookup (roster_busy, after->busy_key));
+
+  if (after->writes == 0 && n == 0)
+    {
+      g_clear_pointer (&after->busy_key, g_free);
+      roster_after_run (after);
+      roster_after_free (after);
+      return;
+    }
+  g_hash_table_insert (roster_busy, g_strdup (after->busy_key), GUINT_TO_POINTER (n + 1));
+  myna_storage_after_writes (myna_host_get_storage (after->host), roster_after_durable, after,
+                             (GDestroyNotify) roster_after_free);
+}
+
 static gboolean
 roster_same_for_client (MynaStanza *a, MynaStanza *b)
 {
@@ -102,6 +309,29 @@ roster_same_for_client (MynaStanza *a, MynaStanza *b)
 
 /* Stores the result of @e; when what clients see changed, raises the
  * version and pushes the item (or its removal). */
+/* Notes under @contact, when it is an account of a host served here,
+ * that @user of @host pre-approved it (or no longer does); @after (may be
+ * NULL) waits for the write.  */
+static void
+roster_note_approval (MynaHost *host, const char *user, const char *contact,
+                      gboolean approved, RosterAfter *after)
+{
+  g_autoptr(MynaJid) jid = myna_jid_parse (contact, NULL);
+  MynaHost *chost = jid != NULL && myna_jid_get_local (jid) != NULL
+                    ? myna_server_get_host (myna_host_get_server (host),
+                                            myna_jid_get_domain (jid))
+                    : NULL;
+  g_autofree char *user_bare = g_strdup_printf ("%s@%s", user, myna_host_get_name (host));
+
+  if (chost == NULL)
+    return;
+  if (after != NULL)
+    after->writes++;
+  myna_kv_set (myna_host_get_storage (chost), myna_host_get_name (chost),
+               myna_jid_get_local (jid), ROSTER_APPROVED_BY_STORE, user_bare,
+               approved ? "1" : NULL, after != NULL ? roster_after_written : NULL, after, NULL);
+}
+
 static void
 roster_edit_commit (RosterEdit *e)
 {
@@ -109,23 +339,31 @@ roster_edit_commit (RosterEdit *e)
   g_autoptr(MynaStanza) before = e->old != NULL ? roster_item_for_client (e->old) : NULL;
   g_autoptr(MynaStanza) after = NULL;
   g_autofree char *ver = NULL;
+  RosterState was = { 0 };
 
+  if (e->old != NULL)
+    roster_item_get_state (e->old, &was);
   if (item != NULL)
     {
       roster_item_set_state (item, &e->state);
       after = roster_item_for_client (item);
     }
-  roster_store_put (e->host, e->user, e->contact, item);
+  e->after->writes++;
+  roster_store_put_full (e->host, e->user, e->contact, item, roster_after_written, e->after);
+  if (was.approved != (item != NULL && e->state.approved))
+    roster_note_approval (e->host, e->user, e->contact, item != NULL && e->state.approved,
+                          e->after);
   if (!e->push && roster_same_for_client (before, after))
     return;
-  ver = roster_store_bump_version (e->host, e->user);
+  e->after->writes++;
+  ver = roster_store_bump_version_full (e->host, e->user, roster_after_written, e->after);
   if (after == NULL)
     {
       after = myna_stanza_new ("item", ROSTER_NS);
       myna_stanza_set_attr (after, "jid", e->contact);
       myna_stanza_set_attr (after, "subscription", "remove");
     }
-  roster_push (e->host, e->user, after, ver);
+  roster_after_add (e->after, ROSTER_ACT_PUSH, after, ver);
 }
 
 /* Reads the item of @contact; with @create, a fresh one when absent. */
@@ -137,6 +375,7 @@ roster_edit_begin (RosterEdit *e, MynaHost *host, const char *user,
   e->host = host;
   e->user = user;
   e->contact = contact;
+  e->after = roster_after_new (host, user);
   e->old = roster_store_get (host, user, contact);
   if (e->old != NULL)
     e->item = myna_stanza_copy (e->old);
@@ -146,11 +385,14 @@ roster_edit_begin (RosterEdit *e, MynaHost *host, const char *user,
     roster_item_get_state (e->item, &e->state);
 }
 
+/* Ends the edit: its effects run once its writes are durable. */
 static void
 roster_edit_clear (RosterEdit *e)
 {
   g_clear_pointer (&e->old, myna_stanza_unref);
   g_clear_pointer (&e->item, myna_stanza_unref);
+  if (e->after != NULL)
+    roster_after_finish (g_steal_pointer (&e->after));
 }
 
 /* An item kept only for a request that is gone has no reason to stay. */
@@ -164,17 +406,53 @@ roster_edit_drop_if_empty (RosterEdit *e)
 
 /* ---- presence on the user's behalf --------------------------------------------- */
 
-/* Routes <presence type=@type from=@from to=@to/>. */
-static void
-roster_send_type (MynaServer *server, const char *type, const char *from,
-                  const char *to)
+/* <presence type=@type from=@from to=@to/>.  Returns: (transfer full) */
+static MynaStanza *
+roster_presence_new (const char *type, const char *from, const char *to)
 {
-  g_autoptr(MynaStanza) p = myna_stanza_new ("presence", MYNA_NS_CLIENT);
+  MynaStanza *p = myna_stanza_new ("presence", MYNA_NS_CLIENT);
 
   myna_stanza_set_attr (p, "type", type);
   myna_stanza_set_attr (p, "from", from);
   myna_stanza_set_attr (p, "to", to);
+  return p;
+}
+
+/* Routes <presence type=@type from=@from to=@to/> now. */
+static void
+roster_send_type (MynaServer *server, const char *type, const char *from,
+                  const char *to)
+{
+  g_autoptr(MynaStanza) p = roster_presence_new (type, from, to);
+
   myna_server_route (server, p);
+}
+
+/* Routes it once @e's change is durable. */
+static void
+roster_later_send_type (RosterEdit *e, const char *type, const char *from, const char *to)
+{
+  g_autoptr(MynaStanza) p = roster_presence_new (type, from, to);
+
+  roster_after_add (e->after, ROSTER_ACT_ROUTE, p, NULL);
+}
+
+static void
+roster_later_route (RosterEdit *e, MynaStanza *stanza)
+{
+  roster_after_add (e->after, ROSTER_ACT_ROUTE, stanza, NULL);
+}
+
+static void
+roster_later_deliver (RosterEdit *e, MynaStanza *stanza)
+{
+  roster_after_add (e->after, ROSTER_ACT_DELIVER, stanza, NULL);
+}
+
+static void
+roster_later_presence (RosterEdit *e, RosterActKind kind)
+{
+  roster_after_add (e->after, kind, NULL, e->contact);
 }
 
 /* The current presence of each available resource of @user, to @contact
@@ -218,7 +496,7 @@ roster_send_unavailable (MynaHost *host, const char *user, const char *contact)
 /* ---- outbound subscription presences (from the user's client) ------------------ */
 
 static void
-roster_out_subscribe (RosterEdit *e, MynaServer *server, MynaStanza *out)
+roster_out_subscribe (RosterEdit *e, MynaStanza *out)
 {
   gboolean changed = e->old == NULL || e->state.hidden;
 
@@ -230,11 +508,11 @@ roster_out_subscribe (RosterEdit *e, MynaServer *server, MynaStanza *out)
   e->state.hidden = FALSE;
   if (changed)
     roster_edit_commit (e);
-  myna_server_route (server, out);
+  roster_later_route (e, out);
 }
 
 static void
-roster_out_subscribed (RosterEdit *e, MynaServer *server, MynaStanza *out)
+roster_out_subscribed (RosterEdit *e, MynaStanza *out)
 {
   if (e->state.pending_in)
     {
@@ -243,8 +521,8 @@ roster_out_subscribed (RosterEdit *e, MynaServer *server, MynaStanza *out)
       e->state.hidden = FALSE;
       e->state.approved = FALSE;
       roster_edit_commit (e);
-      myna_server_route (server, out);
-      roster_send_presence (e->host, e->user, e->contact);
+      roster_later_route (e, out);
+      roster_later_presence (e, ROSTER_ACT_SEND_PRESENCE);
     }
   else if (!(e->state.sub & ROSTER_SUB_FROM) && !e->state.approved)
     {
@@ -256,7 +534,7 @@ roster_out_subscribed (RosterEdit *e, MynaServer *server, MynaStanza *out)
 }
 
 static void
-roster_out_unsubscribe (RosterEdit *e, MynaServer *server, MynaStanza *out)
+roster_out_unsubscribe (RosterEdit *e, MynaStanza *out)
 {
   if (e->item != NULL && ((e->state.sub & ROSTER_SUB_TO) || e->state.ask))
     {
@@ -264,11 +542,11 @@ roster_out_unsubscribe (RosterEdit *e, MynaServer *server, MynaStanza *out)
       e->state.ask = FALSE;
       roster_edit_commit (e);
     }
-  myna_server_route (server, out);
+  roster_later_route (e, out);
 }
 
 static void
-roster_out_unsubscribed (RosterEdit *e, MynaServer *server, MynaStanza *out)
+roster_out_unsubscribed (RosterEdit *e, MynaStanza *out)
 {
   gboolean had_from = (e->state.sub & ROSTER_SUB_FROM) != 0;
   gboolean had_request = e->state.pending_in;
@@ -284,9 +562,9 @@ roster_out_unsubscribed (RosterEdit *e, MynaServer *server, MynaStanza *out)
   /* Cancelling a pre-approval alone concerns nobody else. */
   if (e->item != NULL && !had_from && !had_request)
     return;
-  myna_server_route (server, out);
+  roster_later_route (e, out);
   if (had_from)
-    roster_send_unavailable (e->host, e->user, e->contact);
+    roster_later_presence (e, ROSTER_ACT_SEND_UNAVAILABLE);
 }
 
 /* stanza/from-client: subscription presences sent by a local client. */
@@ -298,7 +576,6 @@ roster_outbound (MynaCall *call, MynaStanza *stanza, gpointer data)
   g_autoptr(MynaJid) to = NULL;
   g_autoptr(MynaJid) contact = NULL;
   g_autoptr(MynaStanza) out = NULL;
-  MynaServer *server = myna_call_get_server (call);
   RosterEdit e;
 
   if (g_strcmp0 (myna_stanza_get_name (stanza), "presence") != 0
@@ -327,17 +604,17 @@ roster_outbound (MynaCall *call, MynaStanza *stanza, gpointer data)
   switch (kind)
     {
     case ROSTER_SUBSCRIBE:
-      roster_out_subscribe (&e, server, out);
+      roster_out_subscribe (&e, out);
       break;
     case ROSTER_SUBSCRIBED:
-      roster_out_subscribed (&e, server, out);
+      roster_out_subscribed (&e, out);
       break;
     case ROSTER_UNSUBSCRIBE:
-      roster_out_unsubscribe (&e, server, out);
+      roster_out_unsubscribe (&e, out);
       break;
     case ROSTER_UNSUBSCRIBED:
     case ROSTER_NOT_SUBSCRIPTION:
-      roster_out_unsubscribed (&e, server, out);
+      roster_out_unsubscribed (&e, out);
       break;
     }
   roster_edit_clear (&e);
@@ -347,13 +624,13 @@ roster_outbound (MynaCall *call, MynaStanza *stanza, gpointer data)
 /* ---- inbound subscription presences (to a local user) --------------------------- */
 
 static void
-roster_in_subscribe (RosterEdit *e, MynaServer *server, MynaStanza *in,
+roster_in_subscribe (RosterEdit *e, MynaStanza *in,
                      const char *user_bare)
 {
   if (e->item != NULL && (e->state.sub & ROSTER_SUB_FROM))
     {
       /* Already subscribed: answered on the user's behalf. */
-      roster_send_type (server, "subscribed", user_bare, e->contact);
+      roster_later_send_type (e, "subscribed", user_bare, e->contact);
       return;
     }
   if (e->item != NULL && e->state.approved)
@@ -362,8 +639,8 @@ roster_in_subscribe (RosterEdit *e, MynaServer *server, MynaStanza *in,
       e->state.approved = FALSE;
       e->state.pending_in = FALSE;
       roster_edit_commit (e);
-      roster_send_type (server, "subscribed", user_bare, e->contact);
-      roster_send_presence (e->host, e->user, e->contact);
+      roster_later_send_type (e, "subscribed", user_bare, e->contact);
+      roster_later_presence (e, ROSTER_ACT_SEND_PRESENCE);
       return;
     }
   if (e->item != NULL && e->state.pending_in)
@@ -376,11 +653,11 @@ roster_in_subscribe (RosterEdit *e, MynaServer *server, MynaStanza *in,
   e->state.pending_in = TRUE;
   roster_item_set_request (e->item, in);
   roster_edit_commit (e);
-  myna_server_deliver (server, in);
+  roster_later_deliver (e, in);
 }
 
 static void
-roster_in_unsubscribe (RosterEdit *e, MynaServer *server, MynaStanza *in)
+roster_in_unsubscribe (RosterEdit *e, MynaStanza *in)
 {
   gboolean had_from = (e->state.sub & ROSTER_SUB_FROM) != 0;
 
@@ -390,31 +667,31 @@ roster_in_unsubscribe (RosterEdit *e, MynaServer *server, MynaStanza *in)
   e->state.pending_in = FALSE;
   roster_edit_drop_if_empty (e);
   roster_edit_commit (e);
-  myna_server_deliver (server, in);
+  roster_later_deliver (e, in);
   if (had_from)
-    roster_send_unavailable (e->host, e->user, e->contact);
+    roster_later_presence (e, ROSTER_ACT_SEND_UNAVAILABLE);
 }
 
 static void
-roster_in_subscribed (RosterEdit *e, MynaServer *server, MynaStanza *in)
+roster_in_subscribed (RosterEdit *e, MynaStanza *in)
 {
   if (e->item == NULL || !e->state.ask)
     return;
   e->state.sub |= ROSTER_SUB_TO;
   e->state.ask = FALSE;
   roster_edit_commit (e);
-  myna_server_deliver (server, in);
+  roster_later_deliver (e, in);
 }
 
 static void
-roster_in_unsubscribed (RosterEdit *e, MynaServer *server, MynaStanza *in)
+roster_in_unsubscribed (RosterEdit *e, MynaStanza *in)
 {
   if (e->item == NULL || (!(e->state.sub & ROSTER_SUB_TO) && !e->state.ask))
     return;
   e->state.sub &= ~ROSTER_SUB_TO;
   e->state.ask = FALSE;
   roster_edit_commit (e);
-  myna_server_deliver (server, in);
+  roster_later_deliver (e, in);
 }
 
 /* presence/bare and presence/full: subscription presences to a local
@@ -426,7 +703,6 @@ roster_inbound (MynaCall *call, MynaStanza *stanza, gpointer data)
   MynaJid *from = myna_call_get_from (call);
   MynaJid *to = myna_call_get_to (call);
   MynaHost *host = myna_call_get_host (call);
-  MynaServer *server = myna_call_get_server (call);
   g_autoptr(MynaStanza) in = NULL;
   RosterEdit e;
 
@@ -446,17 +722,17 @@ roster_inbound (MynaCall *call, MynaStanza *stanza, gpointer data)
   switch (kind)
     {
     case ROSTER_SUBSCRIBE:
-      roster_in_subscribe (&e, server, in, myna_jid_bare_string (to));
+      roster_in_subscribe (&e, in, myna_jid_bare_string (to));
       break;
     case ROSTER_UNSUBSCRIBE:
-      roster_in_unsubscribe (&e, server, in);
+      roster_in_unsubscribe (&e, in);
       break;
     case ROSTER_SUBSCRIBED:
-      roster_in_subscribed (&e, server, in);
+      roster_in_subscribed (&e, in);
       break;
     case ROSTER_UNSUBSCRIBED:
     case ROSTER_NOT_SUBSCRIPTION:
-      roster_in_unsubscribed (&e, server, in);
+      roster_in_unsubscribed (&e, in);
       break;
     }
   roster_edit_clear (&e);
@@ -465,6 +741,8 @@ roster_inbound (MynaCall *call, MynaStanza *stanza, gpointer data)
 
 /* ---- jabber:iq:roster ------------------------------------------------------------ */
 
+/* The answer waits behind the account's changes in flight, if any: it
+ * shows them, and must come after their own answers and pushes. */
 static void
 roster_get (MynaCall *call, MynaStanza *iq, MynaStanza *query)
 {
@@ -472,8 +750,9 @@ roster_get (MynaCall *call, MynaStanza *iq, MynaStanza *query)
   const char *user = myna_jid_get_local (myna_call_get_from (call));
   const char *client_ver = myna_stanza_get_attr (query, "ver");
   g_autofree char *ver = roster_store_get_version (host, user);
-  g_autoptr(MynaStanza) reply = myna_stanza_new_iq_result (iq);
+  g_autoptr(MynaStanza) result = NULL;
   g_autoptr(GHashTable) table = NULL;
+  RosterAfter *after = roster_after_new (host, user);
   GHashTableIter it;
   gpointer value;
 
@@ -482,10 +761,11 @@ roster_get (MynaCall *call, MynaStanza *iq, MynaStanza *query)
   /* XEP-0237: the client's copy is current; pushes bring what changes. */
   if (client_ver != NULL && strcmp (client_ver, ver) == 0)
     {
-      myna_call_send (call, reply);
+      roster_after_reply (after, call, iq, NULL);
+      roster_after_finish (after);
       return;
     }
-  MynaStanza *result = myna_stanza_add_child (reply, "query", ROSTER_NS);
+  result = myna_stanza_new ("query", ROSTER_NS);
   if (client_ver != NULL)
     myna_stanza_set_attr (result, "ver", ver);
   table = roster_store_load (host, user);
@@ -496,7 +776,22 @@ roster_get (MynaCall *call, MynaStanza *iq, MynaStanza *query)
       if (item != NULL)
         myna_stanza_append_take (result, item);
     }
-  myna_call_send (call, reply);
+  roster_after_reply (after, call, iq, result);
+  roster_after_finish (after);
+}
+
+/* Answers @iq with an error, behind the account's changes in flight. */
+static void
+roster_answer_error (MynaCall *call, MynaStanza *iq, MynaErrorType type,
+                     const char *condition, const char *text)
+{
+  RosterAfter *after = roster_after_new (myna_call_get_host (call),
+                                         myna_jid_get_local (myna_call_get_from (call)));
+  g_autoptr(MynaStanza) error = myna_stanza_new_error (iq, type, condition, text);
+
+  myna_stanza_set_attr (error, "from", myna_jid_to_string (myna_call_get_to (call)));
+  roster_after_add (after, ROSTER_ACT_ROUTE, error, NULL);
+  roster_after_finish (after);
 }
 
 /* Checks the groups of a roster set (RFC 6121 §2.3.3); NULL when fine,
@@ -533,7 +828,7 @@ roster_update (MynaCall *call, MynaStanza *iq, MynaStanza *request, const char *
     problem = "not-acceptable";
   if (problem != NULL)
     {
-      myna_call_reply_error (call, iq, MYNA_ERROR_TYPE_MODIFY, problem, NULL);
+      roster_answer_error (call, iq, MYNA_ERROR_TYPE_MODIFY, problem, NULL);
       return;
     }
   /* Name and groups are replaced; the subscription is the server's
@@ -551,8 +846,8 @@ roster_update (MynaCall *call, MynaStanza *iq, MynaStanza *request, const char *
   e.state.hidden = FALSE;
   e.push = TRUE;                              /* a set is always pushed */
   roster_edit_commit (&e);
+  roster_after_reply (e.after, call, iq, NULL);
   roster_edit_clear (&e);
-  myna_call_reply_result (call, iq);
 }
 
 /* Removal (RFC 6121 §2.5.2): the subscriptions both ways end too. */
@@ -560,7 +855,6 @@ static void
 roster_remove (MynaCall *call, MynaStanza *iq, const char *contact)
 {
   MynaJid *from = myna_call_get_from (call);
-  MynaServer *server = myna_call_get_server (call);
   RosterEdit e;
   RosterState was;
 
@@ -568,20 +862,21 @@ roster_remove (MynaCall *call, MynaStanza *iq, const char *contact)
                      FALSE);
   if (e.item == NULL)
     {
-      myna_call_reply_error (call, iq, MYNA_ERROR_TYPE_CANCEL, "item-not-found", NULL);
+      roster_edit_clear (&e);
+      roster_answer_error (call, iq, MYNA_ERROR_TYPE_CANCEL, "item-not-found", NULL);
       return;
     }
   was = e.state;
   e.remove = TRUE;
   roster_edit_commit (&e);
   if ((was.sub & ROSTER_SUB_TO) || was.ask)
-    roster_send_type (server, "unsubscribe", myna_jid_bare_string (from), contact);
+    roster_later_send_type (&e, "unsubscribe", myna_jid_bare_string (from), contact);
   if ((was.sub & ROSTER_SUB_FROM) || was.pending_in)
-    roster_send_type (server, "unsubscribed", myna_jid_bare_string (from), contact);
+    roster_later_send_type (&e, "unsubscribed", myna_jid_bare_string (from), contact);
   if (was.sub & ROSTER_SUB_FROM)
-    roster_send_unavailable (e.host, e.user, contact);
+    roster_later_presence (&e, ROSTER_ACT_SEND_UNAVAILABLE);
+  roster_after_reply (e.after, call, iq, NULL);
   roster_edit_clear (&e);
-  myna_call_reply_result (call, iq);
 }
 
 static void
@@ -601,14 +896,14 @@ roster_set (MynaCall *call, MynaStanza *iq, MynaStanza *query)
     }
   if (n_items != 1 || myna_stanza_get_attr (request, "jid") == NULL)
     {
-      myna_call_reply_error (call, iq, MYNA_ERROR_TYPE_MODIFY, "bad-request",
+      roster_answer_error (call, iq, MYNA_ERROR_TYPE_MODIFY, "bad-request",
                              "a roster set carries exactly one item with a jid");
       return;
     }
   jid = myna_jid_parse (myna_stanza_get_attr (request, "jid"), NULL);
   if (jid == NULL)
     {
-      myna_call_reply_error (call, iq, MYNA_ERROR_TYPE_MODIFY, "jid-malformed", NULL);
+      roster_answer_error (call, iq, MYNA_ERROR_TYPE_MODIFY, "jid-malformed", NULL);
       return;
     }
   if (g_strcmp0 (myna_stanza_get_attr (request, "subscription"), "remove") == 0)
@@ -651,6 +946,50 @@ roster_features (MynaSession *session, MynaStanza *features, gpointer data)
   myna_stanza_add_child (features, "sub", NS_PREAPPROVAL);
 }
 
+/* The pre-approvals local users gave the account @jid (being deleted)
+ * end: they were given to that account, not to whoever registers the
+ * name next.  Each approver's roster item loses its approval (and goes
+ * when nothing else kept it), with a push. */
+static void
+roster_withdraw_approvals (MynaHost *host, MynaJid *jid)
+{
+  MynaServer *server = myna_host_get_server (host);
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GHashTable) by = myna_kv_get_all (myna_host_get_storage (host),
+                                              myna_host_get_name (host),
+                                              myna_jid_get_local (jid),
+                                              ROSTER_APPROVED_BY_STORE, &error);
+  GHashTableIter iter;
+  gpointer approver;
+
+  if (by == NULL)
+    {
+      g_warning ("pre-approvals of %s cannot be read: %s", myna_jid_bare_string (jid),
+                 error->message);
+      return;
+    }
+  g_hash_table_iter_init (&iter, by);
+  while (g_hash_table_iter_next (&iter, &approver, NULL))
+    {
+      g_autoptr(MynaJid) owner = myna_jid_parse (approver, NULL);
+      MynaHost *ohost = owner != NULL && myna_jid_get_local (owner) != NULL
+                        ? myna_server_get_host (server, myna_jid_get_domain (owner)) : NULL;
+      RosterEdit e;
+
+      if (ohost == NULL)
+        continue;
+      roster_edit_begin (&e, ohost, myna_jid_get_local (owner), myna_jid_bare_string (jid),
+                         FALSE);
+      if (e.item != NULL && e.state.approved)
+        {
+          e.state.approved = FALSE;
+          roster_edit_drop_if_empty (&e);
+          roster_edit_commit (&e);
+        }
+      roster_edit_clear (&e);
+    }
+}
+
 /* account/deleted (fired before the account's storage goes): the
  * contacts hear of it as they would of a user who cancelled everything
  * (RFC 6121 §3.2 and §3.3; XEP-0077 §3.2 has the server remove the
@@ -686,11 +1025,15 @@ roster_account_deleted (MynaCall *call, MynaStanza *unused, gpointer data)
         g_ptr_array_add (unsubscribed, g_strdup (contact));
       if ((st.sub & ROSTER_SUB_TO) || st.ask)
         g_ptr_array_add (unsubscribe, g_strdup (contact));
+      /* Its own pre-approvals go with its roster. */
+      if (st.approved)
+        roster_note_approval (host, myna_jid_get_local (from), contact, FALSE, NULL);
     }
   for (guint i = 0; i < unsubscribed->len; i++)
     roster_send_type (server, "unsubscribed", myna_jid_bare_string (from), unsubscribed->pdata[i]);
   for (guint i = 0; i < unsubscribe->len; i++)
     roster_send_type (server, "unsubscribe", myna_jid_bare_string (from), unsubscribe->pdata[i]);
+  roster_withdraw_approvals (host, from);
   sessions = myna_host_get_sessions (host, myna_jid_get_local (from));
   for (guint i = 0; i < sessions->len; i++)
     myna_session_set_data (sessions->pdata[i], ROSTER_CACHE_KEY, NULL, NULL);
@@ -713,6 +1056,8 @@ roster_load (MynaModule *mod, GError **error)
   myna_module_hook (mod, MYNA_EVENT_PRESENCE_BARE, 0, roster_inbound, NULL, NULL);
   myna_module_hook (mod, MYNA_EVENT_PRESENCE_FULL, 0, roster_inbound, NULL, NULL);
   myna_module_hook (mod, MYNA_EVENT_ACCOUNT_DELETED, 0, roster_account_deleted, NULL, NULL);
+  if (roster_instances++ == 0)
+    roster_busy = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
   return TRUE;
 }
 
@@ -724,6 +1069,12 @@ roster_unload (MynaModule *mod)
 
   if (!myna_storage_flush (myna_module_get_storage (mod), &error))
     g_warning ("flushing rosters: %s", error->message);
+  if (--roster_instances > 0)
+    return;
+  if (g_hash_table_size (roster_busy) > 0)
+    g_critical ("roster: changes of %u account(s) still in flight at unload",
+                g_hash_table_size (roster_busy));
+  g_clear_pointer (&roster_busy, g_hash_table_unref);
 }
 
 MYNA_MODULE_DEFINE (roster,

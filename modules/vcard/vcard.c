@@ -4,7 +4,8 @@
  *  - set: only to one's own bare JID (or with no `to`); anything else is
  *    <forbidden/>.  A vCard larger than `max_size` bytes once serialised
  *    is refused with <not-acceptable/> (type modify) and a <text/> saying
- *    why.  The result is sent once the write is durable.
+ *    why.  The result is sent once the write is durable, and a get
+ *    arriving meanwhile is answered after it.
  *  - get of one's own vCard when none was ever stored: a result with an
  *    empty <vCard/> (XEP-0054 §3.1 allows either; clients handle an empty
  *    one best).  Get of another user's: their vCard; <item-not-found/>
@@ -46,13 +47,52 @@ vcard_pending_free (gpointer data)
 
 /* ---- get ------------------------------------------------------------------ */
 
+/* A get's answer held behind the sets in flight. */
+typedef struct {
+  Vcard      *self;
+  MynaStanza *reply;
+} VcardLater;
+
 static void
-vcard_reply_with (MynaCall *call, MynaStanza *iq, MynaStanza *vcard)
+vcard_later_send (const GError *error, gpointer data)
+{
+  VcardLater *later = data;
+
+  myna_server_route (myna_module_get_server (later->self->mod), later->reply);
+}
+
+static void
+vcard_later_free (gpointer data)
+{
+  VcardLater *later = data;
+
+  later->self->inflight--;
+  myna_stanza_unref (later->reply);
+  g_free (later);
+}
+
+/* While sets are in flight, the answer waits until they are durable: it
+ * may show one, and must not overtake its result. */
+static void
+vcard_reply_with (Vcard *self, MynaCall *call, MynaStanza *iq, MynaStanza *vcard)
 {
   g_autoptr(MynaStanza) reply = myna_stanza_new_iq_result (iq);
+  VcardLater *later;
 
   myna_stanza_append (reply, vcard);
-  myna_call_send (call, reply);
+  if (self->inflight == 0)
+    {
+      myna_call_send (call, reply);
+      return;
+    }
+  if (myna_stanza_get_from (reply) == NULL)
+    myna_stanza_set_attr (reply, "from", myna_jid_to_string (myna_call_get_to (call)));
+  later = g_new0 (VcardLater, 1);
+  later->self = self;
+  later->reply = g_steal_pointer (&reply);
+  self->inflight++;
+  myna_storage_after_writes (myna_module_get_storage (self->mod), vcard_later_send, later,
+                             vcard_later_free);
 }
 
 static MynaResult
@@ -85,7 +125,7 @@ vcard_get (Vcard *self, MynaCall *call, MynaStanza *iq, const char *local, gbool
       myna_call_reply_error (call, iq, MYNA_ERROR_TYPE_WAIT, "internal-server-error", NULL);
       return MYNA_HANDLED;
     }
-  vcard_reply_with (call, iq, vcard);
+  vcard_reply_with (self, call, iq, vcard);
   return MYNA_HANDLED;
 }
 

@@ -187,6 +187,21 @@ mynad_restart (Mynad *d)
   mynad_spawn (d);
 }
 
+/* Kills mynad with SIGKILL (no flush, no shutdown: a crash), then starts
+ * it again on the same configuration and data directory. */
+static inline void
+mynad_kill_restart (Mynad *d)
+{
+  g_subprocess_send_signal (d->proc, SIGKILL);
+  g_subprocess_wait (d->proc, NULL, NULL);
+  g_assert_true (g_subprocess_get_if_signaled (d->proc));
+  g_assert_cmpint (g_subprocess_get_term_sig (d->proc), ==, SIGKILL);
+  g_clear_object (&d->err);
+  g_clear_object (&d->proc);
+  g_string_truncate (d->log, 0);
+  mynad_spawn (d);
+}
+
 /* SIGTERM, then waits for exit; returns the exit status. */
 static inline int
 mynad_stop (Mynad *d)

@@ -5,8 +5,9 @@
  * over XMPP, messages sent over HTTP to an online user (delivered at once)
  * and to an offline one (stored, delivered at login), the status and
  * sessions endpoints, the refusals: 404, 405, 409, 413, malformed and
- * hostile bodies — and a request still being answered when the server is
- * told to stop, which gets its answer.
+ * hostile bodies — a request still being answered when the server is
+ * told to stop, which gets its answer — and what was answered surviving
+ * a kill -9.
  *
  * Every wait is bounded (WAIT_MS): the XMPP side through the stanza peers
  * of services-harness.h, the HTTP side through the session's timeout. */
@@ -394,6 +395,52 @@ test_message_offline (Fixture *f, gconstpointer unused)
   g_assert_nonnull (myna_stanza_get_child (got, "delay", "urn:xmpp:delay"));
 }
 
+/* Every 201, 204 and 202 the API gave survives a kill -9 right after the
+ * last one: the accounts it created and deleted, the messages it stored
+ * for an offline user. */
+#define DURABLE_MESSAGES 40
+
+static void
+test_durability (Fixture *f, gconstpointer unused)
+{
+  g_autoptr(Peer) p = NULL;
+  g_autoptr(Reply) users = NULL;
+  g_autoptr(Reply) gone = NULL;
+
+  create_user (f, "erin", "pw-erin");
+  create_user (f, "gwen", "pw-gwen");
+  create_user (f, "hal", "pw-hal");
+  gone = call (f, "DELETE", "/api/v1/users/hal", TOKEN, NULL);
+  assert_status (gone, 204);
+  for (guint i = 0; i < DURABLE_MESSAGES; i++)
+    {
+      g_autofree char *body = g_strdup_printf ("{\"to\": \"erin@localhost\", "
+                                               "\"body\": \"stored %u.\"}", i);
+      g_autoptr(Reply) sent = call (f, "POST", "/api/v1/message", TOKEN, body);
+
+      assert_status (sent, 202);
+    }
+  mynad_kill_restart (&f->d);
+  g_free (f->base);
+  f->base = g_strdup_printf ("http://127.0.0.1:%u", http_port (&f->d));
+
+  users = call (f, "GET", "/api/v1/users", TOKEN, NULL);
+  assert_status (users, 200);
+  g_assert_true (member_has (users, "users", "erin"));
+  g_assert_true (member_has (users, "users", "gwen"));
+  g_assert_false (member_has (users, "users", "hal"));
+  p = login_online (f, "erin", "pw-erin", "laptop");
+  for (guint i = 0; i < DURABLE_MESSAGES; i++)
+    {
+      g_autofree char *text = g_strdup_printf ("stored %u.", i);
+      g_autoptr(MynaStanza) got = peer_expect (p, "message", text, NULL);
+
+      if (got == NULL)
+        g_test_message ("message %u of %u was answered 202 and lost", i, DURABLE_MESSAGES);
+      g_assert_nonnull (got);
+    }
+}
+
 static void
 test_refusals (Fixture *f, gconstpointer unused)
 {
@@ -530,6 +577,7 @@ main (int argc, char **argv)
   ADD ("/http/delete-online", test_delete_online, WITH_TOKEN);
   ADD ("/http/message/online", test_message_online, WITH_TOKEN);
   ADD ("/http/message/offline", test_message_offline, WITH_TOKEN);
+  ADD ("/http/durability", test_durability, WITH_TOKEN);
   ADD ("/http/refusals", test_refusals, WITH_TOKEN);
   ADD ("/http/unload-reload", test_unload_reload, WITH_TOKEN);
   ADD ("/http/graceful-stop", test_graceful_stop, "scram_iterations = 500000\n" WITH_TOKEN);

@@ -696,6 +696,88 @@ test_archive_delete_expire (void)
   counter_clear (&counter);
 }
 
+/* Account removal: every store and every archive of one user. */
+static void
+test_delete_user (void)
+{
+  g_autoptr (TempDb) db = temp_db_new ();
+  MynaStorage *storage = open_ok (db);
+  g_autoptr (GArray) ids = NULL;
+  Counter counter = { 0 };
+
+  myna_kv_set (storage, HOST, "alice", "roster", "bob", "1", NULL, NULL, NULL);
+  myna_kv_set (storage, HOST, "alice", "vcard", "vcard", "v", NULL, NULL, NULL);
+  myna_kv_set (storage, HOST, "bob", "roster", "alice", "1", NULL, NULL, NULL);
+  g_clear_pointer (&ids, g_array_unref);
+  ids = append_items (storage, "alice", "offline", 2, 1000);
+  g_clear_pointer (&ids, g_array_unref);
+  ids = append_items (storage, "alice", "mam", 2, 1000);
+  g_clear_pointer (&ids, g_array_unref);
+  ids = append_items (storage, "bob", "offline", 1, 1000);
+  flush_ok (storage);
+
+  myna_storage_delete_user (storage, HOST, "alice", count_done, &counter, count_destroy);
+  /* Read-your-writes before the commit, the backend after it. */
+  assert_kv (storage, "alice", "roster", "bob", NULL);
+  g_assert_cmpuint (archive_count (storage, "alice", "offline"), ==, 0);
+  flush_ok (storage);
+  g_assert_cmpuint (counter.calls, ==, 1);
+  g_assert_cmpuint (counter.failures, ==, 0);
+  g_assert_cmpint (sql_int (db, "SELECT count(*) FROM kv WHERE user = 'alice'"), ==, 0);
+  g_assert_cmpint (sql_int (db, "SELECT count(*) FROM archive WHERE user = 'alice'"), ==, 0);
+  assert_kv (storage, "bob", "roster", "alice", "1");
+  g_assert_cmpuint (archive_count (storage, "bob", "offline"), ==, 1);
+  myna_storage_close (storage);
+  counter_clear (&counter);
+}
+
+/* The barrier: its callback runs after every write queued before it, in
+ * the callbacks' order, and at once (next dispatch) with nothing queued. */
+static void
+order_note (const GError *error, gpointer data)
+{
+  g_ptr_array_add (data, GINT_TO_POINTER (error == NULL ? 1 : -1));
+}
+
+static void
+barrier_note (const GError *error, gpointer data)
+{
+  g_ptr_array_add (data, GINT_TO_POINTER (error == NULL ? 2 : -2));
+}
+
+static void
+test_after_writes (void)
+{
+  g_autoptr (TempDb) db = temp_db_new ();
+  MynaStorage *storage = open_ok (db);
+  g_autoptr (GPtrArray) seen = g_ptr_array_new ();
+  MynaStorageStats stats;
+
+  /* Nothing queued: runs on the next dispatch, never within the call. */
+  myna_storage_after_writes (storage, barrier_note, seen, NULL);
+  g_assert_cmpuint (seen->len, ==, 0);
+  WAIT_UNTIL (seen->len == 1, 5000);
+  g_assert_cmpint (GPOINTER_TO_INT (seen->pdata[0]), ==, 2);
+
+  g_ptr_array_set_size (seen, 0);
+  for (guint i = 0; i < 50; i++)
+    {
+      g_autofree char *key = g_strdup_printf ("k%u", i);
+      myna_kv_set (storage, HOST, "alice", "s", key, "v", order_note, seen, NULL);
+    }
+  myna_storage_after_writes (storage, barrier_note, seen, NULL);
+  WAIT_UNTIL (seen->len == 51, 5000);
+  for (guint i = 0; i < 50; i++)
+    g_assert_cmpint (GPOINTER_TO_INT (seen->pdata[i]), ==, 1);
+  g_assert_cmpint (GPOINTER_TO_INT (seen->pdata[50]), ==, 2);
+  /* Committed when it ran; not counted as a write. */
+  g_assert_cmpint (sql_int (db, "SELECT count(*) FROM kv WHERE user = 'alice'"), ==, 50);
+  myna_storage_get_stats (storage, &stats);
+  g_assert_cmpuint (stats.writes_queued, ==, 50);
+  g_assert_cmpuint (stats.pending, ==, 0);
+  myna_storage_close (storage);
+}
+
 /* Schema versions and damaged files. */
 
 static void
@@ -1569,6 +1651,8 @@ main (int argc, char **argv)
                    test_archive_query_sees_queued_writes);
   g_test_add_func ("/storage/archive/delete-expire",
                    test_archive_delete_expire);
+  g_test_add_func ("/storage/delete-user", test_delete_user);
+  g_test_add_func ("/storage/after-writes", test_after_writes);
   g_test_add_func ("/storage/schema/reopen", test_schema_reopen);
   g_test_add_func ("/storage/schema/too-new", test_schema_too_new);
   g_test_add_func ("/storage/schema/foreign", test_foreign_database);
