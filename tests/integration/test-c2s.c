@@ -114,6 +114,8 @@ test_malformed_sasl (Fixture *f, gconstpointer unused)
   g_assert_true (client_is_open (c));
 }
 
+static void scram_sha256 (Fixture *f, gboolean bad_nonce);
+
 /* Sends a SCRAM-SHA-256 client-first for @user on @c and returns the
  * decoded server-first message, or NULL when the answer is a failure. */
 static char *
@@ -189,6 +191,34 @@ test_scram_unknown_user (Fixture *f, gconstpointer unused)
   g_assert_nonnull (ghost3);
   g_autofree char *s3 = salt_and_iterations (ghost3);
   g_assert_cmpstr (s3, ==, s1);
+}
+
+/* Raising scram_iterations: accounts made before keep their count and
+ * still log in; new accounts and unknown names get the new one (issue 10,
+ * item 17). */
+static void
+test_scram_iterations_raised (Fixture *f, gconstpointer unused)
+{
+  g_autofree char *conf = NULL;
+  g_autoptr(GError) error = NULL;
+
+  g_assert_true (g_file_get_contents (f->d.conf_path, &conf, NULL, &error));
+  g_auto(GStrv) parts = g_strsplit (conf, "scram_iterations = 4096", 2);
+  g_assert_cmpuint (g_strv_length (parts), ==, 2);
+  g_autofree char *raised = g_strjoinv ("scram_iterations = 10000", parts);
+  g_assert_true (g_file_set_contents (f->d.conf_path, raised, -1, &error));
+  mynad_restart (&f->d);
+  mynad_add_user (&f->d, "carol", "christmas");
+
+  scram_sha256 (f, FALSE);                 /* alice: i=4096, and logs in */
+  const char *names[] = { "carol", "nobody" };
+  for (guint i = 0; i < G_N_ELEMENTS (names); i++)
+    {
+      g_autoptr(Client) c = client_open_stream (&f->d);
+      g_autofree char *sfirst = scram_challenge (c, names[i]);
+      g_assert_nonnull (sfirst);
+      g_assert_true (g_str_has_suffix (sfirst, ",i=10000"));
+    }
 }
 
 /* SCRAM exchanges abandoned after the challenge count as failures of the
@@ -506,6 +536,7 @@ main (int argc, char **argv)
   ADD ("/c2s/scram-bad-nonce", test_scram_bad_nonce, NULL);
   ADD ("/c2s/scram-unknown-user", test_scram_unknown_user, NULL);
   ADD ("/c2s/scram-aborts-counted", test_scram_aborts_counted, NULL);
+  ADD ("/c2s/scram-iterations-raised", test_scram_iterations_raised, NULL);
   ADD ("/c2s/plain-unknown-timing", test_plain_unknown_timing,
        "[global]\nscram_iterations = 1000000\n");
   ADD ("/c2s/bind-conflict", test_bind_conflict_kicks_old, NULL);
