@@ -48,8 +48,8 @@ static const MynaConfigKey global_keys[] = {
     "GnuTLS priority string (default: Mozilla's intermediate profile)" },
   { "poll_spin_us", MYNA_CONFIG_INT, "0", 0, 1000000,
     "busy-poll this many microseconds after network activity before sleeping (0: off)" },
-  { "scram_iterations", MYNA_CONFIG_INT, "4096", 4096, 1000000,
-    "PBKDF2 iterations for newly stored passwords" },
+  { "scram_iterations", MYNA_CONFIG_INT, "10000", 4096, 1000000,
+    "PBKDF2 iterations for newly stored passwords (existing ones keep theirs)" },
   { "http_max_body", MYNA_CONFIG_SIZE, "64K", 1024, 16 * 1024 * 1024,
     "largest HTTP request body accepted (413 beyond it)" },
   { NULL }

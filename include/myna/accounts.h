@@ -35,7 +35,8 @@ typedef struct {
 void myna_scram_credentials_free (MynaScramCredentials *creds);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (MynaScramCredentials, myna_scram_credentials_free)
 
-/* The PBKDF2 iteration count for new passwords (default 4096). */
+/* The PBKDF2 iteration count for new passwords (default 10000; stored
+ * credentials keep the count they were made with). */
 void     myna_accounts_set_iterations (guint iterations);
 guint    myna_accounts_get_iterations (void);
 

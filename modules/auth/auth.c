@@ -1,29 +1,45 @@
 /* auth: SASL authentication (RFC 6120 §6) — SCRAM-SHA-256, SCRAM-SHA-1
  * (RFC 5802/7677) and their -PLUS variants with tls-exporter or
- * tls-server-end-point channel binding (RFC 9266, XEP-0440), and PLAIN
- * only inside TLS.  Passwords are stored only as SCRAM keys (accounts.h);
- * PLAIN's PBKDF2 runs off the main loop.  Failed attempts are throttled per
- * account and per source address. */
+ * tls-server-end-point channel binding (RFC 9266, XEP-0440; the -PLUS ones
+ * can be switched off with `offer_channel_binding`), and PLAIN only inside
+ * TLS.  Passwords are stored only as SCRAM keys (accounts.h); PLAIN's
+ * PBKDF2 runs off the main loop.
+ *
+ * Failed attempts are throttled as described at "throttling" below: refused
+ * per address and per (address, account), only slowed per account, so
+ * that nobody can lock another user out.  An unknown username gets the
+ * same answers as a real one: a SCRAM challenge with a salt derived from
+ * the name by a keyed hash (stable, so asking twice tells nothing) and the
+ * iteration count new accounts get, and PLAIN spends the same hashing. */
 #include <myna/module.h>
 
+#include "throttle.h"
+
+#include <arpa/inet.h>
 #include <string.h>
 
 #define NS_SASL "urn:ietf:params:xml:ns:xmpp-sasl"
 #define NS_SASL_CB "urn:xmpp:sasl-cb:0"
 #define ATTEMPT_KEY "auth-attempt"
+/* Host-wide key–value entry holding the key of the unknown users' salts. */
+#define SECRET_STORE "auth"
+#define SECRET_KEY   "unknown-user-key"
+#define FAKE_SALT_LEN 16           /* what accounts.c gives real accounts */
+/* The first delayed answer on a guessed-at account waits this long; each
+ * further failure doubles it, up to account_delay_max. */
+#define DELAY_BASE_MS 500
 
 typedef struct {
-  guint  count;
-  gint64 since;
-} Failures;
-
-typedef struct {
-  MynaModule *mod;
-  GHashTable *failures;     /* "ip:…" / "user:…" → Failures* */
-  char      **mechanisms;
-  gboolean    allow_plain_insecure;
-  guint       max_failures;
-  gint64      window_us;
+  MynaModule   *mod;
+  AuthThrottle *failures;   /* "a\tADDR", "p\tADDR\tUSER", "u\tUSER" → count */
+  char        **mechanisms;
+  char         *secret;     /* keys the salts of unknown usernames */
+  gboolean      allow_plain_insecure;
+  gboolean      offer_plus;
+  guint         max_failures;
+  guint         max_failures_per_address;
+  guint         delay_max_ms;
+  guint64       evicted_logged;
 } Auth;
 
 /* One SASL exchange of one session.  The session's data holds a ref; an
@@ -39,13 +55,19 @@ typedef struct {
   gboolean      waiting_initial;  /* <auth/> came without an initial response */
   gboolean      busy;             /* a password check is running */
   char         *username;
-  char         *ip;               /* the client's address, kept for late results */
+  char         *ip;               /* the client's address (IPv6: its /64), for the counters */
   char         *client_first_bare;
   char         *server_first;
   char         *gs2_header;
   char         *nonce;
   GBytes       *cb_data;
-  MynaScramCredentials *creds;
+  MynaScramCredentials *creds;    /* the account's, or made up for an unknown name */
+  gboolean      known;            /* creds are an account's */
+  gboolean      settled;          /* SCRAM: the final message was judged */
+  gint64        not_before;       /* the answer is not sent before this */
+  MynaTimer    *delay;            /* holds the answer until not_before */
+  gboolean      verdict_ok;
+  char         *verdict_data;     /* the success's additional data (base64) */
 } Attempt;
 
 static Attempt *
@@ -69,14 +91,22 @@ attempt_unref (Attempt *a)
   g_free (a->nonce);
   g_clear_pointer (&a->cb_data, g_bytes_unref);
   myna_scram_credentials_free (a->creds);
+  myna_timer_free (a->delay);
+  g_free (a->verdict_data);
   g_free (a);
 }
 
-/* Runs when the session's data is cleared: the session is gone. */
+static void auth_record_abort (Attempt *a);
+
+/* Runs when the session's data is cleared: the exchange is over, or the
+ * session is gone. */
 static void
 attempt_detach (gpointer data)
 {
   Attempt *a = data;
+
+  if (a->server_first != NULL && !a->settled)
+    auth_record_abort (a);
   a->session = NULL;
   attempt_unref (a);
 }
@@ -112,82 +142,200 @@ auth_failure (MynaSession *s, const char *condition, const char *text)
   myna_session_set_data (s, ATTEMPT_KEY, NULL, NULL);
 }
 
-/* ---- throttling ----------------------------------------------------------- */
+/* ---- throttling -----------------------------------------------------------
+ *
+ * Three counts of failed attempts, each over `failure_window` from its
+ * first failure (throttle.c keeps them, bounded):
+ *  - per address (an IPv6 address counts as its /64, which one host
+ *    usually has whole): `max_failures_per_address` refuses the address
+ *    for everything;
+ *  - per (address, account): `max_failures` refuses that address for that
+ *    account; the owner elsewhere is not concerned;
+ *  - per account, from all addresses: never refuses, so nobody can lock a
+ *    user out, but from `max_failures` on, the answer to every attempt on
+ *    the account — the right password too — waits DELAY_BASE_MS, doubling
+ *    with each failure up to `account_delay_max` (on a timer, never
+ *    blocking the loop).  A guesser spread over many addresses gets at
+ *    most `max_failures` guesses per address per window, each answered
+ *    seconds late, while the owner still logs in, seconds late.
+ * Prosody (mod_limit_auth) and ejabberd (mod_fail2ban, 20 failures an hour)
+ * throttle by address alone and leave a distributed guesser free; locking
+ * the account as well, as Myna did, stops that guesser but hands anybody
+ * a way to lock its owner out.  Aborted SCRAM exchanges (the client saw
+ * the salt and gave up, or left) count against the address and the pair
+ * but not the account: they guess nothing.  A correct login takes its own
+ * count back and clears its pair; the account count stays, so the owner's
+ * logins do not reset what slows a guesser. */
 
-static Failures *
-auth_failures (Auth *auth, const char *kind, const char *who, gboolean create)
+/* The address the counters use: IPv4 as it is, IPv6 as its /64. */
+static char *
+auth_address_of (const char *ip)
 {
-  g_autofree char *key = g_strconcat (kind, ":", who, NULL);
-  Failures *f = g_hash_table_lookup (auth->failures, key);
-  gint64 now = g_get_monotonic_time ();
+  struct in6_addr a6;
+  char buf[INET6_ADDRSTRLEN];
 
-  if (f != NULL && now - f->since > auth->window_us)
-    {
-      g_hash_table_remove (auth->failures, key);
-      f = NULL;
-    }
-  if (f == NULL && create)
-    {
-      f = g_new0 (Failures, 1);
-      f->since = now;
-      g_hash_table_insert (auth->failures, g_steal_pointer (&key), f);
-    }
-  return f;
+  if (ip == NULL)
+    return g_strdup ("?");
+  if (strchr (ip, ':') == NULL || inet_pton (AF_INET6, ip, &a6) != 1)
+    return g_strdup (ip);
+  if (IN6_IS_ADDR_V4MAPPED (&a6))
+    return inet_ntop (AF_INET, a6.s6_addr + 12, buf, sizeof buf) != NULL ? g_strdup (buf)
+                                                                      : g_strdup (ip);
+  memset (a6.s6_addr + 8, 0, 8);
+  if (inet_ntop (AF_INET6, &a6, buf, sizeof buf) == NULL)
+    return g_strdup (ip);
+  return g_strconcat (buf, "/64", NULL);
 }
 
-static gboolean
-auth_throttled (Auth *auth, MynaSession *s, const char *user)
+static guint
+auth_count (Auth *auth, char kind, const char *ip, const char *user)
 {
-  Failures *by_ip = auth_failures (auth, "ip", myna_session_get_ip (s), FALSE);
-  Failures *by_user = user != NULL ? auth_failures (auth, "user", user, FALSE) : NULL;
+  g_autofree char *key = kind == 'a' ? g_strconcat ("a\t", ip, NULL)
+                         : kind == 'p' ? g_strconcat ("p\t", ip, "\t", user, NULL)
+                                       : g_strconcat ("u\t", user, NULL);
 
-  return (by_ip != NULL && by_ip->count >= auth->max_failures)
-         || (by_user != NULL && by_user->count >= auth->max_failures);
+  return auth_throttle_count (auth->failures, key, g_get_monotonic_time ());
+}
+
+/* Adds one to (@by > 0) or takes one back from (@by < 0) the counts of
+ * @ip and (@ip, @user), and of @user too when @account. */
+static void
+auth_bump (Auth *auth, const char *ip, const char *user, gboolean account, int by)
+{
+  gint64 now = g_get_monotonic_time ();
+  g_autofree char *ka = g_strconcat ("a\t", ip, NULL);
+  g_autofree char *kp = user != NULL ? g_strconcat ("p\t", ip, "\t", user, NULL) : NULL;
+  g_autofree char *ku = user != NULL && account ? g_strconcat ("u\t", user, NULL) : NULL;
+  const char *keys[] = { ka, kp, ku };
+
+  for (guint i = 0; i < G_N_ELEMENTS (keys); i++)
+    if (keys[i] != NULL && by > 0)
+      auth_throttle_add (auth->failures, keys[i], now);
+    else if (keys[i] != NULL)
+      auth_throttle_take_back (auth->failures, keys[i], now);
+}
+
+/* Whether @ip (and @ip for @user) may not try now. */
+static gboolean
+auth_throttled (Auth *auth, const char *ip, const char *user)
+{
+  return auth_count (auth, 'a', ip, NULL) >= auth->max_failures_per_address
+         || (user != NULL && auth_count (auth, 'p', ip, user) >= auth->max_failures);
+}
+
+/* How long the answer to an attempt on @user waits. */
+static guint
+auth_delay_ms (Auth *auth, const char *user)
+{
+  guint n = user != NULL ? auth_count (auth, 'u', NULL, user) : 0;
+
+  if (n < auth->max_failures || auth->delay_max_ms == 0)
+    return 0;
+  return MIN ((guint64) DELAY_BASE_MS << MIN (n - auth->max_failures, 20), auth->delay_max_ms);
+}
+
+/* Starts the delay of the answer to @a (from now). */
+static void
+auth_set_delay (Attempt *a)
+{
+  guint ms = auth_delay_ms (a->auth, a->username);
+
+  a->not_before = g_get_monotonic_time () + (gint64) ms * 1000;
+  if (ms > 0)
+    g_debug ("%s: answer on '%s' delayed %u ms (failures on the account)",
+             a->session != NULL ? myna_session_get_peer (a->session) : a->ip, a->username, ms);
 }
 
 static void
-auth_record_failure (Auth *auth, MynaSession *s, const char *user)
+auth_record_failure (Auth *auth, MynaSession *s, const char *ip, const char *user)
 {
-  auth_failures (auth, "ip", myna_session_get_ip (s), TRUE)->count++;
-  if (user != NULL)
-    auth_failures (auth, "user", user, TRUE)->count++;
+  auth_bump (auth, ip, user, TRUE, 1);
   g_message ("%s: authentication failed for '%s'", myna_session_get_peer (s),
              user != NULL ? user : "?");
 }
 
-/* Counts an attempt against the address and the account up front. */
+/* A SCRAM exchange that ended between the challenge and the proof. */
 static void
-auth_record_attempt (Auth *auth, MynaSession *s, const char *user)
+auth_record_abort (Attempt *a)
 {
-  auth_failures (auth, "ip", myna_session_get_ip (s), TRUE)->count++;
-  if (user != NULL)
-    auth_failures (auth, "user", user, TRUE)->count++;
-}
-
-/* Takes back the counts of an attempt that turned out right. */
-static void
-auth_forget_attempt (Auth *auth, const char *ip, const char *user)
-{
-  Failures *f = auth_failures (auth, "ip", ip, FALSE);
-
-  if (f != NULL && f->count > 0)
-    f->count--;
-  f = user != NULL ? auth_failures (auth, "user", user, FALSE) : NULL;
-  if (f != NULL && f->count > 0)
-    f->count--;
+  auth_bump (a->auth, a->ip, a->username, FALSE, 1);
+  g_debug ("%s: SCRAM exchange for '%s' abandoned after the challenge", a->ip,
+           a->username != NULL ? a->username : "?");
 }
 
 static void
-auth_succeed (Auth *auth, MynaSession *s, const char *user, const char *b64_data)
+auth_succeed (Auth *auth, MynaSession *s, const char *ip, const char *user,
+              const char *b64_data)
 {
   /* @user may belong to the attempt, which the session data frees. */
   g_autofree char *name = g_strdup (user);
-  g_autofree char *key = g_strconcat ("user:", name, NULL);
+  g_autofree char *key = g_strconcat ("p\t", ip, "\t", name, NULL);
 
-  g_hash_table_remove (auth->failures, key);
+  auth_throttle_forget (auth->failures, key);
   auth_send (s, "success", b64_data);
   myna_session_set_data (s, ATTEMPT_KEY, NULL, NULL);
   myna_session_set_authenticated (s, name);
+}
+
+/* Sends the verdict kept in @a. */
+static void
+auth_verdict_send (Attempt *a)
+{
+  if (a->verdict_ok)
+    auth_succeed (a->auth, a->session, a->ip, a->username, a->verdict_data);
+  else
+    auth_failure (a->session, "not-authorized", NULL);
+}
+
+static void
+auth_verdict_due (gpointer data)
+{
+  Attempt *a = attempt_ref (data);
+
+  a->busy = FALSE;
+  if (a->session != NULL && myna_session_is_open (a->session))
+    auth_verdict_send (a);
+  attempt_unref (a);
+}
+
+/* Answers @a with its verdict (@data: transfer full), when its delay is
+ * over. */
+static void
+auth_verdict (Attempt *a, gboolean ok, char *data)
+{
+  gint64 wait = a->not_before - g_get_monotonic_time ();
+
+  a->verdict_ok = ok;
+  g_free (a->verdict_data);
+  a->verdict_data = data;
+  if (wait <= 0)
+    {
+      auth_verdict_send (a);
+      return;
+    }
+  a->busy = TRUE;                 /* the client waits; anything else ends it */
+  if (a->delay == NULL)
+    a->delay = myna_timer_new (auth_verdict_due, a);
+  myna_timer_start (a->delay, (guint) ((wait + 999) / 1000));
+}
+
+/* Every so often: the expired counts go, and a full table is reported
+ * (once per sweep, whatever the flood). */
+static gboolean
+auth_sweep (MynaModule *mod, gpointer data)
+{
+  Auth *auth = data;
+  guint gone = auth_throttle_sweep (auth->failures, g_get_monotonic_time ());
+  guint64 evicted = auth_throttle_evicted (auth->failures);
+
+  if (evicted > auth->evicted_logged)
+    g_warning ("failure table full: %" G_GUINT64_FORMAT " entries with the lowest counts "
+               "evicted since the last sweep (max_failure_entries)",
+               evicted - auth->evicted_logged);
+  auth->evicted_logged = evicted;
+  if (gone > 0)
+    g_debug ("failure table: %u expired, %u left", gone, auth_throttle_size (auth->failures));
+  return TRUE;
 }
 
 /* ---- mechanisms offered ----------------------------------------------------- */
@@ -203,6 +351,8 @@ auth_mechanism_offered (Auth *auth, MynaSession *s, const char *mech)
     return myna_session_is_secure (s) || auth->allow_plain_insecure;
   if (g_str_has_suffix (mech, "-PLUS"))
     {
+      if (!auth->offer_plus)
+        return FALSE;
       for (guint i = 0; cb_types[i] != NULL; i++)
         {
           g_autoptr(GBytes) cb = myna_session_get_channel_binding (s, cb_types[i]);
@@ -227,7 +377,7 @@ auth_features (MynaSession *s, MynaStanza *features, gpointer data)
       myna_stanza_add_text_child (mechs, "mechanism", auth->mechanisms[i]);
   /* XEP-0440: which channel binding types this stream supports. */
   MynaStanza *cbs = NULL;
-  for (guint i = 0; cb_types[i] != NULL; i++)
+  for (guint i = 0; auth->offer_plus && cb_types[i] != NULL; i++)
     {
       g_autoptr(GBytes) cb = myna_session_get_channel_binding (s, cb_types[i]);
       if (cb == NULL)
@@ -248,17 +398,13 @@ plain_checked (const GError *error, gpointer user_data)
 
   a->busy = FALSE;
   if (error == NULL)
-    auth_forget_attempt (a->auth, a->ip, a->username);
+    auth_bump (a->auth, a->ip, a->username, TRUE, -1);
   if (a->session == NULL || !myna_session_is_open (a->session))
     return;                         /* the client left meanwhile */
   if (error != NULL)
-    {
-      g_message ("%s: authentication failed for '%s'", myna_session_get_peer (a->session),
-                 a->username);
-      auth_failure (a->session, "not-authorized", NULL);
-      return;
-    }
-  auth_succeed (a->auth, a->session, a->username, NULL);
+    g_message ("%s: authentication failed for '%s'", myna_session_get_peer (a->session),
+               a->username);
+  auth_verdict (a, error == NULL, NULL);
 }
 
 static void
@@ -278,7 +424,7 @@ plain_start (Attempt *a, GBytes *msg)
   a->username = myna_jid_prep_local (authcid, NULL);
   if (a->username == NULL)
     {
-      auth_record_failure (a->auth, s, NULL);
+      auth_record_failure (a->auth, s, a->ip, NULL);
       auth_failure (s, "not-authorized", NULL);
       return;
     }
@@ -292,14 +438,16 @@ plain_start (Attempt *a, GBytes *msg)
           return;
         }
     }
-  if (auth_throttled (a->auth, s, a->username))
+  if (auth_throttled (a->auth, a->ip, a->username))
     {
       auth_failure (s, "temporary-auth-failure", "too many failed attempts; try later");
       return;
     }
+  auth_set_delay (a);
   /* Counted as a failure until it succeeds, so that guesses sent in
-   * parallel cannot all get past the throttle. */
-  auth_record_attempt (a->auth, s, a->username);
+   * parallel cannot all get past the throttle.  An unknown name costs the
+   * same hashing as a real one (accounts.c). */
+  auth_bump (a->auth, a->ip, a->username, TRUE, 1);
   a->busy = TRUE;
   myna_account_check_password (myna_host_get_storage (myna_session_get_host (s)),
                                myna_host_get_name (myna_session_get_host (s)), a->username,
@@ -309,6 +457,38 @@ plain_start (Attempt *a, GBytes *msg)
 }
 
 /* ---- SCRAM ----------------------------------------------------------------- */
+
+/* The first @len bytes of HMAC-SHA-256 (key: the module's secret) of
+ * @label and @user. */
+static GBytes *
+scram_derive (Auth *auth, const char *label, const char *user, gsize len)
+{
+  g_autoptr(GHmac) h = g_hmac_new (G_CHECKSUM_SHA256, (const guchar *) auth->secret,
+                                   strlen (auth->secret));
+  guint8 out[32];
+  gsize out_len = sizeof out;
+
+  g_hmac_update (h, (const guchar *) label, (gssize) strlen (label) + 1);
+  g_hmac_update (h, (const guchar *) user, -1);
+  g_hmac_get_digest (h, out, &out_len);
+  return g_bytes_new (out, MIN (len, out_len));
+}
+
+/* Credentials for a name without an account: a salt as long as a real
+ * one, derived from the name (so stable), the iteration count new
+ * accounts get (core/accounts.c), and keys no proof matches. */
+static MynaScramCredentials *
+scram_fake_credentials (Auth *auth, const char *user, MynaScramHash hash)
+{
+  MynaScramCredentials *c = g_new0 (MynaScramCredentials, 1);
+
+  c->hash = hash;
+  c->iterations = myna_accounts_get_iterations ();
+  c->salt = scram_derive (auth, "salt", user, FAKE_SALT_LEN);
+  c->stored_key = scram_derive (auth, "stored-key", user, myna_scram_hash_size (hash));
+  c->server_key = scram_derive (auth, "server-key", user, myna_scram_hash_size (hash));
+  return c;
+}
 
 /* Checks the gs2 channel-binding flag against the mechanism. */
 static const char *
@@ -358,7 +538,7 @@ scram_first (Attempt *a, GBytes *msg)
       return;
     }
   a->username = myna_jid_prep_local (cf.username, NULL);
-  if (a->username != NULL && auth_throttled (a->auth, s, a->username))
+  if (a->username != NULL && auth_throttled (a->auth, a->ip, a->username))
     {
       myna_scram_client_first_clear (&cf);
       auth_failure (s, "temporary-auth-failure", "too many failed attempts; try later");
@@ -368,19 +548,18 @@ scram_first (Attempt *a, GBytes *msg)
                ? myna_account_get_scram (myna_host_get_storage (host), myna_host_get_name (host),
                                          a->username, a->hash)
                : NULL;
-  /* An unknown user gets a plausible challenge and fails at the end, so
-   * that accounts cannot be enumerated. */
+  a->known = a->creds != NULL;
+  /* An unknown user gets the challenge it would get if it existed, the
+   * same every time, and fails at the end, so that accounts cannot be
+   * enumerated. */
+  if (a->creds == NULL)
+    a->creds = scram_fake_credentials (a->auth, a->username != NULL ? a->username : cf.username,
+                                       a->hash);
   g_autofree char *snonce = myna_scram_nonce (18);
-  g_autofree char *salt64 = NULL;
-  if (a->creds != NULL)
-    salt64 = g_base64_encode (g_bytes_get_data (a->creds->salt, NULL),
-                              g_bytes_get_size (a->creds->salt));
-  else
-    salt64 = myna_scram_nonce (16);
+  g_autofree char *salt64 = g_base64_encode (g_bytes_get_data (a->creds->salt, NULL),
+                                             g_bytes_get_size (a->creds->salt));
   a->nonce = g_strconcat (cf.nonce, snonce, NULL);
-  a->server_first = g_strdup_printf ("r=%s,s=%s,i=%u", a->nonce, salt64,
-                                     a->creds != NULL ? a->creds->iterations
-                                                      : myna_accounts_get_iterations ());
+  a->server_first = g_strdup_printf ("r=%s,s=%s,i=%u", a->nonce, salt64, a->creds->iterations);
   a->client_first_bare = g_strdup (cf.bare);
   a->gs2_header = g_strdup (cf.gs2_header);
   myna_scram_client_first_clear (&cf);
@@ -415,7 +594,8 @@ scram_final (Attempt *a, GBytes *msg)
       auth_failure (s, "malformed-request", error->message);
       return;
     }
-  if (auth_throttled (a->auth, s, a->username))
+  a->settled = TRUE;
+  if (auth_throttled (a->auth, a->ip, a->username))
     {
       myna_scram_client_final_clear (&cf);
       auth_failure (s, "temporary-auth-failure", "too many failed attempts; try later");
@@ -424,33 +604,34 @@ scram_final (Attempt *a, GBytes *msg)
   if (g_strcmp0 (cf.nonce, a->nonce) != 0)
     {
       myna_scram_client_final_clear (&cf);
-      auth_record_failure (a->auth, s, a->username);
+      auth_record_failure (a->auth, s, a->ip, a->username);
       auth_failure (s, "not-authorized", "nonce mismatch");
       return;
     }
   if (!scram_binding_matches (a, cf.channel_binding))
     {
       myna_scram_client_final_clear (&cf);
-      auth_record_failure (a->auth, s, a->username);
+      auth_record_failure (a->auth, s, a->ip, a->username);
       auth_failure (s, "not-authorized", "channel binding mismatch");
       return;
     }
   g_autofree char *auth_message = g_strconcat (a->client_first_bare, ",", a->server_first, ",",
                                                cf.without_proof, NULL);
-  gboolean ok = a->creds != NULL
-                && myna_scram_verify_proof (a->hash, a->creds->stored_key, auth_message, cf.proof);
+  /* The same work for a made-up account as for a real one. */
+  gboolean ok = myna_scram_verify_proof (a->hash, a->creds->stored_key, auth_message, cf.proof)
+                && a->known;
   myna_scram_client_final_clear (&cf);
+  auth_set_delay (a);
   if (!ok)
     {
-      auth_record_failure (a->auth, s, a->username);
-      auth_failure (s, "not-authorized", NULL);
+      auth_record_failure (a->auth, s, a->ip, a->username);
+      auth_verdict (a, FALSE, NULL);
       return;
     }
   g_autoptr(GBytes) sig = myna_scram_server_signature (a->hash, a->creds->server_key, auth_message);
   g_autofree char *sig64 = g_base64_encode (g_bytes_get_data (sig, NULL), g_bytes_get_size (sig));
   g_autofree char *v = g_strconcat ("v=", sig64, NULL);
-  g_autofree char *v64 = g_base64_encode ((const guchar *) v, strlen (v));
-  auth_succeed (a->auth, s, a->username, v64);
+  auth_verdict (a, TRUE, g_base64_encode ((const guchar *) v, strlen (v)));
 }
 
 /* ---- the element handler --------------------------------------------------- */
@@ -492,7 +673,8 @@ auth_start (Auth *auth, MynaSession *s, MynaStanza *el)
         auth_failure (s, "invalid-mechanism", NULL);
       return;
     }
-  if (auth_throttled (auth, s, NULL))
+  g_autofree char *ip = auth_address_of (myna_session_get_ip (s));
+  if (auth_throttled (auth, ip, NULL))
     {
       auth_failure (s, "temporary-auth-failure", "too many failed attempts; try later");
       return;
@@ -502,7 +684,7 @@ auth_start (Auth *auth, MynaSession *s, MynaStanza *el)
   a->auth = auth;
   a->session = s;
   a->mechanism = g_strdup (mech);
-  a->ip = g_strdup (myna_session_get_ip (s));
+  a->ip = g_steal_pointer (&ip);
   a->hash = g_str_has_prefix (mech, "SCRAM-SHA-1") ? MYNA_SCRAM_SHA1 : MYNA_SCRAM_SHA256;
   a->plus = g_str_has_suffix (mech, "-PLUS");
   myna_session_set_data (s, ATTEMPT_KEY, a, attempt_detach);
@@ -564,25 +746,64 @@ auth_free (gpointer data)
 {
   Auth *auth = data;
 
-  g_hash_table_unref (auth->failures);
+  auth_throttle_free (auth->failures);
   g_strfreev (auth->mechanisms);
+  g_free (auth->secret);
   g_free (auth);
+}
+
+/* The key of the unknown users' salts: made once per host and kept in the
+ * storage, so the made-up salt of a name survives restarts and is the same
+ * on every node sharing the storage; it is as secret as the SCRAM keys
+ * stored beside it. */
+static char *
+auth_load_secret (MynaModule *mod, GError **error)
+{
+  MynaStorage *storage = myna_module_get_storage (mod);
+  const char *host = myna_host_get_name (myna_module_get_host (mod));
+  g_autoptr(GError) local = NULL;
+  char *secret = myna_kv_get (storage, host, "", SECRET_STORE, SECRET_KEY, &local);
+
+  if (local != NULL)
+    {
+      g_propagate_prefixed_error (error, g_steal_pointer (&local),
+                                  "auth: reading the salt key: ");
+      return NULL;
+    }
+  if (secret == NULL || strlen (secret) < 32)
+    {
+      g_free (secret);
+      secret = myna_scram_nonce (32);
+      myna_kv_set (storage, host, "", SECRET_STORE, SECRET_KEY, secret, NULL, NULL, NULL);
+      g_info ("auth: made the key of unknown users' SCRAM salts for %s", host);
+    }
+  return secret;
 }
 
 static gboolean
 auth_load (MynaModule *mod, GError **error)
 {
+  g_autofree char *secret = auth_load_secret (mod, error);
+  if (secret == NULL)
+    return FALSE;
+
   Auth *auth = g_new0 (Auth, 1);
+  gint64 window_ms = myna_module_config_int (mod, "failure_window");
 
   auth->mod = mod;
-  auth->failures = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, g_free);
+  auth->secret = g_steal_pointer (&secret);
+  auth->failures = auth_throttle_new (window_ms * 1000,
+                                      (guint) myna_module_config_int (mod, "max_failure_entries"));
   auth->mechanisms = myna_module_config_list (mod, "mechanisms");
   auth->allow_plain_insecure = myna_module_config_bool (mod, "allow_plain_insecure");
+  auth->offer_plus = myna_module_config_bool (mod, "offer_channel_binding");
   auth->max_failures = (guint) myna_module_config_int (mod, "max_failures");
-  auth->window_us = myna_module_config_int (mod, "failure_window") * 1000;
+  auth->max_failures_per_address = (guint) myna_module_config_int (mod, "max_failures_per_address");
+  auth->delay_max_ms = (guint) myna_module_config_int (mod, "account_delay_max");
   myna_module_set_data (mod, auth, auth_free);
   myna_module_add_stream_features (mod, auth_features, auth, NULL);
   myna_module_route_stream (mod, NS_SASL, NULL, auth_element, auth, NULL);
+  myna_module_add_timer (mod, (guint) MIN (window_ms, 60000), auth_sweep, auth, NULL);
   return TRUE;
 }
 
@@ -593,6 +814,10 @@ MYNA_MODULE_DEFINE (auth,
   .config  = MYNA_CONFIG_KEYS (
       { "mechanisms", MYNA_CONFIG_LIST, "SCRAM-SHA-256-PLUS;SCRAM-SHA-1-PLUS;SCRAM-SHA-256;SCRAM-SHA-1;PLAIN", 0, 0, "" },
       { "allow_plain_insecure", MYNA_CONFIG_BOOL, "false", 0, 0, "" },
+      { "offer_channel_binding", MYNA_CONFIG_BOOL, "true", 0, 0, "" },
       { "max_failures", MYNA_CONFIG_INT, "5", 1, 1000, "" },
-      { "failure_window", MYNA_CONFIG_DURATION, "5m", 1000, 86400000, "" }),
+      { "max_failures_per_address", MYNA_CONFIG_INT, "20", 1, 100000, "" },
+      { "account_delay_max", MYNA_CONFIG_DURATION, "10s", 0, 60000, "" },
+      { "failure_window", MYNA_CONFIG_DURATION, "5m", 1000, 86400000, "" },
+      { "max_failure_entries", MYNA_CONFIG_INT, "100000", 100, 10000000, "" }),
   .load    = auth_load);

@@ -9,8 +9,10 @@
  *    contacts with a presence subscription to them (the user's roster
  *    item for the requester's bare JID says subscription 'from' or 'both';
  *    the format is modules/roster/roster-store.h's) may ask: others get
- *    <forbidden/>.  A user with no recorded logout gives <item-not-found/>;
- *    an account that does not exist, <service-unavailable/> (RFC 6121).
+ *    <forbidden/>.  A user with no recorded logout gives <item-not-found/>.
+ *    An account that does not exist has nobody subscribed, so others get
+ *    <forbidden/> as from any account that does not share its presence
+ *    with them: the answer does not tell accounts from unused names.
  *
  * Logouts are recorded in the key–value store "last" (key "logout",
  * value "UNIX-SECONDS STATUS") on presence/unavailable, and on
@@ -169,8 +171,6 @@ last_user (Last *self, MynaCall *call, MynaStanza *iq, const char *local)
   char *status = NULL;
   gint64 when;
 
-  if (!myna_account_exists (storage, myna_host_get_name (host), local))
-    return MYNA_PASS;             /* the core answers service-unavailable */
   if (from == NULL || (!myna_jid_bare_equal (from, myna_call_get_to (call))
                        && !last_may_see (self, myna_host_get_name (host), local, from)))
     {

@@ -9,8 +9,10 @@
  *  - get of one's own vCard when none was ever stored: a result with an
  *    empty <vCard/> (XEP-0054 §3.1 allows either; clients handle an empty
  *    one best).  Get of another user's: their vCard; <item-not-found/>
- *    when they have none; <service-unavailable/> when the account does not
- *    exist (RFC 6121 §8.5.1 — an IQ to a bare JID of no account).
+ *    when they have none, and just the same when the account does not
+ *    exist, so that nobody can tell accounts from unused names this way
+ *    (Prosody answers so too; RFC 6121 §8.5.1's <service-unavailable/>
+ *    would tell them apart).
  *  - to the server itself: not handled (the core answers
  *    <service-unavailable/>). */
 #include <myna/module.h>
@@ -104,8 +106,6 @@ vcard_get (Vcard *self, MynaCall *call, MynaStanza *iq, const char *local, gbool
   g_autofree char *xml = NULL;
   g_autoptr(MynaStanza) vcard = NULL;
 
-  if (!own && !myna_account_exists (storage, host, local))
-    return MYNA_PASS;             /* the core answers service-unavailable */
   xml = myna_kv_get (storage, host, local, VCARD_STORE, VCARD_KEY, &error);
   if (error != NULL)
     {

@@ -1066,8 +1066,14 @@ sasl_outcome (Mynad *d, Client *c)
     "account-disabled", "invalid-mechanism", "encryption-required", NULL
   };
   char *result = NULL;
+  gint64 deadline = g_get_monotonic_time () + (gint64) WAIT_MS * 1000;
 
-  if (!expect_within (d, c, "</failure>", WAIT_MS) && strstr (c->in->str, "<success") == NULL)
+  /* Either answer ends the wait. */
+  while (strstr (c->in->str, "<success") == NULL && strstr (c->in->str, "</failure>") == NULL
+         && !c->eof)
+    if (!wait_input (d, c, deadline))
+      break;
+  if (strstr (c->in->str, "</failure>") == NULL && strstr (c->in->str, "<success") == NULL)
     result = g_strdup_printf ("no answer (%s)", c->eof ? "closed" : "timeout");
   else if (strstr (c->in->str, "<success") != NULL)
     result = g_strdup ("success");
@@ -1090,6 +1096,20 @@ try_password (Mynad *d, Client *c, const char *user, const char *password)
 
   client_send (c, auth);
   return sasl_outcome (d, c);
+}
+
+/* try_password, also telling how long the answer took (@waited_ms). */
+static char *
+try_password_timed (Mynad *d, Client *c, const char *user, const char *password,
+                    gint64 *waited_ms)
+{
+  g_autofree char *auth = plain_auth (user, password);
+  gint64 t0 = g_get_monotonic_time ();
+
+  client_send (c, auth);
+  char *outcome = sasl_outcome (d, c);
+  *waited_ms = ms_since (t0);
+  return outcome;
 }
 
 
@@ -1138,16 +1158,24 @@ test_brute_force (Fixture *f, gconstpointer unused)
   /* Throttled: even the right password is refused now. */
   g_assert_cmpstr (b.answers[BRUTE_TRIES], ==, "temporary-auth-failure");
   /* Another connection from the same address: throttled as well, for
-   * alice and for any other account. */
+   * alice and (max_failures_per_address) for any other account. */
   g_assert_cmpstr (b.c2_alice, ==, "temporary-auth-failure");
   g_assert_cmpstr (b.c2_carol, ==, "temporary-auth-failure");
-  /* From another address: bob logs in; alice's account stays throttled. */
+  /* From another address: bob logs in, and so does alice, the owner: an
+   * attacker cannot lock her out (issue 10, item 7).  Her account's
+   * failures only delay the answer (DELAY_BASE_MS after max_failures). */
   g_autoptr(Client) bob = login_from (&f->d, OTHER_SRC, 0, "bob", "builder", "home");
   g_autoptr(Client) alice = connect_from (&f->d, OTHER_SRC, 0);
   g_assert_true (open_stream (&f->d, alice));
   g_string_truncate (alice->in, 0);
-  g_autofree char *alice_other = try_password (&f->d, alice, "alice", "wonderland");
-  g_assert_cmpstr (alice_other, ==, "temporary-auth-failure");
+  gint64 waited;
+  g_autofree char *alice_other = try_password_timed (&f->d, alice, "alice", "wonderland",
+                                                     &waited);
+  g_test_message ("alice from another address: %s after %" G_GINT64_FORMAT " ms", alice_other,
+                  waited);
+  g_assert_cmpstr (alice_other, ==, "success");
+  g_assert_cmpint (waited, >=, 500);
+  g_assert_cmpint (waited, <, WAIT_MS);
   /* bob talks to the good pair. */
   client_send (bob, "<message to='goodb@localhost/probe' type='chat'><body>hello from bob</body></message>");
   g_assert_true (expect_within (&f->d, f->gb, "hello from bob", GOOD_BOUND_MS));
@@ -1208,6 +1236,109 @@ test_brute_force_parallel (Fixture *f, gconstpointer unused)
                         MAX_FAILURES);
 }
 
+/* A guesser spread over many addresses, one wrong password each for
+ * alice: none is refused (so nobody can lock alice out), but from
+ * max_failures on every answer waits longer, up to account_delay_max,
+ * on a timer (the good pair keeps talking meanwhile); then alice logs in
+ * from another address, as slowly (issue 10, item 7). */
+#define SPREAD_GUESSES 7
+
+typedef struct {
+  char  *answers[SPREAD_GUESSES];
+  gint64 waited_ms[SPREAD_GUESSES];
+} Spread;
+
+static void
+spread_attack (Attack *a)
+{
+  Spread *sp = a->data;
+
+  for (int i = 0; i < SPREAD_GUESSES; i++)
+    {
+      g_autofree char *src = g_strdup_printf ("127.0.1.%d", 10 + i);
+      g_autofree char *guess = g_strdup_printf ("guess%d", i);
+      Client *c = connect_from (&a->f->d, src, 0);
+
+      if (c == NULL || !open_stream (NULL, c))
+        {
+          sp->answers[i] = g_strdup ("no stream");
+          if (c != NULL)
+            client_free (c);
+          continue;
+        }
+      g_string_truncate (c->in, 0);
+      sp->answers[i] = try_password_timed (NULL, c, "alice", guess, &sp->waited_ms[i]);
+      client_free (c);
+    }
+}
+
+static void
+test_spread_guessing (Fixture *f, gconstpointer unused)
+{
+  Spread sp = { { NULL } };
+
+  mynad_add_user (&f->d, "alice", "wonderland");
+  run_attack (f, spread_attack, &sp, 60000);
+  for (int i = 0; i < SPREAD_GUESSES; i++)
+    {
+      /* 3 free, then 500 ms doubling, capped at 2 s. */
+      gint64 expect = i < MAX_FAILURES ? 0 : MIN (500 << (i - MAX_FAILURES), 2000);
+      g_test_message ("guess %d from its own address: %s after %" G_GINT64_FORMAT
+                      " ms (at least %" G_GINT64_FORMAT ")", i, sp.answers[i], sp.waited_ms[i],
+                      expect);
+      g_assert_cmpstr (sp.answers[i], ==, "not-authorized");
+      g_assert_cmpint (sp.waited_ms[i], >=, expect);
+    }
+  g_autoptr(Client) alice = connect_from (&f->d, OTHER_SRC, 0);
+  g_assert_true (open_stream (&f->d, alice));
+  g_string_truncate (alice->in, 0);
+  gint64 waited;
+  g_autofree char *answer = try_password_timed (&f->d, alice, "alice", "wonderland", &waited);
+  g_test_message ("then alice: %s after %" G_GINT64_FORMAT " ms", answer, waited);
+  g_assert_cmpstr (answer, ==, "success");
+  g_assert_cmpint (waited, >=, 2000);
+  g_assert_cmpint (waited, <, WAIT_MS);
+  for (int i = 0; i < SPREAD_GUESSES; i++)
+    g_free (sp.answers[i]);
+}
+
+/* Failed logins with distinct names: the failure table stays within
+ * max_failure_entries (evicting, and saying so once per sweep), and
+ * empties once failure_window has passed (issue 10, item 14). */
+#define TABLE_NAMES 300
+
+static void
+table_attack (Attack *a)
+{
+  Client *c = a->data;
+
+  for (int i = 0; i < TABLE_NAMES; i++)
+    {
+      g_autofree char *user = g_strdup_printf ("nobody%d", i);
+      g_autofree char *answer = try_password (NULL, c, user, "guess");
+      if (strcmp (answer, "not-authorized") != 0)
+        g_error ("login %d as %s: %s", i, user, answer);
+    }
+}
+
+static void
+test_failure_table (Fixture *f, gconstpointer unused)
+{
+  Client *c = connect_from (&f->d, ATTACK_SRC, 0);
+
+  g_assert_true (open_stream (&f->d, c));
+  g_string_truncate (c->in, 0);
+  run_attack (f, table_attack, c, 60000);
+  client_free (c);
+  /* 600 entries would be made (one per name, one per address and name):
+   * the cap of 100 evicted most of them... */
+  if (!mynad_wait_log (&f->d, "failure table full", WAIT_MS))
+    g_error ("no eviction reported; log tail:\n%s", log_tail (&f->d, 20));
+  /* ... and the window (3 s) empties it. */
+  if (!mynad_wait_log (&f->d, "expired, 0 left", 3 * WAIT_MS))
+    g_error ("the failure table did not empty; log tail:\n%s", log_tail (&f->d, 20));
+}
+
 /* ---- main ------------------------------------------------------------------ */
 
 static const Limits slowloris_limits = { "auth_timeout = 2s\n", NULL };
@@ -1215,7 +1346,10 @@ static const Limits flood_limits = { "c2s_rate = 64K\nc2s_burst = 64K\n", NULL }
 static const Limits noread_limits = { "max_output = 64K\nc2s_rate = 16M\nc2s_burst = 16M\n", NULL, TRUE };
 static const Limits bomb_limits = { "max_stanza_size = 64K\n", NULL };
 static const Limits connflood_limits = { "max_connections_per_ip = 500\nauth_timeout = 3s\n", NULL };
-static const Limits brute_limits = { NULL, "max_failures = 3\nfailure_window = 5m\n" };
+static const Limits brute_limits = { NULL, "max_failures = 3\nmax_failures_per_address = 3\n"
+                                           "failure_window = 5m\naccount_delay_max = 2s\n" };
+static const Limits table_limits = { NULL, "max_failures = 1000\nmax_failures_per_address = 100000\n"
+                                           "failure_window = 3s\nmax_failure_entries = 100\n" };
 
 int
 main (int argc, char **argv)
@@ -1235,6 +1369,8 @@ main (int argc, char **argv)
   ADD ("/hostile/connection-flood", connflood_limits, test_connection_flood);
   ADD ("/hostile/sasl/brute-force", brute_limits, test_brute_force);
   ADD ("/hostile/sasl/brute-force-parallel", brute_limits, test_brute_force_parallel);
+  ADD ("/hostile/sasl/spread-guessing", brute_limits, test_spread_guessing);
+  ADD ("/hostile/sasl/failure-table", table_limits, test_failure_table);
 #undef ADD
   return g_test_run ();
 }

@@ -143,6 +143,23 @@ register_request (Peer *p, const char *type, const char *fields)
   return request (p, type, NULL, payload);
 }
 
+/* Asserts that @x, the answer about @jx, and @y, the answer about @jy,
+ * are the same stanza but for those JIDs and the ids: nothing in them
+ * tells one account from another (or from a name with no account). */
+static void
+assert_same_answer (MynaStanza *x, const char *jx, MynaStanza *y, const char *jy)
+{
+  g_autoptr(MynaStanza) cx = myna_stanza_copy (x), cy = myna_stanza_copy (y);
+
+  myna_stanza_set_attr (cx, "id", "ID");
+  myna_stanza_set_attr (cy, "id", "ID");
+  g_autofree char *sx = myna_stanza_to_string (cx), *sy = myna_stanza_to_string (cy);
+  g_auto(GStrv) px = g_strsplit (sx, jx, -1), py = g_strsplit (sy, jy, -1);
+  g_autofree char *nx = g_strjoinv ("JID", px), *ny = g_strjoinv ("JID", py);
+
+  g_assert_cmpstr (nx, ==, ny);
+}
+
 /* Asserts a stanza came, and drops it. */
 static void
 assert_got (MynaStanza *s)
@@ -667,8 +684,10 @@ test_vcard (Fixture *f, gconstpointer unused)
   g_assert_null (myna_stanza_first_element (card));
   none = request (b, "get", "carol@localhost", VCARD_GET);
   assert_error (none, "cancel", "item-not-found");
+  /* A name with no account: the very same answer (issue 10, item 8). */
   ghost = request (b, "get", "nobody@localhost", VCARD_GET);
-  assert_error (ghost, "cancel", "service-unavailable");
+  assert_error (ghost, "cancel", "item-not-found");
+  assert_same_answer (ghost, "nobody@localhost", none, "carol@localhost");
   server = request (b, "get", "localhost", VCARD_GET);
   assert_error (server, "cancel", "service-unavailable");
 
@@ -926,8 +945,6 @@ test_last (Fixture *f, gconstpointer unused)
   assert_result (uptime);
   g_assert_cmpint (last_seconds (uptime), >=, 0);
   g_assert_cmpint (last_seconds (uptime), <, 600);
-  ghost = request (a, "get", "nobody@localhost", LAST_GET);
-  assert_error (ghost, "cancel", "service-unavailable");
   never = request (a, "get", "alice@localhost", LAST_GET);
   assert_error (never, "cancel", "item-not-found");
 
@@ -948,6 +965,10 @@ test_last (Fixture *f, gconstpointer unused)
   }
   stranger = request (a, "get", "carol@localhost", LAST_GET);
   assert_error (stranger, "auth", "forbidden");
+  /* A name with no account answers as an account that does not share its
+   * presence (issue 10, item 8). */
+  ghost = request (a, "get", "nobody@localhost", LAST_GET);
+  assert_same_answer (ghost, "nobody@localhost", stranger, "carol@localhost");
 
   {
     g_autoptr(Peer) b2 = login (f, "bob", "b2");

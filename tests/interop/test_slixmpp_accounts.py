@@ -1,7 +1,9 @@
 #!/usr/bin/python3
 """Accounts with slixmpp against mynad on the shipped configuration:
 in-band registration (XEP-0077), SCRAM-SHA-256 logins over STARTTLS and
-direct TLS (XEP-0368), password change and account removal."""
+direct TLS (XEP-0368), password change and account removal, and the
+auth module's offer_channel_binding switch."""
+import socket
 import ssl
 import sys
 
@@ -11,6 +13,25 @@ from myna_interop import check, login, close
 ALICE, BOB = 'alice@localhost', 'bob@localhost'
 PW_A, PW_B, PW_A2 = 'alice-secret-1', 'bob-secret-1', 'alice-secret-2'
 SCRAM = dict(mech='SCRAM-SHA-256', channel_binding=False)
+
+
+def tls_features(addr):
+    """The stream features over direct TLS (TLS 1.3), as bytes."""
+    ctx = ssl.create_default_context()
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    ctx.set_alpn_protocols(['xmpp-client'])
+    raw = socket.create_connection(addr, timeout=mi.TIMEOUT)
+    with ctx.wrap_socket(raw, server_hostname='localhost') as s:
+        s.sendall(b"<?xml version='1.0'?><stream:stream to='localhost' xmlns='jabber:client' "
+                  b"xmlns:stream='http://etherx.jabber.org/streams' version='1.0'>")
+        data = b''
+        while b'</stream:features>' not in data and len(data) < 65536:
+            chunk = s.recv(4096)
+            if not chunk:
+                break
+            data += chunk
+        return data
 
 
 def steps(mynad):
@@ -165,6 +186,38 @@ def steps(mynad):
         c = await login(ALICE, PW_A2, mynad.c2s, mech='SCRAM-SHA-256', channel_binding=False)
         await close(c)
 
+    async def plus_offered():
+        feats = tls_features(mynad.c2s_tls)
+        check(b'<mechanism>SCRAM-SHA-256-PLUS</mechanism>' in feats, 'features: %r' % feats)
+        check(b'sasl-channel-binding' in feats, 'no XEP-0440 list: %r' % feats)
+        return 'SCRAM-SHA-256-PLUS and SCRAM-SHA-1-PLUS offered'
+
+    async def plus_off():
+        await mynad.astop()
+        conf = mynad.conf.read_text()
+        check('#offer_channel_binding = true' in conf,
+              'conf/myna.conf lacks the commented offer_channel_binding line')
+        mynad.conf.write_text(conf.replace('#offer_channel_binding = true',
+                                           'offer_channel_binding = false'))
+        await mynad.astart()
+        feats = tls_features(mynad.c2s_tls)
+        check(b'-PLUS' not in feats, '-PLUS still offered: %r' % feats)
+        check(b'sasl-channel-binding' not in feats, 'XEP-0440 list still sent: %r' % feats)
+        check(b'<mechanism>SCRAM-SHA-256</mechanism>' in feats, 'features: %r' % feats)
+        return 'no -PLUS, no XEP-0440 list'
+
+    async def y_accepted():
+        # What slixmpp 1.8.3 does by default on TLS 1.3 (PEERS.md): SCRAM
+        # with gs2 flag "y".  With no -PLUS on offer that is no downgrade
+        # (RFC 5802 s6): it logs in at the first try, not on PLAIN.
+        c = await login(ALICE, PW_A2, mynad.c2s_tls, direct_tls=True)
+        try:
+            tls = c.transport.get_extra_info('ssl_object').version()
+            check(c.auths == [('SCRAM-SHA-256', 'y,,')], 'sent: %s' % c.auths)
+            return '%s with "y" on %s' % (c.auths[0][0], tls)
+        finally:
+            await close(c)
+
     async def stop():
         await mynad.astop()
 
@@ -189,6 +242,9 @@ def steps(mynad):
         ('6. login of the removed account fails', removed_login_fails),
         ('6. mynactl user list no longer shows bob', unlisted),
         ('6. alice is unaffected by the removal of bob', alice_unaffected),
+        ('7. the -PLUS mechanisms are offered over TLS by default', plus_offered),
+        ('7. offer_channel_binding = false: no -PLUS offered after a restart', plus_off),
+        ('7. then slixmpp\'s default SCRAM-SHA-256 with flag "y" logs in', y_accepted),
         ('mynad stops cleanly on SIGTERM', stop),
     ]
 

@@ -138,6 +138,8 @@ test_getters_clamp_and_default (void)
   g_assert_cmpint (myna_config_get_int (c, "global", "max_attrs"), ==, 64);
   /* Unset → default. */
   g_assert_cmpint (myna_config_get_int (c, "global", "max_output"), ==, 1024 * 1024);
+  /* New passwords: 10000 PBKDF2 iterations, as Prosody (issue 10, item 17). */
+  g_assert_cmpint (myna_config_get_int (c, "global", "scram_iterations"), ==, 10000);
   /* The host override wins over [module:mod]. */
   g_assert_cmpint (myna_config_get_module_int (c, "example.org", "mod", "interval"), ==, 5000);
   g_assert_cmpint (myna_config_get_module_int (c, "other.org", "mod", "interval"), ==, 120000);
