@@ -534,7 +534,7 @@ test_mynactl (Fixture *f, gconstpointer unused)
     {
       g_autofree char *jid = g_strdup_printf ("u%u@localhost", i);
       g_autofree char *o = NULL;
-      g_assert_cmpint (mynactl (&f->d, &o, "user", "add", jid, PW, NULL), ==, 0);
+      g_assert_cmpint (mynactl_stdin (&f->d, PW "\n", &o, "user", "add", jid, NULL), ==, 0);
     }
   mynad_kill_restart (&f->d);
   for (guint i = 0; i < 5; i++)
@@ -542,8 +542,8 @@ test_mynactl (Fixture *f, gconstpointer unused)
       g_autofree char *user = g_strdup_printf ("u%u", i);
       g_assert_true (can_login (f, user, PW));
     }
-  g_assert_cmpint (mynactl (&f->d, &out, "user", "passwd", "u0@localhost", "changed-pw",
-                            NULL), ==, 0);
+  g_assert_cmpint (mynactl_stdin (&f->d, "changed-pw\n", &out, "user", "passwd",
+                                  "u0@localhost", NULL), ==, 0);
   g_clear_pointer (&out, g_free);
   g_assert_cmpint (mynactl (&f->d, &out, "user", "del", "u1@localhost", NULL), ==, 0);
   mynad_kill_restart (&f->d);
@@ -692,8 +692,8 @@ test_delete_leaves_nothing (Fixture *f, gconstpointer unused)
 
   g_assert_cmpint (mynactl (&f->d, &out, "user", "del", "romeo@localhost", NULL), ==, 0);
   g_clear_pointer (&out, g_free);
-  g_assert_cmpint (mynactl (&f->d, &out, "user", "add", "romeo@localhost", "other-pw", NULL),
-                   ==, 0);
+  g_assert_cmpint (mynactl_stdin (&f->d, "other-pw\n", &out, "user", "add", "romeo@localhost",
+                                  NULL), ==, 0);
   /* The kill makes the database file what a restart would read. */
   mynad_kill_restart (&f->d);
   g_assert_cmpuint (rows_of (f, "romeo"), ==, 0);
