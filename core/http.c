@@ -132,7 +132,8 @@ typedef struct {
   GString           *out;       /* linger: the answer still to write */
   gsize              out_off;
   gsize              drained;
-  GIOStream         *stream;    /* the socket's, as handed to libsoup */
+  GIOStream         *connection;  /* the socket's */
+  GIOStream         *stream;    /* its two streams, as handed to libsoup */
   GSocketAddress    *remote;    /* carries the record (http_conn_of) */
 } HttpConn;
 
@@ -766,6 +767,32 @@ http_conn_linger_io (MynaPollWatch *watch, guint32 events, gpointer user_data)
     }
 }
 
+/* From here on @conn is this file's alone: what is left of its answer
+ * goes out, then what the client still sends is read and dropped until it
+ * closes (bounded in time and bytes).  Closing with unread bytes would
+ * send a reset, which may cost the client the answer it has not read. */
+static void
+http_conn_linger (HttpConn *conn)
+{
+  conn->state = CONN_LINGER;
+  conn->watch = myna_poller_add (conn->http->server->poller, conn->fd,
+                                 EPOLLIN | EPOLLRDHUP | (conn->out != NULL ? EPOLLOUT : 0),
+                                 http_conn_linger_io, conn);
+  if (conn->watch == NULL)
+    {
+      http_conn_free (conn);
+      return;
+    }
+  if (conn->out == NULL)
+    shutdown (conn->fd, SHUT_WR);
+  else if (!http_conn_flush (conn))
+    {
+      http_conn_free (conn);
+      return;
+    }
+  myna_timer_start (conn->timer, HTTP_LINGER_MS);
+}
+
 /* Answers @conn's request now with what its message holds (status,
  * headers, body), without reading any more of the request: libsoup lets go
  * of the connection and the answer is written here. */
@@ -783,15 +810,7 @@ http_conn_answer_now (HttpConn *conn)
   conn->out_off = 0;
   http_log (conn->http, msg, FALSE);
   http_conn_release (conn);
-  conn->state = CONN_LINGER;
-  conn->watch = myna_poller_add (conn->http->server->poller, conn->fd,
-                                 EPOLLIN | EPOLLOUT | EPOLLRDHUP, http_conn_linger_io, conn);
-  if (conn->watch == NULL || !http_conn_flush (conn))
-    {
-      http_conn_free (conn);
-      return;
-    }
-  myna_timer_start (conn->timer, HTTP_LINGER_MS);
+  http_conn_linger (conn);
 }
 
 /* Refuses @conn's request with @status at once. */
@@ -951,15 +970,22 @@ http_wrote_headers (SoupServerMessage *msg, gpointer user_data)
   myna_timer_start (conn->timer, conn->http->body_ms);
 }
 
-/* libsoup closed the connection (the answer is out, or it failed). */
+/* libsoup is done with the connection (the answer is out, or it failed);
+ * the descriptor is still open (the stream it was given does not close
+ * it). */
 static void
 http_disconnected (SoupServerMessage *msg, gpointer user_data)
 {
   HttpConn *conn = user_data;
+  char byte;
 
   g_signal_handlers_disconnect_by_data (msg, conn);
   g_clear_object (&conn->msg);
-  http_conn_free (conn);
+  http_conn_drop_request (conn);
+  if (recv (conn->fd, &byte, 1, MSG_PEEK | MSG_DONTWAIT) > 0)
+    http_conn_linger (conn);
+  else
+    http_conn_free (conn);
 }
 
 static void
@@ -1003,6 +1029,7 @@ http_conn_free (HttpConn *conn)
   g_object_unref (conn->remote);
   g_socket_close (conn->socket, NULL);
   g_object_unref (conn->stream);
+  g_object_unref (conn->connection);
   g_object_unref (conn->socket);
   if (conn->out != NULL)
     g_string_free (conn->out, TRUE);
@@ -1055,7 +1082,11 @@ http_conn_new (HttpListener *l, int fd, struct sockaddr_storage *ss, socklen_t s
     local = g_socket_get_local_address (socket, &error);
   if (local == NULL)
     {
-      g_warning ("listener %s: connection from %s: %s", l->name, host, error->message);
+      guint count;
+      if (http_gate (&http->accept_log, &count))
+        g_warning ("listener %s: connection from %s: %s (%u time(s) in the last %d s)",
+                   l->name, host, error->message, count,
+                   (int) (HTTP_LOG_INTERVAL_US / G_USEC_PER_SEC));
       if (socket != NULL)
         g_object_unref (socket);   /* closes the descriptor */
       else
@@ -1069,7 +1100,11 @@ http_conn_new (HttpListener *l, int fd, struct sockaddr_storage *ss, socklen_t s
   conn->host = g_strdup (host);
   conn->peer = g_strdup_printf (strchr (host, ':') != NULL ? "[%s]:%s" : "%s:%s", host, serv);
   conn->state = CONN_HEADERS;
-  conn->stream = G_IO_STREAM (g_socket_connection_factory_create_connection (socket));
+  conn->connection = G_IO_STREAM (g_socket_connection_factory_create_connection (socket));
+  /* Closing this stream (libsoup does when it is done) leaves the socket
+   * open: closing it is this file's business. */
+  conn->stream = g_simple_io_stream_new (g_io_stream_get_input_stream (conn->connection),
+                                         g_io_stream_get_output_stream (conn->connection));
   conn->remote = g_socket_address_new_from_native (ss, sl);
   conn->timer = myna_timer_new_owned (http_conn_timeout, conn, NULL);
   g_object_set_qdata (G_OBJECT (conn->remote), http_conn_quark (), conn);
