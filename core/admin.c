@@ -29,7 +29,12 @@ typedef struct {
   char          *path;
   MynaPollWatch *watch;
   GPtrArray     *clients;
+  MynaTimer     *resume;      /* after an accept failed for want of descriptors */
+  gint64         next_log;    /* of that failure */
 } Admin;
+
+/* After accept(2) failed with EMFILE and the like. */
+#define ADMIN_ACCEPT_PAUSE_MS 100
 
 typedef struct {
   Admin         *admin;
@@ -444,6 +449,35 @@ client_io (MynaPollWatch *watch, guint32 events, gpointer user_data)
   client_settle (c);
 }
 
+static void admin_accept (MynaPollWatch *watch, guint32 events, gpointer user_data);
+
+static void
+admin_resume (gpointer user_data)
+{
+  Admin *a = user_data;
+
+  if (a->watch == NULL)
+    a->watch = myna_poller_add (a->server->poller, a->fd, EPOLLIN, admin_accept, a);
+}
+
+/* Out of descriptors (or memory): the connection waits in the backlog
+ * while accepting pauses, rather than the level-triggered poller calling
+ * back at once, for ever; one log line per minute at most. */
+static void
+admin_pause (Admin *a, int e)
+{
+  gint64 now = g_get_monotonic_time ();
+
+  myna_poller_remove (a->watch);
+  a->watch = NULL;
+  myna_timer_start (a->resume, ADMIN_ACCEPT_PAUSE_MS);
+  if (now >= a->next_log)
+    {
+      a->next_log = now + 60 * G_USEC_PER_SEC;
+      g_warning ("admin socket: accept: %s; accepting paused", g_strerror (e));
+    }
+}
+
 static void
 admin_accept (MynaPollWatch *watch, guint32 events, gpointer user_data)
 {
@@ -451,7 +485,11 @@ admin_accept (MynaPollWatch *watch, guint32 events, gpointer user_data)
   int fd = accept4 (a->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
 
   if (fd < 0)
-    return;
+    {
+      if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM)
+        admin_pause (a, errno);
+      return;
+    }
   AdminClient *c = g_new0 (AdminClient, 1);
   c->admin = a;
   c->fd = fd;
@@ -492,6 +530,7 @@ myna_admin_start (MynaServer *server, const char *path, GError **error)
   a->fd = fd;
   a->path = g_strdup (path);
   a->clients = g_ptr_array_new_with_free_func ((GDestroyNotify) client_free);
+  a->resume = myna_timer_new_owned (admin_resume, a, NULL);
   a->watch = myna_poller_add (server->poller, fd, EPOLLIN, admin_accept, a);
   server->admin = a;
   g_info ("admin socket %s", path);
@@ -508,6 +547,7 @@ myna_admin_stop (MynaServer *server)
   server->admin = NULL;
   g_ptr_array_unref (a->clients);
   myna_poller_remove (a->watch);
+  myna_timer_free (a->resume);
   close (a->fd);
   unlink (a->path);
   g_free (a->path);

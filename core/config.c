@@ -52,6 +52,16 @@ static const MynaConfigKey global_keys[] = {
     "PBKDF2 iterations for newly stored passwords (existing ones keep theirs)" },
   { "http_max_body", MYNA_CONFIG_SIZE, "64K", 1024, 16 * 1024 * 1024,
     "largest HTTP request body accepted (413 beyond it)" },
+  { "http_max_buffered", MYNA_CONFIG_SIZE, "16M", 64 * 1024, 1024 * 1024 * 1024,
+    "HTTP request body bytes held for all connections together (503 beyond it)" },
+  { "http_max_connections", MYNA_CONFIG_INT, "512", 1, 1000000,
+    "HTTP connections open at once on all http listeners; more are closed at once" },
+  { "http_max_connections_per_ip", MYNA_CONFIG_INT, "64", 0, 1000000,
+    "HTTP connections one address may hold (0: no cap); a reverse proxy is one address" },
+  { "http_header_timeout", MYNA_CONFIG_DURATION, "10s", 100, 3600 * 1000,
+    "time an HTTP client has, from connecting, to send its request headers (then 408)" },
+  { "http_body_timeout", MYNA_CONFIG_DURATION, "60s", 100, 3600 * 1000,
+    "time an HTTP request body, or an answer, may take to get through (then 408 or close)" },
   { NULL }
 };
 

@@ -360,9 +360,10 @@ const char      *myna_listener_get_kind (MynaListener *listener);
 
 /* http.c (built with MYNA_HAVE_HTTP): the libsoup server and its routes. */
 MynaHttp   *myna_http_new (MynaServer *server);
-void        myna_http_set_max_body (MynaHttp *http, gsize max_body);
+/* Reads the [global] http_* limits (at start and on reload). */
+void        myna_http_configure (MynaHttp *http, MynaConfig *config);
 /* Serves HTTP on @fd, a bound and listening socket it takes. */
-gboolean    myna_http_listen_fd (MynaHttp *http, int fd, GError **error);
+gboolean    myna_http_listen_fd (MynaHttp *http, const char *name, int fd, GError **error);
 /* New requests get 503 from now on; those in progress go on. */
 void        myna_http_stop (MynaHttp *http);
 /* Lets answers in progress go out (bounded), then closes everything. */

@@ -118,7 +118,7 @@ server_read_limits (MynaServer *server)
   if (server->poller != NULL)
     myna_poller_set_spin (server->poller, myna_config_get_int (c, "global", "poll_spin_us"));
 #ifdef MYNA_HAVE_HTTP
-  myna_http_set_max_body (server->http, (gsize) myna_config_get_int (c, "global", "http_max_body"));
+  myna_http_configure (server->http, c);
 #endif
 }
 
@@ -236,9 +236,9 @@ listener_open (MynaServer *server, const char *name, GError **error)
                                                   : ((struct sockaddr_in *) &ss)->sin_port);
   gboolean http = strcmp (kind, "http") == 0;
 #ifdef MYNA_HAVE_HTTP
-  /* libsoup serves this socket; it owns the descriptor from here on. */
+  /* http.c accepts on this socket; it owns the descriptor from here on. */
   g_autoptr(GError) local = NULL;
-  if (http && !myna_http_listen_fd (server->http, fd, &local))
+  if (http && !myna_http_listen_fd (server->http, name, fd, &local))
     {
       g_set_error (error, local->domain, local->code,
                    "listener %s: cannot serve HTTP on %s port %u: %s", name, address,

@@ -6,7 +6,10 @@
  * is the prefix or lies below it (longest prefix wins; one owner per
  * prefix).  Requests with no route get 404 with a JSON error.  Bodies over
  * the server's limit ([global] http_max_body, 64 KiB by default) are
- * refused with 413 before any handler runs, without being kept in memory.
+ * refused with 413 before any handler runs, without being read.  A route
+ * may also check each request as soon as its headers are in, before its
+ * body is read (myna_http_route_set_check: a bearer token, say).  Each
+ * connection carries one request: answers say `Connection: close`.
  *
  * A handler answers with myna_http_request_respond() (or _respond_error())
  * before it returns, or keeps a reference and answers later — from a
@@ -37,6 +40,14 @@ typedef void (*MynaHttpHandler) (MynaHttpRequest *request, gpointer user_data);
 guint        myna_http_route_add (MynaServer *server, const char *path_prefix,
                                   MynaHttpHandler handler, gpointer user_data,
                                   GDestroyNotify destroy);
+/* Makes @check run on each request of the route @route_id once its
+ * headers are in, before any of its body is read (the body is "" then),
+ * with the route's user data.  A request @check answers — it must do so
+ * before returning, or not at all — gets that answer at once: its body is
+ * never read, the handler never sees it, and its connection closes.  A
+ * request it leaves unanswered goes on to the handler. */
+void         myna_http_route_set_check (MynaServer *server, guint route_id,
+                                        MynaHttpHandler check);
 /* Removes the route @route_id (calls its destroy notify). */
 void         myna_http_route_remove (MynaServer *server, guint route_id);
 /* Whether at least one HTTP listener is open. */

@@ -593,6 +593,15 @@ rest_users (MynaHttpRequest *req)
     rest_method_not_allowed (req, "GET, POST");
 }
 
+/* Before the body is read: no body is read, nor kept, for a client that
+ * cannot use the API. */
+static void
+rest_check (MynaHttpRequest *req, gpointer unused)
+{
+  if (!rest_token_known (req))
+    rest_unauthorized (req);
+}
+
 static void
 rest_handle (MynaHttpRequest *req, gpointer unused)
 {
@@ -639,6 +648,7 @@ rest_load (MynaModule *mod, GError **error)
                                "the HTTP route " REST_PREFIX " is taken");
           return FALSE;
         }
+      myna_http_route_set_check (myna_module_get_server (mod), rest_route, rest_check);
       rest_instances = g_ptr_array_new ();
     }
   g_ptr_array_add (rest_instances, self);

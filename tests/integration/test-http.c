@@ -7,7 +7,11 @@
  * sessions endpoints, the refusals: 404, 405, 409, 413, malformed and
  * hostile bodies — a request still being answered when the server is
  * told to stop, which gets its answer — and what was answered surviving
- * a kill -9.
+ * a kill -9.  The limits of the HTTP side, over raw sockets: connections
+ * closed by the client leave no descriptor behind, slow headers time out,
+ * an over-limit or unauthenticated request is answered before its body is
+ * sent, the caps per address and in all, and the listener surviving
+ * descriptor exhaustion.
  *
  * Every wait is bounded (WAIT_MS): the XMPP side through the stanza peers
  * of services-harness.h, the HTTP side through the session's timeout. */
@@ -16,6 +20,8 @@
 #include <myna/version.h>
 #include <libsoup/soup.h>
 #include <json-glib/json-glib.h>
+#include <sys/resource.h>
+#include <sys/un.h>
 
 #define TOKEN   "test-token-0123456789"
 #define MODULES "disco;ping;version;auth;bind;roster;presence;offline;rest"
@@ -197,6 +203,108 @@ login_online (Fixture *f, const char *user, const char *password, const char *re
   echo = peer_expect (p, "presence", from, NULL);
   g_assert_nonnull (echo);
   return p;
+}
+
+/* ---- raw HTTP ---------------------------------------------------------------------- */
+
+/* A plain TCP connection to the http listener, or NULL if refused. */
+static Client *
+http_connect (Fixture *f)
+{
+  struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons (http_port (&f->d)) };
+  Client *c = g_new0 (Client, 1);
+
+  inet_pton (AF_INET, "127.0.0.1", &sa.sin_addr);
+  c->in = g_string_new (NULL);
+  c->fd = socket (AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  g_assert_cmpint (c->fd, >=, 0);
+  if (connect (c->fd, (struct sockaddr *) &sa, sizeof sa) < 0)
+    {
+      g_test_message ("connect: %s", g_strerror (errno));
+      client_free (c);
+      return NULL;
+    }
+  return c;
+}
+
+#define STATUS_REQUEST "GET /api/v1/status HTTP/1.1\r\nHost: 127.0.0.1\r\n" \
+                       "Authorization: Bearer " TOKEN "\r\n\r\n"
+
+/* GET /api/v1/status on a new connection: whether it was answered 200. */
+static gboolean
+status_ok (Fixture *f)
+{
+  g_autoptr(Client) c = http_connect (f);
+
+  if (c == NULL)
+    return FALSE;
+  client_send (c, STATUS_REQUEST);
+  return client_expect (c, "\"sessions\"") && g_str_has_prefix (c->in->str, "HTTP/1.1 200 ");
+}
+
+static guint
+mynad_fds (Fixture *f)
+{
+  g_autofree char *path = g_strdup_printf ("/proc/%s/fd",
+                                           g_subprocess_get_identifier (f->d.proc));
+  g_autoptr(GDir) dir = g_dir_open (path, 0, NULL);
+  guint n = 0;
+
+  g_assert_nonnull (dir);
+  while (g_dir_read_name (dir) != NULL)
+    n++;
+  return n;
+}
+
+/* Waits (bounded) until mynad holds at most @max descriptors; returns the
+ * last count.  Closing is asynchronous to the client, so this polls. */
+static guint
+wait_fds_at_most (Fixture *f, guint max)
+{
+  gint64 deadline = g_get_monotonic_time () + WAIT_MS * 1000;
+  guint n;
+
+  while ((n = mynad_fds (f)) > max && g_get_monotonic_time () < deadline)
+    g_usleep (20 * 1000);
+  return n;
+}
+
+/* Waits (bounded) until mynad holds at least @min descriptors. */
+static guint
+wait_fds_at_least (Fixture *f, guint min)
+{
+  gint64 deadline = g_get_monotonic_time () + WAIT_MS * 1000;
+  guint n;
+
+  while ((n = mynad_fds (f)) < min && g_get_monotonic_time () < deadline)
+    g_usleep (20 * 1000);
+  return n;
+}
+
+/* mynad's CPU time so far, in seconds. */
+static double
+mynad_cpu (Fixture *f)
+{
+  g_autofree char *path = g_strdup_printf ("/proc/%s/stat",
+                                           g_subprocess_get_identifier (f->d.proc));
+  g_autofree char *stat = NULL;
+  g_auto(GStrv) fields = NULL;
+
+  g_assert_true (g_file_get_contents (path, &stat, NULL, NULL));
+  /* After "pid (comm) ": state is field 3, utime 14, stime 15. */
+  fields = g_strsplit (strrchr (stat, ')') + 2, " ", -1);
+  return (g_ascii_strtod (fields[11], NULL) + g_ascii_strtod (fields[12], NULL))
+         / (double) sysconf (_SC_CLK_TCK);
+}
+
+static guint
+count_lines (const char *log, const char *needle)
+{
+  guint n = 0;
+
+  for (const char *p = strstr (log, needle); p != NULL; p = strstr (p + 1, needle))
+    n++;
+  return n;
 }
 
 /* ---- tests ------------------------------------------------------------------------- */
@@ -565,6 +673,186 @@ test_disabled (Fixture *f, gconstpointer unused)
   g_assert_null (client_login (&f->d, "mallory", "secret", "x"));
 }
 
+/* libsoup 3.2 kept, forever, every keep-alive connection the client
+ * closed after its answer (curl's way): one descriptor per request. */
+static void
+test_no_fd_leak (Fixture *f, gconstpointer unused)
+{
+  guint before;
+
+  g_assert_true (status_ok (f));
+  g_assert_cmpuint (wait_fds_at_most (f, 0), >, 0);
+  before = mynad_fds (f);
+  for (int i = 0; i < 50; i++)
+    {
+      g_autoptr(Client) c = http_connect (f);
+      g_assert_nonnull (c);
+      client_send (c, STATUS_REQUEST);
+      /* The whole answer (its body ends the JSON object); then the client
+       * closes, without waiting for the server to. */
+      g_assert_true (client_expect (c, "}"));
+    }
+  for (int i = 0; i < 50; i++)
+    {
+      g_autoptr(Client) c = http_connect (f);
+      g_assert_nonnull (c);
+      client_send (c, "GET /api/v1/status HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n");
+      g_assert_true (client_expect (c, "}"));
+      g_assert_true (g_str_has_prefix (c->in->str, "HTTP/1.1 401 "));
+    }
+  g_assert_cmpuint (wait_fds_at_most (f, before), <=, before);
+}
+
+/* Headers that never end are cut off after http_header_timeout. */
+static void
+test_header_timeout (Fixture *f, gconstpointer unused)
+{
+  Client *c[5];
+  gint64 start = g_get_monotonic_time ();
+
+  for (guint i = 0; i < G_N_ELEMENTS (c); i++)
+    {
+      c[i] = http_connect (f);
+      g_assert_nonnull (c[i]);
+      client_send (c[i], "GET /api/v1/status HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: ");
+    }
+  for (guint i = 0; i < G_N_ELEMENTS (c); i++)
+    {
+      g_assert_true (client_expect_closed (c[i]));
+      g_assert_true (g_str_has_prefix (c[i]->in->str, "HTTP/1.1 408 "));
+      client_free (c[i]);
+    }
+  /* Not before the timeout (1 s; the timer wheel never fires early). */
+  g_assert_cmpint (g_get_monotonic_time () - start, >=, 1000 * 1000);
+  g_assert_true (status_ok (f));
+}
+
+/* A declared body over http_max_body: 413 before a byte of it is sent. */
+static void
+test_declared_too_big (Fixture *f, gconstpointer unused)
+{
+  g_autoptr(Client) c = http_connect (f);
+
+  g_assert_nonnull (c);
+  client_send (c, "POST /api/v1/users HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                  "Authorization: Bearer " TOKEN "\r\n"
+                  "Content-Type: application/json\r\nContent-Length: 100000000\r\n\r\n");
+  g_assert_true (client_expect (c, "over the limit"));
+  g_assert_true (g_str_has_prefix (c->in->str, "HTTP/1.1 413 "));
+  g_assert_nonnull (strstr (c->in->str, "Connection: close\r\n"));
+  g_assert_true (client_expect_closed (c));
+  g_assert_true (status_ok (f));
+}
+
+/* No valid token: 401 once the headers are in, the body never awaited. */
+static void
+test_unauthorized_body (Fixture *f, gconstpointer unused)
+{
+  g_autoptr(Client) c = http_connect (f);
+  g_autoptr(Client) wrong = http_connect (f);
+
+  g_assert_nonnull (c);
+  g_assert_nonnull (wrong);
+  client_send (c, "POST /api/v1/users HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                  "Content-Type: application/json\r\nContent-Length: 60000\r\n\r\n");
+  client_send (wrong, "POST /api/v1/message HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                      "Authorization: Bearer not-" TOKEN "\r\n"
+                      "Transfer-Encoding: chunked\r\n\r\n1000\r\n{\"to\": ");
+  g_assert_true (client_expect (c, "bearer token is required"));
+  g_assert_true (g_str_has_prefix (c->in->str, "HTTP/1.1 401 "));
+  g_assert_nonnull (strstr (c->in->str, "WWW-Authenticate: Bearer realm=\"myna\"\r\n"));
+  g_assert_true (client_expect_closed (c));
+  g_assert_true (client_expect (wrong, "bearer token is required"));
+  g_assert_true (g_str_has_prefix (wrong->in->str, "HTTP/1.1 401 "));
+  g_assert_true (client_expect_closed (wrong));
+  g_assert_true (status_ok (f));
+}
+
+/* The cap (per address, or in all: the test's data says which) refuses
+ * the connection after it, and counts a closed one out. */
+static void
+test_connection_cap (Fixture *f, gconstpointer extra)
+{
+  const char *why = strstr (extra, "per_ip = 4") != NULL ? "(http_max_connections_per_ip)"
+                                                         : "(http_max_connections)";
+  Client *held[4];
+  g_autoptr(Client) over = NULL;
+  gint64 deadline;
+  gboolean ok = FALSE;
+
+  for (guint i = 0; i < G_N_ELEMENTS (held); i++)
+    {
+      held[i] = http_connect (f);
+      g_assert_nonnull (held[i]);
+    }
+  over = http_connect (f);
+  g_assert_nonnull (over);
+  g_assert_true (client_expect_closed (over));
+  g_assert_cmpuint (over->in->len, ==, 0);
+  g_assert_true (mynad_wait_log (&f->d, why, WAIT_MS));
+  for (guint i = 0; i < G_N_ELEMENTS (held); i++)
+    g_assert_true (client_is_open (held[i]));
+  /* One goes: there is room for one more once the server has seen it. */
+  client_free (held[0]);
+  deadline = g_get_monotonic_time () + WAIT_MS * 1000;
+  while (!ok && g_get_monotonic_time () < deadline)
+    ok = status_ok (f);
+  g_assert_true (ok);
+  for (guint i = 1; i < G_N_ELEMENTS (held); i++)
+    client_free (held[i]);
+}
+
+/* Out of descriptors, the listener pauses (one log line), and serves
+ * again by itself once descriptors are free; the admin socket, with a
+ * connection waiting, does not spin meanwhile. */
+static void
+test_fd_exhaustion (Fixture *f, gconstpointer unused)
+{
+  pid_t pid = (pid_t) g_ascii_strtoll (g_subprocess_get_identifier (f->d.proc), NULL, 10);
+  struct sockaddr_un admin = { .sun_family = AF_UNIX };
+  g_autofree char *admin_path = g_build_filename (f->d.dir, "mynad.sock", NULL);
+  struct rlimit old, low;
+  Client *c[40];
+  int admin_fd;
+  double cpu;
+  guint n;
+
+  g_assert_true (status_ok (f));
+  n = wait_fds_at_most (f, 0);
+  g_assert_cmpint (prlimit (pid, RLIMIT_NOFILE, NULL, &old), ==, 0);
+  low = old;
+  low.rlim_cur = n + 8;
+  g_assert_cmpint (prlimit (pid, RLIMIT_NOFILE, &low, NULL), ==, 0);
+  for (guint i = 0; i < G_N_ELEMENTS (c); i++)
+    {
+      c[i] = http_connect (f);
+      g_assert_nonnull (c[i]);
+    }
+  /* mynad took all it could (its last descriptor may be the listener's
+   * own, which libsoup gave up on an accept error). */
+  g_assert_cmpuint (wait_fds_at_least (f, n + 7), >=, n + 7);
+  /* A mynactl connection waits in the admin socket's backlog: a poller
+   * calling back on it in a loop would burn a core for as long. */
+  g_assert_cmpuint (strlen (admin_path), <, sizeof admin.sun_path);
+  strcpy (admin.sun_path, admin_path);
+  admin_fd = socket (AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  g_assert_cmpint (connect (admin_fd, (struct sockaddr *) &admin, sizeof admin), ==, 0);
+  cpu = mynad_cpu (f);
+  /* A measure over a second, not a wait for an event. */
+  g_usleep (G_USEC_PER_SEC);
+  cpu = mynad_cpu (f) - cpu;
+  g_test_message ("mynad used %.2f s of CPU in 1 s while out of descriptors", cpu);
+  g_assert_cmpfloat (cpu, <, 0.1);
+  close (admin_fd);
+  for (guint i = 0; i < G_N_ELEMENTS (c); i++)
+    client_free (c[i]);
+  /* Without raising the limit again. */
+  g_assert_true (status_ok (f));
+  g_assert_true (status_ok (f));
+  g_assert_true (mynad_wait_log (&f->d, "accepting paused", WAIT_MS));
+  g_assert_cmpuint (count_lines (f->d.log->str, "accept: "), <=, 2);
+}
+
 int
 main (int argc, char **argv)
 {
@@ -582,5 +870,16 @@ main (int argc, char **argv)
   ADD ("/http/unload-reload", test_unload_reload, WITH_TOKEN);
   ADD ("/http/graceful-stop", test_graceful_stop, "scram_iterations = 500000\n" WITH_TOKEN);
   ADD ("/http/disabled", test_disabled, "");
+  ADD ("/http/limits/no-fd-leak", test_no_fd_leak, WITH_TOKEN);
+  ADD ("/http/limits/header-timeout", test_header_timeout,
+       "http_header_timeout = 1s\n" WITH_TOKEN);
+  ADD ("/http/limits/declared-too-big", test_declared_too_big, WITH_TOKEN);
+  ADD ("/http/limits/unauthorized-body", test_unauthorized_body, WITH_TOKEN);
+  ADD ("/http/limits/per-ip-cap", test_connection_cap,
+       "http_max_connections_per_ip = 4\n" WITH_TOKEN);
+  ADD ("/http/limits/total-cap", test_connection_cap,
+       "http_max_connections = 4\nhttp_max_connections_per_ip = 0\n" WITH_TOKEN);
+  ADD ("/http/limits/fd-exhaustion", test_fd_exhaustion,
+       "http_max_connections_per_ip = 0\n" WITH_TOKEN);
   return g_test_run ();
 }
