@@ -5,7 +5,10 @@
  * (base64 fields), and the host-wide index (host, "", "accounts", user)
  * lists the usernames.  PBKDF2 runs on a worker thread (workers.c); the
  * storage write and the callback happen back on the main loop, as the
- * module that asked, which the job holds meanwhile (see module.c). */
+ * module that asked, which the job holds meanwhile (see module.c).
+ * Workers finish in any order, so the writes of one account's jobs wait
+ * for each other and are applied in the order they were asked for: the
+ * password acknowledged last is the one stored. */
 #include "private.h"
 
 #include <gnutls/gnutls.h>
@@ -63,7 +66,13 @@ typedef struct {
   gpointer        user_data;
   GDestroyNotify  destroy;
   MynaModule     *owner;         /* the module asking, held */
+  char           *key;           /* "host/user": its place in pending_writes */
+  gboolean        hashed;        /* the record is computed; may be written */
 } Job;
+
+/* "host/user" → GQueue of that account's write jobs, in the order asked.
+ * Main loop only. */
+static GHashTable *pending_writes;
 
 static void
 job_free (Job *job)
@@ -83,6 +92,7 @@ job_free (Job *job)
       g_free (job->password);
     }
   g_free (job->record);
+  g_free (job->key);
   myna_scram_credentials_free (job->check);
   g_free (job);
 }
@@ -152,13 +162,13 @@ job_stored (const GError *error, gpointer user_data)
   job_report (job, error);
 }
 
+/* Writes a hashed job's record, or fails it if the account came or went
+ * while it waited. */
 static void
-job_hashed (gpointer user_data)
+job_write (Job *job)
 {
-  Job *job = user_data;
   g_autoptr(GError) error = NULL;
 
-  /* The account may have come or gone while we hashed. */
   if (job->must_exist && !myna_account_exists (job->storage, job->host, job->user))
     {
       g_set_error (&error, MYNA_ACCOUNT_ERROR, MYNA_ACCOUNT_ERROR_NOT_FOUND,
@@ -181,6 +191,46 @@ job_hashed (gpointer user_data)
   myna_kv_set (job->storage, job->host, job->user, STORE_ACCOUNT, KEY_SCRAM, job->record,
                job_stored, job, (GDestroyNotify) job_free);
   myna_module_leave (previous);
+}
+
+/* Queues @job behind the account's earlier write jobs. */
+static void
+job_enqueue (Job *job)
+{
+  if (pending_writes == NULL)
+    pending_writes = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
+  job->key = g_strdup_printf ("%s/%s", job->host, job->user);
+  GQueue *q = g_hash_table_lookup (pending_writes, job->key);
+  if (q == NULL)
+    {
+      q = g_queue_new ();
+      g_hash_table_insert (pending_writes, g_strdup (job->key), q);
+    }
+  g_queue_push_tail (q, job);
+}
+
+/* Writes the account's jobs from the head of its queue for as long as they
+ * are hashed: a job finished early waits for those asked before it. */
+static void
+job_hashed (gpointer user_data)
+{
+  Job *job = user_data;
+  g_autofree char *key = g_strdup (job->key);
+  GQueue *q = g_hash_table_lookup (pending_writes, key);
+
+  job->hashed = TRUE;
+  while (!g_queue_is_empty (q) && ((Job *) g_queue_peek_head (q))->hashed)
+    {
+      Job *head = g_queue_pop_head (q);
+      if (g_queue_is_empty (q))
+        {
+          g_hash_table_remove (pending_writes, key);
+          g_queue_free (q);
+          job_write (head);
+          return;
+        }
+      job_write (head);
+    }
 }
 
 static void
@@ -281,6 +331,7 @@ account_write (MynaStorage *storage, const char *host, const char *user,
                                   prepped, host));
       return;
     }
+  job_enqueue (job);
   job_run (job, job_hash_thread, job_hashed);
 }
 

@@ -504,6 +504,38 @@ test_register_password (Fixture *f, gconstpointer unused)
   g_assert_true (found);
 }
 
+static gssize answer_at (Client *c, const char *id);
+
+/* XEP-0077 password changes, pipelined, all answered: they are stored
+ * and answered in the order asked (the hashing runs on several workers,
+ * which finish in any order), so the last one asked is the password. */
+static void
+test_register_password_order (Fixture *f, gconstpointer unused)
+{
+  g_autoptr(GString) all = g_string_new (NULL);
+  g_autoptr(Client) c = NULL;
+  gssize prev = -1;
+
+  mynad_add_user (&f->d, "romeo", PW);
+  c = login (f, "romeo", "writer");
+  for (guint i = 0; i < PW_N; i++)
+    g_string_append_printf (all, "<iq type='set' id='w%u'><query xmlns='jabber:iq:register'>"
+                            "<username>romeo</username><password>new-pw-%u</password>"
+                            "</query></iq>", i, i);
+  client_send (c, all->str);
+  for (guint i = 0; i < PW_N; i++)
+    {
+      g_autofree char *id = g_strdup_printf ("w%u", i);
+      gssize at = answer_at (c, id);
+      g_assert_cmpint (at, >, prev);
+      prev = at;
+    }
+  g_assert_null (strstr (c->in->str, "type='error'"));
+  mynad_kill_restart (&f->d);
+  g_autofree char *last = g_strdup_printf ("new-pw-%u", PW_N - 1);
+  g_assert_true (can_login (f, "romeo", last));
+}
+
 /* XEP-0077 account removal, acknowledged, then a kill at once. */
 static void
 test_register_remove (Fixture *f, gconstpointer unused)
@@ -734,6 +766,7 @@ main (int argc, char **argv)
   ADD ("/durability/private", test_private);
   ADD ("/durability/blocking", test_blocking);
   ADD ("/durability/register-password", test_register_password);
+  ADD ("/durability/register-password-order", test_register_password_order);
   ADD ("/durability/register-remove", test_register_remove);
   ADD ("/durability/mynactl", test_mynactl);
   ADD ("/durability/order", test_order);
