@@ -28,6 +28,7 @@ typedef struct {
   int            fd;
   char          *path;
   MynaPollWatch *watch;
+  MynaAcceptor   acceptor;
   GPtrArray     *clients;
 } Admin;
 
@@ -448,7 +449,7 @@ static void
 admin_accept (MynaPollWatch *watch, guint32 events, gpointer user_data)
 {
   Admin *a = user_data;
-  int fd = accept4 (a->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+  int fd = myna_acceptor_accept (&a->acceptor, NULL, NULL);
 
   if (fd < 0)
     return;
@@ -493,6 +494,7 @@ myna_admin_start (MynaServer *server, const char *path, GError **error)
   a->path = g_strdup (path);
   a->clients = g_ptr_array_new_with_free_func ((GDestroyNotify) client_free);
   a->watch = myna_poller_add (server->poller, fd, EPOLLIN, admin_accept, a);
+  myna_acceptor_init (&a->acceptor, "admin socket", fd, a->watch);
   server->admin = a;
   g_info ("admin socket %s", path);
   return TRUE;
@@ -507,6 +509,7 @@ myna_admin_stop (MynaServer *server)
     return;
   server->admin = NULL;
   g_ptr_array_unref (a->clients);
+  myna_acceptor_clear (&a->acceptor);
   myna_poller_remove (a->watch);
   close (a->fd);
   unlink (a->path);

@@ -7,6 +7,8 @@
 #include <gmodule.h>
 #include "myna-config.h"
 
+#include <sys/socket.h>
+
 G_BEGIN_DECLS
 
 /* ---- loop.c: one epoll set as one GSource -------------------------------- */
@@ -350,6 +352,33 @@ gboolean    myna_http_listen_fd (MynaHttp *http, int fd, GError **error);
 void        myna_http_stop (MynaHttp *http);
 /* Lets answers in progress go out (bounded), then closes everything. */
 void        myna_http_free (MynaHttp *http);
+
+/* server.c: accept(2) for a listening socket that backs off instead of
+ * spinning when the process is out of descriptors or memory (EMFILE,
+ * ENFILE, ENOBUFS, ENOMEM): the socket is not watched for a while (from
+ * ACCEPT_BACKOFF_MIN_MS, doubling up to ACCEPT_BACKOFF_MAX_MS), then
+ * watched again; the failures are logged once per ACCEPT_REPORT_S with
+ * a count.  Errors of one aborted connection (ECONNABORTED, EPROTO, the
+ * network errors Linux passes on) are retried at once. */
+typedef struct {
+  char          *what;         /* for the log: "listener c2s", "admin socket" */
+  int            fd;
+  MynaPollWatch *watch;
+  MynaTimer     *timer;        /* resumes watching after a back-off */
+  guint          delay_ms;     /* the current back-off; 0 when none */
+  guint64        failed;       /* failures not yet reported */
+  gint64         reported_at;  /* monotonic µs of the last report */
+  gboolean       trouble;      /* a failure was reported; recovery is to be */
+  guint64        total_failed; /* since start (tests, stats) */
+} MynaAcceptor;
+
+void        myna_acceptor_init (MynaAcceptor *a, const char *what, int fd,
+                                MynaPollWatch *watch);
+/* Stops the back-off timer and forgets the watch (the caller removes it). */
+void        myna_acceptor_clear (MynaAcceptor *a);
+/* A new non-blocking, close-on-exec descriptor, or -1 when there is none
+ * to take now: the caller stops accepting until the next event. */
+int         myna_acceptor_accept (MynaAcceptor *a, struct sockaddr *sa, socklen_t *sl);
 
 /* admin.c */
 gboolean    myna_admin_start (MynaServer *server, const char *path,
