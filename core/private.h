@@ -251,7 +251,9 @@ typedef struct {
   gsize  max_stanza_size;
   guint  max_depth;
   guint  max_attrs;
-  gsize  max_output;          /* bytes queued to one client before cut-off */
+  gsize  max_output;          /* soft: above it the queue must drain in time */
+  gsize  max_output_hard;     /* queued bytes that cut a client off at once */
+  guint  output_drain_ms;     /* time to drain back below max_output */
   guint  auth_timeout_ms;
   guint  max_connections_per_ip; /* 0: no cap */
   gsize  rate;                   /* bytes/s read per session, 0: none */
@@ -419,6 +421,14 @@ typedef gboolean (*MynaSessionDataMatch) (MynaSession *session, MynaModule *owne
                                           GDestroyNotify destroy, gpointer user_data);
 guint       myna_connections_drop_data (MynaServer *server, MynaSessionDataMatch match,
                                         gpointer user_data);
+/* connection.c: removes, on every session, the drain waiters
+ * (myna_session_when_drained) @match accepts, given the module that
+ * registered them, their callback and destroy notify; runs the destroy
+ * notifies, never the callbacks.  Returns how many. */
+typedef gboolean (*MynaWaiterMatch) (MynaModule *owner, gconstpointer func,
+                                     GDestroyNotify destroy, gpointer user_data);
+guint       myna_connections_drop_waiters (MynaServer *server, MynaWaiterMatch match,
+                                           gpointer user_data);
 
 /* timer.c: a timer owned by @owner (NULL: the core's); myna_timer_new
  * makes one owned by the current module. */

@@ -87,6 +87,11 @@ listener_read_limits (MynaServer *server, MynaListener *l)
   l->limits.max_stanza_size = (gsize) myna_config_get_listener_limit (c, l->name, "max_stanza_size");
   l->limits.auth_timeout_ms = (guint) myna_config_get_listener_limit (c, l->name, "auth_timeout");
   l->limits.max_output = (gsize) myna_config_get_listener_limit (c, l->name, "max_output");
+  l->limits.max_output_hard =
+    MAX (l->limits.max_output,
+         (gsize) myna_config_get_listener_limit (c, l->name, "max_output_hard"));
+  l->limits.output_drain_ms =
+    (guint) myna_config_get_listener_limit (c, l->name, "output_drain_timeout");
 }
 
 const MynaLimits *
@@ -106,6 +111,9 @@ server_read_limits (MynaServer *server)
   l->max_depth = (guint) myna_config_get_int (c, "global", "max_depth");
   l->max_attrs = (guint) myna_config_get_int (c, "global", "max_attrs");
   l->max_output = (gsize) myna_config_get_int (c, "global", "max_output");
+  l->max_output_hard = MAX (l->max_output,
+                            (gsize) myna_config_get_int (c, "global", "max_output_hard"));
+  l->output_drain_ms = (guint) myna_config_get_int (c, "global", "output_drain_timeout");
   l->auth_timeout_ms = (guint) myna_config_get_int (c, "global", "auth_timeout");
   server->require_encryption = myna_config_get_bool (c, "global", "c2s_require_encryption");
   l->max_connections_per_ip = (guint) myna_config_get_int (c, "global", "max_connections_per_ip");

@@ -1348,7 +1348,8 @@ test_out_of_descriptors (Fixture *f, gconstpointer unused)
 
 static const Limits slowloris_limits = { "auth_timeout = 2s\n", NULL };
 static const Limits flood_limits = { "c2s_rate = 64K\nc2s_burst = 64K\n", NULL };
-static const Limits noread_limits = { "max_output = 64K\nc2s_rate = 16M\nc2s_burst = 16M\n", NULL, TRUE };
+static const Limits noread_limits = { "max_output = 64K\nmax_output_hard = 4M\noutput_drain_timeout = 2s\n"
+                                      "c2s_rate = 16M\nc2s_burst = 16M\n", NULL, TRUE };
 static const Limits bomb_limits = { "max_stanza_size = 64K\n", NULL };
 static const Limits connflood_limits = { "max_connections_per_ip = 500\nauth_timeout = 3s\n", NULL };
 static const Limits nofd_limits = { NULL, NULL };

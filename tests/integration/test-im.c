@@ -11,6 +11,8 @@
  * in the buffer by then. */
 #include "mynad-harness.h"
 
+#include <myna/storage.h>
+
 #define MODULES "disco;ping;version;auth;bind;roster;presence"
 
 typedef struct {
@@ -19,11 +21,15 @@ typedef struct {
 
 static guint sync_serial;
 
+/* @extra: more [global] keys, or NULL. */
 static void
-setup (Fixture *f, gconstpointer unused)
+setup (Fixture *f, gconstpointer extra)
 {
+  g_autofree char *conf = g_strconcat (extra != NULL ? (const char *) extra : "", "\n",
+                                       MYNAD_PLAIN_AUTH, NULL);
+
   f->d.modules = MODULES;
-  mynad_start (&f->d, MYNAD_PLAIN_AUTH);
+  mynad_start (&f->d, conf);
   mynad_add_user (&f->d, "alice", "pw-alice");
   mynad_add_user (&f->d, "bob", "pw-bob");
   mynad_add_user (&f->d, "carol", "pw-carol");
@@ -664,6 +670,193 @@ test_priorities (Fixture *f, gconstpointer unused)
   g_assert_true (expect_stanza (b3, "message", "msg-four", NULL));
 }
 
+/* ---- output: a client is judged by whether it reads ----------------------------- */
+
+#define BIG_SENDERS 20
+#define BIG_PER_SENDER 2
+#define BIG_BODY (200 * 1000)
+
+/* Reads @c on a thread as fast as it can, counting whole messages. */
+typedef struct {
+  Client  *c;
+  guint    want;
+  guint    got;
+  gsize    bytes;
+  gboolean eof;
+  gboolean stream_error;
+} Reader;
+
+static guint
+count_in (const char *buf, gsize len, const char *needle)
+{
+  guint n = 0;
+  gsize nl = strlen (needle);
+
+  for (const char *p = buf; (p = g_strstr_len (p, (gssize) (buf + len - p), needle)) != NULL;
+       p += nl)
+    n++;
+  return n;
+}
+
+static gpointer
+reader_thread (gpointer data)
+{
+  Reader *r = data;
+  gint64 deadline = g_get_monotonic_time () + 60 * G_USEC_PER_SEC;
+  static const char end[] = "</message>";
+  char buf[65536 + sizeof end];
+  gsize carry = 0;
+
+  while (r->got < r->want && g_get_monotonic_time () < deadline)
+    {
+      struct pollfd p = { .fd = r->c->fd, .events = POLLIN };
+      if (poll (&p, 1, 100) <= 0)
+        continue;
+      ssize_t n = recv (r->c->fd, buf + carry, sizeof buf - carry - 1, 0);
+      if (n <= 0)
+        {
+          r->eof = TRUE;
+          break;
+        }
+      r->bytes += (gsize) n;
+      gsize len = carry + (gsize) n;
+      r->got += count_in (buf, len, end);
+      if (count_in (buf, len, "<stream:error") > 0)
+        r->stream_error = TRUE;
+      /* A marker cut between two reads is found in the next one. */
+      carry = MIN (len, sizeof end - 2);
+      memmove (buf, buf + len - carry, carry);
+    }
+  return NULL;
+}
+
+static char *
+big_message (const char *to, guint n)
+{
+  GString *m = g_string_sized_new (BIG_BODY + 128);
+
+  g_string_append_printf (m, "<message to='%s' type='chat' id='big%u'><body>", to, n);
+  for (gsize i = 0; i < BIG_BODY; i++)
+    g_string_append_c (m, (char) ('a' + i % 26));
+  g_string_append (m, "</body></message>");
+  return g_string_free (m, FALSE);
+}
+
+/* Logs in BIG_SENDERS senders. */
+static void
+login_senders (Fixture *f, Client **s)
+{
+  for (guint i = 0; i < BIG_SENDERS; i++)
+    {
+      g_autofree char *user = g_strdup_printf ("sender%02u", i);
+      g_autofree char *pw = g_strconcat ("pw-", user, NULL);
+      mynad_add_user (&f->d, user, pw);
+      s[i] = login (f, user, "s");
+    }
+}
+
+/* Twenty senders send 200 KB messages to one recipient, 8 MB in all, far
+ * over max_output (1M): a recipient that reads as fast as it can gets
+ * them all and stays connected. */
+static void
+test_output_many_senders (Fixture *f, gconstpointer unused)
+{
+  Client *s[BIG_SENDERS];
+  mynad_add_user (&f->d, "rcpt", "pw-rcpt");
+  g_autoptr(Client) r = login (f, "rcpt", "r");
+  Reader reader = { .c = r, .want = BIG_SENDERS * BIG_PER_SENDER };
+
+  login_senders (f, s);
+  GThread *t = g_thread_new ("reader", reader_thread, &reader);
+  for (guint k = 0; k < BIG_PER_SENDER; k++)
+    for (guint i = 0; i < BIG_SENDERS; i++)
+      {
+        g_autofree char *m = big_message ("rcpt@localhost/r", k * BIG_SENDERS + i);
+        client_send (s[i], m);
+      }
+  g_thread_join (t);
+  g_test_message ("recipient read %" G_GSIZE_FORMAT " bytes, %u of %u messages%s",
+                  reader.bytes, reader.got, reader.want,
+                  reader.eof ? "; disconnected" : "");
+  g_assert_false (reader.stream_error);
+  g_assert_false (reader.eof);
+  g_assert_cmpuint (reader.got, ==, reader.want);
+  g_assert_null (strstr (f->d.log->str, "client is not reading"));
+  sync_client (r);
+  for (guint i = 0; i < BIG_SENDERS; i++)
+    client_free (s[i]);
+}
+
+/* The same load to a recipient that never reads: it is cut off once its
+ * queue stayed over max_output for output_drain_timeout. */
+static void
+test_output_stalled_reader (Fixture *f, gconstpointer unused)
+{
+  Client *s[BIG_SENDERS];
+  mynad_add_user (&f->d, "rcpt", "pw-rcpt");
+  g_autoptr(Client) r = login (f, "rcpt", "r");
+
+  login_senders (f, s);
+  for (guint k = 0; k < BIG_PER_SENDER; k++)
+    for (guint i = 0; i < BIG_SENDERS; i++)
+      {
+        g_autofree char *m = big_message ("rcpt@localhost/r", k * BIG_SENDERS + i);
+        client_send (s[i], m);
+      }
+  gint64 sent = g_get_monotonic_time ();
+  /* Cut off by the drain deadline (2 s), not by the hard cap. */
+  g_assert_true (mynad_wait_log (&f->d, "client is not reading", 2000 + 5000));
+  g_test_message ("stalled recipient cut off %" G_GINT64_FORMAT " ms after the last send",
+                  (g_get_monotonic_time () - sent) / 1000);
+  g_assert_nonnull (strstr (f->d.log->str, "over max_output"));
+  g_assert_true (client_expect_closed (r));
+  for (guint i = 0; i < BIG_SENDERS; i++)
+    client_free (s[i]);
+}
+
+#define BIG_ROSTER 15000
+
+/* A roster of 15,000 items (1.7 MB in one result, over max_output) is
+ * fetched whole, and the session goes on. */
+static void
+test_big_roster (void)
+{
+  Mynad d = { .modules = MODULES };
+  g_autoptr(GError) error = NULL;
+
+  mynad_prepare (&d, MYNAD_PLAIN_AUTH);
+  {
+    g_autofree char *uri = g_strdup_printf ("sqlite:%s/myna.db", d.dir);
+    g_autoptr(MynaStorage) st = myna_storage_open (uri, &error);
+    g_assert_no_error (error);
+    for (guint i = 0; i < BIG_ROSTER; i++)
+      {
+        char jid[64];
+        g_snprintf (jid, sizeof jid, "contact%05u@example.net", i);
+        g_autofree char *item = g_strdup_printf ("<item xmlns='jabber:iq:roster' jid='%s' "
+                                                 "name='Contact number %05u' subscription='none'>"
+                                                 "<group>Friends</group></item>", jid, i);
+        myna_kv_set (st, "localhost", "alice", "roster", jid, item, NULL, NULL, NULL);
+      }
+    g_assert_true (myna_storage_flush (st, &error));
+  }
+  mynad_spawn (&d);
+  mynad_add_user (&d, "alice", "pw-alice");
+  g_autoptr(Client) c = client_login (&d, "alice", "pw-alice", "r");
+  g_assert_nonnull (c);
+  client_send (c, "<iq type='get' id='rg'><query xmlns='jabber:iq:roster'/></iq>");
+  g_assert_true (client_expect (c, "</query></iq>"));
+  g_test_message ("roster result: %" G_GSIZE_FORMAT " bytes", c->in->len);
+  g_assert_cmpuint (c->in->len, >, 1024 * 1024);
+  g_assert_cmpuint (count_in (c->in->str, c->in->len, "<item "), ==, BIG_ROSTER);
+  g_string_truncate (c->in, 0);
+  client_send (c, "<iq type='get' id='ping1' to='localhost'><ping xmlns='urn:xmpp:ping'/></iq>");
+  g_assert_true (client_expect (c, "id='ping1'"));
+  g_assert_null (strstr (d.log->str, "client is not reading"));
+  g_clear_pointer (&c, client_free);
+  g_assert_cmpint (mynad_stop (&d), ==, 0);
+}
+
 #define ADD(path, func) \
   g_test_add (path, Fixture, NULL, setup, func, teardown)
 
@@ -681,5 +874,10 @@ main (int argc, char **argv)
   ADD ("/im/presence/probe-and-drop", test_probe_and_drop);
   ADD ("/im/presence/directed", test_directed);
   ADD ("/im/presence/priorities", test_priorities);
+  ADD ("/im/output/many-senders", test_output_many_senders);
+  g_test_add ("/im/output/stalled-reader", Fixture,
+              "max_output = 256K\noutput_drain_timeout = 2s\n", setup,
+              test_output_stalled_reader, teardown);
+  g_test_add_func ("/im/roster/big", test_big_roster);
   return g_test_run ();
 }
