@@ -726,33 +726,10 @@ static gpointer
 reader_thread (gpointer data)
 {
   Reader *r = data;
-  gint64 deadline = g_get_monotonic_time () + 60 * G_USEC_PER_SEC;
-  const char *end = r->marker != NULL ? r->marker : "</message>";
-  gsize keep = strlen (end) - 1;
-  char buf[65536 + 64];
-  gsize carry = 0;
 
-  g_assert_cmpuint (keep, <, 64);
-  while (r->got < r->want && g_get_monotonic_time () < deadline)
-    {
-      struct pollfd p = { .fd = r->c->fd, .events = POLLIN };
-      if (poll (&p, 1, 100) <= 0)
-        continue;
-      ssize_t n = recv (r->c->fd, buf + carry, sizeof buf - carry - 1, 0);
-      if (n <= 0)
-        {
-          r->eof = TRUE;
-          break;
-        }
-      r->bytes += (gsize) n;
-      gsize len = carry + (gsize) n;
-      r->got += count_in (buf, len, end);
-      if (count_in (buf, len, "<stream:error") > 0)
-        r->stream_error = TRUE;
-      /* A marker cut between two reads is found in the next one. */
-      carry = MIN (len, keep);
-      memmove (buf, buf + len - carry, carry);
-    }
+  r->got = client_count (r->c, r->marker != NULL ? r->marker : "</message>", r->want,
+                         60 * 1000, &r->bytes, &r->stream_error);
+  r->eof = r->c->eof;
   return NULL;
 }
 
