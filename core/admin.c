@@ -459,6 +459,11 @@ admin_accept (MynaPollWatch *watch, guint32 events, gpointer user_data)
   c->in = g_string_new (NULL);
   c->out = g_string_new (NULL);
   c->watch = myna_poller_add (a->server->poller, fd, EPOLLIN, client_io, c);
+  if (c->watch == NULL)
+    {
+      client_free (c);
+      return;
+    }
   g_ptr_array_add (a->clients, c);
 }
 
@@ -494,6 +499,18 @@ myna_admin_start (MynaServer *server, const char *path, GError **error)
   a->path = g_strdup (path);
   a->clients = g_ptr_array_new_with_free_func ((GDestroyNotify) client_free);
   a->watch = myna_poller_add (server->poller, fd, EPOLLIN, admin_accept, a);
+  if (a->watch == NULL)
+    {
+      int e = errno;
+      g_set_error (error, G_IO_ERROR, g_io_error_from_errno (e),
+                   "admin socket %s: cannot watch it: %s", path, g_strerror (e));
+      g_ptr_array_unref (a->clients);
+      close (fd);
+      unlink (path);
+      g_free (a->path);
+      g_free (a);
+      return FALSE;
+    }
   myna_acceptor_init (&a->acceptor, "admin socket", fd, a->watch);
   server->admin = a;
   g_info ("admin socket %s", path);

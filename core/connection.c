@@ -978,6 +978,12 @@ myna_connection_new (MynaServer *server, MynaListener *listener, int fd,
   s->timer = myna_timer_new_owned (session_auth_timeout, s, NULL);
   myna_timer_start (s->timer, LIMITS (s)->auth_timeout_ms);
   s->watch = myna_poller_add (server->poller, fd, EPOLLIN, session_io, s);
+  if (s->watch == NULL)
+    {
+      /* Never watched, it would sit until its timeout: closed at once. */
+      myna_connection_free (s);
+      return NULL;
+    }
   g_hash_table_add (server->connections, s);
   server->conn_high_water = MAX (server->conn_high_water,
                                  g_hash_table_size (server->connections));

@@ -389,6 +389,14 @@ listener_open (MynaServer *server, const char *name, GError **error)
     {
       g_autofree char *what = g_strdup_printf ("listener %s", name);
       l->watch = myna_poller_add (server->poller, fd, EPOLLIN, listener_accept, l);
+      if (l->watch == NULL)
+        {
+          int e = errno;
+          g_set_error (error, G_IO_ERROR, g_io_error_from_errno (e),
+                       "listener %s: cannot watch its socket: %s", name, g_strerror (e));
+          listener_free (l);
+          return FALSE;
+        }
       myna_acceptor_init (&l->acceptor, what, fd, l->watch);
     }
   g_ptr_array_add (server->listeners, l);
