@@ -28,6 +28,7 @@ typedef struct {
   int            fd;
   char          *path;
   MynaPollWatch *watch;
+  MynaAcceptor   acceptor;
   GPtrArray     *clients;
   MynaTimer     *resume;      /* after an accept failed for want of descriptors */
   gint64         next_log;    /* of that failure */
@@ -482,7 +483,7 @@ static void
 admin_accept (MynaPollWatch *watch, guint32 events, gpointer user_data)
 {
   Admin *a = user_data;
-  int fd = accept4 (a->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+  int fd = myna_acceptor_accept (&a->acceptor, NULL, NULL);
 
   if (fd < 0)
     {
@@ -496,6 +497,11 @@ admin_accept (MynaPollWatch *watch, guint32 events, gpointer user_data)
   c->in = g_string_new (NULL);
   c->out = g_string_new (NULL);
   c->watch = myna_poller_add (a->server->poller, fd, EPOLLIN, client_io, c);
+  if (c->watch == NULL)
+    {
+      client_free (c);
+      return;
+    }
   g_ptr_array_add (a->clients, c);
 }
 
@@ -532,6 +538,19 @@ myna_admin_start (MynaServer *server, const char *path, GError **error)
   a->clients = g_ptr_array_new_with_free_func ((GDestroyNotify) client_free);
   a->resume = myna_timer_new_owned (admin_resume, a, NULL);
   a->watch = myna_poller_add (server->poller, fd, EPOLLIN, admin_accept, a);
+  if (a->watch == NULL)
+    {
+      int e = errno;
+      g_set_error (error, G_IO_ERROR, g_io_error_from_errno (e),
+                   "admin socket %s: cannot watch it: %s", path, g_strerror (e));
+      g_ptr_array_unref (a->clients);
+      close (fd);
+      unlink (path);
+      g_free (a->path);
+      g_free (a);
+      return FALSE;
+    }
+  myna_acceptor_init (&a->acceptor, "admin socket", fd, a->watch);
   server->admin = a;
   g_info ("admin socket %s", path);
   return TRUE;
@@ -546,6 +565,7 @@ myna_admin_stop (MynaServer *server)
     return;
   server->admin = NULL;
   g_ptr_array_unref (a->clients);
+  myna_acceptor_clear (&a->acceptor);
   myna_poller_remove (a->watch);
   myna_timer_free (a->resume);
   close (a->fd);

@@ -33,7 +33,11 @@ static const MynaConfigKey global_keys[] = {
   { "max_attrs", MYNA_CONFIG_INT, "64", 4, 4096,
     "most attributes on one element" },
   { "max_output", MYNA_CONFIG_SIZE, "1M", 16 * 1024, 1024 * 1024 * 1024,
-    "bytes queued to one client before it is cut off as not reading" },
+    "bytes queued to one client above which it must drain within output_drain_timeout" },
+  { "max_output_hard", MYNA_CONFIG_SIZE, "32M", 64 * 1024, 1024 * 1024 * 1024,
+    "bytes queued to one client that cut it off at once, whatever it reads" },
+  { "output_drain_timeout", MYNA_CONFIG_DURATION, "30s", 1000, 3600 * 1000,
+    "time a client over max_output has to read its queue back below it" },
   { "auth_timeout", MYNA_CONFIG_DURATION, "30s", 1000, 3600 * 1000,
     "time a connection has to authenticate" },
   { "max_connections_per_ip", MYNA_CONFIG_INT, "1000", 0, 10000000,
@@ -79,12 +83,15 @@ static const MynaConfigKey listener_keys[] = {
   { "max_stanza_size", MYNA_CONFIG_STRING, "", 0, 0, "overrides [global]" },
   { "auth_timeout", MYNA_CONFIG_STRING, "", 0, 0, "overrides [global]" },
   { "max_output", MYNA_CONFIG_STRING, "", 0, 0, "overrides [global]" },
+  { "max_output_hard", MYNA_CONFIG_STRING, "", 0, 0, "overrides [global]" },
+  { "output_drain_timeout", MYNA_CONFIG_STRING, "", 0, 0, "overrides [global]" },
   { NULL }
 };
 
 static const char *const listener_overrides[] = {
   "max_connections_per_ip", "c2s_rate", "c2s_burst", "max_stanza_size_preauth",
-  "max_stanza_size", "auth_timeout", "max_output", NULL
+  "max_stanza_size", "auth_timeout", "max_output", "max_output_hard",
+  "output_drain_timeout", NULL
 };
 
 static const MynaConfigKey host_keys[] = {

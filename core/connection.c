@@ -59,6 +59,12 @@ struct _MynaSession {
   gboolean       rate_paused;
   gboolean       rate_logged;
   gboolean       flush_queued; /* in server->flush_queue */
+  gboolean       blocked;      /* the socket took less than offered: wait for EPOLLOUT */
+  MynaTimer     *drain_timer;  /* the queue must be back under max_output by then */
+  GArray        *waiters;      /* DrainWaiter, NULL until the first */
+  guint64        waiter_serial;
+  gboolean       notifying;    /* session_notify_drained is on the stack */
+  gboolean       drain_scheduled; /* in drain_queue */
   gboolean       reaping;
   GArray        *data;         /* SessionDatum, NULL until the first */
 };
@@ -106,6 +112,33 @@ session_unlink_read (MynaSession *s)
 
 /* ---- output -------------------------------------------------------------- */
 
+/* A client is judged by whether it reads, not by how much others queue
+ * for it at once:
+ *  - queued bytes are written at once; only small writes made while the
+ *    poller dispatches a batch wait for one write after it (FLUSH_EARLY
+ *    bounds what waits so), and nothing is tried while the socket is
+ *    known to be full (until EPOLLOUT);
+ *  - above max_output (the soft limit) the client has output_drain_ms to
+ *    read its queue back below it, else it is cut off (policy-violation);
+ *    one stanza larger than max_output (a big roster) is delivered to a
+ *    client that reads;
+ *  - max_output_hard bounds one queue's memory whatever the client reads;
+ *  - modules pace bulk sends with myna_session_when_drained(). */
+
+/* Queued bytes written at once even inside a batch. */
+#define FLUSH_EARLY (64 * 1024)
+/* A sent prefix this long is cut from the buffer while the rest waits. */
+#define COMPACT_AT (64 * 1024)
+
+static GPtrArray *drain_queue;   /* sessions whose waiters are checked from idle */
+static guint drain_source;
+
+static gsize
+session_pending (MynaSession *s)
+{
+  return s->out->len - s->out_off;
+}
+
 static void session_flush (MynaSession *s);
 
 /* Watches for input unless closing or paused by the rate limit, and for
@@ -124,25 +157,72 @@ session_update_events (MynaSession *s)
   myna_poller_modify (s->watch, ev);
 }
 
+/* Cuts off a client whose queue broke a limit; @why goes to the log. */
+static void
+session_overflow (MynaSession *s, const char *why)
+{
+  g_warning ("%s: %s: client is not reading, disconnecting", s->peer, why);
+  s->out_off = 0;
+  g_string_truncate (s->out, 0);
+  s->blocked = FALSE;
+  s->server->counters.output_overflow++;
+  myna_session_close (s, "policy-violation", "client is not reading");
+}
+
+static void
+session_drain_expired (gpointer data)
+{
+  MynaSession *s = data;
+  const MynaLimits *l = LIMITS (s);
+
+  if (s->state == STATE_CLOSING || session_pending (s) <= l->max_output)
+    return;
+  g_autofree char *why = g_strdup_printf ("%" G_GSIZE_FORMAT " bytes still queued after %u ms "
+                                          "over max_output (%" G_GSIZE_FORMAT ")",
+                                          session_pending (s), l->output_drain_ms, l->max_output);
+  session_overflow (s, why);
+}
+
+/* Arms the drain deadline when the queue is over the soft limit, stops it
+ * once the queue is back under. */
+static void
+session_check_soft (MynaSession *s)
+{
+  const MynaLimits *l = LIMITS (s);
+
+  if (session_pending (s) > l->max_output && s->state != STATE_CLOSING)
+    {
+      if (s->drain_timer == NULL)
+        s->drain_timer = myna_timer_new_owned (session_drain_expired, s, NULL);
+      if (!myna_timer_is_active (s->drain_timer))
+        myna_timer_start (s->drain_timer, l->output_drain_ms);
+    }
+  else if (s->drain_timer != NULL)
+    myna_timer_stop (s->drain_timer);
+}
+
 static void
 session_write (MynaSession *s, const char *data, gsize len)
 {
   if (s->fd < 0 || s->reaping)
     return;
-  if (s->out->len - s->out_off + len > LIMITS (s)->max_output)
+  if (session_pending (s) + len > LIMITS (s)->max_output_hard)
     {
-      g_warning ("%s: output buffer over %" G_GSIZE_FORMAT " bytes: client is not "
-                 "reading, disconnecting", s->peer, LIMITS (s)->max_output);
-      s->out_off = 0;
-      g_string_truncate (s->out, 0);
-      s->server->counters.output_overflow++;
-      myna_session_close (s, "policy-violation", "client is not reading");
+      g_autofree char *why = g_strdup_printf ("output queue over %" G_GSIZE_FORMAT " bytes "
+                                              "(max_output_hard)", LIMITS (s)->max_output_hard);
+      session_overflow (s, why);
       return;
     }
   g_string_append_len (s->out, data, (gssize) len);
-  /* While the poller dispatches a batch, output is coalesced: every stanza
-   * for this peer in the batch leaves in one write after it. */
-  if (myna_poller_in_dispatch (s->server->poller))
+  /* The socket is full: EPOLLOUT will say when to go on. */
+  if (s->blocked)
+    {
+      session_check_soft (s);
+      return;
+    }
+  /* While the poller dispatches a batch, small output is coalesced: every
+   * stanza for this peer in the batch leaves in one write after it. */
+  if (myna_poller_in_dispatch (s->server->poller) && session_pending (s) < FLUSH_EARLY)
     {
       if (!s->flush_queued)
         {
@@ -196,6 +276,184 @@ session_transport_write (MynaSession *s, const char *data, gsize len)
   return send (s->fd, data, len, MSG_NOSIGNAL);
 }
 
+/* ---- drain waiters (myna_session_when_drained) ---------------------------- */
+
+typedef struct {
+  gsize                low_water;
+  MynaSessionDrainFunc func;
+  gpointer             data;
+  GDestroyNotify       destroy;
+  MynaModule          *owner;
+  guint64              serial;
+} DrainWaiter;
+
+static void
+drain_waiter_cancel (DrainWaiter *w)
+{
+  if (w->destroy == NULL)
+    return;
+  MynaModule *previous = myna_module_enter (w->owner);
+  w->destroy (w->data);
+  myna_module_leave (previous);
+}
+
+/* Drops every waiter of @s without calling it (the session closes). */
+static void
+session_cancel_waiters (MynaSession *s)
+{
+  GArray *waiters = g_steal_pointer (&s->waiters);
+
+  for (guint i = 0; waiters != NULL && i < waiters->len; i++)
+    drain_waiter_cancel (&g_array_index (waiters, DrainWaiter, i));
+  if (waiters != NULL)
+    g_array_unref (waiters);
+}
+
+static void drain_schedule (MynaSession *s);
+
+/* Whether a waiter of @s has its level reached. */
+static gboolean
+session_waiter_due (MynaSession *s)
+{
+  for (guint i = 0; s->waiters != NULL && i < s->waiters->len; i++)
+    if (session_pending (s) <= g_array_index (s->waiters, DrainWaiter, i).low_water)
+      return TRUE;
+  return FALSE;
+}
+
+/* After output went out: due waiters run from an idle source, never
+ * under the write (a module's send) that drained the queue. */
+static void
+session_wake_waiters (MynaSession *s)
+{
+  if (s->state != STATE_CLOSING && session_waiter_due (s))
+    drain_schedule (s);
+}
+
+/* Calls, once each, the waiters whose level the queue is down to.  Those
+ * registered meanwhile wait for the next check, so a module that queues
+ * nothing and asks again cannot loop here. */
+static void
+session_notify_drained (MynaSession *s)
+{
+  if (s->waiters == NULL || s->waiters->len == 0 || s->notifying
+      || s->state == STATE_CLOSING)
+    return;
+  s->notifying = TRUE;
+  guint64 last = s->waiter_serial;
+  for (guint i = 0; s->waiters != NULL && i < s->waiters->len && s->state != STATE_CLOSING;)
+    {
+      DrainWaiter w = g_array_index (s->waiters, DrainWaiter, i);
+      if (w.serial > last || session_pending (s) > w.low_water)
+        {
+          i++;
+          continue;
+        }
+      g_array_remove_index (s->waiters, i);
+      MynaModule *previous = myna_module_enter (w.owner);
+      w.func (s, w.data);
+      if (w.destroy != NULL)
+        w.destroy (w.data);
+      myna_module_leave (previous);
+      i = 0;                    /* the callback may have changed the array */
+    }
+  s->notifying = FALSE;
+  session_wake_waiters (s);
+}
+
+static gboolean
+drain_run (gpointer unused)
+{
+  g_autoptr(GPtrArray) queue = g_steal_pointer (&drain_queue);
+
+  drain_source = 0;
+  for (guint i = 0; queue != NULL && i < queue->len; i++)
+    {
+      MynaSession *s = queue->pdata[i];
+      s->drain_scheduled = FALSE;
+      session_notify_drained (s);
+    }
+  return G_SOURCE_REMOVE;
+}
+
+/* Checks @s's waiters from an idle source: never under the caller. */
+static void
+drain_schedule (MynaSession *s)
+{
+  if (s->drain_scheduled)
+    return;
+  s->drain_scheduled = TRUE;
+  if (drain_queue == NULL)
+    drain_queue = g_ptr_array_new ();
+  g_ptr_array_add (drain_queue, s);
+  if (drain_source == 0)
+    {
+      GSource *src = g_idle_source_new ();
+      g_source_set_callback (src, drain_run, NULL, NULL);
+      g_source_set_name (src, "myna-drained");
+      drain_source = g_source_attach (src, s->server->context);
+      g_source_unref (src);
+    }
+}
+
+gsize
+myna_session_get_output_pending (MynaSession *session)
+{
+  g_return_val_if_fail (session != NULL, 0);
+  return session_pending (session);
+}
+
+void
+myna_session_when_drained (MynaSession *session, gsize low_water, MynaSessionDrainFunc func,
+                           gpointer user_data, GDestroyNotify destroy)
+{
+  g_return_if_fail (session != NULL && func != NULL);
+
+  DrainWaiter w = { low_water, func, user_data, destroy, myna_module_current (), 0 };
+
+  if (session->state == STATE_CLOSING || session->reaping)
+    {
+      drain_waiter_cancel (&w);
+      return;
+    }
+  w.serial = ++session->waiter_serial;
+  if (session->waiters == NULL)
+    session->waiters = g_array_sized_new (FALSE, FALSE, sizeof (DrainWaiter), 1);
+  g_array_append_val (session->waiters, w);
+  if (session_pending (session) <= low_water)
+    drain_schedule (session);
+}
+
+guint
+myna_connections_drop_waiters (MynaServer *server, MynaWaiterMatch match, gpointer user_data)
+{
+  g_return_val_if_fail (server != NULL && match != NULL, 0);
+
+  g_autoptr(GList) sessions = g_hash_table_get_keys (server->connections);
+  guint dropped = 0;
+
+  for (GList *l = sessions; l != NULL; l = l->next)
+    {
+      MynaSession *s = l->data;
+      for (guint i = 0; s->waiters != NULL && i < s->waiters->len;)
+        {
+          DrainWaiter w = g_array_index (s->waiters, DrainWaiter, i);
+          if (!match (w.owner, (gconstpointer) (guintptr) w.func, w.destroy, user_data))
+            {
+              i++;
+              continue;
+            }
+          g_array_remove_index (s->waiters, i);
+          drain_waiter_cancel (&w);
+          dropped++;
+          i = 0;
+        }
+    }
+  return dropped;
+}
+
+/* ---- writing out ------------------------------------------------------------ */
+
 static void
 session_flush (MynaSession *s)
 {
@@ -211,7 +469,17 @@ session_flush (MynaSession *s)
             continue;
           if (errno == EAGAIN)
             {
+              /* What went out leaves the buffer, so that a client that
+               * keeps reading does not grow it. */
+              s->blocked = TRUE;
+              if (s->out_off >= COMPACT_AT && s->out_off >= s->out->len / 2)
+                {
+                  g_string_erase (s->out, 0, (gssize) s->out_off);
+                  s->out_off = 0;
+                }
+              session_check_soft (s);
               session_update_events (s);
+              session_wake_waiters (s);
               return;
             }
           g_debug ("%s: send: %s", s->peer, g_strerror (errno));
@@ -220,6 +488,7 @@ session_flush (MynaSession *s)
         }
       s->out_off += (gsize) n;
     }
+  s->blocked = FALSE;
   g_string_truncate (s->out, 0);
   s->out_off = 0;
   /* An idle session keeps no large buffer. */
@@ -228,9 +497,11 @@ session_flush (MynaSession *s)
       g_string_free (s->out, TRUE);
       s->out = g_string_sized_new (0);
     }
+  session_check_soft (s);
   session_update_events (s);
   if (s->starttls_pending)
     tls_start (s);
+  session_wake_waiters (s);
 }
 
 void
@@ -373,6 +644,9 @@ myna_session_close (MynaSession *session, const char *condition, const char *tex
         }
     }
   s->state = STATE_CLOSING;
+  if (s->drain_timer != NULL)
+    myna_timer_stop (s->drain_timer);
+  session_cancel_waiters (s);
   if (s->watch != NULL)
     myna_poller_modify (s->watch, 0);
   /* What is queued goes out before the half-close. */
@@ -707,6 +981,12 @@ myna_connection_new (MynaServer *server, MynaListener *listener, int fd,
   s->timer = myna_timer_new_owned (session_auth_timeout, s, NULL);
   myna_timer_start (s->timer, LIMITS (s)->auth_timeout_ms);
   s->watch = myna_poller_add (server->poller, fd, EPOLLIN, session_io, s);
+  if (s->watch == NULL)
+    {
+      /* Never watched, it would sit until its timeout: closed at once. */
+      myna_connection_free (s);
+      return NULL;
+    }
   g_hash_table_add (server->connections, s);
   server->conn_high_water = MAX (server->conn_high_water,
                                  g_hash_table_size (server->connections));
@@ -723,6 +1003,8 @@ myna_connection_free (MynaSession *s)
     return;
   if (reap_queue != NULL)
     g_ptr_array_remove_fast (reap_queue, s);
+  if (s->drain_scheduled && drain_queue != NULL)
+    g_ptr_array_remove_fast (drain_queue, s);
   if (s->flush_queued)
     {
       guint i;
@@ -733,6 +1015,7 @@ myna_connection_free (MynaSession *s)
     myna_host_unregister_session (s->host, s);
   g_hash_table_remove (s->server->connections, s);
   session_unlink_read (s);
+  session_cancel_waiters (s);
   session_clear_data (s);
   if (s->fd < 0)
     myna_poller_remove (s->watch);
@@ -748,6 +1031,7 @@ myna_connection_free (MynaSession *s)
     }
   myna_timer_free (s->timer);
   myna_timer_free (s->rate_timer);
+  myna_timer_free (s->drain_timer);
   if (s->ip != NULL)
     {
       guint n = GPOINTER_TO_UINT (g_hash_table_lookup (s->server->per_ip, s->ip));

@@ -216,8 +216,23 @@ myna_poller_add (MynaPoller *poller, int fd, guint32 events, MynaPollFunc func,
   w->user_data = user_data;
   if (epoll_ctl (poller->epfd, EPOLL_CTL_ADD, fd, &ev) < 0)
     {
-      g_warning ("epoll_ctl(ADD, %d): %s", fd, g_strerror (errno));
+      /* Out of memory or of epoll watches (ENOMEM, ENOSPC): every new
+       * connection fails alike, so the log says so once per interval. */
+      static gint64 reported_at;
+      static guint failed;
+      gint64 now = g_get_monotonic_time ();
+      int e = errno;
+
+      failed++;
+      if (reported_at == 0 || now - reported_at >= 10 * G_USEC_PER_SEC)
+        {
+          g_warning ("epoll_ctl(ADD, %d): %s (%u failure(s) in the last 10 s)", fd,
+                     g_strerror (e), failed);
+          reported_at = now;
+          failed = 0;
+        }
       g_free (w);
+      errno = e;
       return NULL;
     }
   poller->count++;

@@ -560,12 +560,29 @@ sweep_timer (MynaModule *owner, MynaTimerFunc func, gpointer user_data)
   return sweep_in_code (sw, (gconstpointer) (guintptr) func);
 }
 
+/* Drain waiters call back into the module that registered them: the
+ * instance's all go; when the .so closes, any with code of it. */
+static gboolean
+sweep_drain_waiter (MynaModule *owner, gconstpointer func, GDestroyNotify destroy,
+                    gpointer user_data)
+{
+  Sweep *sw = user_data;
+
+  if (sw->mod != NULL)
+    return owner == sw->mod;
+  return sweep_in_code (sw, func)
+         || (destroy != NULL && sweep_in_code (sw, (gconstpointer) (guintptr) destroy));
+}
+
 static void
 module_sweep (MynaModuleRegistry *registry, ModuleLib *lib, MynaModule *mod)
 {
   Sweep sw = { lib, mod, g_hash_table_new (NULL, NULL) };
   guint data = registry->server != NULL
                  ? myna_connections_drop_data (registry->server, sweep_session_datum, &sw) : 0;
+
+  if (registry->server != NULL)
+    data += myna_connections_drop_waiters (registry->server, sweep_drain_waiter, &sw);
   guint timers = myna_timers_stop_matching (sweep_timer, &sw);
 
   g_hash_table_unref (sw.verdicts);

@@ -7,6 +7,8 @@
 #include <gmodule.h>
 #include "myna-config.h"
 
+#include <sys/socket.h>
+
 G_BEGIN_DECLS
 
 /* ---- loop.c: one epoll set as one GSource -------------------------------- */
@@ -251,7 +253,9 @@ typedef struct {
   gsize  max_stanza_size;
   guint  max_depth;
   guint  max_attrs;
-  gsize  max_output;          /* bytes queued to one client before cut-off */
+  gsize  max_output;          /* soft: above it the queue must drain in time */
+  gsize  max_output_hard;     /* queued bytes that cut a client off at once */
+  guint  output_drain_ms;     /* time to drain back below max_output */
   guint  auth_timeout_ms;
   guint  max_connections_per_ip; /* 0: no cap */
   gsize  rate;                   /* bytes/s read per session, 0: none */
@@ -369,6 +373,33 @@ void        myna_http_stop (MynaHttp *http);
 /* Lets answers in progress go out (bounded), then closes everything. */
 void        myna_http_free (MynaHttp *http);
 
+/* server.c: accept(2) for a listening socket that backs off instead of
+ * spinning when the process is out of descriptors or memory (EMFILE,
+ * ENFILE, ENOBUFS, ENOMEM): the socket is not watched for a while (from
+ * ACCEPT_BACKOFF_MIN_MS, doubling up to ACCEPT_BACKOFF_MAX_MS), then
+ * watched again; the failures are logged once per ACCEPT_REPORT_S with
+ * a count.  Errors of one aborted connection (ECONNABORTED, EPROTO, the
+ * network errors Linux passes on) are retried at once. */
+typedef struct {
+  char          *what;         /* for the log: "listener c2s", "admin socket" */
+  int            fd;
+  MynaPollWatch *watch;
+  MynaTimer     *timer;        /* resumes watching after a back-off */
+  guint          delay_ms;     /* the current back-off; 0 when none */
+  guint64        failed;       /* failures not yet reported */
+  gint64         reported_at;  /* monotonic µs of the last report */
+  gboolean       trouble;      /* a failure was reported; recovery is to be */
+  guint64        total_failed; /* since start (tests, stats) */
+} MynaAcceptor;
+
+void        myna_acceptor_init (MynaAcceptor *a, const char *what, int fd,
+                                MynaPollWatch *watch);
+/* Stops the back-off timer and forgets the watch (the caller removes it). */
+void        myna_acceptor_clear (MynaAcceptor *a);
+/* A new non-blocking, close-on-exec descriptor, or -1 when there is none
+ * to take now: the caller stops accepting until the next event. */
+int         myna_acceptor_accept (MynaAcceptor *a, struct sockaddr *sa, socklen_t *sl);
+
 /* admin.c */
 gboolean    myna_admin_start (MynaServer *server, const char *path,
                               GError **error);
@@ -408,6 +439,14 @@ typedef gboolean (*MynaSessionDataMatch) (MynaSession *session, MynaModule *owne
                                           GDestroyNotify destroy, gpointer user_data);
 guint       myna_connections_drop_data (MynaServer *server, MynaSessionDataMatch match,
                                         gpointer user_data);
+/* connection.c: removes, on every session, the drain waiters
+ * (myna_session_when_drained) @match accepts, given the module that
+ * registered them, their callback and destroy notify; runs the destroy
+ * notifies, never the callbacks.  Returns how many. */
+typedef gboolean (*MynaWaiterMatch) (MynaModule *owner, gconstpointer func,
+                                     GDestroyNotify destroy, gpointer user_data);
+guint       myna_connections_drop_waiters (MynaServer *server, MynaWaiterMatch match,
+                                           gpointer user_data);
 
 /* timer.c: a timer owned by @owner (NULL: the core's); myna_timer_new
  * makes one owned by the current module. */

@@ -22,11 +22,13 @@ struct _MynaListener {
   int            fd;
   guint16        port;
   MynaPollWatch *watch;
+  MynaAcceptor   acceptor;
 };
 
 static void
 listener_free (MynaListener *l)
 {
+  myna_acceptor_clear (&l->acceptor);
   myna_poller_remove (l->watch);
   if (l->fd >= 0)
     close (l->fd);
@@ -87,6 +89,11 @@ listener_read_limits (MynaServer *server, MynaListener *l)
   l->limits.max_stanza_size = (gsize) myna_config_get_listener_limit (c, l->name, "max_stanza_size");
   l->limits.auth_timeout_ms = (guint) myna_config_get_listener_limit (c, l->name, "auth_timeout");
   l->limits.max_output = (gsize) myna_config_get_listener_limit (c, l->name, "max_output");
+  l->limits.max_output_hard =
+    MAX (l->limits.max_output,
+         (gsize) myna_config_get_listener_limit (c, l->name, "max_output_hard"));
+  l->limits.output_drain_ms =
+    (guint) myna_config_get_listener_limit (c, l->name, "output_drain_timeout");
 }
 
 const MynaLimits *
@@ -106,6 +113,9 @@ server_read_limits (MynaServer *server)
   l->max_depth = (guint) myna_config_get_int (c, "global", "max_depth");
   l->max_attrs = (guint) myna_config_get_int (c, "global", "max_attrs");
   l->max_output = (gsize) myna_config_get_int (c, "global", "max_output");
+  l->max_output_hard = MAX (l->max_output,
+                            (gsize) myna_config_get_int (c, "global", "max_output_hard"));
+  l->output_drain_ms = (guint) myna_config_get_int (c, "global", "output_drain_timeout");
   l->auth_timeout_ms = (guint) myna_config_get_int (c, "global", "auth_timeout");
   server->require_encryption = myna_config_get_bool (c, "global", "c2s_require_encryption");
   l->max_connections_per_ip = (guint) myna_config_get_int (c, "global", "max_connections_per_ip");
@@ -150,6 +160,125 @@ myna_server_new (MynaConfig *config, GError **error)
   return server;
 }
 
+/* ---- accept() with back-off ---------------------------------------------- */
+
+#define ACCEPT_BACKOFF_MIN_MS 100
+#define ACCEPT_BACKOFF_MAX_MS 1000
+#define ACCEPT_REPORT_S       10
+/* Connections aborted in the queue that one call skips at most. */
+#define ACCEPT_MAX_RETRIES    64
+
+static void
+acceptor_resume (gpointer data)
+{
+  MynaAcceptor *a = data;
+
+  if (a->watch != NULL)
+    myna_poller_modify (a->watch, EPOLLIN);
+}
+
+void
+myna_acceptor_init (MynaAcceptor *a, const char *what, int fd, MynaPollWatch *watch)
+{
+  *a = (MynaAcceptor) { .what = g_strdup (what), .fd = fd, .watch = watch };
+  a->timer = myna_timer_new_owned (acceptor_resume, a, NULL);
+}
+
+void
+myna_acceptor_clear (MynaAcceptor *a)
+{
+  g_clear_pointer (&a->timer, myna_timer_free);
+  g_clear_pointer (&a->what, g_free);
+  a->watch = NULL;
+}
+
+/* Out of descriptors or memory: retrying at once would fail the same way
+ * (the pending connection keeps the socket readable), so the socket is
+ * left alone for a while. */
+static void
+acceptor_back_off (MynaAcceptor *a, int err)
+{
+  gint64 now = g_get_monotonic_time ();
+
+  a->failed++;
+  a->total_failed++;
+  a->delay_ms = a->delay_ms == 0 ? ACCEPT_BACKOFF_MIN_MS
+                                 : MIN (a->delay_ms * 2, ACCEPT_BACKOFF_MAX_MS);
+  if (a->reported_at == 0 || now - a->reported_at >= ACCEPT_REPORT_S * G_USEC_PER_SEC)
+    {
+      g_warning ("%s: accept: %s: %" G_GUINT64_FORMAT " failure(s) in the last %d s; "
+                 "retrying every %d ms at most", a->what, g_strerror (err), a->failed,
+                 ACCEPT_REPORT_S, ACCEPT_BACKOFF_MAX_MS);
+      a->failed = 0;
+      a->reported_at = now;
+      a->trouble = TRUE;
+    }
+  if (a->watch != NULL && a->timer != NULL)
+    {
+      myna_poller_modify (a->watch, 0);
+      myna_timer_start (a->timer, a->delay_ms);
+    }
+}
+
+static void
+acceptor_recovered (MynaAcceptor *a)
+{
+  a->delay_ms = 0;
+  if (!a->trouble)
+    return;
+  a->trouble = FALSE;
+  g_message ("%s: accepting connections again (%" G_GUINT64_FORMAT " more failure(s) "
+             "since the last report)", a->what, a->failed);
+  a->failed = 0;
+}
+
+int
+myna_acceptor_accept (MynaAcceptor *a, struct sockaddr *sa, socklen_t *sl)
+{
+  socklen_t room = sl != NULL ? *sl : 0;
+
+  for (int i = 0; i < ACCEPT_MAX_RETRIES; i++)
+    {
+      if (sl != NULL)
+        *sl = room;
+      int fd = accept4 (a->fd, sa, sl, SOCK_NONBLOCK | SOCK_CLOEXEC);
+      if (fd >= 0)
+        {
+          if (a->delay_ms != 0 || a->trouble)
+            acceptor_recovered (a);
+          return fd;
+        }
+      switch (errno)
+        {
+        case EAGAIN:
+#if EWOULDBLOCK != EAGAIN
+        case EWOULDBLOCK:
+#endif
+          return -1;
+        /* One connection's trouble (accept(2), "Error handling"): the
+         * next one may be fine. */
+        case EINTR:
+        case ECONNABORTED:
+        case EPROTO:
+        case EPERM:
+        case ENETDOWN:
+        case ENOPROTOOPT:
+        case EHOSTDOWN:
+        case ENONET:
+        case EHOSTUNREACH:
+        case EOPNOTSUPP:
+        case ENETUNREACH:
+        case ETIMEDOUT:
+          continue;
+        default:
+          /* EMFILE, ENFILE, ENOBUFS, ENOMEM, and what should never be. */
+          acceptor_back_off (a, errno);
+          return -1;
+        }
+    }
+  return -1;
+}
+
 /* ---- listeners ----------------------------------------------------------- */
 
 static void
@@ -162,15 +291,11 @@ listener_accept (MynaPollWatch *watch, guint32 events, gpointer user_data)
     {
       struct sockaddr_storage ss;
       socklen_t sl = sizeof ss;
-      int fd = accept4 (l->fd, (struct sockaddr *) &ss, &sl, SOCK_NONBLOCK | SOCK_CLOEXEC);
+      int fd = myna_acceptor_accept (&l->acceptor, (struct sockaddr *) &ss, &sl);
       char host[NI_MAXHOST] = "?", serv[NI_MAXSERV] = "?";
 
       if (fd < 0)
-        {
-          if (errno != EAGAIN && errno != EINTR && errno != ECONNABORTED)
-            g_warning ("listener %s: accept: %s", l->name, g_strerror (errno));
-          return;
-        }
+        return;
       getnameinfo ((struct sockaddr *) &ss, sl, host, sizeof host, serv,
                    sizeof serv, NI_NUMERICHOST | NI_NUMERICSERV);
       /* TCP_NODELAY and the keepalive options come from the listening
@@ -263,7 +388,19 @@ listener_open (MynaServer *server, const char *name, GError **error)
   l->kind = g_steal_pointer (&kind);
   l->fd = http ? -1 : fd;
   if (!http)
-    l->watch = myna_poller_add (server->poller, fd, EPOLLIN, listener_accept, l);
+    {
+      g_autofree char *what = g_strdup_printf ("listener %s", name);
+      l->watch = myna_poller_add (server->poller, fd, EPOLLIN, listener_accept, l);
+      if (l->watch == NULL)
+        {
+          int e = errno;
+          g_set_error (error, G_IO_ERROR, g_io_error_from_errno (e),
+                       "listener %s: cannot watch its socket: %s", name, g_strerror (e));
+          listener_free (l);
+          return FALSE;
+        }
+      myna_acceptor_init (&l->acceptor, what, fd, l->watch);
+    }
   g_ptr_array_add (server->listeners, l);
   g_info ("listening for %s on %s port %u (%s)", l->kind, address, l->port, name);
   return TRUE;
@@ -482,6 +619,7 @@ myna_server_stop (MynaServer *server)
   for (guint i = 0; i < server->listeners->len; i++)
     {
       MynaListener *l = server->listeners->pdata[i];
+      myna_acceptor_clear (&l->acceptor);
       myna_poller_remove (l->watch);
       l->watch = NULL;
       if (l->fd >= 0)
@@ -599,6 +737,10 @@ myna_server_describe_stats (MynaServer *server, GString *out)
   g_string_append_printf (out, "limit_output_overflow %" G_GUINT64_FORMAT "\n", server->counters.output_overflow);
   g_string_append_printf (out, "limit_auth_timeouts %" G_GUINT64_FORMAT "\n", server->counters.auth_timeouts);
   g_string_append_printf (out, "parsers_released %" G_GUINT64_FORMAT "\n", server->counters.parsers_released);
+  guint64 accept_failures = 0;
+  for (guint i = 0; i < server->listeners->len; i++)
+    accept_failures += ((MynaListener *) server->listeners->pdata[i])->acceptor.total_failed;
+  g_string_append_printf (out, "accept_failures %" G_GUINT64_FORMAT "\n", accept_failures);
 }
 
 /* ---- hosts --------------------------------------------------------------- */

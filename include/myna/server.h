@@ -123,6 +123,19 @@ const char  *myna_session_get_ip (MynaSession *session);
 
 /* Sends @stanza to this session's client; borrowed. */
 void         myna_session_send (MynaSession *session, MynaStanza *stanza);
+/* Bytes queued to this session's client and not yet written. */
+gsize        myna_session_get_output_pending (MynaSession *session);
+typedef void (*MynaSessionDrainFunc) (MynaSession *session, gpointer user_data);
+/* Calls @func once, from the main loop (never from inside this call nor
+ * any other call into the core), when the session's queued output is down
+ * to @low_water bytes or less, then
+ * @destroy on @user_data: a module sending much to one client (stored
+ * items, a backlog) sends a few, then waits for the client to read them.
+ * When the session closes first, or the module that registered it
+ * unloads, only @destroy runs. */
+void         myna_session_when_drained (MynaSession *session, gsize low_water,
+                                        MynaSessionDrainFunc func, gpointer user_data,
+                                        GDestroyNotify destroy);
 /* Ends the session with a stream error (@condition from RFC 6120 §4.9.3;
  * @text may be NULL). */
 void         myna_session_close (MynaSession *session, const char *condition,

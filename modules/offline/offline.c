@@ -5,9 +5,9 @@
  * stored, with a XEP-0203 <delay/> stamped by the host, in that user's
  * archive "offline".  When a session of the user sends initial presence
  * with a non-negative priority, the stored messages are sent to it in
- * order, a page at a time, and each page is deleted (up to its last id)
- * only once its query has returned and the session is still there to
- * have received it.  The archive is the only record, so nothing is lost
+ * order, a page at a time and within a page at the pace the client reads
+ * them, and what was sent is deleted (up to its last id) once the page
+ * is done or the session went.  The archive is the only record, so nothing is lost
  * across a restart.
  *
  * Messages carrying only a chat state, or a XEP-0334 no-store hint, are
@@ -344,25 +344,123 @@ offline_flush_done (Offline *self, const char *local)
   offline_user_release (self, user);
 }
 
-/* Sends @items to @session in order; returns the last id sent. */
-static gint64
-offline_send_items (MynaSession *session, GPtrArray *items)
-{
-  gint64 last = 0;
+/* A page of stored messages going to one session at the pace its client
+ * reads them: sent while its queue is under OFFLINE_HIGH_WATER, then
+ * again once it is down to OFFLINE_LOW_WATER (myna_session_when_drained),
+ * so that a hundred large messages do not land in one queue at once. */
+#define OFFLINE_HIGH_WATER (256 * 1024)
+#define OFFLINE_LOW_WATER  (64 * 1024)
 
-  for (guint i = 0; i < items->len; i++)
+typedef struct {
+  Offline   *self;
+  char      *local;
+  char      *full;
+  GPtrArray *data;       /* the page's stored messages (char*), oldest first */
+  GArray    *ids;        /* their ids (gint64) */
+  guint      next;       /* first one not sent */
+  gboolean   complete;   /* no page after this one */
+  gboolean   finished;
+} OfflinePace;
+
+/* One wait for the queue to drain: it either runs, and the pace goes on,
+ * or is dropped (the session closed, the module unloads) and the page
+ * ends there. */
+typedef struct {
+  OfflinePace *pace;
+  gboolean     ran;
+} OfflineWait;
+
+static void
+offline_pace_clear (gpointer data)
+{
+  OfflinePace *pace = data;
+
+  g_ptr_array_unref (pace->data);
+  g_array_unref (pace->ids);
+  g_free (pace->local);
+  g_free (pace->full);
+}
+
+static void
+offline_pace_unref (OfflinePace *pace)
+{
+  g_rc_box_release_full (pace, offline_pace_clear);
+}
+
+/* What was sent is deleted; then the next page, or the end. */
+static void
+offline_pace_finish (OfflinePace *pace, gboolean go_on)
+{
+  Offline *self = pace->self;
+
+  if (pace->finished)
+    return;
+  pace->finished = TRUE;
+  if (pace->next > 0)
     {
-      MynaArchiveItem *item = items->pdata[i];
-      g_autoptr(MynaStanza) msg = myna_stanza_parse (item->data, -1, NULL);
+      g_debug ("delivered %u offline message(s) to %s", pace->next, pace->full);
+      myna_archive_delete (offline_storage (self), offline_host_name (self), pace->local,
+                           OFFLINE_ARCHIVE, g_array_index (pace->ids, gint64, pace->next - 1),
+                           offline_deleted, offline_op_new (self, pace->local, NULL),
+                           offline_op_free);
+    }
+  if (go_on && !pace->complete)
+    offline_flush_page (self, pace->local, pace->full,
+                        g_array_index (pace->ids, gint64, pace->ids->len - 1));
+  else
+    offline_flush_done (self, pace->local);
+}
+
+static void offline_wait_drained (MynaSession *session, gpointer data);
+static void offline_wait_free (gpointer data);
+
+/* Sends what the queue has room for, then waits for it to drain. */
+static void
+offline_pace_send (OfflinePace *pace, MynaSession *session)
+{
+  while (pace->next < pace->data->len && myna_session_is_open (session)
+         && myna_session_get_output_pending (session) < OFFLINE_HIGH_WATER)
+    {
+      const char *text = pace->data->pdata[pace->next];
+      g_autoptr(MynaStanza) msg = myna_stanza_parse (text, -1, NULL);
 
       if (msg != NULL)
         myna_session_send (session, msg);
       else
         g_warning ("offline message %" G_GINT64_FORMAT " is not valid XML: dropped",
-                   item->id);
-      last = item->id;
+                   g_array_index (pace->ids, gint64, pace->next));
+      pace->next++;
     }
-  return last;
+  /* Sending may have closed it (a client not reading). */
+  if (!myna_session_is_open (session) || pace->next == pace->data->len)
+    {
+      offline_pace_finish (pace, myna_session_is_open (session));
+      return;
+    }
+  OfflineWait *wait = g_new0 (OfflineWait, 1);
+  wait->pace = g_rc_box_acquire (pace);
+  myna_session_when_drained (session, OFFLINE_LOW_WATER, offline_wait_drained, wait,
+                             offline_wait_free);
+}
+
+static void
+offline_wait_drained (MynaSession *session, gpointer data)
+{
+  OfflineWait *wait = data;
+
+  wait->ran = TRUE;
+  offline_pace_send (wait->pace, session);
+}
+
+static void
+offline_wait_free (gpointer data)
+{
+  OfflineWait *wait = data;
+
+  if (!wait->ran)
+    offline_pace_finish (wait->pace, FALSE);
+  offline_pace_unref (wait->pace);
+  g_free (wait);
 }
 
 static void
@@ -373,7 +471,6 @@ offline_page (GPtrArray *items, gboolean complete, guint total,
   Offline *self = op->self;
   MynaHost *host = myna_module_get_host (self->mod);
   MynaSession *session = offline_find_session (host, op->local, op->full);
-  gint64 last;
 
   if (error != NULL)
     g_warning ("offline messages of %s@%s cannot be read: %s", op->local,
@@ -383,21 +480,21 @@ offline_page (GPtrArray *items, gboolean complete, guint total,
       offline_flush_done (self, op->local);
       return;
     }
-  last = offline_send_items (session, items);
-  /* Sending may have closed it (a client not reading): keep the page. */
-  if (offline_find_session (host, op->local, op->full) == NULL)
+  OfflinePace *pace = g_rc_box_new0 (OfflinePace);
+  pace->self = self;
+  pace->local = g_strdup (op->local);
+  pace->full = g_strdup (op->full);
+  pace->data = g_ptr_array_new_full (items->len, g_free);
+  pace->ids = g_array_sized_new (FALSE, FALSE, sizeof (gint64), items->len);
+  pace->complete = complete;
+  for (guint i = 0; i < items->len; i++)
     {
-      offline_flush_done (self, op->local);
-      return;
+      MynaArchiveItem *item = items->pdata[i];
+      g_ptr_array_add (pace->data, g_strdup (item->data));
+      g_array_append_val (pace->ids, item->id);
     }
-  g_debug ("delivered %u offline message(s) to %s", items->len, op->full);
-  myna_archive_delete (offline_storage (self), offline_host_name (self), op->local,
-                       OFFLINE_ARCHIVE, last, offline_deleted,
-                       offline_op_new (self, op->local, NULL), offline_op_free);
-  if (complete)
-    offline_flush_done (self, op->local);
-  else
-    offline_flush_page (self, op->local, op->full, last);
+  offline_pace_send (pace, session);
+  offline_pace_unref (pace);
 }
 
 static void

@@ -6,7 +6,8 @@
  * (cleanly or not).
  *
  * Each session keeps its last available presence (PRESENCE_LAST_KEY) and
- * the JIDs it sent directed presence to (PRESENCE_DIRECTED_KEY).  Rosters
+ * the JIDs it sent directed presence to (PRESENCE_DIRECTED_KEY); pending
+ * requests are redelivered at the pace the client reads them.  Rosters
  * are read through roster-store.c, shared with the roster module.
  * Remote contacts are skipped until federation exists. */
 #include "roster-store.h"
@@ -205,33 +206,112 @@ presence_send_own (MynaHost *host, MynaSession *session)
     }
 }
 
-/* Subscription requests still waiting for an answer (RFC 6121 §3.1.3). */
+/* Subscription requests still waiting for an answer (RFC 6121 §3.1.3)
+ * are sent again at login a few at a time, each batch once the client has
+ * read the previous one (myna_session_when_drained): however many there
+ * are, the queue of a client that reads stays short. */
+#define PRESENCE_REQUESTS_BATCH 8
+/* Queued bytes below which the next batch goes. */
+#define PRESENCE_REQUESTS_LOW_WATER (16 * 1024)
+
+typedef struct {
+  MynaSession *session;     /* borrowed: the waiter goes when it closes */
+  GPtrArray   *contacts;    /* bare JIDs (char*) whose request is to go */
+  guint        next;
+} PresenceRedelivery;
+
+static PresenceRedelivery *
+presence_redelivery_ref (PresenceRedelivery *r)
+{
+  return g_rc_box_acquire (r);
+}
+
+static void
+presence_redelivery_clear (gpointer data)
+{
+  PresenceRedelivery *r = data;
+  g_ptr_array_unref (r->contacts);
+}
+
+static void
+presence_redelivery_unref (gpointer data)
+{
+  g_rc_box_release_full (data, presence_redelivery_clear);
+}
+
+/* The pending request of @contact, trimmed, or NULL when answered since. */
+static MynaStanza *
+presence_request_for (MynaSession *session, const char *contact)
+{
+  MynaJid *jid = myna_session_get_jid (session);
+  g_autoptr(MynaStanza) item = roster_store_get (myna_session_get_host (session),
+                                                 myna_jid_get_local (jid), contact);
+  RosterState state = { 0 };
+  MynaStanza *p;
+
+  if (item != NULL)
+    roster_item_get_state (item, &state);
+  if (!state.pending_in)
+    return NULL;
+  /* Stored before requests were trimmed, or trimmed: the same either way. */
+  if (roster_item_get_request (item) != NULL)
+    p = roster_request_trim (roster_item_get_request (item));
+  else
+    p = myna_stanza_new ("presence", MYNA_NS_CLIENT);
+  myna_stanza_set_attr (p, "type", "subscribe");
+  myna_stanza_set_attr (p, "from", contact);
+  myna_stanza_set_attr (p, "to", myna_jid_bare_string (jid));
+  return p;
+}
+
+static void presence_redeliver_more (MynaSession *session, gpointer data);
+
+/* Sends the next batch; waits for the client to read it before the next. */
+static void
+presence_redeliver_batch (PresenceRedelivery *r)
+{
+  for (guint sent = 0; sent < PRESENCE_REQUESTS_BATCH && r->next < r->contacts->len;)
+    {
+      g_autoptr(MynaStanza) p = presence_request_for (r->session,
+                                                      r->contacts->pdata[r->next++]);
+      if (p == NULL)
+        continue;
+      myna_session_send (r->session, p);
+      sent++;
+    }
+  if (r->next < r->contacts->len && myna_session_is_open (r->session))
+    myna_session_when_drained (r->session, PRESENCE_REQUESTS_LOW_WATER,
+                               presence_redeliver_more, presence_redelivery_ref (r),
+                               presence_redelivery_unref);
+}
+
+static void
+presence_redeliver_more (MynaSession *session, gpointer data)
+{
+  presence_redeliver_batch (data);
+}
+
 static void
 presence_redeliver_requests (MynaHost *host, MynaSession *session)
 {
   MynaJid *jid = myna_session_get_jid (session);
   g_autoptr(GHashTable) roster = roster_store_load (host, myna_jid_get_local (jid));
+  PresenceRedelivery *r = g_rc_box_new0 (PresenceRedelivery);
   GHashTableIter it;
   gpointer key, value;
 
+  r->session = session;
+  r->contacts = g_ptr_array_new_with_free_func (g_free);
   g_hash_table_iter_init (&it, roster);
   while (g_hash_table_iter_next (&it, &key, &value))
     {
       RosterState state;
-      MynaStanza *request;
-      g_autoptr(MynaStanza) p = NULL;
-
       roster_item_get_state (value, &state);
-      if (!state.pending_in)
-        continue;
-      request = roster_item_get_request (value);
-      p = request != NULL ? myna_stanza_copy (request)
-                          : myna_stanza_new ("presence", MYNA_NS_CLIENT);
-      myna_stanza_set_attr (p, "type", "subscribe");
-      myna_stanza_set_attr (p, "from", key);
-      myna_stanza_set_attr (p, "to", myna_jid_bare_string (jid));
-      myna_session_send (session, p);
+      if (state.pending_in)
+        g_ptr_array_add (r->contacts, g_strdup (key));
     }
+  presence_redeliver_batch (r);
+  presence_redelivery_unref (r);
 }
 
 /* ---- broadcasts ---------------------------------------------------------------- */

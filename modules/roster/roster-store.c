@@ -269,6 +269,44 @@ roster_item_get_request (const MynaStanza *item)
   return priv != NULL ? myna_stanza_get_child (priv, "presence", NULL) : NULL;
 }
 
+/* @text cut to at most @max bytes, on a character boundary.
+ * Returns: (transfer full) */
+static char *
+roster_cut_utf8 (const char *text, gsize max)
+{
+  const char *end = text;
+  gsize len = strlen (text);
+
+  if (len <= max)
+    return g_strdup (text);
+  g_utf8_validate (text, (gssize) max, &end);
+  return g_strndup (text, (gsize) (end - text));
+}
+
+MynaStanza *
+roster_request_trim (const MynaStanza *request)
+{
+  MynaStanza *p = myna_stanza_new ("presence", MYNA_NS_CLIENT);
+  const char *status = myna_stanza_get_child_text (request, "status");
+  MynaStanza *nick = myna_stanza_get_child (request, "nick", ROSTER_NS_NICK);
+
+  myna_stanza_set_attr (p, "type", "subscribe");
+  myna_stanza_set_attr (p, "from", myna_stanza_get_from (request));
+  myna_stanza_set_attr (p, "to", myna_stanza_get_to (request));
+  if (status != NULL && *status != '\0')
+    {
+      g_autofree char *cut = roster_cut_utf8 (status, ROSTER_REQUEST_MAX_STATUS);
+      myna_stanza_add_text_child (p, "status", cut);
+    }
+  if (nick != NULL && *myna_stanza_get_text (nick) != '\0')
+    {
+      g_autofree char *cut = roster_cut_utf8 (myna_stanza_get_text (nick), ROSTER_REQUEST_MAX_NICK);
+      MynaStanza *n = myna_stanza_add_child (p, "nick", ROSTER_NS_NICK);
+      myna_stanza_append_text (n, cut, -1);
+    }
+  return p;
+}
+
 void
 roster_item_set_request (MynaStanza *item, MynaStanza *request)
 {
@@ -277,7 +315,7 @@ roster_item_set_request (MynaStanza *item, MynaStanza *request)
   if (priv == NULL)
     priv = myna_stanza_add_child (item, "state", ROSTER_NS_STATE);
   myna_stanza_remove_children (priv, NULL, NULL);
-  myna_stanza_append_take (priv, myna_stanza_copy (request));
+  myna_stanza_append_take (priv, roster_request_trim (request));
 }
 
 MynaStanza *

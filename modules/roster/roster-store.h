@@ -23,7 +23,9 @@
  *   - approved='true': the user pre-approved a subscription request;
  *   - <state/> (never shown to clients): pending-in='true' while an
  *     inbound request waits for an answer, with that request inside so it
- *     can be redelivered; hidden='true' while the item exists only because
+ *     can be redelivered (trimmed: see roster_request_trim()); the user
+ *     clears it by answering (subscribed or unsubscribed) or by removing
+ *     the item; hidden='true' while the item exists only because
  *     of such a request (RFC 6121: "None + Pending In" items are not pushed
  *     or delivered to the user).
  *
@@ -107,7 +109,17 @@ void        roster_item_set_state (MynaStanza *item, const RosterState *state);
 /* The stored inbound subscription request, or NULL.
  * Returns: (transfer none) */
 MynaStanza *roster_item_get_request (const MynaStanza *item);
-/* Keeps @request (copied) as the pending inbound request. */
+/* What of an inbound subscription request is stored and redelivered:
+ * its addresses and type (RFC 6121 §3.1.2), a <status/> cut to
+ * ROSTER_REQUEST_MAX_STATUS bytes and the XEP-0172 <nick/> cut to
+ * ROSTER_REQUEST_MAX_NICK bytes; nothing else of what the sender put in
+ * (a request of any size then costs its user little at each login).
+ * Returns: (transfer full) */
+#define ROSTER_REQUEST_MAX_STATUS 1024
+#define ROSTER_REQUEST_MAX_NICK   256
+#define ROSTER_NS_NICK            "http://jabber.org/protocol/nick"
+MynaStanza *roster_request_trim (const MynaStanza *request);
+/* Keeps @request, trimmed, as the pending inbound request. */
 void        roster_item_set_request (MynaStanza *item, MynaStanza *request);
 /* The item as a client sees it (no private state), or NULL when hidden.
  * Returns: (transfer full) (nullable) */

@@ -12,6 +12,7 @@
 
 #include <fcntl.h>
 #include <sys/resource.h>
+#include <sys/un.h>
 
 #define MODULES "auth;bind;roster;presence;offline;disco;ping"
 #define ATTACK_SRC "127.0.0.1"
@@ -1339,17 +1340,154 @@ test_failure_table (Fixture *f, gconstpointer unused)
     g_error ("the failure table did not empty; log tail:\n%s", log_tail (&f->d, 20));
 }
 
+/* ---- out of descriptors ------------------------------------------------------ */
+
+/* Connections opened while mynad has no descriptor left. */
+#define NOFD_CONNS 48
+/* mynad's descriptors allowed beyond those open at the start. */
+#define NOFD_SPARE 12
+#define NOFD_WINDOW_MS 2000
+/* CPU mynad may use over the window while every accept() fails (the
+ * spinning listener took the whole window). */
+#define NOFD_CPU_MS 300
+
+/* mynad's user + system CPU time so far, in ms. */
+static gint64
+mynad_cpu_ms (Mynad *d)
+{
+  g_autofree char *path = g_strdup_printf ("/proc/%s/stat", g_subprocess_get_identifier (d->proc));
+  g_autofree char *text = NULL;
+  g_auto(GStrv) fields = NULL;
+  const char *p;
+
+  if (!g_file_get_contents (path, &text, NULL, NULL) || (p = strrchr (text, ')')) == NULL)
+    return -1;
+  /* After "pid (comm)": state is field 3, utime 14, stime 15. */
+  fields = g_strsplit (p + 2, " ", -1);
+  if (g_strv_length (fields) < 13)
+    return -1;
+  return (g_ascii_strtoll (fields[11], NULL, 10) + g_ascii_strtoll (fields[12], NULL, 10))
+         * 1000 / sysconf (_SC_CLK_TCK);
+}
+
+static guint
+mynad_open_fds (Mynad *d)
+{
+  g_autofree char *path = g_strdup_printf ("/proc/%s/fd", g_subprocess_get_identifier (d->proc));
+  g_autoptr(GDir) dir = g_dir_open (path, 0, NULL);
+  guint n = 0;
+
+  while (dir != NULL && g_dir_read_name (dir) != NULL)
+    n++;
+  return n;
+}
+
+/* Reads mynad's log for @ms. */
+static void
+log_drain_for (Mynad *d, int ms)
+{
+  gint64 deadline = g_get_monotonic_time () + (gint64) ms * 1000;
+  int left;
+
+  while ((left = (int) ((deadline - g_get_monotonic_time ()) / 1000)) > 0)
+    {
+      struct pollfd p = { .fd = log_fd (d), .events = POLLIN };
+      if (poll (&p, 1, left) > 0)
+        log_drain (d);
+    }
+}
+
+static guint
+count_lines (const char *text, const char *needle)
+{
+  guint n = 0;
+
+  for (const char *p = text; (p = strstr (p, needle)) != NULL; p += strlen (needle))
+    n++;
+  return n;
+}
+
+static int
+connect_admin (Mynad *d)
+{
+  struct sockaddr_un sa = { .sun_family = AF_UNIX };
+  g_autofree char *path = g_build_filename (d->dir, "mynad.sock", NULL);
+  int fd = socket (AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+  g_strlcpy (sa.sun_path, path, sizeof sa.sun_path);
+  g_assert_cmpint (connect (fd, (struct sockaddr *) &sa, sizeof sa), ==, 0);
+  return fd;
+}
+
+/* mynad runs out of descriptors (a low RLIMIT_NOFILE set from outside
+ * with prlimit): accept() fails with EMFILE on the c2s listener and on the
+ * admin socket.  It must neither spin nor flood its log, must keep
+ * serving the sessions it has, and must accept again by itself once
+ * descriptors are free. */
+static void
+test_out_of_descriptors (Fixture *f, gconstpointer unused)
+{
+  pid_t pid = (pid_t) g_ascii_strtoll (g_subprocess_get_identifier (f->d.proc), NULL, 10);
+  guint open0 = mynad_open_fds (&f->d);
+  struct rlimit saved, low;
+  Client *c[NOFD_CONNS];
+
+  /* The soft limit only: raising a hard limit again needs a capability. */
+  g_assert_cmpint (prlimit (pid, RLIMIT_NOFILE, NULL, &saved), ==, 0);
+  low = (struct rlimit) { open0 + NOFD_SPARE, saved.rlim_max };
+  g_assert_cmpint (prlimit (pid, RLIMIT_NOFILE, &low, NULL), ==, 0);
+  gsize log0 = f->d.log->len;
+  for (int i = 0; i < NOFD_CONNS; i++)
+    {
+      c[i] = connect_from (&f->d, ATTACK_SRC, 0);
+      g_assert_nonnull (c[i]);
+    }
+  int admin = connect_admin (&f->d);
+  if (!mynad_wait_log (&f->d, "Too many open files", WAIT_MS))
+    g_error ("mynad never ran out of descriptors (%u open, limit %u)\n%s",
+             mynad_open_fds (&f->d), open0 + NOFD_SPARE, log_tail (&f->d, 20));
+
+  /* The window: every pending accept() fails meanwhile. */
+  gint64 cpu0 = mynad_cpu_ms (&f->d);
+  log_drain_for (&f->d, NOFD_WINDOW_MS);
+  gint64 cpu1 = mynad_cpu_ms (&f->d);
+  good_probe (f, TRUE);
+  log_drain (&f->d);
+  guint lines = count_lines (f->d.log->str + log0, "accept");
+  g_test_message ("out of descriptors: mynad used %" G_GINT64_FORMAT " ms of CPU in %d ms; "
+                  "%u log line(s) about accept(), %" G_GSIZE_FORMAT " bytes of log",
+                  cpu1 - cpu0, NOFD_WINDOW_MS, lines, f->d.log->len - log0);
+  g_assert_cmpint (cpu0, >=, 0);
+  g_assert_cmpint (cpu1 - cpu0, <, NOFD_CPU_MS);
+  g_assert_cmpuint (lines, >=, 1);
+  g_assert_cmpuint (lines, <=, 3);
+
+  /* The connections go: descriptors come free and mynad accepts again,
+   * the admin socket included, with the same low limit in force. */
+  for (int i = 0; i < NOFD_CONNS; i++)
+    client_free (c[i]);
+  close (admin);
+  g_autoptr(Client) fresh = connect_from (&f->d, OTHER_SRC, 0);
+  g_assert_nonnull (fresh);
+  g_assert_true (open_stream (&f->d, fresh));
+  g_assert_cmpuint (stat_get (&f->d, "accept_failures"), >, 0);
+  g_assert_true (mynad_wait_log (&f->d, "accepting connections again", WAIT_MS));
+  g_assert_cmpint (prlimit (pid, RLIMIT_NOFILE, &saved, NULL), ==, 0);
+}
+
 /* ---- main ------------------------------------------------------------------ */
 
 static const Limits slowloris_limits = { "auth_timeout = 2s\n", NULL };
 static const Limits flood_limits = { "c2s_rate = 64K\nc2s_burst = 64K\n", NULL };
-static const Limits noread_limits = { "max_output = 64K\nc2s_rate = 16M\nc2s_burst = 16M\n", NULL, TRUE };
+static const Limits noread_limits = { "max_output = 64K\nmax_output_hard = 4M\noutput_drain_timeout = 2s\n"
+                                      "c2s_rate = 16M\nc2s_burst = 16M\n", NULL, TRUE };
 static const Limits bomb_limits = { "max_stanza_size = 64K\n", NULL };
 static const Limits connflood_limits = { "max_connections_per_ip = 500\nauth_timeout = 3s\n", NULL };
 static const Limits brute_limits = { NULL, "max_failures = 3\nmax_failures_per_address = 3\n"
                                            "failure_window = 5m\naccount_delay_max = 2s\n" };
 static const Limits table_limits = { NULL, "max_failures = 1000\nmax_failures_per_address = 100000\n"
                                            "failure_window = 3s\nmax_failure_entries = 100\n" };
+static const Limits nofd_limits = { NULL, NULL };
 
 int
 main (int argc, char **argv)
@@ -1367,6 +1505,7 @@ main (int argc, char **argv)
   ADD ("/hostile/xml/huge-stanza", bomb_limits, test_huge_stanza);
   ADD ("/hostile/xml/many-attributes", bomb_limits, test_many_attributes);
   ADD ("/hostile/connection-flood", connflood_limits, test_connection_flood);
+  ADD ("/hostile/out-of-descriptors", nofd_limits, test_out_of_descriptors);
   ADD ("/hostile/sasl/brute-force", brute_limits, test_brute_force);
   ADD ("/hostile/sasl/brute-force-parallel", brute_limits, test_brute_force_parallel);
   ADD ("/hostile/sasl/spread-guessing", brute_limits, test_spread_guessing);

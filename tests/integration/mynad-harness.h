@@ -368,6 +368,48 @@ client_expect (Client *c, const char *needle)
   return TRUE;
 }
 
+/* Reads @c as fast as it can, without keeping what it reads, until
+ * @marker was seen @want times, the server closed, or @ms passed; for
+ * bulk deliveries too large to search as one buffer.  Returns how many;
+ * adds the bytes read to *@bytes and sets *@stream_error when one came. */
+static inline guint
+client_count (Client *c, const char *marker, guint want, int ms, gsize *bytes,
+              gboolean *stream_error)
+{
+  gint64 deadline = g_get_monotonic_time () + (gint64) ms * 1000;
+  gsize keep = MAX (strlen (marker), strlen ("<stream:error")) - 1;
+  char buf[65536 + 64];
+  gsize carry = 0;
+  guint got = 0;
+
+  g_assert_cmpuint (keep, <, 64);
+  while (got < want && g_get_monotonic_time () < deadline)
+    {
+      struct pollfd p = { .fd = c->fd, .events = POLLIN };
+      if (poll (&p, 1, 100) <= 0)
+        continue;
+      ssize_t n = recv (c->fd, buf + carry, sizeof buf - carry - 1, 0);
+      if (n <= 0)
+        {
+          c->eof = TRUE;
+          break;
+        }
+      *bytes += (gsize) n;
+      gsize len = carry + (gsize) n;
+      buf[len] = '\0';
+      /* A marker cut between two reads is found in the next one; one
+       * already counted is not within the kept tail. */
+      for (const char *q = buf; (q = strstr (q, marker)) != NULL; q += strlen (marker))
+        if ((gsize) (q - buf) + strlen (marker) > carry)
+          got++;
+      if (strstr (buf, "<stream:error") != NULL)
+        *stream_error = TRUE;
+      carry = MIN (len, keep);
+      memmove (buf, buf + len - carry, carry);
+    }
+  return got;
+}
+
 /* Waits until the server closes the connection. */
 static inline gboolean
 client_expect_closed (Client *c)

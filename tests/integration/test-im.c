@@ -11,6 +11,8 @@
  * in the buffer by then. */
 #include "mynad-harness.h"
 
+#include <myna/storage.h>
+
 #define MODULES "disco;ping;version;auth;bind;roster;presence"
 
 typedef struct {
@@ -19,11 +21,15 @@ typedef struct {
 
 static guint sync_serial;
 
+/* @extra: more [global] keys, or NULL. */
 static void
-setup (Fixture *f, gconstpointer unused)
+setup (Fixture *f, gconstpointer extra)
 {
+  g_autofree char *conf = g_strconcat (extra != NULL ? (const char *) extra : "", "\n",
+                                       MYNAD_PLAIN_AUTH, NULL);
+
   f->d.modules = MODULES;
-  mynad_start (&f->d, MYNAD_PLAIN_AUTH);
+  mynad_start (&f->d, conf);
   mynad_add_user (&f->d, "alice", "pw-alice");
   mynad_add_user (&f->d, "bob", "pw-bob");
   mynad_add_user (&f->d, "carol", "pw-carol");
@@ -128,6 +134,29 @@ expect_stanza (Client *c, const char *name, const char *first, ...)
     }
   g_string_erase (c->in, (gssize) off, (gssize) len);
   return TRUE;
+}
+
+/* Waits (bounded) for a stanza <@name/> holding every one of @needles
+ * (NULL-terminated); consumes it.  Returns: (transfer full) its text, or
+ * NULL. */
+static char *
+take_stanza (Client *c, const char *name, const char *const *needles)
+{
+  gint64 deadline = g_get_monotonic_time () + WAIT_MS * 1000;
+  gsize off, len;
+
+  while (!find_stanza (c, name, needles, &off, &len))
+    {
+      int left = (int) ((deadline - g_get_monotonic_time ()) / 1000);
+      if (c->eof || left <= 0 || !client_read (c, left))
+        {
+          g_test_message ("expected <%s/> with %s…; got: %.2000s", name, needles[0], c->in->str);
+          return NULL;
+        }
+    }
+  char *seg = g_strndup (c->in->str + off, len);
+  g_string_erase (c->in, (gssize) off, (gssize) len);
+  return seg;
 }
 
 /* Whether a stanza <@name/> holding every needle is already there. */
@@ -664,6 +693,314 @@ test_priorities (Fixture *f, gconstpointer unused)
   g_assert_true (expect_stanza (b3, "message", "msg-four", NULL));
 }
 
+/* ---- output: a client is judged by whether it reads ----------------------------- */
+
+#define BIG_SENDERS 20
+#define BIG_PER_SENDER 2
+#define BIG_BODY (200 * 1000)
+
+/* Reads @c on a thread as fast as it can, counting whole messages. */
+typedef struct {
+  Client  *c;
+  const char *marker;  /* counted; NULL: "</message>" */
+  guint    want;
+  guint    got;
+  gsize    bytes;
+  gboolean eof;
+  gboolean stream_error;
+} Reader;
+
+static guint
+count_in (const char *buf, gsize len, const char *needle)
+{
+  guint n = 0;
+  gsize nl = strlen (needle);
+
+  for (const char *p = buf; (p = g_strstr_len (p, (gssize) (buf + len - p), needle)) != NULL;
+       p += nl)
+    n++;
+  return n;
+}
+
+static gpointer
+reader_thread (gpointer data)
+{
+  Reader *r = data;
+
+  r->got = client_count (r->c, r->marker != NULL ? r->marker : "</message>", r->want,
+                         60 * 1000, &r->bytes, &r->stream_error);
+  r->eof = r->c->eof;
+  return NULL;
+}
+
+static char *
+big_message (const char *to, guint n)
+{
+  GString *m = g_string_sized_new (BIG_BODY + 128);
+
+  g_string_append_printf (m, "<message to='%s' type='chat' id='big%u'><body>", to, n);
+  for (gsize i = 0; i < BIG_BODY; i++)
+    g_string_append_c (m, (char) ('a' + i % 26));
+  g_string_append (m, "</body></message>");
+  return g_string_free (m, FALSE);
+}
+
+/* Logs in BIG_SENDERS senders. */
+static void
+login_senders (Fixture *f, Client **s)
+{
+  for (guint i = 0; i < BIG_SENDERS; i++)
+    {
+      g_autofree char *user = g_strdup_printf ("sender%02u", i);
+      g_autofree char *pw = g_strconcat ("pw-", user, NULL);
+      mynad_add_user (&f->d, user, pw);
+      s[i] = login (f, user, "s");
+    }
+}
+
+/* Twenty senders send 200 KB messages to one recipient, 8 MB in all, far
+ * over max_output (1M): a recipient that reads as fast as it can gets
+ * them all and stays connected. */
+static void
+test_output_many_senders (Fixture *f, gconstpointer unused)
+{
+  Client *s[BIG_SENDERS];
+  mynad_add_user (&f->d, "rcpt", "pw-rcpt");
+  g_autoptr(Client) r = login (f, "rcpt", "r");
+  Reader reader = { .c = r, .want = BIG_SENDERS * BIG_PER_SENDER };
+
+  login_senders (f, s);
+  GThread *t = g_thread_new ("reader", reader_thread, &reader);
+  for (guint k = 0; k < BIG_PER_SENDER; k++)
+    for (guint i = 0; i < BIG_SENDERS; i++)
+      {
+        g_autofree char *m = big_message ("rcpt@localhost/r", k * BIG_SENDERS + i);
+        client_send (s[i], m);
+      }
+  g_thread_join (t);
+  g_test_message ("recipient read %" G_GSIZE_FORMAT " bytes, %u of %u messages%s",
+                  reader.bytes, reader.got, reader.want,
+                  reader.eof ? "; disconnected" : "");
+  g_assert_false (reader.stream_error);
+  g_assert_false (reader.eof);
+  g_assert_cmpuint (reader.got, ==, reader.want);
+  g_assert_null (strstr (f->d.log->str, "client is not reading"));
+  sync_client (r);
+  for (guint i = 0; i < BIG_SENDERS; i++)
+    client_free (s[i]);
+}
+
+/* The same load to a recipient that never reads: it is cut off once its
+ * queue stayed over max_output for output_drain_timeout. */
+static void
+test_output_stalled_reader (Fixture *f, gconstpointer unused)
+{
+  Client *s[BIG_SENDERS];
+  mynad_add_user (&f->d, "rcpt", "pw-rcpt");
+  g_autoptr(Client) r = login (f, "rcpt", "r");
+
+  login_senders (f, s);
+  for (guint k = 0; k < BIG_PER_SENDER; k++)
+    for (guint i = 0; i < BIG_SENDERS; i++)
+      {
+        g_autofree char *m = big_message ("rcpt@localhost/r", k * BIG_SENDERS + i);
+        client_send (s[i], m);
+      }
+  gint64 sent = g_get_monotonic_time ();
+  /* Cut off by the drain deadline (2 s), not by the hard cap. */
+  g_assert_true (mynad_wait_log (&f->d, "client is not reading", 2000 + 5000));
+  g_test_message ("stalled recipient cut off %" G_GINT64_FORMAT " ms after the last send",
+                  (g_get_monotonic_time () - sent) / 1000);
+  g_assert_nonnull (strstr (f->d.log->str, "over max_output"));
+  g_assert_true (client_expect_closed (r));
+  for (guint i = 0; i < BIG_SENDERS; i++)
+    client_free (s[i]);
+}
+
+#define BIG_REQUESTS 6
+#define BIG_STATUS (200 * 1000)
+
+/* Six accounts each ask the offline user for a subscription with a
+ * 200 KB status: at login the user gets all six, trimmed to what RFC 6121
+ * needs plus a short status and nick, stays connected, and clears them by
+ * answering or by removing the (hidden) items. */
+static void
+test_pending_big_requests (Fixture *f, gconstpointer unused)
+{
+  g_autoptr(GString) status = g_string_sized_new (BIG_STATUS);
+
+  for (gsize i = 0; i < BIG_STATUS; i++)
+    g_string_append_c (status, (char) ('a' + i % 26));
+  for (guint i = 0; i < BIG_REQUESTS; i++)
+    {
+      g_autofree char *user = g_strdup_printf ("asker%u", i);
+      g_autofree char *pw = g_strconcat ("pw-", user, NULL);
+      mynad_add_user (&f->d, user, pw);
+      g_autoptr(Client) a = login (f, user, "x");
+      roster_get (a);
+      g_autofree char *p = g_strdup_printf ("<presence type='subscribe' to='bob@localhost'>"
+                                            "<status>%s</status><nick xmlns='"
+                                            "http://jabber.org/protocol/nick'>Nick %u</nick>"
+                                            "</presence>", status->str, i);
+      client_send (a, p);
+      g_assert_true (expect_stanza (a, "iq", "jid='bob@localhost'", "ask='subscribe'", NULL));
+    }
+
+  /* At every login: all six, trimmed, and the session stays. */
+  for (int round = 0; round < 2; round++)
+    {
+      g_autoptr(Client) b = login (f, "bob", "b");
+      roster_get (b);
+      g_assert_null (strstr (b->in->str, "asker"));
+      go_available (b, "bob", "b", NULL);
+      for (guint i = 0; i < BIG_REQUESTS; i++)
+        {
+          g_autofree char *from = g_strdup_printf ("from='asker%u@localhost'", i);
+          g_autofree char *nick = g_strdup_printf ("Nick %u</nick>", i);
+          const char *needles[] = { "type='subscribe'", from, NULL };
+          g_autofree char *seg = take_stanza (b, "presence", needles);
+
+          g_assert_nonnull (seg);
+          /* Trimmed: no 200 KB status any more, the nick kept. */
+          g_assert_cmpuint (strlen (seg), <, 2048);
+          g_assert_nonnull (strstr (seg, "<status>abcdefghij"));
+          g_assert_nonnull (strstr (seg, nick));
+        }
+      sync_client (b);
+      g_assert_true (client_is_open (b));
+    }
+
+  /* Cleared: three answered 'unsubscribed', three removed from the
+   * roster although it never showed them. */
+  g_autoptr(Client) b = login (f, "bob", "b");
+  for (guint i = 0; i < BIG_REQUESTS; i++)
+    {
+      g_autofree char *jid = g_strdup_printf ("asker%u@localhost", i);
+      if (i < BIG_REQUESTS / 2)
+        send_typed (b, "unsubscribed", jid);
+      else
+        {
+          g_autofree char *iq = g_strdup_printf ("<iq type='set' id='rm%u'><query xmlns="
+                                                 "'jabber:iq:roster'><item jid='%s' "
+                                                 "subscription='remove'/></query></iq>", i, jid);
+          g_autofree char *id = g_strdup_printf ("id='rm%u'", i);
+          client_send (b, iq);
+          g_assert_true (expect_stanza (b, "iq", id, "type='result'", NULL));
+        }
+    }
+  sync_client (b);
+  client_free (g_steal_pointer (&b));
+  b = login (f, "bob", "b");
+  go_available (b, "bob", "b", NULL);
+  sync_client (b);
+  g_assert_false (has_stanza (b, "presence", "type='subscribe'", NULL));
+}
+
+/* Writes @n roster items of @user straight into the storage of a mynad
+ * not started yet; @make gives item @i's contact JID and stored value. */
+static void
+seed_roster (const char *dir, const char *user, guint n,
+             char *(*make) (guint i, char **jid))
+{
+  g_autoptr(GError) error = NULL;
+  g_autofree char *uri = g_strdup_printf ("sqlite:%s/myna.db", dir);
+  g_autoptr(MynaStorage) st = myna_storage_open (uri, &error);
+
+  g_assert_no_error (error);
+  for (guint i = 0; i < n; i++)
+    {
+      g_autofree char *jid = NULL;
+      g_autofree char *item = make (i, &jid);
+      myna_kv_set (st, "localhost", user, "roster", jid, item, NULL, NULL, NULL);
+    }
+  g_assert_true (myna_storage_flush (st, &error));
+}
+
+#define MANY_REQUESTS 10000
+
+/* A pending request as stored, with a status of the most kept (1 KB). */
+static char *
+pending_request_item (guint i, char **jid)
+{
+  g_autoptr(GString) status = g_string_new (NULL);
+
+  *jid = g_strdup_printf ("asker%05u@example.net", i);
+  for (guint k = 0; k < 1000; k++)
+    g_string_append_c (status, (char) ('a' + k % 26));
+  return g_strdup_printf ("<item xmlns='jabber:iq:roster' jid='%s' subscription='none'>"
+                          "<state xmlns='urn:myna:roster:0' pending-in='true' hidden='true'>"
+                          "<presence xmlns='jabber:client' type='subscribe' from='%s' "
+                          "to='bob@localhost'><status>%s</status></presence></state></item>",
+                          *jid, *jid, status->str);
+}
+
+/* 10,000 pending requests (11 MB even trimmed) go out at the pace the
+ * client reads: one that sends its initial presence and reads only 3 s
+ * later (output_drain_timeout = 2s) is not cut off, and gets them all. */
+static void
+test_pending_paced (void)
+{
+  Mynad d = { .modules = MODULES };
+
+  mynad_prepare (&d, "max_output = 256K\noutput_drain_timeout = 2s\n" MYNAD_PLAIN_AUTH);
+  seed_roster (d.dir, "bob", MANY_REQUESTS, pending_request_item);
+  mynad_spawn (&d);
+  mynad_add_user (&d, "bob", "pw-bob");
+  g_autoptr(Client) b = client_login (&d, "bob", "pw-bob", "b");
+  g_assert_nonnull (b);
+  client_send (b, "<presence/>");
+  /* Not reading for a while: the time a phone takes to come back. */
+  mynad_wait_log (&d, "client is not reading", 3000);
+  Reader r = { .c = b, .marker = "type='subscribe'", .want = MANY_REQUESTS };
+  reader_thread (&r);
+  g_test_message ("read %" G_GSIZE_FORMAT " bytes, %u of %u requests%s", r.bytes, r.got,
+                  r.want, r.eof ? "; disconnected" : "");
+  g_assert_false (r.stream_error);
+  g_assert_cmpuint (r.got, ==, MANY_REQUESTS);
+  g_assert_null (strstr (d.log->str, "client is not reading"));
+  g_string_truncate (b->in, 0);
+  client_send (b, "<iq type='get' id='ping1' to='localhost'><ping xmlns='urn:xmpp:ping'/></iq>");
+  g_assert_true (client_expect (b, "id='ping1'"));
+  g_clear_pointer (&b, client_free);
+  g_assert_cmpint (mynad_stop (&d), ==, 0);
+}
+
+#define BIG_ROSTER 15000
+
+static char *
+big_roster_item (guint i, char **jid)
+{
+  *jid = g_strdup_printf ("contact%05u@example.net", i);
+  return g_strdup_printf ("<item xmlns='jabber:iq:roster' jid='%s' name='Contact number %05u' "
+                          "subscription='none'><group>Friends</group></item>", *jid, i);
+}
+
+/* A roster of 15,000 items (1.7 MB in one result, over max_output) is
+ * fetched whole, and the session goes on. */
+static void
+test_big_roster (void)
+{
+  Mynad d = { .modules = MODULES };
+
+  mynad_prepare (&d, MYNAD_PLAIN_AUTH);
+  seed_roster (d.dir, "alice", BIG_ROSTER, big_roster_item);
+  mynad_spawn (&d);
+  mynad_add_user (&d, "alice", "pw-alice");
+  g_autoptr(Client) c = client_login (&d, "alice", "pw-alice", "r");
+  g_assert_nonnull (c);
+  client_send (c, "<iq type='get' id='rg'><query xmlns='jabber:iq:roster'/></iq>");
+  g_assert_true (client_expect (c, "</query></iq>"));
+  g_test_message ("roster result: %" G_GSIZE_FORMAT " bytes", c->in->len);
+  g_assert_cmpuint (c->in->len, >, 1024 * 1024);
+  g_assert_cmpuint (count_in (c->in->str, c->in->len, "<item "), ==, BIG_ROSTER);
+  g_string_truncate (c->in, 0);
+  client_send (c, "<iq type='get' id='ping1' to='localhost'><ping xmlns='urn:xmpp:ping'/></iq>");
+  g_assert_true (client_expect (c, "id='ping1'"));
+  g_assert_null (strstr (d.log->str, "client is not reading"));
+  g_clear_pointer (&c, client_free);
+  g_assert_cmpint (mynad_stop (&d), ==, 0);
+}
+
 #define ADD(path, func) \
   g_test_add (path, Fixture, NULL, setup, func, teardown)
 
@@ -681,5 +1018,12 @@ main (int argc, char **argv)
   ADD ("/im/presence/probe-and-drop", test_probe_and_drop);
   ADD ("/im/presence/directed", test_directed);
   ADD ("/im/presence/priorities", test_priorities);
+  ADD ("/im/output/many-senders", test_output_many_senders);
+  g_test_add ("/im/output/stalled-reader", Fixture,
+              "max_output = 256K\noutput_drain_timeout = 2s\n", setup,
+              test_output_stalled_reader, teardown);
+  ADD ("/im/subscription/pending-big", test_pending_big_requests);
+  g_test_add_func ("/im/roster/big", test_big_roster);
+  g_test_add_func ("/im/subscription/pending-paced", test_pending_paced);
   return g_test_run ();
 }

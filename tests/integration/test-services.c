@@ -592,6 +592,52 @@ test_offline_deliver (Fixture *f, gconstpointer unused)
   g_assert_false (peer_has (b3, "message", "<message", NULL));
 }
 
+#define PACED_MESSAGES 60
+#define PACED_BODY (200 * 1000)
+
+/* 60 stored messages of 200 KB (12 MB) go to a client at the pace it
+ * reads them: one that sends its initial presence and reads only 3 s
+ * later (output_drain_timeout = 2s) is not cut off, and gets them all. */
+static void
+test_offline_paced (Fixture *f, gconstpointer unused)
+{
+  g_autoptr(Client) a = client_login (&f->d, "alice", password_of ("alice"), "home");
+  g_autoptr(GString) m = g_string_new (NULL);
+
+  g_assert_nonnull (a);
+  for (guint i = 0; i < PACED_MESSAGES; i++)
+    {
+      g_string_printf (m, "<message type='chat' to='bob@localhost' id='p%u'><body>", i);
+      for (gsize k = 0; k < PACED_BODY; k++)
+        g_string_append_c (m, (char) ('a' + k % 26));
+      g_string_append (m, "</body></message>");
+      client_send (a, m->str);
+    }
+  /* All stored before bob comes: none is delivered live. */
+  g_assert_true (mynad_wait_log (&f->d, "offline message 60 stored for bob", WAIT_MS));
+
+  g_autoptr(Client) b = client_login (&f->d, "bob", password_of ("bob"), "b");
+  g_assert_nonnull (b);
+  client_send (b, "<presence/>");
+  /* Not reading for a while: the time a phone takes to come back. */
+  mynad_wait_log (&f->d, "client is not reading", 3000);
+  gsize bytes = 0;
+  gboolean stream_error = FALSE;
+  guint got = client_count (b, "</message>", PACED_MESSAGES, WAIT_MS * 3, &bytes, &stream_error);
+  g_test_message ("read %" G_GSIZE_FORMAT " bytes, %u of %d messages%s", bytes, got,
+                  PACED_MESSAGES, b->eof ? "; disconnected" : "");
+  g_assert_false (stream_error);
+  g_assert_cmpuint (got, ==, PACED_MESSAGES);
+  g_assert_null (strstr (f->d.log->str, "client is not reading"));
+
+  /* Delivered, then gone. */
+  g_clear_pointer (&b, client_free);
+  g_autoptr(Peer) b2 = login (f, "bob", "b2");
+  go_online (b2, "bob@localhost/b2", NULL);
+  peer_sync (b2);
+  g_assert_false (peer_has (b2, "message", "<message", NULL));
+}
+
 static void
 test_offline_quota (Fixture *f, gconstpointer unused)
 {
@@ -1185,6 +1231,9 @@ main (int argc, char **argv)
   ADD ("/services/offline/quota", test_offline_quota,
        OPEN_REGISTRATION "[module:offline]\nquota = 3\n");
   ADD ("/services/offline/restart", test_offline_restart, OPEN_REGISTRATION);
+  ADD ("/services/offline/paced", test_offline_paced,
+       OPEN_REGISTRATION "[global]\nc2s_rate = 64M\nc2s_burst = 64M\n"
+       "output_drain_timeout = 2s\n");
   ADD ("/services/vcard", test_vcard, OPEN_REGISTRATION);
   ADD ("/services/private", test_private, OPEN_REGISTRATION);
   ADD ("/services/blocking", test_blocking, OPEN_REGISTRATION);

@@ -424,6 +424,120 @@ test_reload_drains (Fixture *f, gconstpointer unused)
   g_assert_false (so_is_mapped ("mod_unloadtest.so"));
 }
 
+/* ---- drain waiters (myna_session_when_drained) ------------------------------- */
+
+typedef struct {
+  int called;
+  int destroyed;
+} WaiterCount;
+
+static void
+waiter_called (MynaSession *session, gpointer data)
+{
+  WaiterCount *w = data;
+  g_assert_cmpint (w->destroyed, ==, 0);
+  w->called++;
+}
+
+static void
+waiter_destroyed (gpointer data)
+{
+  ((WaiterCount *) data)->destroyed++;
+}
+
+typedef struct {
+  Peer        *peer;
+  WaiterCount *count;
+} DrainWait;
+
+/* Reads (and forgets) what the peer got; TRUE once the waiter ran. */
+static gboolean
+peer_reads_until_called (gpointer data)
+{
+  DrainWait *w = data;
+  char buf[65536];
+
+  while (recv (w->peer->fd, buf, sizeof buf, MSG_DONTWAIT) > 0)
+    ;
+  return w->count->called > 0;
+}
+
+static gboolean
+waiter_was_called (gpointer data)
+{
+  return ((WaiterCount *) data)->called > 0;
+}
+
+static MynaSession *
+only_session (Fixture *f)
+{
+  g_autoptr(GList) sessions = g_hash_table_get_keys (f->h.server->connections);
+  g_assert_cmpuint (g_list_length (sessions), ==, 1);
+  return sessions->data;
+}
+
+/* Queues @bytes for @s that a peer which does not read cannot take. */
+static void
+queue_output (MynaSession *s, gsize bytes)
+{
+  g_autofree char *junk = g_malloc (bytes);
+  memset (junk, ' ', bytes);
+  myna_session_send_raw (s, junk, (gssize) bytes);
+  g_assert_cmpuint (myna_session_get_output_pending (s), >, 0);
+}
+
+/* A drain waiter runs once when the client has read the queue, never from
+ * inside the call that registers it; the waiters of a module go (destroy
+ * notify only) when it unloads, and every waiter when the session closes. */
+static void
+test_drain_waiters (Fixture *f, gconstpointer unused)
+{
+  g_autoptr(GError) error = NULL;
+  g_dataset_set_data_full (f->h.server, UNLOADTEST_COUNTERS, g_new0 (UnloadTestCounters, 1),
+                           g_free);
+  MynaModule *mod = myna_module_load (f->h.server->modules, f->host, "unloadtest", &error);
+  g_assert_no_error (error);
+  g_autoptr(Peer) a = peer_open (f);
+  MynaSession *s = only_session (f);
+  WaiterCount core = { 0 }, module = { 0 }, now = { 0 }, closing = { 0 };
+
+  queue_output (s, 4 * 1024 * 1024);
+  myna_session_when_drained (s, 0, waiter_called, &core, waiter_destroyed);
+  MynaModule *previous = myna_module_enter (mod);
+  myna_session_when_drained (s, 0, waiter_called, &module, waiter_destroyed);
+  myna_module_leave (previous);
+
+  /* The module goes: its waiter with it, not called; the other stays. */
+  g_assert_true (myna_module_unload (f->h.server->modules, f->host, "unloadtest", &error));
+  g_assert_no_error (error);
+  g_assert_cmpint (module.destroyed, ==, 1);
+  g_assert_cmpint (module.called, ==, 0);
+  g_assert_cmpint (core.destroyed, ==, 0);
+
+  /* The client reads: the waiter runs, once, then its destroy notify. */
+  DrainWait w = { a, &core };
+  g_assert_true (harness_wait (peer_reads_until_called, &w, 10000));
+  g_assert_cmpint (core.called, ==, 1);
+  g_assert_cmpint (core.destroyed, ==, 1);
+  g_assert_cmpuint (myna_session_get_output_pending (s), ==, 0);
+
+  /* Already drained: called from the main loop, not from inside. */
+  myna_session_when_drained (s, 0, waiter_called, &now, waiter_destroyed);
+  g_assert_cmpint (now.called, ==, 0);
+  g_assert_true (harness_wait (waiter_was_called, &now, 10000));
+  g_assert_cmpint (now.called, ==, 1);
+  g_assert_cmpint (now.destroyed, ==, 1);
+
+  /* The session closes first: destroy notify only. */
+  queue_output (s, 4 * 1024 * 1024);
+  myna_session_when_drained (s, 0, waiter_called, &closing, waiter_destroyed);
+  myna_session_close (s, NULL, NULL);
+  g_assert_cmpint (closing.destroyed, ==, 1);
+  g_assert_cmpint (closing.called, ==, 0);
+  wait_ms (100);
+  g_assert_cmpint (module.called + core.called + now.called + closing.called, ==, 2);
+}
+
 static void
 test_event_names (void)
 {
@@ -455,6 +569,7 @@ main (int argc, char **argv)
   ADD ("/router/iq-one-owner", test_iq_one_owner, base);
   ADD ("/router/unload-cleans-up", test_unload_cleans_up, unload);
   ADD ("/router/reload-drains", test_reload_drains, unload);
+  ADD ("/router/drain-waiters", test_drain_waiters, unload);
   g_test_add_func ("/router/event-names", test_event_names);
   return g_test_run ();
 }
