@@ -30,12 +30,7 @@ typedef struct {
   MynaPollWatch *watch;
   MynaAcceptor   acceptor;
   GPtrArray     *clients;
-  MynaTimer     *resume;      /* after an accept failed for want of descriptors */
-  gint64         next_log;    /* of that failure */
 } Admin;
-
-/* After accept(2) failed with EMFILE and the like. */
-#define ADMIN_ACCEPT_PAUSE_MS 100
 
 typedef struct {
   Admin         *admin;
@@ -450,47 +445,16 @@ client_io (MynaPollWatch *watch, guint32 events, gpointer user_data)
   client_settle (c);
 }
 
-static void admin_accept (MynaPollWatch *watch, guint32 events, gpointer user_data);
-
-static void
-admin_resume (gpointer user_data)
-{
-  Admin *a = user_data;
-
-  if (a->watch == NULL)
-    a->watch = myna_poller_add (a->server->poller, a->fd, EPOLLIN, admin_accept, a);
-}
-
-/* Out of descriptors (or memory): the connection waits in the backlog
- * while accepting pauses, rather than the level-triggered poller calling
- * back at once, for ever; one log line per minute at most. */
-static void
-admin_pause (Admin *a, int e)
-{
-  gint64 now = g_get_monotonic_time ();
-
-  myna_poller_remove (a->watch);
-  a->watch = NULL;
-  myna_timer_start (a->resume, ADMIN_ACCEPT_PAUSE_MS);
-  if (now >= a->next_log)
-    {
-      a->next_log = now + 60 * G_USEC_PER_SEC;
-      g_warning ("admin socket: accept: %s; accepting paused", g_strerror (e));
-    }
-}
-
 static void
 admin_accept (MynaPollWatch *watch, guint32 events, gpointer user_data)
 {
   Admin *a = user_data;
   int fd = myna_acceptor_accept (&a->acceptor, NULL, NULL);
 
+  /* Out of descriptors, the acceptor stops watching the socket for a while
+   * (the connection waits in the backlog) and logs it once per interval. */
   if (fd < 0)
-    {
-      if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM)
-        admin_pause (a, errno);
-      return;
-    }
+    return;
   AdminClient *c = g_new0 (AdminClient, 1);
   c->admin = a;
   c->fd = fd;
@@ -536,7 +500,6 @@ myna_admin_start (MynaServer *server, const char *path, GError **error)
   a->fd = fd;
   a->path = g_strdup (path);
   a->clients = g_ptr_array_new_with_free_func ((GDestroyNotify) client_free);
-  a->resume = myna_timer_new_owned (admin_resume, a, NULL);
   a->watch = myna_poller_add (server->poller, fd, EPOLLIN, admin_accept, a);
   if (a->watch == NULL)
     {
@@ -567,7 +530,6 @@ myna_admin_stop (MynaServer *server)
   g_ptr_array_unref (a->clients);
   myna_acceptor_clear (&a->acceptor);
   myna_poller_remove (a->watch);
-  myna_timer_free (a->resume);
   close (a->fd);
   unlink (a->path);
   g_free (a->path);

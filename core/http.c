@@ -50,8 +50,6 @@
 
 /* How long freeing the server waits for answers still being written. */
 #define HTTP_DRAIN_US (2 * G_USEC_PER_SEC)
-/* After an accept failed for want of descriptors or memory. */
-#define HTTP_ACCEPT_PAUSE_MS 100
 /* At most one log line per this interval for each kind of refusal. */
 #define HTTP_LOG_INTERVAL_US (10 * G_USEC_PER_SEC)
 /* A connection answered before its body was read: how long, and how many
@@ -102,7 +100,7 @@ typedef struct {
   char          *name;
   int            fd;
   MynaPollWatch *watch;
-  MynaTimer     *resume;    /* after a pause for want of descriptors */
+  MynaAcceptor   acceptor;  /* backs off when out of descriptors */
 } HttpListener;
 
 typedef enum {
@@ -1119,63 +1117,22 @@ http_conn_new (HttpListener *l, int fd, struct sockaddr_storage *ss, socklen_t s
 
 /* ---- listeners -------------------------------------------------------------------- */
 
-static void http_accept (MynaPollWatch *watch, guint32 events, gpointer user_data);
-
-static void
-http_listener_resume (gpointer user_data)
-{
-  HttpListener *l = user_data;
-
-  if (l->fd >= 0 && l->watch == NULL)
-    l->watch = myna_poller_add (l->http->server->poller, l->fd, EPOLLIN, http_accept, l);
-  if (l->fd >= 0 && l->watch == NULL)
-    myna_timer_start (l->resume, HTTP_ACCEPT_PAUSE_MS);
-}
-
-/* Out of descriptors or memory: the pending connections wait in the
- * backlog while accepting pauses, rather than the loop spinning on a
- * listener it cannot accept from. */
-static void
-http_listener_pause (HttpListener *l, int e)
-{
-  guint count;
-
-  myna_poller_remove (l->watch);
-  l->watch = NULL;
-  myna_timer_start (l->resume, HTTP_ACCEPT_PAUSE_MS);
-  if (http_gate (&l->http->accept_log, &count))
-    g_warning ("listener %s: accept: %s; accepting paused for %d ms (%u pause(s) in the "
-               "last %d s)", l->name, g_strerror (e), HTTP_ACCEPT_PAUSE_MS, count,
-               (int) (HTTP_LOG_INTERVAL_US / G_USEC_PER_SEC));
-}
-
 static void
 http_accept (MynaPollWatch *watch, guint32 events, gpointer user_data)
 {
   HttpListener *l = user_data;
 
-  /* A bounded batch per wakeup; level-triggered epoll brings us back. */
+  /* A bounded batch per wakeup; level-triggered epoll brings us back.
+   * Out of descriptors, the acceptor stops watching the socket for a
+   * while and logs it once per interval (server.c). */
   for (int i = 0; i < 64; i++)
     {
       struct sockaddr_storage ss;
       socklen_t sl = sizeof ss;
-      int fd = accept4 (l->fd, (struct sockaddr *) &ss, &sl, SOCK_NONBLOCK | SOCK_CLOEXEC);
+      int fd = myna_acceptor_accept (&l->acceptor, (struct sockaddr *) &ss, &sl);
 
       if (fd < 0)
-        {
-          int e = errno;
-          guint count;
-
-          if (e == EINTR)
-            continue;
-          if (e == EMFILE || e == ENFILE || e == ENOBUFS || e == ENOMEM)
-            http_listener_pause (l, e);
-          else if (e != EAGAIN && e != EWOULDBLOCK && e != ECONNABORTED
-                   && http_gate (&l->http->accept_log, &count))
-            g_warning ("listener %s: accept: %s (%u time(s) in the last %d s)", l->name,
-                       g_strerror (e), count, (int) (HTTP_LOG_INTERVAL_US / G_USEC_PER_SEC));
-          return;
-        }
+        return;
       http_conn_new (l, fd, &ss, sl);
     }
 }
@@ -1183,9 +1140,9 @@ http_accept (MynaPollWatch *watch, guint32 events, gpointer user_data)
 static void
 http_listener_close (HttpListener *l)
 {
+  myna_acceptor_clear (&l->acceptor);
   myna_poller_remove (l->watch);
   l->watch = NULL;
-  myna_timer_stop (l->resume);
   if (l->fd >= 0)
     close (l->fd);
   l->fd = -1;
@@ -1195,7 +1152,6 @@ static void
 http_listener_free (HttpListener *l)
 {
   http_listener_close (l);
-  myna_timer_free (l->resume);
   g_free (l->name);
   g_free (l);
 }
@@ -1253,7 +1209,6 @@ myna_http_listen_fd (MynaHttp *http, const char *name, int fd, GError **error)
   l->http = http;
   l->name = g_strdup (name);
   l->fd = fd;
-  l->resume = myna_timer_new_owned (http_listener_resume, l, NULL);
   l->watch = myna_poller_add (http->server->poller, fd, EPOLLIN, http_accept, l);
   if (l->watch == NULL)
     {
@@ -1261,6 +1216,8 @@ myna_http_listen_fd (MynaHttp *http, const char *name, int fd, GError **error)
       http_listener_free (l);
       return FALSE;
     }
+  g_autofree char *what = g_strdup_printf ("listener %s", name);
+  myna_acceptor_init (&l->acceptor, what, fd, l->watch);
   if (http->soup == NULL)
     http_create_soup (http);
   g_ptr_array_add (http->listeners, l);

@@ -849,7 +849,7 @@ test_fd_exhaustion (Fixture *f, gconstpointer unused)
   /* Without raising the limit again. */
   g_assert_true (status_ok (f));
   g_assert_true (status_ok (f));
-  g_assert_true (mynad_wait_log (&f->d, "accepting paused", WAIT_MS));
+  g_assert_true (mynad_wait_log (&f->d, "accepting connections again", WAIT_MS));
   g_assert_cmpuint (count_lines (f->d.log->str, "accept: "), <=, 2);
 }
 
