@@ -755,6 +755,60 @@ test_private (Fixture *f, gconstpointer unused)
   g_assert_nonnull (private_child (changed, "storage", "storage:bookmarks"));
 }
 
+/* A set of one <n xmlns='urn:example:N'/> holding @bytes of text. */
+static MynaStanza *
+private_set_sized (Peer *p, guint n, gsize bytes)
+{
+  g_autofree char *text = g_strnfill (bytes, 'x');
+  g_autofree char *payload = g_strdup_printf (PRIVATE ("<n xmlns='urn:example:%u'>%s</n>"), n,
+                                              text);
+
+  return request (p, "set", NULL, payload);
+}
+
+/* Per element and per user caps (max_item_size 2K, max_total_size 8K
+ * here): an element too large is not-acceptable, a set past the total is
+ * resource-constraint and stores nothing; replacing or removing makes
+ * room. */
+static void
+test_private_caps (Fixture *f, gconstpointer unused)
+{
+  g_autoptr(Peer) a = login (f, "alice", "home");
+  g_autoptr(MynaStanza) big = NULL, over = NULL, kept = NULL, replaced = NULL, other = NULL;
+
+  big = private_set_sized (a, 0, 3000);
+  assert_error (big, "modify", "not-acceptable");
+  for (guint i = 1; i <= 4; i++)
+    {
+      g_autoptr(MynaStanza) ok = private_set_sized (a, i, 1500);
+      assert_result (ok);
+    }
+  /* 4 × ~1.5K stored; two small ones in one set still fit, ~1.9K more not. */
+  over = request (a, "set", NULL,
+                  PRIVATE ("<n xmlns='urn:example:5'>x</n><n xmlns='urn:example:6'>"
+                           "<pad>" "0123456789012345678901234567890123456789"
+                           "0123456789012345678901234567890123456789</pad></n>"));
+  assert_result (over);
+  g_clear_pointer (&over, myna_stanza_unref);
+  over = private_set_sized (a, 7, 1900);
+  assert_error (over, "wait", "resource-constraint");
+  kept = request (a, "get", NULL, PRIVATE ("<n xmlns='urn:example:7'/>"));
+  g_assert_cmpstr (myna_stanza_get_text (private_child (kept, "n", "urn:example:7")) ?: "", ==,
+                   "");
+  /* Replacing an element counts its new size only. */
+  replaced = private_set_sized (a, 1, 100);
+  assert_result (replaced);
+  g_clear_pointer (&over, myna_stanza_unref);
+  over = private_set_sized (a, 7, 1300);
+  assert_result (over);
+  /* Another user has a quota of their own. */
+  {
+    g_autoptr(Peer) b = login (f, "bob", "home");
+    other = private_set_sized (b, 1, 1500);
+    assert_result (other);
+  }
+}
+
 /* ---- blocking ------------------------------------------------------------- */
 
 static MynaStanza *
@@ -1057,6 +1111,8 @@ main (int argc, char **argv)
   ADD ("/services/offline/restart", test_offline_restart, OPEN_REGISTRATION);
   ADD ("/services/vcard", test_vcard, OPEN_REGISTRATION);
   ADD ("/services/private", test_private, OPEN_REGISTRATION);
+  ADD ("/services/private/caps", test_private_caps,
+       OPEN_REGISTRATION "[module:private]\nmax_item_size = 2K\nmax_total_size = 8K\n");
   ADD ("/services/blocking", test_blocking, OPEN_REGISTRATION);
   ADD ("/services/last", test_last, OPEN_REGISTRATION);
   ADD ("/services/reload", test_reload, OPEN_REGISTRATION);
