@@ -608,6 +608,45 @@ test_offline_quota (Fixture *f, gconstpointer unused)
   g_assert_cmpstr (bodies, ==, "quota-1,quota-2,quota-3");
 }
 
+/* quota 4, sender_share 50: Alice fills her half (2), the rest of hers
+ * bounce, and Carol can still leave hers. */
+static void
+test_offline_sender_share (Fixture *f, gconstpointer unused)
+{
+  if (skip_without_presence ())
+    return;
+  g_autoptr(Peer) a = login (f, "alice", "home");
+  g_autoptr(Peer) c = login (f, "carol", "home");
+  g_autoptr(Peer) b = NULL;
+  g_autofree char *bodies = NULL;
+
+  for (guint i = 1; i <= 4; i++)
+    {
+      g_autofree char *id = g_strdup_printf ("s%u", i);
+      g_autofree char *body = g_strdup_printf ("alice-%u", i);
+      send_chat (a, "bob@localhost", id, body);
+    }
+  for (guint i = 3; i <= 4; i++)
+    {
+      g_autofree char *id = g_strdup_printf ("id='s%u'", i);
+      g_autoptr(MynaStanza) bounced = peer_expect (a, "message", id, "type='error'", NULL);
+      assert_error (bounced, "cancel", "service-unavailable");
+    }
+  send_chat (c, "bob@localhost", "c1", "carol-1");
+  send_chat (c, "bob@localhost", "c2", "carol-2");
+  peer_sync (c);
+  peer_sync (a);
+  g_assert_false (peer_has (c, "message", "type='error'", NULL));
+  g_assert_false (peer_has (a, "message", "type='error'", NULL));
+
+  b = login (f, "bob", "home");
+  go_online (b, "bob@localhost/home", NULL);
+  g_assert_nonnull (peer_await (b, "message", "carol-2", NULL));
+  peer_sync (b);
+  bodies = take_bodies (b);
+  g_assert_cmpstr (bodies, ==, "alice-1,alice-2,carol-1,carol-2");
+}
+
 static void
 test_offline_restart (Fixture *f, gconstpointer unused)
 {
@@ -1107,7 +1146,9 @@ main (int argc, char **argv)
        OPEN_REGISTRATION);
   ADD ("/services/offline/deliver", test_offline_deliver, OPEN_REGISTRATION);
   ADD ("/services/offline/quota", test_offline_quota,
-       OPEN_REGISTRATION "[module:offline]\nquota = 3\n");
+       OPEN_REGISTRATION "[module:offline]\nquota = 3\nsender_share = 100\n");
+  ADD ("/services/offline/sender-share", test_offline_sender_share,
+       OPEN_REGISTRATION "[module:offline]\nquota = 4\nsender_share = 50\n");
   ADD ("/services/offline/restart", test_offline_restart, OPEN_REGISTRATION);
   ADD ("/services/vcard", test_vcard, OPEN_REGISTRATION);
   ADD ("/services/private", test_private, OPEN_REGISTRATION);
