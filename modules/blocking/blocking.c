@@ -24,6 +24,13 @@
  *    a message gets <service-unavailable/>, an IQ get/set gets
  *    <service-unavailable/>, other IQs are dropped; from a user of this
  *    host to a JID they blocked, dropped silently.
+ *  - stored/deliver, for stanzas kept for later (offline messages,
+ *    pending subscription requests) as they reach a session: one from a
+ *    JID blocked since it was stored is withheld, silently (XEP-0191 §3.3:
+ *    nothing from a blocked JID is delivered; an error now would tell the
+ *    blocked sender when the user logs in).  The check is made at delivery,
+ *    so what was stored before a block and unblocked before delivery
+ *    still arrives.
  *  - Stanzas to or from oneself or one's own server are never blocked.
  *
  * Presence side effects: blocking a contact sends them unavailable
@@ -278,6 +285,25 @@ blocking_inbound (MynaCall *call, MynaStanza *stanza, gpointer data)
   if (blocking_is_local_user (self, from) && blocking_blocks (self, myna_jid_get_local (from), to))
     return MYNA_HANDLED;
   return MYNA_PASS;
+}
+
+/* stored/deliver: a kept stanza about to reach the call's session. */
+static MynaResult
+blocking_stored (MynaCall *call, MynaStanza *stanza, gpointer data)
+{
+  Blocking *self = data;
+  MynaSession *session = myna_call_get_session (call);
+  MynaJid *me = session != NULL ? myna_session_get_jid (session) : NULL;
+  const char *from_s = stanza != NULL ? myna_stanza_get_from (stanza) : NULL;
+  g_autoptr(MynaJid) from = from_s != NULL ? myna_jid_parse (from_s, NULL) : NULL;
+
+  if (me == NULL || from == NULL || myna_jid_get_local (me) == NULL
+      || blocking_exempt (self, from, me))
+    return MYNA_PASS;
+  if (!blocking_blocks (self, myna_jid_get_local (me), from))
+    return MYNA_PASS;
+  g_debug ("%s: stored stanza from blocked %s withheld", myna_jid_to_string (me), from_s);
+  return MYNA_HANDLED;
 }
 
 /* ---- presence side effects ------------------------------------------------ */
@@ -626,6 +652,7 @@ blocking_load (MynaModule *mod, GError **error)
   myna_module_hook (mod, MYNA_EVENT_STANZA_FROM_CLIENT, 100, blocking_from_client, self, NULL);
   for (guint i = 0; i < G_N_ELEMENTS (inbound); i++)
     myna_module_hook (mod, inbound[i], 100, blocking_inbound, self, NULL);
+  myna_module_hook (mod, MYNA_EVENT_STORED_DELIVER, 100, blocking_stored, self, NULL);
   myna_module_hook (mod, MYNA_EVENT_ACCOUNT_DELETED, 0, blocking_account_deleted, self, NULL);
   return TRUE;
 }

@@ -8,7 +8,9 @@
  * order, a page at a time, and each page is deleted (up to its last id)
  * only once its query has returned and the session is still there to
  * have received it.  The archive is the only record, so nothing is lost
- * across a restart.
+ * across a restart.  Each message first goes through the stored/deliver
+ * hooks: one a hook withholds (its sender was blocked since it was stored)
+ * is dropped with the page.
  *
  * Messages carrying only a chat state, or a XEP-0334 no-store hint, are
  * dropped rather than stored.  The per-user quota (`quota`) is checked
@@ -442,10 +444,13 @@ offline_flush_done (Offline *self, const char *local)
   offline_user_release (self, user);
 }
 
-/* Sends @items to @session in order; returns the last id sent. */
+/* Sends @items to @session in order, but those a stored/deliver hook
+ * withholds; returns the last id handled. */
 static gint64
 offline_send_items (MynaSession *session, GPtrArray *items)
 {
+  MynaHost *host = myna_session_get_host (session);
+  MynaCall *call = myna_call_new (host, session);
   gint64 last = 0;
 
   for (guint i = 0; i < items->len; i++)
@@ -453,13 +458,17 @@ offline_send_items (MynaSession *session, GPtrArray *items)
       MynaArchiveItem *item = items->pdata[i];
       g_autoptr(MynaStanza) msg = myna_stanza_parse (item->data, -1, NULL);
 
-      if (msg != NULL)
+      if (msg != NULL
+          && myna_host_fire_event (host, MYNA_EVENT_STORED_DELIVER, call, msg) == MYNA_HANDLED)
+        g_debug ("offline message %" G_GINT64_FORMAT " withheld", item->id);
+      else if (msg != NULL)
         myna_session_send (session, msg);
       else
         g_warning ("offline message %" G_GINT64_FORMAT " is not valid XML: dropped",
                    item->id);
       last = item->id;
     }
+  myna_call_free (call);
   return last;
 }
 

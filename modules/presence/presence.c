@@ -211,6 +211,7 @@ presence_redeliver_requests (MynaHost *host, MynaSession *session)
 {
   MynaJid *jid = myna_session_get_jid (session);
   g_autoptr(GHashTable) roster = roster_store_load (host, myna_jid_get_local (jid));
+  MynaCall *call = myna_call_new (host, session);
   GHashTableIter it;
   gpointer key, value;
 
@@ -230,8 +231,11 @@ presence_redeliver_requests (MynaHost *host, MynaSession *session)
       myna_stanza_set_attr (p, "type", "subscribe");
       myna_stanza_set_attr (p, "from", key);
       myna_stanza_set_attr (p, "to", myna_jid_bare_string (jid));
-      myna_session_send (session, p);
+      /* Not from a JID blocked since it asked. */
+      if (myna_host_fire_event (host, MYNA_EVENT_STORED_DELIVER, call, p) != MYNA_HANDLED)
+        myna_session_send (session, p);
     }
+  myna_call_free (call);
 }
 
 /* ---- broadcasts ---------------------------------------------------------------- */

@@ -995,6 +995,60 @@ test_blocking (Fixture *f, gconstpointer unused)
   check_message (b2, "alice@localhost/a1", a1, NULL);
 }
 
+/* Kept for later, then blocked: an offline message and a subscription
+ * request from Alice, stored while Bob was away, are withheld once Bob
+ * has blocked her; Carol's still come.  Unblocked before delivery, they
+ * come after all (the check is made at delivery). */
+static void
+test_blocking_stored (Fixture *f, gconstpointer unused)
+{
+  if (skip_without_presence ())
+    return;
+  g_autoptr(Peer) a = login (f, "alice", "home");
+  g_autoptr(Peer) c = login (f, "carol", "home");
+  g_autoptr(MynaStanza) blocked = NULL, unblocked = NULL;
+  g_autofree char *bodies = NULL, *later = NULL;
+
+  send_chat (a, "bob@localhost", "x1", "from-alice");
+  peer_send (a, "<presence type='subscribe' to='bob@localhost'/>");
+  send_chat (c, "bob@localhost", "x2", "from-carol");
+  peer_sync (a);
+  peer_sync (c);
+  {
+    g_autoptr(Peer) b = login (f, "bob", "home");
+    blocked = blocking_set (b, "block", "<item jid='alice@localhost'/>");
+    assert_result (blocked);
+    go_online (b, "bob@localhost/home", NULL);
+    g_assert_nonnull (peer_await (b, "message", "from-carol", NULL));
+    peer_sync (b);
+    bodies = take_bodies (b);
+    g_assert_cmpstr (bodies, ==, "from-carol");
+    g_assert_false (peer_has (b, "presence", "type='subscribe'", NULL));
+    /* Withheld silently: no late error tells Alice when Bob came. */
+    peer_sync (a);
+    g_assert_false (peer_has (a, "message", "type='error'", NULL));
+    unblocked = blocking_set (b, "unblock", "<item jid='alice@localhost'/>");
+    assert_result (unblocked);
+  }
+  g_clear_pointer (&blocked, myna_stanza_unref);
+  g_clear_pointer (&unblocked, myna_stanza_unref);
+
+  /* Stored, blocked, unblocked, then delivered. */
+  send_chat (a, "bob@localhost", "x3", "kept");
+  peer_sync (a);
+  {
+    g_autoptr(Peer) b = login (f, "bob", "home");
+    blocked = blocking_set (b, "block", "<item jid='alice@localhost'/>");
+    assert_result (blocked);
+    unblocked = blocking_set (b, "unblock", "<item jid='alice@localhost'/>");
+    assert_result (unblocked);
+    go_online (b, "bob@localhost/home", NULL);
+    g_assert_nonnull (peer_await (b, "message", "kept", NULL));
+    later = take_bodies (b);
+    g_assert_cmpstr (later, ==, "kept");
+  }
+}
+
 /* ---- last activity -------------------------------------------------------- */
 
 #define LAST_GET "<query xmlns='jabber:iq:last'/>"
@@ -1155,6 +1209,7 @@ main (int argc, char **argv)
   ADD ("/services/private/caps", test_private_caps,
        OPEN_REGISTRATION "[module:private]\nmax_item_size = 2K\nmax_total_size = 8K\n");
   ADD ("/services/blocking", test_blocking, OPEN_REGISTRATION);
+  ADD ("/services/blocking/stored", test_blocking_stored, OPEN_REGISTRATION);
   ADD ("/services/last", test_last, OPEN_REGISTRATION);
   ADD ("/services/reload", test_reload, OPEN_REGISTRATION);
   return g_test_run ();
