@@ -995,6 +995,49 @@ test_blocking (Fixture *f, gconstpointer unused)
   check_message (b2, "alice@localhost/a1", a1, NULL);
 }
 
+static guint
+blocklist_length (Peer *p)
+{
+  g_autoptr(MynaStanza) list = request (p, "get", NULL, "<blocklist xmlns='" NS_BLOCKING "'/>");
+  MynaStanza *payload = myna_stanza_get_child (list, "blocklist", NS_BLOCKING);
+  guint n = 0;
+
+  assert_result (list);
+  for (guint i = 0; i < myna_stanza_get_n_children (payload); i++)
+    n += !myna_stanza_is_text (myna_stanza_get_child_nth (payload, i));
+  return n;
+}
+
+/* max_items 5: a block that would go past it is refused whole with
+ * <policy-violation/> (a JID listed twice, or already blocked, counts
+ * once); unblocking makes room. */
+static void
+test_blocking_cap (Fixture *f, gconstpointer unused)
+{
+  g_autoptr(Peer) a = login (f, "alice", "home");
+  g_autoptr(MynaStanza) first = NULL, over = NULL, fits = NULL, all = NULL, again = NULL;
+  MynaStanza *error;
+
+  first = blocking_set (a, "block", "<item jid='b1@example.net'/><item jid='b2@example.net'/>"
+                                    "<item jid='b3@example.net'/>");
+  assert_result (first);
+  over = blocking_set (a, "block", "<item jid='b3@example.net'/><item jid='b4@example.net'/>"
+                                   "<item jid='b5@example.net'/><item jid='b6@example.net'/>");
+  assert_error (over, "modify", "policy-violation");
+  error = myna_stanza_get_child (over, "error", NULL);
+  g_assert_nonnull (strstr (myna_stanza_get_child_text (error, "text"), "at most 5"));
+  g_assert_cmpuint (blocklist_length (a), ==, 3);
+  fits = blocking_set (a, "block", "<item jid='b3@example.net'/><item jid='b4@example.net'/>"
+                                   "<item jid='b4@example.net'/><item jid='b5@example.net'/>");
+  assert_result (fits);
+  g_assert_cmpuint (blocklist_length (a), ==, 5);
+  all = blocking_set (a, "unblock", "");
+  assert_result (all);
+  g_assert_cmpuint (blocklist_length (a), ==, 0);
+  again = blocking_set (a, "block", "<item jid='b6@example.net'/>");
+  assert_result (again);
+}
+
 /* Kept for later, then blocked: an offline message and a subscription
  * request from Alice, stored while Bob was away, are withheld once Bob
  * has blocked her; Carol's still come.  Unblocked before delivery, they
@@ -1210,6 +1253,8 @@ main (int argc, char **argv)
        OPEN_REGISTRATION "[module:private]\nmax_item_size = 2K\nmax_total_size = 8K\n");
   ADD ("/services/blocking", test_blocking, OPEN_REGISTRATION);
   ADD ("/services/blocking/stored", test_blocking_stored, OPEN_REGISTRATION);
+  ADD ("/services/blocking/cap", test_blocking_cap,
+       OPEN_REGISTRATION "[module:blocking]\nmax_items = 5\n");
   ADD ("/services/last", test_last, OPEN_REGISTRATION);
   ADD ("/services/reload", test_reload, OPEN_REGISTRATION);
   return g_test_run ();
