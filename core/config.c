@@ -33,7 +33,8 @@ static const MynaConfigKey global_keys[] = {
   { "max_attrs", MYNA_CONFIG_INT, "64", 4, 4096,
     "most attributes on one element" },
   { "max_output", MYNA_CONFIG_SIZE, "1M", 16 * 1024, 1024 * 1024 * 1024,
-    "bytes queued to one client before it is cut off as not reading" },
+    "bytes a client leaves unread before it is cut off as not reading "
+    "(one larger stanza still goes out)" },
   { "auth_timeout", MYNA_CONFIG_DURATION, "30s", 1000, 3600 * 1000,
     "time a connection has to authenticate" },
   { "max_connections_per_ip", MYNA_CONFIG_INT, "1000", 0, 10000000,

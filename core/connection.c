@@ -129,7 +129,10 @@ session_write (MynaSession *s, const char *data, gsize len)
 {
   if (s->fd < 0 || s->reaping)
     return;
-  if (s->out->len - s->out_off + len > LIMITS (s)->max_output)
+  /* The cap is on what the client left unread: one stanza larger than it
+   * (a roster of 15,000 contacts is over 1 MB) still goes out to a client
+   * that keeps up, so the queue holds at most the cap plus one stanza. */
+  if (s->out->len - s->out_off > LIMITS (s)->max_output)
     {
       g_warning ("%s: output buffer over %" G_GSIZE_FORMAT " bytes: client is not "
                  "reading, disconnecting", s->peer, LIMITS (s)->max_output);

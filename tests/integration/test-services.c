@@ -1092,6 +1092,48 @@ test_blocking_stored (Fixture *f, gconstpointer unused)
   }
 }
 
+/* ---- big rosters ---------------------------------------------------------- */
+
+/* A roster whose result is larger than max_output (16K here, as 15,000
+ * contacts are over the default 1M) still reaches a client that reads:
+ * the cap is on what a client leaves unread, not on one stanza. */
+static void
+test_roster_large (Fixture *f, gconstpointer unused)
+{
+  if (skip_without_presence ())
+    return;
+  g_autoptr(Peer) a = login (f, "alice", "home");
+  g_autoptr(MynaStanza) last = NULL, roster = NULL;
+  const guint n = 400;
+  MynaStanza *query;
+  guint items = 0;
+
+  /* In batches, read as they come: a client must read. */
+  for (guint i = 0; i < n; i++)
+    {
+      g_autofree char *set = g_strdup_printf ("<iq type='set' id='big%u'><query xmlns="
+                                              "'jabber:iq:roster'><item jid='contact%u@example.net' "
+                                              "name='Contact number %u'><group>Many</group></item>"
+                                              "</query></iq>", i, i, i);
+      g_autofree char *id = g_strdup_printf ("id='big%u'", i);
+
+      peer_send (a, set);
+      if (i % 50 == 49)
+        {
+          last = peer_expect (a, "iq", id, NULL);
+          assert_result (last);
+          g_clear_pointer (&last, myna_stanza_unref);
+        }
+    }
+  roster = request (a, "get", NULL, "<query xmlns='jabber:iq:roster'/>");
+  assert_result (roster);
+  query = myna_stanza_get_child (roster, "query", "jabber:iq:roster");
+  for (guint i = 0; i < myna_stanza_get_n_children (query); i++)
+    items += !myna_stanza_is_text (myna_stanza_get_child_nth (query, i));
+  g_assert_cmpuint (items, ==, n);
+  peer_sync (a);
+}
+
 /* ---- last activity -------------------------------------------------------- */
 
 #define LAST_GET "<query xmlns='jabber:iq:last'/>"
@@ -1256,6 +1298,8 @@ main (int argc, char **argv)
   ADD ("/services/blocking/cap", test_blocking_cap,
        OPEN_REGISTRATION "[module:blocking]\nmax_items = 5\n");
   ADD ("/services/last", test_last, OPEN_REGISTRATION);
+  ADD ("/services/roster/large", test_roster_large,
+       "[global]\nmax_output = 16K\n" OPEN_REGISTRATION);
   ADD ("/services/reload", test_reload, OPEN_REGISTRATION);
   return g_test_run ();
 }
