@@ -6,6 +6,7 @@
 #include <glib-unix.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/stat.h>
 
 static gboolean
 on_stop (gpointer user_data)
@@ -74,6 +75,9 @@ main (int argc, char **argv)
       printf ("mynad %s (module ABI %d)\n", MYNA_VERSION, MYNA_ABI_MAJOR);
       return 0;
     }
+  /* Whatever mynad creates (database, keys, socket) is its own: the
+   * modes it asks for lose group and other bits. */
+  umask (umask (0) | 077);
   myna_log_init ();
   MynaConfig *config = myna_config_load (config_path ? config_path : "conf/myna.conf", &error);
   if (config == NULL)

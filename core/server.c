@@ -10,6 +10,7 @@
 #include <netdb.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <arpa/inet.h>
@@ -426,6 +427,20 @@ myna_server_get_listener_port (MynaServer *server, const char *name)
 
 /* ---- start / stop -------------------------------------------------------- */
 
+/* The data directory holds the database (SCRAM keys), the development
+ * keys and the admin socket.  Files in it are created private (mode 0600)
+ * whatever its mode; one other users may enter or list is still worth a
+ * word to the operator (`mkdir /var/lib/myna` makes it 0755). */
+static void
+server_check_data_dir (const char *dir)
+{
+  struct stat st;
+
+  if (stat (dir, &st) == 0 && (st.st_mode & (S_IRWXO | S_IWGRP)) != 0)
+    g_warning ("data directory %s is open to other users (mode %04o): "
+               "chmod 0750 (or 0700) it", dir, (unsigned) (st.st_mode & 07777));
+}
+
 static gboolean
 server_open_storage (MynaServer *server, GError **error)
 {
@@ -438,6 +453,7 @@ server_open_storage (MynaServer *server, GError **error)
                    "cannot create data directory %s: %s", server->data_dir, g_strerror (e));
       return FALSE;
     }
+  server_check_data_dir (server->data_dir);
   if (g_str_has_prefix (uri, "sqlite:") && !g_path_is_absolute (uri + 7))
     {
       g_autofree char *path = g_build_filename (server->data_dir, uri + 7, NULL);

@@ -13,10 +13,19 @@
  * Schema: PRAGMA user_version holds the number of migrations applied; on
  * opening a writer the missing ones of the ordered list below run in one
  * IMMEDIATE transaction.  application_id marks the file as Myna's.
- * Statements are prepared once per connection and cached. */
+ * Statements are prepared once per connection and cached.
+ *
+ * The file holds SCRAM keys: the writer creates it 0600 before SQLite
+ * opens it, whatever the umask and the directory's mode, and SQLite gives
+ * the -wal and -shm files it makes the database's mode.  Files an older
+ * version left readable by others are tightened, with a warning. */
 #include "storage-backend.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <sqlite3.h>
+#include <unistd.h>
+#include <sys/stat.h>
 
 #define BUSY_TIMEOUT_MS     5000
 #define APPLICATION_ID      0x4d796e61  /* "Myna" */
@@ -413,6 +422,47 @@ configure_writer (MynaStorageConn *conn, GError **error)
          && migrate (conn, error);
 }
 
+/* Takes group and other permissions off @path when it exists. */
+static void
+tighten_mode (const char *path)
+{
+  struct stat st;
+
+  if (stat (path, &st) < 0 || (st.st_mode & 077) == 0)
+    return;
+  if (chmod (path, st.st_mode & 0700) < 0)
+    g_warning ("%s is readable by other users (mode %04o) and cannot be made private: %s",
+               path, (unsigned) (st.st_mode & 07777), g_strerror (errno));
+  else
+    g_warning ("%s was readable by other users (mode %04o): now %04o", path,
+               (unsigned) (st.st_mode & 07777), (unsigned) (st.st_mode & 0700));
+}
+
+/* Creates the database file 0600 unless it exists; tightens it and the
+ * files SQLite keeps beside it. */
+static gboolean
+create_private (const char *location, GError **error)
+{
+  static const char *const companions[] = { "-wal", "-shm", "-journal" };
+  int fd = open (location, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+
+  if (fd < 0)
+    {
+      int e = errno;
+      g_set_error (error, MYNA_STORAGE_ERROR, MYNA_STORAGE_ERROR_FAILED,
+                   "cannot create %s: %s", location, g_strerror (e));
+      return FALSE;
+    }
+  close (fd);
+  tighten_mode (location);
+  for (guint i = 0; i < G_N_ELEMENTS (companions); i++)
+    {
+      g_autofree char *path = g_strconcat (location, companions[i], NULL);
+      tighten_mode (path);
+    }
+  return TRUE;
+}
+
 static MynaStorageConn *
 sqlite_open (const char *location, MynaStorageConnRole role, GError **error)
 {
@@ -430,7 +480,11 @@ sqlite_open (const char *location, MynaStorageConnRole role, GError **error)
     }
   conn->path = g_strdup (location);
   if (role == MYNA_STORAGE_CONN_WRITER)
-    flags |= SQLITE_OPEN_CREATE;
+    {
+      if (!create_private (location, error))
+        return NULL;
+      flags |= SQLITE_OPEN_CREATE;
+    }
   rc = sqlite3_open_v2 (location, &conn->db, flags, NULL);
   if (rc != SQLITE_OK)
     {

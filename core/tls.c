@@ -25,13 +25,13 @@ tls_fail (GError **error, int rc, const char *what)
   return FALSE;
 }
 
+/* Written with @mode from the start: never readable by others, not even
+ * for a moment, whatever the umask and the directory's mode. */
 static gboolean
 write_pem (const char *path, gnutls_datum_t *pem, int mode, GError **error)
 {
-  if (!g_file_set_contents (path, (const char *) pem->data, pem->size, error))
-    return FALSE;
-  g_chmod (path, mode);
-  return TRUE;
+  return g_file_set_contents_full (path, (const char *) pem->data, pem->size,
+                                   G_FILE_SET_CONTENTS_CONSISTENT, mode, error);
 }
 
 /* Makes a self-signed ECDSA P-256 certificate for @host, valid ten years. */

@@ -51,6 +51,13 @@ typedef enum {
 /* Fired when an account is deleted (stanza NULL; call's from is the bare
  * JID): modules drop what they keep for it. */
 #define MYNA_EVENT_ACCOUNT_DELETED       "account/deleted"
+/* Fired by a module about to hand a stanza it kept for later (an offline
+ * message, a pending subscription request) to a session: the call is
+ * myna_call_new (host, recipient's session), the stanza the kept one with
+ * its original `from`.  A handler answering HANDLED withholds it (the
+ * blocking module does, for a sender blocked since); the firing module
+ * then drops it. */
+#define MYNA_EVENT_STORED_DELIVER        "stored/deliver"
 
 typedef enum {
   MYNA_TARGET_HOST,

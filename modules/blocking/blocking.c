@@ -1,9 +1,13 @@
 /* blocking: simple communications blocking (XEP-0191, urn:xmpp:blocking).
  *
  * Each user's blocklist is the key–value store "blocklist": one key per
- * blocked JID (normalised), value "1".  Parsed lists are cached per user
- * (the cache is dropped whole when it grows past BLOCKING_CACHE_MAX) and
- * kept current by the IQ handlers, the only writers.
+ * blocked JID (normalised), value "1", so a change writes only the JIDs it
+ * names.  Parsed lists are hash sets (blocklist.h: testing a sender costs
+ * a few lookups whatever the list's length) cached per user (the cache is
+ * dropped whole when it holds more than BLOCKING_CACHE_USERS users or
+ * BLOCKING_CACHE_ITEMS JIDs) and kept current by the IQ handlers, the only
+ * writers.  A list holds at most `max_items` JIDs: a block that would go
+ * past it is refused whole with <policy-violation/>.
  *
  * Protocol: <blocklist/> get (the requesting session becomes "interested"
  * and gets pushes), <block/> set with one or more items, <unblock/> set
@@ -24,6 +28,13 @@
  *    a message gets <service-unavailable/>, an IQ get/set gets
  *    <service-unavailable/>, other IQs are dropped; from a user of this
  *    host to a JID they blocked, dropped silently.
+ *  - stored/deliver, for stanzas kept for later (offline messages,
+ *    pending subscription requests) as they reach a session: one from a
+ *    JID blocked since it was stored is withheld, silently (XEP-0191 §3.3:
+ *    nothing from a blocked JID is delivered; an error now would tell the
+ *    blocked sender when the user logs in).  The check is made at delivery,
+ *    so what was stored before a block and unblocked before delivery
+ *    still arrives.
  *  - Stanzas to or from oneself or one's own server are never blocked.
  *
  * Presence side effects: blocking a contact sends them unavailable
@@ -35,20 +46,24 @@
 #include <myna/module.h>
 #include <myna/xmlstream.h>
 
+#include "blocklist.h"
+
 #include <string.h>
 
 #define NS_BLOCKING         "urn:xmpp:blocking"
 #define NS_BLOCKING_ERRORS  "urn:xmpp:blocking:errors"
 #define BLOCKING_STORE      "blocklist"
 #define BLOCKING_INTERESTED "blocking-interested"
-#define BLOCKING_CACHE_MAX  10000
+#define BLOCKING_CACHE_USERS 10000
+#define BLOCKING_CACHE_ITEMS 1000000
 /* From modules/roster/roster-store.h. */
 #define ROSTER_STORE        "roster"
 #define PRESENCE_LAST_KEY   "presence-last"
 
 typedef struct {
   MynaModule *mod;
-  GHashTable *cache;     /* local → GPtrArray of MynaJid* */
+  GHashTable *cache;     /* local → BlockList* */
+  guint       cached;    /* JIDs in the cache */
   guint       inflight;
 } Blocking;
 
@@ -83,10 +98,10 @@ blocking_host_name (Blocking *self)
 
 /* ---- the blocklist -------------------------------------------------------- */
 
-static GPtrArray *
+static BlockList *
 blocking_load_list (Blocking *self, const char *local)
 {
-  GPtrArray *list = g_ptr_array_new_with_free_func ((GDestroyNotify) myna_jid_unref);
+  BlockList *list = block_list_new ();
   g_autoptr(GError) error = NULL;
   g_autoptr(GHashTable) all = myna_kv_get_all (blocking_storage (self),
                                                blocking_host_name (self), local,
@@ -103,69 +118,38 @@ blocking_load_list (Blocking *self, const char *local)
   g_hash_table_iter_init (&it, all);
   while (g_hash_table_iter_next (&it, &key, NULL))
     {
-      MynaJid *jid = myna_jid_parse (key, NULL);
+      g_autoptr(MynaJid) jid = myna_jid_parse (key, NULL);
       if (jid != NULL)
-        g_ptr_array_add (list, jid);
+        block_list_add (list, jid);
     }
   return list;
 }
 
 /* The cached blocklist of @local.  Returns: (transfer none) */
-static GPtrArray *
+static BlockList *
 blocking_list (Blocking *self, const char *local)
 {
-  GPtrArray *list = g_hash_table_lookup (self->cache, local);
+  BlockList *list = g_hash_table_lookup (self->cache, local);
 
   if (list != NULL)
     return list;
-  if (g_hash_table_size (self->cache) >= BLOCKING_CACHE_MAX)
-    g_hash_table_remove_all (self->cache);
+  if (g_hash_table_size (self->cache) >= BLOCKING_CACHE_USERS
+      || self->cached >= BLOCKING_CACHE_ITEMS)
+    {
+      g_hash_table_remove_all (self->cache);
+      self->cached = 0;
+    }
   list = blocking_load_list (self, local);
+  self->cached += block_list_size (list);
   g_hash_table_insert (self->cache, g_strdup (local), list);
   return list;
 }
 
-/* @domain is @item_domain or one of its subdomains. */
-static gboolean
-blocking_domain_matches (const char *item_domain, const char *domain)
-{
-  gsize n = strlen (item_domain), m = strlen (domain);
-
-  if (strcmp (item_domain, domain) == 0)
-    return TRUE;
-  return m > n && domain[m - n - 1] == '.' && strcmp (domain + m - n, item_domain) == 0;
-}
-
-/* XEP-0191 §3 (as XEP-0016): user@domain/resource, user@domain,
- * domain/resource, domain. */
-static gboolean
-blocking_item_matches (MynaJid *item, MynaJid *jid)
-{
-  const char *local = myna_jid_get_local (item);
-  const char *resource = myna_jid_get_resource (item);
-  const char *domain = myna_jid_get_domain (item);
-
-  if (local != NULL)
-    return g_strcmp0 (local, myna_jid_get_local (jid)) == 0
-           && strcmp (domain, myna_jid_get_domain (jid)) == 0
-           && (resource == NULL || g_strcmp0 (resource, myna_jid_get_resource (jid)) == 0);
-  if (resource != NULL)
-    return myna_jid_get_local (jid) == NULL
-           && strcmp (domain, myna_jid_get_domain (jid)) == 0
-           && g_strcmp0 (resource, myna_jid_get_resource (jid)) == 0;
-  return blocking_domain_matches (domain, myna_jid_get_domain (jid));
-}
-
-/* Whether @local of this host blocks @jid. */
+/* Whether @local of this host blocks @jid (XEP-0191 §3). */
 static gboolean
 blocking_blocks (Blocking *self, const char *local, MynaJid *jid)
 {
-  GPtrArray *list = blocking_list (self, local);
-
-  for (guint i = 0; i < list->len; i++)
-    if (blocking_item_matches (list->pdata[i], jid))
-      return TRUE;
-  return FALSE;
+  return block_list_matches (blocking_list (self, local), jid);
 }
 
 /* ---- enforcement ---------------------------------------------------------- */
@@ -280,6 +264,25 @@ blocking_inbound (MynaCall *call, MynaStanza *stanza, gpointer data)
   return MYNA_PASS;
 }
 
+/* stored/deliver: a kept stanza about to reach the call's session. */
+static MynaResult
+blocking_stored (MynaCall *call, MynaStanza *stanza, gpointer data)
+{
+  Blocking *self = data;
+  MynaSession *session = myna_call_get_session (call);
+  MynaJid *me = session != NULL ? myna_session_get_jid (session) : NULL;
+  const char *from_s = stanza != NULL ? myna_stanza_get_from (stanza) : NULL;
+  g_autoptr(MynaJid) from = from_s != NULL ? myna_jid_parse (from_s, NULL) : NULL;
+
+  if (me == NULL || from == NULL || myna_jid_get_local (me) == NULL
+      || blocking_exempt (self, from, me))
+    return MYNA_PASS;
+  if (!blocking_blocks (self, myna_jid_get_local (me), from))
+    return MYNA_PASS;
+  g_debug ("%s: stored stanza from blocked %s withheld", myna_jid_to_string (me), from_s);
+  return MYNA_HANDLED;
+}
+
 /* ---- presence side effects ------------------------------------------------ */
 
 /* Whether @local's roster lets @contact see their presence. */
@@ -295,26 +298,39 @@ blocking_contact_subscribed (Blocking *self, const char *local, MynaJid *contact
   return g_strcmp0 (sub, "from") == 0 || g_strcmp0 (sub, "both") == 0;
 }
 
-/* Delivers presence from each available resource of @local to @contact:
- * unavailable, or (@current) the resource's last available presence. */
+/* The sessions of @local that are available (none: no presence to send).
+ * Returns: (transfer container) */
+static GPtrArray *
+blocking_available_sessions (Blocking *self, const char *local)
+{
+  GPtrArray *sessions = myna_host_get_sessions (blocking_host (self), local);
+
+  for (guint i = sessions->len; i > 0; i--)
+    if (!myna_session_is_available (sessions->pdata[i - 1]))
+      g_ptr_array_remove_index_fast (sessions, i - 1);
+  return sessions;
+}
+
+/* Delivers presence from each of @sessions (available, of @local) to
+ * @contact: unavailable, or (@current) the session's last available
+ * presence. */
 static void
-blocking_send_presence (Blocking *self, const char *local, MynaJid *contact, gboolean current)
+blocking_send_presence (Blocking *self, const char *local, GPtrArray *sessions,
+                        MynaJid *contact, gboolean current)
 {
   MynaServer *server = myna_module_get_server (self->mod);
-  g_autoptr(GPtrArray) sessions = NULL;
 
-  if (myna_jid_get_local (contact) == NULL
+  if (sessions->len == 0 || myna_jid_get_local (contact) == NULL
       || myna_server_get_host (server, myna_jid_get_domain (contact)) == NULL
       || !blocking_contact_subscribed (self, local, contact))
     return;
-  sessions = myna_host_get_sessions (blocking_host (self), local);
   for (guint i = 0; i < sessions->len; i++)
     {
       MynaSession *s = sessions->pdata[i];
       MynaStanza *last = myna_session_get_data (s, PRESENCE_LAST_KEY);
       g_autoptr(MynaStanza) presence = NULL;
 
-      if (!myna_session_is_available (s) || (current && last == NULL))
+      if (current && last == NULL)
         continue;
       presence = current ? myna_stanza_copy (last) : myna_stanza_new ("presence", MYNA_NS_CLIENT);
       if (!current)
@@ -328,12 +344,6 @@ blocking_send_presence (Blocking *self, const char *local, MynaJid *contact, gbo
 
 /* ---- get ------------------------------------------------------------------ */
 
-static int
-blocking_cmp_jids (gconstpointer a, gconstpointer b)
-{
-  return strcmp (myna_jid_to_string (*(MynaJid **) a), myna_jid_to_string (*(MynaJid **) b));
-}
-
 static void
 blocking_add_items (MynaStanza *parent, GPtrArray *jids)
 {
@@ -342,12 +352,6 @@ blocking_add_items (MynaStanza *parent, GPtrArray *jids)
       MynaStanza *item = myna_stanza_add_child (parent, "item", NULL);
       myna_stanza_set_attr (item, "jid", myna_jid_to_string (jids->pdata[i]));
     }
-}
-
-static gpointer
-blocking_copy_jid (gconstpointer jid, gpointer unused)
-{
-  return myna_jid_ref ((MynaJid *) jid);
 }
 
 static MynaResult
@@ -359,13 +363,10 @@ blocking_get (MynaCall *call, MynaStanza *iq, gpointer data)
   MynaSession *session = myna_call_get_session (call);
   g_autoptr(MynaStanza) reply = NULL;
   g_autoptr(GPtrArray) sorted = NULL;
-  GPtrArray *list;
 
   if (myna_jid_get_local (to) == NULL || from == NULL || !myna_jid_bare_equal (to, from))
     return MYNA_PASS;
-  list = blocking_list (self, myna_jid_get_local (to));
-  sorted = g_ptr_array_copy (list, blocking_copy_jid, NULL);
-  g_ptr_array_sort (sorted, blocking_cmp_jids);
+  sorted = block_list_items (blocking_list (self, myna_jid_get_local (to)));
   reply = myna_stanza_new_iq_result (iq);
   blocking_add_items (myna_stanza_add_child (reply, "blocklist", NS_BLOCKING), sorted);
   if (session != NULL)
@@ -500,24 +501,49 @@ blocking_write (Blocking *self, BlockingPending *p, const char *key, const char 
                BLOCKING_STORE, key, value, blocking_written, p, NULL);
 }
 
+/* Whether blocking @jids keeps @list within `max_items`; else the
+ * request is refused whole with <policy-violation/>. */
+static gboolean
+blocking_within_cap (Blocking *self, MynaCall *call, MynaStanza *iq, BlockList *list,
+                     GPtrArray *jids)
+{
+  gint64 max = myna_module_config_int (self->mod, "max_items");
+  g_autoptr(GHashTable) fresh = g_hash_table_new (g_str_hash, g_str_equal);
+  g_autofree char *text = NULL;
+
+  for (guint i = 0; i < jids->len; i++)
+    if (!block_list_contains (list, jids->pdata[i]))
+      g_hash_table_add (fresh, (gpointer) myna_jid_to_string (jids->pdata[i]));
+  if ((gint64) block_list_size (list) + g_hash_table_size (fresh) <= max)
+    return TRUE;
+  g_info ("%s: block of %u JID(s) refused: the list holds %u, at most %" G_GINT64_FORMAT,
+          myna_jid_bare_string (myna_call_get_to (call)), jids->len, block_list_size (list),
+          max);
+  text = g_strdup_printf ("a block list holds at most %" G_GINT64_FORMAT " JIDs", max);
+  myna_call_reply_error (call, iq, MYNA_ERROR_TYPE_MODIFY, "policy-violation", text);
+  return FALSE;
+}
+
 static void
 blocking_block (Blocking *self, MynaCall *call, MynaStanza *iq, GPtrArray *jids)
 {
   const char *local = myna_jid_get_local (myna_call_get_to (call));
-  GPtrArray *list = blocking_list (self, local);
-  BlockingPending *p = blocking_pending_new (self, call, iq, "block", jids, jids->len);
+  BlockList *list = blocking_list (self, local);
+  g_autoptr(GPtrArray) sessions = NULL;
+  BlockingPending *p;
 
+  if (!blocking_within_cap (self, call, iq, list, jids))
+    return;
+  sessions = blocking_available_sessions (self, local);
+  p = blocking_pending_new (self, call, iq, "block", jids, jids->len);
   for (guint i = 0; i < jids->len; i++)
     {
       MynaJid *jid = jids->pdata[i];
-      gboolean known = FALSE;
 
-      for (guint j = 0; j < list->len && !known; j++)
-        known = myna_jid_equal (list->pdata[j], jid);
-      if (!known)
-        g_ptr_array_add (list, myna_jid_ref (jid));
+      if (block_list_add (list, jid))
+        self->cached++;
       blocking_write (self, p, myna_jid_to_string (jid), "1");
-      blocking_send_presence (self, local, jid, FALSE);
+      blocking_send_presence (self, local, sessions, jid, FALSE);
     }
   g_info ("%s@%s blocked %u JID(s)", local, blocking_host_name (self), jids->len);
 }
@@ -527,20 +553,22 @@ static void
 blocking_unblock (Blocking *self, MynaCall *call, MynaStanza *iq, GPtrArray *jids)
 {
   const char *local = myna_jid_get_local (myna_call_get_to (call));
-  GPtrArray *list = blocking_list (self, local);
-  g_autoptr(GPtrArray) gone = g_ptr_array_copy (jids->len > 0 ? jids : list,
-                                                blocking_copy_jid, NULL);
+  BlockList *list = blocking_list (self, local);
+  g_autoptr(GPtrArray) gone = jids->len > 0 ? g_ptr_array_ref (jids)
+                                            : block_list_take_all (list);
+  g_autoptr(GPtrArray) sessions = blocking_available_sessions (self, local);
   BlockingPending *p = blocking_pending_new (self, call, iq, "unblock", jids, gone->len);
 
+  if (jids->len == 0)
+    self->cached -= MIN (self->cached, gone->len);
   for (guint i = 0; i < gone->len; i++)
     {
       MynaJid *jid = gone->pdata[i];
 
-      for (guint j = list->len; j > 0; j--)
-        if (myna_jid_equal (list->pdata[j - 1], jid))
-          g_ptr_array_remove_index (list, j - 1);
+      if (jids->len > 0 && block_list_remove (list, jid))
+        self->cached -= MIN (self->cached, 1);
       blocking_write (self, p, myna_jid_to_string (jid), NULL);
-      blocking_send_presence (self, local, jid, TRUE);
+      blocking_send_presence (self, local, sessions, jid, TRUE);
     }
   g_info ("%s@%s unblocked %u JID(s)", local, blocking_host_name (self), gone->len);
   if (gone->len == 0)
@@ -582,8 +610,13 @@ blocking_account_deleted (MynaCall *call, MynaStanza *unused, gpointer data)
   Blocking *self = data;
   MynaJid *from = myna_call_get_from (call);
 
-  if (from != NULL && myna_jid_get_local (from) != NULL)
-    g_hash_table_remove (self->cache, myna_jid_get_local (from));
+  BlockList *list = from != NULL && myna_jid_get_local (from) != NULL
+                      ? g_hash_table_lookup (self->cache, myna_jid_get_local (from)) : NULL;
+
+  if (list == NULL)
+    return MYNA_PASS;
+  self->cached -= MIN (self->cached, block_list_size (list));
+  g_hash_table_remove (self->cache, myna_jid_get_local (from));
   return MYNA_PASS;
 }
 
@@ -609,7 +642,7 @@ blocking_load (MynaModule *mod, GError **error)
 
   self->mod = mod;
   self->cache = g_hash_table_new_full (g_str_hash, g_str_equal, g_free,
-                                       (GDestroyNotify) g_ptr_array_unref);
+                                       (GDestroyNotify) block_list_free);
   myna_module_set_data (mod, self, blocking_free);
   myna_module_add_feature (mod, NS_BLOCKING);
   if (!myna_module_route_iq (mod, MYNA_IQ_GET, NS_BLOCKING, "blocklist", blocking_get,
@@ -626,6 +659,7 @@ blocking_load (MynaModule *mod, GError **error)
   myna_module_hook (mod, MYNA_EVENT_STANZA_FROM_CLIENT, 100, blocking_from_client, self, NULL);
   for (guint i = 0; i < G_N_ELEMENTS (inbound); i++)
     myna_module_hook (mod, inbound[i], 100, blocking_inbound, self, NULL);
+  myna_module_hook (mod, MYNA_EVENT_STORED_DELIVER, 100, blocking_stored, self, NULL);
   myna_module_hook (mod, MYNA_EVENT_ACCOUNT_DELETED, 0, blocking_account_deleted, self, NULL);
   return TRUE;
 }
@@ -642,10 +676,18 @@ blocking_unload (MynaModule *mod)
     g_critical ("blocking: %u request(s) still pending at unload", self->inflight);
 }
 
+static const MynaConfigKey blocking_config[] = {
+  { .name = "max_items", .type = MYNA_CONFIG_INT, .default_value = "10000",
+    .min = 1, .max = 100000,
+    .description = "most JIDs one user's block list holds" },
+  { .name = NULL },
+};
+
 /* Eager: enforcement must run from the first stanza. */
 MYNA_MODULE_DEFINE (blocking,
   .version = "1.0",
   .serves  = MYNA_STRV (NS_BLOCKING),
   .mode    = MYNA_MODULE_EAGER,
+  .config  = blocking_config,
   .load    = blocking_load,
   .unload  = blocking_unload);

@@ -8,14 +8,20 @@
  * order, a page at a time and within a page at the pace the client reads
  * them, and what was sent is deleted (up to its last id) once the page
  * is done or the session went.  The archive is the only record, so nothing is lost
- * across a restart.
+ * across a restart.  Each message first goes through the stored/deliver
+ * hooks: one a hook withholds (its sender was blocked since it was stored)
+ * is dropped with the page.
  *
  * Messages carrying only a chat state, or a XEP-0334 no-store hint, are
  * dropped rather than stored.  The per-user quota (`quota`) is checked
- * against the archive's count, which the storage answers asynchronously:
- * each user's messages wait in a small queue while a count is in flight,
- * so they are counted and stored in arrival order.  Over quota the sender
- * gets <service-unavailable/>, as RFC 6121 says.
+ * against the archive's count, and each sender's share of it
+ * (`sender_share` percent, per sender bare JID, so that one sender cannot
+ * fill it for everyone) against the count of that sender's items; the
+ * storage answers counts asynchronously: each user's messages wait in a
+ * small queue while a round of counts (the total, and one per sender
+ * waiting) is in flight, so they are counted and stored in arrival order.
+ * Over quota or over share the sender gets <service-unavailable/>, as
+ * RFC 6121 says for a full storage.
  *
  * Storage callbacks never hold session pointers: they look the session up
  * again by its full JID.  Unloading runs every pending callback first. */
@@ -34,15 +40,21 @@ typedef struct {
   MynaModule *mod;
   GHashTable *users;     /* local → OfflineUser* (only while busy) */
   guint       inflight;  /* storage calls whose callbacks are pending */
+  guint       rounds;    /* rounds of counts started, to tell them apart */
 } Offline;
 
-/* What is going on for one user: messages waiting for their count, and
- * whether a count or a delivery is in flight. */
+/* What is going on for one user: messages waiting for their count, the
+ * counts of the current round, and whether a delivery is in flight. */
 typedef struct {
-  char     *local;
-  GQueue    waiting;     /* MynaStanza* (stored form, with <delay/>) */
-  gboolean  counting;
-  gboolean  flushing;
+  char       *local;
+  GQueue      waiting;   /* MynaStanza* (stored form, with <delay/>) */
+  GHashTable *senders;   /* sender bare JID → items stored (GUINT_TO_POINTER) */
+  guint       total;     /* items stored */
+  guint       counting;  /* counts in flight */
+  guint       round;     /* the round they belong to */
+  gboolean    failed;    /* a count of this round failed */
+  guint       bounced;   /* messages refused this round, for one log line */
+  gboolean    flushing;
 } OfflineUser;
 
 /* The context of one asynchronous storage call. */
@@ -50,12 +62,15 @@ typedef struct {
   Offline *self;
   char    *local;
   char    *full;         /* the session being delivered to, or NULL */
+  char    *sender;       /* the sender counted, or NULL for the total */
+  guint    round;        /* the round of counts it belongs to */
 } OfflineOp;
 
 static void
 offline_user_free (OfflineUser *user)
 {
   g_queue_clear_full (&user->waiting, (GDestroyNotify) myna_stanza_unref);
+  g_hash_table_unref (user->senders);
   g_free (user->local);
   g_free (user);
 }
@@ -69,6 +84,7 @@ offline_user_get (Offline *self, const char *local)
     {
       user = g_new0 (OfflineUser, 1);
       user->local = g_strdup (local);
+      user->senders = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
       g_queue_init (&user->waiting);
       g_hash_table_insert (self->users, user->local, user);
     }
@@ -103,6 +119,7 @@ offline_op_free (gpointer data)
   op->self->inflight--;
   g_free (op->local);
   g_free (op->full);
+  g_free (op->sender);
   g_free (op);
 }
 
@@ -204,24 +221,48 @@ offline_appended (gint64 id, const GError *error, gpointer user_data)
 
 /* Tells the sender of @msg it could not be stored (RFC 6121 §8.5.2.1.1). */
 static void
-offline_bounce (Offline *self, MynaStanza *msg)
+offline_bounce (Offline *self, MynaStanza *msg, const char *text)
 {
   g_autoptr(MynaStanza) error = NULL;
 
   if (myna_stanza_get_from (msg) == NULL)
     return;
-  error = myna_stanza_new_error (msg, MYNA_ERROR_TYPE_CANCEL, "service-unavailable",
-                                 "the recipient is offline and their storage is full");
+  error = myna_stanza_new_error (msg, MYNA_ERROR_TYPE_CANCEL, "service-unavailable", text);
   myna_server_route (myna_module_get_server (self->mod), error);
 }
 
+/* The bare JID @msg is from (the archive item's `with`), or NULL for a
+ * message the server made.  Returns: (transfer full) (nullable) */
+static char *
+offline_sender (MynaStanza *msg)
+{
+  const char *from_s = myna_stanza_get_from (msg);
+  g_autoptr(MynaJid) from = from_s != NULL ? myna_jid_parse (from_s, NULL) : NULL;
+
+  return from != NULL ? g_strdup (myna_jid_bare_string (from)) : NULL;
+}
+
+/* How many items one sender may hold: `sender_share` percent of the
+ * quota, at least one. */
+static guint
+offline_share (Offline *self)
+{
+  gint64 quota = myna_module_config_int (self->mod, "quota");
+  gint64 share = quota * myna_module_config_int (self->mod, "sender_share") / 100;
+
+  return (guint) MAX (share, 1);
+}
+
+/* Stores @msg (whose sender's count is known) unless the quota or the
+ * sender's share is used up. */
 static void
-offline_store_one (Offline *self, OfflineUser *user, MynaStanza *msg, guint *count)
+offline_store_one (Offline *self, OfflineUser *user, MynaStanza *msg, const char *sender)
 {
   MynaHost *host = myna_module_get_host (self->mod);
   g_autoptr(MynaJid) to = myna_jid_parse (myna_stanza_get_to (msg) ?: "", NULL);
   gint64 quota = myna_module_config_int (self->mod, "quota");
-  g_autofree char *from_bare = NULL;
+  guint sent = sender != NULL ? GPOINTER_TO_UINT (g_hash_table_lookup (user->senders, sender))
+                              : 0;
   g_autoptr(GString) data = g_string_sized_new (256);
 
   /* The user came online while the count was in flight. */
@@ -230,24 +271,57 @@ offline_store_one (Offline *self, OfflineUser *user, MynaStanza *msg, guint *cou
     return;
   if (!myna_account_exists (offline_storage (self), offline_host_name (self), user->local))
     {
-      offline_bounce (self, msg);
+      offline_bounce (self, msg, NULL);
       return;
     }
-  if ((gint64) *count >= quota)
+  if ((gint64) user->total >= quota || (sender != NULL && sent >= offline_share (self)))
     {
-      g_message ("offline storage of %s@%s is full (%" G_GINT64_FORMAT
-                 " messages): message bounced", user->local, offline_host_name (self),
-                 quota);
-      offline_bounce (self, msg);
+      user->bounced++;
+      offline_bounce (self, msg, (gint64) user->total >= quota
+                                   ? "the recipient is offline and their storage is full"
+                                   : "the recipient is offline and your share of their "
+                                     "storage is full");
       return;
     }
-  g_autoptr(MynaJid) from = myna_jid_parse (myna_stanza_get_from (msg) ?: "", NULL);
-  from_bare = g_strdup (from != NULL ? myna_jid_bare_string (from) : "");
   myna_stanza_serialize (msg, MYNA_NS_CLIENT, data);
   myna_archive_append (offline_storage (self), offline_host_name (self), user->local,
-                       OFFLINE_ARCHIVE, from_bare, 0, data->str, offline_appended,
+                       OFFLINE_ARCHIVE, sender ?: "", 0, data->str, offline_appended,
                        offline_op_new (self, user->local, NULL), offline_op_free);
-  (*count)++;
+  user->total++;
+  if (sender != NULL)
+    g_hash_table_insert (user->senders, g_strdup (sender), GUINT_TO_POINTER (sent + 1));
+}
+
+static void offline_count (Offline *self, OfflineUser *user);
+
+/* Stores or bounces the waiting messages in order, as long as their
+ * sender was counted in this round; a sender who came meanwhile starts
+ * the next round. */
+static void
+offline_drain (Offline *self, OfflineUser *user)
+{
+  while (!g_queue_is_empty (&user->waiting))
+    {
+      g_autofree char *sender = offline_sender (g_queue_peek_head (&user->waiting));
+      g_autoptr(MynaStanza) msg = NULL;
+
+      if (!user->failed && sender != NULL && !g_hash_table_contains (user->senders, sender))
+        break;
+      msg = g_queue_pop_head (&user->waiting);
+      if (user->failed)
+        offline_bounce (self, msg, "the recipient is offline and their storage failed");
+      else
+        offline_store_one (self, user, msg, sender);
+    }
+  if (user->bounced > 0)
+    g_message ("offline storage of %s@%s: %u message(s) bounced (quota %" G_GINT64_FORMAT
+               ", %u per sender)", user->local, offline_host_name (self), user->bounced,
+               myna_module_config_int (self->mod, "quota"), offline_share (self));
+  user->bounced = 0;
+  if (!g_queue_is_empty (&user->waiting))
+    offline_count (self, user);
+  else
+    offline_user_release (self, user);
 }
 
 static void
@@ -257,40 +331,66 @@ offline_counted (GPtrArray *items, gboolean complete, guint total,
   OfflineOp *op = user_data;
   Offline *self = op->self;
   OfflineUser *user = g_hash_table_lookup (self->users, op->local);
-  guint count = total;
 
-  if (user == NULL)
-    return;                       /* the account was deleted meanwhile */
-  user->counting = FALSE;
+  /* The account was deleted meanwhile (and maybe made again). */
+  if (user == NULL || op->round != user->round)
+    return;
   if (error != NULL)
-    g_warning ("offline storage of %s@%s cannot be counted: %s", op->local,
-               offline_host_name (self), error->message);
-  while (!g_queue_is_empty (&user->waiting))
     {
-      g_autoptr(MynaStanza) msg = g_queue_pop_head (&user->waiting);
-
-      if (error != NULL)
-        offline_bounce (self, msg);
-      else
-        offline_store_one (self, user, msg, &count);
+      g_warning ("offline storage of %s@%s cannot be counted: %s", op->local,
+                 offline_host_name (self), error->message);
+      user->failed = TRUE;
     }
-  offline_user_release (self, user);
+  else if (op->sender != NULL)
+    g_hash_table_insert (user->senders, g_strdup (op->sender), GUINT_TO_POINTER (total));
+  else
+    user->total = total;
+  if (--user->counting == 0)
+    offline_drain (self, user);
 }
 
-/* Queues @msg for @local and starts a count unless one is running. */
+static void
+offline_count_one (Offline *self, OfflineUser *user, const char *sender)
+{
+  MynaArchiveQuery query = { .with = sender, .max = 1 };
+  OfflineOp *op = offline_op_new (self, user->local, NULL);
+
+  op->sender = g_strdup (sender);
+  op->round = user->round;
+  user->counting++;
+  myna_archive_query (offline_storage (self), offline_host_name (self), user->local,
+                      OFFLINE_ARCHIVE, &query, offline_counted, op, offline_op_free);
+}
+
+/* A round of counts: the user's items, and those of each sender waiting
+ * (counts queued after every append so far, so they include them). */
+static void
+offline_count (Offline *self, OfflineUser *user)
+{
+  g_autoptr(GHashTable) asked = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
+
+  g_hash_table_remove_all (user->senders);
+  user->failed = FALSE;
+  user->round = ++self->rounds;
+  offline_count_one (self, user, NULL);
+  for (GList *l = user->waiting.head; l != NULL; l = l->next)
+    {
+      char *sender = offline_sender (l->data);
+
+      if (sender != NULL && g_hash_table_add (asked, sender))
+        offline_count_one (self, user, sender);
+    }
+}
+
+/* Queues @msg for @local and starts a round of counts unless one runs. */
 static void
 offline_enqueue (Offline *self, const char *local, MynaStanza *msg)
 {
   OfflineUser *user = offline_user_get (self, local);
-  MynaArchiveQuery query = { .max = 1 };
 
   g_queue_push_tail (&user->waiting, offline_stored_form (msg, offline_host_name (self)));
-  if (user->counting)
-    return;
-  user->counting = TRUE;
-  myna_archive_query (offline_storage (self), offline_host_name (self), local,
-                      OFFLINE_ARCHIVE, &query, offline_counted,
-                      offline_op_new (self, local, NULL), offline_op_free);
+  if (user->counting == 0)
+    offline_count (self, user);
 }
 
 /* message/bare and message/full, at a low priority: the last step before
@@ -418,19 +518,27 @@ static void offline_wait_free (gpointer data);
 static void
 offline_pace_send (OfflinePace *pace, MynaSession *session)
 {
+  MynaHost *host = myna_session_get_host (session);
+  MynaCall *call = myna_call_new (host, session);
+
   while (pace->next < pace->data->len && myna_session_is_open (session)
          && myna_session_get_output_pending (session) < OFFLINE_HIGH_WATER)
     {
       const char *text = pace->data->pdata[pace->next];
       g_autoptr(MynaStanza) msg = myna_stanza_parse (text, -1, NULL);
 
-      if (msg != NULL)
+      if (msg != NULL
+          && myna_host_fire_event (host, MYNA_EVENT_STORED_DELIVER, call, msg) == MYNA_HANDLED)
+        g_debug ("offline message %" G_GINT64_FORMAT " withheld",
+                 g_array_index (pace->ids, gint64, pace->next));
+      else if (msg != NULL)
         myna_session_send (session, msg);
       else
         g_warning ("offline message %" G_GINT64_FORMAT " is not valid XML: dropped",
                    g_array_index (pace->ids, gint64, pace->next));
       pace->next++;
     }
+  myna_call_free (call);
   /* Sending may have closed it (a client not reading). */
   if (!myna_session_is_open (session) || pace->next == pace->data->len)
     {
@@ -606,6 +714,9 @@ static const MynaConfigKey offline_config[] = {
   { .name = "quota", .type = MYNA_CONFIG_INT, .default_value = "100",
     .min = 1, .max = 100000,
     .description = "most messages kept for one offline user" },
+  { .name = "sender_share", .type = MYNA_CONFIG_INT, .default_value = "50",
+    .min = 1, .max = 100,
+    .description = "percentage of quota one sender (bare JID) may fill" },
   { .name = NULL },
 };
 

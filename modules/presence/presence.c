@@ -270,15 +270,22 @@ static void presence_redeliver_more (MynaSession *session, gpointer data);
 static void
 presence_redeliver_batch (PresenceRedelivery *r)
 {
+  MynaHost *host = myna_session_get_host (r->session);
+  MynaCall *call = myna_call_new (host, r->session);
+
   for (guint sent = 0; sent < PRESENCE_REQUESTS_BATCH && r->next < r->contacts->len;)
     {
       g_autoptr(MynaStanza) p = presence_request_for (r->session,
                                                       r->contacts->pdata[r->next++]);
       if (p == NULL)
         continue;
+      /* Not from a JID blocked since it asked. */
+      if (myna_host_fire_event (host, MYNA_EVENT_STORED_DELIVER, call, p) == MYNA_HANDLED)
+        continue;
       myna_session_send (r->session, p);
       sent++;
     }
+  myna_call_free (call);
   if (r->next < r->contacts->len && myna_session_is_open (r->session))
     myna_session_when_drained (r->session, PRESENCE_REQUESTS_LOW_WATER,
                                presence_redeliver_more, presence_redelivery_ref (r),

@@ -11,7 +11,13 @@
  *
  * Errors: to anyone but oneself, <forbidden/>; a <query/> with no child,
  * or a child in no namespace or in a reserved one (jabber:client,
- * jabber:server, jabber:iq:private), <not-acceptable/> (type modify). */
+ * jabber:server, jabber:iq:private), <not-acceptable/> (type modify).
+ *
+ * Limits (as vCard's): an element larger than `max_item_size` bytes once
+ * serialised gets <not-acceptable/> (modify); a set that would bring the
+ * user's stored total (keys and values) past `max_total_size` gets
+ * <resource-constraint/> (wait: removing elements makes room), and
+ * nothing of it is stored. */
 #include <myna/module.h>
 #include <myna/xmlstream.h>
 
@@ -187,26 +193,94 @@ private_stored (const GError *error, gpointer user_data)
   private_pending_free (p);
 }
 
+/* What @local stores now: key → serialised element.  A stored total the
+ * cap bounds, so reading it whole per set is bounded too.
+ * Returns: (transfer full) (nullable) NULL with the error sent */
+static GHashTable *
+private_stored_all (Private *self, MynaCall *call, MynaStanza *iq, const char *host,
+                    const char *local)
+{
+  g_autoptr(GError) error = NULL;
+  GHashTable *all = myna_kv_get_all (myna_module_get_storage (self->mod), host, local,
+                                     PRIVATE_STORE, &error);
+
+  if (all == NULL)
+    {
+      g_warning ("private data of %s@%s cannot be read: %s", local, host, error->message);
+      myna_call_reply_error (call, iq, MYNA_ERROR_TYPE_WAIT, "internal-server-error", NULL);
+    }
+  return all;
+}
+
+/* Serialises @children into @keys and @values (in order) and checks them
+ * against the caps; FALSE with the error sent when one is exceeded. */
+static gboolean
+private_check_caps (Private *self, MynaCall *call, MynaStanza *iq, const char *local,
+                    GPtrArray *children, GPtrArray *keys, GPtrArray *values)
+{
+  const char *host = myna_host_get_name (myna_call_get_host (call));
+  gint64 max_item = myna_module_config_int (self->mod, "max_item_size");
+  gint64 max_total = myna_module_config_int (self->mod, "max_total_size");
+  g_autoptr(GHashTable) all = private_stored_all (self, call, iq, host, local);
+  GHashTableIter it;
+  gpointer key, value;
+  gint64 total = 0;
+
+  if (all == NULL)
+    return FALSE;
+  for (guint i = 0; i < children->len; i++)
+    {
+      char *xml = myna_stanza_to_string (children->pdata[i]);
+
+      g_ptr_array_add (keys, private_key (children->pdata[i]));
+      g_ptr_array_add (values, xml);
+      if ((gint64) strlen (xml) > max_item)
+        {
+          g_autofree char *text = g_strdup_printf ("an element is larger than %" G_GINT64_FORMAT
+                                                   " bytes", max_item);
+          g_info ("private %s of %s@%s refused: %zu bytes", (char *) keys->pdata[i], local,
+                  host, strlen (xml));
+          myna_call_reply_error (call, iq, MYNA_ERROR_TYPE_MODIFY, "not-acceptable", text);
+          return FALSE;
+        }
+      /* The set replaces what is stored under the same key. */
+      g_hash_table_replace (all, g_strdup (keys->pdata[i]), g_strdup (xml));
+    }
+  g_hash_table_iter_init (&it, all);
+  while (g_hash_table_iter_next (&it, &key, &value))
+    total += (gint64) (strlen (key) + strlen (value));
+  if (total > max_total)
+    {
+      g_autofree char *text = g_strdup_printf ("private storage is limited to %" G_GINT64_FORMAT
+                                               " bytes per user", max_total);
+      g_info ("private data of %s@%s refused: %" G_GINT64_FORMAT " bytes in all", local,
+              host, total);
+      myna_call_reply_error (call, iq, MYNA_ERROR_TYPE_WAIT, "resource-constraint", text);
+      return FALSE;
+    }
+  return TRUE;
+}
+
 static void
 private_set (Private *self, MynaCall *call, MynaStanza *iq, const char *local,
              GPtrArray *children)
 {
   const char *host = myna_host_get_name (myna_call_get_host (call));
-  PrivatePending *p = g_new0 (PrivatePending, 1);
+  g_autoptr(GPtrArray) keys = g_ptr_array_new_with_free_func (g_free);
+  g_autoptr(GPtrArray) values = g_ptr_array_new_with_free_func (g_free);
+  PrivatePending *p;
 
+  if (!private_check_caps (self, call, iq, local, children, keys, values))
+    return;
+  p = g_new0 (PrivatePending, 1);
   p->self = self;
   p->iq = myna_stanza_ref (iq);
   p->user = g_strdup (myna_jid_bare_string (myna_call_get_to (call)));
   p->left = children->len;
   self->inflight++;
   for (guint i = 0; i < children->len; i++)
-    {
-      g_autofree char *key = private_key (children->pdata[i]);
-      g_autofree char *xml = myna_stanza_to_string (children->pdata[i]);
-
-      myna_kv_set (myna_module_get_storage (self->mod), host, local, PRIVATE_STORE, key,
-                   xml, private_stored, p, NULL);
-    }
+    myna_kv_set (myna_module_get_storage (self->mod), host, local, PRIVATE_STORE,
+                 keys->pdata[i], values->pdata[i], private_stored, p, NULL);
 }
 
 static MynaResult
@@ -268,9 +342,20 @@ private_unload (MynaModule *mod)
     g_critical ("private: %u set(s) still pending at unload", self->inflight);
 }
 
+static const MynaConfigKey private_config[] = {
+  { .name = "max_item_size", .type = MYNA_CONFIG_SIZE, .default_value = "64K",
+    .min = 1024, .max = 16 * 1024 * 1024,
+    .description = "largest element stored, serialised" },
+  { .name = "max_total_size", .type = MYNA_CONFIG_SIZE, .default_value = "256K",
+    .min = 1024, .max = 64 * 1024 * 1024,
+    .description = "most bytes (keys and elements) stored for one user" },
+  { .name = NULL },
+};
+
 MYNA_MODULE_DEFINE (private,
   .version = "1.0",
   .serves  = MYNA_STRV (NS_PRIVATE),
   .mode    = MYNA_MODULE_LAZY,
+  .config  = private_config,
   .load    = private_load,
   .unload  = private_unload);

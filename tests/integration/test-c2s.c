@@ -642,6 +642,45 @@ test_leave_during_auth (Fixture *f, gconstpointer unused)
   g_assert_null (strstr (f->d.log->str, "CRITICAL"));
 }
 
+/* The mode of @name in the data directory, or -1 when it is absent. */
+static int
+data_file_mode (Mynad *d, const char *name)
+{
+  g_autofree char *path = g_build_filename (d->dir, name, NULL);
+  GStatBuf st;
+
+  return g_stat (path, &st) == 0 ? (int) (st.st_mode & 07777) : -1;
+}
+
+/* A data directory made 0755 beforehand (as `mkdir /var/lib/myna` does),
+ * a umask of 022: what mynad creates there is still its own, and it says
+ * the directory is too open. */
+static void
+test_data_dir_private (void)
+{
+  static const char *const secrets[] = {
+    "myna.db", "myna.db-wal", "myna.db-shm", "certs/localhost.key", "mynad.sock",
+  };
+  Mynad d = { .modules = MYNAD_DEFAULT_MODULES };
+  mode_t old = umask (022);
+
+  mynad_prepare (&d, MYNAD_PLAIN_AUTH);
+  g_assert_cmpint (g_chmod (d.dir, 0755), ==, 0);
+  mynad_spawn (&d);
+  umask (old);
+  mynad_add_user (&d, "alice", "wonderland");
+  for (guint i = 0; i < G_N_ELEMENTS (secrets); i++)
+    {
+      int mode = data_file_mode (&d, secrets[i]);
+
+      g_test_message ("%s: %04o", secrets[i], (unsigned) mode);
+      g_assert_cmpint (mode, !=, -1);
+      g_assert_cmpint (mode & 077, ==, 0);
+    }
+  g_assert_true (mynad_wait_log (&d, "is open to other users (mode 0755)", WAIT_MS));
+  g_assert_cmpint (mynad_stop (&d), ==, 0);
+}
+
 #define ADD(path, func, data) \
   g_test_add (path, Fixture, data, setup, func, teardown)
 
@@ -673,5 +712,6 @@ main (int argc, char **argv)
        "[module:ping]\nkeepalive_interval = 1s\nkeepalive_timeout = 1s\n");
   ADD ("/c2s/unload-with-sessions", test_unload_with_sessions,
        "[module:ping]\nkeepalive_interval = 1s\nkeepalive_timeout = 1s\n");
+  g_test_add_func ("/c2s/data-dir-private", test_data_dir_private);
   return g_test_run ();
 }

@@ -671,6 +671,45 @@ test_offline_quota (Fixture *f, gconstpointer unused)
   g_assert_cmpstr (bodies, ==, "quota-1,quota-2,quota-3");
 }
 
+/* quota 4, sender_share 50: Alice fills her half (2), the rest of hers
+ * bounce, and Carol can still leave hers. */
+static void
+test_offline_sender_share (Fixture *f, gconstpointer unused)
+{
+  if (skip_without_presence ())
+    return;
+  g_autoptr(Peer) a = login (f, "alice", "home");
+  g_autoptr(Peer) c = login (f, "carol", "home");
+  g_autoptr(Peer) b = NULL;
+  g_autofree char *bodies = NULL;
+
+  for (guint i = 1; i <= 4; i++)
+    {
+      g_autofree char *id = g_strdup_printf ("s%u", i);
+      g_autofree char *body = g_strdup_printf ("alice-%u", i);
+      send_chat (a, "bob@localhost", id, body);
+    }
+  for (guint i = 3; i <= 4; i++)
+    {
+      g_autofree char *id = g_strdup_printf ("id='s%u'", i);
+      g_autoptr(MynaStanza) bounced = peer_expect (a, "message", id, "type='error'", NULL);
+      assert_error (bounced, "cancel", "service-unavailable");
+    }
+  send_chat (c, "bob@localhost", "c1", "carol-1");
+  send_chat (c, "bob@localhost", "c2", "carol-2");
+  peer_sync (c);
+  peer_sync (a);
+  g_assert_false (peer_has (c, "message", "type='error'", NULL));
+  g_assert_false (peer_has (a, "message", "type='error'", NULL));
+
+  b = login (f, "bob", "home");
+  go_online (b, "bob@localhost/home", NULL);
+  g_assert_nonnull (peer_await (b, "message", "carol-2", NULL));
+  peer_sync (b);
+  bodies = take_bodies (b);
+  g_assert_cmpstr (bodies, ==, "alice-1,alice-2,carol-1,carol-2");
+}
+
 static void
 test_offline_restart (Fixture *f, gconstpointer unused)
 {
@@ -820,6 +859,60 @@ test_private (Fixture *f, gconstpointer unused)
   g_assert_nonnull (private_child (changed, "storage", "storage:bookmarks"));
 }
 
+/* A set of one <n xmlns='urn:example:N'/> holding @bytes of text. */
+static MynaStanza *
+private_set_sized (Peer *p, guint n, gsize bytes)
+{
+  g_autofree char *text = g_strnfill (bytes, 'x');
+  g_autofree char *payload = g_strdup_printf (PRIVATE ("<n xmlns='urn:example:%u'>%s</n>"), n,
+                                              text);
+
+  return request (p, "set", NULL, payload);
+}
+
+/* Per element and per user caps (max_item_size 2K, max_total_size 8K
+ * here): an element too large is not-acceptable, a set past the total is
+ * resource-constraint and stores nothing; replacing or removing makes
+ * room. */
+static void
+test_private_caps (Fixture *f, gconstpointer unused)
+{
+  g_autoptr(Peer) a = login (f, "alice", "home");
+  g_autoptr(MynaStanza) big = NULL, over = NULL, kept = NULL, replaced = NULL, other = NULL;
+
+  big = private_set_sized (a, 0, 3000);
+  assert_error (big, "modify", "not-acceptable");
+  for (guint i = 1; i <= 4; i++)
+    {
+      g_autoptr(MynaStanza) ok = private_set_sized (a, i, 1500);
+      assert_result (ok);
+    }
+  /* 4 × ~1.5K stored; two small ones in one set still fit, ~1.9K more not. */
+  over = request (a, "set", NULL,
+                  PRIVATE ("<n xmlns='urn:example:5'>x</n><n xmlns='urn:example:6'>"
+                           "<pad>" "0123456789012345678901234567890123456789"
+                           "0123456789012345678901234567890123456789</pad></n>"));
+  assert_result (over);
+  g_clear_pointer (&over, myna_stanza_unref);
+  over = private_set_sized (a, 7, 1900);
+  assert_error (over, "wait", "resource-constraint");
+  kept = request (a, "get", NULL, PRIVATE ("<n xmlns='urn:example:7'/>"));
+  g_assert_cmpstr (myna_stanza_get_text (private_child (kept, "n", "urn:example:7")) ?: "", ==,
+                   "");
+  /* Replacing an element counts its new size only. */
+  replaced = private_set_sized (a, 1, 100);
+  assert_result (replaced);
+  g_clear_pointer (&over, myna_stanza_unref);
+  over = private_set_sized (a, 7, 1300);
+  assert_result (over);
+  /* Another user has a quota of their own. */
+  {
+    g_autoptr(Peer) b = login (f, "bob", "home");
+    other = private_set_sized (b, 1, 1500);
+    assert_result (other);
+  }
+}
+
 /* ---- blocking ------------------------------------------------------------- */
 
 static MynaStanza *
@@ -965,6 +1058,145 @@ test_blocking (Fixture *f, gconstpointer unused)
   expect_push (a2, "unblock", NULL);
   check_message (b1, "alice@localhost/a1", a1, NULL);
   check_message (b2, "alice@localhost/a1", a1, NULL);
+}
+
+static guint
+blocklist_length (Peer *p)
+{
+  g_autoptr(MynaStanza) list = request (p, "get", NULL, "<blocklist xmlns='" NS_BLOCKING "'/>");
+  MynaStanza *payload = myna_stanza_get_child (list, "blocklist", NS_BLOCKING);
+  guint n = 0;
+
+  assert_result (list);
+  for (guint i = 0; i < myna_stanza_get_n_children (payload); i++)
+    n += !myna_stanza_is_text (myna_stanza_get_child_nth (payload, i));
+  return n;
+}
+
+/* max_items 5: a block that would go past it is refused whole with
+ * <policy-violation/> (a JID listed twice, or already blocked, counts
+ * once); unblocking makes room. */
+static void
+test_blocking_cap (Fixture *f, gconstpointer unused)
+{
+  g_autoptr(Peer) a = login (f, "alice", "home");
+  g_autoptr(MynaStanza) first = NULL, over = NULL, fits = NULL, all = NULL, again = NULL;
+  MynaStanza *error;
+
+  first = blocking_set (a, "block", "<item jid='b1@example.net'/><item jid='b2@example.net'/>"
+                                    "<item jid='b3@example.net'/>");
+  assert_result (first);
+  over = blocking_set (a, "block", "<item jid='b3@example.net'/><item jid='b4@example.net'/>"
+                                   "<item jid='b5@example.net'/><item jid='b6@example.net'/>");
+  assert_error (over, "modify", "policy-violation");
+  error = myna_stanza_get_child (over, "error", NULL);
+  g_assert_nonnull (strstr (myna_stanza_get_child_text (error, "text"), "at most 5"));
+  g_assert_cmpuint (blocklist_length (a), ==, 3);
+  fits = blocking_set (a, "block", "<item jid='b3@example.net'/><item jid='b4@example.net'/>"
+                                   "<item jid='b4@example.net'/><item jid='b5@example.net'/>");
+  assert_result (fits);
+  g_assert_cmpuint (blocklist_length (a), ==, 5);
+  all = blocking_set (a, "unblock", "");
+  assert_result (all);
+  g_assert_cmpuint (blocklist_length (a), ==, 0);
+  again = blocking_set (a, "block", "<item jid='b6@example.net'/>");
+  assert_result (again);
+}
+
+/* Kept for later, then blocked: an offline message and a subscription
+ * request from Alice, stored while Bob was away, are withheld once Bob
+ * has blocked her; Carol's still come.  Unblocked before delivery, they
+ * come after all (the check is made at delivery). */
+static void
+test_blocking_stored (Fixture *f, gconstpointer unused)
+{
+  if (skip_without_presence ())
+    return;
+  g_autoptr(Peer) a = login (f, "alice", "home");
+  g_autoptr(Peer) c = login (f, "carol", "home");
+  g_autoptr(MynaStanza) blocked = NULL, unblocked = NULL;
+  g_autofree char *bodies = NULL, *later = NULL;
+
+  send_chat (a, "bob@localhost", "x1", "from-alice");
+  peer_send (a, "<presence type='subscribe' to='bob@localhost'/>");
+  send_chat (c, "bob@localhost", "x2", "from-carol");
+  peer_sync (a);
+  peer_sync (c);
+  {
+    g_autoptr(Peer) b = login (f, "bob", "home");
+    blocked = blocking_set (b, "block", "<item jid='alice@localhost'/>");
+    assert_result (blocked);
+    go_online (b, "bob@localhost/home", NULL);
+    g_assert_nonnull (peer_await (b, "message", "from-carol", NULL));
+    peer_sync (b);
+    bodies = take_bodies (b);
+    g_assert_cmpstr (bodies, ==, "from-carol");
+    g_assert_false (peer_has (b, "presence", "type='subscribe'", NULL));
+    /* Withheld silently: no late error tells Alice when Bob came. */
+    peer_sync (a);
+    g_assert_false (peer_has (a, "message", "type='error'", NULL));
+    unblocked = blocking_set (b, "unblock", "<item jid='alice@localhost'/>");
+    assert_result (unblocked);
+  }
+  g_clear_pointer (&blocked, myna_stanza_unref);
+  g_clear_pointer (&unblocked, myna_stanza_unref);
+
+  /* Stored, blocked, unblocked, then delivered. */
+  send_chat (a, "bob@localhost", "x3", "kept");
+  peer_sync (a);
+  {
+    g_autoptr(Peer) b = login (f, "bob", "home");
+    blocked = blocking_set (b, "block", "<item jid='alice@localhost'/>");
+    assert_result (blocked);
+    unblocked = blocking_set (b, "unblock", "<item jid='alice@localhost'/>");
+    assert_result (unblocked);
+    go_online (b, "bob@localhost/home", NULL);
+    g_assert_nonnull (peer_await (b, "message", "kept", NULL));
+    later = take_bodies (b);
+    g_assert_cmpstr (later, ==, "kept");
+  }
+}
+
+/* ---- big rosters ---------------------------------------------------------- */
+
+/* A roster whose result is larger than max_output (16K here, as 15,000
+ * contacts are over the default 1M) still reaches a client that reads:
+ * the cap is on what a client leaves unread, not on one stanza. */
+static void
+test_roster_large (Fixture *f, gconstpointer unused)
+{
+  if (skip_without_presence ())
+    return;
+  g_autoptr(Peer) a = login (f, "alice", "home");
+  g_autoptr(MynaStanza) last = NULL, roster = NULL;
+  const guint n = 400;
+  MynaStanza *query;
+  guint items = 0;
+
+  /* In batches, read as they come: a client must read. */
+  for (guint i = 0; i < n; i++)
+    {
+      g_autofree char *set = g_strdup_printf ("<iq type='set' id='big%u'><query xmlns="
+                                              "'jabber:iq:roster'><item jid='contact%u@example.net' "
+                                              "name='Contact number %u'><group>Many</group></item>"
+                                              "</query></iq>", i, i, i);
+      g_autofree char *id = g_strdup_printf ("id='big%u'", i);
+
+      peer_send (a, set);
+      if (i % 50 == 49)
+        {
+          last = peer_expect (a, "iq", id, NULL);
+          assert_result (last);
+          g_clear_pointer (&last, myna_stanza_unref);
+        }
+    }
+  roster = request (a, "get", NULL, "<query xmlns='jabber:iq:roster'/>");
+  assert_result (roster);
+  query = myna_stanza_get_child (roster, "query", "jabber:iq:roster");
+  for (guint i = 0; i < myna_stanza_get_n_children (query); i++)
+    items += !myna_stanza_is_text (myna_stanza_get_child_nth (query, i));
+  g_assert_cmpuint (items, ==, n);
+  peer_sync (a);
 }
 
 /* ---- last activity -------------------------------------------------------- */
@@ -1229,15 +1461,24 @@ main (int argc, char **argv)
        OPEN_REGISTRATION);
   ADD ("/services/offline/deliver", test_offline_deliver, OPEN_REGISTRATION);
   ADD ("/services/offline/quota", test_offline_quota,
-       OPEN_REGISTRATION "[module:offline]\nquota = 3\n");
+       OPEN_REGISTRATION "[module:offline]\nquota = 3\nsender_share = 100\n");
+  ADD ("/services/offline/sender-share", test_offline_sender_share,
+       OPEN_REGISTRATION "[module:offline]\nquota = 4\nsender_share = 50\n");
   ADD ("/services/offline/restart", test_offline_restart, OPEN_REGISTRATION);
   ADD ("/services/offline/paced", test_offline_paced,
        OPEN_REGISTRATION "[global]\nc2s_rate = 64M\nc2s_burst = 64M\n"
-       "output_drain_timeout = 2s\n");
+       "output_drain_timeout = 2s\n[module:offline]\nsender_share = 100\n");
   ADD ("/services/vcard", test_vcard, OPEN_REGISTRATION);
   ADD ("/services/private", test_private, OPEN_REGISTRATION);
+  ADD ("/services/private/caps", test_private_caps,
+       OPEN_REGISTRATION "[module:private]\nmax_item_size = 2K\nmax_total_size = 8K\n");
   ADD ("/services/blocking", test_blocking, OPEN_REGISTRATION);
+  ADD ("/services/blocking/stored", test_blocking_stored, OPEN_REGISTRATION);
+  ADD ("/services/blocking/cap", test_blocking_cap,
+       OPEN_REGISTRATION "[module:blocking]\nmax_items = 5\n");
   ADD ("/services/last", test_last, OPEN_REGISTRATION);
+  ADD ("/services/roster/large", test_roster_large,
+       "[global]\nmax_output = 16K\n" OPEN_REGISTRATION);
   ADD ("/services/reload", test_reload, OPEN_REGISTRATION);
   return g_test_run ();
 }

@@ -879,6 +879,45 @@ test_corrupt_file (void)
   g_assert_error (error, MYNA_STORAGE_ERROR, MYNA_STORAGE_ERROR_CORRUPT);
 }
 
+static int
+file_mode (const char *path)
+{
+  GStatBuf st;
+
+  return g_stat (path, &st) == 0 ? (int) (st.st_mode & 07777) : -1;
+}
+
+/* The database (SCRAM keys) and its -wal and -shm are private whatever
+ * the umask and the directory's mode; a file an older version left
+ * readable is tightened. */
+static void
+test_file_modes (void)
+{
+  g_autoptr (TempDb) db = temp_db_new ();
+  g_autofree char *wal = g_strconcat (db->path, "-wal", NULL);
+  g_autofree char *shm = g_strconcat (db->path, "-shm", NULL);
+  mode_t old = umask (022);
+  MynaStorage *storage;
+
+  g_assert_cmpint (g_chmod (db->dir, 0755), ==, 0);
+  storage = open_ok (db);
+  myna_kv_set (storage, HOST, "alice", "auth", "scram", "secret", NULL, NULL, NULL);
+  flush_ok (storage);
+  g_assert_cmpint (file_mode (db->path), ==, 0600);
+  g_assert_cmpint (file_mode (wal), ==, 0600);
+  g_assert_cmpint (file_mode (shm), ==, 0600);
+  myna_storage_close (storage);
+
+  g_assert_cmpint (g_chmod (db->path, 0644), ==, 0);
+  g_test_expect_message ("myna-storage", G_LOG_LEVEL_WARNING,
+                         "*was readable by other users (mode 0644): now 0600");
+  storage = open_ok (db);
+  g_test_assert_expected_messages ();
+  g_assert_cmpint (file_mode (db->path), ==, 0600);
+  myna_storage_close (storage);
+  umask (old);
+}
+
 static void
 test_bad_uris (void)
 {
@@ -1641,6 +1680,9 @@ int
 main (int argc, char **argv)
 {
   g_test_init (&argc, &argv, NULL);
+  /* Databases the tests make behind the storage's back are private, as
+   * the storage makes its own (else opening one warns that it was not). */
+  umask (077);
 
   g_test_add_func ("/storage/kv/basic", test_kv_basic);
   g_test_add_func ("/storage/kv/read-your-writes", test_kv_read_your_writes);
@@ -1669,6 +1711,7 @@ main (int argc, char **argv)
   g_test_add_func ("/storage/close/from-callback", test_close_from_callback);
   g_test_add_func ("/storage/failed-write", test_failed_write);
   g_test_add_func ("/storage/crash", test_crash);
+  g_test_add_func ("/storage/file-modes", test_file_modes);
   g_test_add_func ("/storage/archive/known-empty-clear", test_archive_known_empty_clear);
   g_test_add_func ("/storage/cache/model", test_cache_model);
   g_test_add_func ("/storage/cache/failed-write", test_cache_failed_write);
