@@ -131,6 +131,7 @@ session_unlink_read (MynaSession *s)
 #define COMPACT_AT (64 * 1024)
 
 static GPtrArray *drain_queue;   /* sessions whose waiters are checked from idle */
+static GPtrArray *drain_running; /* the queue drain_run walks; a freed session is NULLed */
 static guint drain_source;
 
 static gsize
@@ -365,14 +366,22 @@ static gboolean
 drain_run (gpointer unused)
 {
   g_autoptr(GPtrArray) queue = g_steal_pointer (&drain_queue);
+  GPtrArray *outer = drain_running;
 
+  /* A callback may run a nested main loop, where the reaper frees a
+   * session still further down this queue: myna_connection_free clears
+   * its slot. */
   drain_source = 0;
+  drain_running = queue;
   for (guint i = 0; queue != NULL && i < queue->len; i++)
     {
       MynaSession *s = queue->pdata[i];
+      if (s == NULL)
+        continue;
       s->drain_scheduled = FALSE;
       session_notify_drained (s);
     }
+  drain_running = outer;
   return G_SOURCE_REMOVE;
 }
 
@@ -1005,6 +1014,12 @@ myna_connection_free (MynaSession *s)
     g_ptr_array_remove_fast (reap_queue, s);
   if (s->drain_scheduled && drain_queue != NULL)
     g_ptr_array_remove_fast (drain_queue, s);
+  if (drain_running != NULL)
+    {
+      guint i;
+      if (g_ptr_array_find (drain_running, s, &i))
+        drain_running->pdata[i] = NULL;
+    }
   if (s->flush_queued)
     {
       guint i;
