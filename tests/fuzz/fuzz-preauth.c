@@ -23,6 +23,7 @@
 #include <myna/sasl.h>
 
 #include <errno.h>
+#include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -541,13 +542,35 @@ remove_data_dir (void)
     fprintf (stderr, "fuzz-preauth: could not remove %s\n", data_dir);
 }
 
+/* A run that crashed (the point of fuzzing) skipped its atexit: removes
+ * the directories of processes that are gone. */
+static void
+remove_stale_dirs (const char *base)
+{
+  g_autoptr(GDir) d = g_dir_open (base, 0, NULL);
+  const char *entry;
+
+  while (d != NULL && (entry = g_dir_read_name (d)) != NULL)
+    {
+      int pid = 0;
+      if (sscanf (entry, "myna-fuzz-preauth-%d-", &pid) != 1 || pid <= 0
+          || kill (pid, 0) == 0 || errno != ESRCH)
+        continue;
+      g_autofree char *rm = g_strdup_printf ("rm -rf '%s/%s'", base, entry);
+      if (system (rm) != 0)
+        fprintf (stderr, "fuzz-preauth: could not remove %s/%s\n", base, entry);
+    }
+}
+
 static void
 server_init (void)
 {
   g_autoptr(GError) error = NULL;
   const char *base = g_file_test ("/dev/shm", G_FILE_TEST_IS_DIR) && access ("/dev/shm", W_OK) == 0
                        ? "/dev/shm" : g_get_tmp_dir ();
-  g_autofree char *tmpl = g_build_filename (base, "myna-fuzz-preauth-XXXXXX", NULL);
+  remove_stale_dirs (base);
+  g_autofree char *name = g_strdup_printf ("myna-fuzz-preauth-%d-XXXXXX", (int) getpid ());
+  g_autofree char *tmpl = g_build_filename (base, name, NULL);
   char *dir = g_mkdtemp (tmpl) != NULL ? g_strdup (tmpl) : NULL;
 
   g_log_set_writer_func (quiet_writer, NULL, NULL);
