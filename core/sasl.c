@@ -40,12 +40,16 @@ myna_scram_client_final_clear (MynaScramClientFinal *m)
   g_clear_pointer (&m->without_proof, g_free);
 }
 
-/* The message must be UTF-8 without NUL and within bounds. */
+/* The message must be UTF-8 without NUL and within bounds.  An empty
+ * message may come as NULL (g_bytes_get_data of an empty GBytes): it is
+ * refused with an error like any other malformed message. */
 static gboolean
 check_message (const char *msg, gsize len, GError **error)
 {
-  if (len == 0 || len > MYNA_SASL_MAX_MESSAGE)
-    return malformed (error, "empty or too long");
+  if (msg == NULL || len == 0)
+    return malformed (error, "empty");
+  if (len > MYNA_SASL_MAX_MESSAGE)
+    return malformed (error, "too long");
   if (memchr (msg, '\0', len) != NULL)
     return malformed (error, "contains NUL");
   if (!g_utf8_validate_len (msg, len, NULL))
@@ -112,7 +116,8 @@ gboolean
 myna_scram_parse_client_first (const char *msg, gsize len, MynaScramClientFirst *out,
                                GError **error)
 {
-  g_return_val_if_fail (msg != NULL && out != NULL, FALSE);
+  g_return_val_if_fail (out != NULL, FALSE);
+  g_return_val_if_fail (msg != NULL || len == 0, FALSE);
   memset (out, 0, sizeof *out);
   if (!check_message (msg, len, error))
     return FALSE;
@@ -163,6 +168,8 @@ myna_scram_parse_client_first (const char *msg, gsize len, MynaScramClientFirst 
 GBytes *
 myna_sasl_base64_decode (const char *text, GError **error)
 {
+  g_return_val_if_fail (text != NULL, NULL);
+
   gsize len = strlen (text), out_len = 0;
 
   if (strcmp (text, "=") == 0 || len == 0)
@@ -191,7 +198,8 @@ gboolean
 myna_scram_parse_client_final (const char *msg, gsize len, MynaScramClientFinal *out,
                                GError **error)
 {
-  g_return_val_if_fail (msg != NULL && out != NULL, FALSE);
+  g_return_val_if_fail (out != NULL, FALSE);
+  g_return_val_if_fail (msg != NULL || len == 0, FALSE);
   memset (out, 0, sizeof *out);
   if (!check_message (msg, len, error))
     return FALSE;
@@ -225,10 +233,14 @@ gboolean
 myna_sasl_parse_plain (const char *msg, gsize len, char **authzid, char **authcid,
                        char **password, GError **error)
 {
-  g_return_val_if_fail (msg != NULL, FALSE);
+  g_return_val_if_fail (authzid != NULL && authcid != NULL && password != NULL, FALSE);
+  g_return_val_if_fail (msg != NULL || len == 0, FALSE);
 
-  if (len == 0 || len > MYNA_SASL_MAX_MESSAGE)
-    return malformed (error, "empty or too long");
+  *authzid = *authcid = *password = NULL;
+  if (msg == NULL || len == 0)
+    return malformed (error, "empty");
+  if (len > MYNA_SASL_MAX_MESSAGE)
+    return malformed (error, "too long");
   const char *end = msg + len;
   const char *nul1 = memchr (msg, '\0', len);
   const char *nul2 = nul1 != NULL ? memchr (nul1 + 1, '\0', (gsize) (end - nul1 - 1)) : NULL;

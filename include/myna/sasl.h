@@ -3,7 +3,10 @@
  *
  * The parsers take the decoded (not base64) SASL message and never trust
  * it: every field is bounded and checked, and a malformed message gives
- * MYNA_SASL_ERROR_MALFORMED. */
+ * MYNA_SASL_ERROR_MALFORMED.  An empty message (length 0, where the
+ * pointer may be NULL, as g_bytes_get_data gives for an empty GBytes) is
+ * malformed like any other: a parser that returns FALSE has always set
+ * @error. */
 #pragma once
 
 #include <glib.h>

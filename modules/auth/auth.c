@@ -113,6 +113,14 @@ attempt_detach (gpointer data)
 
 /* ---- replies -------------------------------------------------------------- */
 
+/* The text of a parser's error; a parser that fails always sets one, but a
+ * missing one must not take the server down. */
+static const char *
+auth_error_text (const GError *error)
+{
+  return error != NULL ? error->message : "malformed SASL message";
+}
+
 static void
 auth_send (MynaSession *s, const char *name, const char *b64)
 {
@@ -418,7 +426,7 @@ plain_start (Attempt *a, GBytes *msg)
 
   if (!myna_sasl_parse_plain (data, len, &authzid, &authcid, &password, &error))
     {
-      auth_failure (s, "malformed-request", error->message);
+      auth_failure (s, "malformed-request", auth_error_text (error));
       return;
     }
   a->username = myna_jid_prep_local (authcid, NULL);
@@ -527,7 +535,7 @@ scram_first (Attempt *a, GBytes *msg)
 
   if (!myna_scram_parse_client_first (data, len, &cf, &error))
     {
-      auth_failure (s, "malformed-request", error->message);
+      auth_failure (s, "malformed-request", auth_error_text (error));
       return;
     }
   const char *problem = scram_check_cbind (a, &cf);
@@ -591,7 +599,7 @@ scram_final (Attempt *a, GBytes *msg)
 
   if (!myna_scram_parse_client_final (data, len, &cf, &error))
     {
-      auth_failure (s, "malformed-request", error->message);
+      auth_failure (s, "malformed-request", auth_error_text (error));
       return;
     }
   a->settled = TRUE;
@@ -644,14 +652,32 @@ auth_decode (MynaSession *s, MynaStanza *el)
   GBytes *b = myna_sasl_base64_decode (text, &error);
 
   if (b == NULL)
-    auth_failure (s, "incorrect-encoding", error->message);
+    auth_failure (s, "incorrect-encoding", auth_error_text (error));
   return b;
 }
 
-/* Feeds one client message to the attempt's mechanism. */
+/* TRUE when @el carries no text but white space. */
+static gboolean
+auth_text_is_empty (MynaStanza *el)
+{
+  for (const char *p = myna_stanza_get_text (el); *p != '\0'; p++)
+    if (!g_ascii_isspace (*p))
+      return FALSE;
+  return TRUE;
+}
+
+/* Feeds one client message to the attempt's mechanism.  Every message of
+ * PLAIN and SCRAM carries data: an empty one (an empty <response/>, or
+ * "=", RFC 6120 §6.4.2) is malformed. */
 static void
 auth_step (Attempt *a, GBytes *msg)
 {
+  if (g_bytes_get_size (msg) == 0)
+    {
+      g_info ("%s: empty SASL %s message", myna_session_get_peer (a->session), a->mechanism);
+      auth_failure (a->session, "malformed-request", "empty SASL message");
+      return;
+    }
   if (strcmp (a->mechanism, "PLAIN") == 0)
     plain_start (a, msg);
   else if (a->server_first == NULL)
@@ -689,16 +715,18 @@ auth_start (Auth *auth, MynaSession *s, MynaStanza *el)
   a->plus = g_str_has_suffix (mech, "-PLUS");
   myna_session_set_data (s, ATTEMPT_KEY, a, attempt_detach);
 
-  g_autoptr(GBytes) msg = auth_decode (s, el);
-  if (msg == NULL)
-    return;
-  if (g_bytes_get_size (msg) == 0)
+  /* No initial response (empty <auth/>): an empty challenge asks for it.
+   * "=" is a zero-length initial response (RFC 6120 §6.4.2), which goes
+   * to the mechanism like any other. */
+  if (auth_text_is_empty (el))
     {
-      /* No initial response: an empty challenge asks for it. */
       a->waiting_initial = TRUE;
       auth_send (s, "challenge", NULL);
       return;
     }
+  g_autoptr(GBytes) msg = auth_decode (s, el);
+  if (msg == NULL)
+    return;
   auth_step (a, msg);
 }
 

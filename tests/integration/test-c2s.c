@@ -273,6 +273,70 @@ test_plain_unknown_timing (Fixture *f, gconstpointer unused)
   g_assert_cmpint (unknown, >=, known / 4);
 }
 
+/* Empty SASL data (RFC 6120 §6.4.2) in every place a client can send it:
+ * an empty <response/> (self-closing or not, or white space only) and
+ * "=" after the server's empty challenge, for PLAIN and both SCRAMs, and
+ * after a valid SCRAM client-first (an empty client-final); "=" as the
+ * initial response.  Each gets <malformed-request/> on a stream that stays
+ * open, and the server lives on (issue 10: mynad crashed on these). */
+static const char *const empty_responses[] = {
+  "<response xmlns='urn:ietf:params:xml:ns:xmpp-sasl'/>",
+  "<response xmlns='urn:ietf:params:xml:ns:xmpp-sasl'></response>",
+  "<response xmlns='urn:ietf:params:xml:ns:xmpp-sasl'> </response>",
+  "<response xmlns='urn:ietf:params:xml:ns:xmpp-sasl'>=</response>",
+};
+
+static void
+expect_malformed (Fixture *f, Client *c, const char *what)
+{
+  if (!client_expect (c, "<malformed-request/>"))
+    g_error ("%s: no <malformed-request/>; got: %s; mynad log: %s", what, c->in->str,
+             f->d.log->str);
+  g_assert_true (client_is_open (c));
+  g_string_truncate (c->in, 0);
+}
+
+static void
+test_empty_sasl_data (Fixture *f, gconstpointer unused)
+{
+  static const char *const mechs[] = { "PLAIN", "SCRAM-SHA-1", "SCRAM-SHA-256" };
+  g_autofree char *cfirst = g_base64_encode ((const guchar *) "n,,n=alice,r=abcdef", 19);
+
+  for (guint m = 0; m < G_N_ELEMENTS (mechs); m++)
+    {
+      g_autoptr(Client) c = client_open_stream (&f->d);
+      g_autofree char *bare = g_strdup_printf ("<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' "
+                                               "mechanism='%s'/>", mechs[m]);
+      g_autofree char *eq = g_strdup_printf ("<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' "
+                                             "mechanism='%s'>=</auth>", mechs[m]);
+      g_autofree char *first = g_strdup_printf ("<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' "
+                                                "mechanism='%s'>%s</auth>", mechs[m], cfirst);
+
+      g_string_truncate (c->in, 0);
+      for (guint r = 0; r < G_N_ELEMENTS (empty_responses); r++)
+        {
+          g_autofree char *what = g_strdup_printf ("%s, then %s", mechs[m], empty_responses[r]);
+          client_send (c, bare);
+          g_assert_true (client_expect (c, "<challenge xmlns='urn:ietf:params:xml:ns:xmpp-sasl'/>"));
+          client_send (c, empty_responses[r]);
+          expect_malformed (f, c, what);
+          if (m == 0)
+            continue;
+          /* An empty client-final after a valid client-first. */
+          client_send (c, first);
+          g_assert_true (client_expect (c, "</challenge>"));
+          client_send (c, empty_responses[r]);
+          expect_malformed (f, c, what);
+        }
+      /* "=": a zero-length initial response, not an absent one. */
+      client_send (c, eq);
+      expect_malformed (f, c, eq);
+    }
+  /* The server is still there and still logs people in. */
+  g_autoptr(Client) a = client_login (&f->d, "alice", "wonderland", "after");
+  g_assert_nonnull (a);
+}
+
 /* A SCRAM-SHA-256 client built from the SDK's primitives. */
 static void
 scram_sha256 (Fixture *f, gboolean bad_nonce)
@@ -692,6 +756,9 @@ main (int argc, char **argv)
   ADD ("/c2s/plain-login-message", test_plain_login_and_message, NULL);
   ADD ("/c2s/wrong-password", test_wrong_password, NULL);
   ADD ("/c2s/malformed-sasl", test_malformed_sasl, NULL);
+  /* Each malformed exchange counts as a failure (issue 10, item 8). */
+  ADD ("/c2s/empty-sasl-data", test_empty_sasl_data,
+       "max_failures = 1000\nmax_failures_per_address = 1000\n");
   ADD ("/c2s/scram-sha-256", test_scram_sha256, NULL);
   ADD ("/c2s/scram-bad-nonce", test_scram_bad_nonce, NULL);
   ADD ("/c2s/scram-unknown-user", test_scram_unknown_user, NULL);
