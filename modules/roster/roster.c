@@ -640,7 +640,8 @@ roster_out_refuse (RosterEdit *e, MynaCall *call, MynaStanza *stanza, gint64 max
   g_autoptr(MynaStanza) error = myna_stanza_new_error (stanza, MYNA_ERROR_TYPE_CANCEL,
                                                        "not-allowed", text);
 
-  roster_log_full (e, max, myna_stanza_get_type (stanza));
+  roster_log_full (e, max, g_strcmp0 (myna_stanza_get_type (stanza), "subscribe") == 0
+                          ? "a subscribe to" : "a pre-approval of");
   myna_stanza_set_attr (error, "from", myna_stanza_get_to (stanza));
   myna_stanza_set_attr (error, "to", myna_jid_to_string (myna_call_get_from (call)));
   roster_later_deliver (e, error);
