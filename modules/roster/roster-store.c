@@ -31,6 +31,49 @@ roster_table_new (void)
                                 (GDestroyNotify) myna_stanza_unref);
 }
 
+/* ---- the item count ---------------------------------------------------------- */
+
+static gboolean
+roster_count_read (MynaHost *host, const char *user, guint *count)
+{
+  g_autofree char *value = myna_kv_get (myna_host_get_storage (host), myna_host_get_name (host),
+                                        user, ROSTER_COUNT_STORE, ROSTER_COUNT_KEY, NULL);
+  guint64 n;
+
+  if (value == NULL || !g_ascii_string_to_unsigned (value, 10, 0, G_MAXUINT, &n, NULL))
+    return FALSE;
+  *count = (guint) n;
+  return TRUE;
+}
+
+/* @done NULL: nothing of this code runs when the write finishes (the
+ * presence module, which has this file too, writes counts as well). */
+static void
+roster_count_write (MynaHost *host, const char *user, guint count,
+                    MynaStorageDone done, gpointer data)
+{
+  g_autofree char *value = g_strdup_printf ("%u", count);
+
+  myna_kv_set (myna_host_get_storage (host), myna_host_get_name (host), user,
+               ROSTER_COUNT_STORE, ROSTER_COUNT_KEY, value, done, data, NULL);
+}
+
+/* The roster was read whole and holds @actual keys: the stored count
+ * follows (it is missing before the first count, or wrong after a write
+ * that failed). */
+static void
+roster_count_heal (MynaHost *host, const char *user, guint actual)
+{
+  guint stored = 0;
+  gboolean have = roster_count_read (host, user, &stored);
+
+  if ((have && stored == actual) || (!have && actual == 0))
+    return;
+  if (have)
+    g_info ("roster of %s: stored item count %u put right to %u", user, stored, actual);
+  roster_count_write (host, user, actual, NULL, NULL);
+}
+
 /* Every stored item of @user.  Returns: (transfer full) */
 static GHashTable *
 roster_store_read (MynaHost *host, const char *user)
@@ -48,6 +91,7 @@ roster_store_read (MynaHost *host, const char *user)
       g_warning ("roster of %s: %s", user, error->message);
       return table;
     }
+  roster_count_heal (host, user, g_hash_table_size (all));
   g_hash_table_iter_init (&it, all);
   while (g_hash_table_iter_next (&it, &key, &value))
     {
@@ -160,6 +204,42 @@ roster_store_put_full (MynaHost *host, const char *user, const char *contact,
       else
         g_hash_table_remove (t, contact);
     }
+}
+
+guint
+roster_store_count (MynaHost *host, const char *user)
+{
+  g_autoptr(GPtrArray) sessions = myna_host_get_sessions (host, user);
+  GHashTable *table = roster_cache_find (sessions);
+  g_autoptr(GHashTable) all = NULL;
+  g_autoptr(GError) error = NULL;
+  guint count;
+
+  if (table != NULL)
+    return g_hash_table_size (table);
+  if (roster_count_read (host, user, &count))
+    return count;
+  /* Never counted yet (a roster stored before counts were): once. */
+  all = myna_kv_get_all (myna_host_get_storage (host), myna_host_get_name (host), user,
+                         ROSTER_STORE, &error);
+  if (all == NULL)
+    {
+      g_warning ("roster of %s: %s", user, error->message);
+      return 0;
+    }
+  roster_count_heal (host, user, g_hash_table_size (all));
+  return g_hash_table_size (all);
+}
+
+void
+roster_store_count_add (MynaHost *host, const char *user, int delta,
+                        MynaStorageDone done, gpointer data)
+{
+  guint count = roster_store_count (host, user);
+
+  g_return_if_fail (delta == 1 || delta == -1);
+  count = delta > 0 ? count + 1 : (count > 0 ? count - 1 : 0);
+  roster_count_write (host, user, count, done != NULL ? done : roster_store_written, data);
 }
 
 /* ---- versions ------------------------------------------------------------------ */

@@ -32,6 +32,12 @@
  *   store "roster-version", key "current" = the account's roster version,
  *   a decimal counter raised on each change a client can see (XEP-0237).
  *
+ *   store "roster-count", key "items" = how many items the "roster" store
+ *   holds (hidden ones included), so the roster module checks its
+ *   `max_items` without reading the roster.  Written with each item
+ *   created or deleted; counted from the roster when absent, and put
+ *   right whenever the whole roster is read (a login).
+ *
  * While an account has bound sessions, its parsed roster is cached in
  * each session's data under ROSTER_CACHE_KEY (one shared GHashTable of
  * contact JID → MynaStanza <item/>); writes through roster_store_put()
@@ -49,6 +55,8 @@ G_BEGIN_DECLS
 #define ROSTER_STORE         "roster"
 #define ROSTER_VERSION_STORE "roster-version"
 #define ROSTER_VERSION_KEY   "current"
+#define ROSTER_COUNT_STORE   "roster-count"
+#define ROSTER_COUNT_KEY     "items"
 /* Session data keys shared by the two modules. */
 #define ROSTER_CACHE_KEY     "roster-cache"
 /* The session's last available presence (a MynaStanza ref), kept by the
@@ -91,6 +99,15 @@ void        roster_store_put (MynaHost *host, const char *user,
 void        roster_store_put_full (MynaHost *host, const char *user,
                                    const char *contact, MynaStanza *item,
                                    MynaStorageDone done, gpointer data);
+/* How many items @user has stored, hidden ones included: the size of the
+ * cached roster while the account has one, else the stored count (the
+ * roster is counted once when there is none).  No item is read. */
+guint       roster_store_count (MynaHost *host, const char *user);
+/* Notes that @user's roster gains (@delta 1) or loses (-1) an item; call
+ * it before the roster_store_put_full() that creates or deletes the item.
+ * @done as for roster_store_put_full. */
+void        roster_store_count_add (MynaHost *host, const char *user, int delta,
+                                    MynaStorageDone done, gpointer data);
 /* The current version ("0" before any change).  Returns: (transfer full) */
 char       *roster_store_get_version (MynaHost *host, const char *user);
 /* Raises the version.  Returns: (transfer full) the new one */

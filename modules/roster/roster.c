@@ -19,6 +19,16 @@
  * presences that change nothing) wait behind them too, so a session sees
  * them in the order it asked; the main loop never waits.
  *
+ * Size: a roster holds at most `max_items` items, hidden ones (requests
+ * waiting for an answer) included, so that strangers' requests cannot
+ * grow an account's stored roster without end.  Whatever would create
+ * one more item is refused, and nothing is stored: a roster set (IQ
+ * error), the user's own subscribe or pre-approval (a presence error
+ * back to the session), and a subscription request from a contact not
+ * in the roster (a presence error to its sender).  Items already there
+ * are always updated.  The check reads a count (roster-store.h), never
+ * the roster; refusals log one line a minute at most.
+ *
  * Pre-approvals given to an account of a host served here are also noted
  * under that account (store "roster-approved-by", key = the approver's
  * bare JID), so that deleting the account withdraws them: whoever
@@ -37,6 +47,8 @@
 #define ROSTER_MAX_TEXT 1023
 /* Under the pre-approved account: who pre-approved it (see above). */
 #define ROSTER_APPROVED_BY_STORE "roster-approved-by"
+/* At most one line per this many microseconds about full rosters. */
+#define ROSTER_FULL_LOG_INTERVAL (60 * G_USEC_PER_SEC)
 
 typedef enum {
   ROSTER_SUBSCRIBE,
@@ -92,6 +104,10 @@ static guint64 roster_push_serial;
  * instances (one per host) of this code, which count themselves. */
 static GHashTable *roster_busy;
 static guint       roster_instances;
+/* Refusals for a full roster: when one was last logged, and how many
+ * went unlogged since. */
+static gint64      roster_full_logged_at;
+static guint       roster_full_unlogged;
 
 static RosterKind
 roster_kind (const MynaStanza *presence)
@@ -348,6 +364,12 @@ roster_edit_commit (RosterEdit *e)
       roster_item_set_state (item, &e->state);
       after = roster_item_for_client (item);
     }
+  if ((e->old == NULL) != (item == NULL))
+    {
+      e->after->writes++;
+      roster_store_count_add (e->host, e->user, item != NULL ? 1 : -1,
+                              roster_after_written, e->after);
+    }
   e->after->writes++;
   roster_store_put_full (e->host, e->user, e->contact, item, roster_after_written, e->after);
   if (was.approved != (item != NULL && e->state.approved))
@@ -402,6 +424,44 @@ roster_edit_drop_if_empty (RosterEdit *e)
   if (e->state.hidden && e->state.sub == ROSTER_SUB_NONE && !e->state.ask
       && !e->state.pending_in)
     e->remove = TRUE;
+}
+
+/* ---- the size of a roster ------------------------------------------------------- */
+
+/* Whether @e would create an item in a roster that holds `max_items`
+ * already.  Returns the limit in @max. */
+static gboolean
+roster_edit_over_cap (RosterEdit *e, MynaModule *mod, gint64 *max)
+{
+  *max = myna_module_config_int (mod, "max_items");
+  return e->old == NULL && (gint64) roster_store_count (e->host, e->user) >= *max;
+}
+
+/* One line a minute at most, whoever sends what: strangers' requests to
+ * a full roster must not flood the log. */
+static void
+roster_log_full (RosterEdit *e, gint64 max, const char *what)
+{
+  gint64 now = g_get_monotonic_time ();
+
+  if (roster_full_logged_at != 0 && now - roster_full_logged_at < ROSTER_FULL_LOG_INTERVAL)
+    {
+      roster_full_unlogged++;
+      return;
+    }
+  g_warning ("roster of %s@%s is full (max_items = %" G_GINT64_FORMAT "): %s %s refused"
+             " (%u more refusal(s) for full rosters not logged since the last line)",
+             e->user, myna_host_get_name (e->host), max, what, e->contact,
+             roster_full_unlogged);
+  roster_full_logged_at = now;
+  roster_full_unlogged = 0;
+}
+
+/* The text of the errors. Returns: (transfer full) */
+static char *
+roster_full_text (gint64 max)
+{
+  return g_strdup_printf ("a roster holds at most %" G_GINT64_FORMAT " items", max);
 }
 
 /* ---- presence on the user's behalf --------------------------------------------- */
@@ -567,11 +627,33 @@ roster_out_unsubscribed (RosterEdit *e, MynaStanza *out)
     roster_later_presence (e, ROSTER_ACT_SEND_UNAVAILABLE);
 }
 
+/* The user's subscribe or pre-approval would add an item to a full
+ * roster: a presence error back to the session, from the contact as any
+ * bounce is (RFC 6120 §8.3.1), and nothing stored or routed.  Not
+ * <policy-violation/> (a policy on content) nor <resource-constraint/>
+ * (a server out of resources, worth a retry): the server does not allow
+ * more items, and waiting does not change that. */
+static void
+roster_out_refuse (RosterEdit *e, MynaCall *call, MynaStanza *stanza, gint64 max)
+{
+  g_autofree char *text = roster_full_text (max);
+  g_autoptr(MynaStanza) error = myna_stanza_new_error (stanza, MYNA_ERROR_TYPE_CANCEL,
+                                                       "not-allowed", text);
+
+  roster_log_full (e, max, g_strcmp0 (myna_stanza_get_type (stanza), "subscribe") == 0
+                          ? "a subscribe to" : "a pre-approval of");
+  myna_stanza_set_attr (error, "from", myna_stanza_get_to (stanza));
+  myna_stanza_set_attr (error, "to", myna_jid_to_string (myna_call_get_from (call)));
+  roster_later_deliver (e, error);
+}
+
 /* stanza/from-client: subscription presences sent by a local client. */
 static MynaResult
 roster_outbound (MynaCall *call, MynaStanza *stanza, gpointer data)
 {
+  MynaModule *mod = data;
   RosterKind kind;
+  gint64 max;
   MynaJid *from = myna_call_get_from (call);
   g_autoptr(MynaJid) to = NULL;
   g_autoptr(MynaJid) contact = NULL;
@@ -601,6 +683,13 @@ roster_outbound (MynaCall *call, MynaStanza *stanza, gpointer data)
   roster_edit_begin (&e, myna_call_get_host (call), myna_jid_get_local (from),
                      myna_jid_to_string (contact),
                      kind == ROSTER_SUBSCRIBE || kind == ROSTER_SUBSCRIBED);
+  if ((kind == ROSTER_SUBSCRIBE || kind == ROSTER_SUBSCRIBED)
+      && roster_edit_over_cap (&e, mod, &max))
+    {
+      roster_out_refuse (&e, call, stanza, max);
+      roster_edit_clear (&e);
+      return MYNA_HANDLED;
+    }
   switch (kind)
     {
     case ROSTER_SUBSCRIBE:
@@ -623,10 +712,26 @@ roster_outbound (MynaCall *call, MynaStanza *stanza, gpointer data)
 
 /* ---- inbound subscription presences (to a local user) --------------------------- */
 
+/* A request from a contact not in a full roster: not stored, and the
+ * sender hears why (RFC 6120 §8.3.3.18: the recipient lacks the room;
+ * type wait, as the user may make room). */
 static void
-roster_in_subscribe (RosterEdit *e, MynaStanza *in,
-                     const char *user_bare)
+roster_in_refuse (RosterEdit *e, MynaStanza *request, gint64 max)
 {
+  g_autoptr(MynaStanza) error = myna_stanza_new_error (request, MYNA_ERROR_TYPE_WAIT,
+                                                       "resource-constraint",
+                                                       "the recipient's roster is full");
+
+  roster_log_full (e, max, "a subscription request from");
+  roster_later_route (e, error);
+}
+
+static void
+roster_in_subscribe (RosterEdit *e, MynaStanza *in, MynaStanza *request,
+                     const char *user_bare, MynaModule *mod)
+{
+  gint64 max;
+
   if (e->item != NULL && (e->state.sub & ROSTER_SUB_FROM))
     {
       /* Already subscribed: answered on the user's behalf. */
@@ -645,6 +750,11 @@ roster_in_subscribe (RosterEdit *e, MynaStanza *in,
     }
   if (e->item != NULL && e->state.pending_in)
     return;                                   /* known; redelivered at login */
+  if (roster_edit_over_cap (e, mod, &max))
+    {
+      roster_in_refuse (e, request, max);
+      return;
+    }
   if (e->item == NULL)
     {
       e->item = roster_item_new (e->contact);
@@ -722,7 +832,7 @@ roster_inbound (MynaCall *call, MynaStanza *stanza, gpointer data)
   switch (kind)
     {
     case ROSTER_SUBSCRIBE:
-      roster_in_subscribe (&e, in, myna_jid_bare_string (to));
+      roster_in_subscribe (&e, in, stanza, myna_jid_bare_string (to), data);
       break;
     case ROSTER_UNSUBSCRIBE:
       roster_in_unsubscribe (&e, in);
@@ -794,6 +904,24 @@ roster_answer_error (MynaCall *call, MynaStanza *iq, MynaErrorType type,
   roster_after_finish (after);
 }
 
+/* A roster set for a new contact while the roster is full.  RFC 6121
+ * §2.3.3 (roster set errors) names forbidden, bad-request and
+ * not-acceptable, none of them for a roster at its maximum size: the
+ * server does not allow the item (RFC 6120 §8.3.3.9, type cancel), and
+ * the text says the limit.  Answered behind the account's changes in
+ * flight, as every roster answer. */
+static void
+roster_set_refuse (RosterEdit *e, MynaCall *call, MynaStanza *iq, gint64 max)
+{
+  g_autofree char *text = roster_full_text (max);
+  g_autoptr(MynaStanza) error = myna_stanza_new_error (iq, MYNA_ERROR_TYPE_CANCEL,
+                                                       "not-allowed", text);
+
+  roster_log_full (e, max, "a roster set for");
+  myna_stanza_set_attr (error, "from", myna_jid_to_string (myna_call_get_to (call)));
+  roster_after_add (e->after, ROSTER_ACT_ROUTE, error, NULL);
+}
+
 /* Checks the groups of a roster set (RFC 6121 §2.3.3); NULL when fine,
  * else the error condition. */
 static const char *
@@ -818,11 +946,13 @@ roster_check_groups (MynaStanza *item)
 }
 
 static void
-roster_update (MynaCall *call, MynaStanza *iq, MynaStanza *request, const char *contact)
+roster_update (MynaCall *call, MynaStanza *iq, MynaStanza *request, const char *contact,
+               MynaModule *mod)
 {
   const char *name = myna_stanza_get_attr (request, "name");
   const char *problem = roster_check_groups (request);
   RosterEdit e;
+  gint64 max;
 
   if (problem == NULL && name != NULL && strlen (name) > ROSTER_MAX_TEXT)
     problem = "not-acceptable";
@@ -835,6 +965,12 @@ roster_update (MynaCall *call, MynaStanza *iq, MynaStanza *request, const char *
    * business (RFC 6121 §2.1.5: other values of 'subscription' ignored). */
   roster_edit_begin (&e, myna_call_get_host (call),
                      myna_jid_get_local (myna_call_get_from (call)), contact, TRUE);
+  if (roster_edit_over_cap (&e, mod, &max))
+    {
+      roster_set_refuse (&e, call, iq, max);
+      roster_edit_clear (&e);
+      return;
+    }
   myna_stanza_set_attr (e.item, "name", name != NULL && *name != '\0' ? name : NULL);
   myna_stanza_remove_children (e.item, "group", ROSTER_NS);
   for (guint i = 0; i < myna_stanza_get_n_children (request); i++)
@@ -880,7 +1016,7 @@ roster_remove (MynaCall *call, MynaStanza *iq, const char *contact)
 }
 
 static void
-roster_set (MynaCall *call, MynaStanza *iq, MynaStanza *query)
+roster_set (MynaCall *call, MynaStanza *iq, MynaStanza *query, MynaModule *mod)
 {
   MynaStanza *request = NULL;
   guint n_items = 0;
@@ -909,7 +1045,7 @@ roster_set (MynaCall *call, MynaStanza *iq, MynaStanza *query)
   if (g_strcmp0 (myna_stanza_get_attr (request, "subscription"), "remove") == 0)
     roster_remove (call, iq, myna_jid_to_string (jid));
   else
-    roster_update (call, iq, request, myna_jid_to_string (jid));
+    roster_update (call, iq, request, myna_jid_to_string (jid), mod);
 }
 
 static MynaResult
@@ -931,7 +1067,7 @@ roster_iq (MynaCall *call, MynaStanza *iq, gpointer data)
   if (g_strcmp0 (myna_stanza_get_type (iq), "get") == 0)
     roster_get (call, iq, query);
   else
-    roster_set (call, iq, query);
+    roster_set (call, iq, query, data);
   return MYNA_HANDLED;
 }
 
@@ -1044,7 +1180,7 @@ static gboolean
 roster_load (MynaModule *mod, GError **error)
 {
   if (!myna_module_route_iq (mod, MYNA_IQ_GET | MYNA_IQ_SET, ROSTER_NS, "query",
-                             roster_iq, NULL, NULL))
+                             roster_iq, mod, NULL))
     {
       g_set_error_literal (error, g_quark_from_string ("myna-roster-error"), 0,
                            "jabber:iq:roster is already served by another module");
@@ -1052,9 +1188,9 @@ roster_load (MynaModule *mod, GError **error)
     }
   myna_module_add_feature (mod, ROSTER_NS);
   myna_module_add_stream_features (mod, roster_features, NULL, NULL);
-  myna_module_hook (mod, MYNA_EVENT_STANZA_FROM_CLIENT, 0, roster_outbound, NULL, NULL);
-  myna_module_hook (mod, MYNA_EVENT_PRESENCE_BARE, 0, roster_inbound, NULL, NULL);
-  myna_module_hook (mod, MYNA_EVENT_PRESENCE_FULL, 0, roster_inbound, NULL, NULL);
+  myna_module_hook (mod, MYNA_EVENT_STANZA_FROM_CLIENT, 0, roster_outbound, mod, NULL);
+  myna_module_hook (mod, MYNA_EVENT_PRESENCE_BARE, 0, roster_inbound, mod, NULL);
+  myna_module_hook (mod, MYNA_EVENT_PRESENCE_FULL, 0, roster_inbound, mod, NULL);
   myna_module_hook (mod, MYNA_EVENT_ACCOUNT_DELETED, 0, roster_account_deleted, NULL, NULL);
   if (roster_instances++ == 0)
     roster_busy = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
@@ -1077,9 +1213,19 @@ roster_unload (MynaModule *mod)
   g_clear_pointer (&roster_busy, g_hash_table_unref);
 }
 
+/* 20,000: a 15,000-item roster (tests/integration: /im/roster/big) has
+ * room; over 100,000 a roster result alone would be tens of megabytes. */
+static const MynaConfigKey roster_config[] = {
+  { .name = "max_items", .type = MYNA_CONFIG_INT, .default_value = "20000",
+    .min = 1, .max = 100000,
+    .description = "most items one user's roster holds, pending requests included; past it a new item is refused" },
+  { .name = NULL },
+};
+
 MYNA_MODULE_DEFINE (roster,
   .version = "1.0",
   .serves  = MYNA_STRV (ROSTER_NS),
   .mode    = MYNA_MODULE_EAGER,
+  .config  = roster_config,
   .load    = roster_load,
   .unload  = roster_unload);

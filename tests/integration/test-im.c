@@ -1001,6 +1001,168 @@ test_big_roster (void)
   g_assert_cmpint (mynad_stop (&d), ==, 0);
 }
 
+
+/* ---- the roster's size ------------------------------------------------------ */
+
+/* [module:roster] max_items = 5 */
+#define ROSTER_CAP_CONF "[module:roster]\nmax_items = 5\n"
+
+/* A roster set of @jid (with @name) by @c; waits for its answer, which
+ * holds @needle. */
+static void
+cap_set (Client *c, const char *jid, const char *name, const char *needle)
+{
+  static guint serial;
+  g_autofree char *id = g_strdup_printf ("cap%u", ++serial);
+  g_autofree char *id_attr = g_strdup_printf ("id='%s'", id);
+  g_autofree char *iq = g_strdup_printf ("<iq type='set' id='%s'><query xmlns='jabber:iq:roster'>"
+                                         "<item jid='%s' name='%s'/></query></iq>", id, jid, name);
+
+  client_send (c, iq);
+  g_assert_true (expect_stanza (c, "iq", id_attr, needle, NULL));
+}
+
+#define CAP_FULL "<not-allowed xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/>"
+
+/* The 6th roster set for a new contact is refused with <not-allowed/>
+ * and the limit in the text; existing items still change, and a removal
+ * makes room again. */
+static void
+test_roster_cap_set (Fixture *f, gconstpointer unused)
+{
+  g_autoptr(Client) c = login (f, "alice", "one");
+
+  roster_get (c);
+  for (guint i = 1; i <= 5; i++)
+    {
+      g_autofree char *jid = g_strdup_printf ("contact%u@example.net", i);
+      cap_set (c, jid, "C", "type='result'");
+    }
+  cap_set (c, "contact6@example.net", "C", CAP_FULL);
+  g_assert_null (strstr (c->in->str, "contact6"));
+  /* The error says why, and no push announced the item. */
+  cap_set (c, "contact6@example.net", "C", "at most 5 items");
+  sync_client (c);
+  g_assert_false (has_stanza (c, "iq", "jid='contact6@example.net'", NULL));
+  /* Updating an item there works at the limit. */
+  cap_set (c, "contact3@example.net", "Renamed", "type='result'");
+  g_assert_true (expect_stanza (c, "iq", "type='set'", "jid='contact3@example.net'",
+                                "name='Renamed'", NULL));
+  /* A removal makes room for one, not two. */
+  client_send (c, "<iq type='set' id='rm1'><query xmlns='jabber:iq:roster'>"
+                  "<item jid='contact1@example.net' subscription='remove'/></query></iq>");
+  g_assert_true (expect_stanza (c, "iq", "id='rm1'", "type='result'", NULL));
+  cap_set (c, "contact6@example.net", "C", "type='result'");
+  cap_set (c, "contact7@example.net", "C", CAP_FULL);
+  /* The count is kept across sessions. */
+  client_free (g_steal_pointer (&c));
+  c = login (f, "alice", "two");
+  cap_set (c, "contact7@example.net", "C", CAP_FULL);
+  roster_get (c);
+  cap_set (c, "contact7@example.net", "C", CAP_FULL);
+}
+
+/* The user's own subscribe or pre-approval to a 6th contact is refused
+ * with a presence error from that contact; to a contact already there,
+ * it goes on. */
+static void
+test_roster_cap_outbound (Fixture *f, gconstpointer unused)
+{
+  g_autoptr(Client) a = login_available (f, "alice", "a");
+
+  for (guint i = 1; i <= 5; i++)
+    {
+      g_autofree char *jid = g_strdup_printf ("contact%u@example.net", i);
+      cap_set (a, jid, "C", "type='result'");
+    }
+  send_typed (a, "subscribe", "contact6@example.net");
+  g_assert_true (expect_stanza (a, "presence", "type='error'", "from='contact6@example.net'",
+                                "to='alice@localhost/a'", CAP_FULL, "at most 5 items", NULL));
+  send_typed (a, "subscribed", "contact7@example.net");
+  g_assert_true (expect_stanza (a, "presence", "type='error'", "from='contact7@example.net'",
+                                CAP_FULL, NULL));
+  /* To a contact in the roster, a subscribe still works. */
+  send_typed (a, "subscribe", "contact2@example.net");
+  g_assert_true (expect_stanza (a, "iq", "type='set'", "jid='contact2@example.net'",
+                                "ask='subscribe'", NULL));
+  sync_client (a);
+  g_assert_false (has_stanza (a, "iq", "contact6", NULL));
+  g_assert_false (has_stanza (a, "iq", "contact7", NULL));
+  client_send (a, "<iq type='get' id='all'><query xmlns='jabber:iq:roster'/></iq>");
+  g_assert_true (expect_stanza (a, "iq", "id='all'", "contact2@example.net", NULL));
+  g_assert_null (strstr (a->in->str, "contact6"));
+}
+
+static char *
+cap_pending_item (guint i, char **jid)
+{
+  *jid = g_strdup_printf ("asker%u@example.net", i);
+  return g_strdup_printf ("<item xmlns='jabber:iq:roster' jid='%s' subscription='none'>"
+                          "<state xmlns='urn:myna:roster:0' pending-in='true' hidden='true'>"
+                          "<presence xmlns='jabber:client' type='subscribe' from='%s' "
+                          "to='bob@localhost'/></state></item>", *jid, *jid);
+}
+
+/* bob, offline, has 4 requests stored (before counts were kept); carol's
+ * makes 5; alice's, the 6th stranger's, is not stored: she gets
+ * <resource-constraint/> (type wait), twice, with one log line; bob
+ * later gets every request but hers. */
+static void
+test_roster_cap_inbound (void)
+{
+  Fixture fx = { .d = { .modules = MODULES } };
+  Fixture *f = &fx;
+  g_autoptr(Client) a = NULL, b = NULL, c = NULL;
+  const char *p;
+  guint lines = 0;
+
+  mynad_prepare (&f->d, ROSTER_CAP_CONF MYNAD_PLAIN_AUTH);
+  seed_roster (f->d.dir, "bob", 4, cap_pending_item);
+  mynad_spawn (&f->d);
+  mynad_add_user (&f->d, "alice", "pw-alice");
+  mynad_add_user (&f->d, "bob", "pw-bob");
+  mynad_add_user (&f->d, "carol", "pw-carol");
+
+  c = login_available (f, "carol", "c");
+  send_typed (c, "subscribe", "bob@localhost");
+  g_assert_true (expect_stanza (c, "iq", "jid='bob@localhost'", "ask='subscribe'", NULL));
+  sync_client (c);
+  g_assert_false (has_stanza (c, "presence", "type='error'", NULL));
+
+  a = login_available (f, "alice", "a");
+  send_typed (a, "subscribe", "bob@localhost");
+  g_assert_true (expect_stanza (a, "presence", "type='error'", "from='bob@localhost'",
+                                "type='wait'", "<resource-constraint", NULL));
+  send_typed (a, "subscribe", "bob@localhost");
+  g_assert_true (expect_stanza (a, "presence", "type='error'", "<resource-constraint", NULL));
+  /* One line for both: a refusal logs before its error is sent, so once
+   * a line logged after alice got the second error is read, a second
+   * refusal line would be read too. */
+  send_typed (a, "unsubscribed", "marker@example.net");
+  g_assert_true (mynad_wait_log (&f->d, "sends unsubscribed to marker@example.net", WAIT_MS));
+  for (p = strstr (f->d.log->str, "is full"); p != NULL; p = strstr (p + 1, "is full"))
+    lines++;
+  g_assert_cmpuint (lines, ==, 1);
+
+  /* bob gets the four stored requests and carol's, not alice's. */
+  b = login (f, "bob", "b");
+  go_available (b, "bob", "b", NULL);
+  g_assert_true (expect_stanza (b, "presence", "type='subscribe'", "from='carol@localhost'",
+                                NULL));
+  for (guint i = 1; i <= 4; i++)
+    {
+      g_autofree char *from = g_strdup_printf ("from='asker%u@example.net'", i - 1);
+      g_assert_true (expect_stanza (b, "presence", "type='subscribe'", from, NULL));
+    }
+  sync_client (b);
+  g_assert_false (has_stanza (b, "presence", "from='alice@localhost'", NULL));
+
+  g_clear_pointer (&a, client_free);
+  g_clear_pointer (&b, client_free);
+  g_clear_pointer (&c, client_free);
+  g_assert_cmpint (mynad_stop (&f->d), ==, 0);
+}
+
 #define ADD(path, func) \
   g_test_add (path, Fixture, NULL, setup, func, teardown)
 
@@ -1025,5 +1187,10 @@ main (int argc, char **argv)
   ADD ("/im/subscription/pending-big", test_pending_big_requests);
   g_test_add_func ("/im/roster/big", test_big_roster);
   g_test_add_func ("/im/subscription/pending-paced", test_pending_paced);
+  g_test_add ("/im/roster/cap-set", Fixture, ROSTER_CAP_CONF, setup, test_roster_cap_set,
+              teardown);
+  g_test_add ("/im/roster/cap-outbound", Fixture, ROSTER_CAP_CONF, setup,
+              test_roster_cap_outbound, teardown);
+  g_test_add_func ("/im/roster/cap-inbound", test_roster_cap_inbound);
   return g_test_run ();
 }
