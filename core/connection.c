@@ -132,8 +132,8 @@ session_unlink_read (MynaSession *s)
  *    server->output_over_soft, the few sessions over max_output, and only
  *    when over budget: each such search cuts one).  A client under its soft
  *    limit is never cut for others' backlog: with none over, the write goes
- *    ahead, so the total stays under max_output_total plus max_output per
- *    session;
+ *    ahead, so the total stays under the larger of max_output_total and
+ *    max_output per session;
  *  - modules pace bulk sends with myna_session_when_drained(). */
 
 /* Queued bytes written at once even inside a batch. */
