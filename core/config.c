@@ -38,6 +38,8 @@ static const MynaConfigKey global_keys[] = {
     "bytes queued to one client that cut it off at once, whatever it reads" },
   { "output_drain_timeout", MYNA_CONFIG_DURATION, "30s", 1000, 3600 * 1000,
     "time a client over max_output has to read its queue back below it" },
+  { "max_output_total", MYNA_CONFIG_SIZE, "256M", 1024 * 1024, G_GINT64_CONSTANT (64) << 30,
+    "bytes queued to all clients together; beyond it the largest queue over max_output is cut" },
   { "auth_timeout", MYNA_CONFIG_DURATION, "30s", 1000, 3600 * 1000,
     "time a connection has to authenticate" },
   { "max_connections_per_ip", MYNA_CONFIG_INT, "1000", 0, 10000000,

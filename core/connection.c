@@ -61,6 +61,8 @@ struct _MynaSession {
   gboolean       flush_queued; /* in server->flush_queue */
   gboolean       blocked;      /* the socket took less than offered: wait for EPOLLOUT */
   MynaTimer     *drain_timer;  /* the queue must be back under max_output by then */
+  gsize          out_counted;  /* pending bytes counted in server->output_total */
+  guint          over_soft_pos; /* index + 1 in server->output_over_soft; 0: not in it */
   GArray        *waiters;      /* DrainWaiter, NULL until the first */
   guint64        waiter_serial;
   gboolean       notifying;    /* session_notify_drained is on the stack */
@@ -123,6 +125,15 @@ session_unlink_read (MynaSession *s)
  *    one stanza larger than max_output (a big roster) is delivered to a
  *    client that reads;
  *  - max_output_hard bounds one queue's memory whatever the client reads;
+ *  - max_output_total bounds all queues together: server->output_total is
+ *    kept exact (session_account after every change of a queue), and a
+ *    write that would take it over the budget first cuts off clients over
+ *    their soft limit, the one holding the most first (found in
+ *    server->output_over_soft, the few sessions over max_output, and only
+ *    when over budget: each such search cuts one).  A client under its soft
+ *    limit is never cut for others' backlog: with none over, the write goes
+ *    ahead, so the total stays under the larger of max_output_total and
+ *    max_output per session;
  *  - modules pace bulk sends with myna_session_when_drained(). */
 
 /* Queued bytes written at once even inside a batch. */
@@ -141,6 +152,130 @@ session_pending (MynaSession *s)
 }
 
 static void session_flush (MynaSession *s);
+static void session_close (MynaSession *s, const char *condition, const char *text,
+                           gboolean log);
+
+/* ---- the output budget ---------------------------------------------------- */
+
+/* Budget cuts are logged at most once per interval, with a count. */
+#define BUDGET_LOG_INTERVAL_US (10 * G_USEC_PER_SEC)
+
+static gboolean
+session_over_soft (MynaSession *s)
+{
+  return session_pending (s) > LIMITS (s)->max_output;
+}
+
+static void
+over_soft_remove (MynaSession *s)
+{
+  GPtrArray *set = s->server->output_over_soft;
+  guint i = s->over_soft_pos - 1;
+
+  g_ptr_array_remove_index_fast (set, i);
+  if (i < set->len)
+    ((MynaSession *) set->pdata[i])->over_soft_pos = i + 1;
+  s->over_soft_pos = 0;
+}
+
+/* Brings the server's total and its set of sessions over the soft limit
+ * up to date with @s's queue: called after every change of the queue. */
+static void
+session_account (MynaSession *s)
+{
+  MynaServer *server = s->server;
+  gsize now = session_pending (s);
+  gboolean over = now > LIMITS (s)->max_output;
+
+  server->output_total = server->output_total - s->out_counted + now;
+  s->out_counted = now;
+  server->output_total_peak = MAX (server->output_total_peak, server->output_total);
+  if (over && s->over_soft_pos == 0)
+    {
+      g_ptr_array_add (server->output_over_soft, s);
+      s->over_soft_pos = server->output_over_soft->len;
+    }
+  else if (!over && s->over_soft_pos != 0)
+    over_soft_remove (s);
+}
+
+void
+myna_connections_log_budget (MynaServer *server)
+{
+  gint64 now = g_get_monotonic_time ();
+
+  if (server->budget_cuts_unlogged == 0 || now < server->budget_log_at)
+    return;
+  g_warning ("%u client(s) over max_output cut off as not reading: output queued to all "
+             "clients reached max_output_total (%" G_GSIZE_FORMAT " bytes); %" G_GUINT64_FORMAT
+             " such cuts since start", server->budget_cuts_unlogged, server->max_output_total,
+             server->counters.output_budget_cuts);
+  server->budget_cuts_unlogged = 0;
+  server->budget_log_at = now + BUDGET_LOG_INTERVAL_US;
+}
+
+/* The session over its soft limit that holds the most, or NULL.  One
+ * whose limit was raised meanwhile (a reload) leaves the set here. */
+static MynaSession *
+budget_victim (MynaServer *server)
+{
+  GPtrArray *set = server->output_over_soft;
+  MynaSession *best = NULL;
+
+  for (guint i = 0; i < set->len;)
+    {
+      MynaSession *s = set->pdata[i];
+      if (!session_over_soft (s))
+        {
+          over_soft_remove (s);
+          continue;
+        }
+      if (best == NULL || session_pending (s) > session_pending (best))
+        best = s;
+      i++;
+    }
+  return best;
+}
+
+/* Cuts off @s, over its soft limit while the budget is spent; the log
+ * gets one line per interval for all such cuts, not one per client. */
+static void
+budget_cut (MynaSession *s)
+{
+  MynaServer *server = s->server;
+
+  g_debug ("%s: %" G_GSIZE_FORMAT " bytes queued while the output budget is spent: "
+           "client is not reading, disconnecting", s->peer, session_pending (s));
+  s->out_off = 0;
+  g_string_truncate (s->out, 0);
+  s->blocked = FALSE;
+  session_account (s);
+  server->counters.output_budget_cuts++;
+  server->budget_cuts_unlogged++;
+  myna_connections_log_budget (server);
+  session_close (s, "policy-violation", "client is not reading", FALSE);
+}
+
+/* Makes room for @len more bytes to @s within max_output_total.  Closing
+ * a client writes (its stream error, others' presence): those writes are
+ * not held to the budget, so cuts do not nest. */
+static void
+budget_make_room (MynaSession *s, gsize len)
+{
+  MynaServer *server = s->server;
+
+  if (server->output_cutting)
+    return;
+  server->output_cutting = TRUE;
+  while (server->output_total + len > server->max_output_total && !s->reaping)
+    {
+      MynaSession *victim = budget_victim (server);
+      if (victim == NULL)
+        break;
+      budget_cut (victim);
+    }
+  server->output_cutting = FALSE;
+}
 
 /* Watches for input unless closing or paused by the rate limit, and for
  * output while some is queued. */
@@ -166,6 +301,7 @@ session_overflow (MynaSession *s, const char *why)
   s->out_off = 0;
   g_string_truncate (s->out, 0);
   s->blocked = FALSE;
+  session_account (s);
   s->server->counters.output_overflow++;
   myna_session_close (s, "policy-violation", "client is not reading");
 }
@@ -214,7 +350,14 @@ session_write (MynaSession *s, const char *data, gsize len)
       session_overflow (s, why);
       return;
     }
+  if (s->server->output_total + len > s->server->max_output_total)
+    {
+      budget_make_room (s, len);
+      if (s->reaping)
+        return;
+    }
   g_string_append_len (s->out, data, (gssize) len);
+  session_account (s);
   /* The socket is full: EPOLLOUT will say when to go on. */
   if (s->blocked)
     {
@@ -486,6 +629,7 @@ session_flush (MynaSession *s)
                   g_string_erase (s->out, 0, (gssize) s->out_off);
                   s->out_off = 0;
                 }
+              session_account (s);
               session_check_soft (s);
               session_update_events (s);
               session_wake_waiters (s);
@@ -500,6 +644,7 @@ session_flush (MynaSession *s)
   s->blocked = FALSE;
   g_string_truncate (s->out, 0);
   s->out_off = 0;
+  session_account (s);
   /* An idle session keeps no large buffer. */
   if (s->out->allocated_len > 4096)
     {
@@ -614,8 +759,14 @@ void
 myna_session_close (MynaSession *session, const char *condition, const char *text)
 {
   g_return_if_fail (session != NULL);
+  session_close (session, condition, text, TRUE);
+}
 
-  MynaSession *s = session;
+/* Sends the stream error (logged when @log), closes the stream and queues
+ * @s for the reaper. */
+static void
+session_close (MynaSession *s, const char *condition, const char *text, gboolean log)
+{
   if (s->state == STATE_CLOSING)
     return;
   if (!s->header_sent)
@@ -635,8 +786,9 @@ myna_session_close (MynaSession *session, const char *condition, const char *tex
       if (strcmp (condition, "system-shutdown") != 0)
         {
           s->server->streams_errored++;
-          g_message ("%s: stream error <%s/>%s%s", s->peer, condition,
-                     text ? ": " : "", text ? text : "");
+          if (log)
+            g_message ("%s: stream error <%s/>%s%s", s->peer, condition,
+                       text ? ": " : "", text ? text : "");
         }
     }
   session_write (s, "</stream:stream>", 16);
@@ -1060,6 +1212,10 @@ myna_connection_free (MynaSession *s)
   myna_xml_stream_free (s->xml);
   if (s->jid != NULL)
     myna_jid_unref (s->jid);
+  /* Its queue leaves the server's total. */
+  g_string_truncate (s->out, 0);
+  s->out_off = 0;
+  session_account (s);
   g_string_free (s->out, TRUE);
   g_free (s->stream_id);
   g_free (s->peer);

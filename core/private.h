@@ -267,6 +267,7 @@ typedef struct {
   guint64 per_ip_refused;
   guint64 rate_paused;
   guint64 output_overflow;
+  guint64 output_budget_cuts; /* cut off because all queues together were over max_output_total */
   guint64 auth_timeouts;
   guint64 parsers_released;  /* idle sessions' parsers freed by the sweep */
 } MynaLimitCounters;
@@ -296,6 +297,14 @@ struct _MynaServer {
   guint               conn_high_water; /* most connections since the last trim */
   MynaLimits          limits;
   MynaLimitCounters   counters;
+  /* Output queued to all sessions together (connection.c keeps it exact). */
+  gsize               max_output_total;  /* the budget: [global] max_output_total */
+  gsize               output_total;      /* bytes queued now, all sessions */
+  gsize               output_total_peak; /* the highest output_total since start */
+  GPtrArray          *output_over_soft;  /* sessions whose queue is over max_output */
+  gboolean            output_cutting;    /* a budget cut is on the stack */
+  guint               budget_cuts_unlogged; /* cuts since the last log line */
+  gint64              budget_log_at;     /* monotonic µs before which cuts are only counted */
   gpointer            admin;
   gboolean            stopping;
   guint               sweep_id;
@@ -331,6 +340,8 @@ void         myna_connection_free (MynaSession *session);
 guint        myna_connections_sweep (MynaServer *server, gint64 idle_us);
 /* Writes out what the sessions queued during a batch of events. */
 void         myna_connections_flush_queued (gpointer server);
+/* Logs the budget cuts not yet logged, once the log interval has passed. */
+void         myna_connections_log_budget (MynaServer *server);
 void         myna_host_register_session (MynaHost *host, MynaSession *session);
 void         myna_host_unregister_session (MynaHost *host, MynaSession *session);
 MynaSession *myna_host_find_session (MynaHost *host, MynaJid *full);

@@ -117,6 +117,7 @@ server_read_limits (MynaServer *server)
   l->max_output_hard = MAX (l->max_output,
                             (gsize) myna_config_get_int (c, "global", "max_output_hard"));
   l->output_drain_ms = (guint) myna_config_get_int (c, "global", "output_drain_timeout");
+  server->max_output_total = (gsize) myna_config_get_int (c, "global", "max_output_total");
   l->auth_timeout_ms = (guint) myna_config_get_int (c, "global", "auth_timeout");
   server->require_encryption = myna_config_get_bool (c, "global", "c2s_require_encryption");
   l->max_connections_per_ip = (guint) myna_config_get_int (c, "global", "max_connections_per_ip");
@@ -151,6 +152,7 @@ myna_server_new (MynaConfig *config, GError **error)
   server->connections = g_hash_table_new (NULL, NULL);
   server->per_ip = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
   server->flush_queue = g_ptr_array_new ();
+  server->output_over_soft = g_ptr_array_new ();
   g_queue_init (&server->read_order);
   server->router = myna_router_new (server);
   server->modules = myna_module_registry_new (server);
@@ -549,6 +551,7 @@ server_sweep (gpointer data)
   guint released = myna_connections_sweep (server, SWEEP_SECONDS * G_USEC_PER_SEC);
 
   server->counters.parsers_released += released;
+  myna_connections_log_budget (server);
 
   guint now = g_hash_table_size (server->connections);
 
@@ -678,6 +681,9 @@ myna_server_free (MynaServer *server)
   g_hash_table_unref (server->connections);
   g_hash_table_unref (server->per_ip);
   g_ptr_array_unref (server->flush_queue);
+  /* Every session's queue left the total when it was freed. */
+  g_warn_if_fail (server->output_total == 0 && server->output_over_soft->len == 0);
+  g_ptr_array_unref (server->output_over_soft);
   myna_poller_free (server->poller);
   myna_tls_free (server->tls);
   myna_config_free (server->config);
@@ -751,6 +757,10 @@ myna_server_describe_stats (MynaServer *server, GString *out)
   g_string_append_printf (out, "limit_per_ip_refused %" G_GUINT64_FORMAT "\n", server->counters.per_ip_refused);
   g_string_append_printf (out, "limit_rate_paused %" G_GUINT64_FORMAT "\n", server->counters.rate_paused);
   g_string_append_printf (out, "limit_output_overflow %" G_GUINT64_FORMAT "\n", server->counters.output_overflow);
+  g_string_append_printf (out, "limit_output_budget_cuts %" G_GUINT64_FORMAT "\n", server->counters.output_budget_cuts);
+  g_string_append_printf (out, "output_total %" G_GSIZE_FORMAT "\n", server->output_total);
+  g_string_append_printf (out, "output_total_peak %" G_GSIZE_FORMAT "\n", server->output_total_peak);
+  g_string_append_printf (out, "output_over_soft %u\n", server->output_over_soft->len);
   g_string_append_printf (out, "limit_auth_timeouts %" G_GUINT64_FORMAT "\n", server->counters.auth_timeouts);
   g_string_append_printf (out, "parsers_released %" G_GUINT64_FORMAT "\n", server->counters.parsers_released);
   guint64 accept_failures = 0;

@@ -808,6 +808,153 @@ test_never_reading (Fixture *f, gconstpointer unused)
   expect_counter (&f->d, "limit_output_overflow", 1);
 }
 
+/* ---- 3b. many clients that never read: the output budget ------------------- */
+
+/* One account, BUDGET_DEAF resources that never read and one that does, all
+ * at the same priority: every message to the bare JID goes to all of them
+ * (RFC 6121 8.5.2.1.1), so each deaf queue grows by what the reader reads.
+ * Each deaf queue stays under max_output_hard and output_drain_timeout is
+ * longer than the attack: only max_output_total (BUDGET_TOTAL) can cut them,
+ * and it must cut them all while the reader stays. */
+#define BUDGET_DEAF 8
+#define BUDGET_SOFT (256 * 1024)
+#define BUDGET_TOTAL (2 * 1024 * 1024)
+#define BUDGET_BODY 4000
+/* 8 MB to every resource: each deaf queue alone could pass the budget. */
+#define BUDGET_MESSAGES 2000
+#define BUDGET_MS 30000
+/* Growth of mynad's RSS allowed over the attack (the deaf queues add up
+ * to BUDGET_DEAF x 8 MB without a total). */
+#define BUDGET_RSS_SLACK_KB (24 * 1024)
+
+static guint count_lines (const char *text, const char *needle);
+
+typedef struct {
+  Client  *sender;
+  Client  *reader;
+  guint    delivered;  /* messages the reader got */
+  gsize    read_bytes;
+  gboolean reader_error;
+  gsize    sent;
+} Budget;
+
+static gpointer
+budget_reader_thread (gpointer data)
+{
+  Budget *b = data;
+
+  b->delivered = client_count (b->reader, "-budget-end</body>", BUDGET_MESSAGES, BUDGET_MS,
+                               &b->read_bytes, &b->reader_error);
+  return NULL;
+}
+
+/* Sends BUDGET_MESSAGES messages to mallory's bare JID while the reader
+ * resource reads them all (bounded by BUDGET_MS). */
+static void
+budget_attack (Attack *a)
+{
+  Budget *b = a->data;
+  GString *all = g_string_new (NULL);
+  g_autofree char *pad = g_strnfill (BUDGET_BODY, 'x');
+  gint64 start = g_get_monotonic_time ();
+
+  for (guint i = 0; i < BUDGET_MESSAGES; i++)
+    g_string_append_printf (all, "<message to='mallory@localhost' type='chat' id='b%u'>"
+                            "<body>%s-%05u-budget-end</body></message>", i, pad, i);
+  GThread *t = g_thread_new ("budget-reader", budget_reader_thread, b);
+  set_nonblocking (b->sender->fd, TRUE);
+  while (b->sent < all->len && ms_since (start) < BUDGET_MS)
+    {
+      struct pollfd p = { .fd = b->sender->fd, .events = POLLOUT };
+      if (poll (&p, 1, 100) <= 0)
+        continue;
+      ssize_t n = send (b->sender->fd, all->str + b->sent, all->len - b->sent, MSG_NOSIGNAL);
+      if (n < 0 && errno != EAGAIN && errno != EINTR)
+        break;
+      if (n > 0)
+        b->sent += (gsize) n;
+    }
+  set_nonblocking (b->sender->fd, FALSE);
+  g_thread_join (t);
+  g_string_free (all, TRUE);
+}
+
+static void
+test_output_budget (Fixture *f, gconstpointer unused)
+{
+  Client *deaf[BUDGET_DEAF];
+  Budget b = { 0 };
+
+  mynad_add_user (&f->d, "sender", "send");
+  /* Every resource available at priority 0, checked with a ping. */
+  for (guint i = 0; i <= BUDGET_DEAF; i++)
+    {
+      g_autofree char *res = g_strdup_printf ("deaf%u", i);
+      Client *c = i < BUDGET_DEAF ? login_from (&f->d, ATTACK_SRC, NOREAD_RCVBUF, "mallory",
+                                                "evil", res)
+                                  : login_from (&f->d, OTHER_SRC, 0, "mallory", "evil", "reader");
+      client_send (c, "<presence/><iq type='get' id='avail' to='localhost'>"
+                      "<ping xmlns='urn:xmpp:ping'/></iq>");
+      g_assert_true (expect_within (&f->d, c, "id='avail'", WAIT_MS));
+      if (i < BUDGET_DEAF)
+        deaf[i] = c;
+      else
+        b.reader = c;
+    }
+  b.sender = login_from (&f->d, ATTACK_SRC, 0, "sender", "send", "s");
+
+  gint64 rss0 = mynad_rss_kb (&f->d);
+  gint64 hwm0 = mynad_mem_kb (&f->d, "VmHWM:");
+  f->rss_max_kb = rss0;
+  run_attack (f, budget_attack, &b, BUDGET_MS + 5000);
+  gint64 rss1 = mynad_rss_kb (&f->d);
+  gint64 hwm1 = mynad_mem_kb (&f->d, "VmHWM:");
+  g_test_message ("output budget: %" G_GSIZE_FORMAT " bytes sent, the reader got %u of %u "
+                  "messages (%" G_GSIZE_FORMAT " bytes); mynad VmRSS %" G_GINT64_FORMAT " kB "
+                  "before, %" G_GINT64_FORMAT " kB highest sample, %" G_GINT64_FORMAT " kB after, "
+                  "VmHWM %" G_GINT64_FORMAT " kB (before: %" G_GINT64_FORMAT " kB)",
+                  b.sent, b.delivered, BUDGET_MESSAGES, b.read_bytes, rss0, f->rss_max_kb, rss1,
+                  hwm1, hwm0);
+
+  /* The reader kept up and got everything; it was never cut. */
+  g_assert_false (b.reader_error);
+  g_assert_cmpuint (b.delivered, ==, BUDGET_MESSAGES);
+  g_assert_true (client_is_open (b.reader));
+  /* Every deaf resource was cut off, none by its drain time or hard cap. */
+  for (guint i = 0; i < BUDGET_DEAF; i++)
+    if (!closed_within (&f->d, deaf[i], WAIT_MS))
+      g_error ("deaf resource %u was not cut off (%" G_GSIZE_FORMAT " bytes read from it)\n"
+               "mynad log tail:\n%s", i, deaf[i]->in->len, log_tail (&f->d, 20));
+  g_assert_cmpint (f->rss_max_kb - rss0, <, BUDGET_RSS_SLACK_KB);
+  g_assert_cmpint (rss1 - rss0, <, BUDGET_RSS_SLACK_KB);
+  /* The high-water mark catches a peak between two samples. */
+  g_assert_cmpint (hwm1 - MAX (rss0, hwm0), <, BUDGET_RSS_SLACK_KB);
+  g_assert_cmpuint (stat_get (&f->d, "limit_output_budget_cuts"), ==, BUDGET_DEAF);
+  g_assert_cmpuint (stat_get (&f->d, "limit_output_overflow"), ==, 0);
+  /* Over the budget only while no queue was over its soft limit. */
+  guint64 peak = stat_get (&f->d, "output_total_peak");
+  g_test_message ("output_total_peak %" G_GUINT64_FORMAT " (max_output_total %d)", peak,
+                  BUDGET_TOTAL);
+  g_assert_cmpuint (peak, <=, BUDGET_TOTAL + BUDGET_SOFT);
+  /* A log line per interval for the cuts (the attack spans one or two),
+   * not one each. */
+  log_drain (&f->d);
+  guint lines = count_lines (f->d.log->str, "cut off as not reading");
+  g_assert_cmpuint (lines, >=, 1);
+  g_assert_cmpuint (lines, <=, 3);
+  g_assert_cmpuint (count_lines (f->d.log->str, "stream error <policy-violation/>"), ==, 0);
+  /* Nothing is left queued once the deaf are gone and the reader is idle. */
+  gint64 deadline = g_get_monotonic_time () + WAIT_MS * 1000;
+  while (stat_get (&f->d, "output_total") != 0 && g_get_monotonic_time () < deadline)
+    client_read (b.reader, 50);
+  g_assert_cmpuint (stat_get (&f->d, "output_total"), ==, 0);
+  g_assert_cmpuint (stat_get (&f->d, "output_over_soft"), ==, 0);
+  for (guint i = 0; i < BUDGET_DEAF; i++)
+    client_free (deaf[i]);
+  client_free (b.reader);
+  client_free (b.sender);
+}
+
 /* ---- 4. XML bombs --------------------------------------------------------- */
 
 /* After each bomb: nothing of it reached B, and the good pair still works. */
@@ -1481,6 +1628,9 @@ static const Limits slowloris_limits = { "auth_timeout = 2s\n", NULL };
 static const Limits flood_limits = { "c2s_rate = 64K\nc2s_burst = 64K\n", NULL };
 static const Limits noread_limits = { "max_output = 64K\nmax_output_hard = 4M\noutput_drain_timeout = 2s\n"
                                       "c2s_rate = 16M\nc2s_burst = 16M\n", NULL, TRUE };
+static const Limits budget_limits = { "max_output = 256K\nmax_output_total = 2M\n"
+                                      "output_drain_timeout = 10m\n"
+                                      "c2s_rate = 16M\nc2s_burst = 16M\n", NULL, TRUE };
 static const Limits bomb_limits = { "max_stanza_size = 64K\n", NULL };
 static const Limits connflood_limits = { "max_connections_per_ip = 500\nauth_timeout = 3s\n", NULL };
 static const Limits brute_limits = { NULL, "max_failures = 3\nmax_failures_per_address = 3\n"
@@ -1499,6 +1649,7 @@ main (int argc, char **argv)
   ADD ("/hostile/slowloris", slowloris_limits, test_slowloris);
   ADD ("/hostile/stanza-flood", flood_limits, test_stanza_flood);
   ADD ("/hostile/never-reading", noread_limits, test_never_reading);
+  ADD ("/hostile/output-budget", budget_limits, test_output_budget);
   ADD ("/hostile/xml/billion-laughs", bomb_limits, test_billion_laughs);
   ADD ("/hostile/xml/entity-reference", bomb_limits, test_entity_reference);
   ADD ("/hostile/xml/deep-nesting", bomb_limits, test_deep_nesting);
