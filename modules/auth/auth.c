@@ -7,7 +7,9 @@
  *
  * Failed attempts are throttled as described at "throttling" below: refused
  * per address and per (address, account), only slowed per account, so
- * that nobody can lock another user out.  An unknown username gets the
+ * that nobody can lock another user out; an account under the delay has
+ * its attempts evaluated one at a time (throttle.c says why and how the
+ * owner still gets in).  An unknown username gets the
  * same answers as a real one: a SCRAM challenge with a salt derived from
  * the name by a keyed hash (stable, so asking twice tells nothing) and the
  * iteration count new accounts get, and PLAIN spends the same hashing. */
@@ -32,6 +34,8 @@
 typedef struct {
   MynaModule   *mod;
   AuthThrottle *failures;   /* "a\tADDR", "p\tADDR\tUSER", "u\tUSER" → count */
+  AuthLines    *lines;      /* accounts under the delay: the slot, who waits */
+  AuthKnown    *known;      /* addresses each account logged in from */
   char        **mechanisms;
   char         *secret;     /* keys the salts of unknown usernames */
   gboolean      allow_plain_insecure;
@@ -39,6 +43,7 @@ typedef struct {
   guint         max_failures;
   guint         max_failures_per_address;
   guint         delay_max_ms;
+  guint         queue_max;
   guint64       evicted_logged;
 } Auth;
 
@@ -68,6 +73,12 @@ typedef struct {
   MynaTimer    *delay;            /* holds the answer until not_before */
   gboolean      verdict_ok;
   char         *verdict_data;     /* the success's additional data (base64) */
+  AuthLine     *line;             /* the account's line it waits in, or NULL */
+  GList        *link;             /* its place there (the line holds a ref) */
+  gboolean      clean;            /* waits among addresses without failures */
+  char         *password;         /* PLAIN: kept until it is checked */
+  char         *auth_message;     /* SCRAM: what the proof signs, kept until checked */
+  GBytes       *proof;
 } Attempt;
 
 static Attempt *
@@ -93,10 +104,16 @@ attempt_unref (Attempt *a)
   myna_scram_credentials_free (a->creds);
   myna_timer_free (a->delay);
   g_free (a->verdict_data);
+  if (a->password != NULL)
+    memset (a->password, 0, strlen (a->password));
+  g_free (a->password);
+  g_free (a->auth_message);
+  g_clear_pointer (&a->proof, g_bytes_unref);
   g_free (a);
 }
 
 static void auth_record_abort (Attempt *a);
+static void auth_leave_line (Attempt *a);
 
 /* Runs when the session's data is cleared: the exchange is over, or the
  * session is gone. */
@@ -105,6 +122,8 @@ attempt_detach (gpointer data)
 {
   Attempt *a = data;
 
+  if (a->line != NULL)
+    auth_leave_line (a);
   if (a->server_first != NULL && !a->settled)
     auth_record_abort (a);
   a->session = NULL;
@@ -163,17 +182,23 @@ auth_failure (MynaSession *s, const char *condition, const char *text)
  *    user out, but from `max_failures` on, the answer to every attempt on
  *    the account — the right password too — waits DELAY_BASE_MS, doubling
  *    with each failure up to `account_delay_max` (on a timer, never
- *    blocking the loop).  A guesser spread over many addresses gets at
- *    most `max_failures` guesses per address per window, each answered
- *    seconds late, while the owner still logs in, seconds late.
+ *    blocking the loop), and the account's attempts are evaluated one at
+ *    a time, one per delay: others wait in the account's line, bounded by
+ *    `account_queue_max`, except from addresses the account logged in
+ *    from before (throttle.c: the reasoning, and what the owner on a new
+ *    address can expect).  A guesser spread over many addresses gets one
+ *    guess per delay, however many addresses it has, while the owner
+ *    still logs in, seconds late.
  * Prosody (mod_limit_auth) and ejabberd (mod_fail2ban, 20 failures an hour)
  * throttle by address alone and leave a distributed guesser free; locking
  * the account as well, as Myna did, stops that guesser but hands anybody
  * a way to lock its owner out.  Aborted SCRAM exchanges (the client saw
  * the salt and gave up, or left) count against the address and the pair
- * but not the account: they guess nothing.  A correct login takes its own
- * count back and clears its pair; the account count stays, so the owner's
- * logins do not reset what slows a guesser. */
+ * but not the account: they guess nothing.  An attempt counts as a
+ * failure from its admission (so that parallel guesses cannot all pass the
+ * throttle) until it turns out right or leaves the line unevaluated.  A
+ * correct login takes its own count back and clears its pair; the account
+ * count stays, so the owner's logins do not reset what slows a guesser. */
 
 /* The address the counters use: IPv4 as it is, IPv6 as its /64. */
 static char *
@@ -242,16 +267,125 @@ auth_delay_ms (Auth *auth, const char *user)
   return MIN ((guint64) DELAY_BASE_MS << MIN (n - auth->max_failures, 20), auth->delay_max_ms);
 }
 
-/* Starts the delay of the answer to @a (from now). */
-static void
-auth_set_delay (Attempt *a)
-{
-  guint ms = auth_delay_ms (a->auth, a->username);
+static void plain_check (Attempt *a);
+static void scram_check (Attempt *a);
 
-  a->not_before = g_get_monotonic_time () + (gint64) ms * 1000;
-  if (ms > 0)
-    g_debug ("%s: answer on '%s' delayed %u ms (failures on the account)",
-             a->session != NULL ? myna_session_get_peer (a->session) : a->ip, a->username, ms);
+/* Evaluates @a (its password or proof) now, its answer due at
+ * a->not_before. */
+static void
+auth_evaluate (Attempt *a)
+{
+  a->busy = FALSE;
+  if (strcmp (a->mechanism, "PLAIN") == 0)
+    plain_check (a);
+  else
+    scram_check (a);
+}
+
+/* Gives @line's slot to @a, evaluated now and answered after @ms. */
+static void
+auth_take_slot (AuthLine *line, Attempt *a, guint ms)
+{
+  line->free_at = g_get_monotonic_time () + (gint64) ms * 1000;
+  myna_timer_start (line->timer, MAX (ms, 1));
+  a->not_before = line->free_at;
+  auth_evaluate (a);
+}
+
+/* The slot of @data (an AuthLine) is free: the next attempt waiting takes
+ * it, or the line goes. */
+static void
+auth_line_due (gpointer data)
+{
+  AuthLine *line = data;
+  Auth *auth = line->owner;
+  Attempt *a = auth_line_pop (line);
+
+  if (a == NULL)
+    {
+      auth_lines_drop (auth->lines, line);    /* frees the running timer: allowed */
+      return;
+    }
+  a->line = NULL;
+  a->link = NULL;
+  guint ms = auth_delay_ms (auth, a->username);
+  g_debug ("%s: attempt on '%s' leaves the line (%u still waiting), answer in %u ms",
+           a->ip, a->username, auth_line_waiting (line), ms);
+  auth_take_slot (line, a, ms);
+  attempt_unref (a);                          /* the line's */
+}
+
+/* @a leaves its line unevaluated (its session went): it guessed nothing,
+ * so its up-front count is taken back. */
+static void
+auth_leave_line (Attempt *a)
+{
+  auth_line_unlink (a->line, a->link, a->clean);
+  a->line = NULL;
+  a->link = NULL;
+  auth_bump (a->auth, a->ip, a->username, TRUE, -1);
+  g_debug ("%s: attempt on '%s' left the line before its turn", a->ip, a->username);
+  attempt_unref (a);                          /* the line's */
+}
+
+/* Admits @a, which passed the refusals: counts it as a failure up front,
+ * then evaluates it now (answer after the account's delay) or queues it in
+ * the account's line (see throttle.c), or refuses it when the line is full
+ * and its address has failed on the account. */
+static void
+auth_admit (Attempt *a)
+{
+  Auth *auth = a->auth;
+  gint64 now = g_get_monotonic_time ();
+  guint ms = auth_delay_ms (auth, a->username);
+  AuthLine *line = auth_lines_get (auth->lines, a->username, FALSE);
+  gboolean idle = line == NULL || (line->free_at <= now && auth_line_waiting (line) == 0);
+
+  a->not_before = now + (gint64) ms * 1000;
+  if ((idle && ms == 0) || auth_known_has (auth->known, a->username, a->ip))
+    {
+      if (ms > 0)
+        g_debug ("%s: answer on '%s' delayed %u ms (a known address)", a->ip, a->username, ms);
+      auth_bump (auth, a->ip, a->username, TRUE, 1);
+      auth_evaluate (a);
+      return;
+    }
+  if (idle)
+    {
+      if (line == NULL)
+        {
+          line = auth_lines_get (auth->lines, a->username, TRUE);
+          line->owner = auth;
+          line->timer = myna_timer_new (auth_line_due, line);
+        }
+      g_debug ("%s: answer on '%s' delayed %u ms (failures on the account)", a->ip,
+               a->username, ms);
+      auth_bump (auth, a->ip, a->username, TRUE, 1);
+      auth_take_slot (line, a, ms);
+      return;
+    }
+  gboolean clean = auth_count (auth, 'p', a->ip, a->username) == 0;
+  guint waiting = auth_line_waiting (line);
+  if (waiting >= auth->queue_max)
+    {
+      if (!line->full_logged)
+        g_message ("attempts on '%s' waiting: %u (account_queue_max); further ones from "
+                   "addresses that failed on it are refused", a->username, waiting);
+      line->full_logged = TRUE;
+      if (!clean)
+        {
+          auth_failure (a->session, "temporary-auth-failure",
+                        "too many attempts on this account; try later");
+          return;
+        }
+    }
+  auth_bump (auth, a->ip, a->username, TRUE, 1);
+  a->busy = TRUE;                 /* the client waits; anything else ends it */
+  a->clean = clean;
+  a->line = line;
+  a->link = auth_line_push (line, attempt_ref (a), clean);
+  g_debug ("%s: attempt on '%s' waits in the account's line (%u ahead)", a->ip, a->username,
+           waiting);
 }
 
 static void
@@ -260,6 +394,13 @@ auth_record_failure (Auth *auth, MynaSession *s, const char *ip, const char *use
   auth_bump (auth, ip, user, TRUE, 1);
   g_message ("%s: authentication failed for '%s'", myna_session_get_peer (s),
              user != NULL ? user : "?");
+}
+
+static void
+auth_log_failure (Attempt *a)
+{
+  g_message ("%s: authentication failed for '%s'", myna_session_get_peer (a->session),
+             a->username != NULL ? a->username : "?");
 }
 
 /* A SCRAM exchange that ended between the challenge and the proof. */
@@ -280,6 +421,7 @@ auth_succeed (Auth *auth, MynaSession *s, const char *ip, const char *user,
   g_autofree char *key = g_strconcat ("p\t", ip, "\t", name, NULL);
 
   auth_throttle_forget (auth->failures, key);
+  auth_known_add (auth->known, name, ip);
   auth_send (s, "success", b64_data);
   myna_session_set_data (s, ATTEMPT_KEY, NULL, NULL);
   myna_session_set_authenticated (s, name);
@@ -451,17 +593,24 @@ plain_start (Attempt *a, GBytes *msg)
       auth_failure (s, "temporary-auth-failure", "too many failed attempts; try later");
       return;
     }
-  auth_set_delay (a);
-  /* Counted as a failure until it succeeds, so that guesses sent in
-   * parallel cannot all get past the throttle.  An unknown name costs the
-   * same hashing as a real one (accounts.c). */
-  auth_bump (a->auth, a->ip, a->username, TRUE, 1);
-  a->busy = TRUE;
-  myna_account_check_password (myna_host_get_storage (myna_session_get_host (s)),
-                               myna_host_get_name (myna_session_get_host (s)), a->username,
-                               password, plain_checked, attempt_ref (a),
-                               (GDestroyNotify) attempt_unref);
+  a->password = g_strdup (password);
   memset (password, 0, strlen (password));
+  auth_admit (a);
+}
+
+/* Checks the password kept in @a, off the loop.  An unknown name costs the
+ * same hashing as a real one (accounts.c). */
+static void
+plain_check (Attempt *a)
+{
+  MynaHost *host = myna_session_get_host (a->session);
+
+  a->busy = TRUE;
+  myna_account_check_password (myna_host_get_storage (host), myna_host_get_name (host),
+                               a->username, a->password, plain_checked, attempt_ref (a),
+                               (GDestroyNotify) attempt_unref);
+  memset (a->password, 0, strlen (a->password));
+  g_clear_pointer (&a->password, g_free);
 }
 
 /* ---- SCRAM ----------------------------------------------------------------- */
@@ -623,20 +772,30 @@ scram_final (Attempt *a, GBytes *msg)
       auth_failure (s, "not-authorized", "channel binding mismatch");
       return;
     }
-  g_autofree char *auth_message = g_strconcat (a->client_first_bare, ",", a->server_first, ",",
-                                               cf.without_proof, NULL);
-  /* The same work for a made-up account as for a real one. */
-  gboolean ok = myna_scram_verify_proof (a->hash, a->creds->stored_key, auth_message, cf.proof)
-                && a->known;
+  a->auth_message = g_strconcat (a->client_first_bare, ",", a->server_first, ",",
+                                 cf.without_proof, NULL);
+  a->proof = g_bytes_ref (cf.proof);
   myna_scram_client_final_clear (&cf);
-  auth_set_delay (a);
+  auth_admit (a);
+}
+
+/* Checks the proof kept in @a. */
+static void
+scram_check (Attempt *a)
+{
+  /* The same work for a made-up account as for a real one. */
+  gboolean ok = myna_scram_verify_proof (a->hash, a->creds->stored_key, a->auth_message, a->proof)
+                && a->known;
+
   if (!ok)
     {
-      auth_record_failure (a->auth, s, a->ip, a->username);
+      auth_log_failure (a);
       auth_verdict (a, FALSE, NULL);
       return;
     }
-  g_autoptr(GBytes) sig = myna_scram_server_signature (a->hash, a->creds->server_key, auth_message);
+  auth_bump (a->auth, a->ip, a->username, TRUE, -1);
+  g_autoptr(GBytes) sig = myna_scram_server_signature (a->hash, a->creds->server_key,
+                                                       a->auth_message);
   g_autofree char *sig64 = g_base64_encode (g_bytes_get_data (sig, NULL), g_bytes_get_size (sig));
   g_autofree char *v = g_strconcat ("v=", sig64, NULL);
   auth_verdict (a, TRUE, g_base64_encode ((const guchar *) v, strlen (v)));
@@ -769,11 +928,24 @@ auth_element (MynaCall *call, MynaStanza *el, gpointer data)
 
 /* ---- load ------------------------------------------------------------------- */
 
+/* An attempt still waiting when the module goes. */
+static void
+auth_line_item_free (gpointer item, gpointer unused)
+{
+  Attempt *a = item;
+
+  a->line = NULL;
+  a->link = NULL;
+  attempt_unref (a);
+}
+
 static void
 auth_free (gpointer data)
 {
   Auth *auth = data;
 
+  auth_lines_free (auth->lines, auth_line_item_free, NULL);
+  auth_known_free (auth->known);
   auth_throttle_free (auth->failures);
   g_strfreev (auth->mechanisms);
   g_free (auth->secret);
@@ -828,6 +1000,9 @@ auth_load (MynaModule *mod, GError **error)
   auth->max_failures = (guint) myna_module_config_int (mod, "max_failures");
   auth->max_failures_per_address = (guint) myna_module_config_int (mod, "max_failures_per_address");
   auth->delay_max_ms = (guint) myna_module_config_int (mod, "account_delay_max");
+  auth->queue_max = (guint) myna_module_config_int (mod, "account_queue_max");
+  auth->lines = auth_lines_new ((GDestroyNotify) myna_timer_free);
+  auth->known = auth_known_new ((guint) myna_module_config_int (mod, "max_known_accounts"));
   myna_module_set_data (mod, auth, auth_free);
   myna_module_add_stream_features (mod, auth_features, auth, NULL);
   myna_module_route_stream (mod, NS_SASL, NULL, auth_element, auth, NULL);
@@ -846,6 +1021,8 @@ MYNA_MODULE_DEFINE (auth,
       { "max_failures", MYNA_CONFIG_INT, "5", 1, 1000, "" },
       { "max_failures_per_address", MYNA_CONFIG_INT, "20", 1, 100000, "" },
       { "account_delay_max", MYNA_CONFIG_DURATION, "10s", 0, 60000, "" },
+      { "account_queue_max", MYNA_CONFIG_INT, "4", 1, 1000, "" },
+      { "max_known_accounts", MYNA_CONFIG_INT, "50000", 0, 10000000, "" },
       { "failure_window", MYNA_CONFIG_DURATION, "5m", 1000, 86400000, "" },
       { "max_failure_entries", MYNA_CONFIG_INT, "100000", 100, 10000000, "" }),
   .load    = auth_load);

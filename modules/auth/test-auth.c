@@ -1,6 +1,7 @@
 /* test-auth: the auth module's failure table (throttle.c) on a made-up
  * clock — counts, expiry on lookup and by sweep, the cap, and an eviction
- * policy a flood of fresh keys cannot turn against a victim's counts. */
+ * policy a flood of fresh keys cannot turn against a victim's counts —
+ * and its known addresses and account lines. */
 #include "throttle.h"
 
 #define SEC G_USEC_PER_SEC
@@ -119,6 +120,90 @@ test_cap_costly (void)
   g_assert_cmpuint (auth_throttle_count (t, "u\tvictim", now), ==, 0);
 }
 
+/* The last AUTH_KNOWN_PER_ACCOUNT addresses per account, the least
+ * recently logged-in account evicted when full. */
+static void
+test_known (void)
+{
+  g_autoptr(AuthKnown) k = auth_known_new (3);
+
+  for (int i = 0; i < AUTH_KNOWN_PER_ACCOUNT + 1; i++)
+    {
+      g_autofree char *addr = g_strdup_printf ("10.0.0.%d", i);
+      auth_known_add (k, "alice", addr);
+    }
+  g_assert_false (auth_known_has (k, "alice", "10.0.0.0"));   /* fell off */
+  for (int i = 1; i < AUTH_KNOWN_PER_ACCOUNT + 1; i++)
+    {
+      g_autofree char *addr = g_strdup_printf ("10.0.0.%d", i);
+      g_assert_true (auth_known_has (k, "alice", addr));
+    }
+  /* Logging in again from the oldest keeps it. */
+  auth_known_add (k, "alice", "10.0.0.1");
+  auth_known_add (k, "alice", "10.0.0.9");
+  g_assert_true (auth_known_has (k, "alice", "10.0.0.1"));
+  g_assert_false (auth_known_has (k, "alice", "10.0.0.2"));
+  g_assert_false (auth_known_has (k, "bob", "10.0.0.1"));
+  /* alice is the least recent after bob and carol, then refreshed. */
+  auth_known_add (k, "bob", "10.0.1.1");
+  auth_known_add (k, "carol", "10.0.1.2");
+  auth_known_add (k, "alice", "10.0.0.1");
+  auth_known_add (k, "dave", "10.0.1.3");
+  g_assert_cmpuint (auth_known_size (k), ==, 3);
+  g_assert_false (auth_known_has (k, "bob", "10.0.1.1"));
+  g_assert_true (auth_known_has (k, "alice", "10.0.0.1"));
+  g_assert_true (auth_known_has (k, "dave", "10.0.1.3"));
+
+  g_autoptr(AuthKnown) none = auth_known_new (0);
+  auth_known_add (none, "alice", "10.0.0.1");
+  g_assert_false (auth_known_has (none, "alice", "10.0.0.1"));
+}
+
+static int timers_freed;
+
+static void
+count_timer_free (gpointer timer)
+{
+  timers_freed++;
+}
+
+static void
+count_item (gpointer item, gpointer data)
+{
+  (*(int *) data)++;
+}
+
+/* Clean items first, each group in order; an item can leave from
+ * anywhere; the lines' timers and remaining items are handed back. */
+static void
+test_lines (void)
+{
+  AuthLines *l = auth_lines_new (count_timer_free);
+  AuthLine *line = auth_lines_get (l, "alice", TRUE);
+  int items[6], left = 0;
+  GList *links[6];
+
+  g_assert_null (auth_lines_get (l, "bob", FALSE));
+  g_assert_true (auth_lines_get (l, "alice", FALSE) == line);
+  line->timer = &items[0];
+  for (int i = 0; i < 6; i++)
+    links[i] = auth_line_push (line, &items[i], i % 2 == 0);   /* 0, 2, 4 clean */
+  g_assert_cmpuint (auth_line_waiting (line), ==, 6);
+  auth_line_unlink (line, links[2], TRUE);
+  auth_line_unlink (line, links[3], FALSE);
+  g_assert_true (auth_line_pop (line) == &items[0]);
+  g_assert_true (auth_line_pop (line) == &items[4]);
+  g_assert_true (auth_line_pop (line) == &items[1]);
+  g_assert_cmpuint (auth_line_waiting (line), ==, 1);
+  auth_lines_get (l, "bob", TRUE);
+  g_assert_cmpuint (auth_lines_size (l), ==, 2);
+  auth_lines_drop (l, auth_lines_get (l, "bob", FALSE));
+  g_assert_cmpuint (auth_lines_size (l), ==, 1);
+  auth_lines_free (l, count_item, &left);
+  g_assert_cmpint (left, ==, 1);
+  g_assert_cmpint (timers_freed, ==, 1);
+}
+
 int
 main (int argc, char **argv)
 {
@@ -128,5 +213,7 @@ main (int argc, char **argv)
   g_test_add_func ("/auth/throttle/cap", test_cap);
   g_test_add_func ("/auth/throttle/cap-expired-first", test_cap_expired_first);
   g_test_add_func ("/auth/throttle/cap-costly", test_cap_costly);
+  g_test_add_func ("/auth/throttle/known", test_known);
+  g_test_add_func ("/auth/throttle/lines", test_lines);
   return g_test_run ();
 }

@@ -38,4 +38,50 @@ guint64       auth_throttle_evicted (AuthThrottle *t);
 
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (AuthThrottle, auth_throttle_free)
 
+/* ---- known addresses: the last AUTH_KNOWN_PER_ACCOUNT addresses each
+ * account logged in from, for at most `max_accounts` accounts (the least
+ * recently logged in go first).  See throttle.c. */
+#define AUTH_KNOWN_PER_ACCOUNT 4
+
+typedef struct _AuthKnown AuthKnown;
+
+AuthKnown *auth_known_new (guint max_accounts);
+void       auth_known_free (AuthKnown *k);
+/* @user logged in from @addr. */
+void       auth_known_add (AuthKnown *k, const char *user, const char *addr);
+gboolean   auth_known_has (AuthKnown *k, const char *user, const char *addr);
+guint      auth_known_size (AuthKnown *k);
+
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (AuthKnown, auth_known_free)
+
+/* ---- account lines: per account under the delay, the one attempt being
+ * evaluated (its slot is taken until `free_at`) and the attempts waiting
+ * for the slot, those from addresses without failures on the account
+ * ("clean") before the others, each group oldest first.  The items and
+ * the timer are the caller's. */
+typedef struct {
+  gint64   free_at;        /* the slot is taken until then */
+  GQueue   clean, dirty;   /* waiting items */
+  gpointer owner;          /* the caller's */
+  gpointer timer;          /* the caller's, freed with the line */
+  gboolean full_logged;    /* the bound was reported */
+  char     user[];
+} AuthLine;
+
+typedef struct _AuthLines AuthLines;
+
+AuthLines *auth_lines_new (GDestroyNotify timer_free);
+/* Frees the lines; @item_free gets every waiting item first. */
+void       auth_lines_free (AuthLines *l, GFunc item_free, gpointer data);
+/* @user's line, made (slot free, nobody waiting) if @create. */
+AuthLine  *auth_lines_get (AuthLines *l, const char *user, gboolean create);
+void       auth_lines_drop (AuthLines *l, AuthLine *line);
+guint      auth_lines_size (AuthLines *l);
+guint      auth_line_waiting (AuthLine *line);
+/* Queues @item; returns its link, for auth_line_unlink(). */
+GList     *auth_line_push (AuthLine *line, gpointer item, gboolean clean);
+void       auth_line_unlink (AuthLine *line, GList *link, gboolean clean);
+/* The next item (the oldest clean one, else the oldest other), or NULL. */
+gpointer   auth_line_pop (AuthLine *line);
+
 G_END_DECLS

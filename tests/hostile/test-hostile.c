@@ -1622,6 +1622,243 @@ test_out_of_descriptors (Fixture *f, gconstpointer unused)
   g_assert_cmpint (prlimit (pid, RLIMIT_NOFILE, &saved, NULL), ==, 0);
 }
 
+/* ---- 6b. SASL: one guess per delay on an account ------------------------- */
+
+/* Under the per-account delay (account_delay_max = 1 s here), an account's
+ * attempts are evaluated one at a time, one per delay; the others wait in
+ * the account's line (issue 10, item 7, review: a delay alone left a
+ * guesser on many addresses its full parallel rate).  Each evaluation of
+ * a wrong password logs "authentication failed for 'alice'". */
+#define LINE_DELAY_MS 1000
+#define LINE_QUEUE_MAX 4
+#define LINE_FAILED "authentication failed for 'alice'"
+#define OWNER_SRC "127.0.0.4"
+
+/* Connects @n clients from 127.0.@net.1, .2, …, with their streams open
+ * and their input cleared. */
+static Client **
+guessers_connect (Fixture *f, guint net, guint n)
+{
+  Client **c = g_new0 (Client *, n);
+
+  for (guint i = 0; i < n; i++)
+    {
+      g_autofree char *src = g_strdup_printf ("127.0.%u.%u", net, i + 1);
+      c[i] = connect_from (&f->d, src, 0);
+      g_assert_nonnull (c[i]);
+      g_assert_true (open_stream (&f->d, c[i]));
+      g_string_truncate (c[i]->in, 0);
+    }
+  return c;
+}
+
+/* Each of the @n clients sends one wrong password for alice, all at once. */
+static void
+guessers_send (Client **c, guint n, const char *tag)
+{
+  for (guint i = 0; i < n; i++)
+    {
+      g_autofree char *guess = g_strdup_printf ("%s%u", tag, i);
+      g_autofree char *auth = plain_auth ("alice", guess);
+      client_send (c[i], auth);
+    }
+}
+
+static void
+guessers_free (Client **c, guint n)
+{
+  for (guint i = 0; i < n; i++)
+    client_free (c[i]);
+  g_free (c);
+}
+
+/* max_failures wrong passwords for alice, one after another from
+ * 127.0.9.x: alice is under the delay from now on. */
+static void
+alice_under_delay (Fixture *f)
+{
+  for (guint i = 0; i < MAX_FAILURES; i++)
+    {
+      g_autofree char *src = g_strdup_printf ("127.0.9.%u", i + 1);
+      g_autoptr(Client) c = connect_from (&f->d, src, 0);
+      g_assert_true (open_stream (&f->d, c));
+      g_string_truncate (c->in, 0);
+      g_autofree char *answer = try_password (&f->d, c, "alice", "warm-up");
+      g_assert_cmpstr (answer, ==, "not-authorized");
+    }
+}
+
+/* Waits up to WAIT_MS until mynad's log since @from holds @n lines with
+ * @needle. */
+static gboolean
+log_count_reaches (Fixture *f, gsize from, const char *needle, guint n)
+{
+  gint64 deadline = g_get_monotonic_time () + (gint64) WAIT_MS * 1000;
+
+  for (;;)
+    {
+      log_drain (&f->d);
+      if (count_lines (f->d.log->str + from, needle) >= n)
+        return TRUE;
+      if (g_get_monotonic_time () > deadline)
+        return FALSE;
+      log_drain_for (&f->d, 50);
+    }
+}
+
+/* (a) LINE_GUESSERS guessers on distinct addresses send a wrong password
+ * for alice at once: within LINE_WINDOW_MS at most one per delay is
+ * evaluated (plus one: the first takes the free slot).  Without the line
+ * all of them are evaluated at once and only their answers wait. */
+#define LINE_GUESSERS 16
+#define LINE_WINDOW_MS 4000
+
+static void
+test_account_line_rate (Fixture *f, gconstpointer unused)
+{
+  mynad_add_user (&f->d, "alice", "wonderland");
+  alice_under_delay (f);
+  Client **c = guessers_connect (f, 3, LINE_GUESSERS);
+  log_drain (&f->d);
+  gsize log0 = f->d.log->len;
+
+  guessers_send (c, LINE_GUESSERS, "parallel");
+  log_drain_for (&f->d, LINE_WINDOW_MS);
+  guint evaluated = count_lines (f->d.log->str + log0, LINE_FAILED);
+  guint bound = LINE_WINDOW_MS / LINE_DELAY_MS + 2;
+  g_test_message ("%d parallel guesses on alice from distinct addresses under the delay: "
+                  "%u evaluated in %d ms (bound %u: one per %d ms, plus slack)",
+                  LINE_GUESSERS, evaluated, LINE_WINDOW_MS, bound, LINE_DELAY_MS);
+  g_assert_cmpuint (evaluated, >=, 1);
+  if (evaluated > bound)
+    g_test_fail_printf ("%u of %d parallel guesses on one account were evaluated within %d ms "
+                        "(at most %u expected: one per account delay)", evaluated,
+                        LINE_GUESSERS, LINE_WINDOW_MS, bound);
+  guessers_free (c, LINE_GUESSERS);
+  good_probe (f, FALSE);
+}
+
+/* (b) alice logged in from OWNER_SRC before; guessers on fresh addresses
+ * then fill her line.  From OWNER_SRC she skips the line: her answer waits
+ * only the delay, not one delay per guesser ahead. */
+#define KNOWN_GUESSERS 10
+
+static void
+test_account_line_known (Fixture *f, gconstpointer unused)
+{
+  mynad_add_user (&f->d, "alice", "wonderland");
+  client_free (login_from (&f->d, OWNER_SRC, 0, "alice", "wonderland", "home"));
+  alice_under_delay (f);
+  Client **c = guessers_connect (f, 4, KNOWN_GUESSERS);
+  log_drain (&f->d);
+  gsize log0 = f->d.log->len;
+
+  guessers_send (c, KNOWN_GUESSERS, "fill");
+  g_assert_true (log_count_reaches (f, log0, "waits in the account's line",
+                                    KNOWN_GUESSERS - 1));
+  g_autoptr(Client) alice = connect_from (&f->d, OWNER_SRC, 0);
+  g_assert_true (open_stream (&f->d, alice));
+  g_string_truncate (alice->in, 0);
+  gint64 waited;
+  g_autofree char *answer = try_password_timed (&f->d, alice, "alice", "wonderland", &waited);
+  guint evaluated = count_lines (f->d.log->str + log0, LINE_FAILED);
+  g_test_message ("alice from a known address, %d guessers waiting: %s after %" G_GINT64_FORMAT
+                  " ms; %u guesses evaluated meanwhile", KNOWN_GUESSERS - 1, answer, waited,
+                  evaluated);
+  g_assert_cmpstr (answer, ==, "success");
+  g_assert_cmpint (waited, >=, LINE_DELAY_MS);          /* slowed all the same */
+  g_assert_cmpint (waited, <, 2 * LINE_DELAY_MS);       /* not behind the line */
+  g_assert_cmpuint (evaluated, <=, 3);                  /* the line was still full */
+  guessers_free (c, KNOWN_GUESSERS);
+}
+
+/* (c) Guessers that failed on alice before (dirty addresses) fill her
+ * line past account_queue_max: the ones past it are refused.  alice from
+ * a new address (no failures, never logged in) is not refused, and waits
+ * ahead of them: one slot, then the delay. */
+#define DIRTY_GUESSERS 8
+
+static void
+test_account_line_new_address (Fixture *f, gconstpointer unused)
+{
+  guint refused = 0, denied = 0;
+  GString *seq = g_string_new (NULL);
+
+  mynad_add_user (&f->d, "alice", "wonderland");
+  /* max_failures is DIRTY_GUESSERS here: one free guess each, in
+   * parallel, and alice is under the delay. */
+  Client **c = guessers_connect (f, 5, DIRTY_GUESSERS);
+  guessers_send (c, DIRTY_GUESSERS, "first");
+  for (guint i = 0; i < DIRTY_GUESSERS; i++)
+    {
+      g_autofree char *answer = sasl_outcome (&f->d, c[i]);
+      g_assert_cmpstr (answer, ==, "not-authorized");
+    }
+  log_drain (&f->d);
+  gsize log0 = f->d.log->len;
+  guessers_send (c, DIRTY_GUESSERS, "second");
+  g_assert_true (log_count_reaches (f, log0, "waits in the account's line", LINE_QUEUE_MAX));
+  g_autoptr(Client) alice = connect_from (&f->d, OTHER_SRC, 0);
+  g_assert_true (open_stream (&f->d, alice));
+  g_string_truncate (alice->in, 0);
+  gint64 waited;
+  g_autofree char *answer = try_password_timed (&f->d, alice, "alice", "wonderland", &waited);
+  g_test_message ("alice from a new address behind %d dirty guessers: %s after %"
+                  G_GINT64_FORMAT " ms", DIRTY_GUESSERS, answer, waited);
+  for (guint i = 0; i < DIRTY_GUESSERS; i++)
+    {
+      g_autofree char *outcome = sasl_outcome (&f->d, c[i]);
+      g_string_append_printf (seq, "%s%s", i ? " " : "", outcome);
+      refused += strcmp (outcome, "temporary-auth-failure") == 0;
+      denied += strcmp (outcome, "not-authorized") == 0;
+    }
+  g_test_message ("the guessers' second guesses: %s", seq->str);
+  g_string_free (seq, TRUE);
+  g_assert_cmpstr (answer, ==, "success");
+  g_assert_cmpint (waited, >=, LINE_DELAY_MS);
+  /* One slot (500 ms, the first delay) and her own delay; behind the
+   * line it would be 4 more. */
+  g_assert_cmpint (waited, <, 2 * LINE_DELAY_MS + LINE_DELAY_MS / 2);
+  /* One took the free slot, LINE_QUEUE_MAX waited, the rest were refused. */
+  g_assert_cmpuint (denied, ==, 1 + LINE_QUEUE_MAX);
+  g_assert_cmpuint (refused, ==, DIRTY_GUESSERS - 1 - LINE_QUEUE_MAX);
+  guessers_free (c, DIRTY_GUESSERS);
+}
+
+/* (d) Guessers waiting in alice's line disconnect: they leave it (no
+ * use-after-free under ASan), and the next attempt is not kept behind
+ * them. */
+#define LEAVING_GUESSERS 10
+
+static void
+test_account_line_leave (Fixture *f, gconstpointer unused)
+{
+  mynad_add_user (&f->d, "alice", "wonderland");
+  alice_under_delay (f);
+  Client **c = guessers_connect (f, 6, LEAVING_GUESSERS);
+  log_drain (&f->d);
+  gsize log0 = f->d.log->len;
+
+  guessers_send (c, LEAVING_GUESSERS, "leaving");
+  g_assert_true (log_count_reaches (f, log0, "waits in the account's line",
+                                    LEAVING_GUESSERS - 1));
+  guessers_free (c, LEAVING_GUESSERS);
+  g_assert_true (log_count_reaches (f, log0, "left the line before its turn",
+                                    LEAVING_GUESSERS - 1));
+  /* alice from a new address: at most the rest of the slot and her delay. */
+  g_autoptr(Client) alice = connect_from (&f->d, OTHER_SRC, 0);
+  g_assert_true (open_stream (&f->d, alice));
+  g_string_truncate (alice->in, 0);
+  gint64 waited;
+  g_autofree char *answer = try_password_timed (&f->d, alice, "alice", "wonderland", &waited);
+  g_test_message ("%d guessers left alice's line; then alice: %s after %" G_GINT64_FORMAT " ms",
+                  LEAVING_GUESSERS - 1, answer, waited);
+  g_assert_cmpstr (answer, ==, "success");
+  g_assert_cmpint (waited, <, 2 * LINE_DELAY_MS + LINE_DELAY_MS / 2);
+  g_assert_cmpuint (count_lines (f->d.log->str + log0, LINE_FAILED), <=, 1);
+  good_probe (f, FALSE);
+}
+
 /* ---- main ------------------------------------------------------------------ */
 
 static const Limits slowloris_limits = { "auth_timeout = 2s\n", NULL };
@@ -1638,6 +1875,12 @@ static const Limits brute_limits = { NULL, "max_failures = 3\nmax_failures_per_a
 static const Limits table_limits = { NULL, "max_failures = 1000\nmax_failures_per_address = 100000\n"
                                            "failure_window = 3s\nmax_failure_entries = 100\n" };
 static const Limits nofd_limits = { NULL, NULL };
+static const Limits line_limits = { NULL, "max_failures = 3\nmax_failures_per_address = 3\n"
+                                          "failure_window = 5m\naccount_delay_max = 1s\n"
+                                          "account_queue_max = 4\n" };
+static const Limits dirty_limits = { NULL, "max_failures = 8\nmax_failures_per_address = 8\n"
+                                           "failure_window = 5m\naccount_delay_max = 1s\n"
+                                           "account_queue_max = 4\n" };
 
 int
 main (int argc, char **argv)
@@ -1661,6 +1904,10 @@ main (int argc, char **argv)
   ADD ("/hostile/sasl/brute-force-parallel", brute_limits, test_brute_force_parallel);
   ADD ("/hostile/sasl/spread-guessing", brute_limits, test_spread_guessing);
   ADD ("/hostile/sasl/failure-table", table_limits, test_failure_table);
+  ADD ("/hostile/sasl/account-line-rate", line_limits, test_account_line_rate);
+  ADD ("/hostile/sasl/account-line-known", line_limits, test_account_line_known);
+  ADD ("/hostile/sasl/account-line-new-address", dirty_limits, test_account_line_new_address);
+  ADD ("/hostile/sasl/account-line-leave", line_limits, test_account_line_leave);
 #undef ADD
   return g_test_run ();
 }
