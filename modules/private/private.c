@@ -7,7 +7,14 @@
  * meanwhile is answered after it).  A get answers
  * each requested element with the stored one, or with the empty element
  * when nothing is stored (XEP-0049 asks for one namespace per get; more
- * are answered too).
+ * are answered too, each (name, namespace) once however often asked).
+ *
+ * A get waiting for sets in flight holds its request and the elements as
+ * they were asked (one parsed copy per account and key, shared by the
+ * gets asked until that account's next set); its result is built when it
+ * is sent.  One account has at most `max_waiting` gets waiting so; past
+ * that a get is refused at once with <resource-constraint/> (type wait):
+ * it shows nothing, so no answer overtakes a write it could show.
  *
  * Errors: to anyone but oneself, <forbidden/>; a <query/> with no child,
  * or a child in no namespace or in a reserved one (jabber:client,
@@ -29,6 +36,9 @@
 typedef struct {
   MynaModule *mod;
   guint       inflight;
+  GHashTable *waiting;   /* requester's bare JID → its gets waiting (GUINT) */
+  GHashTable *views;     /* "local@host" → (key → element as read while sets
+                          * were in flight); dropped by the account's next set */
 } Private;
 
 /* A set waiting for its writes. */
@@ -107,17 +117,23 @@ private_lookup (Private *self, const char *host, const char *local, MynaStanza *
   return found;
 }
 
-/* A get's answer held behind the sets in flight. */
+/* A get's answer held behind the sets in flight: the result, without
+ * its elements until it is sent. */
 typedef struct {
   Private    *self;
   MynaStanza *reply;
+  GPtrArray  *elements;  /* MynaStanza*, shared, see Private.views */
+  char       *requester; /* key in Private.waiting */
 } PrivateLater;
 
 static void
 private_later_send (const GError *error, gpointer data)
 {
   PrivateLater *later = data;
+  MynaStanza *query = myna_stanza_add_child (later->reply, "query", NS_PRIVATE);
 
+  for (guint i = 0; i < later->elements->len; i++)
+    myna_stanza_append (query, later->elements->pdata[i]);
   myna_server_route (myna_module_get_server (later->self->mod), later->reply);
 }
 
@@ -125,10 +141,71 @@ static void
 private_later_free (gpointer data)
 {
   PrivateLater *later = data;
+  Private *self = later->self;
+  guint n = GPOINTER_TO_UINT (g_hash_table_lookup (self->waiting, later->requester));
 
-  later->self->inflight--;
+  if (n > 1)
+    g_hash_table_insert (self->waiting, g_strdup (later->requester), GUINT_TO_POINTER (n - 1));
+  else
+    g_hash_table_remove (self->waiting, later->requester);
+  if (--self->inflight == 0)
+    g_hash_table_remove_all (self->views);
   myna_stanza_unref (later->reply);
+  g_ptr_array_unref (later->elements);
+  g_free (later->requester);
   g_free (later);
+}
+
+/* FALSE, with @iq refused, when its sender has max_waiting gets waiting. */
+static gboolean
+private_may_wait (Private *self, MynaCall *call, MynaStanza *iq, const char *requester)
+{
+  guint n = GPOINTER_TO_UINT (g_hash_table_lookup (self->waiting, requester));
+
+  if (n < (guint) myna_module_config_int (self->mod, "max_waiting"))
+    return TRUE;
+  g_debug ("private get of %s refused: %u waiting", requester, n);
+  myna_call_reply_error (call, iq, MYNA_ERROR_TYPE_WAIT, "resource-constraint",
+                         "too many private storage requests are waiting for an answer");
+  return FALSE;
+}
+
+/* The elements @children ask for, each (name, namespace) once: from the
+ * account's views while sets are in flight (read and kept there when
+ * missing), else read now.  Returns: (transfer full) */
+static GPtrArray *
+private_elements (Private *self, const char *host, const char *local, GPtrArray *children)
+{
+  g_autofree char *account = g_strdup_printf ("%s@%s", local, host);
+  GHashTable *view = self->inflight > 0 ? g_hash_table_lookup (self->views, account) : NULL;
+  g_autoptr(GHashTable) seen = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
+  GPtrArray *elements = g_ptr_array_new_with_free_func ((GDestroyNotify) myna_stanza_unref);
+
+  if (self->inflight > 0 && view == NULL)
+    {
+      view = g_hash_table_new_full (g_str_hash, g_str_equal, g_free,
+                                    (GDestroyNotify) myna_stanza_unref);
+      g_hash_table_insert (self->views, g_strdup (account), view);
+    }
+  for (guint i = 0; i < children->len; i++)
+    {
+      char *key = private_key (children->pdata[i]);
+      MynaStanza *el;
+
+      if (!g_hash_table_add (seen, key))
+        continue;
+      el = view != NULL ? g_hash_table_lookup (view, key) : NULL;
+      if (el == NULL)
+        {
+          el = private_lookup (self, host, local, children->pdata[i]);
+          if (view != NULL)
+            g_hash_table_insert (view, g_strdup (key), myna_stanza_ref (el));
+        }
+      else
+        myna_stanza_ref (el);
+      g_ptr_array_add (elements, el);
+    }
+  return elements;
 }
 
 /* While sets are in flight, the answer waits until they are durable: it
@@ -138,22 +215,32 @@ private_get (Private *self, MynaCall *call, MynaStanza *iq, const char *local,
              GPtrArray *children)
 {
   const char *host = myna_host_get_name (myna_call_get_host (call));
-  g_autoptr(MynaStanza) reply = myna_stanza_new_iq_result (iq);
-  MynaStanza *query = myna_stanza_add_child (reply, "query", NS_PRIVATE);
+  const char *requester = myna_jid_bare_string (myna_call_get_from (call));
   PrivateLater *later;
 
-  for (guint i = 0; i < children->len; i++)
-    myna_stanza_append_take (query, private_lookup (self, host, local, children->pdata[i]));
   if (self->inflight == 0)
     {
+      g_autoptr(MynaStanza) reply = myna_stanza_new_iq_result (iq);
+      MynaStanza *query = myna_stanza_add_child (reply, "query", NS_PRIVATE);
+      g_autoptr(GPtrArray) elements = private_elements (self, host, local, children);
+
+      for (guint i = 0; i < elements->len; i++)
+        myna_stanza_append (query, elements->pdata[i]);
       myna_call_send (call, reply);
       return;
     }
-  if (myna_stanza_get_from (reply) == NULL)
-    myna_stanza_set_attr (reply, "from", myna_jid_to_string (myna_call_get_to (call)));
+  if (!private_may_wait (self, call, iq, requester))
+    return;
   later = g_new0 (PrivateLater, 1);
   later->self = self;
-  later->reply = g_steal_pointer (&reply);
+  later->reply = myna_stanza_new_iq_result (iq);
+  if (myna_stanza_get_from (later->reply) == NULL)
+    myna_stanza_set_attr (later->reply, "from", myna_jid_to_string (myna_call_get_to (call)));
+  later->elements = private_elements (self, host, local, children);
+  later->requester = g_strdup (requester);
+  g_hash_table_insert (self->waiting, g_strdup (requester),
+                       GUINT_TO_POINTER (GPOINTER_TO_UINT (g_hash_table_lookup (
+                         self->waiting, requester)) + 1));
   self->inflight++;
   myna_storage_after_writes (myna_module_get_storage (self->mod), private_later_send, later,
                              private_later_free);
@@ -164,7 +251,8 @@ private_get (Private *self, MynaCall *call, MynaStanza *iq, const char *local,
 static void
 private_pending_free (PrivatePending *p)
 {
-  p->self->inflight--;
+  if (--p->self->inflight == 0)
+    g_hash_table_remove_all (p->self->views);
   myna_stanza_unref (p->iq);
   g_free (p->user);
   g_free (p);
@@ -277,6 +365,8 @@ private_set (Private *self, MynaCall *call, MynaStanza *iq, const char *local,
   p->iq = myna_stanza_ref (iq);
   p->user = g_strdup (myna_jid_bare_string (myna_call_get_to (call)));
   p->left = children->len;
+  /* Gets asked from now on see these elements, not the views before. */
+  g_hash_table_remove (self->views, p->user);
   self->inflight++;
   for (guint i = 0; i < children->len; i++)
     myna_kv_set (myna_module_get_storage (self->mod), host, local, PRIVATE_STORE,
@@ -312,13 +402,26 @@ private_iq (MynaCall *call, MynaStanza *iq, gpointer data)
 
 /* ---- module --------------------------------------------------------------- */
 
+static void
+private_free (gpointer data)
+{
+  Private *self = data;
+
+  g_hash_table_unref (self->waiting);
+  g_hash_table_unref (self->views);
+  g_free (self);
+}
+
 static gboolean
 private_load (MynaModule *mod, GError **error)
 {
   Private *self = g_new0 (Private, 1);
 
   self->mod = mod;
-  myna_module_set_data (mod, self, g_free);
+  self->waiting = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
+  self->views = g_hash_table_new_full (g_str_hash, g_str_equal, g_free,
+                                       (GDestroyNotify) g_hash_table_unref);
+  myna_module_set_data (mod, self, private_free);
   myna_module_add_feature (mod, NS_PRIVATE);
   if (!myna_module_route_iq (mod, MYNA_IQ_GET | MYNA_IQ_SET, NS_PRIVATE, "query",
                              private_iq, self, NULL))
@@ -349,6 +452,10 @@ static const MynaConfigKey private_config[] = {
   { .name = "max_total_size", .type = MYNA_CONFIG_SIZE, .default_value = "256K",
     .min = 1024, .max = 64 * 1024 * 1024,
     .description = "most bytes (keys and elements) stored for one user" },
+  { .name = "max_waiting", .type = MYNA_CONFIG_INT, .default_value = "1000",
+    .min = 16, .max = 100000,
+    .description = "gets of one account that may wait for private sets in flight; "
+                   "past it a get gets resource-constraint" },
   { .name = NULL },
 };
 

@@ -29,6 +29,16 @@
  * are always updated.  The check reads a count (roster-store.h), never
  * the roster; refusals log one line a minute at most.
  *
+ * A waiting get holds its request and a view of the roster as it was
+ * asked (references to the cached items, which are never modified,
+ * shared by the gets asked while nothing changed); its result is built
+ * when it runs, and only then takes memory, in the output queue where
+ * the output limits apply.  An account has at most `max_waiting` answers
+ * waiting so; past that a request is refused at once with
+ * <resource-constraint/> (type wait): it changed nothing and shows
+ * nothing, so answering it early lets no one see a change too early, and
+ * the waiting answers still come in the order asked.
+ *
  * Pre-approvals given to an account of a host served here are also noted
  * under that account (store "roster-approved-by", key = the approver's
  * bare JID), so that deleting the account withdraws them: whoever
@@ -72,6 +82,14 @@ typedef struct {
   char         *text;        /* ver, or the contact */
 } RosterAction;
 
+/* The roster of an account as a get saw it: references to the cached
+ * items (never modified, see roster-store.h) and the version.  Gets
+ * asked at the same version share one (g_rc_box). */
+typedef struct {
+  char      *ver;
+  GPtrArray *items;          /* MynaStanza* as stored */
+} RosterSnap;
+
 /* What a change of one account's roster does once its writes are
  * durable, in order; and the answer to the request that caused it. */
 typedef struct {
@@ -79,8 +97,11 @@ typedef struct {
   char       *user;          /* the account's local part */
   char       *busy_key;      /* "user@host", in roster_busy */
   GPtrArray  *actions;       /* RosterAction* */
-  MynaStanza *reply;         /* the IQ result, routed last; or NULL */
+  MynaStanza *reply;         /* the IQ answer, routed last; or NULL */
   MynaStanza *iq;            /* the request, for an error instead */
+  RosterSnap *snap;          /* a get's view: its <query/> goes in reply */
+  gboolean    versioned;     /* the get named a version: say ours */
+  gboolean    waiting;       /* counted in roster_waiting */
   guint       writes;        /* writes queued */
   gboolean    failed;        /* one of them failed */
 } RosterAfter;
@@ -103,11 +124,21 @@ static guint64 roster_push_serial;
 /* "user@host" → changes in flight (GUINT_TO_POINTER), shared by the
  * instances (one per host) of this code, which count themselves. */
 static GHashTable *roster_busy;
+/* "user@host" → RosterWaiting: its answers to its own roster IQs
+ * waiting behind changes in flight. */
+static GHashTable *roster_waiting;
+/* "user@host" → RosterSnap, the last view taken while it is busy. */
+static GHashTable *roster_snaps;
 static guint       roster_instances;
 /* Refusals for a full roster: when one was last logged, and how many
  * went unlogged since. */
 static gint64      roster_full_logged_at;
 static guint       roster_full_unlogged;
+
+typedef struct {
+  guint    n;
+  gboolean told;             /* a refusal was logged since it was 0 */
+} RosterWaiting;
 
 static RosterKind
 roster_kind (const MynaStanza *presence)
@@ -164,6 +195,92 @@ roster_action_free (RosterAction *a)
   g_free (a);
 }
 
+static void
+roster_snap_clear (gpointer data)
+{
+  RosterSnap *snap = data;
+
+  g_free (snap->ver);
+  g_ptr_array_unref (snap->items);
+}
+
+static void
+roster_snap_release (gpointer snap)
+{
+  g_rc_box_release_full (snap, roster_snap_clear);
+}
+
+/* The roster of @user at version @ver as it is now; the one taken last
+ * while the account was busy when it is the same.  Returns: (transfer full) */
+static RosterSnap *
+roster_snap_take (MynaHost *host, const char *user, const char *key, const char *ver)
+{
+  RosterSnap *snap = g_hash_table_lookup (roster_snaps, key);
+  g_autoptr(GHashTable) table = NULL;
+  GHashTableIter it;
+  gpointer value;
+
+  if (snap != NULL && strcmp (snap->ver, ver) == 0)
+    return g_rc_box_acquire (snap);
+  snap = g_rc_box_new0 (RosterSnap);
+  snap->ver = g_strdup (ver);
+  snap->items = g_ptr_array_new_with_free_func ((GDestroyNotify) myna_stanza_unref);
+  table = roster_store_load (host, user);
+  g_hash_table_iter_init (&it, table);
+  while (g_hash_table_iter_next (&it, NULL, &value))
+    g_ptr_array_add (snap->items, myna_stanza_ref (value));
+  if (g_hash_table_contains (roster_busy, key))
+    g_hash_table_replace (roster_snaps, g_strdup (key), g_rc_box_acquire (snap));
+  return snap;
+}
+
+/* Puts the <query/> of a get's result, built from its view, in its reply. */
+static void
+roster_after_fill (RosterAfter *after)
+{
+  MynaStanza *query = myna_stanza_add_child (after->reply, "query", ROSTER_NS);
+
+  if (after->versioned)
+    myna_stanza_set_attr (query, "ver", after->snap->ver);
+  for (guint i = 0; i < after->snap->items->len; i++)
+    {
+      MynaStanza *item = roster_item_for_client (after->snap->items->pdata[i]);
+      if (item != NULL)
+        myna_stanza_append_take (query, item);
+    }
+}
+
+static guint
+roster_waiting_count (const char *key)
+{
+  RosterWaiting *w = g_hash_table_lookup (roster_waiting, key);
+
+  return w != NULL ? w->n : 0;
+}
+
+static void
+roster_waiting_add (RosterAfter *after)
+{
+  RosterWaiting *w = g_hash_table_lookup (roster_waiting, after->busy_key);
+
+  if (w == NULL)
+    {
+      w = g_new0 (RosterWaiting, 1);
+      g_hash_table_insert (roster_waiting, g_strdup (after->busy_key), w);
+    }
+  w->n++;
+  after->waiting = TRUE;
+}
+
+static void
+roster_waiting_remove (const char *key)
+{
+  RosterWaiting *w = g_hash_table_lookup (roster_waiting, key);
+
+  if (w != NULL && --w->n == 0)
+    g_hash_table_remove (roster_waiting, key);
+}
+
 static RosterAfter *
 roster_after_new (MynaHost *host, const char *user)
 {
@@ -212,9 +329,15 @@ roster_after_free (RosterAfter *after)
       if (n > 1)
         g_hash_table_insert (roster_busy, g_strdup (after->busy_key), GUINT_TO_POINTER (n - 1));
       else
-        g_hash_table_remove (roster_busy, after->busy_key);
+        {
+          g_hash_table_remove (roster_busy, after->busy_key);
+          g_hash_table_remove (roster_snaps, after->busy_key);
+        }
+      if (after->waiting)
+        roster_waiting_remove (after->busy_key);
     }
   g_ptr_array_unref (after->actions);
+  g_clear_pointer (&after->snap, roster_snap_release);
   g_clear_pointer (&after->reply, myna_stanza_unref);
   g_clear_pointer (&after->iq, myna_stanza_unref);
   g_free (after->busy_key);
@@ -269,7 +392,11 @@ roster_after_run (RosterAfter *after)
       myna_server_route (server, error);
     }
   else if (after->reply != NULL)
-    myna_server_route (server, after->reply);
+    {
+      if (after->snap != NULL)
+        roster_after_fill (after);
+      myna_server_route (server, after->reply);
+    }
 }
 
 static void
@@ -307,6 +434,8 @@ roster_after_finish (RosterAfter *after)
       return;
     }
   g_hash_table_insert (roster_busy, g_strdup (after->busy_key), GUINT_TO_POINTER (n + 1));
+  if (after->reply != NULL)
+    roster_waiting_add (after);
   myna_storage_after_writes (myna_host_get_storage (after->host), roster_after_durable, after,
                              (GDestroyNotify) roster_after_free);
 }
@@ -852,7 +981,9 @@ roster_inbound (MynaCall *call, MynaStanza *stanza, gpointer data)
 /* ---- jabber:iq:roster ------------------------------------------------------------ */
 
 /* The answer waits behind the account's changes in flight, if any: it
- * shows them, and must come after their own answers and pushes. */
+ * shows them, and must come after their own answers and pushes.  It
+ * keeps a view of the roster as it is now (later changes may not be
+ * durable when it runs) and is built when it runs. */
 static void
 roster_get (MynaCall *call, MynaStanza *iq, MynaStanza *query)
 {
@@ -860,33 +991,17 @@ roster_get (MynaCall *call, MynaStanza *iq, MynaStanza *query)
   const char *user = myna_jid_get_local (myna_call_get_from (call));
   const char *client_ver = myna_stanza_get_attr (query, "ver");
   g_autofree char *ver = roster_store_get_version (host, user);
-  g_autoptr(MynaStanza) result = NULL;
-  g_autoptr(GHashTable) table = NULL;
   RosterAfter *after = roster_after_new (host, user);
-  GHashTableIter it;
-  gpointer value;
 
   myna_session_set_data (myna_call_get_session (call), ROSTER_INTERESTED_KEY,
                          GINT_TO_POINTER (1), NULL);
+  roster_after_reply (after, call, iq, NULL);
   /* XEP-0237: the client's copy is current; pushes bring what changes. */
-  if (client_ver != NULL && strcmp (client_ver, ver) == 0)
+  if (client_ver == NULL || strcmp (client_ver, ver) != 0)
     {
-      roster_after_reply (after, call, iq, NULL);
-      roster_after_finish (after);
-      return;
+      after->snap = roster_snap_take (host, user, after->busy_key, ver);
+      after->versioned = client_ver != NULL;
     }
-  result = myna_stanza_new ("query", ROSTER_NS);
-  if (client_ver != NULL)
-    myna_stanza_set_attr (result, "ver", ver);
-  table = roster_store_load (host, user);
-  g_hash_table_iter_init (&it, table);
-  while (g_hash_table_iter_next (&it, NULL, &value))
-    {
-      MynaStanza *item = roster_item_for_client (value);
-      if (item != NULL)
-        myna_stanza_append_take (result, item);
-    }
-  roster_after_reply (after, call, iq, result);
   roster_after_finish (after);
 }
 
@@ -897,10 +1012,10 @@ roster_answer_error (MynaCall *call, MynaStanza *iq, MynaErrorType type,
 {
   RosterAfter *after = roster_after_new (myna_call_get_host (call),
                                          myna_jid_get_local (myna_call_get_from (call)));
-  g_autoptr(MynaStanza) error = myna_stanza_new_error (iq, type, condition, text);
 
-  myna_stanza_set_attr (error, "from", myna_jid_to_string (myna_call_get_to (call)));
-  roster_after_add (after, ROSTER_ACT_ROUTE, error, NULL);
+  after->iq = myna_stanza_ref (iq);
+  after->reply = myna_stanza_new_error (iq, type, condition, text);
+  myna_stanza_set_attr (after->reply, "from", myna_jid_to_string (myna_call_get_to (call)));
   roster_after_finish (after);
 }
 
@@ -1048,6 +1163,27 @@ roster_set (MynaCall *call, MynaStanza *iq, MynaStanza *query, MynaModule *mod)
     roster_update (call, iq, request, myna_jid_to_string (jid), mod);
 }
 
+/* FALSE, with @iq refused, when @to's account has max_waiting answers
+ * waiting already (see atop the file for why answering now is fine). */
+static gboolean
+roster_may_wait (MynaModule *mod, MynaCall *call, MynaStanza *iq, MynaJid *to)
+{
+  g_autofree char *key = g_strdup_printf ("%s@%s", myna_jid_get_local (to),
+                                          myna_host_get_name (myna_call_get_host (call)));
+  guint max = (guint) myna_module_config_int (mod, "max_waiting");
+  RosterWaiting *w;
+
+  if (roster_waiting_count (key) < max)
+    return TRUE;
+  w = g_hash_table_lookup (roster_waiting, key);
+  if (!w->told)
+    g_info ("roster of %s: %u answers waiting; refusing more until they are sent", key, max);
+  w->told = TRUE;
+  myna_call_reply_error (call, iq, MYNA_ERROR_TYPE_WAIT, "resource-constraint",
+                         "too many roster requests are waiting for an answer");
+  return FALSE;
+}
+
 static MynaResult
 roster_iq (MynaCall *call, MynaStanza *iq, gpointer data)
 {
@@ -1064,6 +1200,8 @@ roster_iq (MynaCall *call, MynaStanza *iq, gpointer data)
       myna_call_reply_error (call, iq, MYNA_ERROR_TYPE_AUTH, "forbidden", NULL);
       return MYNA_HANDLED;
     }
+  if (!roster_may_wait (data, call, iq, to))
+    return MYNA_HANDLED;
   if (g_strcmp0 (myna_stanza_get_type (iq), "get") == 0)
     roster_get (call, iq, query);
   else
@@ -1193,7 +1331,12 @@ roster_load (MynaModule *mod, GError **error)
   myna_module_hook (mod, MYNA_EVENT_PRESENCE_FULL, 0, roster_inbound, mod, NULL);
   myna_module_hook (mod, MYNA_EVENT_ACCOUNT_DELETED, 0, roster_account_deleted, NULL, NULL);
   if (roster_instances++ == 0)
-    roster_busy = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
+    {
+      roster_busy = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
+      roster_waiting = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, g_free);
+      roster_snaps = g_hash_table_new_full (g_str_hash, g_str_equal, g_free,
+                                            roster_snap_release);
+    }
   return TRUE;
 }
 
@@ -1211,6 +1354,8 @@ roster_unload (MynaModule *mod)
     g_critical ("roster: changes of %u account(s) still in flight at unload",
                 g_hash_table_size (roster_busy));
   g_clear_pointer (&roster_busy, g_hash_table_unref);
+  g_clear_pointer (&roster_waiting, g_hash_table_unref);
+  g_clear_pointer (&roster_snaps, g_hash_table_unref);
 }
 
 /* 20,000: a 15,000-item roster (tests/integration: /im/roster/big) has
@@ -1219,6 +1364,10 @@ static const MynaConfigKey roster_config[] = {
   { .name = "max_items", .type = MYNA_CONFIG_INT, .default_value = "20000",
     .min = 1, .max = 100000,
     .description = "most items one user's roster holds, pending requests included; past it a new item is refused" },
+  { .name = "max_waiting", .type = MYNA_CONFIG_INT, .default_value = "1000",
+    .min = 16, .max = 100000,
+    .description = "answers to one account's roster requests that may wait for "
+                   "its changes in flight; past it a request gets resource-constraint" },
   { .name = NULL },
 };
 

@@ -5,7 +5,13 @@
  *    <forbidden/>.  A vCard larger than `max_size` bytes once serialised
  *    is refused with <not-acceptable/> (type modify) and a <text/> saying
  *    why.  The result is sent once the write is durable, and a get
- *    arriving meanwhile is answered after it.
+ *    arriving meanwhile is answered after it.  Such a waiting get holds
+ *    its request and the vCard as it was asked (one parsed copy per
+ *    account, shared by the gets asked until that account's next set);
+ *    its result is built when it is sent.  One account has at most
+ *    `max_waiting` gets waiting so; past that a get is refused at once
+ *    with <resource-constraint/> (type wait): it shows nothing, so no
+ *    answer overtakes a write it could show.
  *  - get of one's own vCard when none was ever stored: a result with an
  *    empty <vCard/> (XEP-0054 §3.1 allows either; clients handle an empty
  *    one best).  Get of another user's: their vCard; <item-not-found/>
@@ -27,6 +33,9 @@
 typedef struct {
   MynaModule *mod;
   guint       inflight;
+  GHashTable *waiting;   /* requester's bare JID → its gets waiting (GUINT) */
+  GHashTable *views;     /* "local@host" → its vCard as read while sets were in
+                          * flight (MynaStanza); dropped by its next set */
 } Vcard;
 
 /* An answer waiting for a write to be committed. */
@@ -41,7 +50,8 @@ vcard_pending_free (gpointer data)
 {
   VcardPending *p = data;
 
-  p->self->inflight--;
+  if (--p->self->inflight == 0)
+    g_hash_table_remove_all (p->self->views);
   myna_stanza_unref (p->iq);
   g_free (p->user);
   g_free (p);
@@ -49,10 +59,13 @@ vcard_pending_free (gpointer data)
 
 /* ---- get ------------------------------------------------------------------ */
 
-/* A get's answer held behind the sets in flight. */
+/* A get's answer held behind the sets in flight: the result, without
+ * its vCard until it is sent. */
 typedef struct {
   Vcard      *self;
   MynaStanza *reply;
+  MynaStanza *vcard;     /* shared, see Vcard.views */
+  char       *requester; /* key in Vcard.waiting */
 } VcardLater;
 
 static void
@@ -60,6 +73,7 @@ vcard_later_send (const GError *error, gpointer data)
 {
   VcardLater *later = data;
 
+  myna_stanza_append (later->reply, later->vcard);
   myna_server_route (myna_module_get_server (later->self->mod), later->reply);
 }
 
@@ -67,31 +81,54 @@ static void
 vcard_later_free (gpointer data)
 {
   VcardLater *later = data;
+  Vcard *self = later->self;
+  guint n = GPOINTER_TO_UINT (g_hash_table_lookup (self->waiting, later->requester));
 
-  later->self->inflight--;
+  if (n > 1)
+    g_hash_table_insert (self->waiting, g_strdup (later->requester), GUINT_TO_POINTER (n - 1));
+  else
+    g_hash_table_remove (self->waiting, later->requester);
+  if (--self->inflight == 0)
+    g_hash_table_remove_all (self->views);
   myna_stanza_unref (later->reply);
+  myna_stanza_unref (later->vcard);
+  g_free (later->requester);
   g_free (later);
+}
+
+/* FALSE, with @iq refused, when its sender has max_waiting gets waiting. */
+static gboolean
+vcard_may_wait (Vcard *self, MynaCall *call, MynaStanza *iq, const char *requester)
+{
+  guint n = GPOINTER_TO_UINT (g_hash_table_lookup (self->waiting, requester));
+
+  if (n < (guint) myna_module_config_int (self->mod, "max_waiting"))
+    return TRUE;
+  g_debug ("vCard get of %s refused: %u waiting", requester, n);
+  myna_call_reply_error (call, iq, MYNA_ERROR_TYPE_WAIT, "resource-constraint",
+                         "too many vCard requests are waiting for an answer");
+  return FALSE;
 }
 
 /* While sets are in flight, the answer waits until they are durable: it
  * may show one, and must not overtake its result. */
 static void
-vcard_reply_with (Vcard *self, MynaCall *call, MynaStanza *iq, MynaStanza *vcard)
+vcard_reply_later (Vcard *self, MynaCall *call, MynaStanza *iq, const char *key,
+                   MynaStanza *vcard)
 {
-  g_autoptr(MynaStanza) reply = myna_stanza_new_iq_result (iq);
-  VcardLater *later;
+  VcardLater *later = g_new0 (VcardLater, 1);
 
-  myna_stanza_append (reply, vcard);
-  if (self->inflight == 0)
-    {
-      myna_call_send (call, reply);
-      return;
-    }
-  if (myna_stanza_get_from (reply) == NULL)
-    myna_stanza_set_attr (reply, "from", myna_jid_to_string (myna_call_get_to (call)));
-  later = g_new0 (VcardLater, 1);
   later->self = self;
-  later->reply = g_steal_pointer (&reply);
+  later->reply = myna_stanza_new_iq_result (iq);
+  if (myna_stanza_get_from (later->reply) == NULL)
+    myna_stanza_set_attr (later->reply, "from", myna_jid_to_string (myna_call_get_to (call)));
+  later->vcard = myna_stanza_ref (vcard);
+  later->requester = g_strdup (myna_jid_bare_string (myna_call_get_from (call)));
+  g_hash_table_insert (self->waiting, g_strdup (later->requester),
+                       GUINT_TO_POINTER (GPOINTER_TO_UINT (g_hash_table_lookup (
+                         self->waiting, later->requester)) + 1));
+  if (!g_hash_table_contains (self->views, key))
+    g_hash_table_insert (self->views, g_strdup (key), myna_stanza_ref (vcard));
   self->inflight++;
   myna_storage_after_writes (myna_module_get_storage (self->mod), vcard_later_send, later,
                              vcard_later_free);
@@ -104,8 +141,19 @@ vcard_get (Vcard *self, MynaCall *call, MynaStanza *iq, const char *local, gbool
   const char *host = myna_host_get_name (myna_call_get_host (call));
   g_autoptr(GError) error = NULL;
   g_autofree char *xml = NULL;
+  g_autofree char *key = g_strdup_printf ("%s@%s", local, host);
   g_autoptr(MynaStanza) vcard = NULL;
+  MynaStanza *view;
 
+  if (self->inflight > 0
+      && !vcard_may_wait (self, call, iq, myna_jid_bare_string (myna_call_get_from (call))))
+    return MYNA_HANDLED;
+  view = self->inflight > 0 ? g_hash_table_lookup (self->views, key) : NULL;
+  if (view != NULL)
+    {
+      vcard_reply_later (self, call, iq, key, view);
+      return MYNA_HANDLED;
+    }
   xml = myna_kv_get (storage, host, local, VCARD_STORE, VCARD_KEY, &error);
   if (error != NULL)
     {
@@ -125,7 +173,15 @@ vcard_get (Vcard *self, MynaCall *call, MynaStanza *iq, const char *local, gbool
       myna_call_reply_error (call, iq, MYNA_ERROR_TYPE_WAIT, "internal-server-error", NULL);
       return MYNA_HANDLED;
     }
-  vcard_reply_with (self, call, iq, vcard);
+  if (self->inflight > 0)
+    vcard_reply_later (self, call, iq, key, vcard);
+  else
+    {
+      g_autoptr(MynaStanza) reply = myna_stanza_new_iq_result (iq);
+
+      myna_stanza_append (reply, vcard);
+      myna_call_send (call, reply);
+    }
   return MYNA_HANDLED;
 }
 
@@ -180,6 +236,8 @@ vcard_set (Vcard *self, MynaCall *call, MynaStanza *iq, const char *local, gbool
   p->self = self;
   p->iq = myna_stanza_ref (iq);
   p->user = g_strdup (myna_jid_bare_string (myna_call_get_to (call)));
+  /* Gets asked from now on see this vCard, not the view before it. */
+  g_hash_table_remove (self->views, p->user);
   self->inflight++;
   myna_kv_set (myna_module_get_storage (self->mod), host, local, VCARD_STORE, VCARD_KEY,
                xml, vcard_stored, p, vcard_pending_free);
@@ -205,13 +263,26 @@ vcard_iq (MynaCall *call, MynaStanza *iq, gpointer data)
 
 /* ---- module --------------------------------------------------------------- */
 
+static void
+vcard_free (gpointer data)
+{
+  Vcard *self = data;
+
+  g_hash_table_unref (self->waiting);
+  g_hash_table_unref (self->views);
+  g_free (self);
+}
+
 static gboolean
 vcard_load (MynaModule *mod, GError **error)
 {
   Vcard *self = g_new0 (Vcard, 1);
 
   self->mod = mod;
-  myna_module_set_data (mod, self, g_free);
+  self->waiting = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
+  self->views = g_hash_table_new_full (g_str_hash, g_str_equal, g_free,
+                                       (GDestroyNotify) myna_stanza_unref);
+  myna_module_set_data (mod, self, vcard_free);
   myna_module_add_feature (mod, NS_VCARD);
   myna_module_add_account_feature (mod, NS_VCARD);
   if (!myna_module_route_iq (mod, MYNA_IQ_GET | MYNA_IQ_SET, NS_VCARD, "vCard",
@@ -240,6 +311,10 @@ static const MynaConfigKey vcard_config[] = {
   { .name = "max_size", .type = MYNA_CONFIG_SIZE, .default_value = "64K",
     .min = 1024, .max = 16 * 1024 * 1024,
     .description = "largest vCard accepted, serialised" },
+  { .name = "max_waiting", .type = MYNA_CONFIG_INT, .default_value = "1000",
+    .min = 16, .max = 100000,
+    .description = "gets of one account that may wait for vCard sets in flight; "
+                   "past it a get gets resource-constraint" },
   { .name = NULL },
 };
 

@@ -72,6 +72,31 @@ build_path (const char *rel)
   return g_build_filename (g_getenv ("MYNA_BUILD_ROOT"), rel, NULL);
 }
 
+/* Reads every complete log line mynad has written so far, without
+ * waiting: a test that keeps mynad busy calls it so that mynad never
+ * blocks on a full stderr pipe. */
+static inline void
+mynad_log_drain (Mynad *d)
+{
+  GInputStream *base = g_filter_input_stream_get_base_stream (G_FILTER_INPUT_STREAM (d->err));
+  int fd = g_unix_input_stream_get_fd (G_UNIX_INPUT_STREAM (base));
+
+  for (;;)
+    {
+      struct pollfd p = { .fd = fd, .events = POLLIN };
+
+      if (g_buffered_input_stream_get_available (G_BUFFERED_INPUT_STREAM (d->err)) == 0
+          && (poll (&p, 1, 0) <= 0 || !(p.revents & POLLIN)))
+        return;
+      g_autofree char *line = g_data_input_stream_read_line (d->err, NULL, NULL, NULL);
+      if (line == NULL)
+        return;
+      g_string_append_printf (d->log, "%s\n", line);
+      if (g_getenv ("MYNA_TEST_VERBOSE") != NULL)
+        g_printerr ("mynad| %s\n", line);
+    }
+}
+
 /* Reads mynad's log lines until one contains @needle or the time is up. */
 static inline gboolean
 mynad_wait_log (Mynad *d, const char *needle, guint ms)

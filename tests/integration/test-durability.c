@@ -644,6 +644,241 @@ test_order (Fixture *f, gconstpointer unused)
     }
 }
 
+/* ---- answers waiting behind writes are bounded ---------------------------- */
+
+#define WAIT_ITEMS   1000  /* roster items, each with a 100-byte name */
+#define WAIT_GETS    300   /* gets pipelined behind one set */
+#define WAIT_MAX     100   /* [module:roster] max_waiting */
+#define WAIT_RSS_MB  64    /* what mynad may grow by meanwhile */
+#define WAIT_BIG_GETS 2000 /* gets of a 60 KB vCard or private element */
+
+static void
+setup_waiting (Fixture *f, gconstpointer unused)
+{
+  /* Under AddressSanitizer freed memory waits in a quarantine of up to
+   * 256 MB, which would hide any growth worth seeing: mynad gets a small
+   * one (no effect on a mynad built without sanitizers). */
+  g_autofree char *saved = g_strdup (g_getenv ("ASAN_OPTIONS"));
+  g_autofree char *opts = g_strconcat (saved != NULL ? saved : "", saved != NULL ? ":" : "",
+                                       "quarantine_size_mb=8", NULL);
+
+  f->d.modules = MODULES;
+  g_setenv ("ASAN_OPTIONS", opts, TRUE);
+  mynad_start (&f->d, EXTRA "[module:roster]\nmax_waiting = " G_STRINGIFY (WAIT_MAX) "\n"
+               "[module:vcard]\nmax_waiting = " G_STRINGIFY (WAIT_MAX) "\n"
+               "[module:private]\nmax_waiting = " G_STRINGIFY (WAIT_MAX) "\n");
+  if (saved != NULL)
+    g_setenv ("ASAN_OPTIONS", saved, TRUE);
+  else
+    g_unsetenv ("ASAN_OPTIONS");
+}
+
+/* A memory figure ("VmRSS:", "VmHWM:") of mynad's /proc/PID/status, in KiB. */
+static gint64
+mynad_mem_kb (Mynad *d, const char *field)
+{
+  g_autofree char *path = g_strdup_printf ("/proc/%s/status",
+                                           g_subprocess_get_identifier (d->proc));
+  g_autofree char *text = NULL;
+  const char *p;
+
+  g_assert_true (g_file_get_contents (path, &text, NULL, NULL));
+  p = strstr (text, field);
+  g_assert_nonnull (p);
+  return g_ascii_strtoll (p + strlen (field), NULL, 10);
+}
+
+/* How many times @needle occurs in what @c received. */
+static guint
+count_in (Client *c, const char *needle)
+{
+  guint n = 0;
+
+  for (const char *p = c->in->str; (p = strstr (p, needle)) != NULL; p += strlen (needle))
+    n++;
+  return n;
+}
+
+/* Reads until @needle occurred @want times in what @c received since the
+ * input was last emptied; FALSE after WAIT_MS.  Scans each byte once. */
+static gboolean
+expect_count (Fixture *f, Client *c, const char *needle, guint want)
+{
+  gint64 deadline = g_get_monotonic_time () + WAIT_MS * 1000;
+  gsize len = strlen (needle), at = 0;
+  guint n = 0;
+
+  for (;;)
+    {
+      const char *p;
+      int left;
+
+      while ((p = strstr (c->in->str + at, needle)) != NULL)
+        {
+          n++;
+          at = (gsize) (p - c->in->str) + len;
+        }
+      if (n >= want)
+        return TRUE;
+      /* A needle cut by the end of what came so far starts after this. */
+      if (c->in->len >= len)
+        at = MAX (at, c->in->len - len + 1);
+      /* mynad logs at debug level: keep its stderr pipe from filling. */
+      mynad_log_drain (&f->d);
+      left = (int) ((deadline - g_get_monotonic_time ()) / 1000);
+      if (left <= 0 || c->eof)
+        return FALSE;
+      if (client_read (c, MIN (left, 50)))
+        for (guint i = 0; i < 64 && !c->eof && client_read (c, 0); i++)
+          ;
+    }
+}
+
+/* A client pipelines one roster set and many gets of a big roster: the
+ * gets wait for the set to be durable.  Waiting, they hold their request
+ * and a view of the roster, not a built answer each; past max_waiting
+ * they are refused at once with resource-constraint.  mynad's peak RSS
+ * (VmHWM) grows by far less than one built roster per get. */
+static void
+test_waiting_bounded (Fixture *f, gconstpointer unused)
+{
+  g_autoptr(Client) c = NULL;
+  g_autoptr(GString) burst = g_string_new (NULL);
+  g_autofree char *name = g_strnfill (100, 'n');
+  gint64 rss0, hwm0, hwm1;
+  guint refused, results;
+
+  mynad_add_user (&f->d, "romeo", PW);
+  c = login (f, "romeo", "writer");
+  /* The roster, in batches the cap lets through. */
+  for (guint i0 = 0; i0 < WAIT_ITEMS; i0 += 50)
+    {
+      g_autoptr(GString) sets = g_string_new (NULL);
+      g_autofree char *last = NULL;
+
+      for (guint i = i0; i < i0 + 50; i++)
+        g_string_append_printf (sets, "<iq type='set' id='s%u'><query xmlns='jabber:iq:roster'>"
+                                "<item jid='contact%u@example.org' name='%s'><group>g</group>"
+                                "</item></query></iq>", i, i, name);
+      last = g_strdup_printf ("s%u", i0 + 49);
+      g_string_truncate (c->in, 0);
+      client_send (c, sets->str);
+      g_assert_true (client_expect_answer (c, last));
+    }
+  g_string_truncate (c->in, 0);
+  client_send (c, "<iq type='get' id='r0'><query xmlns='jabber:iq:roster'/></iq>");
+  g_assert_true (client_expect_answer (c, "r0"));
+  g_string_truncate (c->in, 0);
+
+  g_string_append (burst, "<iq type='set' id='x'><query xmlns='jabber:iq:roster'>"
+                          "<item jid='z@example.org'/></query></iq>");
+  for (guint i = 0; i < WAIT_GETS; i++)
+    g_string_append_printf (burst, "<iq type='get' id='g%u'>"
+                                   "<query xmlns='jabber:iq:roster'/></iq>", i);
+  rss0 = mynad_mem_kb (&f->d, "VmRSS:");
+  hwm0 = mynad_mem_kb (&f->d, "VmHWM:");
+  client_send (c, burst->str);
+  /* Every get is answered: a result or a refusal. */
+  g_assert_true (expect_count (f, c, " id='g", WAIT_GETS));
+  g_assert_true (client_expect_answer (c, "x"));
+  hwm1 = mynad_mem_kb (&f->d, "VmHWM:");
+  refused = count_in (c, "<resource-constraint");
+  results = WAIT_GETS - refused;
+  g_test_message ("%u gets behind a set, roster of %u: %u answered, %u refused; mynad VmRSS "
+                  "%" G_GINT64_FORMAT " kB before, VmHWM %" G_GINT64_FORMAT " kB before, %"
+                  G_GINT64_FORMAT " kB after", WAIT_GETS, WAIT_ITEMS, results, refused, rss0,
+                  hwm0, hwm1);
+  g_assert_cmpint (hwm1 - MAX (rss0, hwm0), <, WAIT_RSS_MB * 1024);
+  g_assert_cmpuint (refused, >, 0);
+  g_assert_cmpuint (results, >=, 1);
+  /* The set's answer comes before every get's result (/durability/order). */
+  g_assert_cmpint (strstr (c->in->str, "id='x'") - c->in->str, <,
+                   strstr (c->in->str, "<query xmlns='jabber:iq:roster'><item") - c->in->str);
+  /* The account is usable again: nothing is left waiting. */
+  g_string_truncate (c->in, 0);
+  client_send (c, "<iq type='get' id='after' ><query xmlns='jabber:iq:roster' ver='x'/></iq>");
+  g_assert_true (client_expect_answer (c, "after"));
+  g_assert_null (strstr (c->in->str, "resource-constraint"));
+}
+
+/* Sends @set (id 'x') then @n gets (of @payload, ids gN) in one write;
+ * waits for every answer, or for the server to cut the client.  Asserts
+ * mynad's peak RSS grew by less than WAIT_RSS_MB and that gets past
+ * max_waiting were refused or, when the set was durable before they came
+ * (then they are answered at once), that the output limit cut the client
+ * (it reads slowly). */
+static void
+burst_bounded (Fixture *f, Client *c, const char *what, const char *set,
+               const char *payload, guint n)
+{
+  g_autoptr(GString) burst = g_string_new (set);
+  gint64 rss0, hwm0, hwm1;
+  guint refused;
+
+  for (guint i = 0; i < n; i++)
+    g_string_append_printf (burst, "<iq type='get' id='g%u'>%s</iq>", i, payload);
+  g_string_truncate (c->in, 0);
+  rss0 = mynad_mem_kb (&f->d, "VmRSS:");
+  hwm0 = mynad_mem_kb (&f->d, "VmHWM:");
+  client_send (c, burst->str);
+  if (!expect_count (f, c, " id='g", n) && !c->eof)
+    g_error ("%u of %u %s gets answered; last received: %.300s", count_in (c, " id='g"),
+             n, what, c->in->str + MAX (c->in->len, 300) - 300);
+  hwm1 = mynad_mem_kb (&f->d, "VmHWM:");
+  refused = count_in (c, "<resource-constraint");
+  g_test_message ("%u %s gets behind a set: %u refused; mynad VmRSS %" G_GINT64_FORMAT
+                  " kB before, VmHWM %" G_GINT64_FORMAT " kB before, %" G_GINT64_FORMAT
+                  " kB after", n, what, refused, rss0, hwm0, hwm1);
+  g_assert_cmpint (hwm1 - MAX (rss0, hwm0), <, WAIT_RSS_MB * 1024);
+  if (c->eof)
+    {
+      g_assert_nonnull (strstr (c->in->str, "client is not reading"));
+      return;
+    }
+  g_assert_cmpuint (refused, >, 0);
+  g_assert_cmpuint (refused, <, n);
+  g_assert_cmpint (strstr (c->in->str, "id='x'") - c->in->str, <,
+                   strstr (c->in->str, "type='result'") - c->in->str);
+}
+
+/* The same for vCard and private storage: a 60 KB element, set once
+ * more, then many gets of it. */
+static void
+test_waiting_bounded_vcard_private (Fixture *f, gconstpointer unused)
+{
+  g_autoptr(Client) c = NULL;
+  g_autofree char *big = g_strnfill (60000, 'A');
+  g_autofree char *vset = g_strdup_printf ("<iq type='set' id='x'><vCard xmlns='vcard-temp'>"
+                                           "<PHOTO><BINVAL>%s</BINVAL></PHOTO></vCard></iq>", big);
+  g_autofree char *pset = g_strdup_printf ("<iq type='set' id='x'><query xmlns='jabber:iq:private'>"
+                                           "<big xmlns='urn:test:big'>%s</big></query></iq>", big);
+  g_autofree char *dup = NULL;
+
+  mynad_add_user (&f->d, "romeo", PW);
+  c = login (f, "romeo", "writer");
+  client_send (c, vset);
+  g_assert_true (client_expect_answer (c, "x"));
+  burst_bounded (f, c, "vCard", vset, "<vCard xmlns='vcard-temp'/>", WAIT_BIG_GETS);
+  if (c->eof)
+    {
+      g_clear_pointer (&c, client_free);
+      c = login (f, "romeo", "writer");
+    }
+  burst_bounded (f, c, "private", pset,
+                 "<query xmlns='jabber:iq:private'><big xmlns='urn:test:big'/></query>",
+                 WAIT_BIG_GETS);
+  /* A get naming one element several times gets it once. */
+  g_clear_pointer (&c, client_free);
+  c = login (f, "romeo", "writer");
+  client_send (c, "<iq type='get' id='d'><query xmlns='jabber:iq:private'>"
+                  "<big xmlns='urn:test:big'/><big xmlns='urn:test:big'/>"
+                  "<big xmlns='urn:test:big'/></query></iq>");
+  dup = client_expect_iq (c, "d");
+  g_assert_nonnull (dup);
+  g_assert_nonnull (strstr (dup, big));
+  g_assert_null (strstr (strstr (dup, big) + 1, big));
+}
+
 /* ---- a deleted account leaves nothing to its successor ----------------------- */
 
 /* Rows of @user in the database: key–value entries outside the account's
@@ -771,5 +1006,9 @@ main (int argc, char **argv)
   ADD ("/durability/mynactl", test_mynactl);
   ADD ("/durability/order", test_order);
   ADD ("/durability/delete-leaves-nothing", test_delete_leaves_nothing);
+  g_test_add ("/durability/waiting-bounded", Fixture, NULL, setup_waiting,
+              test_waiting_bounded, teardown);
+  g_test_add ("/durability/waiting-bounded-vcard-private", Fixture, NULL, setup_waiting,
+              test_waiting_bounded_vcard_private, teardown);
   return g_test_run ();
 }
