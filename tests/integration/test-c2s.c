@@ -117,7 +117,8 @@ test_malformed_sasl (Fixture *f, gconstpointer unused)
   g_assert_true (client_is_open (c));
 }
 
-static void scram_sha256 (Fixture *f, gboolean bad_nonce);
+static void scram_login (Fixture *f, const char *user, const char *password,
+                         guint iterations, gboolean bad_nonce);
 
 /* Sends a SCRAM-SHA-256 client-first for @user on @c and returns the
  * decoded server-first message, or NULL when the answer is a failure. */
@@ -196,11 +197,9 @@ test_scram_unknown_user (Fixture *f, gconstpointer unused)
   g_assert_cmpstr (s3, ==, s1);
 }
 
-/* Raising scram_iterations: accounts made before keep their count and
- * still log in; new accounts and unknown names get the new one (issue 10,
- * item 17). */
+/* Rewrites the configuration's "scram_iterations = 4096" to @value. */
 static void
-test_scram_iterations_raised (Fixture *f, gconstpointer unused)
+set_scram_iterations (Fixture *f, const char *value)
 {
   g_autofree char *conf = NULL;
   g_autoptr(GError) error = NULL;
@@ -208,20 +207,102 @@ test_scram_iterations_raised (Fixture *f, gconstpointer unused)
   g_assert_true (g_file_get_contents (f->d.conf_path, &conf, NULL, &error));
   g_auto(GStrv) parts = g_strsplit (conf, "scram_iterations = 4096", 2);
   g_assert_cmpuint (g_strv_length (parts), ==, 2);
-  g_autofree char *raised = g_strjoinv ("scram_iterations = 10000", parts);
+  g_autofree char *line = g_strconcat ("scram_iterations = ", value, NULL);
+  g_autofree char *raised = g_strjoinv (line, parts);
   g_assert_true (g_file_set_contents (f->d.conf_path, raised, -1, &error));
-  mynad_restart (&f->d);
-  mynad_add_user (&f->d, "carol", "christmas");
+}
 
-  scram_sha256 (f, FALSE);                 /* alice: i=4096, and logs in */
-  const char *names[] = { "carol", "nobody" };
-  for (guint i = 0; i < G_N_ELEMENTS (names); i++)
+#define GHOSTS 100
+
+/* The "s=…,i=…" answered to GHOSTS names without an account, over @c. */
+static GPtrArray *
+ghost_challenges (Client *c)
+{
+  GPtrArray *out = g_ptr_array_new_with_free_func (g_free);
+
+  for (guint i = 0; i < GHOSTS; i++)
     {
-      g_autoptr(Client) c = client_open_stream (&f->d);
-      g_autofree char *sfirst = scram_challenge (c, names[i]);
+      g_autofree char *name = g_strdup_printf ("ghost%u", i);
+      g_autofree char *sfirst = scram_challenge (c, name);
       g_assert_nonnull (sfirst);
-      g_assert_true (g_str_has_suffix (sfirst, ",i=10000"));
+      g_ptr_array_add (out, salt_and_iterations (sfirst));
     }
+  return out;
+}
+
+static guint
+count_with_suffix (GPtrArray *answers, const char *suffix)
+{
+  guint n = 0;
+
+  for (guint i = 0; i < answers->len; i++)
+    n += g_str_has_suffix (answers->pdata[i], suffix);
+  return n;
+}
+
+/* Raising scram_iterations on a server with accounts (issue 10, item 8,
+ * after review): accounts made before keep their count and still log in;
+ * unknown names answer with counts in the proportions the stored accounts
+ * have — all the old count while every account has it, not the new one —
+ * the same salt and count across the restart; a PLAIN login re-hashes the
+ * account at the new count. */
+static void
+test_scram_iterations_raised (Fixture *f, gconstpointer unused)
+{
+  g_autoptr(Client) c = client_open_stream (&f->d);
+  g_autoptr(GPtrArray) before = ghost_challenges (c);
+
+  g_assert_cmpuint (count_with_suffix (before, ",i=4096"), ==, GHOSTS);
+  client_free (g_steal_pointer (&c));
+  set_scram_iterations (f, "10000");
+  mynad_restart (&f->d);
+
+  /* (a) and (c): alice and bob are at 4096 and nobody at 10000, so every
+   * unknown name still answers 4096, with the salt it had. */
+  c = client_open_stream (&f->d);
+  g_autoptr(GPtrArray) after = ghost_challenges (c);
+  for (guint i = 0; i < GHOSTS; i++)
+    g_assert_cmpstr (after->pdata[i], ==, before->pdata[i]);
+  scram_login (f, "alice", "wonderland", 4096, FALSE);   /* still logs in */
+
+  /* (b): a PLAIN login re-hashes alice at 10000 (logged once written). */
+  g_autoptr(Client) a = client_login (&f->d, "alice", "wonderland", "phone");
+  g_assert_nonnull (a);
+  g_assert_true (mynad_wait_log (&f->d, "alice@localhost: credentials re-hashed from 4096 to 10000",
+                                 WAIT_MS));
+  scram_login (f, "alice", "wonderland", 10000, FALSE);
+  scram_login (f, "bob", "builder", 4096, FALSE);
+  g_autoptr(Client) a2 = client_login (&f->d, "alice", "wonderland", "desk");
+  g_assert_nonnull (a2);
+
+  /* (a) again: one account at each count, so about half the names answer
+   * each (binomial, 100 draws: 25..75 is five standard deviations). */
+  g_autoptr(GPtrArray) mixed = ghost_challenges (c);
+  guint old = count_with_suffix (mixed, ",i=4096"), raised = count_with_suffix (mixed, ",i=10000");
+  g_test_message ("after alice's upgrade: %u names at 4096, %u at 10000", old, raised);
+  g_assert_cmpuint (old + raised, ==, GHOSTS);
+  g_assert_cmpuint (old, >=, 25);
+  g_assert_cmpuint (raised, >=, 25);
+  /* The salts stay. */
+  for (guint i = 0; i < GHOSTS; i++)
+    {
+      const char *was = before->pdata[i];
+      g_assert_true (strncmp (mixed->pdata[i], was, (gsize) (strstr (was, ",i=") - was)) == 0);
+    }
+
+  /* (c): across a restart, the same salt and count for each name. */
+  client_free (g_steal_pointer (&c));
+  mynad_restart (&f->d);
+  c = client_open_stream (&f->d);
+  g_autoptr(GPtrArray) again = ghost_challenges (c);
+  for (guint i = 0; i < GHOSTS; i++)
+    g_assert_cmpstr (again->pdata[i], ==, mixed->pdata[i]);
+  /* A new account at 10000 and deleting bob shift the mix to 10000 only. */
+  mynad_add_user (&f->d, "carol", "christmas");
+  g_autofree char *out = NULL;
+  g_assert_cmpint (mynactl (&f->d, &out, "user", "del", "bob@localhost", NULL), ==, 0);
+  g_autoptr(GPtrArray) shifted = ghost_challenges (c);
+  g_assert_cmpuint (count_with_suffix (shifted, ",i=10000"), ==, GHOSTS);
 }
 
 /* SCRAM exchanges abandoned after the challenge count as failures of the
@@ -273,12 +354,14 @@ test_plain_unknown_timing (Fixture *f, gconstpointer unused)
   g_assert_cmpint (unknown, >=, known / 4);
 }
 
-/* A SCRAM-SHA-256 client built from the SDK's primitives. */
+/* A SCRAM-SHA-256 client built from the SDK's primitives: logs @user in
+ * with @password, expecting the server to name @iterations. */
 static void
-scram_sha256 (Fixture *f, gboolean bad_nonce)
+scram_login (Fixture *f, const char *user, const char *password, guint iterations,
+             gboolean bad_nonce)
 {
   g_autoptr(Client) c = client_open_stream (&f->d);
-  const char *cfirst_bare = "n=alice,r=clientnonce123";
+  g_autofree char *cfirst_bare = g_strdup_printf ("n=%s,r=clientnonce123", user);
   g_autofree char *cfirst = g_strconcat ("n,,", cfirst_bare, NULL);
   g_autofree char *b64 = g_base64_encode ((const guchar *) cfirst, strlen (cfirst));
   g_autofree char *auth = g_strdup_printf ("<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' "
@@ -299,12 +382,12 @@ scram_sha256 (Fixture *f, gboolean bad_nonce)
   g_autofree guchar *salt_raw = g_base64_decode (parts[1] + 2, &salt_len);
   g_autoptr(GBytes) salt = g_bytes_new (salt_raw, salt_len);
   guint iters = (guint) atoi (parts[2] + 2);
-  g_assert_cmpuint (iters, ==, 4096);
+  g_assert_cmpuint (iters, ==, iterations);
 
   const char *nonce = bad_nonce ? "r=forged" : parts[0];
   g_autofree char *without_proof = g_strdup_printf ("c=biws,%s", nonce);
   g_autofree char *auth_message = g_strdup_printf ("%s,%s,%s", cfirst_bare, sfirst, without_proof);
-  g_autoptr(GBytes) salted = myna_scram_salted_password (MYNA_SCRAM_SHA256, "wonderland", salt, iters);
+  g_autoptr(GBytes) salted = myna_scram_salted_password (MYNA_SCRAM_SHA256, password, salt, iters);
   g_autoptr(GBytes) stored = NULL, server = NULL;
   myna_scram_keys (MYNA_SCRAM_SHA256, salted, &stored, &server);
   /* ClientProof = ClientKey XOR HMAC(StoredKey, AuthMessage); ClientKey =
@@ -341,6 +424,12 @@ scram_sha256 (Fixture *f, gboolean bad_nonce)
   g_autofree char *v = g_strconcat ("v=", ssig64, NULL);
   g_autofree char *v64 = g_base64_encode ((const guchar *) v, strlen (v));
   g_assert_nonnull (strstr (c->in->str, v64));
+}
+
+static void
+scram_sha256 (Fixture *f, gboolean bad_nonce)
+{
+  scram_login (f, "alice", "wonderland", 4096, bad_nonce);
 }
 
 static void
@@ -696,7 +785,8 @@ main (int argc, char **argv)
   ADD ("/c2s/scram-bad-nonce", test_scram_bad_nonce, NULL);
   ADD ("/c2s/scram-unknown-user", test_scram_unknown_user, NULL);
   ADD ("/c2s/scram-aborts-counted", test_scram_aborts_counted, NULL);
-  ADD ("/c2s/scram-iterations-raised", test_scram_iterations_raised, NULL);
+  ADD ("/c2s/scram-iterations-raised", test_scram_iterations_raised,
+       "max_failures_per_address = 100000\n");
   ADD ("/c2s/plain-unknown-timing", test_plain_unknown_timing,
        "max_failures = 10\n[global]\nscram_iterations = 1000000\n");
   ADD ("/c2s/bind-conflict", test_bind_conflict_kicks_old, NULL);
