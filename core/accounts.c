@@ -692,13 +692,16 @@ myna_account_check_password (MynaStorage *storage, const char *host, const char 
   if (prepped != NULL)
     job->stored = myna_kv_get (storage, host, prepped, STORE_ACCOUNT, KEY_SCRAM, NULL);
   job->check = record_parse (job->stored, host, job->user, MYNA_SCRAM_SHA256);
+  /* No such account: the same hashing as for one — the decoy's, at the
+   * count its SCRAM challenge names — against keys nothing matches, so
+   * the answer's timing does not tell.  The decoy is made either way: the
+   * same reads for both. */
+  g_autoptr(MynaScramCredentials) decoy = myna_account_get_decoy_scram (storage, host, job->user,
+                                                                        MYNA_SCRAM_SHA256);
   if (job->check == NULL)
     {
-      /* No such account: the same hashing as for one — the decoy's, at
-       * the count its SCRAM challenge names — against keys nothing
-       * matches, so the answer's timing does not tell. */
       job->unknown = TRUE;
-      job->check = myna_account_get_decoy_scram (storage, host, job->user, MYNA_SCRAM_SHA256);
+      job->check = g_steal_pointer (&decoy);
     }
   job_run (job, job_check_thread, job_checked);
 }

@@ -516,12 +516,12 @@ scram_first (Attempt *a, GBytes *msg)
   a->known = a->creds != NULL;
   /* An unknown user gets the challenge it would get if it existed, the
    * same every time, and fails at the end, so that accounts cannot be
-   * enumerated. */
+   * enumerated.  The decoy is made either way: the same work for both. */
+  g_autoptr(MynaScramCredentials) decoy =
+      myna_account_get_decoy_scram (myna_host_get_storage (host), myna_host_get_name (host),
+                                    a->username != NULL ? a->username : cf.username, a->hash);
   if (a->creds == NULL)
-    a->creds = myna_account_get_decoy_scram (myna_host_get_storage (host),
-                                             myna_host_get_name (host),
-                                             a->username != NULL ? a->username : cf.username,
-                                             a->hash);
+    a->creds = g_steal_pointer (&decoy);
   g_autofree char *snonce = myna_scram_nonce (18);
   g_autofree char *salt64 = g_base64_encode (g_bytes_get_data (a->creds->salt, NULL),
                                              g_bytes_get_size (a->creds->salt));
