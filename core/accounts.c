@@ -134,6 +134,20 @@ b64 (GBytes *b)
 
 /* ---- the iteration histogram ---------------------------------------------- */
 
+/* A storage read failed on a path any login reaches: warns at most once a
+ * minute, so that clients cannot flood the log. */
+static void
+warn_read_failure (const char *host, const char *what, const GError *error)
+{
+  static gint64 last;
+  gint64 now = g_get_monotonic_time ();
+
+  if (last != 0 && now - last < 60 * G_USEC_PER_SEC)
+    return;
+  last = now;
+  g_warning ("accounts of %s: reading %s: %s", host, what, error->message);
+}
+
 /* The iteration count of a stored record "v1;ITER;…"; 0 for NULL. */
 static guint
 record_iterations (const char *record)
@@ -154,8 +168,7 @@ hist_scan (MynaStorage *storage, const char *host)
 
   if (users == NULL)
     {
-      g_warning ("accounts of %s: cannot count their iteration counts: %s", host,
-                 error->message);
+      warn_read_failure (host, "the account list", error);
       return NULL;
     }
   hist = myna_iterhist_new ();
@@ -183,7 +196,7 @@ hist_load (MynaStorage *storage, const char *host)
 
   if (error != NULL)
     {
-      g_warning ("accounts of %s: reading the iteration histogram: %s", host, error->message);
+      warn_read_failure (host, "the iteration histogram", error);
       return NULL;
     }
   hist = myna_iterhist_parse (text);
@@ -234,7 +247,7 @@ decoy_key (MynaStorage *storage, const char *host)
     {
       /* Answering with some key beats answering nothing; not stored, so
        * that the real one is not overwritten. */
-      g_warning ("accounts of %s: reading the decoy key: %s", host, error->message);
+      warn_read_failure (host, "the decoy key", error);
       return myna_scram_nonce (32);
     }
   if (key == NULL || strlen (key) < 32)
@@ -292,6 +305,16 @@ myna_account_get_decoy_scram (MynaStorage *storage, const char *host, const char
   c->stored_key = decoy_derive (key, "stored-key", user, myna_scram_hash_size (hash));
   c->server_key = decoy_derive (key, "server-key", user, myna_scram_hash_size (hash));
   return c;
+}
+
+void
+myna_accounts_prepare_host (MynaStorage *storage, const char *host)
+{
+  GArray *hist = hist_load (storage, host);
+
+  if (hist != NULL)
+    g_array_unref (hist);
+  g_free (decoy_key (storage, host));
 }
 
 /* ---- hashing ---------------------------------------------------------------- */
