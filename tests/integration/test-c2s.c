@@ -296,6 +296,7 @@ test_iterations_raised_mix (Fixture *f, gconstpointer unused)
       g_assert_true (strncmp (mixed->pdata[i], was, (gsize) (strstr (was, ",i=") - was)) == 0);
     }
   /* alice deleted: carol's 10000 is the only count. */
+  g_clear_pointer (&out, g_free);
   g_assert_cmpint (mynactl (&f->d, &out, "user", "del", "alice@localhost", NULL), ==, 0);
   g_autoptr(GPtrArray) shifted = ghost_challenges (c);
   g_assert_cmpuint (count_with_suffix (shifted, ",i=10000"), ==, GHOSTS);
