@@ -8,8 +8,21 @@
  * module that asked, which the job holds meanwhile (see module.c).
  * Workers finish in any order, so the writes of one account's jobs wait
  * for each other and are applied in the order they were asked for: the
- * password acknowledged last is the one stored. */
+ * password acknowledged last is the one stored.
+ *
+ * Names without an account get decoy credentials (made here, so that the
+ * auth module's SCRAM challenge and PLAIN's hashing agree): a salt and
+ * keys derived from the name by a keyed hash (the host's key, kv (host,
+ * "", "auth", "unknown-user-key"), made once), and an iteration count
+ * drawn from the mix the host's accounts store.  That mix is the
+ * histogram kv (host, "", "account-stats", "iterations") =
+ * "ITER:COUNT,…" (iterhist.c), kept exact here on every create, password
+ * change and delete, and counted once from the accounts when absent (a
+ * database from before it existed).  Raising `scram_iterations` reaches
+ * stored accounts as their owners log in with PLAIN (the password is
+ * known then): the credentials are re-hashed at the new count. */
 #include "private.h"
+#include "iterhist.h"
 
 #include <gnutls/gnutls.h>
 #include <gnutls/crypto.h>
@@ -19,6 +32,15 @@
 #define KEY_SCRAM     "scram"
 #define STORE_INDEX   "accounts"
 #define MAX_PASSWORD  1024
+/* Host-wide: the histogram of the stored iteration counts. */
+#define STORE_STATS   "account-stats"
+#define KEY_ITERATIONS "iterations"
+/* Host-wide: the key of unknown names' decoy credentials.  It lives in
+ * the auth module's store, where earlier versions made it, so that the
+ * decoy salts of a database from before stay what they were. */
+#define STORE_DECOY   "auth"
+#define KEY_DECOY     "unknown-user-key"
+#define DECOY_SALT_LEN 16             /* what real accounts get */
 
 /* RFC 7677 asks for at least 4096; Prosody uses 10000, 2.4 times the work
  * (tests/bench/hashbench: about 0.5-0.8 ms per SHA-256 PBKDF2 at 4096,
@@ -57,7 +79,11 @@ typedef struct {
   char           *host;
   char           *user;
   char           *password;
+  guint           iterations;    /* for the record to compute */
   char           *record;        /* computed: the stored string */
+  char           *stored;        /* check_password: the record checked against;
+                                  * an upgrade: the record it may replace */
+  gboolean        upgrade;       /* re-hash at a new count, if still @stored */
   MynaScramCredentials *check;   /* for check_password: what to compare to */
   gboolean        matched;
   gboolean        unknown;       /* check_password: no such account */
@@ -92,6 +118,7 @@ job_free (Job *job)
       g_free (job->password);
     }
   g_free (job->record);
+  g_free (job->stored);
   g_free (job->key);
   myna_scram_credentials_free (job->check);
   g_free (job);
@@ -105,6 +132,193 @@ b64 (GBytes *b)
   return g_base64_encode (data, len);
 }
 
+/* ---- the iteration histogram ---------------------------------------------- */
+
+/* A storage read failed on a path any login reaches: warns at most once a
+ * minute, so that clients cannot flood the log. */
+static void
+warn_read_failure (const char *host, const char *what, const GError *error)
+{
+  static gint64 last;
+  gint64 now = g_get_monotonic_time ();
+
+  if (last != 0 && now - last < 60 * G_USEC_PER_SEC)
+    return;
+  last = now;
+  g_warning ("accounts of %s: reading %s: %s", host, what, error->message);
+}
+
+/* The iteration count of a stored record "v1;ITER;…"; 0 for NULL. */
+static guint
+record_iterations (const char *record)
+{
+  if (record == NULL || !g_str_has_prefix (record, "v1;"))
+    return 0;
+  return (guint) g_ascii_strtoull (record + 3, NULL, 10);
+}
+
+/* Counts the iteration counts of @host's accounts (once per database:
+ * O(accounts) reads on the main loop).  Returns: (transfer full) (nullable) */
+static GArray *
+hist_scan (MynaStorage *storage, const char *host)
+{
+  g_autoptr(GError) error = NULL;
+  g_auto(GStrv) users = myna_account_list (storage, host, &error);
+  GArray *hist;
+
+  if (users == NULL)
+    {
+      warn_read_failure (host, "the account list", error);
+      return NULL;
+    }
+  hist = myna_iterhist_new ();
+  for (guint i = 0; users[i] != NULL; i++)
+    {
+      g_autofree char *rec = myna_kv_get (storage, host, users[i], STORE_ACCOUNT, KEY_SCRAM, NULL);
+      guint iterations = record_iterations (rec);
+      if (iterations > 0)
+        myna_iterhist_add (hist, iterations, 1);
+    }
+  g_info ("accounts of %s: counted the iteration counts of %" G_GUINT64_FORMAT " accounts",
+          host, myna_iterhist_total (hist));
+  return hist;
+}
+
+/* @host's histogram, counted and stored first if the storage has none (or
+ * an unreadable one).  Returns: (transfer full) (nullable) on a storage
+ * failure. */
+static GArray *
+hist_load (MynaStorage *storage, const char *host)
+{
+  g_autoptr(GError) error = NULL;
+  g_autofree char *text = myna_kv_get (storage, host, "", STORE_STATS, KEY_ITERATIONS, &error);
+  GArray *hist;
+
+  if (error != NULL)
+    {
+      warn_read_failure (host, "the iteration histogram", error);
+      return NULL;
+    }
+  hist = myna_iterhist_parse (text);
+  if (hist != NULL)
+    return hist;
+  if (text != NULL)
+    g_warning ("accounts of %s: unreadable iteration histogram; counting again", host);
+  hist = hist_scan (storage, host);
+  if (hist != NULL)
+    {
+      g_autofree char *value = myna_iterhist_format (hist);
+      myna_kv_set (storage, host, "", STORE_STATS, KEY_ITERATIONS, value, NULL, NULL, NULL);
+    }
+  return hist;
+}
+
+/* Moves one account from @from to @to iterations (0: none) in @host's
+ * histogram, and queues the write. */
+static void
+hist_change (MynaStorage *storage, const char *host, guint from, guint to)
+{
+  g_autoptr(GArray) hist = NULL;
+
+  if (from == to)
+    return;
+  hist = hist_load (storage, host);
+  if (hist == NULL)
+    return;
+  if (from > 0 && !myna_iterhist_add (hist, from, -1))
+    g_warning ("accounts of %s: the iteration histogram had no account at %u", host, from);
+  if (to > 0)
+    myna_iterhist_add (hist, to, 1);
+  g_autofree char *value = myna_iterhist_format (hist);
+  myna_kv_set (storage, host, "", STORE_STATS, KEY_ITERATIONS, value, NULL, NULL, NULL);
+}
+
+/* ---- decoys for names without an account ----------------------------------- */
+
+/* @host's decoy key, made (and queued for storing) the first time.
+ * Returns: (transfer full) */
+static char *
+decoy_key (MynaStorage *storage, const char *host)
+{
+  g_autoptr(GError) error = NULL;
+  char *key = myna_kv_get (storage, host, "", STORE_DECOY, KEY_DECOY, &error);
+
+  if (error != NULL)
+    {
+      /* Answering with some key beats answering nothing; not stored, so
+       * that the real one is not overwritten. */
+      warn_read_failure (host, "the decoy key", error);
+      return myna_scram_nonce (32);
+    }
+  if (key == NULL || strlen (key) < 32)
+    {
+      g_free (key);
+      key = myna_scram_nonce (32);
+      myna_kv_set (storage, host, "", STORE_DECOY, KEY_DECOY, key, NULL, NULL, NULL);
+      g_info ("accounts: made the key of unknown names' SCRAM salts for %s", host);
+    }
+  return key;
+}
+
+/* The first @len bytes of HMAC-SHA-256 (@key) of @label, NUL, @user. */
+static GBytes *
+decoy_derive (const char *key, const char *label, const char *user, gsize len)
+{
+  g_autoptr(GHmac) h = g_hmac_new (G_CHECKSUM_SHA256, (const guchar *) key, strlen (key));
+  guint8 out[32];
+  gsize out_len = sizeof out;
+
+  g_hmac_update (h, (const guchar *) label, (gssize) strlen (label) + 1);
+  g_hmac_update (h, (const guchar *) user, -1);
+  g_hmac_get_digest (h, out, &out_len);
+  return g_bytes_new (out, MIN (len, out_len));
+}
+
+/* The iteration count of @user's decoy: where the name's keyed hash falls
+ * on the histogram, so that over names the counts come out in the stored
+ * accounts' proportions, and one name always gets the same. */
+static guint
+decoy_iterations (MynaStorage *storage, const char *host, const char *key, const char *user)
+{
+  g_autoptr(GBytes) h = decoy_derive (key, "iterations", user, 8);
+  g_autoptr(GArray) hist = hist_load (storage, host);
+  const guint8 *b = g_bytes_get_data (h, NULL);
+  guint64 point = 0;
+
+  for (guint i = 0; i < 8; i++)
+    point = point << 8 | b[i];
+  return hist != NULL ? myna_iterhist_pick (hist, point, scram_iterations) : scram_iterations;
+}
+
+MynaScramCredentials *
+myna_account_get_decoy_scram (MynaStorage *storage, const char *host, const char *user,
+                              MynaScramHash hash)
+{
+  g_return_val_if_fail (storage != NULL && host != NULL && user != NULL, NULL);
+
+  g_autofree char *key = decoy_key (storage, host);
+  MynaScramCredentials *c = g_new0 (MynaScramCredentials, 1);
+
+  c->hash = hash;
+  c->iterations = decoy_iterations (storage, host, key, user);
+  c->salt = decoy_derive (key, "salt", user, DECOY_SALT_LEN);
+  c->stored_key = decoy_derive (key, "stored-key", user, myna_scram_hash_size (hash));
+  c->server_key = decoy_derive (key, "server-key", user, myna_scram_hash_size (hash));
+  return c;
+}
+
+void
+myna_accounts_prepare_host (MynaStorage *storage, const char *host)
+{
+  GArray *hist = hist_load (storage, host);
+
+  if (hist != NULL)
+    g_array_unref (hist);
+  g_free (decoy_key (storage, host));
+}
+
+/* ---- hashing ---------------------------------------------------------------- */
+
 /* Computes the record for job->password with a fresh salt. */
 static void
 job_hash_thread (gpointer data)
@@ -117,11 +331,11 @@ job_hash_thread (gpointer data)
   gnutls_rnd (GNUTLS_RND_NONCE, salt_raw, sizeof salt_raw);
   salt = g_bytes_new (salt_raw, sizeof salt_raw);
   g_autofree char *salt64 = b64 (salt);
-  g_string_append_printf (rec, "%u;%s", scram_iterations, salt64);
+  g_string_append_printf (rec, "%u;%s", job->iterations, salt64);
   for (MynaScramHash h = MYNA_SCRAM_SHA1; h <= MYNA_SCRAM_SHA256; h++)
     {
       g_autoptr(GBytes) salted = myna_scram_salted_password (h, job->password, salt,
-                                                             scram_iterations);
+                                                             job->iterations);
       g_autoptr(GBytes) stored = NULL, server = NULL;
       myna_scram_keys (h, salted, &stored, &server);
       g_autofree char *s1 = b64 (stored), *s2 = b64 (server);
@@ -163,13 +377,21 @@ job_stored (const GError *error, gpointer user_data)
 }
 
 /* Writes a hashed job's record, or fails it if the account came or went
- * while it waited. */
+ * while it waited (an upgrade: if the record changed meanwhile). */
 static void
 job_write (Job *job)
 {
   g_autoptr(GError) error = NULL;
+  g_autofree char *old = myna_kv_get (job->storage, job->host, job->user, STORE_ACCOUNT,
+                                      KEY_SCRAM, NULL);
 
-  if (job->must_exist && !myna_account_exists (job->storage, job->host, job->user))
+  if (job->upgrade && g_strcmp0 (old, job->stored) != 0)
+    {
+      g_debug ("account %s@%s: changed since the login; not re-hashed", job->user, job->host);
+      job_free (job);
+      return;
+    }
+  if (job->must_exist && old == NULL)
     {
       g_set_error (&error, MYNA_ACCOUNT_ERROR, MYNA_ACCOUNT_ERROR_NOT_FOUND,
                    "no account %s@%s", job->user, job->host);
@@ -177,7 +399,7 @@ job_write (Job *job)
       job_free (job);
       return;
     }
-  if (!job->must_exist && myna_account_exists (job->storage, job->host, job->user))
+  if (!job->must_exist && old != NULL)
     {
       g_set_error (&error, MYNA_ACCOUNT_ERROR, MYNA_ACCOUNT_ERROR_EXISTS,
                    "account %s@%s exists", job->user, job->host);
@@ -185,8 +407,13 @@ job_write (Job *job)
       job_free (job);
       return;
     }
-  /* The write is the asking module's: it stays held until the end. */
+  if (job->upgrade)
+    g_info ("account %s@%s: credentials re-hashed from %u to %u iterations", job->user,
+            job->host, record_iterations (old), job->iterations);
+  /* The write is the asking module's: it stays held until the end.  The
+   * histogram is queued first, so @done runs once both are durable. */
   MynaModule *previous = myna_module_enter (job->owner);
+  hist_change (job->storage, job->host, record_iterations (old), job->iterations);
   myna_kv_set (job->storage, job->host, "", STORE_INDEX, job->user, "1", NULL, NULL, NULL);
   myna_kv_set (job->storage, job->host, job->user, STORE_ACCOUNT, KEY_SCRAM, job->record,
                job_stored, job, (GDestroyNotify) job_free);
@@ -233,12 +460,41 @@ job_hashed (gpointer user_data)
     }
 }
 
+static void job_enqueue (Job *job);
+static void job_run (Job *job, MynaWorkFunc func, MynaWorkDone ready);
+static Job *job_new (MynaStorage *storage, const char *host, const char *user,
+                     const char *password, MynaAccountDone done, gpointer user_data,
+                     GDestroyNotify destroy);
+static gboolean password_ok (const char *password, GError **error);
+
+/* After a correct password on credentials made at another count than
+ * `scram_iterations`: re-hashes them at that count (on a worker, as the
+ * module that checked), and stores them if the record is still the one
+ * checked, so a password changed meanwhile stays. */
+static void
+job_upgrade (Job *checked)
+{
+  if (checked->check->iterations == scram_iterations || !password_ok (checked->password, NULL))
+    return;
+  MynaModule *previous = myna_module_enter (checked->owner);
+  Job *job = job_new (checked->storage, checked->host, checked->user, checked->password, NULL,
+                      NULL, NULL);
+  myna_module_leave (previous);
+  job->must_exist = TRUE;
+  job->upgrade = TRUE;
+  job->stored = g_steal_pointer (&checked->stored);
+  job_enqueue (job);
+  job_run (job, job_hash_thread, job_hashed);
+}
+
 static void
 job_checked (gpointer user_data)
 {
   Job *job = user_data;
   g_autoptr(GError) error = NULL;
 
+  if (!job->unknown && job->matched)
+    job_upgrade (job);
   if (job->unknown)
     g_set_error (&error, MYNA_ACCOUNT_ERROR, MYNA_ACCOUNT_ERROR_NOT_FOUND,
                  "no account %s@%s", job->user, job->host);
@@ -258,6 +514,7 @@ job_new (MynaStorage *storage, const char *host, const char *user, const char *p
   job->host = g_strdup (host);
   job->user = g_strdup (user);
   job->password = g_strdup (password);
+  job->iterations = scram_iterations;
   job->done = done;
   job->user_data = user_data;
   job->destroy = destroy;
@@ -371,8 +628,10 @@ myna_account_delete (MynaStorage *storage, const char *host, const char *user,
       return;
     }
   /* Everything any module keeps under the name goes (keys and archives),
-   * and @done runs once that is durable: the index entry is queued first,
-   * and callbacks run in queue order. */
+   * and @done runs once that is durable: the histogram and index entry are
+   * queued first, and callbacks run in queue order. */
+  g_autofree char *old = myna_kv_get (storage, host, prepped, STORE_ACCOUNT, KEY_SCRAM, NULL);
+  hist_change (storage, host, record_iterations (old), 0);
   myna_kv_set (storage, host, "", STORE_INDEX, prepped, NULL, NULL, NULL, NULL);
   myna_storage_delete_user (storage, host, prepped, done, user_data, destroy);
 }
@@ -404,13 +663,10 @@ myna_account_list (MynaStorage *storage, const char *host, GError **error)
   return (char **) g_ptr_array_free (g_steal_pointer (&names), FALSE);
 }
 
-MynaScramCredentials *
-myna_account_get_scram (MynaStorage *storage, const char *host, const char *user,
-                        MynaScramHash hash)
+/* The credentials for @hash in the stored record @rec (nullable). */
+static MynaScramCredentials *
+record_parse (const char *rec, const char *host, const char *user, MynaScramHash hash)
 {
-  g_return_val_if_fail (storage != NULL && host != NULL && user != NULL, NULL);
-
-  g_autofree char *rec = myna_kv_get (storage, host, user, STORE_ACCOUNT, KEY_SCRAM, NULL);
   if (rec == NULL)
     return NULL;
   g_auto(GStrv) f = g_strsplit (rec, ";", -1);
@@ -435,6 +691,16 @@ myna_account_get_scram (MynaStorage *storage, const char *host, const char *user
   return c;
 }
 
+MynaScramCredentials *
+myna_account_get_scram (MynaStorage *storage, const char *host, const char *user,
+                        MynaScramHash hash)
+{
+  g_return_val_if_fail (storage != NULL && host != NULL && user != NULL, NULL);
+
+  g_autofree char *rec = myna_kv_get (storage, host, user, STORE_ACCOUNT, KEY_SCRAM, NULL);
+  return record_parse (rec, host, user, hash);
+}
+
 void
 myna_account_check_password (MynaStorage *storage, const char *host, const char *user,
                              const char *password, MynaAccountDone done, gpointer user_data,
@@ -443,24 +709,22 @@ myna_account_check_password (MynaStorage *storage, const char *host, const char 
   g_return_if_fail (storage != NULL && host != NULL && user != NULL && password != NULL);
 
   g_autofree char *prepped = myna_jid_prep_local (user, NULL);
-  Job *job = job_new (storage, host, user, password, done, user_data, destroy);
+  Job *job = job_new (storage, host, prepped != NULL ? prepped : user, password, done,
+                      user_data, destroy);
 
-  job->check = prepped != NULL ? myna_account_get_scram (storage, host, prepped,
-                                                         MYNA_SCRAM_SHA256)
-                               : NULL;
+  if (prepped != NULL)
+    job->stored = myna_kv_get (storage, host, prepped, STORE_ACCOUNT, KEY_SCRAM, NULL);
+  job->check = record_parse (job->stored, host, job->user, MYNA_SCRAM_SHA256);
+  /* No such account: the same hashing as for one — the decoy's, at the
+   * count its SCRAM challenge names — against keys nothing matches, so
+   * the answer's timing does not tell.  The decoy is made either way: the
+   * same reads for both. */
+  g_autoptr(MynaScramCredentials) decoy = myna_account_get_decoy_scram (storage, host, job->user,
+                                                                        MYNA_SCRAM_SHA256);
   if (job->check == NULL)
     {
-      /* No such account: the same hashing as for one, against credentials
-       * nothing matches, so the answer's timing does not tell. */
-      guchar salt[16];
       job->unknown = TRUE;
-      job->check = g_new0 (MynaScramCredentials, 1);
-      job->check->hash = MYNA_SCRAM_SHA256;
-      job->check->iterations = scram_iterations;
-      gnutls_rnd (GNUTLS_RND_NONCE, salt, sizeof salt);
-      job->check->salt = g_bytes_new (salt, sizeof salt);
-      job->check->stored_key = g_bytes_new (NULL, 0);
-      job->check->server_key = g_bytes_new (NULL, 0);
+      job->check = g_steal_pointer (&decoy);
     }
   job_run (job, job_check_thread, job_checked);
 }

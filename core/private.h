@@ -24,6 +24,10 @@ typedef void (*MynaPollFunc) (MynaPollWatch *watch, guint32 events,
 typedef void (*MynaWorkFunc) (gpointer data);
 typedef void (*MynaWorkDone) (gpointer data);
 void           myna_work_submit (MynaWorkFunc work, MynaWorkDone done, gpointer data);
+/* accounts.c: counts @host's stored iteration counts if the storage has
+ * no histogram of them yet (a database from an older version), and makes
+ * the key of its decoy credentials, so that no login waits on either. */
+void           myna_accounts_prepare_host (MynaStorage *storage, const char *host);
 guint          myna_work_outstanding (void);
 
 MynaPoller    *myna_poller_new (GMainContext *context);

@@ -604,6 +604,7 @@ myna_server_start (MynaServer *server, GError **error)
       if (!myna_config_get_bool (server->config, group, "enabled"))
         continue;
       server_sync_modules (server, myna_server_add_host (server, domain));
+      myna_accounts_prepare_host (server->storage, domain);
     }
   server->tls = myna_tls_new (server, error);
   if (server->tls == NULL)

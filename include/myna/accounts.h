@@ -35,8 +35,10 @@ typedef struct {
 void myna_scram_credentials_free (MynaScramCredentials *creds);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (MynaScramCredentials, myna_scram_credentials_free)
 
-/* The PBKDF2 iteration count for new passwords (default 10000; stored
- * credentials keep the count they were made with). */
+/* The PBKDF2 iteration count for new passwords (default 10000).  Stored
+ * credentials keep the count they were made with until their owner logs
+ * in with a clear-text password (myna_account_check_password matches),
+ * which re-hashes them at this count. */
 void     myna_accounts_set_iterations (guint iterations);
 guint    myna_accounts_get_iterations (void);
 
@@ -69,8 +71,21 @@ MynaScramCredentials *myna_account_get_scram (MynaStorage *storage,
                                               const char *host,
                                               const char *user,
                                               MynaScramHash hash);
+/* Credentials for a name with no account, for answering as if it had
+ * one: a salt and keys derived from @user by a keyed hash (the host's
+ * secret), so the same every time, and an iteration count drawn, by the
+ * same hash, from the counts the host's accounts store, in their
+ * proportions.  No proof matches them.  Returns: (transfer full) */
+MynaScramCredentials *myna_account_get_decoy_scram (MynaStorage *storage,
+                                                    const char *host,
+                                                    const char *user,
+                                                    MynaScramHash hash);
 /* Checks a clear-text password (SASL PLAIN) against the stored keys, off
- * the main loop; @done gets NULL on a match, NOT_FOUND or FAILED. */
+ * the main loop; @done gets NULL on a match, NOT_FOUND or FAILED.  A name
+ * with no account costs the hashing of its decoy credentials.  A match on
+ * credentials made at another count than myna_accounts_get_iterations()
+ * re-hashes them at that count afterwards (off the main loop, stored
+ * unless the password changed meanwhile). */
 void     myna_account_check_password (MynaStorage *storage, const char *host,
                                       const char *user, const char *password,
                                       MynaAccountDone done, gpointer user_data,

@@ -10,9 +10,11 @@
  * that nobody can lock another user out; an account under the delay has
  * its attempts evaluated one at a time (throttle.c says why and how the
  * owner still gets in).  An unknown username gets the
- * same answers as a real one: a SCRAM challenge with a salt derived from
- * the name by a keyed hash (stable, so asking twice tells nothing) and the
- * iteration count new accounts get, and PLAIN spends the same hashing. */
+ * same answers as a real one: a SCRAM challenge with the decoy credentials
+ * of the name (myna_account_get_decoy_scram: a salt derived from the name
+ * by a keyed hash, stable, so asking twice tells nothing, and an iteration
+ * count drawn from the mix the host's accounts store), and PLAIN spends
+ * the hashing of those same credentials. */
 #include <myna/module.h>
 
 #include "throttle.h"
@@ -23,10 +25,6 @@
 #define NS_SASL "urn:ietf:params:xml:ns:xmpp-sasl"
 #define NS_SASL_CB "urn:xmpp:sasl-cb:0"
 #define ATTEMPT_KEY "auth-attempt"
-/* Host-wide key–value entry holding the key of the unknown users' salts. */
-#define SECRET_STORE "auth"
-#define SECRET_KEY   "unknown-user-key"
-#define FAKE_SALT_LEN 16           /* what accounts.c gives real accounts */
 /* The first delayed answer on a guessed-at account waits this long; each
  * further failure doubles it, up to account_delay_max. */
 #define DELAY_BASE_MS 500
@@ -37,7 +35,6 @@ typedef struct {
   AuthLines    *lines;      /* accounts under the delay: the slot, who waits */
   AuthKnown    *known;      /* addresses each account logged in from */
   char        **mechanisms;
-  char         *secret;     /* keys the salts of unknown usernames */
   gboolean      allow_plain_insecure;
   gboolean      offer_plus;
   guint         max_failures;
@@ -615,38 +612,6 @@ plain_check (Attempt *a)
 
 /* ---- SCRAM ----------------------------------------------------------------- */
 
-/* The first @len bytes of HMAC-SHA-256 (key: the module's secret) of
- * @label and @user. */
-static GBytes *
-scram_derive (Auth *auth, const char *label, const char *user, gsize len)
-{
-  g_autoptr(GHmac) h = g_hmac_new (G_CHECKSUM_SHA256, (const guchar *) auth->secret,
-                                   strlen (auth->secret));
-  guint8 out[32];
-  gsize out_len = sizeof out;
-
-  g_hmac_update (h, (const guchar *) label, (gssize) strlen (label) + 1);
-  g_hmac_update (h, (const guchar *) user, -1);
-  g_hmac_get_digest (h, out, &out_len);
-  return g_bytes_new (out, MIN (len, out_len));
-}
-
-/* Credentials for a name without an account: a salt as long as a real
- * one, derived from the name (so stable), the iteration count new
- * accounts get (core/accounts.c), and keys no proof matches. */
-static MynaScramCredentials *
-scram_fake_credentials (Auth *auth, const char *user, MynaScramHash hash)
-{
-  MynaScramCredentials *c = g_new0 (MynaScramCredentials, 1);
-
-  c->hash = hash;
-  c->iterations = myna_accounts_get_iterations ();
-  c->salt = scram_derive (auth, "salt", user, FAKE_SALT_LEN);
-  c->stored_key = scram_derive (auth, "stored-key", user, myna_scram_hash_size (hash));
-  c->server_key = scram_derive (auth, "server-key", user, myna_scram_hash_size (hash));
-  return c;
-}
-
 /* Checks the gs2 channel-binding flag against the mechanism. */
 static const char *
 scram_check_cbind (Attempt *a, MynaScramClientFirst *cf)
@@ -708,10 +673,12 @@ scram_first (Attempt *a, GBytes *msg)
   a->known = a->creds != NULL;
   /* An unknown user gets the challenge it would get if it existed, the
    * same every time, and fails at the end, so that accounts cannot be
-   * enumerated. */
+   * enumerated.  The decoy is made either way: the same work for both. */
+  g_autoptr(MynaScramCredentials) decoy =
+      myna_account_get_decoy_scram (myna_host_get_storage (host), myna_host_get_name (host),
+                                    a->username != NULL ? a->username : cf.username, a->hash);
   if (a->creds == NULL)
-    a->creds = scram_fake_credentials (a->auth, a->username != NULL ? a->username : cf.username,
-                                       a->hash);
+    a->creds = g_steal_pointer (&decoy);
   g_autofree char *snonce = myna_scram_nonce (18);
   g_autofree char *salt64 = g_base64_encode (g_bytes_get_data (a->creds->salt, NULL),
                                              g_bytes_get_size (a->creds->salt));
@@ -948,50 +915,16 @@ auth_free (gpointer data)
   auth_known_free (auth->known);
   auth_throttle_free (auth->failures);
   g_strfreev (auth->mechanisms);
-  g_free (auth->secret);
   g_free (auth);
-}
-
-/* The key of the unknown users' salts: made once per host and kept in the
- * storage, so the made-up salt of a name survives restarts and is the same
- * on every node sharing the storage; it is as secret as the SCRAM keys
- * stored beside it. */
-static char *
-auth_load_secret (MynaModule *mod, GError **error)
-{
-  MynaStorage *storage = myna_module_get_storage (mod);
-  const char *host = myna_host_get_name (myna_module_get_host (mod));
-  g_autoptr(GError) local = NULL;
-  char *secret = myna_kv_get (storage, host, "", SECRET_STORE, SECRET_KEY, &local);
-
-  if (local != NULL)
-    {
-      g_propagate_prefixed_error (error, g_steal_pointer (&local),
-                                  "auth: reading the salt key: ");
-      return NULL;
-    }
-  if (secret == NULL || strlen (secret) < 32)
-    {
-      g_free (secret);
-      secret = myna_scram_nonce (32);
-      myna_kv_set (storage, host, "", SECRET_STORE, SECRET_KEY, secret, NULL, NULL, NULL);
-      g_info ("auth: made the key of unknown users' SCRAM salts for %s", host);
-    }
-  return secret;
 }
 
 static gboolean
 auth_load (MynaModule *mod, GError **error)
 {
-  g_autofree char *secret = auth_load_secret (mod, error);
-  if (secret == NULL)
-    return FALSE;
-
   Auth *auth = g_new0 (Auth, 1);
   gint64 window_ms = myna_module_config_int (mod, "failure_window");
 
   auth->mod = mod;
-  auth->secret = g_steal_pointer (&secret);
   auth->failures = auth_throttle_new (window_ms * 1000,
                                       (guint) myna_module_config_int (mod, "max_failure_entries"));
   auth->mechanisms = myna_module_config_list (mod, "mechanisms");

@@ -5,6 +5,7 @@
 #include "mynad-harness.h"
 
 #include <myna/sasl.h>
+#include <myna/storage.h>
 
 #include <fcntl.h>
 #include <stdlib.h>
@@ -117,7 +118,8 @@ test_malformed_sasl (Fixture *f, gconstpointer unused)
   g_assert_true (client_is_open (c));
 }
 
-static void scram_sha256 (Fixture *f, gboolean bad_nonce);
+static void scram_login (Fixture *f, const char *user, const char *password,
+                         guint iterations, gboolean bad_nonce);
 
 /* Sends a SCRAM-SHA-256 client-first for @user on @c and returns the
  * decoded server-first message, or NULL when the answer is a failure. */
@@ -196,32 +198,159 @@ test_scram_unknown_user (Fixture *f, gconstpointer unused)
   g_assert_cmpstr (s3, ==, s1);
 }
 
-/* Raising scram_iterations: accounts made before keep their count and
- * still log in; new accounts and unknown names get the new one (issue 10,
- * item 17). */
+/* Rewrites the configuration's last "scram_iterations = @from" to @to. */
 static void
-test_scram_iterations_raised (Fixture *f, gconstpointer unused)
+set_scram_iterations (Fixture *f, const char *from, const char *to)
 {
   g_autofree char *conf = NULL;
   g_autoptr(GError) error = NULL;
 
   g_assert_true (g_file_get_contents (f->d.conf_path, &conf, NULL, &error));
-  g_auto(GStrv) parts = g_strsplit (conf, "scram_iterations = 4096", 2);
-  g_assert_cmpuint (g_strv_length (parts), ==, 2);
-  g_autofree char *raised = g_strjoinv ("scram_iterations = 10000", parts);
-  g_assert_true (g_file_set_contents (f->d.conf_path, raised, -1, &error));
-  mynad_restart (&f->d);
-  mynad_add_user (&f->d, "carol", "christmas");
+  g_autofree char *old = g_strconcat ("scram_iterations = ", from, "\n", NULL);
+  g_autofree char *line = g_strconcat ("scram_iterations = ", to, "\n", NULL);
+  char *at = g_strrstr (conf, old);
+  g_assert_nonnull (at);
+  *at = '\0';
+  g_autofree char *changed = g_strconcat (conf, line, at + strlen (old), NULL);
+  g_assert_true (g_file_set_contents (f->d.conf_path, changed, -1, &error));
+}
 
-  scram_sha256 (f, FALSE);                 /* alice: i=4096, and logs in */
-  const char *names[] = { "carol", "nobody" };
-  for (guint i = 0; i < G_N_ELEMENTS (names); i++)
+#define GHOSTS 100
+
+/* The "s=…,i=…" answered to GHOSTS names without an account, over @c. */
+static GPtrArray *
+ghost_challenges (Client *c)
+{
+  GPtrArray *out = g_ptr_array_new_with_free_func (g_free);
+
+  for (guint i = 0; i < GHOSTS; i++)
     {
-      g_autoptr(Client) c = client_open_stream (&f->d);
-      g_autofree char *sfirst = scram_challenge (c, names[i]);
+      g_autofree char *name = g_strdup_printf ("ghost%u", i);
+      g_autofree char *sfirst = scram_challenge (c, name);
       g_assert_nonnull (sfirst);
-      g_assert_true (g_str_has_suffix (sfirst, ",i=10000"));
+      g_ptr_array_add (out, salt_and_iterations (sfirst));
     }
+  return out;
+}
+
+static guint
+count_with_suffix (GPtrArray *answers, const char *suffix)
+{
+  guint n = 0;
+
+  for (guint i = 0; i < answers->len; i++)
+    n += g_str_has_suffix (answers->pdata[i], suffix);
+  return n;
+}
+
+/* Stands for a database from before the histogram of iteration counts:
+ * removes it (mynad keeps no copy in memory). */
+static void
+drop_iteration_histogram (Fixture *f)
+{
+  g_autoptr(GError) error = NULL;
+  g_autofree char *db = g_build_filename (f->d.dir, "myna.db", NULL);
+  g_autoptr(MynaStorage) st = myna_storage_open (db, &error);
+
+  g_assert_no_error (error);
+  g_autofree char *was = myna_kv_get (st, "localhost", "", "account-stats", "iterations", NULL);
+  g_test_message ("histogram was: %s", was != NULL ? was : "(none)");
+  myna_kv_set (st, "localhost", "", "account-stats", "iterations", NULL, NULL, NULL, NULL);
+  g_assert_true (myna_storage_flush (st, &error));
+}
+
+/* Upgrading from scram_iterations 4096 (alice and bob) to 10000 on a
+ * database without the histogram of iteration counts: unknown names
+ * answer in the proportions of the stored accounts' counts, so all 4096
+ * while every account has it, not the new count (issue 10, item 8, after
+ * review); later, with one account at each count, about half each. */
+static void
+test_iterations_raised_mix (Fixture *f, gconstpointer unused)
+{
+  drop_iteration_histogram (f);
+  set_scram_iterations (f, "4096", "10000");
+  mynad_restart (&f->d);
+
+  g_autoptr(Client) c = client_open_stream (&f->d);
+  g_autoptr(GPtrArray) ghosts = ghost_challenges (c);
+  g_assert_cmpuint (count_with_suffix (ghosts, ",i=4096"), ==, GHOSTS);
+  g_assert_true (mynad_wait_log (&f->d, "counted the iteration counts of 2 accounts", WAIT_MS));
+  scram_login (f, "alice", "wonderland", 4096, FALSE);     /* still logs in */
+
+  /* carol at 10000 and bob deleted: one account at each count, so about
+   * half the names answer each (binomial, 100 draws: 25..75 is five
+   * standard deviations). */
+  mynad_add_user (&f->d, "carol", "christmas");
+  g_autofree char *out = NULL;
+  g_assert_cmpint (mynactl (&f->d, &out, "user", "del", "bob@localhost", NULL), ==, 0);
+  g_autoptr(GPtrArray) mixed = ghost_challenges (c);
+  guint old = count_with_suffix (mixed, ",i=4096"), raised = count_with_suffix (mixed, ",i=10000");
+  g_test_message ("alice at 4096, carol at 10000: %u names at 4096, %u at 10000", old, raised);
+  g_assert_cmpuint (old + raised, ==, GHOSTS);
+  g_assert_cmpuint (old, >=, 25);
+  g_assert_cmpuint (raised, >=, 25);
+  /* Only the counts move, never the salts. */
+  for (guint i = 0; i < GHOSTS; i++)
+    {
+      const char *was = ghosts->pdata[i];
+      g_assert_true (strncmp (mixed->pdata[i], was, (gsize) (strstr (was, ",i=") - was)) == 0);
+    }
+  /* alice deleted: carol's 10000 is the only count. */
+  g_clear_pointer (&out, g_free);
+  g_assert_cmpint (mynactl (&f->d, &out, "user", "del", "alice@localhost", NULL), ==, 0);
+  g_autoptr(GPtrArray) shifted = ghost_challenges (c);
+  g_assert_cmpuint (count_with_suffix (shifted, ",i=10000"), ==, GHOSTS);
+}
+
+/* After raising scram_iterations, a PLAIN login re-hashes the account's
+ * credentials at the new count (the password is known then), as Prosody
+ * and ejabberd users expect a raise to take effect; SCRAM logins then
+ * get the new count, and both mechanisms still work. */
+static void
+test_iterations_raised_plain_upgrades (Fixture *f, gconstpointer unused)
+{
+  set_scram_iterations (f, "4096", "10000");
+  mynad_restart (&f->d);
+
+  g_autoptr(Client) a = client_login (&f->d, "alice", "wonderland", "phone");
+  g_assert_nonnull (a);
+  g_assert_true (mynad_wait_log (&f->d, "alice@localhost: credentials re-hashed from 4096 to 10000",
+                                 WAIT_MS));
+  scram_login (f, "alice", "wonderland", 10000, FALSE);
+  scram_login (f, "bob", "builder", 4096, FALSE);
+  g_autoptr(Client) a2 = client_login (&f->d, "alice", "wonderland", "desk");
+  g_assert_nonnull (a2);
+  /* A wrong password re-hashes nothing. */
+  g_autoptr(Client) c = client_open_stream (&f->d);
+  send_plain (c, "bob", "wrong");
+  g_assert_true (client_expect (c, "<not-authorized/>"));
+  scram_login (f, "bob", "builder", 4096, FALSE);
+}
+
+/* An unknown name answers the same salt and count before and after the
+ * upgrade's restart, and again across a restart after the mix changed. */
+static void
+test_iterations_raised_stable (Fixture *f, gconstpointer unused)
+{
+  g_autoptr(Client) c = client_open_stream (&f->d);
+  g_autoptr(GPtrArray) before = ghost_challenges (c);
+
+  client_free (g_steal_pointer (&c));
+  set_scram_iterations (f, "4096", "10000");
+  mynad_restart (&f->d);
+  c = client_open_stream (&f->d);
+  g_autoptr(GPtrArray) after = ghost_challenges (c);
+  for (guint i = 0; i < GHOSTS; i++)
+    g_assert_cmpstr (after->pdata[i], ==, before->pdata[i]);
+
+  mynad_add_user (&f->d, "carol", "christmas");
+  g_autoptr(GPtrArray) mixed = ghost_challenges (c);
+  client_free (g_steal_pointer (&c));
+  mynad_restart (&f->d);
+  c = client_open_stream (&f->d);
+  g_autoptr(GPtrArray) again = ghost_challenges (c);
+  for (guint i = 0; i < GHOSTS; i++)
+    g_assert_cmpstr (again->pdata[i], ==, mixed->pdata[i]);
 }
 
 /* SCRAM exchanges abandoned after the challenge count as failures of the
@@ -337,12 +466,45 @@ test_empty_sasl_data (Fixture *f, gconstpointer unused)
   g_assert_nonnull (a);
 }
 
-/* A SCRAM-SHA-256 client built from the SDK's primitives. */
+/* The same after a change of scram_iterations: PLAIN hashes an unknown
+ * name at a count drawn from the stored accounts' counts, not at the
+ * configured one.  Accounts made at 1,000,000 (about 0.1 s a check), the
+ * count then lowered to 4096: an unknown name used to be answered at
+ * once. */
 static void
-scram_sha256 (Fixture *f, gboolean bad_nonce)
+test_iterations_changed_plain_timing (Fixture *f, gconstpointer unused)
+{
+  gint64 known = G_MAXINT64, unknown = G_MAXINT64;
+
+  set_scram_iterations (f, "1000000", "4096");
+  mynad_restart (&f->d);
+  g_autoptr(Client) c = client_open_stream (&f->d);
+  for (int i = 0; i < 2; i++)
+    {
+      gint64 t0 = g_get_monotonic_time ();
+      g_string_truncate (c->in, 0);
+      send_plain (c, i == 0 ? "alice" : "bob", "wrong");
+      g_assert_true (client_expect (c, "<not-authorized/>"));
+      known = MIN (known, g_get_monotonic_time () - t0);
+      t0 = g_get_monotonic_time ();
+      g_string_truncate (c->in, 0);
+      send_plain (c, i == 0 ? "nobody" : "nobody2", "wrong");
+      g_assert_true (client_expect (c, "<not-authorized/>"));
+      unknown = MIN (unknown, g_get_monotonic_time () - t0);
+    }
+  g_test_message ("wrong password: %" G_GINT64_FORMAT " us; unknown name: %" G_GINT64_FORMAT
+                  " us", known, unknown);
+  g_assert_cmpint (unknown, >=, known / 4);
+}
+
+/* A SCRAM-SHA-256 client built from the SDK's primitives: logs @user in
+ * with @password, expecting the server to name @iterations. */
+static void
+scram_login (Fixture *f, const char *user, const char *password, guint iterations,
+             gboolean bad_nonce)
 {
   g_autoptr(Client) c = client_open_stream (&f->d);
-  const char *cfirst_bare = "n=alice,r=clientnonce123";
+  g_autofree char *cfirst_bare = g_strdup_printf ("n=%s,r=clientnonce123", user);
   g_autofree char *cfirst = g_strconcat ("n,,", cfirst_bare, NULL);
   g_autofree char *b64 = g_base64_encode ((const guchar *) cfirst, strlen (cfirst));
   g_autofree char *auth = g_strdup_printf ("<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' "
@@ -363,12 +525,12 @@ scram_sha256 (Fixture *f, gboolean bad_nonce)
   g_autofree guchar *salt_raw = g_base64_decode (parts[1] + 2, &salt_len);
   g_autoptr(GBytes) salt = g_bytes_new (salt_raw, salt_len);
   guint iters = (guint) atoi (parts[2] + 2);
-  g_assert_cmpuint (iters, ==, 4096);
+  g_assert_cmpuint (iters, ==, iterations);
 
   const char *nonce = bad_nonce ? "r=forged" : parts[0];
   g_autofree char *without_proof = g_strdup_printf ("c=biws,%s", nonce);
   g_autofree char *auth_message = g_strdup_printf ("%s,%s,%s", cfirst_bare, sfirst, without_proof);
-  g_autoptr(GBytes) salted = myna_scram_salted_password (MYNA_SCRAM_SHA256, "wonderland", salt, iters);
+  g_autoptr(GBytes) salted = myna_scram_salted_password (MYNA_SCRAM_SHA256, password, salt, iters);
   g_autoptr(GBytes) stored = NULL, server = NULL;
   myna_scram_keys (MYNA_SCRAM_SHA256, salted, &stored, &server);
   /* ClientProof = ClientKey XOR HMAC(StoredKey, AuthMessage); ClientKey =
@@ -405,6 +567,12 @@ scram_sha256 (Fixture *f, gboolean bad_nonce)
   g_autofree char *v = g_strconcat ("v=", ssig64, NULL);
   g_autofree char *v64 = g_base64_encode ((const guchar *) v, strlen (v));
   g_assert_nonnull (strstr (c->in->str, v64));
+}
+
+static void
+scram_sha256 (Fixture *f, gboolean bad_nonce)
+{
+  scram_login (f, "alice", "wonderland", 4096, bad_nonce);
 }
 
 static void
@@ -763,7 +931,13 @@ main (int argc, char **argv)
   ADD ("/c2s/scram-bad-nonce", test_scram_bad_nonce, NULL);
   ADD ("/c2s/scram-unknown-user", test_scram_unknown_user, NULL);
   ADD ("/c2s/scram-aborts-counted", test_scram_aborts_counted, NULL);
-  ADD ("/c2s/scram-iterations-raised", test_scram_iterations_raised, NULL);
+  ADD ("/c2s/iterations-raised/mix", test_iterations_raised_mix,
+       "max_failures_per_address = 100000\n");
+  ADD ("/c2s/iterations-raised/plain-upgrades", test_iterations_raised_plain_upgrades, NULL);
+  ADD ("/c2s/iterations-changed/plain-timing", test_iterations_changed_plain_timing,
+       "max_failures = 10\n[global]\nscram_iterations = 1000000\n");
+  ADD ("/c2s/iterations-raised/stable", test_iterations_raised_stable,
+       "max_failures_per_address = 100000\n");
   ADD ("/c2s/plain-unknown-timing", test_plain_unknown_timing,
        "max_failures = 10\n[global]\nscram_iterations = 1000000\n");
   ADD ("/c2s/bind-conflict", test_bind_conflict_kicks_old, NULL);
