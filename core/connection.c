@@ -68,6 +68,7 @@ struct _MynaSession {
   gboolean       notifying;    /* session_notify_drained is on the stack */
   gboolean       drain_scheduled; /* in drain_queue */
   gboolean       reaping;
+  gboolean       cut;          /* cut by the budget, its close due from idle (cut_queue) */
   GArray        *data;         /* SessionDatum, NULL until the first */
 };
 
@@ -81,6 +82,11 @@ typedef struct {
 
 static GPtrArray *reap_queue;
 static guint reap_source;
+/* Sessions the output budget cut, to close from idle: a cut happens inside
+ * a write to another session, where running session/closed hooks would
+ * pull state out from under whatever module code is writing. */
+static GPtrArray *cut_queue;
+static guint cut_source;
 
 static const MynaXmlStreamCallbacks stream_callbacks;
 
@@ -237,6 +243,26 @@ budget_victim (MynaServer *server)
   return best;
 }
 
+/* Closes the sessions the budget cut (see cut_queue). */
+static gboolean
+cut_run (gpointer unused)
+{
+  g_autoptr(GPtrArray) queue = g_steal_pointer (&cut_queue);
+
+  cut_source = 0;
+  for (guint i = 0; queue != NULL && i < queue->len; i++)
+    {
+      MynaSession *s = queue->pdata[i];
+      if (s == NULL)
+        continue;
+      /* A session freed meanwhile left the queue (myna_connection_free). */
+      g_ptr_array_index (queue, i) = NULL;
+      s->cut = FALSE;
+      session_close (s, "policy-violation", "client is not reading", FALSE);
+    }
+  return G_SOURCE_REMOVE;
+}
+
 /* Cuts off @s, over its soft limit while the budget is spent; the log
  * gets one line per interval for all such cuts, not one per client. */
 static void
@@ -253,7 +279,23 @@ budget_cut (MynaSession *s)
   server->counters.output_budget_cuts++;
   server->budget_cuts_unlogged++;
   myna_connections_log_budget (server);
-  session_close (s, "policy-violation", "client is not reading", FALSE);
+  /* The close (its hooks) runs from idle, not inside the write that made
+   * room; until then the session reads nothing and is sent nothing. */
+  s->cut = TRUE;
+  if (s->watch != NULL)
+    myna_poller_modify (s->watch, 0);
+  if (cut_queue == NULL)
+    cut_queue = g_ptr_array_new ();
+  g_ptr_array_add (cut_queue, s);
+  if (cut_source == 0)
+    {
+      GSource *src = g_idle_source_new ();
+      g_source_set_priority (src, G_PRIORITY_HIGH);
+      g_source_set_callback (src, cut_run, NULL, NULL);
+      g_source_set_name (src, "myna-budget-cut");
+      cut_source = g_source_attach (src, server->context);
+      g_source_unref (src);
+    }
 }
 
 /* Makes room for @len more bytes to @s within max_output_total.  Closing
@@ -267,7 +309,7 @@ budget_make_room (MynaSession *s, gsize len)
   if (server->output_cutting)
     return;
   server->output_cutting = TRUE;
-  while (server->output_total + len > server->max_output_total && !s->reaping)
+  while (server->output_total + len > server->max_output_total && !s->reaping && !s->cut)
     {
       MynaSession *victim = budget_victim (server);
       if (victim == NULL)
@@ -286,6 +328,11 @@ session_update_events (MynaSession *s)
 
   if (s->watch == NULL)
     return;
+  if (s->cut)
+    {
+      myna_poller_modify (s->watch, 0);
+      return;
+    }
   if (s->state != STATE_CLOSING && !s->rate_paused)
     ev |= EPOLLIN;
   if (s->out_off < s->out->len)
@@ -341,7 +388,7 @@ session_check_soft (MynaSession *s)
 static void
 session_write (MynaSession *s, const char *data, gsize len)
 {
-  if (s->fd < 0 || s->reaping)
+  if (s->fd < 0 || s->reaping || s->cut)
     return;
   if (session_pending (s) + len > LIMITS (s)->max_output_hard)
     {
@@ -353,7 +400,7 @@ session_write (MynaSession *s, const char *data, gsize len)
   if (s->server->output_total + len > s->server->max_output_total)
     {
       budget_make_room (s, len);
-      if (s->reaping)
+      if (s->reaping || s->cut)
         return;
     }
   g_string_append_len (s->out, data, (gssize) len);
@@ -1010,6 +1057,8 @@ session_read (MynaSession *s)
 {
   char buf[READ_CHUNK];
 
+  if (s->cut)
+    return;
   if (s->handshaking)
     {
       tls_handshake_step (s);
@@ -1066,6 +1115,8 @@ session_io (MynaPollWatch *watch, guint32 events, gpointer user_data)
 {
   MynaSession *s = user_data;
 
+  if (s->cut)
+    return;
   if ((events & EPOLLOUT) && s->handshaking)
     {
       tls_handshake_step (s);
@@ -1164,6 +1215,12 @@ myna_connection_free (MynaSession *s)
     return;
   if (reap_queue != NULL)
     g_ptr_array_remove_fast (reap_queue, s);
+  if (s->cut && cut_queue != NULL)
+    {
+      guint i;
+      if (g_ptr_array_find (cut_queue, s, &i))
+        cut_queue->pdata[i] = NULL;
+    }
   if (s->drain_scheduled && drain_queue != NULL)
     g_ptr_array_remove_fast (drain_queue, s);
   if (drain_running != NULL)

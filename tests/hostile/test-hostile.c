@@ -955,6 +955,75 @@ test_output_budget (Fixture *f, gconstpointer unused)
   client_free (b.sender);
 }
 
+/* ---- 3c. a budget cut inside another session's write ----------------------- */
+
+/* mallory's "deaf" resource, over its soft limit, sends unavailable presence
+ * carrying a large <status/> while it has directed presence out to sender's
+ * resources.  The copy to itself fits the budget; the first directed copy
+ * does not, and the cut picks the deaf resource (the one queue over its soft
+ * limit) in the middle of the presence module's walk of its own directed
+ * set.  The session/closed hook that the cut runs must not pull that set
+ * out from under the walk. */
+#define REENTRY_TOTAL (1024 * 1024)
+#define REENTRY_STATUS (100 * 1024)
+#define REENTRY_TARGETS 4
+
+static void
+test_output_budget_reentry (Fixture *f, gconstpointer unused)
+{
+  Client *t[REENTRY_TARGETS];
+  g_autoptr(GString) directed = g_string_new ("<presence/>");
+  g_autofree char *pad = g_strnfill (4000, 'x');
+  g_autofree char *status = g_strnfill (REENTRY_STATUS, 's');
+  g_autofree char *unavailable = NULL;
+  guint64 total = 0;
+
+  mynad_add_user (&f->d, "sender", "send");
+  mynad_add_user (&f->d, "filler", "fill");
+  for (guint i = 0; i < REENTRY_TARGETS; i++)
+    {
+      g_autofree char *res = g_strdup_printf ("t%u", i);
+      t[i] = login_from (&f->d, OTHER_SRC, 0, "sender", "send", res);
+      g_string_append_printf (directed, "<presence to='sender@localhost/t%u'/>", i);
+    }
+  Client *deaf = login_from (&f->d, ATTACK_SRC, NOREAD_RCVBUF, "mallory", "evil", "deaf");
+  g_string_append (directed, "<iq type='get' id='avail' to='localhost'><ping xmlns='urn:xmpp:ping'/></iq>");
+  client_send (deaf, directed->str);
+  g_assert_true (expect_within (&f->d, deaf, "id='avail'", WAIT_MS));
+  Client *filler = login_from (&f->d, OTHER_SRC, 0, "filler", "fill", "f");
+
+  /* The deaf queue up to just under the budget less one status copy. */
+  for (guint round = 0; round < 2000; round++)
+    {
+      total = stat_get (&f->d, "output_total");
+      if (total > REENTRY_TOTAL - 2 * REENTRY_STATUS + 8 * 1024)
+        break;
+      guint n = total + 64 * 1024 < REENTRY_TOTAL - 2 * REENTRY_STATUS ? 8 : 1;
+      g_autoptr(GString) batch = g_string_new (NULL);
+      for (guint i = 0; i < n; i++)
+        g_string_append_printf (batch, "<message to='mallory@localhost/deaf' type='chat'>"
+                                "<body>%s</body></message>", pad);
+      g_autofree char *id = g_strdup_printf ("fill%u", round);
+      g_string_append_printf (batch, "<iq type='get' id='%s' to='localhost'>"
+                              "<ping xmlns='urn:xmpp:ping'/></iq>", id);
+      client_send (filler, batch->str);
+      g_assert_true (expect_within (&f->d, filler, id, WAIT_MS));
+    }
+  g_test_message ("output_total %" G_GUINT64_FORMAT " before the unavailable presence", total);
+  g_assert_cmpuint (total, <, REENTRY_TOTAL - REENTRY_STATUS - 1024);
+
+  unavailable = g_strdup_printf ("<presence type='unavailable'><status>%s</status></presence>",
+                                 status);
+  client_send (deaf, unavailable);
+  g_assert_true (closed_within (&f->d, deaf, WAIT_MS));
+  /* mynad is still there. */
+  g_assert_cmpuint (stat_get (&f->d, "limit_output_budget_cuts"), >=, 1);
+  client_free (deaf);
+  client_free (filler);
+  for (guint i = 0; i < REENTRY_TARGETS; i++)
+    client_free (t[i]);
+}
+
 /* ---- 4. XML bombs --------------------------------------------------------- */
 
 /* After each bomb: nothing of it reached B, and the good pair still works. */
@@ -1868,6 +1937,9 @@ static const Limits noread_limits = { "max_output = 64K\nmax_output_hard = 4M\no
 static const Limits budget_limits = { "max_output = 256K\nmax_output_total = 2M\n"
                                       "output_drain_timeout = 10m\n"
                                       "c2s_rate = 16M\nc2s_burst = 16M\n", NULL, TRUE };
+static const Limits reentry_limits = { "max_output = 64K\nmax_output_hard = 8M\nmax_output_total = 1M\n"
+                                       "output_drain_timeout = 10m\n"
+                                       "c2s_rate = 16M\nc2s_burst = 16M\n", NULL };
 static const Limits bomb_limits = { "max_stanza_size = 64K\n", NULL };
 static const Limits connflood_limits = { "max_connections_per_ip = 500\nauth_timeout = 3s\n", NULL };
 static const Limits brute_limits = { NULL, "max_failures = 3\nmax_failures_per_address = 3\n"
@@ -1893,6 +1965,7 @@ main (int argc, char **argv)
   ADD ("/hostile/stanza-flood", flood_limits, test_stanza_flood);
   ADD ("/hostile/never-reading", noread_limits, test_never_reading);
   ADD ("/hostile/output-budget", budget_limits, test_output_budget);
+  ADD ("/hostile/output-budget-reentry", reentry_limits, test_output_budget_reentry);
   ADD ("/hostile/xml/billion-laughs", bomb_limits, test_billion_laughs);
   ADD ("/hostile/xml/entity-reference", bomb_limits, test_entity_reference);
   ADD ("/hostile/xml/deep-nesting", bomb_limits, test_deep_nesting);
