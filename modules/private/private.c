@@ -32,13 +32,18 @@
 
 #define NS_PRIVATE    "jabber:iq:private"
 #define PRIVATE_STORE "private"
+/* Elements one query may name.  XEP-0049 queries name one; a few more are
+ * tolerated, but each costs a lookup and a held element while the answer
+ * waits, so a single 256 KB stanza of tiny children is refused. */
+#define PRIVATE_MAX_CHILDREN 32
 
 typedef struct {
   MynaModule *mod;
   guint       inflight;
   GHashTable *waiting;   /* requester's bare JID → its gets waiting (GUINT) */
   GHashTable *views;     /* "local@host" → (key → element as read while sets
-                          * were in flight); dropped by the account's next set */
+                          * were in flight); dropped by the account's next set
+                          * and once none of its gets waits */
 } Private;
 
 /* A set waiting for its writes. */
@@ -83,6 +88,13 @@ private_children (MynaCall *call, MynaStanza *iq, MynaStanza *query)
         {
           myna_call_reply_error (call, iq, MYNA_ERROR_TYPE_MODIFY, "not-acceptable",
                                  "that namespace is reserved");
+          return NULL;
+        }
+      if (children->len == PRIVATE_MAX_CHILDREN)
+        {
+          myna_call_reply_error (call, iq, MYNA_ERROR_TYPE_MODIFY, "not-acceptable",
+                                 "a private storage query names at most "
+                                 G_STRINGIFY (PRIVATE_MAX_CHILDREN) " elements");
           return NULL;
         }
       g_ptr_array_add (children, child);
@@ -147,7 +159,12 @@ private_later_free (gpointer data)
   if (n > 1)
     g_hash_table_insert (self->waiting, g_strdup (later->requester), GUINT_TO_POINTER (n - 1));
   else
-    g_hash_table_remove (self->waiting, later->requester);
+    {
+      /* Only the account itself reads its private data, so its view
+       * serves no one once its own gets are answered. */
+      g_hash_table_remove (self->waiting, later->requester);
+      g_hash_table_remove (self->views, later->requester);
+    }
   if (--self->inflight == 0)
     g_hash_table_remove_all (self->views);
   myna_stanza_unref (later->reply);

@@ -34,6 +34,7 @@ typedef struct {
   MynaModule *mod;
   guint       inflight;
   GHashTable *waiting;   /* requester's bare JID → its gets waiting (GUINT) */
+  GHashTable *view_refs; /* "local@host" → gets waiting with its view (GUINT) */
   GHashTable *views;     /* "local@host" → its vCard as read while sets were in
                           * flight (MynaStanza); dropped by its next set */
 } Vcard;
@@ -66,6 +67,7 @@ typedef struct {
   MynaStanza *reply;
   MynaStanza *vcard;     /* shared, see Vcard.views */
   char       *requester; /* key in Vcard.waiting */
+  char       *key;       /* "local@host": key in Vcard.views and view_refs */
 } VcardLater;
 
 static void
@@ -88,11 +90,22 @@ vcard_later_free (gpointer data)
     g_hash_table_insert (self->waiting, g_strdup (later->requester), GUINT_TO_POINTER (n - 1));
   else
     g_hash_table_remove (self->waiting, later->requester);
+  /* A view lives only while gets wait with it: not for every account
+   * anyone asked about while some set was in flight somewhere. */
+  n = GPOINTER_TO_UINT (g_hash_table_lookup (self->view_refs, later->key));
+  if (n > 1)
+    g_hash_table_insert (self->view_refs, g_strdup (later->key), GUINT_TO_POINTER (n - 1));
+  else
+    {
+      g_hash_table_remove (self->view_refs, later->key);
+      g_hash_table_remove (self->views, later->key);
+    }
   if (--self->inflight == 0)
     g_hash_table_remove_all (self->views);
   myna_stanza_unref (later->reply);
   myna_stanza_unref (later->vcard);
   g_free (later->requester);
+  g_free (later->key);
   g_free (later);
 }
 
@@ -129,6 +142,10 @@ vcard_reply_later (Vcard *self, MynaCall *call, MynaStanza *iq, const char *key,
                          self->waiting, later->requester)) + 1));
   if (!g_hash_table_contains (self->views, key))
     g_hash_table_insert (self->views, g_strdup (key), myna_stanza_ref (vcard));
+  later->key = g_strdup (key);
+  g_hash_table_insert (self->view_refs, g_strdup (key),
+                       GUINT_TO_POINTER (GPOINTER_TO_UINT (g_hash_table_lookup (
+                         self->view_refs, key)) + 1));
   self->inflight++;
   myna_storage_after_writes (myna_module_get_storage (self->mod), vcard_later_send, later,
                              vcard_later_free);
@@ -269,6 +286,7 @@ vcard_free (gpointer data)
   Vcard *self = data;
 
   g_hash_table_unref (self->waiting);
+  g_hash_table_unref (self->view_refs);
   g_hash_table_unref (self->views);
   g_free (self);
 }
@@ -280,6 +298,7 @@ vcard_load (MynaModule *mod, GError **error)
 
   self->mod = mod;
   self->waiting = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
+  self->view_refs = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
   self->views = g_hash_table_new_full (g_str_hash, g_str_equal, g_free,
                                        (GDestroyNotify) myna_stanza_unref);
   myna_module_set_data (mod, self, vcard_free);

@@ -911,6 +911,26 @@ test_private_caps (Fixture *f, gconstpointer unused)
     other = private_set_sized (b, 1, 1500);
     assert_result (other);
   }
+  /* A query names at most 32 elements: one stanza of many tiny children
+   * would otherwise hold as many elements while its answer waits. */
+  {
+    g_autoptr(GString) many = g_string_new (NULL);
+    g_autoptr(MynaStanza) refused = NULL, fits = NULL;
+
+    for (guint i = 0; i < 33; i++)
+      g_string_append_printf (many, "<m xmlns='urn:example:m%u'/>", i);
+    g_string_prepend (many, "<query xmlns='jabber:iq:private'>");
+    g_string_append (many, "</query>");
+    refused = request (a, "get", NULL, many->str);
+    assert_error (refused, "modify", "not-acceptable");
+    g_string_truncate (many, 0);
+    for (guint i = 0; i < 32; i++)
+      g_string_append_printf (many, "<m xmlns='urn:example:m%u'/>", i);
+    g_string_prepend (many, "<query xmlns='jabber:iq:private'>");
+    g_string_append (many, "</query>");
+    fits = request (a, "get", NULL, many->str);
+    assert_result (fits);
+  }
 }
 
 /* ---- blocking ------------------------------------------------------------- */
