@@ -129,6 +129,12 @@ static GHashTable *roster_busy;
 static GHashTable *roster_waiting;
 /* "user@host" → RosterSnap, the last view taken while it is busy. */
 static GHashTable *roster_snaps;
+/* Item references held by all live views: an account alternating sets
+ * and gets takes a new view (up to max_items references) per get; past
+ * ROSTER_SNAP_BUDGET such a get is refused (resource-constraint, wait)
+ * instead of taking one, whatever the number of accounts doing it. */
+static gsize roster_snap_live_items;
+#define ROSTER_SNAP_BUDGET (4 * 1024 * 1024)
 static guint       roster_instances;
 /* Refusals for a full roster: when one was last logged, and how many
  * went unlogged since. */
@@ -200,6 +206,7 @@ roster_snap_clear (gpointer data)
 {
   RosterSnap *snap = data;
 
+  roster_snap_live_items -= snap->items->len;
   g_free (snap->ver);
   g_ptr_array_unref (snap->items);
 }
@@ -229,6 +236,7 @@ roster_snap_take (MynaHost *host, const char *user, const char *key, const char 
   g_hash_table_iter_init (&it, table);
   while (g_hash_table_iter_next (&it, NULL, &value))
     g_ptr_array_add (snap->items, myna_stanza_ref (value));
+  roster_snap_live_items += snap->items->len;
   if (g_hash_table_contains (roster_busy, key))
     g_hash_table_replace (roster_snaps, g_strdup (key), g_rc_box_acquire (snap));
   return snap;
@@ -1184,6 +1192,34 @@ roster_may_wait (MynaModule *mod, MynaCall *call, MynaStanza *iq, MynaJid *to)
   return FALSE;
 }
 
+/* FALSE, with @iq refused, when a get would take a new view of a busy
+ * account's roster past ROSTER_SNAP_BUDGET. */
+static gboolean
+roster_snap_fits (MynaCall *call, MynaStanza *iq, MynaJid *to)
+{
+  MynaHost *host = myna_call_get_host (call);
+  const char *user = myna_jid_get_local (to);
+  g_autofree char *key = g_strdup_printf ("%s@%s", user, myna_host_get_name (host));
+  RosterSnap *snap;
+
+  if (roster_busy == NULL || !g_hash_table_contains (roster_busy, key))
+    return TRUE;                              /* answered at once, no view kept */
+  snap = roster_snaps != NULL ? g_hash_table_lookup (roster_snaps, key) : NULL;
+  if (snap != NULL)
+    {
+      g_autofree char *ver = roster_store_get_version (host, user);
+      if (strcmp (snap->ver, ver) == 0)
+        return TRUE;                          /* shares the view taken last */
+    }
+  if (roster_snap_live_items + roster_store_count (host, user) <= ROSTER_SNAP_BUDGET)
+    return TRUE;
+  g_debug ("roster get of %s refused: %" G_GSIZE_FORMAT " item references held by "
+           "waiting answers", key, roster_snap_live_items);
+  myna_call_reply_error (call, iq, MYNA_ERROR_TYPE_WAIT, "resource-constraint",
+                         "too many roster requests are waiting for an answer");
+  return FALSE;
+}
+
 static MynaResult
 roster_iq (MynaCall *call, MynaStanza *iq, gpointer data)
 {
@@ -1203,7 +1239,10 @@ roster_iq (MynaCall *call, MynaStanza *iq, gpointer data)
   if (!roster_may_wait (data, call, iq, to))
     return MYNA_HANDLED;
   if (g_strcmp0 (myna_stanza_get_type (iq), "get") == 0)
-    roster_get (call, iq, query);
+    {
+      if (roster_snap_fits (call, iq, to))
+        roster_get (call, iq, query);
+    }
   else
     roster_set (call, iq, query, data);
   return MYNA_HANDLED;
