@@ -373,17 +373,14 @@ test_scram_aborts_counted (Fixture *f, gconstpointer unused)
   g_assert_true (client_expect (c, "<temporary-auth-failure/>"));
 }
 
-/* PLAIN spends the same hashing on a name with no account as on a wrong
- * password (issue 10, item 8): at 1,000,000 iterations a check takes
- * about 0.1 s, and an unknown name used to be answered at once. */
+/* PLAIN with a wrong password for alice and bob against unknown names,
+ * the best of two each (against scheduling noise): an unknown name must
+ * cost at least a quarter of a known one's check. */
 static void
-test_plain_unknown_timing (Fixture *f, gconstpointer unused)
+assert_plain_unknown_as_slow (Client *c)
 {
-  g_autoptr(Client) c = client_open_stream (&f->d);
   gint64 known = G_MAXINT64, unknown = G_MAXINT64;
 
-  /* The best of two each, against scheduling noise (this machine is shared:
-   * a quarter is far from the 0.3 ms an unknown name took). */
   for (int i = 0; i < 2; i++)
     {
       gint64 t0 = g_get_monotonic_time ();
@@ -400,6 +397,19 @@ test_plain_unknown_timing (Fixture *f, gconstpointer unused)
   g_test_message ("wrong password: %" G_GINT64_FORMAT " us; unknown name: %" G_GINT64_FORMAT
                   " us", known, unknown);
   g_assert_cmpint (unknown, >=, known / 4);
+}
+
+/* PLAIN spends the same hashing on a name with no account as on a wrong
+ * password (issue 10, item 8): at 1,000,000 iterations a check takes
+ * about 0.1 s, and an unknown name used to be answered at once. */
+static void
+test_plain_unknown_timing (Fixture *f, gconstpointer unused)
+{
+  g_autoptr(Client) c = client_open_stream (&f->d);
+
+  /* This machine is shared: a quarter is far from the 0.3 ms an unknown
+   * name took. */
+  assert_plain_unknown_as_slow (c);
 }
 
 /* Empty SASL data (RFC 6120 §6.4.2) in every place a client can send it:
@@ -474,27 +484,10 @@ test_empty_sasl_data (Fixture *f, gconstpointer unused)
 static void
 test_iterations_changed_plain_timing (Fixture *f, gconstpointer unused)
 {
-  gint64 known = G_MAXINT64, unknown = G_MAXINT64;
-
   set_scram_iterations (f, "1000000", "4096");
   mynad_restart (&f->d);
   g_autoptr(Client) c = client_open_stream (&f->d);
-  for (int i = 0; i < 2; i++)
-    {
-      gint64 t0 = g_get_monotonic_time ();
-      g_string_truncate (c->in, 0);
-      send_plain (c, i == 0 ? "alice" : "bob", "wrong");
-      g_assert_true (client_expect (c, "<not-authorized/>"));
-      known = MIN (known, g_get_monotonic_time () - t0);
-      t0 = g_get_monotonic_time ();
-      g_string_truncate (c->in, 0);
-      send_plain (c, i == 0 ? "nobody" : "nobody2", "wrong");
-      g_assert_true (client_expect (c, "<not-authorized/>"));
-      unknown = MIN (unknown, g_get_monotonic_time () - t0);
-    }
-  g_test_message ("wrong password: %" G_GINT64_FORMAT " us; unknown name: %" G_GINT64_FORMAT
-                  " us", known, unknown);
-  g_assert_cmpint (unknown, >=, known / 4);
+  assert_plain_unknown_as_slow (c);
 }
 
 /* A SCRAM-SHA-256 client built from the SDK's primitives: logs @user in
