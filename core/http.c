@@ -905,6 +905,15 @@ http_conn_reserve (HttpConn *conn, gsize bytes)
   return TRUE;
 }
 
+/* 413: a body declared, or read, over http_max_body. */
+static void
+http_conn_too_large (HttpConn *conn)
+{
+  g_autofree char *text = g_strdup_printf ("the request body is over the limit of %"
+                                           G_GSIZE_FORMAT " bytes", conn->http->max_body);
+  http_conn_refuse (conn, SOUP_STATUS_REQUEST_ENTITY_TOO_LARGE, text);
+}
+
 /* After the headers, before any of the body. */
 static void
 http_got_headers (SoupServerMessage *msg, gpointer user_data)
@@ -928,11 +937,7 @@ http_got_headers (SoupServerMessage *msg, gpointer user_data)
   else if (http->stopping)
     http_conn_refuse (conn, SOUP_STATUS_SERVICE_UNAVAILABLE, "the server is stopping");
   else if (declared > http->max_body)
-    {
-      g_autofree char *text = g_strdup_printf ("the request body is over the limit of %"
-                                               G_GSIZE_FORMAT " bytes", http->max_body);
-      http_conn_refuse (conn, SOUP_STATUS_REQUEST_ENTITY_TOO_LARGE, text);
-    }
+    http_conn_too_large (conn);
   else if (http_conn_check (conn, msg) && http_conn_reserve (conn, (gsize) declared))
     {
       if (declared == 0 && encoding != SOUP_ENCODING_CHUNKED)
@@ -950,11 +955,7 @@ http_got_chunk (SoupServerMessage *msg, GBytes *chunk, gpointer user_data)
 
   conn->body_read += g_bytes_get_size (chunk);
   if (conn->body_read > http->max_body)
-    {
-      g_autofree char *text = g_strdup_printf ("the request body is over the limit of %"
-                                               G_GSIZE_FORMAT " bytes", http->max_body);
-      http_conn_refuse (conn, SOUP_STATUS_REQUEST_ENTITY_TOO_LARGE, text);
-    }
+    http_conn_too_large (conn);
   else if (conn->body_read > conn->reserved)
     http_conn_reserve (conn, conn->body_read - conn->reserved);
 }
