@@ -70,6 +70,8 @@ struct _MynaModuleRegistry {
   gboolean    scanned;
 };
 
+G_DEFINE_QUARK (myna-module-error-quark, myna_module_error)
+
 /* Per thread: timers of other threads (their own wheels) run as no module. */
 static _Thread_local MynaModule *current_module;
 

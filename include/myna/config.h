@@ -29,6 +29,10 @@ typedef struct {
   gint64         min;            /* bounds for INT, SIZE, DURATION; */
   gint64         max;            /* min == max == 0 means unbounded */
   const char    *description;
+  /* ABI 2: where the parsed value goes in the module's typed config
+   * struct (offsetof; gint64 for INT/SIZE/DURATION, gboolean for BOOL,
+   * char * for STRING, char ** for LIST). */
+  gsize          offset;
 } MynaConfigKey;
 
 #define MYNA_CONFIG_ERROR (myna_config_error_quark ())

@@ -33,6 +33,23 @@ G_BEGIN_DECLS
 
 typedef struct _MynaModule MynaModule;
 
+/* Errors of the module system and of the calls modules make through it. */
+#define MYNA_MODULE_ERROR (myna_module_error_quark ())
+GQuark myna_module_error_quark (void);
+
+typedef enum {
+  MYNA_MODULE_ERROR_FAILED,
+  MYNA_MODULE_ERROR_NOT_FOUND,    /* no such module, manifest or service */
+  MYNA_MODULE_ERROR_ABI,          /* built for another module ABI */
+  MYNA_MODULE_ERROR_MANIFEST,     /* descriptor and manifest disagree, or bad manifest */
+  MYNA_MODULE_ERROR_CONFIG,       /* its configuration is invalid */
+  MYNA_MODULE_ERROR_DEPENDENCY,   /* a required module or service is missing */
+  MYNA_MODULE_ERROR_IN_USE,       /* other modules use what it provides */
+  MYNA_MODULE_ERROR_BUSY,         /* being reloaded */
+  MYNA_MODULE_ERROR_TIMEOUT,      /* an IQ request got no answer in time */
+  MYNA_MODULE_ERROR_STANZA,       /* an IQ request was answered with an error */
+} MynaModuleError;
+
 typedef enum {
   MYNA_MODULE_LAZY = 0,   /* opened on first use */
   MYNA_MODULE_EAGER = 1,  /* opened at start (stream features, SASL, hooks) */
@@ -60,6 +77,17 @@ typedef struct {
   /* Optional: state to carry across a reload, and its restoration. */
   GVariant *(*save)    (MynaModule *mod);
   void      (*restore) (MynaModule *mod, GVariant *state);
+  /* ---- ABI 2 ---- */
+  const char         *description;      /* one line, for `mynactl modules` */
+  const char *const  *features;         /* disco#info features of the host */
+  const char *const  *account_features; /* features at accounts' bare JIDs */
+  gsize               config_size;      /* sizeof the typed config struct */
+  const char *const  *provides;         /* services it provides: "NAME/VERSION" */
+  const char *const  *uses;             /* services it needs: "NAME/VERSION" (minimum) */
+  /* Optional: called after `load` for every live session of the host
+   * (after a reload, or a load while clients are connected), so the new
+   * instance re-attaches the per-session state it keeps. */
+  void      (*attach)  (MynaModule *mod, MynaSession *session);
 } MynaModuleDesc;
 
 #define MYNA_STRV(...) ((const char *const[]) { __VA_ARGS__, NULL })
