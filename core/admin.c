@@ -359,7 +359,9 @@ admin_user (AdminClient *c, const char *line, char **words, GString *out, GError
   g_autoptr(MynaJid) jid = myna_jid_parse (words[2], error);
   if (jid == NULL)
     return FALSE;
-  if (myna_jid_get_local (jid) == NULL || myna_server_get_host (server, myna_jid_get_domain (jid)) == NULL)
+  MynaHost *account_host = myna_server_get_host (server, myna_jid_get_domain (jid));
+  /* A component's domain has no accounts. */
+  if (myna_jid_get_local (jid) == NULL || account_host == NULL || account_host->component)
     {
       g_set_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
                    "%s is not an account of a host served here", words[2]);

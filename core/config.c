@@ -105,6 +105,15 @@ static const MynaConfigKey host_keys[] = {
   { NULL }
 };
 
+/* [component:DOMAIN]: a domain served by a module (no accounts). */
+static const MynaConfigKey component_keys[] = {
+  { "module", MYNA_CONFIG_STRING, "", 0, 0,
+    "the module serving the domain (required); loaded at start" },
+  { "modules", MYNA_CONFIG_LIST, "", 0, 0,
+    "more modules on the domain (disco is always loaded there)" },
+  { NULL }
+};
+
 #ifdef MYNA_HAVE_HTTP
 static const char *listener_kinds[] = { "c2s", "c2s_tls", "http", NULL };
 #else
@@ -380,6 +389,8 @@ config_find_def (MynaConfig *config, const char *group, const char *key)
     return find_key (listener_keys, key);
   if (g_str_has_prefix (group, "module:"))
     return find_key (g_hash_table_lookup (config->modules, group + 7), key);
+  if (g_str_has_prefix (group, "component:"))
+    return find_key (component_keys, key);
   if (g_str_has_prefix (group, "host:"))
     {
       const char *dot = strchr (key, '.');
@@ -655,6 +666,47 @@ check_modules_known (MynaConfig *config, const char *group, GPtrArray *diags)
                 "[%s] modules: no module named '%s' was found", group, names[i]);
 }
 
+/* Whether some [host:DOMAIN] section names @domain (normalised). */
+static gboolean
+config_has_host (MynaConfig *config, const char *domain)
+{
+  g_auto(GStrv) hosts = myna_config_get_sections (config, "host:");
+
+  for (guint i = 0; hosts[i] != NULL; i++)
+    {
+      g_autofree char *h = myna_jid_prep_domain (hosts[i], NULL);
+      if (g_strcmp0 (h, domain) == 0)
+        return TRUE;
+    }
+  return FALSE;
+}
+
+/* [component:DOMAIN]: a valid domain that no [host:] serves, and a known
+ * serving module. */
+static void
+check_component (MynaConfig *config, const char *group, GPtrArray *diags)
+{
+  guint line = config_line (config, group, NULL);
+  g_autoptr(GError) error = NULL;
+  g_autofree char *domain = myna_jid_prep_domain (group + 10, &error);
+  g_autofree char *module = config_raw (config, group, "module",
+                                        find_key (component_keys, "module"));
+
+  if (domain == NULL)
+    diag_add (diags, config, MYNA_DIAG_ERROR, line, "[%s]: not a valid domain: %s",
+              group, error->message);
+  else if (config_has_host (config, domain))
+    diag_add (diags, config, MYNA_DIAG_ERROR, line,
+              "[%s]: %s is also a [host:%s]: a domain is either a host with accounts "
+              "or a component served by a module", group, domain, domain);
+  if (*module == '\0')
+    diag_add (diags, config, MYNA_DIAG_ERROR, line,
+              "[%s]: no module: set module = NAME, the module serving the domain", group);
+  else if (!g_hash_table_contains (config->modules, module))
+    diag_add (diags, config, MYNA_DIAG_ERROR, config_line (config, group, "module"),
+              "[%s] module: no module named '%s' was found", group, module);
+}
+
 GPtrArray *
 myna_config_check (MynaConfig *config)
 {
@@ -677,11 +729,12 @@ myna_config_check (MynaConfig *config)
           continue;
         }
       if (strcmp (g, "global") != 0 && !g_str_has_prefix (g, "listener:")
-          && !g_str_has_prefix (g, "host:") && !g_str_has_prefix (g, "module:"))
+          && !g_str_has_prefix (g, "host:") && !g_str_has_prefix (g, "module:")
+          && !g_str_has_prefix (g, "component:"))
         {
           diag_add (diags, config, MYNA_DIAG_WARNING, line,
                     "unknown section [%s]: ignored (expected global, listener:NAME, "
-                    "host:DOMAIN or module:NAME)", g);
+                    "host:DOMAIN, component:DOMAIN or module:NAME)", g);
           continue;
         }
       check_group (config, g, diags);
@@ -696,7 +749,10 @@ myna_config_check (MynaConfig *config)
                       "[%s]: not a valid domain: %s", g, error->message);
           n_hosts++;
         }
-      if (strcmp (g, "global") == 0 || g_str_has_prefix (g, "host:"))
+      if (g_str_has_prefix (g, "component:"))
+        check_component (config, g, diags);
+      if (strcmp (g, "global") == 0 || g_str_has_prefix (g, "host:")
+          || g_str_has_prefix (g, "component:"))
         check_modules_known (config, g, diags);
     }
   if (n_hosts == 0)

@@ -1292,7 +1292,12 @@ stream_open (gpointer user_data, MynaStanza *header)
   g_autofree char *domain = to != NULL ? myna_jid_prep_domain (to, NULL) : NULL;
 
   if (s->state == STATE_HEADER)
-    s->host = myna_server_get_host (s->server, domain);
+    {
+      s->host = myna_server_get_host (s->server, domain);
+      /* A component's domain has no accounts: no client logs in to it. */
+      if (s->host != NULL && s->host->component)
+        s->host = NULL;
+    }
   if (g_strcmp0 (ns, MYNA_NS_CLIENT) != 0)
     {
       myna_session_close (s, "invalid-namespace", "the stream's namespace must be jabber:client");
@@ -1620,6 +1625,7 @@ myna_session_set_authenticated (MynaSession *session, const char *local)
   if (session->state == STATE_CLOSING)
     return;                     /* the client left during the check */
   g_return_if_fail (session->state == STATE_OPEN);
+  g_return_if_fail (!session->host->component);
 
   g_autoptr(GError) error = NULL;
   MynaJid *jid = myna_jid_new (local, session->host->name, NULL, &error);

@@ -47,7 +47,8 @@ myna_server_deliver (MynaServer *server, MynaStanza *stanza)
   if (to == NULL || myna_jid_get_local (to) == NULL)
     return 0;
   MynaHost *host = myna_server_get_host (server, myna_jid_get_domain (to));
-  if (host == NULL)
+  /* A component has no sessions: its modules deliver what they serve. */
+  if (host == NULL || host->component)
     return 0;
 
   const char *name = myna_stanza_get_name (stanza);

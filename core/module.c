@@ -9,7 +9,8 @@
  *
  * Unloading an instance runs its `unload`, then removes everything it
  * registered and everything of its that could call into its code later:
- * routes, hooks, stream handlers and features, disco features, its timers,
+ * routes, hooks, stream handlers and features, disco features, identities,
+ * items and extensions, its timers,
  * the MynaTimers it made, and per-session data whose destroy notify is code
  * of its .so (those run now).  Callbacks still pending — storage and account
  * operations it queued, a hook chain running — hold the instance: its state
@@ -753,6 +754,7 @@ module_unregister (MynaModule *mod)
   myna_router_remove_owner (registry->server->router, mod);
   features_release (mod->host->features, mod->features);
   features_release (mod->host->account_features, mod->account_features);
+  myna_host_remove_disco (mod->host, mod);
   for (guint i = mod->host->stream_features->len; i > 0; i--)
     {
       MynaFeaturesEntry *e = mod->host->stream_features->pdata[i - 1];
@@ -1200,6 +1202,35 @@ myna_module_add_account_feature (MynaModule *mod, const char *feature)
   if (module_refuses (mod, "an account feature", NULL, NULL))
     return;
   feature_add (mod->host->account_features, mod->account_features, feature);
+}
+
+void
+myna_module_add_identity (MynaModule *mod, const char *category, const char *type,
+                          const char *name)
+{
+  g_return_if_fail (mod != NULL && category != NULL && type != NULL);
+  if (module_refuses (mod, "a disco identity", NULL, NULL))
+    return;
+  myna_host_add_identity (mod->host, mod, category, type, name);
+}
+
+void
+myna_module_add_disco_item (MynaModule *mod, const char *jid, const char *node,
+                            const char *name)
+{
+  g_return_if_fail (mod != NULL && jid != NULL);
+  if (module_refuses (mod, "a disco item", NULL, NULL))
+    return;
+  myna_host_add_disco_item (mod->host, mod, jid, node, name);
+}
+
+gboolean
+myna_module_add_disco_extension (MynaModule *mod, MynaStanza *form)
+{
+  g_return_val_if_fail (mod != NULL && form != NULL, FALSE);
+  if (module_refuses (mod, "a disco extension", NULL, NULL))
+    return FALSE;
+  return myna_host_add_disco_extension (mod->host, mod, form);
 }
 
 void

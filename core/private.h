@@ -243,7 +243,28 @@ struct _MynaHost {
   GHashTable *accounts;        /* local → GPtrArray of MynaSession* (bound) */
   GPtrArray  *stream_features; /* FeaturesEntry* */
   char      **modules;         /* enabled module names, from the config */
+  /* A [component:DOMAIN]: served by a module, no accounts, no clients. */
+  gboolean    component;
+  char       *component_module; /* the module serving it */
+  /* Disco registrations (disco.c), each with its owner (NULL: the core). */
+  GPtrArray  *identities;      /* DiscoIdentityEntry* */
+  GPtrArray  *disco_items;     /* DiscoItemEntry* */
+  GPtrArray  *disco_extensions; /* DiscoExtensionEntry* */
 };
+
+/* disco.c: a host's disco identities, items and XEP-0128 extensions. */
+void        myna_host_disco_init (MynaHost *host);
+void        myna_host_disco_clear (MynaHost *host);
+void        myna_host_add_identity (MynaHost *host, MynaModule *owner, const char *category,
+                                    const char *type, const char *name);
+void        myna_host_add_disco_item (MynaHost *host, MynaModule *owner, const char *jid,
+                                      const char *node, const char *name);
+/* FALSE with a warning when @form is no XEP-0004 form with a hidden
+ * FORM_TYPE, or the host has a form of that FORM_TYPE already. */
+gboolean    myna_host_add_disco_extension (MynaHost *host, MynaModule *owner,
+                                           MynaStanza *form);
+/* Removes everything @owner registered on @host. */
+void        myna_host_remove_disco (MynaHost *host, MynaModule *owner);
 
 typedef struct {
   MynaFeaturesFunc func;

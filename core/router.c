@@ -8,7 +8,9 @@
  *    handler may add or remove hooks while its chain runs.
  *  - Stream handlers: (host, namespace, element) for stream-level elements.
  *  - Routing of a stanza: target (host, bare, full), hooks, IQ routes, and
- *    the default — delivery, or the RFC's error.
+ *    the default — delivery, or the RFC's error.  A component's domain
+ *    ([component:DOMAIN]) is routed the same way to its own routes and
+ *    hooks, with no delivery: what its modules leave gets the error.
  * Handlers run as their module (myna_module_enter); an entry holds its
  * module, so one still on the stack when the module unloads keeps its code
  * until the handler has returned. */
@@ -424,7 +426,8 @@ route_iq (MynaRouter *router, MynaCall *call, MynaStanza *iq, MynaTarget target,
     }
   if (myna_router_fire (router, call->host, event, call, iq) == MYNA_HANDLED)
     return;
-  if (target == MYNA_TARGET_FULL && myna_server_deliver (router->server, iq) > 0)
+  if (target == MYNA_TARGET_FULL && !call->host->component
+      && myna_server_deliver (router->server, iq) > 0)
     return;
   if (request)
     reply_error (call, iq, MYNA_ERROR_TYPE_CANCEL, "service-unavailable", NULL);
@@ -474,6 +477,16 @@ myna_router_route (MynaRouter *router, MynaCall *call, MynaStanza *stanza)
     }
   if (myna_router_fire (router, dest, event, &c, stanza) == MYNA_HANDLED)
     return;
+  if (dest->component)
+    {
+      /* Nobody of the component took it: no account, no session to hand
+       * it to.  A message bounces whatever its type (an error excepted),
+       * as at a JID that does not exist (RFC 6121 §8.1, as Prosody does);
+       * presence is dropped. */
+      if (strcmp (name, "message") == 0)
+        reply_error (&c, stanza, MYNA_ERROR_TYPE_CANCEL, "service-unavailable", NULL);
+      return;
+    }
   if (target != MYNA_TARGET_HOST && myna_server_deliver (router->server, stanza) > 0)
     return;
   if (strcmp (name, "message") == 0)
@@ -535,6 +548,17 @@ myna_router_describe (MynaRouter *router, GString *out)
 
   describe_table (router->iq, "iq", out);
   describe_table (router->stream, "stream", out);
+  g_hash_table_iter_init (&it, router->server->hosts);
+  while (g_hash_table_iter_next (&it, NULL, &value))
+    {
+      MynaHost *h = value;
+      if (h->component)
+        g_ptr_array_add (lines, g_strdup_printf ("component %s -> %s%s", h->name,
+                                                 h->component_module,
+                                                 myna_module_is_loaded (router->server->modules, h,
+                                                                        h->component_module)
+                                                   ? "" : " (not loaded)"));
+    }
   g_hash_table_iter_init (&it, router->lazy_ns);
   while (g_hash_table_iter_next (&it, &key, &value))
     {

@@ -45,7 +45,9 @@ host_free (MynaHost *host)
   g_hash_table_unref (host->account_features);
   g_hash_table_unref (host->accounts);
   g_ptr_array_unref (host->stream_features);
+  myna_host_disco_clear (host);
   g_strfreev (host->modules);
+  g_free (host->component_module);
   g_free (host->name);
   g_free (host);
 }
@@ -70,7 +72,49 @@ myna_server_add_host (MynaServer *server, const char *name)
   host->accounts = g_hash_table_new_full (g_str_hash, g_str_equal, g_free,
                                           (GDestroyNotify) g_ptr_array_unref);
   host->stream_features = g_ptr_array_new_with_free_func ((GDestroyNotify) features_entry_free);
+  myna_host_disco_init (host);
   g_hash_table_insert (server->hosts, host->name, host);
+  return host;
+}
+
+/* Whether @sub is a subdomain of @domain ("conference.example.org" of
+ * "example.org"). */
+static gboolean
+is_subdomain (const char *sub, const char *domain)
+{
+  gsize ls = strlen (sub), ld = strlen (domain);
+
+  return ls > ld + 1 && sub[ls - ld - 1] == '.' && strcmp (sub + ls - ld, domain) == 0;
+}
+
+/* Adds component @name served by @module, and lists it in the disco#items
+ * of the main hosts it is a subdomain of; one under none of them is
+ * listed by every main host (XEP-0030 §4, as Prosody and ejabberd do). */
+static MynaHost *
+server_add_component (MynaServer *server, const char *name, const char *module)
+{
+  g_autoptr(GPtrArray) mains = g_ptr_array_new ();
+  GHashTableIter it;
+  gpointer value;
+  gboolean under_one = FALSE;
+
+  g_hash_table_iter_init (&it, server->hosts);
+  while (g_hash_table_iter_next (&it, NULL, &value))
+    if (!((MynaHost *) value)->component)
+      {
+        g_ptr_array_add (mains, value);
+        under_one |= is_subdomain (name, ((MynaHost *) value)->name);
+      }
+  for (guint i = 0; i < mains->len; i++)
+    {
+      MynaHost *h = mains->pdata[i];
+      if (!under_one || is_subdomain (name, h->name))
+        myna_host_add_disco_item (h, NULL, name, NULL, NULL);
+    }
+
+  MynaHost *host = myna_server_add_host (server, name);
+  host->component = TRUE;
+  host->component_module = g_strdup (module);
   return host;
 }
 
@@ -506,12 +550,35 @@ myna_server_scan_modules (MynaServer *server)
   myna_module_registry_scan (server->modules, (const char *const *) dirs);
 }
 
+/* The modules of component @host: disco, its serving module, then the
+ * section's `modules`.  A section gone since start keeps what it had
+ * (components, like hosts, change with a restart). */
+static char **
+server_component_modules (MynaServer *server, MynaHost *host)
+{
+  g_autofree char *group = g_strdup_printf ("component:%s", host->name);
+  g_autoptr(GStrvBuilder) b = g_strv_builder_new ();
+
+  if (!g_key_file_has_group (myna_config_get_keyfile (server->config), group))
+    return g_strdupv (host->modules);
+  g_auto(GStrv) extra = myna_config_get_list (server->config, group, "modules");
+  g_strv_builder_add (b, "disco");
+  if (strcmp (host->component_module, "disco") != 0)
+    g_strv_builder_add (b, host->component_module);
+  for (guint i = 0; extra[i] != NULL; i++)
+    if (strcmp (extra[i], "disco") != 0 && strcmp (extra[i], host->component_module) != 0)
+      g_strv_builder_add (b, extra[i]);
+  return g_strv_builder_end (b);
+}
+
 /* The module list that applies to @host in the current configuration. */
 static char **
 server_host_modules (MynaServer *server, MynaHost *host)
 {
   g_autofree char *group = g_strdup_printf ("host:%s", host->name);
 
+  if (host->component)
+    return server_component_modules (server, host);
   if (g_key_file_has_key (myna_config_get_keyfile (server->config), group, "modules", NULL))
     return myna_config_get_list (server->config, group, "modules");
   return myna_config_get_list (server->config, "global", "modules");
@@ -533,7 +600,11 @@ server_sync_modules (MynaServer *server, MynaHost *host)
       g_autoptr(GError) error = NULL;
       if (host->modules != NULL && g_strv_contains ((const char *const *) host->modules, wanted[i]))
         continue;
-      if (!myna_module_enable (server->modules, host, wanted[i], &error))
+      gboolean ok = myna_module_enable (server->modules, host, wanted[i], &error);
+      /* A component's serving module opens at start, whatever its mode. */
+      if (ok && host->component && strcmp (wanted[i], host->component_module) == 0)
+        ok = myna_module_load (server->modules, host, wanted[i], &error) != NULL;
+      if (!ok)
         g_warning ("host %s: module %s not enabled: %s", host->name, wanted[i],
                    error->message);
     }
@@ -565,6 +636,44 @@ server_sweep (gpointer data)
       server->conn_high_water = now;
     }
   return G_SOURCE_CONTINUE;
+}
+
+/* Adds the [component:DOMAIN] sections, after the hosts (their disco
+ * items list the components).  A component needs its module and a domain
+ * no host has. */
+static gboolean
+server_start_components (MynaServer *server, GError **error)
+{
+  g_auto(GStrv) components = myna_config_get_sections (server->config, "component:");
+
+  for (guint i = 0; components[i] != NULL; i++)
+    {
+      g_autofree char *group = g_strdup_printf ("component:%s", components[i]);
+      g_autoptr(GError) local = NULL;
+      g_autofree char *domain = myna_jid_prep_domain (components[i], &local);
+      g_autofree char *module = myna_config_get_string (server->config, group, "module");
+
+      if (domain == NULL)
+        {
+          g_set_error (error, MYNA_CONFIG_ERROR, MYNA_CONFIG_ERROR_INVALID,
+                       "[%s]: %s", group, local->message);
+          return FALSE;
+        }
+      if (myna_server_get_host (server, domain) != NULL)
+        {
+          g_set_error (error, MYNA_CONFIG_ERROR, MYNA_CONFIG_ERROR_INVALID,
+                       "[%s]: %s is also a host", group, domain);
+          return FALSE;
+        }
+      if (*module == '\0')
+        {
+          g_set_error (error, MYNA_CONFIG_ERROR, MYNA_CONFIG_ERROR_MISSING,
+                       "[%s]: no module (module = NAME)", group);
+          return FALSE;
+        }
+      server_sync_modules (server, server_add_component (server, domain, module));
+    }
+  return TRUE;
 }
 
 gboolean
@@ -608,6 +717,10 @@ myna_server_start (MynaServer *server, GError **error)
     }
   server->tls = myna_tls_new (server, error);
   if (server->tls == NULL)
+    return FALSE;
+  /* After TLS: no client connects to a component, so none has a
+   * certificate. */
+  if (!server_start_components (server, error))
     return FALSE;
   for (guint i = 0; listeners[i] != NULL; i++)
     if (!listener_open (server, listeners[i], error))

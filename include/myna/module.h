@@ -149,6 +149,19 @@ void         myna_module_add_feature (MynaModule *mod, const char *feature);
  * jabber:iq:last).  A lazy module lists it in its manifest's
  * account_features too, so it is advertised before the module opens. */
 void         myna_module_add_account_feature (MynaModule *mod, const char *feature);
+/* Disco (XEP-0030) of this host's domain: an identity (@name nullable),
+ * e.g. ("conference", "text", "Chatrooms"); an item (@node and @name
+ * nullable) listed in disco#items.  A lazy module's are there once it has
+ * loaded. */
+void         myna_module_add_identity (MynaModule *mod, const char *category,
+                                       const char *type, const char *name);
+void         myna_module_add_disco_item (MynaModule *mod, const char *jid,
+                                         const char *node, const char *name);
+/* Adds an XEP-0128 extension to this host's disco#info: @form (borrowed;
+ * the core keeps a copy) is <x xmlns='jabber:x:data' type='result'> with a
+ * hidden FORM_TYPE field.  One form per FORM_TYPE per host: FALSE, with a
+ * warning, for a second one or a form without FORM_TYPE. */
+gboolean     myna_module_add_disco_extension (MynaModule *mod, MynaStanza *form);
 
 /* Stream features: @func adds children to <stream:features/> offered to
  * @session (before or after authentication, as it sees fit). */

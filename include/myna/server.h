@@ -82,6 +82,41 @@ GPtrArray   *myna_host_get_features (MynaHost *host);
  * accounts (answered at an account's bare JID), sorted.
  * Returns: (transfer container) array of borrowed strings */
 GPtrArray   *myna_host_get_account_features (MynaHost *host);
+/* Whether this is a domain served by a module ([component:DOMAIN] in the
+ * configuration): no accounts, no client sessions; every stanza to it or
+ * to a JID in it goes to its modules' routes and hooks. */
+gboolean     myna_host_is_component (MynaHost *host);
+
+/* ---- Disco registrations (XEP-0030, XEP-0128) ----------------------------
+ * What modules registered with myna_module_add_identity(),
+ * myna_module_add_disco_item() and myna_module_add_disco_extension(); the
+ * disco module answers with them.  Pointers are borrowed: valid until the
+ * handler returns (an unload removes them). */
+typedef struct {
+  const char *category;
+  const char *type;
+  const char *name;       /* nullable */
+} MynaDiscoIdentity;
+
+typedef struct {
+  const char *jid;
+  const char *node;       /* nullable */
+  const char *name;       /* nullable */
+} MynaDiscoItem;
+
+/* Identities of the host, sorted by category, type and name, without
+ * duplicates.  Returns: (transfer container) of const MynaDiscoIdentity* */
+GPtrArray   *myna_host_get_identities (MynaHost *host);
+/* Items of the host (disco#items on its domain), sorted by JID and node,
+ * without duplicates; a main host's include the components served
+ * under it (see docs/modules.md, "Serving a domain").
+ * Returns: (transfer container) of const MynaDiscoItem* */
+GPtrArray   *myna_host_get_disco_items (MynaHost *host);
+/* XEP-0128 extension forms (<x xmlns='jabber:x:data' type='result'/>),
+ * one per FORM_TYPE, sorted by FORM_TYPE.
+ * Returns: (transfer container) of borrowed MynaStanza* */
+GPtrArray   *myna_host_get_disco_extensions (MynaHost *host);
+
 /* Connected sessions of account @local on this host (bound ones only).
  * Returns: (transfer container) array of borrowed MynaSession* */
 GPtrArray   *myna_host_get_sessions (MynaHost *host, const char *local);

@@ -1,8 +1,18 @@
-/* disco: XEP-0030 service discovery.
+/* disco: XEP-0030 service discovery, with XEP-0128 extensions.
  *
- *  - The server (its domain): identity server/im and the features every
- *    module on the host has registered; no items.  A node it does not
- *    know gets <item-not-found/> (XEP-0030 §7), in info and items alike.
+ *  - The server (its domain): identity server/im plus the identities
+ *    modules registered on the host (myna_module_add_identity), the
+ *    features every module on the host has registered, and the XEP-0128
+ *    forms modules added (myna_module_add_disco_extension); items: those
+ *    modules registered (myna_module_add_disco_item) and the components
+ *    served under it, named after their first named identity.  A node it
+ *    does not know gets <item-not-found/> (XEP-0030 §7), in info and
+ *    items alike.
+ *  - A component's domain ([component:DOMAIN]): the identities (at least
+ *    component/generic when none is registered), features, forms and
+ *    items its modules registered.  A node, or a JID in the domain, is
+ *    the serving module's to answer: passed on to the iq/host and iq/bare
+ *    hooks (the core answers <service-unavailable/> when nobody does).
  *  - An account (its bare JID; RFC 6121 §8.5.1: the server answers for
  *    it, XEP-0030 §3.1): identity account/registered and the features
  *    modules registered for accounts (myna_module_add_account_feature);
@@ -13,7 +23,8 @@
  *    query to an account that does not exist, gets the core's
  *    <service-unavailable/>: the same answer, so it tells no stranger
  *    which accounts exist.
- *  - A full JID: not handled here (delivered to the resource). */
+ *  - A full JID: not handled here (delivered to the resource).
+ * No XEP-0115 hash is computed here. */
 #include <myna/module.h>
 #include <myna/xmlstream.h>
 
@@ -46,15 +57,23 @@ disco_may_see_account (MynaCall *call)
 
 /* The <query/> of a result for @iq in @ns, or NULL when the request was
  * answered otherwise (MYNA_HANDLED with an error, or MYNA_PASS to the
- * core) as *@result says. */
+ * core and the hooks) as *@result says. */
 static MynaStanza *
 disco_begin (MynaCall *call, MynaStanza *iq, const char *ns, MynaStanza **reply,
              MynaResult *result)
 {
   MynaStanza *req = myna_stanza_get_child (iq, "query", ns);
+  gboolean component = myna_host_is_component (myna_call_get_host (call));
+  gboolean at_jid = myna_jid_get_local (myna_call_get_to (call)) != NULL;
 
   *result = MYNA_HANDLED;
-  if (myna_jid_get_local (myna_call_get_to (call)) != NULL && !disco_may_see_account (call))
+  /* In a component's domain, JIDs and nodes are its module's business. */
+  if (component && (at_jid || myna_stanza_get_attr (req, "node") != NULL))
+    {
+      *result = MYNA_PASS;
+      return NULL;
+    }
+  if (at_jid && !disco_may_see_account (call))
     {
       *result = MYNA_PASS;          /* the core answers service-unavailable */
       return NULL;
@@ -80,12 +99,36 @@ disco_add_identity (MynaStanza *query, const char *category, const char *type,
     myna_stanza_set_attr (identity, "name", name);
 }
 
+/* The identities of a host's or a component's domain: the registered
+ * ones, sorted, after the server's own on a host; a component with none
+ * is component/generic (XEP-0030 wants one at least). */
+static void
+disco_add_host_identities (MynaStanza *query, MynaHost *host)
+{
+  g_autoptr(GPtrArray) ids = myna_host_get_identities (host);
+  gboolean component = myna_host_is_component (host);
+
+  if (!component)
+    disco_add_identity (query, "server", "im", "Myna");
+  else if (ids->len == 0)
+    disco_add_identity (query, "component", "generic", NULL);
+  for (guint i = 0; i < ids->len; i++)
+    {
+      const MynaDiscoIdentity *id = ids->pdata[i];
+      if (!component && g_strcmp0 (id->category, "server") == 0
+          && g_strcmp0 (id->type, "im") == 0)
+        continue;                 /* the server's own, given above */
+      disco_add_identity (query, id->category, id->type, id->name);
+    }
+}
+
 static MynaResult
 disco_info (MynaCall *call, MynaStanza *iq, gpointer data)
 {
   MynaHost *host = myna_call_get_host (call);
   g_autoptr(MynaStanza) reply = NULL;
   g_autoptr(GPtrArray) features = NULL;
+  g_autoptr(GPtrArray) forms = NULL;
   MynaResult result;
   MynaStanza *query = disco_begin (call, iq, NS_INFO, &reply, &result);
 
@@ -93,8 +136,9 @@ disco_info (MynaCall *call, MynaStanza *iq, gpointer data)
     return result;
   if (myna_jid_get_local (myna_call_get_to (call)) == NULL)
     {
-      disco_add_identity (query, "server", "im", "Myna");
+      disco_add_host_identities (query, host);
       features = myna_host_get_features (host);
+      forms = myna_host_get_disco_extensions (host);
     }
   else
     {
@@ -106,8 +150,27 @@ disco_info (MynaCall *call, MynaStanza *iq, gpointer data)
       MynaStanza *f = myna_stanza_add_child (query, "feature", NULL);
       myna_stanza_set_attr (f, "var", features->pdata[i]);
     }
+  /* XEP-0128: the forms after the features. */
+  for (guint i = 0; forms != NULL && i < forms->len; i++)
+    myna_stanza_append (query, forms->pdata[i]);
   myna_call_send (call, reply);
   return MYNA_HANDLED;
+}
+
+/* The name of component @jid's first named identity, or NULL. */
+static const char *
+disco_component_name (MynaServer *server, const char *jid)
+{
+  MynaHost *component = myna_server_get_host (server, jid);
+  g_autoptr(GPtrArray) ids = NULL;
+
+  if (component == NULL || !myna_host_is_component (component))
+    return NULL;
+  ids = myna_host_get_identities (component);
+  for (guint i = 0; i < ids->len; i++)
+    if (((const MynaDiscoIdentity *) ids->pdata[i])->name != NULL)
+      return ((const MynaDiscoIdentity *) ids->pdata[i])->name;
+  return NULL;
 }
 
 static MynaResult
@@ -115,9 +178,30 @@ disco_items (MynaCall *call, MynaStanza *iq, gpointer data)
 {
   g_autoptr(MynaStanza) reply = NULL;
   MynaResult result;
+  MynaStanza *query = disco_begin (call, iq, NS_ITEMS, &reply, &result);
 
-  if (disco_begin (call, iq, NS_ITEMS, &reply, &result) == NULL)
+  if (query == NULL)
     return result;
+  if (myna_jid_get_local (myna_call_get_to (call)) == NULL)
+    {
+      MynaHost *host = myna_call_get_host (call);
+      g_autoptr(GPtrArray) items = myna_host_get_disco_items (host);
+
+      for (guint i = 0; i < items->len; i++)
+        {
+          const MynaDiscoItem *it = items->pdata[i];
+          MynaStanza *item = myna_stanza_add_child (query, "item", NULL);
+          const char *name = it->name;
+
+          if (name == NULL && it->node == NULL)
+            name = disco_component_name (myna_host_get_server (host), it->jid);
+          myna_stanza_set_attr (item, "jid", it->jid);
+          if (it->node != NULL)
+            myna_stanza_set_attr (item, "node", it->node);
+          if (name != NULL)
+            myna_stanza_set_attr (item, "name", name);
+        }
+    }
   myna_call_send (call, reply);
   return MYNA_HANDLED;
 }
