@@ -3,7 +3,8 @@
  * unload, a module of the wrong ABI, a module whose load fails, hook
  * priorities, service-unavailable for unrouted namespaces, and what the
  * core cleans up for a module at unload (session data, timers, pending
- * callbacks) before its .so is closed. */
+ * callbacks) before its .so is closed; component domains and the disco
+ * identities, items and extension forms modules register. */
 #include "server-harness.h"
 #include "../modules/unloadtest/unloadtest.h"
 
@@ -539,6 +540,127 @@ test_drain_waiters (Fixture *f, gconstpointer unused)
   g_assert_cmpint (module.called + core.called + now.called + closing.called, ==, 2);
 }
 
+/* ---- components and disco registrations ------------------------------------ */
+
+/* Sends <iq type='get' to=@to><query xmlns=@ns/></iq> from the test user
+ * and returns the reply (borrowed). */
+static MynaStanza *
+query_to (Fixture *f, const char *to, const char *ns)
+{
+  g_autoptr(MynaStanza) iq = myna_stanza_new ("iq", MYNA_NS_CLIENT);
+  guint before = f->replies->len;
+
+  myna_stanza_set_attr (iq, "type", "get");
+  myna_stanza_set_attr (iq, "id", "q1");
+  myna_stanza_set_attr (iq, "to", to);
+  myna_stanza_set_attr (iq, "from", "user@localhost/r");
+  myna_stanza_add_child (iq, "query", ns);
+  myna_server_route (f->h.server, iq);
+  g_assert_cmpuint (f->replies->len, ==, before + 1);
+  return f->replies->pdata[before];
+}
+
+/* A form of FORM_TYPE @form_type (NULL: none), of type @type. */
+static MynaStanza *
+make_form (const char *type, const char *form_type)
+{
+  MynaStanza *x = myna_stanza_new ("x", "jabber:x:data");
+
+  myna_stanza_set_attr (x, "type", type);
+  if (form_type != NULL)
+    {
+      MynaStanza *f = myna_stanza_add_child (x, "field", NULL);
+      myna_stanza_set_attr (f, "var", "FORM_TYPE");
+      myna_stanza_set_attr (f, "type", "hidden");
+      myna_stanza_add_text_child (f, "value", form_type);
+    }
+  return x;
+}
+
+static void
+test_component_hosts (Fixture *f, gconstpointer unused)
+{
+  MynaServer *server = f->h.server;
+  MynaHost *echo = myna_server_get_host (server, "echo.localhost");
+  MynaHost *lazy = myna_server_get_host (server, "lazy.other.org");
+
+  g_assert_nonnull (echo);
+  g_assert_true (myna_host_is_component (echo));
+  g_assert_false (myna_host_is_component (f->host));
+  /* Disco always; the serving module opens at start even when lazy; the
+   * global module list does not apply to a component. */
+  g_assert_true (myna_module_is_loaded (server->modules, echo, "disco"));
+  g_assert_true (myna_module_is_loaded (server->modules, echo, "echocomp"));
+  g_assert_true (myna_module_is_loaded (server->modules, lazy, "lazytest"));
+  g_assert_true (myna_module_is_loaded (server->modules, lazy, "ping"));
+  g_assert_false (myna_module_is_loaded (server->modules, echo, "ping"));
+  /* localhost lists its subdomain only: lazy.other.org is under no
+   * host, so every main host lists it. */
+  g_autoptr(GPtrArray) items = myna_host_get_disco_items (f->host);
+  g_assert_cmpuint (items->len, ==, 2);
+  g_assert_cmpstr (((MynaDiscoItem *) items->pdata[0])->jid, ==, "echo.localhost");
+  g_assert_cmpstr (((MynaDiscoItem *) items->pdata[1])->jid, ==, "lazy.other.org");
+  /* A stanza to the component has the component as the call's host. */
+  MynaStanza *r = query_to (f, "echo.localhost", "urn:myna:test:echo");
+  MynaStanza *q = myna_stanza_get_child (r, "query", "urn:myna:test:echo");
+  g_assert_cmpstr (myna_stanza_get_child_text (q, "host"), ==, "echo.localhost");
+  g_assert_cmpstr (myna_stanza_get_child_text (q, "session"), ==, "no");
+}
+
+static void
+test_disco_registrations (Fixture *f, gconstpointer unused)
+{
+  g_autoptr(GError) error = NULL;
+  MynaModuleRegistry *reg = f->h.server->modules;
+  MynaHost *echo = myna_server_get_host (f->h.server, "echo.localhost");
+  MynaModule *mod = myna_module_load (reg, echo, "echocomp", &error);
+
+  g_assert_no_error (error);
+  {
+    g_autoptr(GPtrArray) ids = myna_host_get_identities (echo);
+    g_assert_cmpuint (ids->len, ==, 2);
+    g_assert_cmpstr (((MynaDiscoIdentity *) ids->pdata[0])->category, ==, "component");
+    g_assert_cmpstr (((MynaDiscoIdentity *) ids->pdata[1])->category, ==, "conference");
+  }
+  /* The same identity twice is listed once. */
+  myna_module_add_identity (mod, "component", "generic", "Echo");
+  myna_module_add_disco_item (mod, "lobby@echo.localhost", NULL, "Lobby");
+  {
+    g_autoptr(GPtrArray) ids = myna_host_get_identities (echo);
+    g_autoptr(GPtrArray) items = myna_host_get_disco_items (echo);
+    g_assert_cmpuint (ids->len, ==, 2);
+    g_assert_cmpuint (items->len, ==, 1);
+  }
+  /* One form per FORM_TYPE; a form needs one, and type result. */
+  g_autoptr(MynaStanza) same = make_form ("result", "urn:myna:test:echo:info");
+  g_autoptr(MynaStanza) other = make_form ("result", "urn:myna:test:other");
+  g_autoptr(MynaStanza) untyped = make_form ("result", NULL);
+  g_autoptr(MynaStanza) submit = make_form ("submit", "urn:myna:test:submit");
+  g_assert_false (myna_module_add_disco_extension (mod, same));
+  g_assert_false (myna_module_add_disco_extension (mod, untyped));
+  g_assert_false (myna_module_add_disco_extension (mod, submit));
+  g_assert_true (myna_module_add_disco_extension (mod, other));
+  {
+    g_autoptr(GPtrArray) forms = myna_host_get_disco_extensions (echo);
+    g_assert_cmpuint (forms->len, ==, 2);
+    /* Sorted by FORM_TYPE, and kept as copies. */
+    g_assert_true (forms->pdata[0] != (gpointer) other);
+  }
+  /* The unload removes all of it; the main host still lists the domain. */
+  g_assert_true (myna_module_unload (reg, echo, "echocomp", &error));
+  g_autoptr(GPtrArray) ids = myna_host_get_identities (echo);
+  g_autoptr(GPtrArray) items = myna_host_get_disco_items (echo);
+  g_autoptr(GPtrArray) forms = myna_host_get_disco_extensions (echo);
+  g_assert_cmpuint (ids->len, ==, 0);
+  g_assert_cmpuint (items->len, ==, 0);
+  g_assert_cmpuint (forms->len, ==, 0);
+  g_autoptr(GPtrArray) main_items = myna_host_get_disco_items (f->host);
+  g_assert_cmpuint (main_items->len, ==, 2);
+  /* And the domain answers what the module answered with an error. */
+  g_assert_cmpstr (error_condition (query_to (f, "echo.localhost", "urn:myna:test:echo")), ==,
+                   "service-unavailable");
+}
+
 static void
 test_event_names (void)
 {
@@ -558,6 +680,10 @@ main (int argc, char **argv)
   const char *broken = "modules = disco;lazytest;failload;nosuch\n";
   const char *unload = "modules = disco;unloadtest\nc2s_require_encryption = false\n";
 
+  const char *components = "modules = disco;ping\n"
+                           "[component:echo.localhost]\nmodule = echocomp\n"
+                           "[component:lazy.other.org]\nmodule = lazytest\nmodules = ping\n";
+
   g_test_init (&argc, &argv, NULL);
   harness_init_logging ();
   ADD ("/router/lazy-load", test_lazy_load, base);
@@ -571,6 +697,8 @@ main (int argc, char **argv)
   ADD ("/router/unload-cleans-up", test_unload_cleans_up, unload);
   ADD ("/router/reload-drains", test_reload_drains, unload);
   ADD ("/router/drain-waiters", test_drain_waiters, unload);
+  ADD ("/router/component-hosts", test_component_hosts, components);
+  ADD ("/router/disco-registrations", test_disco_registrations, components);
   g_test_add_func ("/router/event-names", test_event_names);
   return g_test_run ();
 }
