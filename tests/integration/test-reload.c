@@ -164,6 +164,14 @@ lazy_count (Peer *p)
   return g_strdup (myna_stanza_get_child_text (q, "count"));
 }
 
+/* Asserts that @stanza (transfer full) came, and frees it. */
+static void
+assert_got (MynaStanza *stanza)
+{
+  g_assert_nonnull (stanza);
+  myna_stanza_unref (stanza);
+}
+
 /* Takes every keepalive ping queued for @p, answering each. */
 static void
 answer_keepalives (Peer *p)
@@ -231,12 +239,12 @@ test_reload_every_module (Fixture *f, gconstpointer unused)
   peer_send (a, "<presence/>");
   peer_send (b, "<presence/>");
   peer_send (a, "<presence type='subscribe' to='bob@localhost'/>");
-  g_assert_nonnull (peer_expect (b, "presence", "type='subscribe'", NULL));
+  assert_got (peer_expect (b, "presence", "type='subscribe'", NULL));
   peer_send (b, "<presence type='subscribed' to='alice@localhost'/>");
   peer_send (b, "<presence type='subscribe' to='alice@localhost'/>");
-  g_assert_nonnull (peer_expect (a, "presence", "type='subscribe'", NULL));
+  assert_got (peer_expect (a, "presence", "type='subscribe'", NULL));
   peer_send (a, "<presence type='subscribed' to='bob@localhost'/>");
-  g_assert_nonnull (peer_expect (a, "presence", "from='bob@localhost/home'", NULL));
+  assert_got (peer_expect (a, "presence", "from='bob@localhost/home'", NULL));
 
   /* ping first: its keepalive must come from the new code, at the end. */
   g_free (reload (f, "ping", 0));
@@ -295,7 +303,7 @@ test_reload_every_module (Fixture *f, gconstpointer unused)
   peer_sync (a);
   g_autoptr(Peer) d = login (f, "dan", "home");
   peer_send (d, "<presence/>");
-  g_assert_nonnull (peer_expect (d, "message", "kept-for-dan", NULL));
+  assert_got (peer_expect (d, "message", "kept-for-dan", NULL));
 
   /* The keepalive of the ping module loaded by the reload. */
   g_assert_nonnull (peer_await (a, "iq", "id='myna-keepalive'", NULL));
