@@ -15,9 +15,11 @@
  * operations it queued, a hook chain running — hold the instance: its state
  * (myna_module_get_data) and its .so stay until the last one has run, and
  * only then does its data's destroy notify run and the .so close.  A
- * reload waits for them (bounded) so that it opens the new code.  Before a
- * .so closes, whatever still points into its code (session data, armed
- * MynaTimers) is dropped, whoever set it. */
+ * reload opens and checks the new code (from a private copy of the .so)
+ * before it touches the running instances, then waits for their pending
+ * callbacks (bounded) before the new instances load.  Before a .so closes,
+ * whatever still points into its code (session data, armed MynaTimers) is
+ * dropped, whoever set it. */
 #include "private.h"
 #include "storage-guard.h"
 
