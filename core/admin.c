@@ -64,7 +64,7 @@ typedef gboolean (*HostOp) (MynaModuleRegistry *, MynaHost *, const char *, GErr
 static gboolean
 admin_load_op (MynaModuleRegistry *r, MynaHost *h, const char *name, GError **error)
 {
-  return myna_module_load (r, h, name, error) != NULL;
+  return myna_module_load_fresh (r, h, name, error) != NULL;
 }
 
 static gboolean

@@ -760,3 +760,53 @@ myna_config_check (MynaConfig *config)
               "no [host:DOMAIN] section: the server would serve no domain");
   return diags;
 }
+
+/* One group's keys of @module (all of [module:M], or the "M."-prefixed ones
+ * of [host:H]) against @keys. */
+static void
+check_module_group (MynaConfig *config, const char *group, const char *prefix,
+                    const MynaConfigKey *keys, GPtrArray *diags)
+{
+  g_auto(GStrv) names = g_key_file_get_keys (config->kf, group, NULL, NULL);
+
+  for (guint i = 0; names != NULL && names[i] != NULL; i++)
+    {
+      if (prefix != NULL && !g_str_has_prefix (names[i], prefix))
+        continue;
+      const char *key = names[i] + (prefix != NULL ? strlen (prefix) : 0);
+      const MynaConfigKey *def = find_key (keys, key);
+      guint line = config_line (config, group, names[i]);
+      if (def == NULL)
+        {
+          diag_add (diags, config, MYNA_DIAG_WARNING, line,
+                    "unknown key '%s' in [%s]: ignored", names[i], group);
+          continue;
+        }
+      g_autofree char *text = config_raw (config, group, names[i], def);
+      g_autofree char *problem = config_value_problem (def, text);
+      if (problem != NULL)
+        diag_add (diags, config, MYNA_DIAG_ERROR, line, "[%s] %s: %s", group, names[i],
+                  problem);
+    }
+}
+
+GPtrArray *
+myna_config_check_module (MynaConfig *config, const char *module,
+                          const MynaConfigKey *keys, const char *const *hosts)
+{
+  g_return_val_if_fail (config != NULL && module != NULL, NULL);
+
+  GPtrArray *diags = g_ptr_array_new_with_free_func ((GDestroyNotify) myna_diag_free);
+  g_autofree char *group = g_strdup_printf ("module:%s", module);
+  g_autofree char *prefix = g_strdup_printf ("%s.", module);
+
+  if (g_key_file_has_group (config->kf, group))
+    check_module_group (config, group, NULL, keys, diags);
+  for (guint i = 0; hosts != NULL && hosts[i] != NULL; i++)
+    {
+      g_autofree char *hg = g_strdup_printf ("host:%s", hosts[i]);
+      if (g_key_file_has_group (config->kf, hg))
+        check_module_group (config, hg, prefix, keys, diags);
+    }
+  return diags;
+}

@@ -16,12 +16,15 @@
  * operations it queued, a hook chain running — hold the instance: its state
  * (myna_module_get_data) and its .so stay until the last one has run, and
  * only then does its data's destroy notify run and the .so close.  A
- * reload waits for them (bounded) so that it opens the new code.  Before a
- * .so closes, whatever still points into its code (session data, armed
- * MynaTimers) is dropped, whoever set it. */
+ * reload opens and checks the new code (from a private copy of the .so)
+ * before it touches the running instances, then waits for their pending
+ * callbacks (bounded) before the new instances load.  Before a .so closes,
+ * whatever still points into its code (session data, armed MynaTimers) is
+ * dropped, whoever set it. */
 #include "private.h"
 #include "storage-guard.h"
 
+#include <glib/gstdio.h>
 #include <dlfcn.h>
 #include <string.h>
 
@@ -63,7 +66,9 @@ struct _MynaModule {
 struct _MynaModuleRegistry {
   MynaServer *server;
   GHashTable *manifests;  /* name → MynaManifest* */
-  GHashTable *libs;       /* name → ModuleLib* */
+  GHashTable *libs;       /* name → the current ModuleLib*, new instances load from it */
+  GPtrArray  *open_libs;  /* every ModuleLib* open: current ones, and old code still held */
+  GHashTable *failed;     /* host SEP name → why its lazy load failed (not retried) */
   GHashTable *instances;  /* host SEP name → MynaModule* */
   GPtrArray  *unloaded;   /* MynaModule* unloaded, still held */
   GPtrArray  *retired;    /* MynaManifest* replaced while instances used them */
@@ -264,7 +269,9 @@ myna_module_registry_new (MynaServer *server)
   r->server = server;
   r->manifests = g_hash_table_new_full (g_str_hash, g_str_equal, NULL,
                                         (GDestroyNotify) myna_manifest_free);
-  r->libs = g_hash_table_new_full (g_str_hash, g_str_equal, NULL, (GDestroyNotify) lib_free);
+  r->libs = g_hash_table_new (g_str_hash, g_str_equal);
+  r->open_libs = g_ptr_array_new_with_free_func ((GDestroyNotify) lib_free);
+  r->failed = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, g_free);
   r->instances = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
   r->unloaded = g_ptr_array_new ();
   r->retired = g_ptr_array_new_with_free_func ((GDestroyNotify) myna_manifest_free);
@@ -290,12 +297,16 @@ myna_module_registry_free (MynaModuleRegistry *registry)
       MynaModule *mod = registry->unloaded->pdata[i];
       g_warning ("host %s: module %s still has %u callback(s) pending at exit: left open",
                  mod->host->name, mod->manifest->name, mod->holds);
-      g_hash_table_steal (registry->libs, mod->lib->name);
+      guint index;
+      if (g_ptr_array_find (registry->open_libs, mod->lib, &index))
+        g_ptr_array_steal_index_fast (registry->open_libs, index);
       mod->registry = NULL;
     }
   g_ptr_array_unref (registry->unloaded);
   g_hash_table_unref (registry->instances);
   g_hash_table_unref (registry->libs);
+  g_ptr_array_unref (registry->open_libs);
+  g_hash_table_unref (registry->failed);
   g_hash_table_unref (registry->manifests);
   g_ptr_array_unref (registry->retired);
   g_free (registry);
@@ -335,31 +346,91 @@ registry_add_manifest (MynaModuleRegistry *registry, const char *path)
   g_hash_table_insert (registry->manifests, m->name, m);
 }
 
-/* Reads module @name's manifest again from where it came from. */
-static void
-registry_reread_manifest (MynaModuleRegistry *registry, const char *name)
+/* Whether an instance, loaded or still held, was made from manifest @m. */
+static gboolean
+manifest_in_use (MynaModuleRegistry *registry, MynaManifest *m)
 {
-  MynaManifest *old = g_hash_table_lookup (registry->manifests, name);
-  g_autofree char *path = old != NULL ? g_strdup (old->manifest_path) : NULL;
-  g_autoptr(GError) error = NULL;
+  GHashTableIter it;
+  gpointer value;
 
-  if (path == NULL)
-    return;
-  MynaManifest *m = myna_manifest_load (path, &error);
+  g_hash_table_iter_init (&it, registry->instances);
+  while (g_hash_table_iter_next (&it, NULL, &value))
+    if (((MynaModule *) value)->manifest == m)
+      return TRUE;
+  for (guint i = 0; i < registry->unloaded->len; i++)
+    if (((MynaModule *) registry->unloaded->pdata[i])->manifest == m)
+      return TRUE;
+  return FALSE;
+}
+
+/* Frees @m, a manifest no longer the registry's, or keeps it until the
+ * registry goes when instances still point at it. */
+static void
+manifest_retire (MynaModuleRegistry *registry, MynaManifest *m)
+{
   if (m == NULL)
-    {
-      g_warning ("module manifest %s: %s; keeping the previous one", path, error->message);
-      return;
-    }
-  /* Unloaded instances still held point at the old one. */
-  if (g_hash_table_contains (registry->libs, name))
-    {
-      g_hash_table_steal (registry->manifests, name);
-      g_ptr_array_add (registry->retired, old);
-    }
-  g_hash_table_replace (registry->manifests, m->name, m);
+    return;
+  if (manifest_in_use (registry, m))
+    g_ptr_array_add (registry->retired, m);
+  else
+    myna_manifest_free (m);
+}
+
+/* Makes @m (transfer full) the manifest of its module, declaring its
+ * configuration keys; the previous one is retired. */
+static void
+registry_install_manifest (MynaModuleRegistry *registry, MynaManifest *m)
+{
+  gpointer old_key, old = NULL;
+
+  if (g_hash_table_lookup_extended (registry->manifests, m->name, &old_key, &old))
+    g_hash_table_steal (registry->manifests, m->name);
+  g_hash_table_insert (registry->manifests, m->name, m);
   if (registry->server != NULL)
     myna_config_declare_module (registry->server->config, m->name, m->config_keys);
+  if (old != m)
+    manifest_retire (registry, old);
+}
+
+/* Reads module @name's manifest again from where it came from.
+ * Returns: (transfer full) (nullable) the manifest, not installed */
+static MynaManifest *
+registry_read_manifest (MynaModuleRegistry *registry, const char *name, GError **error)
+{
+  MynaManifest *old = g_hash_table_lookup (registry->manifests, name);
+  g_autoptr(GError) local = NULL;
+
+  if (old == NULL)
+    {
+      g_set_error (error, MYNA_MODULE_ERROR, MYNA_MODULE_ERROR_NOT_FOUND,
+                   "no module named '%s' (no %s.module manifest in the module path)",
+                   name, name);
+      return NULL;
+    }
+  MynaManifest *m = myna_manifest_load (old->manifest_path, &local);
+  if (m == NULL)
+    {
+      g_set_error (error, MYNA_MODULE_ERROR, MYNA_MODULE_ERROR_MANIFEST,
+                   "module manifest %s: %s", old->manifest_path, local->message);
+      return NULL;
+    }
+  if (g_strcmp0 (m->name, name) != 0)
+    {
+      g_set_error (error, MYNA_MODULE_ERROR, MYNA_MODULE_ERROR_MANIFEST,
+                   "module manifest %s now names module '%s', not '%s'",
+                   old->manifest_path, m->name, name);
+      myna_manifest_free (m);
+      return NULL;
+    }
+  if (m->abi != MYNA_ABI_MAJOR)
+    {
+      g_set_error (error, MYNA_MODULE_ERROR, MYNA_MODULE_ERROR_ABI,
+                   "%s: manifest is for module ABI %u, this server has ABI %u",
+                   m->manifest_path, m->abi, MYNA_ABI_MAJOR);
+      myna_manifest_free (m);
+      return NULL;
+    }
+  return m;
 }
 
 /* Reads the manifests in @dirpath and, one level down, in its folders (the
@@ -469,21 +540,53 @@ lib_check (const MynaModuleDesc *d, MynaManifest *m, GError **error)
   return TRUE;
 }
 
-static ModuleLib *
-lib_open (MynaModuleRegistry *registry, MynaManifest *m, GError **error)
+/* dlopen()s a private copy of @so_path: the same path again would return
+ * the handle already open, with the old code.  The copy, in a directory of
+ * its own under the temporary directory, is unlinked once open. */
+static GModule *
+lib_open_copy (const char *so_path, GError **error)
 {
-  ModuleLib *lib = g_hash_table_lookup (registry->libs, m->name);
-  gpointer sym = NULL;
+  g_autofree char *data = NULL, *copy = NULL, *base = g_path_get_basename (so_path);
+  g_autofree char *dir = g_dir_make_tmp ("myna-module-XXXXXX", error);
+  gsize len = 0;
 
-  if (lib != NULL)
-    return lib;
-  GModule *gm = g_module_open (m->so_path, G_MODULE_BIND_LOCAL | G_MODULE_BIND_LAZY);
-  if (gm == NULL)
+  if (dir == NULL)
+    return NULL;
+  copy = g_build_filename (dir, base, NULL);
+  GModule *gm = NULL;
+  if (g_file_get_contents (so_path, &data, &len, error)
+      && g_file_set_contents (copy, data, (gssize) len, error))
     {
-      g_set_error (error, G_IO_ERROR, G_IO_ERROR_NOT_FOUND, "cannot open %s: %s",
-                   m->so_path, g_module_error ());
-      return NULL;
+      gm = g_module_open (copy, G_MODULE_BIND_LOCAL | G_MODULE_BIND_LAZY);
+      if (gm == NULL)
+        g_set_error (error, MYNA_MODULE_ERROR, MYNA_MODULE_ERROR_FAILED,
+                     "cannot open a copy of %s: %s", so_path, g_module_error ());
     }
+  g_unlink (copy);
+  g_rmdir (dir);
+  return gm;
+}
+
+/* Opens @m's shared object (a private copy of it when @private_copy) and
+ * checks it against the ABI and @m.  Returns: (transfer full) (nullable) a
+ * ModuleLib not yet in the registry */
+static ModuleLib *
+lib_open_file (MynaManifest *m, gboolean private_copy, GError **error)
+{
+  gpointer sym = NULL;
+  GModule *gm;
+
+  if (private_copy)
+    gm = lib_open_copy (m->so_path, error);
+  else
+    {
+      gm = g_module_open (m->so_path, G_MODULE_BIND_LOCAL | G_MODULE_BIND_LAZY);
+      if (gm == NULL)
+        g_set_error (error, G_IO_ERROR, G_IO_ERROR_NOT_FOUND, "cannot open %s: %s",
+                     m->so_path, g_module_error ());
+    }
+  if (gm == NULL)
+    return NULL;
   if (!g_module_symbol (gm, "myna_module_desc", &sym) || sym == NULL)
     {
       g_set_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA,
@@ -497,15 +600,55 @@ lib_open (MynaModuleRegistry *registry, MynaManifest *m, GError **error)
       return NULL;
     }
   Dl_info info;
-  lib = g_new0 (ModuleLib, 1);
+  ModuleLib *lib = g_new0 (ModuleLib, 1);
   lib->name = g_strdup (m->name);
   lib->gmodule = gm;
   lib->desc = sym;
   lib->base = dladdr (sym, &info) != 0 ? info.dli_fbase : NULL;
-  g_hash_table_insert (registry->libs, lib->name, lib);
+  return lib;
+}
+
+/* Whether an earlier .so of @name is still open (held by old callbacks). */
+static gboolean
+lib_name_open (MynaModuleRegistry *registry, const char *name)
+{
+  for (guint i = 0; i < registry->open_libs->len; i++)
+    if (strcmp (((ModuleLib *) registry->open_libs->pdata[i])->name, name) == 0)
+      return TRUE;
+  return FALSE;
+}
+
+/* Makes @lib (transfer full) open in the registry and the code new
+ * instances of its module load from. */
+static void
+lib_register (MynaModuleRegistry *registry, ModuleLib *lib, MynaManifest *m)
+{
+  g_ptr_array_add (registry->open_libs, lib);
+  g_hash_table_replace (registry->libs, lib->name, lib);
   g_info ("opened module %s %s (%s)", m->name, lib->desc->version ? lib->desc->version : "",
           m->so_path);
+}
+
+/* The code of @m's module: the current one, else its .so opened now. */
+static ModuleLib *
+lib_open (MynaModuleRegistry *registry, MynaManifest *m, GError **error)
+{
+  ModuleLib *lib = g_hash_table_lookup (registry->libs, m->name);
+
+  if (lib != NULL)
+    return lib;
+  lib = lib_open_file (m, lib_name_open (registry, m->name), error);
+  if (lib != NULL)
+    lib_register (registry, lib, m);
   return lib;
+}
+
+/* The descriptor's attach, when the .so's descriptor has the field. */
+static void (*lib_attach_func (ModuleLib *lib)) (MynaModule *, MynaSession *)
+{
+  if (lib->desc->struct_size < G_STRUCT_OFFSET (MynaModuleDesc, attach) + sizeof (gpointer))
+    return NULL;
+  return lib->desc->attach;
 }
 
 /* ---- what points into a module's code -------------------------------------- */
@@ -608,7 +751,9 @@ lib_release (MynaModuleRegistry *registry, ModuleLib *lib)
   if (lib->instances > 0)
     return;
   module_sweep (registry, lib, NULL);
-  g_hash_table_remove (registry->libs, lib->name);
+  if (g_hash_table_lookup (registry->libs, lib->name) == lib)
+    g_hash_table_remove (registry->libs, lib->name);
+  g_ptr_array_remove_fast (registry->open_libs, lib);
 }
 
 /* ---- instances ------------------------------------------------------------ */
@@ -635,6 +780,59 @@ module_find (MynaModuleRegistry *registry, MynaHost *host, const char *name)
 
 static void module_unregister (MynaModule *mod);
 
+/* Calls the new instance's attach for every bound session of its host,
+ * so that it takes up the per-session state its code keeps. */
+static void
+module_attach (MynaModule *mod)
+{
+  void (*attach) (MynaModule *, MynaSession *) = lib_attach_func (mod->lib);
+
+  if (attach == NULL || mod->registry->server == NULL)
+    return;
+  g_autoptr(GPtrArray) sessions = myna_host_list_sessions (mod->host);
+  MynaModule *previous = myna_module_enter (mod);
+  for (guint i = 0; i < sessions->len; i++)
+    attach (mod, sessions->pdata[i]);
+  myna_module_leave (previous);
+  if (sessions->len > 0)
+    g_debug ("host %s: module %s attached to %u session(s)", mod->host->name,
+             mod->manifest->name, sessions->len);
+}
+
+/* Makes the instance of @m's module on @host from @lib and runs its load. */
+static MynaModule *
+module_instantiate (MynaModuleRegistry *registry, MynaHost *host, MynaManifest *m,
+                    ModuleLib *lib, GError **error)
+{
+  MynaModule *mod = g_new0 (MynaModule, 1);
+
+  mod->registry = registry;
+  mod->manifest = m;
+  mod->lib = lib;
+  mod->host = host;
+  mod->features = g_ptr_array_new_with_free_func (g_free);
+  mod->account_features = g_ptr_array_new_with_free_func (g_free);
+  mod->timers = g_ptr_array_new ();
+  mod->holds = 1;                  /* the registry's, until unload */
+  lib->instances++;
+  g_hash_table_insert (registry->instances, instance_key (host, m->name), mod);
+
+  MynaModule *previous = myna_module_enter (mod);
+  gboolean ok = lib->desc->load == NULL || lib->desc->load (mod, error);
+  myna_module_leave (previous);
+  if (!ok)
+    {
+      g_autofree char *key = instance_key (host, m->name);
+      g_prefix_error (error, "module %s on %s failed to load: ", m->name, host->name);
+      g_hash_table_remove (registry->instances, key);
+      module_unregister (mod);
+      myna_module_release (mod);
+      return NULL;
+    }
+  g_info ("host %s: module %s loaded", host->name, m->name);
+  return mod;
+}
+
 MynaModule *
 myna_module_load (MynaModuleRegistry *registry, MynaHost *host, const char *name,
                   GError **error)
@@ -646,7 +844,8 @@ myna_module_load (MynaModuleRegistry *registry, MynaHost *host, const char *name
     return mod;
   if (g_strcmp0 (registry->draining, name) == 0)
     {
-      g_set_error (error, G_IO_ERROR, G_IO_ERROR_BUSY, "module %s is being reloaded", name);
+      g_set_error (error, MYNA_MODULE_ERROR, MYNA_MODULE_ERROR_BUSY,
+                   "module %s is being reloaded", name);
       return NULL;
     }
   MynaManifest *m = myna_module_registry_find (registry, name);
@@ -673,33 +872,79 @@ myna_module_load (MynaModuleRegistry *registry, MynaHost *host, const char *name
   ModuleLib *lib = lib_open (registry, m, error);
   if (lib == NULL)
     return NULL;
+  /* On failure the instance, released, closes a .so nothing else uses. */
+  mod = module_instantiate (registry, host, m, lib, error);
+  if (mod == NULL)
+    return NULL;
+  module_attach (mod);
+  return mod;
+}
 
-  mod = g_new0 (MynaModule, 1);
-  mod->registry = registry;
-  mod->manifest = m;
-  mod->lib = lib;
-  mod->host = host;
-  mod->features = g_ptr_array_new_with_free_func (g_free);
-  mod->account_features = g_ptr_array_new_with_free_func (g_free);
-  mod->timers = g_ptr_array_new ();
-  mod->holds = 1;                  /* the registry's, until unload */
-  lib->instances++;
-  g_hash_table_insert (registry->instances, instance_key (host, name), mod);
+MynaModule *
+myna_module_load_lazy (MynaModuleRegistry *registry, MynaHost *host, const char *name)
+{
+  g_autofree char *key = instance_key (host, name);
+  g_autoptr(GError) error = NULL;
 
-  MynaModule *previous = myna_module_enter (mod);
-  gboolean ok = lib->desc->load == NULL || lib->desc->load (mod, error);
-  myna_module_leave (previous);
-  if (!ok)
+  if (g_hash_table_contains (registry->failed, key))
+    return NULL;
+  MynaModule *mod = myna_module_load (registry, host, name, &error);
+  if (mod != NULL)
+    return mod;
+  if (g_error_matches (error, MYNA_MODULE_ERROR, MYNA_MODULE_ERROR_BUSY))
     {
-      g_autofree char *key = instance_key (host, name);
-      g_prefix_error (error, "module %s on %s failed to load: ", name, host->name);
-      g_hash_table_remove (registry->instances, key);
-      module_unregister (mod);
-      myna_module_release (mod);
+      g_debug ("host %s: %s", host->name, error->message);
       return NULL;
     }
-  g_info ("host %s: module %s loaded", host->name, name);
-  return mod;
+  g_warning ("host %s: lazy module %s failed to load: %s; its stanzas get "
+             "service-unavailable until `mynactl load %s` or `reload`",
+             host->name, name, error->message, name);
+  g_hash_table_insert (registry->failed, g_steal_pointer (&key), g_strdup (error->message));
+  return NULL;
+}
+
+/* Forgets that the lazy loads of @name failed, on every host. */
+static void
+registry_clear_failed (MynaModuleRegistry *registry, const char *name)
+{
+  g_autofree char *suffix = g_strconcat (SEP, name, NULL);
+  GHashTableIter it;
+  gpointer key;
+
+  g_hash_table_iter_init (&it, registry->failed);
+  while (g_hash_table_iter_next (&it, &key, NULL))
+    if (g_str_has_suffix (key, suffix))
+      g_hash_table_iter_remove (&it);
+}
+
+gboolean
+myna_module_is_failed (MynaModuleRegistry *registry, MynaHost *host, const char *name)
+{
+  g_autofree char *key = instance_key (host, name);
+  return g_hash_table_contains (registry->failed, key);
+}
+
+MynaModule *
+myna_module_load_fresh (MynaModuleRegistry *registry, MynaHost *host, const char *name,
+                        GError **error)
+{
+  MynaModule *mod = module_find (registry, host, name);
+
+  if (mod != NULL)
+    return mod;
+  registry_clear_failed (registry, name);
+  /* With no code of it open, the manifest on disk is the one to follow;
+   * otherwise the instance loads the code already open, with its manifest
+   * (`reload` replaces both). */
+  if (!g_hash_table_contains (registry->libs, name)
+      && myna_module_registry_find (registry, name) != NULL)
+    {
+      MynaManifest *m = registry_read_manifest (registry, name, error);
+      if (m == NULL)
+        return NULL;
+      registry_install_manifest (registry, m);
+    }
+  return myna_module_load (registry, host, name, error);
 }
 
 static void
@@ -834,38 +1079,39 @@ drain_tick (gpointer unused)
   return G_SOURCE_CONTINUE;
 }
 
-/* Waits, at most DRAIN_US, until the unloaded instances of @name have run
- * their pending callbacks and its .so is closed, so that a reload opens
- * the new file (an open .so would be handed back as it is): storage
- * callbacks run in a flush; the rest (account hashing on worker threads)
- * need the main context to run.  The module cannot be loaded meanwhile. */
+/* Waits, at most DRAIN_US, until the unloaded instances of @lib (the old
+ * code of a reload, which the reload itself holds open) have run their
+ * pending callbacks: storage callbacks run in a flush; the rest (account
+ * hashing on worker threads) need the main context to run.  The new code
+ * then starts from what they wrote.  The module cannot be loaded
+ * meanwhile. */
 static void
-registry_drain (MynaModuleRegistry *registry, const char *name)
+registry_drain (MynaModuleRegistry *registry, ModuleLib *lib)
 {
   MynaServer *server = registry->server;
 
-  if (!g_hash_table_contains (registry->libs, name))
+  if (lib->instances <= 1)
     return;
   if (server->storage != NULL)
     myna_storage_flush (server->storage, NULL);
-  if (!g_hash_table_contains (registry->libs, name))
+  if (lib->instances <= 1)
     return;
 
   gint64 deadline = g_get_monotonic_time () + DRAIN_US;
   GSource *tick = g_timeout_source_new (50);
 
-  g_info ("module %s: waiting for the callbacks of the unloaded code", name);
+  g_info ("module %s: waiting for the callbacks of the unloaded code", lib->name);
   g_source_set_callback (tick, drain_tick, NULL, NULL);
   g_source_attach (tick, server->context);
-  registry->draining = name;
-  while (g_hash_table_contains (registry->libs, name) && g_get_monotonic_time () < deadline)
+  registry->draining = lib->name;
+  while (lib->instances > 1 && g_get_monotonic_time () < deadline)
     g_main_context_iteration (server->context, TRUE);
   registry->draining = NULL;
   g_source_destroy (tick);
   g_source_unref (tick);
-  if (g_hash_table_contains (registry->libs, name))
+  if (lib->instances > 1)
     g_warning ("module %s: callbacks of the unloaded code still pending after %d s; "
-               "the reloaded instances run the code already loaded", name,
+               "they run alongside the new code", lib->name,
                (int) (DRAIN_US / G_USEC_PER_SEC));
 }
 
@@ -876,57 +1122,208 @@ variant_unref0 (gpointer v)
     g_variant_unref (v);
 }
 
-/* Reloads the code of module @name: every loaded instance saves its state
- * and unloads, so the shared object is really closed; the manifest is read
- * again; then each instance loads from the new file and restores.  @host
- * only names where it must be loaded; all its hosts reload together. */
+/* Checks the configuration of @m's module on every host in @hosts (and
+ * [module:NAME]) against @m's keys: a value the new code would refuse
+ * stops the reload. */
+static gboolean
+reload_check_config (MynaModuleRegistry *registry, MynaManifest *m, GPtrArray *hosts,
+                     GError **error)
+{
+  g_autoptr(GStrvBuilder) b = g_strv_builder_new ();
+  MynaConfig *config = registry->server->config;
+
+  for (guint i = 0; i < hosts->len; i++)
+    g_strv_builder_add (b, ((MynaHost *) hosts->pdata[i])->name);
+  g_auto(GStrv) names = g_strv_builder_end (b);
+  g_autoptr(GPtrArray) diags = myna_config_check_module (config, m->name, m->config_keys,
+                                                         (const char *const *) names);
+  g_autoptr(GString) errors = g_string_new (NULL);
+
+  for (guint i = 0; i < diags->len; i++)
+    {
+      MynaDiag *d = diags->pdata[i];
+      if (d->level != MYNA_DIAG_ERROR)
+        {
+          g_warning ("%s:%u: %s", d->file, d->line, d->message);
+          continue;
+        }
+      g_string_append_printf (errors, "%s%s:%u: %s", errors->len > 0 ? "; " : "",
+                              d->file, d->line, d->message);
+    }
+  if (errors->len == 0)
+    return TRUE;
+  g_set_error (error, MYNA_MODULE_ERROR, MYNA_MODULE_ERROR_CONFIG,
+               "the configuration does not suit the new %s: %s", m->name, errors->str);
+  return FALSE;
+}
+
+/* The hosts where @name is loaded, and the ones that enable it. */
+static void
+reload_hosts (MynaModuleRegistry *registry, const char *name, GPtrArray *loaded,
+              GPtrArray *enabling)
+{
+  GHashTableIter it;
+  gpointer value;
+
+  g_hash_table_iter_init (&it, registry->server->hosts);
+  while (g_hash_table_iter_next (&it, NULL, &value))
+    {
+      MynaHost *h = value;
+      gboolean on = myna_module_is_loaded (registry, h, name);
+      if (on)
+        g_ptr_array_add (loaded, h);
+      if (on || (h->modules != NULL && g_strv_contains ((const char *const *) h->modules, name)))
+        g_ptr_array_add (enabling, h);
+    }
+}
+
+/* Loads the instance on @host from @lib and @m, gives it @state and the
+ * host's sessions. */
+static MynaModule *
+reload_instantiate (MynaModuleRegistry *registry, MynaHost *host, MynaManifest *m,
+                    ModuleLib *lib, GVariant *state, GError **error)
+{
+  MynaModule *mod = module_instantiate (registry, host, m, lib, error);
+
+  if (mod == NULL)
+    return NULL;
+  if (state != NULL && lib->desc->restore != NULL)
+    {
+      MynaModule *previous = myna_module_enter (mod);
+      lib->desc->restore (mod, state);
+      myna_module_leave (previous);
+    }
+  module_attach (mod);
+  return mod;
+}
+
+/* Reloads the code of module @name, as one transaction: its manifest is
+ * read again and its .so opened from a private copy and checked (ABI,
+ * manifest, the configuration of every host enabling it) while the old
+ * instances run on; only then does every loaded instance save its state
+ * and unload, and the new code load, restore and attach on each host.
+ * A host where the new code fails to load gets the old code back (still
+ * open) with its state.  @host only names where it must be loaded; all its
+ * hosts reload together. */
 gboolean
 myna_module_reload (MynaModuleRegistry *registry, MynaHost *host, const char *name,
                     GError **error)
 {
   g_autoptr(GPtrArray) hosts = g_ptr_array_new ();
+  g_autoptr(GPtrArray) enabling = g_ptr_array_new ();
   g_autoptr(GPtrArray) states = g_ptr_array_new_with_free_func (variant_unref0);
-  GHashTableIter it;
-  gpointer value;
+  MynaModule *mod = module_find (registry, host, name);
 
-  if (module_find (registry, host, name) == NULL)
+  if (mod == NULL)
     {
       g_set_error (error, G_IO_ERROR, G_IO_ERROR_NOT_FOUND,
                    "module %s is not loaded on %s", name, host->name);
       return FALSE;
     }
-  g_hash_table_iter_init (&it, registry->server->hosts);
-  while (g_hash_table_iter_next (&it, NULL, &value))
+  if (g_strcmp0 (registry->draining, name) == 0)
     {
-      MynaModule *mod = module_find (registry, value, name);
-      if (mod == NULL)
-        continue;
-      GVariant *state = NULL;
-      if (mod->lib->desc->save != NULL)
-        {
-          MynaModule *previous = myna_module_enter (mod);
-          state = mod->lib->desc->save (mod);
-          myna_module_leave (previous);
-        }
-      g_ptr_array_add (hosts, value);
-      g_ptr_array_add (states, state != NULL ? g_variant_ref_sink (state) : NULL);
-      module_unload_instance (registry, mod);
+      g_set_error (error, MYNA_MODULE_ERROR, MYNA_MODULE_ERROR_BUSY,
+                   "module %s is being reloaded", name);
+      return FALSE;
     }
-  registry_drain (registry, name);
-  registry_reread_manifest (registry, name);
+
+  /* Everything that can fail before the running code is touched. */
+  ModuleLib *old_lib = mod->lib;
+  MynaManifest *old_m = mod->manifest;
+  g_autoptr(MynaManifest) m = registry_read_manifest (registry, name, error);
+  if (m == NULL)
+    return FALSE;
+  ModuleLib *lib = lib_open_file (m, TRUE, error);
+  if (lib == NULL)
+    return FALSE;
+  reload_hosts (registry, name, hosts, enabling);
+  if (!reload_check_config (registry, m, enabling, error))
+    {
+      lib_free (lib);
+      return FALSE;
+    }
+  for (guint i = 0; i < hosts->len; i++)
+    for (guint j = 0; m->requires[j] != NULL; j++)
+      if (myna_module_load (registry, hosts->pdata[i], m->requires[j], error) == NULL)
+        {
+          g_prefix_error (error, "module %s requires %s: ", name, m->requires[j]);
+          lib_free (lib);
+          return FALSE;
+        }
+
+  /* The swap.  The old code stays open until the end, for a host where
+   * the new one fails. */
+  old_lib->instances++;
   for (guint i = 0; i < hosts->len; i++)
     {
-      MynaModule *mod = myna_module_load (registry, hosts->pdata[i], name, error);
-      GVariant *state = states->pdata[i];
-      if (mod == NULL)
-        return FALSE;
-      if (state != NULL && mod->lib->desc->restore != NULL)
+      MynaModule *old = module_find (registry, hosts->pdata[i], name);
+      GVariant *state = NULL;
+      if (old->lib->desc->save != NULL)
         {
-          MynaModule *previous = myna_module_enter (mod);
-          mod->lib->desc->restore (mod, state);
+          MynaModule *previous = myna_module_enter (old);
+          state = old->lib->desc->save (old);
           myna_module_leave (previous);
         }
+      g_ptr_array_add (states, state != NULL ? g_variant_ref_sink (state) : NULL);
+      module_unload_instance (registry, old);
     }
+  registry_drain (registry, old_lib);
+  /* The registry's manifest is the old code's, unless an earlier reload
+   * left hosts on different code: then it stays retired, not ours. */
+  gboolean own_old_m = g_hash_table_lookup (registry->manifests, name) == old_m;
+  if (own_old_m)
+    g_hash_table_steal (registry->manifests, name);
+  MynaManifest *new_m = g_steal_pointer (&m);
+  registry_install_manifest (registry, new_m);
+  lib_register (registry, lib, new_m);
+  lib->instances++;       /* open until the end, whatever its instances do */
+
+  g_autoptr(GString) failures = g_string_new (NULL);
+  guint reloaded = 0;
+  for (guint i = 0; i < hosts->len; i++)
+    {
+      MynaHost *h = hosts->pdata[i];
+      g_autoptr(GError) local = NULL;
+      if (reload_instantiate (registry, h, new_m, lib, states->pdata[i], &local) != NULL)
+        {
+          reloaded++;
+          continue;
+        }
+      g_warning ("host %s: reloading %s: %s; the old code runs there again", h->name,
+                 name, local->message);
+      g_string_append_printf (failures, "%s%s (the old code runs there again)",
+                              failures->len > 0 ? "; " : "", local->message);
+      g_clear_error (&local);
+      if (reload_instantiate (registry, h, old_m, old_lib, states->pdata[i], &local) == NULL)
+        {
+          g_warning ("host %s: module %s: the old code failed to load again: %s", h->name,
+                     name, local->message);
+          g_string_append_printf (failures, "; on %s the old code failed too: module "
+                                  "%s is not loaded there", h->name, name);
+        }
+    }
+  /* No host took the new code: the old code and manifest stay current. */
+  if (reloaded == 0 && own_old_m)
+    {
+      g_hash_table_replace (registry->libs, old_lib->name, old_lib);
+      registry_install_manifest (registry, old_m);
+      own_old_m = FALSE;
+    }
+  if (own_old_m)
+    manifest_retire (registry, old_m);
+  lib->instances--;
+  lib_release (registry, lib);
+  old_lib->instances--;
+  lib_release (registry, old_lib);
+  registry_clear_failed (registry, name);
+  if (failures->len > 0)
+    {
+      g_set_error (error, MYNA_MODULE_ERROR, MYNA_MODULE_ERROR_FAILED,
+                   "module %s: reloaded on %u host(s), failed on %u: %s", name, reloaded,
+                   hosts->len - reloaded, failures->str);
+      return FALSE;
+    }
+  g_info ("module %s reloaded on %u host(s)", name, reloaded);
   return TRUE;
 }
 

@@ -90,6 +90,13 @@ void         myna_config_declare_module (MynaConfig *config, const char *module,
                                          const MynaConfigKey *keys);
 /* Validates every key of every section; returns diagnostics (MynaDiag*). */
 GPtrArray   *myna_config_check (MynaConfig *config);
+/* Checks what @config sets for module @module ([module:MODULE], and
+ * MODULE.KEY in [host:H] for each H of @hosts) against @keys, the
+ * declarations of a version of it not declared yet (a reload's).
+ * Returns: (transfer full) array of MynaDiag* */
+GPtrArray   *myna_config_check_module (MynaConfig *config, const char *module,
+                                       const MynaConfigKey *keys,
+                                       const char *const *hosts);
 
 /* Typed reads of a declared key: @group is "global", "listener:x",
  * "host:d" or "module:m"; for module keys, the host section is looked at
@@ -159,6 +166,17 @@ gboolean      myna_module_enable (MynaModuleRegistry *registry, MynaHost *host,
 /* Loads the instance of @name on @host now (for lazy routes and mynactl). */
 MynaModule   *myna_module_load (MynaModuleRegistry *registry, MynaHost *host,
                                 const char *name, GError **error);
+/* The router's load of a lazy module for a stanza or event: a failure is
+ * logged once and marks (@host, @name) failed; a marked module is not
+ * opened again (NULL, silently) until myna_module_load_fresh or a reload. */
+MynaModule   *myna_module_load_lazy (MynaModuleRegistry *registry, MynaHost *host,
+                                     const char *name);
+gboolean      myna_module_is_failed (MynaModuleRegistry *registry, MynaHost *host,
+                                     const char *name);
+/* `mynactl load`: clears the failed marks of @name, reads its manifest again
+ * from disk when none of its code is open, then loads it on @host. */
+MynaModule   *myna_module_load_fresh (MynaModuleRegistry *registry, MynaHost *host,
+                                      const char *name, GError **error);
 /* Unloads @name on @host and drops its lazy routes (config reload). */
 gboolean      myna_module_disable (MynaModuleRegistry *registry, MynaHost *host,
                                    const char *name);

@@ -272,13 +272,9 @@ router_load_lazy_event (MynaRouter *router, MynaHost *host, const char *key)
   for (guint i = 0; names != NULL && i < names->len; i++)
     {
       const char *name = names->pdata[i];
-      g_autoptr(GError) error = NULL;
 
-      if (myna_module_is_loaded (router->server->modules, host, name))
-        continue;
-      if (myna_module_load (router->server->modules, host, name, &error) == NULL)
-        g_warning ("host %s: lazy module %s failed to load: %s", host->name, name,
-                   error->message);
+      if (!myna_module_is_loaded (router->server->modules, host, name))
+        myna_module_load_lazy (router->server->modules, host, name);
     }
 }
 
@@ -341,9 +337,8 @@ myna_router_stream_element (MynaRouter *router, MynaCall *call, MynaStanza *stan
       /* A lazy module serving this namespace. */
       g_autofree char *lkey = g_strconcat (call->host->name, SEP, ns, NULL);
       const char *module = g_hash_table_lookup (router->lazy_ns, lkey);
-      g_autoptr(GError) error = NULL;
       if (module != NULL && !myna_module_is_loaded (router->server->modules, call->host, module)
-          && myna_module_load (router->server->modules, call->host, module, &error) != NULL)
+          && myna_module_load_lazy (router->server->modules, call->host, module) != NULL)
         e = stream_lookup (router, call->host, ns, myna_stanza_get_name (stanza));
     }
   if (e == NULL)
@@ -368,13 +363,11 @@ iq_lookup (MynaRouter *router, MynaHost *host, const char *type, const char *ns,
   const char *module = g_hash_table_lookup (router->lazy_ns, lkey);
   if (module == NULL || myna_module_is_loaded (router->server->modules, host, module))
     return NULL;
-  g_autoptr(GError) error = NULL;
+  if (myna_module_is_failed (router->server->modules, host, module))
+    return NULL;       /* it failed before: service-unavailable, no retry */
   g_info ("host %s: loading lazy module %s for {%s}%s", host->name, module, ns, element);
-  if (myna_module_load (router->server->modules, host, module, &error) == NULL)
-    {
-      g_warning ("host %s: module %s failed to load: %s", host->name, module, error->message);
-      return NULL;
-    }
+  if (myna_module_load_lazy (router->server->modules, host, module) == NULL)
+    return NULL;
   return g_hash_table_lookup (router->iq, key);
 }
 

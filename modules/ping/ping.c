@@ -4,7 +4,8 @@
  * `keepalive_timeout` is closed (a dead TCP link on a mobile network is
  * otherwise only noticed when a write fails, much later).  The keepalive
  * state lives in the session's data with a destroy notify of this module:
- * the core drops it from every session when the module unloads. */
+ * the core drops it from every session when the module unloads, and calls
+ * `attach` with every bound session after a (re)load to arm it again. */
 #include <myna/module.h>
 
 #define NS_PING "urn:xmpp:ping"
@@ -69,11 +70,10 @@ keepalive_fire (gpointer data)
   myna_timer_start (k->timer, k->ping->timeout_ms);
 }
 
-static MynaResult
-ping_session_bound (MynaCall *call, MynaStanza *unused, gpointer data)
+/* Arms the keepalive of @s (replacing any it had). */
+static void
+keepalive_arm (Ping *ping, MynaSession *s)
 {
-  Ping *ping = data;
-  MynaSession *s = myna_call_get_session (call);
   Keepalive *k = g_new0 (Keepalive, 1);
 
   k->ping = ping;
@@ -81,7 +81,24 @@ ping_session_bound (MynaCall *call, MynaStanza *unused, gpointer data)
   k->timer = myna_timer_new (keepalive_fire, k);
   myna_timer_start (k->timer, ping->interval_ms);
   myna_session_set_data (s, KEEPALIVE_KEY, k, keepalive_free);
+}
+
+static MynaResult
+ping_session_bound (MynaCall *call, MynaStanza *unused, gpointer data)
+{
+  keepalive_arm (data, myna_call_get_session (call));
   return MYNA_PASS;
+}
+
+/* A session bound before this instance loaded (a reload dropped the old
+ * code's keepalive with it): arm one now. */
+static void
+ping_attach (MynaModule *mod, MynaSession *session)
+{
+  Ping *ping = myna_module_get_data (mod);
+
+  if (ping->interval_ms > 0)
+    keepalive_arm (ping, session);
 }
 
 /* The client's answer to our ping needs no routing. */
@@ -118,4 +135,5 @@ MYNA_MODULE_DEFINE (ping,
   .config  = MYNA_CONFIG_KEYS (
       { "keepalive_interval", MYNA_CONFIG_DURATION, "5m", 0, 86400000, "" },
       { "keepalive_timeout", MYNA_CONFIG_DURATION, "60s", 1000, 3600000, "" }),
-  .load    = ping_load);
+  .load    = ping_load,
+  .attach  = ping_attach);

@@ -426,6 +426,54 @@ test_reload_drains (Fixture *f, gconstpointer unused)
   g_assert_false (so_is_mapped ("mod_unloadtest.so"));
 }
 
+/* The new code fails to load after the swap: the old code, still open,
+ * loads there again and serves; the reload says so.  The next reload,
+ * whose load succeeds, goes through. */
+static void
+test_reload_falls_back (Fixture *f, gconstpointer unused)
+{
+  g_autoptr(GError) error = NULL;
+  UnloadTestCounters *c = unloadtest_load (f);
+
+  c->fail_loads = 1;
+  g_assert_false (myna_module_reload (f->h.server->modules, f->host, "unloadtest", &error));
+  g_assert_error (error, MYNA_MODULE_ERROR, MYNA_MODULE_ERROR_FAILED);
+  g_assert_nonnull (strstr (error->message, "told to fail this load"));
+  g_assert_nonnull (strstr (error->message, "the old code runs there again"));
+  g_clear_error (&error);
+  g_assert_true (myna_module_is_loaded (f->h.server->modules, f->host, "unloadtest"));
+  g_assert_cmpint (c->loads, ==, 2);
+  g_assert_cmpint (c->unloads, ==, 1);
+  g_autoptr(Peer) fresh = peer_open (f);
+  g_assert_nonnull (strstr (fresh->in->str, "<unloadtest xmlns='" UNLOADTEST_NS "'/>"));
+
+  g_assert_true (myna_module_reload (f->h.server->modules, f->host, "unloadtest", &error));
+  g_assert_no_error (error);
+  g_assert_cmpint (c->loads, ==, 3);
+  g_assert_true (myna_module_unload (f->h.server->modules, f->host, "unloadtest", &error));
+  g_assert_true (harness_wait (counters_drained, c, 10000));
+  g_assert_false (so_is_mapped ("mod_unloadtest.so"));
+}
+
+/* A lazy module that fails to open is marked: one attempt, then its
+ * stanzas get service-unavailable without another, until a load clears
+ * the mark. */
+static void
+test_lazy_failure_marked (Fixture *f, gconstpointer unused)
+{
+  g_autoptr(GError) error = NULL;
+  MynaModuleRegistry *reg = f->h.server->modules;
+
+  g_assert_false (myna_module_is_failed (reg, f->host, "badabi"));
+  for (int i = 0; i < 5; i++)
+    g_assert_cmpstr (error_condition (query (f, "urn:myna:test:badabi")), ==,
+                     "service-unavailable");
+  g_assert_true (myna_module_is_failed (reg, f->host, "badabi"));
+  g_assert_null (myna_module_load_fresh (reg, f->host, "badabi", &error));
+  g_assert_nonnull (error);
+  g_assert_false (myna_module_is_failed (reg, f->host, "badabi"));
+}
+
 /* ---- drain waiters (myna_session_when_drained) ------------------------------- */
 
 typedef struct {
@@ -699,6 +747,8 @@ main (int argc, char **argv)
   ADD ("/router/drain-waiters", test_drain_waiters, unload);
   ADD ("/router/component-hosts", test_component_hosts, components);
   ADD ("/router/disco-registrations", test_disco_registrations, components);
+  ADD ("/router/reload-falls-back", test_reload_falls_back, unload);
+  ADD ("/router/lazy-failure-marked", test_lazy_failure_marked, base);
   g_test_add_func ("/router/event-names", test_event_names);
   return g_test_run ();
 }

@@ -124,6 +124,13 @@ unloadtest_load (MynaModule *mod, GError **error)
       g_set_error_literal (error, g_quark_from_string ("unloadtest-error"), 0, "for the tests only");
       return FALSE;
     }
+  if (counters->fail_loads > 0)
+    {
+      counters->fail_loads--;
+      g_set_error_literal (error, g_quark_from_string ("unloadtest-error"), 0,
+                           "told to fail this load");
+      return FALSE;
+    }
   UnloadTest *self = g_new0 (UnloadTest, 1);
   self->magic = UNLOADTEST_MAGIC;
   self->mod = mod;

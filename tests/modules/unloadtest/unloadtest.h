@@ -17,4 +17,5 @@ typedef struct {
   int callbacks;            /* storage and account callbacks run */
   int callback_destroys;    /* their destroy notifies */
   int state_freed;          /* the instance's state (myna_module_set_data) */
+  int fail_loads;           /* loads to refuse (each refusal counts it down) */
 } UnloadTestCounters;
