@@ -911,7 +911,7 @@ seed_roster (const char *dir, const char *user, guint n,
     {
       g_autofree char *jid = NULL;
       g_autofree char *item = make (i, &jid);
-      myna_kv_set (st, "localhost", user, "roster", jid, item, NULL, NULL, NULL);
+      myna_kv_set (st, "localhost", user, "roster/roster", jid, item, NULL, NULL, NULL);
     }
   g_assert_true (myna_storage_flush (st, &error));
 }
