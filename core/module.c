@@ -9,7 +9,8 @@
  *
  * Unloading an instance runs its `unload`, then removes everything it
  * registered and everything of its that could call into its code later:
- * routes, hooks, stream handlers and features, disco features, its timers,
+ * routes (HTTP ones too), hooks, stream handlers and features, disco
+ * features, the services it provides (their users are unbound), its timers,
  * the MynaTimers it made, and per-session data whose destroy notify is code
  * of its .so (those run now).  Callbacks still pending — storage and account
  * operations it queued, a hook chain running — hold the instance: its state
@@ -888,6 +889,10 @@ module_unregister (MynaModule *mod)
   myna_services_unregister (registry->services, mod);
   module_sweep (registry, mod->lib, mod);
   myna_router_remove_owner (registry->server->router, mod);
+#ifdef MYNA_HAVE_HTTP
+  if (registry->server->http != NULL)
+    myna_http_remove_owner (registry->server->http, mod);
+#endif
   features_release (mod->host->features, mod->features);
   features_release (mod->host->account_features, mod->account_features);
   for (guint i = mod->host->stream_features->len; i > 0; i--)

@@ -393,6 +393,9 @@ gboolean    myna_http_listen_fd (MynaHttp *http, const char *name, int fd, GErro
 void        myna_http_stop (MynaHttp *http);
 /* Lets answers in progress go out (bounded), then closes everything. */
 void        myna_http_free (MynaHttp *http);
+/* Removes the routes @owner added (their destroy notifies run): it
+ * unloads. */
+void        myna_http_remove_owner (MynaHttp *http, MynaModule *owner);
 
 /* server.c: accept(2) for a listening socket that backs off instead of
  * spinning when the process is out of descriptors or memory (EMFILE,
