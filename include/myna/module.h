@@ -10,7 +10,8 @@
  * enables it, with a MynaModule handle for that host.
  *
  * Everything a module registers through its handle (IQ routes, hooks,
- * features, stream handlers, timers) is removed by the core on unload; the
+ * features, stream handlers, timers, HTTP routes, the services it
+ * provides) is removed by the core on unload; the
  * core copies every string it is given, so nothing points into a closed .so.
  * The core also stops the MynaTimers the module's code made and drops the
  * per-session data whose destroy notify is the module's code; storage and

@@ -21,7 +21,13 @@
 #define NS_INFO  "http://jabber.org/protocol/disco#info"
 #define NS_ITEMS "http://jabber.org/protocol/disco#items"
 
-/* Each instance, by host: MynaHost* → MynaModule*. */
+/* What an instance needs to vet account queries. */
+typedef struct {
+  MynaModule  *mod;
+  MynaService *roster;   /* roster/1, optional */
+} DiscoInstance;
+
+/* Each instance, by host: MynaHost* → DiscoInstance*. */
 static GHashTable *disco_instances;
 
 /* Whether the requester may discover the account @call is addressed to. */
@@ -29,18 +35,20 @@ static gboolean
 disco_may_see_account (MynaCall *call)
 {
   MynaHost *host = myna_call_get_host (call);
-  MynaModule *mod = g_hash_table_lookup (disco_instances, host);
+  DiscoInstance *self = disco_instances != NULL ? g_hash_table_lookup (disco_instances, host)
+                                               : NULL;
   MynaJid *to = myna_call_get_to (call);
   MynaJid *from = myna_call_get_from (call);
   const char *local = myna_jid_get_local (to);
   MynaRosterState state;
 
-  if (from == NULL || mod == NULL
-      || !myna_account_exists (myna_module_get_storage (mod), myna_host_get_name (host), local))
+  if (from == NULL || self == NULL
+      || !myna_account_exists (myna_module_get_storage (self->mod), myna_host_get_name (host),
+                               local))
     return FALSE;
   if (myna_jid_bare_equal (from, to))
     return TRUE;
-  myna_roster_get_state (myna_module_get_data (mod), host, local,
+  myna_roster_get_state (self->roster, host, local,
                          myna_jid_bare_string (from), &state);
   return (state.sub & MYNA_ROSTER_SUB_FROM) != 0;
 }
@@ -126,11 +134,14 @@ disco_items (MynaCall *call, MynaStanza *iq, gpointer data)
 static gboolean
 disco_load (MynaModule *mod, GError **error)
 {
+  DiscoInstance *self = g_new0 (DiscoInstance, 1);
+
+  self->mod = mod;
   /* Optional (not in .uses): disco works without a roster module. */
-  myna_module_set_data (mod, myna_module_use (mod, MYNA_ROSTER_SERVICE, 1, NULL), NULL);
+  self->roster = myna_module_use (mod, MYNA_ROSTER_SERVICE, 1, NULL);
   if (disco_instances == NULL)
-    disco_instances = g_hash_table_new (NULL, NULL);
-  g_hash_table_insert (disco_instances, myna_module_get_host (mod), mod);
+    disco_instances = g_hash_table_new_full (NULL, NULL, NULL, g_free);
+  g_hash_table_insert (disco_instances, myna_module_get_host (mod), self);
   myna_module_add_feature (mod, NS_INFO);
   myna_module_add_feature (mod, NS_ITEMS);
   myna_module_add_account_feature (mod, NS_INFO);
