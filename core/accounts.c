@@ -23,6 +23,7 @@
  * known then): the credentials are re-hashed at the new count. */
 #include "private.h"
 #include "iterhist.h"
+#include "storage-guard.h"
 
 #include <gnutls/gnutls.h>
 #include <gnutls/crypto.h>
@@ -295,6 +296,7 @@ myna_account_get_decoy_scram (MynaStorage *storage, const char *host, const char
                               MynaScramHash hash)
 {
   g_return_val_if_fail (storage != NULL && host != NULL && user != NULL, NULL);
+  storage = myna_storage_get_base (storage);   /* a module passes its view */
 
   g_autofree char *key = decoy_key (storage, host);
   MynaScramCredentials *c = g_new0 (MynaScramCredentials, 1);
@@ -598,6 +600,7 @@ myna_account_create (MynaStorage *storage, const char *host, const char *user,
                      GDestroyNotify destroy)
 {
   g_return_if_fail (storage != NULL && host != NULL && user != NULL);
+  storage = myna_storage_get_base (storage);   /* a module passes its view */
   account_write (storage, host, user, password, FALSE, done, user_data, destroy);
 }
 
@@ -607,6 +610,7 @@ myna_account_set_password (MynaStorage *storage, const char *host, const char *u
                            GDestroyNotify destroy)
 {
   g_return_if_fail (storage != NULL && host != NULL && user != NULL);
+  storage = myna_storage_get_base (storage);   /* a module passes its view */
   account_write (storage, host, user, password, TRUE, done, user_data, destroy);
 }
 
@@ -615,6 +619,7 @@ myna_account_delete (MynaStorage *storage, const char *host, const char *user,
                      MynaAccountDone done, gpointer user_data, GDestroyNotify destroy)
 {
   g_return_if_fail (storage != NULL && host != NULL && user != NULL);
+  storage = myna_storage_get_base (storage);   /* a module passes its view */
 
   g_autofree char *prepped = myna_jid_prep_local (user, NULL);
   if (prepped == NULL || !myna_account_exists (storage, host, prepped))
@@ -640,6 +645,7 @@ gboolean
 myna_account_exists (MynaStorage *storage, const char *host, const char *user)
 {
   g_return_val_if_fail (storage != NULL && host != NULL && user != NULL, FALSE);
+  storage = myna_storage_get_base (storage);   /* a module passes its view */
 
   g_autofree char *rec = myna_kv_get (storage, host, user, STORE_ACCOUNT, KEY_SCRAM, NULL);
   return rec != NULL;
@@ -648,7 +654,8 @@ myna_account_exists (MynaStorage *storage, const char *host, const char *user)
 char **
 myna_account_list (MynaStorage *storage, const char *host, GError **error)
 {
-  g_autoptr(GHashTable) all = myna_kv_get_all (storage, host, "", STORE_INDEX, error);
+  g_autoptr(GHashTable) all = myna_kv_get_all (myna_storage_get_base (storage), host, "",
+                                               STORE_INDEX, error);
   g_autoptr(GPtrArray) names = g_ptr_array_new ();
   GHashTableIter it;
   gpointer key;
@@ -696,6 +703,7 @@ myna_account_get_scram (MynaStorage *storage, const char *host, const char *user
                         MynaScramHash hash)
 {
   g_return_val_if_fail (storage != NULL && host != NULL && user != NULL, NULL);
+  storage = myna_storage_get_base (storage);   /* a module passes its view */
 
   g_autofree char *rec = myna_kv_get (storage, host, user, STORE_ACCOUNT, KEY_SCRAM, NULL);
   return record_parse (rec, host, user, hash);
@@ -707,6 +715,7 @@ myna_account_check_password (MynaStorage *storage, const char *host, const char 
                              GDestroyNotify destroy)
 {
   g_return_if_fail (storage != NULL && host != NULL && user != NULL && password != NULL);
+  storage = myna_storage_get_base (storage);   /* a module passes its view */
 
   g_autofree char *prepped = myna_jid_prep_local (user, NULL);
   Job *job = job_new (storage, host, prepped != NULL ? prepped : user, password, done,

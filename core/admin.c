@@ -2,8 +2,9 @@
  *
  * A UNIX stream socket, mode 0600, in the data directory.  One request per
  * connection: a line of words ("modules", "routes", "stats", "load NAME
- * [HOST]", "unload NAME [HOST]", "reload NAME [HOST]"); the answer is text
- * lines ending with a line "OK" or "ERR <reason>", then the server closes.
+ * [HOST]", "unload [--cascade] NAME [HOST]", "reload NAME [HOST]"); the
+ * answer is text lines ending with a line "OK" or "ERR <reason>", then the
+ * server closes.
  *
  * Answers never block the main loop: what the socket does not take at once
  * waits in the client's output buffer (at most ADMIN_MAX_OUTPUT bytes) and
@@ -163,6 +164,13 @@ admin_run (MynaServer *server, AdminClient *c, const char *line, GString *out,
     myna_server_describe_stats (server, out);
   else if (strcmp (cmd, "load") == 0)
     return admin_each_host (server, words, admin_load_op, out, error);
+  else if (strcmp (cmd, "unload") == 0 && g_strcmp0 (words[1], "--cascade") == 0)
+    {
+      /* "unload --cascade NAME [HOST]": the modules using NAME's services
+       * go first. */
+      char *rest[] = { words[0], words[2], words[2] != NULL ? words[3] : NULL, NULL };
+      return admin_each_host (server, rest, myna_module_unload_cascade, out, error);
+    }
   else if (strcmp (cmd, "unload") == 0)
     return admin_each_host (server, words, myna_module_unload, out, error);
   else if (strcmp (cmd, "reload") == 0)

@@ -1533,6 +1533,21 @@ session_find_datum (MynaSession *s, GQuark key, guint *index)
   return NULL;
 }
 
+/* The quark of @key as the current module sees it: "MODULE/KEY" while a
+ * module's code runs (its own namespace: no module reads or overwrites
+ * another's data by name), @key itself for core code.  @create FALSE: 0
+ * for a key never set. */
+static GQuark
+session_data_quark (const char *key, gboolean create)
+{
+  MynaModule *mod = myna_module_current ();
+  g_autofree char *scoped = NULL;
+
+  if (mod != NULL)
+    key = scoped = g_strconcat (myna_module_owner_name (mod), "/", key, NULL);
+  return create ? g_quark_from_string (key) : g_quark_try_string (key);
+}
+
 /* The entry records the module setting it, so that its destroy notify, if
  * it is code of that module, runs before the module is closed. */
 void
@@ -1541,7 +1556,7 @@ myna_session_set_data (MynaSession *session, const char *key, gpointer data,
 {
   g_return_if_fail (session != NULL && key != NULL);
 
-  GQuark q = g_quark_from_string (key);
+  GQuark q = session_data_quark (key, TRUE);
   guint i;
   SessionDatum *d = session_find_datum (session, q, &i);
   SessionDatum old = { 0 };
@@ -1571,7 +1586,7 @@ myna_session_get_data (MynaSession *session, const char *key)
 {
   g_return_val_if_fail (session != NULL && key != NULL, NULL);
 
-  SessionDatum *d = session_find_datum (session, g_quark_try_string (key), NULL);
+  SessionDatum *d = session_find_datum (session, session_data_quark (key, FALSE), NULL);
   return d != NULL ? d->data : NULL;
 }
 

@@ -384,6 +384,20 @@ myna_http_route_add (MynaServer *server, const char *path_prefix,
 }
 
 void
+myna_http_remove_owner (MynaHttp *http, MynaModule *owner)
+{
+  for (guint i = http->routes->len; i > 0; i--)
+    {
+      HttpRoute *route = http->routes->pdata[i - 1];
+      if (route->owner != owner)
+        continue;
+      g_info ("HTTP route %s removed: its module %s unloads", route->prefix,
+              myna_module_owner_name (owner));
+      g_ptr_array_remove_index (http->routes, i - 1);
+    }
+}
+
+void
 myna_http_route_remove (MynaServer *server, guint route_id)
 {
   g_return_if_fail (server != NULL && server->http != NULL);

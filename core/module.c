@@ -9,8 +9,9 @@
  *
  * Unloading an instance runs its `unload`, then removes everything it
  * registered and everything of its that could call into its code later:
- * routes, hooks, stream handlers and features, disco features, identities,
- * items and extensions, its timers,
+ * routes (HTTP ones too), hooks, stream handlers and features, disco
+ * features, identities, items and extensions, the services it provides
+ * (their users are unbound), its timers,
  * the MynaTimers it made, and per-session data whose destroy notify is code
  * of its .so (those run now).  Callbacks still pending — storage and account
  * operations it queued, a hook chain running — hold the instance: its state
@@ -73,6 +74,9 @@ struct _MynaModuleRegistry {
   GPtrArray  *unloaded;   /* MynaModule* unloaded, still held */
   GPtrArray  *retired;    /* MynaManifest* replaced while instances used them */
   const char *draining;   /* the module a reload waits for: not loadable now */
+  GHashTable *views;      /* module name → its storage view (MynaStorage*) */
+  MynaServices *services;
+  GHashTable *loading;    /* instance keys whose load is on the stack */
   gboolean    scanned;
 };
 
@@ -100,6 +104,8 @@ myna_manifest_free (MynaManifest *m)
   g_strfreev (m->serves);
   g_strfreev (m->events);
   g_strfreev (m->requires);
+  g_strfreev (m->provides);
+  g_strfreev (m->uses);
   g_strfreev (m->features);
   g_strfreev (m->account_features);
   g_free (m->so_path);
@@ -196,6 +202,20 @@ myna_manifest_load (const char *path, GError **error)
   m->serves = manifest_list (kf, "serves");
   m->events = manifest_list (kf, "events");
   m->requires = manifest_list (kf, "requires");
+  m->provides = manifest_list (kf, "provides");
+  m->uses = manifest_list (kf, "uses");
+  for (guint i = 0; i < 2; i++)
+    {
+      char **specs = i == 0 ? m->provides : m->uses;
+      for (guint j = 0; specs[j] != NULL; j++)
+        if (!myna_service_parse_spec (specs[j], NULL, NULL))
+          {
+            g_set_error (error, MYNA_MODULE_ERROR, MYNA_MODULE_ERROR_MANIFEST,
+                         "%s: %s= lists '%s', not NAME/VERSION (e.g. roster/1)", path,
+                         i == 0 ? "provides" : "uses", specs[j]);
+            return NULL;
+          }
+    }
   m->features = manifest_list (kf, "features");
   m->account_features = manifest_list (kf, "account_features");
   mode = g_key_file_get_string (kf, "module", "mode", NULL);
@@ -275,6 +295,10 @@ myna_module_registry_new (MynaServer *server)
   r->instances = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
   r->unloaded = g_ptr_array_new ();
   r->retired = g_ptr_array_new_with_free_func ((GDestroyNotify) myna_manifest_free);
+  r->services = myna_services_new ();
+  r->loading = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
+  r->views = g_hash_table_new_full (g_str_hash, g_str_equal, g_free,
+                                    (GDestroyNotify) myna_storage_view_free);
   return r;
 }
 
@@ -309,6 +333,9 @@ myna_module_registry_free (MynaModuleRegistry *registry)
   g_hash_table_unref (registry->failed);
   g_hash_table_unref (registry->manifests);
   g_ptr_array_unref (registry->retired);
+  g_hash_table_unref (registry->views);
+  g_hash_table_unref (registry->loading);
+  myna_services_free (registry->services);
   g_free (registry);
 }
 
@@ -833,6 +860,103 @@ module_instantiate (MynaModuleRegistry *registry, MynaHost *host, MynaManifest *
   return mod;
 }
 
+/* A module whose manifest provides service @name at @version or later:
+ * the one loaded on @host first, else the first by name (stable). */
+static MynaManifest *
+module_find_provider (MynaModuleRegistry *registry, MynaHost *host, const char *name,
+                      guint version)
+{
+  g_autoptr(GPtrArray) candidates = g_ptr_array_new ();
+  GHashTableIter it;
+  gpointer value;
+
+  g_hash_table_iter_init (&it, registry->manifests);
+  while (g_hash_table_iter_next (&it, NULL, &value))
+    {
+      MynaManifest *m = value;
+      guint v = 0;
+      if (myna_service_spec_lists (m->provides, name, &v) && v >= version)
+        {
+          if (module_find (registry, host, m->name) != NULL)
+            return m;
+          g_ptr_array_add (candidates, m);
+        }
+    }
+  if (candidates->len == 0)
+    return NULL;
+  MynaManifest *first = candidates->pdata[0];
+  for (guint i = 1; i < candidates->len; i++)
+    if (strcmp (((MynaManifest *) candidates->pdata[i])->name, first->name) < 0)
+      first = candidates->pdata[i];
+  return first;
+}
+
+/* Loads, on @host, a provider of each service @m declares in `uses`,
+ * like `requires`: the providers' `load` runs (and provides) before the
+ * user's.  A provider already being loaded further up (a cycle) provides
+ * when its own `load` runs; the user's handle is bound then. */
+static gboolean
+module_load_providers (MynaModuleRegistry *registry, MynaHost *host, MynaManifest *m,
+                       GError **error)
+{
+  for (guint i = 0; m->uses[i] != NULL; i++)
+    {
+      g_autofree char *service = NULL;
+      guint version = 0;
+
+      myna_service_parse_spec (m->uses[i], &service, &version);
+      MynaManifest *p = module_find_provider (registry, host, service, version);
+      if (p == NULL)
+        {
+          g_set_error (error, MYNA_MODULE_ERROR, MYNA_MODULE_ERROR_DEPENDENCY,
+                       "module %s uses %s: no module provides it (no manifest with "
+                       "provides=%s or a later version)", m->name, m->uses[i], m->uses[i]);
+          return FALSE;
+        }
+      g_autofree char *key = instance_key (host, p->name);
+      if (g_hash_table_contains (registry->loading, key))
+        continue;
+      if (myna_module_load (registry, host, p->name, error) == NULL)
+        {
+          g_prefix_error (error, "module %s uses %s, provided by %s: ", m->name, m->uses[i],
+                          p->name);
+          return FALSE;
+        }
+    }
+  return TRUE;
+}
+
+gboolean
+myna_module_provider_loading (MynaModule *mod, const char *name)
+{
+  MynaModuleRegistry *registry = mod->registry;
+  GHashTableIter it;
+  gpointer value;
+
+  g_hash_table_iter_init (&it, registry->manifests);
+  while (g_hash_table_iter_next (&it, NULL, &value))
+    {
+      MynaManifest *m = value;
+      g_autofree char *key = instance_key (mod->host, m->name);
+      if (myna_service_spec_lists (m->provides, name, NULL)
+          && g_hash_table_contains (registry->loading, key))
+        return TRUE;
+    }
+  return FALSE;
+}
+
+MynaServices *
+myna_module_get_services (MynaModule *mod)
+{
+  return mod->registry->services;
+}
+
+MynaManifest *
+myna_module_get_manifest (MynaModule *mod)
+{
+  return mod->manifest;
+}
+
 MynaModule *
 myna_module_load (MynaModuleRegistry *registry, MynaHost *host, const char *name,
                   GError **error)
@@ -869,11 +993,24 @@ myna_module_load (MynaModuleRegistry *registry, MynaHost *host, const char *name
         g_prefix_error (error, "module %s requires %s: ", name, m->requires[i]);
         return NULL;
       }
-  ModuleLib *lib = lib_open (registry, m, error);
+  g_autofree char *loading_key = instance_key (host, name);
+  if (g_hash_table_contains (registry->loading, loading_key))
+    {
+      g_set_error (error, MYNA_MODULE_ERROR, MYNA_MODULE_ERROR_DEPENDENCY,
+                   "module %s depends on itself (requires or uses)", name);
+      return NULL;
+    }
+  g_hash_table_add (registry->loading, g_strdup (loading_key));
+  gboolean deps = module_load_providers (registry, host, m, error);
+  ModuleLib *lib = deps ? lib_open (registry, m, error) : NULL;
   if (lib == NULL)
-    return NULL;
+    {
+      g_hash_table_remove (registry->loading, loading_key);
+      return NULL;
+    }
   /* On failure the instance, released, closes a .so nothing else uses. */
   mod = module_instantiate (registry, host, m, lib, error);
+  g_hash_table_remove (registry->loading, loading_key);
   if (mod == NULL)
     return NULL;
   module_attach (mod);
@@ -995,8 +1132,13 @@ module_unregister (MynaModule *mod)
 
   mod->unloaded = TRUE;
   g_ptr_array_add (registry->unloaded, mod);
+  myna_services_unregister (registry->services, mod);
   module_sweep (registry, mod->lib, mod);
   myna_router_remove_owner (registry->server->router, mod);
+#ifdef MYNA_HAVE_HTTP
+  if (registry->server->http != NULL)
+    myna_http_remove_owner (registry->server->http, mod);
+#endif
   features_release (mod->host->features, mod->features);
   features_release (mod->host->account_features, mod->account_features);
   myna_host_remove_disco (mod->host, mod);
@@ -1028,6 +1170,7 @@ module_finalize (MynaModule *mod)
       myna_module_leave (previous);
     }
   g_ptr_array_remove_fast (registry->unloaded, mod);
+  myna_services_finalize (registry->services, mod);
   g_ptr_array_unref (mod->timers);
   g_ptr_array_unref (mod->features);
   g_ptr_array_unref (mod->account_features);
@@ -1069,7 +1212,58 @@ myna_module_unload (MynaModuleRegistry *registry, MynaHost *host, const char *na
                    "module %s is not loaded on %s", name, host->name);
       return FALSE;
     }
+  g_autoptr(GString) what = g_string_new (NULL);
+  g_autoptr(GPtrArray) users = myna_services_users_of (registry->services, mod, what);
+  if (users->len > 0)
+    {
+      g_autoptr(GString) names = g_string_new (NULL);
+      for (guint i = 0; i < users->len; i++)
+        g_string_append_printf (names, "%s%s", i > 0 ? ", " : "",
+                                ((MynaModule *) users->pdata[i])->manifest->name);
+      g_autofree char *why = g_strdup_printf ("%s provides %s used by %s on %s: unload them "
+                                              "first, or use `mynactl unload --cascade %s`",
+                                              name, what->str, names->str, host->name, name);
+      g_info ("unload refused: %s", why);
+      g_set_error_literal (error, MYNA_MODULE_ERROR, MYNA_MODULE_ERROR_IN_USE, why);
+      return FALSE;
+    }
   module_unload_instance (registry, mod);
+  return TRUE;
+}
+
+/* Unloads @mod after the modules that use it, depth first; @seen holds the
+ * instances already on the way (a cycle unloads each once). */
+static void
+module_unload_cascade (MynaModuleRegistry *registry, MynaModule *mod, GPtrArray *seen)
+{
+  g_autoptr(GPtrArray) users = myna_services_users_of (registry->services, mod, NULL);
+
+  g_ptr_array_add (seen, mod);
+  for (guint i = 0; i < users->len; i++)
+    if (!g_ptr_array_find (seen, users->pdata[i], NULL))
+      {
+        g_info ("host %s: unloading %s, which uses %s", mod->host->name,
+                ((MynaModule *) users->pdata[i])->manifest->name, mod->manifest->name);
+        module_unload_cascade (registry, users->pdata[i], seen);
+      }
+  if (!mod->unloaded)
+    module_unload_instance (registry, mod);
+}
+
+gboolean
+myna_module_unload_cascade (MynaModuleRegistry *registry, MynaHost *host, const char *name,
+                            GError **error)
+{
+  MynaModule *mod = module_find (registry, host, name);
+  g_autoptr(GPtrArray) seen = g_ptr_array_new ();
+
+  if (mod == NULL)
+    {
+      g_set_error (error, G_IO_ERROR, G_IO_ERROR_NOT_FOUND,
+                   "module %s is not loaded on %s", name, host->name);
+      return FALSE;
+    }
+  module_unload_cascade (registry, mod, seen);
   return TRUE;
 }
 
@@ -1378,11 +1572,22 @@ myna_module_registry_unload_all (MynaModuleRegistry *registry)
   GHashTableIter it;
   gpointer value;
 
+  /* Users before their providers, so a user's unload still finds what it
+   * uses; in a cycle, any. */
   while (g_hash_table_size (registry->instances) > 0)
     {
+      MynaModule *next = NULL;
       g_hash_table_iter_init (&it, registry->instances);
-      if (g_hash_table_iter_next (&it, NULL, &value))
-        module_unload_instance (registry, value);
+      while (g_hash_table_iter_next (&it, NULL, &value))
+        {
+          g_autoptr(GPtrArray) users = myna_services_users_of (registry->services, value,
+                                                               NULL);
+          if (next == NULL || users->len == 0)
+            next = value;
+          if (users->len == 0)
+            break;
+        }
+      module_unload_instance (registry, next);
     }
 }
 
@@ -1501,10 +1706,26 @@ myna_module_get_server (MynaModule *mod)
   return mod->registry->server;
 }
 
+/* One view per module name, kept as long as the registry: every instance
+ * of the module, on every host and across reloads, shares it, and a
+ * pointer a module keeps stays valid. */
 MynaStorage *
 myna_module_get_storage (MynaModule *mod)
 {
-  return mod->registry->server->storage;
+  MynaModuleRegistry *registry;
+  MynaStorage *view;
+
+  g_return_val_if_fail (mod != NULL, NULL);
+  registry = mod->registry;
+  if (registry->server->storage == NULL)
+    return NULL;
+  view = g_hash_table_lookup (registry->views, mod->manifest->name);
+  if (view == NULL)
+    {
+      view = myna_storage_new_view (registry->server->storage, mod->manifest->name);
+      g_hash_table_insert (registry->views, g_strdup (mod->manifest->name), view);
+    }
+  return view;
 }
 
 void

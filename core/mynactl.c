@@ -3,6 +3,7 @@
  *   mynactl [-c conf/myna.conf] check-config
  *   mynactl [-c FILE | -s SOCKET] modules | routes | stats
  *   mynactl [-c FILE | -s SOCKET] load|unload|reload MODULE [HOST]
+ *   mynactl [-c FILE | -s SOCKET] unload --cascade MODULE [HOST]
  *   mynactl [-c FILE | -s SOCKET] reload-config
  *   mynactl [-c FILE | -s SOCKET] user add|passwd JID   (password: see below)
  *   mynactl [-c FILE | -s SOCKET] user del JID | user list [HOST]
@@ -213,11 +214,14 @@ int
 main (int argc, char **argv)
 {
   g_autofree char *config_path = NULL, *socket_path = NULL;
+  gboolean cascade = FALSE;
   GOptionEntry entries[] = {
     { "config", 'c', 0, G_OPTION_ARG_FILENAME, &config_path,
       "Configuration file (default conf/myna.conf)", "FILE" },
     { "socket", 's', 0, G_OPTION_ARG_FILENAME, &socket_path,
       "Admin socket of the running mynad", "PATH" },
+    { "cascade", 0, 0, G_OPTION_ARG_NONE, &cascade,
+      "With unload: unload the modules using its services first", NULL },
     { NULL }
   };
   g_autoptr(GOptionContext) ctx = g_option_context_new (
@@ -228,7 +232,8 @@ main (int argc, char **argv)
       "  routes                    show the routing table and hooks\n"
       "  stats                     show server counters\n"
       "  load MODULE [HOST]        load a module\n"
-      "  unload MODULE [HOST]      unload a module\n"
+      "  unload MODULE [HOST]      unload a module (refused while others use\n"
+      "                            its services; --cascade unloads them first)\n"
       "  reload MODULE [HOST]      reload a module, keeping connections\n"
       "  reload-config             reread the configuration file\n"
       "  user add JID              create an account (password at the prompt, or\n"
@@ -251,7 +256,11 @@ main (int argc, char **argv)
   g_autoptr(GPtrArray) words = g_ptr_array_new ();
   g_autofree char *password = NULL;
   for (int i = 1; i < argc; i++)
-    g_ptr_array_add (words, argv[i]);
+    {
+      g_ptr_array_add (words, argv[i]);
+      if (i == 1 && cascade && strcmp (argv[1], "unload") == 0)
+        g_ptr_array_add (words, (char *) "--cascade");
+    }
   if (argc >= 3 && strcmp (argv[1], "user") == 0
       && (strcmp (argv[2], "add") == 0 || strcmp (argv[2], "passwd") == 0))
     {

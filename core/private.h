@@ -139,6 +139,8 @@ struct _MynaManifest {
   char         **serves;
   char         **events;
   char         **requires;
+  char         **provides;       /* services: "NAME/VERSION" */
+  char         **uses;           /* services it needs: "NAME/VERSION" (minimum) */
   char         **features;       /* disco features, advertised while enabled */
   char         **account_features; /* the same, for accounts' bare JIDs */
   MynaModuleMode mode;
@@ -184,6 +186,10 @@ gboolean      myna_module_unload (MynaModuleRegistry *registry, MynaHost *host,
                                   const char *name, GError **error);
 gboolean      myna_module_reload (MynaModuleRegistry *registry, MynaHost *host,
                                   const char *name, GError **error);
+/* Unloads the modules that use what @name provides on @host (and theirs,
+ * users first), then @name. */
+gboolean      myna_module_unload_cascade (MynaModuleRegistry *registry, MynaHost *host,
+                                          const char *name, GError **error);
 gboolean      myna_module_is_loaded (MynaModuleRegistry *registry,
                                      MynaHost *host, const char *name);
 /* Lines describing loaded modules, for mynactl. */
@@ -426,6 +432,9 @@ gboolean    myna_http_listen_fd (MynaHttp *http, const char *name, int fd, GErro
 void        myna_http_stop (MynaHttp *http);
 /* Lets answers in progress go out (bounded), then closes everything. */
 void        myna_http_free (MynaHttp *http);
+/* Removes the routes @owner added (their destroy notifies run): it
+ * unloads. */
+void        myna_http_remove_owner (MynaHttp *http, MynaModule *owner);
 
 /* server.c: accept(2) for a listening socket that backs off instead of
  * spinning when the process is out of descriptors or memory (EMFILE,
@@ -468,6 +477,36 @@ void        myna_log_set_level (const char *level);
 
 /* module.c: the handle's owner bookkeeping used by router/server. */
 const char *myna_module_owner_name (MynaModule *mod);
+
+/* service.c: the service registry, one per module registry. */
+typedef struct _MynaServices MynaServices;
+MynaServices *myna_services_new (void);
+void          myna_services_free (MynaServices *services);
+/* @mod unloads: its provisions go (their users are unbound) and its own
+ * handles are detached. */
+void          myna_services_unregister (MynaServices *services, MynaModule *mod);
+/* @mod is freed: its handles are. */
+void          myna_services_finalize (MynaServices *services, MynaModule *mod);
+/* The loaded instances whose declared `.uses` are bound to @provider;
+ * @what (may be NULL) gets the services concerned ("roster/1, …").
+ * Returns: (transfer container) MynaModule* */
+GPtrArray    *myna_services_users_of (MynaServices *services, MynaModule *provider,
+                                      GString *what);
+/* "NAME/VERSION" → NAME and VERSION (> 0); FALSE when malformed. */
+gboolean      myna_service_parse_spec (const char *spec, char **name, guint *version);
+/* Whether @specs (NULL-terminated, may be NULL) names service @name;
+ * @version gets its version. */
+gboolean      myna_service_spec_lists (char **specs, const char *name, guint *version);
+/* module.c: what service.c needs of an instance. */
+MynaServices *myna_module_get_services (MynaModule *mod);
+MynaManifest *myna_module_get_manifest (MynaModule *mod);
+/* Whether a module providing @name is being loaded on @mod's host
+ * further up the dependency chain (it provides once its `load` runs). */
+gboolean      myna_module_provider_loading (MynaModule *mod, const char *name);
+/* server.c: the server's whole storage (core stores included), for core
+ * code; modules get their view (myna_module_get_storage).
+ * Returns: (transfer none) */
+MynaStorage *myna_host_get_storage (MynaHost *host);
 
 /* The module whose code runs now ("current"): the core enters a module
  * around every call into it (load, unload, handlers, hooks, stream

@@ -22,4 +22,13 @@ typedef struct {
 /* Sets the guard for the operations queued from now on (NULL: none). */
 void myna_storage_set_guard (MynaStorage *storage, const MynaStorageGuard *guard);
 
+/* A module's view of @base: store and archive name S is stored as
+ * "@scope/S", so nothing outside the scope (core stores, other modules')
+ * is reachable through it; flushes, barriers and stats are @base's.  The
+ * view does not own @base.  Returns: (transfer full) */
+MynaStorage *myna_storage_new_view (MynaStorage *base, const char *scope);
+void         myna_storage_view_free (MynaStorage *view);
+/* The storage behind a view (itself for a storage).  Returns: (transfer none) */
+MynaStorage *myna_storage_get_base (MynaStorage *storage);
+
 G_END_DECLS

@@ -56,6 +56,16 @@ static const char *const migrations[] = {
   "CREATE INDEX archive_by_ts ON archive (host, user, archive, ts);"
   /* Expiry deletes by (archive, ts) across all users. */
   "CREATE INDEX archive_by_expiry ON archive (archive, ts);",
+  /* 2: stores and archives are scoped to the module that owns them
+   * ("MODULE/NAME", myna_module_get_storage); the built-in modules' data
+   * moves under their names.  Core stores (account, accounts, …) stay. */
+  "UPDATE kv SET store = 'roster/' || store"
+  "  WHERE store IN ('roster', 'roster-version', 'roster-count', 'roster-approved-by');"
+  "UPDATE kv SET store = 'vcard/vcard' WHERE store = 'vcard';"
+  "UPDATE kv SET store = 'private/private' WHERE store = 'private';"
+  "UPDATE kv SET store = 'last/last' WHERE store = 'last';"
+  "UPDATE kv SET store = 'blocking/blocklist' WHERE store = 'blocklist';"
+  "UPDATE archive SET archive = 'offline/offline' WHERE archive = 'offline';",
 };
 
 #define SCHEMA_VERSION ((int) G_N_ELEMENTS (migrations))

@@ -100,6 +100,10 @@ typedef struct {
 } Pending;
 
 struct _MynaStorage {
+  /* A module's view (myna_storage_new_view): only these two are set, and
+   * every call goes to @base with store and archive names scoped. */
+  MynaStorage              *base;
+  char                     *scope;      /* "M/": the prefix of the view's names */
   int                       ref_count;  /* owner thread only */
   const MynaStorageBackend *backend;
   char                     *location;
@@ -142,6 +146,21 @@ struct _MynaStorage {
 };
 
 #define IS_OWNER(self) (g_thread_self () == (self)->owner)
+
+/* Resolves a view to the storage behind it and scopes *@name (a store or
+ * an archive, may be NULL) into *@scoped; a storage resolves to itself. */
+static MynaStorage *
+view_resolve (MynaStorage *storage, const char **name, char **scoped)
+{
+  if (storage == NULL || storage->base == NULL)
+    return storage;
+  if (name != NULL && *name != NULL)
+    {
+      *scoped = g_strconcat (storage->scope, *name, NULL);
+      *name = *scoped;
+    }
+  return storage->base;
+}
 
 /* Items. */
 
@@ -1107,6 +1126,7 @@ myna_storage_flush (MynaStorage *storage, GError **error)
   guint64 target;
 
   g_return_val_if_fail (storage != NULL, FALSE);
+  storage = view_resolve (storage, NULL, NULL);
   g_return_val_if_fail (IS_OWNER (storage), FALSE);
   g_return_val_if_fail (error == NULL || *error == NULL, FALSE);
 
@@ -1134,6 +1154,11 @@ myna_storage_close (MynaStorage *storage)
 
   if (storage == NULL)
     return;
+  if (storage->base != NULL)
+    {
+      g_critical ("myna_storage_close: a module's storage view is closed by the server");
+      return;
+    }
   g_return_if_fail (IS_OWNER (storage));
   /* A callback run by close itself closing again. */
   if (storage->closing)
@@ -1166,10 +1191,62 @@ myna_storage_close (MynaStorage *storage)
   storage_unref (storage);
 }
 
+/* Views. */
+
+MynaStorage *
+myna_storage_new_view (MynaStorage *base, const char *scope)
+{
+  MynaStorage *view;
+
+  g_return_val_if_fail (base != NULL && base->base == NULL, NULL);
+  g_return_val_if_fail (scope != NULL && *scope != '\0' && strchr (scope, '/') == NULL, NULL);
+
+  view = g_new0 (MynaStorage, 1);
+  view->base = base;
+  view->scope = g_strconcat (scope, "/", NULL);
+  return view;
+}
+
+void
+myna_storage_view_free (MynaStorage *view)
+{
+  if (view == NULL)
+    return;
+  g_return_if_fail (view->base != NULL);
+  g_free (view->scope);
+  g_free (view);
+}
+
+MynaStorage *
+myna_storage_get_base (MynaStorage *storage)
+{
+  return storage != NULL && storage->base != NULL ? storage->base : storage;
+}
+
+/* What a view may not do (it would reach other modules' data): @done gets
+ * the error at once. */
+static void
+view_refuse (MynaStorage *view, const char *what, MynaStorageDone done,
+             gpointer user_data, GDestroyNotify destroy)
+{
+  g_autoptr (GError) error = NULL;
+
+  g_set_error (&error, MYNA_STORAGE_ERROR, MYNA_STORAGE_ERROR_FAILED,
+               "%s deletes other modules' data too: not available from a module's "
+               "storage (module %.*s); use myna_account_delete", what,
+               (int) strlen (view->scope) - 1, view->scope);
+  g_warning ("%s", error->message);
+  if (done != NULL)
+    done (error, user_data);
+  if (destroy != NULL)
+    destroy (user_data);
+}
+
 void
 myna_storage_set_guard (MynaStorage *storage, const MynaStorageGuard *guard)
 {
   g_return_if_fail (storage != NULL);
+  storage = view_resolve (storage, NULL, NULL);
   g_return_if_fail (IS_OWNER (storage));
 
   storage->guard = guard;
@@ -1179,6 +1256,7 @@ void
 myna_storage_get_stats (MynaStorage *storage, MynaStorageStats *stats)
 {
   g_return_if_fail (storage != NULL);
+  storage = view_resolve (storage, NULL, NULL);
   g_return_if_fail (stats != NULL);
 
   g_mutex_lock (&storage->lock);
@@ -1190,6 +1268,7 @@ void
 myna_storage_set_cache_size (MynaStorage *storage, guint entries)
 {
   g_return_if_fail (storage != NULL);
+  storage = view_resolve (storage, NULL, NULL);
   g_return_if_fail (IS_OWNER (storage));
 
   storage->cache_max = entries;
@@ -1202,6 +1281,7 @@ myna_storage_get_cache_stats (MynaStorage *storage, guint *entries,
                               guint64 *hits, guint64 *misses)
 {
   g_return_if_fail (storage != NULL);
+  storage = view_resolve (storage, NULL, NULL);
   g_return_if_fail (IS_OWNER (storage));
 
   if (entries != NULL)
@@ -1223,6 +1303,8 @@ myna_kv_set (MynaStorage *storage, const char *host, const char *user,
   Op *op;
 
   g_return_if_fail (storage != NULL);
+  g_autofree char *scoped = NULL;
+  storage = view_resolve (storage, &store, &scoped);
   g_return_if_fail (IS_OWNER (storage));
   g_return_if_fail (host != NULL && user != NULL);
   g_return_if_fail (store != NULL && key != NULL);
@@ -1249,6 +1331,8 @@ myna_kv_get (MynaStorage *storage, const char *host, const char *user,
   char *value = NULL;
 
   g_return_val_if_fail (storage != NULL, NULL);
+  g_autofree char *scoped = NULL;
+  storage = view_resolve (storage, &store, &scoped);
   g_return_val_if_fail (IS_OWNER (storage), NULL);
   g_return_val_if_fail (host != NULL && user != NULL, NULL);
   g_return_val_if_fail (store != NULL && key != NULL, NULL);
@@ -1301,6 +1385,8 @@ myna_kv_get_all (MynaStorage *storage, const char *host, const char *user,
   guint64 deleted;
 
   g_return_val_if_fail (storage != NULL, NULL);
+  g_autofree char *scoped = NULL;
+  storage = view_resolve (storage, &store, &scoped);
   g_return_val_if_fail (IS_OWNER (storage), NULL);
   g_return_val_if_fail (host != NULL && user != NULL && store != NULL, NULL);
   g_return_val_if_fail (error == NULL || *error == NULL, NULL);
@@ -1365,6 +1451,11 @@ myna_kv_delete_user (MynaStorage *storage, const char *host,
   Op *op;
 
   g_return_if_fail (storage != NULL);
+  if (storage->base != NULL)
+    {
+      view_refuse (storage, "myna_kv_delete_user", done, user_data, destroy);
+      return;
+    }
   g_return_if_fail (IS_OWNER (storage));
   g_return_if_fail (host != NULL && user != NULL);
 
@@ -1383,6 +1474,11 @@ myna_storage_delete_user (MynaStorage *storage, const char *host,
   Op *op;
 
   g_return_if_fail (storage != NULL);
+  if (storage->base != NULL)
+    {
+      view_refuse (storage, "myna_storage_delete_user", done, user_data, destroy);
+      return;
+    }
   g_return_if_fail (IS_OWNER (storage));
   g_return_if_fail (host != NULL && user != NULL);
   g_return_if_fail (*user != '\0');
@@ -1406,6 +1502,8 @@ myna_archive_append (MynaStorage *storage, const char *host,
   Op *op;
 
   g_return_if_fail (storage != NULL);
+  g_autofree char *scoped = NULL;
+  storage = view_resolve (storage, &archive, &scoped);
   g_return_if_fail (IS_OWNER (storage));
   g_return_if_fail (host != NULL && user != NULL && archive != NULL);
   g_return_if_fail (data != NULL);
@@ -1432,6 +1530,8 @@ myna_archive_query (MynaStorage *storage, const char *host,
   Op *op;
 
   g_return_if_fail (storage != NULL);
+  g_autofree char *scoped = NULL;
+  storage = view_resolve (storage, &archive, &scoped);
   g_return_if_fail (IS_OWNER (storage));
   g_return_if_fail (host != NULL && user != NULL && archive != NULL);
 
@@ -1460,6 +1560,8 @@ myna_archive_delete (MynaStorage *storage, const char *host,
   Op *op;
 
   g_return_if_fail (storage != NULL);
+  g_autofree char *scoped = NULL;
+  storage = view_resolve (storage, &archive, &scoped);
   g_return_if_fail (IS_OWNER (storage));
   g_return_if_fail (host != NULL && user != NULL && archive != NULL);
   g_return_if_fail (up_to_id >= 0);
@@ -1481,6 +1583,8 @@ myna_archive_expire (MynaStorage *storage, const char *archive,
   Op *op;
 
   g_return_if_fail (storage != NULL);
+  g_autofree char *scoped = NULL;
+  storage = view_resolve (storage, &archive, &scoped);
   g_return_if_fail (IS_OWNER (storage));
   g_return_if_fail (archive != NULL);
 
@@ -1500,6 +1604,7 @@ myna_storage_after_writes (MynaStorage *storage, MynaStorageDone done,
   Op *op;
 
   g_return_if_fail (storage != NULL);
+  storage = view_resolve (storage, NULL, NULL);
   g_return_if_fail (IS_OWNER (storage));
   g_return_if_fail (done != NULL);
 

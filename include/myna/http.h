@@ -17,8 +17,9 @@
  * client goes away first, myna_http_request_is_open() turns FALSE and a
  * late answer is dropped.
  *
- * Routes are not tied to a module instance: remove yours in `unload`
- * (myna_http_route_remove), or the core would call into a closed .so.  No
+ * A route belongs to the module instance that added it: the core removes
+ * it (its destroy notify runs) when that instance unloads, like every
+ * other registration; myna_http_route_remove removes it earlier.  No
  * libsoup or json-glib type appears here, so modules need neither to build
  * against this header.  Everything runs on the main loop thread. */
 #pragma once

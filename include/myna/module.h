@@ -10,7 +10,9 @@
  * enables it, with a MynaModule handle for that host.
  *
  * Everything a module registers through its handle (IQ routes, hooks,
- * features, disco identities, items and extensions, stream handlers, timers) is removed by the core on unload; the
+ * features, disco identities, items and extensions, stream handlers,
+ * timers, HTTP routes, the services it provides) is removed by the core
+ * on unload; the
  * core copies every string it is given, so nothing points into a closed .so.
  * The core also stops the MynaTimers the module's code made and drops the
  * per-session data whose destroy notify is the module's code; storage and
@@ -184,6 +186,52 @@ typedef gboolean (*MynaModuleTimerFunc) (MynaModule *mod, gpointer user_data);
 void         myna_module_add_timer (MynaModule *mod, guint interval_ms,
                                     MynaModuleTimerFunc func,
                                     gpointer user_data, GDestroyNotify destroy);
+
+/* ---- Services: what one module offers others ----------------------------- */
+
+/* A module provides a service, a table of functions under a NAME and an
+ * integer VERSION, and declares it in its descriptor: `.provides =
+ * MYNA_STRV ("roster/1")`.  Another module uses it: `.uses = MYNA_STRV
+ * ("roster/1")` (the minimum version it needs) makes the core load a
+ * provider first, on the same host, and refuse to unload the provider
+ * while the user is loaded (`mynactl unload --cascade` unloads the users
+ * first).  A service used without being declared in `.uses` is optional:
+ * the handle is bound whenever a provider on the host provides it, and
+ * empty otherwise.  Services are per host.  The handle stays valid across
+ * a reload of the provider: the core re-binds it to the new instance and
+ * table when that instance provides the service again.  Calls into the
+ * service run in the provider's context (myna_service_enter/_leave), so
+ * the storage, session data and timers its code touches are its own; a
+ * service's public header wraps each function in an inline that does so
+ * (<myna/roster.h>, <myna/presence.h>). */
+typedef struct _MynaService MynaService;
+
+/* In `load`: offers @table (static, in the module's .so; it must stay
+ * valid until unload) as @name version @version on the module's host.
+ * FALSE with MYNA_MODULE_ERROR_DEPENDENCY when not declared in `.provides`,
+ * or when another module of the host provides @name already. */
+gboolean      myna_module_provide (MynaModule *mod, const char *name, guint version,
+                                   gconstpointer table, GError **error);
+/* In `load`: the handle to service @name (version @min_version at least)
+ * of the host, owned by the core until the module unloads.  For a service
+ * declared in `.uses`, NULL with MYNA_MODULE_ERROR_DEPENDENCY when no
+ * provider with that version provides it; an optional one is returned
+ * unbound until a provider appears.  Returns: (transfer none) */
+MynaService  *myna_module_use (MynaModule *mod, const char *name, guint min_version,
+                               GError **error);
+/* The provider's table, or NULL while no provider is bound (a provider
+ * unloaded, or an optional service nobody provides).  Read it again for
+ * each call: it changes when the provider reloads.
+ * Returns: (transfer none) (nullable) */
+gconstpointer myna_service_get_table (MynaService *svc);
+/* The version the bound provider provides (0 while unbound). */
+guint         myna_service_get_version (MynaService *svc);
+/* The bound provider instance, or NULL.  Returns: (transfer none) */
+MynaModule   *myna_service_get_provider (MynaService *svc);
+/* Runs the caller as the service's provider until myna_service_leave
+ * (@previous: what myna_service_enter returned).  Returns: (transfer none) */
+MynaModule   *myna_service_enter (MynaService *svc);
+void          myna_service_leave (MynaModule *previous);
 
 /* ---- Session state changes, for auth and bind modules -------------------- */
 

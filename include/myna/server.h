@@ -73,8 +73,6 @@ const char *myna_event_for_stanza (const char *kind, MynaTarget target);
 
 const char  *myna_host_get_name (MynaHost *host);
 MynaServer  *myna_host_get_server (MynaHost *host);
-/* The server's storage.  Returns: (transfer none) */
-MynaStorage *myna_host_get_storage (MynaHost *host);
 /* Disco#info features registered on this host, sorted.
  * Returns: (transfer container) array of borrowed strings */
 GPtrArray   *myna_host_get_features (MynaHost *host);
@@ -183,7 +181,10 @@ void         myna_session_when_drained (MynaSession *session, gsize low_water,
 void         myna_session_close (MynaSession *session, const char *condition,
                                  const char *text);
 
-/* Per-session data for modules, keyed by an interned string.  When the
+/* Per-session data for modules, keyed by an interned string, in the
+ * namespace of the module whose code runs (its name prefixes the key; a
+ * service call runs in the provider's): a module reaches only its own
+ * data by name, another's through that module's service.  When the
  * module that set it unloads, data whose @destroy is a function of that
  * module's .so is removed from the session (@destroy runs then); data with
  * a @destroy from elsewhere (g_free, g_object_unref, myna_stanza_unref…)

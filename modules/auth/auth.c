@@ -603,8 +603,9 @@ plain_check (Attempt *a)
   MynaHost *host = myna_session_get_host (a->session);
 
   a->busy = TRUE;
-  myna_account_check_password (myna_host_get_storage (host), myna_host_get_name (host),
-                               a->username, a->password, plain_checked, attempt_ref (a),
+  myna_account_check_password (myna_module_get_storage (a->auth->mod),
+                               myna_host_get_name (host), a->username, a->password,
+                               plain_checked, attempt_ref (a),
                                (GDestroyNotify) attempt_unref);
   memset (a->password, 0, strlen (a->password));
   g_clear_pointer (&a->password, g_free);
@@ -667,16 +668,16 @@ scram_first (Attempt *a, GBytes *msg)
       return;
     }
   a->creds = a->username != NULL
-               ? myna_account_get_scram (myna_host_get_storage (host), myna_host_get_name (host),
-                                         a->username, a->hash)
+               ? myna_account_get_scram (myna_module_get_storage (a->auth->mod),
+                                         myna_host_get_name (host), a->username, a->hash)
                : NULL;
   a->known = a->creds != NULL;
   /* An unknown user gets the challenge it would get if it existed, the
    * same every time, and fails at the end, so that accounts cannot be
    * enumerated.  The decoy is made either way: the same work for both. */
   g_autoptr(MynaScramCredentials) decoy =
-      myna_account_get_decoy_scram (myna_host_get_storage (host), myna_host_get_name (host),
-                                    a->username != NULL ? a->username : cf.username, a->hash);
+      myna_account_get_decoy_scram (myna_module_get_storage (a->auth->mod),
+                                    myna_host_get_name (host), a->username != NULL ? a->username : cf.username, a->hash);
   if (a->creds == NULL)
     a->creds = g_steal_pointer (&decoy);
   g_autofree char *snonce = myna_scram_nonce (18);

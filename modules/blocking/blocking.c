@@ -39,11 +39,14 @@
  *
  * Presence side effects: blocking a contact sends them unavailable
  * presence from each available resource, unblocking sends the current
- * presence (the presence module keeps it in the session's data under
- * "presence-last"), both only when the contact is local and the user's
- * roster (modules/roster/roster-store.h: store "roster", key = contact's
- * bare JID) gives them a subscription from or both. */
+ * presence (the presence/1 service), both only when the contact is local
+ * and the user's roster (the roster/1 service) gives them a subscription
+ * from or both.  Both services are optional: without a roster module
+ * nobody is subscribed, without a presence module nobody has a current
+ * presence. */
 #include <myna/module.h>
+#include <myna/presence.h>
+#include <myna/roster.h>
 #include <myna/xmlstream.h>
 
 #include "blocklist.h"
@@ -56,12 +59,10 @@
 #define BLOCKING_INTERESTED "blocking-interested"
 #define BLOCKING_CACHE_USERS 10000
 #define BLOCKING_CACHE_ITEMS 1000000
-/* From modules/roster/roster-store.h. */
-#define ROSTER_STORE        "roster"
-#define PRESENCE_LAST_KEY   "presence-last"
-
 typedef struct {
   MynaModule *mod;
+  MynaService *roster;    /* roster/1, optional */
+  MynaService *presence;  /* presence/1, optional */
   GHashTable *cache;     /* local → BlockList* */
   guint       cached;    /* JIDs in the cache */
   guint       inflight;
@@ -289,13 +290,11 @@ blocking_stored (MynaCall *call, MynaStanza *stanza, gpointer data)
 static gboolean
 blocking_contact_subscribed (Blocking *self, const char *local, MynaJid *contact)
 {
-  g_autofree char *xml = myna_kv_get (blocking_storage (self), blocking_host_name (self),
-                                      local, ROSTER_STORE, myna_jid_bare_string (contact),
-                                      NULL);
-  g_autoptr(MynaStanza) item = xml != NULL ? myna_stanza_parse (xml, -1, NULL) : NULL;
-  const char *sub = item != NULL ? myna_stanza_get_attr (item, "subscription") : NULL;
+  MynaRosterState state;
 
-  return g_strcmp0 (sub, "from") == 0 || g_strcmp0 (sub, "both") == 0;
+  myna_roster_get_state (self->roster, blocking_host (self), local,
+                         myna_jid_bare_string (contact), &state);
+  return (state.sub & MYNA_ROSTER_SUB_FROM) != 0;
 }
 
 /* The sessions of @local that are available (none: no presence to send).
@@ -327,7 +326,7 @@ blocking_send_presence (Blocking *self, const char *local, GPtrArray *sessions,
   for (guint i = 0; i < sessions->len; i++)
     {
       MynaSession *s = sessions->pdata[i];
-      MynaStanza *last = myna_session_get_data (s, PRESENCE_LAST_KEY);
+      MynaStanza *last = myna_presence_get_last (self->presence, s);
       g_autoptr(MynaStanza) presence = NULL;
 
       if (current && last == NULL)
@@ -641,6 +640,8 @@ blocking_load (MynaModule *mod, GError **error)
   };
 
   self->mod = mod;
+  self->roster = myna_module_use (mod, MYNA_ROSTER_SERVICE, 1, NULL);
+  self->presence = myna_module_use (mod, MYNA_PRESENCE_SERVICE, 1, NULL);
   self->cache = g_hash_table_new_full (g_str_hash, g_str_equal, g_free,
                                        (GDestroyNotify) block_list_free);
   myna_module_set_data (mod, self, blocking_free);

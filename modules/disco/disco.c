@@ -18,41 +18,50 @@
  *    modules registered for accounts (myna_module_add_account_feature);
  *    no items.  Only the account itself and contacts with a presence
  *    subscription to it (its roster item for the requester says
- *    subscription 'from' or 'both'; the format is
- *    modules/roster/roster-store.h's) are answered.  Anyone else, like a
+ *    subscription 'from' or 'both', as the roster/1 service tells; with
+ *    no roster module on the host, nobody but the account) are answered.  Anyone else, like a
  *    query to an account that does not exist, gets the core's
  *    <service-unavailable/>: the same answer, so it tells no stranger
  *    which accounts exist.
  *  - A full JID: not handled here (delivered to the resource).
  * No XEP-0115 hash is computed here. */
 #include <myna/module.h>
+#include <myna/roster.h>
 #include <myna/xmlstream.h>
 
 #define NS_INFO  "http://jabber.org/protocol/disco#info"
 #define NS_ITEMS "http://jabber.org/protocol/disco#items"
-/* From modules/roster/roster-store.h. */
-#define ROSTER_STORE "roster"
+
+/* What an instance needs to vet account queries. */
+typedef struct {
+  MynaModule  *mod;
+  MynaService *roster;   /* roster/1, optional */
+} DiscoInstance;
+
+/* Each instance, by host: MynaHost* → DiscoInstance*. */
+static GHashTable *disco_instances;
 
 /* Whether the requester may discover the account @call is addressed to. */
 static gboolean
 disco_may_see_account (MynaCall *call)
 {
   MynaHost *host = myna_call_get_host (call);
+  DiscoInstance *self = disco_instances != NULL ? g_hash_table_lookup (disco_instances, host)
+                                               : NULL;
   MynaJid *to = myna_call_get_to (call);
   MynaJid *from = myna_call_get_from (call);
-  MynaStorage *storage = myna_host_get_storage (host);
   const char *local = myna_jid_get_local (to);
+  MynaRosterState state;
 
-  if (from == NULL || !myna_account_exists (storage, myna_host_get_name (host), local))
+  if (from == NULL || self == NULL
+      || !myna_account_exists (myna_module_get_storage (self->mod), myna_host_get_name (host),
+                               local))
     return FALSE;
   if (myna_jid_bare_equal (from, to))
     return TRUE;
-
-  g_autofree char *xml = myna_kv_get (storage, myna_host_get_name (host), local, ROSTER_STORE,
-                                      myna_jid_bare_string (from), NULL);
-  g_autoptr(MynaStanza) item = xml != NULL ? myna_stanza_parse (xml, -1, NULL) : NULL;
-  const char *sub = item != NULL ? myna_stanza_get_attr (item, "subscription") : NULL;
-  return g_strcmp0 (sub, "from") == 0 || g_strcmp0 (sub, "both") == 0;
+  myna_roster_get_state (self->roster, host, local,
+                         myna_jid_bare_string (from), &state);
+  return (state.sub & MYNA_ROSTER_SUB_FROM) != 0;
 }
 
 /* The <query/> of a result for @iq in @ns, or NULL when the request was
@@ -209,6 +218,14 @@ disco_items (MynaCall *call, MynaStanza *iq, gpointer data)
 static gboolean
 disco_load (MynaModule *mod, GError **error)
 {
+  DiscoInstance *self = g_new0 (DiscoInstance, 1);
+
+  self->mod = mod;
+  /* Optional (not in .uses): disco works without a roster module. */
+  self->roster = myna_module_use (mod, MYNA_ROSTER_SERVICE, 1, NULL);
+  if (disco_instances == NULL)
+    disco_instances = g_hash_table_new_full (NULL, NULL, NULL, g_free);
+  g_hash_table_insert (disco_instances, myna_module_get_host (mod), self);
   myna_module_add_feature (mod, NS_INFO);
   myna_module_add_feature (mod, NS_ITEMS);
   myna_module_add_account_feature (mod, NS_INFO);
@@ -218,9 +235,18 @@ disco_load (MynaModule *mod, GError **error)
   return TRUE;
 }
 
+static void
+disco_unload (MynaModule *mod)
+{
+  g_hash_table_remove (disco_instances, myna_module_get_host (mod));
+  if (g_hash_table_size (disco_instances) == 0)
+    g_clear_pointer (&disco_instances, g_hash_table_unref);
+}
+
 /* Eager: the features it lists come from every module, loaded or not. */
 MYNA_MODULE_DEFINE (disco,
   .version = "1.0",
   .serves  = MYNA_STRV (NS_INFO, NS_ITEMS),
   .mode    = MYNA_MODULE_EAGER,
-  .load    = disco_load);
+  .load    = disco_load,
+  .unload  = disco_unload);

@@ -7,17 +7,19 @@
  *    resource, else the seconds since their last logout with the status
  *    text of their unavailable presence.  Only the user themselves and
  *    contacts with a presence subscription to them (the user's roster
- *    item for the requester's bare JID says subscription 'from' or 'both';
- *    the format is modules/roster/roster-store.h's) may ask: others get
+ *    item for the requester's bare JID says subscription 'from' or 'both',
+ *    as the roster/1 service tells; without a roster module, only the
+ *    user) may ask: others get
  *    <forbidden/>.  A user with no recorded logout gives <item-not-found/>.
  *    An account that does not exist has nobody subscribed, so others get
  *    <forbidden/> as from any account that does not share its presence
  *    with them: the answer does not tell accounts from unused names.
  *
- * Logouts are recorded in the key–value store "last" (key "logout",
+ * Logouts are recorded in this module's key–value store "last" (key "logout",
  * value "UNIX-SECONDS STATUS") on presence/unavailable, and on
  * session/closed for sessions that never sent unavailable presence. */
 #include <myna/module.h>
+#include <myna/roster.h>
 #include <myna/xmlstream.h>
 
 #include <string.h>
@@ -27,11 +29,10 @@
 #define LAST_KEY       "logout"
 #define LAST_RECORDED  "last-recorded"
 #define LAST_MAX_STATUS 1024
-/* From modules/roster/roster-store.h. */
-#define ROSTER_STORE   "roster"
 
 typedef struct {
   MynaModule *mod;
+  MynaService *roster;   /* roster/1, optional */
   gint64      started;   /* g_get_monotonic_time () at the first load */
   guint       inflight;
 } Last;
@@ -140,14 +141,12 @@ last_reply (MynaCall *call, MynaStanza *iq, gint64 seconds, const char *text)
 
 /* Whether @local's roster lets @requester see their presence. */
 static gboolean
-last_may_see (Last *self, const char *host, const char *local, MynaJid *requester)
+last_may_see (Last *self, MynaHost *host, const char *local, MynaJid *requester)
 {
-  g_autofree char *xml = myna_kv_get (myna_module_get_storage (self->mod), host, local,
-                                      ROSTER_STORE, myna_jid_bare_string (requester), NULL);
-  g_autoptr(MynaStanza) item = xml != NULL ? myna_stanza_parse (xml, -1, NULL) : NULL;
-  const char *sub = item != NULL ? myna_stanza_get_attr (item, "subscription") : NULL;
+  MynaRosterState state;
 
-  return g_strcmp0 (sub, "from") == 0 || g_strcmp0 (sub, "both") == 0;
+  myna_roster_get_state (self->roster, host, local, myna_jid_bare_string (requester), &state);
+  return (state.sub & MYNA_ROSTER_SUB_FROM) != 0;
 }
 
 static gboolean
@@ -172,7 +171,7 @@ last_user (Last *self, MynaCall *call, MynaStanza *iq, const char *local)
   gint64 when;
 
   if (from == NULL || (!myna_jid_bare_equal (from, myna_call_get_to (call))
-                       && !last_may_see (self, myna_host_get_name (host), local, from)))
+                       && !last_may_see (self, host, local, from)))
     {
       myna_call_reply_error (call, iq, MYNA_ERROR_TYPE_AUTH, "forbidden", NULL);
       return MYNA_HANDLED;
@@ -214,6 +213,8 @@ last_load (MynaModule *mod, GError **error)
   Last *self = g_new0 (Last, 1);
 
   self->mod = mod;
+  /* Optional (not in .uses): without a roster, only the user may ask. */
+  self->roster = myna_module_use (mod, MYNA_ROSTER_SERVICE, 1, NULL);
   self->started = g_get_monotonic_time ();
   myna_module_set_data (mod, self, g_free);
   myna_module_add_feature (mod, NS_LAST);

@@ -5,19 +5,47 @@
  * answers to presence probes, and unavailable presence when a stream ends
  * (cleanly or not).
  *
- * Each session keeps its last available presence (PRESENCE_LAST_KEY) and
- * the JIDs it sent directed presence to (PRESENCE_DIRECTED_KEY); pending
- * requests are redelivered at the pace the client reads them.  Rosters
- * are read through roster-store.c, shared with the roster module.
- * Remote contacts are skipped until federation exists. */
-#include "roster-store.h"
+ * Each session keeps its last available presence (PRESENCE_LAST_KEY),
+ * which other modules read through the presence/1 service this module
+ * provides (<myna/presence.h>), and the JIDs it sent directed presence to
+ * (PRESENCE_DIRECTED_KEY); pending requests are redelivered at the pace
+ * the client reads them.  Rosters are read through the roster/1 service
+ * (<myna/roster.h>).  Remote contacts are skipped until federation
+ * exists. */
+#include <myna/module.h>
+#include <myna/presence.h>
+#include <myna/roster.h>
+#include <myna/xmlstream.h>
 
 #include <string.h>
+
+/* Session data (this module's namespace): the last available presence, a
+ * MynaStanza. */
+#define PRESENCE_LAST_KEY "presence-last"
 
 /* Session data: GHashTable of JID strings that got directed presence. */
 #define PRESENCE_DIRECTED_KEY "presence-directed"
 
+/* Each instance's handle on roster/1: MynaHost* → MynaService*. */
+static GHashTable *presence_rosters;
+
 /* ---- helpers ---------------------------------------------------------------- */
+
+/* The roster service of @host's instance (of any instance when @host has
+ * none: a contact of another local host).  Returns: (transfer none) */
+static MynaService *
+presence_roster (MynaHost *host)
+{
+  MynaService *svc = presence_rosters != NULL ? g_hash_table_lookup (presence_rosters, host)
+                                              : NULL;
+  GHashTableIter it;
+  gpointer value;
+
+  if (svc != NULL || presence_rosters == NULL)
+    return svc;
+  g_hash_table_iter_init (&it, presence_rosters);
+  return g_hash_table_iter_next (&it, NULL, &value) ? value : NULL;
+}
 
 /* The domain of a normalised JID string (a view into a new string).
  * Returns: (transfer full) */
@@ -62,9 +90,10 @@ presence_route_copy (MynaServer *server, MynaStanza *presence, const char *from,
 /* Local contacts of @session's account whose subscription has @bit.
  * Returns: (transfer full) array of JID strings */
 static GPtrArray *
-presence_contacts (MynaSession *session, RosterSub bit)
+presence_contacts (MynaSession *session, MynaRosterSub bit)
 {
-  g_autoptr(GHashTable) roster = roster_store_load_for (session);
+  MynaService *rs = presence_roster (myna_session_get_host (session));
+  g_autoptr(GHashTable) roster = myna_roster_load_for (rs, session);
   GPtrArray *out = g_ptr_array_new_with_free_func (g_free);
   MynaServer *server = myna_host_get_server (myna_session_get_host (session));
   GHashTableIter it;
@@ -73,8 +102,8 @@ presence_contacts (MynaSession *session, RosterSub bit)
   g_hash_table_iter_init (&it, roster);
   while (g_hash_table_iter_next (&it, &key, &value))
     {
-      RosterState state;
-      roster_item_get_state (value, &state);
+      MynaRosterState state;
+      myna_roster_item_state (rs, value, &state);
       if ((state.sub & bit) && presence_is_local (server, key))
         g_ptr_array_add (out, g_strdup (key));
     }
@@ -116,12 +145,10 @@ presence_answer_probe (MynaHost *host, const char *contact_local, MynaJid *probe
   own = myna_jid_bare_equal (contact, prober);
   if (!own)
     {
-      g_autoptr(MynaStanza) item = roster_store_get (host, contact_local,
-                                                     myna_jid_bare_string (prober));
-      RosterState state = { 0 };
-      if (item != NULL)
-        roster_item_get_state (item, &state);
-      if (!(state.sub & ROSTER_SUB_FROM))
+      MynaRosterState state;
+      myna_roster_get_state (presence_roster (host), host, contact_local,
+                             myna_jid_bare_string (prober), &state);
+      if (!(state.sub & MYNA_ROSTER_SUB_FROM))
         return;                               /* not a subscriber: nothing */
     }
   for (guint i = 0; i < sessions->len; i++)
@@ -168,7 +195,7 @@ static void
 presence_probe_contacts (MynaHost *host, MynaSession *session)
 {
   MynaJid *jid = myna_session_get_jid (session);
-  g_autoptr(GPtrArray) contacts = presence_contacts (session, ROSTER_SUB_TO);
+  g_autoptr(GPtrArray) contacts = presence_contacts (session, MYNA_ROSTER_SUB_TO);
   MynaServer *server = myna_host_get_server (host);
 
   for (guint i = 0; i < contacts->len; i++)
@@ -244,19 +271,19 @@ static MynaStanza *
 presence_request_for (MynaSession *session, const char *contact)
 {
   MynaJid *jid = myna_session_get_jid (session);
-  g_autoptr(MynaStanza) item = roster_store_get (myna_session_get_host (session),
-                                                 myna_jid_get_local (jid), contact);
-  RosterState state = { 0 };
+  MynaHost *host = myna_session_get_host (session);
+  MynaService *rs = presence_roster (host);
+  g_autoptr(MynaStanza) item = myna_roster_get (rs, host, myna_jid_get_local (jid), contact);
+  MynaRosterState state = { 0 };
   MynaStanza *p;
 
   if (item != NULL)
-    roster_item_get_state (item, &state);
+    myna_roster_item_state (rs, item, &state);
   if (!state.pending_in)
     return NULL;
   /* Stored before requests were trimmed, or trimmed: the same either way. */
-  if (roster_item_get_request (item) != NULL)
-    p = roster_request_trim (roster_item_get_request (item));
-  else
+  p = myna_roster_item_request (rs, item);
+  if (p == NULL)
     p = myna_stanza_new ("presence", MYNA_NS_CLIENT);
   myna_stanza_set_attr (p, "type", "subscribe");
   myna_stanza_set_attr (p, "from", contact);
@@ -302,7 +329,8 @@ static void
 presence_redeliver_requests (MynaHost *host, MynaSession *session)
 {
   MynaJid *jid = myna_session_get_jid (session);
-  g_autoptr(GHashTable) roster = roster_store_load (host, myna_jid_get_local (jid));
+  MynaService *rs = presence_roster (host);
+  g_autoptr(GHashTable) roster = myna_roster_load (rs, host, myna_jid_get_local (jid));
   PresenceRedelivery *r = g_rc_box_new0 (PresenceRedelivery);
   GHashTableIter it;
   gpointer key, value;
@@ -312,8 +340,8 @@ presence_redeliver_requests (MynaHost *host, MynaSession *session)
   g_hash_table_iter_init (&it, roster);
   while (g_hash_table_iter_next (&it, &key, &value))
     {
-      RosterState state;
-      roster_item_get_state (value, &state);
+      MynaRosterState state;
+      myna_roster_item_state (rs, value, &state);
       if (state.pending_in)
         g_ptr_array_add (r->contacts, g_strdup (key));
     }
@@ -332,7 +360,7 @@ presence_broadcast (MynaSession *session, MynaStanza *presence)
   MynaHost *host = myna_session_get_host (session);
   MynaServer *server = myna_host_get_server (host);
   MynaJid *jid = myna_session_get_jid (session);
-  g_autoptr(GPtrArray) subscribers = presence_contacts (session, ROSTER_SUB_FROM);
+  g_autoptr(GPtrArray) subscribers = presence_contacts (session, MYNA_ROSTER_SUB_FROM);
   g_autoptr(MynaStanza) own = myna_stanza_copy (presence);
   GHashTable *sent = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
 
@@ -474,9 +502,30 @@ presence_closed (MynaCall *call, MynaStanza *unused, gpointer data)
   return MYNA_PASS;
 }
 
+/* presence/1 (<myna/presence.h>). */
+static MynaStanza *
+presence_service_get_last (MynaSession *session)
+{
+  return myna_session_is_available (session)
+           ? myna_session_get_data (session, PRESENCE_LAST_KEY) : NULL;
+}
+
+static const MynaPresenceService presence_service = {
+  .size     = sizeof (MynaPresenceService),
+  .get_last = presence_service_get_last,
+};
+
 static gboolean
 presence_load (MynaModule *mod, GError **error)
 {
+  MynaService *roster = myna_module_use (mod, MYNA_ROSTER_SERVICE, 1, error);
+
+  if (roster == NULL || !myna_module_provide (mod, MYNA_PRESENCE_SERVICE, 1,
+                                              &presence_service, error))
+    return FALSE;
+  if (presence_rosters == NULL)
+    presence_rosters = g_hash_table_new (NULL, NULL);
+  g_hash_table_insert (presence_rosters, myna_module_get_host (mod), roster);
   myna_module_hook (mod, MYNA_EVENT_STANZA_FROM_CLIENT, 0, presence_from_client, NULL, NULL);
   myna_module_hook (mod, MYNA_EVENT_PRESENCE_BARE, 0, presence_probe, NULL, NULL);
   myna_module_hook (mod, MYNA_EVENT_PRESENCE_FULL, 0, presence_probe, NULL, NULL);
@@ -484,9 +533,20 @@ presence_load (MynaModule *mod, GError **error)
   return TRUE;
 }
 
+static void
+presence_unload (MynaModule *mod)
+{
+  g_hash_table_remove (presence_rosters, myna_module_get_host (mod));
+  if (g_hash_table_size (presence_rosters) == 0)
+    g_clear_pointer (&presence_rosters, g_hash_table_unref);
+}
+
 /* Nothing of ours is pending in the storage (presence only reads), and
  * per-session data is freed by GLib and libmyna functions. */
 MYNA_MODULE_DEFINE (presence,
-  .version = "1.0",
-  .mode    = MYNA_MODULE_EAGER,
-  .load    = presence_load);
+  .version  = "1.0",
+  .mode     = MYNA_MODULE_EAGER,
+  .provides = MYNA_STRV ("presence/1"),
+  .uses     = MYNA_STRV ("roster/1"),
+  .load     = presence_load,
+  .unload   = presence_unload);

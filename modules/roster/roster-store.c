@@ -1,9 +1,24 @@
 /* roster-store.c: reading and writing rosters in the format documented in
- * roster-store.h, with the per-account cache kept in session data.
- * Compiled into both the roster and the presence module. */
+ * roster-store.h, with the per-account cache kept in session data.  Part
+ * of the roster module only; other modules reach it through roster/1. */
 #include "roster-store.h"
 
 #include <string.h>
+
+/* The module's storage view: the same for every instance of the module. */
+static MynaStorage *roster_storage;
+
+MynaStorage *
+roster_store_storage (void)
+{
+  return roster_storage;
+}
+
+void
+roster_store_set_storage (MynaStorage *storage)
+{
+  roster_storage = storage;
+}
 
 /* ---- parsing stored items -------------------------------------------------- */
 
@@ -36,7 +51,7 @@ roster_table_new (void)
 static gboolean
 roster_count_read (MynaHost *host, const char *user, guint *count)
 {
-  g_autofree char *value = myna_kv_get (myna_host_get_storage (host), myna_host_get_name (host),
+  g_autofree char *value = myna_kv_get (roster_storage, myna_host_get_name (host),
                                         user, ROSTER_COUNT_STORE, ROSTER_COUNT_KEY, NULL);
   guint64 n;
 
@@ -46,15 +61,14 @@ roster_count_read (MynaHost *host, const char *user, guint *count)
   return TRUE;
 }
 
-/* @done NULL: nothing of this code runs when the write finishes (the
- * presence module, which has this file too, writes counts as well). */
+/* @done NULL: the failure is only logged. */
 static void
 roster_count_write (MynaHost *host, const char *user, guint count,
                     MynaStorageDone done, gpointer data)
 {
   g_autofree char *value = g_strdup_printf ("%u", count);
 
-  myna_kv_set (myna_host_get_storage (host), myna_host_get_name (host), user,
+  myna_kv_set (roster_storage, myna_host_get_name (host), user,
                ROSTER_COUNT_STORE, ROSTER_COUNT_KEY, value, done, data, NULL);
 }
 
@@ -78,7 +92,7 @@ roster_count_heal (MynaHost *host, const char *user, guint actual)
 static GHashTable *
 roster_store_read (MynaHost *host, const char *user)
 {
-  MynaStorage *st = myna_host_get_storage (host);
+  MynaStorage *st = roster_storage;
   g_autoptr(GError) error = NULL;
   g_autoptr(GHashTable) all = myna_kv_get_all (st, myna_host_get_name (host), user,
                                                ROSTER_STORE, &error);
@@ -155,7 +169,7 @@ roster_store_get (MynaHost *host, const char *user, const char *contact)
       MynaStanza *item = g_hash_table_lookup (table, contact);
       return item != NULL ? myna_stanza_ref (item) : NULL;
     }
-  value = myna_kv_get (myna_host_get_storage (host), myna_host_get_name (host), user,
+  value = myna_kv_get (roster_storage, myna_host_get_name (host), user,
                        ROSTER_STORE, contact, &error);
   if (value == NULL)
     {
@@ -188,7 +202,7 @@ roster_store_put_full (MynaHost *host, const char *user, const char *contact,
   g_autoptr(GPtrArray) done = g_ptr_array_new ();
   g_autofree char *value = item != NULL ? myna_stanza_to_string (item) : NULL;
 
-  myna_kv_set (myna_host_get_storage (host), myna_host_get_name (host), user,
+  myna_kv_set (roster_storage, myna_host_get_name (host), user,
                ROSTER_STORE, contact, value,
                written != NULL ? written : roster_store_written, data, NULL);
   /* Every session of the account shares one table; update each distinct
@@ -220,7 +234,7 @@ roster_store_count (MynaHost *host, const char *user)
   if (roster_count_read (host, user, &count))
     return count;
   /* Never counted yet (a roster stored before counts were): once. */
-  all = myna_kv_get_all (myna_host_get_storage (host), myna_host_get_name (host), user,
+  all = myna_kv_get_all (roster_storage, myna_host_get_name (host), user,
                          ROSTER_STORE, &error);
   if (all == NULL)
     {
@@ -247,7 +261,7 @@ roster_store_count_add (MynaHost *host, const char *user, int delta,
 static guint64
 roster_version_read (MynaHost *host, const char *user)
 {
-  g_autofree char *value = myna_kv_get (myna_host_get_storage (host),
+  g_autofree char *value = myna_kv_get (roster_storage,
                                         myna_host_get_name (host), user,
                                         ROSTER_VERSION_STORE, ROSTER_VERSION_KEY, NULL);
 
@@ -272,7 +286,7 @@ roster_store_bump_version_full (MynaHost *host, const char *user,
 {
   char *ver = g_strdup_printf ("%" G_GUINT64_FORMAT, roster_version_read (host, user) + 1);
 
-  myna_kv_set (myna_host_get_storage (host), myna_host_get_name (host), user,
+  myna_kv_set (roster_storage, myna_host_get_name (host), user,
                ROSTER_VERSION_STORE, ROSTER_VERSION_KEY, ver,
                written != NULL ? written : roster_store_written, data, NULL);
   return ver;

@@ -1,8 +1,9 @@
-/* roster-store.h: the roster storage format, shared by the roster and
- * presence modules.  A module links no other module, so this small source
- * file is compiled into both.
+/* roster-store.h: the roster storage format, internal to the roster
+ * module.  Other modules read rosters through the roster/1 service
+ * (<myna/roster.h>), which roster.c provides from these functions.
  *
- * Storage (key–value, per user of a host):
+ * Storage (key–value, per user of a host, in the roster module's own
+ * namespace: stored as "roster/roster", …):
  *
  *   store "roster", key = the contact's JID (normalised, usually bare),
  *   value = one serialised roster item in the jabber:iq:roster namespace,
@@ -39,13 +40,14 @@
  *   right whenever the whole roster is read (a login).
  *
  * While an account has bound sessions, its parsed roster is cached in
- * each session's data under ROSTER_CACHE_KEY (one shared GHashTable of
+ * each session's data under ROSTER_CACHE_KEY (the roster module's key) (one shared GHashTable of
  * contact JID → MynaStanza <item/>); writes through roster_store_put()
  * keep it current.  Everything in the cache is freed by GLib and libmyna
  * functions only, so it outlives an unloaded module safely. */
 #pragma once
 
 #include <myna/module.h>
+#include <myna/roster.h>
 #include <myna/xmlstream.h>
 
 G_BEGIN_DECLS
@@ -57,27 +59,22 @@ G_BEGIN_DECLS
 #define ROSTER_VERSION_KEY   "current"
 #define ROSTER_COUNT_STORE   "roster-count"
 #define ROSTER_COUNT_KEY     "items"
-/* Session data keys shared by the two modules. */
+/* Session data key of the cached roster (in the roster module's
+ * namespace). */
 #define ROSTER_CACHE_KEY     "roster-cache"
-/* The session's last available presence (a MynaStanza ref), kept by the
- * presence module and read by the roster module. */
-#define PRESENCE_LAST_KEY    "presence-last"
 
-typedef enum {
-  ROSTER_SUB_NONE = 0,
-  ROSTER_SUB_TO   = 1 << 0,   /* the user sees the contact's presence */
-  ROSTER_SUB_FROM = 1 << 1,   /* the contact sees the user's presence */
-  ROSTER_SUB_BOTH = ROSTER_SUB_TO | ROSTER_SUB_FROM,
-} RosterSub;
+/* The subscription state of one item: <myna/roster.h>'s. */
+typedef MynaRosterSub   RosterSub;
+typedef MynaRosterState RosterState;
+#define ROSTER_SUB_NONE MYNA_ROSTER_SUB_NONE
+#define ROSTER_SUB_TO   MYNA_ROSTER_SUB_TO
+#define ROSTER_SUB_FROM MYNA_ROSTER_SUB_FROM
+#define ROSTER_SUB_BOTH MYNA_ROSTER_SUB_BOTH
 
-/* The subscription state of one item (RFC 6121 Appendix A). */
-typedef struct {
-  RosterSub sub;
-  gboolean  ask;          /* pending out */
-  gboolean  pending_in;
-  gboolean  approved;     /* pre-approved */
-  gboolean  hidden;       /* exists only for a pending inbound request */
-} RosterState;
+/* The roster module's storage (its view), set by its first load.
+ * Returns: (transfer none) */
+MynaStorage *roster_store_storage (void);
+void         roster_store_set_storage (MynaStorage *storage);
 
 /* The roster of @user: contact JID → <item/> (MynaStanza*, never to be
  * modified: copy, change, then roster_store_put()).

@@ -44,8 +44,13 @@
  * bare JID), so that deleting the account withdraws them: whoever
  * registers the name next does not inherit them.
  *
- * Storage and the cache are in roster-store.c, shared with presence. */
+ * Storage and the cache are in roster-store.c.  Other modules read rosters
+ * through the roster/1 service this module provides (<myna/roster.h>); the
+ * presence a user's resources last sent comes from the presence/1 service
+ * (<myna/presence.h>), optional: without a presence module there is none. */
 #include "roster-store.h"
+
+#include <myna/presence.h>
 
 #include <string.h>
 
@@ -136,6 +141,9 @@ static GHashTable *roster_snaps;
 static gsize roster_snap_live_items;
 #define ROSTER_SNAP_BUDGET (4 * 1024 * 1024)
 static guint       roster_instances;
+/* Each instance's handle on the presence/1 service: MynaHost* →
+ * MynaService*. */
+static GHashTable *roster_presences;
 /* Refusals for a full roster: when one was last logged, and how many
  * went unlogged since. */
 static gint64      roster_full_logged_at;
@@ -361,7 +369,7 @@ roster_after_run (RosterAfter *after)
 {
   MynaServer *server = myna_host_get_server (after->host);
   /* An account deleted meanwhile has told its contacts already. */
-  gboolean gone = !myna_account_exists (myna_host_get_storage (after->host),
+  gboolean gone = !myna_account_exists (roster_store_storage (),
                                         myna_host_get_name (after->host), after->user);
 
   if (after->failed)
@@ -444,7 +452,7 @@ roster_after_finish (RosterAfter *after)
   g_hash_table_insert (roster_busy, g_strdup (after->busy_key), GUINT_TO_POINTER (n + 1));
   if (after->reply != NULL)
     roster_waiting_add (after);
-  myna_storage_after_writes (myna_host_get_storage (after->host), roster_after_durable, after,
+  myna_storage_after_writes (roster_store_storage (), roster_after_durable, after,
                              (GDestroyNotify) roster_after_free);
 }
 
@@ -480,7 +488,7 @@ roster_note_approval (MynaHost *host, const char *user, const char *contact,
     return;
   if (after != NULL)
     after->writes++;
-  myna_kv_set (myna_host_get_storage (chost), myna_host_get_name (chost),
+  myna_kv_set (roster_store_storage (), myna_host_get_name (chost),
                myna_jid_get_local (jid), ROSTER_APPROVED_BY_STORE, user_bare,
                approved ? "1" : NULL, after != NULL ? roster_after_written : NULL, after, NULL);
 }
@@ -652,6 +660,22 @@ roster_later_presence (RosterEdit *e, RosterActKind kind)
   roster_after_add (e->after, kind, NULL, e->contact);
 }
 
+/* The presence service of @host's instance (of any instance when @host
+ * has none), or NULL.  Returns: (transfer none) */
+static MynaService *
+roster_presence (MynaHost *host)
+{
+  MynaService *svc = roster_presences != NULL ? g_hash_table_lookup (roster_presences, host)
+                                              : NULL;
+  GHashTableIter it;
+  gpointer value;
+
+  if (svc != NULL || roster_presences == NULL)
+    return svc;
+  g_hash_table_iter_init (&it, roster_presences);
+  return g_hash_table_iter_next (&it, NULL, &value) ? value : NULL;
+}
+
 /* The current presence of each available resource of @user, to @contact
  * (after the user approved the contact's subscription, RFC 6121 §3.1.5). */
 static void
@@ -662,7 +686,7 @@ roster_send_presence (MynaHost *host, const char *user, const char *contact)
 
   for (guint i = 0; i < sessions->len; i++)
     {
-      MynaStanza *last = myna_session_get_data (sessions->pdata[i], PRESENCE_LAST_KEY);
+      MynaStanza *last = myna_presence_get_last (roster_presence (host), sessions->pdata[i]);
       g_autoptr(MynaStanza) p = NULL;
 
       if (last == NULL || !myna_session_is_available (sessions->pdata[i]))
@@ -959,7 +983,7 @@ roster_inbound (MynaCall *call, MynaStanza *stanza, gpointer data)
       || myna_jid_bare_equal (from, to))
     return MYNA_HANDLED;
   /* Requests to accounts that do not exist are dropped silently. */
-  if (!myna_account_exists (myna_host_get_storage (host), myna_host_get_name (host),
+  if (!myna_account_exists (roster_store_storage (), myna_host_get_name (host),
                             myna_jid_get_local (to)))
     return MYNA_HANDLED;
   in = myna_stanza_copy (stanza);
@@ -1268,7 +1292,7 @@ roster_withdraw_approvals (MynaHost *host, MynaJid *jid)
 {
   MynaServer *server = myna_host_get_server (host);
   g_autoptr(GError) error = NULL;
-  g_autoptr(GHashTable) by = myna_kv_get_all (myna_host_get_storage (host),
+  g_autoptr(GHashTable) by = myna_kv_get_all (roster_store_storage (),
                                               myna_host_get_name (host),
                                               myna_jid_get_local (jid),
                                               ROSTER_APPROVED_BY_STORE, &error);
@@ -1353,9 +1377,37 @@ roster_account_deleted (MynaCall *call, MynaStanza *unused, gpointer data)
   return MYNA_PASS;
 }
 
+/* roster/1 (<myna/roster.h>): item_request gives the stored request,
+ * trimmed. */
+static MynaStanza *
+roster_service_item_request (const MynaStanza *item)
+{
+  MynaStanza *request = roster_item_get_request (item);
+
+  return request != NULL ? roster_request_trim (request) : NULL;
+}
+
+static void
+roster_service_item_state (const MynaStanza *item, MynaRosterState *state)
+{
+  roster_item_get_state (item, state);
+}
+
+static const MynaRosterService roster_service = {
+  .size         = sizeof (MynaRosterService),
+  .load         = roster_store_load,
+  .load_for     = roster_store_load_for,
+  .get          = roster_store_get,
+  .item_state   = roster_service_item_state,
+  .item_request = roster_service_item_request,
+};
+
 static gboolean
 roster_load (MynaModule *mod, GError **error)
 {
+  roster_store_set_storage (myna_module_get_storage (mod));
+  if (!myna_module_provide (mod, MYNA_ROSTER_SERVICE, 1, &roster_service, error))
+    return FALSE;
   if (!myna_module_route_iq (mod, MYNA_IQ_GET | MYNA_IQ_SET, ROSTER_NS, "query",
                              roster_iq, mod, NULL))
     {
@@ -1375,7 +1427,11 @@ roster_load (MynaModule *mod, GError **error)
       roster_waiting = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, g_free);
       roster_snaps = g_hash_table_new_full (g_str_hash, g_str_equal, g_free,
                                             roster_snap_release);
+      roster_presences = g_hash_table_new (NULL, NULL);
     }
+  /* Optional (not in .uses): bound whenever a presence module provides it. */
+  g_hash_table_insert (roster_presences, myna_module_get_host (mod),
+                       myna_module_use (mod, MYNA_PRESENCE_SERVICE, 1, NULL));
   return TRUE;
 }
 
@@ -1387,6 +1443,7 @@ roster_unload (MynaModule *mod)
 
   if (!myna_storage_flush (myna_module_get_storage (mod), &error))
     g_warning ("flushing rosters: %s", error->message);
+  g_hash_table_remove (roster_presences, myna_module_get_host (mod));
   if (--roster_instances > 0)
     return;
   if (g_hash_table_size (roster_busy) > 0)
@@ -1395,6 +1452,7 @@ roster_unload (MynaModule *mod)
   g_clear_pointer (&roster_busy, g_hash_table_unref);
   g_clear_pointer (&roster_waiting, g_hash_table_unref);
   g_clear_pointer (&roster_snaps, g_hash_table_unref);
+  g_clear_pointer (&roster_presences, g_hash_table_unref);
 }
 
 /* 20,000: a 15,000-item roster (tests/integration: /im/roster/big) has
@@ -1413,6 +1471,7 @@ static const MynaConfigKey roster_config[] = {
 MYNA_MODULE_DEFINE (roster,
   .version = "1.0",
   .serves  = MYNA_STRV (ROSTER_NS),
+  .provides = MYNA_STRV ("roster/1"),
   .mode    = MYNA_MODULE_EAGER,
   .config  = roster_config,
   .load    = roster_load,

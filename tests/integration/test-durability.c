@@ -947,7 +947,7 @@ test_delete_leaves_nothing (Fixture *f, gconstpointer unused)
   g_assert_true (client_expect_answer (romeo, "a5"));
   g_assert_true (client_expect (romeo, "approved='true'"));
   /* Pushed, so durable: juliet's note under romeo, romeo's under the nurse. */
-  g_assert_cmpuint (count_rows (f, "SELECT count(*) FROM kv WHERE store = 'roster-approved-by'"
+  g_assert_cmpuint (count_rows (f, "SELECT count(*) FROM kv WHERE store = 'roster/roster-approved-by'"
                                    " AND (user = 'romeo' OR key = ?1)", "romeo@localhost"), ==, 2);
   g_clear_pointer (&romeo, client_free);
   {
@@ -966,7 +966,7 @@ test_delete_leaves_nothing (Fixture *f, gconstpointer unused)
   g_assert_cmpuint (rows_of (f, "romeo"), ==, 0);
   /* Nor does what others keep about romeo's: his pre-approval of the nurse
    * went with his roster, juliet's of him with his account. */
-  g_assert_cmpuint (count_rows (f, "SELECT count(*) FROM kv WHERE store = 'roster-approved-by'"
+  g_assert_cmpuint (count_rows (f, "SELECT count(*) FROM kv WHERE store = 'roster/roster-approved-by'"
                                    " AND (user = 'romeo' OR key = ?1)", "romeo@localhost"), ==, 0);
 
   /* The new romeo inherits no pre-approval: juliet is asked. */

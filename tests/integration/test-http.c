@@ -618,6 +618,28 @@ test_unload_reload (Fixture *f, gconstpointer unused)
   assert_status (reloaded, 200);
 }
 
+/* A module that adds an HTTP route and never removes it (routetest): the
+ * core removes the route when the module unloads, so the prefix answers
+ * 404 and nothing calls into the closed .so; loaded again, it answers. */
+static void
+test_route_removed_on_unload (Fixture *f, gconstpointer unused)
+{
+  g_autofree char *out = NULL, *out2 = NULL, *out3 = NULL;
+  g_autoptr(Reply) loaded = NULL, unloaded = NULL, again = NULL;
+
+  g_assert_cmpint (mynactl (&f->d, &out, "load", "routetest", NULL), ==, 0);
+  loaded = call (f, "GET", "/routetest", NULL, NULL);
+  g_assert_cmpuint (loaded->status, ==, 200);
+  g_assert_cmpstr (loaded->text, ==, "routetest");
+  g_assert_cmpint (mynactl (&f->d, &out2, "unload", "routetest", NULL), ==, 0);
+  g_assert_true (mynad_wait_log (&f->d, "HTTP route /routetest removed", WAIT_MS));
+  unloaded = call (f, "GET", "/routetest", NULL, NULL);
+  assert_status (unloaded, 404);
+  g_assert_cmpint (mynactl (&f->d, &out3, "load", "routetest", NULL), ==, 0);
+  again = call (f, "GET", "/routetest", NULL, NULL);
+  g_assert_cmpuint (again->status, ==, 200);
+}
+
 /* A request still being answered when the server is told to stop gets its
  * answer, and what it did is kept. */
 static void
@@ -868,6 +890,7 @@ main (int argc, char **argv)
   ADD ("/http/durability", test_durability, WITH_TOKEN);
   ADD ("/http/refusals", test_refusals, WITH_TOKEN);
   ADD ("/http/unload-reload", test_unload_reload, WITH_TOKEN);
+  ADD ("/http/route-removed-on-unload", test_route_removed_on_unload, WITH_TOKEN);
   ADD ("/http/graceful-stop", test_graceful_stop, "scram_iterations = 500000\n" WITH_TOKEN);
   ADD ("/http/disabled", test_disabled, "");
   ADD ("/http/limits/no-fd-leak", test_no_fd_leak, WITH_TOKEN);

@@ -584,6 +584,54 @@ test_pending_redelivered (Fixture *f, gconstpointer unused)
 
 /* ---- presence ------------------------------------------------------------------------ */
 
+/* presence uses roster/1: reloading the roster with clients connected
+ * re-binds presence to the new roster (broadcasts and probes still find
+ * the contacts), and reloading presence re-binds the roster's use of
+ * presence/1 (an approval sends the approver's current presence). */
+static void
+test_services_reload (Fixture *f, gconstpointer unused)
+{
+  g_autoptr(Client) a = login_available (f, "alice", "a");
+  g_autoptr(Client) b = login_available (f, "bob", "b");
+  g_autoptr(Client) c = login_available (f, "carol", "c");
+  g_autoptr(Client) a2 = NULL;
+  g_autofree char *out = NULL, *out2 = NULL;
+
+  make_friends (a, "alice", b, "bob");
+  g_assert_cmpint (mynactl (&f->d, &out, "reload", "roster", NULL), ==, 0);
+  client_send (b, "<presence><status>after-roster-reload</status></presence>");
+  g_assert_true (expect_stanza (a, "presence", "from='bob@localhost/b'", "after-roster-reload",
+                                NULL));
+  a2 = login (f, "alice", "a2");
+  go_available (a2, "alice", "a2", NULL);
+  g_assert_true (expect_stanza (a2, "presence", "from='bob@localhost/b'",
+                                "after-roster-reload", NULL));
+
+  g_assert_cmpint (mynactl (&f->d, &out2, "reload", "presence", NULL), ==, 0);
+  /* carol asks alice; alice approves: carol gets alice's current presence,
+   * which the roster reads through presence/1. */
+  send_typed (c, "subscribe", "alice@localhost");
+  g_assert_true (expect_stanza (a, "presence", "type='subscribe'", "from='carol@localhost'",
+                                NULL));
+  send_typed (a, "subscribed", "carol@localhost");
+  g_assert_true (expect_stanza (c, "presence", "from='alice@localhost/a'", "alice-here", NULL));
+}
+
+/* A provider in use is not unloaded; --cascade unloads its users first. */
+static void
+test_services_unload (Fixture *f, gconstpointer unused)
+{
+  g_autofree char *out = NULL, *out2 = NULL, *out3 = NULL;
+
+  g_assert_cmpint (mynactl (&f->d, &out, "unload", "roster", NULL), ==, 1);
+  g_assert_nonnull (strstr (out, "roster provides roster/1 used by presence on localhost: "
+                                 "unload them first, or use `mynactl unload --cascade roster`"));
+  g_assert_cmpint (mynactl (&f->d, &out2, "unload", "--cascade", "roster", NULL), ==, 0);
+  g_assert_cmpint (mynactl (&f->d, &out3, "modules", NULL), ==, 0);
+  g_assert_nonnull (strstr (out3, "presence 1.0 eager (not loaded)"));
+  g_assert_nonnull (strstr (out3, "roster 1.0 eager (not loaded)"));
+}
+
 static void
 test_probe_and_drop (Fixture *f, gconstpointer unused)
 {
@@ -911,7 +959,7 @@ seed_roster (const char *dir, const char *user, guint n,
     {
       g_autofree char *jid = NULL;
       g_autofree char *item = make (i, &jid);
-      myna_kv_set (st, "localhost", user, "roster", jid, item, NULL, NULL, NULL);
+      myna_kv_set (st, "localhost", user, "roster/roster", jid, item, NULL, NULL, NULL);
     }
   g_assert_true (myna_storage_flush (st, &error));
 }
@@ -1180,6 +1228,8 @@ main (int argc, char **argv)
   ADD ("/im/presence/probe-and-drop", test_probe_and_drop);
   ADD ("/im/presence/directed", test_directed);
   ADD ("/im/presence/priorities", test_priorities);
+  ADD ("/im/services/reload", test_services_reload);
+  ADD ("/im/services/unload", test_services_unload);
   ADD ("/im/output/many-senders", test_output_many_senders);
   g_test_add ("/im/output/stalled-reader", Fixture,
               "max_output = 256K\noutput_drain_timeout = 2s\n", setup,

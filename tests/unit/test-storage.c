@@ -8,6 +8,7 @@
  * Nothing sleeps: each wait iterates a main context until its condition
  * holds, bounded by a timeout. */
 #include "myna/storage.h"
+#include "../../core/storage-guard.h"
 
 #include <errno.h>
 #include <glib-unix.h>
@@ -807,6 +808,78 @@ test_schema_reopen (void)
       myna_storage_close (storage);
       g_assert_cmpint (sql_int (db, "PRAGMA user_version"), ==, version);
     }
+}
+
+/* A database of schema 1, with the built-in modules' stores and archive
+ * under their old global names, is migrated: each module finds its data
+ * through its view ("MODULE/NAME"), the core's account store stays. */
+static void
+test_schema_module_scopes (void)
+{
+  g_autoptr (TempDb) db = temp_db_new ();
+  static const char *const moved[][3] = {
+    /* old store, module, key */
+    { "roster", "roster", "romeo@example.net" },
+    { "roster-version", "roster", "current" },
+    { "roster-count", "roster", "items" },
+    { "roster-approved-by", "roster", "nurse@example.org" },
+    { "vcard", "vcard", "vcard" },
+    { "private", "private", "{storage:bookmarks}storage" },
+    { "last", "last", "logout" },
+    { "blocklist", "blocking", "tybalt@example.net" },
+  };
+  MynaStorage *storage;
+
+  sql_exec (db,
+            "CREATE TABLE kv (host TEXT NOT NULL, user TEXT NOT NULL, store TEXT NOT NULL,"
+            "  key TEXT NOT NULL, value TEXT NOT NULL, PRIMARY KEY (host, user, store, key));"
+            "CREATE TABLE archive (id INTEGER PRIMARY KEY AUTOINCREMENT, host TEXT NOT NULL,"
+            "  user TEXT NOT NULL, archive TEXT NOT NULL, \"with\" TEXT NOT NULL,"
+            "  ts INTEGER NOT NULL, data TEXT NOT NULL);"
+            "CREATE INDEX archive_by_id ON archive (host, user, archive, id);"
+            "CREATE INDEX archive_by_with ON archive (host, user, archive, \"with\", id);"
+            "CREATE INDEX archive_by_ts ON archive (host, user, archive, ts);"
+            "CREATE INDEX archive_by_expiry ON archive (archive, ts);"
+            "PRAGMA application_id = 1299803745; PRAGMA user_version = 1;");
+  for (guint i = 0; i < G_N_ELEMENTS (moved); i++)
+    {
+      g_autofree char *sql = g_strdup_printf ("INSERT INTO kv VALUES ('" HOST "', 'juliet', "
+                                              "'%s', '%s', 'value %u')", moved[i][0],
+                                              moved[i][2], i);
+      sql_exec (db, sql);
+    }
+  sql_exec (db, "INSERT INTO kv VALUES ('" HOST "', 'juliet', 'account', 'scram', 'keys');"
+                "INSERT INTO archive (host, user, archive, \"with\", ts, data)"
+                "  VALUES ('" HOST "', 'juliet', 'offline', 'romeo@example.net', 1, '<m/>');");
+
+  storage = open_ok (db);
+  g_assert_cmpint (sql_int (db, "PRAGMA user_version"), >=, 2);
+  for (guint i = 0; i < G_N_ELEMENTS (moved); i++)
+    {
+      MynaStorage *view = myna_storage_new_view (storage, moved[i][1]);
+      g_autofree char *expected = g_strdup_printf ("value %u", i);
+      g_autofree char *old = myna_kv_get (storage, HOST, "juliet", moved[i][0], moved[i][2],
+                                          NULL);
+
+      assert_kv (view, "juliet", moved[i][0], moved[i][2], expected);
+      g_assert_null (old);
+      myna_storage_view_free (view);
+    }
+  {
+    MynaStorage *offline = myna_storage_new_view (storage, "offline");
+    MynaStorage *roster = myna_storage_new_view (storage, "roster");
+    g_autofree char *through_view = myna_kv_get (roster, HOST, "juliet", "account", "scram",
+                                                 NULL);
+
+    g_assert_cmpuint (archive_count (offline, "juliet", "offline"), ==, 1);
+    g_assert_cmpuint (archive_count (storage, "juliet", "offline"), ==, 0);
+    /* The core's store stays where it was, out of every view's reach. */
+    assert_kv (storage, "juliet", "account", "scram", "keys");
+    g_assert_null (through_view);
+    myna_storage_view_free (offline);
+    myna_storage_view_free (roster);
+  }
+  myna_storage_close (storage);
 }
 
 static void
@@ -1696,6 +1769,7 @@ main (int argc, char **argv)
   g_test_add_func ("/storage/delete-user", test_delete_user);
   g_test_add_func ("/storage/after-writes", test_after_writes);
   g_test_add_func ("/storage/schema/reopen", test_schema_reopen);
+  g_test_add_func ("/storage/schema/module-scopes", test_schema_module_scopes);
   g_test_add_func ("/storage/schema/too-new", test_schema_too_new);
   g_test_add_func ("/storage/schema/foreign", test_foreign_database);
   g_test_add_func ("/storage/open/corrupt", test_corrupt_file);
