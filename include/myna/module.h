@@ -120,6 +120,17 @@ gpointer     myna_module_get_data (MynaModule *mod);
 
 /* ---- Configuration: keys of [module:NAME], host overrides first ---------- */
 
+/* The instance's typed config snapshot: a struct of the descriptor's
+ * config_size holding each key of .config at its .offset (gint64 for INT,
+ * SIZE and DURATION; gboolean for BOOL; char * for STRING; char ** for
+ * LIST), parsed, clamped to its bounds, host overrides applied, defaults
+ * filled.  NULL when the descriptor has no config_size.  Rebuilt when a
+ * configuration reload is accepted: valid until the handler returns, so
+ * read it afresh in every callback and keep no pointer into it.
+ *   const PingConfig *cfg = myna_module_get_config (mod);  */
+const void  *myna_module_get_config (MynaModule *mod);
+/* Lookups by name (from the snapshot when the module has one). */
+
 char        *myna_module_config_string (MynaModule *mod, const char *key);
 gint64       myna_module_config_int (MynaModule *mod, const char *key);
 gboolean     myna_module_config_bool (MynaModule *mod, const char *key);

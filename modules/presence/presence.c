@@ -488,5 +488,6 @@ presence_load (MynaModule *mod, GError **error)
  * per-session data is freed by GLib and libmyna functions. */
 MYNA_MODULE_DEFINE (presence,
   .version = "1.0",
+  .description = "presence (RFC 6121 §4)",
   .mode    = MYNA_MODULE_EAGER,
   .load    = presence_load);
