@@ -1,9 +1,13 @@
 /* module.c: module manifests, loading and unloading shared objects, and
  * the MynaModule API a module registers itself through.
  *
- * A manifest (NAME.module, a key file) is read at start for every module
- * found; only eager modules are opened then.  Opening checks the ABI first,
- * then that the descriptor agrees with the manifest.  Each (module, host)
+ * A manifest (NAME.module, a key file generated from the descriptor by
+ * myna-module-manifest with myna_manifest_from_desc) is read at start for
+ * every module found; only eager modules are opened then.  Opening copies
+ * the descriptor into a normalised one the core owns (struct_size bytes at
+ * most), checks the ABI, then that every field of the descriptor agrees
+ * with the manifest.  Each instance gets a typed config snapshot when its
+ * descriptor declares a config struct.  Each (module, host)
  * pair is one MynaModule instance; the shared object stays open while any
  * instance lives.
  *

@@ -2,12 +2,15 @@
  *
  * A module is a shared object exporting one descriptor, `myna_module_desc`,
  * made with MYNA_MODULE_DEFINE, plus a manifest NAME.module beside the .so
- * repeating its metadata, so the core builds its routing table without
- * opening lazy modules.  The core opens the .so when the module is needed
- * (at start for eager modules; on the first stanza of a namespace it serves,
- * or the first event it listens to, for lazy ones), checks the ABI and that
- * descriptor and manifest agree, then calls `load` once per virtual host that
- * enables it, with a MynaModule handle for that host.
+ * generated from the descriptor at build time (myna-module-manifest, the
+ * pkg-config variable manifest_tool), so the core builds its routing
+ * table without opening lazy modules.  The core opens the .so when the
+ * module is needed (at start for eager modules; on the first stanza of a
+ * namespace it serves, or the first event it listens to, for lazy ones),
+ * copies the descriptor (struct_size bytes at most), checks the ABI and
+ * that descriptor and manifest agree on every field, then calls `load`
+ * once per virtual host that enables it, with a MynaModule handle for that
+ * host.
  *
  * Everything a module registers through its handle (IQ routes, hooks,
  * features, stream handlers, timers) is removed by the core on unload; the
