@@ -176,7 +176,7 @@ admin_run (MynaServer *server, AdminClient *c, const char *line, GString *out,
   else if (strcmp (cmd, "reload") == 0)
     return admin_reload (server, words, out, error);
   else if (strcmp (cmd, "reload-config") == 0)
-    return myna_server_reload_config (server, error);
+    return myna_server_reload_config (server, out, error);
   else if (strcmp (cmd, "user") == 0)
     {
       *deferred = words[1] != NULL && strcmp (words[1], "list") != 0;

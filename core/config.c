@@ -346,9 +346,8 @@ def_is_numeric (const MynaConfigKey *def)
          || def->type == MYNA_CONFIG_DURATION;
 }
 
-/* Why @text is not a valid value for @def, or NULL when it is. */
-static char *
-config_value_problem (const MynaConfigKey *def, const char *text)
+char *
+myna_config_value_problem (const MynaConfigKey *def, const char *text)
 {
   gint64 v;
   gboolean b;
@@ -606,7 +605,7 @@ check_group (MynaConfig *config, const char *group, GPtrArray *diags)
           continue;
         }
       g_autofree char *text = config_raw (config, group, keys[i], def);
-      g_autofree char *problem = config_value_problem (def, text);
+      g_autofree char *problem = myna_config_value_problem (def, text);
       if (problem != NULL)
         diag_add (diags, config, MYNA_DIAG_ERROR, line, "[%s] %s: %s", group,
                   keys[i], problem);
@@ -635,7 +634,7 @@ check_listener (MynaConfig *config, const char *group, GPtrArray *diags)
       g_autofree char *problem = NULL;
       if (text == NULL || *g_strstrip (text) == '\0')
         continue;
-      problem = config_value_problem (find_key (global_keys, listener_overrides[i]), text);
+      problem = myna_config_value_problem (find_key (global_keys, listener_overrides[i]), text);
       if (problem != NULL)
         diag_add (diags, config, MYNA_DIAG_ERROR, config_line (config, group, listener_overrides[i]),
                   "[%s] %s: %s", group, listener_overrides[i], problem);
@@ -660,10 +659,27 @@ check_modules_known (MynaConfig *config, const char *group, GPtrArray *diags)
   g_auto(GStrv) names = split_list (text);
 
   for (guint i = 0; names[i] != NULL; i++)
-    if (!g_hash_table_contains (config->modules, names[i]))
-      diag_add (diags, config, MYNA_DIAG_ERROR,
-                config_line (config, group, "modules"),
-                "[%s] modules: no module named '%s' was found", group, names[i]);
+    {
+      if (!g_hash_table_contains (config->modules, names[i]))
+        {
+          diag_add (diags, config, MYNA_DIAG_ERROR, config_line (config, group, "modules"),
+                    "[%s] modules: no module named '%s' was found", group, names[i]);
+          continue;
+        }
+      /* The values a module enabled here would read where the file sets
+       * none: its declared defaults, from its manifest (lazy modules
+       * included, nothing loaded). */
+      for (const MynaConfigKey *k = g_hash_table_lookup (config->modules, names[i]);
+           k != NULL && k->name != NULL; k++)
+        {
+          g_autofree char *problem = myna_config_value_problem (k, k->default_value != NULL
+                                                                   ? k->default_value : "");
+          if (problem != NULL)
+            diag_add (diags, config, MYNA_DIAG_ERROR, config_line (config, group, "modules"),
+                      "[%s] modules: module '%s' declares key '%s' with an invalid "
+                      "default: %s", group, names[i], k->name, problem);
+        }
+    }
 }
 
 /* Whether some [host:DOMAIN] section names @domain (normalised). */
@@ -783,7 +799,7 @@ check_module_group (MynaConfig *config, const char *group, const char *prefix,
           continue;
         }
       g_autofree char *text = config_raw (config, group, names[i], def);
-      g_autofree char *problem = config_value_problem (def, text);
+      g_autofree char *problem = myna_config_value_problem (def, text);
       if (problem != NULL)
         diag_add (diags, config, MYNA_DIAG_ERROR, line, "[%s] %s: %s", group, names[i],
                   problem);

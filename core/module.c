@@ -1,9 +1,13 @@
 /* module.c: module manifests, loading and unloading shared objects, and
  * the MynaModule API a module registers itself through.
  *
- * A manifest (NAME.module, a key file) is read at start for every module
- * found; only eager modules are opened then.  Opening checks the ABI first,
- * then that the descriptor agrees with the manifest.  Each (module, host)
+ * A manifest (NAME.module, a key file generated from the descriptor by
+ * myna-module-manifest with myna_manifest_from_desc) is read at start for
+ * every module found; only eager modules are opened then.  Opening copies
+ * the descriptor into a normalised one the core owns (struct_size bytes at
+ * most), checks the ABI, then that every field of the descriptor agrees
+ * with the manifest.  Each instance gets a typed config snapshot when its
+ * descriptor declares a config struct.  Each (module, host)
  * pair is one MynaModule instance; the shared object stays open while any
  * instance lives.
  *
@@ -36,7 +40,8 @@
 typedef struct {
   char                 *name;
   GModule              *gmodule;
-  const MynaModuleDesc *desc;
+  MynaModuleDesc        copy;        /* the .so's descriptor, normalised */
+  const MynaModuleDesc *desc;        /* &copy: the only one used */
   gconstpointer         base;        /* where the .so is mapped (dladdr) */
   guint                 instances;   /* unloaded ones still held included */
 } ModuleLib;
@@ -56,6 +61,7 @@ struct _MynaModule {
   MynaHost           *host;
   gpointer            data;
   GDestroyNotify      destroy;
+  gpointer            config;     /* typed config snapshot, or NULL */
   GPtrArray          *features;   /* char* */
   GPtrArray          *account_features;   /* char* */
   GPtrArray          *timers;     /* ModuleTimer* */
@@ -101,6 +107,7 @@ myna_manifest_free (MynaManifest *m)
   g_free (m->config_keys);
   g_free (m->name);
   g_free (m->version);
+  g_free (m->description);
   g_strfreev (m->serves);
   g_strfreev (m->events);
   g_strfreev (m->requires);
@@ -154,7 +161,7 @@ manifest_load_config (MynaManifest *m, GKeyFile *kf, GError **error)
       g_autofree char *type = g_key_file_get_string (kf, groups[i], "type", NULL);
       if (!manifest_parse_type (type, &k.type))
         {
-          g_set_error (error, MYNA_CONFIG_ERROR, MYNA_CONFIG_ERROR_INVALID,
+          g_set_error (error, MYNA_MODULE_ERROR, MYNA_MODULE_ERROR_MANIFEST,
                        "%s: [%s] has no valid type", m->manifest_path, groups[i]);
           for (guint j = 0; j < keys->len; j++)
             {
@@ -187,15 +194,22 @@ myna_manifest_load (const char *path, GError **error)
   g_autoptr(MynaManifest) m = g_new0 (MynaManifest, 1);
   g_autofree char *mode = NULL, *library = NULL, *dir = NULL;
 
-  if (!g_key_file_load_from_file (kf, path, G_KEY_FILE_NONE, error))
-    return NULL;
+  g_autoptr(GError) local = NULL;
+
+  if (!g_key_file_load_from_file (kf, path, G_KEY_FILE_NONE, &local))
+    {
+      g_set_error (error, MYNA_MODULE_ERROR, MYNA_MODULE_ERROR_MANIFEST, "%s: %s", path,
+                   local->message);
+      return NULL;
+    }
   m->manifest_path = g_strdup (path);
   m->name = g_key_file_get_string (kf, "module", "name", NULL);
   m->version = g_key_file_get_string (kf, "module", "version", NULL);
+  m->description = g_key_file_get_string (kf, "module", "description", NULL);
   m->abi = (guint) g_key_file_get_integer (kf, "module", "abi", NULL);
   if (m->name == NULL || m->abi == 0)
     {
-      g_set_error (error, MYNA_CONFIG_ERROR, MYNA_CONFIG_ERROR_MISSING,
+      g_set_error (error, MYNA_MODULE_ERROR, MYNA_MODULE_ERROR_MANIFEST,
                    "%s: [module] needs name and abi", path);
       return NULL;
     }
@@ -494,10 +508,274 @@ myna_module_registry_scan (MynaModuleRegistry *registry, const char *const *dirs
     myna_module_registry_declare_all (registry, registry->server->config);
 }
 
+struct _MynaModuleScan {
+  GHashTable *found;   /* name → MynaManifest*, owned: new to the registry */
+  GPtrArray  *gone;    /* char*: names whose manifest file is gone */
+};
+
+void
+myna_module_scan_free (MynaModuleScan *scan)
+{
+  if (scan == NULL)
+    return;
+  g_hash_table_unref (scan->found);
+  g_ptr_array_unref (scan->gone);
+  g_free (scan);
+}
+
+/* Whether module @name has code open or instances alive (then its
+ * manifest stays, even when the file is gone). */
+static gboolean
+registry_in_use (MynaModuleRegistry *registry, const char *name)
+{
+  return g_hash_table_contains (registry->libs, name);
+}
+
+MynaModuleScan *
+myna_module_registry_rescan (MynaModuleRegistry *registry, const char *const *dirs)
+{
+  MynaModuleScan *scan = g_new0 (MynaModuleScan, 1);
+  MynaModuleRegistry probe = { 0 };
+  GHashTableIter it;
+  gpointer key, value;
+
+  /* Scanned into a registry of its own, then compared. */
+  probe.manifests = g_hash_table_new_full (g_str_hash, g_str_equal, NULL,
+                                           (GDestroyNotify) myna_manifest_free);
+  for (guint i = 0; dirs[i] != NULL; i++)
+    registry_scan_dir (&probe, dirs[i], 1);
+  scan->found = g_hash_table_new_full (g_str_hash, g_str_equal, NULL,
+                                       (GDestroyNotify) myna_manifest_free);
+  scan->gone = g_ptr_array_new_with_free_func (g_free);
+  g_hash_table_iter_init (&it, probe.manifests);
+  while (g_hash_table_iter_next (&it, &key, &value))
+    if (!g_hash_table_contains (registry->manifests, key))
+      {
+        g_hash_table_iter_steal (&it);
+        g_hash_table_insert (scan->found, key, value);
+      }
+  g_hash_table_iter_init (&it, registry->manifests);
+  while (g_hash_table_iter_next (&it, &key, &value))
+    if (!g_hash_table_contains (probe.manifests, key)
+        && !g_file_test (((MynaManifest *) value)->manifest_path, G_FILE_TEST_EXISTS))
+      g_ptr_array_add (scan->gone, g_strdup (key));
+  g_hash_table_unref (probe.manifests);
+  return scan;
+}
+
+void
+myna_module_scan_declare (MynaModuleRegistry *registry, MynaModuleScan *scan,
+                          MynaConfig *config)
+{
+  GHashTableIter it;
+  gpointer value;
+
+  g_hash_table_iter_init (&it, registry->manifests);
+  while (g_hash_table_iter_next (&it, NULL, &value))
+    {
+      MynaManifest *m = value;
+      if (!g_ptr_array_find_with_equal_func (scan->gone, m->name, g_str_equal, NULL)
+          || registry_in_use (registry, m->name))
+        myna_config_declare_module (config, m->name, m->config_keys);
+    }
+  g_hash_table_iter_init (&it, scan->found);
+  while (g_hash_table_iter_next (&it, NULL, &value))
+    {
+      MynaManifest *m = value;
+      myna_config_declare_module (config, m->name, m->config_keys);
+    }
+}
+
+void
+myna_module_scan_apply (MynaModuleRegistry *registry, MynaModuleScan *scan)
+{
+  GHashTableIter it;
+  gpointer key, value;
+
+  g_hash_table_iter_init (&it, scan->found);
+  while (g_hash_table_iter_next (&it, &key, &value))
+    {
+      MynaManifest *m = value;
+      g_hash_table_iter_steal (&it);
+      g_info ("module path: new module %s (%s)", m->name, m->manifest_path);
+      g_hash_table_insert (registry->manifests, m->name, m);
+    }
+  for (guint i = 0; i < scan->gone->len; i++)
+    {
+      const char *name = scan->gone->pdata[i];
+      MynaManifest *m = g_hash_table_lookup (registry->manifests, name);
+
+      if (m == NULL)
+        continue;
+      if (registry_in_use (registry, name))
+        {
+          g_warning ("module path: the manifest of module %s (%s) is gone; it stays "
+                     "loaded until unloaded", name, m->manifest_path);
+          continue;
+        }
+      g_warning ("module path: the manifest of module %s (%s) is gone; module removed",
+                 name, m->manifest_path);
+      g_hash_table_remove (registry->manifests, name);
+    }
+}
+
 MynaManifest *
 myna_module_registry_find (MynaModuleRegistry *registry, const char *name)
 {
   return g_hash_table_lookup (registry->manifests, name);
+}
+
+/* ---- descriptors ------------------------------------------------------------ */
+
+/* The ABI-1 fields, `restore` included: the least a descriptor may have. */
+#define DESC_MIN_SIZE (G_STRUCT_OFFSET (MynaModuleDesc, restore) + sizeof (gpointer))
+
+gboolean
+myna_module_desc_normalise (const MynaModuleDesc *raw, const char *path, MynaModuleDesc *out,
+                            GError **error)
+{
+  g_return_val_if_fail (raw != NULL && out != NULL, FALSE);
+
+  /* abi_version and struct_size never move: they are read first. */
+  if (raw->abi_version != MYNA_ABI_MAJOR)
+    {
+      g_set_error (error, MYNA_MODULE_ERROR, MYNA_MODULE_ERROR_ABI,
+                   "%s: built for module ABI %u, this server has ABI %u: rebuild it "
+                   "against this SDK", path, raw->abi_version, MYNA_ABI_MAJOR);
+      return FALSE;
+    }
+  if (raw->struct_size < DESC_MIN_SIZE)
+    {
+      g_set_error (error, MYNA_MODULE_ERROR, MYNA_MODULE_ERROR_ABI,
+                   "%s: descriptor too small (%u bytes; at least %u)", path,
+                   raw->struct_size, (guint) DESC_MIN_SIZE);
+      return FALSE;
+    }
+  memset (out, 0, sizeof *out);
+  memcpy (out, raw, MIN ((gsize) raw->struct_size, sizeof *out));
+  out->struct_size = sizeof *out;
+  return TRUE;
+}
+
+static const char *
+config_type_name (MynaConfigType type)
+{
+  static const char *const names[] = { "string", "int", "bool", "list", "size", "duration" };
+
+  return (guint) type < G_N_ELEMENTS (names) ? names[type] : "?";
+}
+
+/* The size of a key's value in the typed config struct. */
+static gsize
+config_type_size (MynaConfigType type)
+{
+  switch (type)
+    {
+    case MYNA_CONFIG_BOOL:
+      return sizeof (gboolean);
+    case MYNA_CONFIG_STRING:
+      return sizeof (char *);
+    case MYNA_CONFIG_LIST:
+      return sizeof (char **);
+    default:
+      return sizeof (gint64);
+    }
+}
+
+/* A descriptor's config keys: valid defaults, and with a typed struct,
+ * every value inside it and none overlapping another. */
+static gboolean
+desc_check_config (const MynaModuleDesc *d, const char *path, GError **error)
+{
+  for (const MynaConfigKey *k = d->config; k != NULL && k->name != NULL; k++)
+    {
+      g_autofree char *problem = myna_config_value_problem (k, k->default_value != NULL
+                                                               ? k->default_value : "");
+      if (problem != NULL)
+        {
+          g_set_error (error, MYNA_MODULE_ERROR, MYNA_MODULE_ERROR_CONFIG,
+                       "%s: config key '%s': default %s", path, k->name, problem);
+          return FALSE;
+        }
+      if (d->config_size == 0)
+        continue;
+      if (k->offset + config_type_size (k->type) > d->config_size)
+        {
+          g_set_error (error, MYNA_MODULE_ERROR, MYNA_MODULE_ERROR_CONFIG,
+                       "%s: config key '%s': offset %" G_GSIZE_FORMAT " is outside its "
+                       "config struct (%" G_GSIZE_FORMAT " bytes)", path, k->name,
+                       k->offset, d->config_size);
+          return FALSE;
+        }
+      for (const MynaConfigKey *o = d->config; o != k; o++)
+        if (k->offset < o->offset + config_type_size (o->type)
+            && o->offset < k->offset + config_type_size (k->type))
+          {
+            g_set_error (error, MYNA_MODULE_ERROR, MYNA_MODULE_ERROR_CONFIG,
+                         "%s: config keys '%s' and '%s' overlap in the config struct "
+                         "(set .offset with offsetof)", path, o->name, k->name);
+            return FALSE;
+          }
+    }
+  return TRUE;
+}
+
+static void
+keyfile_set_list (GKeyFile *kf, const char *key, const char *const *list)
+{
+  if (list != NULL && list[0] != NULL)
+    g_key_file_set_string_list (kf, "module", key, list, g_strv_length ((char **) list));
+}
+
+char *
+myna_manifest_from_desc (const MynaModuleDesc *d, const char *library, GError **error)
+{
+  g_return_val_if_fail (d != NULL && library != NULL, NULL);
+
+  g_autoptr(GKeyFile) kf = g_key_file_new ();
+  g_autofree char *data = NULL;
+
+  if (d->name == NULL || *d->name == '\0')
+    {
+      g_set_error (error, MYNA_MODULE_ERROR, MYNA_MODULE_ERROR_MANIFEST,
+                   "%s: the descriptor has no name", library);
+      return NULL;
+    }
+  if (!desc_check_config (d, library, error))
+    return NULL;
+  g_key_file_set_string (kf, "module", "name", d->name);
+  if (d->version != NULL)
+    g_key_file_set_string (kf, "module", "version", d->version);
+  g_key_file_set_integer (kf, "module", "abi", (int) d->abi_version);
+  if (d->description != NULL && *d->description != '\0')
+    g_key_file_set_string (kf, "module", "description", d->description);
+  keyfile_set_list (kf, "serves", d->serves);
+  keyfile_set_list (kf, "events", d->events);
+  keyfile_set_list (kf, "requires", d->requires);
+  keyfile_set_list (kf, "provides", d->provides);
+  keyfile_set_list (kf, "uses", d->uses);
+  keyfile_set_list (kf, "features", d->features);
+  keyfile_set_list (kf, "account_features", d->account_features);
+  g_key_file_set_string (kf, "module", "mode", d->mode == MYNA_MODULE_EAGER ? "eager" : "lazy");
+  g_key_file_set_string (kf, "module", "library", library);
+  for (const MynaConfigKey *k = d->config; k != NULL && k->name != NULL; k++)
+    {
+      g_autofree char *group = g_strconcat ("config:", k->name, NULL);
+
+      g_key_file_set_string (kf, group, "type", config_type_name (k->type));
+      g_key_file_set_string (kf, group, "default", k->default_value != NULL ? k->default_value : "");
+      if (k->min != 0 || k->max != 0)
+        {
+          g_key_file_set_int64 (kf, group, "min", k->min);
+          g_key_file_set_int64 (kf, group, "max", k->max);
+        }
+      if (k->description != NULL && *k->description != '\0')
+        g_key_file_set_string (kf, group, "description", k->description);
+    }
+  data = g_key_file_to_data (kf, NULL, NULL);
+  return g_strdup_printf ("# Generated by myna-module-manifest from %s: do not edit; the C\n"
+                          "# descriptor is the one source of these values.\n%s",
+                          library, data);
 }
 
 /* ---- opening shared objects ----------------------------------------------- */
@@ -516,53 +794,90 @@ strv_equal_unordered (const char *const *a, const char *const *b)
   return TRUE;
 }
 
-/* Checks the descriptor against the ABI and the manifest. */
+/* NULL and "" are the same absent text. */
+static gboolean
+text_equal (const char *a, const char *b)
+{
+  return g_strcmp0 (a != NULL ? a : "", b != NULL ? b : "") == 0;
+}
+
+/* Why config key @k of the descriptor disagrees with the manifest, or NULL. */
+static char *
+config_key_disagreement (const MynaConfigKey *k, MynaManifest *m)
+{
+  const MynaConfigKey *mk = NULL;
+
+  for (guint i = 0; i < m->n_config_keys && mk == NULL; i++)
+    if (strcmp (m->config_keys[i].name, k->name) == 0)
+      mk = &m->config_keys[i];
+  if (mk == NULL)
+    return g_strdup_printf ("config key '%s' (missing from the manifest)", k->name);
+  if (mk->type != k->type)
+    return g_strdup_printf ("config key '%s' type (%s in the descriptor, %s in the manifest)",
+                            k->name, config_type_name (k->type), config_type_name (mk->type));
+  if (!text_equal (mk->default_value, k->default_value))
+    return g_strdup_printf ("config key '%s' default ('%s' in the descriptor, '%s' in the "
+                            "manifest)", k->name, k->default_value ? k->default_value : "",
+                            mk->default_value ? mk->default_value : "");
+  if (mk->min != k->min || mk->max != k->max)
+    return g_strdup_printf ("config key '%s' bounds ([%" G_GINT64_FORMAT ", %" G_GINT64_FORMAT
+                            "] in the descriptor, [%" G_GINT64_FORMAT ", %" G_GINT64_FORMAT
+                            "] in the manifest)", k->name, k->min, k->max, mk->min, mk->max);
+  if (!text_equal (mk->description, k->description))
+    return g_strdup_printf ("config key '%s' description", k->name);
+  return NULL;
+}
+
+/* Checks the (normalised) descriptor against the manifest, field by field,
+ * config keys' types, defaults and bounds included. */
 static gboolean
 lib_check (const MynaModuleDesc *d, MynaManifest *m, GError **error)
 {
-  if (d->abi_version != MYNA_ABI_MAJOR)
-    {
-      g_set_error (error, G_IO_ERROR, G_IO_ERROR_NOT_SUPPORTED,
-                   "%s: built for module ABI %u, this server has ABI %u: rebuild it "
-                   "against this SDK", m->so_path, d->abi_version, MYNA_ABI_MAJOR);
-      return FALSE;
-    }
-  if (d->struct_size < G_STRUCT_OFFSET (MynaModuleDesc, save))
-    {
-      g_set_error (error, G_IO_ERROR, G_IO_ERROR_NOT_SUPPORTED,
-                   "%s: descriptor too small (%u bytes)", m->so_path, d->struct_size);
-      return FALSE;
-    }
-  const char *problem = NULL;
+  g_autofree char *key_problem = NULL;
+  const char *field = NULL;
+  guint n_keys = 0;
+
+  if (!desc_check_config (d, m->so_path, error))
+    return FALSE;
+  for (const MynaConfigKey *k = d->config; k != NULL && k->name != NULL; k++, n_keys++)
+    if (key_problem == NULL)
+      key_problem = config_key_disagreement (k, m);
   if (g_strcmp0 (d->name, m->name) != 0)
-    problem = "name";
+    field = "name";
+  else if (!text_equal (d->version, m->version))
+    field = "version";
+  else if (d->abi_version != m->abi)
+    field = "abi";
+  else if (!text_equal (d->description, m->description))
+    field = "description";
   else if (!strv_equal_unordered (d->serves, (const char *const *) m->serves))
-    problem = "serves";
+    field = "serves";
   else if (!strv_equal_unordered (d->events, (const char *const *) m->events))
-    problem = "events";
+    field = "events";
   else if (!strv_equal_unordered (d->requires, (const char *const *) m->requires))
-    problem = "requires";
+    field = "requires";
+  else if (!strv_equal_unordered (d->provides, (const char *const *) m->provides))
+    field = "provides";
+  else if (!strv_equal_unordered (d->uses, (const char *const *) m->uses))
+    field = "uses";
+  else if (!strv_equal_unordered (d->features, (const char *const *) m->features))
+    field = "features";
+  else if (!strv_equal_unordered (d->account_features,
+                                  (const char *const *) m->account_features))
+    field = "account_features";
   else if (d->mode != m->mode)
-    problem = "mode";
-  if (problem != NULL)
+    field = "mode";
+  else if (key_problem == NULL && n_keys != m->n_config_keys)
+    key_problem = g_strdup_printf ("config keys (%u in the descriptor, %u in the manifest)",
+                                   n_keys, m->n_config_keys);
+  if (field != NULL || key_problem != NULL)
     {
-      g_set_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA,
-                   "%s: descriptor and manifest %s disagree on '%s'", m->so_path,
-                   m->manifest_path, problem);
+      g_autofree char *what = field != NULL ? g_strdup_printf ("'%s'", field)
+                                            : g_steal_pointer (&key_problem);
+      g_set_error (error, MYNA_MODULE_ERROR, MYNA_MODULE_ERROR_MANIFEST,
+                   "%s: descriptor and manifest %s disagree on %s: regenerate the "
+                   "manifest with myna-module-manifest", m->so_path, m->manifest_path, what);
       return FALSE;
-    }
-  for (const MynaConfigKey *k = d->config; k != NULL && k->name != NULL; k++)
-    {
-      gboolean found = FALSE;
-      for (guint i = 0; i < m->n_config_keys && !found; i++)
-        found = strcmp (m->config_keys[i].name, k->name) == 0;
-      if (!found)
-        {
-          g_set_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA,
-                       "%s: config key '%s' is missing from manifest %s", m->so_path,
-                       k->name, m->manifest_path);
-          return FALSE;
-        }
     }
   return TRUE;
 }
@@ -601,6 +916,7 @@ static ModuleLib *
 lib_open_file (MynaManifest *m, gboolean private_copy, GError **error)
 {
   gpointer sym = NULL;
+  MynaModuleDesc desc;
   GModule *gm;
 
   if (private_copy)
@@ -609,19 +925,20 @@ lib_open_file (MynaManifest *m, gboolean private_copy, GError **error)
     {
       gm = g_module_open (m->so_path, G_MODULE_BIND_LOCAL | G_MODULE_BIND_LAZY);
       if (gm == NULL)
-        g_set_error (error, G_IO_ERROR, G_IO_ERROR_NOT_FOUND, "cannot open %s: %s",
+        g_set_error (error, MYNA_MODULE_ERROR, MYNA_MODULE_ERROR_FAILED, "cannot open %s: %s",
                      m->so_path, g_module_error ());
     }
   if (gm == NULL)
     return NULL;
   if (!g_module_symbol (gm, "myna_module_desc", &sym) || sym == NULL)
     {
-      g_set_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA,
+      g_set_error (error, MYNA_MODULE_ERROR, MYNA_MODULE_ERROR_FAILED,
                    "%s: no myna_module_desc symbol (not a Myna module?)", m->so_path);
       g_module_close (gm);
       return NULL;
     }
-  if (!lib_check (sym, m, error))
+  if (!myna_module_desc_normalise (sym, m->so_path, &desc, error)
+      || !lib_check (&desc, m, error))
     {
       g_module_close (gm);
       return NULL;
@@ -630,7 +947,8 @@ lib_open_file (MynaManifest *m, gboolean private_copy, GError **error)
   ModuleLib *lib = g_new0 (ModuleLib, 1);
   lib->name = g_strdup (m->name);
   lib->gmodule = gm;
-  lib->desc = sym;
+  lib->copy = desc;
+  lib->desc = &lib->copy;
   lib->base = dladdr (sym, &info) != 0 ? info.dli_fbase : NULL;
   return lib;
 }
@@ -783,6 +1101,87 @@ lib_release (MynaModuleRegistry *registry, ModuleLib *lib)
   g_ptr_array_remove_fast (registry->open_libs, lib);
 }
 
+/* ---- typed config snapshots ----------------------------------------------- */
+
+/* The config snapshot of instance @mod: a zeroed struct of the
+ * descriptor's config_size with each key's parsed value (host override
+ * first, clamped, default filled) at its offset; strings and lists owned. */
+static gpointer
+config_snapshot_new (MynaModule *mod)
+{
+  const MynaModuleDesc *d = mod->lib->desc;
+  MynaConfig *config = mod->registry->server->config;
+  const char *host = mod->host->name, *name = mod->manifest->name;
+
+  if (d->config_size == 0)
+    return NULL;
+  guint8 *snap = g_malloc0 (d->config_size);
+  for (const MynaConfigKey *k = d->config; k != NULL && k->name != NULL; k++)
+    {
+      gpointer at = snap + k->offset;
+      switch (k->type)
+        {
+        case MYNA_CONFIG_STRING:
+          *(char **) at = myna_config_get_module_string (config, host, name, k->name);
+          break;
+        case MYNA_CONFIG_BOOL:
+          *(gboolean *) at = myna_config_get_module_bool (config, host, name, k->name);
+          break;
+        case MYNA_CONFIG_LIST:
+          *(char ***) at = myna_config_get_module_list (config, host, name, k->name);
+          break;
+        default:
+          *(gint64 *) at = myna_config_get_module_int (config, host, name, k->name);
+          break;
+        }
+    }
+  return snap;
+}
+
+static void
+config_snapshot_free (const MynaModuleDesc *d, gpointer snap)
+{
+  if (snap == NULL)
+    return;
+  for (const MynaConfigKey *k = d->config; k != NULL && k->name != NULL; k++)
+    if (k->type == MYNA_CONFIG_STRING)
+      g_free (*(char **) ((guint8 *) snap + k->offset));
+    else if (k->type == MYNA_CONFIG_LIST)
+      g_strfreev (*(char ***) ((guint8 *) snap + k->offset));
+  g_free (snap);
+}
+
+void
+myna_module_registry_config_changed (MynaModuleRegistry *registry)
+{
+  GHashTableIter it;
+  gpointer value;
+
+  g_hash_table_iter_init (&it, registry->instances);
+  while (g_hash_table_iter_next (&it, NULL, &value))
+    {
+      MynaModule *mod = value;
+      gpointer old = mod->config;
+
+      if (mod->lib->desc->config_size == 0)
+        continue;
+      mod->config = config_snapshot_new (mod);
+      config_snapshot_free (mod->lib->desc, old);
+    }
+}
+
+/* The declaration of @key in a module with a snapshot, or NULL. */
+static const MynaConfigKey *
+config_snapshot_key (MynaModule *mod, const char *key)
+{
+  if (mod->config == NULL)
+    return NULL;
+  for (const MynaConfigKey *k = mod->lib->desc->config; k != NULL && k->name != NULL; k++)
+    if (strcmp (k->name, key) == 0)
+      return k;
+  return NULL;
+}
+
 /* ---- instances ------------------------------------------------------------ */
 
 static char *
@@ -826,6 +1225,8 @@ module_attach (MynaModule *mod)
              mod->manifest->name, sessions->len);
 }
 
+static gpointer config_snapshot_new (MynaModule *mod);
+
 /* Makes the instance of @m's module on @host from @lib and runs its load. */
 static MynaModule *
 module_instantiate (MynaModuleRegistry *registry, MynaHost *host, MynaManifest *m,
@@ -843,6 +1244,7 @@ module_instantiate (MynaModuleRegistry *registry, MynaHost *host, MynaManifest *
   mod->holds = 1;                  /* the registry's, until unload */
   lib->instances++;
   g_hash_table_insert (registry->instances, instance_key (host, m->name), mod);
+  mod->config = config_snapshot_new (mod);
 
   MynaModule *previous = myna_module_enter (mod);
   gboolean ok = lib->desc->load == NULL || lib->desc->load (mod, error);
@@ -975,14 +1377,14 @@ myna_module_load (MynaModuleRegistry *registry, MynaHost *host, const char *name
   MynaManifest *m = myna_module_registry_find (registry, name);
   if (m == NULL)
     {
-      g_set_error (error, G_IO_ERROR, G_IO_ERROR_NOT_FOUND,
+      g_set_error (error, MYNA_MODULE_ERROR, MYNA_MODULE_ERROR_NOT_FOUND,
                    "no module named '%s' (no %s.module manifest in the module path)",
                    name, name);
       return NULL;
     }
   if (m->abi != MYNA_ABI_MAJOR)
     {
-      g_set_error (error, G_IO_ERROR, G_IO_ERROR_NOT_SUPPORTED,
+      g_set_error (error, MYNA_MODULE_ERROR, MYNA_MODULE_ERROR_ABI,
                    "%s: manifest is for module ABI %u, this server has ABI %u",
                    m->manifest_path, m->abi, MYNA_ABI_MAJOR);
       return NULL;
@@ -1171,6 +1573,7 @@ module_finalize (MynaModule *mod)
     }
   g_ptr_array_remove_fast (registry->unloaded, mod);
   myna_services_finalize (registry->services, mod);
+  config_snapshot_free (lib->desc, mod->config);
   g_ptr_array_unref (mod->timers);
   g_ptr_array_unref (mod->features);
   g_ptr_array_unref (mod->account_features);
@@ -1208,7 +1611,7 @@ myna_module_unload (MynaModuleRegistry *registry, MynaHost *host, const char *na
 
   if (mod == NULL)
     {
-      g_set_error (error, G_IO_ERROR, G_IO_ERROR_NOT_FOUND,
+      g_set_error (error, MYNA_MODULE_ERROR, MYNA_MODULE_ERROR_NOT_FOUND,
                    "module %s is not loaded on %s", name, host->name);
       return FALSE;
     }
@@ -1410,7 +1813,7 @@ myna_module_reload (MynaModuleRegistry *registry, MynaHost *host, const char *na
 
   if (mod == NULL)
     {
-      g_set_error (error, G_IO_ERROR, G_IO_ERROR_NOT_FOUND,
+      g_set_error (error, MYNA_MODULE_ERROR, MYNA_MODULE_ERROR_NOT_FOUND,
                    "module %s is not loaded on %s", name, host->name);
       return FALSE;
     }
@@ -1529,7 +1932,7 @@ myna_module_enable (MynaModuleRegistry *registry, MynaHost *host, const char *na
 
   if (m == NULL)
     {
-      g_set_error (error, G_IO_ERROR, G_IO_ERROR_NOT_FOUND,
+      g_set_error (error, MYNA_MODULE_ERROR, MYNA_MODULE_ERROR_NOT_FOUND,
                    "no module named '%s' (no %s.module manifest in the module path)",
                    name, name);
       return FALSE;
@@ -1744,9 +2147,20 @@ myna_module_get_data (MynaModule *mod)
   return mod->data;
 }
 
+const void *
+myna_module_get_config (MynaModule *mod)
+{
+  g_return_val_if_fail (mod != NULL, NULL);
+  return mod->config;
+}
+
 char *
 myna_module_config_string (MynaModule *mod, const char *key)
 {
+  const MynaConfigKey *k = config_snapshot_key (mod, key);
+
+  if (k != NULL && k->type == MYNA_CONFIG_STRING)
+    return g_strdup (*(char **) ((guint8 *) mod->config + k->offset));
   return myna_config_get_module_string (mod->registry->server->config, mod->host->name,
                                         mod->manifest->name, key);
 }
@@ -1754,6 +2168,11 @@ myna_module_config_string (MynaModule *mod, const char *key)
 gint64
 myna_module_config_int (MynaModule *mod, const char *key)
 {
+  const MynaConfigKey *k = config_snapshot_key (mod, key);
+
+  if (k != NULL && (k->type == MYNA_CONFIG_INT || k->type == MYNA_CONFIG_SIZE
+                    || k->type == MYNA_CONFIG_DURATION))
+    return *(gint64 *) ((guint8 *) mod->config + k->offset);
   return myna_config_get_module_int (mod->registry->server->config, mod->host->name,
                                      mod->manifest->name, key);
 }
@@ -1761,6 +2180,10 @@ myna_module_config_int (MynaModule *mod, const char *key)
 gboolean
 myna_module_config_bool (MynaModule *mod, const char *key)
 {
+  const MynaConfigKey *k = config_snapshot_key (mod, key);
+
+  if (k != NULL && k->type == MYNA_CONFIG_BOOL)
+    return *(gboolean *) ((guint8 *) mod->config + k->offset);
   return myna_config_get_module_bool (mod->registry->server->config, mod->host->name,
                                       mod->manifest->name, key);
 }
@@ -1768,6 +2191,10 @@ myna_module_config_bool (MynaModule *mod, const char *key)
 char **
 myna_module_config_list (MynaModule *mod, const char *key)
 {
+  const MynaConfigKey *k = config_snapshot_key (mod, key);
+
+  if (k != NULL && k->type == MYNA_CONFIG_LIST)
+    return g_strdupv (*(char ***) ((guint8 *) mod->config + k->offset));
   return myna_config_get_module_list (mod->registry->server->config, mod->host->name,
                                       mod->manifest->name, key);
 }

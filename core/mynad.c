@@ -26,9 +26,15 @@ on_hup (gpointer user_data)
 {
   MynaServer *server = user_data;
   g_autoptr(GError) error = NULL;
+  g_autoptr(GString) report = g_string_new (NULL);
+  gboolean ok = myna_server_reload_config (server, report, &error);
+  g_auto(GStrv) lines = g_strsplit (report->str, "\n", -1);
 
-  if (!myna_server_reload_config (server, &error))
-    g_warning ("configuration not reloaded: %s", error->message);
+  for (guint i = 0; lines[i] != NULL; i++)
+    if (*lines[i] != '\0')
+      g_warning ("SIGHUP: %s", lines[i]);
+  if (!ok)
+    g_warning ("SIGHUP: %s", error->message);
   return G_SOURCE_CONTINUE;
 }
 

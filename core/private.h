@@ -88,7 +88,9 @@ GKeyFile    *myna_config_get_keyfile (MynaConfig *config);
  * keys allowed in [host:*]). */
 void         myna_config_declare_module (MynaConfig *config, const char *module,
                                          const MynaConfigKey *keys);
-/* Validates every key of every section; returns diagnostics (MynaDiag*). */
+/* Validates every key of every section, and the declared defaults of
+ * every module the file enables (lazy ones too: manifests only); returns
+ * diagnostics (MynaDiag*).  Start, check-config and reloads all use it. */
 GPtrArray   *myna_config_check (MynaConfig *config);
 /* Checks what @config sets for module @module ([module:MODULE], and
  * MODULE.KEY in [host:H] for each H of @hosts) against @keys, the
@@ -97,6 +99,9 @@ GPtrArray   *myna_config_check (MynaConfig *config);
 GPtrArray   *myna_config_check_module (MynaConfig *config, const char *module,
                                        const MynaConfigKey *keys,
                                        const char *const *hosts);
+/* Why @text is not a valid value of key @def, or NULL when it is.
+ * Returns: (transfer full) (nullable) */
+char        *myna_config_value_problem (const MynaConfigKey *def, const char *text);
 
 /* Typed reads of a declared key: @group is "global", "listener:x",
  * "host:d" or "module:m"; for module keys, the host section is looked at
@@ -135,6 +140,7 @@ typedef struct _MynaModuleRegistry MynaModuleRegistry;
 struct _MynaManifest {
   char          *name;
   char          *version;
+  char          *description;
   guint          abi;
   char         **serves;
   char         **events;
@@ -153,6 +159,32 @@ struct _MynaManifest {
 /* Parses one NAME.module file.  Returns: (transfer full) (nullable) */
 MynaManifest *myna_manifest_load (const char *path, GError **error);
 void          myna_manifest_free (MynaManifest *manifest);
+/* Copies the descriptor a .so exports (@raw, from @path) into @out,
+ * zeroed: MIN (struct_size, sizeof) bytes, so a shorter descriptor reads
+ * as NULL/0 fields, never past its end.  FALSE for another ABI or a
+ * descriptor smaller than the ABI-1 fields (through `restore`). */
+gboolean      myna_module_desc_normalise (const MynaModuleDesc *raw, const char *path,
+                                          MynaModuleDesc *out, GError **error);
+/* The manifest of @desc (normalised) as key-file text, for the .so file
+ * named @library; NULL with @error when the descriptor is not valid (no
+ * name, a config default that is not a value of its key).
+ * Returns: (transfer full) (nullable) */
+char         *myna_manifest_from_desc (const MynaModuleDesc *desc, const char *library,
+                                       GError **error);
+/* A module path scan not yet applied: manifests new to the registry and
+ * names whose manifest file is gone (config reload checks it first). */
+typedef struct _MynaModuleScan MynaModuleScan;
+MynaModuleScan *myna_module_registry_rescan (MynaModuleRegistry *registry,
+                                             const char *const *dirs);
+/* Declares in @config the keys of the modules the registry would have
+ * once @scan is applied. */
+void          myna_module_scan_declare (MynaModuleRegistry *registry, MynaModuleScan *scan,
+                                        MynaConfig *config);
+/* Adds the new manifests, logs and drops those gone (unless loaded). */
+void          myna_module_scan_apply (MynaModuleRegistry *registry, MynaModuleScan *scan);
+void          myna_module_scan_free (MynaModuleScan *scan);
+/* Rebuilds every loaded instance's typed config snapshot (config reload). */
+void          myna_module_registry_config_changed (MynaModuleRegistry *registry);
 
 MynaModuleRegistry *myna_module_registry_new (MynaServer *server);
 void          myna_module_registry_free (MynaModuleRegistry *registry);
@@ -373,8 +405,12 @@ gboolean    myna_server_start (MynaServer *server, GError **error);
 /* Sends </stream:stream> to every session, flushes, stops listening. */
 void        myna_server_stop (MynaServer *server);
 void        myna_server_free (MynaServer *server);
-/* Rereads the configuration file (SIGHUP). */
-gboolean    myna_server_reload_config (MynaServer *server, GError **error);
+/* Rereads the configuration file (SIGHUP, mynactl reload-config) and the
+ * module path, checks them as at start and applies them only when they
+ * have no error; the running configuration stays otherwise.  @report
+ * (nullable) gets one "FILE:LINE: error|warning: …" line per diagnostic. */
+gboolean    myna_server_reload_config (MynaServer *server, GString *report,
+                                       GError **error);
 /* The port a listener actually bound (for port 0 in tests), or 0. */
 guint16     myna_server_get_listener_port (MynaServer *server, const char *name);
 MynaHost   *myna_server_add_host (MynaServer *server, const char *name);
@@ -550,6 +586,7 @@ guint       myna_timers_stop_matching (MynaTimerMatch match, gpointer user_data)
 
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (MynaConfig, myna_config_free)
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (MynaManifest, myna_manifest_free)
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (MynaModuleScan, myna_module_scan_free)
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (MynaDiag, myna_diag_free)
 
 G_END_DECLS

@@ -515,16 +515,17 @@ server_open_storage (MynaServer *server, GError **error)
   return TRUE;
 }
 
+/* The directories searched for manifests under @config. */
 static char **
-server_module_dirs (MynaServer *server)
+server_module_dirs (MynaConfig *config)
 {
   g_autoptr(GStrvBuilder) b = g_strv_builder_new ();
-  g_auto(GStrv) extra = myna_config_get_list (server->config, "global", "module_path");
+  g_auto(GStrv) extra = myna_config_get_list (config, "global", "module_path");
   const char *env = g_getenv ("MYNA_MODULE_PATH");
 
   for (guint i = 0; extra[i] != NULL; i++)
     {
-      g_autofree char *dir = myna_config_resolve_path (server->config, extra[i]);
+      g_autofree char *dir = myna_config_resolve_path (config, extra[i]);
       g_strv_builder_add (b, dir);
     }
   if (env != NULL)
@@ -546,7 +547,7 @@ server_module_dirs (MynaServer *server)
 void
 myna_server_scan_modules (MynaServer *server)
 {
-  g_auto(GStrv) dirs = server_module_dirs (server);
+  g_auto(GStrv) dirs = server_module_dirs (server->config);
   myna_module_registry_scan (server->modules, (const char *const *) dirs);
 }
 
@@ -818,14 +819,39 @@ myna_server_swap_config (MynaServer *server, MynaConfig **fresh)
 }
 
 gboolean
-myna_server_reload_config (MynaServer *server, GError **error)
+myna_server_reload_config (MynaServer *server, GString *report, GError **error)
 {
   g_autoptr(MynaConfig) fresh = myna_config_load (myna_config_get_path (server->config), error);
+  guint errors = 0;
 
   if (fresh == NULL)
     return FALSE;
-  /* Module declarations carry over, then the fresh file is checked. */
+  /* The fresh file's module path is scanned, and the file checked against
+   * the modules it would find, as at start; nothing changes until both
+   * pass. */
+  g_auto(GStrv) dirs = server_module_dirs (fresh);
+  g_autoptr(MynaModuleScan) scan = myna_module_registry_rescan (server->modules,
+                                                                (const char *const *) dirs);
+  myna_module_scan_declare (server->modules, scan, fresh);
+  g_autoptr(GPtrArray) diags = myna_config_check (fresh);
+  for (guint i = 0; i < diags->len; i++)
+    {
+      MynaDiag *d = diags->pdata[i];
+      errors += d->level == MYNA_DIAG_ERROR;
+      if (report != NULL)
+        g_string_append_printf (report, "%s:%u: %s: %s\n", d->file, d->line,
+                                d->level == MYNA_DIAG_ERROR ? "error" : "warning", d->message);
+    }
+  if (errors > 0)
+    {
+      g_set_error (error, MYNA_CONFIG_ERROR, MYNA_CONFIG_ERROR_INVALID,
+                   "%s has %u error(s): configuration not reloaded; the running "
+                   "configuration stays", myna_config_get_path (fresh), errors);
+      return FALSE;
+    }
+  myna_module_scan_apply (server->modules, scan);
   myna_server_swap_config (server, &fresh);
+  myna_module_registry_config_changed (server->modules);
   server_read_limits (server);
   for (guint i = 0; i < server->listeners->len; i++)
     listener_read_limits (server, server->listeners->pdata[i]);

@@ -2,12 +2,15 @@
  *
  * A module is a shared object exporting one descriptor, `myna_module_desc`,
  * made with MYNA_MODULE_DEFINE, plus a manifest NAME.module beside the .so
- * repeating its metadata, so the core builds its routing table without
- * opening lazy modules.  The core opens the .so when the module is needed
- * (at start for eager modules; on the first stanza of a namespace it serves,
- * or the first event it listens to, for lazy ones), checks the ABI and that
- * descriptor and manifest agree, then calls `load` once per virtual host that
- * enables it, with a MynaModule handle for that host.
+ * generated from the descriptor at build time (myna-module-manifest, the
+ * pkg-config variable manifest_tool), so the core builds its routing
+ * table without opening lazy modules.  The core opens the .so when the
+ * module is needed (at start for eager modules; on the first stanza of a
+ * namespace it serves, or the first event it listens to, for lazy ones),
+ * copies the descriptor (struct_size bytes at most), checks the ABI and
+ * that descriptor and manifest agree on every field, then calls `load`
+ * once per virtual host that enables it, with a MynaModule handle for that
+ * host.
  *
  * Everything a module registers through its handle (IQ routes, hooks,
  * features, disco identities, items and extensions, stream handlers,
@@ -121,6 +124,17 @@ void         myna_module_set_data (MynaModule *mod, gpointer data,
 gpointer     myna_module_get_data (MynaModule *mod);
 
 /* ---- Configuration: keys of [module:NAME], host overrides first ---------- */
+
+/* The instance's typed config snapshot: a struct of the descriptor's
+ * config_size holding each key of .config at its .offset (gint64 for INT,
+ * SIZE and DURATION; gboolean for BOOL; char * for STRING; char ** for
+ * LIST), parsed, clamped to its bounds, host overrides applied, defaults
+ * filled.  NULL when the descriptor has no config_size.  Rebuilt when a
+ * configuration reload is accepted: valid until the handler returns, so
+ * read it afresh in every callback and keep no pointer into it.
+ *   const PingConfig *cfg = myna_module_get_config (mod);  */
+const void  *myna_module_get_config (MynaModule *mod);
+/* Lookups by name (from the snapshot when the module has one). */
 
 char        *myna_module_config_string (MynaModule *mod, const char *key);
 gint64       myna_module_config_int (MynaModule *mod, const char *key);

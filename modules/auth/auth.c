@@ -946,17 +946,53 @@ auth_load (MynaModule *mod, GError **error)
 
 MYNA_MODULE_DEFINE (auth,
   .version = "1.0",
+  .description = "SASL authentication: SCRAM-SHA-1/256 and their -PLUS "
+                 "variants, PLAIN",
   .serves  = MYNA_STRV (NS_SASL),
   .mode    = MYNA_MODULE_EAGER,
   .config  = MYNA_CONFIG_KEYS (
-      { "mechanisms", MYNA_CONFIG_LIST, "SCRAM-SHA-256-PLUS;SCRAM-SHA-1-PLUS;SCRAM-SHA-256;SCRAM-SHA-1;PLAIN", 0, 0, "" },
-      { "allow_plain_insecure", MYNA_CONFIG_BOOL, "false", 0, 0, "" },
-      { "offer_channel_binding", MYNA_CONFIG_BOOL, "true", 0, 0, "" },
-      { "max_failures", MYNA_CONFIG_INT, "5", 1, 1000, "" },
-      { "max_failures_per_address", MYNA_CONFIG_INT, "20", 1, 100000, "" },
-      { "account_delay_max", MYNA_CONFIG_DURATION, "10s", 0, 60000, "" },
-      { "account_queue_max", MYNA_CONFIG_INT, "4", 1, 1000, "" },
-      { "max_known_accounts", MYNA_CONFIG_INT, "50000", 0, 10000000, "" },
-      { "failure_window", MYNA_CONFIG_DURATION, "5m", 1000, 86400000, "" },
-      { "max_failure_entries", MYNA_CONFIG_INT, "100000", 100, 10000000, "" }),
+      { .name = "mechanisms", .type = MYNA_CONFIG_LIST,
+        .default_value = "SCRAM-SHA-256-PLUS;SCRAM-SHA-1-PLUS;SCRAM-SHA-256;SCRAM-SHA-1;PLAIN",
+        .description = "SASL mechanisms offered, in order of preference" },
+      { .name = "allow_plain_insecure", .type = MYNA_CONFIG_BOOL,
+        .default_value = "false",
+        .description = "offer PLAIN on unencrypted streams (only for tests "
+                       "and benchmarks on loopback)" },
+      { .name = "offer_channel_binding", .type = MYNA_CONFIG_BOOL,
+        .default_value = "true",
+        .description = "offer the SCRAM -PLUS mechanisms (channel binding); "
+                       "false for clients that mishandle it" },
+      { .name = "max_failures", .type = MYNA_CONFIG_INT,
+        .default_value = "5", .min = 1, .max = 1000,
+        .description = "failed attempts from one address on one account "
+                       "within the window before that address is refused for "
+                       "that account; also where the per-account delay "
+                       "starts" },
+      { .name = "max_failures_per_address", .type = MYNA_CONFIG_INT,
+        .default_value = "20", .min = 1, .max = 100000,
+        .description = "failed attempts from one address (IPv6: one /64) "
+                       "within the window before it is refused for every "
+                       "account" },
+      { .name = "account_delay_max", .type = MYNA_CONFIG_DURATION,
+        .default_value = "10s", .min = 0, .max = 60000,
+        .description = "longest wait before answering an attempt on an "
+                       "account that failures from any address target (0: no "
+                       "delay)" },
+      { .name = "account_queue_max", .type = MYNA_CONFIG_INT,
+        .default_value = "4", .min = 1, .max = 1000,
+        .description = "attempts that may wait for an account under the delay "
+                       "(evaluated one per delay); past it, those from "
+                       "addresses that failed on the account are refused" },
+      { .name = "max_known_accounts", .type = MYNA_CONFIG_INT,
+        .default_value = "50000", .min = 0, .max = 10000000,
+        .description = "accounts whose last few login addresses are "
+                       "remembered, so that those addresses skip the "
+                       "account's line (0: none)" },
+      { .name = "failure_window", .type = MYNA_CONFIG_DURATION,
+        .default_value = "5m", .min = 1000, .max = 86400000,
+        .description = "window over which failed attempts are counted" },
+      { .name = "max_failure_entries", .type = MYNA_CONFIG_INT,
+        .default_value = "100000", .min = 100, .max = 10000000,
+        .description = "entries of the failed-attempt table; when full, those "
+                       "with the lowest counts go first" }),
   .load    = auth_load);

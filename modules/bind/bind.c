@@ -171,9 +171,17 @@ bind_load (MynaModule *mod, GError **error)
 
 MYNA_MODULE_DEFINE (bind,
   .version = "1.0",
+  .description = "resource binding (RFC 6120 §7) and legacy session "
+                 "establishment (RFC 3921)",
   .serves  = MYNA_STRV (NS_BIND, NS_SESSION),
   .mode    = MYNA_MODULE_EAGER,
   .config  = MYNA_CONFIG_KEYS (
-      { "resource_conflict", MYNA_CONFIG_STRING, "kick_old", 0, 0, "" },
-      { "max_resources", MYNA_CONFIG_INT, "10", 1, 1000, "" }),
+      { .name = "resource_conflict", .type = MYNA_CONFIG_STRING,
+        .default_value = "kick_old",
+        .description = "when a resource is already bound: kick_old (the old "
+                       "session gets <conflict/>), refuse, or random (the "
+                       "new one gets a generated resource)" },
+      { .name = "max_resources", .type = MYNA_CONFIG_INT,
+        .default_value = "10", .min = 1, .max = 1000,
+        .description = "sessions one account may have at once" }),
   .load    = bind_load);

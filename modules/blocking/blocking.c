@@ -680,14 +680,17 @@ blocking_unload (MynaModule *mod)
 static const MynaConfigKey blocking_config[] = {
   { .name = "max_items", .type = MYNA_CONFIG_INT, .default_value = "10000",
     .min = 1, .max = 100000,
-    .description = "most JIDs one user's block list holds" },
+    .description = "most JIDs one user's block list holds; a block past it "
+                   "gets policy-violation" },
   { .name = NULL },
 };
 
 /* Eager: enforcement must run from the first stanza. */
 MYNA_MODULE_DEFINE (blocking,
   .version = "1.0",
+  .description = "simple communications blocking (XEP-0191)",
   .serves  = MYNA_STRV (NS_BLOCKING),
+  .features = MYNA_STRV (NS_BLOCKING),
   .mode    = MYNA_MODULE_EAGER,
   .config  = blocking_config,
   .load    = blocking_load,

@@ -246,6 +246,7 @@ disco_unload (MynaModule *mod)
 /* Eager: the features it lists come from every module, loaded or not. */
 MYNA_MODULE_DEFINE (disco,
   .version = "1.0",
+  .description = "service discovery (XEP-0030)",
   .serves  = MYNA_STRV (NS_INFO, NS_ITEMS),
   .mode    = MYNA_MODULE_EAGER,
   .load    = disco_load,

@@ -267,7 +267,10 @@ last_restore (MynaModule *mod, GVariant *state)
  * recorded from the first session on. */
 MYNA_MODULE_DEFINE (last,
   .version = "1.0",
+  .description = "last activity (XEP-0012)",
   .serves  = MYNA_STRV (NS_LAST),
+  .features = MYNA_STRV (NS_LAST),
+  .account_features = MYNA_STRV (NS_LAST),
   .mode    = MYNA_MODULE_EAGER,
   .load    = last_load,
   .unload  = last_unload,

@@ -713,17 +713,21 @@ offline_unload (MynaModule *mod)
 static const MynaConfigKey offline_config[] = {
   { .name = "quota", .type = MYNA_CONFIG_INT, .default_value = "100",
     .min = 1, .max = 100000,
-    .description = "most messages kept for one offline user" },
+    .description = "most messages kept for one offline user; over it the "
+                   "sender gets service-unavailable" },
   { .name = "sender_share", .type = MYNA_CONFIG_INT, .default_value = "50",
     .min = 1, .max = 100,
-    .description = "percentage of quota one sender (bare JID) may fill" },
+    .description = "percentage of quota one sender (bare JID) may fill; past "
+                   "it that sender gets service-unavailable" },
   { .name = NULL },
 };
 
 MYNA_MODULE_DEFINE (offline,
   .version = "1.0",
+  .description = "offline messages (XEP-0160)",
   .events  = MYNA_STRV (MYNA_EVENT_MESSAGE_BARE, MYNA_EVENT_MESSAGE_FULL,
                         MYNA_EVENT_PRESENCE_INITIAL, MYNA_EVENT_ACCOUNT_DELETED),
+  .features = MYNA_STRV ("msgoffline"),
   .mode    = MYNA_MODULE_LAZY,
   .config  = offline_config,
   .load    = offline_load,

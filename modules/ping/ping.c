@@ -8,12 +8,20 @@
  * `attach` with every bound session after a (re)load to arm it again. */
 #include <myna/module.h>
 
+#include <stddef.h>
+
 #define NS_PING "urn:xmpp:ping"
 #define KEEPALIVE_KEY "ping-keepalive"
 
+/* The module's typed configuration: the core parses [module:ping] (and
+ * host overrides) into it at load and on every accepted config reload. */
 typedef struct {
-  guint       interval_ms;
-  guint       timeout_ms;
+  gint64      interval_ms;   /* keepalive_interval */
+  gint64      timeout_ms;    /* keepalive_timeout */
+} PingConfig;
+
+typedef struct {
+  MynaModule *mod;
 } Ping;
 
 /* Per-session keepalive state, owned by the session's data. */
@@ -45,6 +53,7 @@ keepalive_fire (gpointer data)
   Keepalive *k = data;
   gint64 now = g_get_monotonic_time ();
   gint64 idle_ms = (now - myna_session_get_last_activity (k->session)) / 1000;
+  const PingConfig *cfg = myna_module_get_config (k->ping->mod);
 
   if (k->pinged_at != 0 && myna_session_get_last_activity (k->session) < k->pinged_at)
     {
@@ -53,9 +62,11 @@ keepalive_fire (gpointer data)
       return;
     }
   k->pinged_at = 0;
-  if (idle_ms < k->ping->interval_ms)
+  if (cfg->interval_ms == 0)
+    return;   /* keepalives turned off by a config reload */
+  if (idle_ms < cfg->interval_ms)
     {
-      myna_timer_start (k->timer, (guint) (k->ping->interval_ms - idle_ms));
+      myna_timer_start (k->timer, (guint) (cfg->interval_ms - idle_ms));
       return;
     }
   g_autoptr(MynaStanza) iq = myna_stanza_new ("iq", MYNA_NS_CLIENT);
@@ -67,19 +78,24 @@ keepalive_fire (gpointer data)
   myna_stanza_add_child (iq, "ping", NS_PING);
   myna_session_send (k->session, iq);
   k->pinged_at = now;
-  myna_timer_start (k->timer, k->ping->timeout_ms);
+  myna_timer_start (k->timer, (guint) cfg->timeout_ms);
 }
 
-/* Arms the keepalive of @s (replacing any it had). */
+/* Arms the keepalive of @s (replacing any it had), unless turned off. */
 static void
 keepalive_arm (Ping *ping, MynaSession *s)
 {
+  const PingConfig *cfg = myna_module_get_config (ping->mod);
+
+  if (cfg->interval_ms == 0)
+    return;
+
   Keepalive *k = g_new0 (Keepalive, 1);
 
   k->ping = ping;
   k->session = s;
   k->timer = myna_timer_new (keepalive_fire, k);
-  myna_timer_start (k->timer, ping->interval_ms);
+  myna_timer_start (k->timer, (guint) cfg->interval_ms);
   myna_session_set_data (s, KEEPALIVE_KEY, k, keepalive_free);
 }
 
@@ -95,10 +111,7 @@ ping_session_bound (MynaCall *call, MynaStanza *unused, gpointer data)
 static void
 ping_attach (MynaModule *mod, MynaSession *session)
 {
-  Ping *ping = myna_module_get_data (mod);
-
-  if (ping->interval_ms > 0)
-    keepalive_arm (ping, session);
+  keepalive_arm (myna_module_get_data (mod), session);
 }
 
 /* The client's answer to our ping needs no routing. */
@@ -117,23 +130,32 @@ ping_load (MynaModule *mod, GError **error)
 {
   Ping *ping = g_new0 (Ping, 1);
 
-  ping->interval_ms = (guint) myna_module_config_int (mod, "keepalive_interval");
-  ping->timeout_ms = (guint) myna_module_config_int (mod, "keepalive_timeout");
+  ping->mod = mod;
   myna_module_set_data (mod, ping, g_free);
   myna_module_add_feature (mod, NS_PING);
   myna_module_route_iq (mod, MYNA_IQ_GET, NS_PING, "ping", ping_iq, NULL, NULL);
-  if (ping->interval_ms > 0)
-    myna_module_hook (mod, MYNA_EVENT_SESSION_BOUND, 0, ping_session_bound, ping, NULL);
+  myna_module_hook (mod, MYNA_EVENT_SESSION_BOUND, 0, ping_session_bound, ping, NULL);
   myna_module_hook (mod, MYNA_EVENT_IQ_HOST, 100, ping_pong, NULL, NULL);
   return TRUE;
 }
 
 MYNA_MODULE_DEFINE (ping,
   .version = "1.1",
+  .description = "XMPP ping (XEP-0199) and server keepalives",
   .serves  = MYNA_STRV (NS_PING),
+  .features = MYNA_STRV (NS_PING),
   .mode    = MYNA_MODULE_EAGER,
   .config  = MYNA_CONFIG_KEYS (
-      { "keepalive_interval", MYNA_CONFIG_DURATION, "5m", 0, 86400000, "" },
-      { "keepalive_timeout", MYNA_CONFIG_DURATION, "60s", 1000, 3600000, "" }),
+      { .name = "keepalive_interval", .type = MYNA_CONFIG_DURATION,
+        .default_value = "5m", .min = 0, .max = 86400000,
+        .description = "ping a session silent for this long (0 disables "
+                       "keepalives)",
+        .offset = offsetof (PingConfig, interval_ms) },
+      { .name = "keepalive_timeout", .type = MYNA_CONFIG_DURATION,
+        .default_value = "60s", .min = 1000, .max = 3600000,
+        .description = "close a session that stays silent this long after a "
+                       "keepalive ping",
+        .offset = offsetof (PingConfig, timeout_ms) }),
+  .config_size = sizeof (PingConfig),
   .load    = ping_load,
   .attach  = ping_attach);

@@ -545,6 +545,7 @@ presence_unload (MynaModule *mod)
  * per-session data is freed by GLib and libmyna functions. */
 MYNA_MODULE_DEFINE (presence,
   .version  = "1.0",
+  .description = "presence (RFC 6121 §4)",
   .mode     = MYNA_MODULE_EAGER,
   .provides = MYNA_STRV ("presence/1"),
   .uses     = MYNA_STRV ("roster/1"),

@@ -465,20 +465,24 @@ private_unload (MynaModule *mod)
 static const MynaConfigKey private_config[] = {
   { .name = "max_item_size", .type = MYNA_CONFIG_SIZE, .default_value = "64K",
     .min = 1024, .max = 16 * 1024 * 1024,
-    .description = "largest element stored, serialised" },
+    .description = "largest element stored, serialised; a larger one gets "
+                   "not-acceptable" },
   { .name = "max_total_size", .type = MYNA_CONFIG_SIZE, .default_value = "256K",
     .min = 1024, .max = 64 * 1024 * 1024,
-    .description = "most bytes (keys and elements) stored for one user" },
+    .description = "most bytes (keys and elements) stored for one user; past "
+                   "it a set gets resource-constraint" },
   { .name = "max_waiting", .type = MYNA_CONFIG_INT, .default_value = "1000",
     .min = 16, .max = 100000,
-    .description = "gets of one account that may wait for private sets in flight; "
-                   "past it a get gets resource-constraint" },
+    .description = "gets of one account that may wait for private sets in "
+                   "flight; past it a get gets resource-constraint" },
   { .name = NULL },
 };
 
 MYNA_MODULE_DEFINE (private,
   .version = "1.0",
+  .description = "private XML storage (XEP-0049)",
   .serves  = MYNA_STRV (NS_PRIVATE),
+  .features = MYNA_STRV (NS_PRIVATE),
   .mode    = MYNA_MODULE_LAZY,
   .config  = private_config,
   .load    = private_load,

@@ -650,12 +650,15 @@ register_load (MynaModule *mod, GError **error)
 
 static const MynaConfigKey register_config[] = {
   { .name = "allow_registration", .type = MYNA_CONFIG_BOOL, .default_value = "false",
-    .description = "let anyone create an account in-band" },
+    .description = "let anyone create an account in-band; closed, requests "
+                   "get not-allowed and no stream feature is offered" },
   { .name = "allow_insecure", .type = MYNA_CONFIG_BOOL, .default_value = "false",
-    .description = "allow registration and password changes on unencrypted streams" },
+    .description = "allow registration and password changes on unencrypted "
+                   "streams (tests only)" },
   { .name = "min_seconds_between", .type = MYNA_CONFIG_DURATION, .default_value = "60s",
     .min = 0, .max = 86400000,
-    .description = "least time between two registrations from one address (0: no limit)" },
+    .description = "least time between two registrations from one address; 0 "
+                   "turns the limit off" },
   { .name = "min_password_length", .type = MYNA_CONFIG_INT, .default_value = "8",
     .min = 1, .max = 1024,
     .description = "shortest password accepted, in characters" },
@@ -665,7 +668,9 @@ static const MynaConfigKey register_config[] = {
 /* Eager: it offers a stream feature and handles pre-authentication IQs. */
 MYNA_MODULE_DEFINE (register,
   .version = "1.0",
+  .description = "in-band registration (XEP-0077)",
   .serves  = MYNA_STRV (NS_REGISTER),
+  .features = MYNA_STRV (NS_REGISTER),
   .mode    = MYNA_MODULE_EAGER,
   .config  = register_config,
   .load    = register_load);

@@ -705,7 +705,8 @@ rest_unload (MynaModule *mod)
 
 static const MynaConfigKey rest_config[] = {
   { .name = "token", .type = MYNA_CONFIG_STRING, .default_value = "",
-    .description = "bearer token every request must carry; empty: the API refuses all" },
+    .description = "bearer token every request must carry; empty: the API "
+                   "refuses every request with 401" },
   { .name = "min_password_length", .type = MYNA_CONFIG_INT, .default_value = "8",
     .min = 1, .max = 1024,
     .description = "shortest password accepted for new accounts, in characters" },
@@ -715,6 +716,8 @@ static const MynaConfigKey rest_config[] = {
 /* Eager: nothing in XMPP would ever load it. */
 MYNA_MODULE_DEFINE (rest,
   .version = "1.0",
+  .description = "the HTTP administration API under /api/v1 (needs an http "
+                 "listener and a token)",
   .mode    = MYNA_MODULE_EAGER,
   .config  = rest_config,
   .load    = rest_load,

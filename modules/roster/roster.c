@@ -1460,18 +1460,23 @@ roster_unload (MynaModule *mod)
 static const MynaConfigKey roster_config[] = {
   { .name = "max_items", .type = MYNA_CONFIG_INT, .default_value = "20000",
     .min = 1, .max = 100000,
-    .description = "most items one user's roster holds, pending requests included; past it a new item is refused" },
+    .description = "most items one user's roster holds, pending requests "
+                   "included; past it a new item is refused" },
   { .name = "max_waiting", .type = MYNA_CONFIG_INT, .default_value = "1000",
     .min = 16, .max = 100000,
-    .description = "answers to one account's roster requests that may wait for "
-                   "its changes in flight; past it a request gets resource-constraint" },
+    .description = "answers to one account's roster requests that may wait "
+                   "for its changes in flight; past it a request gets "
+                   "resource-constraint" },
   { .name = NULL },
 };
 
 MYNA_MODULE_DEFINE (roster,
   .version = "1.0",
+  .description = "rosters and subscriptions (RFC 6121), roster versioning "
+                 "(XEP-0237)",
   .serves  = MYNA_STRV (ROSTER_NS),
   .provides = MYNA_STRV ("roster/1"),
+  .features = MYNA_STRV (ROSTER_NS),
   .mode    = MYNA_MODULE_EAGER,
   .config  = roster_config,
   .load    = roster_load,

@@ -329,17 +329,21 @@ vcard_unload (MynaModule *mod)
 static const MynaConfigKey vcard_config[] = {
   { .name = "max_size", .type = MYNA_CONFIG_SIZE, .default_value = "64K",
     .min = 1024, .max = 16 * 1024 * 1024,
-    .description = "largest vCard accepted, serialised" },
+    .description = "largest vCard accepted, serialised; a larger one gets "
+                   "not-acceptable" },
   { .name = "max_waiting", .type = MYNA_CONFIG_INT, .default_value = "1000",
     .min = 16, .max = 100000,
-    .description = "gets of one account that may wait for vCard sets in flight; "
-                   "past it a get gets resource-constraint" },
+    .description = "gets of one account that may wait for vCard sets in "
+                   "flight; past it a get gets resource-constraint" },
   { .name = NULL },
 };
 
 MYNA_MODULE_DEFINE (vcard,
   .version = "1.0",
+  .description = "vcard-temp (XEP-0054)",
   .serves  = MYNA_STRV (NS_VCARD),
+  .features = MYNA_STRV (NS_VCARD),
+  .account_features = MYNA_STRV (NS_VCARD),
   .mode    = MYNA_MODULE_LAZY,
   .config  = vcard_config,
   .load    = vcard_load,

@@ -31,7 +31,11 @@ version_load (MynaModule *mod, GError **error)
 
 MYNA_MODULE_DEFINE (version,
   .version = "1.0",
+  .description = "software version (XEP-0092)",
   .serves  = MYNA_STRV (NS_VERSION),
+  .features = MYNA_STRV (NS_VERSION),
   .config  = MYNA_CONFIG_KEYS (
-      { "show_os", MYNA_CONFIG_BOOL, "false", 0, 0, "include the OS name" }),
+      { .name = "show_os", .type = MYNA_CONFIG_BOOL,
+        .default_value = "false",
+        .description = "include the OS name" }),
   .load    = version_load);

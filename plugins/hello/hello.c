@@ -142,8 +142,8 @@ hello_restore (MynaModule *mod, GVariant *state)
     hello->count = count;
 }
 
-/* The keys of [module:hello]; hello.module repeats them for check-config.
- * Designated initialisers keep clang's -Wmissing-field-initializers quiet
+/* The keys of [module:hello]; the generated hello.module repeats them for
+ * check-config and lazy routing.  Designated initialisers keep clang's -Wmissing-field-initializers quiet
  * on the terminating entry. */
 static const MynaConfigKey hello_config[] = {
   { .name = "greeting", .type = MYNA_CONFIG_STRING,
@@ -153,7 +153,9 @@ static const MynaConfigKey hello_config[] = {
 
 MYNA_MODULE_DEFINE (hello,
   .version = "1.0",
+  .description = "an example third-party module: greets by IQ and message",
   .serves  = MYNA_STRV (NS_HELLO),
+  .features = MYNA_STRV (NS_HELLO),
   .events  = MYNA_STRV (MYNA_EVENT_MESSAGE_HOST),
   .mode    = MYNA_MODULE_LAZY,
   .config  = hello_config,

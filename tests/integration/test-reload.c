@@ -90,17 +90,27 @@ teardown (Fixture *f, gconstpointer unused)
   g_free (f->moddir);
 }
 
-/* Rewrites lazytest's manifest in the test's module directory, with
- * @serves as its serves= line. */
+/* Rewrites lazytest's manifest in the test's module directory: the one
+ * generated from its descriptor, with @serves as its serves= line. */
 static void
 write_lazy_manifest (Fixture *f, const char *serves)
 {
   g_autoptr(GError) error = NULL;
+  g_autofree char *generated = build_path ("tests/modules/lazytest.module");
   g_autofree char *path = g_build_filename (f->moddir, "lazytest.module", NULL);
-  g_autofree char *text = g_strdup_printf ("[module]\nname=lazytest\nversion=1.0\nabi=%d\n"
-                                           "serves=%s\nmode=lazy\n", MYNA_ABI_MAJOR, serves);
+  g_autofree char *text = NULL;
 
-  g_file_set_contents (path, text, -1, &error);
+  g_file_get_contents (generated, &text, NULL, &error);
+  g_assert_no_error (error);
+  g_auto(GStrv) lines = g_strsplit (text, "\n", -1);
+  for (guint i = 0; lines[i] != NULL; i++)
+    if (g_str_has_prefix (lines[i], "serves="))
+      {
+        g_free (lines[i]);
+        lines[i] = g_strdup_printf ("serves=%s", serves);
+      }
+  g_autofree char *edited = g_strjoinv ("\n", lines);
+  g_file_set_contents (path, edited, -1, &error);
   g_assert_no_error (error);
 }
 

@@ -347,6 +347,45 @@ test_check_config (void)
   mynad_rm_rf (dir);
 }
 
+/* check-config checks every module the file enables from its manifest
+ * alone, lazy ones included: values set for their keys, and the defaults
+ * they declare. */
+static void
+test_check_config_lazy_modules (void)
+{
+  g_autoptr(GError) error = NULL;
+  g_autofree char *dir = g_dir_make_tmp ("mynactl-XXXXXX", &error);
+  g_autofree char *path = g_build_filename (dir, "lazy.conf", NULL);
+  g_autofree char *manifest = g_build_filename (dir, "lazybad.module", NULL);
+  g_autofree char *tool = build_path ("core/mynactl");
+  g_autofree char *conf = g_strdup_printf ("[global]\nmodule_path = %s\n"
+                                           "modules = lazytest;lazybad\n"
+                                           "[host:localhost]\n"
+                                           "[module:lazytest]\nlimit = many\n", dir);
+  g_autofree char *out = NULL;
+
+  /* A lazy module's manifest only (nothing is opened): its key's default
+   * is no integer. */
+  g_file_set_contents (manifest, "[module]\nname=lazybad\nabi=2\nserves=urn:lazybad;\n"
+                                 "mode=lazy\n[config:depth]\ntype=int\ndefault=deep\n",
+                       -1, &error);
+  g_assert_no_error (error);
+  g_file_set_contents (path, conf, -1, &error);
+  g_assert_no_error (error);
+  g_autoptr(GSubprocess) p = g_subprocess_new (G_SUBPROCESS_FLAGS_STDOUT_PIPE, &error, tool,
+                                               "check-config", path, NULL);
+  g_assert_no_error (error);
+  g_subprocess_communicate_utf8 (p, NULL, NULL, &out, NULL, &error);
+  g_test_message ("%s", out);
+  g_assert_cmpint (g_subprocess_get_exit_status (p), ==, 1);
+  g_autofree char *l3 = g_strdup_printf ("%s:3: error: [global] modules: module 'lazybad' "
+                                         "declares key 'depth' with an invalid default", path);
+  g_autofree char *l6 = g_strdup_printf ("%s:6: error: [module:lazytest] limit: 'many'", path);
+  g_assert_nonnull (strstr (out, l3));
+  g_assert_nonnull (strstr (out, l6));
+  mynad_rm_rf (dir);
+}
+
 static void
 test_shipped_config_checks (void)
 {
@@ -388,6 +427,86 @@ test_sighup_reloads (Fixture *f, gconstpointer unused)
   g_assert_cmpint (mynactl (&f->d, &routes2, "routes", NULL), ==, 0);
   g_assert_nonnull (strstr (routes2, "urn:myna:test:lazy -> lazytest"));
   g_assert_null (strstr (routes2, "jabber:iq:version"));
+}
+
+/* Writes the instance's config with its module list @from replaced by
+ * @to and @tail appended; returns the line @tail starts on. */
+static guint
+edit_config (Fixture *f, const char *from, const char *to, const char *tail)
+{
+  g_autofree char *conf = NULL;
+  g_autoptr(GError) error = NULL;
+  guint line = 1;
+
+  g_file_get_contents (f->d.conf_path, &conf, NULL, &error);
+  g_assert_no_error (error);
+  g_autoptr(GString) edited = g_string_new (conf);
+  g_assert_cmpuint (g_string_replace (edited, from, to, 1), ==, 1);
+  if (edited->str[edited->len - 1] != '\n')
+    g_string_append_c (edited, '\n');
+  for (const char *p = edited->str; *p != '\0'; p++)
+    line += *p == '\n';
+  g_string_append (edited, tail);
+  g_file_set_contents (f->d.conf_path, edited->str, -1, &error);
+  g_assert_no_error (error);
+  return line;
+}
+
+/* mynactl reload-config refuses a file with errors as a whole: the answer
+ * lists each error with file:line, and the running configuration stays
+ * (version is still routed, the lazytest module still absent). */
+static void
+test_reload_config_refuses_bad_file (Fixture *f, gconstpointer unused)
+{
+  g_autofree char *answer = NULL, *routes = NULL, *routes2 = NULL;
+  guint line = edit_config (f, "modules = disco;ping;version;auth;bind",
+                            "modules = disco;ping;auth;bind;lazytest",
+                            "[module:ping]\nkeepalive_interval = forever\n");
+  g_autofree char *needle = g_strdup_printf ("%s:%u: error: [module:ping] keepalive_interval",
+                                             f->d.conf_path, line + 1);
+
+  g_assert_cmpint (mynactl (&f->d, &answer, "reload-config", NULL), ==, 1);
+  g_test_message ("%s", answer);
+  g_assert_nonnull (strstr (answer, needle));
+  g_assert_nonnull (strstr (answer, "\nERR "));
+  g_assert_nonnull (strstr (answer, "configuration not reloaded"));
+  g_assert_cmpint (mynactl (&f->d, &routes, "routes", NULL), ==, 0);
+  g_assert_nonnull (strstr (routes, "jabber:iq:version -> version"));
+  g_assert_null (strstr (routes, "lazytest"));
+
+  /* Fixed, the same edit is accepted. */
+  edit_config (f, "keepalive_interval = forever", "keepalive_interval = 10m", "");
+  g_clear_pointer (&answer, g_free);
+  g_assert_cmpint (mynactl (&f->d, &answer, "reload-config", NULL), ==, 0);
+  g_assert_cmpint (mynactl (&f->d, &routes2, "routes", NULL), ==, 0);
+  g_assert_null (strstr (routes2, "jabber:iq:version"));
+  g_assert_nonnull (strstr (routes2, "urn:myna:test:lazy -> lazytest"));
+}
+
+/* SIGHUP with a bad file: each error is logged with file:line, and the
+ * running configuration stays. */
+static void
+test_sighup_refuses_bad_file (Fixture *f, gconstpointer unused)
+{
+  g_autoptr(Client) c = client_open_stream (&f->d);
+  g_autofree char *routes = NULL, *conf = NULL;
+  guint line = 1;
+
+  edit_config (f, "modules = disco;ping;version;auth;bind",
+               "modules = disco;ping;auth;bind;lazytest;nosuch", "");
+  g_file_get_contents (f->d.conf_path, &conf, NULL, NULL);
+  for (const char *p = conf; p < strstr (conf, "modules = "); p++)
+    line += *p == '\n';
+  g_autofree char *needle = g_strdup_printf ("SIGHUP: %s:%u: error: [global] modules: no module "
+                                             "named 'nosuch'", f->d.conf_path, line);
+
+  g_subprocess_send_signal (f->d.proc, SIGHUP);
+  g_assert_true (mynad_wait_log (&f->d, "configuration not reloaded", WAIT_MS));
+  g_assert_nonnull (strstr (f->d.log->str, needle));
+  g_assert_true (client_is_open (c));
+  g_assert_cmpint (mynactl (&f->d, &routes, "routes", NULL), ==, 0);
+  g_assert_nonnull (strstr (routes, "jabber:iq:version -> version"));
+  g_assert_null (strstr (routes, "lazytest"));
 }
 
 static void
@@ -451,6 +570,9 @@ main (int argc, char **argv)
   ADD ("/stream/idle-parser-released", test_idle_parser_released, NULL);
   ADD ("/signals/sighup", test_sighup_reloads, NULL);
   ADD ("/signals/sigterm", test_sigterm_graceful, NULL);
+  ADD ("/signals/sighup-refuses-bad-file", test_sighup_refuses_bad_file, NULL);
+  ADD ("/admin/reload-config-refuses-bad-file", test_reload_config_refuses_bad_file, NULL);
+  g_test_add_func ("/admin/check-config-lazy-modules", test_check_config_lazy_modules);
   g_test_add_func ("/admin/check-config", test_check_config);
   g_test_add_func ("/admin/slow-reader", test_admin_slow_reader);
   g_test_add_func ("/admin/shipped-config", test_shipped_config_checks);

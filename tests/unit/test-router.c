@@ -4,9 +4,13 @@
  * priorities, service-unavailable for unrouted namespaces, and what the
  * core cleans up for a module at unload (session data, timers, pending
  * callbacks) before its .so is closed; component domains and the disco
- * identities, items and extension forms modules register. */
+ * identities, items and extension forms modules register; descriptors
+ * shorter than today's (honoured) or too short (refused), manifests that
+ * disagree with their descriptor, typed config snapshots, and checked
+ * config reloads. */
 #include "server-harness.h"
 #include "../modules/unloadtest/unloadtest.h"
+#include "../modules/lazytest/lazytest.h"
 
 #include <errno.h>
 #include <sys/socket.h>
@@ -127,7 +131,7 @@ test_wrong_abi_refused (Fixture *f, gconstpointer unused)
   MynaModuleRegistry *reg = f->h.server->modules;
 
   g_assert_null (myna_module_load (reg, f->host, "badabi", &error));
-  g_assert_error (error, G_IO_ERROR, G_IO_ERROR_NOT_SUPPORTED);
+  g_assert_error (error, MYNA_MODULE_ERROR, MYNA_MODULE_ERROR_ABI);
   g_autofree char *abi = g_strdup_printf ("ABI %d", MYNA_ABI_MAJOR + 41);
   g_assert_nonnull (strstr (error->message, abi));
   g_assert_nonnull (strstr (error->message, "mod_badabi.so"));
@@ -148,7 +152,7 @@ test_failing_and_missing_modules (Fixture *f, gconstpointer unused)
   g_assert_nonnull (strstr (error->message, "refuses"));
   g_clear_error (&error);
   g_assert_null (myna_module_load (reg, f->host, "nosuch", &error));
-  g_assert_error (error, G_IO_ERROR, G_IO_ERROR_NOT_FOUND);
+  g_assert_error (error, MYNA_MODULE_ERROR, MYNA_MODULE_ERROR_NOT_FOUND);
   g_assert_true (myna_module_is_loaded (reg, f->host, "disco"));
   g_assert_cmpstr (myna_stanza_get_type (query (f, "http://jabber.org/protocol/disco#info")),
                    ==, "result");
@@ -169,6 +173,229 @@ test_disco_lists_lazy_features (Fixture *f, gconstpointer unused)
         version = TRUE;
     }
   g_assert_true (version);
+}
+
+/* ---- descriptors and manifests --------------------------------------------- */
+
+static const char *
+short_count (MynaStanza *reply)
+{
+  MynaStanza *q = myna_stanza_get_child (reply, "query", "urn:myna:test:short");
+  g_assert_nonnull (q);
+  return myna_stanza_get_child_text (q, "count");
+}
+
+/* A descriptor ending at `restore` loads, keeps its state across a reload
+ * through save/restore, and nothing past its end is read (the ASan build
+ * sees that: the exported object is that short).  A smaller one is refused. */
+static void
+test_short_descriptor (Fixture *f, gconstpointer unused)
+{
+  g_autoptr(GError) error = NULL;
+  MynaModuleRegistry *reg = f->h.server->modules;
+
+  g_assert_cmpstr (short_count (query (f, "urn:myna:test:short")), ==, "1");
+  g_assert_cmpstr (short_count (query (f, "urn:myna:test:short")), ==, "2");
+  g_assert_true (myna_module_reload (reg, f->host, "shortdesc", &error));
+  g_assert_no_error (error);
+  g_assert_cmpstr (short_count (query (f, "urn:myna:test:short")), ==, "3");
+  g_assert_true (myna_module_unload (reg, f->host, "shortdesc", &error));
+
+  g_assert_null (myna_module_load (reg, f->host, "tinydesc", &error));
+  g_assert_error (error, MYNA_MODULE_ERROR, MYNA_MODULE_ERROR_ABI);
+  g_assert_nonnull (strstr (error->message, "descriptor too small"));
+  g_assert_cmpstr (error_condition (query (f, "urn:myna:test:tiny")), ==, "service-unavailable");
+}
+
+/* Copies @name's built .so and generated manifest into @dir; returns the
+ * manifest's text. */
+static char *
+copy_module (const char *dir, const char *name)
+{
+  g_autoptr(GError) error = NULL;
+  g_autofree char *so_name = g_strdup_printf ("mod_%s.so", name);
+  g_autofree char *mf_name = g_strdup_printf ("%s.module", name);
+  g_autofree char *so = g_build_filename (g_getenv ("MYNA_BUILD_ROOT"), "modules", name, so_name, NULL);
+  g_autofree char *mf = g_build_filename (g_getenv ("MYNA_BUILD_ROOT"), "modules", name, mf_name, NULL);
+  g_autofree char *so_to = g_build_filename (dir, so_name, NULL);
+  char *text = NULL;
+  gchar *bytes = NULL;
+  gsize len = 0;
+
+  g_file_get_contents (so, &bytes, &len, &error);
+  g_assert_no_error (error);
+  g_file_set_contents (so_to, bytes, (gssize) len, &error);
+  g_assert_no_error (error);
+  g_free (bytes);
+  g_file_get_contents (mf, &text, NULL, &error);
+  g_assert_no_error (error);
+  return text;
+}
+
+/* Loads ping from @dir through a registry of its own with its manifest
+ * edited (@from → @to); returns the error. */
+static GError *
+load_edited_ping (Fixture *f, const char *dir, const char *manifest,
+                  const char *from, const char *to)
+{
+  g_autoptr(GString) edited = g_string_new (manifest);
+  g_autofree char *path = g_build_filename (dir, "ping.module", NULL);
+  const char *dirs[] = { dir, NULL };
+  GError *error = NULL;
+
+  g_assert_cmpuint (g_string_replace (edited, from, to, 1), ==, 1);
+  g_file_set_contents (path, edited->str, -1, &error);
+  g_assert_no_error (error);
+  MynaModuleRegistry *reg = myna_module_registry_new (f->h.server);
+  myna_module_registry_scan (reg, dirs);
+  g_assert_null (myna_module_load (reg, f->host, "ping", &error));
+  myna_module_registry_free (reg);
+  return error;
+}
+
+/* Every field of the manifest is compared with the descriptor, config
+ * keys' types, defaults and bounds included; the error names the field. */
+static void
+test_manifest_disagrees (Fixture *f, gconstpointer unused)
+{
+  static const struct { const char *from, *to, *named; } cases[] = {
+    { "version=1.1", "version=1.2", "'version'" },
+    { "description=XMPP ping", "description=A ping", "'description'" },
+    { "features=urn:xmpp:ping;", "features=urn:xmpp:ping;urn:xmpp:pong;", "'features'" },
+    { "mode=eager", "mode=lazy", "'mode'" },
+    { "default=5m", "default=6m", "config key 'keepalive_interval' default" },
+    { "max=86400000", "max=86400001", "config key 'keepalive_interval' bounds" },
+    { "type=duration", "type=int", "config key 'keepalive_interval' type" },
+    { "description=close a session", "description=shut a session",
+      "config key 'keepalive_timeout' description" },
+    { "[config:keepalive_timeout]", "[config:keepalive_timeout_ms]",
+      "config key 'keepalive_timeout' (missing from the manifest)" },
+  };
+  g_autoptr(GError) error = NULL;
+  g_autofree char *dir = g_dir_make_tmp ("myna-manifest-XXXXXX", &error);
+  g_autofree char *manifest = copy_module (dir, "ping");
+
+  for (guint i = 0; i < G_N_ELEMENTS (cases); i++)
+    {
+      g_autoptr(GError) e = load_edited_ping (f, dir, manifest, cases[i].from, cases[i].to);
+      g_test_message ("%s: %s", cases[i].to, e->message);
+      g_assert_error (e, MYNA_MODULE_ERROR, MYNA_MODULE_ERROR_MANIFEST);
+      g_assert_nonnull (strstr (e->message, cases[i].named));
+    }
+  harness_rm_rf (dir);
+}
+
+/* ---- typed config ------------------------------------------------------------ */
+
+/* Rewrites the harness's config file with @extra in [global] (and the
+ * sections it brings) and reloads it; returns what the reload said. */
+static gboolean
+reload_with (Fixture *f, const char *extra, GString *report, GError **error)
+{
+  g_autoptr(GError) local = NULL;
+  g_autofree char *conf = g_strdup_printf (
+      "[global]\ndata_dir = %s\nmodule_path = %s/tests/modules\n%s\n"
+      "[listener:c2s]\nport = 0\n[host:localhost]\n",
+      f->h.dir, g_getenv ("MYNA_BUILD_ROOT"), extra);
+  g_autofree char *path = g_build_filename (f->h.dir, "test.conf", NULL);
+
+  g_file_set_contents (path, conf, -1, &local);
+  g_assert_no_error (local);
+  return myna_server_reload_config (f->h.server, report, error);
+}
+
+/* The snapshot holds every key parsed at its offset (host overrides,
+ * clamping, defaults), the string getters read it, and an accepted config
+ * reload rebuilds it. */
+static void
+test_typed_config (Fixture *f, gconstpointer unused)
+{
+  g_autoptr(GError) error = NULL;
+  MynaModule *mod = myna_module_load (f->h.server->modules, f->host, "lazytest", &error);
+  g_assert_no_error (error);
+  const LazyConfig *cfg = myna_module_get_config (mod);
+
+  g_assert_nonnull (cfg);
+  g_assert_cmpstr (cfg->greeting, ==, "hi there");
+  g_assert_cmpint (cfg->limit, ==, 100);            /* 500 clamped to max */
+  g_assert_true (cfg->loud);                        /* host override */
+  g_assert_cmpuint (g_strv_length (cfg->names), ==, 2);
+  g_assert_cmpstr (cfg->names[0], ==, "a");
+  g_assert_cmpint (cfg->buffer, ==, 8192);
+  g_assert_cmpint (cfg->wait, ==, 2000);            /* default */
+  g_assert_cmpint (myna_module_config_int (mod, "limit"), ==, 100);
+  g_autofree char *greeting = myna_module_config_string (mod, "greeting");
+  g_assert_cmpstr (greeting, ==, "hi there");
+
+  g_assert_true (reload_with (f, "modules = disco;lazytest\n[module:lazytest]\nlimit = 7\n"
+                                 "names = x;y;z\nwait = 1m\n", NULL, &error));
+  g_assert_no_error (error);
+  cfg = myna_module_get_config (mod);
+  g_assert_cmpstr (cfg->greeting, ==, "hello");
+  g_assert_cmpint (cfg->limit, ==, 7);
+  g_assert_false (cfg->loud);
+  g_assert_cmpuint (g_strv_length (cfg->names), ==, 3);
+  g_assert_cmpint (cfg->wait, ==, 60000);
+  g_assert_true (myna_module_config_bool (mod, "loud") == FALSE);
+}
+
+/* A config reload with errors is refused as a whole with every error and
+ * its line; the running configuration (and the snapshots) stay. */
+static void
+test_reload_refuses_bad_file (Fixture *f, gconstpointer unused)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GString) report = g_string_new (NULL);
+  MynaModule *mod = myna_module_load (f->h.server->modules, f->host, "lazytest", &error);
+  g_assert_no_error (error);
+
+  g_assert_false (reload_with (f, "modules = disco;nosuch\n[module:lazytest]\nlimit = many\n",
+                               report, &error));
+  g_assert_error (error, MYNA_CONFIG_ERROR, MYNA_CONFIG_ERROR_INVALID);
+  g_test_message ("%s%s", report->str, error->message);
+  g_assert_nonnull (strstr (report->str, "test.conf:4: error: [global] modules: no module named 'nosuch'"));
+  g_assert_nonnull (strstr (report->str, "test.conf:6: error: [module:lazytest] limit"));
+  g_assert_cmpint (((const LazyConfig *) myna_module_get_config (mod))->limit, ==, 100);
+  g_assert_true (myna_module_is_loaded (f->h.server->modules, f->host, "lazytest"));
+  g_assert_true (myna_module_is_loaded (f->h.server->modules, f->host, "disco"));
+  g_assert_cmpstr (myna_config_get_path (f->h.server->config), !=, NULL);
+  g_autofree char *still = myna_config_get_module_string (f->h.server->config, "localhost",
+                                                          "lazytest", "greeting");
+  g_assert_cmpstr (still, ==, "hi there");
+}
+
+/* A reload rescans module_path: a manifest added since start is found (a
+ * file enabling it is accepted), and one removed is dropped (a file still
+ * enabling it is refused). */
+static void
+test_reload_rescans_module_path (Fixture *f, gconstpointer unused)
+{
+  g_autoptr(GError) error = NULL;
+  g_autofree char *dir = g_dir_make_tmp ("myna-modpath-XXXXXX", &error);
+  g_autofree char *manifest = g_build_filename (dir, "latecomer.module", NULL);
+  g_autofree char *with = g_strdup_printf ("module_path = %s/tests/modules;%s\n"
+                                           "modules = disco;latecomer\n",
+                                           g_getenv ("MYNA_BUILD_ROOT"), dir);
+  MynaModuleRegistry *reg = f->h.server->modules;
+
+  g_assert_null (myna_module_registry_find (reg, "latecomer"));
+  g_file_set_contents (manifest, "[module]\nname=latecomer\nabi=2\nserves=urn:late;\n", -1, &error);
+  g_assert_no_error (error);
+  /* reload_with's module_path comes first: the later one adds dir. */
+  g_assert_true (reload_with (f, with, NULL, &error));
+  g_assert_no_error (error);
+  g_assert_nonnull (myna_module_registry_find (reg, "latecomer"));
+
+  g_remove (manifest);
+  g_autoptr(GString) report = g_string_new (NULL);
+  g_assert_false (reload_with (f, with, report, &error));
+  g_assert_nonnull (strstr (report->str, "no module named 'latecomer'"));
+  g_clear_error (&error);
+  g_assert_nonnull (myna_module_registry_find (reg, "latecomer"));   /* refused: unchanged */
+  g_assert_true (reload_with (f, "modules = disco\n", NULL, &error));
+  g_assert_no_error (error);
+  g_assert_null (myna_module_registry_find (reg, "latecomer"));
+  harness_rm_rf (dir);
 }
 
 /* ---- hooks ---------------------------------------------------------------- */
@@ -727,6 +954,9 @@ main (int argc, char **argv)
   const char *base = "modules = disco;ping;version;lazytest;badabi\n";
   const char *broken = "modules = disco;lazytest;failload;nosuch\n";
   const char *unload = "modules = disco;unloadtest\nc2s_require_encryption = false\n";
+  const char *shortd = "modules = disco;shortdesc;tinydesc\n";
+  const char *typed = "modules = disco;lazytest\n[module:lazytest]\ngreeting = hi there\n"
+                      "limit = 500\nbuffer = 8K\n[host:localhost]\nlazytest.loud = yes\n";
 
   const char *components = "modules = disco;ping\n"
                            "[component:echo.localhost]\nmodule = echocomp\n"
@@ -749,6 +979,11 @@ main (int argc, char **argv)
   ADD ("/router/disco-registrations", test_disco_registrations, components);
   ADD ("/router/reload-falls-back", test_reload_falls_back, unload);
   ADD ("/router/lazy-failure-marked", test_lazy_failure_marked, base);
+  ADD ("/router/short-descriptor", test_short_descriptor, shortd);
+  ADD ("/router/manifest-disagrees", test_manifest_disagrees, base);
+  ADD ("/router/typed-config", test_typed_config, typed);
+  ADD ("/router/reload-refuses-bad-file", test_reload_refuses_bad_file, typed);
+  ADD ("/router/reload-rescans-module-path", test_reload_rescans_module_path, base);
   g_test_add_func ("/router/event-names", test_event_names);
   return g_test_run ();
 }

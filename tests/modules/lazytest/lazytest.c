@@ -1,7 +1,12 @@
 /* lazytest: a lazy module for the tests — answers <query
  * xmlns='urn:myna:test:lazy'/> with the number of queries it has seen, and
- * keeps that count across a reload through save/restore. */
+ * keeps that count across a reload through save/restore.  Its typed
+ * configuration has a key of every type (lazytest.h). */
 #include <myna/module.h>
+
+#include <stddef.h>
+
+#include "lazytest.h"
 
 #define NS_LAZY "urn:myna:test:lazy"
 
@@ -46,6 +51,20 @@ lazytest_restore (MynaModule *mod, GVariant *state)
 MYNA_MODULE_DEFINE (lazytest,
   .version = "1.0",
   .serves  = MYNA_STRV (NS_LAZY),
+  .config  = MYNA_CONFIG_KEYS (
+      { .name = "greeting", .type = MYNA_CONFIG_STRING, .default_value = "hello",
+        .description = "a string", .offset = offsetof (LazyConfig, greeting) },
+      { .name = "limit", .type = MYNA_CONFIG_INT, .default_value = "10", .min = 1, .max = 100,
+        .description = "an int", .offset = offsetof (LazyConfig, limit) },
+      { .name = "loud", .type = MYNA_CONFIG_BOOL, .default_value = "false",
+        .description = "a bool", .offset = offsetof (LazyConfig, loud) },
+      { .name = "names", .type = MYNA_CONFIG_LIST, .default_value = "a;b",
+        .description = "a list", .offset = offsetof (LazyConfig, names) },
+      { .name = "buffer", .type = MYNA_CONFIG_SIZE, .default_value = "4K",
+        .description = "a size", .offset = offsetof (LazyConfig, buffer) },
+      { .name = "wait", .type = MYNA_CONFIG_DURATION, .default_value = "2s",
+        .description = "a duration", .offset = offsetof (LazyConfig, wait) }),
+  .config_size = sizeof (LazyConfig),
   .load    = lazytest_load,
   .save    = lazytest_save,
   .restore = lazytest_restore);
