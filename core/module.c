@@ -750,6 +750,7 @@ module_unregister (MynaModule *mod)
   mod->unloaded = TRUE;
   g_ptr_array_add (registry->unloaded, mod);
   module_sweep (registry, mod->lib, mod);
+  myna_iq_requests_drop_owner (registry->server, mod);
   myna_router_remove_owner (registry->server->router, mod);
   features_release (mod->host->features, mod->features);
   features_release (mod->host->account_features, mod->account_features);
@@ -1080,6 +1081,13 @@ module_refuses (MynaModule *mod, const char *what, gpointer user_data, GDestroyN
   if (destroy != NULL)
     destroy (user_data);
   return TRUE;
+}
+
+gboolean
+myna_module_refuses (MynaModule *mod, const char *what, gpointer user_data,
+                     GDestroyNotify destroy)
+{
+  return module_refuses (mod, what, user_data, destroy);
 }
 
 /* ---- the module API ------------------------------------------------------- */

@@ -1144,6 +1144,9 @@ has_unencodable (const char *xml)
 
 /* Escapes the arguments into @format and parses the result as one element
  * (@wrap: as the children of a wrapper element, returned). */
+static MynaStanza *build_valist (const char *format, gboolean wrap, va_list args)
+  G_GNUC_PRINTF (1, 0);
+
 static MynaStanza *
 build_valist (const char *format, gboolean wrap, va_list args)
 {

@@ -172,6 +172,38 @@ void         myna_module_add_timer (MynaModule *mod, guint interval_ms,
                                     MynaModuleTimerFunc func,
                                     gpointer user_data, GDestroyNotify destroy);
 
+/* ---- IQ requests ------------------------------------------------------------ */
+
+/* The outcome of an IQ request, exactly one of: the result (@reply set,
+ * @error NULL); an error reply (@reply set, @error MYNA_MODULE_ERROR_STANZA
+ * whose message is the condition, e.g. "service-unavailable"); no answer in
+ * time (@reply NULL, MYNA_MODULE_ERROR_TIMEOUT); refused because the
+ * instance has MYNA_IQ_MAX_PENDING requests in flight (@reply NULL,
+ * MYNA_MODULE_ERROR_FAILED).  @reply is borrowed. */
+typedef void (*MynaIqReplyFunc) (MynaModule *mod, MynaStanza *reply,
+                                 const GError *error, gpointer user_data);
+
+/* Requests one instance may have in flight; more are refused. */
+#define MYNA_IQ_MAX_PENDING 1024
+/* The timeout of a request sent with @timeout_ms 0. */
+#define MYNA_IQ_DEFAULT_TIMEOUT_MS 30000
+
+/* Sends @iq (type get or set, with a `to`) and calls @func once with its
+ * outcome, in this module's context, from the main loop (never from inside
+ * this call).  The core sets @iq's id to a unique one, and its `from` to
+ * the host when it has none, then routes it like any stanza.  The reply is
+ * the result or error with that id coming from @iq's `to`: the core takes
+ * it before any hook or route sees it (an answer from another JID with the
+ * same id is not taken).  When the module unloads first, only @destroy
+ * runs.  @iq is borrowed (modified as said).
+ *
+ *   g_autoptr(MynaStanza) ping = myna_stanza_build (
+ *       "<iq type='get' to='%s'><ping xmlns='urn:xmpp:ping'/></iq>", jid);
+ *   myna_module_send_iq (mod, ping, 10000, on_pong, NULL, NULL);       */
+void         myna_module_send_iq (MynaModule *mod, MynaStanza *iq, guint timeout_ms,
+                                  MynaIqReplyFunc func, gpointer user_data,
+                                  GDestroyNotify destroy);
+
 /* ---- Session state changes, for auth and bind modules -------------------- */
 
 /* Marks @session authenticated as @local on its host and restarts the
