@@ -16,7 +16,11 @@
  * per-session data whose destroy notify is the module's code; storage and
  * account callbacks still pending keep the module's state and code until
  * they have run (docs/modules.md §6).  `unload` frees only the module's
- * private state.  `save`/`restore` carry state across a hot reload. */
+ * private state.  `save`/`restore` carry state across a hot reload.
+ *
+ * This header is all a module includes: it pulls in every public header a
+ * module may use (<myna/http.h> and <myna/api.h> when the server was built
+ * with MYNA_HAVE_HTTP). */
 #pragma once
 
 #include <glib.h>
@@ -28,6 +32,12 @@
 #include <myna/server.h>
 #include <myna/timer.h>
 #include <myna/accounts.h>
+#include <myna/sasl.h>
+#include <myna/xmlstream.h>
+#ifdef MYNA_HAVE_HTTP
+#include <myna/http.h>
+#include <myna/api.h>
+#endif
 
 G_BEGIN_DECLS
 
