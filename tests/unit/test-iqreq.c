@@ -199,6 +199,7 @@ test_timeout (Fixture *f, gconstpointer unused)
   gint64 start = g_get_monotonic_time ();
   g_autofree char *id = ask_send (f, CLIENT, 300, 1);
 
+  g_assert_true (g_str_has_prefix (id, "myna-"));
   g_assert_true (harness_wait (log_has_outcome, f->log, 10000));
   g_assert_cmpint (f->log->timeouts, ==, 1);
   g_assert_cmpint (f->log->results + f->log->stanza_errors, ==, 0);
@@ -246,6 +247,7 @@ test_unload_pending (Fixture *f, gconstpointer unused)
   gsize from = f->in->len;
   g_autofree char *id = ask_send (f, CLIENT, 60000, MYNA_IQ_MAX_PENDING + 1);
 
+  g_assert_cmpstr (id, ==, "");   /* the last, over the cap, was never sent */
   g_assert_cmpint (f->log->sent, ==, MYNA_IQ_MAX_PENDING + 1);
   g_assert_cmpint (f->log->failed, ==, 0);      /* never from inside the call */
   g_assert_true (harness_wait (log_failed, f->log, 10000));
