@@ -1411,6 +1411,9 @@ stream_stanza (gpointer user_data, MynaStanza *stanza)
     }
   if (!session_stamp_from (s, stanza))
     return;
+  /* The reply to a module's IQ request goes to it, before any hook. */
+  if (myna_iq_requests_take (s->server, stanza))
+    goto done;
   if (myna_router_fire (s->server->router, s->host, MYNA_EVENT_STANZA_FROM_CLIENT,
                         &call, stanza) != MYNA_HANDLED)
     myna_router_route (s->server->router, &call, stanza);

@@ -2,6 +2,7 @@
  * sessions (RFC 6121 §8.5) — and the MynaCall helpers modules reply with.
  * A stanza going to several sessions is serialised once. */
 #include "private.h"
+#include "stanza-build.h"
 
 #include <string.h>
 
@@ -153,6 +154,22 @@ myna_call_reply_result (MynaCall *call, MynaStanza *iq)
 {
   g_autoptr(MynaStanza) reply = myna_stanza_new_iq_result (iq);
   myna_call_send (call, reply);
+}
+
+void
+myna_call_reply (MynaCall *call, MynaStanza *iq, const char *payload_format, ...)
+{
+  va_list args;
+
+  g_return_if_fail (call != NULL && iq != NULL);
+
+  va_start (args, payload_format);
+  g_autoptr(MynaStanza) reply = myna_stanza_build_result_valist (iq, payload_format, args);
+  va_end (args);
+  if (reply != NULL)
+    myna_call_send (call, reply);
+  else
+    myna_call_reply_error (call, iq, MYNA_ERROR_TYPE_WAIT, "internal-server-error", NULL);
 }
 
 void

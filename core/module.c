@@ -1536,6 +1536,7 @@ module_unregister (MynaModule *mod)
   g_ptr_array_add (registry->unloaded, mod);
   myna_services_unregister (registry->services, mod);
   module_sweep (registry, mod->lib, mod);
+  myna_iq_requests_drop_owner (registry->server, mod);
   myna_router_remove_owner (registry->server->router, mod);
 #ifdef MYNA_HAVE_HTTP
   if (registry->server->http != NULL)
@@ -2089,6 +2090,13 @@ module_refuses (MynaModule *mod, const char *what, gpointer user_data, GDestroyN
   return TRUE;
 }
 
+gboolean
+myna_module_refuses (MynaModule *mod, const char *what, gpointer user_data,
+                     GDestroyNotify destroy)
+{
+  return module_refuses (mod, what, user_data, destroy);
+}
+
 /* ---- the module API ------------------------------------------------------- */
 
 const char *
@@ -2344,4 +2352,16 @@ myna_module_add_timer (MynaModule *mod, guint interval_ms, MynaModuleTimerFunc f
   g_ptr_array_add (mod->timers, t);
   t->id = g_timeout_add_full (G_PRIORITY_DEFAULT, interval_ms, module_timer_fire, t,
                               module_timer_free);
+}
+
+char *
+myna_module_manifest_for (const MynaModuleDesc *desc, const char *path,
+                          const char *library, GError **error)
+{
+  MynaModuleDesc copy;
+
+  g_return_val_if_fail (desc != NULL && path != NULL && library != NULL, NULL);
+  if (!myna_module_desc_normalise (desc, path, &copy, error))
+    return NULL;
+  return myna_manifest_from_desc (&copy, library, error);
 }

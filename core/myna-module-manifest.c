@@ -22,7 +22,6 @@ main (int argc, char **argv)
 {
   g_autoptr(GError) error = NULL;
   g_autofree char *path = NULL, *library = NULL, *text = NULL;
-  MynaModuleDesc desc;
 
   if (argc != 3)
     {
@@ -47,8 +46,7 @@ main (int argc, char **argv)
       return 1;
     }
   library = g_path_get_basename (argv[1]);
-  if (!myna_module_desc_normalise (raw, argv[1], &desc, &error)
-      || (text = myna_manifest_from_desc (&desc, library, &error)) == NULL)
+  if ((text = myna_module_manifest_for (raw, argv[1], library, &error)) == NULL)
     {
       g_printerr ("myna-module-manifest: %s\n", error->message);
       dlclose (handle);

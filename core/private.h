@@ -354,6 +354,7 @@ typedef struct {
 } MynaLimitCounters;
 
 typedef struct _MynaListener MynaListener;
+typedef struct _MynaIqRequests MynaIqRequests;
 typedef struct _MynaTls MynaTls;
 typedef struct _MynaHttp MynaHttp;
 
@@ -387,6 +388,7 @@ struct _MynaServer {
   guint               budget_cuts_unlogged; /* cuts since the last log line */
   gint64              budget_log_at;     /* monotonic µs before which cuts are only counted */
   gpointer            admin;
+  MynaIqRequests     *iq_requests;  /* iqreq.c: modules' IQ requests pending */
   gboolean            stopping;
   guint               sweep_id;
   guint64             stanzas_in;
@@ -576,6 +578,19 @@ typedef gboolean (*MynaWaiterMatch) (MynaModule *owner, gconstpointer func,
                                      GDestroyNotify destroy, gpointer user_data);
 guint       myna_connections_drop_waiters (MynaServer *server, MynaWaiterMatch match,
                                            gpointer user_data);
+
+/* module.c: whether @mod is unloaded, in which case it refuses a new
+ * registration @what (logged) and runs @destroy on @user_data. */
+gboolean    myna_module_refuses (MynaModule *mod, const char *what, gpointer user_data,
+                                 GDestroyNotify destroy);
+
+/* iqreq.c: takes @stanza if it is the reply to a module's pending IQ
+ * request (its id, from the JID asked): the request's callback runs and
+ * the stanza goes no further.  Called before any hook or route. */
+gboolean    myna_iq_requests_take (MynaServer *server, MynaStanza *stanza);
+/* Drops @owner's pending requests (unload): only their destroy runs. */
+void        myna_iq_requests_drop_owner (MynaServer *server, MynaModule *owner);
+void        myna_iq_requests_free (MynaServer *server);
 
 /* timer.c: a timer owned by @owner (NULL: the core's); myna_timer_new
  * makes one owned by the current module. */

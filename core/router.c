@@ -431,6 +431,9 @@ myna_router_route (MynaRouter *router, MynaCall *call, MynaStanza *stanza)
 {
   g_return_if_fail (router != NULL && call != NULL && stanza != NULL);
 
+  /* The reply to a module's IQ request goes to it, before any hook. */
+  if (myna_iq_requests_take (router->server, stanza))
+    return;
   const char *name = myna_stanza_get_name (stanza);
   const char *to_s = myna_stanza_get_to (stanza);
   g_autoptr(MynaJid) to = NULL;

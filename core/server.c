@@ -783,6 +783,7 @@ myna_server_free (MynaServer *server)
     myna_connection_free (l->data);
   g_list_free (sessions);
   myna_module_registry_unload_all (server->modules);
+  myna_iq_requests_free (server);
 #ifdef MYNA_HAVE_HTTP
   /* After the modules: their answers in progress go out first. */
   myna_http_free (server->http);

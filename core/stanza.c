@@ -20,6 +20,8 @@
  * Reference counts are plain integers: stanzas live on one thread (the
  * main loop) at a time. */
 #include <myna/stanza.h>
+#include <myna/xmlstream.h>
+#include "stanza-build.h"
 
 #include <string.h>
 
@@ -1118,4 +1120,96 @@ myna_error_type_to_string (MynaErrorType type)
     case MYNA_ERROR_TYPE_WAIT: return "wait";
     }
   g_return_val_if_reached (NULL);
+}
+
+/* ---- concise stanzas ------------------------------------------------------ */
+
+/* Whether @xml holds what g_markup escaping makes of characters XML 1.0
+ * cannot carry (references to C0 controls other than tab, LF, CR; bad
+ * UTF-8): then an argument, not the template, made the parse fail. */
+static gboolean
+has_unencodable (const char *xml)
+{
+  if (!g_utf8_validate (xml, -1, NULL))
+    return TRUE;
+  for (const char *p = strstr (xml, "&#x"); p != NULL; p = strstr (p + 3, "&#x"))
+    {
+      char *end = NULL;
+      guint64 c = g_ascii_strtoull (p + 3, &end, 16);
+      if (end != NULL && *end == ';' && c < 0x20 && c != 0x9 && c != 0xa && c != 0xd)
+        return TRUE;
+    }
+  return FALSE;
+}
+
+/* Escapes the arguments into @format and parses the result as one element
+ * (@wrap: as the children of a wrapper element, returned). */
+static MynaStanza *build_valist (const char *format, gboolean wrap, va_list args)
+  G_GNUC_PRINTF (1, 0);
+
+static MynaStanza *
+build_valist (const char *format, gboolean wrap, va_list args)
+{
+  g_autofree char *xml = g_markup_vprintf_escaped (format, args);
+  g_autofree char *wrapped = wrap ? g_strconcat ("<payload>", xml, "</payload>", NULL) : NULL;
+  g_autoptr(GError) error = NULL;
+  MynaStanza *stanza = myna_stanza_parse (wrap ? wrapped : xml, -1, &error);
+
+  if (stanza != NULL)
+    return stanza;
+  if (has_unencodable (xml))
+    g_warning ("stanza template \"%s\": an argument holds characters XML cannot carry (%s)",
+               format, error->message);
+  else
+    g_critical ("stanza template \"%s\" is not %s: %s", format,
+                wrap ? "well-formed elements" : "one well-formed element", error->message);
+  return NULL;
+}
+
+MynaStanza *
+myna_stanza_build (const char *format, ...)
+{
+  va_list args;
+
+  g_return_val_if_fail (format != NULL, NULL);
+
+  va_start (args, format);
+  MynaStanza *stanza = build_valist (format, FALSE, args);
+  va_end (args);
+  return stanza;
+}
+
+MynaStanza *
+myna_stanza_build_result_valist (const MynaStanza *iq, const char *payload_format,
+                                 va_list args)
+{
+  g_return_val_if_fail (iq != NULL, NULL);
+
+  g_autoptr(MynaStanza) reply = myna_stanza_new_iq_result (iq);
+  if (payload_format == NULL)
+    return g_steal_pointer (&reply);
+  g_autoptr(MynaStanza) wrapper = build_valist (payload_format, TRUE, args);
+  if (wrapper == NULL)
+    return NULL;
+  for (guint i = 0; i < myna_stanza_get_n_children (wrapper); i++)
+    {
+      MynaStanza *child = myna_stanza_get_child_nth (wrapper, i);
+      /* Whitespace between the payload's elements is layout, not content. */
+      if (myna_stanza_is_text (child) && strspn (myna_stanza_get_text (child), " \t\r\n")
+                                           == strlen (myna_stanza_get_text (child)))
+        continue;
+      myna_stanza_append (reply, child);
+    }
+  return g_steal_pointer (&reply);
+}
+
+MynaStanza *
+myna_stanza_build_result (const MynaStanza *iq, const char *payload_format, ...)
+{
+  va_list args;
+
+  va_start (args, payload_format);
+  MynaStanza *reply = myna_stanza_build_result_valist (iq, payload_format, args);
+  va_end (args);
+  return reply;
 }

@@ -21,7 +21,11 @@
  * per-session data whose destroy notify is the module's code; storage and
  * account callbacks still pending keep the module's state and code until
  * they have run (docs/modules.md §6).  `unload` frees only the module's
- * private state.  `save`/`restore` carry state across a hot reload. */
+ * private state.  `save`/`restore` carry state across a hot reload.
+ *
+ * This header is all a module includes: it pulls in every public header a
+ * module may use (<myna/http.h> and <myna/api.h> when the server was built
+ * with MYNA_HAVE_HTTP). */
 #pragma once
 
 #include <glib.h>
@@ -33,6 +37,12 @@
 #include <myna/server.h>
 #include <myna/timer.h>
 #include <myna/accounts.h>
+#include <myna/sasl.h>
+#include <myna/xmlstream.h>
+#ifdef MYNA_HAVE_HTTP
+#include <myna/http.h>
+#include <myna/api.h>
+#endif
 
 G_BEGIN_DECLS
 
@@ -110,6 +120,14 @@ typedef struct {
     .name = #NAME,                                                 \
     __VA_ARGS__                                                    \
   }
+
+/* The manifest of a module's descriptor @desc (as exported by the .so at
+ * @path, named @library in the manifest), as key-file text: what the SDK's
+ * myna-module-manifest tool writes.  NULL with MYNA_MODULE_ERROR when the
+ * descriptor is unusable (another ABI, too short, no name, a config
+ * default that is not a value of its key).  Returns: (transfer full) */
+char        *myna_module_manifest_for (const MynaModuleDesc *desc, const char *path,
+                                       const char *library, GError **error);
 
 /* ---- Identity and context ------------------------------------------------ */
 
@@ -246,6 +264,38 @@ MynaModule   *myna_service_get_provider (MynaService *svc);
  * (@previous: what myna_service_enter returned).  Returns: (transfer none) */
 MynaModule   *myna_service_enter (MynaService *svc);
 void          myna_service_leave (MynaModule *previous);
+
+/* ---- IQ requests ------------------------------------------------------------ */
+
+/* The outcome of an IQ request, exactly one of: the result (@reply set,
+ * @error NULL); an error reply (@reply set, @error MYNA_MODULE_ERROR_STANZA
+ * whose message is the condition, e.g. "service-unavailable"); no answer in
+ * time (@reply NULL, MYNA_MODULE_ERROR_TIMEOUT); refused because the
+ * instance has MYNA_IQ_MAX_PENDING requests in flight (@reply NULL,
+ * MYNA_MODULE_ERROR_FAILED).  @reply is borrowed. */
+typedef void (*MynaIqReplyFunc) (MynaModule *mod, MynaStanza *reply,
+                                 const GError *error, gpointer user_data);
+
+/* Requests one instance may have in flight; more are refused. */
+#define MYNA_IQ_MAX_PENDING 1024
+/* The timeout of a request sent with @timeout_ms 0. */
+#define MYNA_IQ_DEFAULT_TIMEOUT_MS 30000
+
+/* Sends @iq (type get or set, with a `to`) and calls @func once with its
+ * outcome, in this module's context, from the main loop (never from inside
+ * this call).  The core sets @iq's id to a unique one, and its `from` to
+ * the host when it has none, then routes it like any stanza.  The reply is
+ * the result or error with that id coming from @iq's `to`: the core takes
+ * it before any hook or route sees it (an answer from another JID with the
+ * same id is not taken).  When the module unloads first, only @destroy
+ * runs.  @iq is borrowed (modified as said).
+ *
+ *   g_autoptr(MynaStanza) ping = myna_stanza_build (
+ *       "<iq type='get' to='%s'><ping xmlns='urn:xmpp:ping'/></iq>", jid);
+ *   myna_module_send_iq (mod, ping, 10000, on_pong, NULL, NULL);       */
+void         myna_module_send_iq (MynaModule *mod, MynaStanza *iq, guint timeout_ms,
+                                  MynaIqReplyFunc func, gpointer user_data,
+                                  GDestroyNotify destroy);
 
 /* ---- Session state changes, for auth and bind modules -------------------- */
 

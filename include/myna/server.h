@@ -217,6 +217,14 @@ MynaJid     *myna_call_get_to (MynaCall *call);
 void         myna_call_send (MynaCall *call, MynaStanza *stanza);
 /* Answers the call's iq with an empty result. */
 void         myna_call_reply_result (MynaCall *call, MynaStanza *iq);
+/* Answers the call's @iq with a result carrying @payload_format's
+ * elements, built as by myna_stanza_build_result():
+ *   myna_call_reply (call, iq, "<query xmlns='jabber:iq:version'>"
+ *                    "<name>%s</name></query>", name);
+ * A malformed payload template (a bug: logged as critical) answers
+ * internal-server-error instead, so the client still gets a reply. */
+void         myna_call_reply (MynaCall *call, MynaStanza *iq,
+                              const char *payload_format, ...) G_GNUC_PRINTF (3, 4);
 /* Answers with a stanza error built from the call's stanza. */
 void         myna_call_reply_error (MynaCall *call, MynaStanza *stanza,
                                     MynaErrorType type, const char *condition,

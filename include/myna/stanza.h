@@ -133,6 +133,30 @@ MynaStanza *myna_stanza_new_error (const MynaStanza *stanza, MynaErrorType type,
                                    const char *condition, const char *text);
 const char *myna_error_type_to_string (MynaErrorType type);
 
+/* ---- Concise stanzas ------------------------------------------------------
+ * One expression for a typical stanza:
+ *
+ *   g_autoptr(MynaStanza) m = myna_stanza_build (
+ *       "<message to='%s' type='chat'><body>%s</body></message>", to, text);
+ *
+ * @format is an XML template in printf style; every argument is escaped for
+ * XML first (g_markup_vprintf_escaped: &, <, >, ' and " become entities), so
+ * a hostile string stays text or an attribute value.  The result is parsed
+ * into a stanza whose root is in jabber:client unless the template says
+ * otherwise (xmlns='…').  A template that is not one well-formed element is
+ * a bug: NULL and a critical.  An argument XML cannot carry (control
+ * characters, bad UTF-8): NULL and a warning.
+ * Returns: (transfer full) (nullable) */
+MynaStanza *myna_stanza_build (const char *format, ...) G_GNUC_PRINTF (1, 2);
+/* The <iq type='result'/> answering @iq (id kept, to and from swapped),
+ * with the elements of @payload_format (built as by myna_stanza_build(),
+ * zero or more elements, jabber:client unless they declare a namespace) as
+ * its children; @payload_format NULL for an empty result.  NULL and a
+ * critical on a malformed payload template.
+ * Returns: (transfer full) (nullable) */
+MynaStanza *myna_stanza_build_result (const MynaStanza *iq,
+                                      const char *payload_format, ...) G_GNUC_PRINTF (2, 3);
+
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (MynaStanza, myna_stanza_unref)
 
 G_END_DECLS

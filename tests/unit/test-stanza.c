@@ -654,6 +654,105 @@ test_speed (void)
                   (double) (g_get_monotonic_time () - start) / n);
 }
 
+/* ---- concise stanzas ------------------------------------------------------ */
+
+/* Hostile arguments stay text and attribute values: quotes cannot close
+ * an attribute, < & and ]]> cannot open markup. */
+static void
+test_build_escaping (void)
+{
+  const char *hostile = "a'\" /><evil/>&amp;]]><![CDATA[x]]>";
+  g_autoptr(MynaStanza) m = myna_stanza_build (
+      "<message to='%s' type=\"chat\"><body>%s</body></message>", hostile, hostile);
+
+  g_assert_nonnull (m);
+  g_assert_cmpstr (myna_stanza_get_name (m), ==, "message");
+  g_assert_cmpstr (myna_stanza_get_to (m), ==, hostile);
+  g_assert_cmpstr (myna_stanza_get_type (m), ==, "chat");
+  g_assert_cmpuint (myna_stanza_get_n_children (m), ==, 1);
+  g_assert_cmpstr (myna_stanza_get_child_text (m, "body"), ==, hostile);
+  g_assert_null (myna_stanza_get_child (m, "evil", NULL));
+  MynaStanza *body = myna_stanza_get_child (m, "body", NULL);
+  g_assert_cmpuint (myna_stanza_get_n_children (body), ==, 1);
+  g_assert_true (myna_stanza_is_text (myna_stanza_get_child_nth (body, 0)));
+  assert_xml (m, MYNA_NS_CLIENT,
+              "<message to='a&apos;&quot; /&gt;&lt;evil/&gt;&amp;amp;]]&gt;&lt;![CDATA[x]]&gt;' "
+              "type='chat'><body>a'\" /&gt;&lt;evil/&gt;&amp;amp;]]&gt;&lt;![CDATA[x]]&gt;"
+              "</body></message>");
+}
+
+/* The root is in jabber:client unless the template declares a namespace;
+ * children inherit or declare theirs; numbers format as in printf. */
+static void
+test_build_namespaces (void)
+{
+  g_autoptr(MynaStanza) iq = myna_stanza_build (
+      "<iq type='get' id='%s-%d'><ping xmlns='urn:xmpp:ping'/><x/></iq>", "p", 7);
+  g_autoptr(MynaStanza) own = myna_stanza_build ("<a xmlns='urn:example:a'><b/></a>");
+
+  g_assert_nonnull (iq);
+  g_assert_cmpstr (myna_stanza_get_ns (iq), ==, MYNA_NS_CLIENT);
+  g_assert_cmpstr (myna_stanza_get_id (iq), ==, "p-7");
+  g_assert_cmpstr (myna_stanza_get_ns (myna_stanza_get_child (iq, "ping", NULL)), ==, "urn:xmpp:ping");
+  g_assert_cmpstr (myna_stanza_get_ns (myna_stanza_get_child (iq, "x", NULL)), ==, MYNA_NS_CLIENT);
+  g_assert_nonnull (own);
+  g_assert_cmpstr (myna_stanza_get_ns (own), ==, "urn:example:a");
+  g_assert_cmpstr (myna_stanza_get_ns (myna_stanza_get_child (own, "b", NULL)), ==, "urn:example:a");
+}
+
+/* A template that is not one well-formed element is a bug: NULL and a
+ * critical naming the template. */
+static void
+test_build_malformed (void)
+{
+  static const char *const bad[] = {
+    "<message><body>%s</message>", "<a/><b/>", "plain text %s", "<a b='%s>", "",
+  };
+
+  for (guint i = 0; i < G_N_ELEMENTS (bad); i++)
+    {
+      g_test_expect_message ("myna", G_LOG_LEVEL_CRITICAL, "*stanza template*well-formed*");
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wformat-nonliteral"
+#pragma GCC diagnostic ignored "-Wformat-extra-args"
+      MynaStanza *s = myna_stanza_build (bad[i], "x");
+#pragma GCC diagnostic pop
+      g_test_assert_expected_messages ();
+      g_assert_null (s);
+    }
+  /* An argument XML cannot carry is the caller's data, not a bug. */
+  g_test_expect_message ("myna", G_LOG_LEVEL_WARNING, "*argument*cannot carry*");
+  MynaStanza *s = myna_stanza_build ("<body>%s</body>", "bell\a");
+  g_test_assert_expected_messages ();
+  g_assert_null (s);
+}
+
+/* The result answers the iq: id kept, to and from swapped, the payload's
+ * elements as children (jabber:client unless declared), escaped. */
+static void
+test_build_result (void)
+{
+  g_autoptr(MynaStanza) iq = myna_stanza_build (
+      "<iq type='get' id='v1' from='juliet@localhost/balcony' to='localhost'>"
+      "<query xmlns='jabber:iq:version'/></iq>");
+  g_autoptr(MynaStanza) r = myna_stanza_build_result (
+      iq, "<query xmlns='jabber:iq:version'><name>%s</name></query> <extra/>", "M<y>na");
+  g_autoptr(MynaStanza) empty = myna_stanza_build_result (iq, NULL);
+
+  g_assert_nonnull (r);
+  assert_xml (r, MYNA_NS_CLIENT,
+              "<iq id='v1' type='result' to='juliet@localhost/balcony' from='localhost'>"
+              "<query xmlns='jabber:iq:version'><name>M&lt;y&gt;na</name></query><extra/></iq>");
+  g_assert_cmpstr (myna_stanza_get_ns (myna_stanza_get_child (r, "extra", NULL)), ==, MYNA_NS_CLIENT);
+  assert_xml (empty, MYNA_NS_CLIENT,
+              "<iq id='v1' type='result' to='juliet@localhost/balcony' from='localhost'/>");
+
+  g_test_expect_message ("myna", G_LOG_LEVEL_CRITICAL, "*stanza template*");
+  MynaStanza *bad = myna_stanza_build_result (iq, "<query>%s", "x");
+  g_test_assert_expected_messages ();
+  g_assert_null (bad);
+}
+
 int
 main (int argc, char **argv)
 {
@@ -677,6 +776,10 @@ main (int argc, char **argv)
   g_test_add_func ("/stanza/new-error", test_new_error);
   g_test_add_func ("/stanza/misuse", test_misuse);
   g_test_add_func ("/stanza/speed", test_speed);
+  g_test_add_func ("/stanza/build/escaping", test_build_escaping);
+  g_test_add_func ("/stanza/build/namespaces", test_build_namespaces);
+  g_test_add_func ("/stanza/build/malformed", test_build_malformed);
+  g_test_add_func ("/stanza/build/result", test_build_result);
 
   return g_test_run ();
 }
