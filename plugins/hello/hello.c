@@ -11,7 +11,16 @@
 #include <gio/gio.h>        /* G_IO_ERROR */
 #include <myna/module.h>
 
+#include <stddef.h>         /* offsetof */
+
 #define NS_HELLO "urn:example:hello"
+
+/* The typed configuration: the core parses [module:hello] (and
+ * hello.KEY in a [host:DOMAIN] section) into it at load and on every
+ * accepted `mynactl reload-config`. */
+typedef struct {
+  char *greeting;
+} HelloConfig;
 
 /* Private state of one instance (one per virtual host). */
 typedef struct {
@@ -19,16 +28,17 @@ typedef struct {
 } Hello;
 
 /* Counts one more greeting and returns the text to greet with.
- * Returns: (transfer full) */
-static char *
+ * Returns: (transfer none) valid until the handler returns */
+static const char *
 hello_next_greeting (MynaModule *mod)
 {
   Hello *hello = myna_module_get_data (mod);
+  const HelloConfig *cfg = myna_module_get_config (mod);
 
   hello->count++;
   g_debug ("host %s: greeting #%" G_GINT64_FORMAT,
            myna_host_get_name (myna_module_get_host (mod)), hello->count);
-  return myna_module_config_string (mod, "greeting");
+  return cfg->greeting;
 }
 
 /* <iq type='get'><hello xmlns='urn:example:hello'/></iq> to the server. */
@@ -42,14 +52,9 @@ hello_iq (MynaCall *call, MynaStanza *iq, gpointer user_data)
   if (myna_jid_get_local (myna_call_get_to (call)) != NULL)
     return MYNA_PASS;
 
-  g_autofree char *text = hello_next_greeting (mod);
-  g_autofree char *count = g_strdup_printf ("%" G_GINT64_FORMAT, hello->count);
-  g_autoptr(MynaStanza) reply = myna_stanza_new_iq_result (iq);
-  MynaStanza *payload = myna_stanza_add_child (reply, "hello", NS_HELLO);
-
-  myna_stanza_add_text_child (payload, "greeting", text);
-  myna_stanza_add_text_child (payload, "count", count);
-  myna_call_send (call, reply);
+  const char *text = hello_next_greeting (mod);
+  myna_call_reply (call, iq, "<hello xmlns='" NS_HELLO "'><greeting>%s</greeting>"
+                   "<count>%" G_GINT64_FORMAT "</count></hello>", text, hello->count);
   return MYNA_HANDLED;
 }
 
@@ -74,17 +79,15 @@ hello_message (MynaCall *call, MynaStanza *message, gpointer user_data)
   MynaModule *mod = user_data;
   MynaJid *sender = myna_call_get_from (call);
 
-  if (!hello_is_greeting (message))
+  if (sender == NULL || !hello_is_greeting (message))
     return MYNA_PASS;
 
-  g_autofree char *text = hello_next_greeting (mod);
-  g_autoptr(MynaStanza) reply = myna_stanza_new ("message", MYNA_NS_CLIENT);
-
-  myna_stanza_set_attr (reply, "type", "chat");
-  if (sender != NULL)
-    myna_stanza_set_attr (reply, "to", myna_jid_to_string (sender));
-  myna_stanza_add_text_child (reply, "body", text);
-  myna_call_send (call, reply);  /* sets from to the server's domain */
+  /* Arguments are escaped: a greeting with < or & stays text. */
+  g_autoptr(MynaStanza) reply = myna_stanza_build (
+      "<message type='chat' to='%s'><body>%s</body></message>",
+      myna_jid_to_string (sender), hello_next_greeting (mod));
+  if (reply != NULL)               /* NULL: a greeting XML cannot carry */
+    myna_call_send (call, reply);  /* sets from to the server's domain */
   return MYNA_HANDLED;
 }
 
@@ -142,12 +145,14 @@ hello_restore (MynaModule *mod, GVariant *state)
     hello->count = count;
 }
 
-/* The keys of [module:hello]; the generated hello.module repeats them for
- * check-config and lazy routing.  Designated initialisers keep clang's -Wmissing-field-initializers quiet
- * on the terminating entry. */
+/* The keys of [module:hello], each with where its value goes in
+ * HelloConfig; the generated hello.module repeats them for check-config
+ * and lazy routing.  Designated initialisers keep clang's
+ * -Wmissing-field-initializers quiet on the terminating entry. */
 static const MynaConfigKey hello_config[] = {
   { .name = "greeting", .type = MYNA_CONFIG_STRING,
-    .default_value = "Hello from Myna", .description = "text of the greeting" },
+    .default_value = "Hello from Myna", .description = "text of the greeting",
+    .offset = offsetof (HelloConfig, greeting) },
   { .name = NULL },
 };
 
@@ -159,6 +164,7 @@ MYNA_MODULE_DEFINE (hello,
   .events  = MYNA_STRV (MYNA_EVENT_MESSAGE_HOST),
   .mode    = MYNA_MODULE_LAZY,
   .config  = hello_config,
+  .config_size = sizeof (HelloConfig),
   .load    = hello_load,
   .unload  = hello_unload,
   .save    = hello_save,

@@ -14,7 +14,9 @@ allowed between):
                              a test that ran the commands in it
   <!-- not-code -->          a block that is neither (a grammar, a tree)
 
-PATH is relative to the source root.  Exits 1 listing every block that
+PATH is relative to the source root, or to the build root when it starts
+with @build/ (a file the build generates, e.g. a module's manifest).
+Usage: doccheck.py SOURCE_ROOT BUILD_ROOT DOC...  Exits 1 listing every block that
 does not hold, with the document's line number."""
 import re
 import sys
@@ -62,7 +64,7 @@ def contains(haystack, needle):
     return False
 
 
-def check(root, doc):
+def check(root, build, doc):
     problems = []
     lines = doc.read_text().split('\n')
     count = 0
@@ -76,7 +78,7 @@ def check(root, doc):
         kind, path = marker
         if kind == 'not-code':
             continue
-        src = root / path
+        src = build / path[len('@build/'):] if path.startswith('@build/') else root / path
         if not src.is_file():
             problems.append('%s: %s names %s, which does not exist' % (where, kind, path))
             continue
@@ -107,10 +109,11 @@ def first_missing(text, body):
 
 def main():
     root = Path(sys.argv[1])
+    build = Path(sys.argv[2])
     total = 0
     problems = []
-    for name in sys.argv[2:]:
-        n, p = check(root, root / name)
+    for name in sys.argv[3:]:
+        n, p = check(root, build, root / name)
         total += n
         problems += p
     for p in problems:
