@@ -16,6 +16,9 @@ slixmpp clients and checks that:
     subscription (with XEP-0033 ofrom), not to one with "to" only, and
     confirms to the sender; it still does after `mynactl reload broadcast`
     with the clients connected;
+  - the roster module the core loaded on the component for broadcast
+    cannot be unloaded there while broadcast uses it, and broadcast still
+    delivers after `mynactl reload roster`;
   - with max_recipients = 1, a broadcast to two contacts is refused;
   - `mynactl unload hello` drops its state (hello is lazy: the next IQ
     opens a fresh instance, whose count starts again);
@@ -189,6 +192,17 @@ def steps(mynad, args):
         await all_connected('by mynactl reload broadcast')
         await broadcast('again')
 
+    async def roster_in_use():
+        # The roster module the core loaded on the component for broadcast
+        # cannot go while broadcast uses it; reloading it (on every host)
+        # re-binds broadcast's handle, and broadcast still delivers.
+        rc, out, err = mynad.mynactl('unload', 'roster', COMPONENT)
+        check(rc != 0 and 'broadcast' in out + err,
+              'mynactl unload roster %s: exit %d: %s%s' % (COMPONENT, rc, out, err))
+        ctl('reload', 'roster')
+        await all_connected('by mynactl reload roster')
+        await broadcast('after the roster reload')
+
     async def unload_hello():
         # hello is lazy: its routes stay after an unload, and the next
         # hello IQ opens a fresh instance (docs/modules.md §6), so the
@@ -235,6 +249,9 @@ def steps(mynad, args):
         for name in USERS:
             await close(st.pop(name))
         await mynad.astop()
+        bad = [l for l in mynad.lines
+               if l is not None and any(' %s ' % w in l for w in ('WARNING', 'CRITICAL', 'ERROR'))]
+        check(not bad, 'mynad logged:\n%s' % '\n'.join(bad))
 
     async def cleanup():
         for name in USERS:
@@ -253,11 +270,12 @@ def steps(mynad, args):
         ('another JID of the component: service-unavailable', other_jid),
         ('mynactl reload broadcast with clients connected, then it still delivers',
          reload_broadcast),
+        ('the roster on the component: unload refused, reload re-binds', roster_in_use),
         ('mynactl unload hello: the next IQ opens a fresh instance', unload_hello),
         ('mynactl unload broadcast: service-unavailable until mynactl load',
          unload_broadcast),
         ('max_recipients = 1 and two contacts: policy-violation', too_many),
-        ('mynad stops cleanly on SIGTERM', stop),
+        ('mynad stops cleanly on SIGTERM, having logged no warning', stop),
     ], cleanup
 
 
