@@ -6,7 +6,7 @@
  * `module = broadcast`, it gives the users of the server one address,
  * contacts@broadcast.localhost: a message a local user sends there is
  * copied to each of the sender's roster contacts who may see the sender's
- * presence (subscription "from" or "both", RFC 6121 §2.1.2.1), from
+ * presence (subscription "from" or "both", RFC 6121 §2.1.2.5), from
  * contacts@DOMAIN, with the sender named in the body and in XEP-0033
  * addresses (ofrom: who wrote it; replyto: where answers should go).  The
  * sender gets a confirmation with the number of copies sent.
