@@ -388,13 +388,11 @@ config_find_def (MynaConfig *config, const char *group, const char *key)
     return find_key (listener_keys, key);
   if (g_str_has_prefix (group, "module:"))
     return find_key (g_hash_table_lookup (config->modules, group + 7), key);
-  if (g_str_has_prefix (group, "component:"))
-    return find_key (component_keys, key);
-  if (g_str_has_prefix (group, "host:"))
+  if (g_str_has_prefix (group, "host:") || g_str_has_prefix (group, "component:"))
     {
       const char *dot = strchr (key, '.');
       if (dot == NULL)
-        return find_key (host_keys, key);
+        return find_key (g_str_has_prefix (group, "host:") ? host_keys : component_keys, key);
       g_autofree char *module = g_strndup (key, (gsize) (dot - key));
       return find_key (g_hash_table_lookup (config->modules, module), dot + 1);
     }
@@ -507,9 +505,10 @@ static void
 module_key_location (MynaConfig *config, const char *host, const char *module,
                      const char *key, char **group, char **name)
 {
-  if (host != NULL)
+  /* MODULE.KEY in the section of the host, or of the component. */
+  for (guint i = 0; host != NULL && i < 2; i++)
     {
-      g_autofree char *hg = g_strdup_printf ("host:%s", host);
+      g_autofree char *hg = g_strdup_printf (i == 0 ? "host:%s" : "component:%s", host);
       g_autofree char *hk = g_strdup_printf ("%s.%s", module, key);
       if (g_key_file_has_key (config->kf, hg, hk, NULL))
         {
@@ -819,10 +818,11 @@ myna_config_check_module (MynaConfig *config, const char *module,
   if (g_key_file_has_group (config->kf, group))
     check_module_group (config, group, NULL, keys, diags);
   for (guint i = 0; hosts != NULL && hosts[i] != NULL; i++)
-    {
-      g_autofree char *hg = g_strdup_printf ("host:%s", hosts[i]);
-      if (g_key_file_has_group (config->kf, hg))
-        check_module_group (config, hg, prefix, keys, diags);
-    }
+    for (guint k = 0; k < 2; k++)
+      {
+        g_autofree char *hg = g_strdup_printf (k == 0 ? "host:%s" : "component:%s", hosts[i]);
+        if (g_key_file_has_group (config->kf, hg))
+          check_module_group (config, hg, prefix, keys, diags);
+      }
   return diags;
 }

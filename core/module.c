@@ -1301,6 +1301,8 @@ static gboolean
 module_load_providers (MynaModuleRegistry *registry, MynaHost *host, MynaManifest *m,
                        GError **error)
 {
+  /* A component's modules use the services of its main host. */
+  host = host->service_host;
   for (guint i = 0; m->uses[i] != NULL; i++)
     {
       g_autofree char *service = NULL;
@@ -1339,7 +1341,7 @@ myna_module_provider_loading (MynaModule *mod, const char *name)
   while (g_hash_table_iter_next (&it, NULL, &value))
     {
       MynaManifest *m = value;
-      g_autofree char *key = instance_key (mod->host, m->name);
+      g_autofree char *key = instance_key (mod->host->service_host, m->name);
       if (myna_service_spec_lists (m->provides, name, NULL)
           && g_hash_table_contains (registry->loading, key))
         return TRUE;

@@ -302,6 +302,10 @@ struct _MynaHost {
   /* A [component:DOMAIN]: served by a module, no accounts, no clients. */
   gboolean    component;
   char       *component_module; /* the module serving it */
+  /* Of a component: the main host whose services its modules use (the
+   * one it is a subdomain of, else the first by name); of a main host,
+   * itself. */
+  MynaHost   *service_host;
   /* Disco registrations (disco.c), each with its owner (NULL: the core). */
   GPtrArray  *identities;      /* DiscoIdentityEntry* */
   GPtrArray  *disco_items;     /* DiscoItemEntry* */

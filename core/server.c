@@ -67,6 +67,7 @@ myna_server_add_host (MynaServer *server, const char *name)
 
   host->server = server;
   host->name = g_strdup (name);
+  host->service_host = host;
   host->features = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
   host->account_features = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
   host->accounts = g_hash_table_new_full (g_str_hash, g_str_equal, g_free,
@@ -105,16 +106,23 @@ server_add_component (MynaServer *server, const char *name, const char *module)
         g_ptr_array_add (mains, value);
         under_one |= is_subdomain (name, ((MynaHost *) value)->name);
       }
+  MynaHost *parent = NULL;
   for (guint i = 0; i < mains->len; i++)
     {
       MynaHost *h = mains->pdata[i];
       if (!under_one || is_subdomain (name, h->name))
         myna_host_add_disco_item (h, NULL, name, NULL, NULL);
+      /* Its services come from the host it is under, else from the first
+       * main host by name (stable from start to start). */
+      if (under_one ? is_subdomain (name, h->name)
+                    : parent == NULL || strcmp (h->name, parent->name) < 0)
+        parent = h;
     }
 
   MynaHost *host = myna_server_add_host (server, name);
   host->component = TRUE;
   host->component_module = g_strdup (module);
+  host->service_host = parent != NULL ? parent : host;
   return host;
 }
 

@@ -2,7 +2,9 @@
  * that one module provides and others use (include/myna/module.h,
  * "Services").
  *
- * Everything is per host.  A provision is (host, name) → the providing
+ * Everything is per host; the modules of a [component:DOMAIN] use the
+ * services of its main host (MynaHost.service_host: the host it is a
+ * subdomain of), which has accounts and rosters.  A provision is (host, name) → the providing
  * instance, its version and its table; one provider per (host, name).  A
  * handle (MynaService) is what a user got from myna_module_use: it names
  * the service and the minimum version, and is bound to a provision or
@@ -199,7 +201,8 @@ myna_module_use (MynaModule *mod, const char *name, guint min_version, GError **
   g_return_val_if_fail (mod != NULL && name != NULL && min_version > 0, NULL);
 
   MynaServices *services = myna_module_get_services (mod);
-  MynaHost *host = myna_module_get_host (mod);
+  /* A component's modules use the services of its main host. */
+  MynaHost *host = myna_module_get_host (mod)->service_host;
   const char *me = myna_module_get_name (mod);
   guint declared = 0;
   gboolean required = myna_service_spec_lists (myna_module_get_manifest (mod)->uses, name,

@@ -16,9 +16,10 @@ slixmpp clients and checks that:
     subscription (with XEP-0033 ofrom), not to one with "to" only, and
     confirms to the sender; it still does after `mynactl reload broadcast`
     with the clients connected;
-  - the roster module the core loaded on the component for broadcast
-    cannot be unloaded there while broadcast uses it, and broadcast still
-    delivers after `mynactl reload roster`;
+  - the roster module of localhost, whose roster/1 service broadcast uses
+    (a component's modules use their main host's services), cannot be
+    unloaded while broadcast uses it, and broadcast still delivers after
+    `mynactl reload roster`;
   - with max_recipients = 1, a broadcast to two contacts is refused;
   - `mynactl unload hello` drops its state (hello is lazy: the next IQ
     opens a fresh instance, whose count starts again);
@@ -193,12 +194,17 @@ def steps(mynad, args):
         await broadcast('again')
 
     async def roster_in_use():
-        # The roster module the core loaded on the component for broadcast
-        # cannot go while broadcast uses it; reloading it (on every host)
-        # re-binds broadcast's handle, and broadcast still delivers.
-        rc, out, err = mynad.mynactl('unload', 'roster', COMPONENT)
+        # localhost's roster module, whose service broadcast uses, cannot
+        # go while broadcast is loaded; reloading it re-binds broadcast's
+        # handle, and broadcast still delivers.  No roster module is loaded
+        # on the component itself.
+        rc, out, err = mynad.mynactl('unload', 'roster', 'localhost')
         check(rc != 0 and 'broadcast' in out + err,
-              'mynactl unload roster %s: exit %d: %s%s' % (COMPONENT, rc, out, err))
+              'mynactl unload roster localhost: exit %d: %s%s' % (rc, out, err))
+        rc, out, err = mynad.mynactl('modules')
+        roster_line = [l for l in out.splitlines() if l.startswith('roster ')]
+        check(roster_line and COMPONENT not in roster_line[0],
+              'roster loaded on the component: %s' % roster_line)
         ctl('reload', 'roster')
         await all_connected('by mynactl reload roster')
         await broadcast('after the roster reload')
@@ -270,7 +276,7 @@ def steps(mynad, args):
         ('another JID of the component: service-unavailable', other_jid),
         ('mynactl reload broadcast with clients connected, then it still delivers',
          reload_broadcast),
-        ('the roster on the component: unload refused, reload re-binds', roster_in_use),
+        ('the roster used from the component: unload refused, reload re-binds', roster_in_use),
         ('mynactl unload hello: the next IQ opens a fresh instance', unload_hello),
         ('mynactl unload broadcast: service-unavailable until mynactl load',
          unload_broadcast),

@@ -17,8 +17,9 @@
  *    with service-unavailable; disco#info of the domain shows the identity
  *    and feature registered in `load`;
  *  - using a service: `.uses = roster/1` makes the core load the roster
- *    module (the provider) on the component before this one; its functions
- *    take the host whose rosters they read, here the sender's;
+ *    module (the provider) before this one, on the component's main host
+ *    (a component has no rosters of its own); its functions take the host
+ *    whose rosters they read, here the sender's;
  *  - a typed config key (`max_recipients`) read from a snapshot struct;
  *  - stanzas built in one expression with myna_stanza_build(), every
  *    argument escaped. */

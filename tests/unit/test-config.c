@@ -150,6 +150,40 @@ test_getters_clamp_and_default (void)
   g_assert_cmpstr (hosts[0], ==, "example.org");
 }
 
+/* MODULE.KEY in a [component:DOMAIN] section overrides [module:M] for the
+ * modules serving the component, as in a [host:] section; check-config
+ * accepts it and checks its value. */
+static void
+test_component_overrides (void)
+{
+  g_autoptr(MynaConfig) c = load (
+      "[host:example.org]\n"
+      "[component:muc.example.org]\n"
+      "module = mod\n"
+      "mod.interval = 7s\n"
+      "mod.nosuch = 1\n"
+      "[module:mod]\n"
+      "interval = 2m\n");
+  g_autoptr(GPtrArray) diags = myna_config_check (c);
+
+  g_assert_cmpint (myna_config_get_module_int (c, "muc.example.org", "mod", "interval"), ==, 7000);
+  g_assert_cmpint (myna_config_get_module_int (c, "example.org", "mod", "interval"), ==, 120000);
+  g_assert_null (find_diag (diags, "'mod.interval'"));
+  MynaDiag *d = find_diag (diags, "'mod.nosuch'");
+  g_assert_nonnull (d);
+  g_assert_cmpint (d->level, ==, MYNA_DIAG_WARNING);
+
+  g_autoptr(MynaConfig) bad = load (
+      "[host:example.org]\n"
+      "[component:muc.example.org]\n"
+      "module = mod\n"
+      "mod.interval = soon\n");
+  g_autoptr(GPtrArray) bad_diags = myna_config_check (bad);
+  d = find_diag (bad_diags, "mod.interval");
+  g_assert_nonnull (d);
+  g_assert_cmpint (d->level, ==, MYNA_DIAG_ERROR);
+}
+
 static void
 test_listener_overrides (void)
 {
@@ -241,6 +275,7 @@ main (int argc, char **argv)
   g_test_add_func ("/config/getters", test_getters_clamp_and_default);
   g_test_add_func ("/config/syntax-error", test_syntax_error);
   g_test_add_func ("/config/listener-overrides", test_listener_overrides);
+  g_test_add_func ("/config/component-overrides", test_component_overrides);
   g_test_add_func ("/config/http-listener", test_http_listener);
   g_test_add_func ("/config/shipped-config", test_shipped_config_is_clean);
   return g_test_run ();
