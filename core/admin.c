@@ -100,6 +100,11 @@ admin_each_host (MynaServer *server, char **argv, HostOp op, GString *out, GErro
       /* unload and reload act where the module is loaded; load everywhere. */
       if (op != admin_load_op && !myna_module_is_loaded (server->modules, h, argv[1]))
         continue;
+      /* A component takes only the modules its section names (it has no
+       * accounts); `load NAME HOST` still reaches it explicitly. */
+      if (op == admin_load_op && h->component
+          && (h->modules == NULL || !g_strv_contains ((const char *const *) h->modules, argv[1])))
+        continue;
       if (!op (server->modules, h, argv[1], error))
         return FALSE;
       g_string_append_printf (out, "%s %s on %s\n", argv[0], argv[1], h->name);

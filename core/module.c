@@ -1391,12 +1391,8 @@ myna_module_load (MynaModuleRegistry *registry, MynaHost *host, const char *name
                    m->manifest_path, m->abi, MYNA_ABI_MAJOR);
       return NULL;
     }
-  for (guint i = 0; m->requires[i] != NULL; i++)
-    if (myna_module_load (registry, host, m->requires[i], error) == NULL)
-      {
-        g_prefix_error (error, "module %s requires %s: ", name, m->requires[i]);
-        return NULL;
-      }
+  /* On the stack before its `requires` load: a cycle of requires is an
+   * error, not an endless recursion. */
   g_autofree char *loading_key = instance_key (host, name);
   if (g_hash_table_contains (registry->loading, loading_key))
     {
@@ -1405,7 +1401,14 @@ myna_module_load (MynaModuleRegistry *registry, MynaHost *host, const char *name
       return NULL;
     }
   g_hash_table_add (registry->loading, g_strdup (loading_key));
-  gboolean deps = module_load_providers (registry, host, m, error);
+  gboolean deps = TRUE;
+  for (guint i = 0; deps && m->requires[i] != NULL; i++)
+    if (myna_module_load (registry, host, m->requires[i], error) == NULL)
+      {
+        g_prefix_error (error, "module %s requires %s: ", name, m->requires[i]);
+        deps = FALSE;
+      }
+  deps = deps && module_load_providers (registry, host, m, error);
   ModuleLib *lib = deps ? lib_open (registry, m, error) : NULL;
   if (lib == NULL)
     {

@@ -269,6 +269,24 @@ test_unload (Fixture *f, gconstpointer unused)
   g_assert_nonnull (r);
 }
 
+/* `mynactl load NAME` without a host loads NAME on the hosts, not on a
+ * component whose section does not name it (a component has no accounts:
+ * a client module there would act on JIDs of its domain as accounts). */
+static void
+test_load_all_hosts (Fixture *f, gconstpointer unused)
+{
+  g_autofree char *out = NULL;
+
+  g_assert_cmpint (mynactl (&f->d, &out, "load", "version", NULL), ==, 0);
+  g_assert_nonnull (strstr (out, "load version on localhost\n"));
+  g_assert_null (strstr (out, "echo.localhost"));
+  g_clear_pointer (&out, g_free);
+  g_assert_cmpint (mynactl (&f->d, &out, "modules", NULL), ==, 0);
+  g_test_message ("%s", out);
+  g_assert_null (strstr (out, "version 1.0 lazy localhost echo.localhost"));
+  g_assert_null (strstr (out, "version 1.0 lazy echo.localhost"));
+}
+
 /* Runs mynactl check-config on @conf; returns its output. */
 static char *
 check_config (const char *conf, int *status)
@@ -335,6 +353,7 @@ main (int argc, char **argv)
   ADD ("/components/no-login", test_no_login);
   ADD ("/components/routes", test_routes);
   ADD ("/components/unload", test_unload);
+  ADD ("/components/load-all-hosts", test_load_all_hosts);
   g_test_add_func ("/components/check-config", test_check_config);
   return g_test_run ();
 }
