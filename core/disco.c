@@ -87,6 +87,20 @@ void
 myna_host_add_disco_item (MynaHost *host, MynaModule *owner, const char *jid,
                           const char *node, const char *name)
 {
+  /* The same (jid, node) from the same owner again replaces the name: a
+   * module registering an item per attach or per reload adds nothing. */
+  for (guint i = 0; i < host->disco_items->len; i++)
+    {
+      DiscoItemEntry *old = host->disco_items->pdata[i];
+      if (old->owner == owner && g_strcmp0 (old->pub.jid, jid) == 0
+          && g_strcmp0 (old->pub.node, node) == 0)
+        {
+          g_free ((char *) old->pub.name);
+          old->pub.name = g_strdup (name);
+          return;
+        }
+    }
+
   DiscoItemEntry *e = g_new0 (DiscoItemEntry, 1);
 
   e->pub.jid = g_strdup (jid);

@@ -79,7 +79,9 @@ struct _MynaModuleRegistry {
   GHashTable *instances;  /* host SEP name → MynaModule* */
   GPtrArray  *unloaded;   /* MynaModule* unloaded, still held */
   GPtrArray  *retired;    /* MynaManifest* replaced while instances used them */
-  const char *draining;   /* the module a reload waits for: not loadable now */
+  GPtrArray  *draining;   /* names of the modules reloads wait for (nested
+                           * reloads from admin commands meanwhile): not
+                           * loadable now */
   GHashTable *views;      /* module name → its storage view (MynaStorage*) */
   MynaServices *services;
   GHashTable *loading;    /* instance keys whose load is on the stack */
@@ -295,6 +297,16 @@ static const MynaStorageGuard module_storage_guard = {
   .release = guard_release,
 };
 
+/* Whether a reload is waiting for the old code of module @name. */
+static gboolean
+registry_draining (MynaModuleRegistry *registry, const char *name)
+{
+  for (guint i = 0; i < registry->draining->len; i++)
+    if (strcmp (registry->draining->pdata[i], name) == 0)
+      return TRUE;
+  return FALSE;
+}
+
 MynaModuleRegistry *
 myna_module_registry_new (MynaServer *server)
 {
@@ -308,6 +320,7 @@ myna_module_registry_new (MynaServer *server)
   r->failed = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, g_free);
   r->instances = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
   r->unloaded = g_ptr_array_new ();
+  r->draining = g_ptr_array_new ();
   r->retired = g_ptr_array_new_with_free_func ((GDestroyNotify) myna_manifest_free);
   r->services = myna_services_new ();
   r->loading = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
@@ -341,6 +354,7 @@ myna_module_registry_free (MynaModuleRegistry *registry)
       mod->registry = NULL;
     }
   g_ptr_array_unref (registry->unloaded);
+  g_ptr_array_unref (registry->draining);
   g_hash_table_unref (registry->instances);
   g_hash_table_unref (registry->libs);
   g_ptr_array_unref (registry->open_libs);
@@ -1370,7 +1384,7 @@ myna_module_load (MynaModuleRegistry *registry, MynaHost *host, const char *name
   MynaModule *mod = module_find (registry, host, name);
   if (mod != NULL)
     return mod;
-  if (g_strcmp0 (registry->draining, name) == 0)
+  if (registry_draining (registry, name))
     {
       g_set_error (error, MYNA_MODULE_ERROR, MYNA_MODULE_ERROR_BUSY,
                    "module %s is being reloaded", name);
@@ -1668,7 +1682,7 @@ myna_module_unload_cascade (MynaModuleRegistry *registry, MynaHost *host, const 
 
   if (mod == NULL)
     {
-      g_set_error (error, G_IO_ERROR, G_IO_ERROR_NOT_FOUND,
+      g_set_error (error, MYNA_MODULE_ERROR, MYNA_MODULE_ERROR_NOT_FOUND,
                    "module %s is not loaded on %s", name, host->name);
       return FALSE;
     }
@@ -1706,10 +1720,10 @@ registry_drain (MynaModuleRegistry *registry, ModuleLib *lib)
   g_info ("module %s: waiting for the callbacks of the unloaded code", lib->name);
   g_source_set_callback (tick, drain_tick, NULL, NULL);
   g_source_attach (tick, server->context);
-  registry->draining = lib->name;
+  g_ptr_array_add (registry->draining, lib->name);
   while (lib->instances > 1 && g_get_monotonic_time () < deadline)
     g_main_context_iteration (server->context, TRUE);
-  registry->draining = NULL;
+  g_ptr_array_remove (registry->draining, lib->name);
   g_source_destroy (tick);
   g_source_unref (tick);
   if (lib->instances > 1)
@@ -1823,7 +1837,7 @@ myna_module_reload (MynaModuleRegistry *registry, MynaHost *host, const char *na
                    "module %s is not loaded on %s", name, host->name);
       return FALSE;
     }
-  if (g_strcmp0 (registry->draining, name) == 0)
+  if (registry_draining (registry, name))
     {
       g_set_error (error, MYNA_MODULE_ERROR, MYNA_MODULE_ERROR_BUSY,
                    "module %s is being reloaded", name);
@@ -1845,6 +1859,15 @@ myna_module_reload (MynaModuleRegistry *registry, MynaHost *host, const char *na
       lib_free (lib);
       return FALSE;
     }
+  /* The new code must still provide what loaded modules use of the old. */
+  for (guint i = 0; i < hosts->len; i++)
+    if (!myna_services_check_provides (registry->services,
+                                       module_find (registry, hosts->pdata[i], name),
+                                       m->provides, error))
+      {
+        lib_free (lib);
+        return FALSE;
+      }
   for (guint i = 0; i < hosts->len; i++)
     for (guint j = 0; m->requires[j] != NULL; j++)
       if (myna_module_load (registry, hosts->pdata[i], m->requires[j], error) == NULL)
@@ -1964,7 +1987,20 @@ myna_module_disable (MynaModuleRegistry *registry, MynaHost *host, const char *n
 
   myna_router_remove_lazy (registry->server->router, host, name);
   if (mod != NULL)
-    module_unload_instance (registry, mod);
+    {
+      /* A provider that loaded modules still use stays loaded, as it
+       * would be loaded for them at start (they are disabled first when
+       * they go too). */
+      g_autoptr(GString) what = g_string_new (NULL);
+      g_autoptr(GPtrArray) users = myna_services_users_of (registry->services, mod, what);
+      if (users->len > 0)
+        {
+          g_info ("host %s: module %s disabled, but kept loaded: it provides %s used by %s",
+                  host->name, name, what->str, myna_module_get_name (users->pdata[0]));
+          return TRUE;
+        }
+      module_unload_instance (registry, mod);
+    }
   /* The features advertised for it while it was enabled but not loaded. */
   if (m != NULL)
     {

@@ -532,6 +532,11 @@ void          myna_services_finalize (MynaServices *services, MynaModule *mod);
 /* The loaded instances whose declared `.uses` are bound to @provider;
  * @what (may be NULL) gets the services concerned ("roster/1, …").
  * Returns: (transfer container) MynaModule* */
+/* Whether a new version of @provider, providing @provides, still gives
+ * every loaded module using @provider what it needs; FALSE with
+ * MYNA_MODULE_ERROR_DEPENDENCY naming the first user it would strand. */
+gboolean      myna_services_check_provides (MynaServices *services, MynaModule *provider,
+                                            char **provides, GError **error);
 GPtrArray    *myna_services_users_of (MynaServices *services, MynaModule *provider,
                                       GString *what);
 /* "NAME/VERSION" → NAME and VERSION (> 0); FALSE when malformed. */

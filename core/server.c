@@ -604,6 +604,11 @@ server_sync_modules (MynaServer *server, MynaHost *host)
   for (guint i = 0; host->modules != NULL && host->modules[i] != NULL; i++)
     if (!g_strv_contains ((const char *const *) wanted, host->modules[i]))
       myna_module_disable (server->modules, host, host->modules[i]);
+  /* A provider kept loaded for a user that was disabled after it goes now. */
+  for (guint i = 0; host->modules != NULL && host->modules[i] != NULL; i++)
+    if (!g_strv_contains ((const char *const *) wanted, host->modules[i])
+        && myna_module_is_loaded (server->modules, host, host->modules[i]))
+      myna_module_disable (server->modules, host, host->modules[i]);
   for (guint i = 0; wanted[i] != NULL; i++)
     {
       g_autoptr(GError) error = NULL;

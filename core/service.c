@@ -348,3 +348,29 @@ myna_services_users_of (MynaServices *services, MynaModule *provider, GString *w
     }
   return users;
 }
+
+gboolean
+myna_services_check_provides (MynaServices *services, MynaModule *provider,
+                              char **provides, GError **error)
+{
+  for (guint i = 0; i < services->handles->len; i++)
+    {
+      MynaService *svc = services->handles->pdata[i];
+      guint version = 0;
+
+      if (!svc->attached || !svc->required || svc->bound == NULL
+          || svc->bound->provider != provider || svc->user == provider)
+        continue;
+      if (!myna_service_spec_lists (provides, svc->name, &version)
+          || version < svc->min_version)
+        {
+          g_set_error (error, MYNA_MODULE_ERROR, MYNA_MODULE_ERROR_DEPENDENCY,
+                       "the new %s does not provide %s/%u, which module %s on %s uses "
+                       "(it provides %s)", myna_module_get_name (provider), svc->name,
+                       svc->min_version, myna_module_get_name (svc->user), svc->host->name,
+                       provides[0] != NULL ? "other versions or services" : "no service");
+          return FALSE;
+        }
+    }
+  return TRUE;
+}

@@ -46,7 +46,8 @@ copy_file (const char *from, const char *to, const char *name)
 static void write_lazy_manifest (Fixture *f, const char *serves);
 
 /* Starts mynad with @modules and @extra, its module_path a directory of
- * its own holding a copy of test module lazytest and of ping (built-in
+ * its own holding a copy of test modules lazytest, svcprov and svcuser
+ * and of ping (built-in
  * modules are found in the build tree after it); lazytest's manifest says
  * it serves @lazy_serves when set. */
 static void
@@ -66,6 +67,14 @@ start_with_moddir (Fixture *f, const char *modules, const char *extra,
   copy_file (testmods, f->moddir, "lazytest.module");
   copy_file (pingdir, f->moddir, "mod_ping.so");
   copy_file (pingdir, f->moddir, "ping.module");
+  for (guint i = 0; i < 2; i++)
+    {
+      const char *svc = i == 0 ? "svcprov" : "svcuser";
+      g_autofree char *so = g_strdup_printf ("mod_%s.so", svc);
+      g_autofree char *manifest = g_strdup_printf ("%s.module", svc);
+      copy_file (testmods, f->moddir, so);
+      copy_file (testmods, f->moddir, manifest);
+    }
   if (lazy_serves != NULL)
     write_lazy_manifest (f, lazy_serves);
   g_file_get_contents (f->d.conf_path, &conf, NULL, &error);
@@ -402,6 +411,32 @@ test_lazy_failure_marked (Fixture *f, gconstpointer unused)
 
 #define ADD(path, func) g_test_add (path, Fixture, NULL, NULL, func, teardown)
 
+/* A new version of a provider that no longer provides what a loaded
+ * module uses is refused before the swap: the old provider keeps running
+ * and its user stays bound. */
+static void
+test_reload_keeps_services (Fixture *f, gconstpointer unused)
+{
+  g_autofree char *v0 = build_path ("tests/modules/svcprov/v0");
+  char *out = NULL;
+
+  start_with_moddir (f, MYNAD_DEFAULT_MODULES ";svcuser", MYNAD_PLAIN_AUTH, NULL);
+  g_assert_cmpint (mynactl (&f->d, &out, "load", "svcuser", NULL), ==, 0);
+  g_clear_pointer (&out, g_free);
+
+  /* svcprov 2.0 provides nothing. */
+  copy_file (v0, f->moddir, "mod_svcprov.so");
+  copy_file (v0, f->moddir, "svcprov.module");
+  g_autofree char *refused = reload (f, "svcprov", 1);
+  if (strstr (refused, "does not provide counter/1") == NULL)
+    g_error ("reload svcprov: %s", refused);
+  g_assert_nonnull (strstr (refused, "svcuser"));
+
+  g_assert_cmpint (mynactl (&f->d, &out, "modules", NULL), ==, 0);
+  g_assert_nonnull (strstr (out, "svcprov 1.0"));
+  g_free (out);
+}
+
 int
 main (int argc, char **argv)
 {
@@ -410,5 +445,6 @@ main (int argc, char **argv)
   ADD ("/reload/failed-keeps-old", test_failed_reload_keeps_old);
   ADD ("/reload/checks-config", test_reload_checks_config);
   ADD ("/reload/lazy-failure-marked", test_lazy_failure_marked);
+  ADD ("/reload/keeps-services", test_reload_keeps_services);
   return g_test_run ();
 }

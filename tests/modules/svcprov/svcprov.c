@@ -1,4 +1,7 @@
-/* svcprov: a test module providing the counter/1 service (svcprov.h). */
+/* svcprov: a test module providing the counter/1 service (svcprov.h).
+ * Built a second time with SVCPROV_NO_SERVICE (tests/modules/svcprov/v0):
+ * a new version of it that provides nothing, which a reload must refuse
+ * while svcuser uses counter/1. */
 #include "svcprov.h"
 
 static guint svcprov_calls;
@@ -21,6 +24,7 @@ static const SvcprovService svcprov_service = {
   .mark = svcprov_service_mark,
 };
 
+#ifndef SVCPROV_NO_SERVICE
 static gboolean
 svcprov_load (MynaModule *mod, GError **error)
 {
@@ -31,3 +35,15 @@ MYNA_MODULE_DEFINE (svcprov,
   .version  = "1.0",
   .provides = MYNA_STRV ("counter/1"),
   .load     = svcprov_load);
+#else
+static gboolean
+svcprov_load (MynaModule *mod, GError **error)
+{
+  (void) svcprov_service;
+  return TRUE;
+}
+
+MYNA_MODULE_DEFINE (svcprov,
+  .version  = "2.0",
+  .load     = svcprov_load);
+#endif
