@@ -131,6 +131,7 @@ offline_op_free (gpointer data)
   g_free (op);
 }
 
+/* The instance's config snapshot, valid until the handler returns. */
 static const OfflineConfig *
 offline_config (Offline *self)
 {

@@ -60,8 +60,8 @@
 typedef struct {
   gboolean allow_registration;
   gboolean allow_insecure;
-  gint64  min_seconds_between;   /* milliseconds */
-  gint64  min_password_length;
+  gint64   min_seconds_between;   /* milliseconds */
+  gint64   min_password_length;
 } RegisterConfig;
 
 typedef struct {
@@ -157,6 +157,7 @@ register_error_preauth (MynaSession *session, MynaStanza *iq, MynaErrorType type
 
 /* ---- the per-address rate limit ------------------------------------------ */
 
+/* The instance's config snapshot, valid until the handler returns. */
 static const RegisterConfig *
 register_config (Register *self)
 {

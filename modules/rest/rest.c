@@ -104,6 +104,7 @@ rest_digest (const char *text, guint8 out[32])
   g_checksum_get_digest (sum, out, &len);
 }
 
+/* The instance's config snapshot, valid until the handler returns. */
 static const RestConfig *
 rest_config (Rest *self)
 {
