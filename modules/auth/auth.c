@@ -20,6 +20,7 @@
 #include "throttle.h"
 
 #include <arpa/inet.h>
+#include <stddef.h>
 #include <string.h>
 
 #define NS_SASL "urn:ietf:params:xml:ns:xmpp-sasl"
@@ -29,18 +30,28 @@
  * further failure doubles it, up to account_delay_max. */
 #define DELAY_BASE_MS 500
 
+/* The module's typed configuration ([module:auth], host overrides), read
+ * afresh at each use so a configuration reload applies at once; the
+ * sizes of the tables made at load (failure_window, max_failure_entries,
+ * max_known_accounts) apply from the next load. */
+typedef struct {
+  char   **mechanisms;
+  gboolean allow_plain_insecure;
+  gboolean offer_channel_binding;
+  gint64   max_failures;
+  gint64   max_failures_per_address;
+  gint64   account_delay_max;        /* milliseconds */
+  gint64   account_queue_max;
+  gint64   max_known_accounts;
+  gint64   failure_window;           /* milliseconds */
+  gint64   max_failure_entries;
+} AuthConfig;
+
 typedef struct {
   MynaModule   *mod;
   AuthThrottle *failures;   /* "a\tADDR", "p\tADDR\tUSER", "u\tUSER" → count */
   AuthLines    *lines;      /* accounts under the delay: the slot, who waits */
   AuthKnown    *known;      /* addresses each account logged in from */
-  char        **mechanisms;
-  gboolean      allow_plain_insecure;
-  gboolean      offer_plus;
-  guint         max_failures;
-  guint         max_failures_per_address;
-  guint         delay_max_ms;
-  guint         queue_max;
   guint64       evicted_logged;
 } Auth;
 
@@ -245,23 +256,34 @@ auth_bump (Auth *auth, const char *ip, const char *user, gboolean account, int b
       auth_throttle_take_back (auth->failures, keys[i], now);
 }
 
+/* The instance's config snapshot, valid until the handler returns. */
+static const AuthConfig *
+auth_config (Auth *auth)
+{
+  return myna_module_get_config (auth->mod);
+}
+
 /* Whether @ip (and @ip for @user) may not try now. */
 static gboolean
 auth_throttled (Auth *auth, const char *ip, const char *user)
 {
-  return auth_count (auth, 'a', ip, NULL) >= auth->max_failures_per_address
-         || (user != NULL && auth_count (auth, 'p', ip, user) >= auth->max_failures);
+  const AuthConfig *cfg = auth_config (auth);
+
+  return auth_count (auth, 'a', ip, NULL) >= cfg->max_failures_per_address
+         || (user != NULL && auth_count (auth, 'p', ip, user) >= cfg->max_failures);
 }
 
 /* How long the answer to an attempt on @user waits. */
 static guint
 auth_delay_ms (Auth *auth, const char *user)
 {
+  const AuthConfig *cfg = auth_config (auth);
   guint n = user != NULL ? auth_count (auth, 'u', NULL, user) : 0;
 
-  if (n < auth->max_failures || auth->delay_max_ms == 0)
+  if (n < cfg->max_failures || cfg->account_delay_max == 0)
     return 0;
-  return MIN ((guint64) DELAY_BASE_MS << MIN (n - auth->max_failures, 20), auth->delay_max_ms);
+  return MIN ((guint64) DELAY_BASE_MS << MIN (n - cfg->max_failures, 20),
+              (guint64) cfg->account_delay_max);
 }
 
 static void plain_check (Attempt *a);
@@ -363,7 +385,7 @@ auth_admit (Attempt *a)
     }
   gboolean clean = auth_count (auth, 'p', a->ip, a->username) == 0;
   guint waiting = auth_line_waiting (line);
-  if (waiting >= auth->queue_max)
+  if (waiting >= auth_config (auth)->account_queue_max)
     {
       if (!line->full_logged)
         g_message ("attempts on '%s' waiting: %u (account_queue_max); further ones from "
@@ -492,13 +514,15 @@ static const char *const cb_types[] = { "tls-exporter", "tls-server-end-point", 
 static gboolean
 auth_mechanism_offered (Auth *auth, MynaSession *s, const char *mech)
 {
-  if (mech == NULL || !g_strv_contains ((const char *const *) auth->mechanisms, mech))
+  const AuthConfig *cfg = auth_config (auth);
+
+  if (mech == NULL || !g_strv_contains ((const char *const *) cfg->mechanisms, mech))
     return FALSE;
   if (strcmp (mech, "PLAIN") == 0)
-    return myna_session_is_secure (s) || auth->allow_plain_insecure;
+    return myna_session_is_secure (s) || cfg->allow_plain_insecure;
   if (g_str_has_suffix (mech, "-PLUS"))
     {
-      if (!auth->offer_plus)
+      if (!cfg->offer_channel_binding)
         return FALSE;
       for (guint i = 0; cb_types[i] != NULL; i++)
         {
@@ -515,16 +539,17 @@ static void
 auth_features (MynaSession *s, MynaStanza *features, gpointer data)
 {
   Auth *auth = data;
+  const AuthConfig *cfg = auth_config (auth);
 
   if (myna_session_is_authenticated (s))
     return;
   MynaStanza *mechs = myna_stanza_add_child (features, "mechanisms", NS_SASL);
-  for (guint i = 0; auth->mechanisms[i] != NULL; i++)
-    if (auth_mechanism_offered (auth, s, auth->mechanisms[i]))
-      myna_stanza_add_text_child (mechs, "mechanism", auth->mechanisms[i]);
+  for (guint i = 0; cfg->mechanisms[i] != NULL; i++)
+    if (auth_mechanism_offered (auth, s, cfg->mechanisms[i]))
+      myna_stanza_add_text_child (mechs, "mechanism", cfg->mechanisms[i]);
   /* XEP-0440: which channel binding types this stream supports. */
   MynaStanza *cbs = NULL;
-  for (guint i = 0; auth->offer_plus && cb_types[i] != NULL; i++)
+  for (guint i = 0; cfg->offer_channel_binding && cb_types[i] != NULL; i++)
     {
       g_autoptr(GBytes) cb = myna_session_get_channel_binding (s, cb_types[i]);
       if (cb == NULL)
@@ -915,7 +940,6 @@ auth_free (gpointer data)
   auth_lines_free (auth->lines, auth_line_item_free, NULL);
   auth_known_free (auth->known);
   auth_throttle_free (auth->failures);
-  g_strfreev (auth->mechanisms);
   g_free (auth);
 }
 
@@ -923,20 +947,13 @@ static gboolean
 auth_load (MynaModule *mod, GError **error)
 {
   Auth *auth = g_new0 (Auth, 1);
-  gint64 window_ms = myna_module_config_int (mod, "failure_window");
+  const AuthConfig *cfg = myna_module_get_config (mod);
+  gint64 window_ms = cfg->failure_window;
 
   auth->mod = mod;
-  auth->failures = auth_throttle_new (window_ms * 1000,
-                                      (guint) myna_module_config_int (mod, "max_failure_entries"));
-  auth->mechanisms = myna_module_config_list (mod, "mechanisms");
-  auth->allow_plain_insecure = myna_module_config_bool (mod, "allow_plain_insecure");
-  auth->offer_plus = myna_module_config_bool (mod, "offer_channel_binding");
-  auth->max_failures = (guint) myna_module_config_int (mod, "max_failures");
-  auth->max_failures_per_address = (guint) myna_module_config_int (mod, "max_failures_per_address");
-  auth->delay_max_ms = (guint) myna_module_config_int (mod, "account_delay_max");
-  auth->queue_max = (guint) myna_module_config_int (mod, "account_queue_max");
+  auth->failures = auth_throttle_new (window_ms * 1000, (guint) cfg->max_failure_entries);
   auth->lines = auth_lines_new ((GDestroyNotify) myna_timer_free);
-  auth->known = auth_known_new ((guint) myna_module_config_int (mod, "max_known_accounts"));
+  auth->known = auth_known_new ((guint) cfg->max_known_accounts);
   myna_module_set_data (mod, auth, auth_free);
   myna_module_add_stream_features (mod, auth_features, auth, NULL);
   myna_module_route_stream (mod, NS_SASL, NULL, auth_element, auth, NULL);
@@ -953,46 +970,57 @@ MYNA_MODULE_DEFINE (auth,
   .config  = MYNA_CONFIG_KEYS (
       { .name = "mechanisms", .type = MYNA_CONFIG_LIST,
         .default_value = "SCRAM-SHA-256-PLUS;SCRAM-SHA-1-PLUS;SCRAM-SHA-256;SCRAM-SHA-1;PLAIN",
-        .description = "SASL mechanisms offered, in order of preference" },
+        .description = "SASL mechanisms offered, in order of preference",
+        .offset = offsetof (AuthConfig, mechanisms) },
       { .name = "allow_plain_insecure", .type = MYNA_CONFIG_BOOL,
         .default_value = "false",
         .description = "offer PLAIN on unencrypted streams (only for tests "
-                       "and benchmarks on loopback)" },
+                       "and benchmarks on loopback)",
+        .offset = offsetof (AuthConfig, allow_plain_insecure) },
       { .name = "offer_channel_binding", .type = MYNA_CONFIG_BOOL,
         .default_value = "true",
         .description = "offer the SCRAM -PLUS mechanisms (channel binding); "
-                       "false for clients that mishandle it" },
+                       "false for clients that mishandle it",
+        .offset = offsetof (AuthConfig, offer_channel_binding) },
       { .name = "max_failures", .type = MYNA_CONFIG_INT,
         .default_value = "5", .min = 1, .max = 1000,
         .description = "failed attempts from one address on one account "
                        "within the window before that address is refused for "
                        "that account; also where the per-account delay "
-                       "starts" },
+                       "starts",
+        .offset = offsetof (AuthConfig, max_failures) },
       { .name = "max_failures_per_address", .type = MYNA_CONFIG_INT,
         .default_value = "20", .min = 1, .max = 100000,
         .description = "failed attempts from one address (IPv6: one /64) "
                        "within the window before it is refused for every "
-                       "account" },
+                       "account",
+        .offset = offsetof (AuthConfig, max_failures_per_address) },
       { .name = "account_delay_max", .type = MYNA_CONFIG_DURATION,
         .default_value = "10s", .min = 0, .max = 60000,
         .description = "longest wait before answering an attempt on an "
                        "account that failures from any address target (0: no "
-                       "delay)" },
+                       "delay)",
+        .offset = offsetof (AuthConfig, account_delay_max) },
       { .name = "account_queue_max", .type = MYNA_CONFIG_INT,
         .default_value = "4", .min = 1, .max = 1000,
         .description = "attempts that may wait for an account under the delay "
                        "(evaluated one per delay); past it, those from "
-                       "addresses that failed on the account are refused" },
+                       "addresses that failed on the account are refused",
+        .offset = offsetof (AuthConfig, account_queue_max) },
       { .name = "max_known_accounts", .type = MYNA_CONFIG_INT,
         .default_value = "50000", .min = 0, .max = 10000000,
         .description = "accounts whose last few login addresses are "
                        "remembered, so that those addresses skip the "
-                       "account's line (0: none)" },
+                       "account's line (0: none)",
+        .offset = offsetof (AuthConfig, max_known_accounts) },
       { .name = "failure_window", .type = MYNA_CONFIG_DURATION,
         .default_value = "5m", .min = 1000, .max = 86400000,
-        .description = "window over which failed attempts are counted" },
+        .description = "window over which failed attempts are counted",
+        .offset = offsetof (AuthConfig, failure_window) },
       { .name = "max_failure_entries", .type = MYNA_CONFIG_INT,
         .default_value = "100000", .min = 100, .max = 10000000,
         .description = "entries of the failed-attempt table; when full, those "
-                       "with the lowest counts go first" }),
+                       "with the lowest counts go first",
+        .offset = offsetof (AuthConfig, max_failure_entries) }),
+  .config_size = sizeof (AuthConfig),
   .load    = auth_load);

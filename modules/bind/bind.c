@@ -4,21 +4,17 @@
  * older clients still send. */
 #include <myna/module.h>
 
+#include <stddef.h>
 #include <string.h>
 
 #define NS_BIND    "urn:ietf:params:xml:ns:xmpp-bind"
 #define NS_SESSION "urn:ietf:params:xml:ns:xmpp-session"
 
-typedef enum {
-  CONFLICT_KICK_OLD,
-  CONFLICT_REFUSE,
-  CONFLICT_RANDOM,
-} ConflictPolicy;
-
+/* The module's typed configuration ([module:bind], host overrides). */
 typedef struct {
-  ConflictPolicy policy;
-  guint          max_resources;
-} Bind;
+  char  *resource_conflict;   /* kick_old, refuse or random */
+  gint64 max_resources;
+} BindConfig;
 
 static void
 bind_features (MynaSession *s, MynaStanza *features, gpointer data)
@@ -76,7 +72,7 @@ bind_find_holder (MynaSession *s, const char *resource, guint *n_sessions)
 static MynaResult
 bind_iq (MynaCall *call, MynaStanza *iq, gpointer data)
 {
-  Bind *bind = data;
+  const BindConfig *cfg = myna_module_get_config (data);
   MynaSession *s = myna_call_get_session (call);
   MynaStanza *req = myna_stanza_get_child (iq, "bind", NS_BIND);
   const char *wanted = myna_stanza_get_child_text (req, "resource");
@@ -104,23 +100,23 @@ bind_iq (MynaCall *call, MynaStanza *iq, gpointer data)
   MynaSession *holder = bind_find_holder (s, resource, &n);
   if (holder != NULL)
     {
-      if (bind->policy == CONFLICT_REFUSE)
+      if (g_strcmp0 (cfg->resource_conflict, "refuse") == 0)
         {
           bind_reply_error (s, iq, MYNA_ERROR_TYPE_CANCEL, "conflict");
           return MYNA_HANDLED;
         }
-      if (bind->policy == CONFLICT_KICK_OLD)
-        {
-          myna_session_close (holder, "conflict", "replaced by a new connection");
-          n--;
-        }
-      else
+      if (g_strcmp0 (cfg->resource_conflict, "random") == 0)
         {
           g_free (resource);
           resource = bind_random_resource ();
         }
+      else
+        {
+          myna_session_close (holder, "conflict", "replaced by a new connection");
+          n--;
+        }
     }
-  if (n >= bind->max_resources)
+  if (n >= cfg->max_resources)
     {
       bind_reply_error (s, iq, MYNA_ERROR_TYPE_CANCEL, "resource-constraint");
       return MYNA_HANDLED;
@@ -130,11 +126,11 @@ bind_iq (MynaCall *call, MynaStanza *iq, gpointer data)
       bind_reply_error (s, iq, MYNA_ERROR_TYPE_CANCEL, "not-allowed");
       return MYNA_HANDLED;
     }
-  g_autoptr(MynaStanza) reply = myna_stanza_new_iq_result (iq);
+  g_autoptr(MynaStanza) reply = myna_stanza_build_result (
+      iq, "<bind xmlns='" NS_BIND "'><jid>%s</jid></bind>",
+      myna_jid_to_string (myna_session_get_jid (s)));
   myna_stanza_set_attr (reply, "from", NULL);
   myna_stanza_set_attr (reply, "to", NULL);
-  myna_stanza_add_text_child (myna_stanza_add_child (reply, "bind", NS_BIND), "jid",
-                              myna_jid_to_string (myna_session_get_jid (s)));
   myna_session_send (s, reply);
   return MYNA_HANDLED;
 }
@@ -152,19 +148,8 @@ bind_session_iq (MynaCall *call, MynaStanza *iq, gpointer data)
 static gboolean
 bind_load (MynaModule *mod, GError **error)
 {
-  Bind *bind = g_new0 (Bind, 1);
-  g_autofree char *policy = myna_module_config_string (mod, "resource_conflict");
-
-  if (g_strcmp0 (policy, "refuse") == 0)
-    bind->policy = CONFLICT_REFUSE;
-  else if (g_strcmp0 (policy, "random") == 0)
-    bind->policy = CONFLICT_RANDOM;
-  else
-    bind->policy = CONFLICT_KICK_OLD;
-  bind->max_resources = (guint) myna_module_config_int (mod, "max_resources");
-  myna_module_set_data (mod, bind, g_free);
   myna_module_add_stream_features (mod, bind_features, NULL, NULL);
-  myna_module_route_iq (mod, MYNA_IQ_SET, NS_BIND, "bind", bind_iq, bind, NULL);
+  myna_module_route_iq (mod, MYNA_IQ_SET, NS_BIND, "bind", bind_iq, mod, NULL);
   myna_module_route_iq (mod, MYNA_IQ_SET, NS_SESSION, "session", bind_session_iq, NULL, NULL);
   return TRUE;
 }
@@ -180,8 +165,11 @@ MYNA_MODULE_DEFINE (bind,
         .default_value = "kick_old",
         .description = "when a resource is already bound: kick_old (the old "
                        "session gets <conflict/>), refuse, or random (the "
-                       "new one gets a generated resource)" },
+                       "new one gets a generated resource)",
+        .offset = offsetof (BindConfig, resource_conflict) },
       { .name = "max_resources", .type = MYNA_CONFIG_INT,
         .default_value = "10", .min = 1, .max = 1000,
-        .description = "sessions one account may have at once" }),
+        .description = "sessions one account may have at once",
+        .offset = offsetof (BindConfig, max_resources) }),
+  .config_size = sizeof (BindConfig),
   .load    = bind_load);

@@ -28,6 +28,7 @@
 #include <myna/module.h>
 #include <myna/xmlstream.h>
 
+#include <stddef.h>
 #include <string.h>
 
 #define OFFLINE_ARCHIVE  "offline"
@@ -35,6 +36,12 @@
 #define NS_DELAY         "urn:xmpp:delay"
 #define NS_CHATSTATES    "http://jabber.org/protocol/chatstates"
 #define NS_HINTS         "urn:xmpp:hints"
+
+/* The module's typed configuration ([module:offline], host overrides). */
+typedef struct {
+  gint64 quota;
+  gint64 sender_share;   /* percent of quota */
+} OfflineConfig;
 
 typedef struct {
   MynaModule *mod;
@@ -64,6 +71,7 @@ typedef struct {
   char    *full;         /* the session being delivered to, or NULL */
   char    *sender;       /* the sender counted, or NULL for the total */
   guint    round;        /* the round of counts it belongs to */
+  gint64   after_id;     /* the page read starts after this id */
 } OfflineOp;
 
 static void
@@ -121,6 +129,13 @@ offline_op_free (gpointer data)
   g_free (op->full);
   g_free (op->sender);
   g_free (op);
+}
+
+/* The instance's config snapshot, valid until the handler returns. */
+static const OfflineConfig *
+offline_config (Offline *self)
+{
+  return myna_module_get_config (self->mod);
 }
 
 static MynaStorage *
@@ -247,8 +262,7 @@ offline_sender (MynaStanza *msg)
 static guint
 offline_share (Offline *self)
 {
-  gint64 quota = myna_module_config_int (self->mod, "quota");
-  gint64 share = quota * myna_module_config_int (self->mod, "sender_share") / 100;
+  gint64 share = offline_config (self)->quota * offline_config (self)->sender_share / 100;
 
   return (guint) MAX (share, 1);
 }
@@ -260,7 +274,7 @@ offline_store_one (Offline *self, OfflineUser *user, MynaStanza *msg, const char
 {
   MynaHost *host = myna_module_get_host (self->mod);
   g_autoptr(MynaJid) to = myna_jid_parse (myna_stanza_get_to (msg) ?: "", NULL);
-  gint64 quota = myna_module_config_int (self->mod, "quota");
+  gint64 quota = offline_config (self)->quota;
   guint sent = sender != NULL ? GPOINTER_TO_UINT (g_hash_table_lookup (user->senders, sender))
                               : 0;
   g_autoptr(GString) data = g_string_sized_new (256);
@@ -316,7 +330,8 @@ offline_drain (Offline *self, OfflineUser *user)
   if (user->bounced > 0)
     g_message ("offline storage of %s@%s: %u message(s) bounced (quota %" G_GINT64_FORMAT
                ", %u per sender)", user->local, offline_host_name (self), user->bounced,
-               myna_module_config_int (self->mod, "quota"), offline_share (self));
+               offline_config (self)->quota,
+               offline_share (self));
   user->bounced = 0;
   if (!g_queue_is_empty (&user->waiting))
     offline_count (self, user);
@@ -451,12 +466,19 @@ offline_flush_done (Offline *self, const char *local)
 #define OFFLINE_HIGH_WATER (256 * 1024)
 #define OFFLINE_LOW_WATER  (64 * 1024)
 
+/* Session data of a session waiting for its queue to drain mid-delivery:
+ * the id of the last stored message it was sent (gint64, freed with
+ * g_free, so it outlives a reload of this module, whose drain waiters go
+ * with the old code).  `attach` resumes delivery after it. */
+#define OFFLINE_PENDING_KEY "pending"
+
 typedef struct {
   Offline   *self;
   char      *local;
   char      *full;
   GPtrArray *data;       /* the page's stored messages (char*), oldest first */
   GArray    *ids;        /* their ids (gint64) */
+  gint64     after_id;   /* the id the page starts after */
   guint      next;       /* first one not sent */
   gboolean   complete;   /* no page after this one */
   gboolean   finished;
@@ -542,9 +564,15 @@ offline_pace_send (OfflinePace *pace, MynaSession *session)
   /* Sending may have closed it (a client not reading). */
   if (!myna_session_is_open (session) || pace->next == pace->data->len)
     {
+      myna_session_set_data (session, OFFLINE_PENDING_KEY, NULL, NULL);
       offline_pace_finish (pace, myna_session_is_open (session));
       return;
     }
+  gint64 *sent = g_new (gint64, 1);
+  *sent = pace->next > 0 ? g_array_index (pace->ids, gint64, pace->next - 1) : pace->after_id;
+  myna_session_set_data (session, OFFLINE_PENDING_KEY, sent, g_free);
+  g_debug ("offline delivery to %s waits for its queue to drain (%u of %u sent)",
+           pace->full, pace->next, pace->data->len);
   OfflineWait *wait = g_new0 (OfflineWait, 1);
   wait->pace = g_rc_box_acquire (pace);
   myna_session_when_drained (session, OFFLINE_LOW_WATER, offline_wait_drained, wait,
@@ -595,6 +623,7 @@ offline_page (GPtrArray *items, gboolean complete, guint total,
   pace->data = g_ptr_array_new_full (items->len, g_free);
   pace->ids = g_array_sized_new (FALSE, FALSE, sizeof (gint64), items->len);
   pace->complete = complete;
+  pace->after_id = op->after_id;
   for (guint i = 0; i < items->len; i++)
     {
       MynaArchiveItem *item = items->pdata[i];
@@ -609,10 +638,11 @@ static void
 offline_flush_page (Offline *self, const char *local, const char *full, gint64 after_id)
 {
   MynaArchiveQuery query = { .after_id = after_id, .max = OFFLINE_PAGE };
+  OfflineOp *op = offline_op_new (self, local, full);
 
+  op->after_id = after_id;
   myna_archive_query (offline_storage (self), offline_host_name (self), local,
-                      OFFLINE_ARCHIVE, &query, offline_page,
-                      offline_op_new (self, local, full), offline_op_free);
+                      OFFLINE_ARCHIVE, &query, offline_page, op, offline_op_free);
 }
 
 /* The priority an initial presence announces (RFC 6121 §4.7.2.3). */
@@ -644,6 +674,30 @@ offline_initial (MynaCall *call, MynaStanza *presence, gpointer data)
   user->flushing = TRUE;
   offline_flush_page (self, user->local, myna_jid_to_string (jid), 0);
   return MYNA_PASS;
+}
+
+/* A session the previous instance was delivering to when it was reloaded
+ * (its drain waiter went with the old code): delivery resumes after the
+ * last message it was sent, which the old instance deletes. */
+static void
+offline_attach (MynaModule *mod, MynaSession *session)
+{
+  Offline *self = myna_module_get_data (mod);
+  gint64 *sent = myna_session_get_data (session, OFFLINE_PENDING_KEY);
+  MynaJid *jid = myna_session_get_jid (session);
+  gint64 after_id;
+  OfflineUser *user;
+
+  if (sent == NULL || myna_jid_get_local (jid) == NULL)
+    return;
+  after_id = *sent;
+  myna_session_set_data (session, OFFLINE_PENDING_KEY, NULL, NULL);
+  user = offline_user_get (self, myna_jid_get_local (jid));
+  if (user->flushing)
+    return;
+  user->flushing = TRUE;
+  g_debug ("resuming delivery of offline messages to %s", myna_jid_to_string (jid));
+  offline_flush_page (self, user->local, myna_jid_to_string (jid), after_id);
 }
 
 /* account/deleted: the stored messages go with the account. */
@@ -710,15 +764,17 @@ offline_unload (MynaModule *mod)
     g_critical ("offline: %u storage call(s) still pending at unload", self->inflight);
 }
 
-static const MynaConfigKey offline_config[] = {
+static const MynaConfigKey offline_config_keys[] = {
   { .name = "quota", .type = MYNA_CONFIG_INT, .default_value = "100",
     .min = 1, .max = 100000,
     .description = "most messages kept for one offline user; over it the "
-                   "sender gets service-unavailable" },
+                   "sender gets service-unavailable",
+    .offset = offsetof (OfflineConfig, quota) },
   { .name = "sender_share", .type = MYNA_CONFIG_INT, .default_value = "50",
     .min = 1, .max = 100,
     .description = "percentage of quota one sender (bare JID) may fill; past "
-                   "it that sender gets service-unavailable" },
+                   "it that sender gets service-unavailable",
+    .offset = offsetof (OfflineConfig, sender_share) },
   { .name = NULL },
 };
 
@@ -729,6 +785,8 @@ MYNA_MODULE_DEFINE (offline,
                         MYNA_EVENT_PRESENCE_INITIAL, MYNA_EVENT_ACCOUNT_DELETED),
   .features = MYNA_STRV ("msgoffline"),
   .mode    = MYNA_MODULE_LAZY,
-  .config  = offline_config,
+  .config  = offline_config_keys,
+  .config_size = sizeof (OfflineConfig),
   .load    = offline_load,
-  .unload  = offline_unload);
+  .unload  = offline_unload,
+  .attach  = offline_attach);

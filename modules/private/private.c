@@ -28,6 +28,7 @@
 #include <myna/module.h>
 #include <myna/xmlstream.h>
 
+#include <stddef.h>
 #include <string.h>
 
 #define NS_PRIVATE    "jabber:iq:private"
@@ -36,6 +37,14 @@
  * tolerated, but each costs a lookup and a held element while the answer
  * waits, so a single 256 KB stanza of tiny children is refused. */
 #define PRIVATE_MAX_CHILDREN 32
+
+/* The module's typed configuration ([module:private], host overrides), read
+ * afresh in each handler so a configuration reload applies at once. */
+typedef struct {
+  gint64  max_item_size;
+  gint64  max_total_size;
+  gint64  max_waiting;
+} PrivateConfig;
 
 typedef struct {
   MynaModule *mod;
@@ -177,9 +186,10 @@ private_later_free (gpointer data)
 static gboolean
 private_may_wait (Private *self, MynaCall *call, MynaStanza *iq, const char *requester)
 {
+  const PrivateConfig *cfg = myna_module_get_config (self->mod);
   guint n = GPOINTER_TO_UINT (g_hash_table_lookup (self->waiting, requester));
 
-  if (n < (guint) myna_module_config_int (self->mod, "max_waiting"))
+  if (n < cfg->max_waiting)
     return TRUE;
   g_debug ("private get of %s refused: %u waiting", requester, n);
   myna_call_reply_error (call, iq, MYNA_ERROR_TYPE_WAIT, "resource-constraint",
@@ -324,8 +334,8 @@ private_check_caps (Private *self, MynaCall *call, MynaStanza *iq, const char *l
                     GPtrArray *children, GPtrArray *keys, GPtrArray *values)
 {
   const char *host = myna_host_get_name (myna_call_get_host (call));
-  gint64 max_item = myna_module_config_int (self->mod, "max_item_size");
-  gint64 max_total = myna_module_config_int (self->mod, "max_total_size");
+  const PrivateConfig *cfg = myna_module_get_config (self->mod);
+  gint64 max_item = cfg->max_item_size, max_total = cfg->max_total_size;
   g_autoptr(GHashTable) all = private_stored_all (self, call, iq, host, local);
   GHashTableIter it;
   gpointer key, value;
@@ -466,15 +476,18 @@ static const MynaConfigKey private_config[] = {
   { .name = "max_item_size", .type = MYNA_CONFIG_SIZE, .default_value = "64K",
     .min = 1024, .max = 16 * 1024 * 1024,
     .description = "largest element stored, serialised; a larger one gets "
-                   "not-acceptable" },
+                   "not-acceptable",
+    .offset = offsetof (PrivateConfig, max_item_size) },
   { .name = "max_total_size", .type = MYNA_CONFIG_SIZE, .default_value = "256K",
     .min = 1024, .max = 64 * 1024 * 1024,
     .description = "most bytes (keys and elements) stored for one user; past "
-                   "it a set gets resource-constraint" },
+                   "it a set gets resource-constraint",
+    .offset = offsetof (PrivateConfig, max_total_size) },
   { .name = "max_waiting", .type = MYNA_CONFIG_INT, .default_value = "1000",
     .min = 16, .max = 100000,
     .description = "gets of one account that may wait for private sets in "
-                   "flight; past it a get gets resource-constraint" },
+                   "flight; past it a get gets resource-constraint",
+    .offset = offsetof (PrivateConfig, max_waiting) },
   { .name = NULL },
 };
 
@@ -485,5 +498,6 @@ MYNA_MODULE_DEFINE (private,
   .features = MYNA_STRV (NS_PRIVATE),
   .mode    = MYNA_MODULE_LAZY,
   .config  = private_config,
+  .config_size = sizeof (PrivateConfig),
   .load    = private_load,
   .unload  = private_unload);

@@ -46,6 +46,7 @@
 #include <myna/module.h>
 #include <glib-object.h>
 
+#include <stddef.h>
 #include <string.h>
 
 #define NS_REGISTER          "jabber:iq:register"
@@ -53,6 +54,15 @@
 #define REGISTER_TOKEN       "register-token"
 #define REGISTER_DONE        "register-done"
 #define REGISTER_RECENT_MAX  1024
+
+/* The module's typed configuration ([module:register], host overrides), read
+ * afresh in each handler so a configuration reload applies at once. */
+typedef struct {
+  gboolean allow_registration;
+  gboolean allow_insecure;
+  gint64   min_seconds_between;   /* milliseconds */
+  gint64   min_password_length;
+} RegisterConfig;
 
 typedef struct {
   MynaModule *mod;
@@ -147,10 +157,17 @@ register_error_preauth (MynaSession *session, MynaStanza *iq, MynaErrorType type
 
 /* ---- the per-address rate limit ------------------------------------------ */
 
+/* The instance's config snapshot, valid until the handler returns. */
+static const RegisterConfig *
+register_config (Register *self)
+{
+  return myna_module_get_config (self->mod);
+}
+
 static gint64
 register_interval_us (Register *self)
 {
-  return myna_module_config_int (self->mod, "min_seconds_between") * 1000;
+  return register_config (self)->min_seconds_between * 1000;
 }
 
 static void
@@ -212,14 +229,11 @@ register_unnote (Register *self, RegisterOp *op)
 static void
 register_form (Register *self, MynaSession *session, MynaStanza *iq)
 {
-  g_autoptr(MynaStanza) reply = myna_stanza_new_iq_result (iq);
-  MynaStanza *query = myna_stanza_add_child (reply, "query", NS_REGISTER);
-  g_autofree char *text = g_strdup_printf ("Choose a username and password to register "
-                                           "with %s.", register_host_name (self));
+  g_autoptr(MynaStanza) reply = myna_stanza_build_result (
+      iq, "<query xmlns='" NS_REGISTER "'><instructions>Choose a username and password "
+          "to register with %s.</instructions><username/><password/></query>",
+      register_host_name (self));
 
-  myna_stanza_add_text_child (query, "instructions", text);
-  myna_stanza_add_child (query, "username", NULL);
-  myna_stanza_add_child (query, "password", NULL);
   register_send_preauth (session, reply);
 }
 
@@ -292,7 +306,7 @@ register_password_ok (Register *self, const char *password)
 {
   return g_utf8_validate (password, -1, NULL)
          && (gint64) g_utf8_strlen (password, -1)
-              >= myna_module_config_int (self->mod, "min_password_length");
+              >= register_config (self)->min_password_length;
 }
 
 /* Why the registration in @query cannot be tried: the condition (and
@@ -378,13 +392,13 @@ register_create (Register *self, MynaSession *session, MynaStanza *iq, MynaStanz
 static const char *
 register_refusal (Register *self, MynaSession *session, MynaErrorType *type)
 {
-  if (!myna_module_config_bool (self->mod, "allow_registration"))
+  if (!register_config (self)->allow_registration)
     {
       *type = MYNA_ERROR_TYPE_CANCEL;
       return "not-allowed";
     }
   if (!myna_session_is_secure (session)
-      && !myna_module_config_bool (self->mod, "allow_insecure"))
+      && !register_config (self)->allow_insecure)
     {
       *type = MYNA_ERROR_TYPE_MODIFY;
       return "not-authorized";
@@ -486,7 +500,7 @@ register_check_change (Register *self, MynaCall *call, MynaStanza *query,
 
   *type = MYNA_ERROR_TYPE_MODIFY;
   if (session != NULL && !myna_session_is_secure (session)
-      && !myna_module_config_bool (self->mod, "allow_insecure"))
+      && !register_config (self)->allow_insecure)
     {
       *text = "change passwords over an encrypted stream";
       return "not-authorized";
@@ -585,13 +599,9 @@ register_remove (Register *self, MynaCall *call, MynaStanza *iq, MynaStanza *que
 static void
 register_registered (MynaCall *call, MynaStanza *iq)
 {
-  g_autoptr(MynaStanza) reply = myna_stanza_new_iq_result (iq);
-  MynaStanza *query = myna_stanza_add_child (reply, "query", NS_REGISTER);
-
-  myna_stanza_add_child (query, "registered", NULL);
-  myna_stanza_add_text_child (query, "username",
-                              myna_jid_get_local (myna_call_get_from (call)));
-  myna_call_send (call, reply);
+  myna_call_reply (call, iq, "<query xmlns='" NS_REGISTER "'><registered/>"
+                             "<username>%s</username></query>",
+                   myna_jid_get_local (myna_call_get_from (call)));
 }
 
 /* jabber:iq:register to the host or one's own bare JID, authenticated. */
@@ -639,7 +649,7 @@ register_load (MynaModule *mod, GError **error)
   if (!myna_module_route_iq (mod, MYNA_IQ_GET | MYNA_IQ_SET, NS_REGISTER, "query",
                              register_iq, self, NULL))
     {
-      g_set_error_literal (error, g_quark_from_string ("myna-register-error"), 0,
+      g_set_error_literal (error, MYNA_MODULE_ERROR, MYNA_MODULE_ERROR_FAILED,
                            "{" NS_REGISTER "}query is already routed to another module");
       return FALSE;
     }
@@ -648,20 +658,24 @@ register_load (MynaModule *mod, GError **error)
   return TRUE;
 }
 
-static const MynaConfigKey register_config[] = {
+static const MynaConfigKey register_config_keys[] = {
   { .name = "allow_registration", .type = MYNA_CONFIG_BOOL, .default_value = "false",
     .description = "let anyone create an account in-band; closed, requests "
-                   "get not-allowed and no stream feature is offered" },
+                   "get not-allowed and no stream feature is offered",
+    .offset = offsetof (RegisterConfig, allow_registration) },
   { .name = "allow_insecure", .type = MYNA_CONFIG_BOOL, .default_value = "false",
     .description = "allow registration and password changes on unencrypted "
-                   "streams (tests only)" },
+                   "streams (tests only)",
+    .offset = offsetof (RegisterConfig, allow_insecure) },
   { .name = "min_seconds_between", .type = MYNA_CONFIG_DURATION, .default_value = "60s",
     .min = 0, .max = 86400000,
     .description = "least time between two registrations from one address; 0 "
-                   "turns the limit off" },
+                   "turns the limit off",
+    .offset = offsetof (RegisterConfig, min_seconds_between) },
   { .name = "min_password_length", .type = MYNA_CONFIG_INT, .default_value = "8",
     .min = 1, .max = 1024,
-    .description = "shortest password accepted, in characters" },
+    .description = "shortest password accepted, in characters",
+    .offset = offsetof (RegisterConfig, min_password_length) },
   { .name = NULL },
 };
 
@@ -672,5 +686,6 @@ MYNA_MODULE_DEFINE (register,
   .serves  = MYNA_STRV (NS_REGISTER),
   .features = MYNA_STRV (NS_REGISTER),
   .mode    = MYNA_MODULE_EAGER,
-  .config  = register_config,
+  .config  = register_config_keys,
+  .config_size = sizeof (RegisterConfig),
   .load    = register_load);

@@ -31,10 +31,18 @@
 #include <myna/api.h>
 #include <json-glib/json-glib.h>
 
+#include <stddef.h>
 #include <string.h>
 
 #define REST_PREFIX    "/api/v1"
 #define REST_DRAIN_US  (5 * G_USEC_PER_SEC)
+
+/* The module's typed configuration ([module:rest], host overrides), read
+ * afresh in each handler so a configuration reload applies at once. */
+typedef struct {
+  char   *token;
+  gint64  min_password_length;
+} RestConfig;
 
 typedef struct {
   MynaModule *mod;
@@ -96,12 +104,19 @@ rest_digest (const char *text, guint8 out[32])
   g_checksum_get_digest (sum, out, &len);
 }
 
+/* The instance's config snapshot, valid until the handler returns. */
+static const RestConfig *
+rest_config (Rest *self)
+{
+  return myna_module_get_config (self->mod);
+}
+
 /* Whether @presented is @self's token.  The digests are compared in full
  * whatever they hold, so the time taken says nothing about the token. */
 static gboolean
 rest_token_ok (Rest *self, const char *presented)
 {
-  g_autofree char *token = myna_module_config_string (self->mod, "token");
+  const char *token = rest_config (self)->token;
   guint8 a[32], b[32];
   guint8 diff = 0;
 
@@ -495,7 +510,7 @@ rest_users_create (MynaHttpRequest *req)
   if (self == NULL)
     return;
   if ((gint64) g_utf8_strlen (user.password, -1)
-      < myna_module_config_int (self->mod, "min_password_length"))
+      < rest_config (self)->min_password_length)
     {
       myna_http_request_respond_error (req, 400, "the password is too short");
       return;
@@ -634,7 +649,7 @@ static gboolean
 rest_load (MynaModule *mod, GError **error)
 {
   Rest *self = g_new0 (Rest, 1);
-  g_autofree char *token = myna_module_config_string (mod, "token");
+  const RestConfig *cfg = myna_module_get_config (mod);
 
   self->mod = mod;
   myna_module_set_data (mod, self, g_free);
@@ -644,7 +659,7 @@ rest_load (MynaModule *mod, GError **error)
                                         rest_handle, NULL, NULL);
       if (rest_route == 0)
         {
-          g_set_error_literal (error, g_quark_from_string ("myna-rest-error"), 0,
+          g_set_error_literal (error, MYNA_MODULE_ERROR, MYNA_MODULE_ERROR_FAILED,
                                "the HTTP route " REST_PREFIX " is taken");
           return FALSE;
         }
@@ -652,7 +667,7 @@ rest_load (MynaModule *mod, GError **error)
       rest_instances = g_ptr_array_new ();
     }
   g_ptr_array_add (rest_instances, self);
-  if (*token == '\0')
+  if (*cfg->token == '\0')
     g_message ("host %s: the REST API is disabled (every request gets 401) until "
                "[module:rest] token is set", rest_host_name (self));
   return TRUE;
@@ -703,13 +718,15 @@ rest_unload (MynaModule *mod)
     }
 }
 
-static const MynaConfigKey rest_config[] = {
+static const MynaConfigKey rest_config_keys[] = {
   { .name = "token", .type = MYNA_CONFIG_STRING, .default_value = "",
     .description = "bearer token every request must carry; empty: the API "
-                   "refuses every request with 401" },
+                   "refuses every request with 401",
+    .offset = offsetof (RestConfig, token) },
   { .name = "min_password_length", .type = MYNA_CONFIG_INT, .default_value = "8",
     .min = 1, .max = 1024,
-    .description = "shortest password accepted for new accounts, in characters" },
+    .description = "shortest password accepted for new accounts, in characters",
+    .offset = offsetof (RestConfig, min_password_length) },
   { .name = NULL },
 };
 
@@ -719,6 +736,7 @@ MYNA_MODULE_DEFINE (rest,
   .description = "the HTTP administration API under /api/v1 (needs an http "
                  "listener and a token)",
   .mode    = MYNA_MODULE_EAGER,
-  .config  = rest_config,
+  .config  = rest_config_keys,
+  .config_size = sizeof (RestConfig),
   .load    = rest_load,
   .unload  = rest_unload);

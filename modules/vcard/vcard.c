@@ -24,11 +24,19 @@
 #include <myna/module.h>
 #include <myna/xmlstream.h>
 
+#include <stddef.h>
 #include <string.h>
 
 #define NS_VCARD    "vcard-temp"
 #define VCARD_STORE "vcard"
 #define VCARD_KEY   "vcard"
+
+/* The module's typed configuration ([module:vcard], host overrides), read
+ * afresh in each handler so a configuration reload applies at once. */
+typedef struct {
+  gint64  max_size;
+  gint64  max_waiting;
+} VcardConfig;
 
 typedef struct {
   MynaModule *mod;
@@ -113,9 +121,10 @@ vcard_later_free (gpointer data)
 static gboolean
 vcard_may_wait (Vcard *self, MynaCall *call, MynaStanza *iq, const char *requester)
 {
+  const VcardConfig *cfg = myna_module_get_config (self->mod);
   guint n = GPOINTER_TO_UINT (g_hash_table_lookup (self->waiting, requester));
 
-  if (n < (guint) myna_module_config_int (self->mod, "max_waiting"))
+  if (n < cfg->max_waiting)
     return TRUE;
   g_debug ("vCard get of %s refused: %u waiting", requester, n);
   myna_call_reply_error (call, iq, MYNA_ERROR_TYPE_WAIT, "resource-constraint",
@@ -230,7 +239,7 @@ vcard_set (Vcard *self, MynaCall *call, MynaStanza *iq, const char *local, gbool
 {
   MynaStanza *vcard = myna_stanza_get_child (iq, "vCard", NS_VCARD);
   const char *host = myna_host_get_name (myna_call_get_host (call));
-  gint64 max = myna_module_config_int (self->mod, "max_size");
+  const VcardConfig *cfg = myna_module_get_config (self->mod);
   g_autofree char *xml = NULL;
   VcardPending *p;
 
@@ -241,10 +250,10 @@ vcard_set (Vcard *self, MynaCall *call, MynaStanza *iq, const char *local, gbool
       return MYNA_HANDLED;
     }
   xml = myna_stanza_to_string (vcard);
-  if ((gint64) strlen (xml) > max)
+  if ((gint64) strlen (xml) > cfg->max_size)
     {
       g_autofree char *text = g_strdup_printf ("the vCard is larger than %" G_GINT64_FORMAT
-                                               " bytes", max);
+                                               " bytes", cfg->max_size);
       g_info ("vCard of %s@%s refused: %zu bytes", local, host, strlen (xml));
       myna_call_reply_error (call, iq, MYNA_ERROR_TYPE_MODIFY, "not-acceptable", text);
       return MYNA_HANDLED;
@@ -330,11 +339,13 @@ static const MynaConfigKey vcard_config[] = {
   { .name = "max_size", .type = MYNA_CONFIG_SIZE, .default_value = "64K",
     .min = 1024, .max = 16 * 1024 * 1024,
     .description = "largest vCard accepted, serialised; a larger one gets "
-                   "not-acceptable" },
+                   "not-acceptable",
+    .offset = offsetof (VcardConfig, max_size) },
   { .name = "max_waiting", .type = MYNA_CONFIG_INT, .default_value = "1000",
     .min = 16, .max = 100000,
     .description = "gets of one account that may wait for vCard sets in "
-                   "flight; past it a get gets resource-constraint" },
+                   "flight; past it a get gets resource-constraint",
+    .offset = offsetof (VcardConfig, max_waiting) },
   { .name = NULL },
 };
 
@@ -346,5 +357,6 @@ MYNA_MODULE_DEFINE (vcard,
   .account_features = MYNA_STRV (NS_VCARD),
   .mode    = MYNA_MODULE_LAZY,
   .config  = vcard_config,
+  .config_size = sizeof (VcardConfig),
   .load    = vcard_load,
   .unload  = vcard_unload);

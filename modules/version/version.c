@@ -1,23 +1,26 @@
 /* version: XEP-0092 — the server's software name and version. */
 #include <myna/module.h>
 
+#include <stddef.h>
+
 #define NS_VERSION "jabber:iq:version"
+#define QUERY      "<query xmlns='" NS_VERSION "'><name>Myna</name><version>%s</version>"
+
+/* The module's typed configuration ([module:version], host overrides). */
+typedef struct {
+  gboolean show_os;
+} VersionConfig;
 
 static MynaResult
 version_iq (MynaCall *call, MynaStanza *iq, gpointer data)
 {
-  MynaModule *mod = data;
-  g_autoptr(MynaStanza) reply = myna_stanza_new_iq_result (iq);
-  MynaStanza *query = myna_stanza_add_child (reply, "query", NS_VERSION);
+  const VersionConfig *cfg = myna_module_get_config (data);
 
   /* Only the server answers; a query to an account is not ours. */
   if (myna_jid_get_local (myna_call_get_to (call)) != NULL)
     return MYNA_PASS;
-  myna_stanza_add_text_child (query, "name", "Myna");
-  myna_stanza_add_text_child (query, "version", MYNA_VERSION_STRING);
-  if (myna_module_config_bool (mod, "show_os"))
-    myna_stanza_add_text_child (query, "os", "Linux");
-  myna_call_send (call, reply);
+  myna_call_reply (call, iq, cfg->show_os ? QUERY "<os>Linux</os></query>" : QUERY "</query>",
+                   MYNA_VERSION_STRING);
   return MYNA_HANDLED;
 }
 
@@ -37,5 +40,7 @@ MYNA_MODULE_DEFINE (version,
   .config  = MYNA_CONFIG_KEYS (
       { .name = "show_os", .type = MYNA_CONFIG_BOOL,
         .default_value = "false",
-        .description = "include the OS name" }),
+        .description = "include the OS name",
+        .offset = offsetof (VersionConfig, show_os) }),
+  .config_size = sizeof (VersionConfig),
   .load    = version_load);

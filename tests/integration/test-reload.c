@@ -3,7 +3,8 @@
  * keeps its keepalives through `attach`; roster pushes and presence
  * broadcasts go on); a reload whose new code does not check keeps the old
  * instance running; `load` reads the manifest again; a lazy module that
- * fails to open is not opened again per stanza. */
+ * fails to open is not opened again per stanza; offline's paced delivery
+ * goes on across its reload. */
 #include "services-harness.h"
 
 #include <myna/version.h>
@@ -409,6 +410,66 @@ test_lazy_failure_marked (Fixture *f, gconstpointer unused)
   g_assert_cmpstr (count, ==, "1");
 }
 
+#define PACED_MESSAGES 60
+#define PACED_BODY (200 * 1000)
+
+/* offline is reloaded while it gives 60 stored messages of 200 KB to a
+ * client that is not reading yet: the old code's drain waiter goes with
+ * it, and the new instance's `attach` resumes where it stopped, so the
+ * client gets every message once and none is left stored. */
+static void
+test_offline_mid_delivery (Fixture *f, gconstpointer unused)
+{
+  if (!have_module ("offline") || !have_module ("presence"))
+    {
+      g_test_skip ("needs the offline and presence modules");
+      return;
+    }
+  f->d.modules = MYNAD_DEFAULT_MODULES ";roster;presence;offline";
+  mynad_start (&f->d, MYNAD_PLAIN_AUTH "[global]\nc2s_rate = 64M\nc2s_burst = 64M\n"
+                      "[module:offline]\nsender_share = 100\n");
+  mynad_add_user (&f->d, "alice", "pw-alice");
+  mynad_add_user (&f->d, "bob", "pw-bob");
+  g_autoptr(Client) a = client_login (&f->d, "alice", "pw-alice", "home");
+  g_autoptr(GString) m = g_string_new (NULL);
+
+  g_assert_nonnull (a);
+  for (guint i = 0; i < PACED_MESSAGES; i++)
+    {
+      g_string_printf (m, "<message type='chat' to='bob@localhost' id='p%u'><body>", i);
+      for (gsize k = 0; k < PACED_BODY; k++)
+        g_string_append_c (m, (char) ('a' + k % 26));
+      g_string_append (m, "</body></message>");
+      client_send (a, m->str);
+    }
+  g_assert_true (mynad_wait_log (&f->d, "offline message 60 stored for bob", WAIT_MS));
+
+  /* Bob's queue fills up while he does not read; then offline reloads. */
+  g_autoptr(Client) b = client_login (&f->d, "bob", "pw-bob", "b");
+  g_assert_nonnull (b);
+  client_send (b, "<presence/>");
+  g_assert_true (mynad_wait_log (&f->d, "offline delivery to bob@localhost/b waits", WAIT_MS));
+  g_free (reload (f, "offline", 0));
+  g_assert_true (mynad_wait_log (&f->d, "resuming delivery of offline messages to "
+                                        "bob@localhost/b", WAIT_MS));
+
+  gsize bytes = 0;
+  gboolean stream_error = FALSE;
+  guint got = client_count (b, "</message>", PACED_MESSAGES, WAIT_MS * 3, &bytes, &stream_error);
+  g_assert_false (stream_error);
+  g_assert_cmpuint (got, ==, PACED_MESSAGES);
+  /* None twice: nothing more comes before the answer to a later ping. */
+  client_send (b, "<iq type='get' id='after'><ping xmlns='urn:xmpp:ping'/></iq>");
+  g_assert_true (client_expect (b, "id='after'"));
+  g_assert_null (strstr (b->in->str, "<message"));
+
+  /* Delivered, then gone. */
+  g_autoptr(Peer) b2 = login (f, "bob", "b2");
+  peer_send (b2, "<presence/>");
+  peer_sync (b2);
+  g_assert_false (peer_has (b2, "message", "<message", NULL));
+}
+
 #define ADD(path, func) g_test_add (path, Fixture, NULL, NULL, func, teardown)
 
 /* A new version of a provider that no longer provides what a loaded
@@ -446,5 +507,6 @@ main (int argc, char **argv)
   ADD ("/reload/checks-config", test_reload_checks_config);
   ADD ("/reload/lazy-failure-marked", test_lazy_failure_marked);
   ADD ("/reload/keeps-services", test_reload_keeps_services);
+  ADD ("/reload/offline-mid-delivery", test_offline_mid_delivery);
   return g_test_run ();
 }
