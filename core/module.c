@@ -1640,12 +1640,17 @@ myna_module_unload (MynaModuleRegistry *registry, MynaHost *host, const char *na
   if (users->len > 0)
     {
       g_autoptr(GString) names = g_string_new (NULL);
+      /* Each user with its host: a component's modules use the services
+       * of their main host. */
       for (guint i = 0; i < users->len; i++)
-        g_string_append_printf (names, "%s%s", i > 0 ? ", " : "",
-                                ((MynaModule *) users->pdata[i])->manifest->name);
-      g_autofree char *why = g_strdup_printf ("%s provides %s used by %s on %s: unload them "
+        {
+          MynaModule *u = users->pdata[i];
+          g_string_append_printf (names, "%s%s on %s", i > 0 ? ", " : "",
+                                  u->manifest->name, u->host->name);
+        }
+      g_autofree char *why = g_strdup_printf ("%s provides %s used by %s: unload them "
                                               "first, or use `mynactl unload --cascade %s`",
-                                              name, what->str, names->str, host->name, name);
+                                              name, what->str, names->str, name);
       g_info ("unload refused: %s", why);
       g_set_error_literal (error, MYNA_MODULE_ERROR, MYNA_MODULE_ERROR_IN_USE, why);
       return FALSE;

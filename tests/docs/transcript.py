@@ -1,6 +1,6 @@
 #!/usr/bin/python3
 """transcript: runs the mynactl session that docs/modules.md §9 shows, on a
-real mynad running docs/examples/hello.conf (data_dir, the listener's
+real mynad running docs/examples/plugins.conf (data_dir, the listener's
 address and port, and module_path rewritten for the test), and compares
 what the commands print with docs/examples/mynactl-session.txt, the file
 the guide's transcript is checked against (tests/docs/doccheck.py).
@@ -19,7 +19,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / 'interop'))
 import myna_interop as mi  # noqa: E402
 
-EXAMPLE = mi.SOURCE_ROOT / 'docs' / 'examples' / 'hello.conf'
+EXAMPLE = mi.SOURCE_ROOT / 'docs' / 'examples' / 'plugins.conf'
 EXPECTED = mi.SOURCE_ROOT / 'docs' / 'examples' / 'mynactl-session.txt'
 
 # The session: a command, and an optional pattern its output is filtered
@@ -33,19 +33,21 @@ SESSION = [
     ('reload hello', None),
     ('unload hello', None),
     ('unload nosuch', None),
+    ('unload roster', None),
 ]
 
 
 class ExampleMynad(mi.Mynad):
-    """mynad on docs/examples/hello.conf."""
+    """mynad on docs/examples/plugins.conf."""
 
     def configure(self):
         self.ports = {'c2s': mi.free_port()}
         text = EXAMPLE.read_text()
-        # Only hello beside the built-in modules, as a user would install it.
+        # Only the two plugins beside the built-in modules, as a user would
+        # install them.
         moddir = self.dir / 'plugins'
         moddir.mkdir(exist_ok=True)
-        for name in ('mod_hello.so', 'hello.module'):
+        for name in ('mod_hello.so', 'hello.module', 'mod_broadcast.so', 'broadcast.module'):
             shutil.copy(mi.BUILD_ROOT / 'tests' / 'modules' / name, moddir / name)
         subs = [(r'(?m)^data_dir = .*$', 'data_dir = %s' % self.data_dir),
                 (r'(?m)^address = .*$', 'address = 127.0.0.1'),
