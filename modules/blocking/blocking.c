@@ -39,9 +39,10 @@
  *
  * Presence side effects: blocking a contact sends them unavailable
  * presence from each available resource, unblocking sends the current
- * presence (the presence/1 service), both only when the contact is local
- * and the user's roster (the roster/1 service) gives them a subscription
- * from or both.  Both services are optional: without a roster module
+ * presence (the presence/1 service), both only when the contact is an
+ * account of a host served here (not a remote JID nor one of a
+ * component's domain, as with any non-account address) and the user's
+ * roster (the roster/1 service) gives them a subscription from or both.  Both services are optional: without a roster module
  * nobody is subscribed, without a presence module nobody has a current
  * presence. */
 #include <myna/module.h>
@@ -51,6 +52,7 @@
 
 #include "blocklist.h"
 
+#include <stddef.h>
 #include <string.h>
 
 #define NS_BLOCKING         "urn:xmpp:blocking"
@@ -59,6 +61,11 @@
 #define BLOCKING_INTERESTED "blocking-interested"
 #define BLOCKING_CACHE_USERS 10000
 #define BLOCKING_CACHE_ITEMS 1000000
+/* The module's typed configuration ([module:blocking]), read at use. */
+typedef struct {
+  gint64 max_items;      /* JIDs per block list */
+} BlockingConfig;
+
 typedef struct {
   MynaModule *mod;
   MynaService *roster;    /* roster/1, optional */
@@ -318,9 +325,10 @@ blocking_send_presence (Blocking *self, const char *local, GPtrArray *sessions,
                         MynaJid *contact, gboolean current)
 {
   MynaServer *server = myna_module_get_server (self->mod);
+  MynaHost *chost = myna_server_get_host (server, myna_jid_get_domain (contact));
 
   if (sessions->len == 0 || myna_jid_get_local (contact) == NULL
-      || myna_server_get_host (server, myna_jid_get_domain (contact)) == NULL
+      || chost == NULL || myna_host_is_component (chost)
       || !blocking_contact_subscribed (self, local, contact))
     return;
   for (guint i = 0; i < sessions->len; i++)
@@ -331,9 +339,8 @@ blocking_send_presence (Blocking *self, const char *local, GPtrArray *sessions,
 
       if (current && last == NULL)
         continue;
-      presence = current ? myna_stanza_copy (last) : myna_stanza_new ("presence", MYNA_NS_CLIENT);
-      if (!current)
-        myna_stanza_set_attr (presence, "type", "unavailable");
+      presence = current ? myna_stanza_copy (last)
+                         : myna_stanza_build ("<presence type='unavailable'/>");
       myna_stanza_set_attr (presence, "from", myna_jid_to_string (myna_session_get_jid (s)));
       myna_stanza_set_attr (presence, "to", myna_jid_to_string (contact));
       /* Straight to the contact: the hooks would drop it, now blocked. */
@@ -417,15 +424,11 @@ blocking_push (Blocking *self, const char *local, MynaStanza *payload)
     {
       MynaSession *s = sessions->pdata[i];
       g_autoptr(MynaStanza) push = NULL;
-      g_autofree char *id = NULL;
 
       if (myna_session_get_data (s, BLOCKING_INTERESTED) == NULL)
         continue;
-      push = myna_stanza_new ("iq", MYNA_NS_CLIENT);
-      id = g_strdup_printf ("push-%08x", g_random_int ());
-      myna_stanza_set_attr (push, "type", "set");
-      myna_stanza_set_attr (push, "id", id);
-      myna_stanza_set_attr (push, "to", myna_jid_to_string (myna_session_get_jid (s)));
+      push = myna_stanza_build ("<iq type='set' id='push-%08x' to='%s'/>", g_random_int (),
+                                myna_jid_to_string (myna_session_get_jid (s)));
       myna_stanza_append_take (push, myna_stanza_copy (payload));
       myna_session_send (s, push);
     }
@@ -506,7 +509,8 @@ static gboolean
 blocking_within_cap (Blocking *self, MynaCall *call, MynaStanza *iq, BlockList *list,
                      GPtrArray *jids)
 {
-  gint64 max = myna_module_config_int (self->mod, "max_items");
+  const BlockingConfig *cfg = myna_module_get_config (self->mod);
+  gint64 max = cfg->max_items;
   g_autoptr(GHashTable) fresh = g_hash_table_new (g_str_hash, g_str_equal);
   g_autofree char *text = NULL;
 
@@ -681,7 +685,8 @@ static const MynaConfigKey blocking_config[] = {
   { .name = "max_items", .type = MYNA_CONFIG_INT, .default_value = "10000",
     .min = 1, .max = 100000,
     .description = "most JIDs one user's block list holds; a block past it "
-                   "gets policy-violation" },
+                   "gets policy-violation",
+    .offset = offsetof (BlockingConfig, max_items) },
   { .name = NULL },
 };
 
@@ -693,5 +698,6 @@ MYNA_MODULE_DEFINE (blocking,
   .features = MYNA_STRV (NS_BLOCKING),
   .mode    = MYNA_MODULE_EAGER,
   .config  = blocking_config,
+  .config_size = sizeof (BlockingConfig),
   .load    = blocking_load,
   .unload  = blocking_unload);

@@ -32,28 +32,24 @@
 #define NS_INFO  "http://jabber.org/protocol/disco#info"
 #define NS_ITEMS "http://jabber.org/protocol/disco#items"
 
-/* What an instance needs to vet account queries. */
+/* What an instance needs to vet account queries: the module data, and
+ * the user data of its routes (one instance per host). */
 typedef struct {
   MynaModule  *mod;
   MynaService *roster;   /* roster/1, optional */
 } DiscoInstance;
 
-/* Each instance, by host: MynaHost* → DiscoInstance*. */
-static GHashTable *disco_instances;
-
 /* Whether the requester may discover the account @call is addressed to. */
 static gboolean
-disco_may_see_account (MynaCall *call)
+disco_may_see_account (DiscoInstance *self, MynaCall *call)
 {
   MynaHost *host = myna_call_get_host (call);
-  DiscoInstance *self = disco_instances != NULL ? g_hash_table_lookup (disco_instances, host)
-                                               : NULL;
   MynaJid *to = myna_call_get_to (call);
   MynaJid *from = myna_call_get_from (call);
   const char *local = myna_jid_get_local (to);
   MynaRosterState state;
 
-  if (from == NULL || self == NULL
+  if (from == NULL
       || !myna_account_exists (myna_module_get_storage (self->mod), myna_host_get_name (host),
                                local))
     return FALSE;
@@ -68,8 +64,8 @@ disco_may_see_account (MynaCall *call)
  * answered otherwise (MYNA_HANDLED with an error, or MYNA_PASS to the
  * core and the hooks) as *@result says. */
 static MynaStanza *
-disco_begin (MynaCall *call, MynaStanza *iq, const char *ns, MynaStanza **reply,
-             MynaResult *result)
+disco_begin (DiscoInstance *self, MynaCall *call, MynaStanza *iq, const char *ns,
+             MynaStanza **reply, MynaResult *result)
 {
   MynaStanza *req = myna_stanza_get_child (iq, "query", ns);
   gboolean component = myna_host_is_component (myna_call_get_host (call));
@@ -82,7 +78,7 @@ disco_begin (MynaCall *call, MynaStanza *iq, const char *ns, MynaStanza **reply,
       *result = MYNA_PASS;
       return NULL;
     }
-  if (at_jid && !disco_may_see_account (call))
+  if (at_jid && !disco_may_see_account (self, call))
     {
       *result = MYNA_PASS;          /* the core answers service-unavailable */
       return NULL;
@@ -139,7 +135,7 @@ disco_info (MynaCall *call, MynaStanza *iq, gpointer data)
   g_autoptr(GPtrArray) features = NULL;
   g_autoptr(GPtrArray) forms = NULL;
   MynaResult result;
-  MynaStanza *query = disco_begin (call, iq, NS_INFO, &reply, &result);
+  MynaStanza *query = disco_begin (data, call, iq, NS_INFO, &reply, &result);
 
   if (query == NULL)
     return result;
@@ -187,7 +183,7 @@ disco_items (MynaCall *call, MynaStanza *iq, gpointer data)
 {
   g_autoptr(MynaStanza) reply = NULL;
   MynaResult result;
-  MynaStanza *query = disco_begin (call, iq, NS_ITEMS, &reply, &result);
+  MynaStanza *query = disco_begin (data, call, iq, NS_ITEMS, &reply, &result);
 
   if (query == NULL)
     return result;
@@ -223,24 +219,14 @@ disco_load (MynaModule *mod, GError **error)
   self->mod = mod;
   /* Optional (not in .uses): disco works without a roster module. */
   self->roster = myna_module_use (mod, MYNA_ROSTER_SERVICE, 1, NULL);
-  if (disco_instances == NULL)
-    disco_instances = g_hash_table_new_full (NULL, NULL, NULL, g_free);
-  g_hash_table_insert (disco_instances, myna_module_get_host (mod), self);
+  myna_module_set_data (mod, self, g_free);
   myna_module_add_feature (mod, NS_INFO);
   myna_module_add_feature (mod, NS_ITEMS);
   myna_module_add_account_feature (mod, NS_INFO);
   myna_module_add_account_feature (mod, NS_ITEMS);
-  myna_module_route_iq (mod, MYNA_IQ_GET, NS_INFO, "query", disco_info, NULL, NULL);
-  myna_module_route_iq (mod, MYNA_IQ_GET, NS_ITEMS, "query", disco_items, NULL, NULL);
+  myna_module_route_iq (mod, MYNA_IQ_GET, NS_INFO, "query", disco_info, self, NULL);
+  myna_module_route_iq (mod, MYNA_IQ_GET, NS_ITEMS, "query", disco_items, self, NULL);
   return TRUE;
-}
-
-static void
-disco_unload (MynaModule *mod)
-{
-  g_hash_table_remove (disco_instances, myna_module_get_host (mod));
-  if (g_hash_table_size (disco_instances) == 0)
-    g_clear_pointer (&disco_instances, g_hash_table_unref);
 }
 
 /* Eager: the features it lists come from every module, loaded or not. */
@@ -249,5 +235,4 @@ MYNA_MODULE_DEFINE (disco,
   .description = "service discovery (XEP-0030)",
   .serves  = MYNA_STRV (NS_INFO, NS_ITEMS),
   .mode    = MYNA_MODULE_EAGER,
-  .load    = disco_load,
-  .unload  = disco_unload);
+  .load    = disco_load);

@@ -126,17 +126,12 @@ last_closed (MynaCall *call, MynaStanza *unused, gpointer data)
 
 /* ---- queries -------------------------------------------------------------- */
 
+/* <query seconds=@seconds>@text</query> (@text may be NULL). */
 static void
 last_reply (MynaCall *call, MynaStanza *iq, gint64 seconds, const char *text)
 {
-  g_autoptr(MynaStanza) reply = myna_stanza_new_iq_result (iq);
-  MynaStanza *query = myna_stanza_add_child (reply, "query", NS_LAST);
-  g_autofree char *s = g_strdup_printf ("%" G_GINT64_FORMAT, MAX (seconds, 0));
-
-  myna_stanza_set_attr (query, "seconds", s);
-  if (text != NULL && *text != '\0')
-    myna_stanza_append_text (query, text, -1);
-  myna_call_send (call, reply);
+  myna_call_reply (call, iq, "<query xmlns='" NS_LAST "' seconds='%" G_GINT64_FORMAT "'>%s</query>",
+                   MAX (seconds, 0), text != NULL ? text : "");
 }
 
 /* Whether @local's roster lets @requester see their presence. */

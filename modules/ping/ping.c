@@ -69,13 +69,10 @@ keepalive_fire (gpointer data)
       myna_timer_start (k->timer, (guint) (cfg->interval_ms - idle_ms));
       return;
     }
-  g_autoptr(MynaStanza) iq = myna_stanza_new ("iq", MYNA_NS_CLIENT);
   MynaJid *jid = myna_session_get_jid (k->session);
-  myna_stanza_set_attr (iq, "type", "get");
-  myna_stanza_set_attr (iq, "id", "myna-keepalive");
-  myna_stanza_set_attr (iq, "from", myna_jid_get_domain (jid));
-  myna_stanza_set_attr (iq, "to", myna_jid_to_string (jid));
-  myna_stanza_add_child (iq, "ping", NS_PING);
+  g_autoptr(MynaStanza) iq = myna_stanza_build (
+      "<iq type='get' id='myna-keepalive' from='%s' to='%s'><ping xmlns='" NS_PING "'/></iq>",
+      myna_jid_get_domain (jid), myna_jid_to_string (jid));
   myna_session_send (k->session, iq);
   k->pinged_at = now;
   myna_timer_start (k->timer, (guint) cfg->timeout_ms);

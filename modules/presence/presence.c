@@ -9,9 +9,14 @@
  * which other modules read through the presence/1 service this module
  * provides (<myna/presence.h>), and the JIDs it sent directed presence to
  * (PRESENCE_DIRECTED_KEY); pending requests are redelivered at the pace
- * the client reads them.  Rosters are read through the roster/1 service
- * (<myna/roster.h>).  Remote contacts are skipped until federation
- * exists. */
+ * the client reads them, and `attach` resumes a redelivery that a reload
+ * of this module interrupted.  Rosters are read through the roster/1
+ * service (<myna/roster.h>).
+ *
+ * Contacts in a domain served by a module ([component:DOMAIN]) are not
+ * accounts: like remote contacts, they get probes and presence by
+ * routing, and their module answers.  Remote contacts are skipped until
+ * federation exists. */
 #include <myna/module.h>
 #include <myna/presence.h>
 #include <myna/roster.h>
@@ -68,8 +73,20 @@ presence_bare_of (const char *jid)
   return slash != NULL ? g_strndup (jid, (gsize) (slash - jid)) : g_strdup (jid);
 }
 
+/* The host of @domain when it holds accounts (not a component's
+ * domain), or NULL.  Returns: (transfer none) */
+static MynaHost *
+presence_account_host (MynaServer *server, const char *domain)
+{
+  MynaHost *host = myna_server_get_host (server, domain);
+
+  return host != NULL && !myna_host_is_component (host) ? host : NULL;
+}
+
+/* Whether stanzas to @jid reach someone from here: an account of a host
+ * or a component's domain served here (not a remote server, yet). */
 static gboolean
-presence_is_local (MynaServer *server, const char *jid)
+presence_is_served (MynaServer *server, const char *jid)
 {
   g_autofree char *domain = presence_domain_of (jid);
   return myna_server_get_host (server, domain) != NULL;
@@ -87,7 +104,8 @@ presence_route_copy (MynaServer *server, MynaStanza *presence, const char *from,
   myna_server_route (server, p);
 }
 
-/* Local contacts of @session's account whose subscription has @bit.
+/* Contacts served here (accounts and components' JIDs) of @session's
+ * account whose subscription has @bit.
  * Returns: (transfer full) array of JID strings */
 static GPtrArray *
 presence_contacts (MynaSession *session, MynaRosterSub bit)
@@ -104,7 +122,7 @@ presence_contacts (MynaSession *session, MynaRosterSub bit)
     {
       MynaRosterState state;
       myna_roster_item_state (rs, value, &state);
-      if ((state.sub & bit) && presence_is_local (server, key))
+      if ((state.sub & bit) && presence_is_served (server, key))
         g_ptr_array_add (out, g_strdup (key));
     }
   return out;
@@ -166,8 +184,7 @@ presence_answer_probe (MynaHost *host, const char *contact_local, MynaJid *probe
     }
   if (!any && unavailable)
     {
-      g_autoptr(MynaStanza) p = myna_stanza_new ("presence", MYNA_NS_CLIENT);
-      myna_stanza_set_attr (p, "type", "unavailable");
+      g_autoptr(MynaStanza) p = myna_stanza_build ("<presence type='unavailable'/>");
       presence_route_copy (server, p, myna_jid_bare_string (contact), reply_to);
     }
 }
@@ -189,8 +206,9 @@ presence_probe (MynaCall *call, MynaStanza *stanza, gpointer data)
 
 /* ---- initial presence ------------------------------------------------------------ */
 
-/* The presence of the contacts the user is subscribed to.  Local contacts
- * are answered directly, as if probed. */
+/* The presence of the contacts the user is subscribed to.  Accounts are
+ * answered directly, as if probed; a component's JID gets a probe from
+ * the user's bare JID (RFC 6121 §4.3.1), which its module answers. */
 static void
 presence_probe_contacts (MynaHost *host, MynaSession *session)
 {
@@ -202,12 +220,21 @@ presence_probe_contacts (MynaHost *host, MynaSession *session)
     {
       g_autoptr(MynaJid) contact = myna_jid_parse (contacts->pdata[i], NULL);
       MynaHost *chost = contact != NULL
-                          ? myna_server_get_host (server, myna_jid_get_domain (contact))
+                          ? presence_account_host (server, myna_jid_get_domain (contact))
                           : NULL;
 
+      if (contact == NULL)
+        continue;
       if (chost != NULL && myna_jid_get_local (contact) != NULL)
         presence_answer_probe (chost, myna_jid_get_local (contact), jid,
                                myna_jid_to_string (jid), NULL, FALSE);
+      else if (chost == NULL)
+        {
+          g_autoptr(MynaStanza) probe = myna_stanza_build (
+              "<presence type='probe' from='%s' to='%s'/>",
+              myna_jid_bare_string (jid), myna_jid_to_string (contact));
+          myna_server_route (server, probe);
+        }
     }
 }
 
@@ -236,35 +263,17 @@ presence_send_own (MynaHost *host, MynaSession *session)
 /* Subscription requests still waiting for an answer (RFC 6121 §3.1.3)
  * are sent again at login a few at a time, each batch once the client has
  * read the previous one (myna_session_when_drained): however many there
- * are, the queue of a client that reads stays short. */
+ * are, the queue of a client that reads stays short.
+ *
+ * The contacts whose request is still to go are session data
+ * (PRESENCE_REDELIVERY_KEY, a GPtrArray of bare JIDs taken from its end)
+ * freed by GLib, so they outlive a reload of this module, which drops the
+ * drain waiter: `attach` resumes from them.  A waiter whose list is no
+ * longer the session's (a newer login's replaced it) stops. */
+#define PRESENCE_REDELIVERY_KEY "presence-redelivery"
 #define PRESENCE_REQUESTS_BATCH 8
 /* Queued bytes below which the next batch goes. */
 #define PRESENCE_REQUESTS_LOW_WATER (16 * 1024)
-
-typedef struct {
-  MynaSession *session;     /* borrowed: the waiter goes when it closes */
-  GPtrArray   *contacts;    /* bare JIDs (char*) whose request is to go */
-  guint        next;
-} PresenceRedelivery;
-
-static PresenceRedelivery *
-presence_redelivery_ref (PresenceRedelivery *r)
-{
-  return g_rc_box_acquire (r);
-}
-
-static void
-presence_redelivery_clear (gpointer data)
-{
-  PresenceRedelivery *r = data;
-  g_ptr_array_unref (r->contacts);
-}
-
-static void
-presence_redelivery_unref (gpointer data)
-{
-  g_rc_box_release_full (data, presence_redelivery_clear);
-}
 
 /* The pending request of @contact, trimmed, or NULL when answered since. */
 static MynaStanza *
@@ -284,7 +293,7 @@ presence_request_for (MynaSession *session, const char *contact)
   /* Stored before requests were trimmed, or trimmed: the same either way. */
   p = myna_roster_item_request (rs, item);
   if (p == NULL)
-    p = myna_stanza_new ("presence", MYNA_NS_CLIENT);
+    p = myna_stanza_build ("<presence/>");
   myna_stanza_set_attr (p, "type", "subscribe");
   myna_stanza_set_attr (p, "from", contact);
   myna_stanza_set_attr (p, "to", myna_jid_bare_string (jid));
@@ -293,36 +302,47 @@ presence_request_for (MynaSession *session, const char *contact)
 
 static void presence_redeliver_more (MynaSession *session, gpointer data);
 
-/* Sends the next batch; waits for the client to read it before the next. */
+/* Waits for the client to read what is queued before the next batch. */
 static void
-presence_redeliver_batch (PresenceRedelivery *r)
+presence_redeliver_wait (MynaSession *session, GPtrArray *todo)
 {
-  MynaHost *host = myna_session_get_host (r->session);
-  MynaCall *call = myna_call_new (host, r->session);
+  if (myna_session_is_open (session))
+    myna_session_when_drained (session, PRESENCE_REQUESTS_LOW_WATER, presence_redeliver_more,
+                               g_ptr_array_ref (todo), (GDestroyNotify) g_ptr_array_unref);
+}
 
-  for (guint sent = 0; sent < PRESENCE_REQUESTS_BATCH && r->next < r->contacts->len;)
+/* Sends the next batch of @todo; then waits, or forgets a list done. */
+static void
+presence_redeliver_batch (MynaSession *session, GPtrArray *todo)
+{
+  MynaHost *host = myna_session_get_host (session);
+  MynaCall *call = myna_call_new (host, session);
+
+  for (guint sent = 0; sent < PRESENCE_REQUESTS_BATCH && todo->len > 0;)
     {
-      g_autoptr(MynaStanza) p = presence_request_for (r->session,
-                                                      r->contacts->pdata[r->next++]);
+      g_autofree char *contact = g_ptr_array_steal_index_fast (todo, todo->len - 1);
+      g_autoptr(MynaStanza) p = presence_request_for (session, contact);
+
       if (p == NULL)
         continue;
       /* Not from a JID blocked since it asked. */
       if (myna_host_fire_event (host, MYNA_EVENT_STORED_DELIVER, call, p) == MYNA_HANDLED)
         continue;
-      myna_session_send (r->session, p);
+      myna_session_send (session, p);
       sent++;
     }
   myna_call_free (call);
-  if (r->next < r->contacts->len && myna_session_is_open (r->session))
-    myna_session_when_drained (r->session, PRESENCE_REQUESTS_LOW_WATER,
-                               presence_redeliver_more, presence_redelivery_ref (r),
-                               presence_redelivery_unref);
+  if (todo->len > 0)
+    presence_redeliver_wait (session, todo);
+  else
+    myna_session_set_data (session, PRESENCE_REDELIVERY_KEY, NULL, NULL);
 }
 
 static void
 presence_redeliver_more (MynaSession *session, gpointer data)
 {
-  presence_redeliver_batch (data);
+  if (myna_session_get_data (session, PRESENCE_REDELIVERY_KEY) == data)
+    presence_redeliver_batch (session, data);
 }
 
 static void
@@ -331,22 +351,35 @@ presence_redeliver_requests (MynaHost *host, MynaSession *session)
   MynaJid *jid = myna_session_get_jid (session);
   MynaService *rs = presence_roster (host);
   g_autoptr(GHashTable) roster = myna_roster_load (rs, host, myna_jid_get_local (jid));
-  PresenceRedelivery *r = g_rc_box_new0 (PresenceRedelivery);
+  GPtrArray *todo = g_ptr_array_new_with_free_func (g_free);
   GHashTableIter it;
   gpointer key, value;
 
-  r->session = session;
-  r->contacts = g_ptr_array_new_with_free_func (g_free);
   g_hash_table_iter_init (&it, roster);
   while (g_hash_table_iter_next (&it, &key, &value))
     {
       MynaRosterState state;
       myna_roster_item_state (rs, value, &state);
       if (state.pending_in)
-        g_ptr_array_add (r->contacts, g_strdup (key));
+        g_ptr_array_add (todo, g_strdup (key));
     }
-  presence_redeliver_batch (r);
-  presence_redelivery_unref (r);
+  myna_session_set_data (session, PRESENCE_REDELIVERY_KEY, todo,
+                         (GDestroyNotify) g_ptr_array_unref);
+  presence_redeliver_batch (session, todo);
+}
+
+/* A session bound before this instance loaded: a redelivery the old
+ * instance had under way goes on where it stopped. */
+static void
+presence_attach (MynaModule *mod, MynaSession *session)
+{
+  GPtrArray *todo = myna_session_get_data (session, PRESENCE_REDELIVERY_KEY);
+
+  if (todo == NULL)
+    return;
+  g_debug ("%s: resuming the redelivery of %u pending subscription request(s)",
+           myna_jid_to_string (myna_session_get_jid (session)), todo->len);
+  presence_redeliver_wait (session, todo);
 }
 
 /* ---- broadcasts ---------------------------------------------------------------- */
@@ -495,9 +528,8 @@ presence_closed (MynaCall *call, MynaStanza *unused, gpointer data)
   if (session == NULL || myna_session_get_jid (session) == NULL
       || (!myna_session_is_available (session) && presence_directed (session, FALSE) == NULL))
     return MYNA_PASS;
-  p = myna_stanza_new ("presence", MYNA_NS_CLIENT);
-  myna_stanza_set_attr (p, "type", "unavailable");
-  myna_stanza_set_attr (p, "from", myna_jid_to_string (myna_session_get_jid (session)));
+  p = myna_stanza_build ("<presence type='unavailable' from='%s'/>",
+                         myna_jid_to_string (myna_session_get_jid (session)));
   presence_go_unavailable (call, session, p);
   return MYNA_PASS;
 }
@@ -542,7 +574,8 @@ presence_unload (MynaModule *mod)
 }
 
 /* Nothing of ours is pending in the storage (presence only reads), and
- * per-session data is freed by GLib and libmyna functions. */
+ * per-session data is freed by GLib and libmyna functions, so it stays
+ * with the sessions across a reload (see presence_attach). */
 MYNA_MODULE_DEFINE (presence,
   .version  = "1.0",
   .description = "presence (RFC 6121 §4)",
@@ -550,4 +583,5 @@ MYNA_MODULE_DEFINE (presence,
   .provides = MYNA_STRV ("presence/1"),
   .uses     = MYNA_STRV ("roster/1"),
   .load     = presence_load,
-  .unload   = presence_unload);
+  .unload   = presence_unload,
+  .attach   = presence_attach);

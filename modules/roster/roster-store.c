@@ -297,11 +297,8 @@ roster_store_bump_version_full (MynaHost *host, const char *user,
 MynaStanza *
 roster_item_new (const char *contact)
 {
-  MynaStanza *item = myna_stanza_new ("item", ROSTER_NS);
-
-  myna_stanza_set_attr (item, "jid", contact);
-  myna_stanza_set_attr (item, "subscription", "none");
-  return item;
+  return myna_stanza_build ("<item xmlns='" ROSTER_NS "' jid='%s' subscription='none'/>",
+                            contact);
 }
 
 static gboolean

@@ -52,6 +52,7 @@
 
 #include <myna/presence.h>
 
+#include <stddef.h>
 #include <string.h>
 
 #define NS_ROSTERVER   "urn:xmpp:features:rosterver"
@@ -64,6 +65,13 @@
 #define ROSTER_APPROVED_BY_STORE "roster-approved-by"
 /* At most one line per this many microseconds about full rosters. */
 #define ROSTER_FULL_LOG_INTERVAL (60 * G_USEC_PER_SEC)
+
+/* The module's typed configuration ([module:roster], host overrides
+ * applied), read afresh at every use so a config reload takes effect. */
+typedef struct {
+  gint64 max_items;      /* items per roster, hidden ones included */
+  gint64 max_waiting;    /* answers of one account waiting behind changes */
+} RosterConfig;
 
 typedef enum {
   ROSTER_SUBSCRIBE,
@@ -180,18 +188,14 @@ roster_push (MynaHost *host, const char *user, MynaStanza *client_item,
     {
       MynaSession *s = sessions->pdata[i];
       g_autoptr(MynaStanza) iq = NULL;
-      g_autofree char *id = NULL;
 
       if (myna_session_get_data (s, ROSTER_INTERESTED_KEY) == NULL)
         continue;
-      iq = myna_stanza_new ("iq", MYNA_NS_CLIENT);
-      id = g_strdup_printf ("roster-push-%" G_GUINT64_FORMAT, ++roster_push_serial);
-      myna_stanza_set_attr (iq, "type", "set");
-      myna_stanza_set_attr (iq, "id", id);
-      myna_stanza_set_attr (iq, "to", myna_jid_to_string (myna_session_get_jid (s)));
-      MynaStanza *query = myna_stanza_add_child (iq, "query", ROSTER_NS);
-      myna_stanza_set_attr (query, "ver", ver);
-      myna_stanza_append (query, client_item);
+      iq = myna_stanza_build ("<iq type='set' id='roster-push-%" G_GUINT64_FORMAT "' to='%s'>"
+                              "<query xmlns='" ROSTER_NS "' ver='%s'/></iq>",
+                              ++roster_push_serial,
+                              myna_jid_to_string (myna_session_get_jid (s)), ver);
+      myna_stanza_append (myna_stanza_first_element (iq), client_item);
       myna_session_send (s, iq);
     }
 }
@@ -468,8 +472,18 @@ roster_same_for_client (MynaStanza *a, MynaStanza *b)
   return strcmp (sa, sb) == 0;
 }
 
-/* Stores the result of @e; when what clients see changed, raises the
- * version and pushes the item (or its removal). */
+/* The host whose account @jid is, or NULL: a remote JID, a domain JID,
+ * or a JID of a component's domain (served by a module: no accounts, so
+ * nothing is ever stored under it).  Returns: (transfer none) */
+static MynaHost *
+roster_account_host (MynaServer *server, MynaJid *jid)
+{
+  MynaHost *host = jid != NULL && myna_jid_get_local (jid) != NULL
+                   ? myna_server_get_host (server, myna_jid_get_domain (jid)) : NULL;
+
+  return host != NULL && !myna_host_is_component (host) ? host : NULL;
+}
+
 /* Notes under @contact, when it is an account of a host served here,
  * that @user of @host pre-approved it (or no longer does); @after (may be
  * NULL) waits for the write.  */
@@ -478,10 +492,7 @@ roster_note_approval (MynaHost *host, const char *user, const char *contact,
                       gboolean approved, RosterAfter *after)
 {
   g_autoptr(MynaJid) jid = myna_jid_parse (contact, NULL);
-  MynaHost *chost = jid != NULL && myna_jid_get_local (jid) != NULL
-                    ? myna_server_get_host (myna_host_get_server (host),
-                                            myna_jid_get_domain (jid))
-                    : NULL;
+  MynaHost *chost = roster_account_host (myna_host_get_server (host), jid);
   g_autofree char *user_bare = g_strdup_printf ("%s@%s", user, myna_host_get_name (host));
 
   if (chost == NULL)
@@ -493,6 +504,8 @@ roster_note_approval (MynaHost *host, const char *user, const char *contact,
                approved ? "1" : NULL, after != NULL ? roster_after_written : NULL, after, NULL);
 }
 
+/* Stores the result of @e; when what clients see changed, raises the
+ * version and pushes the item (or its removal). */
 static void
 roster_edit_commit (RosterEdit *e)
 {
@@ -525,11 +538,8 @@ roster_edit_commit (RosterEdit *e)
   e->after->writes++;
   ver = roster_store_bump_version_full (e->host, e->user, roster_after_written, e->after);
   if (after == NULL)
-    {
-      after = myna_stanza_new ("item", ROSTER_NS);
-      myna_stanza_set_attr (after, "jid", e->contact);
-      myna_stanza_set_attr (after, "subscription", "remove");
-    }
+    after = myna_stanza_build ("<item xmlns='" ROSTER_NS "' jid='%s' subscription='remove'/>",
+                               e->contact);
   roster_after_add (e->after, ROSTER_ACT_PUSH, after, ver);
 }
 
@@ -578,7 +588,9 @@ roster_edit_drop_if_empty (RosterEdit *e)
 static gboolean
 roster_edit_over_cap (RosterEdit *e, MynaModule *mod, gint64 *max)
 {
-  *max = myna_module_config_int (mod, "max_items");
+  const RosterConfig *cfg = myna_module_get_config (mod);
+
+  *max = cfg->max_items;
   return e->old == NULL && (gint64) roster_store_count (e->host, e->user) >= *max;
 }
 
@@ -615,12 +627,7 @@ roster_full_text (gint64 max)
 static MynaStanza *
 roster_presence_new (const char *type, const char *from, const char *to)
 {
-  MynaStanza *p = myna_stanza_new ("presence", MYNA_NS_CLIENT);
-
-  myna_stanza_set_attr (p, "type", type);
-  myna_stanza_set_attr (p, "from", from);
-  myna_stanza_set_attr (p, "to", to);
-  return p;
+  return myna_stanza_build ("<presence type='%s' from='%s' to='%s'/>", type, from, to);
 }
 
 /* Routes <presence type=@type from=@from to=@to/> now. */
@@ -1202,7 +1209,8 @@ roster_may_wait (MynaModule *mod, MynaCall *call, MynaStanza *iq, MynaJid *to)
 {
   g_autofree char *key = g_strdup_printf ("%s@%s", myna_jid_get_local (to),
                                           myna_host_get_name (myna_call_get_host (call)));
-  guint max = (guint) myna_module_config_int (mod, "max_waiting");
+  const RosterConfig *cfg = myna_module_get_config (mod);
+  guint max = (guint) cfg->max_waiting;
   RosterWaiting *w;
 
   if (roster_waiting_count (key) < max)
@@ -1309,8 +1317,7 @@ roster_withdraw_approvals (MynaHost *host, MynaJid *jid)
   while (g_hash_table_iter_next (&iter, &approver, NULL))
     {
       g_autoptr(MynaJid) owner = myna_jid_parse (approver, NULL);
-      MynaHost *ohost = owner != NULL && myna_jid_get_local (owner) != NULL
-                        ? myna_server_get_host (server, myna_jid_get_domain (owner)) : NULL;
+      MynaHost *ohost = roster_account_host (server, owner);
       RosterEdit e;
 
       if (ohost == NULL)
@@ -1461,12 +1468,14 @@ static const MynaConfigKey roster_config[] = {
   { .name = "max_items", .type = MYNA_CONFIG_INT, .default_value = "20000",
     .min = 1, .max = 100000,
     .description = "most items one user's roster holds, pending requests "
-                   "included; past it a new item is refused" },
+                   "included; past it a new item is refused",
+    .offset = offsetof (RosterConfig, max_items) },
   { .name = "max_waiting", .type = MYNA_CONFIG_INT, .default_value = "1000",
     .min = 16, .max = 100000,
     .description = "answers to one account's roster requests that may wait "
                    "for its changes in flight; past it a request gets "
-                   "resource-constraint" },
+                   "resource-constraint",
+    .offset = offsetof (RosterConfig, max_waiting) },
   { .name = NULL },
 };
 
@@ -1479,5 +1488,6 @@ MYNA_MODULE_DEFINE (roster,
   .features = MYNA_STRV (ROSTER_NS),
   .mode    = MYNA_MODULE_EAGER,
   .config  = roster_config,
+  .config_size = sizeof (RosterConfig),
   .load    = roster_load,
   .unload  = roster_unload);

@@ -6,9 +6,12 @@
  * XEP-0128 form, disco#items on localhost lists the component, what the
  * module leaves gets service-unavailable (presence: nothing), no client
  * opens a stream to the domain, `mynactl routes` names the serving module,
- * unloading it leaves the domain answering errors, and check-config
- * refuses bad [component:] sections. */
+ * unloading it leaves the domain answering errors, check-config refuses
+ * bad [component:] sections, and presence and subscriptions to the
+ * domain's JIDs go to the module, never stored as an account's. */
 #include "services-harness.h"
+
+#include <sqlite3.h>
 
 #define NS_INFO  "http://jabber.org/protocol/disco#info"
 #define NS_ITEMS "http://jabber.org/protocol/disco#items"
@@ -21,9 +24,11 @@ typedef struct {
   Peer *alice;
 } Fixture;
 
+/* @modules: the main host's modules, or NULL for the harness's. */
 static void
-setup (Fixture *f, gconstpointer unused)
+setup (Fixture *f, gconstpointer modules)
 {
+  f->d.modules = modules;
   mynad_start (&f->d, MYNAD_PLAIN_AUTH COMPONENT);
   mynad_add_user (&f->d, "alice", "pw-alice");
   Client *c = client_login (&f->d, "alice", "pw-alice", "r");
@@ -287,6 +292,79 @@ test_load_all_hosts (Fixture *f, gconstpointer unused)
   g_assert_null (strstr (out, "version 1.0 lazy echo.localhost"));
 }
 
+/* Rows of the storage (key-value and archive) under @host, read from the
+ * database file of the running server. */
+static gint64
+rows_under (Mynad *d, const char *host)
+{
+  g_autofree char *path = g_build_filename (d->dir, "myna.db", NULL);
+  sqlite3 *db = NULL;
+  sqlite3_stmt *st = NULL;
+  gint64 n;
+
+  g_assert_cmpint (sqlite3_open_v2 (path, &db, SQLITE_OPEN_READONLY, NULL), ==, SQLITE_OK);
+  g_assert_cmpint (sqlite3_prepare_v2 (db, "SELECT (SELECT count(*) FROM kv WHERE host = ?1)"
+                                           " + (SELECT count(*) FROM archive WHERE host = ?1)",
+                                       -1, &st, NULL), ==, SQLITE_OK);
+  sqlite3_bind_text (st, 1, host, -1, SQLITE_STATIC);
+  g_assert_cmpint (sqlite3_step (st), ==, SQLITE_ROW);
+  n = sqlite3_column_int64 (st, 0);
+  sqlite3_finalize (st);
+  sqlite3_close (db);
+  return n;
+}
+
+/* alice subscribes to x@echo.localhost, pre-approves lobby@, sends
+ * directed presence to a full JID of the domain, and logs in again: the
+ * module gets every stanza and answers (approval, presence, the echoed
+ * status, the answer to the probe of her next login); her roster holds
+ * the items; nothing is stored under the component's domain. */
+static void
+test_presence (Fixture *f, gconstpointer unused)
+{
+  g_autoptr(MynaStanza) r = NULL;
+
+  peer_send (f->alice, "<iq type='get' id='r0'><query xmlns='jabber:iq:roster'/></iq>");
+  g_clear_pointer (&r, myna_stanza_unref);
+  r = peer_expect (f->alice, "iq", "id='r0'", "type='result'", NULL);
+  peer_send (f->alice, "<presence/>");
+  peer_send (f->alice, "<presence type='subscribe' to='x@echo.localhost'/>");
+  g_clear_pointer (&r, myna_stanza_unref);
+  r = peer_expect (f->alice, "presence", "type='subscribed'", "from='x@echo.localhost'", NULL);
+  g_assert_nonnull (r);
+  g_clear_pointer (&r, myna_stanza_unref);
+  r = peer_expect (f->alice, "presence", "from='x@echo.localhost/echo'", "echo: ", NULL);
+  g_assert_nonnull (r);
+
+  /* A pre-approval (nothing routed), then directed presence. */
+  peer_send (f->alice, "<presence type='subscribed' to='lobby@echo.localhost'/>");
+  peer_send (f->alice, "<presence to='lobby@echo.localhost/r'><status>here</status></presence>");
+  g_clear_pointer (&r, myna_stanza_unref);
+  r = peer_expect (f->alice, "presence", "from='lobby@echo.localhost/echo'",
+                   "<status>echo: here</status>", NULL);
+  g_assert_nonnull (r);
+  peer_send (f->alice, "<iq type='get' id='r1'><query xmlns='jabber:iq:roster'/></iq>");
+  g_clear_pointer (&r, myna_stanza_unref);
+  r = peer_expect (f->alice, "iq", "id='r1'", "jid='x@echo.localhost'", "subscription='to'",
+                   "jid='lobby@echo.localhost'", "approved='true'", NULL);
+  g_assert_nonnull (r);
+
+  /* Her roster's writes are durable once answered: none is the domain's. */
+  g_assert_cmpint (rows_under (&f->d, "echo.localhost"), ==, 0);
+  g_assert_cmpint (rows_under (&f->d, "localhost"), >, 0);
+
+  /* Her next login probes x@ (she is subscribed to it): the module answers. */
+  Client *c = client_login (&f->d, "alice", "pw-alice", "r2");
+  g_assert_nonnull (c);
+  g_autoptr(Peer) again = peer_new (c, TRUE);
+  peer_send (again, "<presence/>");
+  g_clear_pointer (&r, myna_stanza_unref);
+  r = peer_expect (again, "presence", "from='x@echo.localhost/echo'", "to='alice@localhost",
+                   NULL);
+  g_assert_nonnull (r);
+
+}
+
 /* Runs mynactl check-config on @conf; returns its output. */
 static char *
 check_config (const char *conf, int *status)
@@ -340,6 +418,7 @@ test_check_config (void)
 
 #define ADD(path, func) \
   g_test_add (path, Fixture, NULL, setup, func, teardown)
+#define IM_MODULES "disco;ping;auth;bind;roster;presence;blocking;last"
 
 int
 main (int argc, char **argv)
@@ -354,6 +433,7 @@ main (int argc, char **argv)
   ADD ("/components/routes", test_routes);
   ADD ("/components/unload", test_unload);
   ADD ("/components/load-all-hosts", test_load_all_hosts);
+  g_test_add ("/components/presence", Fixture, IM_MODULES, setup, test_presence, teardown);
   g_test_add_func ("/components/check-config", test_check_config);
   return g_test_run ();
 }

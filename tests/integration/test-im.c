@@ -13,6 +13,8 @@
 
 #include <myna/storage.h>
 
+#include <sys/socket.h>
+
 #define MODULES "disco;ping;version;auth;bind;roster;presence"
 
 typedef struct {
@@ -1013,6 +1015,48 @@ test_pending_paced (void)
   g_assert_cmpint (mynad_stop (&d), ==, 0);
 }
 
+/* Reloading presence while it redelivers 10,000 pending requests to a
+ * client that reads slowly (a small receive buffer: the drain waiter is
+ * waiting) loses none: the new instance's attach resumes the redelivery
+ * where the old one stopped. */
+static void
+test_pending_reload (void)
+{
+  Mynad d = { .modules = MODULES };
+  g_autofree char *out = NULL;
+  gboolean stream_error = FALSE;
+  gsize bytes = 0;
+  int small = 4096;
+  guint got;
+
+  mynad_prepare (&d, MYNAD_PLAIN_AUTH);
+  seed_roster (d.dir, "bob", MANY_REQUESTS, pending_request_item);
+  mynad_spawn (&d);
+  mynad_add_user (&d, "bob", "pw-bob");
+  g_autoptr(Client) b = client_login (&d, "bob", "pw-bob", "b");
+  g_assert_nonnull (b);
+  g_assert_cmpint (setsockopt (b->fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof small), ==, 0);
+  client_send (b, "<presence/>");
+  /* The redelivery has begun; the kernel's buffers hold a few MB of the
+   * 11, so it cannot have ended. */
+  got = client_count (b, "type='subscribe'", 1, WAIT_MS, &bytes, &stream_error);
+  g_assert_cmpuint (got, >=, 1);
+  g_assert_cmpint (mynactl (&d, &out, "reload", "presence", NULL), ==, 0);
+  mynad_wait_log (&d, "resuming the redelivery", WAIT_MS);
+  g_assert_nonnull (strstr (d.log->str, "resuming the redelivery"));
+  /* Now reading fast: a tiny window would take minutes for 11 MB. */
+  int big = 4 * 1024 * 1024;
+  g_assert_cmpint (setsockopt (b->fd, SOL_SOCKET, SO_RCVBUF, &big, sizeof big), ==, 0);
+  got += client_count (b, "type='subscribe'", MANY_REQUESTS - got, 30 * 1000, &bytes,
+                       &stream_error);
+  g_test_message ("read %" G_GSIZE_FORMAT " bytes, %u of %u requests", bytes, got,
+                  MANY_REQUESTS);
+  g_assert_false (stream_error);
+  g_assert_cmpuint (got, ==, MANY_REQUESTS);
+  g_clear_pointer (&b, client_free);
+  g_assert_cmpint (mynad_stop (&d), ==, 0);
+}
+
 #define BIG_ROSTER 15000
 
 static char *
@@ -1237,6 +1281,7 @@ main (int argc, char **argv)
   ADD ("/im/subscription/pending-big", test_pending_big_requests);
   g_test_add_func ("/im/roster/big", test_big_roster);
   g_test_add_func ("/im/subscription/pending-paced", test_pending_paced);
+  g_test_add_func ("/im/subscription/pending-reload", test_pending_reload);
   g_test_add ("/im/roster/cap-set", Fixture, ROSTER_CAP_CONF, setup, test_roster_cap_set,
               teardown);
   g_test_add ("/im/roster/cap-outbound", Fixture, ROSTER_CAP_CONF, setup,

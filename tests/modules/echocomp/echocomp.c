@@ -2,7 +2,8 @@
  * [component:DOMAIN] — echoes messages sent to x@DOMAIN or lobby@DOMAIN
  * back from that JID's /echo resource, answers <query
  * xmlns='urn:myna:test:echo'/> at the domain with the host it runs on and
- * whether the call came with the sender's session, and registers disco
+ * whether the call came with the sender's session, answers presence to
+ * x@ or lobby@ as a contact accepting everyone would, and registers disco
  * identities, an item and an XEP-0128 form.  Anything else addressed to
  * the domain is left to the core. */
 #include <myna/module.h>
@@ -48,6 +49,42 @@ echocomp_message (MynaCall *call, MynaStanza *message, gpointer data)
   return MYNA_HANDLED;
 }
 
+/* Presence to x@ or lobby@ the domain: a subscription request is
+ * approved ('subscribed', then its presence); a probe or available
+ * presence gets the presence of its /echo resource, echoing the status;
+ * unavailable gets unavailable.  Other types are taken silently. */
+static MynaResult
+echocomp_presence (MynaCall *call, MynaStanza *presence, gpointer data)
+{
+  MynaJid *to = myna_call_get_to (call);
+  const char *local = myna_jid_get_local (to);
+  const char *type = myna_stanza_get_type (presence);
+  const char *status = myna_stanza_get_child_text (presence, "status");
+  const char *sender = myna_jid_to_string (myna_call_get_from (call));
+  MynaServer *server = myna_call_get_server (call);
+  g_autofree char *from = g_strdup_printf ("%s/echo", myna_jid_bare_string (to));
+  g_autoptr(MynaStanza) answer = NULL;
+
+  if (g_strcmp0 (local, "x") != 0 && g_strcmp0 (local, "lobby") != 0)
+    return MYNA_PASS;
+  if (g_strcmp0 (type, "subscribe") == 0)
+    {
+      g_autoptr(MynaStanza) ok = myna_stanza_build (
+          "<presence type='subscribed' from='%s' to='%s'/>", myna_jid_bare_string (to),
+          myna_jid_bare_string (myna_call_get_from (call)));
+      myna_server_route (server, ok);
+    }
+  if (type == NULL || g_strcmp0 (type, "subscribe") == 0 || g_strcmp0 (type, "probe") == 0)
+    answer = myna_stanza_build ("<presence from='%s' to='%s'><status>echo: %s</status></presence>",
+                                from, sender, status != NULL ? status : "");
+  else if (g_strcmp0 (type, "unavailable") == 0)
+    answer = myna_stanza_build ("<presence type='unavailable' from='%s' to='%s'/>",
+                                from, sender);
+  if (answer != NULL)
+    myna_server_route (server, answer);
+  return MYNA_HANDLED;
+}
+
 /* The XEP-0128 form: FORM_TYPE and one field. */
 static MynaStanza *
 echocomp_form (void)
@@ -82,6 +119,8 @@ echocomp_load (MynaModule *mod, GError **error)
   myna_module_route_iq (mod, MYNA_IQ_GET, NS_ECHO, "query", echocomp_iq, NULL, NULL);
   myna_module_hook (mod, MYNA_EVENT_MESSAGE_BARE, 0, echocomp_message, NULL, NULL);
   myna_module_hook (mod, MYNA_EVENT_MESSAGE_FULL, 0, echocomp_message, NULL, NULL);
+  myna_module_hook (mod, MYNA_EVENT_PRESENCE_BARE, 0, echocomp_presence, NULL, NULL);
+  myna_module_hook (mod, MYNA_EVENT_PRESENCE_FULL, 0, echocomp_presence, NULL, NULL);
   return TRUE;
 }
 
