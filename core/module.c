@@ -1259,6 +1259,12 @@ module_instantiate (MynaModuleRegistry *registry, MynaHost *host, MynaManifest *
   lib->instances++;
   g_hash_table_insert (registry->instances, instance_key (host, m->name), mod);
   mod->config = config_snapshot_new (mod);
+  /* The descriptor's features are the instance's own while it is loaded
+   * (eager and lazy alike): `load` need not add them again. */
+  for (guint i = 0; lib->desc->features != NULL && lib->desc->features[i] != NULL; i++)
+    myna_module_add_feature (mod, lib->desc->features[i]);
+  for (guint i = 0; lib->desc->account_features != NULL && lib->desc->account_features[i] != NULL; i++)
+    myna_module_add_account_feature (mod, lib->desc->account_features[i]);
 
   MynaModule *previous = myna_module_enter (mod);
   gboolean ok = lib->desc->load == NULL || lib->desc->load (mod, error);

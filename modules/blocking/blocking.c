@@ -649,7 +649,6 @@ blocking_load (MynaModule *mod, GError **error)
   self->cache = g_hash_table_new_full (g_str_hash, g_str_equal, g_free,
                                        (GDestroyNotify) block_list_free);
   myna_module_set_data (mod, self, blocking_free);
-  myna_module_add_feature (mod, NS_BLOCKING);
   if (!myna_module_route_iq (mod, MYNA_IQ_GET, NS_BLOCKING, "blocklist", blocking_get,
                              self, NULL)
       || !myna_module_route_iq (mod, MYNA_IQ_SET, NS_BLOCKING, "block", blocking_set,

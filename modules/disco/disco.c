@@ -220,10 +220,6 @@ disco_load (MynaModule *mod, GError **error)
   /* Optional (not in .uses): disco works without a roster module. */
   self->roster = myna_module_use (mod, MYNA_ROSTER_SERVICE, 1, NULL);
   myna_module_set_data (mod, self, g_free);
-  myna_module_add_feature (mod, NS_INFO);
-  myna_module_add_feature (mod, NS_ITEMS);
-  myna_module_add_account_feature (mod, NS_INFO);
-  myna_module_add_account_feature (mod, NS_ITEMS);
   myna_module_route_iq (mod, MYNA_IQ_GET, NS_INFO, "query", disco_info, self, NULL);
   myna_module_route_iq (mod, MYNA_IQ_GET, NS_ITEMS, "query", disco_items, self, NULL);
   return TRUE;
@@ -234,5 +230,7 @@ MYNA_MODULE_DEFINE (disco,
   .version = "1.0",
   .description = "service discovery (XEP-0030)",
   .serves  = MYNA_STRV (NS_INFO, NS_ITEMS),
+  .features = MYNA_STRV (NS_INFO, NS_ITEMS),
+  .account_features = MYNA_STRV (NS_INFO, NS_ITEMS),
   .mode    = MYNA_MODULE_EAGER,
   .load    = disco_load);

@@ -212,8 +212,6 @@ last_load (MynaModule *mod, GError **error)
   self->roster = myna_module_use (mod, MYNA_ROSTER_SERVICE, 1, NULL);
   self->started = g_get_monotonic_time ();
   myna_module_set_data (mod, self, g_free);
-  myna_module_add_feature (mod, NS_LAST);
-  myna_module_add_account_feature (mod, NS_LAST);
   if (!myna_module_route_iq (mod, MYNA_IQ_GET, NS_LAST, "query", last_iq, self, NULL))
     {
       g_set_error_literal (error, g_quark_from_string ("myna-last-error"), 0,

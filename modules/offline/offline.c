@@ -739,7 +739,6 @@ offline_load (MynaModule *mod, GError **error)
   self->users = g_hash_table_new_full (g_str_hash, g_str_equal, NULL,
                                        (GDestroyNotify) offline_user_free);
   myna_module_set_data (mod, self, offline_free);
-  myna_module_add_feature (mod, "msgoffline");
   myna_module_hook (mod, MYNA_EVENT_MESSAGE_BARE, -100, offline_message, self, NULL);
   myna_module_hook (mod, MYNA_EVENT_MESSAGE_FULL, -100, offline_message, self, NULL);
   myna_module_hook (mod, MYNA_EVENT_PRESENCE_INITIAL, 0, offline_initial, self, NULL);

@@ -129,7 +129,6 @@ ping_load (MynaModule *mod, GError **error)
 
   ping->mod = mod;
   myna_module_set_data (mod, ping, g_free);
-  myna_module_add_feature (mod, NS_PING);
   myna_module_route_iq (mod, MYNA_IQ_GET, NS_PING, "ping", ping_iq, NULL, NULL);
   myna_module_hook (mod, MYNA_EVENT_SESSION_BOUND, 0, ping_session_bound, ping, NULL);
   myna_module_hook (mod, MYNA_EVENT_IQ_HOST, 100, ping_pong, NULL, NULL);

@@ -449,7 +449,6 @@ private_load (MynaModule *mod, GError **error)
   self->views = g_hash_table_new_full (g_str_hash, g_str_equal, g_free,
                                        (GDestroyNotify) g_hash_table_unref);
   myna_module_set_data (mod, self, private_free);
-  myna_module_add_feature (mod, NS_PRIVATE);
   if (!myna_module_route_iq (mod, MYNA_IQ_GET | MYNA_IQ_SET, NS_PRIVATE, "query",
                              private_iq, self, NULL))
     {

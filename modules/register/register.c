@@ -645,7 +645,6 @@ register_load (MynaModule *mod, GError **error)
   self->mod = mod;
   self->recent = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, g_free);
   myna_module_set_data (mod, self, register_free);
-  myna_module_add_feature (mod, NS_REGISTER);
   if (!myna_module_route_iq (mod, MYNA_IQ_GET | MYNA_IQ_SET, NS_REGISTER, "query",
                              register_iq, self, NULL))
     {

@@ -1422,7 +1422,6 @@ roster_load (MynaModule *mod, GError **error)
                            "jabber:iq:roster is already served by another module");
       return FALSE;
     }
-  myna_module_add_feature (mod, ROSTER_NS);
   myna_module_add_stream_features (mod, roster_features, NULL, NULL);
   myna_module_hook (mod, MYNA_EVENT_STANZA_FROM_CLIENT, 0, roster_outbound, mod, NULL);
   myna_module_hook (mod, MYNA_EVENT_PRESENCE_BARE, 0, roster_inbound, mod, NULL);

@@ -311,8 +311,6 @@ vcard_load (MynaModule *mod, GError **error)
   self->views = g_hash_table_new_full (g_str_hash, g_str_equal, g_free,
                                        (GDestroyNotify) myna_stanza_unref);
   myna_module_set_data (mod, self, vcard_free);
-  myna_module_add_feature (mod, NS_VCARD);
-  myna_module_add_account_feature (mod, NS_VCARD);
   if (!myna_module_route_iq (mod, MYNA_IQ_GET | MYNA_IQ_SET, NS_VCARD, "vCard",
                              vcard_iq, self, NULL))
     {

@@ -27,7 +27,6 @@ version_iq (MynaCall *call, MynaStanza *iq, gpointer data)
 static gboolean
 version_load (MynaModule *mod, GError **error)
 {
-  myna_module_add_feature (mod, NS_VERSION);
   myna_module_route_iq (mod, MYNA_IQ_GET, NS_VERSION, "query", version_iq, mod, NULL);
   return TRUE;
 }

@@ -170,7 +170,6 @@ broadcast_load (MynaModule *mod, GError **error)
 
   /* XEP-0030: a component of a type the registry has no better name for. */
   myna_module_add_identity (mod, "component", "generic", "Broadcast to contacts");
-  myna_module_add_feature (mod, NS_BROADCAST);
   /* To contacts@DOMAIN; contacts@DOMAIN/resource (message/full) is left
    * to the core, which answers service-unavailable. */
   myna_module_hook (mod, MYNA_EVENT_MESSAGE_BARE, 0, broadcast_message, mod, NULL);

@@ -95,7 +95,6 @@ static gboolean
 hello_load (MynaModule *mod, GError **error)
 {
   myna_module_set_data (mod, g_new0 (Hello, 1), g_free);
-  myna_module_add_feature (mod, NS_HELLO);
   if (!myna_module_route_iq (mod, MYNA_IQ_GET, NS_HELLO, "hello",
                              hello_iq, mod, NULL))
     {
