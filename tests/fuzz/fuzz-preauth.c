@@ -14,8 +14,8 @@
  *
  * Invariants: no crash or sanitizer report; no GLib critical (a
  * g_return_if_fail reached from network input is a bug); the connection
- * ends cleanly when the client closes.  The auth module is reloaded
- * before each input, so throttling state never carries over; accounts
+ * ends cleanly when the client closes.  The auth module is unloaded and
+ * loaded again before each input, so throttling state never carries over; accounts
  * that registration created are deleted after it.  FUZZ_PREAUTH_TRACE=1
  * prints what the server sent for each input. */
 #include "../../core/private.h"
@@ -644,8 +644,12 @@ LLVMFuzzerTestOneInput (const uint8_t *data, size_t size)
 
   if (server == NULL)
     server_init ();
-  /* A fresh auth module: no failure counts from earlier inputs. */
-  if (!myna_module_reload (server->modules, host, "auth", &error))
+  /* A fresh auth module: no failure counts from earlier inputs.  Unload
+   * and load, not a reload: a reload maps a private copy of the .so (new
+   * coverage counters for libFuzzer, unmapped again after), while a load
+   * maps the file held open above again. */
+  if (!myna_module_unload (server->modules, host, "auth", &error)
+      || myna_module_load (server->modules, host, "auth", &error) == NULL)
     g_error ("fuzz-preauth: reloading auth: %s", error->message);
   if (socketpair (AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, fds) != 0)
     g_error ("fuzz-preauth: socketpair: %s", g_strerror (errno));
