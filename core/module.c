@@ -31,6 +31,9 @@
 
 #include <glib/gstdio.h>
 #include <dlfcn.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <unistd.h>
 #include <string.h>
 
 #define SEP "\x1f"
@@ -896,31 +899,64 @@ lib_check (const MynaModuleDesc *d, MynaManifest *m, GError **error)
   return TRUE;
 }
 
+/* Writes all of @data to @fd.  FALSE on an error (errno set). */
+static gboolean
+write_all (int fd, const char *data, gsize len)
+{
+  while (len > 0)
+    {
+      gssize n = write (fd, data, len);
+      if (n < 0 && errno == EINTR)
+        continue;
+      if (n <= 0)
+        return FALSE;
+      data += n;
+      len -= (gsize) n;
+    }
+  return TRUE;
+}
+
 /* dlopen()s a private copy of @so_path: the same path again would return
- * the handle already open, with the old code.  The copy, in a directory of
- * its own under the temporary directory, is unlinked once open. */
+ * the handle already open, with the old code.  The copy, a hidden file
+ * beside the original (else in the temporary directory), is unlinked once
+ * open. */
 static GModule *
 lib_open_copy (const char *so_path, GError **error)
 {
-  g_autofree char *data = NULL, *copy = NULL, *base = g_path_get_basename (so_path);
-  g_autofree char *dir = g_dir_make_tmp ("myna-module-XXXXXX", error);
+  g_autofree char *data = NULL, *base = g_path_get_basename (so_path);
+  g_autofree char *here = g_path_get_dirname (so_path);
+  const char *dirs[] = { here, g_get_tmp_dir () };
+  g_autoptr(GString) why = g_string_new (NULL);
   gsize len = 0;
 
-  if (dir == NULL)
+  if (!g_file_get_contents (so_path, &data, &len, error))
     return NULL;
-  copy = g_build_filename (dir, base, NULL);
-  GModule *gm = NULL;
-  if (g_file_get_contents (so_path, &data, &len, error)
-      && g_file_set_contents (copy, data, (gssize) len, error))
+  /* Beside the original first: its $ORIGIN (a RUNPATH to the module's own
+   * libraries) stays right, and a directory modules load from allows
+   * executable mappings, which a noexec /tmp does not. */
+  for (guint i = 0; i < G_N_ELEMENTS (dirs); i++)
     {
-      gm = g_module_open (copy, G_MODULE_BIND_LOCAL | G_MODULE_BIND_LAZY);
+      g_autofree char *copy = g_strdup_printf ("%s/.%s.reload-XXXXXX", dirs[i], base);
+      int fd = g_mkstemp_full (copy, O_RDWR | O_CLOEXEC, 0600);
+      if (fd < 0)
+        {
+          g_string_append_printf (why, "; %s: %s", dirs[i], g_strerror (errno));
+          continue;
+        }
+      gboolean written = write_all (fd, data, len);
+      close (fd);
+      GModule *gm = written ? g_module_open (copy, G_MODULE_BIND_LOCAL | G_MODULE_BIND_LAZY)
+                            : NULL;
       if (gm == NULL)
-        g_set_error (error, MYNA_MODULE_ERROR, MYNA_MODULE_ERROR_FAILED,
-                     "cannot open a copy of %s: %s", so_path, g_module_error ());
+        g_string_append_printf (why, "; %s: %s", dirs[i],
+                                written ? g_module_error () : "short write");
+      g_unlink (copy);
+      if (gm != NULL)
+        return gm;
     }
-  g_unlink (copy);
-  g_rmdir (dir);
-  return gm;
+  g_set_error (error, MYNA_MODULE_ERROR, MYNA_MODULE_ERROR_FAILED,
+               "cannot open a copy of %s%s", so_path, why->str);
+  return NULL;
 }
 
 /* Opens @m's shared object (a private copy of it when @private_copy) and
