@@ -1536,6 +1536,11 @@ session_find_datum (MynaSession *s, GQuark key, guint *index)
   return NULL;
 }
 
+/* module name → (key → GQuark of "MODULE/KEY"): the scoped quarks already
+ * made, so that a lookup allocates nothing (sessions' data is read on
+ * every broadcast).  Main thread only, like all session calls. */
+static GHashTable *scoped_quarks;
+
 /* The quark of @key as the current module sees it: "MODULE/KEY" while a
  * module's code runs (its own namespace: no module reads or overwrites
  * another's data by name), @key itself for core code.  @create FALSE: 0
@@ -1544,11 +1549,28 @@ static GQuark
 session_data_quark (const char *key, gboolean create)
 {
   MynaModule *mod = myna_module_current ();
-  g_autofree char *scoped = NULL;
 
-  if (mod != NULL)
-    key = scoped = g_strconcat (myna_module_owner_name (mod), "/", key, NULL);
-  return create ? g_quark_from_string (key) : g_quark_try_string (key);
+  if (mod == NULL)
+    return create ? g_quark_from_string (key) : g_quark_try_string (key);
+
+  const char *name = myna_module_owner_name (mod);
+  GHashTable *keys = scoped_quarks != NULL ? g_hash_table_lookup (scoped_quarks, name) : NULL;
+  gpointer q = keys != NULL ? g_hash_table_lookup (keys, key) : NULL;
+
+  if (q != NULL || !create)
+    return GPOINTER_TO_UINT (q);
+  if (scoped_quarks == NULL)
+    scoped_quarks = g_hash_table_new_full (g_str_hash, g_str_equal, g_free,
+                                           (GDestroyNotify) g_hash_table_unref);
+  if (keys == NULL)
+    {
+      keys = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
+      g_hash_table_insert (scoped_quarks, g_strdup (name), keys);
+    }
+  g_autofree char *scoped = g_strconcat (name, "/", key, NULL);
+  GQuark made = g_quark_from_string (scoped);
+  g_hash_table_insert (keys, g_strdup (key), GUINT_TO_POINTER (made));
+  return made;
 }
 
 /* The entry records the module setting it, so that its destroy notify, if
