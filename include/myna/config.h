@@ -9,6 +9,7 @@
 #pragma once
 
 #include <glib.h>
+#include <stddef.h>
 
 G_BEGIN_DECLS
 
@@ -34,6 +35,39 @@ typedef struct {
    * char * for STRING, char ** for LIST). */
   gsize          offset;
 } MynaConfigKey;
+
+/* Declare one key of a module's typed config struct S: the key is named
+ * after the field F, so a name is written once, and its parsed value goes
+ * to offsetof (S, F).  Designated initialisers: quiet under -Wextra.
+ *   MYNA_CONFIG_INT (RosterConfig, max_items, "20000", 1, 100000,
+ *                    "most items one user's roster holds")
+ * Each macro shares its name with the type it declares (an enumerator is
+ * not followed by a parenthesis, so the two never clash).  MIN == MAX == 0
+ * leaves a number unbounded. */
+#define MYNA_CONFIG_KEY_(S, F, TYPE, DEFAULT, MIN, MAX, DESCRIPTION)   \
+  { .name = #F, .type = (TYPE), .default_value = (DEFAULT),            \
+    .min = (MIN), .max = (MAX), .description = (DESCRIPTION),          \
+    .offset = offsetof (S, F) }
+/* gint64 F; bounds clamp the parsed value. */
+#define MYNA_CONFIG_INT(S, F, DEFAULT, MIN, MAX, DESCRIPTION) \
+  MYNA_CONFIG_KEY_ (S, F, MYNA_CONFIG_INT, DEFAULT, MIN, MAX, DESCRIPTION)
+/* gint64 F, in bytes ("64K"). */
+#define MYNA_CONFIG_SIZE(S, F, DEFAULT, MIN, MAX, DESCRIPTION) \
+  MYNA_CONFIG_KEY_ (S, F, MYNA_CONFIG_SIZE, DEFAULT, MIN, MAX, DESCRIPTION)
+/* gint64 F, in milliseconds ("30s"). */
+#define MYNA_CONFIG_DURATION(S, F, DEFAULT, MIN, MAX, DESCRIPTION) \
+  MYNA_CONFIG_KEY_ (S, F, MYNA_CONFIG_DURATION, DEFAULT, MIN, MAX, DESCRIPTION)
+/* gboolean F ("true" or "false"). */
+#define MYNA_CONFIG_BOOL(S, F, DEFAULT, DESCRIPTION) \
+  MYNA_CONFIG_KEY_ (S, F, MYNA_CONFIG_BOOL, DEFAULT, 0, 0, DESCRIPTION)
+/* char *F, owned by the snapshot. */
+#define MYNA_CONFIG_STRING(S, F, DEFAULT, DESCRIPTION) \
+  MYNA_CONFIG_KEY_ (S, F, MYNA_CONFIG_STRING, DEFAULT, 0, 0, DESCRIPTION)
+/* char **F (';'-separated in the file), owned by the snapshot. */
+#define MYNA_CONFIG_LIST(S, F, DEFAULT, DESCRIPTION) \
+  MYNA_CONFIG_KEY_ (S, F, MYNA_CONFIG_LIST, DEFAULT, 0, 0, DESCRIPTION)
+/* Ends a static array of keys (MYNA_CONFIG_KEYS adds it itself). */
+#define MYNA_CONFIG_END { .name = NULL }
 
 #define MYNA_CONFIG_ERROR (myna_config_error_quark ())
 GQuark myna_config_error_quark (void);

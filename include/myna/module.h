@@ -106,7 +106,7 @@ typedef struct {
 } MynaModuleDesc;
 
 #define MYNA_STRV(...) ((const char *const[]) { __VA_ARGS__, NULL })
-#define MYNA_CONFIG_KEYS(...) ((const MynaConfigKey[]) { __VA_ARGS__, { .name = NULL } })
+#define MYNA_CONFIG_KEYS(...) ((const MynaConfigKey[]) { __VA_ARGS__, MYNA_CONFIG_END })
 
 #define MYNA_MODULE_EXPORT __attribute__ ((visibility ("default")))
 

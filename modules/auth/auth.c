@@ -20,7 +20,6 @@
 #include "throttle.h"
 
 #include <arpa/inet.h>
-#include <stddef.h>
 #include <string.h>
 
 #define NS_SASL "urn:ietf:params:xml:ns:xmpp-sasl"
@@ -968,59 +967,39 @@ MYNA_MODULE_DEFINE (auth,
   .serves  = MYNA_STRV (NS_SASL),
   .mode    = MYNA_MODULE_EAGER,
   .config  = MYNA_CONFIG_KEYS (
-      { .name = "mechanisms", .type = MYNA_CONFIG_LIST,
-        .default_value = "SCRAM-SHA-256-PLUS;SCRAM-SHA-1-PLUS;SCRAM-SHA-256;SCRAM-SHA-1;PLAIN",
-        .description = "SASL mechanisms offered, in order of preference",
-        .offset = offsetof (AuthConfig, mechanisms) },
-      { .name = "allow_plain_insecure", .type = MYNA_CONFIG_BOOL,
-        .default_value = "false",
-        .description = "offer PLAIN on unencrypted streams (only for tests "
-                       "and benchmarks on loopback)",
-        .offset = offsetof (AuthConfig, allow_plain_insecure) },
-      { .name = "offer_channel_binding", .type = MYNA_CONFIG_BOOL,
-        .default_value = "true",
-        .description = "offer the SCRAM -PLUS mechanisms (channel binding); "
-                       "false for clients that mishandle it",
-        .offset = offsetof (AuthConfig, offer_channel_binding) },
-      { .name = "max_failures", .type = MYNA_CONFIG_INT,
-        .default_value = "5", .min = 1, .max = 1000,
-        .description = "failed attempts from one address on one account "
-                       "within the window before that address is refused for "
-                       "that account; also where the per-account delay "
-                       "starts",
-        .offset = offsetof (AuthConfig, max_failures) },
-      { .name = "max_failures_per_address", .type = MYNA_CONFIG_INT,
-        .default_value = "20", .min = 1, .max = 100000,
-        .description = "failed attempts from one address (IPv6: one /64) "
+      MYNA_CONFIG_LIST (AuthConfig, mechanisms,
+                        "SCRAM-SHA-256-PLUS;SCRAM-SHA-1-PLUS;SCRAM-SHA-256;SCRAM-SHA-1;PLAIN",
+                        "SASL mechanisms offered, in order of preference"),
+      MYNA_CONFIG_BOOL (AuthConfig, allow_plain_insecure, "false",
+                        "offer PLAIN on unencrypted streams (only for tests "
+                        "and benchmarks on loopback)"),
+      MYNA_CONFIG_BOOL (AuthConfig, offer_channel_binding, "true",
+                        "offer the SCRAM -PLUS mechanisms (channel binding); "
+                        "false for clients that mishandle it"),
+      MYNA_CONFIG_INT (AuthConfig, max_failures, "5", 1, 1000,
+                       "failed attempts from one address on one account within "
+                       "the window before that address is refused for that "
+                       "account; also where the per-account delay starts"),
+      MYNA_CONFIG_INT (AuthConfig, max_failures_per_address, "20", 1, 100000,
+                       "failed attempts from one address (IPv6: one /64) "
                        "within the window before it is refused for every "
-                       "account",
-        .offset = offsetof (AuthConfig, max_failures_per_address) },
-      { .name = "account_delay_max", .type = MYNA_CONFIG_DURATION,
-        .default_value = "10s", .min = 0, .max = 60000,
-        .description = "longest wait before answering an attempt on an "
-                       "account that failures from any address target (0: no "
-                       "delay)",
-        .offset = offsetof (AuthConfig, account_delay_max) },
-      { .name = "account_queue_max", .type = MYNA_CONFIG_INT,
-        .default_value = "4", .min = 1, .max = 1000,
-        .description = "attempts that may wait for an account under the delay "
+                       "account"),
+      MYNA_CONFIG_DURATION (AuthConfig, account_delay_max, "10s", 0, 60000,
+                            "longest wait before answering an attempt on an "
+                            "account that failures from any address target (0: "
+                            "no delay)"),
+      MYNA_CONFIG_INT (AuthConfig, account_queue_max, "4", 1, 1000,
+                       "attempts that may wait for an account under the delay "
                        "(evaluated one per delay); past it, those from "
-                       "addresses that failed on the account are refused",
-        .offset = offsetof (AuthConfig, account_queue_max) },
-      { .name = "max_known_accounts", .type = MYNA_CONFIG_INT,
-        .default_value = "50000", .min = 0, .max = 10000000,
-        .description = "accounts whose last few login addresses are "
-                       "remembered, so that those addresses skip the "
-                       "account's line (0: none)",
-        .offset = offsetof (AuthConfig, max_known_accounts) },
-      { .name = "failure_window", .type = MYNA_CONFIG_DURATION,
-        .default_value = "5m", .min = 1000, .max = 86400000,
-        .description = "window over which failed attempts are counted",
-        .offset = offsetof (AuthConfig, failure_window) },
-      { .name = "max_failure_entries", .type = MYNA_CONFIG_INT,
-        .default_value = "100000", .min = 100, .max = 10000000,
-        .description = "entries of the failed-attempt table; when full, those "
-                       "with the lowest counts go first",
-        .offset = offsetof (AuthConfig, max_failure_entries) }),
+                       "addresses that failed on the account are refused"),
+      MYNA_CONFIG_INT (AuthConfig, max_known_accounts, "50000", 0, 10000000,
+                       "accounts whose last few login addresses are "
+                       "remembered, so that those addresses skip the account's "
+                       "line (0: none)"),
+      MYNA_CONFIG_DURATION (AuthConfig, failure_window, "5m", 1000, 86400000,
+                            "window over which failed attempts are counted"),
+      MYNA_CONFIG_INT (AuthConfig, max_failure_entries, "100000", 100, 10000000,
+                       "entries of the failed-attempt table; when full, those "
+                       "with the lowest counts go first")),
   .config_size = sizeof (AuthConfig),
   .load    = auth_load);

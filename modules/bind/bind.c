@@ -4,7 +4,6 @@
  * older clients still send. */
 #include <myna/module.h>
 
-#include <stddef.h>
 #include <string.h>
 
 #define NS_BIND    "urn:ietf:params:xml:ns:xmpp-bind"
@@ -161,15 +160,11 @@ MYNA_MODULE_DEFINE (bind,
   .serves  = MYNA_STRV (NS_BIND, NS_SESSION),
   .mode    = MYNA_MODULE_EAGER,
   .config  = MYNA_CONFIG_KEYS (
-      { .name = "resource_conflict", .type = MYNA_CONFIG_STRING,
-        .default_value = "kick_old",
-        .description = "when a resource is already bound: kick_old (the old "
-                       "session gets <conflict/>), refuse, or random (the "
-                       "new one gets a generated resource)",
-        .offset = offsetof (BindConfig, resource_conflict) },
-      { .name = "max_resources", .type = MYNA_CONFIG_INT,
-        .default_value = "10", .min = 1, .max = 1000,
-        .description = "sessions one account may have at once",
-        .offset = offsetof (BindConfig, max_resources) }),
+      MYNA_CONFIG_STRING (BindConfig, resource_conflict, "kick_old",
+                          "when a resource is already bound: kick_old (the old "
+                          "session gets <conflict/>), refuse, or random (the "
+                          "new one gets a generated resource)"),
+      MYNA_CONFIG_INT (BindConfig, max_resources, "10", 1, 1000,
+                       "sessions one account may have at once")),
   .config_size = sizeof (BindConfig),
   .load    = bind_load);

@@ -52,7 +52,6 @@
 
 #include "blocklist.h"
 
-#include <stddef.h>
 #include <string.h>
 
 #define NS_BLOCKING         "urn:xmpp:blocking"
@@ -681,12 +680,10 @@ blocking_unload (MynaModule *mod)
 }
 
 static const MynaConfigKey blocking_config[] = {
-  { .name = "max_items", .type = MYNA_CONFIG_INT, .default_value = "10000",
-    .min = 1, .max = 100000,
-    .description = "most JIDs one user's block list holds; a block past it "
-                   "gets policy-violation",
-    .offset = offsetof (BlockingConfig, max_items) },
-  { .name = NULL },
+  MYNA_CONFIG_INT (BlockingConfig, max_items, "10000", 1, 100000,
+                   "most JIDs one user's block list holds; a block past it "
+                   "gets policy-violation"),
+  MYNA_CONFIG_END,
 };
 
 /* Eager: enforcement must run from the first stanza. */

@@ -28,7 +28,6 @@
 #include <myna/module.h>
 #include <myna/xmlstream.h>
 
-#include <stddef.h>
 #include <string.h>
 
 #define OFFLINE_ARCHIVE  "offline"
@@ -764,17 +763,13 @@ offline_unload (MynaModule *mod)
 }
 
 static const MynaConfigKey offline_config_keys[] = {
-  { .name = "quota", .type = MYNA_CONFIG_INT, .default_value = "100",
-    .min = 1, .max = 100000,
-    .description = "most messages kept for one offline user; over it the "
-                   "sender gets service-unavailable",
-    .offset = offsetof (OfflineConfig, quota) },
-  { .name = "sender_share", .type = MYNA_CONFIG_INT, .default_value = "50",
-    .min = 1, .max = 100,
-    .description = "percentage of quota one sender (bare JID) may fill; past "
-                   "it that sender gets service-unavailable",
-    .offset = offsetof (OfflineConfig, sender_share) },
-  { .name = NULL },
+  MYNA_CONFIG_INT (OfflineConfig, quota, "100", 1, 100000,
+                   "most messages kept for one offline user; over it the "
+                   "sender gets service-unavailable"),
+  MYNA_CONFIG_INT (OfflineConfig, sender_share, "50", 1, 100,
+                   "percentage of quota one sender (bare JID) may fill; past "
+                   "it that sender gets service-unavailable"),
+  MYNA_CONFIG_END,
 };
 
 MYNA_MODULE_DEFINE (offline,

@@ -8,16 +8,14 @@
  * `attach` with every bound session after a (re)load to arm it again. */
 #include <myna/module.h>
 
-#include <stddef.h>
-
 #define NS_PING "urn:xmpp:ping"
 #define KEEPALIVE_KEY "ping-keepalive"
 
 /* The module's typed configuration: the core parses [module:ping] (and
  * host overrides) into it at load and on every accepted config reload. */
 typedef struct {
-  gint64      interval_ms;   /* keepalive_interval */
-  gint64      timeout_ms;    /* keepalive_timeout */
+  gint64      keepalive_interval;   /* ms */
+  gint64      keepalive_timeout;    /* ms */
 } PingConfig;
 
 typedef struct {
@@ -62,11 +60,11 @@ keepalive_fire (gpointer data)
       return;
     }
   k->pinged_at = 0;
-  if (cfg->interval_ms == 0)
+  if (cfg->keepalive_interval == 0)
     return;   /* keepalives turned off by a config reload */
-  if (idle_ms < cfg->interval_ms)
+  if (idle_ms < cfg->keepalive_interval)
     {
-      myna_timer_start (k->timer, (guint) (cfg->interval_ms - idle_ms));
+      myna_timer_start (k->timer, (guint) (cfg->keepalive_interval - idle_ms));
       return;
     }
   MynaJid *jid = myna_session_get_jid (k->session);
@@ -75,7 +73,7 @@ keepalive_fire (gpointer data)
       myna_jid_get_domain (jid), myna_jid_to_string (jid));
   myna_session_send (k->session, iq);
   k->pinged_at = now;
-  myna_timer_start (k->timer, (guint) cfg->timeout_ms);
+  myna_timer_start (k->timer, (guint) cfg->keepalive_timeout);
 }
 
 /* Arms the keepalive of @s (replacing any it had), unless turned off. */
@@ -84,7 +82,7 @@ keepalive_arm (Ping *ping, MynaSession *s)
 {
   const PingConfig *cfg = myna_module_get_config (ping->mod);
 
-  if (cfg->interval_ms == 0)
+  if (cfg->keepalive_interval == 0)
     return;
 
   Keepalive *k = g_new0 (Keepalive, 1);
@@ -92,7 +90,7 @@ keepalive_arm (Ping *ping, MynaSession *s)
   k->ping = ping;
   k->session = s;
   k->timer = myna_timer_new (keepalive_fire, k);
-  myna_timer_start (k->timer, (guint) cfg->interval_ms);
+  myna_timer_start (k->timer, (guint) cfg->keepalive_interval);
   myna_session_set_data (s, KEEPALIVE_KEY, k, keepalive_free);
 }
 
@@ -142,16 +140,12 @@ MYNA_MODULE_DEFINE (ping,
   .features = MYNA_STRV (NS_PING),
   .mode    = MYNA_MODULE_EAGER,
   .config  = MYNA_CONFIG_KEYS (
-      { .name = "keepalive_interval", .type = MYNA_CONFIG_DURATION,
-        .default_value = "5m", .min = 0, .max = 86400000,
-        .description = "ping a session silent for this long (0 disables "
-                       "keepalives)",
-        .offset = offsetof (PingConfig, interval_ms) },
-      { .name = "keepalive_timeout", .type = MYNA_CONFIG_DURATION,
-        .default_value = "60s", .min = 1000, .max = 3600000,
-        .description = "close a session that stays silent this long after a "
-                       "keepalive ping",
-        .offset = offsetof (PingConfig, timeout_ms) }),
+      MYNA_CONFIG_DURATION (PingConfig, keepalive_interval, "5m", 0, 86400000,
+                            "ping a session silent for this long (0 disables "
+                            "keepalives)"),
+      MYNA_CONFIG_DURATION (PingConfig, keepalive_timeout, "60s", 1000, 3600000,
+                            "close a session that stays silent this long after "
+                            "a keepalive ping")),
   .config_size = sizeof (PingConfig),
   .load    = ping_load,
   .attach  = ping_attach);

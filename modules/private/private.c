@@ -28,7 +28,6 @@
 #include <myna/module.h>
 #include <myna/xmlstream.h>
 
-#include <stddef.h>
 #include <string.h>
 
 #define NS_PRIVATE    "jabber:iq:private"
@@ -472,22 +471,16 @@ private_unload (MynaModule *mod)
 }
 
 static const MynaConfigKey private_config[] = {
-  { .name = "max_item_size", .type = MYNA_CONFIG_SIZE, .default_value = "64K",
-    .min = 1024, .max = 16 * 1024 * 1024,
-    .description = "largest element stored, serialised; a larger one gets "
-                   "not-acceptable",
-    .offset = offsetof (PrivateConfig, max_item_size) },
-  { .name = "max_total_size", .type = MYNA_CONFIG_SIZE, .default_value = "256K",
-    .min = 1024, .max = 64 * 1024 * 1024,
-    .description = "most bytes (keys and elements) stored for one user; past "
-                   "it a set gets resource-constraint",
-    .offset = offsetof (PrivateConfig, max_total_size) },
-  { .name = "max_waiting", .type = MYNA_CONFIG_INT, .default_value = "1000",
-    .min = 16, .max = 100000,
-    .description = "gets of one account that may wait for private sets in "
-                   "flight; past it a get gets resource-constraint",
-    .offset = offsetof (PrivateConfig, max_waiting) },
-  { .name = NULL },
+  MYNA_CONFIG_SIZE (PrivateConfig, max_item_size, "64K", 1024, 16 * 1024 * 1024,
+                    "largest element stored, serialised; a larger one gets "
+                    "not-acceptable"),
+  MYNA_CONFIG_SIZE (PrivateConfig, max_total_size, "256K", 1024, 64 * 1024 * 1024,
+                    "most bytes (keys and elements) stored for one user; past "
+                    "it a set gets resource-constraint"),
+  MYNA_CONFIG_INT (PrivateConfig, max_waiting, "1000", 16, 100000,
+                   "gets of one account that may wait for private sets in "
+                   "flight; past it a get gets resource-constraint"),
+  MYNA_CONFIG_END,
 };
 
 MYNA_MODULE_DEFINE (private,

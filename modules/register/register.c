@@ -46,7 +46,6 @@
 #include <myna/module.h>
 #include <glib-object.h>
 
-#include <stddef.h>
 #include <string.h>
 
 #define NS_REGISTER          "jabber:iq:register"
@@ -658,24 +657,18 @@ register_load (MynaModule *mod, GError **error)
 }
 
 static const MynaConfigKey register_config_keys[] = {
-  { .name = "allow_registration", .type = MYNA_CONFIG_BOOL, .default_value = "false",
-    .description = "let anyone create an account in-band; closed, requests "
-                   "get not-allowed and no stream feature is offered",
-    .offset = offsetof (RegisterConfig, allow_registration) },
-  { .name = "allow_insecure", .type = MYNA_CONFIG_BOOL, .default_value = "false",
-    .description = "allow registration and password changes on unencrypted "
-                   "streams (tests only)",
-    .offset = offsetof (RegisterConfig, allow_insecure) },
-  { .name = "min_seconds_between", .type = MYNA_CONFIG_DURATION, .default_value = "60s",
-    .min = 0, .max = 86400000,
-    .description = "least time between two registrations from one address; 0 "
-                   "turns the limit off",
-    .offset = offsetof (RegisterConfig, min_seconds_between) },
-  { .name = "min_password_length", .type = MYNA_CONFIG_INT, .default_value = "8",
-    .min = 1, .max = 1024,
-    .description = "shortest password accepted, in characters",
-    .offset = offsetof (RegisterConfig, min_password_length) },
-  { .name = NULL },
+  MYNA_CONFIG_BOOL (RegisterConfig, allow_registration, "false",
+                    "let anyone create an account in-band; closed, requests "
+                    "get not-allowed and no stream feature is offered"),
+  MYNA_CONFIG_BOOL (RegisterConfig, allow_insecure, "false",
+                    "allow registration and password changes on unencrypted "
+                    "streams (tests only)"),
+  MYNA_CONFIG_DURATION (RegisterConfig, min_seconds_between, "60s", 0, 86400000,
+                        "least time between two registrations from one "
+                        "address; 0 turns the limit off"),
+  MYNA_CONFIG_INT (RegisterConfig, min_password_length, "8", 1, 1024,
+                   "shortest password accepted, in characters"),
+  MYNA_CONFIG_END,
 };
 
 /* Eager: it offers a stream feature and handles pre-authentication IQs. */

@@ -31,7 +31,6 @@
 #include <myna/api.h>
 #include <json-glib/json-glib.h>
 
-#include <stddef.h>
 #include <string.h>
 
 #define REST_PREFIX    "/api/v1"
@@ -719,15 +718,12 @@ rest_unload (MynaModule *mod)
 }
 
 static const MynaConfigKey rest_config_keys[] = {
-  { .name = "token", .type = MYNA_CONFIG_STRING, .default_value = "",
-    .description = "bearer token every request must carry; empty: the API "
-                   "refuses every request with 401",
-    .offset = offsetof (RestConfig, token) },
-  { .name = "min_password_length", .type = MYNA_CONFIG_INT, .default_value = "8",
-    .min = 1, .max = 1024,
-    .description = "shortest password accepted for new accounts, in characters",
-    .offset = offsetof (RestConfig, min_password_length) },
-  { .name = NULL },
+  MYNA_CONFIG_STRING (RestConfig, token, "",
+                      "bearer token every request must carry; empty: the API "
+                      "refuses every request with 401"),
+  MYNA_CONFIG_INT (RestConfig, min_password_length, "8", 1, 1024,
+                   "shortest password accepted for new accounts, in characters"),
+  MYNA_CONFIG_END,
 };
 
 /* Eager: nothing in XMPP would ever load it. */

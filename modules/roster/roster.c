@@ -52,7 +52,6 @@
 
 #include <myna/presence.h>
 
-#include <stddef.h>
 #include <string.h>
 
 #define NS_ROSTERVER   "urn:xmpp:features:rosterver"
@@ -1464,18 +1463,14 @@ roster_unload (MynaModule *mod)
 /* 20,000: a 15,000-item roster (tests/integration: /im/roster/big) has
  * room; over 100,000 a roster result alone would be tens of megabytes. */
 static const MynaConfigKey roster_config[] = {
-  { .name = "max_items", .type = MYNA_CONFIG_INT, .default_value = "20000",
-    .min = 1, .max = 100000,
-    .description = "most items one user's roster holds, pending requests "
-                   "included; past it a new item is refused",
-    .offset = offsetof (RosterConfig, max_items) },
-  { .name = "max_waiting", .type = MYNA_CONFIG_INT, .default_value = "1000",
-    .min = 16, .max = 100000,
-    .description = "answers to one account's roster requests that may wait "
-                   "for its changes in flight; past it a request gets "
-                   "resource-constraint",
-    .offset = offsetof (RosterConfig, max_waiting) },
-  { .name = NULL },
+  MYNA_CONFIG_INT (RosterConfig, max_items, "20000", 1, 100000,
+                   "most items one user's roster holds, pending requests "
+                   "included; past it a new item is refused"),
+  MYNA_CONFIG_INT (RosterConfig, max_waiting, "1000", 16, 100000,
+                   "answers to one account's roster requests that may wait for "
+                   "its changes in flight; past it a request gets "
+                   "resource-constraint"),
+  MYNA_CONFIG_END,
 };
 
 MYNA_MODULE_DEFINE (roster,

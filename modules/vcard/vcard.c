@@ -24,7 +24,6 @@
 #include <myna/module.h>
 #include <myna/xmlstream.h>
 
-#include <stddef.h>
 #include <string.h>
 
 #define NS_VCARD    "vcard-temp"
@@ -334,17 +333,13 @@ vcard_unload (MynaModule *mod)
 }
 
 static const MynaConfigKey vcard_config[] = {
-  { .name = "max_size", .type = MYNA_CONFIG_SIZE, .default_value = "64K",
-    .min = 1024, .max = 16 * 1024 * 1024,
-    .description = "largest vCard accepted, serialised; a larger one gets "
-                   "not-acceptable",
-    .offset = offsetof (VcardConfig, max_size) },
-  { .name = "max_waiting", .type = MYNA_CONFIG_INT, .default_value = "1000",
-    .min = 16, .max = 100000,
-    .description = "gets of one account that may wait for vCard sets in "
-                   "flight; past it a get gets resource-constraint",
-    .offset = offsetof (VcardConfig, max_waiting) },
-  { .name = NULL },
+  MYNA_CONFIG_SIZE (VcardConfig, max_size, "64K", 1024, 16 * 1024 * 1024,
+                    "largest vCard accepted, serialised; a larger one gets "
+                    "not-acceptable"),
+  MYNA_CONFIG_INT (VcardConfig, max_waiting, "1000", 16, 100000,
+                   "gets of one account that may wait for vCard sets in "
+                   "flight; past it a get gets resource-constraint"),
+  MYNA_CONFIG_END,
 };
 
 MYNA_MODULE_DEFINE (vcard,

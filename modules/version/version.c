@@ -1,8 +1,6 @@
 /* version: XEP-0092 — the server's software name and version. */
 #include <myna/module.h>
 
-#include <stddef.h>
-
 #define NS_VERSION "jabber:iq:version"
 #define QUERY      "<query xmlns='" NS_VERSION "'><name>Myna</name><version>%s</version>"
 
@@ -37,9 +35,6 @@ MYNA_MODULE_DEFINE (version,
   .serves  = MYNA_STRV (NS_VERSION),
   .features = MYNA_STRV (NS_VERSION),
   .config  = MYNA_CONFIG_KEYS (
-      { .name = "show_os", .type = MYNA_CONFIG_BOOL,
-        .default_value = "false",
-        .description = "include the OS name",
-        .offset = offsetof (VersionConfig, show_os) }),
+      MYNA_CONFIG_BOOL (VersionConfig, show_os, "false", "include the OS name")),
   .config_size = sizeof (VersionConfig),
   .load    = version_load);

@@ -26,8 +26,6 @@
 #include <myna/module.h>
 #include <myna/roster.h>
 
-#include <stddef.h>
-
 #define NS_BROADCAST "urn:example:broadcast"
 #define NS_ADDRESS   "http://jabber.org/protocol/address"   /* XEP-0033 */
 #define LOCALPART    "contacts"     /* the one JID served: contacts@DOMAIN */
@@ -184,9 +182,7 @@ MYNA_MODULE_DEFINE (broadcast,
   .uses    = MYNA_STRV ("roster/1"),
   .mode    = MYNA_MODULE_EAGER,     /* a component's module opens at start anyway */
   .config  = MYNA_CONFIG_KEYS (
-      { .name = "max_recipients", .type = MYNA_CONFIG_INT,
-        .default_value = "500", .min = 1, .max = 100000,
-        .description = "refuse a broadcast to more contacts than this",
-        .offset = offsetof (BroadcastConfig, max_recipients) }),
+      MYNA_CONFIG_INT (BroadcastConfig, max_recipients, "500", 1, 100000,
+                       "refuse a broadcast to more contacts than this")),
   .config_size = sizeof (BroadcastConfig),
   .load    = broadcast_load);

@@ -11,8 +11,6 @@
 #include <gio/gio.h>        /* G_IO_ERROR */
 #include <myna/module.h>
 
-#include <stddef.h>         /* offsetof */
-
 #define NS_HELLO "urn:example:hello"
 
 /* The typed configuration: the core parses [module:hello] (and
@@ -144,15 +142,13 @@ hello_restore (MynaModule *mod, GVariant *state)
     hello->count = count;
 }
 
-/* The keys of [module:hello], each with where its value goes in
- * HelloConfig; the generated hello.module repeats them for check-config
- * and lazy routing.  Designated initialisers keep clang's
- * -Wmissing-field-initializers quiet on the terminating entry. */
+/* The keys of [module:hello], each named after the field of HelloConfig
+ * its value goes to; the generated hello.module repeats them for
+ * check-config and lazy routing. */
 static const MynaConfigKey hello_config[] = {
-  { .name = "greeting", .type = MYNA_CONFIG_STRING,
-    .default_value = "Hello from Myna", .description = "text of the greeting",
-    .offset = offsetof (HelloConfig, greeting) },
-  { .name = NULL },
+  MYNA_CONFIG_STRING (HelloConfig, greeting, "Hello from Myna",
+                      "text of the greeting"),
+  MYNA_CONFIG_END,
 };
 
 MYNA_MODULE_DEFINE (hello,

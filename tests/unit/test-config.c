@@ -8,6 +8,63 @@ static const MynaConfigKey test_module_keys[] = {
   { NULL }
 };
 
+/* A typed config struct declared with the key macros. */
+typedef struct {
+  gboolean  flag;
+  gint64    count;
+  gint64    bytes;
+  gint64    wait;
+  char     *text;
+  char    **items;
+} MacroConfig;
+
+static const MynaConfigKey macro_keys[] = {
+  MYNA_CONFIG_BOOL (MacroConfig, flag, "true", "a flag"),
+  MYNA_CONFIG_INT (MacroConfig, count, "5", 1, 10, "a count"),
+  MYNA_CONFIG_SIZE (MacroConfig, bytes, "4K", 1024, 65536, "a size"),
+  MYNA_CONFIG_DURATION (MacroConfig, wait, "2s", 0, 60000, "a wait"),
+  MYNA_CONFIG_STRING (MacroConfig, text, "hi", "a text"),
+  MYNA_CONFIG_LIST (MacroConfig, items, "a;b", "a list"),
+  MYNA_CONFIG_END,
+};
+
+/* Checks one key declared by a macro against the values it must carry. */
+static void
+assert_key (const MynaConfigKey *key, const char *name, MynaConfigType type,
+            const char *default_value, gint64 min, gint64 max,
+            const char *description, gsize offset)
+{
+  g_assert_cmpstr (key->name, ==, name);
+  g_assert_cmpint (key->type, ==, type);
+  g_assert_cmpstr (key->default_value, ==, default_value);
+  g_assert_cmpint (key->min, ==, min);
+  g_assert_cmpint (key->max, ==, max);
+  g_assert_cmpstr (key->description, ==, description);
+  g_assert_cmpuint (key->offset, ==, offset);
+}
+
+/* The key macros name each key after its field, set its type, default,
+ * bounds and description, and its offset in the struct; MYNA_CONFIG_END
+ * ends the array. */
+static void
+test_key_macros (void)
+{
+  assert_key (&macro_keys[0], "flag", MYNA_CONFIG_BOOL, "true", 0, 0, "a flag",
+              offsetof (MacroConfig, flag));
+  assert_key (&macro_keys[1], "count", MYNA_CONFIG_INT, "5", 1, 10, "a count",
+              offsetof (MacroConfig, count));
+  assert_key (&macro_keys[2], "bytes", MYNA_CONFIG_SIZE, "4K", 1024, 65536, "a size",
+              offsetof (MacroConfig, bytes));
+  assert_key (&macro_keys[3], "wait", MYNA_CONFIG_DURATION, "2s", 0, 60000, "a wait",
+              offsetof (MacroConfig, wait));
+  assert_key (&macro_keys[4], "text", MYNA_CONFIG_STRING, "hi", 0, 0, "a text",
+              offsetof (MacroConfig, text));
+  assert_key (&macro_keys[5], "items", MYNA_CONFIG_LIST, "a;b", 0, 0, "a list",
+              offsetof (MacroConfig, items));
+  g_assert_null (macro_keys[6].name);
+  g_assert_cmpuint (G_N_ELEMENTS (macro_keys), ==, 7);
+}
+
 static void
 test_parse_units (void)
 {
@@ -270,6 +327,7 @@ main (int argc, char **argv)
   g_test_init (&argc, &argv, NULL);
   harness_init_logging ();
   g_test_add_func ("/config/parse-units", test_parse_units);
+  g_test_add_func ("/config/key-macros", test_key_macros);
   g_test_add_func ("/config/check-lines", test_check_reports_lines);
   g_test_add_func ("/config/no-host", test_no_host_is_an_error);
   g_test_add_func ("/config/getters", test_getters_clamp_and_default);

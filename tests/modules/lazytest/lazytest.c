@@ -4,8 +4,6 @@
  * configuration has a key of every type (lazytest.h). */
 #include <myna/module.h>
 
-#include <stddef.h>
-
 #include "lazytest.h"
 
 #define NS_LAZY "urn:myna:test:lazy"
@@ -52,18 +50,12 @@ MYNA_MODULE_DEFINE (lazytest,
   .version = "1.0",
   .serves  = MYNA_STRV (NS_LAZY),
   .config  = MYNA_CONFIG_KEYS (
-      { .name = "greeting", .type = MYNA_CONFIG_STRING, .default_value = "hello",
-        .description = "a string", .offset = offsetof (LazyConfig, greeting) },
-      { .name = "limit", .type = MYNA_CONFIG_INT, .default_value = "10", .min = 1, .max = 100,
-        .description = "an int", .offset = offsetof (LazyConfig, limit) },
-      { .name = "loud", .type = MYNA_CONFIG_BOOL, .default_value = "false",
-        .description = "a bool", .offset = offsetof (LazyConfig, loud) },
-      { .name = "names", .type = MYNA_CONFIG_LIST, .default_value = "a;b",
-        .description = "a list", .offset = offsetof (LazyConfig, names) },
-      { .name = "buffer", .type = MYNA_CONFIG_SIZE, .default_value = "4K",
-        .description = "a size", .offset = offsetof (LazyConfig, buffer) },
-      { .name = "wait", .type = MYNA_CONFIG_DURATION, .default_value = "2s",
-        .description = "a duration", .offset = offsetof (LazyConfig, wait) }),
+      MYNA_CONFIG_STRING (LazyConfig, greeting, "hello", "a string"),
+      MYNA_CONFIG_INT (LazyConfig, limit, "10", 1, 100, "an int"),
+      MYNA_CONFIG_BOOL (LazyConfig, loud, "false", "a bool"),
+      MYNA_CONFIG_LIST (LazyConfig, names, "a;b", "a list"),
+      MYNA_CONFIG_SIZE (LazyConfig, buffer, "4K", 0, 0, "a size"),
+      MYNA_CONFIG_DURATION (LazyConfig, wait, "2s", 0, 0, "a duration")),
   .config_size = sizeof (LazyConfig),
   .load    = lazytest_load,
   .save    = lazytest_save,
