@@ -306,3 +306,33 @@ stanza_error_type (MynaStanza *stanza)
 
   return error != NULL ? myna_stanza_get_attr (error, "type") : NULL;
 }
+
+/* Sends an IQ (@to may be NULL) and waits for its answer.
+ * Returns: (transfer full) */
+static inline MynaStanza *
+request (Peer *p, const char *type, const char *to, const char *payload)
+{
+  g_autofree char *id = g_strdup_printf ("q%u", ++p->serial);
+  g_autofree char *to_attr = to != NULL ? g_strdup_printf (" to='%s'", to) : g_strdup ("");
+  g_autofree char *iq = g_strdup_printf ("<iq type='%s' id='%s'%s>%s</iq>", type, id,
+                                         to_attr, payload);
+  g_autofree char *needle = g_strdup_printf ("id='%s'", id);
+  MynaStanza *answer;
+
+  peer_send (p, iq);
+  answer = peer_expect (p, "iq", needle, NULL);
+  g_assert_nonnull (answer);
+  return answer;
+}
+
+/* Whether built-in module @name was built (its generated manifest is in
+ * the build tree). */
+static inline gboolean
+have_module (const char *name)
+{
+  g_autofree char *rel = g_strdup_printf ("modules/%s/%s.module", name, name);
+  g_autofree char *path = build_path (rel);
+
+  return g_file_test (path, G_FILE_TEST_EXISTS);
+}
+

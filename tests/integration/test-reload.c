@@ -19,15 +19,6 @@ typedef struct {
   char *moddir;      /* a module directory of the test's own, or NULL */
 } Fixture;
 
-static gboolean
-have_module (const char *name)
-{
-  g_autofree char *rel = g_strdup_printf ("modules/%s/%s.module", name, name);
-  g_autofree char *path = build_path (rel);
-
-  return g_file_test (path, G_FILE_TEST_EXISTS);
-}
-
 /* Copies file @name from @from into @to. */
 static void
 copy_file (const char *from, const char *to, const char *name)
@@ -132,23 +123,6 @@ login (Fixture *f, const char *user, const char *resource)
 
   g_assert_nonnull (c);
   return peer_new (c, TRUE);
-}
-
-/* Sends an IQ and waits for its answer.  Returns: (transfer full) */
-static MynaStanza *
-request (Peer *p, const char *type, const char *to, const char *payload)
-{
-  g_autofree char *id = g_strdup_printf ("q%u", ++p->serial);
-  g_autofree char *to_attr = to != NULL ? g_strdup_printf (" to='%s'", to) : g_strdup ("");
-  g_autofree char *iq = g_strdup_printf ("<iq type='%s' id='%s'%s>%s</iq>", type, id,
-                                         to_attr, payload);
-  g_autofree char *needle = g_strdup_printf ("id='%s'", id);
-  MynaStanza *answer;
-
-  peer_send (p, iq);
-  answer = peer_expect (p, "iq", needle, NULL);
-  g_assert_nonnull (answer);
-  return answer;
 }
 
 static void
