@@ -6,9 +6,10 @@
  * services of its main host (MynaHost.service_host: the host it is a
  * subdomain of), which has accounts and rosters.  A provision is (host, name) → the providing
  * instance, its version and its table; one provider per (host, name).  A
- * handle (MynaService) is what a user got from myna_module_use: it names
- * the service and the minimum version, and is bound to a provision or
- * not.  Handles belong to their user instance and are freed when it is
+ * handle (MynaService) is what a user got from myna_module_use, or from
+ * myna_host_get_service for any host (one handle per user, host and
+ * name): it names the service and the minimum version, and is bound to a
+ * provision or not.  Handles belong to their user instance and are freed when it is
  * finalised (after its pending callbacks ran, so none can call a freed
  * handle); between its unload and then they are "detached": never bound
  * again, and they no longer keep the provider from unloading.
@@ -138,6 +139,37 @@ handle_bind (MynaService *svc, Provision *p)
            myna_module_get_name (p->provider));
 }
 
+/* @user's handle on @name of @host, or NULL. */
+static MynaService *
+handle_find (MynaServices *services, MynaModule *user, MynaHost *host, const char *name)
+{
+  for (guint i = 0; i < services->handles->len; i++)
+    {
+      MynaService *svc = services->handles->pdata[i];
+      if (svc->user == user && svc->host == host && strcmp (svc->name, name) == 0)
+        return svc;
+    }
+  return NULL;
+}
+
+/* A new attached, unbound handle of @user on @name of @host, kept in
+ * @services until the user is finalised.  Returns: (transfer none) */
+static MynaService *
+handle_new (MynaServices *services, MynaModule *user, MynaHost *host, const char *name,
+            guint min_version, gboolean required)
+{
+  MynaService *svc = g_new0 (MynaService, 1);
+
+  svc->name = g_strdup (name);
+  svc->min_version = min_version;
+  svc->required = required;
+  svc->user = user;
+  svc->host = host;
+  svc->attached = TRUE;
+  g_ptr_array_add (services->handles, svc);
+  return svc;
+}
+
 gboolean
 myna_module_provide (MynaModule *mod, const char *name, guint version,
                      gconstpointer table, GError **error)
@@ -234,25 +266,50 @@ myna_module_use (MynaModule *mod, const char *name, guint min_version, GError **
                    host->name, me, name, min_version);
       return NULL;
     }
-  /* One handle per (user, name): a second call hands the same back. */
-  for (guint i = 0; i < services->handles->len; i++)
-    {
-      svc = services->handles->pdata[i];
-      if (svc->user == mod && strcmp (svc->name, name) == 0)
-        return svc;
-    }
-  svc = g_new0 (MynaService, 1);
-  svc->name = g_strdup (name);
-  svc->min_version = min_version;
-  svc->required = required;
-  svc->user = mod;
-  svc->host = host;
-  svc->attached = TRUE;
-  g_ptr_array_add (services->handles, svc);
+  /* One handle per (user, host, name): a second call hands the same back. */
+  svc = handle_find (services, mod, host, name);
+  if (svc != NULL)
+    return svc;
+  svc = handle_new (services, mod, host, name, min_version, required);
   if (p != NULL)
     handle_bind (svc, p);
   else
     g_debug ("host %s: module %s waits for %s/%u", host->name, me, name, min_version);
+  return svc;
+}
+
+MynaService *
+myna_host_get_service (MynaHost *host, const char *name, guint min_version)
+{
+  MynaModule *mod = myna_module_current ();
+
+  g_return_val_if_fail (host != NULL && name != NULL && min_version > 0, NULL);
+  g_return_val_if_fail (mod != NULL, NULL);    /* module code only */
+
+  MynaServices *services = myna_module_get_services (mod);
+  MynaHost *own = myna_module_get_host (mod)->service_host;
+  guint declared = 0;
+  gboolean listed = myna_service_spec_lists (myna_module_get_manifest (mod)->uses, name,
+                                             &declared);
+  MynaService *svc;
+  Provision *p;
+
+  host = host->service_host;
+  svc = handle_find (services, mod, host, name);
+  if (svc != NULL)
+    return svc;
+  if (listed && declared > min_version)
+    min_version = declared;
+  /* Only the user's own host's provider is kept loaded for it: another
+   * host's is used while it is there. */
+  svc = handle_new (services, mod, host, name, min_version, listed && host == own);
+  /* A pending callback of an unloaded instance: bound to what is there
+   * now, never re-bound. */
+  if (myna_module_refuses (mod, "a new service handle", NULL, NULL))
+    svc->attached = FALSE;
+  p = provision_find (services, host, name);
+  if (p != NULL && p->version >= min_version)
+    handle_bind (svc, p);
   return svc;
 }
 

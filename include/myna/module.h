@@ -251,6 +251,19 @@ gboolean      myna_module_provide (MynaModule *mod, const char *name, guint vers
  * unbound until a provider appears.  Returns: (transfer none) */
 MynaService  *myna_module_use (MynaModule *mod, const char *name, guint min_version,
                                GError **error);
+/* From the module's code (hooks, handlers, callbacks, after load): the
+ * calling instance's handle to service @name (version @min_version at
+ * least, or its `.uses` version if higher) as provided on @host (on its
+ * main host for a [component:DOMAIN]), so that code serving several
+ * hosts keeps no table of handles.  The same handle for the same host
+ * each time; for the module's own host, the one myna_module_use gives.
+ * It is bound while a provider on @host provides the service, re-bound
+ * when that provider reloads, and unbound (its wrappers do nothing)
+ * while none does; owned by the core and freed with the calling
+ * instance, after its last pending callback.  Only the own host's
+ * provider is kept loaded for the caller (`.uses`).
+ * Returns: (transfer none) */
+MynaService  *myna_host_get_service (MynaHost *host, const char *name, guint min_version);
 /* The provider's table, or NULL while no provider is bound (a provider
  * unloaded, or an optional service nobody provides).  Read it again for
  * each call: it changes when the provider reloads.

@@ -31,25 +31,14 @@
 /* Session data: GHashTable of JID strings that got directed presence. */
 #define PRESENCE_DIRECTED_KEY "presence-directed"
 
-/* Each instance's handle on roster/1: MynaHost* → MynaService*. */
-static GHashTable *presence_rosters;
-
 /* ---- helpers ---------------------------------------------------------------- */
 
-/* The roster service of @host's instance (of any instance when @host has
- * none: a contact of another local host).  Returns: (transfer none) */
+/* The roster service as provided on @host (the user's, or a contact's).
+ * Returns: (transfer none) */
 static MynaService *
 presence_roster (MynaHost *host)
 {
-  MynaService *svc = presence_rosters != NULL ? g_hash_table_lookup (presence_rosters, host)
-                                              : NULL;
-  GHashTableIter it;
-  gpointer value;
-
-  if (svc != NULL || presence_rosters == NULL)
-    return svc;
-  g_hash_table_iter_init (&it, presence_rosters);
-  return g_hash_table_iter_next (&it, NULL, &value) ? value : NULL;
+  return myna_host_get_service (host, MYNA_ROSTER_SERVICE, 1);
 }
 
 /* The domain of a normalised JID string (a view into a new string).
@@ -550,27 +539,14 @@ static const MynaPresenceService presence_service = {
 static gboolean
 presence_load (MynaModule *mod, GError **error)
 {
-  MynaService *roster = myna_module_use (mod, MYNA_ROSTER_SERVICE, 1, error);
-
-  if (roster == NULL || !myna_module_provide (mod, MYNA_PRESENCE_SERVICE, 1,
-                                              &presence_service, error))
+  if (myna_module_use (mod, MYNA_ROSTER_SERVICE, 1, error) == NULL
+      || !myna_module_provide (mod, MYNA_PRESENCE_SERVICE, 1, &presence_service, error))
     return FALSE;
-  if (presence_rosters == NULL)
-    presence_rosters = g_hash_table_new (NULL, NULL);
-  g_hash_table_insert (presence_rosters, myna_module_get_host (mod), roster);
   myna_module_hook (mod, MYNA_EVENT_STANZA_FROM_CLIENT, 0, presence_from_client, NULL, NULL);
   myna_module_hook (mod, MYNA_EVENT_PRESENCE_BARE, 0, presence_probe, NULL, NULL);
   myna_module_hook (mod, MYNA_EVENT_PRESENCE_FULL, 0, presence_probe, NULL, NULL);
   myna_module_hook (mod, MYNA_EVENT_SESSION_CLOSED, 0, presence_closed, NULL, NULL);
   return TRUE;
-}
-
-static void
-presence_unload (MynaModule *mod)
-{
-  g_hash_table_remove (presence_rosters, myna_module_get_host (mod));
-  if (g_hash_table_size (presence_rosters) == 0)
-    g_clear_pointer (&presence_rosters, g_hash_table_unref);
 }
 
 /* Nothing of ours is pending in the storage (presence only reads), and
@@ -583,5 +559,4 @@ MYNA_MODULE_DEFINE (presence,
   .provides = MYNA_STRV ("presence/1"),
   .uses     = MYNA_STRV ("roster/1"),
   .load     = presence_load,
-  .unload   = presence_unload,
   .attach   = presence_attach);

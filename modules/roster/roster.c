@@ -148,9 +148,6 @@ static GHashTable *roster_snaps;
 static gsize roster_snap_live_items;
 #define ROSTER_SNAP_BUDGET (4 * 1024 * 1024)
 static guint       roster_instances;
-/* Each instance's handle on the presence/1 service: MynaHost* →
- * MynaService*. */
-static GHashTable *roster_presences;
 /* Refusals for a full roster: when one was last logged, and how many
  * went unlogged since. */
 static gint64      roster_full_logged_at;
@@ -666,20 +663,13 @@ roster_later_presence (RosterEdit *e, RosterActKind kind)
   roster_after_add (e->after, kind, NULL, e->contact);
 }
 
-/* The presence service of @host's instance (of any instance when @host
- * has none), or NULL.  Returns: (transfer none) */
+/* The presence service as provided on @host, bound whenever a presence
+ * module provides it there (optional: not in .uses).
+ * Returns: (transfer none) */
 static MynaService *
 roster_presence (MynaHost *host)
 {
-  MynaService *svc = roster_presences != NULL ? g_hash_table_lookup (roster_presences, host)
-                                              : NULL;
-  GHashTableIter it;
-  gpointer value;
-
-  if (svc != NULL || roster_presences == NULL)
-    return svc;
-  g_hash_table_iter_init (&it, roster_presences);
-  return g_hash_table_iter_next (&it, NULL, &value) ? value : NULL;
+  return myna_host_get_service (host, MYNA_PRESENCE_SERVICE, 1);
 }
 
 /* The current presence of each available resource of @user, to @contact
@@ -1432,11 +1422,7 @@ roster_load (MynaModule *mod, GError **error)
       roster_waiting = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, g_free);
       roster_snaps = g_hash_table_new_full (g_str_hash, g_str_equal, g_free,
                                             roster_snap_release);
-      roster_presences = g_hash_table_new (NULL, NULL);
     }
-  /* Optional (not in .uses): bound whenever a presence module provides it. */
-  g_hash_table_insert (roster_presences, myna_module_get_host (mod),
-                       myna_module_use (mod, MYNA_PRESENCE_SERVICE, 1, NULL));
   return TRUE;
 }
 
@@ -1448,7 +1434,6 @@ roster_unload (MynaModule *mod)
 
   if (!myna_storage_flush (myna_module_get_storage (mod), &error))
     g_warning ("flushing rosters: %s", error->message);
-  g_hash_table_remove (roster_presences, myna_module_get_host (mod));
   if (--roster_instances > 0)
     return;
   if (g_hash_table_size (roster_busy) > 0)
@@ -1457,7 +1442,6 @@ roster_unload (MynaModule *mod)
   g_clear_pointer (&roster_busy, g_hash_table_unref);
   g_clear_pointer (&roster_waiting, g_hash_table_unref);
   g_clear_pointer (&roster_snaps, g_hash_table_unref);
-  g_clear_pointer (&roster_presences, g_hash_table_unref);
 }
 
 /* 20,000: a 15,000-item roster (tests/integration: /im/roster/big) has

@@ -276,6 +276,53 @@ test_disable_provider_in_use (Fixture *f, gconstpointer unused)
   g_assert_false (myna_module_is_loaded (f->h.server->modules, f->host, "svcprov"));
 }
 
+/* myna_host_get_service: the calling module's handle on another host's
+ * provider — the same one each call, its own host's is myna_module_use's;
+ * it follows that provider's reload, is unbound (not refused) when that
+ * provider unloads, and bound again when it loads. */
+static void
+test_host_get_service (Fixture *f, gconstpointer unused)
+{
+  g_autoptr(GError) error = NULL;
+  MynaModuleRegistry *modules = f->h.server->modules;
+  MynaHost *other = myna_server_get_host (f->h.server, "other.test");
+  MynaModule *user = load (f, "svcuser");
+  MynaModule *previous;
+  MynaService *svc;
+
+  g_assert_nonnull (other);
+  g_assert_nonnull (myna_module_load (modules, other, "svcprov", &error));
+  g_assert_no_error (error);
+
+  previous = myna_module_enter (user);
+  g_assert_true (myna_host_get_service (f->host, SVCPROV_SERVICE, 1) == user_handle (f));
+  svc = myna_host_get_service (other, SVCPROV_SERVICE, 1);
+  g_assert_true (svc != user_handle (f));
+  g_assert_true (myna_host_get_service (other, SVCPROV_SERVICE, 1) == svc);
+  myna_module_leave (previous);
+  g_assert_true (myna_module_get_host (myna_service_get_provider (svc)) == other);
+  g_assert_cmpuint (svcprov_bump (svc), ==, 1);
+  g_assert_cmpuint (svcprov_bump (svc), ==, 2);
+
+  g_assert_true (myna_module_reload (modules, other, "svcprov", &error));
+  g_assert_no_error (error);
+  g_assert_true (myna_module_get_host (myna_service_get_provider (svc)) == other);
+  g_assert_cmpuint (svcprov_bump (svc), ==, 1);
+
+  /* Another host's provider is not kept loaded for the user. */
+  g_assert_true (myna_module_unload (modules, other, "svcprov", &error));
+  g_assert_no_error (error);
+  g_assert_null (myna_service_get_table (svc));
+  g_assert_cmpuint (svcprov_bump (svc), ==, 0);
+  MynaModule *again = myna_module_load (modules, other, "svcprov", &error);
+  g_assert_no_error (error);
+  g_assert_true (myna_service_get_provider (svc) == again);
+  g_assert_cmpuint (svcprov_bump (svc), >, 0);
+  /* The user's own provider is unaffected throughout. */
+  g_assert_true (myna_module_get_host (myna_service_get_provider (user_handle (f)))
+                 == f->host);
+}
+
 int
 main (int argc, char **argv)
 {
@@ -290,6 +337,8 @@ main (int argc, char **argv)
   ADD ("/services/missing-provider", test_missing_provider);
   ADD ("/services/requires-cycle", test_requires_cycle);
   ADD ("/services/disable-provider-in-use", test_disable_provider_in_use);
+  g_test_add ("/services/host-get-service", Fixture, "[host:other.test]\n", fixture_setup,
+              test_host_get_service, fixture_teardown);
   ADD ("/namespaces/storage-views", test_storage_views);
   ADD ("/namespaces/session-keys", test_session_keys);
   return g_test_run ();
