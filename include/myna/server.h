@@ -114,6 +114,19 @@ GPtrArray   *myna_host_get_disco_items (MynaHost *host);
  * one per FORM_TYPE, sorted by FORM_TYPE.
  * Returns: (transfer container) of borrowed MynaStanza* */
 GPtrArray   *myna_host_get_disco_extensions (MynaHost *host);
+/* Fills a disco#info answer's @query: an <identity/> per entry of
+ * @identities (const MynaDiscoIdentity*), a <feature var/> per string of
+ * @features, then each XEP-0128 form of @forms (MynaStanza*, shared, not
+ * copied), in the arrays' order; each array nullable.  For the disco
+ * module, and any module answering disco for a JID or node it serves:
+ *   g_autoptr(MynaStanza) r = myna_stanza_build_result (iq,
+ *       "<query xmlns='http://jabber.org/protocol/disco#info'/>");
+ *   myna_disco_info_fill (myna_stanza_first_element (r), ids, features, NULL); */
+void         myna_disco_info_fill (MynaStanza *query, GPtrArray *identities,
+                                   GPtrArray *features, GPtrArray *forms);
+/* Fills a disco#items answer's @query: an <item jid node? name?/> per
+ * entry of @items (const MynaDiscoItem*, nullable), in its order. */
+void         myna_disco_items_fill (MynaStanza *query, GPtrArray *items);
 
 /* Connected sessions of account @local on this host (bound ones only).
  * Returns: (transfer container) array of borrowed MynaSession* */
