@@ -131,6 +131,9 @@ void         myna_disco_items_fill (MynaStanza *query, GPtrArray *items);
 /* Connected sessions of account @local on this host (bound ones only).
  * Returns: (transfer container) array of borrowed MynaSession* */
 GPtrArray   *myna_host_get_sessions (MynaHost *host, const char *local);
+/* The bound session of this host whose full JID is @full, or NULL.
+ * Returns: (transfer none) (nullable) */
+MynaSession *myna_host_find_session (MynaHost *host, MynaJid *full);
 /* Every bound session of this host, in no particular order.
  * Returns: (transfer container) array of borrowed MynaSession* */
 GPtrArray   *myna_host_list_sessions (MynaHost *host);

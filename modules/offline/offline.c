@@ -32,7 +32,6 @@
 
 #define OFFLINE_ARCHIVE  "offline"
 #define OFFLINE_PAGE     50
-#define NS_DELAY         "urn:xmpp:delay"
 #define NS_CHATSTATES    "http://jabber.org/protocol/chatstates"
 #define NS_HINTS         "urn:xmpp:hints"
 
@@ -171,18 +170,6 @@ offline_deliverable (MynaHost *host, MynaJid *to)
   return FALSE;
 }
 
-/* The bound session whose full JID is @full, or NULL. */
-static MynaSession *
-offline_find_session (MynaHost *host, const char *local, const char *full)
-{
-  g_autoptr(GPtrArray) sessions = myna_host_get_sessions (host, local);
-
-  for (guint i = 0; i < sessions->len; i++)
-    if (g_strcmp0 (myna_jid_to_string (myna_session_get_jid (sessions->pdata[i])), full) == 0)
-      return sessions->pdata[i];
-  return NULL;
-}
-
 /* ---- storing ------------------------------------------------------------- */
 
 /* Types RFC 6121 §8.5.2.1.1 stores: normal, chat, or none. */
@@ -211,13 +198,8 @@ static MynaStanza *
 offline_stored_form (MynaStanza *msg, const char *host)
 {
   MynaStanza *copy = myna_stanza_copy (msg);
-  g_autoptr(GDateTime) now = g_date_time_new_now_utc ();
-  g_autofree char *stamp = g_date_time_format (now, "%Y-%m-%dT%H:%M:%SZ");
-  MynaStanza *delay = myna_stanza_add_child (copy, "delay", NS_DELAY);
 
-  myna_stanza_set_attr (delay, "from", host);
-  myna_stanza_set_attr (delay, "stamp", stamp);
-  myna_stanza_append_text (delay, "Offline Storage", -1);
+  myna_stanza_add_delay (copy, host, NULL, "Offline Storage");
   return copy;
 }
 
@@ -605,7 +587,8 @@ offline_page (GPtrArray *items, gboolean complete, guint total,
   OfflineOp *op = user_data;
   Offline *self = op->self;
   MynaHost *host = myna_module_get_host (self->mod);
-  MynaSession *session = offline_find_session (host, op->local, op->full);
+  g_autoptr(MynaJid) full = myna_jid_parse (op->full, NULL);
+  MynaSession *session = full != NULL ? myna_host_find_session (host, full) : NULL;
 
   if (error != NULL)
     g_warning ("offline messages of %s@%s cannot be read: %s", op->local,
