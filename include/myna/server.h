@@ -219,6 +219,10 @@ void         myna_server_route (MynaServer *server, MynaStanza *stanza);
  * to that resource; a bare JID follows RFC 6121 §8.5.  Returns the number
  * of sessions that got it. */
 guint        myna_server_deliver (MynaServer *server, MynaStanza *stanza);
+/* How many sessions myna_server_deliver() would hand @stanza to now,
+ * without sending it: 0 means no resource would get it (a module storing
+ * it for later, or pushing a notification, takes over). */
+guint        myna_server_count_recipients (MynaServer *server, MynaStanza *stanza);
 
 /* ---- Calls: the context of a stanza being handled ------------------------ */
 

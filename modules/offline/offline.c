@@ -148,28 +148,6 @@ offline_host_name (Offline *self)
   return myna_host_get_name (myna_module_get_host (self->mod));
 }
 
-/* ---- who is online ------------------------------------------------------- */
-
-/* Whether a message to @to would be delivered now: the very resource it
- * names is bound, or some resource is available with priority >= 0. */
-static gboolean
-offline_deliverable (MynaHost *host, MynaJid *to)
-{
-  g_autoptr(GPtrArray) sessions = myna_host_get_sessions (host, myna_jid_get_local (to));
-
-  for (guint i = 0; i < sessions->len; i++)
-    {
-      MynaSession *s = sessions->pdata[i];
-
-      if (myna_jid_get_resource (to) != NULL
-          && myna_jid_equal (myna_session_get_jid (s), to))
-        return TRUE;
-      if (myna_session_is_available (s) && myna_session_get_priority (s) >= 0)
-        return TRUE;
-    }
-  return FALSE;
-}
-
 /* ---- storing ------------------------------------------------------------- */
 
 /* Types RFC 6121 §8.5.2.1.1 stores: normal, chat, or none. */
@@ -253,16 +231,13 @@ offline_share (Offline *self)
 static void
 offline_store_one (Offline *self, OfflineUser *user, MynaStanza *msg, const char *sender)
 {
-  MynaHost *host = myna_module_get_host (self->mod);
-  g_autoptr(MynaJid) to = myna_jid_parse (myna_stanza_get_to (msg) ?: "", NULL);
   gint64 quota = offline_config (self)->quota;
   guint sent = sender != NULL ? GPOINTER_TO_UINT (g_hash_table_lookup (user->senders, sender))
                               : 0;
   g_autoptr(GString) data = g_string_sized_new (256);
 
   /* The user came online while the count was in flight. */
-  if (to != NULL && offline_deliverable (host, to)
-      && myna_server_deliver (myna_module_get_server (self->mod), msg) > 0)
+  if (myna_server_deliver (myna_module_get_server (self->mod), msg) > 0)
     return;
   if (!myna_account_exists (offline_storage (self), offline_host_name (self), user->local))
     {
@@ -401,7 +376,7 @@ offline_message (MynaCall *call, MynaStanza *msg, gpointer data)
   /* No `to` means a note to oneself from a session that is online. */
   if (local == NULL || myna_stanza_get_to (msg) == NULL || !offline_type_storable (msg))
     return MYNA_PASS;
-  if (offline_deliverable (myna_call_get_host (call), to))
+  if (myna_server_count_recipients (myna_call_get_server (call), msg) > 0)
     return MYNA_PASS;
   if (!myna_account_exists (offline_storage (self), offline_host_name (self), local))
     return MYNA_PASS;             /* the core answers service-unavailable */
