@@ -24,7 +24,8 @@
  * RFC 6121 says for a full storage.
  *
  * Storage callbacks never hold session pointers: they look the session up
- * again by its full JID.  Unloading runs every pending callback first. */
+ * again by its full JID.  A pending one holds the instance: the core keeps
+ * its state and code until it has run, after an unload too. */
 #include <myna/module.h>
 #include <myna/xmlstream.h>
 
@@ -44,7 +45,6 @@ typedef struct {
 typedef struct {
   MynaModule *mod;
   GHashTable *users;     /* local → OfflineUser* (only while busy) */
-  guint       inflight;  /* storage calls whose callbacks are pending */
   guint       rounds;    /* rounds of counts started, to tell them apart */
 } Offline;
 
@@ -113,7 +113,6 @@ offline_op_new (Offline *self, const char *local, const char *full)
   op->self = self;
   op->local = g_strdup (local);
   op->full = g_strdup (full);
-  self->inflight++;
   return op;
 }
 
@@ -122,7 +121,6 @@ offline_op_free (gpointer data)
 {
   OfflineOp *op = data;
 
-  op->self->inflight--;
   g_free (op->local);
   g_free (op->full);
   g_free (op->sender);
@@ -703,23 +701,6 @@ offline_load (MynaModule *mod, GError **error)
   return TRUE;
 }
 
-/* Runs every pending callback of ours before the code goes away; a
- * callback may queue a further call (the next page), hence the loop. */
-static void
-offline_unload (MynaModule *mod)
-{
-  Offline *self = myna_module_get_data (mod);
-
-  for (guint round = 0; self->inflight > 0 && round < 1000; round++)
-    {
-      g_autoptr(GError) error = NULL;
-      if (!myna_storage_flush (myna_module_get_storage (mod), &error))
-        g_warning ("offline: %s", error->message);
-    }
-  if (self->inflight > 0)
-    g_critical ("offline: %u storage call(s) still pending at unload", self->inflight);
-}
-
 static const MynaConfigKey offline_config_keys[] = {
   MYNA_CONFIG_INT (OfflineConfig, quota, "100", 1, 100000,
                    "most messages kept for one offline user; over it the "
@@ -740,5 +721,4 @@ MYNA_MODULE_DEFINE (offline,
   .config  = offline_config_keys,
   .config_size = sizeof (OfflineConfig),
   .load    = offline_load,
-  .unload  = offline_unload,
   .attach  = offline_attach);
