@@ -1773,6 +1773,10 @@ myna_host_unregister_session (MynaHost *host, MynaSession *session)
 MynaSession *
 myna_host_find_session (MynaHost *host, MynaJid *full)
 {
+  g_return_val_if_fail (host != NULL && full != NULL, NULL);
+
+  if (myna_jid_get_local (full) == NULL)
+    return NULL;
   GPtrArray *list = g_hash_table_lookup (host->accounts, myna_jid_get_local (full));
 
   for (guint i = 0; list != NULL && i < list->len; i++)

@@ -39,21 +39,22 @@ pick_for_message (GPtrArray *sessions, GPtrArray *out)
     }
 }
 
-guint
-myna_server_deliver (MynaServer *server, MynaStanza *stanza)
+/* The sessions @stanza goes to now (RFC 6121 §8.5), as
+ * myna_server_deliver() hands it to them.
+ * Returns: (transfer container) of borrowed MynaSession* */
+static GPtrArray *
+recipients (MynaServer *server, MynaStanza *stanza)
 {
-  g_return_val_if_fail (server != NULL && stanza != NULL, 0);
-
+  GPtrArray *targets = g_ptr_array_new ();
   g_autoptr(MynaJid) to = myna_jid_parse (myna_stanza_get_to (stanza) ?: "", NULL);
   if (to == NULL || myna_jid_get_local (to) == NULL)
-    return 0;
+    return targets;
   MynaHost *host = myna_server_get_host (server, myna_jid_get_domain (to));
   /* A component has no sessions: its modules deliver what they serve. */
   if (host == NULL || host->component)
-    return 0;
+    return targets;
 
   const char *name = myna_stanza_get_name (stanza);
-  g_autoptr(GPtrArray) targets = g_ptr_array_new ();
   if (myna_jid_get_resource (to) != NULL)
     {
       MynaSession *s = myna_host_find_session (host, to);
@@ -81,6 +82,24 @@ myna_server_deliver (MynaServer *server, MynaStanza *stanza)
               g_ptr_array_add (targets, all->pdata[i]);
           }
     }
+  return targets;
+}
+
+guint
+myna_server_count_recipients (MynaServer *server, MynaStanza *stanza)
+{
+  g_return_val_if_fail (server != NULL && stanza != NULL, 0);
+
+  g_autoptr(GPtrArray) targets = recipients (server, stanza);
+  return targets->len;
+}
+
+guint
+myna_server_deliver (MynaServer *server, MynaStanza *stanza)
+{
+  g_return_val_if_fail (server != NULL && stanza != NULL, 0);
+
+  g_autoptr(GPtrArray) targets = recipients (server, stanza);
   if (targets->len == 0)
     return 0;
   g_autoptr(GString) bytes = g_string_sized_new (256);

@@ -284,3 +284,46 @@ myna_host_is_component (MynaHost *host)
   g_return_val_if_fail (host != NULL, FALSE);
   return host->component;
 }
+
+/* ---- answers -------------------------------------------------------------- */
+
+void
+myna_disco_info_fill (MynaStanza *query, GPtrArray *identities, GPtrArray *features,
+                      GPtrArray *forms)
+{
+  g_return_if_fail (query != NULL);
+
+  for (guint i = 0; identities != NULL && i < identities->len; i++)
+    {
+      const MynaDiscoIdentity *id = identities->pdata[i];
+      MynaStanza *identity = myna_stanza_add_child (query, "identity", NULL);
+
+      myna_stanza_set_attr (identity, "category", id->category);
+      myna_stanza_set_attr (identity, "type", id->type);
+      if (id->name != NULL)
+        myna_stanza_set_attr (identity, "name", id->name);
+    }
+  for (guint i = 0; features != NULL && i < features->len; i++)
+    myna_stanza_set_attr (myna_stanza_add_child (query, "feature", NULL), "var",
+                          features->pdata[i]);
+  for (guint i = 0; forms != NULL && i < forms->len; i++)
+    myna_stanza_append (query, forms->pdata[i]);
+}
+
+void
+myna_disco_items_fill (MynaStanza *query, GPtrArray *items)
+{
+  g_return_if_fail (query != NULL);
+
+  for (guint i = 0; items != NULL && i < items->len; i++)
+    {
+      const MynaDiscoItem *it = items->pdata[i];
+      MynaStanza *item = myna_stanza_add_child (query, "item", NULL);
+
+      myna_stanza_set_attr (item, "jid", it->jid);
+      if (it->node != NULL)
+        myna_stanza_set_attr (item, "node", it->node);
+      if (it->name != NULL)
+        myna_stanza_set_attr (item, "name", it->name);
+    }
+}

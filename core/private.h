@@ -435,7 +435,6 @@ void         myna_connections_flush_queued (gpointer server);
 void         myna_connections_log_budget (MynaServer *server);
 void         myna_host_register_session (MynaHost *host, MynaSession *session);
 void         myna_host_unregister_session (MynaHost *host, MynaSession *session);
-MynaSession *myna_host_find_session (MynaHost *host, MynaJid *full);
 
 /* tls.c */
 #include <gnutls/gnutls.h>

@@ -1083,6 +1083,25 @@ myna_stanza_new_iq_result (const MynaStanza *iq)
 }
 
 MynaStanza *
+myna_stanza_add_delay (MynaStanza *stanza, const char *from, GDateTime *stamp,
+                       const char *reason)
+{
+  g_return_val_if_fail (stanza != NULL && IS_ELEMENT (stanza), NULL);
+
+  g_autoptr(GDateTime) utc = stamp != NULL ? g_date_time_to_utc (stamp)
+                                           : g_date_time_new_now_utc ();
+  g_autofree char *text = g_date_time_format (utc, "%Y-%m-%dT%H:%M:%SZ");
+  MynaStanza *delay = myna_stanza_add_child (stanza, "delay", "urn:xmpp:delay");
+
+  if (from != NULL)
+    myna_stanza_set_attr (delay, "from", from);
+  myna_stanza_set_attr (delay, "stamp", text);
+  if (reason != NULL)
+    myna_stanza_append_text (delay, reason, -1);
+  return delay;
+}
+
+MynaStanza *
 myna_stanza_new_error (const MynaStanza *stanza, MynaErrorType type,
                        const char *condition, const char *text)
 {

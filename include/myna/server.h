@@ -114,10 +114,26 @@ GPtrArray   *myna_host_get_disco_items (MynaHost *host);
  * one per FORM_TYPE, sorted by FORM_TYPE.
  * Returns: (transfer container) of borrowed MynaStanza* */
 GPtrArray   *myna_host_get_disco_extensions (MynaHost *host);
+/* Fills a disco#info answer's @query: an <identity/> per entry of
+ * @identities (const MynaDiscoIdentity*), a <feature var/> per string of
+ * @features, then each XEP-0128 form of @forms (MynaStanza*, shared, not
+ * copied), in the arrays' order; each array nullable.  For the disco
+ * module, and any module answering disco for a JID or node it serves:
+ *   g_autoptr(MynaStanza) r = myna_stanza_build_result (iq,
+ *       "<query xmlns='http://jabber.org/protocol/disco#info'/>");
+ *   myna_disco_info_fill (myna_stanza_first_element (r), ids, features, NULL); */
+void         myna_disco_info_fill (MynaStanza *query, GPtrArray *identities,
+                                   GPtrArray *features, GPtrArray *forms);
+/* Fills a disco#items answer's @query: an <item jid node? name?/> per
+ * entry of @items (const MynaDiscoItem*, nullable), in its order. */
+void         myna_disco_items_fill (MynaStanza *query, GPtrArray *items);
 
 /* Connected sessions of account @local on this host (bound ones only).
  * Returns: (transfer container) array of borrowed MynaSession* */
 GPtrArray   *myna_host_get_sessions (MynaHost *host, const char *local);
+/* The bound session of this host whose full JID is @full, or NULL.
+ * Returns: (transfer none) (nullable) */
+MynaSession *myna_host_find_session (MynaHost *host, MynaJid *full);
 /* Every bound session of this host, in no particular order.
  * Returns: (transfer container) array of borrowed MynaSession* */
 GPtrArray   *myna_host_list_sessions (MynaHost *host);
@@ -203,6 +219,10 @@ void         myna_server_route (MynaServer *server, MynaStanza *stanza);
  * to that resource; a bare JID follows RFC 6121 §8.5.  Returns the number
  * of sessions that got it. */
 guint        myna_server_deliver (MynaServer *server, MynaStanza *stanza);
+/* How many sessions myna_server_deliver() would hand @stanza to now,
+ * without sending it: 0 means no resource would get it (a module storing
+ * it for later, or pushing a notification, takes over). */
+guint        myna_server_count_recipients (MynaServer *server, MynaStanza *stanza);
 
 /* ---- Calls: the context of a stanza being handled ------------------------ */
 

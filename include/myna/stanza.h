@@ -132,6 +132,14 @@ MynaStanza *myna_stanza_new_iq_result (const MynaStanza *iq);
 MynaStanza *myna_stanza_new_error (const MynaStanza *stanza, MynaErrorType type,
                                    const char *condition, const char *text);
 const char *myna_error_type_to_string (MynaErrorType type);
+/* Appends a XEP-0203 <delay xmlns='urn:xmpp:delay' from=@from
+ * stamp=…/> to @stanza, for a stanza delivered later than it was sent
+ * (offline storage, archives, room history): @stamp is when it was
+ * received, NULL for now, written in UTC as XEP-0082 says; @from
+ * (nullable) is the entity that delayed it; @reason (nullable) its text.
+ * Returns: (transfer none) the <delay/> element */
+MynaStanza *myna_stanza_add_delay (MynaStanza *stanza, const char *from,
+                                   GDateTime *stamp, const char *reason);
 
 /* ---- Concise stanzas ------------------------------------------------------
  * One expression for a typical stanza:

@@ -92,46 +92,39 @@ disco_begin (DiscoInstance *self, MynaCall *call, MynaStanza *iq, const char *ns
   return myna_stanza_add_child (*reply, "query", ns);
 }
 
-static void
-disco_add_identity (MynaStanza *query, const char *category, const char *type,
-                    const char *name)
-{
-  MynaStanza *identity = myna_stanza_add_child (query, "identity", NULL);
-
-  myna_stanza_set_attr (identity, "category", category);
-  myna_stanza_set_attr (identity, "type", type);
-  if (name != NULL)
-    myna_stanza_set_attr (identity, "name", name);
-}
-
 /* The identities of a host's or a component's domain: the registered
  * ones, sorted, after the server's own on a host; a component with none
- * is component/generic (XEP-0030 wants one at least). */
-static void
-disco_add_host_identities (MynaStanza *query, MynaHost *host)
+ * is component/generic (XEP-0030 wants one at least).
+ * Returns: (transfer container) of const MynaDiscoIdentity* */
+static GPtrArray *
+disco_host_identities (MynaHost *host)
 {
-  g_autoptr(GPtrArray) ids = myna_host_get_identities (host);
-  gboolean component = myna_host_is_component (host);
+  static const MynaDiscoIdentity server = { "server", "im", "Myna" };
+  static const MynaDiscoIdentity generic = { "component", "generic", NULL };
+  GPtrArray *ids = myna_host_get_identities (host);
 
-  if (!component)
-    disco_add_identity (query, "server", "im", "Myna");
-  else if (ids->len == 0)
-    disco_add_identity (query, "component", "generic", NULL);
-  for (guint i = 0; i < ids->len; i++)
+  if (!myna_host_is_component (host))
     {
-      const MynaDiscoIdentity *id = ids->pdata[i];
-      if (!component && g_strcmp0 (id->category, "server") == 0
-          && g_strcmp0 (id->type, "im") == 0)
-        continue;                 /* the server's own, given above */
-      disco_add_identity (query, id->category, id->type, id->name);
+      for (guint i = ids->len; i > 0; i--)
+        {
+          const MynaDiscoIdentity *id = ids->pdata[i - 1];
+          if (g_strcmp0 (id->category, "server") == 0 && g_strcmp0 (id->type, "im") == 0)
+            g_ptr_array_remove_index (ids, i - 1);   /* the server's own, first */
+        }
+      g_ptr_array_insert (ids, 0, (gpointer) &server);
     }
+  else if (ids->len == 0)
+    g_ptr_array_add (ids, (gpointer) &generic);
+  return ids;
 }
 
 static MynaResult
 disco_info (MynaCall *call, MynaStanza *iq, gpointer data)
 {
+  static const MynaDiscoIdentity account = { "account", "registered", NULL };
   MynaHost *host = myna_call_get_host (call);
   g_autoptr(MynaStanza) reply = NULL;
+  g_autoptr(GPtrArray) ids = NULL;
   g_autoptr(GPtrArray) features = NULL;
   g_autoptr(GPtrArray) forms = NULL;
   MynaResult result;
@@ -141,23 +134,17 @@ disco_info (MynaCall *call, MynaStanza *iq, gpointer data)
     return result;
   if (myna_jid_get_local (myna_call_get_to (call)) == NULL)
     {
-      disco_add_host_identities (query, host);
+      ids = disco_host_identities (host);
       features = myna_host_get_features (host);
-      forms = myna_host_get_disco_extensions (host);
+      forms = myna_host_get_disco_extensions (host);   /* XEP-0128 */
     }
   else
     {
-      disco_add_identity (query, "account", "registered", NULL);
+      ids = g_ptr_array_new ();
+      g_ptr_array_add (ids, (gpointer) &account);
       features = myna_host_get_account_features (host);
     }
-  for (guint i = 0; i < features->len; i++)
-    {
-      MynaStanza *f = myna_stanza_add_child (query, "feature", NULL);
-      myna_stanza_set_attr (f, "var", features->pdata[i]);
-    }
-  /* XEP-0128: the forms after the features. */
-  for (guint i = 0; forms != NULL && i < forms->len; i++)
-    myna_stanza_append (query, forms->pdata[i]);
+  myna_disco_info_fill (query, ids, features, forms);
   myna_call_send (call, reply);
   return MYNA_HANDLED;
 }
@@ -191,21 +178,17 @@ disco_items (MynaCall *call, MynaStanza *iq, gpointer data)
     {
       MynaHost *host = myna_call_get_host (call);
       g_autoptr(GPtrArray) items = myna_host_get_disco_items (host);
+      g_autofree MynaDiscoItem *named = g_new (MynaDiscoItem, items->len);
 
+      /* A component's domain its modules did not name: named here. */
       for (guint i = 0; i < items->len; i++)
         {
-          const MynaDiscoItem *it = items->pdata[i];
-          MynaStanza *item = myna_stanza_add_child (query, "item", NULL);
-          const char *name = it->name;
-
-          if (name == NULL && it->node == NULL)
-            name = disco_component_name (myna_host_get_server (host), it->jid);
-          myna_stanza_set_attr (item, "jid", it->jid);
-          if (it->node != NULL)
-            myna_stanza_set_attr (item, "node", it->node);
-          if (name != NULL)
-            myna_stanza_set_attr (item, "name", name);
+          named[i] = *(const MynaDiscoItem *) items->pdata[i];
+          if (named[i].name == NULL && named[i].node == NULL)
+            named[i].name = disco_component_name (myna_host_get_server (host), named[i].jid);
+          items->pdata[i] = &named[i];
         }
+      myna_disco_items_fill (query, items);
     }
   myna_call_send (call, reply);
   return MYNA_HANDLED;

@@ -24,7 +24,8 @@
  * RFC 6121 says for a full storage.
  *
  * Storage callbacks never hold session pointers: they look the session up
- * again by its full JID.  Unloading runs every pending callback first. */
+ * again by its full JID.  A pending one holds the instance: the core keeps
+ * its state and code until it has run, after an unload too. */
 #include <myna/module.h>
 #include <myna/xmlstream.h>
 
@@ -32,7 +33,6 @@
 
 #define OFFLINE_ARCHIVE  "offline"
 #define OFFLINE_PAGE     50
-#define NS_DELAY         "urn:xmpp:delay"
 #define NS_CHATSTATES    "http://jabber.org/protocol/chatstates"
 #define NS_HINTS         "urn:xmpp:hints"
 
@@ -45,7 +45,6 @@ typedef struct {
 typedef struct {
   MynaModule *mod;
   GHashTable *users;     /* local → OfflineUser* (only while busy) */
-  guint       inflight;  /* storage calls whose callbacks are pending */
   guint       rounds;    /* rounds of counts started, to tell them apart */
 } Offline;
 
@@ -114,7 +113,6 @@ offline_op_new (Offline *self, const char *local, const char *full)
   op->self = self;
   op->local = g_strdup (local);
   op->full = g_strdup (full);
-  self->inflight++;
   return op;
 }
 
@@ -123,7 +121,6 @@ offline_op_free (gpointer data)
 {
   OfflineOp *op = data;
 
-  op->self->inflight--;
   g_free (op->local);
   g_free (op->full);
   g_free (op->sender);
@@ -147,40 +144,6 @@ static const char *
 offline_host_name (Offline *self)
 {
   return myna_host_get_name (myna_module_get_host (self->mod));
-}
-
-/* ---- who is online ------------------------------------------------------- */
-
-/* Whether a message to @to would be delivered now: the very resource it
- * names is bound, or some resource is available with priority >= 0. */
-static gboolean
-offline_deliverable (MynaHost *host, MynaJid *to)
-{
-  g_autoptr(GPtrArray) sessions = myna_host_get_sessions (host, myna_jid_get_local (to));
-
-  for (guint i = 0; i < sessions->len; i++)
-    {
-      MynaSession *s = sessions->pdata[i];
-
-      if (myna_jid_get_resource (to) != NULL
-          && myna_jid_equal (myna_session_get_jid (s), to))
-        return TRUE;
-      if (myna_session_is_available (s) && myna_session_get_priority (s) >= 0)
-        return TRUE;
-    }
-  return FALSE;
-}
-
-/* The bound session whose full JID is @full, or NULL. */
-static MynaSession *
-offline_find_session (MynaHost *host, const char *local, const char *full)
-{
-  g_autoptr(GPtrArray) sessions = myna_host_get_sessions (host, local);
-
-  for (guint i = 0; i < sessions->len; i++)
-    if (g_strcmp0 (myna_jid_to_string (myna_session_get_jid (sessions->pdata[i])), full) == 0)
-      return sessions->pdata[i];
-  return NULL;
 }
 
 /* ---- storing ------------------------------------------------------------- */
@@ -211,13 +174,8 @@ static MynaStanza *
 offline_stored_form (MynaStanza *msg, const char *host)
 {
   MynaStanza *copy = myna_stanza_copy (msg);
-  g_autoptr(GDateTime) now = g_date_time_new_now_utc ();
-  g_autofree char *stamp = g_date_time_format (now, "%Y-%m-%dT%H:%M:%SZ");
-  MynaStanza *delay = myna_stanza_add_child (copy, "delay", NS_DELAY);
 
-  myna_stanza_set_attr (delay, "from", host);
-  myna_stanza_set_attr (delay, "stamp", stamp);
-  myna_stanza_append_text (delay, "Offline Storage", -1);
+  myna_stanza_add_delay (copy, host, NULL, "Offline Storage");
   return copy;
 }
 
@@ -271,16 +229,13 @@ offline_share (Offline *self)
 static void
 offline_store_one (Offline *self, OfflineUser *user, MynaStanza *msg, const char *sender)
 {
-  MynaHost *host = myna_module_get_host (self->mod);
-  g_autoptr(MynaJid) to = myna_jid_parse (myna_stanza_get_to (msg) ?: "", NULL);
   gint64 quota = offline_config (self)->quota;
   guint sent = sender != NULL ? GPOINTER_TO_UINT (g_hash_table_lookup (user->senders, sender))
                               : 0;
   g_autoptr(GString) data = g_string_sized_new (256);
 
   /* The user came online while the count was in flight. */
-  if (to != NULL && offline_deliverable (host, to)
-      && myna_server_deliver (myna_module_get_server (self->mod), msg) > 0)
+  if (myna_server_deliver (myna_module_get_server (self->mod), msg) > 0)
     return;
   if (!myna_account_exists (offline_storage (self), offline_host_name (self), user->local))
     {
@@ -419,7 +374,7 @@ offline_message (MynaCall *call, MynaStanza *msg, gpointer data)
   /* No `to` means a note to oneself from a session that is online. */
   if (local == NULL || myna_stanza_get_to (msg) == NULL || !offline_type_storable (msg))
     return MYNA_PASS;
-  if (offline_deliverable (myna_call_get_host (call), to))
+  if (myna_server_count_recipients (myna_call_get_server (call), msg) > 0)
     return MYNA_PASS;
   if (!myna_account_exists (offline_storage (self), offline_host_name (self), local))
     return MYNA_PASS;             /* the core answers service-unavailable */
@@ -605,7 +560,8 @@ offline_page (GPtrArray *items, gboolean complete, guint total,
   OfflineOp *op = user_data;
   Offline *self = op->self;
   MynaHost *host = myna_module_get_host (self->mod);
-  MynaSession *session = offline_find_session (host, op->local, op->full);
+  g_autoptr(MynaJid) full = myna_jid_parse (op->full, NULL);
+  MynaSession *session = full != NULL ? myna_host_find_session (host, full) : NULL;
 
   if (error != NULL)
     g_warning ("offline messages of %s@%s cannot be read: %s", op->local,
@@ -745,23 +701,6 @@ offline_load (MynaModule *mod, GError **error)
   return TRUE;
 }
 
-/* Runs every pending callback of ours before the code goes away; a
- * callback may queue a further call (the next page), hence the loop. */
-static void
-offline_unload (MynaModule *mod)
-{
-  Offline *self = myna_module_get_data (mod);
-
-  for (guint round = 0; self->inflight > 0 && round < 1000; round++)
-    {
-      g_autoptr(GError) error = NULL;
-      if (!myna_storage_flush (myna_module_get_storage (mod), &error))
-        g_warning ("offline: %s", error->message);
-    }
-  if (self->inflight > 0)
-    g_critical ("offline: %u storage call(s) still pending at unload", self->inflight);
-}
-
 static const MynaConfigKey offline_config_keys[] = {
   MYNA_CONFIG_INT (OfflineConfig, quota, "100", 1, 100000,
                    "most messages kept for one offline user; over it the "
@@ -782,5 +721,4 @@ MYNA_MODULE_DEFINE (offline,
   .config  = offline_config_keys,
   .config_size = sizeof (OfflineConfig),
   .load    = offline_load,
-  .unload  = offline_unload,
   .attach  = offline_attach);

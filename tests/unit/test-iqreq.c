@@ -273,6 +273,42 @@ test_unload_pending (Fixture *f, gconstpointer unused)
   g_assert_cmpint (f->log->destroys, ==, MYNA_IQ_MAX_PENDING + 1);
 }
 
+/* Not an IQ request, but this fixture's bound client serves it too:
+ * myna_host_find_session finds a bound session by full JID, and
+ * myna_server_count_recipients says who a stanza would reach without
+ * sending it (the client is bound but sent no presence, so unavailable). */
+static void
+test_recipients (Fixture *f, gconstpointer unused)
+{
+  MynaServer *server = f->h.server;
+  g_autoptr(MynaJid) bound = myna_jid_parse (CLIENT, NULL);
+  g_autoptr(MynaJid) other = myna_jid_parse ("user@localhost/other", NULL);
+  g_autoptr(MynaJid) domain = myna_jid_parse ("localhost", NULL);
+  MynaSession *s = myna_host_find_session (f->host, bound);
+  gsize before = f->in->len;
+
+  g_assert_nonnull (s);
+  g_assert_true (myna_jid_equal (myna_session_get_jid (s), bound));
+  g_assert_null (myna_host_find_session (f->host, other));
+  g_assert_null (myna_host_find_session (f->host, domain));
+
+  g_autoptr(MynaStanza) iq = myna_stanza_build (
+      "<iq type='get' id='r1' to='" CLIENT "'><ping xmlns='urn:xmpp:ping'/></iq>");
+  g_autoptr(MynaStanza) to_bare = myna_stanza_build (
+      "<message type='chat' to='user@localhost'><body>x</body></message>");
+  g_autoptr(MynaStanza) to_other = myna_stanza_build (
+      "<message type='chat' to='user@localhost/other'><body>x</body></message>");
+  g_autoptr(MynaStanza) to_nobody = myna_stanza_build (
+      "<message to='nobody@localhost/r'><body>x</body></message>");
+  g_assert_cmpuint (myna_server_count_recipients (server, iq), ==, 1);
+  g_assert_cmpuint (myna_server_count_recipients (server, to_bare), ==, 0);
+  g_assert_cmpuint (myna_server_count_recipients (server, to_other), ==, 0);
+  g_assert_cmpuint (myna_server_count_recipients (server, to_nobody), ==, 0);
+  /* Counting sent nothing; delivering does. */
+  g_assert_cmpuint (myna_server_deliver (server, iq), ==, 1);
+  g_assert_true (client_expect (f, "id='r1'", before));
+}
+
 #define ADD(path, func, conf) \
   g_test_add (path, Fixture, conf, fixture_setup, func, fixture_teardown)
 
@@ -288,5 +324,6 @@ main (int argc, char **argv)
   ADD ("/iqreq/timeout", test_timeout, conf);
   ADD ("/iqreq/other-jid-not-taken", test_other_jid_not_taken, conf);
   ADD ("/iqreq/unload-pending", test_unload_pending, conf);
+  ADD ("/iqreq/recipients", test_recipients, conf);
   return g_test_run ();
 }

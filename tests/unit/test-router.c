@@ -936,6 +936,51 @@ test_disco_registrations (Fixture *f, gconstpointer unused)
                    "service-unavailable");
 }
 
+/* The disco answer builders: identities, features and forms in the
+ * arrays' order, optional attributes only when set, NULL arrays skipped. */
+static void
+test_disco_fill (void)
+{
+  const MynaDiscoIdentity ids[] = { { "server", "im", "Myna" }, { "account", "registered", NULL } };
+  const MynaDiscoItem items[] = { { "a.localhost", NULL, "A" }, { "localhost", "n<1>", NULL } };
+  g_autoptr(GPtrArray) id_array = g_ptr_array_new ();
+  g_autoptr(GPtrArray) features = g_ptr_array_new ();
+  g_autoptr(GPtrArray) forms = g_ptr_array_new_with_free_func ((GDestroyNotify) myna_stanza_unref);
+  g_autoptr(GPtrArray) item_array = g_ptr_array_new ();
+  g_autoptr(MynaStanza) info = myna_stanza_new ("query", "http://jabber.org/protocol/disco#info");
+  g_autoptr(MynaStanza) bare = myna_stanza_new ("query", "http://jabber.org/protocol/disco#info");
+  g_autoptr(MynaStanza) list = myna_stanza_new ("query", "http://jabber.org/protocol/disco#items");
+  g_autofree char *info_xml = NULL;
+  g_autofree char *bare_xml = NULL;
+  g_autofree char *list_xml = NULL;
+
+  g_ptr_array_add (id_array, (gpointer) &ids[0]);
+  g_ptr_array_add (id_array, (gpointer) &ids[1]);
+  g_ptr_array_add (features, "urn:xmpp:ping");
+  g_ptr_array_add (forms, make_form ("result", "urn:myna:test:info"));
+  g_ptr_array_add (item_array, (gpointer) &items[0]);
+  g_ptr_array_add (item_array, (gpointer) &items[1]);
+  myna_disco_info_fill (info, id_array, features, forms);
+  myna_disco_info_fill (bare, NULL, features, NULL);
+  myna_disco_items_fill (list, item_array);
+  info_xml = myna_stanza_to_string (info);
+  bare_xml = myna_stanza_to_string (bare);
+  list_xml = myna_stanza_to_string (list);
+  g_assert_cmpstr (info_xml, ==,
+                   "<query xmlns='http://jabber.org/protocol/disco#info'>"
+                   "<identity category='server' type='im' name='Myna'/>"
+                   "<identity category='account' type='registered'/>"
+                   "<feature var='urn:xmpp:ping'/>"
+                   "<x xmlns='jabber:x:data' type='result'><field var='FORM_TYPE' type='hidden'>"
+                   "<value>urn:myna:test:info</value></field></x></query>");
+  g_assert_cmpstr (bare_xml, ==, "<query xmlns='http://jabber.org/protocol/disco#info'>"
+                                 "<feature var='urn:xmpp:ping'/></query>");
+  g_assert_cmpstr (list_xml, ==,
+                   "<query xmlns='http://jabber.org/protocol/disco#items'>"
+                   "<item jid='a.localhost' name='A'/><item jid='localhost' node='n&lt;1&gt;'/>"
+                   "</query>");
+}
+
 static void
 test_event_names (void)
 {
@@ -985,5 +1030,6 @@ main (int argc, char **argv)
   ADD ("/router/reload-refuses-bad-file", test_reload_refuses_bad_file, typed);
   ADD ("/router/reload-rescans-module-path", test_reload_rescans_module_path, base);
   g_test_add_func ("/router/event-names", test_event_names);
+  g_test_add_func ("/router/disco-fill", test_disco_fill);
   return g_test_run ();
 }

@@ -753,6 +753,32 @@ test_build_result (void)
   g_assert_null (bad);
 }
 
+/* XEP-0203 <delay/>: the stamp in UTC (XEP-0082), now when none is
+ * given; from and the reason text only when given. */
+static void
+test_add_delay (void)
+{
+  g_autoptr(GTimeZone) tz = g_time_zone_new_offset (2 * 3600);
+  g_autoptr(GDateTime) local = g_date_time_new (tz, 2002, 9, 10, 23, 8, 25);
+  g_autoptr(MynaStanza) msg = myna_stanza_build ("<message to='a@localhost'/>");
+  g_autoptr(MynaStanza) bare = myna_stanza_build ("<message/>");
+  g_autoptr(GDateTime) before = g_date_time_new_now_utc ();
+  MynaStanza *delay = myna_stanza_add_delay (msg, "localhost", local, "Offline Storage");
+  MynaStanza *now = myna_stanza_add_delay (bare, NULL, NULL, NULL);
+
+  g_assert_true (delay == myna_stanza_get_child (msg, "delay", "urn:xmpp:delay"));
+  assert_xml (msg, MYNA_NS_CLIENT,
+              "<message to='a@localhost'><delay xmlns='urn:xmpp:delay' from='localhost' "
+              "stamp='2002-09-10T21:08:25Z'>Offline Storage</delay></message>");
+  g_assert_null (myna_stanza_get_attr (now, "from"));
+  g_assert_cmpuint (myna_stanza_get_n_children (now), ==, 0);
+  g_autoptr(GTimeZone) utc = g_time_zone_new_utc ();
+  g_autoptr(GDateTime) stamp = g_date_time_new_from_iso8601 (myna_stanza_get_attr (now, "stamp"), utc);
+  g_assert_nonnull (stamp);
+  g_assert_cmpint (g_date_time_difference (stamp, before), >=, -G_USEC_PER_SEC);
+  g_assert_cmpint (g_date_time_difference (stamp, before), <=, 60 * G_USEC_PER_SEC);
+}
+
 int
 main (int argc, char **argv)
 {
@@ -780,6 +806,7 @@ main (int argc, char **argv)
   g_test_add_func ("/stanza/build/namespaces", test_build_namespaces);
   g_test_add_func ("/stanza/build/malformed", test_build_malformed);
   g_test_add_func ("/stanza/build/result", test_build_result);
+  g_test_add_func ("/stanza/delay", test_add_delay);
 
   return g_test_run ();
 }
