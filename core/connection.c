@@ -623,6 +623,95 @@ myna_session_when_drained (MynaSession *session, gsize low_water, MynaSessionDra
     drain_schedule (session);
 }
 
+/* ---- paced sends (myna_session_send_paced) ---------------------------------- */
+
+/* One paced send, shared by the drain waiters it registers in turn: the
+ * last reference runs the module's destroy notify. */
+typedef struct {
+  guint                batch;
+  gsize                high_water;
+  gsize                low_water;
+  MynaSessionPacedFunc next;
+  gpointer             data;
+  GDestroyNotify       destroy;
+} PacedSend;
+
+static void
+paced_clear (gpointer data)
+{
+  PacedSend *ps = data;
+
+  if (ps->destroy != NULL)
+    ps->destroy (ps->data);
+}
+
+static void
+paced_unref (gpointer data)
+{
+  g_rc_box_release_full (data, paced_clear);
+}
+
+static void paced_drained (MynaSession *s, gpointer data);
+
+/* Sends one batch: what @ps->next gives, while the session is open and
+ * its queue under the high water.  Returns: whether more may come */
+static gboolean
+paced_batch (MynaSession *s, PacedSend *ps)
+{
+  for (guint sent = 0; ps->batch == 0 || sent < ps->batch; sent++)
+    {
+      g_autoptr(MynaStanza) stanza = NULL;
+
+      if (!myna_session_is_open (s))
+        return FALSE;
+      if (ps->high_water > 0 && session_pending (s) >= ps->high_water)
+        break;
+      stanza = ps->next (s, ps->data);
+      if (stanza == NULL)
+        return FALSE;
+      myna_session_send (s, stanza);
+    }
+  return myna_session_is_open (s);
+}
+
+/* Sends a batch, then waits for the queue to drain.  Returns: whether
+ * it waits */
+static gboolean
+paced_send (MynaSession *s, PacedSend *ps)
+{
+  if (!paced_batch (s, ps) || s->state == STATE_CLOSING || s->reaping)
+    return FALSE;
+  myna_session_when_drained (s, ps->low_water, paced_drained, g_rc_box_acquire (ps),
+                             paced_unref);
+  return TRUE;
+}
+
+static void
+paced_drained (MynaSession *s, gpointer data)
+{
+  paced_send (s, data);
+}
+
+gboolean
+myna_session_send_paced (MynaSession *session, guint batch, gsize high_water, gsize low_water,
+                         MynaSessionPacedFunc next, gpointer user_data, GDestroyNotify destroy)
+{
+  g_return_val_if_fail (session != NULL && next != NULL, FALSE);
+
+  PacedSend *ps = g_rc_box_new0 (PacedSend);
+
+  ps->batch = batch;
+  ps->high_water = high_water;
+  ps->low_water = low_water;
+  ps->next = next;
+  ps->data = user_data;
+  ps->destroy = destroy;
+  /* The waiter is the module's: it goes when the module unloads. */
+  gboolean waits = paced_send (session, ps);
+  paced_unref (ps);
+  return waits;
+}
+
 guint
 myna_connections_drop_waiters (MynaServer *server, MynaWaiterMatch match, gpointer user_data)
 {

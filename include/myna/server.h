@@ -192,6 +192,25 @@ typedef void (*MynaSessionDrainFunc) (MynaSession *session, gpointer user_data);
 void         myna_session_when_drained (MynaSession *session, gsize low_water,
                                         MynaSessionDrainFunc func, gpointer user_data,
                                         GDestroyNotify destroy);
+/* The next stanza for myna_session_send_paced to send, or NULL when there
+ * is no more.  Returns: (transfer full) (nullable) */
+typedef MynaStanza *(*MynaSessionPacedFunc) (MynaSession *session, gpointer user_data);
+/* Sends @session the stanzas @next returns, in batches at the pace its
+ * client reads them: a batch is at most @batch stanzas (0: no limit) and
+ * ends early once @high_water bytes are queued (0: no limit); the next
+ * batch goes when the queue is down to @low_water bytes
+ * (myna_session_when_drained).  The first batch goes from inside this
+ * call.  When @next returns NULL, or the session closes, or the module
+ * that called this unloads (a reload too), sending stops and @destroy
+ * runs on @user_data, once.  @next is called only while the session is
+ * open, and what it returns is always sent.  To go on after a reload,
+ * keep the position in session data freed by GLib and call this again
+ * from `attach`.
+ * Returns: TRUE when it waits for the client to read (@user_data is still
+ * alive), FALSE when it ended inside this call (@destroy ran) */
+gboolean     myna_session_send_paced (MynaSession *session, guint batch, gsize high_water,
+                                      gsize low_water, MynaSessionPacedFunc next,
+                                      gpointer user_data, GDestroyNotify destroy);
 /* Ends the session with a stream error (@condition from RFC 6120 §4.9.3;
  * @text may be NULL). */
 void         myna_session_close (MynaSession *session, const char *condition,

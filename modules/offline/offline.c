@@ -414,16 +414,16 @@ offline_flush_done (Offline *self, const char *local)
 }
 
 /* A page of stored messages going to one session at the pace its client
- * reads them: sent while its queue is under OFFLINE_HIGH_WATER, then
- * again once it is down to OFFLINE_LOW_WATER (myna_session_when_drained),
+ * reads them (myna_session_send_paced): sent while its queue is under
+ * OFFLINE_HIGH_WATER, then again once it is down to OFFLINE_LOW_WATER,
  * so that a hundred large messages do not land in one queue at once. */
 #define OFFLINE_HIGH_WATER (256 * 1024)
 #define OFFLINE_LOW_WATER  (64 * 1024)
 
-/* Session data of a session waiting for its queue to drain mid-delivery:
- * the id of the last stored message it was sent (gint64, freed with
- * g_free, so it outlives a reload of this module, whose drain waiters go
- * with the old code).  `attach` resumes delivery after it. */
+/* Session data of a session being delivered to: the id of the last
+ * stored message it was sent (gint64, freed with g_free, so it outlives a
+ * reload of this module, which stops the paced send).  `attach` resumes
+ * delivery after it. */
 #define OFFLINE_PENDING_KEY "pending"
 
 typedef struct {
@@ -432,46 +432,67 @@ typedef struct {
   char      *full;
   GPtrArray *data;       /* the page's stored messages (char*), oldest first */
   GArray    *ids;        /* their ids (gint64) */
-  gint64     after_id;   /* the id the page starts after */
   guint      next;       /* first one not sent */
   gboolean   complete;   /* no page after this one */
-  gboolean   finished;
+  gboolean   exhausted;  /* all sent, the session still open */
 } OfflinePace;
 
-/* One wait for the queue to drain: it either runs, and the pace goes on,
- * or is dropped (the session closed, the module unloads) and the page
- * ends there. */
-typedef struct {
-  OfflinePace *pace;
-  gboolean     ran;
-} OfflineWait;
-
+/* Records @id as the last message @session was sent. */
 static void
-offline_pace_clear (gpointer data)
+offline_mark_sent (MynaSession *session, gint64 id)
+{
+  gint64 *sent = myna_session_get_data (session, OFFLINE_PENDING_KEY);
+
+  if (sent == NULL)
+    {
+      sent = g_new (gint64, 1);
+      myna_session_set_data (session, OFFLINE_PENDING_KEY, sent, g_free);
+    }
+  *sent = id;
+}
+
+/* The page's next message to send, past those withheld (their sender
+ * was blocked since) or unreadable; NULL at the page's end. */
+static MynaStanza *
+offline_pace_next (MynaSession *session, gpointer data)
 {
   OfflinePace *pace = data;
+  MynaHost *host = myna_session_get_host (session);
 
-  g_ptr_array_unref (pace->data);
-  g_array_unref (pace->ids);
-  g_free (pace->local);
-  g_free (pace->full);
+  while (pace->next < pace->data->len)
+    {
+      gint64 id = g_array_index (pace->ids, gint64, pace->next);
+      g_autoptr(MynaStanza) msg = myna_stanza_parse (pace->data->pdata[pace->next], -1, NULL);
+      MynaCall *call;
+      MynaResult withheld;
+
+      pace->next++;
+      offline_mark_sent (session, id);
+      if (msg == NULL)
+        {
+          g_warning ("offline message %" G_GINT64_FORMAT " is not valid XML: dropped", id);
+          continue;
+        }
+      call = myna_call_new (host, session);
+      withheld = myna_host_fire_event (host, MYNA_EVENT_STORED_DELIVER, call, msg);
+      myna_call_free (call);
+      if (withheld != MYNA_HANDLED)
+        return g_steal_pointer (&msg);
+      g_debug ("offline message %" G_GINT64_FORMAT " withheld", id);
+    }
+  pace->exhausted = TRUE;
+  myna_session_set_data (session, OFFLINE_PENDING_KEY, NULL, NULL);
+  return NULL;
 }
 
+/* The paced send ended (page sent, session closed, or module unloading):
+ * what was sent is deleted; then the next page, or the end. */
 static void
-offline_pace_unref (OfflinePace *pace)
+offline_pace_free (gpointer data)
 {
-  g_rc_box_release_full (pace, offline_pace_clear);
-}
-
-/* What was sent is deleted; then the next page, or the end. */
-static void
-offline_pace_finish (OfflinePace *pace, gboolean go_on)
-{
+  OfflinePace *pace = data;
   Offline *self = pace->self;
 
-  if (pace->finished)
-    return;
-  pace->finished = TRUE;
   if (pace->next > 0)
     {
       g_debug ("delivered %u offline message(s) to %s", pace->next, pace->full);
@@ -480,77 +501,16 @@ offline_pace_finish (OfflinePace *pace, gboolean go_on)
                            offline_deleted, offline_op_new (self, pace->local, NULL),
                            offline_op_free);
     }
-  if (go_on && !pace->complete)
+  if (pace->exhausted && !pace->complete)
     offline_flush_page (self, pace->local, pace->full,
                         g_array_index (pace->ids, gint64, pace->ids->len - 1));
   else
     offline_flush_done (self, pace->local);
-}
-
-static void offline_wait_drained (MynaSession *session, gpointer data);
-static void offline_wait_free (gpointer data);
-
-/* Sends what the queue has room for, then waits for it to drain. */
-static void
-offline_pace_send (OfflinePace *pace, MynaSession *session)
-{
-  MynaHost *host = myna_session_get_host (session);
-  MynaCall *call = myna_call_new (host, session);
-
-  while (pace->next < pace->data->len && myna_session_is_open (session)
-         && myna_session_get_output_pending (session) < OFFLINE_HIGH_WATER)
-    {
-      const char *text = pace->data->pdata[pace->next];
-      g_autoptr(MynaStanza) msg = myna_stanza_parse (text, -1, NULL);
-
-      if (msg != NULL
-          && myna_host_fire_event (host, MYNA_EVENT_STORED_DELIVER, call, msg) == MYNA_HANDLED)
-        g_debug ("offline message %" G_GINT64_FORMAT " withheld",
-                 g_array_index (pace->ids, gint64, pace->next));
-      else if (msg != NULL)
-        myna_session_send (session, msg);
-      else
-        g_warning ("offline message %" G_GINT64_FORMAT " is not valid XML: dropped",
-                   g_array_index (pace->ids, gint64, pace->next));
-      pace->next++;
-    }
-  myna_call_free (call);
-  /* Sending may have closed it (a client not reading). */
-  if (!myna_session_is_open (session) || pace->next == pace->data->len)
-    {
-      myna_session_set_data (session, OFFLINE_PENDING_KEY, NULL, NULL);
-      offline_pace_finish (pace, myna_session_is_open (session));
-      return;
-    }
-  gint64 *sent = g_new (gint64, 1);
-  *sent = pace->next > 0 ? g_array_index (pace->ids, gint64, pace->next - 1) : pace->after_id;
-  myna_session_set_data (session, OFFLINE_PENDING_KEY, sent, g_free);
-  g_debug ("offline delivery to %s waits for its queue to drain (%u of %u sent)",
-           pace->full, pace->next, pace->data->len);
-  OfflineWait *wait = g_new0 (OfflineWait, 1);
-  wait->pace = g_rc_box_acquire (pace);
-  myna_session_when_drained (session, OFFLINE_LOW_WATER, offline_wait_drained, wait,
-                             offline_wait_free);
-}
-
-static void
-offline_wait_drained (MynaSession *session, gpointer data)
-{
-  OfflineWait *wait = data;
-
-  wait->ran = TRUE;
-  offline_pace_send (wait->pace, session);
-}
-
-static void
-offline_wait_free (gpointer data)
-{
-  OfflineWait *wait = data;
-
-  if (!wait->ran)
-    offline_pace_finish (wait->pace, FALSE);
-  offline_pace_unref (wait->pace);
-  g_free (wait);
+  g_ptr_array_unref (pace->data);
+  g_array_unref (pace->ids);
+  g_free (pace->local);
+  g_free (pace->full);
+  g_free (pace);
 }
 
 static void
@@ -571,22 +531,24 @@ offline_page (GPtrArray *items, gboolean complete, guint total,
       offline_flush_done (self, op->local);
       return;
     }
-  OfflinePace *pace = g_rc_box_new0 (OfflinePace);
+  OfflinePace *pace = g_new0 (OfflinePace, 1);
   pace->self = self;
   pace->local = g_strdup (op->local);
   pace->full = g_strdup (op->full);
   pace->data = g_ptr_array_new_full (items->len, g_free);
   pace->ids = g_array_sized_new (FALSE, FALSE, sizeof (gint64), items->len);
   pace->complete = complete;
-  pace->after_id = op->after_id;
   for (guint i = 0; i < items->len; i++)
     {
       MynaArchiveItem *item = items->pdata[i];
       g_ptr_array_add (pace->data, g_strdup (item->data));
       g_array_append_val (pace->ids, item->id);
     }
-  offline_pace_send (pace, session);
-  offline_pace_unref (pace);
+  offline_mark_sent (session, op->after_id);
+  if (myna_session_send_paced (session, 0, OFFLINE_HIGH_WATER, OFFLINE_LOW_WATER,
+                               offline_pace_next, pace, offline_pace_free))
+    g_debug ("offline delivery to %s waits for its queue to drain (%u of %u sent)",
+             pace->full, pace->next, pace->data->len);
 }
 
 static void

@@ -251,14 +251,14 @@ presence_send_own (MynaHost *host, MynaSession *session)
 
 /* Subscription requests still waiting for an answer (RFC 6121 §3.1.3)
  * are sent again at login a few at a time, each batch once the client has
- * read the previous one (myna_session_when_drained): however many there
+ * read the previous one (myna_session_send_paced): however many there
  * are, the queue of a client that reads stays short.
  *
  * The contacts whose request is still to go are session data
  * (PRESENCE_REDELIVERY_KEY, a GPtrArray of bare JIDs taken from its end)
- * freed by GLib, so they outlive a reload of this module, which drops the
- * drain waiter: `attach` resumes from them.  A waiter whose list is no
- * longer the session's (a newer login's replaced it) stops. */
+ * freed by GLib, so they outlive a reload of this module, which stops the
+ * paced send: `attach` resumes from them.  A list that is no longer the
+ * session's (a newer login's replaced it) stops. */
 #define PRESENCE_REDELIVERY_KEY "presence-redelivery"
 #define PRESENCE_REQUESTS_BATCH 8
 /* Queued bytes below which the next batch goes. */
@@ -289,49 +289,46 @@ presence_request_for (MynaSession *session, const char *contact)
   return p;
 }
 
-static void presence_redeliver_more (MynaSession *session, gpointer data);
-
-/* Waits for the client to read what is queued before the next batch. */
-static void
-presence_redeliver_wait (MynaSession *session, GPtrArray *todo)
+/* The next request of @data (the todo list) still pending and not
+ * withheld, or NULL when the list is done or replaced. */
+static MynaStanza *
+presence_redeliver_next (MynaSession *session, gpointer data)
 {
-  if (myna_session_is_open (session))
-    myna_session_when_drained (session, PRESENCE_REQUESTS_LOW_WATER, presence_redeliver_more,
-                               g_ptr_array_ref (todo), (GDestroyNotify) g_ptr_array_unref);
-}
-
-/* Sends the next batch of @todo; then waits, or forgets a list done. */
-static void
-presence_redeliver_batch (MynaSession *session, GPtrArray *todo)
-{
+  GPtrArray *todo = data;
   MynaHost *host = myna_session_get_host (session);
-  MynaCall *call = myna_call_new (host, session);
 
-  for (guint sent = 0; sent < PRESENCE_REQUESTS_BATCH && todo->len > 0;)
+  if (myna_session_get_data (session, PRESENCE_REDELIVERY_KEY) != todo)
+    return NULL;
+  while (todo->len > 0)
     {
       g_autofree char *contact = g_ptr_array_steal_index_fast (todo, todo->len - 1);
       g_autoptr(MynaStanza) p = presence_request_for (session, contact);
+      MynaCall *call;
+      MynaResult withheld;
 
       if (p == NULL)
         continue;
       /* Not from a JID blocked since it asked. */
-      if (myna_host_fire_event (host, MYNA_EVENT_STORED_DELIVER, call, p) == MYNA_HANDLED)
+      call = myna_call_new (host, session);
+      withheld = myna_host_fire_event (host, MYNA_EVENT_STORED_DELIVER, call, p);
+      myna_call_free (call);
+      if (withheld == MYNA_HANDLED)
         continue;
-      myna_session_send (session, p);
-      sent++;
+      if (todo->len == 0)
+        myna_session_set_data (session, PRESENCE_REDELIVERY_KEY, NULL, NULL);
+      return g_steal_pointer (&p);
     }
-  myna_call_free (call);
-  if (todo->len > 0)
-    presence_redeliver_wait (session, todo);
-  else
-    myna_session_set_data (session, PRESENCE_REDELIVERY_KEY, NULL, NULL);
+  myna_session_set_data (session, PRESENCE_REDELIVERY_KEY, NULL, NULL);
+  return NULL;
 }
 
+/* Sends what is left of @todo at the pace the client reads. */
 static void
-presence_redeliver_more (MynaSession *session, gpointer data)
+presence_redeliver (MynaSession *session, GPtrArray *todo)
 {
-  if (myna_session_get_data (session, PRESENCE_REDELIVERY_KEY) == data)
-    presence_redeliver_batch (session, data);
+  myna_session_send_paced (session, PRESENCE_REQUESTS_BATCH, 0, PRESENCE_REQUESTS_LOW_WATER,
+                           presence_redeliver_next, g_ptr_array_ref (todo),
+                           (GDestroyNotify) g_ptr_array_unref);
 }
 
 static void
@@ -354,7 +351,7 @@ presence_redeliver_requests (MynaHost *host, MynaSession *session)
     }
   myna_session_set_data (session, PRESENCE_REDELIVERY_KEY, todo,
                          (GDestroyNotify) g_ptr_array_unref);
-  presence_redeliver_batch (session, todo);
+  presence_redeliver (session, todo);
 }
 
 /* A session bound before this instance loaded: a redelivery the old
@@ -368,7 +365,7 @@ presence_attach (MynaModule *mod, MynaSession *session)
     return;
   g_debug ("%s: resuming the redelivery of %u pending subscription request(s)",
            myna_jid_to_string (myna_session_get_jid (session)), todo->len);
-  presence_redeliver_wait (session, todo);
+  presence_redeliver (session, todo);
 }
 
 /* ---- broadcasts ---------------------------------------------------------------- */

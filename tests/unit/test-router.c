@@ -815,6 +815,130 @@ test_drain_waiters (Fixture *f, gconstpointer unused)
   g_assert_cmpint (module.called + core.called + now.called + closing.called, ==, 2);
 }
 
+/* ---- paced sends (myna_session_send_paced) --------------------------------- */
+
+#define PACED_COUNT     2000
+#define PACED_BATCH     8
+#define PACED_LOW_WATER (16 * 1024)
+#define PACED_PAD       1000
+
+/* A numbered source of PACED_COUNT messages of about 1 KB. */
+typedef struct {
+  guint next;
+  guint calls;
+  guint destroyed;
+  gsize most_pending;     /* the largest queue a call found */
+} PacedSource;
+
+static MynaStanza *
+paced_next (MynaSession *session, gpointer data)
+{
+  PacedSource *src = data;
+  g_autofree char *pad = NULL;
+
+  g_assert_cmpuint (src->destroyed, ==, 0);
+  src->calls++;
+  src->most_pending = MAX (src->most_pending, myna_session_get_output_pending (session));
+  if (src->next == PACED_COUNT)
+    return NULL;
+  pad = g_strnfill (PACED_PAD, 'x');
+  return myna_stanza_build ("<message id='%u'><body>%s</body></message>", src->next++, pad);
+}
+
+static void
+paced_destroyed (gpointer data)
+{
+  ((PacedSource *) data)->destroyed++;
+}
+
+typedef struct {
+  Peer        *peer;
+  PacedSource *src;
+  GString     *got;
+} PacedRead;
+
+/* Reads what the peer got; TRUE once the source is done and the last
+ * message arrived. */
+static gboolean
+peer_reads_until_destroyed (gpointer data)
+{
+  PacedRead *r = data;
+  g_autofree char *last = g_strdup_printf ("<message id='%u'>", PACED_COUNT - 1);
+  char buf[65536];
+  ssize_t n;
+
+  while ((n = recv (r->peer->fd, buf, sizeof buf, MSG_DONTWAIT)) > 0)
+    g_string_append_len (r->got, buf, n);
+  return r->src->destroyed > 0 && strstr (r->got->str, last) != NULL;
+}
+
+/* A paced send goes a batch now, then a batch each time the client has
+ * read the queue down to the low water: the queue stays short, a client
+ * reading slowly gets everything in order, and destroy runs once at the
+ * end.  The session closing, or the module that started it unloading,
+ * stops it mid-way: destroy runs once, @next never again. */
+static void
+test_send_paced (Fixture *f, gconstpointer unused)
+{
+  g_autoptr(GError) error = NULL;
+  g_dataset_set_data_full (f->h.server, UNLOADTEST_COUNTERS, g_new0 (UnloadTestCounters, 1),
+                           g_free);
+  MynaModule *mod = myna_module_load (f->h.server->modules, f->host, "unloadtest", &error);
+  g_assert_no_error (error);
+  g_autoptr(Peer) a = peer_open (f);
+  MynaSession *s = only_session (f);
+  PacedSource all = { 0 }, unloaded = { 0 }, closed = { 0 };
+
+  /* Nothing to send: it ends inside the call. */
+  PacedSource none = { .next = PACED_COUNT };
+  g_assert_false (myna_session_send_paced (s, PACED_BATCH, 0, PACED_LOW_WATER, paced_next,
+                                           &none, paced_destroyed));
+  g_assert_cmpuint (none.calls, ==, 1);
+  g_assert_cmpuint (none.destroyed, ==, 1);
+
+  /* The first batch from inside the call, no more. */
+  g_assert_true (myna_session_send_paced (s, PACED_BATCH, 0, PACED_LOW_WATER, paced_next, &all,
+                                          paced_destroyed));
+  g_assert_cmpuint (all.calls, ==, PACED_BATCH);
+  PacedRead r = { a, &all, g_string_new (NULL) };
+  g_assert_true (harness_wait (peer_reads_until_destroyed, &r, 20000));
+  g_assert_cmpuint (all.destroyed, ==, 1);
+  g_assert_cmpuint (all.calls, ==, PACED_COUNT + 1);
+  g_assert_cmpuint (all.most_pending, <=, PACED_LOW_WATER + PACED_BATCH * (PACED_PAD + 64));
+  /* Everything, in order. */
+  const char *at = r.got->str;
+  for (guint i = 0; i < PACED_COUNT; i++)
+    {
+      g_autofree char *id = g_strdup_printf ("<message id='%u'>", i);
+      at = strstr (at, id);
+      g_assert_nonnull (at);
+    }
+  g_string_free (r.got, TRUE);
+
+  /* The module that started it unloads: destroy only, once. */
+  queue_output (s, 4 * 1024 * 1024);
+  MynaModule *previous = myna_module_enter (mod);
+  g_assert_true (myna_session_send_paced (s, PACED_BATCH, 0, PACED_LOW_WATER, paced_next,
+                                          &unloaded, paced_destroyed));
+  myna_module_leave (previous);
+  g_assert_cmpuint (unloaded.calls, ==, PACED_BATCH);
+  g_assert_true (myna_module_unload (f->h.server->modules, f->host, "unloadtest", &error));
+  g_assert_no_error (error);
+  g_assert_cmpuint (unloaded.destroyed, ==, 1);
+
+  /* The session closes mid-way: destroy only, once. */
+  g_assert_true (myna_session_send_paced (s, PACED_BATCH, 0, PACED_LOW_WATER, paced_next,
+                                          &closed, paced_destroyed));
+  g_assert_cmpuint (closed.calls, ==, PACED_BATCH);
+  myna_session_close (s, NULL, NULL);
+  g_assert_cmpuint (closed.destroyed, ==, 1);
+  wait_ms (100);
+  g_assert_cmpuint (unloaded.calls, ==, PACED_BATCH);
+  g_assert_cmpuint (unloaded.destroyed, ==, 1);
+  g_assert_cmpuint (closed.calls, ==, PACED_BATCH);
+  g_assert_cmpuint (closed.destroyed, ==, 1);
+}
+
 /* ---- components and disco registrations ------------------------------------ */
 
 /* Sends <iq type='get' to=@to><query xmlns=@ns/></iq> from the test user
@@ -1020,6 +1144,7 @@ main (int argc, char **argv)
   ADD ("/router/unload-cleans-up", test_unload_cleans_up, unload);
   ADD ("/router/reload-drains", test_reload_drains, unload);
   ADD ("/router/drain-waiters", test_drain_waiters, unload);
+  ADD ("/router/send-paced", test_send_paced, unload);
   ADD ("/router/component-hosts", test_component_hosts, components);
   ADD ("/router/disco-registrations", test_disco_registrations, components);
   ADD ("/router/reload-falls-back", test_reload_falls_back, unload);
