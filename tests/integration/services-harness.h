@@ -9,6 +9,23 @@
 
 #include <myna/xmlstream.h>
 
+/* Sends @n chat messages to @to from @c, ids p0…, each with a body of
+ * @body_len letters: a backlog large enough to need pacing. */
+static inline void
+send_large_messages (Client *c, const char *to, guint n, gsize body_len)
+{
+  g_autoptr(GString) m = g_string_new (NULL);
+
+  for (guint i = 0; i < n; i++)
+    {
+      g_string_printf (m, "<message type='chat' to='%s' id='p%u'><body>", to, i);
+      for (gsize k = 0; k < body_len; k++)
+        g_string_append_c (m, (char) ('a' + k % 26));
+      g_string_append (m, "</body></message>");
+      client_send (c, m->str);
+    }
+}
+
 /* ---- peers ---------------------------------------------------------------- */
 
 typedef struct {

@@ -405,17 +405,8 @@ test_offline_mid_delivery (Fixture *f, gconstpointer unused)
   mynad_add_user (&f->d, "alice", "pw-alice");
   mynad_add_user (&f->d, "bob", "pw-bob");
   g_autoptr(Client) a = client_login (&f->d, "alice", "pw-alice", "home");
-  g_autoptr(GString) m = g_string_new (NULL);
-
   g_assert_nonnull (a);
-  for (guint i = 0; i < PACED_MESSAGES; i++)
-    {
-      g_string_printf (m, "<message type='chat' to='bob@localhost' id='p%u'><body>", i);
-      for (gsize k = 0; k < PACED_BODY; k++)
-        g_string_append_c (m, (char) ('a' + k % 26));
-      g_string_append (m, "</body></message>");
-      client_send (a, m->str);
-    }
+  send_large_messages (a, "bob@localhost", PACED_MESSAGES, PACED_BODY);
   g_assert_true (mynad_wait_log (&f->d, "offline message 60 stored for bob", WAIT_MS));
 
   /* Bob's queue fills up while he does not read; then offline reloads. */
