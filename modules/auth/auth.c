@@ -202,8 +202,13 @@ auth_failure (MynaSession *s, const char *condition, const char *text)
  * a way to lock its owner out.  Aborted SCRAM exchanges (the client saw
  * the salt and gave up, or left) count against the address and the pair
  * but not the account: they guess nothing.  An attempt counts as a
- * failure from its admission (so that parallel guesses cannot all pass the
- * throttle) until it turns out right or leaves the line unevaluated.  A
+ * failure of its pair and its account from its admission (so that parallel
+ * guesses at one account cannot all pass the throttle) until it turns out
+ * right or leaves the line unevaluated; of its address only once it has
+ * failed, so that the many logins in flight at once from a carrier's NAT
+ * or a reconnecting office are not refused for being many (a guesser
+ * spraying many accounts at once from a fresh address gets, once per
+ * window, as many guesses as it has connections: max_connections_per_ip).  A
  * correct login takes its own count back and clears its pair; the account
  * count stays, so the owner's logins do not reset what slows a guesser. */
 
@@ -237,15 +242,24 @@ auth_count (Auth *auth, char kind, const char *ip, const char *user)
   return auth_throttle_count (auth->failures, key, g_get_monotonic_time ());
 }
 
-/* Adds one to (@by > 0) or takes one back from (@by < 0) the counts of
- * @ip and (@ip, @user), and of @user too when @account. */
+/* Which counts auth_bump() touches. */
+enum {
+  COUNT_ADDRESS = 1 << 0,   /* @ip's */
+  COUNT_PAIR    = 1 << 1,   /* (@ip, @user)'s */
+  COUNT_ACCOUNT = 1 << 2,   /* @user's, from all addresses */
+};
+
+/* Adds one to (@by > 0) or takes one back from (@by < 0) the counts
+ * @which names (those of @user only where @user is known). */
 static void
-auth_bump (Auth *auth, const char *ip, const char *user, gboolean account, int by)
+auth_bump (Auth *auth, const char *ip, const char *user, guint which, int by)
 {
   gint64 now = g_get_monotonic_time ();
-  g_autofree char *ka = g_strconcat ("a\t", ip, NULL);
-  g_autofree char *kp = user != NULL ? g_strconcat ("p\t", ip, "\t", user, NULL) : NULL;
-  g_autofree char *ku = user != NULL && account ? g_strconcat ("u\t", user, NULL) : NULL;
+  g_autofree char *ka = which & COUNT_ADDRESS ? g_strconcat ("a\t", ip, NULL) : NULL;
+  g_autofree char *kp = user != NULL && which & COUNT_PAIR
+                          ? g_strconcat ("p\t", ip, "\t", user, NULL) : NULL;
+  g_autofree char *ku = user != NULL && which & COUNT_ACCOUNT ? g_strconcat ("u\t", user, NULL)
+                                                              : NULL;
   const char *keys[] = { ka, kp, ku };
 
   for (guint i = 0; i < G_N_ELEMENTS (keys); i++)
@@ -254,6 +268,11 @@ auth_bump (Auth *auth, const char *ip, const char *user, gboolean account, int b
     else if (keys[i] != NULL)
       auth_throttle_take_back (auth->failures, keys[i], now);
 }
+
+/* An admitted attempt counts against its pair and its account up front,
+ * until it turns out right or leaves unevaluated; against its address
+ * only once it has failed. */
+#define COUNT_UP_FRONT (COUNT_PAIR | COUNT_ACCOUNT)
 
 /* The instance's config snapshot, valid until the handler returns. */
 static const AuthConfig *
@@ -341,7 +360,7 @@ auth_leave_line (Attempt *a)
   auth_line_unlink (a->line, a->link, a->clean);
   a->line = NULL;
   a->link = NULL;
-  auth_bump (a->auth, a->ip, a->username, TRUE, -1);
+  auth_bump (a->auth, a->ip, a->username, COUNT_UP_FRONT, -1);
   g_debug ("%s: attempt on '%s' left the line before its turn", a->ip, a->username);
   attempt_unref (a);                          /* the line's */
 }
@@ -364,7 +383,7 @@ auth_admit (Attempt *a)
     {
       if (ms > 0)
         g_debug ("%s: answer on '%s' delayed %u ms (a known address)", a->ip, a->username, ms);
-      auth_bump (auth, a->ip, a->username, TRUE, 1);
+      auth_bump (auth, a->ip, a->username, COUNT_UP_FRONT, 1);
       auth_evaluate (a);
       return;
     }
@@ -378,7 +397,7 @@ auth_admit (Attempt *a)
         }
       g_debug ("%s: answer on '%s' delayed %u ms (failures on the account)", a->ip,
                a->username, ms);
-      auth_bump (auth, a->ip, a->username, TRUE, 1);
+      auth_bump (auth, a->ip, a->username, COUNT_UP_FRONT, 1);
       auth_take_slot (line, a, ms);
       return;
     }
@@ -397,7 +416,7 @@ auth_admit (Attempt *a)
           return;
         }
     }
-  auth_bump (auth, a->ip, a->username, TRUE, 1);
+  auth_bump (auth, a->ip, a->username, COUNT_UP_FRONT, 1);
   a->busy = TRUE;                 /* the client waits; anything else ends it */
   a->clean = clean;
   a->line = line;
@@ -409,7 +428,7 @@ auth_admit (Attempt *a)
 static void
 auth_record_failure (Auth *auth, MynaSession *s, const char *ip, const char *user)
 {
-  auth_bump (auth, ip, user, TRUE, 1);
+  auth_bump (auth, ip, user, COUNT_ADDRESS | COUNT_PAIR | COUNT_ACCOUNT, 1);
   g_message ("%s: authentication failed for '%s'", myna_session_get_peer (s),
              user != NULL ? user : "?");
 }
@@ -425,7 +444,7 @@ auth_log_failure (Attempt *a)
 static void
 auth_record_abort (Attempt *a)
 {
-  auth_bump (a->auth, a->ip, a->username, FALSE, 1);
+  auth_bump (a->auth, a->ip, a->username, COUNT_ADDRESS | COUNT_PAIR, 1);
   g_debug ("%s: SCRAM exchange for '%s' abandoned after the challenge", a->ip,
            a->username != NULL ? a->username : "?");
 }
@@ -569,7 +588,9 @@ plain_checked (const GError *error, gpointer user_data)
 
   a->busy = FALSE;
   if (error == NULL)
-    auth_bump (a->auth, a->ip, a->username, TRUE, -1);
+    auth_bump (a->auth, a->ip, a->username, COUNT_UP_FRONT, -1);
+  else
+    auth_bump (a->auth, a->ip, a->username, COUNT_ADDRESS, 1);
   if (a->session == NULL || !myna_session_is_open (a->session))
     return;                         /* the client left meanwhile */
   if (error != NULL)
@@ -781,11 +802,12 @@ scram_check (Attempt *a)
 
   if (!ok)
     {
+      auth_bump (a->auth, a->ip, a->username, COUNT_ADDRESS, 1);
       auth_log_failure (a);
       auth_verdict (a, FALSE, NULL);
       return;
     }
-  auth_bump (a->auth, a->ip, a->username, TRUE, -1);
+  auth_bump (a->auth, a->ip, a->username, COUNT_UP_FRONT, -1);
   g_autoptr(GBytes) sig = myna_scram_server_signature (a->hash, a->creds->server_key,
                                                        a->auth_message);
   g_autofree char *sig64 = g_base64_encode (g_bytes_get_data (sig, NULL), g_bytes_get_size (sig));

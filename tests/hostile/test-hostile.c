@@ -1453,6 +1453,50 @@ test_brute_force_parallel (Fixture *f, gconstpointer unused)
                         MAX_FAILURES);
 }
 
+/* Many right logins in flight at once from one address (a carrier's NAT,
+ * an office reconnecting after an outage), more than
+ * max_failures_per_address: none is refused, since none failed; and one
+ * wrong password among them fails alone. */
+#define PARALLEL_LOGINS 16
+
+static void
+test_parallel_logins (Fixture *f, gconstpointer unused)
+{
+  Client *c[PARALLEL_LOGINS];
+  GString *seq = g_string_new (NULL);
+  guint ok = 0;
+
+  for (guint i = 0; i < PARALLEL_LOGINS; i++)
+    {
+      g_autofree char *user = g_strdup_printf ("phone%u", i);
+      mynad_add_user (&f->d, user, "secret");
+      c[i] = connect_from (&f->d, ATTACK_SRC, 0);
+      g_assert_nonnull (c[i]);
+      g_assert_true (open_stream (&f->d, c[i]));
+      g_string_truncate (c[i]->in, 0);
+    }
+  for (guint i = 0; i < PARALLEL_LOGINS; i++)
+    {
+      g_autofree char *user = g_strdup_printf ("phone%u", i);
+      g_autofree char *auth = plain_auth (user, i == 0 ? "typo" : "secret");
+      client_send (c[i], auth);
+    }
+  for (guint i = 0; i < PARALLEL_LOGINS; i++)
+    {
+      g_autofree char *answer = sasl_outcome (&f->d, c[i]);
+      g_string_append_printf (seq, "%s%s", i ? " " : "", answer);
+      if (i == 0)
+        g_assert_cmpstr (answer, ==, "not-authorized");
+      else if (strcmp (answer, "success") == 0)
+        ok++;
+      client_free (c[i]);
+    }
+  g_test_message ("%d logins in flight from one address (one wrong): %s", PARALLEL_LOGINS,
+                  seq->str);
+  g_string_free (seq, TRUE);
+  g_assert_cmpuint (ok, ==, PARALLEL_LOGINS - 1);
+}
+
 /* A guesser spread over many addresses, one wrong password each for
  * alice: none is refused (so nobody can lock alice out), but from
  * max_failures on every answer waits longer, up to account_delay_max,
@@ -1975,6 +2019,7 @@ main (int argc, char **argv)
   ADD ("/hostile/out-of-descriptors", nofd_limits, test_out_of_descriptors);
   ADD ("/hostile/sasl/brute-force", brute_limits, test_brute_force);
   ADD ("/hostile/sasl/brute-force-parallel", brute_limits, test_brute_force_parallel);
+  ADD ("/hostile/sasl/parallel-logins", brute_limits, test_parallel_logins);
   ADD ("/hostile/sasl/spread-guessing", brute_limits, test_spread_guessing);
   ADD ("/hostile/sasl/failure-table", table_limits, test_failure_table);
   ADD ("/hostile/sasl/account-line-rate", line_limits, test_account_line_rate);
