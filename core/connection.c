@@ -69,6 +69,7 @@ struct _MynaSession {
   gboolean       drain_scheduled; /* in drain_queue */
   gboolean       reaping;
   gboolean       cut;          /* cut by the budget, its close due from idle (cut_queue) */
+  gboolean       hibernated;   /* bound, its transport gone, kept for resumption */
   GArray        *data;         /* SessionDatum, NULL until the first */
 };
 
@@ -801,10 +802,38 @@ myna_session_send_raw (MynaSession *session, const char *xml, gssize len)
   session_write (session, xml, len < 0 ? strlen (xml) : (gsize) len);
 }
 
+static gboolean is_stanza_name (const char *name);
+
+/* Whether @stanza is a message, presence or iq of the client namespace
+ * (what MYNA_EVENT_STANZA_TO_CLIENT sees). */
+static gboolean
+is_client_stanza (MynaStanza *stanza)
+{
+  const char *ns = myna_stanza_get_ns (stanza);
+
+  return is_stanza_name (myna_stanza_get_name (stanza))
+         && (ns == NULL || strcmp (ns, MYNA_NS_CLIENT) == 0);
+}
+
 void
 myna_session_send (MynaSession *session, MynaStanza *stanza)
 {
   g_return_if_fail (session != NULL && stanza != NULL);
+
+  if (session->state == STATE_BOUND && is_client_stanza (stanza))
+    {
+      MynaCall call = { session->server, session->host, session, session->jid, session->jid };
+
+      if (myna_router_fire (session->server->router, session->host,
+                            MYNA_EVENT_STANZA_TO_CLIENT, &call, stanza) == MYNA_HANDLED)
+        return;
+    }
+  if (session->hibernated)
+    {
+      g_debug ("%s: a <%s/> to a hibernated session, taken by no module, dropped",
+               session->peer, myna_stanza_get_name (stanza));
+      return;
+    }
 
   GString *buf = g_string_sized_new (256);
   myna_stanza_serialize (stanza, MYNA_NS_CLIENT, buf);
@@ -1532,6 +1561,13 @@ static const MynaXmlStreamCallbacks stream_callbacks = {
 };
 
 /* ---- session API ---------------------------------------------------------- */
+
+gboolean
+myna_session_is_hibernated (MynaSession *session)
+{
+  g_return_val_if_fail (session != NULL, FALSE);
+  return session->hibernated;
+}
 
 MynaHost *
 myna_session_get_host (MynaSession *session)

@@ -43,6 +43,17 @@ typedef enum {
 #define MYNA_EVENT_SESSION_CLOSED        "session/closed"
 /* A stanza sent by a client of this host, before routing (any kind). */
 #define MYNA_EVENT_STANZA_FROM_CLIENT    "stanza/from-client"
+/* A stanza (message, presence or iq) about to be written to a bound
+ * session (the call's session; its from and to are that session's JID):
+ * fired by myna_session_send(), after every module that sent it, before
+ * it is serialised.  A handler answering HANDLED takes it over (it must
+ * ref the stanza to keep it): the core writes nothing.  Client State
+ * Indication holds stanzas back here, stream management counts and keeps
+ * the ones it lets through (the lowest priority).  A handler sending the
+ * stanza again with myna_session_send() runs this chain again: it knows
+ * its own stanzas by a flag of its own.  Stream-level elements (<a/>,
+ * SASL, features) do not pass here. */
+#define MYNA_EVENT_STANZA_TO_CLIENT      "stanza/to-client"
 /* Fired by the presence module when a session sends its initial presence
  * (the stanza is that presence): offline delivery hooks it. */
 #define MYNA_EVENT_PRESENCE_INITIAL      "presence/initial"
@@ -164,6 +175,13 @@ gboolean     myna_session_is_secure (MynaSession *session);
 /* FALSE once the session is closing: asynchronous work finishing late
  * should then do nothing more with it. */
 gboolean     myna_session_is_open (MynaSession *session);
+/* Whether the session is hibernated: bound, its connection gone, kept by
+ * stream management (XEP-0198) until the client resumes it or its window
+ * ends.  It still receives stanzas (a module of MYNA_EVENT_STANZA_TO_CLIENT
+ * keeps them; those no module takes are dropped) and counts as bound,
+ * but nobody reads: a module pushing a notification treats it as
+ * offline. */
+gboolean     myna_session_is_hibernated (MynaSession *session);
 /* Presence priority (-128..127), 0 until initial presence. */
 int          myna_session_get_priority (MynaSession *session);
 void         myna_session_set_priority (MynaSession *session, int priority);

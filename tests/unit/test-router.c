@@ -815,6 +815,60 @@ test_drain_waiters (Fixture *f, gconstpointer unused)
   g_assert_cmpint (module.called + core.called + now.called + closing.called, ==, 2);
 }
 
+/* ---- stanza/to-client ------------------------------------------------------ */
+
+typedef struct {
+  MynaSession *session;
+  guint        seen;
+} ToClient;
+
+/* Sees each stanza to a client; takes over the one with id 'hold'. */
+static MynaResult
+to_client_probe (MynaCall *call, MynaStanza *stanza, gpointer data)
+{
+  ToClient *t = data;
+
+  g_assert_true (myna_call_get_session (call) == t->session);
+  t->seen++;
+  return g_strcmp0 (myna_stanza_get_id (stanza), "hold") == 0 ? MYNA_HANDLED : MYNA_PASS;
+}
+
+/* MYNA_EVENT_STANZA_TO_CLIENT sees each stanza sent to a bound session,
+ * and a handler answering HANDLED keeps it from the wire; a session not
+ * yet bound, and stream-level elements, do not pass there. */
+static void
+test_to_client (Fixture *f, gconstpointer unused)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(Peer) a = peer_open (f);
+  ToClient t = { only_session (f), 0 };
+
+  myna_router_add_hook (f->h.server->router, f->host, MYNA_EVENT_STANZA_TO_CLIENT, 0, NULL,
+                        to_client_probe, &t, NULL);
+  g_autoptr(MynaStanza) early = myna_stanza_build ("<message id='early'/>");
+  myna_session_send (t.session, early);
+  g_assert_true (peer_expect (a, "id='early'"));
+  g_assert_cmpuint (t.seen, ==, 0);
+  myna_session_set_authenticated (t.session, "alice");
+  g_assert_true (myna_session_bind (t.session, "phone", &error));
+  g_assert_no_error (error);
+  g_assert_false (myna_session_is_hibernated (t.session));
+  const char *ids[] = { "pass", "hold", "after" };
+  for (guint i = 0; i < G_N_ELEMENTS (ids); i++)
+    {
+      g_autoptr(MynaStanza) m = myna_stanza_build ("<message id='%s'><body>x</body></message>",
+                                                   ids[i]);
+      myna_session_send (t.session, m);
+    }
+  g_autoptr(MynaStanza) sm = myna_stanza_build ("<r xmlns='urn:xmpp:sm:3'/>");
+  myna_session_send (t.session, sm);
+  g_assert_true (peer_expect (a, "<r xmlns='urn:xmpp:sm:3'/>"));
+  g_assert_cmpuint (t.seen, ==, 3);
+  g_assert_nonnull (strstr (a->in->str, "id='pass'"));
+  g_assert_nonnull (strstr (a->in->str, "id='after'"));
+  g_assert_null (strstr (a->in->str, "id='hold'"));
+}
+
 /* ---- paced sends (myna_session_send_paced) --------------------------------- */
 
 #define PACED_COUNT     2000
@@ -1140,6 +1194,7 @@ main (int argc, char **argv)
   ADD ("/router/failing-modules", test_failing_and_missing_modules, broken);
   ADD ("/router/disco-lazy-features", test_disco_lists_lazy_features, base);
   ADD ("/router/hook-priorities", test_hook_priorities, base);
+  ADD ("/router/to-client", test_to_client, base);
   ADD ("/router/iq-one-owner", test_iq_one_owner, base);
   ADD ("/router/unload-cleans-up", test_unload_cleans_up, unload);
   ADD ("/router/reload-drains", test_reload_drains, unload);
