@@ -350,9 +350,9 @@ webhook_pump (Webhook *hook)
     hook->timer = g_timeout_add ((guint) ((next - now + 999) / 1000), webhook_timer_fired, hook);
 }
 
-/* Puts @job back to wait for its next attempt, in arrival order. */
+/* Orders waiting jobs by arrival. */
 static gint
-webhook_job_by_seq (gconstpointer a, gconstpointer b, gpointer unused)
+webhook_job_by_seq (gconstpointer a, gconstpointer b, G_GNUC_UNUSED gpointer unused)
 {
   const WebhookJob *ja = a, *jb = b;
 
