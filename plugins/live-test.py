@@ -24,7 +24,12 @@ slixmpp clients and checks that:
   - `mynactl unload hello` drops its state (hello is lazy: the next IQ
     opens a fresh instance, whose count starts again);
   - after `mynactl unload broadcast` the component answers
-    service-unavailable, and `mynactl load` brings it back.
+    service-unavailable, and `mynactl load` brings it back;
+  - push_webhook, serving [component:push.localhost] as a XEP-0357 app
+    server: alice enables push there and leaves, bob writes to her, the
+    shipped cloud_notify publishes, and the plugin POSTs the JSON to an
+    HTTP sink this script runs, which answers 503 first (the plugin
+    retries), then 200.
 Prints TAP; every wait is bounded; mynad is stopped (killed if need be) on
 exit.  Run with the environment the server should see (build-and-test.sh
 unsets LD_LIBRARY_PATH: the staged binaries' RUNPATH must find libmyna).
@@ -32,7 +37,11 @@ unsets LD_LIBRARY_PATH: the staged binaries' RUNPATH must find libmyna).
   live-test.py --mynad PATH --mynactl PATH --moduledir DIR [--dir DIR]
 """
 import argparse
+import asyncio
+import http.server
+import json
 import sys
+import threading
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
@@ -48,6 +57,8 @@ NS_ADDRESS = 'http://jabber.org/protocol/address'
 NS_STANZAS = 'urn:ietf:params:xml:ns:xmpp-stanzas'
 COMPONENT = 'broadcast.localhost'
 SERVICE = 'contacts@' + COMPONENT
+PUSH = 'push.localhost'
+NS_PUSH = 'urn:xmpp:push:0'
 SCRAM = dict(mech='SCRAM-SHA-256', channel_binding=False)
 USERS = {'alice': 'alice-pw-1', 'bob': 'bob-pw-2', 'carol': 'carol-pw-3'}
 
@@ -64,8 +75,30 @@ def from_service(body_prefix):
     return pred
 
 
+class Sink(http.server.BaseHTTPRequestHandler):
+    """The webhook: 503 to the first POST, then 200, keeping the bodies."""
+    hits = 0
+    bodies = []
+
+    def do_POST(self):
+        body = self.rfile.read(int(self.headers.get('Content-Length', '0')))
+        Sink.hits += 1
+        if Sink.hits == 1:
+            self.send_response(503)
+        else:
+            Sink.bodies.append(json.loads(body))
+            self.send_response(200)
+        self.send_header('Content-Length', '0')
+        self.end_headers()
+
+    def log_message(self, *args):
+        pass
+
+
 def steps(mynad, args):
     st = {}
+    sink = http.server.ThreadingHTTPServer(('127.0.0.1', 0), Sink)
+    threading.Thread(target=sink.serve_forever, daemon=True).start()
 
     def ctl(*argv):
         rc, out, err = mynad.mynactl(*argv)
@@ -88,13 +121,16 @@ def steps(mynad, args):
         # alice has one contact who may see her presence until the last
         # step, which adds a second one.
         text += '\n[module:broadcast]\nmax_recipients = 1\n'
+        text += ('\n[component:%s]\nmodule = push_webhook\n'
+                 '\n[module:push_webhook]\nwebhook_url = http://127.0.0.1:%d/push\n'
+                 'initial_delay = 100ms\n' % (PUSH, sink.server_address[1]))
         mynad.conf.write_text(text)
         await mynad.astart()
         for name, pw in USERS.items():
             rc, out, err = mynad.mynactl('user', 'add', jid(name), input=pw + '\n')
             check(rc == 0, 'mynactl user add %s: %s%s' % (name, out, err))
         out = ctl('modules')
-        for m in ('hello', 'broadcast', 'roster'):
+        for m in ('hello', 'broadcast', 'roster', 'push_webhook'):
             check(m in out, '%s missing from mynactl modules:\n%s' % (m, out))
         return 'mynad %s' % args.mynad
 
@@ -251,7 +287,34 @@ def steps(mynad, args):
               is not None, 'not policy-violation: %s' % err)
         return err.xml.findtext('{jabber:client}error/{%s}text' % NS_STANZAS)
 
+    async def push():
+        iq = st['alice'].Iq()
+        iq['type'] = 'set'
+        iq.append(ET.Element('{%s}enable' % NS_PUSH, jid=PUSH, node='live-node'))
+        await iq.send(timeout=mi.TIMEOUT)
+        await close(st.pop('alice'))
+        # Until the server has seen alice leave, bob's message reaches her
+        # session and nothing is pushed: bob writes again, bounded.
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + mi.TIMEOUT
+        while not Sink.bodies and loop.time() < deadline:
+            st['bob'].send_message(mto=jid('alice'), mbody='wake up', mtype='chat')
+            for _ in range(10):
+                if Sink.bodies:
+                    break
+                await asyncio.sleep(0.1)
+        check(Sink.bodies, 'no POST reached the webhook (%d attempt(s))' % Sink.hits)
+        check(Sink.hits >= 2, 'the 503 was not retried: %d hit(s)' % Sink.hits)
+        got = Sink.bodies[0]
+        check(got.get('node') == 'live-node' and got.get('message_count', 0) >= 1
+              and str(got.get('last_sender', '')).startswith(jid('bob')),
+              'the webhook got: %s' % got)
+        st['alice'] = await login(jid('alice'), USERS['alice'], mynad.c2s, resource='live',
+                                  **SCRAM)
+        return '%d POST(s), %s' % (Sink.hits, json.dumps(got))
+
     async def stop():
+        sink.shutdown()
         for name in USERS:
             await close(st.pop(name))
         await mynad.astop()
@@ -281,6 +344,8 @@ def steps(mynad, args):
         ('mynactl unload broadcast: service-unavailable until mynactl load',
          unload_broadcast),
         ('max_recipients = 1 and two contacts: policy-violation', too_many),
+        ('push_webhook: a message to offline alice becomes a POST, retried after a 503',
+         push),
         ('mynad stops cleanly on SIGTERM, having logged no warning', stop),
     ], cleanup
 
