@@ -1358,10 +1358,11 @@ mam_load (MynaModule *mod, GError **error)
                     self, NULL);
   myna_module_hook (mod, MYNA_EVENT_ACCOUNT_DELETED, 0, mam_account_deleted, self, NULL);
   /* A sweep four times per retention period, from once a second to once
-   * an hour: an item outlives its retention by a quarter of it at most. */
-  if (keep > 0)
-    myna_module_add_timer (mod, (guint) CLAMP (keep / 4 / 1000, 1000, 3600 * 1000),
-                           mam_sweep, self, NULL);
+   * an hour: an item outlives its retention by a quarter of it at most.
+   * Kept forever: hourly, in case a configuration reload sets one. */
+  myna_module_add_timer (mod, keep > 0 ? (guint) CLAMP (keep / 4 / 1000, 1000, 3600 * 1000)
+                                       : 3600 * 1000,
+                         mam_sweep, self, NULL);
   return TRUE;
 }
 
