@@ -72,10 +72,12 @@ typedef struct {
                               const char *with, gint64 timestamp,
                               const char *data, gint64 *id, GError **error);
   /* Appends the page's MynaArchiveItem* to @items, oldest first, with the
-   * semantics documented in storage.h; @query->max is never 0 here. */
+   * semantics documented in storage.h (@flags those of
+   * myna_archive_query_full); @query->max is never 0 here. */
   gboolean (*archive_query) (MynaStorageConn *conn, const char *host,
                              const char *user, const char *archive,
-                             const MynaArchiveQuery *query, GPtrArray *items,
+                             const MynaArchiveQuery *query,
+                             MynaArchiveQueryFlags flags, GPtrArray *items,
                              gboolean *complete, guint *total,
                              GError **error);
   /* Deletes items with id <= @up_to_id; 0 deletes them all. */

@@ -123,7 +123,9 @@ enum {
   FILTER_END    = 1 << 2,
   FILTER_AFTER  = 1 << 3,
   FILTER_BEFORE = 1 << 4,
-  N_FILTER_MASKS = 1 << 5,
+  /* Not a filter: with FILTER_BEFORE, page forward (the first page). */
+  PAGE_FORWARD  = 1 << 5,
+  N_FILTER_MASKS = 1 << 6,
   /* The filters that define the result set; the others page through it. */
   FILTER_SET_MASK = FILTER_WITH | FILTER_START | FILTER_END,
 };
@@ -660,7 +662,7 @@ query_sql (guint mask, gboolean count)
   if (mask & FILTER_BEFORE)
     g_string_append (sql, " AND id < ?8");
   if (!count)
-    g_string_append (sql, (mask & FILTER_BEFORE)
+    g_string_append (sql, (mask & FILTER_BEFORE) && !(mask & PAGE_FORWARD)
                           ? " ORDER BY id DESC LIMIT ?9"
                           : " ORDER BY id ASC LIMIT ?9");
   return g_string_free (sql, FALSE);
@@ -746,20 +748,25 @@ query_total (MynaStorageConn *conn, guint mask, const char *host,
 
 /* Reads one row more than the page holds to learn whether the page is the
  * last in the query's direction: forward normally, backward (the last
- * @max items) with before_id. */
+ * @max items) with before_id unless @flags say FORWARD.  Counts the total
+ * unless @flags say NO_TOTAL. */
 static gboolean
 sqlite_archive_query (MynaStorageConn *conn, const char *host,
                       const char *user, const char *archive,
-                      const MynaArchiveQuery *query, GPtrArray *items,
+                      const MynaArchiveQuery *query,
+                      MynaArchiveQueryFlags flags, GPtrArray *items,
                       gboolean *complete, guint *total, GError **error)
 {
   guint mask = query_mask (query);
-  gboolean backward = (mask & FILTER_BEFORE) != 0;
-  g_autoptr (CachedStmt) stmt = query_stmt_get (conn, mask, FALSE, error);
+  gboolean backward = (mask & FILTER_BEFORE) != 0
+                      && !(flags & MYNA_ARCHIVE_QUERY_FORWARD);
+  g_autoptr (CachedStmt) stmt = NULL;
   guint first = items->len;
   guint n = 0;
   int rc;
 
+  stmt = query_stmt_get (conn, mask | ((mask & FILTER_BEFORE) && !backward
+                                       ? PAGE_FORWARD : 0), FALSE, error);
   if (stmt == NULL
       || !bind_query (conn, stmt, mask, host, user, archive, query, error)
       || !bind_int64 (conn, stmt, 9, (gint64) query->max + 1, error))
@@ -780,6 +787,9 @@ sqlite_archive_query (MynaStorageConn *conn, const char *host,
         items->pdata[i] = items->pdata[j - 1];
         items->pdata[j - 1] = tmp;
       }
+  *total = 0;
+  if (flags & MYNA_ARCHIVE_QUERY_NO_TOTAL)
+    return TRUE;
   return query_total (conn, mask, host, user, archive, query, total, error);
 }
 

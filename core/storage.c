@@ -77,6 +77,7 @@ typedef struct {
   char    *with;
   gint64   number;     /* timestamp, up_to_id, or expiry limit */
   MynaArchiveQuery query;  /* .with points into @with */
+  MynaArchiveQueryFlags query_flags;
   gboolean known_empty;    /* a query answered without the backend */
 
   MynaStorageDone     done;
@@ -261,7 +262,8 @@ op_execute (MynaStorage *self, Op *op, GError **error)
           return TRUE;
         }
       return be->archive_query (conn, op->host, op->user, op->name,
-                                &op->query, op->items, &op->complete,
+                                &op->query, op->query_flags, op->items,
+                                &op->complete,
                                 &op->total, error);
     default:
       g_assert_not_reached ();
@@ -661,6 +663,11 @@ archive_note_query (MynaStorage *self, const Op *op)
       || op->total != 0 || op->seq <= self->archives_cleared_seq
       || (op->with != NULL && *op->with != '\0')
       || op->query.start != 0 || op->query.end != 0)
+    return;
+  /* Not counted: only a page of everything that found nothing. */
+  if ((op->query_flags & MYNA_ARCHIVE_QUERY_NO_TOTAL)
+      && (op->items == NULL || op->items->len != 0 || op->query.after_id != 0
+          || (op->query.before_id != 0 && op->query.before_id != G_MAXINT64)))
     return;
   skey = store_key (op->host, op->user, op->name);
   state = g_hash_table_lookup (self->archives, skey);
@@ -1526,6 +1533,18 @@ myna_archive_query (MynaStorage *storage, const char *host,
                     const MynaArchiveQuery *query, MynaArchiveResult done,
                     gpointer user_data, GDestroyNotify destroy)
 {
+  myna_archive_query_full (storage, host, user, archive, query,
+                           MYNA_ARCHIVE_QUERY_DEFAULT, done, user_data,
+                           destroy);
+}
+
+void
+myna_archive_query_full (MynaStorage *storage, const char *host,
+                         const char *user, const char *archive,
+                         const MynaArchiveQuery *query,
+                         MynaArchiveQueryFlags flags, MynaArchiveResult done,
+                         gpointer user_data, GDestroyNotify destroy)
+{
   g_autofree char *skey = NULL;
   Op *op;
 
@@ -1544,6 +1563,7 @@ myna_archive_query (MynaStorage *storage, const char *host,
     op->query = *query;
   op->with = g_strdup (op->query.with);
   op->query.with = op->with;
+  op->query_flags = flags;
   if (op->query.max == 0)
     op->query.max = DEFAULT_PAGE;
   skey = store_key (host, user, archive);

@@ -128,6 +128,25 @@ void   myna_archive_query (MynaStorage *storage, const char *host,
                            const MynaArchiveQuery *query,
                            MynaArchiveResult done, gpointer user_data,
                            GDestroyNotify destroy);
+/* Options of myna_archive_query_full(). */
+typedef enum {
+  MYNA_ARCHIVE_QUERY_DEFAULT  = 0,
+  /* @total is not counted (the callback gets 0): counting reads every
+   * matching index entry, a page only its own items, so a page of a
+   * large archive (a message archive) costs the same wherever it is. */
+  MYNA_ARCHIVE_QUERY_NO_TOTAL = 1 << 0,
+  /* With before_id: the first page of the items before it (oldest
+   * first, @complete when none is left before before_id), not the last
+   * one.  Without before_id it changes nothing. */
+  MYNA_ARCHIVE_QUERY_FORWARD  = 1 << 1,
+} MynaArchiveQueryFlags;
+/* myna_archive_query() with @flags. */
+void   myna_archive_query_full (MynaStorage *storage, const char *host,
+                                const char *user, const char *archive,
+                                const MynaArchiveQuery *query,
+                                MynaArchiveQueryFlags flags,
+                                MynaArchiveResult done, gpointer user_data,
+                                GDestroyNotify destroy);
 /* Deletes items with id <= @up_to_id (0: all) of one user's archive. */
 void   myna_archive_delete (MynaStorage *storage, const char *host,
                             const char *user, const char *archive,

@@ -287,6 +287,19 @@ query_wait (MynaStorage *storage, const char *user, const char *archive,
   g_assert_no_error (result->error);
 }
 
+static void
+query_wait_full (MynaStorage *storage, const char *user, const char *archive,
+                 const MynaArchiveQuery *query, MynaArchiveQueryFlags flags,
+                 QueryResult *result)
+{
+  query_result_clear (result);
+  result->done = FALSE;
+  myna_archive_query_full (storage, HOST, user, archive, query, flags,
+                           query_done, result, NULL);
+  WAIT_UNTIL (result->done, WAIT_MS);
+  g_assert_no_error (result->error);
+}
+
 /* Asserts @result holds exactly ids[first .. first + n - 1]. */
 static void
 assert_page (const QueryResult *result, const GArray *ids, guint first,
@@ -497,6 +510,40 @@ append_items (MynaStorage *storage, const char *user, const char *archive,
   ids = g_steal_pointer (&counter.ids);
   counter_clear (&counter);
   return ids;
+}
+
+/* myna_archive_query_full: NO_TOTAL leaves the count out (and a page
+ * finding nothing after an id does not mark the archive empty); FORWARD
+ * pages from the oldest item before before_id. */
+static void
+test_archive_query_flags (void)
+{
+  g_autoptr (TempDb) db = temp_db_new ();
+  MynaStorage *storage = open_ok (db);
+  g_autoptr (GArray) ids = append_items (storage, "alice", "mam", 10, 1000);
+  g_auto (QueryResult) r = { 0 };
+  MynaArchiveQuery q = { .max = 3 };
+
+  query_wait_full (storage, "alice", "mam", &q, MYNA_ARCHIVE_QUERY_NO_TOTAL, &r);
+  assert_page (&r, ids, 0, 3, FALSE, 0);
+  q.after_id = g_array_index (ids, gint64, 9);
+  query_wait_full (storage, "alice", "mam", &q, MYNA_ARCHIVE_QUERY_NO_TOTAL, &r);
+  assert_page (&r, ids, 0, 0, TRUE, 0);
+  q.after_id = 0;
+  query_wait_full (storage, "alice", "mam", &q, MYNA_ARCHIVE_QUERY_NO_TOTAL, &r);
+  assert_page (&r, ids, 0, 3, FALSE, 0);
+
+  /* Before item 5: the last page by default, the first one FORWARD. */
+  q.before_id = g_array_index (ids, gint64, 5);
+  query_wait_full (storage, "alice", "mam", &q, MYNA_ARCHIVE_QUERY_DEFAULT, &r);
+  assert_page (&r, ids, 2, 3, FALSE, 10);
+  query_wait_full (storage, "alice", "mam", &q, MYNA_ARCHIVE_QUERY_FORWARD, &r);
+  assert_page (&r, ids, 0, 3, FALSE, 10);
+  q.after_id = g_array_index (ids, gint64, 2);
+  query_wait_full (storage, "alice", "mam", &q, MYNA_ARCHIVE_QUERY_FORWARD
+                                                | MYNA_ARCHIVE_QUERY_NO_TOTAL, &r);
+  assert_page (&r, ids, 3, 2, TRUE, 0);
+  myna_storage_close (storage);
 }
 
 static void
@@ -1762,6 +1809,7 @@ main (int argc, char **argv)
   g_test_add_func ("/storage/callbacks/main-context",
                    test_callbacks_main_context);
   g_test_add_func ("/storage/archive/query", test_archive_query);
+  g_test_add_func ("/storage/archive/query-flags", test_archive_query_flags);
   g_test_add_func ("/storage/archive/query-sees-queued-writes",
                    test_archive_query_sees_queued_writes);
   g_test_add_func ("/storage/archive/delete-expire",

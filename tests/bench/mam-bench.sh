@@ -1,0 +1,104 @@
+#!/usr/bin/env bash
+# tests/bench/mam-bench.sh: the message archive's benchmarks (issue 12).
+#
+#  1. A MAM page query's p50/p99 on an archive of BENCH_MAM_N (1,000,000)
+#     messages: mambench fills one account's archive through the storage
+#     API (mynad stopped), then mynad (tests/bench/myna.conf + mam) answers
+#     BENCH_MAM_ROUNDS rounds of each query over XMPP: first page, a middle
+#     page by after-id and by before-id, the last page, a with= filter.
+#  2. Messages/s with mam on against off: xmppload's throughput scenario
+#     (BENCH_PAIRS pairs, BENCH_WINDOW in flight, BENCH_DURATION s) on
+#     tests/bench/myna.conf as it is, then with mam added to its modules.
+#     mynad on CPU 0, the load on CPU 1, as run.sh does.
+#
+# Environment: BENCH_BUILD (default build), BENCH_MAM_N=1000000,
+# BENCH_MAM_ROUNDS=200, BENCH_PAIRS=50, BENCH_WINDOW=10, BENCH_DURATION=10,
+# BENCH_PORT=15226, BENCH_ONLY=pages|throughput (default both).
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+BUILD=${BENCH_BUILD:-$ROOT/build}
+N=${BENCH_MAM_N:-1000000}
+ROUNDS=${BENCH_MAM_ROUNDS:-200}
+PAIRS=${BENCH_PAIRS:-50}
+WINDOW=${BENCH_WINDOW:-10}
+DUR=${BENCH_DURATION:-10}
+PORT=${BENCH_PORT:-15226}
+ONLY=${BENCH_ONLY:-}
+MYNAD="$BUILD/core/mynad"
+MYNACTL="$BUILD/core/mynactl"
+XL="$BUILD/tests/bench/xmppload"
+MB="$BUILD/tests/bench/mambench"
+ninja -C "$BUILD" core/mynad core/mynactl tests/bench/xmppload tests/bench/mambench \
+  modules/mam/mod_mam.so >/dev/null
+
+WORK=$(mktemp -d /tmp/myna-mam-bench.XXXXXX)
+PID=""
+cleanup () {
+  [ -n "$PID" ] && kill -TERM "$PID" 2>/dev/null && wait "$PID" 2>/dev/null || true
+  [ "${BENCH_KEEP:-0}" = 1 ] || rm -rf "$WORK"
+}
+trap cleanup EXIT
+log () { printf '== %s\n' "$*" >&2; }
+
+# conf DIR MODULES: the benchmark configuration with @MODULES and PORT.
+conf () {
+  mkdir -p "$1"
+  sed -e "s/^modules = .*/modules = $2/" -e "s/15225/$PORT/" \
+      "$ROOT/tests/bench/myna.conf" > "$1/myna.conf"
+  printf '\n[module:mam]\narchive_expires_after = never\n' >> "$1/myna.conf"
+}
+
+start () {
+  (cd "$1" && exec taskset -c 0 "$MYNAD" -c myna.conf) >"$1/mynad.log" 2>&1 &
+  PID=$!
+  for _ in $(seq 1 300); do
+    ss -Hltn "sport = :$PORT" | grep -q . && return 0
+    kill -0 "$PID" 2>/dev/null || { cat "$1/mynad.log" >&2; return 1; }
+    sleep 0.1
+  done
+  return 1
+}
+
+stop () {
+  kill -TERM "$PID" 2>/dev/null || true
+  wait "$PID" 2>/dev/null || true
+  PID=""
+}
+
+BASE_MODULES=$(sed -n 's/^modules = //p' "$ROOT/tests/bench/myna.conf")
+
+if [ "$ONLY" != throughput ]; then
+  d="$WORK/pages"
+  conf "$d" "$BASE_MODULES;mam"
+  log "pages: creating big@localhost"
+  start "$d"
+  (cd "$d" && printf 'big-pw\n' | "$MYNACTL" -c myna.conf user add big@localhost >/dev/null)
+  stop
+  log "pages: filling its archive with $N messages through the storage API"
+  base=$("$MB" fill "$d/var/myna.db" localhost big "$N" | sed -n 's/^BASE=//p')
+  log "pages: $ROUNDS rounds of each query"
+  start "$d"
+  taskset -c 1 "$MB" query "$PORT" localhost big big-pw "$N" "$ROUNDS" "$base"
+  stop
+fi
+
+if [ "$ONLY" != pages ]; then
+  for mode in off on; do
+    d="$WORK/tp-$mode"
+    if [ $mode = on ]; then conf "$d" "$BASE_MODULES;mam"; else conf "$d" "$BASE_MODULES"; fi
+    start "$d"
+    taskset -c 1 "$XL" -s register -P "$PORT" -n $((2 * PAIRS)) -c 50 -T 600 >/dev/null
+    stop
+    start "$d"
+    log "throughput with mam $mode ($PAIRS pairs, window $WINDOW, ${DUR}s)"
+    taskset -c 1 "$XL" -s throughput -P "$PORT" -L "myna-mam-$mode" -p "$PAIRS" -w "$WINDOW" \
+      -d "$DUR" | grep '^RESULT' || true
+    stop
+    if [ $mode = on ]; then
+      rows=$(sqlite3 "$d/var/myna.db" "SELECT count(*) FROM archive WHERE archive = 'mam/localhost'" \
+             2>/dev/null || echo '?')
+      echo "RESULT scenario=mam-archived rows=$rows"
+    fi
+  done
+fi
