@@ -71,6 +71,7 @@ struct _MynaSession {
   gboolean       cut;          /* cut by the budget, its close due from idle (cut_queue) */
   gboolean       hibernated;   /* bound, its transport gone, kept for resumption */
   gboolean       ip_counted;   /* counted in server->per_ip */
+  gboolean       feeding;      /* its parser is running (session_read) */
   guint64        stanzas_in;   /* client stanzas received (stream management's h) */
   GArray        *data;         /* SessionDatum, NULL until the first */
 };
@@ -1248,7 +1249,9 @@ session_read (MynaSession *s)
         }
       session_mark_read (s);
       s->tokens -= (double) n;
+      s->feeding = TRUE;
       myna_xml_stream_feed (s->xml, buf, (gsize) n, NULL);
+      s->feeding = FALSE;
       if (LIMITS (s)->rate > 0 && s->tokens <= 0 && s->state != STATE_CLOSING)
         {
           rate_pause (s);
@@ -2052,6 +2055,17 @@ myna_session_resume (MynaSession *old, MynaSession *fresh, GError **error)
     }
   g_info ("%s: session %s resumed", old->peer, myna_jid_to_string (old->jid));
   return TRUE;
+}
+
+void
+myna_session_lose_transport (MynaSession *session, const char *condition, const char *text)
+{
+  g_return_if_fail (session != NULL);
+
+  /* Inside its own parser the transport cannot go: closed as before. */
+  if (!session->feeding && session_transport_lost (session, text != NULL ? text : "connection lost"))
+    return;
+  myna_session_close (session, condition, text);
 }
 
 guint64

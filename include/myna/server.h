@@ -201,6 +201,13 @@ gboolean     myna_session_is_hibernated (MynaSession *session);
  * of @fresh: what follows on the wire is parsed as @old's.  FALSE with
  * @error (G_IO_ERROR) when the two do not fit. */
 gboolean     myna_session_resume (MynaSession *old, MynaSession *fresh, GError **error);
+/* The connection of @session is judged dead (no answer to a keepalive):
+ * a bound session is offered to MYNA_EVENT_SESSION_TRANSPORT_LOST and
+ * hibernated when a handler keeps it; otherwise, as when called from a
+ * handler of the session's own stanzas, it is closed with @condition and
+ * @text as myna_session_close() does. */
+void         myna_session_lose_transport (MynaSession *session, const char *condition,
+                                          const char *text);
 /* Stanzas (message, presence, iq) the client has sent on this session
  * since it started, including those sent before a resumption; stream
  * management counts from it (XEP-0198 `h`, modulo 2^32). */

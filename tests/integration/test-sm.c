@@ -381,6 +381,32 @@ test_resume_while_connected (Fixture *f, gconstpointer unused)
   g_assert_true (expect_stanza (again, "message", "<body>x2</body>", NULL));
 }
 
+#define FAST_KEEPALIVE "[module:ping]\nkeepalive_interval = 1s\nkeepalive_timeout = 1s\n"
+
+/* A link that died silently (the client reads nothing, answers nothing)
+ * is found by the keepalive: the session is hibernated, not closed, and
+ * the client resumes it. */
+static void
+test_keepalive_hibernates (Fixture *f, gconstpointer unused)
+{
+  g_autoptr(Client) alice = login_available (f, "alice", "phone");
+  g_autofree char *id = enable_sm (alice);
+
+  /* alice never answers the server's ping. */
+  g_assert_true (mynad_wait_log (&f->d, "of alice@localhost/phone lost (no answer to a keepalive "
+                                 "ping): session hibernated", WAIT_MS));
+  g_assert_true (client_expect (alice, "urn:xmpp:ping"));
+  g_autoptr(Client) bob = login_available (f, "bob", "desk");
+  send_msg (bob, "alice@localhost/phone", "k1");
+  sync_client (bob);
+  g_assert_false (has_stanza (bob, "message", "type='error'", NULL));
+  g_autoptr(Client) again = authenticate (f, "alice");
+  g_autofree char *resume = g_strdup_printf ("<resume xmlns='" NS_SM "' h='0' previd='%s'/>", id);
+  client_send (again, resume);
+  g_assert_true (client_expect (again, "<resumed "));
+  g_assert_true (expect_stanza (again, "message", "<body>k1</body>", NULL));
+}
+
 /* ---- (b) the window expires ------------------------------------------------------ */
 
 #define SHORT_WINDOW "[module:sm]\nresume_timeout = 1s\n"
@@ -565,6 +591,7 @@ main (int argc, char **argv)
 #define ADD(path, conf, func) g_test_add (path, Fixture, conf, setup, func, teardown)
   ADD ("/sm/cut-and-resume", NULL, test_cut_and_resume);
   ADD ("/sm/resume-while-connected", NULL, test_resume_while_connected);
+  ADD ("/sm/keepalive-hibernates", FAST_KEEPALIVE, test_keepalive_hibernates);
   ADD ("/sm/window-expires", SHORT_WINDOW, test_window_expires);
   g_test_add_func ("/sm/window-expires-no-storage", test_window_expires_no_storage);
   ADD ("/sm/replaced-by-login", NULL, test_replaced_by_login);
