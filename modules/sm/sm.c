@@ -6,7 +6,8 @@
  * every other module) is counted and kept until the client acknowledges
  * it with <a h/>, and <r/> is answered with the count of stanzas the
  * client sent; `h` wraps at 2^32.  The server asks for an ack (<r/>) after
- * a burst of stanzas, with one request outstanding at a time.
+ * a burst that left SM_REQUEST_AT stanzas waiting, or a second after fewer,
+ * with one request outstanding at a time.
  *
  * With resume='true' the session gets an unguessable id (128 random
  * bits), and when its connection drops without </stream:stream>
@@ -42,6 +43,10 @@
 #define NS_STANZAS "urn:ietf:params:xml:ns:xmpp-stanzas"
 #define NS_DELAY   "urn:xmpp:delay"
 #define SM_KEY     "state"
+/* An ack is requested once this many stanzas wait for one (after the
+ * burst that queued them), or after SM_REQUEST_DELAY_MS for fewer. */
+#define SM_REQUEST_AT       5
+#define SM_REQUEST_DELAY_MS 1000
 
 /* The module's typed configuration ([module:sm], host overrides). */
 typedef struct {
@@ -69,6 +74,7 @@ typedef struct {
   gboolean     r_pending;   /* an <r/> is scheduled or unanswered */
   gboolean     ended;       /* the session closed: nothing more is kept */
   MynaTimer   *timer;       /* the resumption window, while hibernated */
+  MynaTimer   *request;     /* asks for an ack when few stanzas wait */
 } SmSession;
 
 /* Frees the instance once the module and every session state let go. */
@@ -101,6 +107,7 @@ sm_session_free (gpointer data)
     g_hash_table_remove (st->sm->resumable, st->id);
   g_queue_clear_full (&st->unacked, (GDestroyNotify) myna_stanza_unref);
   myna_timer_free (st->timer);
+  myna_timer_free (st->request);
   g_free (st->id);
   sm_release (st->sm);
   g_free (st);
@@ -171,6 +178,8 @@ sm_write_stanza (MynaSession *s, MynaStanza *stanza)
 static void
 sm_request_now (SmSession *st)
 {
+  if (st->request != NULL)
+    myna_timer_stop (st->request);
   st->r_pending = TRUE;
   sm_write (st->session, "<r xmlns='" NS_SM "'/>");
 }
@@ -181,7 +190,7 @@ sm_request_drained (MynaSession *s, gpointer data)
 {
   SmSession *st = sm_state (s);
 
-  if (st == NULL || st->ended || myna_session_is_hibernated (s))
+  if (st == NULL || st->ended || !myna_session_is_open (s) || myna_session_is_hibernated (s))
     return;
   if (g_queue_is_empty (&st->unacked))
     {
@@ -191,12 +200,30 @@ sm_request_drained (MynaSession *s, gpointer data)
   sm_request_now (st);
 }
 
-/* Asks for an ack once the current burst is written (one outstanding). */
+static void
+sm_request_due (gpointer data)
+{
+  sm_request_drained (((SmSession *) data)->session, NULL);
+}
+
+/* Asks for an ack (one outstanding at a time): once the current burst is
+ * written when SM_REQUEST_AT stanzas wait, after SM_REQUEST_DELAY_MS when
+ * fewer do (a client acking unasked is seldom asked). */
 static void
 sm_request_ack (SmSession *st)
 {
   if (st->r_pending)
     return;
+  if (g_queue_get_length (&st->unacked) < SM_REQUEST_AT)
+    {
+      if (st->request == NULL)
+        st->request = myna_timer_new (sm_request_due, st);
+      if (!myna_timer_is_active (st->request))
+        myna_timer_start (st->request, SM_REQUEST_DELAY_MS);
+      return;
+    }
+  if (st->request != NULL)
+    myna_timer_stop (st->request);
   st->r_pending = TRUE;
   myna_session_when_drained (st->session, G_MAXSIZE, sm_request_drained, NULL, NULL);
 }
@@ -283,6 +310,7 @@ sm_bounce_unacked (SmSession *st)
 
   st->ended = TRUE;
   myna_timer_free (g_steal_pointer (&st->timer));
+  myna_timer_free (g_steal_pointer (&st->request));
   if (st->id != NULL && g_hash_table_lookup (st->sm->resumable, st->id) == st)
     g_hash_table_remove (st->sm->resumable, st->id);
   if (n > 0)
@@ -344,6 +372,8 @@ sm_transport_lost (MynaCall *call, MynaStanza *unused, gpointer data)
   if (st == NULL || st->id == NULL || st->ended)
     return MYNA_PASS;
   st->r_pending = FALSE;
+  if (st->request != NULL)
+    myna_timer_stop (st->request);
   if (st->timer == NULL)
     st->timer = myna_timer_new (sm_window_expired, st);
   myna_timer_start (st->timer, (guint) sm_config (sm)->resume_timeout);
