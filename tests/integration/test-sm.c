@@ -421,7 +421,7 @@ test_window_expires (Fixture *f, gconstpointer unused)
   g_autoptr(Client) bob = login_available (f, "bob", "desk");
 
   make_friends (alice, bob);
-  enable_sm (alice);
+  g_free (enable_sm (alice));
   send_msg (bob, "alice@localhost/phone", "w1");
   g_assert_true (expect_stanza (alice, "message", "<body>w1</body>", NULL));
   cut_link (alice);
@@ -460,7 +460,7 @@ test_window_expires_no_storage (void)
     g_autoptr(Client) alice = login_available (&f, "alice", "phone");
     g_autoptr(Client) bob = login_available (&f, "bob", "desk");
 
-    enable_sm (alice);
+    g_free (enable_sm (alice));
     send_msg (bob, "alice@localhost/phone", "n1");
     g_assert_true (expect_stanza (alice, "message", "<body>n1</body>", NULL));
     cut_link (alice);
@@ -483,7 +483,7 @@ test_replaced_by_login (Fixture *f, gconstpointer unused)
   g_autoptr(Client) alice = login_available (f, "alice", "phone");
   g_autoptr(Client) bob = login_available (f, "bob", "desk");
 
-  enable_sm (alice);
+  g_free (enable_sm (alice));
   send_msg (bob, "alice@localhost/phone", "c1");
   g_assert_true (expect_stanza (alice, "message", "<body>c1</body>", NULL));
   cut_link (alice);
@@ -511,7 +511,7 @@ test_max_unacked (Fixture *f, gconstpointer unused)
   g_autoptr(Client) alice = login_available (f, "alice", "phone");
   g_autoptr(Client) bob = login_available (f, "bob", "desk");
 
-  enable_sm (alice);
+  g_free (enable_sm (alice));
   for (guint i = 1; i <= 4; i++)
     {
       g_autofree char *body = g_strdup_printf ("q%u", i);
@@ -543,7 +543,7 @@ test_bad_counters (Fixture *f, gconstpointer unused)
 
   g_autoptr(Client) alice = login_available (f, "alice", "phone");
   g_autoptr(Client) bob = login_available (f, "bob", "desk");
-  enable_sm (alice);
+  g_free (enable_sm (alice));
   send_msg (bob, "alice@localhost/phone", "e1");
   g_assert_true (expect_stanza (alice, "message", "<body>e1</body>", NULL));
   client_send (alice, "<a xmlns='" NS_SM "' h='1'/>");
