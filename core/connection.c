@@ -70,6 +70,9 @@ struct _MynaSession {
   gboolean       reaping;
   gboolean       cut;          /* cut by the budget, its close due from idle (cut_queue) */
   gboolean       hibernated;   /* bound, its transport gone, kept for resumption */
+  gboolean       ip_counted;   /* counted in server->per_ip */
+  gboolean       feeding;      /* its parser is running (session_read) */
+  guint64        stanzas_in;   /* client stanzas received (stream management's h) */
   GArray        *data;         /* SessionDatum, NULL until the first */
 };
 
@@ -161,6 +164,7 @@ session_pending (MynaSession *s)
 static void session_flush (MynaSession *s);
 static void session_close (MynaSession *s, const char *condition, const char *text,
                            gboolean log);
+static gboolean session_transport_lost (MynaSession *s, const char *why);
 
 /* ---- the output budget ---------------------------------------------------- */
 
@@ -259,7 +263,8 @@ cut_run (gpointer unused)
       /* A session freed meanwhile left the queue (myna_connection_free). */
       g_ptr_array_index (queue, i) = NULL;
       s->cut = FALSE;
-      session_close (s, "policy-violation", "client is not reading", FALSE);
+      if (!session_transport_lost (s, "not reading while the output budget is spent"))
+        session_close (s, "policy-violation", "client is not reading", FALSE);
     }
   return G_SOURCE_REMOVE;
 }
@@ -341,9 +346,11 @@ session_update_events (MynaSession *s)
   myna_poller_modify (s->watch, ev);
 }
 
-/* Cuts off a client whose queue broke a limit; @why goes to the log. */
+/* Cuts off a client whose queue broke a limit; @why goes to the log.
+ * With @may_hibernate (not under a write: from a timer), a bound session
+ * is offered to MYNA_EVENT_SESSION_TRANSPORT_LOST first. */
 static void
-session_overflow (MynaSession *s, const char *why)
+session_overflow (MynaSession *s, const char *why, gboolean may_hibernate)
 {
   g_warning ("%s: %s: client is not reading, disconnecting", s->peer, why);
   s->out_off = 0;
@@ -351,6 +358,8 @@ session_overflow (MynaSession *s, const char *why)
   s->blocked = FALSE;
   session_account (s);
   s->server->counters.output_overflow++;
+  if (may_hibernate && session_transport_lost (s, "not reading its output"))
+    return;
   myna_session_close (s, "policy-violation", "client is not reading");
 }
 
@@ -365,7 +374,7 @@ session_drain_expired (gpointer data)
   g_autofree char *why = g_strdup_printf ("%" G_GSIZE_FORMAT " bytes still queued after %u ms "
                                           "over max_output (%" G_GSIZE_FORMAT ")",
                                           session_pending (s), l->output_drain_ms, l->max_output);
-  session_overflow (s, why);
+  session_overflow (s, why, TRUE);
 }
 
 /* Arms the drain deadline when the queue is over the soft limit, stops it
@@ -395,7 +404,7 @@ session_write (MynaSession *s, const char *data, gsize len)
     {
       g_autofree char *why = g_strdup_printf ("output queue over %" G_GSIZE_FORMAT " bytes "
                                               "(max_output_hard)", LIMITS (s)->max_output_hard);
-      session_overflow (s, why);
+      session_overflow (s, why, FALSE);
       return;
     }
   if (s->server->output_total + len > s->server->max_output_total)
@@ -746,6 +755,15 @@ myna_connections_drop_waiters (MynaServer *server, MynaWaiterMatch match, gpoint
 static void
 session_flush (MynaSession *s)
 {
+  if (s->fd < 0)
+    {
+      /* No connection (hibernated): nothing can go out. */
+      g_string_truncate (s->out, 0);
+      s->out_off = 0;
+      s->blocked = FALSE;
+      session_account (s);
+      return;
+    }
   if (s->handshaking)
     return;
   while (s->out_off < s->out->len)
@@ -815,25 +833,33 @@ is_client_stanza (MynaStanza *stanza)
          && (ns == NULL || strcmp (ns, MYNA_NS_CLIENT) == 0);
 }
 
-void
-myna_session_send (MynaSession *session, MynaStanza *stanza)
+gboolean
+myna_session_to_client_taken (MynaSession *session, MynaStanza *stanza)
 {
-  g_return_if_fail (session != NULL && stanza != NULL);
-
   if (session->state == STATE_BOUND && is_client_stanza (stanza))
     {
       MynaCall call = { session->server, session->host, session, session->jid, session->jid };
 
       if (myna_router_fire (session->server->router, session->host,
                             MYNA_EVENT_STANZA_TO_CLIENT, &call, stanza) == MYNA_HANDLED)
-        return;
+        return TRUE;
     }
   if (session->hibernated)
     {
       g_debug ("%s: a <%s/> to a hibernated session, taken by no module, dropped",
                session->peer, myna_stanza_get_name (stanza));
-      return;
+      return TRUE;
     }
+  return FALSE;
+}
+
+void
+myna_session_send (MynaSession *session, MynaStanza *stanza)
+{
+  g_return_if_fail (session != NULL && stanza != NULL);
+
+  if (myna_session_to_client_taken (session, stanza))
+    return;
 
   GString *buf = g_string_sized_new (256);
   myna_stanza_serialize (stanza, MYNA_NS_CLIENT, buf);
@@ -980,7 +1006,8 @@ session_close (MynaSession *s, const char *condition, const char *text, gboolean
   /* Half-close: the peer reads the error, then sees end of stream. */
   if (s->tls != NULL && !s->handshaking)
     gnutls_bye (s->tls, GNUTLS_SHUT_WR);
-  shutdown (s->fd, SHUT_WR);
+  if (s->fd >= 0)
+    shutdown (s->fd, SHUT_WR);
   reap_schedule (s);
 }
 
@@ -1036,6 +1063,8 @@ session_auth_timeout (gpointer user_data)
 static void
 session_apply_limits (MynaSession *s)
 {
+  if (s->xml == NULL)
+    return;
   const MynaLimits *l = LIMITS (s);
   MynaXmlLimits xl = {
     .max_stanza_size = s->state >= STATE_AUTHED ? l->max_stanza_size
@@ -1175,7 +1204,7 @@ session_read (MynaSession *s)
 {
   char buf[READ_CHUNK];
 
-  if (s->cut)
+  if (s->cut || s->fd < 0)
     return;
   if (s->handshaking)
     {
@@ -1201,23 +1230,28 @@ session_read (MynaSession *s)
         {
           g_debug ("%s: peer closed the connection", s->peer);
           s->eof = TRUE;
-          myna_session_close (s, NULL, NULL);
+          if (!session_transport_lost (s, "connection closed by the peer"))
+            myna_session_close (s, NULL, NULL);
           return;
         }
       if (n < 0)
         {
-          if (errno == EINTR)
+          int e = errno;
+          if (e == EINTR)
             continue;
-          if (errno != EAGAIN)
+          if (e != EAGAIN)
             {
-              g_debug ("%s: read: %s", s->peer, g_strerror (errno));
-              myna_session_close (s, NULL, NULL);
+              g_debug ("%s: read: %s", s->peer, g_strerror (e));
+              if (!session_transport_lost (s, g_strerror (e)))
+                myna_session_close (s, NULL, NULL);
             }
           break;
         }
       session_mark_read (s);
       s->tokens -= (double) n;
+      s->feeding = TRUE;
       myna_xml_stream_feed (s->xml, buf, (gsize) n, NULL);
+      s->feeding = FALSE;
       if (LIMITS (s)->rate > 0 && s->tokens <= 0 && s->state != STATE_CLOSING)
         {
           rate_pause (s);
@@ -1288,6 +1322,20 @@ session_clear_data (MynaSession *s)
   g_clear_pointer (&s->data, g_array_unref);
 }
 
+/* Gives back @s's place in the per-address count (once). */
+static void
+session_release_ip (MynaSession *s)
+{
+  if (!s->ip_counted)
+    return;
+  s->ip_counted = FALSE;
+  guint n = GPOINTER_TO_UINT (g_hash_table_lookup (s->server->per_ip, s->ip));
+  if (n <= 1)
+    g_hash_table_remove (s->server->per_ip, s->ip);
+  else
+    g_hash_table_insert (s->server->per_ip, g_strdup (s->ip), GUINT_TO_POINTER (n - 1));
+}
+
 MynaSession *
 myna_connection_new (MynaServer *server, MynaListener *listener, int fd,
                      const char *peer, const char *ip)
@@ -1302,6 +1350,7 @@ myna_connection_new (MynaServer *server, MynaListener *listener, int fd,
   s->fd = fd;
   s->peer = g_strdup (peer);
   s->ip = g_strdup (ip);
+  s->ip_counted = TRUE;
   session_mark_read (s);
   s->tokens = (double) LIMITS (s)->burst;
   s->tokens_at = s->last_read;
@@ -1374,14 +1423,7 @@ myna_connection_free (MynaSession *s)
   myna_timer_free (s->timer);
   myna_timer_free (s->rate_timer);
   myna_timer_free (s->drain_timer);
-  if (s->ip != NULL)
-    {
-      guint n = GPOINTER_TO_UINT (g_hash_table_lookup (s->server->per_ip, s->ip));
-      if (n <= 1)
-        g_hash_table_remove (s->server->per_ip, s->ip);
-      else
-        g_hash_table_insert (s->server->per_ip, g_strdup (s->ip), GUINT_TO_POINTER (n - 1));
-    }
+  session_release_ip (s);
   if (s->tls != NULL)
     gnutls_deinit (s->tls);
   myna_xml_stream_free (s->xml);
@@ -1522,6 +1564,7 @@ stream_stanza (gpointer user_data, MynaStanza *stanza)
       myna_session_close (s, "unsupported-stanza-type", NULL);
       return;
     }
+  s->stanzas_in++;
   if (s->state == STATE_AUTHED && strcmp (name, "iq") != 0)
     {
       myna_session_close (s, "not-authorized", "bind a resource first");
@@ -1627,7 +1670,8 @@ GBytes *
 myna_session_get_channel_binding (MynaSession *session, const char *type)
 {
   g_return_val_if_fail (session != NULL, NULL);
-  return session->secure ? myna_tls_channel_binding (session->tls, type) : NULL;
+  return session->secure && session->tls != NULL
+           ? myna_tls_channel_binding (session->tls, type) : NULL;
 }
 
 gint64
@@ -1776,6 +1820,8 @@ void
 myna_session_restart_stream (MynaSession *session)
 {
   g_return_if_fail (session != NULL);
+  if (session->xml == NULL)
+    return;                     /* hibernated: no stream */
 
   /* Safe inside a stream callback: the bytes after the current element
    * are parsed as the new stream. */
@@ -1835,6 +1881,198 @@ myna_session_bind (MynaSession *session, const char *resource, GError **error)
   myna_router_fire (session->server->router, session->host, MYNA_EVENT_SESSION_BOUND,
                     &call, NULL);
   return TRUE;
+}
+
+/* ---- hibernation and resumption (XEP-0198) --------------------------------- */
+
+/* Frees @s's connection — watch, socket, TLS, parser, output queue, its
+ * place in the per-address count — and keeps the session.  @farewell
+ * (nullable) is written first, best effort, and the stream half-closed.
+ * Never called while @s's parser is feeding. */
+static void
+session_drop_transport (MynaSession *s, const char *farewell)
+{
+  if (s->fd < 0)
+    return;
+  if (farewell != NULL && !s->cut && !s->handshaking)
+    {
+      g_string_append (s->out, farewell);
+      session_flush (s);
+      if (s->tls != NULL)
+        gnutls_bye (s->tls, GNUTLS_SHUT_WR);
+      shutdown (s->fd, SHUT_WR);
+    }
+  if (s->flush_queued)
+    {
+      guint i;
+      if (g_ptr_array_find (s->server->flush_queue, s, &i))
+        s->server->flush_queue->pdata[i] = NULL;
+      s->flush_queued = FALSE;
+    }
+  if (s->cut && cut_queue != NULL)
+    {
+      guint i;
+      if (g_ptr_array_find (cut_queue, s, &i))
+        cut_queue->pdata[i] = NULL;
+    }
+  s->cut = FALSE;
+  myna_poller_remove_closing (s->watch);
+  s->watch = NULL;
+  close (s->fd);
+  s->fd = -1;
+  if (s->tls != NULL)
+    gnutls_deinit (s->tls);
+  s->tls = NULL;
+  s->handshaking = FALSE;
+  s->starttls_pending = FALSE;
+  g_clear_pointer (&s->xml, myna_xml_stream_free);
+  g_string_truncate (s->out, 0);
+  s->out_off = 0;
+  s->blocked = FALSE;
+  session_account (s);
+  if (s->drain_timer != NULL)
+    myna_timer_stop (s->drain_timer);
+  if (s->rate_timer != NULL)
+    myna_timer_stop (s->rate_timer);
+  s->rate_paused = FALSE;
+  s->eof = FALSE;
+  session_unlink_read (s);
+  session_release_ip (s);
+}
+
+/* The connection of @s ended without the client closing its stream: a
+ * bound session is offered to MYNA_EVENT_SESSION_TRANSPORT_LOST.  TRUE
+ * when a handler kept it (now hibernated) or closed it; FALSE when the
+ * caller closes it. */
+static gboolean
+session_transport_lost (MynaSession *s, const char *why)
+{
+  if (s->state != STATE_BOUND || s->hibernated || s->reaping || s->server->stopping)
+    return FALSE;
+
+  MynaCall call = { s->server, s->host, s, s->jid, NULL };
+
+  if (myna_router_fire (s->server->router, s->host, MYNA_EVENT_SESSION_TRANSPORT_LOST,
+                        &call, NULL) != MYNA_HANDLED)
+    return FALSE;
+  if (s->state != STATE_BOUND)
+    return TRUE;                /* a handler closed it */
+  g_info ("%s: connection of %s lost (%s): session hibernated", s->peer,
+          myna_jid_to_string (s->jid), why);
+  session_drop_transport (s, NULL);
+  s->hibernated = TRUE;
+  return TRUE;
+}
+
+gboolean
+myna_session_resume (MynaSession *old, MynaSession *fresh, GError **error)
+{
+  g_return_val_if_fail (old != NULL && fresh != NULL && old != fresh, FALSE);
+
+  if (old->state != STATE_BOUND || old->reaping || fresh->state != STATE_AUTHED
+      || fresh->reaping || fresh->cut || fresh->fd < 0 || fresh->handshaking
+      || old->host != fresh->host || !myna_jid_bare_equal (old->jid, fresh->jid))
+    {
+      g_set_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
+                   "only a bound session can be resumed, by an authenticated unbound "
+                   "session of the same account");
+      return FALSE;
+    }
+  if (!old->hibernated)
+    session_drop_transport (old, "<stream:error><conflict xmlns='" MYNA_NS_STREAM_ERRORS "'/>"
+                                 "<text xmlns='" MYNA_NS_STREAM_ERRORS "' xml:lang='en'>"
+                                 "the session was resumed on another connection</text>"
+                                 "</stream:error></stream:stream>");
+  if (fresh->flush_queued)
+    {
+      guint i;
+      if (g_ptr_array_find (fresh->server->flush_queue, fresh, &i))
+        fresh->server->flush_queue->pdata[i] = NULL;
+      fresh->flush_queued = FALSE;
+    }
+  /* The socket gets a watch calling back @old. */
+  myna_poller_remove (fresh->watch);
+  fresh->watch = NULL;
+  old->watch = myna_poller_add (old->server->poller, fresh->fd, EPOLLIN, session_io, old);
+  if (old->watch == NULL)
+    {
+      g_set_error (error, G_IO_ERROR, G_IO_ERROR_FAILED, "cannot watch the connection");
+      session_close (fresh, "internal-server-error", NULL, TRUE);
+      return FALSE;
+    }
+  old->fd = fresh->fd;
+  fresh->fd = -1;
+  old->listener = fresh->listener;
+  old->tls = g_steal_pointer (&fresh->tls);
+  old->secure = fresh->secure;
+  old->handshaking = FALSE;
+  old->header_sent = TRUE;
+  old->xml = g_steal_pointer (&fresh->xml);
+  myna_xml_stream_set_user_data (old->xml, old);
+  g_free (old->stream_id);
+  old->stream_id = g_steal_pointer (&fresh->stream_id);
+  g_free (old->peer);
+  old->peer = g_strdup (fresh->peer);
+  session_release_ip (old);
+  g_free (old->ip);
+  old->ip = g_strdup (fresh->ip);
+  old->ip_counted = fresh->ip_counted;
+  fresh->ip_counted = FALSE;
+  /* The queue (and its share of the output total) moves too. */
+  GString *empty = old->out;
+  old->out = fresh->out;
+  old->out_off = fresh->out_off;
+  old->blocked = fresh->blocked;
+  fresh->out = empty;
+  fresh->out_off = 0;
+  fresh->blocked = FALSE;
+  session_account (fresh);
+  session_account (old);
+  old->tokens = fresh->tokens;
+  old->tokens_at = fresh->tokens_at;
+  old->rate_logged = fresh->rate_logged;
+  old->eof = FALSE;
+  old->hibernated = FALSE;
+  session_mark_read (old);
+  session_apply_limits (old);
+  session_update_events (old);
+  /* The fresh session is gone without session/closed: it was never bound. */
+  session_unlink_read (fresh);
+  fresh->state = STATE_CLOSING;
+  myna_timer_stop (fresh->timer);
+  if (fresh->rate_timer != NULL)
+    myna_timer_stop (fresh->rate_timer);
+  if (fresh->drain_timer != NULL)
+    myna_timer_stop (fresh->drain_timer);
+  session_cancel_waiters (fresh);
+  reap_schedule (fresh);
+  /* Records GnuTLS decrypted already are not seen by epoll: read them soon. */
+  if (old->tls != NULL && gnutls_record_check_pending (old->tls) > 0)
+    {
+      if (old->rate_timer == NULL)
+        old->rate_timer = myna_timer_new_owned (rate_resume, old, NULL);
+      myna_timer_start (old->rate_timer, 0);
+    }
+  g_info ("%s: session %s resumed", old->peer, myna_jid_to_string (old->jid));
+  return TRUE;
+}
+
+void
+myna_session_lose_transport (MynaSession *session, const char *condition, const char *text)
+{
+  g_return_if_fail (session != NULL);
+
+  /* Inside its own parser the transport cannot go: closed as before. */
+  if (!session->feeding && session_transport_lost (session, text != NULL ? text : "connection lost"))
+    return;
+  myna_session_close (session, condition, text);
+}
+
+guint64
+myna_session_get_stanzas_received (MynaSession *session)
+{
+  g_return_val_if_fail (session != NULL, 0);
+  return session->stanzas_in;
 }
 
 /* Releases the XML parser of every session silent for @idle_us: an idle

@@ -6,12 +6,15 @@
 
 #include <string.h>
 
-/* Writes @bytes to every session in @targets. */
+/* Writes @bytes (@stanza serialised) to every session in @targets that
+ * MYNA_EVENT_STANZA_TO_CLIENT lets have it, as myna_session_send() would. */
 static void
-deliver_bytes (MynaServer *server, GPtrArray *targets, GString *bytes)
+deliver_bytes (MynaServer *server, GPtrArray *targets, MynaStanza *stanza, GString *bytes)
 {
   for (guint i = 0; i < targets->len; i++)
     {
+      if (myna_session_to_client_taken (targets->pdata[i], stanza))
+        continue;
       myna_session_send_raw (targets->pdata[i], bytes->str, (gssize) bytes->len);
       server->stanzas_out++;
     }
@@ -104,7 +107,7 @@ myna_server_deliver (MynaServer *server, MynaStanza *stanza)
     return 0;
   g_autoptr(GString) bytes = g_string_sized_new (256);
   myna_stanza_serialize (stanza, MYNA_NS_CLIENT, bytes);
-  deliver_bytes (server, targets, bytes);
+  deliver_bytes (server, targets, stanza, bytes);
   return targets->len;
 }
 

@@ -433,6 +433,10 @@ guint        myna_connections_sweep (MynaServer *server, gint64 idle_us);
 void         myna_connections_flush_queued (gpointer server);
 /* Logs the budget cuts not yet logged, once the log interval has passed. */
 void         myna_connections_log_budget (MynaServer *server);
+/* Runs MYNA_EVENT_STANZA_TO_CLIENT for @stanza going to @session (a bound
+ * session's client stanzas only): TRUE when it must not be written (a
+ * handler took it over, or the session is hibernated). */
+gboolean     myna_session_to_client_taken (MynaSession *session, MynaStanza *stanza);
 void         myna_host_register_session (MynaHost *host, MynaSession *session);
 void         myna_host_unregister_session (MynaHost *host, MynaSession *session);
 

@@ -916,6 +916,13 @@ myna_xml_stream_free (MynaXmlStream *self)
 }
 
 void
+myna_xml_stream_set_user_data (MynaXmlStream *self, gpointer user_data)
+{
+  g_return_if_fail (self != NULL);
+  self->user_data = user_data;
+}
+
+void
 myna_xml_stream_set_limits (MynaXmlStream *self, const MynaXmlLimits *limits)
 {
   g_return_if_fail (self != NULL);

@@ -41,6 +41,16 @@ typedef enum {
 #define MYNA_EVENT_SESSION_AUTHENTICATED "session/authenticated"
 #define MYNA_EVENT_SESSION_BOUND         "session/bound"
 #define MYNA_EVENT_SESSION_CLOSED        "session/closed"
+/* Fired when a bound session's connection ends without the client's
+ * </stream:stream> (end of file, a read error, the output budget's cut, a
+ * drain deadline): a handler answering HANDLED keeps the session
+ * hibernated (myna_session_is_hibernated) instead of closing it: its
+ * transport is freed, it stays registered and bound with its presence,
+ * until myna_session_resume() gives it a connection again or
+ * myna_session_close() ends it (session/closed fires then).  With no
+ * handler answering HANDLED the session closes as before.  A clean close
+ * by the client and a stream error the server sends do not fire it. */
+#define MYNA_EVENT_SESSION_TRANSPORT_LOST "session/transport-lost"
 /* A stanza sent by a client of this host, before routing (any kind). */
 #define MYNA_EVENT_STANZA_FROM_CLIENT    "stanza/from-client"
 /* A stanza (message, presence or iq) about to be written to a bound
@@ -182,6 +192,26 @@ gboolean     myna_session_is_open (MynaSession *session);
  * but nobody reads: a module pushing a notification treats it as
  * offline. */
 gboolean     myna_session_is_hibernated (MynaSession *session);
+/* Stream resumption (XEP-0198): @fresh, an authenticated session not yet
+ * bound whose account is @old's, hands its connection (socket, TLS, XML
+ * stream, output queue) to @old, which is hibernated or still connected
+ * (its other connection is then closed).  @old is no longer hibernated and
+ * keeps everything else (JID, presence, module data); @fresh goes away
+ * without session/closed.  Safe from inside a handler of a stream element
+ * of @fresh: what follows on the wire is parsed as @old's.  FALSE with
+ * @error (G_IO_ERROR) when the two do not fit. */
+gboolean     myna_session_resume (MynaSession *old, MynaSession *fresh, GError **error);
+/* The connection of @session is judged dead (no answer to a keepalive):
+ * a bound session is offered to MYNA_EVENT_SESSION_TRANSPORT_LOST and
+ * hibernated when a handler keeps it; otherwise, as when called from a
+ * handler of the session's own stanzas, it is closed with @condition and
+ * @text as myna_session_close() does. */
+void         myna_session_lose_transport (MynaSession *session, const char *condition,
+                                          const char *text);
+/* Stanzas (message, presence, iq) the client has sent on this session
+ * since it started, including those sent before a resumption; stream
+ * management counts from it (XEP-0198 `h`, modulo 2^32). */
+guint64      myna_session_get_stanzas_received (MynaSession *session);
 /* Presence priority (-128..127), 0 until initial presence. */
 int          myna_session_get_priority (MynaSession *session);
 void         myna_session_set_priority (MynaSession *session, int priority);

@@ -49,6 +49,9 @@ typedef struct {
 MynaXmlStream *myna_xml_stream_new (const MynaXmlStreamCallbacks *callbacks,
                                     gpointer user_data);
 void           myna_xml_stream_free (MynaXmlStream *stream);
+/* Calls the callbacks with @user_data from now on, also for the rest of a
+ * feed() in progress (a session handing its stream to another). */
+void           myna_xml_stream_set_user_data (MynaXmlStream *stream, gpointer user_data);
 
 void           myna_xml_stream_set_limits (MynaXmlStream *stream,
                                            const MynaXmlLimits *limits);

@@ -1,7 +1,8 @@
 /* ping: XEP-0199 — answers pings addressed to the server, and keeps
  * connections honest: a session silent for `keepalive_interval` gets a
  * ping from the server, and one that then stays silent for
- * `keepalive_timeout` is closed (a dead TCP link on a mobile network is
+ * `keepalive_timeout` is closed, or hibernated when stream management
+ * keeps it (myna_session_lose_transport; a dead TCP link on a mobile network is
  * otherwise only noticed when a write fails, much later).  The keepalive
  * state lives in the session's data with a destroy notify of this module:
  * the core drops it from every session when the module unloads, and calls
@@ -53,10 +54,26 @@ keepalive_fire (gpointer data)
   gint64 idle_ms = (now - myna_session_get_last_activity (k->session)) / 1000;
   const PingConfig *cfg = myna_module_get_config (k->ping->mod);
 
+  if (myna_session_is_hibernated (k->session) && cfg->keepalive_interval > 0)
+    {
+      /* No connection to ping: check again later (after a resumption). */
+      k->pinged_at = 0;
+      myna_timer_start (k->timer, (guint) cfg->keepalive_interval);
+      return;
+    }
   if (k->pinged_at != 0 && myna_session_get_last_activity (k->session) < k->pinged_at)
     {
-      /* Closing frees the session's data, this timer included: last step. */
-      myna_session_close (k->session, "connection-timeout", "no answer to a keepalive ping");
+      /* Closing frees the session's data, this timer included: last step.
+       * A session stream management keeps is hibernated instead, and its
+       * keepalive waits for a resumption. */
+      myna_session_lose_transport (k->session, "connection-timeout",
+                                   "no answer to a keepalive ping");
+      if (myna_session_is_open (k->session) && myna_session_is_hibernated (k->session)
+          && cfg->keepalive_interval > 0)
+        {
+          k->pinged_at = 0;
+          myna_timer_start (k->timer, (guint) cfg->keepalive_interval);
+        }
       return;
     }
   k->pinged_at = 0;

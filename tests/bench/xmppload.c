@@ -72,6 +72,7 @@ static struct
   double      setup_timeout;
   guint       threads;
   gboolean    presence;
+  guint       sm_ack_every; /* stream management (XEP-0198): ack every N stanzas, 0: off */
   struct in_addr *sources;
   guint       n_sources;
   struct sockaddr_in dest;
@@ -220,6 +221,9 @@ struct Conn
   Conn      *peer;        /* throughput/latency partner */
   gint64     t_start;     /* login start */
   guint      sent;        /* latency: messages sent from this side */
+  gboolean   sm_on;       /* <enabled/> received: stanzas are counted */
+  guint32    sm_h;        /* stanzas handled since <enabled/> (mod 2^32) */
+  guint      sm_since_ack;/* handled since our last <a/> */
 };
 
 struct Worker
@@ -528,6 +532,11 @@ static void
 session_bound (Worker *w, Conn *c)
 {
   c->state = ST_READY;
+  c->sm_on = FALSE;
+  c->sm_h = 0;
+  c->sm_since_ack = 0;
+  if (opt.sm_ack_every > 0)
+    conn_write (c, "<enable xmlns='urn:xmpp:sm:3' resume='true'/>", 45);
   if (opt.presence)
     conn_write (c, "<presence/>", 11);
   if (opt.scenario == SC_LOGINS)
@@ -681,7 +690,32 @@ handle_element (Worker *w, Conn *c, const char *name, size_t nlen, const char *s
       break;
 
     case ST_READY:
-      if (IS ("message"))
+      /* Stream management: count what arrives, answer <r/>, and ack
+       * every sm_ack_every stanzas unasked. */
+      if (c->sm_on && (IS ("message") || IS ("iq") || IS ("presence")))
+        {
+          c->sm_h++;
+          if (++c->sm_since_ack >= opt.sm_ack_every)
+            {
+              conn_printf (c, "<a xmlns='urn:xmpp:sm:3' h='%u'/>", c->sm_h);
+              c->sm_since_ack = 0;
+            }
+        }
+      if (IS ("enabled"))
+        c->sm_on = TRUE;
+      else if (IS ("r"))
+        {
+          conn_printf (c, "<a xmlns='urn:xmpp:sm:3' h='%u'/>", c->sm_h);
+          c->sm_since_ack = 0;
+        }
+      else if (IS ("a"))
+        ;
+      else if (IS ("failed"))
+        {
+          note_error (w, c, "stream management refused", s, len);
+          w->errors++;
+        }
+      else if (IS ("message"))
         {
           if (attr_is (s, tl, "type", "error"))
             {
@@ -1570,6 +1604,8 @@ usage (FILE *f)
     "  -t T       threads (1)\n"
     "  -b A,B,..  source addresses (127.0.0.x) to spread connections over\n"
     "  -N         no initial presence\n"
+    "  -M N       enable stream management (XEP-0198) after bind, answer <r/>,\n"
+    "             and acknowledge every N stanzas unasked (0: off, the default)\n"
     "  -L LABEL   server label for RESULT lines (server)\n"
     "  -W W       churn: sessions per wave (8500; accounts FIRST..FIRST+W-1 must exist)\n"
     "  -R PID     the server process: churn watches its VmRSS and descriptors,\n"
@@ -1639,7 +1675,7 @@ main (int argc, char **argv)
   opt.presence = TRUE;
 
   int ch;
-  while ((ch = getopt (argc, argv, "s:H:P:D:u:x:f:n:c:p:w:r:d:T:t:b:NL:W:R:S:h")) != -1)
+  while ((ch = getopt (argc, argv, "s:H:P:D:u:x:f:n:c:p:w:r:d:T:t:b:NM:L:W:R:S:h")) != -1)
     {
       switch (ch)
         {
@@ -1660,6 +1696,7 @@ main (int argc, char **argv)
         case 't': opt.threads = (guint) strtoul (optarg, NULL, 10); break;
         case 'b': if (!parse_sources (optarg)) return 2; break;
         case 'N': opt.presence = FALSE; break;
+        case 'M': opt.sm_ack_every = (guint) strtoul (optarg, NULL, 10); break;
         case 'L': opt.server_label = optarg; break;
         case 'W': opt.wave = (guint) strtoul (optarg, NULL, 10); break;
         case 'R': opt.server_pid = atoi (optarg); break;
@@ -1932,9 +1969,9 @@ main (int argc, char **argv)
     case SC_THROUGHPUT:
       printf ("%" G_GUINT64_FORMAT " messages delivered in %.2f s over %u pairs (window %u): %.0f/s\n",
               delivered, measured, opt.pairs, opt.window, (double) delivered / MAX (measured, 1e-9));
-      printf ("RESULT scenario=throughput server=%s pairs=%u window=%u bound=%u delivered=%" G_GUINT64_FORMAT
+      printf ("RESULT scenario=throughput server=%s pairs=%u window=%u sm_ack_every=%u bound=%u delivered=%" G_GUINT64_FORMAT
               " errors=%" G_GUINT64_FORMAT " seconds=%.2f delivered_per_s=%.0f\n",
-              opt.server_label, opt.pairs, opt.window, atomic_load (&g_bound), delivered, errors, measured,
+              opt.server_label, opt.pairs, opt.window, opt.sm_ack_every, atomic_load (&g_bound), delivered, errors, measured,
               (double) delivered / MAX (measured, 1e-9));
       rc = ready && delivered > 0 ? 0 : 1;
       break;
