@@ -6,12 +6,44 @@
 
 #include <string.h>
 
-/* Writes @bytes to every session in @targets. */
-static void
-deliver_bytes (MynaServer *server, GPtrArray *targets, GString *bytes)
+/* Whether @target's MYNA_EVENT_STANZA_TO_CLIENT chain takes @stanza over
+ * (a module holding or keeping it), as myna_session_send() asks it, or
+ * @target is hibernated and nobody took it: either way nothing is
+ * written to that session. */
+static gboolean
+deliver_taken (MynaServer *server, MynaSession *target, MynaStanza *stanza)
 {
+  MynaJid *jid = myna_session_get_jid (target);
+  MynaCall call = { server, myna_session_get_host (target), target, jid, jid };
+
+  if (myna_router_fire (server->router, call.host, MYNA_EVENT_STANZA_TO_CLIENT,
+                        &call, stanza) == MYNA_HANDLED)
+    return TRUE;
+  if (myna_session_is_hibernated (target))
+    {
+      g_debug ("%s: a <%s/> to a hibernated session, taken by no module, dropped",
+               myna_session_get_peer (target), myna_stanza_get_name (stanza));
+      return TRUE;
+    }
+  return FALSE;
+}
+
+/* Hands @stanza to every session in @targets: each one's to-client chain
+ * first, then the bytes, serialised once, to those it did not take. */
+static void
+deliver_to (MynaServer *server, GPtrArray *targets, MynaStanza *stanza)
+{
+  g_autoptr(GString) bytes = NULL;
+
   for (guint i = 0; i < targets->len; i++)
     {
+      if (deliver_taken (server, targets->pdata[i], stanza))
+        continue;
+      if (bytes == NULL)
+        {
+          bytes = g_string_sized_new (256);
+          myna_stanza_serialize (stanza, MYNA_NS_CLIENT, bytes);
+        }
       myna_session_send_raw (targets->pdata[i], bytes->str, (gssize) bytes->len);
       server->stanzas_out++;
     }
@@ -102,9 +134,7 @@ myna_server_deliver (MynaServer *server, MynaStanza *stanza)
   g_autoptr(GPtrArray) targets = recipients (server, stanza);
   if (targets->len == 0)
     return 0;
-  g_autoptr(GString) bytes = g_string_sized_new (256);
-  myna_stanza_serialize (stanza, MYNA_NS_CLIENT, bytes);
-  deliver_bytes (server, targets, bytes);
+  deliver_to (server, targets, stanza);
   return targets->len;
 }
 
