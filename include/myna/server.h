@@ -55,8 +55,9 @@ typedef enum {
 #define MYNA_EVENT_STANZA_FROM_CLIENT    "stanza/from-client"
 /* A stanza (message, presence or iq) about to be written to a bound
  * session (the call's session; its from and to are that session's JID):
- * fired by myna_session_send(), after every module that sent it, before
- * it is serialised.  A handler answering HANDLED takes it over (it must
+ * fired by myna_session_send() and by myna_server_deliver() (routed
+ * messages, presence and iqs), for each recipient session, before it is
+ * serialised.  A handler answering HANDLED takes it over (it must
  * ref the stanza to keep it): the core writes nothing.  Client State
  * Indication holds stanzas back here, stream management counts and keeps
  * the ones it lets through (the lowest priority).  A handler sending the
