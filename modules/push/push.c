@@ -283,7 +283,7 @@ push_send_round (Push *self, const PushNote *note, const char *local, PushEntry 
     return;
   if (now >= note->expires || entry->attempts >= (guint) push_config (self)->max_attempts)
     {
-      g_info ("notification %s to %s@%s expired (%s, %u sends)", note->id, local,
+      g_debug ("notification %s to %s@%s expired (%s, %u sends)", note->id, local,
               push_host_name (self), now >= note->expires ? "ttl over" : "attempts spent",
               entry->attempts);
       *entry = (PushEntry) { PUSH_EXPIRED, entry->attempts, now };
@@ -316,7 +316,7 @@ push_delivered (Push *self, const char *local, const char *id, const char *how)
   e.state = PUSH_DELIVERED;
   e.at = g_get_real_time ();
   push_entry_store (self, local, id, &e);
-  g_info ("notification %s delivered to %s@%s (%s)", id, local, push_host_name (self), how);
+  g_debug ("notification %s delivered to %s@%s (%s)", id, local, push_host_name (self), how);
 }
 
 /* The notification id in an IQ id of ours ("push:ID:N"), or NULL.
@@ -356,7 +356,7 @@ push_iq_answer (MynaCall *call, MynaStanza *iq, gpointer data)
   if (strcmp (type, "result") == 0)
     push_delivered (self, myna_jid_get_local (from), id, "IQ result");
   else
-    g_info ("notification %s: %s answered an error; it stays queued", id,
+    g_debug ("notification %s: %s answered an error; it stays queued", id,
             myna_jid_to_string (from));
   return MYNA_HANDLED;
 }
