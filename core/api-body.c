@@ -621,3 +621,181 @@ myna_api_parse_user (const char *body, gsize len, MynaApiUser *out, GError **err
     }
   return TRUE;
 }
+
+/* ---- notifications ---------------------------------------------------------- */
+
+void
+myna_api_notification_clear (MynaApiNotification *n)
+{
+  if (n == NULL)
+    return;
+  g_clear_pointer (&n->to, g_ptr_array_unref);
+  g_clear_pointer (&n->title, g_free);
+  g_clear_pointer (&n->message, g_free);
+  g_clear_pointer (&n->uri, g_free);
+  n->broadcast = FALSE;
+  n->ttl = 0;
+}
+
+/* @text as a recipient: the bare JID of an account, added to @to unless
+ * there already. */
+static gboolean
+api_recipient (const char *text, GPtrArray *to, GError **error)
+{
+  g_autoptr(GError) local = NULL;
+  g_autoptr(MynaJid) jid = NULL;
+
+  if (strlen (text) > MYNA_API_MAX_JID)
+    {
+      g_set_error (error, MYNA_API_ERROR, MYNA_API_ERROR_TOO_LARGE,
+                   "a recipient of \"to\" is over the limit of %d bytes", MYNA_API_MAX_JID);
+      return FALSE;
+    }
+  jid = myna_jid_parse (text, &local);
+  if (jid == NULL)
+    {
+      g_set_error (error, MYNA_API_ERROR, MYNA_API_ERROR_INVALID,
+                   "\"to\" holds an invalid JID: %s", local->message);
+      return FALSE;
+    }
+  if (myna_jid_get_local (jid) == NULL || myna_jid_get_resource (jid) != NULL)
+    {
+      g_set_error (error, MYNA_API_ERROR, MYNA_API_ERROR_INVALID,
+                   "\"to\" must name accounts by their bare JIDs (user@host), not %s",
+                   myna_jid_to_string (jid));
+      return FALSE;
+    }
+  for (guint i = 0; i < to->len; i++)
+    if (myna_jid_equal (to->pdata[i], jid))
+      return TRUE;
+  g_ptr_array_add (to, g_steal_pointer (&jid));
+  return TRUE;
+}
+
+/* "to": a JID, an array of JIDs, or "*". */
+static gboolean
+api_recipients (JsonObject *object, MynaApiNotification *out, GError **error)
+{
+  JsonNode *node = json_object_get_member (object, "to");
+  g_autoptr(GPtrArray) to = g_ptr_array_new_with_free_func ((GDestroyNotify) myna_jid_unref);
+  g_autoptr(GError) local = NULL;
+  const char *text;
+
+  if (node != NULL && JSON_NODE_HOLDS_ARRAY (node))
+    {
+      JsonArray *array = json_node_get_array (node);
+      guint n = json_array_get_length (array);
+
+      if (n == 0 || n > MYNA_API_MAX_RECIPIENTS)
+        {
+          g_set_error (error, MYNA_API_ERROR, n == 0 ? MYNA_API_ERROR_INVALID
+                       : MYNA_API_ERROR_TOO_LARGE,
+                       "\"to\" must name 1 to %d recipients", MYNA_API_MAX_RECIPIENTS);
+          return FALSE;
+        }
+      for (guint i = 0; i < n; i++)
+        {
+          JsonNode *item = json_array_get_element (array, i);
+
+          if (!JSON_NODE_HOLDS_VALUE (item) || json_node_get_value_type (item) != G_TYPE_STRING)
+            {
+              g_set_error_literal (error, MYNA_API_ERROR, MYNA_API_ERROR_TYPE,
+                                   "the items of \"to\" must be strings");
+              return FALSE;
+            }
+          if (!api_recipient (json_node_get_string (item), to, error))
+            return FALSE;
+        }
+      out->to = g_steal_pointer (&to);
+      return TRUE;
+    }
+  if (!api_string (object, "to", FALSE, MYNA_API_MAX_JID, &text, &local))
+    {
+      if (g_error_matches (local, MYNA_API_ERROR, MYNA_API_ERROR_TYPE))
+        g_set_error_literal (error, MYNA_API_ERROR, MYNA_API_ERROR_TYPE,
+                             "the member \"to\" must be a JID, an array of JIDs or \"*\"");
+      else
+        g_propagate_error (error, g_steal_pointer (&local));
+      return FALSE;
+    }
+  if (strcmp (text, "*") == 0)
+    {
+      out->broadcast = TRUE;
+      return TRUE;
+    }
+  if (!api_recipient (text, to, error))
+    return FALSE;
+  out->to = g_steal_pointer (&to);
+  return TRUE;
+}
+
+/* "ttl": absent, null, or an integer of seconds within bounds. */
+static gboolean
+api_ttl (JsonObject *object, gint64 *out, GError **error)
+{
+  JsonNode *node = json_object_get_member (object, "ttl");
+  gint64 ttl;
+
+  *out = 0;
+  if (node == NULL || JSON_NODE_HOLDS_NULL (node))
+    return TRUE;
+  if (!JSON_NODE_HOLDS_VALUE (node) || json_node_get_value_type (node) != G_TYPE_INT64)
+    {
+      g_set_error_literal (error, MYNA_API_ERROR, MYNA_API_ERROR_TYPE,
+                           "the member \"ttl\" must be an integer (seconds)");
+      return FALSE;
+    }
+  ttl = json_node_get_int (node);
+  if (ttl < 1 || ttl > MYNA_API_MAX_TTL)
+    {
+      g_set_error (error, MYNA_API_ERROR, MYNA_API_ERROR_INVALID,
+                   "the member \"ttl\" must be 1 to %d seconds", MYNA_API_MAX_TTL);
+      return FALSE;
+    }
+  *out = ttl;
+  return TRUE;
+}
+
+static gboolean
+api_notification_fields (JsonObject *object, MynaApiNotification *out, GError **error)
+{
+  const char *title, *message, *uri;
+
+  if (!api_recipients (object, out, error)
+      || !api_string (object, "title", FALSE, MYNA_API_MAX_TITLE, &title, error)
+      || !api_string (object, "message", FALSE, MYNA_API_MAX_TEXT, &message, error)
+      || !api_string (object, "uri", TRUE, MYNA_API_MAX_URI, &uri, error)
+      || !api_ttl (object, &out->ttl, error))
+    return FALSE;
+  if (*title == '\0' || *message == '\0')
+    {
+      g_set_error (error, MYNA_API_ERROR, MYNA_API_ERROR_INVALID,
+                   "the member \"%s\" must not be empty", *title == '\0' ? "title" : "message");
+      return FALSE;
+    }
+  out->title = g_strdup (title);
+  out->message = g_strdup (message);
+  out->uri = g_strdup (uri);
+  return TRUE;
+}
+
+gboolean
+myna_api_parse_notification (const char *body, gsize len, MynaApiNotification *out,
+                             GError **error)
+{
+  g_return_val_if_fail (out != NULL, FALSE);
+  g_return_val_if_fail (error == NULL || *error == NULL, FALSE);
+
+  g_autoptr(JsonObject) object = NULL;
+
+  memset (out, 0, sizeof *out);
+  object = api_parse_object (body, len, error);
+  if (object == NULL)
+    return FALSE;
+  if (!api_notification_fields (object, out, error))
+    {
+      myna_api_notification_clear (out);
+      return FALSE;
+    }
+  return TRUE;
+}

@@ -1829,8 +1829,10 @@ myna_session_restart_stream (MynaSession *session)
   session_apply_limits (session);
 }
 
-void
-myna_session_set_authenticated (MynaSession *session, const char *local)
+/* Marks @session authenticated as @local; with @restart, the client's
+ * next bytes start a new stream. */
+static void
+session_authenticate (MynaSession *session, const char *local, gboolean restart)
 {
   g_return_if_fail (session != NULL && local != NULL);
   if (session->state == STATE_CLOSING)
@@ -1852,11 +1854,25 @@ myna_session_set_authenticated (MynaSession *session, const char *local)
   myna_timer_stop (session->timer);
   /* The client's next bytes start a new stream (RFC 6120 §6.4.6); this
    * may run from an asynchronous password check, outside any parse. */
-  myna_session_restart_stream (session);
-  g_info ("%s: authenticated as %s", session->peer, myna_jid_bare_string (jid));
+  if (restart)
+    myna_session_restart_stream (session);
+  g_info ("%s: authenticated as %s%s", session->peer, myna_jid_bare_string (jid),
+          restart ? "" : " (no stream restart)");
   MynaCall call = { session->server, session->host, session, session->jid, NULL };
   myna_router_fire (session->server->router, session->host,
                     MYNA_EVENT_SESSION_AUTHENTICATED, &call, NULL);
+}
+
+void
+myna_session_set_authenticated (MynaSession *session, const char *local)
+{
+  session_authenticate (session, local, TRUE);
+}
+
+void
+myna_session_set_authenticated_in_stream (MynaSession *session, const char *local)
+{
+  session_authenticate (session, local, FALSE);
 }
 
 gboolean

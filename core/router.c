@@ -323,6 +323,25 @@ stream_lookup (MynaRouter *router, MynaHost *host, const char *ns, const char *n
   return e;
 }
 
+/* The handler registered for a jabber:client <iq/> (before
+ * authentication) by its payload's namespace and name exactly, or NULL. */
+static Entry *
+stream_lookup_payload (MynaRouter *router, MynaHost *host, MynaStanza *stanza)
+{
+  MynaStanza *payload;
+  const char *pns;
+
+  if (g_strcmp0 (myna_stanza_get_ns (stanza), MYNA_NS_CLIENT) != 0
+      || g_strcmp0 (myna_stanza_get_name (stanza), "iq") != 0
+      || (payload = myna_stanza_first_element (stanza)) == NULL
+      || (pns = myna_stanza_get_ns (payload)) == NULL
+      || strcmp (pns, MYNA_NS_CLIENT) == 0)
+    return NULL;
+  g_autofree char *key = g_strconcat (host->name, SEP, pns, SEP,
+                                      myna_stanza_get_name (payload), NULL);
+  return g_hash_table_lookup (router->stream, key);
+}
+
 MynaResult
 myna_router_stream_element (MynaRouter *router, MynaCall *call, MynaStanza *stanza)
 {
@@ -330,6 +349,17 @@ myna_router_stream_element (MynaRouter *router, MynaCall *call, MynaStanza *stan
 
   if (call->host == NULL)
     return MYNA_PASS;
+  /* A client's <iq/> goes first to a handler of its payload, if any
+   * (jabber:iq:auth, XEP-0078), then to the one of {jabber:client}iq. */
+  Entry *p = stream_lookup_payload (router, call->host, stanza);
+  if (p != NULL)
+    {
+      entry_ref (p);
+      MynaResult r = entry_call (p, call, stanza);
+      entry_unref (p);
+      if (r == MYNA_HANDLED)
+        return r;
+    }
   Entry *e = stream_lookup (router, call->host, ns != NULL ? ns : "",
                             myna_stanza_get_name (stanza));
   if (e == NULL && ns != NULL)

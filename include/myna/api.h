@@ -34,6 +34,13 @@ G_BEGIN_DECLS
 /* Longest password, in bytes. */
 #define MYNA_API_MAX_PASSWORD  1023
 
+/* Notifications: most recipients named in one body, longest title and
+ * URI in bytes, longest ttl in seconds (30 days). */
+#define MYNA_API_MAX_RECIPIENTS 1000
+#define MYNA_API_MAX_TITLE      1024
+#define MYNA_API_MAX_URI        2048
+#define MYNA_API_MAX_TTL        (30 * 24 * 3600)
+
 #define MYNA_API_ERROR (myna_api_error_quark ())
 GQuark myna_api_error_quark (void);
 
@@ -66,6 +73,18 @@ typedef struct {
   char *password;        /* 1..MYNA_API_MAX_PASSWORD bytes, no control characters */
 } MynaApiUser;
 
+/* POST /api/v1/notifications: {"to": JID | [JID, …] | "*", "title":
+ * string, "message": string, "uri": string?, "ttl": seconds?} */
+typedef struct {
+  gboolean    broadcast; /* "to" was "*": every account of the host */
+  GPtrArray  *to;        /* bare JIDs of accounts (MynaJid*), 1..MYNA_API_MAX_RECIPIENTS,
+                          * each once, in the body's order; NULL for a broadcast */
+  char       *title;     /* 1..MYNA_API_MAX_TITLE bytes of XML characters */
+  char       *message;   /* 1..MYNA_API_MAX_TEXT bytes of XML characters */
+  char       *uri;       /* ..MYNA_API_MAX_URI bytes, NULL when absent */
+  gint64      ttl;       /* 1..MYNA_API_MAX_TTL seconds, 0 when absent */
+} MynaApiNotification;
+
 /* Parses a message body into *@out (cleared first; clear it with
  * myna_api_message_clear()).  FALSE with a MYNA_API_ERROR on any fault,
  * leaving *@out cleared. */
@@ -80,6 +99,13 @@ gboolean    myna_api_parse_user (const char *body, gsize len,
                                  MynaApiUser *out, GError **error);
 void        myna_api_user_clear (MynaApiUser *user);
 
+/* Parses a notification body into *@out, as above ("to" a JID with a
+ * localpart and no resource, or an array of such, duplicates counted
+ * once; "ttl" an integer).  Clear it with myna_api_notification_clear(). */
+gboolean    myna_api_parse_notification (const char *body, gsize len,
+                                         MynaApiNotification *out, GError **error);
+void        myna_api_notification_clear (MynaApiNotification *n);
+
 /* The <message/> for @msg: from @msg->from, or @default_from when that is
  * NULL; @id may be NULL.  Returns: (transfer full) */
 MynaStanza *myna_api_message_to_stanza (const MynaApiMessage *msg,
@@ -91,5 +117,6 @@ gboolean    myna_api_text_is_xml (const char *text);
 
 G_DEFINE_AUTO_CLEANUP_CLEAR_FUNC (MynaApiMessage, myna_api_message_clear)
 G_DEFINE_AUTO_CLEANUP_CLEAR_FUNC (MynaApiUser, myna_api_user_clear)
+G_DEFINE_AUTO_CLEANUP_CLEAR_FUNC (MynaApiNotification, myna_api_notification_clear)
 
 G_END_DECLS

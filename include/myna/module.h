@@ -206,7 +206,11 @@ void         myna_module_add_stream_features (MynaModule *mod,
                                               gpointer user_data,
                                               GDestroyNotify destroy);
 /* Stream-level elements (<auth/>, <starttls/>, <enable/>, …) of namespace
- * @ns and name @element (NULL for any), before or after authentication. */
+ * @ns and name @element (NULL for any), before or after authentication.
+ * Before authentication a client's <iq/> is one too: it goes first to the
+ * handler registered for its payload's namespace and element exactly
+ * (e.g. ("jabber:iq:auth", "query"); never a NULL-@element one), then, if
+ * that answers MYNA_PASS, to the one of (MYNA_NS_CLIENT, "iq"). */
 void         myna_module_route_stream (MynaModule *mod, const char *ns,
                                        const char *element,
                                        MynaStanzaHandler handler,
@@ -316,6 +320,10 @@ void         myna_module_send_iq (MynaModule *mod, MynaStanza *iq, guint timeout
  * stream; runs MYNA_EVENT_SESSION_AUTHENTICATED. */
 void         myna_session_set_authenticated (MynaSession *session,
                                              const char *local);
+/* As myna_session_set_authenticated, without restarting the stream: for
+ * XEP-0078 (jabber:iq:auth), whose client goes on in the same stream. */
+void         myna_session_set_authenticated_in_stream (MynaSession *session,
+                                                       const char *local);
 /* Binds @resource; FALSE with a reason when it cannot. */
 gboolean     myna_session_bind (MynaSession *session, const char *resource,
                                 GError **error);

@@ -29,11 +29,12 @@
 #include <myna/module.h>
 #include <myna/http.h>
 #include <myna/api.h>
+#include <myna/rest.h>
 #include <json-glib/json-glib.h>
 
 #include <string.h>
 
-#define REST_PREFIX    "/api/v1"
+#define REST_PREFIX    MYNA_REST_PREFIX
 #define REST_DRAIN_US  (5 * G_USEC_PER_SEC)
 
 /* The module's typed configuration ([module:rest], host overrides), read
@@ -148,6 +149,44 @@ rest_token_known (MynaHttpRequest *req)
       return TRUE;
   return FALSE;
 }
+
+/* The instance serving @host, or NULL. */
+static Rest *
+rest_for_host (MynaHost *host)
+{
+  for (guint i = 0; rest_instances != NULL && i < rest_instances->len; i++)
+    if (myna_module_get_host (((Rest *) rest_instances->pdata[i])->mod) == host)
+      return rest_instances->pdata[i];
+  return NULL;
+}
+
+/* rest/1 token_ok: @host's token (NULL: any host's), answering nothing. */
+static gboolean
+rest_service_token_ok (MynaHost *host, MynaHttpRequest *req)
+{
+  Rest *self;
+
+  if (host == NULL)
+    return rest_token_known (req);
+  self = rest_for_host (host);
+  return self != NULL && rest_token_ok (self, rest_bearer (req));
+}
+
+/* rest/1 authorize: as token_ok, answering 401 when wrong. */
+static gboolean
+rest_service_authorize (MynaHost *host, MynaHttpRequest *req)
+{
+  if (rest_service_token_ok (host, req))
+    return TRUE;
+  rest_unauthorized (req);
+  return FALSE;
+}
+
+static const MynaRestService rest_service = {
+  .size      = sizeof (MynaRestService),
+  .token_ok  = rest_service_token_ok,
+  .authorize = rest_service_authorize,
+};
 
 /* The instance a request acts on: @named (from a body) or ?host=, else the
  * only one.  NULL once the request has been answered with the reason. */
@@ -652,6 +691,8 @@ rest_load (MynaModule *mod, GError **error)
 
   self->mod = mod;
   myna_module_set_data (mod, self, g_free);
+  if (!myna_module_provide (mod, MYNA_REST_SERVICE, 1, &rest_service, error))
+    return FALSE;
   if (rest_instances == NULL)
     {
       rest_route = myna_http_route_add (myna_module_get_server (mod), REST_PREFIX,
@@ -734,5 +775,6 @@ MYNA_MODULE_DEFINE (rest,
   .mode    = MYNA_MODULE_EAGER,
   .config  = rest_config_keys,
   .config_size = sizeof (RestConfig),
+  .provides = MYNA_STRV ("rest/1"),
   .load    = rest_load,
   .unload  = rest_unload);

@@ -1,6 +1,7 @@
 /* fuzz-api-body: the HTTP API's JSON body parsers (core/api-body.c) on
- * arbitrary bytes.  The low bit of the first byte picks the parser
- * (message or user creation); the rest is the body.
+ * arbitrary bytes.  The first byte picks the parser: bit 1 set, the
+ * notification's; else the low bit, message or user creation.  The rest
+ * is the body.
  *
  * Invariants: a failure carries a MYNA_API_ERROR with a message and leaves
  * the output cleared; a success came from valid UTF-8 within the size
@@ -121,12 +122,50 @@ fuzz_user (const char *body, gsize len)
     CHECK ((guchar) *p >= 0x20 && *p != 0x7f);
 }
 
+static void
+fuzz_notification (const char *body, gsize len)
+{
+  g_auto(MynaApiNotification) n = { 0 };
+  g_autoptr(GError) error = NULL;
+
+  if (!myna_api_parse_notification (body, len, &n, &error))
+    {
+      check_error (error);
+      CHECK (n.to == NULL && n.title == NULL && n.message == NULL && n.uri == NULL
+             && n.ttl == 0 && !n.broadcast);
+      return;
+    }
+  CHECK (error == NULL);
+  CHECK (len <= MYNA_API_MAX_BODY && g_utf8_validate_len (body, len, NULL));
+  CHECK (n.broadcast == (n.to == NULL));
+  if (n.to != NULL)
+    {
+      CHECK (n.to->len >= 1 && n.to->len <= MYNA_API_MAX_RECIPIENTS);
+      for (guint i = 0; i < n.to->len; i++)
+        {
+          MynaJid *jid = n.to->pdata[i];
+
+          check_jid (jid);
+          CHECK (myna_jid_get_local (jid) != NULL && myna_jid_get_resource (jid) == NULL);
+          for (guint j = 0; j < i; j++)
+            CHECK (!myna_jid_equal (n.to->pdata[j], jid));
+        }
+    }
+  check_text (n.title, MYNA_API_MAX_TITLE, FALSE);
+  check_text (n.message, MYNA_API_MAX_TEXT, FALSE);
+  if (n.uri != NULL)
+    check_text (n.uri, MYNA_API_MAX_URI, TRUE);
+  CHECK (n.ttl >= 0 && n.ttl <= MYNA_API_MAX_TTL);
+}
+
 int
 LLVMFuzzerTestOneInput (const uint8_t *data, size_t size)
 {
   if (size < 1)
     return 0;
-  if (data[0] & 1)
+  if (data[0] & 2)
+    fuzz_notification ((const char *) data + 1, size - 1);
+  else if (data[0] & 1)
     fuzz_user ((const char *) data + 1, size - 1);
   else
     fuzz_message ((const char *) data + 1, size - 1);

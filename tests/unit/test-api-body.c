@@ -408,6 +408,91 @@ test_text_is_xml (void)
   g_assert_false (myna_api_text_is_xml ("\xef\xbf\xbf"));
 }
 
+/* ---- notifications -------------------------------------------------------------- */
+
+static void
+test_notification_good (void)
+{
+  g_auto(MynaApiNotification) n = { 0 };
+  g_autoptr(GError) error = NULL;
+  const char *body = "{\"to\": [\"Alice@LocalHost\", \"bob@localhost\", \"alice@localhost\"],"
+                     " \"title\": \"T\", \"message\": \"caf\\u00e9\", \"uri\": \"https://x/\","
+                     " \"ttl\": 60}";
+
+  g_assert_true (myna_api_parse_notification (body, strlen (body), &n, &error));
+  g_assert_no_error (error);
+  g_assert_false (n.broadcast);
+  g_assert_cmpuint (n.to->len, ==, 2);
+  g_assert_cmpstr (myna_jid_to_string (n.to->pdata[0]), ==, "alice@localhost");
+  g_assert_cmpstr (myna_jid_to_string (n.to->pdata[1]), ==, "bob@localhost");
+  g_assert_cmpstr (n.title, ==, "T");
+  g_assert_cmpstr (n.message, ==, "café");
+  g_assert_cmpstr (n.uri, ==, "https://x/");
+  g_assert_cmpint (n.ttl, ==, 60);
+  myna_api_notification_clear (&n);
+
+  body = "{\"to\": \"*\", \"title\": \"T\", \"message\": \"m\", \"uri\": null}";
+  g_assert_true (myna_api_parse_notification (body, strlen (body), &n, &error));
+  g_assert_true (n.broadcast);
+  g_assert_null (n.to);
+  g_assert_null (n.uri);
+  g_assert_cmpint (n.ttl, ==, 0);
+  myna_api_notification_clear (&n);
+
+  body = "{\"to\": \"carol@localhost\", \"title\": \"T\", \"message\": \"m\"}";
+  g_assert_true (myna_api_parse_notification (body, strlen (body), &n, &error));
+  g_assert_cmpuint (n.to->len, ==, 1);
+}
+
+static void
+assert_notification_bad (const char *body, MynaApiError code)
+{
+  g_autoptr(GError) error = NULL;
+  MynaApiNotification n;
+
+  memset (&n, 0xa5, sizeof n);
+  g_assert_false (myna_api_parse_notification (body, strlen (body), &n, &error));
+  g_assert_error (error, MYNA_API_ERROR, (int) code);
+  g_assert_cmpstr (error->message, !=, "");
+  g_assert_null (n.to);
+  g_assert_null (n.title);
+  g_assert_null (n.message);
+  g_assert_null (n.uri);
+  g_assert_false (n.broadcast);
+  g_assert_cmpint (n.ttl, ==, 0);
+}
+
+static void
+test_notification_bad (void)
+{
+  assert_notification_bad ("{\"title\": \"t\", \"message\": \"m\"}", MYNA_API_ERROR_MISSING);
+  assert_notification_bad ("{\"to\": \"a@localhost\", \"message\": \"m\"}", MYNA_API_ERROR_MISSING);
+  assert_notification_bad ("{\"to\": \"a@localhost\", \"title\": \"t\"}", MYNA_API_ERROR_MISSING);
+  assert_notification_bad ("{\"to\": 5, \"title\": \"t\", \"message\": \"m\"}", MYNA_API_ERROR_TYPE);
+  assert_notification_bad ("{\"to\": [5], \"title\": \"t\", \"message\": \"m\"}", MYNA_API_ERROR_TYPE);
+  assert_notification_bad ("{\"to\": [], \"title\": \"t\", \"message\": \"m\"}", MYNA_API_ERROR_INVALID);
+  assert_notification_bad ("{\"to\": \"localhost\", \"title\": \"t\", \"message\": \"m\"}",
+                           MYNA_API_ERROR_INVALID);
+  assert_notification_bad ("{\"to\": \"a@localhost/r\", \"title\": \"t\", \"message\": \"m\"}",
+                           MYNA_API_ERROR_INVALID);
+  assert_notification_bad ("{\"to\": \"a@@b\", \"title\": \"t\", \"message\": \"m\"}",
+                           MYNA_API_ERROR_INVALID);
+  assert_notification_bad ("{\"to\": \"a@localhost\", \"title\": \"\", \"message\": \"m\"}",
+                           MYNA_API_ERROR_INVALID);
+  assert_notification_bad ("{\"to\": \"a@localhost\", \"title\": \"t\", \"message\": \"m\", \"ttl\": 1.5}",
+                           MYNA_API_ERROR_TYPE);
+  assert_notification_bad ("{\"to\": \"a@localhost\", \"title\": \"t\", \"message\": \"m\", \"ttl\": \"60\"}",
+                           MYNA_API_ERROR_TYPE);
+  assert_notification_bad ("{\"to\": \"a@localhost\", \"title\": \"t\", \"message\": \"m\", \"ttl\": 0}",
+                           MYNA_API_ERROR_INVALID);
+  assert_notification_bad ("{\"to\": \"a@localhost\", \"title\": \"t\", \"message\": \"\\u0001\"}",
+                           MYNA_API_ERROR_INVALID);
+  assert_notification_bad ("{\"to\": \"a@localhost\", \"to\": \"*\", \"title\": \"t\", \"message\": \"m\"}",
+                           MYNA_API_ERROR_DUPLICATE);
+  assert_notification_bad ("{\"to\": \"a@localhost\", \"title\": \"t\", \"message\": \"m\",}",
+                           MYNA_API_ERROR_SYNTAX);
+}
+
 int
 main (int argc, char **argv)
 {
@@ -427,6 +512,8 @@ main (int argc, char **argv)
   g_test_add_func ("/api-body/message/stanza", test_message_stanza);
   g_test_add_func ("/api-body/user/good", test_user_good);
   g_test_add_func ("/api-body/user/bad", test_user_bad);
+  g_test_add_func ("/api-body/notification/good", test_notification_good);
+  g_test_add_func ("/api-body/notification/bad", test_notification_bad);
   g_test_add_func ("/api-body/text-is-xml", test_text_is_xml);
   return g_test_run ();
 }
