@@ -84,6 +84,17 @@ setup_legacy (Fixture *f, gconstpointer extra)
 }
 
 static void
+setup_sm (Fixture *f, gconstpointer extra)
+{
+  g_autofree char *conf = g_strconcat (MYNAD_PLAIN_AUTH, HTTP_LISTENER, PUSH_CONF, NULL);
+
+  f->d.modules = MODULES ";sm";
+  mynad_start (&f->d, conf);
+  fixture_connect (f);
+  f->session = soup_session_new_with_options ("timeout", WAIT_MS / 1000, NULL);
+}
+
+static void
 teardown (Fixture *f, gconstpointer unused)
 {
   g_clear_object (&f->session);
@@ -422,6 +433,35 @@ test_max_attempts (Fixture *f, gconstpointer unused)
   }
   {
     g_autoptr(Peer) p = login (f, "erin", "r");
+    assert_no_notification (p, id);
+  }
+}
+
+/* A client with stream management that never answers the IQ but
+ * acknowledges it (<a h/>) has it: `delivered`, and it is not sent again
+ * at its next login. */
+static void
+test_sm_acked (Fixture *f, gconstpointer unused)
+{
+  add_users (f, (const char *[]) { "frank", NULL });
+  g_autofree char *id = NULL;
+
+  {
+    g_autoptr(Peer) p = login (f, "frank", "r");
+    peer_send (p, "<enable xmlns='urn:xmpp:sm:3'/>");
+    g_autoptr(MynaStanza) enabled = peer_expect (p, "enabled", "urn:xmpp:sm:3", NULL);
+    g_assert_nonnull (enabled);
+    id = post_notification (f, "{\"to\": \"frank@localhost\", \"title\": \"Acked\", "
+                            "\"message\": \"m\"}", 1);
+    g_autofree char *iq = expect_notification (p, id, "frank@localhost/r", "Acked", FALSE);
+    assert_state (f, id, "frank@localhost", "queued", 1);
+    /* The IQ is the first stanza since <enabled/>. */
+    peer_send (p, "<a xmlns='urn:xmpp:sm:3' h='1'/>");
+    wait_delivered (f, id, "frank");
+    assert_state (f, id, "frank@localhost", "delivered", 1);
+  }
+  {
+    g_autoptr(Peer) p = login (f, "frank", "r");
     assert_no_notification (p, id);
   }
 }
@@ -777,6 +817,7 @@ main (int argc, char **argv)
               teardown);
   g_test_add ("/push/broadcast", Fixture, NULL, setup, test_broadcast, teardown);
   g_test_add ("/push/max-attempts", Fixture, NULL, setup, test_max_attempts, teardown);
+  g_test_add ("/push/sm-acked", Fixture, NULL, setup_sm, test_sm_acked, teardown);
   g_test_add ("/push/refusals", Fixture, NULL, setup, test_refusals, teardown);
   g_test_add ("/push/androidpn/sasl-tls", Fixture, NULL, setup, test_androidpn_sasl, teardown);
   g_test_add ("/push/androidpn/legacy-auth-tls", Fixture, NULL, setup_legacy, test_androidpn_legacy,
