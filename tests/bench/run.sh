@@ -28,6 +28,14 @@
 #                           35 minutes); set them to 100000/8500 for like for like
 #   BENCH_CHURN_C=100       churn: logins in flight
 #   BENCH_KEEP=1            keep the scratch directory
+#   BENCH_SCENARIOS="idle logins throughput latency churn"  the scenarios
+#                           run (accounts are always registered first); add
+#                           "mobile" for issue 12's: throughput with each
+#                           server's mobile modules loaded (stream
+#                           management, carbons, CSI) without and with its
+#                           message archive (MAM, archiving every message, as
+#                           each ships it), then with the clients enabling
+#                           stream management (acking every BENCH_SM_ACK=5)
 # Full size: BENCH_N=10000 tests/bench/run.sh, then for Myna alone
 # BENCH_N=100000 BENCH_SERVERS=myna tests/bench/run.sh (needs an open-file
 # hard limit above N for both processes: see docs/PERFORMANCE.md).
@@ -47,6 +55,9 @@ CHURN_WAVE=${BENCH_CHURN_WAVE:-8500}
 CHURN_PEER_TOTAL=${BENCH_CHURN_PEER_TOTAL:-10000}
 CHURN_PEER_WAVE=${BENCH_CHURN_PEER_WAVE:-2000}
 CHURN_C=${BENCH_CHURN_C:-100}
+SCENARIOS=" ${BENCH_SCENARIOS:-idle logins throughput latency churn} "
+SM_ACK=${BENCH_SM_ACK:-5}
+want () { [[ $SCENARIOS == *" $1 "* ]]; }
 BUILD="$ROOT/build-bench"
 XL="$BUILD/tests/bench/xmppload"
 ACCOUNTS=$(( N > 2 * PAIRS ? N : 2 * PAIRS ))
@@ -144,8 +155,16 @@ start_server () {
   case $name in
     myna)
       # MYNA_SPIN=N: the same configuration with poll_spin_us = N
+      # PROFILE=mobile / mobile_nomam: the mobile modules as shipped
+      # (conf/myna.conf), with and without mam
+      local extra=""
+      case ${PROFILE:-} in
+        mobile) extra=";sm;csi;carbons;mam" ;;
+        mobile_nomam) extra=";sm;csi;carbons" ;;
+      esac
       sed -e "s|^port = 15225\$|port = $PORT|" \
           -e "${MYNA_SPIN:+s|^poll_spin_us = .*|poll_spin_us = $MYNA_SPIN|}" \
+          -e "s|^modules = \(.*\)\$|modules = \1$extra|" \
           "$ROOT/tests/bench/myna.conf" > "$dir/myna.conf"
       (cd "$dir" && exec taskset -c 0 "$BUILD/core/mynad" -c "$dir/myna.conf") \
         >>"$dir/server.log" 2>&1 &
@@ -153,13 +172,31 @@ start_server () {
       ;;
     prosody)
       mkdir -p "$dir/data"
-      sed -e "s|@DIR@|$dir|g" -e "s|@PORT@|$PORT|g" "$ROOT/tests/bench/peers/prosody.cfg.lua" > "$dir/prosody.cfg.lua"
+      # the mobile profiles: mod_smacks, mod_carbons, mod_csi_simple (and
+      # mod_mam, on the default storage as Debian ships it) enabled
+      local pmods=""
+      case ${PROFILE:-} in
+        mobile) pmods='"smacks"; "carbons"; "csi_simple"; "mam";' ;;
+        mobile_nomam) pmods='"smacks"; "carbons"; "csi_simple";' ;;
+      esac
+      sed -e "s|@DIR@|$dir|g" -e "s|@PORT@|$PORT|g" \
+          -e "s|\"presence\";\$|\"presence\"; $pmods|" \
+          -e "/^modules_disabled/s|\"mam\"; \"carbons\"; \"smacks\"; \"csi_simple\"; ||" \
+          "$ROOT/tests/bench/peers/prosody.cfg.lua" > "$dir/prosody.cfg.lua"
       taskset -c 0 prosody --config "$dir/prosody.cfg.lua" -F >>"$dir/server.log" 2>&1 &
       SERVER_PID=$!
       ;;
     ejabberd)
       mkdir -p "$dir/etc" "$dir/spool" "$dir/logs"
       sed -e "s|@DIR@|$dir|g" -e "s|@PORT@|$PORT|g" "$ROOT/tests/bench/peers/ejabberd.yml" > "$dir/etc/ejabberd.yml"
+      # the mobile profiles: mod_stream_mgmt, mod_carboncopy,
+      # mod_client_state (and mod_mam as ejabberd's own example config
+      # has it: every message archived)
+      case ${PROFILE:-} in
+        mobile|mobile_nomam)
+          printf '  mod_stream_mgmt: {}\n  mod_carboncopy: {}\n  mod_client_state: {}\n' >> "$dir/etc/ejabberd.yml" ;;
+      esac
+      [ "${PROFILE:-}" = mobile ] && printf '  mod_mam:\n    assume_mam_usage: true\n    default: always\n' >> "$dir/etc/ejabberd.yml"
       cat > "$dir/etc/ejabberdctl.cfg" <<EOF
 ERL_MAX_PORTS=$(( NOFILE > 65536 ? NOFILE : 65536 ))
 ERL_OPTIONS="+S 1:1 +SDcpu 1:1"
@@ -302,12 +339,14 @@ fi
 
 # ---- the runs ---------------------------------------------------------------
 for s in $SERVERS; do
-  accounts=$(max "$ACCOUNTS" "$(churn_wave "$s")")
+  accounts=$ACCOUNTS
+  want churn && accounts=$(max "$ACCOUNTS" "$(churn_wave "$s")")
   log "$s: creating $accounts accounts in-band"
   start_server "$s" || { R[$s:error]="did not start"; continue; }
   load "$s" register -n "$accounts" -c 50 -T 1800
   stop_server
 
+  if want idle; then
   log "$s: idle ($N sessions)"
   start_server "$s" || continue
   pid=$(listening_pid)
@@ -335,17 +374,36 @@ for s in $SERVERS; do
   fi
   echo "RESULT scenario=rss server=$s sessions=$held rss0_kib=$rss0 rssn_kib=$rssn kib_per_session=${R[$s:kib_per_session]:-n/a}"
   stop_server
+  fi
 
+  if want logins; then
   log "$s: logins ($LOGIN_C in flight, ${DUR}s)"
   start_server "$s" || continue
   load "$s" logins -n "$ACCOUNTS" -c "$LOGIN_C" -d "$DUR" -b "$SRC"
   stop_server
+  fi
 
+  if want throughput; then
   log "$s: throughput ($PAIRS pairs, window $WINDOW, ${DUR}s)"
   start_server "$s" || continue
   load "$s" throughput -p "$PAIRS" -w "$WINDOW" -d "$DUR"
   stop_server
+  fi
 
+  if want mobile; then
+  for profile in mobile_nomam mobile; do
+    log "$s: throughput with the $profile modules ($PAIRS pairs, window $WINDOW, ${DUR}s)"
+    PROFILE=$profile start_server "$s" || continue 2
+    load "$s" throughput -k "throughput_$profile" -p "$PAIRS" -w "$WINDOW" -d "$DUR"
+    stop_server
+  done
+  log "$s: throughput with the mobile modules, clients enabling stream management (ack every $SM_ACK)"
+  PROFILE=mobile start_server "$s" || continue
+  load "$s" throughput -k throughput_mobile_sm -p "$PAIRS" -w "$WINDOW" -d "$DUR" -M "$SM_ACK"
+  stop_server
+  fi
+
+  if want latency; then
   log "$s: latency ($PAIRS pairs, $RATE msg/s, ${DUR}s)"
   start_server "$s" || continue
   latency_run "$s" latency -p "$PAIRS" -r "$RATE" -d "$DUR"
@@ -368,13 +426,16 @@ for s in $SERVERS; do
     latency_run "$s" latency_half -p "$PAIRS" -r "$half" -d "$DUR"
     stop_server
   fi
+  fi
 
+  if want churn; then
   ctotal=$(churn_total "$s") cwave=$(churn_wave "$s")
   log "$s: churn ($ctotal sessions in waves of $cwave, $CHURN_C logins in flight)"
   start_server "$s" || continue
   load "$s" churn -R "$(listening_pid)" -n "$ctotal" -W "$cwave" -c "$CHURN_C" -b "$CSRC" -T 1800
   R[$s:churn.size]="$ctotal/$cwave"
   stop_server
+  fi
   if [ "$s" = myna ] && grep -q CRITICAL "$WORK/myna/server.log"; then
     echo "NOTE: mynad logged $(grep -c CRITICAL "$WORK/myna/server.log") CRITICAL line(s):" >&2
     grep CRITICAL "$WORK/myna/server.log" | sort | uniq -c | sort -rn | head -5 >&2
@@ -425,6 +486,10 @@ row "login latency p99 (ms)"                  logins.p99_ms
 row "login failures"                          logins.failures
 row "messages delivered/s (throughput)"       throughput.delivered_per_s
 row "message errors (throughput)"             throughput.errors
+row "msgs/s, mobile modules, no archive"      throughput_mobile_nomam.delivered_per_s
+row "msgs/s, mobile modules + archive (MAM)"  throughput_mobile.delivered_per_s
+row "  the same, clients using SM (ack/5)"    throughput_mobile_sm.delivered_per_s
+row "  errors with SM"                        throughput_mobile_sm.errors
 row "latency p50 (ms) at fixed rate"          latency.p50_ms
 row "latency p99 (ms) at fixed rate"          latency.p99_ms
 row "latency max (ms) at fixed rate"          latency.max_ms
