@@ -1404,7 +1404,8 @@ myna_connection_free (MynaSession *s)
     }
   if (s->state == STATE_BOUND && s->host != NULL)
     myna_host_unregister_session (s->host, s);
-  g_hash_table_remove (s->server->connections, s);
+  if (g_hash_table_remove (s->server->connections, s) && s->hibernated)
+    s->server->sessions_hibernated--;
   session_unlink_read (s);
   session_cancel_waiters (s);
   session_clear_data (s);
@@ -1977,6 +1978,7 @@ session_transport_lost (MynaSession *s, const char *why)
           myna_jid_to_string (s->jid), why);
   session_drop_transport (s, NULL);
   s->hibernated = TRUE;
+  s->server->sessions_hibernated++;
   return TRUE;
 }
 
@@ -2048,6 +2050,8 @@ myna_session_resume (MynaSession *old, MynaSession *fresh, GError **error)
   old->tokens_at = fresh->tokens_at;
   old->rate_logged = fresh->rate_logged;
   old->eof = FALSE;
+  if (old->hibernated)
+    old->server->sessions_hibernated--;
   old->hibernated = FALSE;
   session_mark_read (old);
   session_apply_limits (old);

@@ -376,7 +376,8 @@ struct _MynaServer {
   gboolean            require_encryption;
   GHashTable         *hosts;        /* name → MynaHost* */
   GPtrArray          *listeners;
-  GHashTable         *connections;  /* MynaSession* set */
+  GHashTable         *connections;  /* MynaSession* set, hibernated ones too */
+  guint               sessions_hibernated; /* of connections, those without one */
   GHashTable         *per_ip;       /* ip string → count */
   GPtrArray          *flush_queue;  /* sessions with output queued this batch */
   GQueue              read_order;   /* sessions by last read, oldest first */

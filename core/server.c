@@ -897,7 +897,10 @@ myna_server_describe_stats (MynaServer *server, GString *out)
       myna_storage_get_stats (server->storage, &st);
       myna_storage_get_cache_stats (server->storage, &cache_entries, &cache_hits, &cache_misses);
     }
-  g_string_append_printf (out, "connections %u\n", g_hash_table_size (server->connections));
+  /* A hibernated session (stream management) has no connection. */
+  g_string_append_printf (out, "connections %u\n",
+                          g_hash_table_size (server->connections) - server->sessions_hibernated);
+  g_string_append_printf (out, "sessions_hibernated %u\n", server->sessions_hibernated);
   g_string_append_printf (out, "hosts %u\n", g_hash_table_size (server->hosts));
   g_string_append_printf (out, "gsources %u\n", myna_main_context_count_sources (server->context));
   g_string_append_printf (out, "timers %u\n", myna_timer_count_active ());

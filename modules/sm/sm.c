@@ -29,7 +29,16 @@
  * the account's own bare JID (carbons, archive results: copies of what is
  * kept elsewhere) are dropped too.
  *
- * Each acknowledged stanza fires MYNA_EVENT_SM_ACKED (<myna/sm.h>). */
+ * Each acknowledged stanza fires MYNA_EVENT_SM_ACKED (<myna/sm.h>).
+ *
+ * `mynactl reload sm` keeps all of it: `save` turns each session's state
+ * into session data whose destroy functions are GLib's and libmyna's
+ * (SM_CARRY_KEY: the counters as a GVariant; SM_CARRY_QUEUE: the
+ * unacknowledged stanzas), which the core leaves with the session across
+ * the reload, and the new instance's `attach` takes them up again:
+ * counters, queue, resumption id and, for a hibernated session, what is
+ * left of its window.  A plain unload ends hibernated sessions (what they
+ * kept is re-routed). */
 #include <myna/module.h>
 #include <myna/sm.h>
 #include <myna/timer.h>
@@ -43,6 +52,9 @@
 #define NS_STANZAS "urn:ietf:params:xml:ns:xmpp-stanzas"
 #define NS_DELAY   "urn:xmpp:delay"
 #define SM_KEY     "state"
+/* What a reload carries from the old instance to the new one. */
+#define SM_CARRY_KEY   "carried"
+#define SM_CARRY_QUEUE "carried-queue"
 /* An ack is requested once this many stanzas wait for one (after the
  * burst that queued them), or after SM_REQUEST_DELAY_MS for fewer. */
 #define SM_REQUEST_AT       5
@@ -60,6 +72,7 @@ typedef struct {
 typedef struct {
   MynaModule *mod;
   GHashTable *resumable;   /* id → SmSession* (borrowed) */
+  gboolean    saved;       /* a reload saved the sessions: unload ends none */
 } Sm;
 
 /* Stream management state of one session. */
@@ -73,6 +86,8 @@ typedef struct {
   GQueue       unacked;     /* MynaStanza*, oldest first: sent - acked of them */
   gboolean     r_pending;   /* an <r/> is scheduled or unanswered */
   gboolean     ended;       /* the session closed: nothing more is kept */
+  gint64       window_ms;   /* the resumption window promised (<enabled max/>) */
+  gint64       expires_at;  /* monotonic µs the window ends, while hibernated */
   MynaTimer   *timer;       /* the resumption window, while hibernated */
   MynaTimer   *request;     /* asks for an ack when few stanzas wait */
 } SmSession;
@@ -117,6 +132,19 @@ static SmSession *
 sm_state (MynaSession *s)
 {
   return s != NULL ? myna_session_get_data (s, SM_KEY) : NULL;
+}
+
+/* A fresh state for @s, set as its session data (the counters zero). */
+static SmSession *
+sm_session_new (Sm *sm, MynaSession *s)
+{
+  SmSession *st = g_new0 (SmSession, 1);
+
+  st->sm = g_rc_box_acquire (sm);
+  st->session = s;
+  g_queue_init (&st->unacked);
+  myna_session_set_data (s, SM_KEY, st, sm_session_free);
+  return st;
 }
 
 /* 128 random bits from the kernel, in hex: a resumption id nobody can
@@ -362,11 +390,20 @@ sm_window_expired (gpointer data)
   myna_session_close (st->session, NULL, NULL);
 }
 
+/* Starts (or restarts) the resumption window of a hibernated session:
+ * it ends in @ms. */
+static void
+sm_arm_window (SmSession *st, gint64 ms)
+{
+  if (st->timer == NULL)
+    st->timer = myna_timer_new (sm_window_expired, st);
+  myna_timer_start (st->timer, (guint) CLAMP (ms, 0, G_MAXUINT));
+}
+
 /* session/transport-lost: a session that enabled resumption hibernates. */
 static MynaResult
 sm_transport_lost (MynaCall *call, MynaStanza *unused, gpointer data)
 {
-  Sm *sm = data;
   SmSession *st = sm_state (myna_call_get_session (call));
 
   if (st == NULL || st->id == NULL || st->ended)
@@ -374,9 +411,8 @@ sm_transport_lost (MynaCall *call, MynaStanza *unused, gpointer data)
   st->r_pending = FALSE;
   if (st->request != NULL)
     myna_timer_stop (st->request);
-  if (st->timer == NULL)
-    st->timer = myna_timer_new (sm_window_expired, st);
-  myna_timer_start (st->timer, (guint) sm_config (sm)->resume_timeout);
+  st->expires_at = g_get_monotonic_time () + st->window_ms * 1000;
+  sm_arm_window (st, st->window_ms);
   return MYNA_HANDLED;
 }
 
@@ -405,34 +441,39 @@ sm_enable (Sm *sm, MynaSession *s, MynaStanza *el)
 {
   const char *resume = myna_stanza_get_attr (el, "resume");
   gboolean want_resume = g_strcmp0 (resume, "true") == 0 || g_strcmp0 (resume, "1") == 0;
-  guint64 max_s = (guint64) sm_config (sm)->resume_timeout / 1000;
   guint64 asked = 0;
 
+  /* XEP-0198 §3: not before resource binding, and once per stream (its
+   * example answers a second <enable/> with unexpected-request, as
+   * Prosody's mod_smacks does; the counters already running stay). */
   if (!sm_session_bound (s) || sm_state (s) != NULL)
     {
+      g_message ("%s: <enable/> %s refused", myna_session_get_peer (s),
+                 sm_state (s) != NULL ? "once stream management is enabled"
+                                      : "before resource binding");
       sm_write_failed (s, "unexpected-request", FALSE, 0);
       return;
     }
-  SmSession *st = g_new0 (SmSession, 1);
-  st->sm = g_rc_box_acquire (sm);
-  st->session = s;
+  SmSession *st = sm_session_new (sm, s);
   st->in_base = myna_session_get_stanzas_received (s);
-  g_queue_init (&st->unacked);
+  /* The window is resume_timeout, or the client's preferred max if it is
+   * shorter; <enabled max/> says which, in whole seconds. */
+  st->window_ms = sm_config (sm)->resume_timeout;
+  if (g_ascii_string_to_unsigned (myna_stanza_get_attr (el, "max") ?: "", 10, 1, G_MAXUINT32,
+                                  &asked, NULL)
+      && (gint64) asked * 1000 < st->window_ms)
+    st->window_ms = (gint64) asked * 1000;
   if (want_resume)
     st->id = sm_new_id ();
-  myna_session_set_data (s, SM_KEY, st, sm_session_free);
   if (st->id == NULL)
     {
       sm_write (s, "<enabled xmlns='" NS_SM "'/>");
       return;
     }
   g_hash_table_insert (sm->resumable, g_strdup (st->id), st);
-  if (g_ascii_string_to_unsigned (myna_stanza_get_attr (el, "max") ?: "", 10, 1, G_MAXUINT32,
-                                  &asked, NULL))
-    max_s = MIN (max_s, asked);
   g_autofree char *xml = g_strdup_printf ("<enabled xmlns='" NS_SM "' id='%s' resume='true' "
-                                          "max='%" G_GUINT64_FORMAT "'/>", st->id,
-                                          MAX (max_s, 1));
+                                          "max='%" G_GINT64_FORMAT "'/>", st->id,
+                                          MAX (st->window_ms / 1000, 1));
   sm_write (s, xml);
 }
 
@@ -503,18 +544,23 @@ sm_element (MynaCall *call, MynaStanza *el, gpointer data)
     sm_enable (sm, s, el);
   else if (strcmp (name, "resume") == 0)
     sm_resume (sm, s, el);
+  else if ((strcmp (name, "r") == 0 || strcmp (name, "a") == 0) && st == NULL)
+    {
+      /* XEP-0198 §4: acks come after <enable/>.  The stream ends, as
+       * Prosody's mod_smacks ends it (an unhandled stream element). */
+      g_message ("%s: <%s/> before stream management was enabled: closing the stream",
+                 myna_session_get_peer (s), name);
+      myna_session_close (s, "unsupported-stanza-type",
+                          "stream management is not enabled on this stream");
+    }
   else if (strcmp (name, "r") == 0)
     {
-      if (st == NULL)
-        return MYNA_PASS;
       g_autofree char *xml = g_strdup_printf ("<a xmlns='" NS_SM "' h='%u'/>", sm_h_in (st));
       sm_write (s, xml);
     }
   else if (strcmp (name, "a") == 0)
     {
       guint32 h;
-      if (st == NULL)
-        return MYNA_PASS;
       if (!sm_count_parse (myna_stanza_get_attr (el, "h"), &h))
         {
           myna_session_close (s, "bad-format", "<a/> needs an unsigned 32-bit h");
@@ -561,8 +607,120 @@ sm_load (MynaModule *mod, GError **error)
   return TRUE;
 }
 
+/* Moves @st into session data the reload leaves with its session (GLib
+ * and libmyna destroy functions, nothing pointing into this .so); its
+ * queue is emptied, so the old state freed at unload keeps nothing. */
+static void
+sm_carry (SmSession *st)
+{
+  MynaSession *s = st->session;
+  g_auto(GVariantDict) dict = G_VARIANT_DICT_INIT (NULL);
+  GPtrArray *queue = g_ptr_array_new_full (g_queue_get_length (&st->unacked),
+                                           (GDestroyNotify) myna_stanza_unref);
+  MynaStanza *stanza;
+
+  if (st->id != NULL)
+    g_variant_dict_insert (&dict, "id", "s", st->id);
+  g_variant_dict_insert (&dict, "in-base", "t", st->in_base);
+  g_variant_dict_insert (&dict, "sent", "u", st->sent);
+  g_variant_dict_insert (&dict, "acked", "u", st->acked);
+  g_variant_dict_insert (&dict, "window-ms", "x", st->window_ms);
+  if (myna_session_is_hibernated (s))
+    g_variant_dict_insert (&dict, "expires-at", "x", st->expires_at);
+  while ((stanza = g_queue_pop_head (&st->unacked)) != NULL)
+    g_ptr_array_add (queue, stanza);
+  myna_session_set_data (s, SM_CARRY_QUEUE, queue, (GDestroyNotify) g_ptr_array_unref);
+  myna_session_set_data (s, SM_CARRY_KEY, g_variant_ref_sink (g_variant_dict_end (&dict)),
+                         (GDestroyNotify) g_variant_unref);
+}
+
+/* Before a reload: every session's state goes into what the reload
+ * leaves with the session (sm_carry); the new instance's sm_attach takes
+ * it up.  Nothing else is carried: the resumable table is rebuilt from
+ * the sessions. */
+static GVariant *
+sm_save (MynaModule *mod)
+{
+  Sm *sm = myna_module_get_data (mod);
+  g_autoptr(GPtrArray) sessions = myna_host_list_sessions (myna_module_get_host (mod));
+  guint carried = 0;
+
+  sm->saved = TRUE;
+  for (guint i = 0; i < sessions->len; i++)
+    {
+      SmSession *st = sm_state (sessions->pdata[i]);
+      if (st == NULL || st->ended)
+        continue;
+      sm_carry (st);
+      carried++;
+    }
+  if (carried > 0)
+    g_info ("%u session(s) with stream management carried across the reload", carried);
+  return NULL;
+}
+
+/* A session bound before this instance loaded: the state a reload
+ * carried (sm_carry) becomes this instance's, the window of a hibernated
+ * session running on from where it was, and an ack asked for what
+ * waits (a request the old code had scheduled went with it). */
+static void
+sm_attach (MynaModule *mod, MynaSession *s)
+{
+  Sm *sm = myna_module_get_data (mod);
+  GVariant *carried = myna_session_get_data (s, SM_CARRY_KEY);
+  GPtrArray *queue = myna_session_get_data (s, SM_CARRY_QUEUE);
+  const char *id = NULL;
+  guint64 in_base = 0;
+  gint64 window_ms = sm_config (sm)->resume_timeout, expires_at = 0;
+
+  if (carried == NULL || sm_state (s) != NULL)
+    return;
+  /* Ours until the end: the session data let go of it below. */
+  g_autoptr(GVariant) held = g_variant_ref (carried);
+  if (!g_variant_is_of_type (carried, G_VARIANT_TYPE_VARDICT)
+      || !g_variant_lookup (carried, "in-base", "t", &in_base))
+    {
+      g_warning ("%s: carried stream management state of type %s ignored",
+                 myna_jid_to_string (myna_session_get_jid (s)),
+                 g_variant_get_type_string (carried));
+      myna_session_set_data (s, SM_CARRY_KEY, NULL, NULL);
+      myna_session_set_data (s, SM_CARRY_QUEUE, NULL, NULL);
+      return;
+    }
+  SmSession *st = sm_session_new (sm, s);
+  st->in_base = in_base;
+  g_variant_lookup (carried, "sent", "u", &st->sent);
+  g_variant_lookup (carried, "acked", "u", &st->acked);
+  g_variant_lookup (carried, "window-ms", "x", &window_ms);
+  st->window_ms = window_ms;
+  if (g_variant_lookup (carried, "id", "&s", &id))
+    {
+      st->id = g_strdup (id);
+      g_hash_table_insert (sm->resumable, g_strdup (id), st);
+    }
+  for (guint i = 0; queue != NULL && i < queue->len; i++)
+    g_queue_push_tail (&st->unacked, myna_stanza_ref (queue->pdata[i]));
+  myna_session_set_data (s, SM_CARRY_KEY, NULL, NULL);
+  myna_session_set_data (s, SM_CARRY_QUEUE, NULL, NULL);
+
+  if (myna_session_is_hibernated (s))
+    {
+      if (st->id == NULL || !g_variant_lookup (carried, "expires-at", "x", &expires_at))
+        expires_at = g_get_monotonic_time ();
+      st->expires_at = expires_at;
+      sm_arm_window (st, MAX (expires_at - g_get_monotonic_time (), 0) / 1000);
+    }
+  else if (!g_queue_is_empty (&st->unacked))
+    sm_request_ack (st);
+  g_debug ("%s: stream management state taken over (h %u, %u unacknowledged%s)",
+           myna_jid_to_string (myna_session_get_jid (s)), sm_h_in (st),
+           g_queue_get_length (&st->unacked),
+           myna_session_is_hibernated (s) ? ", hibernated" : "");
+}
+
 /* Hibernated sessions end with the module (their window timer goes with
- * it): what they kept is re-routed by sm_closed. */
+ * it): what they kept is re-routed by sm_closed.  Not on a reload: `save`
+ * carried them to the new instance. */
 static void
 sm_unload (MynaModule *mod)
 {
@@ -571,6 +729,8 @@ sm_unload (MynaModule *mod)
   GHashTableIter it;
   gpointer value;
 
+  if (sm->saved)
+    return;
   g_hash_table_iter_init (&it, sm->resumable);
   while (g_hash_table_iter_next (&it, NULL, &value))
     if (myna_session_is_hibernated (((SmSession *) value)->session))
@@ -593,4 +753,6 @@ MYNA_MODULE_DEFINE (sm,
                        "(policy-violation) and what it held is re-routed")),
   .config_size = sizeof (SmConfig),
   .load    = sm_load,
-  .unload  = sm_unload);
+  .unload  = sm_unload,
+  .save    = sm_save,
+  .attach  = sm_attach);

@@ -1,7 +1,7 @@
 /* test-reload: hot reload as a transaction, against a real mynad — every
  * built-in module reloaded with clients connected keeps serving them (ping
  * keeps its keepalives through `attach`; roster pushes and presence
- * broadcasts go on); a reload whose new code does not check keeps the old
+ * broadcasts go on; stream management's counters go on); a reload whose new code does not check keeps the old
  * instance running; `load` reads the manifest again; a lazy module that
  * fails to open is not opened again per stanza; offline's paced delivery
  * goes on across its reload. */
@@ -12,7 +12,7 @@
 #define NS_LAZY "urn:myna:test:lazy"
 #define LAZY_QUERY "<query xmlns='" NS_LAZY "'/>"
 #define ALL_MODULES \
-  "disco;ping;version;auth;bind;roster;presence;offline;vcard;private;blocking;last;register"
+  "disco;ping;version;auth;bind;roster;presence;offline;vcard;private;blocking;last;register;sm"
 
 typedef struct {
   Mynad d;
@@ -286,6 +286,18 @@ test_reload_every_module (Fixture *f, gconstpointer unused)
   assert_result (a, "get", NULL, reg);
   g_free (reload (f, "register", 0));
   assert_result (a, "get", NULL, reg);
+
+  /* sm: alice's stream management goes on across the reload (her count
+   * of one ping since <enable/>, where the old code's state, dropped,
+   * made an <r/> a stream error). */
+  const char *ping = "<ping xmlns='urn:xmpp:ping'/>";
+  peer_send (a, "<enable xmlns='urn:xmpp:sm:3' resume='true'/>");
+  assert_got (peer_expect (a, "enabled", "resume='true'", NULL));
+  assert_result (a, "get", "localhost", ping);
+  g_free (reload (f, "sm", 0));
+  peer_send (a, "<r xmlns='urn:xmpp:sm:3'/>");
+  assert_got (peer_expect (a, "a", "h='1'", NULL));
+  assert_result (a, "get", "localhost", ping);
 
   /* offline: a message to an account with no session is kept for it. */
   peer_send (a, "<message type='chat' to='frank@localhost' id='m0'><body>x</body></message>");

@@ -5,7 +5,10 @@
  * window expiring sends what was not acknowledged to offline storage (or
  * back to its sender without storage); a second login with the same
  * resource replaces a hibernated session and loses nothing; max_unacked;
- * bad counters and foreign resumption ids are refused.
+ * bad counters and foreign resumption ids are refused; `mynactl reload sm`
+ * keeps connected and hibernated sessions' state; <enable/> twice, acks
+ * before <enable/>, <enabled max/>; `mynactl stats` counts hibernated
+ * sessions apart.
  *
  * The stanza matching helpers are those of test-im.c: a stanza matches
  * when it carries every given substring, and a match is consumed; absence
@@ -584,6 +587,298 @@ test_resume_refused (Fixture *f, gconstpointer unused)
   g_assert_true (client_expect (owner, "<resumed "));
 }
 
+/* ---- (f) reloads: nothing of stream management lost ----------------------------- */
+
+/* `mynactl CMD [ARG]` must answer 0. */
+static void
+ctl_ok (Fixture *f, const char *cmd, const char *arg)
+{
+  g_autofree char *out = NULL;
+  int rc = mynactl (&f->d, &out, cmd, arg, NULL);
+
+  if (rc != 0)
+    {
+      mynad_wait_log (&f->d, "\n(never logged)\n", 500);     /* read what it logged */
+      g_error ("mynactl %s %s: exit %d: %s\nmynad's log:\n%s", cmd, arg != NULL ? arg : "",
+               rc, out, f->d.log->str);
+    }
+}
+
+/* A counter of `mynactl stats`. */
+static guint64
+stat_get (Fixture *f, const char *name)
+{
+  g_autofree char *out = NULL;
+  g_auto(GStrv) lines = NULL;
+  gsize nlen = strlen (name);
+
+  g_assert_cmpint (mynactl (&f->d, &out, "stats", NULL), ==, 0);
+  lines = g_strsplit (out, "\n", -1);
+  for (guint i = 0; lines[i] != NULL; i++)
+    if (strncmp (lines[i], name, nlen) == 0 && lines[i][nlen] == ' ')
+      return g_ascii_strtoull (lines[i] + nlen + 1, NULL, 10);
+  g_error ("no counter %s in mynactl stats:\n%s", name, out);
+  return 0;
+}
+
+/* Waits (bounded) until the stats say @connections live connections and
+ * @hibernated hibernated sessions; a connection being reaped may still
+ * count for a moment. */
+static gboolean
+stats_are (Fixture *f, guint64 connections, guint64 hibernated)
+{
+  gint64 deadline = g_get_monotonic_time () + WAIT_MS * 1000;
+  guint64 c = 0, h = 0;
+
+  while (g_get_monotonic_time () < deadline)
+    {
+      c = stat_get (f, "connections");
+      h = stat_get (f, "sessions_hibernated");
+      if (c == connections && h == hibernated)
+        return TRUE;
+      g_usleep (20 * 1000);     /* polling mynactl: there is no event to wait on */
+    }
+  g_test_message ("stats: connections %" G_GUINT64_FORMAT ", sessions_hibernated %"
+                  G_GUINT64_FORMAT "; wanted %" G_GUINT64_FORMAT ", %" G_GUINT64_FORMAT,
+                  c, h, connections, hibernated);
+  return FALSE;
+}
+
+/* A reload (and a reload-config) while alice's stream management runs:
+ * her counters go on (the <r/> after it is answered with the right h, not
+ * a stream error), the queue of what she had not acknowledged is kept (a
+ * resumption after the reload re-sends exactly that), and her resumption
+ * id still resumes. */
+static void
+test_reload_connected (Fixture *f, gconstpointer unused)
+{
+  g_autoptr(Client) alice = login_available (f, "alice", "phone");
+  g_autoptr(Client) bob = login_available (f, "bob", "desk");
+  g_autofree char *id = enable_sm (alice);
+
+  /* Out: r1 (1), r2 (2); alice acknowledges r1 only. */
+  send_msg (bob, "alice@localhost/phone", "r1");
+  send_msg (bob, "alice@localhost/phone", "r2");
+  g_assert_true (expect_stanza (alice, "message", "<body>r1</body>", NULL));
+  g_assert_true (expect_stanza (alice, "message", "<body>r2</body>", NULL));
+  client_send (alice, "<a xmlns='" NS_SM "' h='1'/>");
+  /* In: the ping (1); out: its result (3). */
+  drain (alice);
+
+  ctl_ok (f, "reload", "sm");
+  ctl_ok (f, "reload-config", NULL);
+  client_send (alice, "<r xmlns='" NS_SM "'/>");
+  g_assert_true (client_expect (alice, "<a xmlns='" NS_SM "' h='1'/>"));
+  g_assert_null (strstr (alice->in->str, "<stream:error"));
+  g_string_truncate (alice->in, 0);
+
+  /* Out: r3 (4).  h='2' acknowledges r2, which the new code must know. */
+  send_msg (bob, "alice@localhost/phone", "r3");
+  g_assert_true (expect_stanza (alice, "message", "<body>r3</body>", NULL));
+  client_send (alice, "<a xmlns='" NS_SM "' h='2'/>");
+  sync_client (alice);          /* in 2, out 5 */
+  g_assert_null (strstr (alice->in->str, "<stream:error"));
+  g_string_truncate (alice->in, 0);
+
+  /* The link dies; resuming with h='2' brings the two ping results and r3
+   * once, r1 and r2 never; the server had handled alice's two pings. */
+  cut_link (alice);
+  wait_log (f, "session hibernated");
+  g_autoptr(Client) again = authenticate (f, "alice");
+  g_autofree char *resume = g_strdup_printf ("<resume xmlns='" NS_SM "' h='2' previd='%s'/>", id);
+  client_send (again, resume);
+  g_assert_true (client_expect (again, "<resumed "));
+  g_assert_nonnull (strstr (again->in->str, "h='2'"));
+  sync_client (again);
+  g_assert_cmpuint (count_in (again, "<body>r1</body>"), ==, 0);
+  g_assert_cmpuint (count_in (again, "<body>r2</body>"), ==, 0);
+  g_assert_cmpuint (count_in (again, "<body>r3</body>"), ==, 1);
+  /* The two re-sent ping results (sync_client consumed the third's). */
+  g_assert_cmpuint (count_in (again, "id='sync-"), ==, 2);
+  g_assert_null (strstr (again->in->str, "<stream:error"));
+  /* Six sent so far; a seventh (the next ping result) is all there is. */
+  client_send (again, "<a xmlns='" NS_SM "' h='6'/>");
+  sync_client (again);
+  client_send (again, "<a xmlns='" NS_SM "' h='8'/>");
+  g_assert_true (client_expect (again, "handled-count-too-high"));
+}
+
+/* A reload while alice's session is hibernated: it stays resumable (the
+ * new instance takes it over, window and all), and every message, from
+ * before the cut, during it and after the reload, arrives exactly once. */
+static void
+test_reload_hibernated (Fixture *f, gconstpointer unused)
+{
+  g_autoptr(Client) alice = login_available (f, "alice", "phone");
+  g_autoptr(Client) bob = login_available (f, "bob", "desk");
+  g_autofree char *id = enable_sm (alice);
+
+  send_msg (bob, "alice@localhost/phone", "h1");
+  g_assert_true (expect_stanza (alice, "message", "<body>h1</body>", NULL));
+  cut_link (alice);
+  wait_log (f, "session hibernated");
+  send_msg (bob, "alice@localhost/phone", "h2");
+  sync_client (bob);
+  ctl_ok (f, "reload", "sm");
+  ctl_ok (f, "reload-config", NULL);
+  send_msg (bob, "alice@localhost/phone", "h3");
+  send_msg (bob, "alice@localhost", "h4");
+  sync_client (bob);
+  g_assert_false (has_stanza (bob, "message", "type='error'", NULL));
+  g_assert_false (has_stanza (bob, "presence", "type='unavailable'", NULL));
+
+  g_autoptr(Client) again = authenticate (f, "alice");
+  g_autofree char *resume = g_strdup_printf ("<resume xmlns='" NS_SM "' h='0' previd='%s'/>", id);
+  client_send (again, resume);
+  g_assert_true (client_expect (again, "<resumed "));
+  sync_client (again);
+  for (guint i = 1; i <= 4; i++)
+    {
+      g_autofree char *body = g_strdup_printf ("<body>h%u</body>", i);
+      g_assert_cmpuint (count_in (again, body), ==, 1);
+    }
+  g_string_truncate (again->in, 0);
+  send_msg (bob, "alice@localhost/phone", "h5");
+  g_assert_true (expect_stanza (again, "message", "<body>h5</body>", NULL));
+  /* Nothing went to offline storage meanwhile. */
+  g_autoptr(Client) other = login_available (f, "alice", "other");
+  sync_client (other);
+  g_assert_cmpuint (count_in (other, "<body>h"), ==, 0);
+}
+
+/* The window of a session hibernated across a reload still ends (the new
+ * instance re-armed it): what it kept goes to offline storage, once. */
+static void
+test_reload_hibernated_expires (Fixture *f, gconstpointer unused)
+{
+  g_autoptr(Client) alice = login_available (f, "alice", "phone");
+  g_autoptr(Client) bob = login_available (f, "bob", "desk");
+
+  g_free (enable_sm (alice));
+  send_msg (bob, "alice@localhost/phone", "x1");
+  g_assert_true (expect_stanza (alice, "message", "<body>x1</body>", NULL));
+  cut_link (alice);
+  wait_log (f, "session hibernated");
+  ctl_ok (f, "reload", "sm");
+  send_msg (bob, "alice@localhost/phone", "x2");
+  wait_log (f, "resumption window ended");
+  sync_client (bob);
+  g_assert_false (has_stanza (bob, "message", "type='error'", NULL));
+  g_autoptr(Client) next = login_available (f, "alice", "other");
+  g_assert_true (expect_stanza (next, "message", "<body>x1</body>", "urn:xmpp:delay", NULL));
+  g_assert_true (expect_stanza (next, "message", "<body>x2</body>", "urn:xmpp:delay", NULL));
+  sync_client (next);
+  g_assert_cmpuint (count_in (next, "<body>x"), ==, 0);
+}
+
+/* An unload (not a reload) still ends a hibernated session: what it kept
+ * is re-routed (offline storage), nothing is lost. */
+static void
+test_unload_ends_hibernated (Fixture *f, gconstpointer unused)
+{
+  g_autoptr(Client) alice = login_available (f, "alice", "phone");
+  g_autoptr(Client) bob = login_available (f, "bob", "desk");
+
+  g_free (enable_sm (alice));
+  send_msg (bob, "alice@localhost/phone", "u1");
+  g_assert_true (expect_stanza (alice, "message", "<body>u1</body>", NULL));
+  cut_link (alice);
+  wait_log (f, "session hibernated");
+  ctl_ok (f, "unload", "sm");
+  g_assert_true (stats_are (f, 1, 0));
+  g_autoptr(Client) next = login_available (f, "alice", "other");
+  g_assert_true (expect_stanza (next, "message", "<body>u1</body>", "urn:xmpp:delay", NULL));
+}
+
+/* ---- (g) protocol details ---------------------------------------------------------- */
+
+/* A second <enable/> fails with unexpected-request (XEP-0198 §3's
+ * example, and Prosody); the stream and the counters running go on. */
+static void
+test_enable_twice (Fixture *f, gconstpointer unused)
+{
+  g_autoptr(Client) alice = login_available (f, "alice", "phone");
+
+  g_free (enable_sm (alice));
+  sync_client (alice);
+  client_send (alice, "<enable xmlns='" NS_SM "' resume='true'/>");
+  g_assert_true (client_expect (alice, "<failed xmlns='" NS_SM "'><unexpected-request"));
+  g_assert_null (strstr (alice->in->str, "<enabled"));
+  client_send (alice, "<r xmlns='" NS_SM "'/>");
+  g_assert_true (client_expect (alice, "<a xmlns='" NS_SM "' h='1'/>"));
+  sync_client (alice);
+  g_assert_null (strstr (alice->in->str, "<stream:error"));
+}
+
+/* <r/> or <a/> before <enable/> ends the stream with
+ * unsupported-stanza-type (as Prosody does), saying why. */
+static void
+test_ack_before_enable (Fixture *f, gconstpointer unused)
+{
+  g_autoptr(Client) alice = login_available (f, "alice", "phone");
+  client_send (alice, "<r xmlns='" NS_SM "'/>");
+  g_assert_true (client_expect (alice, "<unsupported-stanza-type"));
+  g_assert_true (client_expect (alice, "stream management is not enabled"));
+  g_assert_true (client_expect_closed (alice));
+
+  g_autoptr(Client) bob = login_available (f, "bob", "desk");
+  client_send (bob, "<a xmlns='" NS_SM "' h='0'/>");
+  g_assert_true (client_expect (bob, "<unsupported-stanza-type"));
+  g_assert_true (client_expect_closed (bob));
+}
+
+/* <enabled max/> is resume_timeout in seconds, or the client's shorter
+ * preferred max, and the window kept is the one announced. */
+static void
+test_enabled_max (Fixture *f, gconstpointer unused)
+{
+  g_autoptr(Client) alice = login_available (f, "alice", "phone");
+  client_send (alice, "<enable xmlns='" NS_SM "' resume='true'/>");
+  g_assert_true (client_expect (alice, "<enabled "));
+  g_assert_nonnull (strstr (alice->in->str, "max='300'"));
+
+  g_autoptr(Client) bob = login_available (f, "bob", "desk");
+  client_send (bob, "<enable xmlns='" NS_SM "' resume='true' max='900'/>");
+  g_assert_true (client_expect (bob, "<enabled "));
+  g_assert_nonnull (strstr (bob->in->str, "max='300'"));
+
+  /* A client asking for 1 s gets 1 s, and its window ends after it (not
+   * after resume_timeout's five minutes). */
+  g_autoptr(Client) tablet = login_available (f, "alice", "tablet");
+  client_send (tablet, "<enable xmlns='" NS_SM "' resume='true' max='1'/>");
+  g_assert_true (client_expect (tablet, "<enabled "));
+  g_assert_nonnull (strstr (tablet->in->str, "max='1'"));
+  cut_link (tablet);
+  wait_log (f, "session hibernated");
+  wait_log (f, "alice@localhost/tablet: resumption window ended");
+}
+
+/* mynactl stats: a hibernated session is no connection. */
+static void
+test_stats_hibernated (Fixture *f, gconstpointer unused)
+{
+  g_autoptr(Client) alice = login_available (f, "alice", "phone");
+  g_autoptr(Client) bob = login_available (f, "bob", "desk");
+  g_autofree char *id = enable_sm (alice);
+
+  g_assert_true (stats_are (f, 2, 0));
+  cut_link (alice);
+  wait_log (f, "session hibernated");
+  g_assert_true (stats_are (f, 1, 1));
+  g_autoptr(Client) again = authenticate (f, "alice");
+  g_assert_true (stats_are (f, 2, 1));
+  g_autofree char *resume = g_strdup_printf ("<resume xmlns='" NS_SM "' h='0' previd='%s'/>", id);
+  client_send (again, resume);
+  g_assert_true (client_expect (again, "<resumed "));
+  g_assert_true (stats_are (f, 2, 0));
+  /* Hibernated again; an unload of sm then ends it. */
+  cut_link (again);
+  wait_log (f, "session hibernated");
+  g_assert_true (stats_are (f, 1, 1));
+  ctl_ok (f, "unload", "sm");
+  g_assert_true (stats_are (f, 1, 0));
+}
+
 int
 main (int argc, char **argv)
 {
@@ -598,5 +893,14 @@ main (int argc, char **argv)
   ADD ("/sm/max-unacked", SMALL_QUEUE, test_max_unacked);
   ADD ("/sm/bad-counters", NULL, test_bad_counters);
   ADD ("/sm/resume-refused", NULL, test_resume_refused);
+  ADD ("/sm/reload-connected", NULL, test_reload_connected);
+  ADD ("/sm/reload-hibernated", NULL, test_reload_hibernated);
+  ADD ("/sm/reload-hibernated-expires", "[module:sm]\nresume_timeout = 3s\n",
+       test_reload_hibernated_expires);
+  ADD ("/sm/unload-ends-hibernated", NULL, test_unload_ends_hibernated);
+  ADD ("/sm/enable-twice", NULL, test_enable_twice);
+  ADD ("/sm/ack-before-enable", NULL, test_ack_before_enable);
+  ADD ("/sm/enabled-max", NULL, test_enabled_max);
+  ADD ("/sm/stats-hibernated", NULL, test_stats_hibernated);
   return g_test_run ();
 }
