@@ -144,7 +144,10 @@ grep -q '^features=urn:example:hello;$' "$tmp/hello-build/hello.module" \
 build_plugin broadcast
 grep -q '^uses=roster/1;$' "$tmp/broadcast-build/broadcast.module" \
   || fail "broadcast.module lacks the uses= of broadcast.c's descriptor"
-# The XEP-0357 app server: links libsoup and json-glib of its own.
+# The XEP-0357 app server: links libsoup and json-glib of its own.  The
+# main project installs a copy (modules/push_webhook): removed first, so
+# the checks below see what this standalone build installed.
+rm -f "$moduledir/mod_push_webhook.so" "$moduledir/push_webhook.module"
 build_plugin push_webhook
 grep -q '^features=urn:xmpp:push:0;$' "$tmp/push_webhook-build/push_webhook.module" \
   || fail "push_webhook.module lacks the features of push_webhook.c's descriptor"

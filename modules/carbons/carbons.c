@@ -72,9 +72,33 @@ carbons_iq (MynaCall *call, MynaStanza *iq, gpointer data)
   return MYNA_HANDLED;
 }
 
+/* Whether @msg carries a payload of instant messaging that XEP-0280 §6
+ * names as making a message eligible whatever its type: chat states
+ * (XEP-0085), receipts (XEP-0184), chat markers (XEP-0333), and, as
+ * Prosody's mod_carbons adds, Jingle message initiation (XEP-0353: the
+ * user's other devices stop ringing when one answers). */
+static gboolean
+carbons_has_im_payload (MynaStanza *msg)
+{
+  static const char *const namespaces[] = {
+    "http://jabber.org/protocol/chatstates",
+    "urn:xmpp:receipts",
+    "urn:xmpp:chat-markers:0",
+    "urn:xmpp:jingle-message:0",
+    "urn:xmpp:jingle-message:1",
+  };
+
+  for (guint i = 0; i < G_N_ELEMENTS (namespaces); i++)
+    if (myna_stanza_get_child (msg, NULL, namespaces[i]) != NULL)
+      return TRUE;
+  return FALSE;
+}
+
 /* XEP-0280 §6 and §8: whether @msg is copied in @direction.  Chat
- * messages and normal ones with a body are; groupchat, headline and error
- * are not, nor what carries <private/> or <no-copy/>, nor carbons.
+ * messages, normal ones with a body, and normal ones with an IM payload
+ * (carbons_has_im_payload: a receipt, a chat marker, a chat state…) are;
+ * groupchat, headline and error are not, nor what carries <private/> or
+ * <no-copy/>, nor carbons.
  * Messages of a MUC (<x xmlns='…muc#user'/>): a private message a client
  * sends to an occupant is copied as sent (XEP-0045 §7.5 asks clients to
  * mark them so, for their other devices); on the receiving side §6 leaves
@@ -99,7 +123,8 @@ carbons_eligible (MynaStanza *msg, CarbonsDirection direction)
     return strcmp (type, "normal") == 0 && myna_stanza_get_child (muc, "invite", NULL) != NULL;
   if (strcmp (type, "chat") == 0)
     return TRUE;
-  return strcmp (type, "normal") == 0 && myna_stanza_get_child (msg, "body", NULL) != NULL;
+  return strcmp (type, "normal") == 0
+         && (myna_stanza_get_child (msg, "body", NULL) != NULL || carbons_has_im_payload (msg));
 }
 
 /* Adds to @out the available sessions of @sessions with the highest

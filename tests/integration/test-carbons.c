@@ -308,6 +308,45 @@ test_eligibility (Fixture *f, gconstpointer unused)
   g_assert_cmpuint (count_stanzas (a2, "message", "", NULL), ==, 4);
 }
 
+/* XEP-0280 §6: a message of type normal (no type) without a body is
+ * copied when it carries an IM payload — a receipt, a chat marker, a chat
+ * state, a Jingle message proposal — in both directions; one with none
+ * is not. */
+static void
+test_im_payloads (Fixture *f, gconstpointer unused)
+{
+  g_autoptr(Client) a1 = alice (f, "a1", 0, TRUE);
+  g_autoptr(Client) a2 = alice (f, "a2", 0, TRUE);
+  g_autoptr(Client) b = login (&f->d, "bob", "b");
+
+  drain (a2);
+  client_send (b, "<message to='alice@localhost/a1' id='p1'>"
+                  "<received xmlns='urn:xmpp:receipts' id='x1'/></message>");
+  client_send (b, "<message to='alice@localhost/a1' id='p2'>"
+                  "<displayed xmlns='urn:xmpp:chat-markers:0' id='x1'/></message>");
+  client_send (b, "<message to='alice@localhost/a1' id='p3'>"
+                  "<active xmlns='http://jabber.org/protocol/chatstates'/></message>");
+  client_send (b, "<message to='alice@localhost/a1' id='p4'>"
+                  "<propose xmlns='urn:xmpp:jingle-message:0' id='call1'/></message>");
+  client_send (b, "<message to='alice@localhost/a1' id='n1'>"
+                  "<thread>nothing of IM</thread></message>");
+  client_send (a1, "<message to='bob@localhost/b' id='p5'>"
+                   "<received xmlns='urn:xmpp:receipts' id='x2'/></message>");
+  settle (b);
+  settle (a1);
+  sync_client (a2);
+  for (guint i = 1; i <= 4; i++)
+    {
+      g_autofree char *id = g_strdup_printf ("id='p%u'", i);
+      g_assert_cmpuint (count_stanzas (a2, "message", "<received xmlns='" NS_CARBONS "'>", id,
+                                       NULL), ==, 1);
+    }
+  g_assert_cmpuint (count_stanzas (a2, "message", "<sent xmlns='" NS_CARBONS "'>", "id='p5'",
+                                   NULL), ==, 1);
+  g_assert_cmpuint (count_stanzas (a2, "message", "id='n1'", NULL), ==, 0);
+  g_assert_cmpuint (count_stanzas (a2, "message", "", NULL), ==, 5);
+}
+
 /* One resource to another of the same account: the addressee gets the
  * message, the other enabled resources one <sent/> copy each, the sender
  * nothing back. */
@@ -347,5 +386,6 @@ main (int argc, char **argv)
   ADD ("/carbons/disable", test_disable);
   ADD ("/carbons/eligibility", test_eligibility);
   ADD ("/carbons/own-resources", test_own_resources);
+  ADD ("/carbons/im-payloads", test_im_payloads);
   return g_test_run ();
 }
