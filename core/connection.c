@@ -164,6 +164,8 @@ session_pending (MynaSession *s)
 static void session_flush (MynaSession *s);
 static void session_close (MynaSession *s, const char *condition, const char *text,
                            gboolean log);
+static void session_close_full (MynaSession *s, const char *condition, const char *text,
+                                MynaStanza *app, gboolean log);
 static gboolean session_transport_lost (MynaSession *s, const char *why);
 
 /* ---- the output budget ---------------------------------------------------- */
@@ -953,10 +955,26 @@ myna_session_close (MynaSession *session, const char *condition, const char *tex
   session_close (session, condition, text, TRUE);
 }
 
-/* Sends the stream error (logged when @log), closes the stream and queues
- * @s for the reaper. */
+void
+myna_session_close_with (MynaSession *session, const char *condition, const char *text,
+                         MynaStanza *application)
+{
+  g_return_if_fail (session != NULL && condition != NULL);
+  session_close_full (session, condition, text, application, TRUE);
+}
+
 static void
 session_close (MynaSession *s, const char *condition, const char *text, gboolean log)
+{
+  session_close_full (s, condition, text, NULL, log);
+}
+
+/* Sends the stream error (@app: an application-specific condition after
+ * the text, or NULL; logged when @log), closes the stream and queues @s
+ * for the reaper. */
+static void
+session_close_full (MynaSession *s, const char *condition, const char *text, MynaStanza *app,
+                    gboolean log)
 {
   if (s->state == STATE_CLOSING)
     return;
@@ -972,6 +990,8 @@ session_close (MynaSession *s, const char *condition, const char *text, gboolean
           myna_xml_escape_append (e, text, -1);
           g_string_append (e, "</text>");
         }
+      if (app != NULL)
+        myna_stanza_serialize (app, NULL, e);
       g_string_append (e, "</stream:error>");
       session_write (s, e->str, e->len);
       if (strcmp (condition, "system-shutdown") != 0)

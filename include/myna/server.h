@@ -264,6 +264,11 @@ gboolean     myna_session_send_paced (MynaSession *session, guint batch, gsize h
  * @text may be NULL). */
 void         myna_session_close (MynaSession *session, const char *condition,
                                  const char *text);
+/* The same with an application-specific condition (RFC 6120 §4.9.4):
+ * @application (borrowed; its own namespace) follows the text, e.g.
+ * XEP-0198's <handled-count-too-high xmlns='urn:xmpp:sm:3' h send-count/>. */
+void         myna_session_close_with (MynaSession *session, const char *condition,
+                                      const char *text, MynaStanza *application);
 
 /* Per-session data for modules, keyed by an interned string, in the
  * namespace of the module whose code runs (its name prefixes the key; a

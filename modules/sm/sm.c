@@ -570,7 +570,9 @@ sm_element (MynaCall *call, MynaStanza *el, gpointer data)
         {
           g_autofree char *text = g_strdup_printf (
               "handled-count-too-high: h='%u' but only %u stanza(s) were sent", h, st->sent);
-          myna_session_close (s, "undefined-condition", text);
+          g_autoptr(MynaStanza) app = myna_stanza_build (
+              "<handled-count-too-high xmlns='" NS_SM "' h='%u' send-count='%u'/>", h, st->sent);
+          myna_session_close_with (s, "undefined-condition", text, app);
           return MYNA_HANDLED;
         }
       st->r_pending = FALSE;
