@@ -611,6 +611,9 @@ MynaTimer  *myna_timer_new_owned (MynaTimerFunc func, gpointer user_data, MynaMo
 /* Stops every armed timer of this thread @match accepts; returns how many. */
 typedef gboolean (*MynaTimerMatch) (MynaModule *owner, MynaTimerFunc func, gpointer user_data);
 guint       myna_timers_stop_matching (MynaTimerMatch match, gpointer user_data);
+/* Tests only (fuzz-session): this thread's timers run as if @us more
+ * microseconds had passed; those due by then fire at the next iteration. */
+void        myna_timers_advance_for_testing (gint64 us);
 
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (MynaConfig, myna_config_free)
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (MynaManifest, myna_manifest_free)

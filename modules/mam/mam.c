@@ -327,7 +327,6 @@ mam_prefs_allow (Mam *self, const char *local, const char *peer)
 {
   MamPrefs *prefs = mam_prefs_get (self, local);
   MamDefault mode = prefs->mode;
-  g_autoptr(MynaStanza) item = NULL;
 
   if (peer != NULL && g_hash_table_contains (prefs->never, peer))
     return FALSE;
