@@ -51,6 +51,13 @@ int LLVMFuzzerTestOneInput (const uint8_t *data, size_t size);
 #define HOST     "localhost"
 #define PASSWORD "wonderland"
 #define NSLOTS   3
+#ifdef MYNA_HAVE_HTTP
+#define PUSH_MODULES ";rest;push"
+#define PUSH_CONF    "[module:rest]\ntoken = fuzz-token-0123456789\n[module:push]\napi_key = k\n"
+#else
+#define PUSH_MODULES ""
+#define PUSH_CONF    ""
+#endif
 #define MAX_CHUNKS 256
 
 static MynaServer   *server;
@@ -490,14 +497,17 @@ server_init (void)
   g_log_set_writer_func (quiet_writer, NULL, NULL);
   if (dir == NULL)
     g_error ("fuzz-session: cannot make a data directory under %s", base);
-  /* The shipped module set (conf/myna.conf), with an app server that is
+  /* The shipped module set (conf/myna.conf), and androidpn push where the
+   * HTTP side is built (its notification IQs, their answers and their
+   * acknowledgements run in the sessions; nothing posts here), with an
+   * app server that is
    * a user (bob) reachable, so cloud_notify publishes reach a client. */
   g_autofree char *conf = g_strdup_printf (
       "[global]\n"
       "data_dir = %s\n"
       "module_path = %s\n"
       "modules = auth;bind;roster;presence;offline;disco;ping;version;vcard;private;"
-      "blocking;last;register;sm;csi;carbons;mam;cloud_notify\n"
+      "blocking;last;register;sm;csi;carbons;mam;cloud_notify" PUSH_MODULES "\n"
       "c2s_require_encryption = false\n"
       "admin_socket =\n"
       "log_level = warning\n"
@@ -512,7 +522,8 @@ server_init (void)
       "allow_registration = false\n"
       "allow_insecure = true\n"
       "[module:cloud_notify]\n"
-      "include_body = true\n",
+      "include_body = true\n"
+      PUSH_CONF,
       dir, MYNA_BUILD_MODULEDIR);
   g_autofree char *path = g_build_filename (dir, "fuzz.conf", NULL);
   if (!g_file_set_contents (path, conf, -1, &error))
