@@ -96,7 +96,7 @@ if [ "$ONLY" != pages ]; then
       -d "$DUR" | grep '^RESULT' || true
     stop
     if [ $mode = on ]; then
-      rows=$(sqlite3 "$d/var/myna.db" "SELECT count(*) FROM archive WHERE archive = 'mam/localhost'" \
+      rows=$(sqlite3 "$d/var/myna.db" "SELECT count(*) FROM archive JOIN archive_owner USING (owner) WHERE archive = 'mam/localhost'" \
              2>/dev/null || echo '?')
       echo "RESULT scenario=mam-archived rows=$rows"
     fi
