@@ -92,8 +92,14 @@ typedef struct {
   MynaService *roster;     /* roster/1, optional */
   GHashTable  *prefs;      /* local → MamPrefs* */
   GHashTable  *queries;    /* handle → MamQuery* (service queries) */
+  /* Accounts deleted while this module ran (local parts): their sessions
+   * may outlive the deletion a moment, so they prove nothing. */
+  GHashTable  *deleted;
   guint        handles;
 } Mam;
+
+/* Deleted accounts remembered; the set is cleared when full. */
+#define MAM_DELETED_KEPT 4096
 
 /* Payloads that make a message worth archiving besides a body. */
 static const char *const mam_payloads[][2] = {
@@ -494,6 +500,20 @@ mam_strip_spoofed (MynaStanza *msg, const char *owner)
     myna_stanza_append (msg, keep->pdata[i]);
 }
 
+/* Whether @local is an account of this host: one with a bound session
+ * is, without asking the storage (a read of the database per message),
+ * unless it was deleted meanwhile (its sessions close once the deletion
+ * is durable). */
+static gboolean
+mam_account_exists (Mam *self, const char *local)
+{
+  g_autoptr(GPtrArray) sessions = myna_host_get_sessions (myna_module_get_host (self->mod), local);
+
+  if (sessions->len > 0 && !g_hash_table_contains (self->deleted, local))
+    return TRUE;
+  return myna_account_exists (mam_storage (self), mam_host_name (self), local);
+}
+
 /* message/bare and message/full: a message for an account of this host
  * gets its stanza-id and is archived in the recipient's archive. */
 static MynaResult
@@ -513,7 +533,7 @@ mam_message_in (MynaCall *call, MynaStanza *msg, gpointer data)
   owner = myna_jid_get_bare (to);
   mam_strip_spoofed (msg, myna_jid_bare_string (owner));
   if (!mam_qualifies (msg)
-      || !myna_account_exists (mam_storage (self), mam_host_name (self), myna_jid_get_local (to))
+      || !mam_account_exists (self, myna_jid_get_local (to))
       || !mam_prefs_allow (self, myna_jid_get_local (to),
                            from != NULL ? myna_jid_bare_string (from) : NULL))
     return MYNA_PASS;
@@ -1299,6 +1319,9 @@ mam_account_deleted (MynaCall *call, MynaStanza *unused, gpointer data)
   if (local == NULL)
     return MYNA_PASS;
   g_hash_table_remove (self->prefs, local);
+  if (g_hash_table_size (self->deleted) >= MAM_DELETED_KEPT)
+    g_hash_table_remove_all (self->deleted);
+  g_hash_table_add (self->deleted, g_strdup (local));
   mam_delete_owner (self, mam_host_name (self), local);
   myna_kv_set (mam_storage (self), mam_host_name (self), local, MAM_PREFS_STORE,
                MAM_PREFS_KEY, NULL, NULL, NULL, NULL);
@@ -1313,6 +1336,7 @@ mam_free (gpointer data)
 
   g_hash_table_unref (self->prefs);
   g_hash_table_unref (self->queries);
+  g_hash_table_unref (self->deleted);
   g_free (self->archive);
   g_free (self);
 }
@@ -1346,6 +1370,7 @@ mam_load (MynaModule *mod, GError **error)
   self->prefs = g_hash_table_new_full (g_str_hash, g_str_equal, g_free,
                                        (GDestroyNotify) mam_prefs_free);
   self->queries = g_hash_table_new_full (NULL, NULL, NULL, mam_service_query_unref);
+  self->deleted = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
   myna_module_set_data (mod, self, mam_free);
   self->roster = myna_module_use (mod, MYNA_ROSTER_SERVICE, 1, NULL);
   myna_module_route_iq (mod, MYNA_IQ_GET | MYNA_IQ_SET, NS_MAM, "query", mam_query_iq,
