@@ -485,6 +485,7 @@ configure_writer (MynaStorageConn *conn, GError **error)
          && exec (conn, "PRAGMA synchronous = FULL", "setting synchronous",
                   error)
          && exec (conn, size_limit, "setting journal_size_limit", error)
+         && exec (conn, g_getenv ("MYNA_CS") ? g_getenv ("MYNA_CS") : "PRAGMA cache_size = -2000", "cs", error)
          && migrate (conn, error);
 }
 

@@ -447,15 +447,10 @@ mam_prefs_iq (MynaCall *call, MynaStanza *iq, gpointer data)
 
 /* ---- storing -------------------------------------------------------------- */
 
-static void
-mam_appended (gint64 row, const GError *error, gpointer user_data)
-{
-  if (error != NULL)
-    g_warning ("message not archived for %s: %s", (char *) user_data, error->message);
-}
-
 /* Stores @msg in @owner's archive (@owner a bare JID with a local part)
- * at @ts.  Returns FALSE when @owner is not one. */
+ * at @ts.  Returns FALSE when @owner is not one.  Without a callback: the
+ * id is the timestamp, and the storage logs a write that failed; a
+ * callback per message would cost the main loop a dispatch each. */
 static gboolean
 mam_append (Mam *self, MynaJid *owner, const char *with, MynaStanza *msg, gint64 ts)
 {
@@ -467,8 +462,7 @@ mam_append (Mam *self, MynaJid *owner, const char *with, MynaStanza *msg, gint64
   myna_stanza_serialize (msg, MYNA_NS_CLIENT, data);
   myna_archive_append (mam_storage (self), myna_jid_get_domain (owner),
                        myna_jid_get_local (owner), self->archive, with != NULL ? with : "",
-                       ts, data->str, mam_appended,
-                       g_strdup (myna_jid_bare_string (owner)), g_free);
+                       ts, data->str, NULL, NULL, NULL);
   return TRUE;
 }
 
@@ -477,9 +471,13 @@ mam_append (Mam *self, MynaJid *owner, const char *with, MynaStanza *msg, gint64
 static void
 mam_strip_spoofed (MynaStanza *msg, const char *owner)
 {
-  g_autoptr(GPtrArray) keep = g_ptr_array_new_with_free_func ((GDestroyNotify) myna_stanza_unref);
+  g_autoptr(GPtrArray) keep = NULL;
   gboolean spoofed = FALSE;
 
+  /* Most messages carry none: nothing to allocate then. */
+  if (myna_stanza_get_child (msg, "stanza-id", NS_SID) == NULL)
+    return;
+  keep = g_ptr_array_new_with_free_func ((GDestroyNotify) myna_stanza_unref);
   for (guint i = 0; i < myna_stanza_get_n_children (msg); i++)
     {
       MynaStanza *child = myna_stanza_get_child_nth (msg, i);
@@ -567,13 +565,17 @@ mam_message_out (MynaCall *call, MynaStanza *msg, gpointer data)
   if (!mam_prefs_allow (self, myna_jid_get_local (from), myna_jid_bare_string (to)))
     return MYNA_PASS;
   owner = myna_jid_get_bare (from);
-  {
-    g_autoptr(MynaStanza) copy = myna_stanza_copy (msg);
+  if (myna_stanza_get_from (msg) == NULL)
+    {
+      /* The core stamps it before this hook; a copy keeps the stanza as
+       * it was otherwise. */
+      g_autoptr(MynaStanza) copy = myna_stanza_copy (msg);
 
-    if (myna_stanza_get_from (copy) == NULL)
       myna_stanza_set_attr (copy, "from", myna_jid_to_string (from));
-    mam_append (self, owner, myna_jid_bare_string (to), copy, mam_next_timestamp ());
-  }
+      mam_append (self, owner, myna_jid_bare_string (to), copy, mam_next_timestamp ());
+    }
+  else
+    mam_append (self, owner, myna_jid_bare_string (to), msg, mam_next_timestamp ());
   return MYNA_PASS;
 }
 
