@@ -76,6 +76,12 @@ stop () {
 # and the storage writer's) until it exits; prints them per message.
 stop_counting () {
   local all=0 writer=0 t v tck
+  # Once before: a mynad with nothing to flush may be gone at the first poll.
+  all=$(awk '{print $14 + $15}' "/proc/$PID/stat" 2>/dev/null || echo 0)
+  for t in /proc/"$PID"/task/*; do
+    [ "$(cat "$t/comm" 2>/dev/null)" = myna-storage ] \
+      && v=$(awk '{print $14 + $15}' "$t/stat" 2>/dev/null) && [ -n "$v" ] && writer=$v
+  done
   kill -TERM "$PID" 2>/dev/null || true
   while [ -e "/proc/$PID/stat" ]; do
     v=$(awk '{print $14 + $15}' "/proc/$PID/stat" 2>/dev/null) && [ -n "$v" ] && all=$v
