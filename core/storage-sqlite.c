@@ -66,6 +66,41 @@ static const char *const migrations[] = {
   "UPDATE kv SET store = 'last/last' WHERE store = 'last';"
   "UPDATE kv SET store = 'blocking/blocklist' WHERE store = 'blocklist';"
   "UPDATE archive SET archive = 'offline/offline' WHERE archive = 'offline';",
+  /* 3: archive items name their archive by a small integer, the owner
+   * (host, user, archive) of archive_owner, so the indexes every append
+   * updates hold an integer, not three strings compared at every level of
+   * every b-tree; the (archive, ts) index for expiry goes: expiry walks the
+   * owners of the archive and deletes each one's range of (owner, ts).
+   * An index on (owner) is ordered by (owner, id): the rowid ends every
+   * index entry.  The AUTOINCREMENT high-water mark moves with the
+   * items. */
+  "CREATE TABLE archive_owner ("
+  "  owner   INTEGER PRIMARY KEY,"
+  "  host    TEXT NOT NULL,"
+  "  user    TEXT NOT NULL,"
+  "  archive TEXT NOT NULL,"
+  "  UNIQUE (host, user, archive));"
+  "INSERT INTO archive_owner (host, user, archive)"
+  "  SELECT DISTINCT host, user, archive FROM archive ORDER BY host, user, archive;"
+  "CREATE TABLE archive_items ("
+  "  id      INTEGER PRIMARY KEY AUTOINCREMENT,"
+  "  owner   INTEGER NOT NULL,"
+  "  \"with\"  TEXT NOT NULL,"
+  "  ts      INTEGER NOT NULL,"
+  "  data    TEXT NOT NULL);"
+  "INSERT INTO archive_items (id, owner, \"with\", ts, data)"
+  "  SELECT a.id, o.owner, a.\"with\", a.ts, a.data FROM archive AS a"
+  "  JOIN archive_owner AS o"
+  "    ON o.host = a.host AND o.user = a.user AND o.archive = a.archive"
+  "  ORDER BY a.id;"
+  "DELETE FROM sqlite_sequence WHERE name = 'archive_items';"
+  "INSERT INTO sqlite_sequence (name, seq)"
+  "  SELECT 'archive_items', seq FROM sqlite_sequence WHERE name = 'archive';"
+  "DROP TABLE archive;"
+  "ALTER TABLE archive_items RENAME TO archive;"
+  "CREATE INDEX archive_by_owner ON archive (owner);"
+  "CREATE INDEX archive_by_with ON archive (owner, \"with\");"
+  "CREATE INDEX archive_by_ts ON archive (owner, ts);",
 };
 
 #define SCHEMA_VERSION ((int) G_N_ELEMENTS (migrations))
@@ -79,6 +114,9 @@ typedef enum {
   STMT_KV_GET,
   STMT_KV_GET_ALL,
   STMT_KV_DELETE_USER,
+  STMT_OWNER_GET,
+  STMT_OWNER_ADD,
+  STMT_OWNER_DELETE_USER,
   STMT_ARCHIVE_APPEND,
   STMT_ARCHIVE_DELETE,
   STMT_ARCHIVE_EXPIRE,
@@ -103,20 +141,28 @@ static const char *const stmt_sql[N_STMTS] = {
   [STMT_KV_GET_ALL] =
     "SELECT key, value FROM kv WHERE host = ?1 AND user = ?2 AND store = ?3",
   [STMT_KV_DELETE_USER] = "DELETE FROM kv WHERE host = ?1 AND user = ?2",
+  [STMT_OWNER_GET] =
+    "SELECT owner FROM archive_owner"
+    " WHERE host = ?1 AND user = ?2 AND archive = ?3",
+  [STMT_OWNER_ADD] =
+    "INSERT INTO archive_owner (host, user, archive) VALUES (?1, ?2, ?3)",
+  [STMT_OWNER_DELETE_USER] =
+    "DELETE FROM archive_owner WHERE host = ?1 AND user = ?2",
   [STMT_ARCHIVE_APPEND] =
-    "INSERT INTO archive (host, user, archive, \"with\", ts, data)"
-    " VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-  [STMT_ARCHIVE_DELETE] =
-    "DELETE FROM archive"
-    " WHERE host = ?1 AND user = ?2 AND archive = ?3 AND id <= ?4",
-  [STMT_ARCHIVE_EXPIRE] = "DELETE FROM archive WHERE archive = ?1 AND ts < ?2",
-  [STMT_ARCHIVE_DELETE_USER] = "DELETE FROM archive WHERE host = ?1 AND user = ?2",
+    "INSERT INTO archive (owner, \"with\", ts, data) VALUES (?1, ?2, ?3, ?4)",
+  [STMT_ARCHIVE_DELETE] = "DELETE FROM archive WHERE owner = ?1 AND id <= ?2",
+  [STMT_ARCHIVE_EXPIRE] =
+    "DELETE FROM archive WHERE owner IN"
+    " (SELECT owner FROM archive_owner WHERE archive = ?1) AND ts < ?2",
+  [STMT_ARCHIVE_DELETE_USER] =
+    "DELETE FROM archive WHERE owner IN"
+    " (SELECT owner FROM archive_owner WHERE host = ?1 AND user = ?2)",
 };
 
 /* Archive queries are prepared per combination of filters, so each one
  * can use the best index; the bits index the caches below.  Parameters:
- * ?1 host, ?2 user, ?3 archive, ?4 with, ?5 start, ?6 end, ?7 after_id,
- * ?8 before_id, ?9 limit. */
+ * ?1 owner, ?4 with, ?5 start, ?6 end, ?7 after_id, ?8 before_id,
+ * ?9 limit (?2 and ?3 are unused: they were host and user). */
 enum {
   FILTER_WITH   = 1 << 0,
   FILTER_START  = 1 << 1,
@@ -130,9 +176,16 @@ enum {
   FILTER_SET_MASK = FILTER_WITH | FILTER_START | FILTER_END,
 };
 
+/* Owners remembered by the writer, cleared whole when full. */
+#define OWNERS_CACHED 65536
+
 struct _MynaStorageConn {
   sqlite3      *db;
   char         *path;
+  /* (host, user, archive) key → owner (gint64*) of archive_owner, as
+   * committed or written by the open transaction: cleared on rollback
+   * and on deleting a user. */
+  GHashTable   *owners;
   sqlite3_stmt *stmts[N_STMTS];
   sqlite3_stmt *page_stmts[N_FILTER_MASKS];
   sqlite3_stmt *count_stmts[N_FILTER_MASKS];
@@ -298,6 +351,7 @@ sqlite_close (MynaStorageConn *conn)
   if (rc != SQLITE_OK)
     g_warning ("SQLite database %s: closing: %s", conn->path,
                sqlite3_errstr (rc));
+  g_clear_pointer (&conn->owners, g_hash_table_unref);
   g_free (conn->path);
   g_free (conn);
 }
@@ -431,6 +485,7 @@ configure_writer (MynaStorageConn *conn, GError **error)
          && exec (conn, "PRAGMA synchronous = FULL", "setting synchronous",
                   error)
          && exec (conn, size_limit, "setting journal_size_limit", error)
+         && exec (conn, g_getenv ("MYNA_CS") ? g_getenv ("MYNA_CS") : "PRAGMA cache_size = -2000", "cs", error)
          && migrate (conn, error);
 }
 
@@ -491,6 +546,8 @@ sqlite_open (const char *location, MynaStorageConnRole role, GError **error)
       return NULL;
     }
   conn->path = g_strdup (location);
+  conn->owners = g_hash_table_new_full (g_str_hash, g_str_equal, g_free,
+                                        g_free);
   if (role == MYNA_STORAGE_CONN_WRITER)
     {
       if (!create_private (location, error))
@@ -537,6 +594,8 @@ sqlite_rollback (MynaStorageConn *conn)
   g_autoptr (GError) error = NULL;
   g_autoptr (CachedStmt) stmt = NULL;
 
+  /* Owners the transaction added are gone with it. */
+  g_hash_table_remove_all (conn->owners);
   /* Some errors (SQLITE_FULL, I/O errors) already rolled back. */
   if (sqlite3_get_autocommit (conn->db))
     return;
@@ -614,15 +673,69 @@ sqlite_kv_delete_user (MynaStorageConn *conn, const char *host,
 
 /* Archives. */
 
+/* Finds the owner number of (@host, @user, @archive) into *@owner, 0 when
+ * it has none; @create adds one then. */
+static gboolean
+owner_get (MynaStorageConn *conn, const char *host, const char *user,
+           const char *archive, gboolean create, gint64 *owner,
+           GError **error)
+{
+  g_autofree char *key = g_strjoin ("\n", host, user, archive, NULL);
+  g_autoptr (CachedStmt) get = NULL;
+  g_autoptr (CachedStmt) add = NULL;
+  gint64 *cached = g_hash_table_lookup (conn->owners, key);
+  int rc;
+
+  /* '\n' is in no JID part nor module name: the key is unambiguous. */
+  *owner = 0;
+  if (cached != NULL)
+    {
+      *owner = *cached;
+      return TRUE;
+    }
+  get = stmt_get (conn, STMT_OWNER_GET, error);
+  if (get == NULL
+      || !bind_texts (conn, get, error, host, user, archive, NULL))
+    return FALSE;
+  rc = sqlite3_step (get);
+  if (rc == SQLITE_ROW)
+    *owner = sqlite3_column_int64 (get, 0);
+  else if (rc != SQLITE_DONE)
+    return fail (conn, rc, "reading an archive's owner", error);
+  if (*owner == 0 && create)
+    {
+      add = stmt_get (conn, STMT_OWNER_ADD, error);
+      if (add == NULL
+          || !bind_texts (conn, add, error, host, user, archive, NULL)
+          || !step_done (conn, add, "adding an archive's owner", error))
+        return FALSE;
+      *owner = sqlite3_last_insert_rowid (conn->db);
+    }
+  if (*owner == 0)
+    return TRUE;
+  if (g_hash_table_size (conn->owners) >= OWNERS_CACHED)
+    g_hash_table_remove_all (conn->owners);
+  g_hash_table_insert (conn->owners, g_steal_pointer (&key),
+                       g_memdup2 (owner, sizeof *owner));
+  return TRUE;
+}
+
 static gboolean
 sqlite_archive_delete_user (MynaStorageConn *conn, const char *host,
                             const char *user, GError **error)
 {
-  g_autoptr (CachedStmt) stmt = stmt_get (conn, STMT_ARCHIVE_DELETE_USER, error);
+  g_autoptr (CachedStmt) items = stmt_get (conn, STMT_ARCHIVE_DELETE_USER, error);
+  g_autoptr (CachedStmt) owners = NULL;
 
-  return stmt != NULL
-         && bind_texts (conn, stmt, error, host, user, NULL)
-         && step_done (conn, stmt, "deleting a user's archives", error);
+  g_hash_table_remove_all (conn->owners);
+  if (items == NULL
+      || !bind_texts (conn, items, error, host, user, NULL)
+      || !step_done (conn, items, "deleting a user's archives", error))
+    return FALSE;
+  owners = stmt_get (conn, STMT_OWNER_DELETE_USER, error);
+  return owners != NULL
+         && bind_texts (conn, owners, error, host, user, NULL)
+         && step_done (conn, owners, "deleting a user's archives", error);
 }
 
 static gboolean
@@ -631,12 +744,17 @@ sqlite_archive_append (MynaStorageConn *conn, const char *host,
                        const char *with, gint64 timestamp, const char *data,
                        gint64 *id, GError **error)
 {
-  g_autoptr (CachedStmt) stmt = stmt_get (conn, STMT_ARCHIVE_APPEND, error);
+  g_autoptr (CachedStmt) stmt = NULL;
+  gint64 owner;
 
+  if (!owner_get (conn, host, user, archive, TRUE, &owner, error))
+    return FALSE;
+  stmt = stmt_get (conn, STMT_ARCHIVE_APPEND, error);
   if (stmt == NULL
-      || !bind_texts (conn, stmt, error, host, user, archive, with, NULL)
-      || !bind_int64 (conn, stmt, 5, timestamp, error)
-      || !bind_text (conn, stmt, 6, data, error)
+      || !bind_int64 (conn, stmt, 1, owner, error)
+      || !bind_text (conn, stmt, 2, with, error)
+      || !bind_int64 (conn, stmt, 3, timestamp, error)
+      || !bind_text (conn, stmt, 4, data, error)
       || !step_done (conn, stmt, "appending to an archive", error))
     return FALSE;
   *id = sqlite3_last_insert_rowid (conn->db);
@@ -649,8 +767,7 @@ query_sql (guint mask, gboolean count)
   GString *sql = g_string_new (count ? "SELECT count(*)"
                                      : "SELECT id, ts, \"with\", data");
 
-  g_string_append (sql, " FROM archive"
-                        " WHERE host = ?1 AND user = ?2 AND archive = ?3");
+  g_string_append (sql, " FROM archive WHERE owner = ?1");
   if (mask & FILTER_WITH)
     g_string_append (sql, " AND \"with\" = ?4");
   if (mask & FILTER_START)
@@ -697,10 +814,9 @@ query_mask (const MynaArchiveQuery *query)
 /* Binds the parameters of @mask; ?9 (the limit) is left to the caller. */
 static gboolean
 bind_query (MynaStorageConn *conn, sqlite3_stmt *stmt, guint mask,
-            const char *host, const char *user, const char *archive,
-            const MynaArchiveQuery *query, GError **error)
+            gint64 owner, const MynaArchiveQuery *query, GError **error)
 {
-  return bind_texts (conn, stmt, error, host, user, archive, NULL)
+  return bind_int64 (conn, stmt, 1, owner, error)
          && (!(mask & FILTER_WITH)
              || bind_text (conn, stmt, 4, query->with, error))
          && (!(mask & FILTER_START)
@@ -727,8 +843,7 @@ item_from_row (sqlite3_stmt *stmt)
 
 /* Counts the result set: the set filters, ignoring after/before ids. */
 static gboolean
-query_total (MynaStorageConn *conn, guint mask, const char *host,
-             const char *user, const char *archive,
+query_total (MynaStorageConn *conn, guint mask, gint64 owner,
              const MynaArchiveQuery *query, guint *total, GError **error)
 {
   g_autoptr (CachedStmt) stmt = NULL;
@@ -737,7 +852,7 @@ query_total (MynaStorageConn *conn, guint mask, const char *host,
   mask &= FILTER_SET_MASK;
   stmt = query_stmt_get (conn, mask, TRUE, error);
   if (stmt == NULL
-      || !bind_query (conn, stmt, mask, host, user, archive, query, error))
+      || !bind_query (conn, stmt, mask, owner, query, error))
     return FALSE;
   rc = sqlite3_step (stmt);
   if (rc != SQLITE_ROW)
@@ -763,12 +878,22 @@ sqlite_archive_query (MynaStorageConn *conn, const char *host,
   g_autoptr (CachedStmt) stmt = NULL;
   guint first = items->len;
   guint n = 0;
+  gint64 owner;
   int rc;
 
+  if (!owner_get (conn, host, user, archive, FALSE, &owner, error))
+    return FALSE;
+  if (owner == 0)
+    {
+      /* Nothing was ever stored there. */
+      *complete = TRUE;
+      *total = 0;
+      return TRUE;
+    }
   stmt = query_stmt_get (conn, mask | ((mask & FILTER_BEFORE) && !backward
                                        ? PAGE_FORWARD : 0), FALSE, error);
   if (stmt == NULL
-      || !bind_query (conn, stmt, mask, host, user, archive, query, error)
+      || !bind_query (conn, stmt, mask, owner, query, error)
       || !bind_int64 (conn, stmt, 9, (gint64) query->max + 1, error))
     return FALSE;
   while ((rc = sqlite3_step (stmt)) == SQLITE_ROW && n < query->max)
@@ -790,7 +915,7 @@ sqlite_archive_query (MynaStorageConn *conn, const char *host,
   *total = 0;
   if (flags & MYNA_ARCHIVE_QUERY_NO_TOTAL)
     return TRUE;
-  return query_total (conn, mask, host, user, archive, query, total, error);
+  return query_total (conn, mask, owner, query, total, error);
 }
 
 static gboolean
@@ -798,11 +923,17 @@ sqlite_archive_delete (MynaStorageConn *conn, const char *host,
                        const char *user, const char *archive,
                        gint64 up_to_id, GError **error)
 {
-  g_autoptr (CachedStmt) stmt = stmt_get (conn, STMT_ARCHIVE_DELETE, error);
+  g_autoptr (CachedStmt) stmt = NULL;
+  gint64 owner;
 
+  if (!owner_get (conn, host, user, archive, FALSE, &owner, error))
+    return FALSE;
+  if (owner == 0)
+    return TRUE;
+  stmt = stmt_get (conn, STMT_ARCHIVE_DELETE, error);
   return stmt != NULL
-         && bind_texts (conn, stmt, error, host, user, archive, NULL)
-         && bind_int64 (conn, stmt, 4, up_to_id > 0 ? up_to_id : G_MAXINT64,
+         && bind_int64 (conn, stmt, 1, owner, error)
+         && bind_int64 (conn, stmt, 2, up_to_id > 0 ? up_to_id : G_MAXINT64,
                         error)
          && step_done (conn, stmt, "deleting archive items", error);
 }

@@ -331,11 +331,34 @@ user_key (const char *host, const char *user)
                           strlen (user), user);
 }
 
+/* Appends "LEN:TEXT" to @key. */
+static void
+key_append (GString *key, const char *text)
+{
+  gsize len = strlen (text);
+  char digits[24];
+  int n = 0;
+
+  do
+    digits[n++] = (char) ('0' + len % 10);
+  while ((len /= 10) > 0 && n < (int) sizeof digits);
+  while (n > 0)
+    g_string_append_c (key, digits[--n]);
+  g_string_append_c (key, ':');
+  g_string_append (key, text);
+}
+
+/* user_key's format with the store, built without printf: every archive
+ * append makes one on the main thread. */
 static char *
 store_key (const char *host, const char *user, const char *store)
 {
-  return g_strdup_printf ("%zu:%s%zu:%s%zu:%s", strlen (host), host,
-                          strlen (user), user, strlen (store), store);
+  GString *key = g_string_sized_new (64);
+
+  key_append (key, host);
+  key_append (key, user);
+  key_append (key, store);
+  return g_string_free (key, FALSE);
 }
 
 static void

@@ -92,8 +92,14 @@ typedef struct {
   MynaService *roster;     /* roster/1, optional */
   GHashTable  *prefs;      /* local → MamPrefs* */
   GHashTable  *queries;    /* handle → MamQuery* (service queries) */
+  /* Accounts deleted while this module ran (local parts): their sessions
+   * may outlive the deletion a moment, so they prove nothing. */
+  GHashTable  *deleted;
   guint        handles;
 } Mam;
+
+/* Deleted accounts remembered; the set is cleared when full. */
+#define MAM_DELETED_KEPT 4096
 
 /* Payloads that make a message worth archiving besides a body. */
 static const char *const mam_payloads[][2] = {
@@ -440,15 +446,10 @@ mam_prefs_iq (MynaCall *call, MynaStanza *iq, gpointer data)
 
 /* ---- storing -------------------------------------------------------------- */
 
-static void
-mam_appended (gint64 row, const GError *error, gpointer user_data)
-{
-  if (error != NULL)
-    g_warning ("message not archived for %s: %s", (char *) user_data, error->message);
-}
-
 /* Stores @msg in @owner's archive (@owner a bare JID with a local part)
- * at @ts.  Returns FALSE when @owner is not one. */
+ * at @ts.  Returns FALSE when @owner is not one.  Without a callback: the
+ * id is the timestamp, and the storage logs a write that failed; a
+ * callback per message would cost the main loop a dispatch each. */
 static gboolean
 mam_append (Mam *self, MynaJid *owner, const char *with, MynaStanza *msg, gint64 ts)
 {
@@ -460,8 +461,7 @@ mam_append (Mam *self, MynaJid *owner, const char *with, MynaStanza *msg, gint64
   myna_stanza_serialize (msg, MYNA_NS_CLIENT, data);
   myna_archive_append (mam_storage (self), myna_jid_get_domain (owner),
                        myna_jid_get_local (owner), self->archive, with != NULL ? with : "",
-                       ts, data->str, mam_appended,
-                       g_strdup (myna_jid_bare_string (owner)), g_free);
+                       ts, data->str, NULL, NULL, NULL);
   return TRUE;
 }
 
@@ -470,9 +470,13 @@ mam_append (Mam *self, MynaJid *owner, const char *with, MynaStanza *msg, gint64
 static void
 mam_strip_spoofed (MynaStanza *msg, const char *owner)
 {
-  g_autoptr(GPtrArray) keep = g_ptr_array_new_with_free_func ((GDestroyNotify) myna_stanza_unref);
+  g_autoptr(GPtrArray) keep = NULL;
   gboolean spoofed = FALSE;
 
+  /* Most messages carry none: nothing to allocate then. */
+  if (myna_stanza_get_child (msg, "stanza-id", NS_SID) == NULL)
+    return;
+  keep = g_ptr_array_new_with_free_func ((GDestroyNotify) myna_stanza_unref);
   for (guint i = 0; i < myna_stanza_get_n_children (msg); i++)
     {
       MynaStanza *child = myna_stanza_get_child_nth (msg, i);
@@ -491,6 +495,20 @@ mam_strip_spoofed (MynaStanza *msg, const char *owner)
   myna_stanza_remove_children (msg, "stanza-id", NS_SID);
   for (guint i = 0; i < keep->len; i++)
     myna_stanza_append (msg, keep->pdata[i]);
+}
+
+/* Whether @local is an account of this host: one with a bound session
+ * is, without asking the storage (a read of the database per message),
+ * unless it was deleted meanwhile (its sessions close once the deletion
+ * is durable). */
+static gboolean
+mam_account_exists (Mam *self, const char *local)
+{
+  g_autoptr(GPtrArray) sessions = myna_host_get_sessions (myna_module_get_host (self->mod), local);
+
+  if (sessions->len > 0 && !g_hash_table_contains (self->deleted, local))
+    return TRUE;
+  return myna_account_exists (mam_storage (self), mam_host_name (self), local);
 }
 
 /* message/bare and message/full: a message for an account of this host
@@ -512,7 +530,7 @@ mam_message_in (MynaCall *call, MynaStanza *msg, gpointer data)
   owner = myna_jid_get_bare (to);
   mam_strip_spoofed (msg, myna_jid_bare_string (owner));
   if (!mam_qualifies (msg)
-      || !myna_account_exists (mam_storage (self), mam_host_name (self), myna_jid_get_local (to))
+      || !mam_account_exists (self, myna_jid_get_local (to))
       || !mam_prefs_allow (self, myna_jid_get_local (to),
                            from != NULL ? myna_jid_bare_string (from) : NULL))
     return MYNA_PASS;
@@ -546,13 +564,17 @@ mam_message_out (MynaCall *call, MynaStanza *msg, gpointer data)
   if (!mam_prefs_allow (self, myna_jid_get_local (from), myna_jid_bare_string (to)))
     return MYNA_PASS;
   owner = myna_jid_get_bare (from);
-  {
-    g_autoptr(MynaStanza) copy = myna_stanza_copy (msg);
+  if (myna_stanza_get_from (msg) == NULL)
+    {
+      /* The core stamps it before this hook; a copy keeps the stanza as
+       * it was otherwise. */
+      g_autoptr(MynaStanza) copy = myna_stanza_copy (msg);
 
-    if (myna_stanza_get_from (copy) == NULL)
       myna_stanza_set_attr (copy, "from", myna_jid_to_string (from));
-    mam_append (self, owner, myna_jid_bare_string (to), copy, mam_next_timestamp ());
-  }
+      mam_append (self, owner, myna_jid_bare_string (to), copy, mam_next_timestamp ());
+    }
+  else
+    mam_append (self, owner, myna_jid_bare_string (to), msg, mam_next_timestamp ());
   return MYNA_PASS;
 }
 
@@ -1298,6 +1320,9 @@ mam_account_deleted (MynaCall *call, MynaStanza *unused, gpointer data)
   if (local == NULL)
     return MYNA_PASS;
   g_hash_table_remove (self->prefs, local);
+  if (g_hash_table_size (self->deleted) >= MAM_DELETED_KEPT)
+    g_hash_table_remove_all (self->deleted);
+  g_hash_table_add (self->deleted, g_strdup (local));
   mam_delete_owner (self, mam_host_name (self), local);
   myna_kv_set (mam_storage (self), mam_host_name (self), local, MAM_PREFS_STORE,
                MAM_PREFS_KEY, NULL, NULL, NULL, NULL);
@@ -1312,6 +1337,7 @@ mam_free (gpointer data)
 
   g_hash_table_unref (self->prefs);
   g_hash_table_unref (self->queries);
+  g_hash_table_unref (self->deleted);
   g_free (self->archive);
   g_free (self);
 }
@@ -1345,6 +1371,7 @@ mam_load (MynaModule *mod, GError **error)
   self->prefs = g_hash_table_new_full (g_str_hash, g_str_equal, g_free,
                                        (GDestroyNotify) mam_prefs_free);
   self->queries = g_hash_table_new_full (NULL, NULL, NULL, mam_service_query_unref);
+  self->deleted = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
   myna_module_set_data (mod, self, mam_free);
   self->roster = myna_module_use (mod, MYNA_ROSTER_SERVICE, 1, NULL);
   myna_module_route_iq (mod, MYNA_IQ_GET | MYNA_IQ_SET, NS_MAM, "query", mam_query_iq,

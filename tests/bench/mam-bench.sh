@@ -9,7 +9,13 @@
 #  2. Messages/s with mam on against off: xmppload's throughput scenario
 #     (BENCH_PAIRS pairs, BENCH_WINDOW in flight, BENCH_DURATION s) on
 #     tests/bench/myna.conf as it is, then with mam added to its modules.
-#     mynad on CPU 0, the load on CPU 1, as run.sh does.
+#     mynad on CPU 0, the load on CPU 1, as run.sh does.  Each mode also
+#     prints mynad's CPU time per delivered message (cpu_us_per_msg, up to
+#     its exit, so the storage writer's backlog flushed at shutdown counts)
+#     and the storage writer thread's share (writer_us_per_msg): on a
+#     shared machine these vary less than messages/s.
+#  3. The writer alone: `mambench append DB HOST OWNERS N BATCH` (not run
+#     here) times appends round-robin over OWNERS archives.
 #
 # Environment: BENCH_BUILD (default build), BENCH_MAM_N=1000000,
 # BENCH_MAM_ROUNDS=200, BENCH_PAIRS=50, BENCH_WINDOW=10, BENCH_DURATION=10,
@@ -66,6 +72,32 @@ stop () {
   PID=""
 }
 
+# stop_counting DELIVERED: stop, following mynad's CPU ticks (all threads,
+# and the storage writer's) until it exits; prints them per message.
+stop_counting () {
+  local all=0 writer=0 t v tck
+  # Once before: a mynad with nothing to flush may be gone at the first poll.
+  all=$(awk '{print $14 + $15}' "/proc/$PID/stat" 2>/dev/null || echo 0)
+  for t in /proc/"$PID"/task/*; do
+    [ "$(cat "$t/comm" 2>/dev/null)" = myna-storage ] \
+      && v=$(awk '{print $14 + $15}' "$t/stat" 2>/dev/null) && [ -n "$v" ] && writer=$v
+  done
+  kill -TERM "$PID" 2>/dev/null || true
+  while [ -e "/proc/$PID/stat" ]; do
+    v=$(awk '{print $14 + $15}' "/proc/$PID/stat" 2>/dev/null) && [ -n "$v" ] && all=$v
+    for t in /proc/"$PID"/task/*; do
+      [ "$(cat "$t/comm" 2>/dev/null)" = myna-storage ] \
+        && v=$(awk '{print $14 + $15}' "$t/stat" 2>/dev/null) && [ -n "$v" ] && writer=$v
+    done
+    sleep 0.02
+  done
+  wait "$PID" 2>/dev/null || true
+  PID=""
+  tck=$(getconf CLK_TCK)
+  [ "${1:-0}" -gt 0 ] && awk -v a="$all" -v w="$writer" -v t="$tck" -v n="$1" \
+    'BEGIN { printf "cpu_us_per_msg=%.2f writer_us_per_msg=%.2f\n", a * 1e6 / t / n, w * 1e6 / t / n }'
+}
+
 BASE_MODULES=$(sed -n 's/^modules = //p' "$ROOT/tests/bench/myna.conf")
 
 if [ "$ONLY" != throughput ]; then
@@ -92,11 +124,12 @@ if [ "$ONLY" != pages ]; then
     stop
     start "$d"
     log "throughput with mam $mode ($PAIRS pairs, window $WINDOW, ${DUR}s)"
-    taskset -c 1 "$XL" -s throughput -P "$PORT" -L "myna-mam-$mode" -p "$PAIRS" -w "$WINDOW" \
-      -d "$DUR" | grep '^RESULT' || true
-    stop
+    result=$(taskset -c 1 "$XL" -s throughput -P "$PORT" -L "myna-mam-$mode" -p "$PAIRS" \
+               -w "$WINDOW" -d "$DUR" | grep '^RESULT' || true)
+    delivered=$(printf '%s\n' "$result" | sed -n 's/.* delivered=\([0-9]*\).*/\1/p')
+    printf '%s %s\n' "$result" "$(stop_counting "${delivered:-0}")"
     if [ $mode = on ]; then
-      rows=$(sqlite3 "$d/var/myna.db" "SELECT count(*) FROM archive WHERE archive = 'mam/localhost'" \
+      rows=$(sqlite3 "$d/var/myna.db" "SELECT count(*) FROM archive JOIN archive_owner USING (owner) WHERE archive = 'mam/localhost'" \
              2>/dev/null || echo '?')
       echo "RESULT scenario=mam-archived rows=$rows"
     fi

@@ -16,6 +16,15 @@
  *                                     <before/>), and a with= filter (first
  *                                     page, then a middle page of it)
  *
+ *   mambench append DB HOST OWNERS N BATCH
+ *                                     the writer's cost alone: appends N
+ *                                     messages round-robin over OWNERS
+ *                                     accounts' archives (as the
+ *                                     throughput scenario's pairs do),
+ *                                     flushing every BATCH appends, and
+ *                                     prints appends/s and the writer
+ *                                     thread's CPU per append
+ *
  * Prints "RESULT scenario=mam-page query=… p50_ms=… p99_ms=… results=…".
  * Not a test: see tests/bench/mam-bench.sh. */
 #include <myna/storage.h>
@@ -29,6 +38,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #define STEP_US 1000
@@ -97,6 +107,64 @@ fill (const char *db, const char *host, const char *user, guint n)
   printf ("BASE=%s\n", base_s);
   fprintf (stderr, "\rfilled %u messages in %.1f s\n", n,
            (g_get_monotonic_time () - t0) / 1e6);
+  return 0;
+}
+
+/* The CPU time of every thread of this process but the calling one, in
+ * microseconds: the storage writer's, as nothing else runs. */
+static gint64
+others_cpu_us (void)
+{
+  struct timespec proc, self;
+
+  clock_gettime (CLOCK_PROCESS_CPUTIME_ID, &proc);
+  clock_gettime (CLOCK_THREAD_CPUTIME_ID, &self);
+  return (proc.tv_sec - self.tv_sec) * G_USEC_PER_SEC + (proc.tv_nsec - self.tv_nsec) / 1000;
+}
+
+/* Appends @n messages round-robin over @owners archives in batches of
+ * @batch (each flushed before the next is queued). */
+static int
+append_bench (const char *db, const char *host, guint owners, guint n, guint batch)
+{
+  g_autoptr(GError) error = NULL;
+  g_autofree char *uri = g_strconcat ("sqlite:", db, NULL);
+  MynaStorage *storage = myna_storage_open (uri, &error);
+  g_autofree char *archive = g_strconcat ("mam/", host, NULL);
+  gint64 t0 = g_get_monotonic_time (), cpu0 = others_cpu_us (), wall, cpu;
+
+  if (storage == NULL)
+    {
+      fprintf (stderr, "mambench: %s\n", error->message);
+      return 1;
+    }
+  for (guint i = 0; i < n; i++)
+    {
+      g_autofree char *user = g_strdup_printf ("user%u", i % owners);
+      g_autofree char *with = g_strdup_printf ("user%u@%s", (i + 1) % owners, host);
+      g_autofree char *data = g_strdup_printf (
+        "<message type='chat' from='%s/r' to='%s@%s' id='m%u'><body>message %u of the "
+        "archive, a line of ordinary length</body><stanza-id xmlns='urn:xmpp:sid:0' "
+        "by='%s@%s' id='x'/></message>", with, user, host, i, i, user, host);
+
+      myna_archive_append (storage, host, user, archive, with, 0, data, NULL, NULL, NULL);
+      if ((i + 1) % batch == 0 && !myna_storage_flush (storage, &error))
+        {
+          fprintf (stderr, "mambench: %s\n", error->message);
+          return 1;
+        }
+    }
+  if (!myna_storage_flush (storage, &error))
+    {
+      fprintf (stderr, "mambench: %s\n", error->message);
+      return 1;
+    }
+  wall = g_get_monotonic_time () - t0;
+  cpu = others_cpu_us () - cpu0;
+  myna_storage_close (storage);
+  printf ("RESULT scenario=mam-append owners=%u n=%u batch=%u appends_per_s=%.0f "
+          "writer_cpu_us_per_append=%.2f\n", owners, n, batch, n / (wall / 1e6),
+          (double) cpu / n);
   return 0;
 }
 
@@ -269,10 +337,14 @@ main (int argc, char **argv)
 {
   if (argc == 6 && strcmp (argv[1], "fill") == 0)
     return fill (argv[2], argv[3], argv[4], (guint) strtoul (argv[5], NULL, 10));
+  if (argc == 7 && strcmp (argv[1], "append") == 0)
+    return append_bench (argv[2], argv[3], (guint) strtoul (argv[4], NULL, 10),
+                         (guint) strtoul (argv[5], NULL, 10), (guint) strtoul (argv[6], NULL, 10));
   if (argc == 9 && strcmp (argv[1], "query") == 0)
     return query (atoi (argv[2]), argv[3], argv[4], argv[5], (guint) strtoul (argv[6], NULL, 10),
                   (guint) strtoul (argv[7], NULL, 10), argv[8]);
   fprintf (stderr, "usage: mambench fill DB HOST USER N\n"
+                   "       mambench append DB HOST OWNERS N BATCH\n"
                    "       mambench query PORT HOST USER PASSWORD N ROUNDS BASE\n");
   return 2;
 }

@@ -304,7 +304,7 @@ rows_under (Mynad *d, const char *host)
 
   g_assert_cmpint (sqlite3_open_v2 (path, &db, SQLITE_OPEN_READONLY, NULL), ==, SQLITE_OK);
   g_assert_cmpint (sqlite3_prepare_v2 (db, "SELECT (SELECT count(*) FROM kv WHERE host = ?1)"
-                                           " + (SELECT count(*) FROM archive WHERE host = ?1)",
+                                           " + (SELECT count(*) FROM archive_owner WHERE host = ?1)",
                                        -1, &st, NULL), ==, SQLITE_OK);
   sqlite3_bind_text (st, 1, host, -1, SQLITE_STATIC);
   g_assert_cmpint (sqlite3_step (st), ==, SQLITE_ROW);

@@ -906,7 +906,9 @@ static guint
 rows_of (Fixture *f, const char *user)
 {
   return count_rows (f, "SELECT (SELECT count(*) FROM kv WHERE user = ?1 AND store != 'account')"
-                        " + (SELECT count(*) FROM archive WHERE user = ?1)", user);
+                        " + (SELECT count(*) FROM archive_owner WHERE user = ?1)"
+                        " + (SELECT count(*) FROM archive"
+                        "    WHERE owner NOT IN (SELECT owner FROM archive_owner))", user);
 }
 
 static void

@@ -744,6 +744,40 @@ test_archive_delete_expire (void)
   counter_clear (&counter);
 }
 
+/* An append whose transaction rolls back takes the owner it added with
+ * it: the next new owner, which SQLite numbers the same, does not get
+ * the first one's later items. */
+static void
+test_archive_owner_rollback (void)
+{
+  g_autoptr (TempDb) db = temp_db_new ();
+  MynaStorage *storage = open_ok (db);
+  g_autoptr (GError) error = NULL;
+  g_autoptr (GArray) ids = NULL;
+  g_auto (QueryResult) r = { 0 };
+
+  myna_storage_close (storage);
+  sql_exec (db, "CREATE TRIGGER poison BEFORE INSERT ON archive"
+                " WHEN NEW.data = 'poison'"
+                " BEGIN SELECT RAISE (ABORT, 'poisoned item'); END");
+  storage = open_ok (db);
+  g_test_expect_message ("myna-storage", G_LOG_LEVEL_WARNING, "*operations failed*1 failed");
+  myna_archive_append (storage, HOST, "alice", "mam", "bob@example.org", 1, "poison",
+                       NULL, NULL, NULL);
+  g_assert_false (myna_storage_flush (storage, &error));
+  g_test_assert_expected_messages ();
+  g_assert_cmpint (sql_int (db, "SELECT count(*) FROM archive_owner"), ==, 0);
+
+  ids = append_items (storage, "bob", "mam", 1, 1000);
+  g_clear_pointer (&ids, g_array_unref);
+  ids = append_items (storage, "alice", "mam", 2, 1000);
+  query_wait (storage, "bob", "mam", NULL, &r);
+  g_assert_cmpuint (r.total, ==, 1);
+  query_wait (storage, "alice", "mam", NULL, &r);
+  assert_page (&r, ids, 0, 2, TRUE, 2);
+  myna_storage_close (storage);
+}
+
 /* Account removal: every store and every archive of one user. */
 static void
 test_delete_user (void)
@@ -772,7 +806,10 @@ test_delete_user (void)
   g_assert_cmpuint (counter.calls, ==, 1);
   g_assert_cmpuint (counter.failures, ==, 0);
   g_assert_cmpint (sql_int (db, "SELECT count(*) FROM kv WHERE user = 'alice'"), ==, 0);
-  g_assert_cmpint (sql_int (db, "SELECT count(*) FROM archive WHERE user = 'alice'"), ==, 0);
+  g_assert_cmpint (sql_int (db, "SELECT count(*) FROM archive_owner WHERE user = 'alice'"), ==, 0);
+  /* No item is left without its owner. */
+  g_assert_cmpint (sql_int (db, "SELECT count(*) FROM archive"
+                                " WHERE owner NOT IN (SELECT owner FROM archive_owner)"), ==, 0);
   assert_kv (storage, "bob", "roster", "alice", "1");
   g_assert_cmpuint (archive_count (storage, "bob", "offline"), ==, 1);
   myna_storage_close (storage);
@@ -897,10 +934,26 @@ test_schema_module_scopes (void)
     }
   sql_exec (db, "INSERT INTO kv VALUES ('" HOST "', 'juliet', 'account', 'scram', 'keys');"
                 "INSERT INTO archive (host, user, archive, \"with\", ts, data)"
-                "  VALUES ('" HOST "', 'juliet', 'offline', 'romeo@example.net', 1, '<m/>');");
+                "  VALUES ('" HOST "', 'juliet', 'offline', 'romeo@example.net', 1, '<m/>');"
+                "INSERT INTO archive (host, user, archive, \"with\", ts, data)"
+                "  VALUES ('" HOST "', 'juliet', 'offline', 'romeo@example.net', 2, '<m2/>');"
+                "DELETE FROM archive WHERE id = 2;");
 
   storage = open_ok (db);
-  g_assert_cmpint (sql_int (db, "PRAGMA user_version"), >=, 2);
+  g_assert_cmpint (sql_int (db, "PRAGMA user_version"), >=, 3);
+  /* Schema 3: the item moved under its owner; ids go on from the highest
+   * ever given (2, deleted), not from the highest left. */
+  g_assert_cmpint (sql_int (db, "SELECT count(*) FROM archive_owner"), ==, 1);
+  g_assert_cmpint (sql_int (db, "SELECT count(*) FROM archive JOIN archive_owner USING (owner)"
+                                " WHERE user = 'juliet' AND archive = 'offline/offline'"
+                                "  AND id = 1 AND data = '<m/>'"), ==, 1);
+  {
+    MynaStorage *offline = myna_storage_new_view (storage, "offline");
+    g_autoptr (GArray) ids = append_items (offline, "juliet", "offline", 1, 3);
+
+    g_assert_cmpint (g_array_index (ids, gint64, 0), ==, 3);
+    myna_storage_view_free (offline);
+  }
   for (guint i = 0; i < G_N_ELEMENTS (moved); i++)
     {
       MynaStorage *view = myna_storage_new_view (storage, moved[i][1]);
@@ -918,7 +971,7 @@ test_schema_module_scopes (void)
     g_autofree char *through_view = myna_kv_get (roster, HOST, "juliet", "account", "scram",
                                                  NULL);
 
-    g_assert_cmpuint (archive_count (offline, "juliet", "offline"), ==, 1);
+    g_assert_cmpuint (archive_count (offline, "juliet", "offline"), ==, 2);
     g_assert_cmpuint (archive_count (storage, "juliet", "offline"), ==, 0);
     /* The core's store stays where it was, out of every view's reach. */
     assert_kv (storage, "juliet", "account", "scram", "keys");
@@ -1816,6 +1869,7 @@ main (int argc, char **argv)
                    test_archive_delete_expire);
   g_test_add_func ("/storage/delete-user", test_delete_user);
   g_test_add_func ("/storage/after-writes", test_after_writes);
+  g_test_add_func ("/storage/archive/owner-rollback", test_archive_owner_rollback);
   g_test_add_func ("/storage/schema/reopen", test_schema_reopen);
   g_test_add_func ("/storage/schema/module-scopes", test_schema_module_scopes);
   g_test_add_func ("/storage/schema/too-new", test_schema_too_new);
