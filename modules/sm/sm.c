@@ -679,23 +679,23 @@ sm_attach (MynaModule *mod, MynaSession *s)
     return;
   /* Ours until the end: the session data let go of it below. */
   g_autoptr(GVariant) held = g_variant_ref (carried);
-  if (!g_variant_is_of_type (carried, G_VARIANT_TYPE_VARDICT)
-      || !g_variant_lookup (carried, "in-base", "t", &in_base))
+  if (!g_variant_is_of_type (held, G_VARIANT_TYPE_VARDICT)
+      || !g_variant_lookup (held, "in-base", "t", &in_base))
     {
       g_warning ("%s: carried stream management state of type %s ignored",
                  myna_jid_to_string (myna_session_get_jid (s)),
-                 g_variant_get_type_string (carried));
+                 g_variant_get_type_string (held));
       myna_session_set_data (s, SM_CARRY_KEY, NULL, NULL);
       myna_session_set_data (s, SM_CARRY_QUEUE, NULL, NULL);
       return;
     }
   SmSession *st = sm_session_new (sm, s);
   st->in_base = in_base;
-  g_variant_lookup (carried, "sent", "u", &st->sent);
-  g_variant_lookup (carried, "acked", "u", &st->acked);
-  g_variant_lookup (carried, "window-ms", "x", &window_ms);
+  g_variant_lookup (held, "sent", "u", &st->sent);
+  g_variant_lookup (held, "acked", "u", &st->acked);
+  g_variant_lookup (held, "window-ms", "x", &window_ms);
   st->window_ms = window_ms;
-  if (g_variant_lookup (carried, "id", "&s", &id))
+  if (g_variant_lookup (held, "id", "&s", &id))
     {
       st->id = g_strdup (id);
       g_hash_table_insert (sm->resumable, g_strdup (id), st);
@@ -707,7 +707,7 @@ sm_attach (MynaModule *mod, MynaSession *s)
 
   if (myna_session_is_hibernated (s))
     {
-      if (st->id == NULL || !g_variant_lookup (carried, "expires-at", "x", &expires_at))
+      if (st->id == NULL || !g_variant_lookup (held, "expires-at", "x", &expires_at))
         expires_at = g_get_monotonic_time ();
       st->expires_at = expires_at;
       sm_arm_window (st, MAX (expires_at - g_get_monotonic_time (), 0) / 1000);

@@ -387,8 +387,9 @@ webhook_sent (GObject *source, GAsyncResult *result, gpointer data)
   WebhookJob *job = data;
   Webhook *hook = job->hook;
   g_autoptr(GError) error = NULL;
-  g_autoptr(GBytes) answer = soup_session_send_and_read_finish (SOUP_SESSION (source), result,
-                                                                &error);
+  /* The answer's body says nothing the status does not. */
+  GBytes *answer = soup_session_send_and_read_finish (SOUP_SESSION (source), result, &error);
+  g_clear_pointer (&answer, g_bytes_unref);
   guint status = soup_message_get_status (job->msg);
 
   hook->in_flight--;

@@ -210,6 +210,7 @@ test_enable_disable (Fixture *f, gconstpointer unused)
   alice_leaves (f);
   bob_writes (f, "type='chat'", "one");
   g_autoptr(MynaStanza) p = app_expect_publish (f, "n2", TRUE);
+  g_assert_nonnull (p);
   g_assert_false (app_got_publish (f));
 
   /* Disable without a node: every node of that app server. */

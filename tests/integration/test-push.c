@@ -267,9 +267,7 @@ static char *
 expect_notification (Peer *p, const char *id, const char *full, const char *title,
                      gboolean answer)
 {
-  g_autofree char *to = g_strdup_printf ("to='%s'", full);
   g_autofree char *idn = g_strdup_printf ("<id>%s</id>", id);
-  g_autofree char *titlen = g_strdup_printf ("<title>%s</title>", title);
   g_autoptr(MynaStanza) iq = peer_expect (p, "iq", NOTE_NEEDLE, idn, NULL);
   MynaStanza *n;
   char *iq_id;
@@ -327,9 +325,9 @@ test_online_delivered (Fixture *f, gconstpointer unused)
   g_autofree char *id = post_notification (f, "{\"to\": [\"alice@localhost\", \"bob@localhost\"],"
                                            " \"title\": \"Hello\", \"message\": \"caf\\u00e9 <&>\","
                                            " \"uri\": \"https://example.com/a?b=1&c=2\"}", 2);
-  g_autofree char *i1 = expect_notification (a1, id, "alice@localhost/phone", "Hello", TRUE);
+  g_free (expect_notification (a1, id, "alice@localhost/phone", "Hello", TRUE));
   g_autofree char *i2 = expect_notification (a2, id, "alice@localhost/tablet", "Hello", FALSE);
-  g_autofree char *i3 = expect_notification (b, id, "bob@localhost/phone", "Hello", TRUE);
+  g_free (expect_notification (b, id, "bob@localhost/phone", "Hello", TRUE));
 
   wait_delivered (f, id, "alice");
   wait_delivered (f, id, "bob");
@@ -359,7 +357,7 @@ offline_next_login (Fixture *f, gboolean restart)
       assert_state (f, id, "carol@localhost", "queued", 0);
     }
   g_autoptr(Peer) c = login (f, "carol", "phone");
-  g_autofree char *iq_id = expect_notification (c, id, "carol@localhost/phone", "Later", TRUE);
+  g_free (expect_notification (c, id, "carol@localhost/phone", "Later", TRUE));
 
   wait_delivered (f, id, "carol");
   assert_state (f, id, "carol@localhost", "delivered", 1);
@@ -388,8 +386,8 @@ test_broadcast (Fixture *f, gconstpointer unused)
   g_autoptr(Peer) b = login (f, "bob", "r");
   g_autofree char *id = post_notification (f, "{\"to\": \"*\", \"title\": \"All\", \"message\": \"m\"}",
                                            3);
-  g_autofree char *i1 = expect_notification (a, id, "alice@localhost/r", "All", TRUE);
-  g_autofree char *i2 = expect_notification (b, id, "bob@localhost/r", "All", TRUE);
+  g_free (expect_notification (a, id, "alice@localhost/r", "All", TRUE));
+  g_free (expect_notification (b, id, "bob@localhost/r", "All", TRUE));
 
   wait_delivered (f, id, "alice");
   wait_delivered (f, id, "bob");
@@ -453,7 +451,7 @@ test_sm_acked (Fixture *f, gconstpointer unused)
     g_assert_nonnull (enabled);
     id = post_notification (f, "{\"to\": \"frank@localhost\", \"title\": \"Acked\", "
                             "\"message\": \"m\"}", 1);
-    g_autofree char *iq = expect_notification (p, id, "frank@localhost/r", "Acked", FALSE);
+    g_free (expect_notification (p, id, "frank@localhost/r", "Acked", FALSE));
     assert_state (f, id, "frank@localhost", "queued", 1);
     /* The IQ is the first stanza since <enabled/>. */
     peer_send (p, "<a xmlns='urn:xmpp:sm:3' h='1'/>");

@@ -862,6 +862,7 @@ test_stats_hibernated (Fixture *f, gconstpointer unused)
   g_autoptr(Client) bob = login_available (f, "bob", "desk");
   g_autofree char *id = enable_sm (alice);
 
+  g_assert_nonnull (bob);     /* the second live connection */
   g_assert_true (stats_are (f, 2, 0));
   cut_link (alice);
   wait_log (f, "session hibernated");
