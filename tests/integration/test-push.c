@@ -466,6 +466,69 @@ test_sm_acked (Fixture *f, gconstpointer unused)
   }
 }
 
+/* The sweep (sweep_interval 50ms, sweep_batch 2): a notification with a
+ * 1 s ttl to five offline accounts reads back `expired` for each once
+ * its expiry pass is done, a pass that went two recipients per turn;
+ * later sweeps read no recipient state again (the counter in the sweep's
+ * log line stays), across a restart too. */
+#define SWEEP_CONF "[module:push]\nsweep_interval = 50ms\nsweep_batch = 2\n"
+
+/* Waits for a sweep tick logged after the call and returns its count of
+ * recipient states read in all. */
+static guint64
+next_sweep_reads (Fixture *f)
+{
+  g_autoptr(GRegex) re = g_regex_new ("push sweep [0-9]+ of localhost: [0-9]+ stored, "
+                                      "([0-9]+) pass\\(es\\) under way, ([0-9]+) recipient",
+                                      0, 0, NULL);
+  g_autoptr(GMatchInfo) match = NULL;
+  g_autofree char *passes = NULL, *reads = NULL;
+
+  mynad_log_drain (&f->d);
+  g_string_truncate (f->d.log, 0);
+  g_assert_true (mynad_wait_log (&f->d, " recipient state(s) read in all", WAIT_MS));
+  g_assert_true (g_regex_match (re, f->d.log->str, 0, &match));
+  passes = g_match_info_fetch (match, 1);
+  reads = g_match_info_fetch (match, 2);
+  g_assert_cmpstr (passes, ==, "0");
+  return g_ascii_strtoull (reads, NULL, 10);
+}
+
+static void
+test_sweep_once (Fixture *f, gconstpointer unused)
+{
+  static const char *const users[] = { "s1", "s2", "s3", "s4", "s5", NULL };
+  g_autofree char *id = NULL, *done = NULL, *batch = NULL;
+  guint64 reads;
+
+  add_users (f, users);
+  id = post_notification (f, "{\"to\": [\"s1@localhost\", \"s2@localhost\", \"s3@localhost\", "
+                          "\"s4@localhost\", \"s5@localhost\"], \"title\": \"Brief\", "
+                          "\"message\": \"m\", \"ttl\": 1}", 5);
+  assert_state (f, id, "s1@localhost", "queued", 0);
+  done = g_strdup_printf ("notification %s: expiry pass done, 5 of 5 recipient(s) expired", id);
+  batch = g_strdup_printf ("notification %s: expiry pass at 2 of 5 recipient(s)", id);
+  g_assert_true (mynad_wait_log (&f->d, done, WAIT_MS));
+  /* Bounded per turn: the pass stopped at 2 (and at 4) and went on. */
+  g_assert_nonnull (strstr (f->d.log->str, batch));
+  for (guint i = 0; users[i] != NULL; i++)
+    {
+      g_autofree char *jid = g_strdup_printf ("%s@localhost", users[i]);
+      assert_state (f, id, jid, "expired", 0);
+    }
+  /* The next sweeps read nothing more. */
+  reads = next_sweep_reads (f);
+  g_assert_cmpuint (reads, ==, 5);
+  g_assert_cmpuint (next_sweep_reads (f), ==, reads);
+  g_assert_cmpuint (next_sweep_reads (f), ==, reads);
+  /* Nor after a restart: the stored notification says it was swept. */
+  mynad_restart (&f->d);
+  fixture_connect (f);
+  g_assert_cmpuint (next_sweep_reads (f), ==, 0);
+  g_assert_cmpuint (next_sweep_reads (f), ==, 0);
+  assert_state (f, id, "s3@localhost", "expired", 0);
+}
+
 /* Bad bodies 400 with the reason, unknown ids and accounts 404, bad or no
  * token 401 (before the body is read), wrong methods 405. */
 static void
@@ -818,6 +881,7 @@ main (int argc, char **argv)
   g_test_add ("/push/broadcast", Fixture, NULL, setup, test_broadcast, teardown);
   g_test_add ("/push/max-attempts", Fixture, NULL, setup, test_max_attempts, teardown);
   g_test_add ("/push/sm-acked", Fixture, NULL, setup_sm, test_sm_acked, teardown);
+  g_test_add ("/push/sweep-once", Fixture, SWEEP_CONF, setup, test_sweep_once, teardown);
   g_test_add ("/push/refusals", Fixture, NULL, setup, test_refusals, teardown);
   g_test_add ("/push/androidpn/sasl-tls", Fixture, NULL, setup, test_androidpn_sasl, teardown);
   g_test_add ("/push/androidpn/legacy-auth-tls", Fixture, NULL, setup_legacy, test_androidpn_legacy,
