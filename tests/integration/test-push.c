@@ -870,6 +870,88 @@ test_legacy_allow_insecure (Fixture *f, gconstpointer unused)
   g_assert_true (mynad_wait_log (&f->d, "logged in as plain@localhost/old by legacy", WAIT_MS));
 }
 
+/* One jabber:iq:auth login on a fresh plain connection (allow_insecure);
+ * TRUE when the answer holds @needle (an error condition, or
+ * "type='result'"). */
+static gboolean
+legacy_attempt_from (Fixture *f, const char *source, const char *user, const char *password,
+                     const char *needle)
+{
+  g_autoptr(Client) c = g_new0 (Client, 1);
+  struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons (f->d.port) };
+  struct sockaddr_in from = { .sin_family = AF_INET };
+  g_autofree char *set = g_strdup_printf ("<iq type='set' id='la'><query xmlns='jabber:iq:auth'>"
+                                          "<username>%s</username><password>%s</password>"
+                                          "<resource>r</resource></query></iq>", user, password);
+
+  /* Any 127/8 source reaches the listener on 127.0.0.1. */
+  inet_pton (AF_INET, "127.0.0.1", &sa.sin_addr);
+  inet_pton (AF_INET, source, &from.sin_addr);
+  c->fd = socket (AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  c->in = g_string_new (NULL);
+  g_assert_cmpint (bind (c->fd, (struct sockaddr *) &from, sizeof from), ==, 0);
+  g_assert_cmpint (connect (c->fd, (struct sockaddr *) &sa, sizeof sa), ==, 0);
+  client_send (c, STREAM_OPEN ("localhost"));
+  g_assert_true (client_expect_features (c));
+  g_string_truncate (c->in, 0);
+  client_send (c, set);
+  g_assert_true (client_expect (c, "id='la'"));
+  if (strstr (needle, "type=") == NULL)
+    return client_expect (c, needle);
+  return strstr (c->in->str, needle) != NULL;
+}
+
+static gboolean
+legacy_attempt (Fixture *f, const char *user, const char *password, const char *needle)
+{
+  return legacy_attempt_from (f, "127.0.0.1", user, password, needle);
+}
+
+/* legacy_auth throttles as SASL does: after max_failures (3) wrong
+ * passwords on one account from one address, that address is refused
+ * for that account (policy-violation), the right password too; another
+ * account from that address still logs in until the address's own
+ * limit (max_failures_per_address, 5) refuses everything. */
+static void
+test_legacy_throttle (Fixture *f, gconstpointer unused)
+{
+  add_users (f, (const char *[]) { "victim", "other", "third", NULL });
+  for (guint i = 0; i < 3; i++)
+    g_assert_true (legacy_attempt (f, "victim", "guess", "<not-authorized"));
+  g_assert_true (legacy_attempt (f, "victim", "secret-pass", "<policy-violation"));
+  g_assert_true (mynad_wait_log (&f->d, "legacy authentication as victim refused: too many "
+                                 "failures on it", WAIT_MS));
+  g_assert_false (mynad_wait_log (&f->d, "logged in as victim@localhost", 0));
+  /* Another account from the same address: fine (3 failures of 5). */
+  g_assert_true (legacy_attempt (f, "other", "secret-pass", "type='result'"));
+  /* Two more failures on a third account: the address is at 5. */
+  for (guint i = 0; i < 2; i++)
+    g_assert_true (legacy_attempt (f, "third", "guess", "<not-authorized"));
+  g_assert_true (legacy_attempt (f, "other", "secret-pass", "<policy-violation"));
+  g_assert_true (mynad_wait_log (&f->d, "too many failures from", WAIT_MS));
+}
+
+/* The per-account delay: failures on an account from several addresses
+ * (max_failures 2: two from each, each pair then refused) slow every
+ * answer on it, from any address — the owner's right password from a
+ * third address too, which still gets in. */
+static void
+test_legacy_account_delay (Fixture *f, gconstpointer unused)
+{
+  add_users (f, (const char *[]) { "victim", NULL });
+  g_assert_true (legacy_attempt_from (f, "127.0.0.2", "victim", "guess", "<not-authorized"));
+  g_assert_true (legacy_attempt_from (f, "127.0.0.2", "victim", "guess", "<not-authorized"));
+  g_assert_true (legacy_attempt_from (f, "127.0.0.2", "victim", "secret-pass",
+                                      "<policy-violation"));
+  g_assert_true (legacy_attempt_from (f, "127.0.0.3", "victim", "guess", "<not-authorized"));
+  g_assert_true (mynad_wait_log (&f->d, "127.0.0.3: legacy answer on 'victim' delayed 500 ms",
+                                 WAIT_MS));
+  g_assert_true (legacy_attempt_from (f, "127.0.0.4", "victim", "secret-pass", "type='result'"));
+  g_assert_true (mynad_wait_log (&f->d, "127.0.0.4: legacy answer on 'victim' delayed 1000 ms",
+                                 WAIT_MS));
+  g_assert_true (mynad_wait_log (&f->d, "logged in as victim@localhost/r by legacy", WAIT_MS));
+}
+
 int
 main (int argc, char **argv)
 {
@@ -891,5 +973,11 @@ main (int argc, char **argv)
   g_test_add ("/push/legacy-auth/allow-insecure", Fixture,
               "[module:legacy_auth]\nallow_insecure = true\n", setup_legacy,
               test_legacy_allow_insecure, teardown);
+  g_test_add ("/push/legacy-auth/throttle", Fixture,
+              "[module:legacy_auth]\nallow_insecure = true\nmax_failures = 3\n"
+              "max_failures_per_address = 5\n", setup_legacy, test_legacy_throttle, teardown);
+  g_test_add ("/push/legacy-auth/account-delay", Fixture,
+              "[module:legacy_auth]\nallow_insecure = true\nmax_failures = 2\n",
+              setup_legacy, test_legacy_account_delay, teardown);
   return g_test_run ();
 }
