@@ -5,7 +5,13 @@
  * an optional publish-options form) sent to its own account, and disables
  * it with <disable jid node?/>.  Registrations are stored per account in
  * the key-value store "registrations" (one key per (jid, node): a hash of
- * both), at most `max_registrations` an account (the oldest goes).
+ * both), at most `max_registrations` an account (the oldest goes).  Which
+ * accounts have registrations is kept apart, under the host in the store
+ * "push-accounts" (one key per such account), read once into memory, so
+ * that a message to an account without any costs no storage read and
+ * leaves nothing in memory: the module keeps (and reads) the
+ * registrations of those accounts only, and forgets an account when its
+ * last registration goes.
  *
  * At message/bare and message/full, priority -50 (after carbons and mam,
  * before offline at -100, which stores): a message worth a notification
@@ -31,6 +37,8 @@
 #define FORM_SUMMARY       "urn:xmpp:push:summary"
 #define FORM_PUBLISH_OPTS  "http://jabber.org/protocol/pubsub#publish-options"
 #define CLOUD_NOTIFY_STORE "registrations"
+/* Under the host (user ""): one key per account with registrations. */
+#define CLOUD_NOTIFY_INDEX "push-accounts"
 /* The largest publish-options form kept (serialised bytes). */
 #define CLOUD_NOTIFY_MAX_FORM 4096
 
@@ -60,7 +68,10 @@ typedef struct {
 
 typedef struct {
   MynaModule *mod;
-  GHashTable *accounts;        /* local → CloudNotifyAccount* */
+  GHashTable *accounts;        /* local → CloudNotifyAccount*: accounts with
+                                * registrations only */
+  GHashTable *enabled;         /* locals with registrations (a set), read from
+                                * CLOUD_NOTIFY_INDEX on first use; NULL before */
 } CloudNotify;
 
 /* A publish in flight: which registration it is for. */
@@ -225,6 +236,40 @@ cloud_notify_find (CloudNotifyAccount *account, const char *key, guint *index)
   return NULL;
 }
 
+/* Whether @local has registrations, from the set of such accounts (read
+ * from the store the first time: FALSE, logged, when it cannot be). */
+static gboolean
+cloud_notify_has_registrations (CloudNotify *self, const char *local)
+{
+  if (self->enabled == NULL)
+    {
+      g_autoptr(GError) error = NULL;
+      g_autoptr(GHashTable) all = myna_kv_get_all (cloud_notify_storage (self),
+                                                   cloud_notify_host_name (self), "",
+                                                   CLOUD_NOTIFY_INDEX, &error);
+      GHashTableIter iter;
+      gpointer key;
+
+      if (all == NULL)
+        {
+          g_warning ("accounts with push registrations on %s cannot be read: %s",
+                     cloud_notify_host_name (self), error->message);
+          return FALSE;
+        }
+      self->enabled = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
+      g_hash_table_iter_init (&iter, all);
+      while (g_hash_table_iter_next (&iter, &key, NULL))
+        g_hash_table_add (self->enabled, g_strdup (key));
+    }
+  return g_hash_table_contains (self->enabled, local);
+}
+
+/* Records whether @local has registrations now (@on), in memory and in
+ * the store (the write is one of @p's when @p is given); with none, the
+ * account is forgotten.  Returns: the writes queued (0 or 1). */
+static guint
+cloud_notify_mark (CloudNotify *self, const char *local, gboolean on, CloudNotifyPending *p);
+
 /* ---- enable and disable --------------------------------------------------- */
 
 static void
@@ -293,6 +338,28 @@ cloud_notify_write (CloudNotify *self, const char *local, const char *key, const
   myna_kv_set (cloud_notify_storage (self), cloud_notify_host_name (self), local,
                CLOUD_NOTIFY_STORE, key, value, cloud_notify_written, p,
                cloud_notify_pending_done);
+}
+
+static guint
+cloud_notify_mark (CloudNotify *self, const char *local, gboolean on, CloudNotifyPending *p)
+{
+  gboolean was = cloud_notify_has_registrations (self, local);
+
+  if (!on)
+    g_hash_table_remove (self->accounts, local);
+  if (self->enabled == NULL || was == on)
+    return 0;
+  if (on)
+    g_hash_table_add (self->enabled, g_strdup (local));
+  else
+    g_hash_table_remove (self->enabled, local);
+  if (p != NULL)
+    p->left++;
+  myna_kv_set (cloud_notify_storage (self), cloud_notify_host_name (self), "",
+               CLOUD_NOTIFY_INDEX, local, on ? "1" : NULL,
+               p != NULL ? cloud_notify_written : NULL, p,
+               p != NULL ? cloud_notify_pending_done : NULL);
+  return 1;
 }
 
 /* The sender's account when @iq is addressed to it (no `to`, or its own
@@ -396,7 +463,8 @@ cloud_notify_enable (MynaCall *call, MynaStanza *iq, gpointer data)
       myna_call_reply_error (call, iq, MYNA_ERROR_TYPE_MODIFY, "bad-request", bad);
       return MYNA_HANDLED;
     }
-  account = cloud_notify_account (self, local);
+  cloud_notify_has_registrations (self, local);          /* reads the set once */
+  account = self->enabled != NULL ? cloud_notify_account (self, local) : NULL;
   if (account == NULL)
     {
       myna_call_reply_error (call, iq, MYNA_ERROR_TYPE_WAIT, "internal-server-error", NULL);
@@ -427,6 +495,7 @@ cloud_notify_enable (MynaCall *call, MynaStanza *iq, gpointer data)
   g_info ("push enabled for %s@%s: %s node %s", local, cloud_notify_host_name (self),
           reg->jid, reg->node);
   cloud_notify_write (self, local, key, value, p);
+  cloud_notify_mark (self, local, TRUE, p);
   /* Over the cap: the oldest go (the one just enabled is the newest). */
   for (guint i = 0; i < drop; i++)
     {
@@ -480,6 +549,8 @@ cloud_notify_disable (MynaCall *call, MynaStanza *iq, gpointer data)
    * behind earlier writes, so it never overtakes an enable's. */
   if (gone->len == 0)
     {
+      if (account->regs->len == 0)
+        cloud_notify_mark (self, local, FALSE, NULL);   /* nothing to keep in memory */
       p = cloud_notify_pending_new (self, iq, myna_jid_bare_string (myna_call_get_from (call)),
                                     1);
       myna_storage_after_writes (cloud_notify_storage (self), cloud_notify_written, p,
@@ -495,6 +566,8 @@ cloud_notify_disable (MynaCall *call, MynaStanza *iq, gpointer data)
               reg->jid, reg->node);
       cloud_notify_write (self, local, reg->key, NULL, p);
     }
+  if (account->regs->len == 0)
+    cloud_notify_mark (self, local, FALSE, p);          /* the last went */
   return MYNA_HANDLED;
 }
 
@@ -609,6 +682,8 @@ cloud_notify_published (MynaModule *mod, MynaStanza *reply, const GError *error,
                CLOUD_NOTIFY_STORE, reg->key, NULL, NULL, NULL, NULL);
   cloud_notify_find (account, op->key, &index);
   g_ptr_array_remove_index (account->regs, index);
+  if (account->regs->len == 0)
+    cloud_notify_mark (self, op->local, FALSE, NULL);
 }
 
 /* Publishes the summary of @msg to @reg's app server for @local. */
@@ -696,8 +771,12 @@ cloud_notify_message (MynaCall *call, MynaStanza *msg, gpointer data)
    * message is not kept); a hibernated session gets everything queued. */
   if (offline && type != NULL && strcmp (type, "normal") != 0 && strcmp (type, "chat") != 0)
     return MYNA_PASS;
-  if (!myna_account_exists (cloud_notify_storage (self), cloud_notify_host_name (self), local))
-    return MYNA_PASS;
+  if (!cloud_notify_has_registrations (self, local))
+    {
+      g_debug ("no push registrations for %s@%s: nothing published (%u account(s) kept)",
+               local, cloud_notify_host_name (self), g_hash_table_size (self->accounts));
+      return MYNA_PASS;
+    }
   account = cloud_notify_account (self, local);
   if (account == NULL || account->regs->len == 0)
     return MYNA_PASS;
@@ -725,7 +804,7 @@ cloud_notify_initial (MynaCall *call, MynaStanza *presence, gpointer data)
 }
 
 /* account/deleted: the core deletes the stored registrations with the
- * account; the copy in memory goes too. */
+ * account; the copy in memory and its mark in CLOUD_NOTIFY_INDEX go too. */
 static MynaResult
 cloud_notify_account_deleted (MynaCall *call, MynaStanza *unused, gpointer data)
 {
@@ -733,7 +812,7 @@ cloud_notify_account_deleted (MynaCall *call, MynaStanza *unused, gpointer data)
   MynaJid *from = myna_call_get_from (call);
 
   if (from != NULL && myna_jid_get_local (from) != NULL)
-    g_hash_table_remove (self->accounts, myna_jid_get_local (from));
+    cloud_notify_mark (self, myna_jid_get_local (from), FALSE, NULL);
   return MYNA_PASS;
 }
 
@@ -745,6 +824,7 @@ cloud_notify_free (gpointer data)
   CloudNotify *self = data;
 
   g_hash_table_unref (self->accounts);
+  g_clear_pointer (&self->enabled, g_hash_table_unref);
   g_free (self);
 }
 

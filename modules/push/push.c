@@ -35,10 +35,17 @@
  * Storage (kv, so states survive a restart): the notification under
  * (host, "", "push", ID) as JSON with its recipients' localparts; each
  * recipient's state under (host, LOCAL, "push", ID) as "STATE ATTEMPTS
- * AT" (AT in microseconds since the epoch).  A sweep each minute marks
- * the recipients of notifications past their ttl expired and deletes
- * notifications `retention` after their ttl; at most max_notifications
- * are stored, with at most max_recipients recipients each. */
+ * AT" (AT in microseconds since the epoch).  A sweep each
+ * `sweep_interval` (1m) marks the recipients of notifications past their
+ * ttl expired — once per notification: the stored notification then says
+ * "swept", so neither the next ticks nor a restart read its recipients
+ * again — and deletes notifications `retention` after their ttl.  The
+ * sweep reads no storage on a tick with nothing due (what it needs of
+ * each notification, its expiry and whether it was swept, is kept in
+ * memory), and a pass over a notification's recipients goes at most
+ * `sweep_batch` recipients per main loop turn, so a broadcast to many
+ * accounts never stalls the loop.  At most max_notifications are stored,
+ * with at most max_recipients recipients each. */
 #include <myna/module.h>
 #include <myna/rest.h>
 #include <myna/sm.h>
@@ -52,7 +59,6 @@
 #define PUSH_FORM_PATH  "/notification.do"
 #define PUSH_STORE      "push"
 #define PUSH_IQ_PREFIX  "push:"
-#define PUSH_SWEEP_MS   60000
 
 /* The module's typed configuration ([module:push], host overrides), read
  * afresh at each use. */
@@ -63,15 +69,29 @@ typedef struct {
   gint64  retention;          /* milliseconds */
   gint64  max_notifications;
   gint64  max_recipients;
+  gint64  sweep_interval;     /* milliseconds */
+  gint64  sweep_batch;
 } PushConfig;
 
 typedef struct {
   MynaModule  *mod;
   MynaService *rest;
-  guint        stored;        /* notifications in the store */
+  GHashTable  *index;         /* id → PushIndexEntry*: every stored notification */
   GPtrArray   *starting;      /* full JIDs (char*) bound since the last tick */
   MynaTimer   *start_timer;   /* delivers to them once their bind answer is out */
+  GQueue       jobs;          /* PushJob*: sweep passes under way, oldest first */
+  MynaTimer   *job_timer;     /* runs the next batch of them */
+  guint64      states_read;   /* recipient states the sweep read (for the log) */
+  guint64      sweeps;        /* sweep ticks so far (for the log) */
 } Push;
+
+/* What the sweep knows of one stored notification, so that a tick reads
+ * nothing from storage. */
+typedef struct {
+  gint64   expires;           /* µs since the epoch */
+  gboolean swept;             /* its recipients were expired already */
+  gboolean busy;              /* a PushJob is on it */
+} PushIndexEntry;
 
 /* A recipient's state, as stored. */
 typedef enum { PUSH_QUEUED, PUSH_DELIVERED, PUSH_EXPIRED } PushState;
@@ -116,6 +136,7 @@ typedef struct {
   char       *uri;          /* "" when none */
   gint64      created;      /* µs since the epoch */
   gint64      expires;
+  gboolean    swept;        /* the expiry pass over its recipients ran */
   char      **recipients;   /* localparts */
 } PushNote;
 
@@ -151,6 +172,11 @@ push_note_to_json (const PushNote *note)
   json_builder_add_int_value (b, note->created);
   json_builder_set_member_name (b, "expires");
   json_builder_add_int_value (b, note->expires);
+  if (note->swept)
+    {
+      json_builder_set_member_name (b, "swept");
+      json_builder_add_boolean_value (b, TRUE);
+    }
   json_builder_set_member_name (b, "recipients");
   json_builder_begin_array (b);
   for (guint i = 0; note->recipients[i] != NULL; i++)
@@ -161,25 +187,16 @@ push_note_to_json (const PushNote *note)
   return json_to_string (root, FALSE);
 }
 
-/* The stored notification @id, or NULL (absent or unreadable, logged). */
+/* Notification @id from its stored @text, or NULL (damaged: logged). */
 static PushNote *
-push_note_load (Push *self, const char *id)
+push_note_parse (const char *id, const char *text)
 {
   g_autoptr(GError) error = NULL;
-  g_autofree char *text = myna_kv_get (push_storage (self), push_host_name (self), "",
-                                       PUSH_STORE, id, &error);
-  g_autoptr(JsonParser) parser = NULL;
+  g_autoptr(JsonParser) parser = json_parser_new_immutable ();
   JsonObject *o;
   JsonArray *to;
   PushNote *note;
 
-  if (text == NULL)
-    {
-      if (error != NULL)
-        g_warning ("notification %s not read: %s", id, error->message);
-      return NULL;
-    }
-  parser = json_parser_new_immutable ();
   if (!json_parser_load_from_data (parser, text, -1, &error)
       || !JSON_NODE_HOLDS_OBJECT (json_parser_get_root (parser)))
     {
@@ -196,10 +213,28 @@ push_note_load (Push *self, const char *id)
   note->uri = g_strdup (json_object_get_string_member_with_default (o, "uri", ""));
   note->created = json_object_get_int_member_with_default (o, "created", 0);
   note->expires = json_object_get_int_member_with_default (o, "expires", 0);
+  note->swept = json_object_get_boolean_member_with_default (o, "swept", FALSE);
   note->recipients = g_new0 (char *, (to != NULL ? json_array_get_length (to) : 0) + 1);
   for (guint i = 0; to != NULL && i < json_array_get_length (to); i++)
     note->recipients[i] = g_strdup (json_array_get_string_element (to, i));
   return note;
+}
+
+/* The stored notification @id, or NULL (absent or unreadable, logged). */
+static PushNote *
+push_note_load (Push *self, const char *id)
+{
+  g_autoptr(GError) error = NULL;
+  g_autofree char *text = myna_kv_get (push_storage (self), push_host_name (self), "",
+                                       PUSH_STORE, id, &error);
+
+  if (text == NULL)
+    {
+      if (error != NULL)
+        g_warning ("notification %s not read: %s", id, error->message);
+      return NULL;
+    }
+  return push_note_parse (id, text);
 }
 
 /* A recipient's state record. */
@@ -472,71 +507,177 @@ push_bound (MynaCall *call, MynaStanza *unused, gpointer data)
 
 /* ---- expiry ------------------------------------------------------------------------------ */
 
-/* Marks @note's queued recipients expired; with @drop, deletes it all. */
+/* A sweep pass under way over one notification's recipients: expiring
+ * the queued ones, or (@drop) deleting it all. */
+typedef struct {
+  PushNote *note;
+  gboolean  drop;
+  guint     next;             /* the next recipient to do */
+  guint     expired;          /* recipients it marked expired */
+} PushJob;
+
 static void
-push_note_retire (Push *self, const PushNote *note, gboolean drop)
+push_job_free (PushJob *job)
 {
-  MynaStorage *storage = push_storage (self);
-  const char *host = push_host_name (self);
-
-  for (guint i = 0; note->recipients[i] != NULL; i++)
-    {
-      PushEntry e;
-
-      if (drop)
-        myna_kv_set (storage, host, note->recipients[i], PUSH_STORE, note->id, NULL,
-                     NULL, NULL, NULL);
-      else if (push_entry_load (self, note->recipients[i], note->id, &e)
-               && e.state == PUSH_QUEUED)
-        {
-          e.state = PUSH_EXPIRED;
-          e.at = g_get_real_time ();
-          push_entry_store (self, note->recipients[i], note->id, &e);
-        }
-    }
-  if (drop)
-    {
-      myna_kv_set (storage, host, "", PUSH_STORE, note->id, NULL, NULL, NULL, NULL);
-      self->stored--;
-    }
+  push_note_free (job->note);
+  g_free (job);
 }
 
-/* Each minute: notifications past their ttl get their queued recipients
- * expired, and go `retention` later. */
+/* Remembers @note (just stored, or read at load) for the sweep. */
+static void
+push_index_add (Push *self, const PushNote *note)
+{
+  PushIndexEntry *entry = g_new0 (PushIndexEntry, 1);
+
+  entry->expires = note->expires;
+  entry->swept = note->swept;
+  g_hash_table_replace (self->index, g_strdup (note->id), entry);
+}
+
+/* Deletes notification @id's own record (its recipients' are apart). */
+static void
+push_note_delete (Push *self, const char *id)
+{
+  myna_kv_set (push_storage (self), push_host_name (self), "", PUSH_STORE, id, NULL,
+               NULL, NULL, NULL);
+  g_hash_table_remove (self->index, id);
+}
+
+/* @job's pass reached its last recipient: the notification is marked
+ * swept (stored, so a restart does not sweep it again) or deleted. */
+static void
+push_job_finish (Push *self, PushJob *job)
+{
+  PushIndexEntry *entry = g_hash_table_lookup (self->index, job->note->id);
+
+  if (job->drop)
+    {
+      push_note_delete (self, job->note->id);
+      g_debug ("notification %s deleted (retention over)", job->note->id);
+      return;
+    }
+  job->note->swept = TRUE;
+  {
+    g_autofree char *json = push_note_to_json (job->note);
+    myna_kv_set (push_storage (self), push_host_name (self), "", PUSH_STORE, job->note->id,
+                 json, NULL, NULL, NULL);
+  }
+  if (entry != NULL)
+    {
+      entry->swept = TRUE;
+      entry->busy = FALSE;
+    }
+  g_debug ("notification %s: expiry pass done, %u of %u recipient(s) expired",
+           job->note->id, job->expired, g_strv_length (job->note->recipients));
+}
+
+/* Runs the sweep's passes, at most sweep_batch recipients per call; comes
+ * back on the next main loop turn while some are left. */
+static void
+push_job_tick (gpointer data)
+{
+  Push *self = data;
+  MynaStorage *storage = push_storage (self);
+  const char *host = push_host_name (self);
+  guint budget = (guint) push_config (self)->sweep_batch;
+  gint64 now = g_get_real_time ();
+
+  while (budget > 0 && !g_queue_is_empty (&self->jobs))
+    {
+      PushJob *job = g_queue_peek_head (&self->jobs);
+      char **to = job->note->recipients;
+
+      for (; budget > 0 && to[job->next] != NULL; job->next++, budget--)
+        {
+          PushEntry e;
+
+          if (job->drop)
+            myna_kv_set (storage, host, to[job->next], PUSH_STORE, job->note->id, NULL,
+                         NULL, NULL, NULL);
+          else
+            {
+              self->states_read++;
+              if (push_entry_load (self, to[job->next], job->note->id, &e)
+                  && e.state == PUSH_QUEUED)
+                {
+                  e.state = PUSH_EXPIRED;
+                  e.at = now;
+                  push_entry_store (self, to[job->next], job->note->id, &e);
+                  job->expired++;
+                }
+            }
+        }
+      if (to[job->next] != NULL)
+        {
+          g_debug ("notification %s: %s pass at %u of %u recipient(s)", job->note->id,
+                   job->drop ? "deletion" : "expiry", job->next, g_strv_length (to));
+          break;
+        }
+      push_job_finish (self, g_queue_pop_head (&self->jobs));
+      push_job_free (job);
+    }
+  if (!g_queue_is_empty (&self->jobs))
+    myna_timer_start (self->job_timer, 0);
+}
+
+/* Queues a pass over notification @id (expiring, or with @drop deleting). */
+static void
+push_job_add (Push *self, const char *id, PushIndexEntry *entry, gboolean drop)
+{
+  PushNote *note = push_note_load (self, id);
+  PushJob *job;
+
+  if (note == NULL)
+    {
+      push_note_delete (self, id);      /* damaged (logged) or gone */
+      return;
+    }
+  job = g_new0 (PushJob, 1);
+  job->note = note;
+  job->drop = drop;
+  entry->busy = TRUE;
+  g_queue_push_tail (&self->jobs, job);
+}
+
+/* Each sweep_interval: notifications past their ttl get their queued
+ * recipients expired, once; `retention` later they go.  Reads only the
+ * notifications due, each once per pass. */
 static gboolean
 push_sweep (MynaModule *mod, gpointer data)
 {
   Push *self = data;
-  g_autoptr(GError) error = NULL;
-  g_autoptr(GHashTable) all = myna_kv_get_all (push_storage (self), push_host_name (self), "",
-                                               PUSH_STORE, &error);
   gint64 now = g_get_real_time ();
   gint64 retention = push_config (self)->retention * 1000;
+  g_autoptr(GPtrArray) due = g_ptr_array_new_with_free_func (g_free);
+  g_autoptr(GArray) drop = g_array_new (FALSE, FALSE, sizeof (gboolean));
   GHashTableIter it;
-  gpointer key;
+  gpointer key, value;
 
-  if (all == NULL)
+  self->sweeps++;
+  g_hash_table_iter_init (&it, self->index);
+  while (g_hash_table_iter_next (&it, &key, &value))
     {
-      g_warning ("notifications not swept: %s", error->message);
-      return TRUE;
-    }
-  self->stored = g_hash_table_size (all);
-  g_hash_table_iter_init (&it, all);
-  while (g_hash_table_iter_next (&it, &key, NULL))
-    {
-      g_autoptr(PushNote) note = push_note_load (self, key);
+      PushIndexEntry *entry = value;
+      gboolean gone = now >= entry->expires + retention;
 
-      if (note == NULL)
-        {
-          myna_kv_set (push_storage (self), push_host_name (self), "", PUSH_STORE, key, NULL,
-                       NULL, NULL, NULL);
-          self->stored--;
-        }
-      else if (now >= note->expires + retention)
-        push_note_retire (self, note, TRUE);
-      else if (now >= note->expires)
-        push_note_retire (self, note, FALSE);
+      if (entry->busy || now < entry->expires || (entry->swept && !gone))
+        continue;
+      g_ptr_array_add (due, g_strdup (key));
+      g_array_append_val (drop, gone);
     }
+  for (guint i = 0; i < due->len; i++)
+    {
+      PushIndexEntry *entry = g_hash_table_lookup (self->index, due->pdata[i]);
+
+      if (entry != NULL)
+        push_job_add (self, due->pdata[i], entry, g_array_index (drop, gboolean, i));
+    }
+  g_debug ("push sweep %" G_GUINT64_FORMAT " of %s: %u stored, %u pass(es) under way, %"
+           G_GUINT64_FORMAT " recipient state(s) read in all", self->sweeps,
+           push_host_name (self), g_hash_table_size (self->index),
+           g_queue_get_length (&self->jobs), self->states_read);
+  if (!g_queue_is_empty (&self->jobs) && !myna_timer_is_active (self->job_timer))
+    myna_timer_start (self->job_timer, 0);
   return TRUE;
 }
 
@@ -629,11 +770,13 @@ push_post (Push *self, MynaHttpRequest *req, const MynaApiNotification *n)
   PushAnswer *answer;
   guint online = 0;
 
-  if (self->stored >= cfg->max_notifications)
+  if (g_hash_table_size (self->index) >= cfg->max_notifications)
     {
-      g_warning ("notification refused: %u stored already (max_notifications)", self->stored);
+      g_warning ("notification refused: %u stored already (max_notifications)",
+                 g_hash_table_size (self->index));
       myna_http_request_respond_error (req, 503, "too many notifications are stored (%u): "
-                                       "try again once older ones expire", self->stored);
+                                       "try again once older ones expire",
+                                       g_hash_table_size (self->index));
       return;
     }
   if (n->broadcast)
@@ -686,7 +829,7 @@ push_post (Push *self, MynaHttpRequest *req, const MynaApiNotification *n)
   note->recipients = (char **) g_ptr_array_steal (locals, NULL);
   json = push_note_to_json (note);
   myna_kv_set (storage, push_host_name (self), "", PUSH_STORE, note->id, json, NULL, NULL, NULL);
-  self->stored++;
+  push_index_add (self, note);
   for (guint i = 0; note->recipients[i] != NULL; i++)
     {
       const char *local = note->recipients[i];
@@ -970,6 +1113,9 @@ push_free (gpointer data)
   Push *self = data;
 
   myna_timer_free (self->start_timer);
+  myna_timer_free (self->job_timer);
+  g_queue_clear_full (&self->jobs, (GDestroyNotify) push_job_free);
+  g_clear_pointer (&self->index, g_hash_table_unref);
   g_ptr_array_unref (self->starting);
   g_free (self);
 }
@@ -980,10 +1126,15 @@ push_load (MynaModule *mod, GError **error)
   Push *self = g_new0 (Push, 1);
   MynaServer *server = myna_module_get_server (mod);
   g_autoptr(GHashTable) all = NULL;
+  GHashTableIter it;
+  gpointer key, value;
 
   self->mod = mod;
   self->starting = g_ptr_array_new_with_free_func (g_free);
   self->start_timer = myna_timer_new (push_start_tick, self);
+  self->index = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, g_free);
+  g_queue_init (&self->jobs);
+  self->job_timer = myna_timer_new (push_job_tick, self);
   myna_module_set_data (mod, self, push_free);
   self->rest = myna_module_use (mod, MYNA_REST_SERVICE, 1, error);
   if (self->rest == NULL)
@@ -992,7 +1143,18 @@ push_load (MynaModule *mod, GError **error)
                          error);
   if (all == NULL)
     return FALSE;
-  self->stored = g_hash_table_size (all);
+  /* What the sweep needs of each notification, read once. */
+  g_hash_table_iter_init (&it, all);
+  while (g_hash_table_iter_next (&it, &key, &value))
+    {
+      g_autoptr(PushNote) note = push_note_parse (key, value);
+
+      if (note != NULL)
+        push_index_add (self, note);
+      else
+        myna_kv_set (myna_module_get_storage (mod), push_host_name (self), "", PUSH_STORE, key,
+                     NULL, NULL, NULL, NULL);
+    }
   if (push_instances == NULL)
     {
       push_route_api = myna_http_route_add (server, PUSH_PREFIX, push_api_handle, NULL, NULL);
@@ -1012,10 +1174,11 @@ push_load (MynaModule *mod, GError **error)
   myna_module_hook (mod, MYNA_EVENT_IQ_HOST, 0, push_iq_answer, self, NULL);
   myna_module_hook (mod, MYNA_EVENT_IQ_BARE, 0, push_iq_answer, self, NULL);
   myna_module_hook (mod, MYNA_EVENT_SM_ACKED, 0, push_sm_acked, self, NULL);
-  myna_module_add_timer (mod, PUSH_SWEEP_MS, push_sweep, self, NULL);
+  myna_module_add_timer (mod, (guint) push_config (self)->sweep_interval, push_sweep, self,
+                         NULL);
   push_sweep (mod, self);
   g_info ("host %s: push notifications on %s and %s (%u stored)", push_host_name (self),
-          PUSH_PREFIX, PUSH_FORM_PATH, self->stored);
+          PUSH_PREFIX, PUSH_FORM_PATH, g_hash_table_size (self->index));
   return TRUE;
 }
 
@@ -1055,6 +1218,13 @@ static const MynaConfigKey push_config_keys[] = {
   MYNA_CONFIG_INT (PushConfig, max_recipients, "100000", 1, 10000000,
                    "recipients of one notification at most (a broadcast "
                    "counts every account)"),
+  MYNA_CONFIG_DURATION (PushConfig, sweep_interval, "1m", 50, 3600000,
+                        "how often notifications past their ttl are looked for "
+                        "(their queued recipients expired, once) and those past "
+                        "retention deleted"),
+  MYNA_CONFIG_INT (PushConfig, sweep_batch, "1000", 1, 1000000,
+                   "recipients the sweep handles per main loop turn (a pass "
+                   "over a large broadcast goes on at the next turn)"),
   MYNA_CONFIG_END,
 };
 

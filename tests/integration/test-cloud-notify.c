@@ -348,6 +348,80 @@ test_timeout_disables (Fixture *f, gconstpointer unused)
   g_assert_false (app_got_publish (f));
 }
 
+/* Bob writes @body to @user (offline) and syncs. */
+static void
+bob_writes_to (Fixture *f, const char *user, const char *body)
+{
+  g_autofree char *msg = g_strdup_printf ("<message to='%s@localhost' type='chat'><body>%s"
+                                          "</body></message>", user, body);
+
+  peer_send (f->bob, msg);
+  peer_sync (f->bob);
+}
+
+/* Waits for the line saying a message to @user published nothing, and
+ * returns how many accounts the module kept in memory then. */
+static guint
+kept_after_message_to (Fixture *f, const char *user)
+{
+  g_autofree char *needle = g_strdup_printf ("no push registrations for %s@localhost: "
+                                             "nothing published (", user);
+  const char *at;
+
+  bob_writes_to (f, user, "hi");
+  g_assert_true (mynad_wait_log (&f->d, needle, WAIT_MS));
+  at = strstr (f->d.log->str, needle) + strlen (needle);
+  return (guint) g_ascii_strtoull (at, NULL, 10);
+}
+
+/* Offline messages to many accounts without registrations leave nothing
+ * in the module's memory; an account with a registration is kept until
+ * its last registration goes. */
+static void
+test_accounts_bounded (Fixture *f, gconstpointer unused)
+{
+  char user[16];
+
+  for (guint i = 0; i < 30; i++)
+    {
+      g_snprintf (user, sizeof user, "u%u", i);
+      mynad_add_user (&f->d, user, "pw");
+    }
+  for (guint i = 0; i < 30; i++)
+    {
+      g_snprintf (user, sizeof user, "u%u", i);
+      g_assert_cmpuint (kept_after_message_to (f, user), ==, 0);
+    }
+  g_assert_false (app_got_publish (f));
+
+  /* Alice enables: her account is kept, and notified. */
+  enable (f, APP, "n1", FALSE);
+  enable (f, APP, "n2", FALSE);
+  alice_leaves (f);
+  bob_writes (f, "type='chat'", "one");
+  g_autoptr(MynaStanza) p1 = app_expect_publish (f, "n1", TRUE);
+  g_autoptr(MynaStanza) p2 = app_expect_publish (f, "n2", TRUE);
+  g_string_truncate (f->d.log, 0);
+  g_assert_cmpuint (kept_after_message_to (f, "u1"), ==, 1);
+
+  /* One registration goes: still kept; the last goes: forgotten. */
+  f->alice = peer_new (client_login (&f->d, "alice", "pw-alice", "phone"), TRUE);
+  g_autoptr(MynaStanza) r1 = request (f->alice, "set", NULL,
+                                      "<disable xmlns='" NS_PUSH "' jid='" APP "' node='n1'/>");
+  g_assert_cmpstr (myna_stanza_get_type (r1), ==, "result");
+  g_string_truncate (f->d.log, 0);
+  g_assert_cmpuint (kept_after_message_to (f, "u2"), ==, 1);
+  g_autoptr(MynaStanza) r2 = request (f->alice, "set", NULL,
+                                      "<disable xmlns='" NS_PUSH "' jid='" APP "' node='n2'/>");
+  g_assert_cmpstr (myna_stanza_get_type (r2), ==, "result");
+  g_string_truncate (f->d.log, 0);
+  g_assert_cmpuint (kept_after_message_to (f, "u3"), ==, 0);
+  alice_leaves (f);
+  g_string_truncate (f->d.log, 0);
+  g_assert_cmpuint (kept_after_message_to (f, "alice"), ==, 0);
+  g_assert_false (app_got_publish (f));
+}
+
 /* Registrations are stored: a restart keeps them. */
 static void
 test_restart (Fixture *f, gconstpointer unused)
@@ -595,6 +669,8 @@ main (int argc, char **argv)
               teardown);
   g_test_add ("/cloud-notify/timeout-disables", Fixture, "[module:cloud_notify]\ntimeout = 1s\n",
               setup, test_timeout_disables, teardown);
+  g_test_add ("/cloud-notify/accounts-bounded", Fixture, NULL, setup, test_accounts_bounded,
+              teardown);
   g_test_add ("/cloud-notify/restart", Fixture, NULL, setup, test_restart, teardown);
   g_test_add ("/cloud-notify/hibernated", Fixture, NULL, setup_sm, test_hibernated, teardown);
   g_test_add_func ("/cloud-notify/webhook", test_webhook);

@@ -464,6 +464,69 @@ test_sm_acked (Fixture *f, gconstpointer unused)
   }
 }
 
+/* The sweep (sweep_interval 50ms, sweep_batch 2): a notification with a
+ * 1 s ttl to five offline accounts reads back `expired` for each once
+ * its expiry pass is done, a pass that went two recipients per turn;
+ * later sweeps read no recipient state again (the counter in the sweep's
+ * log line stays), across a restart too. */
+#define SWEEP_CONF "[module:push]\nsweep_interval = 50ms\nsweep_batch = 2\n"
+
+/* Waits for a sweep tick logged after the call and returns its count of
+ * recipient states read in all. */
+static guint64
+next_sweep_reads (Fixture *f)
+{
+  g_autoptr(GRegex) re = g_regex_new ("push sweep [0-9]+ of localhost: [0-9]+ stored, "
+                                      "([0-9]+) pass\\(es\\) under way, ([0-9]+) recipient",
+                                      0, 0, NULL);
+  g_autoptr(GMatchInfo) match = NULL;
+  g_autofree char *passes = NULL, *reads = NULL;
+
+  mynad_log_drain (&f->d);
+  g_string_truncate (f->d.log, 0);
+  g_assert_true (mynad_wait_log (&f->d, " recipient state(s) read in all", WAIT_MS));
+  g_assert_true (g_regex_match (re, f->d.log->str, 0, &match));
+  passes = g_match_info_fetch (match, 1);
+  reads = g_match_info_fetch (match, 2);
+  g_assert_cmpstr (passes, ==, "0");
+  return g_ascii_strtoull (reads, NULL, 10);
+}
+
+static void
+test_sweep_once (Fixture *f, gconstpointer unused)
+{
+  static const char *const users[] = { "s1", "s2", "s3", "s4", "s5", NULL };
+  g_autofree char *id = NULL, *done = NULL, *batch = NULL;
+  guint64 reads;
+
+  add_users (f, users);
+  id = post_notification (f, "{\"to\": [\"s1@localhost\", \"s2@localhost\", \"s3@localhost\", "
+                          "\"s4@localhost\", \"s5@localhost\"], \"title\": \"Brief\", "
+                          "\"message\": \"m\", \"ttl\": 1}", 5);
+  assert_state (f, id, "s1@localhost", "queued", 0);
+  done = g_strdup_printf ("notification %s: expiry pass done, 5 of 5 recipient(s) expired", id);
+  batch = g_strdup_printf ("notification %s: expiry pass at 2 of 5 recipient(s)", id);
+  g_assert_true (mynad_wait_log (&f->d, done, WAIT_MS));
+  /* Bounded per turn: the pass stopped at 2 (and at 4) and went on. */
+  g_assert_nonnull (strstr (f->d.log->str, batch));
+  for (guint i = 0; users[i] != NULL; i++)
+    {
+      g_autofree char *jid = g_strdup_printf ("%s@localhost", users[i]);
+      assert_state (f, id, jid, "expired", 0);
+    }
+  /* The next sweeps read nothing more. */
+  reads = next_sweep_reads (f);
+  g_assert_cmpuint (reads, ==, 5);
+  g_assert_cmpuint (next_sweep_reads (f), ==, reads);
+  g_assert_cmpuint (next_sweep_reads (f), ==, reads);
+  /* Nor after a restart: the stored notification says it was swept. */
+  mynad_restart (&f->d);
+  fixture_connect (f);
+  g_assert_cmpuint (next_sweep_reads (f), ==, 0);
+  g_assert_cmpuint (next_sweep_reads (f), ==, 0);
+  assert_state (f, id, "s3@localhost", "expired", 0);
+}
+
 /* Bad bodies 400 with the reason, unknown ids and accounts 404, bad or no
  * token 401 (before the body is read), wrong methods 405. */
 static void
@@ -805,6 +868,88 @@ test_legacy_allow_insecure (Fixture *f, gconstpointer unused)
   g_assert_true (mynad_wait_log (&f->d, "logged in as plain@localhost/old by legacy", WAIT_MS));
 }
 
+/* One jabber:iq:auth login on a fresh plain connection (allow_insecure);
+ * TRUE when the answer holds @needle (an error condition, or
+ * "type='result'"). */
+static gboolean
+legacy_attempt_from (Fixture *f, const char *source, const char *user, const char *password,
+                     const char *needle)
+{
+  g_autoptr(Client) c = g_new0 (Client, 1);
+  struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons (f->d.port) };
+  struct sockaddr_in from = { .sin_family = AF_INET };
+  g_autofree char *set = g_strdup_printf ("<iq type='set' id='la'><query xmlns='jabber:iq:auth'>"
+                                          "<username>%s</username><password>%s</password>"
+                                          "<resource>r</resource></query></iq>", user, password);
+
+  /* Any 127/8 source reaches the listener on 127.0.0.1. */
+  inet_pton (AF_INET, "127.0.0.1", &sa.sin_addr);
+  inet_pton (AF_INET, source, &from.sin_addr);
+  c->fd = socket (AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  c->in = g_string_new (NULL);
+  g_assert_cmpint (bind (c->fd, (struct sockaddr *) &from, sizeof from), ==, 0);
+  g_assert_cmpint (connect (c->fd, (struct sockaddr *) &sa, sizeof sa), ==, 0);
+  client_send (c, STREAM_OPEN ("localhost"));
+  g_assert_true (client_expect_features (c));
+  g_string_truncate (c->in, 0);
+  client_send (c, set);
+  g_assert_true (client_expect (c, "id='la'"));
+  if (strstr (needle, "type=") == NULL)
+    return client_expect (c, needle);
+  return strstr (c->in->str, needle) != NULL;
+}
+
+static gboolean
+legacy_attempt (Fixture *f, const char *user, const char *password, const char *needle)
+{
+  return legacy_attempt_from (f, "127.0.0.1", user, password, needle);
+}
+
+/* legacy_auth throttles as SASL does: after max_failures (3) wrong
+ * passwords on one account from one address, that address is refused
+ * for that account (policy-violation), the right password too; another
+ * account from that address still logs in until the address's own
+ * limit (max_failures_per_address, 5) refuses everything. */
+static void
+test_legacy_throttle (Fixture *f, gconstpointer unused)
+{
+  add_users (f, (const char *[]) { "victim", "other", "third", NULL });
+  for (guint i = 0; i < 3; i++)
+    g_assert_true (legacy_attempt (f, "victim", "guess", "<not-authorized"));
+  g_assert_true (legacy_attempt (f, "victim", "secret-pass", "<policy-violation"));
+  g_assert_true (mynad_wait_log (&f->d, "legacy authentication as victim refused: too many "
+                                 "failures on it", WAIT_MS));
+  g_assert_false (mynad_wait_log (&f->d, "logged in as victim@localhost", 0));
+  /* Another account from the same address: fine (3 failures of 5). */
+  g_assert_true (legacy_attempt (f, "other", "secret-pass", "type='result'"));
+  /* Two more failures on a third account: the address is at 5. */
+  for (guint i = 0; i < 2; i++)
+    g_assert_true (legacy_attempt (f, "third", "guess", "<not-authorized"));
+  g_assert_true (legacy_attempt (f, "other", "secret-pass", "<policy-violation"));
+  g_assert_true (mynad_wait_log (&f->d, "too many failures from", WAIT_MS));
+}
+
+/* The per-account delay: failures on an account from several addresses
+ * (max_failures 2: two from each, each pair then refused) slow every
+ * answer on it, from any address — the owner's right password from a
+ * third address too, which still gets in. */
+static void
+test_legacy_account_delay (Fixture *f, gconstpointer unused)
+{
+  add_users (f, (const char *[]) { "victim", NULL });
+  g_assert_true (legacy_attempt_from (f, "127.0.0.2", "victim", "guess", "<not-authorized"));
+  g_assert_true (legacy_attempt_from (f, "127.0.0.2", "victim", "guess", "<not-authorized"));
+  g_assert_true (legacy_attempt_from (f, "127.0.0.2", "victim", "secret-pass",
+                                      "<policy-violation"));
+  g_assert_true (legacy_attempt_from (f, "127.0.0.3", "victim", "guess", "<not-authorized"));
+  g_assert_true (mynad_wait_log (&f->d, "127.0.0.3: legacy answer on 'victim' delayed 500 ms",
+                                 WAIT_MS));
+  g_assert_true (legacy_attempt_from (f, "127.0.0.4", "victim", "secret-pass", "type='result'"));
+  g_assert_true (mynad_wait_log (&f->d, "127.0.0.4: legacy answer on 'victim' delayed 1000 ms",
+                                 WAIT_MS));
+  g_assert_true (mynad_wait_log (&f->d, "logged in as victim@localhost/r by legacy", WAIT_MS));
+}
+
 int
 main (int argc, char **argv)
 {
@@ -816,6 +961,7 @@ main (int argc, char **argv)
   g_test_add ("/push/broadcast", Fixture, NULL, setup, test_broadcast, teardown);
   g_test_add ("/push/max-attempts", Fixture, NULL, setup, test_max_attempts, teardown);
   g_test_add ("/push/sm-acked", Fixture, NULL, setup_sm, test_sm_acked, teardown);
+  g_test_add ("/push/sweep-once", Fixture, SWEEP_CONF, setup, test_sweep_once, teardown);
   g_test_add ("/push/refusals", Fixture, NULL, setup, test_refusals, teardown);
   g_test_add ("/push/androidpn/sasl-tls", Fixture, NULL, setup, test_androidpn_sasl, teardown);
   g_test_add ("/push/androidpn/legacy-auth-tls", Fixture, NULL, setup_legacy, test_androidpn_legacy,
@@ -825,5 +971,11 @@ main (int argc, char **argv)
   g_test_add ("/push/legacy-auth/allow-insecure", Fixture,
               "[module:legacy_auth]\nallow_insecure = true\n", setup_legacy,
               test_legacy_allow_insecure, teardown);
+  g_test_add ("/push/legacy-auth/throttle", Fixture,
+              "[module:legacy_auth]\nallow_insecure = true\nmax_failures = 3\n"
+              "max_failures_per_address = 5\n", setup_legacy, test_legacy_throttle, teardown);
+  g_test_add ("/push/legacy-auth/account-delay", Fixture,
+              "[module:legacy_auth]\nallow_insecure = true\nmax_failures = 2\n",
+              setup_legacy, test_legacy_account_delay, teardown);
   return g_test_run ();
 }
