@@ -781,8 +781,27 @@ cloud_notify_message (MynaCall *call, MynaStanza *msg, gpointer data)
   if (account == NULL || account->regs->len == 0)
     return MYNA_PASS;
   account->count++;
+  /* A publish can be answered at once (an error from a local app server
+   * that is offline), and an error can drop the registration, or the
+   * account's last: each registration is looked up again by its key. */
+  g_autoptr(GPtrArray) keys = g_ptr_array_new_with_free_func (g_free);
   for (guint i = 0; i < account->regs->len; i++)
-    cloud_notify_publish (self, local, account, account->regs->pdata[i], msg);
+    g_ptr_array_add (keys, g_strdup (((CloudNotifyReg *) account->regs->pdata[i])->key));
+  for (guint i = 0; i < keys->len; i++)
+    {
+      account = g_hash_table_lookup (self->accounts, local);
+      if (account == NULL)
+        break;
+      for (guint j = 0; j < account->regs->len; j++)
+        {
+          CloudNotifyReg *reg = account->regs->pdata[j];
+          if (strcmp (reg->key, keys->pdata[i]) == 0)
+            {
+              cloud_notify_publish (self, local, account, reg, msg);
+              break;
+            }
+        }
+    }
   return MYNA_PASS;
 }
 
