@@ -57,6 +57,7 @@ struct _MynaSession {
   gint64         tokens_at;    /* when the bucket was last refilled */
   MynaTimer     *rate_timer;   /* resumes reading after a rate pause */
   gboolean       rate_paused;
+  gboolean       storage_paused; /* reading stopped by the storage backlog */
   gboolean       rate_logged;
   gboolean       flush_queued; /* in server->flush_queue */
   gboolean       blocked;      /* the socket took less than offered: wait for EPOLLOUT */
@@ -341,7 +342,7 @@ session_update_events (MynaSession *s)
       myna_poller_modify (s->watch, 0);
       return;
     }
-  if (s->state != STATE_CLOSING && !s->rate_paused)
+  if (s->state != STATE_CLOSING && !s->rate_paused && !s->storage_paused)
     ev |= EPOLLIN;
   if (s->out_off < s->out->len)
     ev |= EPOLLOUT;
@@ -1219,6 +1220,85 @@ rate_pause (MynaSession *s)
   session_update_events (s);
 }
 
+/* ---- backpressure from the storage backlog --------------------------------- */
+
+/* Stops reading from @s while the server's storage backlog is over its
+ * high watermark: TCP then pushes back on the client, as for the rate
+ * limit.  Reading resumes for all such sessions together
+ * (myna_connections_storage_backlog). */
+static void
+storage_pause (MynaSession *s)
+{
+  if (s->storage_paused)
+    return;
+  s->storage_paused = TRUE;
+  s->server->storage_paused_sessions++;
+  session_update_events (s);
+}
+
+/* Forgets @s's storage pause (its transport goes, or it is freed). */
+static void
+storage_unpause (MynaSession *s)
+{
+  if (!s->storage_paused)
+    return;
+  s->storage_paused = FALSE;
+  s->server->storage_paused_sessions--;
+}
+
+void
+myna_connections_storage_backlog (MynaStorage *storage, gboolean over,
+                                  const MynaStorageStats *stats, gpointer data)
+{
+  MynaServer *server = data;
+  g_autoptr(GPtrArray) paused = NULL;
+  GHashTableIter it;
+  gpointer key;
+
+  if (over)
+    {
+      /* Sessions stop as they next try to read (session_read), so the
+       * backlog grows at most by what the read in progress parses. */
+      if (server->storage_paused)
+        return;
+      server->storage_paused = TRUE;
+      server->storage_paused_at = g_get_monotonic_time ();
+      server->counters.storage_backpressure_pauses++;
+      g_info ("storage backlog over its high watermark (%u writes, %" G_GUINT64_FORMAT
+              " bytes not yet committed): reading from clients paused",
+              stats->pending, stats->pending_bytes);
+      return;
+    }
+  if (!server->storage_paused)
+    return;
+  server->storage_paused = FALSE;
+  g_info ("storage backlog down to %u writes (%" G_GUINT64_FORMAT " bytes): reading from "
+          "%u clients resumed after %" G_GINT64_FORMAT " ms",
+          stats->pending, stats->pending_bytes, server->storage_paused_sessions,
+          (g_get_monotonic_time () - server->storage_paused_at) / 1000);
+  paused = g_ptr_array_new ();
+  g_hash_table_iter_init (&it, server->connections);
+  while (g_hash_table_iter_next (&it, &key, NULL))
+    if (((MynaSession *) key)->storage_paused)
+      g_ptr_array_add (paused, key);
+  for (guint i = 0; i < paused->len; i++)
+    {
+      storage_unpause (paused->pdata[i]);
+      session_update_events (paused->pdata[i]);
+    }
+  /* What GnuTLS decrypted already is not seen by epoll: read it now.  A
+   * read may close sessions (freed later, by the reaper) or take the
+   * backlog over again (the rest then stay paused). */
+  for (guint i = 0; i < paused->len; i++)
+    {
+      MynaSession *s = paused->pdata[i];
+
+      if (g_hash_table_contains (server->connections, s) && s->tls != NULL
+          && s->state != STATE_CLOSING && gnutls_record_check_pending (s->tls) > 0)
+        session_read (s);
+    }
+}
+
 static void
 session_read (MynaSession *s)
 {
@@ -1233,6 +1313,11 @@ session_read (MynaSession *s)
     }
   if (s->rate_paused)
     return;
+  if (s->server->storage_paused)
+    {
+      storage_pause (s);
+      return;
+    }
   if (!rate_allows (s))
     {
       rate_pause (s);
@@ -1272,6 +1357,11 @@ session_read (MynaSession *s)
       s->feeding = TRUE;
       myna_xml_stream_feed (s->xml, buf, (gsize) n, NULL);
       s->feeding = FALSE;
+      if (s->server->storage_paused && s->state != STATE_CLOSING)
+        {
+          storage_pause (s);
+          break;
+        }
       if (LIMITS (s)->rate > 0 && s->tokens <= 0 && s->state != STATE_CLOSING)
         {
           rate_pause (s);
@@ -1426,6 +1516,7 @@ myna_connection_free (MynaSession *s)
     myna_host_unregister_session (s->host, s);
   if (g_hash_table_remove (s->server->connections, s) && s->hibernated)
     s->server->sessions_hibernated--;
+  storage_unpause (s);
   session_unlink_read (s);
   session_cancel_waiters (s);
   session_clear_data (s);
@@ -1972,6 +2063,7 @@ session_drop_transport (MynaSession *s, const char *farewell)
   if (s->rate_timer != NULL)
     myna_timer_stop (s->rate_timer);
   s->rate_paused = FALSE;
+  storage_unpause (s);
   s->eof = FALSE;
   session_unlink_read (s);
   session_release_ip (s);

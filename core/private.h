@@ -355,6 +355,7 @@ typedef struct {
   guint64 output_budget_cuts; /* cut off because all queues together were over max_output_total */
   guint64 auth_timeouts;
   guint64 parsers_released;  /* idle sessions' parsers freed by the sweep */
+  guint64 storage_backpressure_pauses; /* times the storage backlog paused reading */
 } MynaLimitCounters;
 
 typedef struct _MynaListener MynaListener;
@@ -392,6 +393,11 @@ struct _MynaServer {
   gboolean            output_cutting;    /* a budget cut is on the stack */
   guint               budget_cuts_unlogged; /* cuts since the last log line */
   gint64              budget_log_at;     /* monotonic µs before which cuts are only counted */
+  /* Backpressure: reading from clients stops while the storage backlog is
+   * over [global] storage_backlog_high (connection.c). */
+  gboolean            storage_paused;
+  gint64              storage_paused_at;        /* monotonic µs it began */
+  guint               storage_paused_sessions;  /* sessions that stopped reading */
   gpointer            admin;
   MynaIqRequests     *iq_requests;  /* iqreq.c: modules' IQ requests pending */
   gboolean            stopping;
@@ -432,6 +438,11 @@ void         myna_connection_free (MynaSession *session);
 guint        myna_connections_sweep (MynaServer *server, gint64 idle_us);
 /* Writes out what the sessions queued during a batch of events. */
 void         myna_connections_flush_queued (gpointer server);
+/* The storage backlog callback (MynaStorageBacklogFunc, @server as user
+ * data): over the high watermark client sessions stop reading; back under
+ * the low one they all resume. */
+void         myna_connections_storage_backlog (MynaStorage *storage, gboolean over,
+                                               const MynaStorageStats *stats, gpointer server);
 /* Logs the budget cuts not yet logged, once the log interval has passed. */
 void         myna_connections_log_budget (MynaServer *server);
 /* Runs MYNA_EVENT_STANZA_TO_CLIENT for @stanza going to @session (a bound

@@ -1,6 +1,7 @@
 /* server.c: the server object — configuration, virtual hosts, listeners,
  * storage and modules — and its start, reload and graceful stop. */
 #include "private.h"
+#include "storage-guard.h"
 
 #include <errno.h>
 #include <malloc.h>
@@ -155,6 +156,21 @@ myna_listener_get_limits (MynaListener *listener, MynaServer *server)
   return listener != NULL ? &listener->limits : &server->limits;
 }
 
+/* Applies [global] storage_backlog_high and storage_backlog_high_bytes;
+ * the low watermarks are half of them. */
+static void
+server_apply_backlog_limits (MynaServer *server)
+{
+  MynaConfig *c = server->config;
+
+  if (server->storage == NULL)
+    return;
+  myna_storage_set_backlog_limits (server->storage,
+                                   (guint) myna_config_get_int (c, "global", "storage_backlog_high"),
+                                   (guint64) myna_config_get_int (c, "global", "storage_backlog_high_bytes"),
+                                   myna_connections_storage_backlog, server);
+}
+
 static void
 server_read_limits (MynaServer *server)
 {
@@ -179,6 +195,7 @@ server_read_limits (MynaServer *server)
   if (server->storage != NULL)
     myna_storage_set_cache_size (server->storage,
                                  (guint) myna_config_get_int (c, "global", "storage_cache"));
+  server_apply_backlog_limits (server);
   if (server->poller != NULL)
     myna_poller_set_spin (server->poller, myna_config_get_int (c, "global", "poll_spin_us"));
 #ifdef MYNA_HAVE_HTTP
@@ -520,6 +537,7 @@ server_open_storage (MynaServer *server, GError **error)
   myna_storage_set_cache_size (server->storage,
                                (guint) myna_config_get_int (server->config, "global", "storage_cache"));
   myna_module_registry_set_storage (server->modules, server->storage);
+  server_apply_backlog_limits (server);
   return TRUE;
 }
 
@@ -908,6 +926,12 @@ myna_server_describe_stats (MynaServer *server, GString *out)
   g_string_append_printf (out, "stanzas_out %" G_GUINT64_FORMAT "\n", server->stanzas_out);
   g_string_append_printf (out, "stream_errors %" G_GUINT64_FORMAT "\n", server->streams_errored);
   g_string_append_printf (out, "storage_pending %u\n", st.pending);
+  g_string_append_printf (out, "storage_backlog %u\n", st.pending);
+  g_string_append_printf (out, "storage_backlog_bytes %" G_GUINT64_FORMAT "\n", st.pending_bytes);
+  g_string_append_printf (out, "storage_backpressure %d\n", server->storage_paused ? 1 : 0);
+  g_string_append_printf (out, "storage_backpressure_pauses %" G_GUINT64_FORMAT "\n",
+                          server->counters.storage_backpressure_pauses);
+  g_string_append_printf (out, "storage_backpressure_sessions %u\n", server->storage_paused_sessions);
   g_string_append_printf (out, "storage_cache_entries %u\n", cache_entries);
   g_string_append_printf (out, "storage_cache_hits %" G_GUINT64_FORMAT "\n", cache_hits);
   g_string_append_printf (out, "storage_cache_misses %" G_GUINT64_FORMAT "\n", cache_misses);

@@ -31,4 +31,23 @@ void         myna_storage_view_free (MynaStorage *view);
 /* The storage behind a view (itself for a storage).  Returns: (transfer none) */
 MynaStorage *myna_storage_get_base (MynaStorage *storage);
 
+/* The server's backpressure on writers: called on the owner thread when
+ * the writes queued and not yet committed reach @high or @high_bytes
+ * (@over TRUE; from inside the call that queued the write), and again
+ * when they are back under half of both (@over FALSE; from the main
+ * context, after the writer committed a batch, or from a flush). */
+typedef void (*MynaStorageBacklogFunc) (MynaStorage *storage, gboolean over,
+                                        const MynaStorageStats *stats, gpointer user_data);
+
+/* Sets the high watermarks (0: none of that kind) and who is told; new
+ * limits apply at once.  @func may be NULL. */
+void     myna_storage_set_backlog_limits (MynaStorage *storage, guint high, guint64 high_bytes,
+                                          MynaStorageBacklogFunc func, gpointer user_data);
+/* Whether the backlog was reported over and not yet back under. */
+gboolean myna_storage_backlog_is_over (MynaStorage *storage);
+
+/* Tests only: while held, the writer thread commits nothing (queued writes
+ * pile up as behind a slow disk).  Close releases it. */
+void     myna_storage_hold_writer_for_testing (MynaStorage *storage, gboolean hold);
+
 G_END_DECLS

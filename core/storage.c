@@ -30,6 +30,13 @@
  * Guard: the server may set a MynaStorageGuard (storage-guard.h); an op
  * with a callback then holds whoever queued it until the callback ran.
  *
+ * Backlog: writes queued and not yet committed (stats.pending, and their
+ * approximate bytes in stats.pending_bytes) are watched against the
+ * limits of myna_storage_set_backlog_limits.  The op that takes the
+ * backlog over the high watermark reports it from submit (owner thread);
+ * the writer's dispatch, which runs on the owner's main context after
+ * every batch, reports it back under the low watermark.
+ *
  * Threads: the API is for the thread that opened the storage (the overlay
  * and the reader connection are unlocked); myna_storage_get_stats may be
  * called from any thread.  The writer connection is opened and migrated in
@@ -86,6 +93,7 @@ typedef struct {
   gpointer            user_data;
   GDestroyNotify      destroy;
   gpointer            held;      /* the guard's hold on who queued it */
+  gsize               bytes;     /* counted in stats.pending_bytes (writes) */
 
   GError    *error;
   gint64     id;
@@ -119,6 +127,12 @@ struct _MynaStorage {
   GHashTable *kv_overlay;    /* store key → (key → Pending) */
   GHashTable *user_deletes;  /* user key → guint64 seq */
   gboolean    closing;
+  /* The backlog watch (myna_storage_set_backlog_limits). */
+  guint                  backlog_high;        /* writes; 0: no limit */
+  guint64                backlog_high_bytes;  /* 0: no limit */
+  MynaStorageBacklogFunc backlog_func;
+  gpointer               backlog_data;
+  gboolean               backlog_over;        /* reported over, not yet back */
   /* Read cache of committed key–value state, least recently used first
    * evicted: store key → CacheEntry. */
   GHashTable *cache;
@@ -139,6 +153,7 @@ struct _MynaStorage {
   GQueue      queue;         /* ops for the writer */
   GQueue      done;          /* ops whose callbacks are due */
   gboolean    stopping;
+  gboolean    writer_held;   /* myna_storage_hold_writer_for_testing */
   guint64     last_seq;      /* of the last op queued */
   guint64     finished_seq;  /* of the last op the writer finished */
   GSource    *dispatch_source;
@@ -770,6 +785,60 @@ dispatch_done (MynaStorage *self, guint limit)
   storage_unref (self);
 }
 
+/* Whether the backlog is over the high watermark (@high) or, with @high
+ * FALSE, still over the low one (half of it).  Called with the lock held. */
+static gboolean
+backlog_above_locked (MynaStorage *self, gboolean high)
+{
+  guint items = high ? self->backlog_high : self->backlog_high / 2;
+  guint64 bytes = high ? self->backlog_high_bytes : self->backlog_high_bytes / 2;
+
+  return (self->backlog_high > 0 && self->stats.pending >= MAX (items, 1))
+         || (self->backlog_high_bytes > 0 && self->stats.pending_bytes >= MAX (bytes, 1));
+}
+
+/* Reports the backlog back under the low watermark once it is (owner
+ * thread). */
+static void
+backlog_check_low (MynaStorage *self)
+{
+  gboolean above;
+  MynaStorageStats stats;
+
+  if (!self->backlog_over)
+    return;
+  g_mutex_lock (&self->lock);
+  above = backlog_above_locked (self, FALSE);
+  stats = self->stats;
+  g_mutex_unlock (&self->lock);
+  if (above)
+    return;
+  self->backlog_over = FALSE;
+  if (self->backlog_func != NULL)
+    self->backlog_func (self, FALSE, &stats, self->backlog_data);
+}
+
+/* Reports the backlog over the high watermark once it is (owner thread,
+ * after queueing a write). */
+static void
+backlog_check_high (MynaStorage *self)
+{
+  gboolean above;
+  MynaStorageStats stats;
+
+  if (self->backlog_over || (self->backlog_high == 0 && self->backlog_high_bytes == 0))
+    return;
+  g_mutex_lock (&self->lock);
+  above = backlog_above_locked (self, TRUE);
+  stats = self->stats;
+  g_mutex_unlock (&self->lock);
+  if (!above)
+    return;
+  self->backlog_over = TRUE;
+  if (self->backlog_func != NULL)
+    self->backlog_func (self, TRUE, &stats, self->backlog_data);
+}
+
 static gboolean
 dispatch_source_cb (gpointer data)
 {
@@ -777,6 +846,7 @@ dispatch_source_cb (gpointer data)
   gboolean more;
 
   dispatch_done (self, DISPATCH_CHUNK);
+  backlog_check_low (self);
   g_mutex_lock (&self->lock);
   /* close may have destroyed this source (from a callback). */
   more = self->dispatch_source != NULL && !g_queue_is_empty (&self->done);
@@ -807,6 +877,7 @@ schedule_dispatch_locked (MynaStorage *self)
 
 typedef struct {
   guint writes;          /* write ops in the batch */
+  guint64 bytes;         /* their bytes counted in stats.pending_bytes */
   guint committed;       /* of which committed */
   guint transactions;    /* committed transactions holding writes */
   const GError *first_error;
@@ -907,7 +978,12 @@ run_batch (MynaStorage *self, GQueue *batch, BatchOutcome *outcome)
   guint failed;
 
   for (GList *l = batch->head; l != NULL; l = l->next)
-    outcome->writes += op_is_write (l->data);
+    {
+      const Op *op = l->data;
+
+      outcome->writes += op_is_write (op);
+      outcome->bytes += op->bytes;
+    }
   switch (run_batch_at_once (self, batch, &error))
     {
     case BATCH_COMMITTED:
@@ -957,6 +1033,7 @@ finish_batch (MynaStorage *self, GQueue *batch, const BatchOutcome *outcome)
   self->stats.batches += outcome->transactions;
   self->stats.writes_committed += outcome->committed;
   self->stats.pending -= outcome->writes;
+  self->stats.pending_bytes -= outcome->bytes;
   if (outcome->first_error != NULL && self->flush_error == NULL)
     self->flush_error = g_error_copy (outcome->first_error);
   self->finished_seq = last->seq;
@@ -978,7 +1055,7 @@ writer_thread (gpointer data)
       gint64 started;
 
       g_mutex_lock (&self->lock);
-      while (g_queue_is_empty (&self->queue) && !self->stopping)
+      while ((g_queue_is_empty (&self->queue) || self->writer_held) && !self->stopping)
         g_cond_wait (&self->work_cond, &self->lock);
       batch = self->queue;
       g_queue_init (&self->queue);
@@ -1011,6 +1088,19 @@ refuse (MynaStorage *self, Op *op)
   g_mutex_unlock (&self->lock);
 }
 
+/* What @op holds in memory until it is committed, roughly. */
+static gsize
+op_size (const Op *op)
+{
+  gsize size = sizeof (Op) + 2 * sizeof (GList);
+  const char *strings[] = { op->host, op->user, op->name, op->key, op->value, op->with };
+
+  for (guint i = 0; i < G_N_ELEMENTS (strings); i++)
+    if (strings[i] != NULL)
+      size += strlen (strings[i]) + 1;
+  return size;
+}
+
 static void
 submit (MynaStorage *self, Op *op)
 {
@@ -1036,8 +1126,10 @@ submit (MynaStorage *self, Op *op)
     }
   if (op_is_write (op))
     {
+      op->bytes = op_size (op);
       self->stats.writes_queued++;
       self->stats.pending++;
+      self->stats.pending_bytes += op->bytes;
     }
   /* The writer only waits on an empty queue. */
   if (g_queue_is_empty (&self->queue))
@@ -1046,6 +1138,8 @@ submit (MynaStorage *self, Op *op)
   g_mutex_unlock (&self->lock);
   /* Safe after the handover: the op completes on this thread only. */
   overlay_add (self, op);
+  if (op_is_write (op))
+    backlog_check_high (self);
 }
 
 /* Opening and closing. */
@@ -1168,6 +1262,7 @@ myna_storage_flush (MynaStorage *storage, GError **error)
   g_mutex_unlock (&storage->lock);
 
   dispatch_done (storage, G_MAXUINT);
+  backlog_check_low (storage);
   if (failure != NULL)
     {
       g_propagate_prefixed_error (error, g_steal_pointer (&failure),
@@ -1195,6 +1290,11 @@ myna_storage_close (MynaStorage *storage)
     return;
 
   storage->closing = TRUE;
+  storage->backlog_func = NULL;
+  g_mutex_lock (&storage->lock);
+  storage->writer_held = FALSE;
+  g_cond_signal (&storage->work_cond);
+  g_mutex_unlock (&storage->lock);
   myna_storage_flush (storage, NULL);
 
   g_mutex_lock (&storage->lock);
@@ -1291,6 +1391,41 @@ myna_storage_get_stats (MynaStorage *storage, MynaStorageStats *stats)
 
   g_mutex_lock (&storage->lock);
   *stats = storage->stats;
+  g_mutex_unlock (&storage->lock);
+}
+
+void
+myna_storage_set_backlog_limits (MynaStorage *storage, guint high, guint64 high_bytes,
+                                 MynaStorageBacklogFunc func, gpointer user_data)
+{
+  g_return_if_fail (storage != NULL && storage->base == NULL);
+  g_return_if_fail (IS_OWNER (storage));
+
+  storage->backlog_high = high;
+  storage->backlog_high_bytes = high_bytes;
+  storage->backlog_func = func;
+  storage->backlog_data = user_data;
+  /* New limits apply at once, both ways. */
+  backlog_check_low (storage);
+  backlog_check_high (storage);
+}
+
+gboolean
+myna_storage_backlog_is_over (MynaStorage *storage)
+{
+  g_return_val_if_fail (storage != NULL, FALSE);
+  storage = view_resolve (storage, NULL, NULL);
+  return storage->backlog_over;
+}
+
+void
+myna_storage_hold_writer_for_testing (MynaStorage *storage, gboolean hold)
+{
+  g_return_if_fail (storage != NULL && storage->base == NULL);
+
+  g_mutex_lock (&storage->lock);
+  storage->writer_held = hold;
+  g_cond_signal (&storage->work_cond);
   g_mutex_unlock (&storage->lock);
 }
 

@@ -14,12 +14,17 @@
 #     its exit, so the storage writer's backlog flushed at shutdown counts)
 #     and the storage writer thread's share (writer_us_per_msg): on a
 #     shared machine these vary less than messages/s.
+#     It also prints mynad's peak RSS (peak_rss_kb, VmHWM up to its exit)
+#     and, from `mynactl stats` just before the stop, how often storage
+#     backpressure paused reading (storage_backpressure_pauses).
 #  3. The writer alone: `mambench append DB HOST OWNERS N BATCH` (not run
 #     here) times appends round-robin over OWNERS archives.
 #
 # Environment: BENCH_BUILD (default build), BENCH_MAM_N=1000000,
 # BENCH_MAM_ROUNDS=200, BENCH_PAIRS=50, BENCH_WINDOW=10, BENCH_DURATION=10,
-# BENCH_PORT=15226, BENCH_ONLY=pages|throughput (default both).
+# BENCH_PORT=15226, BENCH_ONLY=pages|throughput (default both),
+# BENCH_GLOBAL: extra [global] lines for mynad (e.g. 'storage_backlog_high = 0'
+# to turn backpressure off).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
@@ -53,6 +58,10 @@ conf () {
   sed -e "s/^modules = .*/modules = $2/" -e "s/15225/$PORT/" \
       "$ROOT/tests/bench/myna.conf" > "$1/myna.conf"
   printf '\n[module:mam]\narchive_expires_after = never\n' >> "$1/myna.conf"
+  if [ -n "${BENCH_GLOBAL:-}" ]; then
+    printf '%b\n' "$BENCH_GLOBAL" > "$1/global.extra"
+    sed -i "/^\[global\]/r $1/global.extra" "$1/myna.conf"
+  fi
 }
 
 start () {
@@ -75,9 +84,10 @@ stop () {
 # stop_counting DELIVERED: stop, following mynad's CPU ticks (all threads,
 # and the storage writer's) until it exits; prints them per message.
 stop_counting () {
-  local all=0 writer=0 t v tck
+  local all=0 writer=0 hwm=0 t v tck
   # Once before: a mynad with nothing to flush may be gone at the first poll.
   all=$(awk '{print $14 + $15}' "/proc/$PID/stat" 2>/dev/null || echo 0)
+  hwm=$(awk '/^VmHWM:/ {print $2}' "/proc/$PID/status" 2>/dev/null || echo 0)
   for t in /proc/"$PID"/task/*; do
     [ "$(cat "$t/comm" 2>/dev/null)" = myna-storage ] \
       && v=$(awk '{print $14 + $15}' "$t/stat" 2>/dev/null) && [ -n "$v" ] && writer=$v
@@ -85,6 +95,7 @@ stop_counting () {
   kill -TERM "$PID" 2>/dev/null || true
   while [ -e "/proc/$PID/stat" ]; do
     v=$(awk '{print $14 + $15}' "/proc/$PID/stat" 2>/dev/null) && [ -n "$v" ] && all=$v
+    v=$(awk '/^VmHWM:/ {print $2}' "/proc/$PID/status" 2>/dev/null) && [ -n "$v" ] && hwm=$v
     for t in /proc/"$PID"/task/*; do
       [ "$(cat "$t/comm" 2>/dev/null)" = myna-storage ] \
         && v=$(awk '{print $14 + $15}' "$t/stat" 2>/dev/null) && [ -n "$v" ] && writer=$v
@@ -95,7 +106,8 @@ stop_counting () {
   PID=""
   tck=$(getconf CLK_TCK)
   [ "${1:-0}" -gt 0 ] && awk -v a="$all" -v w="$writer" -v t="$tck" -v n="$1" \
-    'BEGIN { printf "cpu_us_per_msg=%.2f writer_us_per_msg=%.2f\n", a * 1e6 / t / n, w * 1e6 / t / n }'
+    -v h="$hwm" \
+    'BEGIN { printf "cpu_us_per_msg=%.2f writer_us_per_msg=%.2f peak_rss_kb=%d\n", a * 1e6 / t / n, w * 1e6 / t / n, h }'
 }
 
 BASE_MODULES=$(sed -n 's/^modules = //p' "$ROOT/tests/bench/myna.conf")
@@ -127,6 +139,10 @@ if [ "$ONLY" != pages ]; then
     result=$(taskset -c 1 "$XL" -s throughput -P "$PORT" -L "myna-mam-$mode" -p "$PAIRS" \
                -w "$WINDOW" -d "$DUR" | grep '^RESULT' || true)
     delivered=$(printf '%s\n' "$result" | sed -n 's/.* delivered=\([0-9]*\).*/\1/p')
+    bp=$( (cd "$d" && "$MYNACTL" -c myna.conf stats 2>/dev/null) \
+          | awk '/^storage_backpressure_pauses|^storage_backlog / {printf "%s=%s ", $1, $2}' || true)
+    [ -n "$bp" ] && log "at the stop: $bp"
+
     printf '%s %s\n' "$result" "$(stop_counting "${delivered:-0}")"
     if [ $mode = on ]; then
       rows=$(sqlite3 "$d/var/myna.db" "SELECT count(*) FROM archive JOIN archive_owner USING (owner) WHERE archive = 'mam/localhost'" \

@@ -7,10 +7,12 @@
  * identities, items and extension forms modules register; descriptors
  * shorter than today's (honoured) or too short (refused), manifests that
  * disagree with their descriptor, typed config snapshots, and checked
- * config reloads. */
+ * config reloads; backpressure: reading paused while the storage backlog
+ * is over storage_backlog_high, resumed once it drains. */
 #include "server-harness.h"
 #include "../modules/unloadtest/unloadtest.h"
 #include "../modules/lazytest/lazytest.h"
+#include "../../core/storage-guard.h"
 
 #include <errno.h>
 #include <sys/socket.h>
@@ -993,6 +995,188 @@ test_send_paced (Fixture *f, gconstpointer unused)
   g_assert_cmpuint (closed.destroyed, ==, 1);
 }
 
+/* ---- backpressure from the storage backlog --------------------------------- */
+
+#define BP_HIGH     200
+#define BP_MESSAGES 5000
+#define BP_READ     16384   /* connection.c's READ_CHUNK: what one read parses */
+
+/* A client flooding messages that a hook archives, each one write. */
+typedef struct {
+  Fixture *f;
+  Peer    *peer;
+  GString *out;       /* every message the client sends */
+  gsize    sent;      /* of @out, taken by the socket */
+  gboolean full;      /* the last send found the socket full */
+  guint    seen;      /* messages the server parsed (its input consumed) */
+  guint    appended;  /* appends that reported success */
+  guint    failed;
+  guint    total;     /* the archive's count, from the final query */
+  gboolean queried;
+} Flood;
+
+static void
+flood_appended (gint64 id, const GError *error, gpointer data)
+{
+  Flood *fl = data;
+
+  if (error == NULL && id > 0)
+    fl->appended++;
+  else
+    fl->failed++;
+}
+
+/* Archives every message from the client (one write each) and takes it. */
+static MynaResult
+flood_archive (MynaCall *call, MynaStanza *stanza, gpointer data)
+{
+  Flood *fl = data;
+
+  if (g_strcmp0 (myna_stanza_get_name (stanza), "message") != 0)
+    return MYNA_PASS;
+  fl->seen++;
+  myna_archive_append (fl->f->h.server->storage, "localhost", "alice", "bp", "bob@localhost",
+                       fl->seen, myna_stanza_get_id (stanza), flood_appended, fl, NULL);
+  return MYNA_HANDLED;
+}
+
+/* Sends what the socket takes of the rest of @fl->out. */
+static void
+flood_pump (Flood *fl)
+{
+  fl->full = FALSE;
+  while (fl->sent < fl->out->len)
+    {
+      ssize_t n = send (fl->peer->fd, fl->out->str + fl->sent, fl->out->len - fl->sent,
+                        MSG_DONTWAIT | MSG_NOSIGNAL);
+      if (n < 0)
+        {
+          g_assert_true (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR);
+          fl->full = errno != EINTR;
+          return;
+        }
+      fl->sent += (gsize) n;
+    }
+}
+
+static guint
+storage_pending (Fixture *f)
+{
+  MynaStorageStats st;
+
+  myna_storage_get_stats (f->h.server->storage, &st);
+  return st.pending;
+}
+
+/* TRUE once reading is paused and the client's socket is full. */
+static gboolean
+flood_until_pushed_back (gpointer data)
+{
+  Flood *fl = data;
+
+  flood_pump (fl);
+  return fl->f->h.server->storage_paused && fl->full
+         && fl->f->h.server->storage_paused_sessions == 1;
+}
+
+/* TRUE once everything was sent, parsed and committed, and reading runs. */
+static gboolean
+flood_until_done (gpointer data)
+{
+  Flood *fl = data;
+
+  flood_pump (fl);
+  return fl->sent == fl->out->len && fl->appended + fl->failed == BP_MESSAGES
+         && !fl->f->h.server->storage_paused;
+}
+
+static void
+flood_counted (GPtrArray *items, gboolean complete, guint total, const GError *error,
+               gpointer data)
+{
+  Flood *fl = data;
+
+  g_assert_no_error (error);
+  fl->total = total;
+  fl->queried = TRUE;
+}
+
+static gboolean
+flood_was_queried (gpointer data)
+{
+  return ((Flood *) data)->queried;
+}
+
+/* Behind a writer that commits nothing, a client flooding writes gets its
+ * reading paused once the backlog reaches storage_backlog_high: the
+ * server parses no more of its input (its socket fills: TCP pushes back)
+ * and the backlog stays under the watermark plus one read's worth.  When
+ * the writer catches up, reading resumes, and every write is committed. */
+static void
+test_storage_backpressure (Fixture *f, gconstpointer unused)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(Peer) a = peer_open (f);
+  MynaSession *s = only_session (f);
+  Flood fl = { f, a, g_string_new (NULL) };
+  g_autofree char *body = g_strnfill (100, 'x');
+  /* The smallest message bounds how many one read can hold. */
+  gsize smallest = strlen ("<message to='bob@localhost' id='0'><body></body></message>") + 100;
+
+  myna_session_set_authenticated (s, "alice");
+  g_assert_true (myna_session_bind (s, "phone", &error));
+  g_assert_no_error (error);
+  myna_router_add_hook (f->h.server->router, f->host, MYNA_EVENT_STANZA_FROM_CLIENT, 0, NULL,
+                        flood_archive, &fl, NULL);
+  /* Authentication restarts the stream. */
+  g_string_append (fl.out, "<stream:stream to='localhost' xmlns='jabber:client' "
+                           "xmlns:stream='http://etherx.jabber.org/streams' version='1.0'>");
+  for (guint i = 0; i < BP_MESSAGES; i++)
+    g_string_append_printf (fl.out, "<message to='bob@localhost' id='%u'><body>%s</body></message>",
+                            i, body);
+
+  /* A stuck disk: the writer commits nothing. */
+  myna_storage_hold_writer_for_testing (f->h.server->storage, TRUE);
+  g_assert_true (harness_wait (flood_until_pushed_back, &fl, 20000));
+  g_assert_true (myna_storage_backlog_is_over (f->h.server->storage));
+  g_assert_cmpuint (f->h.server->counters.storage_backpressure_pauses, ==, 1);
+  g_assert_cmpuint (fl.sent, <, fl.out->len);
+  g_assert_cmpuint (fl.appended, ==, 0);
+  guint seen = fl.seen;
+  g_assert_cmpuint (seen, >=, BP_HIGH);
+  g_assert_cmpuint (storage_pending (f), <=, BP_HIGH + BP_READ / smallest + 1);
+  /* Held there: nothing more is parsed however long the writer takes. */
+  wait_ms (300);
+  flood_pump (&fl);
+  g_assert_cmpuint (fl.seen, ==, seen);
+  g_assert_cmpuint (storage_pending (f), ==, seen);
+  g_assert_true (f->h.server->storage_paused);
+  g_autoptr(GString) stats = g_string_new (NULL);
+  myna_server_describe_stats (f->h.server, stats);
+  g_assert_nonnull (strstr (stats->str, "storage_backpressure 1\n"));
+  g_assert_nonnull (strstr (stats->str, "storage_backpressure_pauses 1\n"));
+  g_autofree char *backlog = g_strdup_printf ("storage_backlog %u\n", seen);
+  g_assert_nonnull (strstr (stats->str, backlog));
+
+  /* The writer catches up: reading resumes (pausing again as needed), and
+   * every write is committed, none dropped. */
+  myna_storage_hold_writer_for_testing (f->h.server->storage, FALSE);
+  g_assert_true (harness_wait (flood_until_done, &fl, 60000));
+  g_assert_cmpuint (fl.seen, ==, BP_MESSAGES);
+  g_assert_cmpuint (fl.failed, ==, 0);
+  g_assert_cmpuint (fl.appended, ==, BP_MESSAGES);
+  g_assert_cmpuint (storage_pending (f), ==, 0);
+  g_assert_cmpuint (f->h.server->storage_paused_sessions, ==, 0);
+  g_assert_false (myna_storage_backlog_is_over (f->h.server->storage));
+  g_assert_cmpuint (f->h.server->counters.storage_backpressure_pauses, >=, 1);
+  MynaArchiveQuery q = { .max = 1 };
+  myna_archive_query (f->h.server->storage, "localhost", "alice", "bp", &q, flood_counted, &fl,
+                      NULL);
+  g_assert_true (harness_wait (flood_was_queried, &fl, 10000));
+  g_assert_cmpuint (fl.total, ==, BP_MESSAGES);
+  g_string_free (fl.out, TRUE);
+}
+
 /* ---- components and disco registrations ------------------------------------ */
 
 /* Sends <iq type='get' to=@to><query xmlns=@ns/></iq> from the test user
@@ -1177,6 +1361,8 @@ main (int argc, char **argv)
   const char *base = "modules = disco;ping;version;lazytest;badabi\n";
   const char *broken = "modules = disco;lazytest;failload;nosuch\n";
   const char *unload = "modules = disco;unloadtest\nc2s_require_encryption = false\n";
+  const char *backpressure = "modules = disco\nc2s_require_encryption = false\nc2s_rate = 0\n"
+                             "storage_backlog_high = 200\n";
   const char *shortd = "modules = disco;shortdesc;tinydesc\n";
   const char *typed = "modules = disco;lazytest\n[module:lazytest]\ngreeting = hi there\n"
                       "limit = 500\nbuffer = 8K\n[host:localhost]\nlazytest.loud = yes\n";
@@ -1200,6 +1386,7 @@ main (int argc, char **argv)
   ADD ("/router/reload-drains", test_reload_drains, unload);
   ADD ("/router/drain-waiters", test_drain_waiters, unload);
   ADD ("/router/send-paced", test_send_paced, unload);
+  ADD ("/router/storage-backpressure", test_storage_backpressure, backpressure);
   ADD ("/router/component-hosts", test_component_hosts, components);
   ADD ("/router/disco-registrations", test_disco_registrations, components);
   ADD ("/router/reload-falls-back", test_reload_falls_back, unload);

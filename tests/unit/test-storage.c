@@ -2,6 +2,7 @@
  * on the SQLite backend: key–value and archive semantics, read-your-writes,
  * callbacks and their main context, batching, the main loop staying
  * responsive, close, failed writes, schema versions, corrupt files, and a
+ * the backlog watermarks (backpressure), a
  * crash test that SIGKILLs a writer process (storage-crash-writer) and
  * checks every acknowledged write survived.
  *
@@ -1849,6 +1850,115 @@ count_query_done (GPtrArray *items, gboolean complete, guint total,
   (*(guint *) user_data)--;
 }
 
+/* The backlog watch: each crossing reported once, in order. */
+typedef struct {
+  guint  overs;
+  guint  unders;
+  guint  pending_at_over;
+  guint  pending_at_under;
+  guint64 bytes_at_over;
+  GThread *owner;      /* the thread that opened the storage */
+} BacklogSeen;
+
+static void
+backlog_seen (MynaStorage *storage, gboolean over, const MynaStorageStats *stats,
+              gpointer data)
+{
+  BacklogSeen *seen = data;
+
+  g_assert_true (g_thread_self () == seen->owner);
+  if (over)
+    {
+      g_assert_cmpuint (seen->overs, ==, seen->unders);
+      seen->overs++;
+      seen->pending_at_over = stats->pending;
+      seen->bytes_at_over = stats->pending_bytes;
+    }
+  else
+    {
+      g_assert_cmpuint (seen->overs, ==, seen->unders + 1);
+      seen->unders++;
+      seen->pending_at_under = stats->pending;
+    }
+}
+
+/* Writes queued behind a held writer reach the high watermark of
+ * myna_storage_set_backlog_limits: reported once, from the write that
+ * crossed it; pending_bytes counts them; once the writer commits, the
+ * drop under the low watermark (half) is reported once from the main
+ * loop, and nothing is lost.  A byte watermark works alone. */
+static void
+test_backlog_watermarks (void)
+{
+  g_autoptr (GError) error = NULL;
+  TempDb *db = temp_db_new ();
+  MynaStorage *storage = myna_storage_open (db->uri, &error);
+  BacklogSeen seen = { .owner = g_thread_self () };
+  MynaStorageStats st;
+  g_autofree char *big = g_strnfill (1000, 'v');
+
+  g_assert_no_error (error);
+  myna_storage_set_backlog_limits (storage, 10, 0, backlog_seen, &seen);
+  myna_storage_hold_writer_for_testing (storage, TRUE);
+  for (guint i = 0; i < 9; i++)
+    {
+      g_autofree char *key = g_strdup_printf ("k%u", i);
+      myna_kv_set (storage, HOST, "u", "s", key, "v", NULL, NULL, NULL);
+    }
+  g_assert_cmpuint (seen.overs, ==, 0);
+  g_assert_false (myna_storage_backlog_is_over (storage));
+  myna_kv_set (storage, HOST, "u", "s", "k9", "v", NULL, NULL, NULL);
+  g_assert_cmpuint (seen.overs, ==, 1);
+  g_assert_cmpuint (seen.pending_at_over, ==, 10);
+  g_assert_cmpuint (seen.bytes_at_over, >=, 10 * (strlen (HOST) + strlen ("u") + strlen ("s") + 2));
+  g_assert_true (myna_storage_backlog_is_over (storage));
+  /* Further writes while over are not reported again; reads still work. */
+  myna_archive_append (storage, HOST, "u", "a", NULL, 1, "x", NULL, NULL, NULL);
+  g_assert_cmpuint (seen.overs, ==, 1);
+  g_autofree char *value = myna_kv_get (storage, HOST, "u", "s", "k3", &error);
+  g_assert_cmpstr (value, ==, "v");
+  /* The writer catches up: back under half, reported once. */
+  myna_storage_hold_writer_for_testing (storage, FALSE);
+  WAIT_UNTIL (seen.unders == 1, WAIT_MS);
+  g_assert_cmpuint (seen.pending_at_under, <=, 5);
+  g_assert_false (myna_storage_backlog_is_over (storage));
+  g_assert_true (myna_storage_flush (storage, &error));
+  g_assert_no_error (error);
+  myna_storage_get_stats (storage, &st);
+  g_assert_cmpuint (st.pending, ==, 0);
+  g_assert_cmpuint (st.pending_bytes, ==, 0);
+  g_assert_cmpuint (st.writes_committed, ==, 11);
+  g_assert_cmpuint (seen.overs, ==, 1);
+
+  /* Bytes alone: reported by the write that passes 20000 bytes. */
+  myna_storage_set_backlog_limits (storage, 0, 20000, backlog_seen, &seen);
+  myna_storage_hold_writer_for_testing (storage, TRUE);
+  guint n = 0;
+  while (seen.overs == 1 && n < 40)
+    {
+      g_autofree char *key = g_strdup_printf ("b%u", n++);
+      myna_kv_set (storage, HOST, "u", "s", key, big, NULL, NULL, NULL);
+    }
+  g_assert_cmpuint (seen.overs, ==, 2);
+  g_assert_cmpuint (n, >=, 20000 / 1500);
+  g_assert_cmpuint (n, <=, 20);
+  g_assert_cmpuint (seen.bytes_at_over, >=, 20000);
+  g_assert_cmpuint (seen.bytes_at_over, <, 20000 + 1500);
+  g_assert_cmpuint (seen.pending_at_over, ==, n);
+  /* Limits lifted: reported back at once. */
+  myna_storage_set_backlog_limits (storage, 0, 0, backlog_seen, &seen);
+  g_assert_cmpuint (seen.unders, ==, 2);
+  g_assert_false (myna_storage_backlog_is_over (storage));
+  /* Close releases a held writer and commits everything. */
+  myna_storage_close (storage);
+  storage = myna_storage_open (db->uri, &error);
+  g_assert_no_error (error);
+  g_autofree char *last = myna_kv_get (storage, HOST, "u", "s", "b0", &error);
+  g_assert_cmpstr (last, ==, big);
+  myna_storage_close (storage);
+  temp_db_free (db);
+}
+
 int
 main (int argc, char **argv)
 {
@@ -1891,6 +2001,7 @@ main (int argc, char **argv)
   g_test_add_func ("/storage/archive/known-empty-clear", test_archive_known_empty_clear);
   g_test_add_func ("/storage/cache/model", test_cache_model);
   g_test_add_func ("/storage/cache/failed-write", test_cache_failed_write);
+  g_test_add_func ("/storage/backlog/watermarks", test_backlog_watermarks);
 
   return g_test_run ();
 }
