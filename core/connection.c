@@ -1247,8 +1247,8 @@ storage_unpause (MynaSession *s)
 }
 
 void
-myna_connections_storage_backlog (MynaStorage *storage, gboolean over,
-                                  const MynaStorageStats *stats, gpointer data)
+myna_connections_storage_backlog (MynaStorage *storage, gboolean over, guint pending,
+                                  guint64 pending_bytes, gpointer data)
 {
   MynaServer *server = data;
   g_autoptr(GPtrArray) paused = NULL;
@@ -1266,7 +1266,7 @@ myna_connections_storage_backlog (MynaStorage *storage, gboolean over,
       server->counters.storage_backpressure_pauses++;
       g_info ("storage backlog over its high watermark (%u writes, %" G_GUINT64_FORMAT
               " bytes not yet committed): reading from clients paused",
-              stats->pending, stats->pending_bytes);
+              pending, pending_bytes);
       return;
     }
   if (!server->storage_paused)
@@ -1274,7 +1274,7 @@ myna_connections_storage_backlog (MynaStorage *storage, gboolean over,
   server->storage_paused = FALSE;
   g_info ("storage backlog down to %u writes (%" G_GUINT64_FORMAT " bytes): reading from "
           "%u clients resumed after %" G_GINT64_FORMAT " ms",
-          stats->pending, stats->pending_bytes, server->storage_paused_sessions,
+          pending, pending_bytes, server->storage_paused_sessions,
           (g_get_monotonic_time () - server->storage_paused_at) / 1000);
   paused = g_ptr_array_new ();
   g_hash_table_iter_init (&it, server->connections);

@@ -442,7 +442,8 @@ void         myna_connections_flush_queued (gpointer server);
  * data): over the high watermark client sessions stop reading; back under
  * the low one they all resume. */
 void         myna_connections_storage_backlog (MynaStorage *storage, gboolean over,
-                                               const MynaStorageStats *stats, gpointer server);
+                                               guint pending, guint64 pending_bytes,
+                                               gpointer server);
 /* Logs the budget cuts not yet logged, once the log interval has passed. */
 void         myna_connections_log_budget (MynaServer *server);
 /* Runs MYNA_EVENT_STANZA_TO_CLIENT for @stanza going to @session (a bound

@@ -927,7 +927,8 @@ myna_server_describe_stats (MynaServer *server, GString *out)
   g_string_append_printf (out, "stream_errors %" G_GUINT64_FORMAT "\n", server->streams_errored);
   g_string_append_printf (out, "storage_pending %u\n", st.pending);
   g_string_append_printf (out, "storage_backlog %u\n", st.pending);
-  g_string_append_printf (out, "storage_backlog_bytes %" G_GUINT64_FORMAT "\n", st.pending_bytes);
+  g_string_append_printf (out, "storage_backlog_bytes %" G_GUINT64_FORMAT "\n",
+                          myna_storage_get_pending_bytes (server->storage));
   g_string_append_printf (out, "storage_backpressure %d\n", server->storage_paused ? 1 : 0);
   g_string_append_printf (out, "storage_backpressure_pauses %" G_GUINT64_FORMAT "\n",
                           server->counters.storage_backpressure_pauses);

@@ -36,8 +36,12 @@ MynaStorage *myna_storage_get_base (MynaStorage *storage);
  * (@over TRUE; from inside the call that queued the write), and again
  * when they are back under half of both (@over FALSE; from the main
  * context, after the writer committed a batch, or from a flush). */
-typedef void (*MynaStorageBacklogFunc) (MynaStorage *storage, gboolean over,
-                                        const MynaStorageStats *stats, gpointer user_data);
+typedef void (*MynaStorageBacklogFunc) (MynaStorage *storage, gboolean over, guint pending,
+                                        guint64 pending_bytes, gpointer user_data);
+/* The approximate size in memory of the writes queued and not yet
+ * committed (MynaStorageStats.pending counts them; the public struct keeps
+ * its size, so modules built against it stay compatible). */
+guint64  myna_storage_get_pending_bytes (MynaStorage *storage);
 
 /* Sets the high watermarks (0: none of that kind) and who is told; new
  * limits apply at once.  @func may be NULL. */

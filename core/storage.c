@@ -31,7 +31,7 @@
  * with a callback then holds whoever queued it until the callback ran.
  *
  * Backlog: writes queued and not yet committed (stats.pending, and their
- * approximate bytes in stats.pending_bytes) are watched against the
+ * approximate bytes in pending_bytes) are watched against the
  * limits of myna_storage_set_backlog_limits.  The op that takes the
  * backlog over the high watermark reports it from submit (owner thread);
  * the writer's dispatch, which runs on the owner's main context after
@@ -93,7 +93,7 @@ typedef struct {
   gpointer            user_data;
   GDestroyNotify      destroy;
   gpointer            held;      /* the guard's hold on who queued it */
-  gsize               bytes;     /* counted in stats.pending_bytes (writes) */
+  gsize               bytes;     /* counted in pending_bytes (writes) */
 
   GError    *error;
   gint64     id;
@@ -159,6 +159,7 @@ struct _MynaStorage {
   GSource    *dispatch_source;
   GError     *flush_error;   /* first failure since the last flush */
   MynaStorageStats stats;
+  guint64          pending_bytes; /* the approximate size of stats.pending */
 };
 
 #define IS_OWNER(self) (g_thread_self () == (self)->owner)
@@ -794,7 +795,7 @@ backlog_above_locked (MynaStorage *self, gboolean high)
   guint64 bytes = high ? self->backlog_high_bytes : self->backlog_high_bytes / 2;
 
   return (self->backlog_high > 0 && self->stats.pending >= MAX (items, 1))
-         || (self->backlog_high_bytes > 0 && self->stats.pending_bytes >= MAX (bytes, 1));
+         || (self->backlog_high_bytes > 0 && self->pending_bytes >= MAX (bytes, 1));
 }
 
 /* Reports the backlog back under the low watermark once it is (owner
@@ -803,19 +804,21 @@ static void
 backlog_check_low (MynaStorage *self)
 {
   gboolean above;
-  MynaStorageStats stats;
+  guint pending;
+  guint64 bytes;
 
   if (!self->backlog_over)
     return;
   g_mutex_lock (&self->lock);
   above = backlog_above_locked (self, FALSE);
-  stats = self->stats;
+  pending = self->stats.pending;
+  bytes = self->pending_bytes;
   g_mutex_unlock (&self->lock);
   if (above)
     return;
   self->backlog_over = FALSE;
   if (self->backlog_func != NULL)
-    self->backlog_func (self, FALSE, &stats, self->backlog_data);
+    self->backlog_func (self, FALSE, pending, bytes, self->backlog_data);
 }
 
 /* Reports the backlog over the high watermark once it is (owner thread,
@@ -824,19 +827,21 @@ static void
 backlog_check_high (MynaStorage *self)
 {
   gboolean above;
-  MynaStorageStats stats;
+  guint pending;
+  guint64 bytes;
 
   if (self->backlog_over || (self->backlog_high == 0 && self->backlog_high_bytes == 0))
     return;
   g_mutex_lock (&self->lock);
   above = backlog_above_locked (self, TRUE);
-  stats = self->stats;
+  pending = self->stats.pending;
+  bytes = self->pending_bytes;
   g_mutex_unlock (&self->lock);
   if (!above)
     return;
   self->backlog_over = TRUE;
   if (self->backlog_func != NULL)
-    self->backlog_func (self, TRUE, &stats, self->backlog_data);
+    self->backlog_func (self, TRUE, pending, bytes, self->backlog_data);
 }
 
 static gboolean
@@ -877,7 +882,7 @@ schedule_dispatch_locked (MynaStorage *self)
 
 typedef struct {
   guint writes;          /* write ops in the batch */
-  guint64 bytes;         /* their bytes counted in stats.pending_bytes */
+  guint64 bytes;         /* their bytes counted in pending_bytes */
   guint committed;       /* of which committed */
   guint transactions;    /* committed transactions holding writes */
   const GError *first_error;
@@ -1033,7 +1038,7 @@ finish_batch (MynaStorage *self, GQueue *batch, const BatchOutcome *outcome)
   self->stats.batches += outcome->transactions;
   self->stats.writes_committed += outcome->committed;
   self->stats.pending -= outcome->writes;
-  self->stats.pending_bytes -= outcome->bytes;
+  self->pending_bytes -= outcome->bytes;
   if (outcome->first_error != NULL && self->flush_error == NULL)
     self->flush_error = g_error_copy (outcome->first_error);
   self->finished_seq = last->seq;
@@ -1129,7 +1134,7 @@ submit (MynaStorage *self, Op *op)
       op->bytes = op_size (op);
       self->stats.writes_queued++;
       self->stats.pending++;
-      self->stats.pending_bytes += op->bytes;
+      self->pending_bytes += op->bytes;
     }
   /* The writer only waits on an empty queue. */
   if (g_queue_is_empty (&self->queue))
@@ -1392,6 +1397,19 @@ myna_storage_get_stats (MynaStorage *storage, MynaStorageStats *stats)
   g_mutex_lock (&storage->lock);
   *stats = storage->stats;
   g_mutex_unlock (&storage->lock);
+}
+
+guint64
+myna_storage_get_pending_bytes (MynaStorage *storage)
+{
+  guint64 bytes;
+
+  g_return_val_if_fail (storage != NULL, 0);
+  storage = view_resolve (storage, NULL, NULL);
+  g_mutex_lock (&storage->lock);
+  bytes = storage->pending_bytes;
+  g_mutex_unlock (&storage->lock);
+  return bytes;
 }
 
 void

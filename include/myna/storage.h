@@ -175,7 +175,6 @@ typedef struct {
   guint64 writes_committed;
   guint64 batches;          /* transactions committed */
   guint   pending;          /* writes queued, not yet committed */
-  guint64 pending_bytes;    /* their approximate size in memory */
 } MynaStorageStats;
 void   myna_storage_get_stats (MynaStorage *storage, MynaStorageStats *stats);
 
