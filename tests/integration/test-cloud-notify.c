@@ -401,6 +401,8 @@ test_accounts_bounded (Fixture *f, gconstpointer unused)
   bob_writes (f, "type='chat'", "one");
   g_autoptr(MynaStanza) p1 = app_expect_publish (f, "n1", TRUE);
   g_autoptr(MynaStanza) p2 = app_expect_publish (f, "n2", TRUE);
+  g_assert_nonnull (p1);
+  g_assert_nonnull (p2);
   g_string_truncate (f->d.log, 0);
   g_assert_cmpuint (kept_after_message_to (f, "u1"), ==, 1);
 
