@@ -382,12 +382,41 @@ mam_prefs_element (Mam *self, MamPrefs *prefs)
   return element;
 }
 
+/* A preferences set waiting for its write: the answer goes once it is
+ * durable (an error if it failed), routed to the client's full JID. */
+typedef struct {
+  Mam        *self;
+  MynaStanza *iq;
+  MynaStanza *reply;
+} MamPrefsWrite;
+
 static void
 mam_prefs_stored (const GError *error, gpointer user_data)
 {
-  if (error != NULL)
-    g_warning ("archive preferences of %s not stored: %s", (char *) user_data,
-               error->message);
+  MamPrefsWrite *w = user_data;
+  MynaServer *server = myna_module_get_server (w->self->mod);
+
+  if (error == NULL)
+    {
+      myna_server_route (server, w->reply);
+      return;
+    }
+  g_warning ("archive preferences of %s not stored: %s",
+             myna_stanza_get_attr (w->reply, "from"), error->message);
+  g_autoptr(MynaStanza) fail = myna_stanza_new_error (w->iq, MYNA_ERROR_TYPE_WAIT,
+                                                      "internal-server-error", NULL);
+  myna_stanza_set_attr (fail, "from", myna_stanza_get_attr (w->reply, "from"));
+  myna_server_route (server, fail);
+}
+
+static void
+mam_prefs_write_free (gpointer data)
+{
+  MamPrefsWrite *w = data;
+
+  myna_stanza_unref (w->iq);
+  myna_stanza_unref (w->reply);
+  g_free (w);
 }
 
 /* <prefs/> get and set at the account's bare JID. */
@@ -414,7 +443,6 @@ mam_prefs_iq (MynaCall *call, MynaStanza *iq, gpointer data)
   if (g_strcmp0 (myna_stanza_get_type (iq), "set") == 0)
     {
       const char *mode = myna_stanza_get_attr (request, "default");
-      g_autofree char *user = NULL;
       GString *xml;
 
       if (mam_parse_default (mode) == MAM_DEFAULT_CONFIG)
@@ -429,12 +457,17 @@ mam_prefs_iq (MynaCall *call, MynaStanza *iq, gpointer data)
       answer = mam_prefs_element (self, prefs);
       xml = g_string_new (NULL);
       myna_stanza_serialize (answer, NS_MAM, xml);
-      user = g_strdup (myna_jid_bare_string (from));
+      MamPrefsWrite *w = g_new0 (MamPrefsWrite, 1);
+      w->self = self;
+      w->iq = myna_stanza_ref (iq);
+      w->reply = myna_stanza_new_iq_result (iq);
+      myna_stanza_set_attr (w->reply, "from", myna_jid_bare_string (from));
+      myna_stanza_append (w->reply, answer);
       myna_kv_set (mam_storage (self), mam_host_name (self), local, MAM_PREFS_STORE,
-                   MAM_PREFS_KEY, xml->str, mam_prefs_stored, g_steal_pointer (&user),
-                   g_free);
+                   MAM_PREFS_KEY, xml->str, mam_prefs_stored, w, mam_prefs_write_free);
       g_string_free (xml, TRUE);
       g_hash_table_insert (self->prefs, g_strdup (local), prefs);
+      return MYNA_HANDLED;
     }
   else
     answer = mam_prefs_element (self, mam_prefs_get (self, local));
