@@ -68,6 +68,7 @@ setup (Fixture *f, gconstpointer unused)
     seed_room (st, "banned", ", 'affiliations': <@a{si} {'carol@localhost': -1}>");
     seed_room (st, "tiny", ", 'max_users': <uint32 1>");
     seed_room (st, "mod", ", 'moderated': <true>");
+    seed_room (st, "open", ", 'whois': <uint32 1>");
     g_assert_true (myna_storage_flush (st, &error));
   }
   mynad_spawn (&f->d);
@@ -536,6 +537,79 @@ test_restart (Fixture *f, gconstpointer unused)
   g_assert_null (strstr (peer_stanza_text (self), "code='201'"));
 }
 
+/* A non-anonymous room (§7.2.4): 100 on join, and participants see real
+ * JIDs. */
+static void
+test_non_anonymous (Fixture *f, gconstpointer unused)
+{
+  g_autoptr(MynaStanza) self = NULL;
+  g_autoptr(MynaStanza) seen = NULL;
+
+  join_ok (f->alice, "open", "alice");
+  join (f->bob, "open", "bob", "");
+  self = peer_expect (f->bob, "presence", "from='open@" MUC "/bob'", "code='110'", "code='100'",
+                      "role='participant'", NULL);
+  g_assert_nonnull (self);
+  seen = peer_expect (f->bob, "presence", "from='open@" MUC "/alice'", "jid='alice@localhost/a'",
+                      NULL);
+  g_assert_nonnull (seen);
+}
+
+/* An IQ to an occupant goes to its client from the asker's occupant JID;
+ * the answer comes back from the occupant JID with the asker's id.  From
+ * outside: not-acceptable; to a nick nobody holds: item-not-found. */
+static void
+test_iq_forward (Fixture *f, gconstpointer unused)
+{
+  g_autoptr(MynaStanza) q = NULL;
+  g_autoptr(MynaStanza) r = NULL;
+  g_autoptr(MynaStanza) e = NULL;
+  g_autofree char *answer = NULL;
+
+  join_ok (f->alice, "lobby", "alice");
+  join_ok (f->bob, "lobby", "bob");
+  peer_send (f->alice, "<iq type='get' id='v1' to='lobby@" MUC "/bob'>"
+                       "<vCard xmlns='vcard-temp'/></iq>");
+  q = peer_expect (f->bob, "iq", "from='lobby@" MUC "/alice'", "type='get'", "vcard-temp", NULL);
+  g_assert_nonnull (q);
+  g_assert_cmpstr (myna_stanza_get_to (q), ==, "bob@localhost/b");
+  answer = g_strdup_printf ("<iq type='result' id='%s' to='lobby@" MUC "/alice'>"
+                            "<vCard xmlns='vcard-temp'><FN>Bob</FN></vCard></iq>",
+                            myna_stanza_get_id (q));
+  peer_send (f->bob, answer);
+  r = peer_expect (f->alice, "iq", "id='v1'", "type='result'", NULL);
+  g_assert_nonnull (r);
+  g_assert_cmpstr (myna_stanza_get_from (r), ==, "lobby@" MUC "/bob");
+  g_assert_nonnull (strstr (peer_stanza_text (r), "<FN>Bob</FN>"));
+
+  e = request (f->carol, "get", "lobby@" MUC "/bob", "<vCard xmlns='vcard-temp'/>");
+  g_assert_cmpstr (stanza_error_condition (e), ==, "not-acceptable");
+  g_clear_pointer (&e, myna_stanza_unref);
+  e = request (f->alice, "get", "lobby@" MUC "/nobody", "<vCard xmlns='vcard-temp'/>");
+  g_assert_cmpstr (stanza_error_condition (e), ==, "item-not-found");
+  /* To a room that does not exist: item-not-found; an unknown payload at
+   * a room: service-unavailable. */
+  g_clear_pointer (&e, myna_stanza_unref);
+  e = request (f->alice, "get", "nowhere@" MUC, "<query xmlns='urn:example:x'/>");
+  g_assert_cmpstr (stanza_error_condition (e), ==, "item-not-found");
+  g_clear_pointer (&e, myna_stanza_unref);
+  e = request (f->alice, "get", "lobby@" MUC, "<query xmlns='urn:example:x'/>");
+  g_assert_cmpstr (stanza_error_condition (e), ==, "service-unavailable");
+}
+
+/* A ping to the service or a room is answered by the service. */
+static void
+test_ping (Fixture *f, gconstpointer unused)
+{
+  g_autoptr(MynaStanza) r = request (f->alice, "get", MUC, "<ping xmlns='urn:xmpp:ping'/>");
+
+  g_assert_cmpstr (myna_stanza_get_type (r), ==, "result");
+  g_clear_pointer (&r, myna_stanza_unref);
+  r = request (f->alice, "get", "lobby@" MUC, "<ping xmlns='urn:xmpp:ping'/>");
+  g_assert_cmpstr (myna_stanza_get_type (r), ==, "result");
+  g_assert_cmpstr (myna_stanza_get_from (r), ==, "lobby@" MUC);
+}
+
 int
 main (int argc, char **argv)
 {
@@ -555,5 +629,8 @@ main (int argc, char **argv)
   ADD ("/muc/rooms/moderated", test_moderated);
   ADD ("/muc/rooms/two-sessions", test_two_sessions);
   ADD ("/muc/rooms/restart", test_restart);
+  ADD ("/muc/rooms/non-anonymous", test_non_anonymous);
+  ADD ("/muc/rooms/iq-forward", test_iq_forward);
+  ADD ("/muc/rooms/ping", test_ping);
   return g_test_run ();
 }
