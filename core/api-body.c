@@ -812,6 +812,7 @@ myna_api_muc_room_clear (MynaApiMucRoom *room)
   g_clear_pointer (&room->owner, myna_jid_unref);
   g_clear_pointer (&room->name, g_free);
   room->persistent = -1;
+  room->public_room = -1;
 }
 
 /* Member @name as a boolean: -1 when absent or null. */
@@ -880,6 +881,7 @@ api_muc_room_fields (JsonObject *object, MynaApiMucRoom *out, GError **error)
       || !api_room_name (object, out, error)
       || !api_jid (object, "owner", TRUE, &out->owner, error)
       || !api_bool (object, "persistent", &out->persistent, error)
+      || !api_bool (object, "public", &out->public_room, error)
       || !api_string (object, "name", TRUE, MYNA_API_MAX_SUBJECT, &name, error))
     return FALSE;
   if (out->owner != NULL
@@ -903,6 +905,7 @@ myna_api_parse_muc_room (const char *body, gsize len, MynaApiMucRoom *out, GErro
 
   memset (out, 0, sizeof *out);
   out->persistent = -1;
+  out->public_room = -1;
   object = api_parse_object (body, len, error);
   if (object == NULL)
     return FALSE;

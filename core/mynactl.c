@@ -246,7 +246,7 @@ main (int argc, char **argv)
       "  user del JID              delete an account and its data\n"
       "  user list [HOST]          list accounts\n"
       "  muc list [SERVICE]        list the rooms of the MUC services\n"
-      "  muc create ROOM@SERVICE [--persistent] [--owner JID] [--name NAME]\n"
+      "  muc create ROOM@SERVICE [--persistent] [--hidden] [--owner JID] [--name NAME]\n"
       "                            create a room (unlocked, as configured)\n"
       "  muc destroy ROOM@SERVICE [REASON]\n"
       "                            destroy a room (occupants are told why)\n"

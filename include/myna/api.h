@@ -86,13 +86,15 @@ typedef struct {
 } MynaApiNotification;
 
 /* POST /api/v1/muc/rooms: {"room": localpart | "room@service", "service":
- * domain?, "owner": JID?, "persistent": boolean?, "name": string?} */
+ * domain?, "owner": JID?, "persistent": boolean?, "public": boolean?,
+ * "name": string?} */
 typedef struct {
   char       *room;       /* nodeprepped localpart */
   char       *service;    /* normalised domain: "service", or the domain of
                            * a "room" JID (they must agree); NULL when neither */
   MynaJid    *owner;      /* bare JID with a localpart, NULL when absent */
   int         persistent; /* -1 when absent, else 0 or 1 */
+  int         public_room; /* "public": -1 when absent, else 0 or 1 */
   char       *name;       /* ..MYNA_API_MAX_SUBJECT bytes of XML characters, NULL when absent */
 } MynaApiMucRoom;
 

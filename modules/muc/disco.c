@@ -47,7 +47,11 @@ typedef struct {
 /* Every service of the server, for the admin command and the HTTP API. */
 static GPtrArray *disco_services;
 #ifdef MYNA_HAVE_HTTP
+/* The route of /api/v1/muc and the service that added it: the core
+ * removes it when that instance unloads (disco_route_gone), and the next
+ * instance to load adds it again. */
 static guint disco_route;
+static Muc  *disco_route_owner;
 #endif
 
 /* ---- rooms as the outside sees them ------------------------------------------ */
@@ -564,15 +568,14 @@ disco_parse_room (const char *text, gboolean must_exist, Muc **muc_out, char **l
 }
 
 /* Creates room @local of @muc as an administrator would: unlocked, with
- * the service's defaults, @persistent (-1: the default) and @name
- * (nullable), @owner (nullable) its owner.  NULL with @error
+ * the service's defaults, @persistent and @public_room (-1: the default)
+ * and @name (nullable), @owner (nullable) its owner.  NULL with @error
  * (G_IO_ERROR_EXISTS when it exists). */
 static MucRoom *
 disco_create_room (Muc *muc, const char *local, MynaJid *owner, int persistent,
-                   const char *name, GError **error)
+                   int public_room, const char *name, GError **error)
 {
   g_autoptr(GError) refused = NULL;
-  g_autoptr(MynaJid) service = myna_jid_new (NULL, myna_host_get_name (muc->host), NULL, NULL);
   MucRoom *room;
 
   if (muc_room_find (muc, local) != NULL)
@@ -581,7 +584,7 @@ disco_create_room (Muc *muc, const char *local, MynaJid *owner, int persistent,
                    myna_host_get_name (muc->host));
       return NULL;
     }
-  room = muc_room_create (muc, local, owner != NULL ? owner : service, &refused);
+  room = muc_disco_room_create_admin (muc, local, &refused);
   if (room == NULL)
     {
       g_set_error (error, G_IO_ERROR, G_IO_ERROR_FAILED, "room %s@%s not created: %s", local,
@@ -593,6 +596,8 @@ disco_create_room (Muc *muc, const char *local, MynaJid *owner, int persistent,
   room->locked = FALSE;
   if (persistent >= 0)
     room->config.persistent = persistent != 0;
+  if (public_room >= 0)
+    room->config.public_room = public_room != 0;
   if (name != NULL)
     {
       g_free (room->config.name);
@@ -603,6 +608,25 @@ disco_create_room (Muc *muc, const char *local, MynaJid *owner, int persistent,
   muc_room_save (room);
   g_info ("room %s created by an administrator%s%s", myna_jid_to_string (room->jid),
           owner != NULL ? ", owner " : "", owner != NULL ? myna_jid_bare_string (owner) : "");
+  return room;
+}
+
+MucRoom *
+muc_disco_room_create_admin (Muc *muc, const char *local, GError **error)
+{
+  const char *domain = myna_host_get_name (muc->host);
+  g_autoptr(MynaJid) service = myna_jid_new (NULL, domain, NULL, NULL);
+  char *as_admin = g_strdup (domain);
+  MucRoom *room;
+
+  g_return_val_if_fail (muc != NULL && local != NULL, NULL);
+  if (muc->admins == NULL)
+    muc->admins = g_ptr_array_new_with_free_func (g_free);
+  g_ptr_array_add (muc->admins, as_admin);
+  room = muc_room_create (muc, local, service, error);
+  g_ptr_array_remove (muc->admins, as_admin);
+  if (room != NULL && g_hash_table_contains (room->affiliations, domain))
+    g_hash_table_remove (room->affiliations, domain);
   return room;
 }
 
@@ -640,27 +664,30 @@ disco_cmd_list (const char *const *argv, GString *out, GError **error)
   return TRUE;
 }
 
-/* "muc create ROOM@SERVICE [--persistent] [--owner JID] [--name NAME]" */
+/* "muc create ROOM@SERVICE [--persistent|--temporary] [--public|--hidden]
+ * [--owner JID] [--name NAME]" */
 static gboolean
 disco_cmd_create (const char *const *argv, GString *out, GError **error)
 {
   g_autoptr(MynaJid) owner = NULL;
   g_autofree char *local = NULL;
   g_autofree char *name = NULL;
-  int persistent = -1;
+  int persistent = -1, public_room = -1;
   Muc *muc = NULL;
 
   if (argv[2] == NULL)
     {
       g_set_error_literal (error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
                            "usage: muc create ROOM@SERVICE [--persistent|--temporary] "
-                           "[--owner JID] [--name NAME]");
+                           "[--public|--hidden] [--owner JID] [--name NAME]");
       return FALSE;
     }
   for (guint i = 3; argv[i] != NULL; i++)
     {
       if (strcmp (argv[i], "--persistent") == 0 || strcmp (argv[i], "--temporary") == 0)
         persistent = strcmp (argv[i], "--persistent") == 0;
+      else if (strcmp (argv[i], "--public") == 0 || strcmp (argv[i], "--hidden") == 0)
+        public_room = strcmp (argv[i], "--public") == 0;
       else if (strcmp (argv[i], "--owner") == 0 && argv[i + 1] != NULL && owner == NULL)
         {
           g_autoptr(GError) bad = NULL;
@@ -696,7 +723,7 @@ disco_cmd_create (const char *const *argv, GString *out, GError **error)
   if (muc == NULL)
     return FALSE;
   g_clear_error (error);
-  MucRoom *room = disco_create_room (muc, local, owner, persistent, name, error);
+  MucRoom *room = disco_create_room (muc, local, owner, persistent, public_room, name, error);
   if (room == NULL)
     return FALSE;
   g_string_append_printf (out, "created %s (%s)\n", myna_jid_to_string (room->jid),
@@ -741,7 +768,8 @@ disco_admin_command (MynaModule *mod, const char *const *argv, GString *out,
     return disco_cmd_destroy (argv, out, error);
   g_set_error_literal (error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
                        "usage: muc list [SERVICE] | muc create ROOM@SERVICE [--persistent] "
-                       "[--owner JID] [--name NAME] | muc destroy ROOM@SERVICE [REASON]");
+                       "[--hidden] [--owner JID] [--name NAME] | muc destroy ROOM@SERVICE "
+                       "[REASON]");
   return FALSE;
 }
 
@@ -819,7 +847,8 @@ disco_http_list (MynaHttpRequest *req)
   disco_respond_json (req, 200, b);
 }
 
-/* POST /api/v1/muc/rooms {"room", "service"?, "owner"?, "persistent"?, "name"?} */
+/* POST /api/v1/muc/rooms {"room", "service"?, "owner"?, "persistent"?,
+ * "public"?, "name"?} */
 static void
 disco_http_create (MynaHttpRequest *req)
 {
@@ -839,8 +868,8 @@ disco_http_create (MynaHttpRequest *req)
       return;
     }
   muc = disco_find_service (body.service, &error);
-  room = muc != NULL ? disco_create_room (muc, body.room, body.owner, body.persistent, body.name,
-                                          &error)
+  room = muc != NULL ? disco_create_room (muc, body.room, body.owner, body.persistent,
+                                          body.public_room, body.name, &error)
                      : NULL;
   if (room == NULL)
     {
@@ -890,28 +919,40 @@ disco_http_method_not_allowed (MynaHttpRequest *req, const char *allow)
                                    myna_http_request_get_method (req), allow);
 }
 
-/* The rest/1 handle to check tokens with (the first service's). */
+/* The rest/1 handle to check tokens with: that of the service owning the
+ * route (the route's user data). */
 static MynaService *
-disco_rest (void)
+disco_rest (gpointer owner)
 {
-  return ((Disco *) ((Muc *) disco_services->pdata[0])->disco_data)->rest;
+  return ((Disco *) ((Muc *) owner)->disco_data)->rest;
 }
 
 /* Before a body is read: only a request with a host's token goes on. */
 static void
-disco_http_check (MynaHttpRequest *req, gpointer unused)
+disco_http_check (MynaHttpRequest *req, gpointer owner)
 {
-  myna_rest_authorize_any (disco_rest (), req);
+  myna_rest_authorize_any (disco_rest (owner), req);
+}
+
+/* The route went with the instance that added it. */
+static void
+disco_route_gone (gpointer data)
+{
+  if (disco_route_owner == data)
+    {
+      disco_route = 0;
+      disco_route_owner = NULL;
+    }
 }
 
 /* /api/v1/muc… */
 static void
-disco_http_handle (MynaHttpRequest *req, gpointer unused)
+disco_http_handle (MynaHttpRequest *req, gpointer owner)
 {
   const char *sub = myna_http_request_get_subpath (req);
   const char *method = myna_http_request_get_method (req);
 
-  if (!myna_rest_authorize_any (disco_rest (), req))
+  if (!myna_rest_authorize_any (disco_rest (owner), req))
     return;
   if (strcmp (sub, "/rooms") == 0 || strcmp (sub, "/rooms/") == 0)
     {
@@ -952,32 +993,39 @@ muc_disco_init (Muc *muc, GError **error)
   myna_module_add_admin_command (muc->mod, "muc",
                                  "muc list|create|destroy", disco_admin_command, NULL, NULL);
   if (disco_services == NULL)
-    {
+    disco_services = g_ptr_array_new ();
+  /* A previous instance of this host, unloaded but not yet freed (its
+   * storage writes pending), is no longer the service. */
+  for (guint i = disco_services->len; i > 0; i--)
+    if (((Muc *) disco_services->pdata[i - 1])->host == muc->host)
+      g_ptr_array_remove_index (disco_services, i - 1);
+  g_ptr_array_add (disco_services, muc);
 #ifdef MYNA_HAVE_HTTP
-      disco_route = myna_http_route_add (muc->server, HTTP_PREFIX, disco_http_handle, NULL, NULL);
+  if (disco_route == 0)
+    {
+      disco_route = myna_http_route_add (muc->server, HTTP_PREFIX, disco_http_handle, muc,
+                                         disco_route_gone);
       if (disco_route != 0)
-        myna_http_route_set_check (muc->server, disco_route, disco_http_check);
+        {
+          disco_route_owner = muc;
+          myna_http_route_set_check (muc->server, disco_route, disco_http_check);
+        }
       else
         g_warning ("the HTTP route " HTTP_PREFIX " is taken: no HTTP API for MUC rooms");
-#endif
-      disco_services = g_ptr_array_new ();
     }
-  g_ptr_array_add (disco_services, muc);
+#endif
   return TRUE;
 }
 
 void
 muc_disco_fini (Muc *muc)
 {
+#ifdef MYNA_HAVE_HTTP
+  if (disco_route != 0 && disco_route_owner == muc)
+    myna_http_route_remove (muc->server, disco_route);   /* disco_route_gone */
+#endif
   if (disco_services != NULL && g_ptr_array_remove (disco_services, muc)
       && disco_services->len == 0)
-    {
-#ifdef MYNA_HAVE_HTTP
-      if (disco_route != 0)
-        myna_http_route_remove (muc->server, disco_route);
-      disco_route = 0;
-#endif
-      g_clear_pointer (&disco_services, g_ptr_array_unref);
-    }
+    g_clear_pointer (&disco_services, g_ptr_array_unref);
   g_clear_pointer (&muc->disco_data, g_free);
 }
