@@ -760,10 +760,6 @@ muc_history_init (Muc *muc, GError **error)
 
   svc->queries = g_hash_table_new (NULL, NULL);
   muc->history_data = svc;
-  /* Optional: without a mam module on the main host, rooms keep their
-   * history but have no archive. */
-  if (muc->archive == NULL)
-    muc->archive = myna_module_use (muc->mod, MYNA_ARCHIVE_SERVICE, 1, NULL);
   return TRUE;
 }
 
