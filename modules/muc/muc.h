@@ -136,6 +136,7 @@ struct _MucOccupant {
   MynaStanza  *presence;      /* the latest available presence it sent,
                                * stripped of to, from and muc elements */
   gint64       joined;        /* g_get_real_time() of the first join */
+  GList       *link;          /* muc.c: its link in room->order */
 };
 
 /* One room. */
@@ -155,6 +156,9 @@ struct _MucRoom {
   GHashTable  *by_real;       /* char* real full JID → MucOccupant*, borrowed */
   gpointer     history;       /* history.c's per-room state, or NULL */
   gpointer     admin;         /* admin.c's per-room state (voice requests), or NULL */
+  GQueue       order;         /* muc.c: the MucOccupant* in join order (this
+                               * queue owns them; the tables borrow) */
+  gboolean     saved;         /* muc.c: a stored copy exists (muc_rooms) */
 };
 
 /* ---- muc.c --------------------------------------------------------------- */
