@@ -15,23 +15,56 @@
  * stanzas. */
 #include "services-harness.h"
 
+#include <myna/storage.h>
+
 #define MODULES "disco;ping;version;auth;bind;roster;presence;mam"
 #define ROOM    "room@conference.localhost"
-#define MUC_CONF(extra) \
-  MYNAD_PLAIN_AUTH \
-  "[component:conference.localhost]\nmodule = muc\n" \
-  "[module:muc]\ndefault_history_length = 3\n" extra
+#define TEMP    "temp@conference.localhost"
 
 typedef struct {
   Mynad d;
 } Fixture;
 
+/* A test's variant: its [module:muc] keys, whether mam runs, and the
+ * extra GVariant entries of the stored room ROOM. */
+typedef struct {
+  const char *conf;
+  gboolean    no_mam;
+  const char *room;
+} Params;
+
+/* Stores ROOM (persistent, unlocked, alice its owner), as muc.c keeps
+ * rooms in the module's kv store muc/muc_rooms, so that it needs no owner
+ * form to be joinable; @extra: more dictionary entries (may be ""). */
 static void
-setup (Fixture *f, gconstpointer extra)
+seed_room (Mynad *d, const char *extra)
 {
-  f->d.modules = extra != NULL && strstr (extra, "#no-mam") != NULL
-                 ? "disco;ping;version;auth;bind;roster;presence" : MODULES;
-  mynad_start (&f->d, extra);
+  g_autoptr(GError) error = NULL;
+  g_autofree char *uri = g_strdup_printf ("sqlite:%s/myna.db", d->dir);
+  g_autoptr(MynaStorage) st = myna_storage_open (uri, &error);
+  g_autofree char *value = g_strdup_printf (
+      "(uint32 1, {'persistent': <true>, 'affiliations': <@a{si} {'alice@localhost': 3}>%s})",
+      extra);
+
+  g_assert_no_error (error);
+  myna_kv_set (st, "conference.localhost", "", "muc/muc_rooms", "room", value, NULL, NULL,
+               NULL);
+  g_assert_true (myna_storage_flush (st, &error));
+}
+
+static void
+setup (Fixture *f, gconstpointer data)
+{
+  const Params *params = data;
+  g_autofree char *conf = g_strconcat (MYNAD_PLAIN_AUTH,
+                                       "[component:conference.localhost]\nmodule = muc\n"
+                                       "[module:muc]\ndefault_history_length = 3\n",
+                                       params->conf != NULL ? params->conf : "", NULL);
+
+  f->d.modules = params->no_mam ? "disco;ping;version;auth;bind;roster;presence" : MODULES;
+  mynad_prepare (&f->d, conf);
+  seed_room (&f->d, params->room != NULL ? params->room : "");
+  mynad_spawn (&f->d);
   for (const char *const *u = (const char *const[]) { "alice", "bob", "carol", "dave",
                                                        "erin", NULL };
        *u != NULL; u++)
@@ -73,11 +106,11 @@ G_DEFINE_AUTO_CLEANUP_CLEAR_FUNC (Joined, joined_clear)
  * reads the join through to the subject: self-presence (110) first, then
  * the history messages, then the subject, nothing else in between. */
 static void
-join (Peer *p, const char *nick, const char *history, Joined *out)
+join_room (Peer *p, const char *room, const char *nick, const char *history, Joined *out)
 {
-  g_autofree char *presence = g_strdup_printf ("<presence to='" ROOM "/%s'>"
+  g_autofree char *presence = g_strdup_printf ("<presence to='%s/%s'>"
                                                "<x xmlns='http://jabber.org/protocol/muc'>%s"
-                                               "</x></presence>", nick, history);
+                                               "</x></presence>", room, nick, history);
   gboolean self = FALSE;
 
   out->history = g_ptr_array_new_with_free_func ((GDestroyNotify) myna_stanza_unref);
@@ -104,28 +137,28 @@ join (Peer *p, const char *nick, const char *history, Joined *out)
     }
 }
 
-/* Creates ROOM as @nick and accepts the instant room (§10.1.2). */
+static void
+join (Peer *p, const char *nick, const char *history, Joined *out)
+{
+  join_room (p, ROOM, nick, history, out);
+}
+
+/* The owner enters ROOM (stored: no history yet). */
 static void
 create_room (Peer *owner, const char *nick)
 {
-  Joined j = { 0 };
-  g_autoptr(MynaStanza) answer = NULL;
+  g_auto(Joined) j = { 0 };
 
   join (owner, nick, "", &j);
   g_assert_cmpuint (j.history->len, ==, 0);
-  joined_clear (&j);
-  answer = request (owner, "set", ROOM,
-                    "<query xmlns='http://jabber.org/protocol/muc#owner'>"
-                    "<x xmlns='jabber:x:data' type='submit'/></query>");
-  g_assert_cmpstr (myna_stanza_get_type (answer), ==, "result");
 }
 
 /* Sends groupchat @body from @p and waits for its echo; returns the echo. */
 static MynaStanza *
-say (Peer *p, const char *body, const char *extra)
+say_in (Peer *p, const char *room, const char *body, const char *extra)
 {
-  g_autofree char *m = g_strdup_printf ("<message type='groupchat' to='" ROOM "'>"
-                                        "<body>%s</body>%s</message>", body, extra);
+  g_autofree char *m = g_strdup_printf ("<message type='groupchat' to='%s'>"
+                                        "<body>%s</body>%s</message>", room, body, extra);
   g_autofree char *needle = g_strdup_printf ("<body>%s</body>", body);
   MynaStanza *echo;
 
@@ -133,6 +166,12 @@ say (Peer *p, const char *body, const char *extra)
   echo = peer_expect (p, "message", needle, NULL);
   g_assert_nonnull (echo);
   return echo;
+}
+
+static MynaStanza *
+say (Peer *p, const char *body, const char *extra)
+{
+  return say_in (p, ROOM, body, extra);
 }
 
 /* The id of @message's stanza-id by ROOM (exactly one), or fails. */
@@ -376,7 +415,7 @@ page_clear (Page *pg)
 G_DEFINE_AUTO_CLEANUP_CLEAR_FUNC (Page, page_clear)
 
 static void
-mam_query (Peer *p, const char *form, const char *rsm, Page *pg)
+mam_query_room (Peer *p, const char *room, const char *form, const char *rsm, Page *pg)
 {
   g_autofree char *payload = g_strdup_printf (
     "<query xmlns='urn:xmpp:mam:2' queryid='qq'>%s%s%s%s</query>",
@@ -386,7 +425,7 @@ mam_query (Peer *p, const char *form, const char *rsm, Page *pg)
     rsm != NULL ? rsm : "");
 
   pg->results = g_ptr_array_new_with_free_func ((GDestroyNotify) myna_stanza_unref);
-  pg->answer = request (p, "set", ROOM, payload);
+  pg->answer = request (p, "set", room, payload);
   while (p->stanzas.length > 0)
     {
       MynaStanza *m = g_queue_pop_head (&p->stanzas);
@@ -397,11 +436,17 @@ mam_query (Peer *p, const char *form, const char *rsm, Page *pg)
           myna_stanza_unref (m);
           continue;
         }
-      g_assert_cmpstr (myna_stanza_get_from (m), ==, ROOM);
+      g_assert_cmpstr (myna_stanza_get_from (m), ==, room);
       g_assert_cmpstr (myna_stanza_get_attr (result, "queryid"), ==, "qq");
       g_ptr_array_add (pg->results, myna_stanza_ref (result));
       myna_stanza_unref (m);
     }
+}
+
+static void
+mam_query (Peer *p, const char *form, const char *rsm, Page *pg)
+{
+  mam_query_room (p, ROOM, form, rsm, pg);
 }
 
 static MynaStanza *
@@ -585,9 +630,10 @@ test_no_archive (Fixture *f, gconstpointer unused)
 /* A persistent room (default_persistent): its history and archive across
  * a restart, with the same stanza-ids; one message more than it keeps. */
 static void
-test_restart (Fixture *f, gconstpointer extra)
+test_restart (Fixture *f, gconstpointer data)
 {
-  gboolean archived = strstr (extra, "default_archived = false") == NULL;
+  const Params *params = data;
+  gboolean archived = params->room == NULL || strstr (params->room, "archived") == NULL;
   g_autoptr(GPtrArray) ids = g_ptr_array_new_with_free_func (g_free);
   g_autoptr(Peer) bob = NULL;
   g_auto(Joined) j = { 0 };
@@ -627,52 +673,62 @@ test_restart (Fixture *f, gconstpointer extra)
 }
 
 /* A temporary room goes when its last occupant leaves, with its archive:
- * the same name again starts empty. */
+ * the same name again starts empty.  (Its creator speaks in it while it
+ * is still locked: no owner form needed.) */
 static void
 test_temporary_gone (Fixture *f, gconstpointer unused)
 {
-  g_autoptr(Peer) alice = room_with_messages (f, 2);
+  g_autoptr(Peer) alice = peer_login (f, "alice");
   g_autoptr(MynaStanza) gone = NULL;
-  g_auto(Page) pg = { 0 };
+  g_auto(Joined) j1 = { 0 };
+  g_auto(Joined) j2 = { 0 };
+  g_auto(Page) before = { 0 };
+  g_auto(Page) after = { 0 };
 
-  peer_send (alice, "<presence type='unavailable' to='" ROOM "/Alice'/>");
+  join_room (alice, TEMP, "Alice", "", &j1);
+  for (guint i = 0; i < 2; i++)
+    {
+      g_autoptr(MynaStanza) echo = say_in (alice, TEMP, i == 0 ? "t1" : "t2", "");
+    }
+  mam_query_room (alice, TEMP, NULL, NULL, &before);
+  g_assert_cmpuint (before.results->len, ==, 2);
+  peer_send (alice, "<presence type='unavailable' to='" TEMP "/Alice'/>");
   gone = peer_expect (alice, "presence", "type='unavailable'", NULL);
   g_assert_nonnull (gone);
-  create_room (alice, "Alice");
-  mam_query (alice, NULL, NULL, &pg);
-  g_assert_cmpstr (myna_stanza_get_type (pg.answer), ==, "result");
-  g_assert_cmpuint (pg.results->len, ==, 0);
+  join_room (alice, TEMP, "Alice", "", &j2);
+  g_assert_cmpuint (j2.history->len, ==, 0);
+  mam_query_room (alice, TEMP, NULL, NULL, &after);
+  g_assert_cmpstr (myna_stanza_get_type (after.answer), ==, "result");
+  g_assert_cmpuint (after.results->len, ==, 0);
 }
+
+static const Params plain = { NULL, FALSE, NULL };
+static const Params members_only = { NULL, FALSE, ", 'members_only': <true>" };
+static const Params no_mam = { NULL, TRUE, NULL };
+static const Params unarchived = { NULL, FALSE, ", 'archived': <false>" };
 
 int
 main (int argc, char **argv)
 {
   g_test_init (&argc, &argv, NULL);
-  g_test_add ("/muc-history/stanza-id", Fixture, MUC_CONF (""), setup, test_stanza_id, teardown);
-  g_test_add ("/muc-history/default", Fixture, MUC_CONF (""), setup, test_history_default,
+  g_test_add ("/muc-history/stanza-id", Fixture, &plain, setup, test_stanza_id, teardown);
+  g_test_add ("/muc-history/default", Fixture, &plain, setup, test_history_default, teardown);
+  g_test_add ("/muc-history/maxstanzas", Fixture, &plain, setup, test_history_maxstanzas,
               teardown);
-  g_test_add ("/muc-history/maxstanzas", Fixture, MUC_CONF (""), setup,
-              test_history_maxstanzas, teardown);
-  g_test_add ("/muc-history/maxchars", Fixture, MUC_CONF (""), setup, test_history_maxchars,
+  g_test_add ("/muc-history/maxchars", Fixture, &plain, setup, test_history_maxchars, teardown);
+  g_test_add ("/muc-history/maxchars-zero", Fixture, &plain, setup, test_history_maxchars_zero,
               teardown);
-  g_test_add ("/muc-history/maxchars-zero", Fixture, MUC_CONF (""), setup,
-              test_history_maxchars_zero, teardown);
-  g_test_add ("/muc-history/seconds-since", Fixture, MUC_CONF (""), setup,
-              test_history_seconds_since, teardown);
-  g_test_add ("/muc-history/mam", Fixture, MUC_CONF (""), setup, test_mam, teardown);
-  g_test_add ("/muc-history/mam-errors", Fixture, MUC_CONF (""), setup, test_mam_errors,
+  g_test_add ("/muc-history/seconds-since", Fixture, &plain, setup, test_history_seconds_since,
               teardown);
-  g_test_add ("/muc-history/mam-members-only", Fixture,
-              MUC_CONF ("default_members_only = true\n"), setup, test_mam_members_only,
+  g_test_add ("/muc-history/mam", Fixture, &plain, setup, test_mam, teardown);
+  g_test_add ("/muc-history/mam-errors", Fixture, &plain, setup, test_mam_errors, teardown);
+  g_test_add ("/muc-history/mam-members-only", Fixture, &members_only, setup,
+              test_mam_members_only, teardown);
+  g_test_add ("/muc-history/no-archive", Fixture, &no_mam, setup, test_no_archive, teardown);
+  g_test_add ("/muc-history/restart", Fixture, &plain, setup, test_restart, teardown);
+  g_test_add ("/muc-history/restart-unarchived", Fixture, &unarchived, setup, test_restart,
               teardown);
-  g_test_add ("/muc-history/no-archive", Fixture, MUC_CONF ("#no-mam\n"), setup,
-              test_no_archive, teardown);
-  g_test_add ("/muc-history/restart", Fixture, MUC_CONF ("default_persistent = true\n"),
-              setup, test_restart, teardown);
-  g_test_add ("/muc-history/restart-unarchived", Fixture,
-              MUC_CONF ("default_persistent = true\ndefault_archived = false\n"),
-              setup, test_restart, teardown);
-  g_test_add ("/muc-history/temporary-gone", Fixture, MUC_CONF (""), setup,
-              test_temporary_gone, teardown);
+  g_test_add ("/muc-history/temporary-gone", Fixture, &plain, setup, test_temporary_gone,
+              teardown);
   return g_test_run ();
 }
