@@ -28,15 +28,14 @@ typedef struct {
   Peer *carol;
 } Fixture;
 
-/* Stores room @local (persistent, unlocked; the module's storage view
- * scopes its store as muc/muc_rooms) with the extra dictionary
- * entries @extra (GVariant text, may be ""). */
+/* Stores room @local as the module keeps a persistent room (unlocked;
+ * the module's storage view scopes its store as muc/muc_rooms; format
+ * version 1, one "KEY VALUE" line per field), with the lines @extra. */
 static void
 seed_room (MynaStorage *st, const char *local, const char *extra)
 {
-  g_autofree char *value = g_strdup_printf (
-      "(uint32 1, {'persistent': <true>, 'affiliations': <@a{si} {'alice@localhost': 3}>%s})",
-      extra);
+  g_autofree char *value = g_strdup_printf ("muc-room 1\npersistent 1\naff 3 alice@localhost\n%s",
+                                            extra);
 
   myna_kv_set (st, MUC, "", "muc/muc_rooms", local, value, NULL, NULL, NULL);
 }
@@ -63,12 +62,12 @@ setup (Fixture *f, gconstpointer unused)
 
     g_assert_no_error (error);
     seed_room (st, "lobby", "");
-    seed_room (st, "secret", ", 'password_protected': <true>, 'password': <'sesame'>");
-    seed_room (st, "club", ", 'members_only': <true>");
-    seed_room (st, "banned", ", 'affiliations': <@a{si} {'carol@localhost': -1}>");
-    seed_room (st, "tiny", ", 'max_users': <uint32 1>");
-    seed_room (st, "mod", ", 'moderated': <true>");
-    seed_room (st, "open", ", 'whois': <uint32 1>");
+    seed_room (st, "secret", "password_protected 1\npassword sesame\n");
+    seed_room (st, "club", "members_only 1\n");
+    seed_room (st, "banned", "aff -1 carol@localhost\n");
+    seed_room (st, "tiny", "max_users 1\n");
+    seed_room (st, "mod", "moderated 1\n");
+    seed_room (st, "open", "whois 1\n");
     g_assert_true (myna_storage_flush (st, &error));
   }
   mynad_spawn (&f->d);
@@ -515,9 +514,10 @@ test_restart (Fixture *f, gconstpointer unused)
   g_autoptr(MynaStanza) self = NULL;
 
   join_ok (f->alice, "lobby", "alice");
-  peer_send (f->alice, "<message to='lobby@" MUC "' type='groupchat'><subject>Kept"
-                       "</subject></message>");
-  g_assert_nonnull (peer_expect (f->alice, "message", "<subject>Kept</subject>", NULL));
+  /* A newline and a backslash: the stored form escapes both. */
+  peer_send (f->alice, "<message to='lobby@" MUC "' type='groupchat'><subject>Kept\n"
+                       "a \\n b</subject></message>");
+  g_assert_nonnull (peer_expect (f->alice, "message", "<subject>Kept\na \\n b</subject>", NULL));
   g_clear_pointer (&f->alice, peer_free);
   g_clear_pointer (&f->bob, peer_free);
   g_clear_pointer (&f->carol, peer_free);
@@ -525,8 +525,8 @@ test_restart (Fixture *f, gconstpointer unused)
   f->alice = login_peer (f, "alice", "a");
   f->bob = login_peer (f, "bob", "b");
   join (f->bob, "lobby", "bob", "");
-  s = peer_expect (f->bob, "message", "from='lobby@" MUC "/alice'", "<subject>Kept</subject>",
-                   NULL);
+  s = peer_expect (f->bob, "message", "from='lobby@" MUC "/alice'",
+                   "<subject>Kept\na \\n b</subject>", NULL);
   g_assert_nonnull (s);
   /* Nobody else in the room after the restart. */
   g_assert_cmpint (queue_index (f->bob, "from='lobby@" MUC "/alice'") , ==, -1);
