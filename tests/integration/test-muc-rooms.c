@@ -610,6 +610,47 @@ test_ping (Fixture *f, gconstpointer unused)
   g_assert_cmpstr (myna_stanza_get_from (r), ==, "lobby@" MUC);
 }
 
+/* 10,000 stored rooms load at start, cheaply: all are there (the log's
+ * count) and a join of the last one works at once. */
+static void
+test_many_rooms (void)
+{
+  g_autoptr(GError) error = NULL;
+  Mynad d = { 0 };
+  Peer *alice;
+
+  mynad_prepare (&d, CONF);
+  {
+    g_autofree char *uri = g_strdup_printf ("sqlite:%s/myna.db", d.dir);
+    g_autoptr(MynaStorage) st = myna_storage_open (uri, &error);
+
+    g_assert_no_error (error);
+    for (guint i = 0; i < 10000; i++)
+      {
+        g_autofree char *local = g_strdup_printf ("room%05u", i);
+        seed_room (st, local, "name A room\nnick bob@localhost bobby\n");
+      }
+    g_assert_true (myna_storage_flush (st, &error));
+  }
+  gint64 t0 = g_get_monotonic_time ();
+  mynad_spawn (&d);
+  g_assert_true (mynad_wait_log (&d, "10000 persistent rooms loaded", WAIT_MS));
+  g_test_message ("mynad started with 10,000 rooms in %.0f ms",
+                  (g_get_monotonic_time () - t0) / 1000.0);
+  mynad_add_user (&d, "alice", "pw-alice");
+  Client *c = client_login (&d, "alice", "pw-alice", "a");
+  g_assert_nonnull (c);
+  alice = peer_new (c, TRUE);
+  /* bobby is reserved for bob in every room. */
+  join (alice, "room09999", "bobby", "");
+  expect_presence_error (alice, "room09999@" MUC "/bobby", "conflict", "cancel");
+  join (alice, "room09999", "alice", "");
+  g_assert_nonnull (peer_expect (alice, "presence", "from='room09999@" MUC "/alice'",
+                                 "affiliation='owner'", "code='110'", NULL));
+  peer_free (alice);
+  g_assert_cmpint (mynad_stop (&d), ==, 0);
+}
+
 int
 main (int argc, char **argv)
 {
@@ -632,5 +673,6 @@ main (int argc, char **argv)
   ADD ("/muc/rooms/non-anonymous", test_non_anonymous);
   ADD ("/muc/rooms/iq-forward", test_iq_forward);
   ADD ("/muc/rooms/ping", test_ping);
+  g_test_add_func ("/muc/rooms/many-rooms", test_many_rooms);
   return g_test_run ();
 }
