@@ -40,6 +40,23 @@ seed_room (MynaStorage *st, const char *local, const char *extra)
   myna_kv_set (st, MUC, "", "muc/muc_rooms", local, value, NULL, NULL, NULL);
 }
 
+/* Asserts @stanza (transfer full) came, and drops it. */
+static void
+take (MynaStanza *stanza)
+{
+  g_assert_nonnull (stanza);
+  myna_stanza_unref (stanza);
+}
+
+/* Whether @stanza, serialised, holds @needle. */
+static gboolean
+stanza_has (MynaStanza *stanza, const char *needle)
+{
+  g_autofree char *text = peer_stanza_text (stanza);
+
+  return strstr (text, needle) != NULL;
+}
+
 static Peer *
 login_peer (Fixture *f, const char *user, const char *resource)
 {
@@ -193,7 +210,7 @@ test_join_order (Fixture *f, gconstpointer unused)
   seen = peer_expect (f->alice, "presence", "from='lobby@" MUC "/bob'", "role='participant'",
                       "jid='bob@localhost/b'", NULL);
   g_assert_nonnull (seen);
-  g_assert_null (strstr (peer_stanza_text (seen), "code='110'"));
+  g_assert_false (stanza_has (seen, "code='110'"));
 }
 
 /* Groupchat goes to every occupant from the sender's occupant JID; from
@@ -364,7 +381,7 @@ test_join_errors (Fixture *f, gconstpointer unused)
   join (f->bob, "secret", "bob", "<password>wrong</password>");
   expect_presence_error (f->bob, "secret@" MUC "/bob", "not-authorized", "auth");
   join (f->bob, "secret", "bob", "<password>sesame</password>");
-  g_assert_nonnull (peer_expect (f->bob, "presence", "from='secret@" MUC "/bob'", "code='110'",
+  take (peer_expect (f->bob, "presence", "from='secret@" MUC "/bob'", "code='110'",
                                  NULL));
 
   join (f->bob, "club", "bob", "");
@@ -482,22 +499,22 @@ test_two_sessions (Fixture *f, gconstpointer unused)
   g_assert_cmpint (queue_index (bob2, "code='110'"), >=, 0);
   g_assert_false (peer_has (bob2, "presence", "code='201'", NULL));
   /* alice sees one presence of bob, available; bob's first session its own. */
-  g_assert_nonnull (peer_expect (f->alice, "presence", "from='lobby@" MUC "/bob'", NULL));
+  take (peer_expect (f->alice, "presence", "from='lobby@" MUC "/bob'", NULL));
   self = peer_expect (f->bob, "presence", "from='lobby@" MUC "/bob'", "code='110'", NULL);
   g_assert_nonnull (self);
   peer_sync (f->alice);
   g_assert_false (peer_has (f->alice, "presence", "from='lobby@" MUC "/bob'", NULL));
 
   peer_send (f->alice, "<message to='lobby@" MUC "' type='groupchat'><body>both</body></message>");
-  g_assert_nonnull (peer_expect (f->bob, "message", "<body>both</body>", NULL));
-  g_assert_nonnull (peer_expect (bob2, "message", "<body>both</body>", NULL));
+  take (peer_expect (f->bob, "message", "<body>both</body>", NULL));
+  take (peer_expect (bob2, "message", "<body>both</body>", NULL));
   peer_send (f->alice, "<message to='lobby@" MUC "/bob' type='chat'><body>pm</body></message>");
-  g_assert_nonnull (peer_expect (f->bob, "message", "<body>pm</body>", NULL));
-  g_assert_nonnull (peer_expect (bob2, "message", "<body>pm</body>", NULL));
+  take (peer_expect (f->bob, "message", "<body>pm</body>", NULL));
+  take (peer_expect (bob2, "message", "<body>pm</body>", NULL));
 
   /* bob2 leaves: only it hears; bob still holds the nick. */
   peer_send (bob2, "<presence to='lobby@" MUC "/bob' type='unavailable'/>");
-  g_assert_nonnull (peer_expect (bob2, "presence", "type='unavailable'", "code='110'", NULL));
+  take (peer_expect (bob2, "presence", "type='unavailable'", "code='110'", NULL));
   peer_sync (f->alice);
   g_assert_false (peer_has (f->alice, "presence", "type='unavailable'", NULL));
   peer_send (f->bob, "<message to='lobby@" MUC "' type='groupchat'><body>still</body></message>");
@@ -517,7 +534,7 @@ test_restart (Fixture *f, gconstpointer unused)
   /* A newline and a backslash: the stored form escapes both. */
   peer_send (f->alice, "<message to='lobby@" MUC "' type='groupchat'><subject>Kept\n"
                        "a \\n b</subject></message>");
-  g_assert_nonnull (peer_expect (f->alice, "message", "<subject>Kept\na \\n b</subject>", NULL));
+  take (peer_expect (f->alice, "message", "<subject>Kept\na \\n b</subject>", NULL));
   g_clear_pointer (&f->alice, peer_free);
   g_clear_pointer (&f->bob, peer_free);
   g_clear_pointer (&f->carol, peer_free);
@@ -534,7 +551,7 @@ test_restart (Fixture *f, gconstpointer unused)
   self = peer_expect (f->alice, "presence", "from='lobby@" MUC "/alice'", "code='110'",
                       "affiliation='owner'", NULL);
   g_assert_nonnull (self);
-  g_assert_null (strstr (peer_stanza_text (self), "code='201'"));
+  g_assert_false (stanza_has (self, "code='201'"));
 }
 
 /* A non-anonymous room (§7.2.4): 100 on join, and participants see real
@@ -580,7 +597,7 @@ test_iq_forward (Fixture *f, gconstpointer unused)
   r = peer_expect (f->alice, "iq", "id='v1'", "type='result'", NULL);
   g_assert_nonnull (r);
   g_assert_cmpstr (myna_stanza_get_from (r), ==, "lobby@" MUC "/bob");
-  g_assert_nonnull (strstr (peer_stanza_text (r), "<FN>Bob</FN>"));
+  g_assert_true (stanza_has (r, "<FN>Bob</FN>"));
 
   e = request (f->carol, "get", "lobby@" MUC "/bob", "<vCard xmlns='vcard-temp'/>");
   g_assert_cmpstr (stanza_error_condition (e), ==, "not-acceptable");
@@ -645,7 +662,7 @@ test_many_rooms (void)
   join (alice, "room09999", "bobby", "");
   expect_presence_error (alice, "room09999@" MUC "/bobby", "conflict", "cancel");
   join (alice, "room09999", "alice", "");
-  g_assert_nonnull (peer_expect (alice, "presence", "from='room09999@" MUC "/alice'",
+  take (peer_expect (alice, "presence", "from='room09999@" MUC "/alice'",
                                  "affiliation='owner'", "code='110'", NULL));
   peer_free (alice);
   g_assert_cmpint (mynad_stop (&d), ==, 0);
