@@ -275,6 +275,14 @@ gboolean     muc_disco_ping_iq (MucRoom *room, const char *nick, MynaCall *call,
 /* mynactl muc … and the HTTP API's /api/v1/muc routes. */
 gboolean     muc_disco_init (Muc *muc, GError **error);
 void         muc_disco_fini (Muc *muc);
+/* Creates room @local as the service's administration does (mynactl muc
+ * create, POST /api/v1/muc/rooms): no creation policy or per-user limit
+ * applies, nobody is made owner, and the room is left locked as
+ * muc_room_create leaves it (the caller unlocks it).  NULL with @error
+ * (its message a condition) as muc_room_create.  disco.c's fallback until
+ * muc.c offers one: muc_room_create with the service's own JID counted
+ * among the admins for the call, and that JID's affiliation removed. */
+MucRoom     *muc_disco_room_create_admin (Muc *muc, const char *local, GError **error);
 
 /* ---- fanout.c ------------------------------------------------------------ */
 
