@@ -637,14 +637,107 @@ muc_room_set_field (MucRoom *room, const char *key, char *value)
   return TRUE;
 }
 
+/* Reads a string of the stored dictionary into *@out (replacing it). */
+static void
+muc_dict_string (GVariantDict *d, const char *key, char **out)
+{
+  const char *s;
+
+  if (g_variant_dict_lookup (d, key, "&s", &s))
+    {
+      g_free (*out);
+      *out = g_strdup (s);
+    }
+}
+
+/* The room stored under @local as @text in the GVariant text form of the
+ * first rooms commit (before "muc-room 1"; tests seed it), or NULL
+ * (logged).  Read only: a save writes the line form. */
+static MucRoom *
+muc_room_deserialise_gvariant (Muc *muc, const char *local, const char *text)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GVariant) v = g_variant_parse (G_VARIANT_TYPE ("(ua{sv})"), text, NULL, NULL, &error);
+  g_autoptr(GVariant) dict = NULL;
+  g_autoptr(GVariant) affs = NULL;
+  g_autoptr(GVariant) nicks = NULL;
+  guint32 version;
+  MucRoom *room;
+  MucConfig *c;
+  GVariantIter it;
+  const char *k, *s;
+  gint32 a;
+  guint32 u;
+
+  if (v == NULL)
+    {
+      g_warning ("muc: stored room %s is unreadable (%s): skipped", local, error->message);
+      return NULL;
+    }
+  g_variant_get (v, "(u@a{sv})", &version, &dict);
+  if (version != MUC_ROOM_FORMAT)
+    {
+      g_warning ("muc: stored room %s has format %u, this build reads %u: skipped", local,
+                 version, MUC_ROOM_FORMAT);
+      return NULL;
+    }
+  g_auto(GVariantDict) d = G_VARIANT_DICT_INIT (dict);
+  room = muc_room_new (muc, local, &muc->defaults);
+  c = &room->config;
+  muc_dict_string (&d, "name", &c->name);
+  muc_dict_string (&d, "description", &c->description);
+  muc_dict_string (&d, "lang", &c->lang);
+  muc_dict_string (&d, "password", &c->password);
+  g_variant_dict_lookup (&d, "persistent", "b", &c->persistent);
+  g_variant_dict_lookup (&d, "public", "b", &c->public_room);
+  g_variant_dict_lookup (&d, "members_only", "b", &c->members_only);
+  g_variant_dict_lookup (&d, "moderated", "b", &c->moderated);
+  g_variant_dict_lookup (&d, "password_protected", "b", &c->password_protected);
+  g_variant_dict_lookup (&d, "max_users", "u", &c->max_users);
+  if (g_variant_dict_lookup (&d, "whois", "u", &u))
+    c->whois = u == MUC_WHOIS_ANYONE ? MUC_WHOIS_ANYONE : MUC_WHOIS_MODERATORS;
+  g_variant_dict_lookup (&d, "change_subject", "b", &c->change_subject);
+  g_variant_dict_lookup (&d, "allow_invites", "b", &c->allow_invites);
+  if (g_variant_dict_lookup (&d, "allow_pm", "u", &u))
+    c->allow_pm = u <= MUC_PM_NONE ? (MucPmPolicy) u : MUC_PM_ANYONE;
+  g_variant_dict_lookup (&d, "voice_requests", "b", &c->voice_requests);
+  g_variant_dict_lookup (&d, "history_length", "u", &c->history_length);
+  g_variant_dict_lookup (&d, "archived", "b", &c->archived);
+  g_variant_dict_lookup (&d, "created", "x", &room->created);
+  affs = g_variant_dict_lookup_value (&d, "affiliations", G_VARIANT_TYPE ("a{si}"));
+  if (affs != NULL)
+    {
+      g_variant_iter_init (&it, affs);
+      while (g_variant_iter_next (&it, "{&si}", &k, &a))
+        if (a >= MUC_AFFIL_OUTCAST && a <= MUC_AFFIL_OWNER && a != MUC_AFFIL_NONE)
+          g_hash_table_insert (room->affiliations, g_strdup (k), GINT_TO_POINTER (a));
+    }
+  nicks = g_variant_dict_lookup_value (&d, "reserved_nicks", G_VARIANT_TYPE ("a{ss}"));
+  if (nicks != NULL)
+    {
+      g_variant_iter_init (&it, nicks);
+      while (g_variant_iter_next (&it, "{&s&s}", &k, &s))
+        g_hash_table_insert (room->reserved_nicks, g_strdup (k), g_strdup (s));
+    }
+  if (g_variant_dict_lookup (&d, "subject", "&s", &s))
+    room->subject = myna_stanza_parse (s, -1, NULL);
+  room->saved = TRUE;
+  return room;
+}
+
 /* The room stored under @local as @text, or NULL (logged) when it cannot
  * be read. */
 static MucRoom *
 muc_room_deserialise (Muc *muc, const char *local, const char *text)
 {
-  g_autofree char *copy = g_strdup (text);
-  char *line = copy, *next;
+  g_autofree char *copy = NULL;
+  char *line, *next;
   MucRoom *room;
+
+  if (text[0] == '(')
+    return muc_room_deserialise_gvariant (muc, local, text);
+  copy = g_strdup (text);
+  line = copy;
 
   next = strchr (line, '\n');
   if (next != NULL)
