@@ -1,6 +1,8 @@
 /* delivery.c: the last step of routing — handing a stanza to local
- * sessions (RFC 6121 §8.5) — and the MynaCall helpers modules reply with.
- * A stanza going to several sessions is serialised once. */
+ * sessions (RFC 6121 §8.5) — fan-out to many full JIDs, and the MynaCall
+ * helpers modules reply with.  A stanza going to several sessions is
+ * serialised once; in a fan-out each recipient's to='…' is spliced into
+ * those bytes. */
 #include "private.h"
 #include "stanza-build.h"
 
@@ -109,6 +111,108 @@ myna_server_deliver (MynaServer *server, MynaStanza *stanza)
   myna_stanza_serialize (stanza, MYNA_NS_CLIENT, bytes);
   deliver_bytes (server, targets, stanza, bytes);
   return targets->len;
+}
+
+/* ---- fan-out --------------------------------------------------------------- */
+
+/* A new top element with @src's name, namespace and attributes but `to`,
+ * holding references to @src's children (not copies). */
+static MynaStanza *
+fanout_top (MynaStanza *src)
+{
+  MynaStanza *top = myna_stanza_new (myna_stanza_get_name (src), myna_stanza_get_ns (src));
+
+  for (guint i = 0; i < myna_stanza_get_n_attrs (src); i++)
+    {
+      const char *ns, *name, *value;
+
+      myna_stanza_get_attr_nth (src, i, &ns, &name, &value);
+      if (ns == NULL && strcmp (name, "to") == 0)
+        continue;
+      myna_stanza_set_attr_ns (top, ns, name, value);
+    }
+  for (guint i = 0; i < myna_stanza_get_n_children (src); i++)
+    myna_stanza_append (top, myna_stanza_get_child_nth (src, i));
+  return top;
+}
+
+/* Where a `to` attribute goes in @bytes, a stanza serialised without one:
+ * at the end of its start tag, where myna_stanza_set_attr() would have
+ * put it (attribute values escape '>', so the first one ends the tag). */
+static gsize
+fanout_splice_point (const GString *bytes)
+{
+  const char *gt = memchr (bytes->str, '>', bytes->len);
+  gsize at = gt != NULL ? (gsize) (gt - bytes->str) : bytes->len;
+
+  if (at > 0 && bytes->str[at - 1] == '/')
+    at--;
+  return at;
+}
+
+guint
+myna_server_fanout (MynaServer *server, MynaStanza *stanza, GPtrArray *to,
+                    GPtrArray *unavailable)
+{
+  g_return_val_if_fail (server != NULL && stanza != NULL && to != NULL, 0);
+  g_return_val_if_fail (!myna_stanza_is_text (stanza), 0);
+
+  /* The recipients' handlers see @view with their own `to`; it is a copy
+   * of the top element only, so the caller's stanza stays as it was. */
+  g_autoptr(MynaStanza) view = fanout_top (stanza);
+  g_autoptr(GString) bytes = g_string_sized_new (512);
+  myna_stanza_serialize (view, MYNA_NS_CLIENT, bytes);
+  gsize at = fanout_splice_point (bytes);
+  g_autoptr(GString) out = g_string_sized_new (bytes->len + 128);
+  guint handed = 0;
+
+  for (guint i = 0; i < to->len; i++)
+    {
+      MynaJid *jid = to->pdata[i];
+      const char *jid_string = myna_jid_to_string (jid);
+      MynaHost *host = myna_jid_get_local (jid) != NULL && myna_jid_get_resource (jid) != NULL
+                         ? myna_server_get_host (server, myna_jid_get_domain (jid))
+                         : NULL;
+
+      if (host == NULL || host->component)
+        {
+          /* Not a session of ours: routed like any stanza, as a copy of
+           * its own (routing may keep and edit it). */
+          g_autoptr(MynaStanza) copy = myna_stanza_copy (view);
+          myna_stanza_set_attr (copy, "to", jid_string);
+          myna_server_route (server, copy);
+          continue;
+        }
+      MynaSession *session = myna_host_find_session (host, jid);
+      if (session == NULL)
+        {
+          if (unavailable != NULL)
+            g_ptr_array_add (unavailable, jid);
+          continue;
+        }
+      handed++;
+      myna_stanza_set_attr (view, "to", jid_string);
+      gboolean taken = myna_session_to_client_taken (session, view);
+      /* A handler kept it (stream management does, until acknowledged):
+       * it is theirs now, with this recipient's `to`. */
+      if (myna_stanza_is_shared (view))
+        {
+          MynaStanza *fresh = fanout_top (view);
+          myna_stanza_unref (view);
+          view = fresh;
+        }
+      if (taken)
+        continue;
+      g_string_truncate (out, 0);
+      g_string_append_len (out, bytes->str, (gssize) at);
+      g_string_append (out, " to='");
+      myna_xml_escape_append (out, jid_string, -1);
+      g_string_append_c (out, '\'');
+      g_string_append_len (out, bytes->str + at, (gssize) (bytes->len - at));
+      myna_session_send_raw (session, out->str, (gssize) out->len);
+      server->stanzas_out++;
+    }
+  return handed;
 }
 
 void

@@ -394,6 +394,14 @@ myna_stanza_unref (MynaStanza *stanza)
     g_free (stanza);
 }
 
+gboolean
+myna_stanza_is_shared (const MynaStanza *stanza)
+{
+  g_return_val_if_fail (stanza != NULL, FALSE);
+
+  return stanza->ref_count > 1;
+}
+
 MynaStanza *
 myna_stanza_copy (const MynaStanza *stanza)
 {
