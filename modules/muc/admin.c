@@ -233,6 +233,53 @@ muc_admin_default_role (MucRoom *room, MucAffiliation affiliation)
   return MUC_ROLE_PARTICIPANT;
 }
 
+/* Sends @viewer's sessions the presence of every other occupant again,
+ * with real JIDs when it may now see them, without when it no longer
+ * may: in a semi-anonymous room that changes with the moderator role. */
+static void
+admin_resend_occupants (MucOccupant *viewer)
+{
+  MucRoom *room = viewer->room;
+  gboolean visible = muc_room_jids_visible_to (room, viewer);
+  g_autoptr(GPtrArray) all = muc_room_list_occupants (room);
+
+  for (guint i = 0; i < all->len; i++)
+    {
+      MucOccupant *occ = all->pdata[i];
+      g_autoptr(MynaStanza) p = NULL;
+      MynaStanza *x, *item;
+
+      if (occ == viewer)
+        continue;
+      p = occ->presence != NULL ? myna_stanza_copy (occ->presence)
+                                : myna_stanza_new ("presence", MYNA_NS_CLIENT);
+      myna_stanza_set_attr (p, "from", myna_jid_to_string (occ->jid));
+      x = myna_stanza_add_child (p, "x", NS_MUC_USER);
+      item = myna_stanza_add_child (x, "item", NULL);
+      myna_stanza_set_attr (item, "affiliation", muc_affiliation_name (
+                            muc_room_get_affiliation (room, occ->bare)));
+      myna_stanza_set_attr (item, "role", muc_role_name (occ->role));
+      if (visible && occ->sessions->len > 0)
+        myna_stanza_set_attr (item, "jid", myna_jid_to_string (occ->sessions->pdata[0]));
+      muc_occupant_send (viewer, p);
+    }
+}
+
+/* Gives @occ @role and broadcasts its presence; in a semi-anonymous room
+ * a moderator role gained or lost also changes what it sees of the
+ * others (Prosody does the same). */
+static void
+admin_change_role (MucOccupant *occ, MucRole role, const char *actor_nick, const char *reason)
+{
+  gboolean was_moderator = occ->role == MUC_ROLE_MODERATOR;
+
+  occ->role = role;
+  muc_occupant_broadcast_presence (occ, NULL, actor_nick, reason);
+  if (occ->room->config.whois != MUC_WHOIS_ANYONE
+      && was_moderator != (role == MUC_ROLE_MODERATOR))
+    admin_resend_occupants (occ);
+}
+
 void
 muc_admin_set_role (MucOccupant *occ, MucRole role, const char *actor_nick,
                     const char *reason)
@@ -251,8 +298,7 @@ muc_admin_set_role (MucOccupant *occ, MucRole role, const char *actor_nick,
   if (occ->role == role)
     return;
   g_debug ("%s: %s is now %s", occ->room->local, occ->nick, muc_role_name (role));
-  occ->role = role;
-  muc_occupant_broadcast_presence (occ, NULL, actor_nick, reason);
+  admin_change_role (occ, role, actor_nick, reason);
 }
 
 /* The role an occupant holding @current keeps after its affiliation went
@@ -389,8 +435,8 @@ admin_apply_affiliation (MucRoom *room, const char *bare, MucAffiliation now,
         }
       else
         {
-          occ->role = admin_role_after (room, occ->role, old, now);
-          muc_occupant_broadcast_presence (occ, NULL, actor_nick, reason);
+          admin_change_role (occ, admin_role_after (room, occ->role, old, now),
+                             actor_nick, reason);
         }
     }
   return FALSE;

@@ -364,6 +364,36 @@ test_kick (Fixture *f, gconstpointer unused)
   assert_error (r3, "not-allowed", "cancel");
 }
 
+/* In a semi-anonymous room a moderator sees real JIDs: an occupant made
+ * moderator (§9.6) gets the others' presence again with their JIDs, and
+ * without them once it is a participant again (§9.7). */
+static void
+test_moderator_jids (Fixture *f, gconstpointer unused)
+{
+  g_autoptr(MynaStanza) up = NULL;
+  g_autoptr(MynaStanza) seen = NULL;
+  g_autoptr(MynaStanza) down = NULL;
+  g_autoptr(MynaStanza) hidden = NULL;
+
+  create_room (f);
+  join (f->bob, "bob");
+  join (f->carol, "carol");
+  admin_set_ok (f->alice, "<item nick='carol' role='moderator'/>");
+  up = peer_expect (f->carol, "presence", "from='" ROOM "/carol'", "role='moderator'",
+                    "code='110'", NULL);
+  g_assert_nonnull (up);
+  seen = peer_expect (f->carol, "presence", "from='" ROOM "/bob'", "jid='bob@localhost/b'", NULL);
+  g_assert_nonnull (seen);
+  peer_drain (f->carol);
+  admin_set_ok (f->alice, "<item nick='carol' role='participant'/>");
+  down = peer_expect (f->carol, "presence", "from='" ROOM "/carol'", "role='participant'",
+                      "code='110'", NULL);
+  g_assert_nonnull (down);
+  hidden = peer_expect (f->carol, "presence", "from='" ROOM "/bob'", "role='participant'", NULL);
+  g_assert_nonnull (hidden);
+  g_assert_false (has_text (hidden, "jid="));
+}
+
 /* A ban (§9.1): 301 to the banned occupant and the others, its JID on
  * the outcast list; an admin may not ban itself (conflict) nor the owner
  * (not-allowed), nor grant admin status (forbidden). */
@@ -739,6 +769,7 @@ main (int argc, char **argv)
   ADD ("forbidden", test_forbidden);
   ADD ("config", test_config);
   ADD ("kick", test_kick);
+  ADD ("moderator-jids", test_moderator_jids);
   ADD ("ban", test_ban);
   ADD ("owners", test_owners);
   ADD ("atomic", test_atomic);
