@@ -586,21 +586,34 @@ admin_read_item (MucRoom *room, MynaStanza *item, MynaErrorType *type,
           return NULL;
         }
       c->bare = g_strdup (myna_jid_bare_string (parsed));
-      c->nick = g_strdup (nick);        /* §9.5: the member's reserved nick */
+      /* §9.5: a member's (or admin's, owner's) reserved nick; ignored
+       * with the other affiliations, which keep none */
+      if (a >= MUC_AFFIL_MEMBER)
+        c->nick = g_strdup (nick);
       return c;
     }
   if (nick != NULL)
     {
       MucOccupant *occ = muc_room_find_occupant (room, nick);
+      GHashTableIter it;
+      gpointer key, value;
 
       if (occ != NULL)
         {
           c->bare = g_strdup (myna_jid_bare_string (occ->bare));
           return c;
         }
+      /* or the user who registered that nick */
+      g_hash_table_iter_init (&it, room->reserved_nicks);
+      while (g_hash_table_iter_next (&it, &key, &value))
+        if (g_strcmp0 (value, nick) == 0)
+          {
+            c->bare = g_strdup (key);
+            return c;
+          }
       *type = MYNA_ERROR_TYPE_CANCEL;
       *condition = "item-not-found";
-      *text = "No occupant has that nick";
+      *text = "No occupant or registered user has that nick";
       admin_change_free (c);
       return NULL;
     }
@@ -810,7 +823,7 @@ admin_set (MucRoom *room, MynaCall *call, MynaStanza *iq, MynaStanza *query)
             {
               g_autofree char *prepped = myna_jid_prep_resource (c->nick, NULL);
 
-              if (prepped == NULL || c->affiliation < MUC_AFFIL_MEMBER)
+              if (prepped == NULL)
                 {
                   admin_error (room, call, iq, MYNA_ERROR_TYPE_MODIFY, "not-acceptable",
                                "Bad reserved nick");
@@ -1406,6 +1419,14 @@ owner_submit (MucRoom *room, MynaCall *call, MynaStanza *iq, MynaStanza *x)
         muc_room_notify_status (room, codes);
     }
   owner_config_clear (&old);
+  if (!gone && !room->config.persistent && g_hash_table_size (room->occupants) == 0)
+    {
+      /* made temporary while empty: it goes now, as it would have gone
+       * when its last occupant left */
+      g_info ("%s: temporary and empty: destroyed", room->local);
+      muc_room_destroy (room, NULL, NULL, NULL);
+      gone = TRUE;
+    }
   if (!gone)
     muc_room_save (room);
   myna_call_reply_result (call, iq);
@@ -1796,6 +1817,14 @@ admin_voice (MucRoom *room, MynaCall *call, MynaStanza *message, MynaStanza *for
                    "Wait before asking for voice again");
       return;
     }
+  /* forget requests old enough not to matter (bounds the table) */
+  GHashTableIter it;
+  gpointer value;
+
+  g_hash_table_iter_init (&it, ar->voice_requests);
+  while (g_hash_table_iter_next (&it, NULL, &value))
+    if (now - *(gint64 *) value >= ADMIN_VOICE_REQUEST_INTERVAL)
+      g_hash_table_iter_remove (&it);
   last = g_new (gint64, 1);
   *last = now;
   g_hash_table_insert (ar->voice_requests, g_strdup (occ->nick), last);

@@ -414,7 +414,7 @@ test_ban (Fixture *f, gconstpointer unused)
   join (f->carol, "carol");
   admin_set_ok (f->alice, "<item affiliation='admin' jid='bob@localhost'/>");
   peer_drain (f->alice);
-  admin_set_ok (f->bob, "<item affiliation='outcast' jid='carol@localhost'>"
+  admin_set_ok (f->bob, "<item affiliation='outcast' jid='carol@localhost' nick='carol'>"
                         "<reason>Spam</reason></item>");
   banned = peer_expect (f->carol, "presence", "from='" ROOM "/carol'", "type='unavailable'",
                         "affiliation='outcast'", "role='none'", "<actor nick='bob'/>",
@@ -684,7 +684,7 @@ test_invite (Fixture *f, gconstpointer unused)
 /* Registration (§7.10): the muc#register form; a registered nick makes
  * its user a member and is answered with <registered/>; another user's
  * try at it is a conflict; an empty nick a bad request; <remove/> undoes
- * it. */
+ * it; a ban by the registered nick bans its user and frees the nick. */
 static void
 test_register (Fixture *f, gconstpointer unused)
 {
@@ -696,7 +696,12 @@ test_register (Fixture *f, gconstpointer unused)
   g_autoptr(MynaStanza) empty = NULL;
   g_autoptr(MynaStanza) gone = NULL;
   g_autoptr(MynaStanza) members2 = NULL;
+  g_autoptr(MynaStanza) r2 = NULL;
+  g_autoptr(MynaStanza) outcasts = NULL;
+  g_autoptr(MynaStanza) banned = NULL;
+  g_autoptr(MynaStanza) free_again = NULL;
   g_autofree char *m2 = NULL;
+  g_autofree char *o = NULL;
   g_autofree char *text = NULL;
 
 #define REGISTER(nick) \
@@ -727,6 +732,19 @@ test_register (Fixture *f, gconstpointer unused)
   members2 = admin_get (f->alice, "affiliation='member'");
   m2 = list_of (members2, "jid");
   g_assert_cmpstr (m2, ==, "");
+
+  /* a registered nick names its user in an affiliation change; a ban
+   * drops the registration */
+  r2 = room_iq (f->bob, "set", REGISTER ("bobby"));
+  assert_result (r2);
+  admin_set_ok (f->alice, "<item affiliation='outcast' nick='bobby'/>");
+  outcasts = admin_get (f->alice, "affiliation='outcast'");
+  o = list_of (outcasts, "jid");
+  g_assert_cmpstr (o, ==, "bob@localhost");
+  banned = room_iq (f->bob, "get", "<query xmlns='jabber:iq:register'/>");
+  assert_error (banned, "forbidden", "auth");
+  free_again = room_iq (f->carol, "set", REGISTER ("bobby"));
+  assert_result (free_again);
 #undef REGISTER
 }
 
@@ -761,6 +779,31 @@ test_destroy (Fixture *f, gconstpointer unused)
   g_assert_nonnull (out2);
 }
 
+/* A persistent room stays when empty; made temporary from outside while
+ * empty, it goes (later questions to it: item-not-found). */
+static void
+test_made_temporary (Fixture *f, gconstpointer unused)
+{
+  g_autoptr(MynaStanza) r = NULL;
+  g_autoptr(MynaStanza) left = NULL;
+  g_autoptr(MynaStanza) still = NULL;
+  g_autoptr(MynaStanza) r2 = NULL;
+  g_autoptr(MynaStanza) gone = NULL;
+
+  create_room (f);
+  r = config_submit (f->alice, FIELD ("muc#roomconfig_persistentroom", "1"));
+  assert_result (r);
+  peer_send (f->alice, "<presence to='" ROOM "/alice' type='unavailable'/>");
+  left = peer_expect (f->alice, "presence", "from='" ROOM "/alice'", "type='unavailable'", NULL);
+  g_assert_nonnull (left);
+  still = room_iq (f->alice, "get", "<query xmlns='" NS_MUC_OWNER "'/>");
+  assert_result (still);
+  r2 = config_submit (f->alice, FIELD ("muc#roomconfig_persistentroom", "0"));
+  assert_result (r2);
+  gone = room_iq (f->alice, "get", "<query xmlns='" NS_MUC_OWNER "'/>");
+  assert_error (gone, "item-not-found", "cancel");
+}
+
 int
 main (int argc, char **argv)
 {
@@ -778,5 +821,6 @@ main (int argc, char **argv)
   ADD ("invite", test_invite);
   ADD ("register", test_register);
   ADD ("destroy", test_destroy);
+  ADD ("made-temporary", test_made_temporary);
   return g_test_run ();
 }
