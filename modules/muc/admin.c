@@ -1088,7 +1088,7 @@ owner_config_form (MucRoom *room)
   form_add_option (field, "Nobody", "none");
   form_add_bool (x, "muc#roomconfig_allowvoicerequests", "Allow visitors to request voice",
                  c->voice_requests);
-  field = form_add_field (x, "muc#maxhistoryfetch", "text-single",
+  field = form_add_field (x, "muc#roomconfig_historylength", "text-single",
                           "Number of history messages sent on joining");
   myna_stanza_add_text_child (field, "desc", "At most the service's limit");
   myna_stanza_add_text_child (field, "value", history);
@@ -1257,6 +1257,8 @@ owner_read_config (MucRoom *room, MynaStanza *x, MucConfig *c, const char **cond
       *text = "muc#roomconfig_maxusers is not a number";
       return FALSE;
     }
+  /* muc.h's muc#roomconfig_historylength (Prosody's name), or the XEP's
+   * registered muc#maxhistoryfetch */
   if (!owner_read_uint (x, "muc#maxhistoryfetch", &c->history_length)
       || !owner_read_uint (x, "muc#roomconfig_historylength", &c->history_length))
     {

@@ -251,12 +251,13 @@ test_config (Fixture *f, gconstpointer unused)
     "muc#roomconfig_passwordprotectedroom", "muc#roomconfig_roomsecret",
     "muc#roomconfig_maxusers", "muc#roomconfig_whois", "muc#roomconfig_changesubject",
     "muc#roomconfig_allowinvites", "muc#roomconfig_allowpm",
-    "muc#roomconfig_allowvoicerequests", "muc#maxhistoryfetch",
+    "muc#roomconfig_allowvoicerequests", "muc#roomconfig_historylength",
     "muc#roomconfig_enablearchiving", "muc#roomconfig_roomowners", "muc#roomconfig_roomadmins",
   };
   static const char *const bad[][2] = {
     { FIELD ("muc#roomconfig_maxusers", "51"), "not-acceptable" },
     { FIELD ("muc#roomconfig_maxusers", "many"), "bad-request" },
+    { FIELD ("muc#roomconfig_historylength", "31"), "not-acceptable" },
     { FIELD ("muc#maxhistoryfetch", "31"), "not-acceptable" },
     { FIELD ("muc#roomconfig_moderatedroom", "perhaps"), "bad-request" },
     { FIELD ("muc#roomconfig_whois", "nobody"), "bad-request" },
@@ -317,7 +318,7 @@ test_config (Fixture *f, gconstpointer unused)
   g_assert_nonnull (strstr (text2, "label='Name'><value>The Den</value>"));
   g_assert_nonnull (strstr (text2, "<value>anyone</value>"));
   g_assert_nonnull (strstr (text2, "label='Maximum number of occupants'><value>20</value>"));
-  g_assert_nonnull (strstr (text2, "var='muc#maxhistoryfetch' type='text-single' "
+  g_assert_nonnull (strstr (text2, "var='muc#roomconfig_historylength' type='text-single' "
                                    "label='Number of history messages sent on joining'>"
                                    "<desc>At most the service's limit</desc><value>30</value>"));
 }
