@@ -1897,3 +1897,45 @@ muc_admin_room_free (MucRoom *room)
   g_hash_table_unref (ar->voice_requests);
   g_free (ar);
 }
+
+/* Hot reload (muc.c's save/restore): the times of the voice requests, as
+ * a{sx} (nick → µs of its last request), or NULL when there are none. */
+GVariant *
+muc_admin_room_save (MucRoom *room)
+{
+  AdminRoom *ar;
+  GVariantBuilder b;
+  GHashTableIter it;
+  gpointer key, value;
+
+  g_return_val_if_fail (room != NULL, NULL);
+  ar = room->admin;
+  if (ar == NULL || g_hash_table_size (ar->voice_requests) == 0)
+    return NULL;
+  g_variant_builder_init (&b, G_VARIANT_TYPE ("a{sx}"));
+  g_hash_table_iter_init (&it, ar->voice_requests);
+  while (g_hash_table_iter_next (&it, &key, &value))
+    g_variant_builder_add (&b, "{sx}", (const char *) key, *(gint64 *) value);
+  return g_variant_builder_end (&b);
+}
+
+void
+muc_admin_room_restore (MucRoom *room, GVariant *state)
+{
+  AdminRoom *ar;
+  GVariantIter it;
+  const char *nick;
+  gint64 when;
+
+  g_return_if_fail (room != NULL && state != NULL);
+  if (!g_variant_is_of_type (state, G_VARIANT_TYPE ("a{sx}")))
+    {
+      g_warning ("room %s: saved voice requests of type %s ignored", room->local,
+                 g_variant_get_type_string (state));
+      return;
+    }
+  ar = admin_room (room);
+  g_variant_iter_init (&it, state);
+  while (g_variant_iter_next (&it, "{&sx}", &nick, &when))
+    g_hash_table_insert (ar->voice_requests, g_strdup (nick), g_memdup2 (&when, sizeof when));
+}

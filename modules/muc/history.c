@@ -777,3 +777,71 @@ muc_history_fini (Muc *muc)
   muc->history_data = NULL;
   muc_history_service_free (svc);
 }
+
+/* ---- hot reload ----------------------------------------------------------- */
+
+/* The format of what muc_history_save gives: (seq, persisted, items of
+ * (arrival µs, message XML)). */
+#define MUC_HISTORY_STATE_TYPE "(tba(xs))"
+
+GVariant *
+muc_history_save (MucRoom *room)
+{
+  MucHistory *h;
+  GVariantBuilder items;
+
+  g_return_val_if_fail (room != NULL, NULL);
+  h = room->history;
+  if (h == NULL || h == MUC_HISTORY_UNREAD)
+    return NULL;
+  g_variant_builder_init (&items, G_VARIANT_TYPE ("a(xs)"));
+  for (GList *l = h->items.head; l != NULL; l = l->next)
+    {
+      MucHistoryItem *item = l->data;
+      g_autoptr(GString) xml = g_string_sized_new (256);
+
+      myna_stanza_serialize (item->message, MYNA_NS_CLIENT, xml);
+      g_variant_builder_add (&items, "(xs)", item->stamp, xml->str);
+    }
+  return g_variant_new ("(tb@a(xs))", h->seq, h->persisted, g_variant_builder_end (&items));
+}
+
+void
+muc_history_restore (MucRoom *room, GVariant *state)
+{
+  g_autoptr(GVariant) items = NULL;
+  MucHistory *h;
+  GVariantIter it;
+  gint64 stamp;
+  const char *xml;
+
+  g_return_if_fail (room != NULL && state != NULL);
+  if (!g_variant_is_of_type (state, G_VARIANT_TYPE (MUC_HISTORY_STATE_TYPE)))
+    {
+      g_warning ("room %s: saved history of type %s ignored", room->local,
+                 g_variant_get_type_string (state));
+      return;
+    }
+  muc_history_room_free (room);
+  h = g_new0 (MucHistory, 1);
+  g_queue_init (&h->items);
+  g_variant_get (state, "(tb@a(xs))", &h->seq, &h->persisted, &items);
+  g_variant_iter_init (&it, items);
+  while (g_variant_iter_next (&it, "(x&s)", &stamp, &xml))
+    {
+      MynaStanza *message = myna_stanza_parse (xml, -1, NULL);
+      MucHistoryItem *item;
+
+      if (message == NULL)
+        {
+          g_warning ("room %s: a saved history message is unreadable: skipped", room->local);
+          continue;
+        }
+      item = g_new0 (MucHistoryItem, 1);
+      item->message = message;
+      item->stamp = stamp;
+      g_queue_push_tail (&h->items, item);
+    }
+  muc_history_trim (h, muc_history_limit (room));
+  room->history = h;
+}

@@ -66,6 +66,7 @@ typedef struct {
 } MucForward;
 
 static void muc_room_free (MucRoom *room);
+static void muc_error_kick (Muc *muc, MynaCall *call, MynaStanza *stanza);
 
 /* ---- small helpers ----------------------------------------------------------- */
 
@@ -1273,8 +1274,14 @@ muc_on_presence (MynaCall *call, MynaStanza *presence, gpointer data)
   if (from == NULL || myna_jid_is_bare (from) || local == NULL)
     return MYNA_HANDLED;          /* only sessions join; the domain takes none */
   occ = room != NULL ? muc_room_find_by_real (room, from) : NULL;
-  /* An error presence (a bounce) is dropped, not taken as a leave: a
-   * bounce can come back while a broadcast walks the room. */
+  /* An error presence (a bounce) is not taken as a leave at once: a
+   * bounce can come back while a broadcast walks the room.  One of the
+   * kinds that mean the session is gone removes it later (333). */
+  if (g_strcmp0 (type, "error") == 0)
+    {
+      muc_error_kick (muc, call, presence);
+      return MYNA_HANDLED;
+    }
   if (g_strcmp0 (type, "unavailable") == 0)
     {
       if (occ != NULL)
@@ -1443,7 +1450,10 @@ muc_on_message (MynaCall *call, MynaStanza *message, gpointer data)
   MucRoom *room;
 
   if (g_strcmp0 (type, "error") == 0)
-    return MYNA_HANDLED;          /* an occupant's client bounced something */
+    {
+      muc_error_kick (muc, call, message);  /* an occupant's client bounced something */
+      return MYNA_HANDLED;
+    }
   if (myna_jid_get_local (to) == NULL)
     {
       muc_reply_error (call, message, MYNA_ERROR_TYPE_CANCEL, "service-unavailable",
@@ -1646,15 +1656,150 @@ muc_role_parse (const char *name)
   return -1;
 }
 
-/* ---- load and unload ------------------------------------------------------------------- */
+/* ---- occupants whose client answers with an error ------------------------------ */
+
+/* The stanza error conditions that mean an occupant's session is gone
+ * (XEP-0045 §15 status 333; the list Prosody kicks on): a client or its
+ * server answering a message or presence from the room with one of them
+ * is taken out of the room. */
+static const char *const muc_kick_conditions[] = {
+  "gone", "internal-server-error", "item-not-found", "jid-malformed",
+  "recipient-unavailable", "redirect", "remote-server-not-found",
+  "remote-server-timeout", "service-unavailable", NULL
+};
+
+/* A session to take out of a room once the stanza being handled is done
+ * (its error may have come back while a broadcast walked the room). */
+typedef struct {
+  Muc       *muc;
+  MynaTimer *timer;
+  char      *room;        /* the room's local part */
+  MynaJid   *real;        /* the session's real full JID */
+  char      *condition;   /* why, for the log */
+} MucKick;
+
+static void
+muc_kick_free (gpointer data)
+{
+  MucKick *k = data;
+
+  myna_timer_free (k->timer);
+  g_free (k->room);
+  myna_jid_unref (k->real);
+  g_free (k->condition);
+  g_free (k);
+}
+
+/* The defined condition of the error stanza @stanza, or NULL when it has
+ * none (a malformed error). */
+static const char *
+muc_error_condition (MynaStanza *stanza)
+{
+  MynaStanza *error = myna_stanza_get_child (stanza, "error", NULL);
+
+  for (guint i = 0; error != NULL && i < myna_stanza_get_n_children (error); i++)
+    {
+      MynaStanza *child = myna_stanza_get_child_nth (error, i);
+
+      if (!myna_stanza_is_text (child) && g_strcmp0 (myna_stanza_get_ns (child), NS_STANZAS) == 0
+          && g_strcmp0 (myna_stanza_get_name (child), "text") != 0)
+        return myna_stanza_get_name (child);
+    }
+  return NULL;
+}
+
+/* Takes session @real of @occ out of the room (§15 status 333, with 307
+ * as a kick): the last session takes the nick out, everyone seeing its
+ * unavailable presence; an earlier one alone gets its own. */
+static void
+muc_occupant_kick_session (MucOccupant *occ, MynaJid *real)
+{
+  static const int codes[] = { 307, 333, 0 };
+
+  if (occ->sessions->len > 1)
+    {
+      MucPresenceOpts o = { .unavailable = TRUE, .codes = codes };
+      g_autoptr(MynaStanza) self = muc_render_presence (occ, &o, TRUE, TRUE);
+      g_autoptr(MynaJid) gone = myna_jid_ref (real);
+
+      g_hash_table_remove (occ->room->by_real, myna_jid_to_string (gone));
+      for (guint i = 0; i < occ->sessions->len; i++)
+        if (myna_jid_equal (occ->sessions->pdata[i], gone))
+          {
+            g_ptr_array_remove_index (occ->sessions, i);
+            break;
+          }
+      muc_send_one (occ->room->muc, self, gone);
+      return;
+    }
+  muc_occupant_remove (occ, codes, NULL, NULL);
+}
+
+/* The timer of a MucKick: the session, if still in the room, goes. */
+static void
+muc_kick_fire (gpointer data)
+{
+  MucKick *k = data;
+  Muc *muc = k->muc;
+  MucRoom *room = muc_room_find (muc, k->room);
+  MucOccupant *occ = room != NULL ? muc_room_find_by_real (room, k->real) : NULL;
+
+  if (occ != NULL)
+    {
+      g_info ("%s: %s answered with %s: removed from the room (333)",
+              myna_jid_to_string (room->jid), myna_jid_to_string (k->real), k->condition);
+      muc_occupant_kick_session (occ, k->real);
+    }
+  g_hash_table_remove (muc->kicks, k);
+}
+
+/* A message or presence of type error to the room or an occupant JID:
+ * when it comes from an occupant's session with a condition meaning the
+ * session is gone (or none at all), that session leaves the room with
+ * 333 once the current stanza is done; any other error is dropped. */
+static void
+muc_error_kick (Muc *muc, MynaCall *call, MynaStanza *stanza)
+{
+  MynaJid *from = myna_call_get_from (call);
+  const char *local = myna_jid_get_local (myna_call_get_to (call));
+  const char *condition = muc_error_condition (stanza);
+  MucRoom *room;
+  MucKick *k;
+
+  if (muc->closing)
+    return;
+  room = muc_room_find (muc, local);
+  if (room == NULL || from == NULL || muc_room_find_by_real (room, from) == NULL)
+    return;
+  if (condition != NULL && !g_strv_contains (muc_kick_conditions, condition))
+    {
+      g_debug ("%s: %s answered with %s: kept", myna_jid_to_string (room->jid),
+               myna_jid_to_string (from), condition);
+      return;
+    }
+  k = g_new0 (MucKick, 1);
+  k->muc = muc;
+  k->room = g_strdup (room->local);
+  k->real = myna_jid_ref (from);
+  k->condition = g_strdup (condition != NULL ? condition : "a malformed error");
+  k->timer = myna_timer_new (muc_kick_fire, k);
+  g_hash_table_add (muc->kicks, k);
+  myna_timer_start (k->timer, 0);
+}
+
+/* ---- load, unload and hot reload -------------------------------------------------- */
+
+/* The version of muc_save's state. */
+#define MUC_STATE_VERSION 1
 
 /* Frees the service (on unload, after its pending callbacks): rooms and
- * occupants go without a word, as on a restart (§ "332" is not sent). */
+ * occupants go without a word more (muc_unload told them). */
 static void
 muc_free (gpointer data)
 {
   Muc *muc = data;
 
+  g_clear_pointer (&muc->kicks, g_hash_table_unref);
   muc_disco_fini (muc);
   g_hash_table_unref (muc->rooms);
   muc_history_fini (muc);
@@ -1662,6 +1807,235 @@ muc_free (gpointer data)
   g_free (muc->room_creation);
   g_clear_pointer (&muc->admins, g_ptr_array_unref);
   g_free (muc);
+}
+
+/* The unload.  A reload's (muc_save ran) leaves the occupants to the
+ * new instance.  Otherwise the service goes for good: each session of
+ * each occupant gets its own unavailable presence with 332 (XEP-0045
+ * §15, system shutdown) and 110, one stanza per occupant (the others'
+ * unavailable presences would say nothing more: everyone is out). */
+static void
+muc_unload (MynaModule *mod)
+{
+  Muc *muc = myna_module_get_data (mod);
+  MucPresenceOpts o = { .unavailable = TRUE, .codes = (const int[]) { 332, 0 } };
+  GHashTableIter it;
+  gpointer value;
+  guint n = 0;
+
+  if (muc == NULL)
+    return;
+  muc->closing = TRUE;
+  g_hash_table_remove_all (muc->kicks);
+  if (muc->reloading)
+    return;
+  g_hash_table_iter_init (&it, muc->rooms);
+  while (g_hash_table_iter_next (&it, NULL, &value))
+    for (GList *l = ((MucRoom *) value)->order.head; l != NULL; l = l->next)
+      {
+        MucOccupant *occ = l->data;
+        g_autoptr(MynaStanza) p = muc_render_presence (occ, &o, TRUE, TRUE);
+
+        /* Not muc_fanout: its timer for gone sessions would outlive us. */
+        myna_server_fanout (muc->server, p, occ->sessions, NULL);
+        n++;
+      }
+  if (n > 0)
+    g_info ("%s: the service stops: %u occupant(s) told (332)",
+            myna_host_get_name (muc->host), n);
+}
+
+/* The state of @occ: (nick, real full JIDs, role, joined, presence XML). */
+static GVariant *
+muc_occupant_save (MucOccupant *occ)
+{
+  g_autoptr(GPtrArray) jids = g_ptr_array_new ();
+  g_autofree char *presence = occ->presence != NULL ? myna_stanza_to_string (occ->presence)
+                                                    : g_strdup ("");
+
+  for (guint i = 0; i < occ->sessions->len; i++)
+    g_ptr_array_add (jids, (gpointer) myna_jid_to_string (occ->sessions->pdata[i]));
+  g_ptr_array_add (jids, NULL);
+  return g_variant_new ("(s^asixs)", occ->nick, (const char *const *) jids->pdata,
+                        (gint32) occ->role, occ->joined, presence);
+}
+
+/* Before a reload: every room as it is in memory, as a dictionary per
+ * room: "local", "room" (the stored form, muc_room_serialise, which
+ * temporary rooms get too), "locked", "saved", "occupants" (in join
+ * order), "history" and "admin" (the other files' state, when any). */
+static GVariant *
+muc_save (MynaModule *mod)
+{
+  Muc *muc = myna_module_get_data (mod);
+  g_auto(GVariantDict) dict = G_VARIANT_DICT_INIT (NULL);
+  GVariantBuilder rooms;
+  GHashTableIter it;
+  gpointer value;
+
+  g_variant_builder_init (&rooms, G_VARIANT_TYPE ("aa{sv}"));
+  g_hash_table_iter_init (&it, muc->rooms);
+  while (g_hash_table_iter_next (&it, NULL, &value))
+    {
+      MucRoom *room = value;
+      g_auto(GVariantDict) r = G_VARIANT_DICT_INIT (NULL);
+      g_autofree char *text = muc_room_serialise (room);
+      GVariantBuilder occs;
+      GVariant *history = muc_history_save (room);
+      GVariant *admin = muc_admin_room_save (room);
+
+      g_variant_dict_insert (&r, "local", "s", room->local);
+      g_variant_dict_insert (&r, "room", "s", text);
+      g_variant_dict_insert (&r, "locked", "b", room->locked);
+      g_variant_dict_insert (&r, "saved", "b", room->saved);
+      g_variant_builder_init (&occs, G_VARIANT_TYPE ("a(sasixs)"));
+      for (GList *l = room->order.head; l != NULL; l = l->next)
+        g_variant_builder_add_value (&occs, muc_occupant_save (l->data));
+      g_variant_dict_insert_value (&r, "occupants", g_variant_builder_end (&occs));
+      if (history != NULL)
+        g_variant_dict_insert_value (&r, "history", history);
+      if (admin != NULL)
+        g_variant_dict_insert_value (&r, "admin", admin);
+      g_variant_builder_add_value (&rooms, g_variant_dict_end (&r));
+    }
+  g_variant_dict_insert (&dict, "version", "u", (guint32) MUC_STATE_VERSION);
+  g_variant_dict_insert_value (&dict, "rooms", g_variant_builder_end (&rooms));
+  muc->reloading = TRUE;
+  g_info ("%s: %u room(s) saved for the reload", myna_host_get_name (muc->host),
+          g_hash_table_size (muc->rooms));
+  return g_variant_dict_end (&dict);
+}
+
+/* Puts a saved occupant back into @room; FALSE (logged) when unusable. */
+static gboolean
+muc_occupant_restore (MucRoom *room, GVariant *v)
+{
+  const char *nick, *presence;
+  g_autofree const char **jids = NULL;
+  gint32 role;
+  gint64 joined;
+  MucOccupant *occ;
+
+  g_variant_get (v, "(&s^a&six&s)", &nick, &jids, &role, &joined, &presence);
+  if (jids[0] == NULL || role < MUC_ROLE_VISITOR || role > MUC_ROLE_MODERATOR
+      || g_hash_table_contains (room->occupants, nick))
+    {
+      g_warning ("room %s: saved occupant %s unusable: dropped", room->local, nick);
+      return FALSE;
+    }
+  occ = g_new0 (MucOccupant, 1);
+  occ->room = room;
+  occ->nick = g_strdup (nick);
+  occ->jid = myna_jid_with_resource (room->jid, nick, NULL);
+  occ->sessions = g_ptr_array_new_with_free_func ((GDestroyNotify) myna_jid_unref);
+  for (guint i = 0; jids[i] != NULL; i++)
+    {
+      MynaJid *real = myna_jid_parse (jids[i], NULL);
+
+      if (real == NULL || g_hash_table_contains (room->by_real, myna_jid_to_string (real)))
+        {
+          g_clear_pointer (&real, myna_jid_unref);
+          continue;
+        }
+      g_ptr_array_add (occ->sessions, real);
+      g_hash_table_insert (room->by_real, g_strdup (myna_jid_to_string (real)), occ);
+    }
+  if (occ->sessions->len == 0 || occ->jid == NULL)
+    {
+      g_warning ("room %s: saved occupant %s has no usable JID: dropped", room->local, nick);
+      for (guint i = 0; i < occ->sessions->len; i++)
+        g_hash_table_remove (room->by_real, myna_jid_to_string (occ->sessions->pdata[i]));
+      muc_occupant_free (occ);
+      return FALSE;
+    }
+  occ->bare = myna_jid_get_bare (occ->sessions->pdata[0]);
+  occ->role = (MucRole) role;
+  occ->joined = joined;
+  occ->presence = presence[0] != '\0' ? myna_stanza_parse (presence, -1, NULL) : NULL;
+  g_queue_push_tail (&room->order, occ);
+  occ->link = room->order.tail;
+  g_hash_table_insert (room->occupants, occ->nick, occ);
+  return TRUE;
+}
+
+/* Puts one saved room back (replacing the copy load read from the
+ * store, if any). */
+static void
+muc_room_restore (Muc *muc, GVariant *v)
+{
+  g_auto(GVariantDict) r = G_VARIANT_DICT_INIT (v);
+  g_autoptr(GVariant) occs = NULL;
+  g_autoptr(GVariant) history = NULL;
+  g_autoptr(GVariant) admin = NULL;
+  const char *local = NULL, *text = NULL;
+  gboolean locked = FALSE, saved = FALSE;
+  MucRoom *room;
+  GVariantIter it;
+  GVariant *occ;
+
+  if (!g_variant_dict_lookup (&r, "local", "&s", &local)
+      || !g_variant_dict_lookup (&r, "room", "&s", &text))
+    {
+      g_warning ("muc: a saved room without its name or state: dropped");
+      return;
+    }
+  room = muc_room_deserialise (muc, local, text);
+  if (room == NULL)
+    return;
+  g_variant_dict_lookup (&r, "locked", "b", &locked);
+  g_variant_dict_lookup (&r, "saved", "b", &saved);
+  room->locked = locked;
+  room->saved = saved;
+  g_hash_table_replace (muc->rooms, g_strdup (room->local), room);
+  occs = g_variant_dict_lookup_value (&r, "occupants", G_VARIANT_TYPE ("a(sasixs)"));
+  if (occs != NULL)
+    {
+      g_variant_iter_init (&it, occs);
+      while ((occ = g_variant_iter_next_value (&it)) != NULL)
+        {
+          muc_occupant_restore (room, occ);
+          g_variant_unref (occ);
+        }
+    }
+  history = g_variant_dict_lookup_value (&r, "history", NULL);
+  if (history != NULL)
+    muc_history_restore (room, history);
+  else if (room->saved)
+    muc_history_room_loaded (room);
+  admin = g_variant_dict_lookup_value (&r, "admin", NULL);
+  if (admin != NULL)
+    muc_admin_room_restore (room, admin);
+}
+
+/* After a reload's load: the rooms muc_save kept, as they were. */
+static void
+muc_restore (MynaModule *mod, GVariant *state)
+{
+  Muc *muc = myna_module_get_data (mod);
+  g_autoptr(GVariant) rooms = NULL;
+  guint32 version = 0;
+  GVariantIter it;
+  GVariant *room;
+
+  if (!g_variant_is_of_type (state, G_VARIANT_TYPE_VARDICT)
+      || !g_variant_lookup (state, "version", "u", &version) || version != MUC_STATE_VERSION)
+    {
+      g_warning ("muc: saved state of type %s (version %u) ignored: occupants are lost",
+                 g_variant_get_type_string (state), version);
+      return;
+    }
+  rooms = g_variant_lookup_value (state, "rooms", G_VARIANT_TYPE ("aa{sv}"));
+  if (rooms == NULL)
+    return;
+  g_variant_iter_init (&it, rooms);
+  while ((room = g_variant_iter_next_value (&it)) != NULL)
+    {
+      muc_room_restore (muc, room);
+      g_variant_unref (room);
+    }
+  g_info ("%s: %" G_GSIZE_FORMAT " room(s) restored after the reload",
+          myna_host_get_name (muc->host),
+          g_variant_n_children (rooms));
 }
 
 static gboolean
@@ -1676,6 +2050,7 @@ muc_load (MynaModule *mod, GError **error)
   muc->storage = myna_module_get_storage (mod);
   muc->rooms = g_hash_table_new_full (g_str_hash, g_str_equal, g_free,
                                       (GDestroyNotify) muc_room_free);
+  muc->kicks = g_hash_table_new_full (NULL, NULL, muc_kick_free, NULL);
   muc_settings_apply (muc, myna_module_get_config (mod));
   archive = myna_module_use (mod, MYNA_ARCHIVE_SERVICE, 1, NULL);
   if (archive != NULL && myna_service_get_table (archive) != NULL)
@@ -1749,4 +2124,7 @@ MYNA_MODULE_DEFINE (muc,
       MYNA_CONFIG_BOOL (MucSettings, default_archived, "true",
                         "new rooms are archived (when the mam module runs)")),
   .config_size = sizeof (MucSettings),
-  .load    = muc_load);
+  .load    = muc_load,
+  .unload  = muc_unload,
+  .save    = muc_save,
+  .restore = muc_restore);

@@ -122,6 +122,10 @@ struct _Muc {
   gpointer     admin_data;    /* admin.c's */
   gpointer     history_data;  /* history.c's */
   gpointer     disco_data;    /* disco.c's */
+  gboolean     reloading;     /* muc.c: save ran, so the unload is a reload's
+                               * (occupants stay, no 332) */
+  gboolean     closing;       /* muc.c: the unload has begun */
+  GHashTable  *kicks;         /* muc.c: MucKick* pending (a set, owned) */
 };
 
 /* One occupant: one nick in one room, held by one real bare JID from one
@@ -240,6 +244,12 @@ void         muc_admin_set_role (MucOccupant *occ, MucRole role,
                                  const char *actor_nick, const char *reason);
 /* Frees admin.c's per-room state. */
 void         muc_admin_room_free (MucRoom *room);
+/* Hot reload (muc.c's save/restore): admin.c's per-room state (the
+ * times of voice requests), or NULL when there is none.
+ * Returns: (transfer floating) (nullable) */
+GVariant    *muc_admin_room_save (MucRoom *room);
+/* Restores what muc_admin_room_save gave into @room. */
+void         muc_admin_room_restore (MucRoom *room, GVariant *state);
 
 /* ---- history.c ----------------------------------------------------------- */
 
@@ -262,6 +272,14 @@ void         muc_history_room_destroyed (MucRoom *room);
 void         muc_history_room_free (MucRoom *room);
 gboolean     muc_history_init (Muc *muc, GError **error);
 void         muc_history_fini (Muc *muc);
+/* Hot reload (muc.c's save/restore): @room's history as kept in memory
+ * (messages, arrival times, the kv sequence), or NULL when none is (a
+ * loaded room never read back: the new instance reads the kv store too).
+ * Returns: (transfer floating) (nullable) */
+GVariant    *muc_history_save (MucRoom *room);
+/* Replaces @room's history with what muc_history_save gave (logged and
+ * ignored when it is not that). */
+void         muc_history_restore (MucRoom *room, GVariant *state);
 
 /* ---- disco.c ------------------------------------------------------------- */
 
