@@ -1678,6 +1678,7 @@ typedef struct {
   char      *condition;   /* why, for the log */
 } MucKick;
 
+/* Frees a MucKick (the kicks table's destroy), its timer with it. */
 static void
 muc_kick_free (gpointer data)
 {

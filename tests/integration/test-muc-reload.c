@@ -234,6 +234,7 @@ test_reload (Fixture *f, gconstpointer unused)
                      "</message>");
   g_assert_nonnull (peer_await (f->alice, "message", "<subject>before</subject>", NULL));
   say (f->alice, "temp", "t1", "");
+  heard (f->bob, "temp", "alice", "t1");
   say (f->bob, "temp", "t2", "");
   heard (f->alice, "temp", "bob", "t2");
   /* held: created by alice, never configured: locked. */
@@ -242,6 +243,7 @@ test_reload (Fixture *f, gconstpointer unused)
   join_ok (f->alice, "lobby", "alice");
   join_ok (f->bob, "lobby", "bob");
   say (f->bob, "lobby", "l1", "");
+  heard (f->bob, "lobby", "bob", "l1");
   say (f->bob, "lobby", "l2", "<no-permanent-store xmlns='" NS_HINTS "'/>");
   heard (f->alice, "lobby", "bob", "l2");
 
