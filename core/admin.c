@@ -6,6 +6,10 @@
  * answer is text lines ending with a line "OK" or "ERR <reason>", then the
  * server closes.
  *
+ * Any other first word names a module's command
+ * (myna_module_add_admin_command: `mynactl muc list`, say): the words go
+ * to its handler, whose text comes back the same way.
+ *
  * Answers never block the main loop: what the socket does not take at once
  * waits in the client's output buffer (at most ADMIN_MAX_OUTPUT bytes) and
  * goes out as the socket becomes writable; the client is closed once its
@@ -146,6 +150,158 @@ admin_reload (MynaServer *server, char **argv, GString *out, GError **error)
 static gboolean admin_user (AdminClient *c, const char *line, char **words, GString *out,
                             GError **error);
 
+/* ---- modules' commands ------------------------------------------------------ */
+
+/* The commands the socket answers itself: no module may take their names. */
+static const char *const admin_builtins[] = {
+  "modules", "routes", "stats", "load", "unload", "reload", "reload-config", "user", NULL
+};
+
+/* One module instance's registration of a command. */
+typedef struct {
+  char                *name;
+  char                *usage;    /* nullable */
+  MynaModule          *owner;
+  MynaAdminCommandFunc func;
+  gpointer             data;
+  GDestroyNotify       destroy;
+} AdminCommand;
+
+static void
+admin_command_free (gpointer p)
+{
+  AdminCommand *cmd = p;
+
+  if (cmd->destroy != NULL)
+    {
+      MynaModule *previous = myna_module_enter (cmd->owner);
+      cmd->destroy (cmd->data);
+      myna_module_leave (previous);
+    }
+  g_free (cmd->name);
+  g_free (cmd->usage);
+  g_free (cmd);
+}
+
+/* The registration answering @name: the earliest one, or NULL. */
+static AdminCommand *
+admin_command_find (MynaServer *server, const char *name)
+{
+  for (guint i = 0; server->admin_commands != NULL && i < server->admin_commands->len; i++)
+    {
+      AdminCommand *cmd = server->admin_commands->pdata[i];
+      if (strcmp (cmd->name, name) == 0)
+        return cmd;
+    }
+  return NULL;
+}
+
+/* Whether @name is one word of [a-z0-9_-]. */
+static gboolean
+admin_command_name_ok (const char *name)
+{
+  if (*name == '\0' || strlen (name) > 64)
+    return FALSE;
+  for (const char *p = name; *p != '\0'; p++)
+    if (!g_ascii_islower (*p) && !g_ascii_isdigit (*p) && *p != '_' && *p != '-')
+      return FALSE;
+  return TRUE;
+}
+
+gboolean
+myna_admin_add_command (MynaServer *server, MynaModule *owner, const char *name,
+                        const char *usage, MynaAdminCommandFunc func, gpointer user_data,
+                        GDestroyNotify destroy)
+{
+  AdminCommand *taken = admin_command_find (server, name);
+  g_autofree char *refusal = NULL;
+
+  if (!admin_command_name_ok (name))
+    refusal = g_strdup ("not a command name (one word of a-z, 0-9, _ and -)");
+  else if (g_strv_contains (admin_builtins, name))
+    refusal = g_strdup ("a built-in command has that name");
+  else if (taken != NULL
+           && strcmp (myna_module_get_name (taken->owner), myna_module_get_name (owner)) != 0)
+    refusal = g_strdup_printf ("module %s has it", myna_module_get_name (taken->owner));
+  if (refusal != NULL)
+    {
+      g_warning ("host %s: module %s: admin command '%s' not added: %s",
+                 myna_host_get_name (myna_module_get_host (owner)),
+                 myna_module_get_name (owner), name, refusal);
+      if (destroy != NULL)
+        destroy (user_data);
+      return FALSE;
+    }
+  AdminCommand *cmd = g_new0 (AdminCommand, 1);
+  cmd->name = g_strdup (name);
+  cmd->usage = g_strdup (usage);
+  cmd->owner = owner;
+  cmd->func = func;
+  cmd->data = user_data;
+  cmd->destroy = destroy;
+  if (server->admin_commands == NULL)
+    server->admin_commands = g_ptr_array_new_with_free_func (admin_command_free);
+  g_ptr_array_add (server->admin_commands, cmd);
+  return TRUE;
+}
+
+void
+myna_admin_remove_owner (MynaServer *server, MynaModule *owner)
+{
+  if (server->admin_commands == NULL)
+    return;
+  for (guint i = server->admin_commands->len; i > 0; i--)
+    if (((AdminCommand *) server->admin_commands->pdata[i - 1])->owner == owner)
+      g_ptr_array_remove_index (server->admin_commands, i - 1);
+  if (server->admin_commands->len == 0)
+    g_clear_pointer (&server->admin_commands, g_ptr_array_unref);
+}
+
+/* Runs a module's command: its handler gets the words. */
+static gboolean
+admin_module_command (AdminCommand *cmd, char **words, GString *out, GError **error)
+{
+  /* The handler may unload its own module: the entry goes with it. */
+  MynaModule *owner = myna_module_hold (cmd->owner);
+  MynaAdminCommandFunc func = cmd->func;
+  gpointer data = cmd->data;
+  g_autoptr(GError) local = NULL;
+  MynaModule *previous = myna_module_enter (owner);
+  gboolean ok = func (owner, (const char *const *) words, out, data, &local);
+
+  myna_module_leave (previous);
+  myna_module_release (owner);
+  if (!ok)
+    {
+      if (local == NULL)
+        g_set_error (error, G_IO_ERROR, G_IO_ERROR_FAILED, "%s failed", words[0]);
+      else
+        g_propagate_error (error, g_steal_pointer (&local));
+      return FALSE;
+    }
+  /* An answer ends with a line end, so that OK is a line of its own. */
+  if (out->len > 0 && out->str[out->len - 1] != '\n')
+    g_string_append_c (out, '\n');
+  return TRUE;
+}
+
+/* "unknown command" with the list of what there is. */
+static void
+admin_unknown (MynaServer *server, const char *cmd, GError **error)
+{
+  g_autoptr(GString) known = g_string_new ("modules, routes, stats, load, unload, reload, "
+                                           "reload-config, user");
+
+  for (guint i = 0; server->admin_commands != NULL && i < server->admin_commands->len; i++)
+    {
+      AdminCommand *c = server->admin_commands->pdata[i];
+      if (admin_command_find (server, c->name) == c)
+        g_string_append_printf (known, ", %s", c->usage != NULL ? c->usage : c->name);
+    }
+  g_set_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT, "unknown command '%s' (%s)",
+               cmd, known->str);
+}
+
 /* Runs one command; FALSE with @error on failure.  *@deferred is set when
  * the answer will be sent later (account commands hash off the loop). */
 static gboolean
@@ -190,11 +346,11 @@ admin_run (MynaServer *server, AdminClient *c, const char *line, GString *out,
         *deferred = FALSE;
       return ok;
     }
+  else if (admin_command_find (server, cmd) != NULL)
+    return admin_module_command (admin_command_find (server, cmd), words, out, error);
   else
     {
-      g_set_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
-                   "unknown command '%s' (modules, routes, stats, load, unload, "
-                   "reload, reload-config, user)", cmd);
+      admin_unknown (server, cmd, error);
       return FALSE;
     }
   return TRUE;

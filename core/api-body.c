@@ -799,3 +799,120 @@ myna_api_parse_notification (const char *body, gsize len, MynaApiNotification *o
     }
   return TRUE;
 }
+
+/* ---- rooms ------------------------------------------------------------------ */
+
+void
+myna_api_muc_room_clear (MynaApiMucRoom *room)
+{
+  if (room == NULL)
+    return;
+  g_clear_pointer (&room->room, g_free);
+  g_clear_pointer (&room->service, g_free);
+  g_clear_pointer (&room->owner, myna_jid_unref);
+  g_clear_pointer (&room->name, g_free);
+  room->persistent = -1;
+  room->public_room = -1;
+}
+
+/* Member @name as a boolean: -1 when absent or null. */
+static gboolean
+api_bool (JsonObject *object, const char *name, int *out, GError **error)
+{
+  JsonNode *node = json_object_get_member (object, name);
+
+  *out = -1;
+  if (node == NULL || JSON_NODE_HOLDS_NULL (node))
+    return TRUE;
+  if (!JSON_NODE_HOLDS_VALUE (node) || json_node_get_value_type (node) != G_TYPE_BOOLEAN)
+    {
+      g_set_error (error, MYNA_API_ERROR, MYNA_API_ERROR_TYPE,
+                   "the member \"%s\" must be true or false", name);
+      return FALSE;
+    }
+  *out = json_node_get_boolean (node) ? 1 : 0;
+  return TRUE;
+}
+
+/* "room": a localpart, or a room JID whose domain is the service. */
+static gboolean
+api_room_name (JsonObject *object, MynaApiMucRoom *out, GError **error)
+{
+  g_autoptr(GError) local = NULL;
+  const char *text;
+
+  if (!api_string (object, "room", FALSE, MYNA_API_MAX_JID, &text, error))
+    return FALSE;
+  if (strchr (text, '@') == NULL)
+    {
+      out->room = *text != '\0' ? myna_jid_prep_local (text, &local) : NULL;
+      if (out->room == NULL)
+        g_set_error (error, MYNA_API_ERROR, MYNA_API_ERROR_INVALID,
+                     "the member \"room\" is not a valid room name%s%s",
+                     local != NULL ? ": " : "", local != NULL ? local->message : "");
+      return out->room != NULL;
+    }
+  g_autoptr(MynaJid) jid = myna_jid_parse (text, &local);
+  if (jid == NULL || myna_jid_get_local (jid) == NULL || myna_jid_get_resource (jid) != NULL)
+    {
+      g_set_error (error, MYNA_API_ERROR, MYNA_API_ERROR_INVALID,
+                   "the member \"room\" is not a room JID (room@service)%s%s",
+                   local != NULL ? ": " : "", local != NULL ? local->message : "");
+      return FALSE;
+    }
+  out->room = g_strdup (myna_jid_get_local (jid));
+  if (out->service != NULL && strcmp (out->service, myna_jid_get_domain (jid)) != 0)
+    {
+      g_set_error_literal (error, MYNA_API_ERROR, MYNA_API_ERROR_INVALID,
+                           "the members \"room\" and \"service\" name different services");
+      return FALSE;
+    }
+  g_free (out->service);
+  out->service = g_strdup (myna_jid_get_domain (jid));
+  return TRUE;
+}
+
+static gboolean
+api_muc_room_fields (JsonObject *object, MynaApiMucRoom *out, GError **error)
+{
+  const char *name;
+
+  if (!api_part (object, "service", TRUE, myna_jid_prep_domain, &out->service, error)
+      || !api_room_name (object, out, error)
+      || !api_jid (object, "owner", TRUE, &out->owner, error)
+      || !api_bool (object, "persistent", &out->persistent, error)
+      || !api_bool (object, "public", &out->public_room, error)
+      || !api_string (object, "name", TRUE, MYNA_API_MAX_SUBJECT, &name, error))
+    return FALSE;
+  if (out->owner != NULL
+      && (myna_jid_get_local (out->owner) == NULL || myna_jid_get_resource (out->owner) != NULL))
+    {
+      g_set_error_literal (error, MYNA_API_ERROR, MYNA_API_ERROR_INVALID,
+                           "the member \"owner\" must be a bare JID with a localpart");
+      return FALSE;
+    }
+  out->name = g_strdup (name);
+  return TRUE;
+}
+
+gboolean
+myna_api_parse_muc_room (const char *body, gsize len, MynaApiMucRoom *out, GError **error)
+{
+  g_return_val_if_fail (out != NULL, FALSE);
+  g_return_val_if_fail (error == NULL || *error == NULL, FALSE);
+
+  g_autoptr(JsonObject) object = NULL;
+
+  memset (out, 0, sizeof *out);
+  out->persistent = -1;
+  out->public_room = -1;
+  object = api_parse_object (body, len, error);
+  if (object == NULL)
+    return FALSE;
+  if (!api_muc_room_fields (object, out, error))
+    {
+      myna_api_muc_room_clear (out);
+      return FALSE;
+    }
+  return TRUE;
+}

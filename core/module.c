@@ -1603,6 +1603,7 @@ module_unregister (MynaModule *mod)
   if (registry->server->http != NULL)
     myna_http_remove_owner (registry->server->http, mod);
 #endif
+  myna_admin_remove_owner (registry->server, mod);
   features_release (mod->host->features, mod->features);
   features_release (mod->host->account_features, mod->account_features);
   myna_host_remove_disco (mod->host, mod);
@@ -2372,6 +2373,18 @@ myna_module_add_disco_extension (MynaModule *mod, MynaStanza *form)
   if (module_refuses (mod, "a disco extension", NULL, NULL))
     return FALSE;
   return myna_host_add_disco_extension (mod->host, mod, form);
+}
+
+gboolean
+myna_module_add_admin_command (MynaModule *mod, const char *name, const char *usage,
+                               MynaAdminCommandFunc func, gpointer user_data,
+                               GDestroyNotify destroy)
+{
+  g_return_val_if_fail (mod != NULL && name != NULL && func != NULL, FALSE);
+  if (module_refuses (mod, "an admin command", user_data, destroy))
+    return FALSE;
+  return myna_admin_add_command (mod->registry->server, mod, name, usage, func, user_data,
+                                 destroy);
 }
 
 void

@@ -7,7 +7,11 @@
  *   mynactl [-c FILE | -s SOCKET] reload-config
  *   mynactl [-c FILE | -s SOCKET] user add|passwd JID   (password: see below)
  *   mynactl [-c FILE | -s SOCKET] user del JID | user list [HOST]
+ *   mynactl [-c FILE | -s SOCKET] MODULE-COMMAND [WORD|--OPTION…]
  *
+ * A command it does not know is a module's (myna_module_add_admin_command,
+ * e.g. `mynactl muc list`): its words, options it does not know
+ * included, go to mynad as they are.
  * check-config reads the file and the module manifests without loading any
  * module; the other commands talk to a running mynad over its admin socket.
  * A password is never taken from the command line, where every local user
@@ -240,10 +244,20 @@ main (int argc, char **argv)
       "                            one line on standard input)\n"
       "  user passwd JID           change a password (as for add)\n"
       "  user del JID              delete an account and its data\n"
-      "  user list [HOST]          list accounts");
+      "  user list [HOST]          list accounts\n"
+      "  muc list [SERVICE]        list the rooms of the MUC services\n"
+      "  muc create ROOM@SERVICE [--persistent] [--hidden] [--owner JID] [--name NAME]\n"
+      "                            create a room (unlocked, as configured)\n"
+      "  muc destroy ROOM@SERVICE [REASON]\n"
+      "                            destroy a room (occupants are told why)\n"
+      "  Other commands go to the modules that added them (mynad answers\n"
+      "  an unknown one with the list of those it has).");
   g_autoptr(GError) error = NULL;
 
   g_option_context_add_main_entries (ctx, entries, NULL);
+  /* A module's command has options of its own (muc create --persistent):
+   * they stay in argv and go to mynad with the other words. */
+  g_option_context_set_ignore_unknown_options (ctx, TRUE);
   if (!g_option_context_parse (ctx, &argc, &argv, &error) || argc < 2)
     {
       g_printerr ("mynactl: %s\n", error ? error->message : "no command (see --help)");
@@ -257,6 +271,12 @@ main (int argc, char **argv)
   g_autofree char *password = NULL;
   for (int i = 1; i < argc; i++)
     {
+      /* The request is one line of words separated by spaces. */
+      if (*argv[i] == '\0' || strpbrk (argv[i], "\r\n") != NULL)
+        {
+          g_printerr ("mynactl: '%s': a word may not be empty or hold a line end\n", argv[i]);
+          return 2;
+        }
       g_ptr_array_add (words, argv[i]);
       if (i == 1 && cascade && strcmp (argv[1], "unload") == 0)
         g_ptr_array_add (words, (char *) "--cascade");

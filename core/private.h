@@ -405,6 +405,7 @@ struct _MynaServer {
   guint64             stanzas_in;
   guint64             stanzas_out;
   guint64             streams_errored;
+  GPtrArray          *admin_commands; /* admin.c: modules' commands, oldest first */
 };
 
 /* Takes ownership of @config. */
@@ -525,6 +526,13 @@ int         myna_acceptor_accept (MynaAcceptor *a, struct sockaddr *sa, socklen_
 gboolean    myna_admin_start (MynaServer *server, const char *path,
                               GError **error);
 void        myna_admin_stop (MynaServer *server);
+/* Registers a module's admin command (myna_module_add_admin_command, whose
+ * rules it applies), and drops all of @owner's (on unload). */
+gboolean    myna_admin_add_command (MynaServer *server, MynaModule *owner,
+                                    const char *name, const char *usage,
+                                    MynaAdminCommandFunc func, gpointer user_data,
+                                    GDestroyNotify destroy);
+void        myna_admin_remove_owner (MynaServer *server, MynaModule *owner);
 
 /* Sorts an array of strings (GLib 2.74 has no g_ptr_array_sort_values). */
 void        myna_ptr_array_sort_strings (GPtrArray *array);

@@ -85,6 +85,19 @@ typedef struct {
   gint64      ttl;       /* 1..MYNA_API_MAX_TTL seconds, 0 when absent */
 } MynaApiNotification;
 
+/* POST /api/v1/muc/rooms: {"room": localpart | "room@service", "service":
+ * domain?, "owner": JID?, "persistent": boolean?, "public": boolean?,
+ * "name": string?} */
+typedef struct {
+  char       *room;       /* nodeprepped localpart */
+  char       *service;    /* normalised domain: "service", or the domain of
+                           * a "room" JID (they must agree); NULL when neither */
+  MynaJid    *owner;      /* bare JID with a localpart, NULL when absent */
+  int         persistent; /* -1 when absent, else 0 or 1 */
+  int         public_room; /* "public": -1 when absent, else 0 or 1 */
+  char       *name;       /* ..MYNA_API_MAX_SUBJECT bytes of XML characters, NULL when absent */
+} MynaApiMucRoom;
+
 /* Parses a message body into *@out (cleared first; clear it with
  * myna_api_message_clear()).  FALSE with a MYNA_API_ERROR on any fault,
  * leaving *@out cleared. */
@@ -106,6 +119,12 @@ gboolean    myna_api_parse_notification (const char *body, gsize len,
                                          MynaApiNotification *out, GError **error);
 void        myna_api_notification_clear (MynaApiNotification *n);
 
+/* Parses a room creation body into *@out, as above ("room" a JID must have
+ * a localpart and no resource).  Clear it with myna_api_muc_room_clear(). */
+gboolean    myna_api_parse_muc_room (const char *body, gsize len,
+                                     MynaApiMucRoom *out, GError **error);
+void        myna_api_muc_room_clear (MynaApiMucRoom *room);
+
 /* The <message/> for @msg: from @msg->from, or @default_from when that is
  * NULL; @id may be NULL.  Returns: (transfer full) */
 MynaStanza *myna_api_message_to_stanza (const MynaApiMessage *msg,
@@ -118,5 +137,6 @@ gboolean    myna_api_text_is_xml (const char *text);
 G_DEFINE_AUTO_CLEANUP_CLEAR_FUNC (MynaApiMessage, myna_api_message_clear)
 G_DEFINE_AUTO_CLEANUP_CLEAR_FUNC (MynaApiUser, myna_api_user_clear)
 G_DEFINE_AUTO_CLEANUP_CLEAR_FUNC (MynaApiNotification, myna_api_notification_clear)
+G_DEFINE_AUTO_CLEANUP_CLEAR_FUNC (MynaApiMucRoom, myna_api_muc_room_clear)
 
 G_END_DECLS

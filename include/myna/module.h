@@ -223,6 +223,33 @@ void         myna_module_add_timer (MynaModule *mod, guint interval_ms,
                                     MynaModuleTimerFunc func,
                                     gpointer user_data, GDestroyNotify destroy);
 
+/* ---- Admin commands: mynactl through the admin socket --------------------- */
+
+/* A module's command on the admin socket: `mynactl NAME WORD…` sends the
+ * line "NAME WORD…", and the core calls the handler registered for NAME
+ * with the line's words (@argv[0] is NAME; NULL-terminated), in the
+ * module's context.  The handler appends its answer to @out, as lines
+ * ending in '\n', and returns TRUE; the core ends the answer with "OK"
+ * (mynactl exits 0).  Or it sets @error and returns FALSE: the core sends
+ * what @out holds, then "ERR <message>" (mynactl exits 1).  It answers
+ * before it returns (the main loop waits meanwhile: keep it short). */
+typedef gboolean (*MynaAdminCommandFunc) (MynaModule *mod, const char *const *argv,
+                                          GString *out, gpointer user_data,
+                                          GError **error);
+
+/* Adds the admin command @name (one word of [a-z0-9_-]) with a one-line
+ * @usage (nullable) shown by the admin socket when it is given a command
+ * it does not know.  Several instances of one module (one per host) may
+ * add the same name: the earliest one still loaded answers (a module
+ * serving several hosts finds the others itself, and reads a host from
+ * the words); another module's, or a built-in command's, name is refused
+ * with a warning (FALSE; @destroy runs).  Removed on unload. */
+gboolean      myna_module_add_admin_command (MynaModule *mod, const char *name,
+                                             const char *usage,
+                                             MynaAdminCommandFunc func,
+                                             gpointer user_data,
+                                             GDestroyNotify destroy);
+
 /* ---- Services: what one module offers others ----------------------------- */
 
 /* A module provides a service, a table of functions under a NAME and an

@@ -8,7 +8,9 @@
  *    served under it, named after their first named identity.  A node it
  *    does not know gets <item-not-found/> (XEP-0030 §7), in info and
  *    items alike.
- *  - A component's domain ([component:DOMAIN]): the identities (at least
+ *  - A component's domain ([component:DOMAIN]): first the iq/host hooks
+ *    of the component (its serving module answers the query itself if it
+ *    will, e.g. a MUC service's room list); else the identities (at least
  *    component/generic when none is registered), features, forms and
  *    items its modules registered.  A node, or a JID in the domain, is
  *    the serving module's to answer: passed on to the iq/host and iq/bare
@@ -72,6 +74,13 @@ disco_begin (DiscoInstance *self, MynaCall *call, MynaStanza *iq, const char *ns
   gboolean at_jid = myna_jid_get_local (myna_call_get_to (call)) != NULL;
 
   *result = MYNA_HANDLED;
+  /* A component's domain: its serving module's iq/host hooks see the
+   * query first (a MUC service lists its rooms, with RSM paging); what
+   * they pass is answered from the registrations. */
+  if (component && !at_jid
+      && myna_host_fire_event (myna_call_get_host (call), MYNA_EVENT_IQ_HOST, call, iq)
+           == MYNA_HANDLED)
+    return NULL;
   /* In a component's domain, JIDs and nodes are its module's business. */
   if (component && (at_jid || myna_stanza_get_attr (req, "node") != NULL))
     {

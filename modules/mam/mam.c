@@ -37,7 +37,8 @@
  * Queries.  <query xmlns='urn:xmpp:mam:2'/> at the account's bare JID:
  * get answers the form; set runs it (form fields with, start, end,
  * after-id, before-id, ids; RSM max, after, before — empty for the last
- * page; flip-page) and sends each result as a <message/> at the pace the
+ * page; flip-page: read by myna_archive_request_parse of <myna/archive.h>,
+ * which the muc module's room archives share) and sends each result as a <message/> at the pace the
  * client reads (myna_session_send_paced), then the <iq/> result with
  * <fin/>. */
 #include <myna/module.h>
@@ -235,6 +236,17 @@ mam_bare (const char *text)
   g_autoptr(MynaJid) jid = text != NULL ? myna_jid_parse (text, NULL) : NULL;
 
   return jid != NULL ? g_strdup (myna_jid_bare_string (jid)) : NULL;
+}
+
+/* @text as a normalised JID, bare or full as it is (a service user's
+ * peer: a room occupant's room@service/nick), or NULL.
+ * Returns: (transfer full) (nullable) */
+static char *
+mam_jid (const char *text)
+{
+  g_autoptr(MynaJid) jid = text != NULL ? myna_jid_parse (text, NULL) : NULL;
+
+  return jid != NULL ? g_strdup (myna_jid_to_string (jid)) : NULL;
 }
 
 /* Whether @msg is worth archiving (XEP-0313 §5). */
@@ -1018,120 +1030,26 @@ mam_query_finish (MamQuery *q, GPtrArray *items, gboolean complete, guint total,
 
 /* ---- the IQ --------------------------------------------------------------- */
 
-/* The value of form field @field, or NULL. */
-static const char *
-mam_field_value (MynaStanza *field)
+/* Takes the request a client wrote into @q: its `with` as a bare JID (an
+ * account's archive keeps its peers' bare JIDs), its page size within
+ * max_page. */
+static void
+mam_query_take_request (Mam *self, MamQuery *q, MynaArchiveRequest *req)
 {
-  MynaStanza *value = myna_stanza_get_child (field, "value", NS_DATA);
-
-  return value != NULL ? myna_stanza_get_text (value) : NULL;
-}
-
-/* Parses an XEP-0082 date-time into @us.  FALSE when it is not one. */
-static gboolean
-mam_parse_time (const char *text, gint64 *us)
-{
-  g_autoptr(GDateTime) t = text != NULL ? g_date_time_new_from_iso8601 (text, NULL) : NULL;
-
-  if (t == NULL)
-    return FALSE;
-  *us = g_date_time_to_unix (t) * G_USEC_PER_SEC + g_date_time_get_microsecond (t);
-  return *us > 0;
-}
-
-/* Reads the data form of a query into @q; FALSE with @why on a bad one. */
-static gboolean
-mam_read_form (MamQuery *q, MynaStanza *form, const char **why)
-{
-  for (guint i = 0; form != NULL && i < myna_stanza_get_n_children (form); i++)
+  q->queryid = g_steal_pointer (&req->queryid);
+  q->with = mam_bare (req->with);
+  q->start = req->start;
+  q->end = req->end;
+  g_ptr_array_extend_and_steal (q->after_ids, g_steal_pointer (&req->after_ids));
+  g_ptr_array_extend_and_steal (q->before_ids, g_steal_pointer (&req->before_ids));
+  g_ptr_array_extend_and_steal (q->ids, g_steal_pointer (&req->ids));
+  q->last_page = req->last_page;
+  q->flip = req->flip;
+  if (req->has_max)
     {
-      MynaStanza *field = myna_stanza_get_child_nth (form, i);
-      const char *var, *value;
-
-      if (myna_stanza_is_text (field) || g_strcmp0 (myna_stanza_get_name (field), "field") != 0)
-        continue;
-      var = myna_stanza_get_attr (field, "var");
-      value = mam_field_value (field);
-      if (g_strcmp0 (var, "FORM_TYPE") == 0)
-        {
-          if (g_strcmp0 (value, NS_MAM) != 0)
-            return (*why = "FORM_TYPE must be " NS_MAM), FALSE;
-        }
-      else if (g_strcmp0 (var, "with") == 0)
-        {
-          g_free (q->with);
-          q->with = mam_bare (value);
-          if (q->with == NULL)
-            return (*why = "with is not a JID"), FALSE;
-        }
-      else if (g_strcmp0 (var, "start") == 0)
-        {
-          if (!mam_parse_time (value, &q->start))
-            return (*why = "start is not an XEP-0082 date-time"), FALSE;
-        }
-      else if (g_strcmp0 (var, "end") == 0)
-        {
-          if (!mam_parse_time (value, &q->end))
-            return (*why = "end is not an XEP-0082 date-time"), FALSE;
-        }
-      else if (g_strcmp0 (var, "after-id") == 0 && value != NULL)
-        g_ptr_array_add (q->after_ids, g_strdup (value));
-      else if (g_strcmp0 (var, "before-id") == 0 && value != NULL)
-        g_ptr_array_add (q->before_ids, g_strdup (value));
-      else if (g_strcmp0 (var, "ids") == 0)
-        {
-          for (guint j = 0; j < myna_stanza_get_n_children (field); j++)
-            {
-              MynaStanza *v = myna_stanza_get_child_nth (field, j);
-
-              if (!myna_stanza_is_text (v) && g_strcmp0 (myna_stanza_get_name (v), "value") == 0)
-                g_ptr_array_add (q->ids, g_strdup (myna_stanza_get_text (v)));
-            }
-          if (q->ids->len == 0)
-            return (*why = "ids has no value"), FALSE;
-        }
-      else
-        return (*why = "unknown field"), FALSE;
+      q->max = MIN (req->max, (guint) mam_config (self)->max_page);
+      q->count_only = req->max == 0;
     }
-  if (q->start != 0 && q->end != 0 && q->start > q->end)
-    return (*why = "start is after end"), FALSE;
-  return TRUE;
-}
-
-/* Reads the RSM <set/> of a query into @q; FALSE with @why on a bad one. */
-static gboolean
-mam_read_rsm (Mam *self, MamQuery *q, MynaStanza *set, const char **why)
-{
-  MynaStanza *max = set != NULL ? myna_stanza_get_child (set, "max", NS_RSM) : NULL;
-  MynaStanza *after = set != NULL ? myna_stanza_get_child (set, "after", NS_RSM) : NULL;
-  MynaStanza *before = set != NULL ? myna_stanza_get_child (set, "before", NS_RSM) : NULL;
-
-  if (max != NULL)
-    {
-      const char *text = myna_stanza_get_text (max);
-      char *end = NULL;
-      guint64 n = g_ascii_strtoull (text, &end, 10);
-
-      if (!g_ascii_isdigit (*text) || *end != '\0')
-        return (*why = "max is not a number"), FALSE;
-      q->max = (guint) MIN (n, (guint64) mam_config (self)->max_page);
-      q->count_only = n == 0;
-    }
-  if (after != NULL)
-    {
-      if (*myna_stanza_get_text (after) == '\0')
-        return (*why = "after is empty"), FALSE;
-      g_ptr_array_add (q->after_ids, g_strdup (myna_stanza_get_text (after)));
-    }
-  if (before != NULL)
-    {
-      q->last_page = TRUE;
-      if (*myna_stanza_get_text (before) != '\0')
-        g_ptr_array_add (q->before_ids, g_strdup (myna_stanza_get_text (before)));
-    }
-  if (set != NULL && myna_stanza_get_child (set, "index", NS_RSM) != NULL)
-    return (*why = "index is not supported"), FALSE;
-  return TRUE;
 }
 
 /* The form of a query, for <query/> get (XEP-0313 §7.1). */
@@ -1159,6 +1077,7 @@ mam_query_iq (MynaCall *call, MynaStanza *iq, gpointer data)
   MynaJid *to = myna_call_get_to (call);
   MynaSession *session = myna_call_get_session (call);
   MynaStanza *request = myna_stanza_first_element (iq);
+  g_auto(MynaArchiveRequest) req = MYNA_ARCHIVE_REQUEST_INIT;
   MamQuery *q;
   const char *why = NULL;
 
@@ -1176,19 +1095,16 @@ mam_query_iq (MynaCall *call, MynaStanza *iq, gpointer data)
       mam_reply_form (call, iq);
       return MYNA_HANDLED;
     }
-  q = mam_query_new (self, myna_jid_bare_string (to));
-  q->requester = g_strdup (myna_jid_to_string (from));
-  q->iq = myna_stanza_ref (iq);
-  q->queryid = g_strdup (myna_stanza_get_attr (request, "queryid"));
-  q->flip = myna_stanza_get_child (request, "flip-page", NS_MAM) != NULL;
-  if (!mam_read_form (q, myna_stanza_get_child (request, "x", NS_DATA), &why)
-      || !mam_read_rsm (self, q, myna_stanza_get_child (request, "set", NS_RSM), &why))
+  if (!myna_archive_request_parse (request, &req, &why))
     {
       g_message ("archive query of %s refused: %s", myna_jid_to_string (from), why);
       myna_call_reply_error (call, iq, MYNA_ERROR_TYPE_MODIFY, "bad-request", why);
-      mam_query_free (q);
       return MYNA_HANDLED;
     }
+  q = mam_query_new (self, myna_jid_bare_string (to));
+  q->requester = g_strdup (myna_jid_to_string (from));
+  q->iq = myna_stanza_ref (iq);
+  mam_query_take_request (self, q, &req);
   mam_query_step (q);
   return MYNA_HANDLED;
 }
@@ -1201,7 +1117,7 @@ mam_service_store (MynaModule *provider, const char *owner, const char *with,
 {
   Mam *self = myna_module_get_data (provider);
   g_autoptr(MynaJid) jid = owner != NULL ? myna_jid_parse (owner, NULL) : NULL;
-  g_autofree char *peer = mam_bare (with);
+  g_autofree char *peer = mam_jid (with);
   gint64 ts;
 
   g_return_val_if_fail (message != NULL, NULL);
@@ -1251,7 +1167,7 @@ mam_service_query (MynaModule *provider, const char *owner, const MynaArchiveFil
   g_hash_table_insert (self->queries, GUINT_TO_POINTER (q->handle), q);
   if (filter != NULL)
     {
-      q->with = mam_bare (filter->with);
+      q->with = mam_jid (filter->with);
       q->start = filter->start;
       q->end = filter->end;
       if (filter->after_id != NULL)

@@ -136,6 +136,7 @@ struct _MucOccupant {
   MynaStanza  *presence;      /* the latest available presence it sent,
                                * stripped of to, from and muc elements */
   gint64       joined;        /* g_get_real_time() of the first join */
+  GList       *link;          /* muc.c: its link in room->order */
 };
 
 /* One room. */
@@ -155,6 +156,9 @@ struct _MucRoom {
   GHashTable  *by_real;       /* char* real full JID → MucOccupant*, borrowed */
   gpointer     history;       /* history.c's per-room state, or NULL */
   gpointer     admin;         /* admin.c's per-room state (voice requests), or NULL */
+  GQueue       order;         /* muc.c: the MucOccupant* in join order (this
+                               * queue owns them; the tables borrow) */
+  gboolean     saved;         /* muc.c: a stored copy exists (muc_rooms) */
 };
 
 /* ---- muc.c --------------------------------------------------------------- */
@@ -271,6 +275,14 @@ gboolean     muc_disco_ping_iq (MucRoom *room, const char *nick, MynaCall *call,
 /* mynactl muc … and the HTTP API's /api/v1/muc routes. */
 gboolean     muc_disco_init (Muc *muc, GError **error);
 void         muc_disco_fini (Muc *muc);
+/* Creates room @local as the service's administration does (mynactl muc
+ * create, POST /api/v1/muc/rooms): no creation policy or per-user limit
+ * applies, nobody is made owner, and the room is left locked as
+ * muc_room_create leaves it (the caller unlocks it).  NULL with @error
+ * (its message a condition) as muc_room_create.  disco.c's fallback until
+ * muc.c offers one: muc_room_create with the service's own JID counted
+ * among the admins for the call, and that JID's affiliation removed. */
+MucRoom     *muc_disco_room_create_admin (Muc *muc, const char *local, GError **error);
 
 /* ---- fanout.c ------------------------------------------------------------ */
 
