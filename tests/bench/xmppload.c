@@ -700,15 +700,27 @@ muc_element (Worker *w, Conn *c, const char *name, size_t nlen, const char *s, s
         }
       if (c->muc != MUC_JOINING || !muc_is_self (s, len) || attr_is (s, tl, "type", "unavailable"))
         return;
-      /* The creator (session 0, or each mucrooms session) configures. */
-      if (opt.scenario == SC_MUCROOMS || (c->index == 0 && !atomic_load (&g_room_ready)))
+      /* The creator (session 0, or each mucrooms session) configures a
+       * room it created (status 201); a room there already is ready. */
+      gboolean created = find (s, len, "code='201'") != NULL || find (s, len, "code=\"201\"") != NULL;
+      if (created && (opt.scenario == SC_MUCROOMS || c->index == 0))
         {
           muc_configure (c, opt.scenario == SC_MUCROOMS);
           return;
         }
+      if (opt.scenario == SC_MUCROOMS)
+        {
+          note_error (w, c, "room there already", s, len);
+          atomic_fetch_add (&g_muc_failed, 1);
+          c->muc = MUC_FINISHED;
+          return;
+        }
+      if (c->index == 0)
+        atomic_store (&g_room_ready, 1);
+      else
+        w->in_flight--;
       c->muc = MUC_IN;
       atomic_fetch_add (&g_muc_joined, 1);
-      w->in_flight--;
       return;
     }
   if (IS ("iq"))
@@ -2469,9 +2481,10 @@ main (int argc, char **argv)
                   G_GINT64_FORMAT " KiB: %s KiB per room\n", made, atomic_load (&g_bound), mucs.setup_s,
                   mucs.rss_bound, mucs.rss_done, per);
           printf ("RESULT scenario=mucrooms server=%s sessions=%u rooms=%u refused=%u seconds=%.1f"
-                  " rss_before_kib=%" G_GINT64_FORMAT " rss_after_kib=%" G_GINT64_FORMAT " kib_per_room=%s\n",
+                  " rooms_per_s=%.1f rss_before_kib=%" G_GINT64_FORMAT " rss_after_kib=%" G_GINT64_FORMAT
+                  " kib_per_room=%s\n",
                   opt.server_label, atomic_load (&g_bound), made, atomic_load (&g_muc_failed), mucs.setup_s,
-                  mucs.rss_bound, mucs.rss_done, per);
+                  made / MAX (mucs.setup_s, 1e-9), mucs.rss_bound, mucs.rss_done, per);
           rc = mucs.ok && made == opt.muc_rooms ? 0 : 1;
         }
       else
