@@ -9,7 +9,9 @@
  *   - an occupant that never reads (its socket full) does not stall the
  *     room: the others get every message promptly while its queue grows,
  *     and the c2s output limit cuts it alone, after which it leaves the
- *     room.
+ *     room;
+ *   - an occupant whose session is gone without the room hearing of it
+ *     (no presence module) is dropped at the next fan-out.
  * The room is seeded in the storage as a persistent room (as
  * test-muc-rooms does), so no owner form is needed. */
 #include "mynad-harness.h"
@@ -22,11 +24,14 @@
 #define NS_SM   "urn:xmpp:sm:3"
 #define NS_CSI  "urn:xmpp:csi:0"
 #define MODULES "disco;ping;auth;bind;roster;presence;sm;csi"
+#define MODULES_NOPRESENCE "disco;ping;auth;bind;roster"
 
 #define CONF MYNAD_PLAIN_AUTH "[component:" MUC "]\nmodule = muc\n"
 /* The slow-occupant test: a client over 64 KiB must read it back within
  * a second. */
 #define CONF_SLOW CONF "[global]\nmax_output = 64K\noutput_drain_timeout = 1s\n"
+
+#define CONF_NOPRESENCE CONF "#no-presence\n"
 
 typedef struct {
   Mynad d;
@@ -37,7 +42,9 @@ setup (Fixture *f, gconstpointer conf)
 {
   g_autoptr(GError) error = NULL;
 
-  f->d.modules = MODULES;
+  /* CONF_NOPRESENCE: no presence module, so nothing tells the room of
+   * a session that went. */
+  f->d.modules = strstr (conf, "#no-presence") != NULL ? MODULES_NOPRESENCE : MODULES;
   mynad_prepare (&f->d, conf);
   {
     g_autofree char *uri = g_strdup_printf ("sqlite:%s/myna.db", f->d.dir);
@@ -340,6 +347,41 @@ test_slow_occupant (Fixture *f, gconstpointer unused)
   assert_all_to (bob->in->str, "bob@localhost/b");
 }
 
+/* ---- an occupant without a session ------------------------------------------ */
+
+/* Bob's connection goes and nothing tells the room (no presence module
+ * here): the next fan-out finds no session for him, and the room drops
+ * him as if he had left (XEP-0045: an unavailable occupant is removed);
+ * alice sees him go. */
+static void
+test_gone_occupant (Fixture *f, gconstpointer unused)
+{
+  g_autoptr(Client) alice = login (f, "alice", "a");
+  Client *bob = login (f, "bob", "b");
+
+  join (alice, "alice");
+  join (bob, "bob");
+  g_assert_true (client_expect (alice, "from='" ROOM "/bob'"));
+  g_string_truncate (alice->in, 0);
+  client_free (bob);
+  /* Until the core has seen bob's connection end, a message is still
+   * written to his session: knock until the room notices (each knock
+   * waits for its own echo, then a little for what follows). */
+  gint64 deadline = g_get_monotonic_time () + WAIT_MS * 1000;
+  guint n = 0;
+  while (strstr (alice->in->str, "role='none'") == NULL && g_get_monotonic_time () < deadline)
+    {
+      g_autofree char *body = g_strdup_printf ("knock%u", n++);
+      groupchat (alice, body);
+      g_autofree char *mark = g_strdup_printf ("<body>%s</body>", body);
+      g_assert_true (client_expect (alice, mark));
+      client_read (alice, 200);
+    }
+  g_assert_nonnull (strstr (alice->in->str, "role='none'"));
+  g_assert_nonnull (strstr (alice->in->str, "from='" ROOM "/bob'"));
+  g_assert_true (mynad_wait_log (&f->d, "has no session any more", WAIT_MS));
+}
+
 int
 main (int argc, char **argv)
 {
@@ -347,6 +389,8 @@ main (int argc, char **argv)
   g_test_add ("/muc-fanout/sm-resend", Fixture, CONF, setup, test_sm_resend, teardown);
   g_test_add ("/muc-fanout/csi-held", Fixture, CONF, setup, test_csi_held, teardown);
   g_test_add ("/muc-fanout/slow-occupant", Fixture, CONF_SLOW, setup, test_slow_occupant,
+              teardown);
+  g_test_add ("/muc-fanout/gone-occupant", Fixture, CONF_NOPRESENCE, setup, test_gone_occupant,
               teardown);
   return g_test_run ();
 }
