@@ -1151,6 +1151,20 @@ mam_invalid_owner (const GError *unused, gpointer data)
     mam_query_finish (q, NULL, TRUE, 0, error);
 }
 
+/* The first step of a service query, from the main loop. */
+static void
+mam_service_start (const GError *unused, gpointer data)
+{
+  MamQuery *q = data;
+
+  if (q->cancelled)
+    mam_query_release (q);
+  else if (q->owner == NULL)
+    mam_invalid_owner (NULL, q);
+  else
+    mam_query_step (q);
+}
+
 static guint
 mam_service_query (MynaModule *provider, const char *owner, const MynaArchiveFilter *filter,
                    MynaArchiveQueryFunc func, gpointer user_data, GDestroyNotify destroy)
@@ -1178,10 +1192,10 @@ mam_service_query (MynaModule *provider, const char *owner, const MynaArchiveFil
       if (filter->max != 0)
         q->max = MIN (filter->max, (guint) mam_config (self)->max_page);
     }
-  if (q->owner == NULL)
-    myna_storage_after_writes (mam_storage (self), mam_invalid_owner, q, NULL);
-  else
-    mam_query_step (q);
+  /* Started from the main loop, never from here: a step can finish the
+   * query at once (an id that is none of ours), and the user must have
+   * the handle before its callback runs, as archive.h promises. */
+  myna_storage_after_writes (mam_storage (self), mam_service_start, q, NULL);
   return q->handle;
 }
 

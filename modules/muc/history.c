@@ -639,8 +639,11 @@ muc_history_mam_iq (MucRoom *room, MynaCall *call, MynaStanza *iq)
   g_hash_table_add (svc->queries, q);
   handle = myna_archive_query_messages (muc->archive, myna_jid_to_string (room->jid), &filter,
                                         muc_mam_page, q, muc_mam_query_free);
-  if (handle != 0)
-    q->handle = handle;         /* else it ran and is freed already */
+  /* 0: unbound, it ran and is freed already (a provider keeping the
+   * promise never answers from inside the call; one that did has freed
+   * it too, and left the table). */
+  if (handle != 0 && g_hash_table_contains (svc->queries, q))
+    q->handle = handle;
 }
 
 /* Cancels the queries in flight of @room (NULL: all). */

@@ -10,6 +10,7 @@
  * each distinct rendering of a stanza is built once. */
 #include "muc.h"
 
+#include <stdlib.h>
 #include <string.h>
 
 /* The version of the serialisation of a stored room. */
@@ -442,58 +443,81 @@ muc_room_destroy (MucRoom *room, const char *alternate, const char *reason,
 
 /* ---- persistence ---------------------------------------------------------------- */
 
-/* The stored form of @room: a GVariant (u a{sv}) in text, version first. */
+/* Appends "@key @value\n" to @out, @value with backslash and newline
+ * escaped (\\ and \n). */
+static void
+muc_line (GString *out, const char *key, const char *value)
+{
+  g_string_append (out, key);
+  g_string_append_c (out, ' ');
+  for (const char *p = value != NULL ? value : ""; *p != '\0'; p++)
+    {
+      if (*p == '\\')
+        g_string_append (out, "\\\\");
+      else if (*p == '\n')
+        g_string_append (out, "\\n");
+      else
+        g_string_append_c (out, *p);
+    }
+  g_string_append_c (out, '\n');
+}
+
+/* The stored form of @room: "muc-room 1" (the format's version), then one
+ * line per field, "KEY VALUE" (VALUE escaped as muc_line does): the
+ * configuration, created, "aff N BARE" per affiliation, "nick BARE NICK"
+ * per reserved nick, the subject message as XML.  Text, so that 10,000
+ * rooms load in a few milliseconds. */
 static char *
 muc_room_serialise (MucRoom *room)
 {
   const MucConfig *c = &room->config;
-  GVariantBuilder b, affs, nicks;
+  GString *out = g_string_sized_new (256);
   GHashTableIter it;
   gpointer key, value;
-  g_autoptr(GVariant) v = NULL;
+  char num[32];
 
-  g_variant_builder_init (&b, G_VARIANT_TYPE ("a{sv}"));
-  g_variant_builder_add (&b, "{sv}", "name", g_variant_new_string (c->name));
-  g_variant_builder_add (&b, "{sv}", "description", g_variant_new_string (c->description));
-  g_variant_builder_add (&b, "{sv}", "lang", g_variant_new_string (c->lang));
-  g_variant_builder_add (&b, "{sv}", "persistent", g_variant_new_boolean (c->persistent));
-  g_variant_builder_add (&b, "{sv}", "public", g_variant_new_boolean (c->public_room));
-  g_variant_builder_add (&b, "{sv}", "members_only", g_variant_new_boolean (c->members_only));
-  g_variant_builder_add (&b, "{sv}", "moderated", g_variant_new_boolean (c->moderated));
-  g_variant_builder_add (&b, "{sv}", "password_protected",
-                         g_variant_new_boolean (c->password_protected));
-  g_variant_builder_add (&b, "{sv}", "password",
-                         g_variant_new_string (c->password != NULL ? c->password : ""));
-  g_variant_builder_add (&b, "{sv}", "max_users", g_variant_new_uint32 (c->max_users));
-  g_variant_builder_add (&b, "{sv}", "whois", g_variant_new_uint32 (c->whois));
-  g_variant_builder_add (&b, "{sv}", "change_subject", g_variant_new_boolean (c->change_subject));
-  g_variant_builder_add (&b, "{sv}", "allow_invites", g_variant_new_boolean (c->allow_invites));
-  g_variant_builder_add (&b, "{sv}", "allow_pm", g_variant_new_uint32 (c->allow_pm));
-  g_variant_builder_add (&b, "{sv}", "voice_requests", g_variant_new_boolean (c->voice_requests));
-  g_variant_builder_add (&b, "{sv}", "history_length", g_variant_new_uint32 (c->history_length));
-  g_variant_builder_add (&b, "{sv}", "archived", g_variant_new_boolean (c->archived));
-  g_variant_builder_add (&b, "{sv}", "created", g_variant_new_int64 (room->created));
-
-  g_variant_builder_init (&affs, G_VARIANT_TYPE ("a{si}"));
+  g_string_append_printf (out, "muc-room %d\n", MUC_ROOM_FORMAT);
+  muc_line (out, "name", c->name);
+  muc_line (out, "description", c->description);
+  muc_line (out, "lang", c->lang);
+  muc_line (out, "password", c->password);
+#define MUC_FLAG(k, v) muc_line (out, k, (v) ? "1" : "0")
+#define MUC_NUM(k, v) (g_snprintf (num, sizeof num, "%" G_GINT64_FORMAT, (gint64) (v)), \
+                       muc_line (out, k, num))
+  MUC_FLAG ("persistent", c->persistent);
+  MUC_FLAG ("public", c->public_room);
+  MUC_FLAG ("members_only", c->members_only);
+  MUC_FLAG ("moderated", c->moderated);
+  MUC_FLAG ("password_protected", c->password_protected);
+  MUC_NUM ("max_users", c->max_users);
+  MUC_NUM ("whois", c->whois);
+  MUC_FLAG ("change_subject", c->change_subject);
+  MUC_FLAG ("allow_invites", c->allow_invites);
+  MUC_NUM ("allow_pm", c->allow_pm);
+  MUC_FLAG ("voice_requests", c->voice_requests);
+  MUC_NUM ("history_length", c->history_length);
+  MUC_FLAG ("archived", c->archived);
+  MUC_NUM ("created", room->created);
+#undef MUC_FLAG
+#undef MUC_NUM
   g_hash_table_iter_init (&it, room->affiliations);
   while (g_hash_table_iter_next (&it, &key, &value))
-    g_variant_builder_add (&affs, "{si}", (const char *) key, GPOINTER_TO_INT (value));
-  g_variant_builder_add (&b, "{sv}", "affiliations", g_variant_builder_end (&affs));
-
-  g_variant_builder_init (&nicks, G_VARIANT_TYPE ("a{ss}"));
+    {
+      g_autofree char *v = g_strdup_printf ("%d %s", GPOINTER_TO_INT (value), (const char *) key);
+      muc_line (out, "aff", v);
+    }
   g_hash_table_iter_init (&it, room->reserved_nicks);
   while (g_hash_table_iter_next (&it, &key, &value))
-    g_variant_builder_add (&nicks, "{ss}", (const char *) key, (const char *) value);
-  g_variant_builder_add (&b, "{sv}", "reserved_nicks", g_variant_builder_end (&nicks));
-
+    {
+      g_autofree char *v = g_strdup_printf ("%s %s", (const char *) key, (const char *) value);
+      muc_line (out, "nick", v);
+    }
   if (room->subject != NULL)
     {
       g_autofree char *subject = myna_stanza_to_string (room->subject);
-      g_variant_builder_add (&b, "{sv}", "subject", g_variant_new_string (subject));
+      muc_line (out, "subject", subject);
     }
-  v = g_variant_ref_sink (g_variant_new ("(u@a{sv})", (guint32) MUC_ROOM_FORMAT,
-                                         g_variant_builder_end (&b)));
-  return g_variant_print (v, FALSE);
+  return g_string_free (out, FALSE);
 }
 
 void
@@ -519,6 +543,100 @@ muc_room_save (MucRoom *room)
     }
 }
 
+/* Undoes muc_line's escapes in place. */
+static void
+muc_unescape (char *value)
+{
+  char *w = value;
+
+  for (const char *r = value; *r != '\0'; r++)
+    {
+      if (*r == '\\' && r[1] == 'n')
+        *w++ = '\n', r++;
+      else if (*r == '\\' && r[1] == '\\')
+        *w++ = '\\', r++;
+      else
+        *w++ = *r;
+    }
+  *w = '\0';
+}
+
+/* Sets one stored field of @room; FALSE for a malformed value. */
+static gboolean
+muc_room_set_field (MucRoom *room, const char *key, char *value)
+{
+  MucConfig *c = &room->config;
+  char *end = NULL;
+  gint64 n = g_ascii_strtoll (value, &end, 10);
+  gboolean numeric = end != value && end != NULL && *end == '\0';
+  char **str = g_str_equal (key, "name") ? &c->name
+               : g_str_equal (key, "description") ? &c->description
+               : g_str_equal (key, "lang") ? &c->lang
+               : g_str_equal (key, "password") ? &c->password : NULL;
+  gboolean *flag = g_str_equal (key, "persistent") ? &c->persistent
+                   : g_str_equal (key, "public") ? &c->public_room
+                   : g_str_equal (key, "members_only") ? &c->members_only
+                   : g_str_equal (key, "moderated") ? &c->moderated
+                   : g_str_equal (key, "password_protected") ? &c->password_protected
+                   : g_str_equal (key, "change_subject") ? &c->change_subject
+                   : g_str_equal (key, "allow_invites") ? &c->allow_invites
+                   : g_str_equal (key, "voice_requests") ? &c->voice_requests
+                   : g_str_equal (key, "archived") ? &c->archived : NULL;
+
+  if (str != NULL)
+    {
+      g_free (*str);
+      *str = g_strdup (value);
+    }
+  else if (flag != NULL)
+    *flag = numeric && n != 0;
+  else if (g_str_equal (key, "max_users") && numeric && n >= 0 && n <= G_MAXUINT)
+    c->max_users = (guint) n;
+  else if (g_str_equal (key, "whois") && numeric)
+    c->whois = n == MUC_WHOIS_ANYONE ? MUC_WHOIS_ANYONE : MUC_WHOIS_MODERATORS;
+  else if (g_str_equal (key, "allow_pm") && numeric && n >= MUC_PM_ANYONE && n <= MUC_PM_NONE)
+    c->allow_pm = (MucPmPolicy) n;
+  else if (g_str_equal (key, "history_length") && numeric && n >= 0 && n <= G_MAXUINT)
+    c->history_length = (guint) n;
+  else if (g_str_equal (key, "created") && numeric)
+    room->created = n;
+  else if (g_str_equal (key, "aff"))
+    {
+      char *bare = strchr (value, ' ');
+      int a;
+
+      if (bare == NULL)
+        return FALSE;
+      *bare++ = '\0';
+      a = atoi (value);
+      if (a < MUC_AFFIL_OUTCAST || a > MUC_AFFIL_OWNER || *bare == '\0')
+        return FALSE;
+      if (a != MUC_AFFIL_NONE)
+        g_hash_table_insert (room->affiliations, g_strdup (bare), GINT_TO_POINTER (a));
+    }
+  else if (g_str_equal (key, "nick"))
+    {
+      char *nick = strchr (value, ' ');
+
+      if (nick == NULL)
+        return FALSE;
+      *nick++ = '\0';
+      g_hash_table_insert (room->reserved_nicks, g_strdup (value), g_strdup (nick));
+    }
+  else if (g_str_equal (key, "subject"))
+    {
+      g_clear_pointer (&room->subject, myna_stanza_unref);
+      room->subject = myna_stanza_parse (value, -1, NULL);
+      return room->subject != NULL;
+    }
+  else if (g_str_equal (key, "max_users") || g_str_equal (key, "whois")
+           || g_str_equal (key, "allow_pm") || g_str_equal (key, "history_length")
+           || g_str_equal (key, "created"))
+    return FALSE;
+  /* Unknown keys (a later version's additions) are ignored. */
+  return TRUE;
+}
+
 /* Reads a string of the stored dictionary into *@out (replacing it). */
 static void
 muc_dict_string (GVariantDict *d, const char *key, char **out)
@@ -532,10 +650,11 @@ muc_dict_string (GVariantDict *d, const char *key, char **out)
     }
 }
 
-/* The room stored under @local as @text, or NULL (logged) when it cannot
- * be read. */
+/* The room stored under @local as @text in the GVariant text form of the
+ * first rooms commit (before "muc-room 1"; tests seed it), or NULL
+ * (logged).  Read only: a save writes the line form. */
 static MucRoom *
-muc_room_deserialise (Muc *muc, const char *local, const char *text)
+muc_room_deserialise_gvariant (Muc *muc, const char *local, const char *text)
 {
   g_autoptr(GError) error = NULL;
   g_autoptr(GVariant) v = g_variant_parse (G_VARIANT_TYPE ("(ua{sv})"), text, NULL, NULL, &error);
@@ -602,6 +721,50 @@ muc_room_deserialise (Muc *muc, const char *local, const char *text)
     }
   if (g_variant_dict_lookup (&d, "subject", "&s", &s))
     room->subject = myna_stanza_parse (s, -1, NULL);
+  room->saved = TRUE;
+  return room;
+}
+
+/* The room stored under @local as @text, or NULL (logged) when it cannot
+ * be read. */
+static MucRoom *
+muc_room_deserialise (Muc *muc, const char *local, const char *text)
+{
+  g_autofree char *copy = NULL;
+  char *line, *next;
+  MucRoom *room;
+
+  if (text[0] == '(')
+    return muc_room_deserialise_gvariant (muc, local, text);
+  copy = g_strdup (text);
+  line = copy;
+
+  next = strchr (line, '\n');
+  if (next != NULL)
+    *next++ = '\0';
+  if (!g_str_has_prefix (line, "muc-room ") || atoi (line + 9) != MUC_ROOM_FORMAT)
+    {
+      g_warning ("muc: stored room %s has format \"%.20s\", this build reads %d: skipped",
+                 local, line, MUC_ROOM_FORMAT);
+      return NULL;
+    }
+  room = muc_room_new (muc, local, &muc->defaults);
+  for (line = next; line != NULL && *line != '\0'; line = next)
+    {
+      char *value;
+
+      next = strchr (line, '\n');
+      if (next != NULL)
+        *next++ = '\0';
+      value = strchr (line, ' ');
+      if (value != NULL)
+        *value++ = '\0';
+      else
+        value = line + strlen (line);
+      muc_unescape (value);
+      if (!muc_room_set_field (room, line, value))
+        g_warning ("muc: stored room %s: bad %s: ignored", local, line);
+    }
   room->saved = TRUE;
   return room;
 }
@@ -1110,7 +1273,9 @@ muc_on_presence (MynaCall *call, MynaStanza *presence, gpointer data)
   if (from == NULL || myna_jid_is_bare (from) || local == NULL)
     return MYNA_HANDLED;          /* only sessions join; the domain takes none */
   occ = room != NULL ? muc_room_find_by_real (room, from) : NULL;
-  if (g_strcmp0 (type, "unavailable") == 0 || g_strcmp0 (type, "error") == 0)
+  /* An error presence (a bounce) is dropped, not taken as a leave: a
+   * bounce can come back while a broadcast walks the room. */
+  if (g_strcmp0 (type, "unavailable") == 0)
     {
       if (occ != NULL)
         muc_occupant_leave (occ, from, presence);

@@ -252,6 +252,7 @@ room_with_messages (Fixture *f, guint n)
     {
       g_autofree char *body = g_strdup_printf ("m%u", i);
       g_autoptr(MynaStanza) echo = say (alice, body, "");
+      g_assert_nonnull (echo);
     }
   return alice;
 }
@@ -263,6 +264,7 @@ test_history_default (Fixture *f, gconstpointer unused)
   g_autoptr(Peer) bob = peer_login (f, "bob");
   g_auto(Joined) j = { 0 };
 
+  peer_drain (alice);          /* the owner stays in the room */
   /* The room keeps 3 (default_history_length): m3, m4, m5, oldest first. */
   join (bob, "Bob", "", &j);
   g_assert_cmpuint (j.history->len, ==, 3);
@@ -299,6 +301,7 @@ test_history_maxstanzas (Fixture *f, gconstpointer unused)
   g_auto(Joined) jc = { 0 };
   g_auto(Joined) jd = { 0 };
 
+  peer_drain (alice);          /* the owner stays in the room */
   join (bob, "Bob", "<history maxstanzas='2'/>", &jb);
   g_assert_cmpuint (jb.history->len, ==, 2);
   g_assert_cmpstr (body_of (jb.history->pdata[0]), ==, "m4");
@@ -334,6 +337,7 @@ test_history_maxchars (Fixture *f, gconstpointer unused)
   g_autofree char *exact = NULL, *less = NULL, *two = NULL;
   glong last, before;
 
+  peer_drain (alice);          /* the owner stays in the room */
   /* Dave's copies of the two newest messages: their lengths, to= and
    * delay included, are what maxchars counts. */
   join (dave, "Dave", "<history maxstanzas='2'/>", &jd);
@@ -367,6 +371,7 @@ test_history_maxchars_zero (Fixture *f, gconstpointer unused)
   g_auto(Joined) jb = { 0 };
   g_auto(Joined) jc = { 0 };
 
+  peer_drain (alice);          /* the owner stays in the room */
   join (bob, "Bob", "<history maxchars='0'/>", &jb);
   g_assert_cmpuint (jb.history->len, ==, 0);
   /* Not a number: ignored, the default applies. */
@@ -387,6 +392,7 @@ test_history_seconds_since (Fixture *f, gconstpointer unused)
   g_auto(Joined) jd = { 0 };
   g_auto(Joined) je = { 0 };
 
+  peer_drain (alice);          /* the owner stays in the room */
   join (bob, "Bob", "<history seconds='3600'/>", &jb);
   g_assert_cmpuint (jb.history->len, ==, 2);
   join (carol, "Carol", "<history seconds='0'/>", &jc);
@@ -571,6 +577,7 @@ test_mam_errors (Fixture *f, gconstpointer unused)
   g_autoptr(MynaStanza) bad_id = NULL;
   g_autoptr(MynaStanza) prefs = NULL;
 
+  peer_drain (alice);          /* the owner stays in the room */
   unknown = request (alice, "set", ROOM,
                      "<query xmlns='urn:xmpp:mam:2'><x xmlns='jabber:x:data' type='submit'>"
                      "<field var='FORM_TYPE'><value>urn:xmpp:mam:2</value></field>"
@@ -598,6 +605,7 @@ test_mam_members_only (Fixture *f, gconstpointer unused)
   g_autoptr(MynaStanza) refused = NULL;
   g_auto(Page) own = { 0 };
 
+  peer_drain (alice);          /* the owner stays in the room */
   refused = request (carol, "set", ROOM, "<query xmlns='urn:xmpp:mam:2'/>");
   g_assert_cmpstr (stanza_error_condition (refused), ==, "forbidden");
   g_assert_cmpstr (stanza_error_type (refused), ==, "auth");
@@ -689,6 +697,7 @@ test_temporary_gone (Fixture *f, gconstpointer unused)
   for (guint i = 0; i < 2; i++)
     {
       g_autoptr(MynaStanza) echo = say_in (alice, TEMP, i == 0 ? "t1" : "t2", "");
+      g_assert_nonnull (echo);
     }
   mam_query_room (alice, TEMP, NULL, NULL, &before);
   g_assert_cmpuint (before.results->len, ==, 2);

@@ -28,17 +28,33 @@ typedef struct {
   Peer *carol;
 } Fixture;
 
-/* Stores room @local (persistent, unlocked; the module's storage view
- * scopes its store as muc/muc_rooms) with the extra dictionary
- * entries @extra (GVariant text, may be ""). */
+/* Stores room @local as the module keeps a persistent room (unlocked;
+ * the module's storage view scopes its store as muc/muc_rooms; format
+ * version 1, one "KEY VALUE" line per field), with the lines @extra. */
 static void
 seed_room (MynaStorage *st, const char *local, const char *extra)
 {
-  g_autofree char *value = g_strdup_printf (
-      "(uint32 1, {'persistent': <true>, 'affiliations': <@a{si} {'alice@localhost': 3}>%s})",
-      extra);
+  g_autofree char *value = g_strdup_printf ("muc-room 1\npersistent 1\naff 3 alice@localhost\n%s",
+                                            extra);
 
   myna_kv_set (st, MUC, "", "muc/muc_rooms", local, value, NULL, NULL, NULL);
+}
+
+/* Asserts @stanza (transfer full) came, and drops it. */
+static void
+take (MynaStanza *stanza)
+{
+  g_assert_nonnull (stanza);
+  myna_stanza_unref (stanza);
+}
+
+/* Whether @stanza, serialised, holds @needle. */
+static gboolean
+stanza_has (MynaStanza *stanza, const char *needle)
+{
+  g_autofree char *text = peer_stanza_text (stanza);
+
+  return strstr (text, needle) != NULL;
 }
 
 static Peer *
@@ -63,12 +79,12 @@ setup (Fixture *f, gconstpointer unused)
 
     g_assert_no_error (error);
     seed_room (st, "lobby", "");
-    seed_room (st, "secret", ", 'password_protected': <true>, 'password': <'sesame'>");
-    seed_room (st, "club", ", 'members_only': <true>");
-    seed_room (st, "banned", ", 'affiliations': <@a{si} {'carol@localhost': -1}>");
-    seed_room (st, "tiny", ", 'max_users': <uint32 1>");
-    seed_room (st, "mod", ", 'moderated': <true>");
-    seed_room (st, "open", ", 'whois': <uint32 1>");
+    seed_room (st, "secret", "password_protected 1\npassword sesame\n");
+    seed_room (st, "club", "members_only 1\n");
+    seed_room (st, "banned", "aff -1 carol@localhost\n");
+    seed_room (st, "tiny", "max_users 1\n");
+    seed_room (st, "mod", "moderated 1\n");
+    seed_room (st, "open", "whois 1\n");
     g_assert_true (myna_storage_flush (st, &error));
   }
   mynad_spawn (&f->d);
@@ -194,7 +210,7 @@ test_join_order (Fixture *f, gconstpointer unused)
   seen = peer_expect (f->alice, "presence", "from='lobby@" MUC "/bob'", "role='participant'",
                       "jid='bob@localhost/b'", NULL);
   g_assert_nonnull (seen);
-  g_assert_null (strstr (peer_stanza_text (seen), "code='110'"));
+  g_assert_false (stanza_has (seen, "code='110'"));
 }
 
 /* Groupchat goes to every occupant from the sender's occupant JID; from
@@ -365,7 +381,7 @@ test_join_errors (Fixture *f, gconstpointer unused)
   join (f->bob, "secret", "bob", "<password>wrong</password>");
   expect_presence_error (f->bob, "secret@" MUC "/bob", "not-authorized", "auth");
   join (f->bob, "secret", "bob", "<password>sesame</password>");
-  g_assert_nonnull (peer_expect (f->bob, "presence", "from='secret@" MUC "/bob'", "code='110'",
+  take (peer_expect (f->bob, "presence", "from='secret@" MUC "/bob'", "code='110'",
                                  NULL));
 
   join (f->bob, "club", "bob", "");
@@ -483,22 +499,22 @@ test_two_sessions (Fixture *f, gconstpointer unused)
   g_assert_cmpint (queue_index (bob2, "code='110'"), >=, 0);
   g_assert_false (peer_has (bob2, "presence", "code='201'", NULL));
   /* alice sees one presence of bob, available; bob's first session its own. */
-  g_assert_nonnull (peer_expect (f->alice, "presence", "from='lobby@" MUC "/bob'", NULL));
+  take (peer_expect (f->alice, "presence", "from='lobby@" MUC "/bob'", NULL));
   self = peer_expect (f->bob, "presence", "from='lobby@" MUC "/bob'", "code='110'", NULL);
   g_assert_nonnull (self);
   peer_sync (f->alice);
   g_assert_false (peer_has (f->alice, "presence", "from='lobby@" MUC "/bob'", NULL));
 
   peer_send (f->alice, "<message to='lobby@" MUC "' type='groupchat'><body>both</body></message>");
-  g_assert_nonnull (peer_expect (f->bob, "message", "<body>both</body>", NULL));
-  g_assert_nonnull (peer_expect (bob2, "message", "<body>both</body>", NULL));
+  take (peer_expect (f->bob, "message", "<body>both</body>", NULL));
+  take (peer_expect (bob2, "message", "<body>both</body>", NULL));
   peer_send (f->alice, "<message to='lobby@" MUC "/bob' type='chat'><body>pm</body></message>");
-  g_assert_nonnull (peer_expect (f->bob, "message", "<body>pm</body>", NULL));
-  g_assert_nonnull (peer_expect (bob2, "message", "<body>pm</body>", NULL));
+  take (peer_expect (f->bob, "message", "<body>pm</body>", NULL));
+  take (peer_expect (bob2, "message", "<body>pm</body>", NULL));
 
   /* bob2 leaves: only it hears; bob still holds the nick. */
   peer_send (bob2, "<presence to='lobby@" MUC "/bob' type='unavailable'/>");
-  g_assert_nonnull (peer_expect (bob2, "presence", "type='unavailable'", "code='110'", NULL));
+  take (peer_expect (bob2, "presence", "type='unavailable'", "code='110'", NULL));
   peer_sync (f->alice);
   g_assert_false (peer_has (f->alice, "presence", "type='unavailable'", NULL));
   peer_send (f->bob, "<message to='lobby@" MUC "' type='groupchat'><body>still</body></message>");
@@ -515,9 +531,10 @@ test_restart (Fixture *f, gconstpointer unused)
   g_autoptr(MynaStanza) self = NULL;
 
   join_ok (f->alice, "lobby", "alice");
-  peer_send (f->alice, "<message to='lobby@" MUC "' type='groupchat'><subject>Kept"
-                       "</subject></message>");
-  g_assert_nonnull (peer_expect (f->alice, "message", "<subject>Kept</subject>", NULL));
+  /* A newline and a backslash: the stored form escapes both. */
+  peer_send (f->alice, "<message to='lobby@" MUC "' type='groupchat'><subject>Kept\n"
+                       "a \\n b</subject></message>");
+  take (peer_expect (f->alice, "message", "<subject>Kept\na \\n b</subject>", NULL));
   g_clear_pointer (&f->alice, peer_free);
   g_clear_pointer (&f->bob, peer_free);
   g_clear_pointer (&f->carol, peer_free);
@@ -525,8 +542,8 @@ test_restart (Fixture *f, gconstpointer unused)
   f->alice = login_peer (f, "alice", "a");
   f->bob = login_peer (f, "bob", "b");
   join (f->bob, "lobby", "bob", "");
-  s = peer_expect (f->bob, "message", "from='lobby@" MUC "/alice'", "<subject>Kept</subject>",
-                   NULL);
+  s = peer_expect (f->bob, "message", "from='lobby@" MUC "/alice'",
+                   "<subject>Kept\na \\n b</subject>", NULL);
   g_assert_nonnull (s);
   /* Nobody else in the room after the restart. */
   g_assert_cmpint (queue_index (f->bob, "from='lobby@" MUC "/alice'") , ==, -1);
@@ -534,7 +551,7 @@ test_restart (Fixture *f, gconstpointer unused)
   self = peer_expect (f->alice, "presence", "from='lobby@" MUC "/alice'", "code='110'",
                       "affiliation='owner'", NULL);
   g_assert_nonnull (self);
-  g_assert_null (strstr (peer_stanza_text (self), "code='201'"));
+  g_assert_false (stanza_has (self, "code='201'"));
 }
 
 /* A non-anonymous room (§7.2.4): 100 on join, and participants see real
@@ -580,7 +597,7 @@ test_iq_forward (Fixture *f, gconstpointer unused)
   r = peer_expect (f->alice, "iq", "id='v1'", "type='result'", NULL);
   g_assert_nonnull (r);
   g_assert_cmpstr (myna_stanza_get_from (r), ==, "lobby@" MUC "/bob");
-  g_assert_nonnull (strstr (peer_stanza_text (r), "<FN>Bob</FN>"));
+  g_assert_true (stanza_has (r, "<FN>Bob</FN>"));
 
   e = request (f->carol, "get", "lobby@" MUC "/bob", "<vCard xmlns='vcard-temp'/>");
   g_assert_cmpstr (stanza_error_condition (e), ==, "not-acceptable");
@@ -610,6 +627,47 @@ test_ping (Fixture *f, gconstpointer unused)
   g_assert_cmpstr (myna_stanza_get_from (r), ==, "lobby@" MUC);
 }
 
+/* 10,000 stored rooms load at start, cheaply: all are there (the log's
+ * count) and a join of the last one works at once. */
+static void
+test_many_rooms (void)
+{
+  g_autoptr(GError) error = NULL;
+  Mynad d = { 0 };
+  Peer *alice;
+
+  mynad_prepare (&d, CONF);
+  {
+    g_autofree char *uri = g_strdup_printf ("sqlite:%s/myna.db", d.dir);
+    g_autoptr(MynaStorage) st = myna_storage_open (uri, &error);
+
+    g_assert_no_error (error);
+    for (guint i = 0; i < 10000; i++)
+      {
+        g_autofree char *local = g_strdup_printf ("room%05u", i);
+        seed_room (st, local, "name A room\nnick bob@localhost bobby\n");
+      }
+    g_assert_true (myna_storage_flush (st, &error));
+  }
+  gint64 t0 = g_get_monotonic_time ();
+  mynad_spawn (&d);
+  g_assert_true (mynad_wait_log (&d, "10000 persistent rooms loaded", WAIT_MS));
+  g_test_message ("mynad started with 10,000 rooms in %.0f ms",
+                  (g_get_monotonic_time () - t0) / 1000.0);
+  mynad_add_user (&d, "alice", "pw-alice");
+  Client *c = client_login (&d, "alice", "pw-alice", "a");
+  g_assert_nonnull (c);
+  alice = peer_new (c, TRUE);
+  /* bobby is reserved for bob in every room. */
+  join (alice, "room09999", "bobby", "");
+  expect_presence_error (alice, "room09999@" MUC "/bobby", "conflict", "cancel");
+  join (alice, "room09999", "alice", "");
+  take (peer_expect (alice, "presence", "from='room09999@" MUC "/alice'",
+                                 "affiliation='owner'", "code='110'", NULL));
+  peer_free (alice);
+  g_assert_cmpint (mynad_stop (&d), ==, 0);
+}
+
 int
 main (int argc, char **argv)
 {
@@ -632,5 +690,6 @@ main (int argc, char **argv)
   ADD ("/muc/rooms/non-anonymous", test_non_anonymous);
   ADD ("/muc/rooms/iq-forward", test_iq_forward);
   ADD ("/muc/rooms/ping", test_ping);
+  g_test_add_func ("/muc/rooms/many-rooms", test_many_rooms);
   return g_test_run ();
 }

@@ -24,6 +24,13 @@ def room(i):
     return 'room%03d@%s' % (i, SERVICE)
 
 
+def item_jids(iq):
+    """The JIDs of a disco#items answer, in document order (slixmpp's own
+    interface gives them as a set)."""
+    q = iq.xml.find('{http://jabber.org/protocol/disco#items}query')
+    return [i.get('jid') for i in q.findall('{http://jabber.org/protocol/disco#items}item')]
+
+
 def steps(mynad):
     st = {}
 
@@ -54,7 +61,7 @@ def steps(mynad):
     async def online():
         for who, jid, pw in (('a', ALICE, PW_A), ('b', BOB, PW_B)):
             c = await login(jid, pw, mynad.c2s, resource='muc', **SCRAM)
-            for p in ('xep_0045', 'xep_0059'):
+            for p in ('xep_0045', 'xep_0059', 'xep_0128'):
                 c.register_plugin(p)
             st[who] = c
 
@@ -76,20 +83,29 @@ def steps(mynad):
         got, pages = [], 0
         async for page in c['xep_0059'].iterate(iq, 'disco_items', amount=7,
                                                 iq_options={'timeout': mi.TIMEOUT}):
-            got += [i[0] for i in page['disco_items']['items']]
+            got += item_jids(page)
             check(page['disco_items']['rsm']['count'] == str(N_ROOMS + 1),
                   'count: %s' % page['disco_items']['rsm']['count'])
             pages += 1
         want = sorted([LOBBY] + [room(i) for i in range(N_ROOMS)])
         check(got == want, 'rooms paged forwards: %s' % got)
         check('secret@' + SERVICE not in got, 'a hidden room is listed')
-        # Backwards from the end.
-        iq = c.Iq(stype='get', sto=SERVICE)
-        iq['disco_items']['node'] = ''
-        back = []
-        async for page in c['xep_0059'].iterate(iq, 'disco_items', amount=25, reverse=True,
-                                                iq_options={'timeout': mi.TIMEOUT}):
-            back = [i[0] for i in page['disco_items']['items']] + back
+        # Backwards from the end, with slixmpp's RSM stanza (its iterator
+        # stops a reverse walk after the first page: it tests
+        # first index + items == count, the end of a forward walk).
+        back, before = [], True
+        while True:
+            iq = c.Iq(stype='get', sto=SERVICE)
+            iq['disco_items']['node'] = ''
+            iq['disco_items']['rsm']['max'] = '25'
+            iq['disco_items']['rsm']['before'] = before
+            page = await iq.send(timeout=mi.TIMEOUT)
+            jids = item_jids(page)
+            back = jids + back
+            rsm = page['disco_items']['rsm']
+            if not jids or rsm['first_index'] == '0':
+                break
+            before = rsm['first']
         check(back == want, 'rooms paged backwards: %s' % back)
         # Names come with the items.
         r = await c['xep_0030'].get_items(jid=SERVICE, timeout=mi.TIMEOUT)
@@ -136,7 +152,7 @@ def steps(mynad):
         values = r['disco_info']['form'].get_values()
         check(str(values.get('muc#roominfo_occupants')) == '1', 'occupants: %s' % values)
         r = await a['xep_0030'].get_items(jid=LOBBY, timeout=mi.TIMEOUT)
-        mine = [i[0] for i in r['disco_items']['items']]
+        mine = item_jids(r)
         check(mine == [LOBBY + '/Alice'], 'occupants seen by an occupant: %s' % mine)
         r = await st['b']['xep_0030'].get_items(jid=LOBBY, timeout=mi.TIMEOUT)
         check(list(r['disco_items']['items']) == [], 'occupants shown to an outsider')

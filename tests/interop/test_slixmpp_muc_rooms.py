@@ -45,8 +45,7 @@ def seed_lobby(data_dir):
     with db:
         db.execute("INSERT INTO kv (host, user, store, key, value) VALUES (?, '', "
                    "'muc/muc_rooms', 'lobby', ?)",
-                   (MUC, "(uint32 1, {'name': <'Lobby'>, 'persistent': <true>, "
-                         "'affiliations': <@a{si} {'alice@localhost': 3}>})"))
+                   (MUC, 'muc-room 1\nname Lobby\npersistent 1\naff 3 alice@localhost\n'))
     db.close()
 
 
