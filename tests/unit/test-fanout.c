@@ -160,12 +160,12 @@ static void
 test_bytes (Fixture *f, gconstpointer unused)
 {
   const char *stanzas[] = {
-    "<message from='room@conference.localhost/n&apos;ck' type='groupchat' id='g1'>"
-    "<body>a &lt; b &amp; c</body><stanza-id xmlns='urn:xmpp:sid:0' id='s1' "
-    "by='room@conference.localhost'/></message>",
+    ("<message from='room@conference.localhost/n&apos;ck' type='groupchat' id='g1'>"
+     "<body>a &lt; b &amp; c</body><stanza-id xmlns='urn:xmpp:sid:0' id='s1' "
+     "by='room@conference.localhost'/></message>"),
     "<presence from='room@conference.localhost/nick' xml:lang='en'/>",
-    "<message to='someone@else/x' from='room@conference.localhost' type='groupchat'>"
-    "<subject>s</subject></message>",
+    ("<message to='someone@else/x' from='room@conference.localhost' type='groupchat'>"
+     "<subject>s</subject></message>"),
   };
   g_autoptr(GPtrArray) to = peer_jids (f);
   guint64 out_before = f->h.server->stanzas_out;
@@ -240,7 +240,6 @@ test_handlers (Fixture *f, gconstpointer unused)
     {
       MynaJid *jid = to->pdata[peers[k]];
       g_autofree char *expected = reference_bytes (stanza, jid);
-      g_autofree char *kept = NULL;
       g_autoptr(GString) out = g_string_new (NULL);
 
       g_assert_cmpstr (myna_stanza_get_to (f->kept->pdata[k]), ==, myna_jid_to_string (jid));
