@@ -136,6 +136,24 @@ fanout_top (MynaStanza *src)
   return top;
 }
 
+/* Whether @view, made by fanout_top() from @src and given a `to`, is
+ * still @src's top level plus that `to`: an inbound handler may have
+ * added or removed a child or an attribute. */
+static gboolean
+fanout_top_intact (MynaStanza *view, MynaStanza *src)
+{
+  guint n = myna_stanza_get_n_children (src);
+  gboolean src_has_to = myna_stanza_get_attr (src, "to") != NULL;
+
+  if (myna_stanza_get_n_children (view) != n
+      || myna_stanza_get_n_attrs (view) != myna_stanza_get_n_attrs (src) + (src_has_to ? 0 : 1))
+    return FALSE;
+  for (guint i = 0; i < n; i++)
+    if (myna_stanza_get_child_nth (view, i) != myna_stanza_get_child_nth (src, i))
+      return FALSE;
+  return TRUE;
+}
+
 /* Where a `to` attribute goes in @bytes, a stanza serialised without one:
  * at the end of its start tag, where myna_stanza_set_attr() would have
  * put it (attribute values escape '>', so the first one ends the tag). */
@@ -164,6 +182,8 @@ myna_server_fanout (MynaServer *server, MynaStanza *stanza, GPtrArray *to,
   myna_stanza_serialize (view, MYNA_NS_CLIENT, bytes);
   gsize at = fanout_splice_point (bytes);
   g_autoptr(GString) out = g_string_sized_new (bytes->len + 128);
+  g_autoptr(MynaJid) from = myna_jid_parse (myna_stanza_get_from (stanza) ?: "", NULL);
+  const char *event = myna_event_for_stanza (myna_stanza_get_name (stanza), MYNA_TARGET_FULL);
   guint handed = 0;
 
   for (guint i = 0; i < to->len; i++)
@@ -174,7 +194,8 @@ myna_server_fanout (MynaServer *server, MynaStanza *stanza, GPtrArray *to,
                          ? myna_server_get_host (server, myna_jid_get_domain (jid))
                          : NULL;
 
-      if (host == NULL || host->component)
+      if (host == NULL || host->component || event == NULL
+          || strcmp (myna_stanza_get_name (stanza), "iq") == 0)
         {
           /* Not a session of ours: routed like any stanza, as a copy of
            * its own (routing may keep and edit it). */
@@ -192,16 +213,32 @@ myna_server_fanout (MynaServer *server, MynaStanza *stanza, GPtrArray *to,
         }
       handed++;
       myna_stanza_set_attr (view, "to", jid_string);
-      gboolean taken = myna_session_to_client_taken (session, view);
-      /* A handler kept it (stream management does, until acknowledged):
-       * it is theirs now, with this recipient's `to`. */
-      if (myna_stanza_is_shared (view))
+      /* As routing would: the recipient's inbound hooks first (blocking
+       * refuses what comes from a JID its user blocked), then the
+       * to-client chain (CSI holds, stream management keeps). */
+      MynaCall call = { server, host, NULL, from, jid };
+      gboolean taken = myna_router_fire (server->router, host, event, &call, view) == MYNA_HANDLED;
+      gboolean intact = fanout_top_intact (view, stanza);
+      if (!taken)
+        taken = myna_session_to_client_taken (session, view);
+      if (!taken && !intact)
         {
-          MynaStanza *fresh = fanout_top (view);
+          /* A hook edited it for this recipient: its own serialisation. */
+          g_string_truncate (out, 0);
+          myna_stanza_serialize (view, MYNA_NS_CLIENT, out);
+          myna_session_send_raw (session, out->str, (gssize) out->len);
+          server->stanzas_out++;
+        }
+      /* A handler kept it (stream management does, until acknowledged):
+       * it is theirs now, with this recipient's `to`.  One that was edited
+       * is not reused either. */
+      if (myna_stanza_is_shared (view) || !intact)
+        {
+          MynaStanza *fresh = fanout_top (stanza);
           myna_stanza_unref (view);
           view = fresh;
         }
-      if (taken)
+      if (taken || !intact)
         continue;
       g_string_truncate (out, 0);
       g_string_append_len (out, bytes->str, (gssize) at);

@@ -295,15 +295,18 @@ guint        myna_server_deliver (MynaServer *server, MynaStanza *stanza);
 /* Delivers @stanza (its `to`, if any, is ignored) to each JID of @to
  * (MynaJid*), serialised once: a session of this server whose full JID
  * is in @to gets those bytes with its own to='…' spliced into the start
- * tag, after MYNA_EVENT_STANZA_TO_CLIENT ran for it on a stanza whose `to`
- * is that JID.  That stanza is the call's own top element sharing its
+ * tag, after the inbound hooks of its host (MYNA_EVENT_MESSAGE_FULL or
+ * MYNA_EVENT_PRESENCE_FULL, as routing runs them: one answering HANDLED
+ * keeps it from that session; one editing its top level gets that
+ * recipient its own serialisation) and MYNA_EVENT_STANZA_TO_CLIENT ran
+ * for it on a stanza whose `to` is that JID.  That stanza is the call's own top element sharing its
  * children with the other recipients': a handler may keep it by
  * reference (the next recipient then gets a new top element) and edit
  * its top level, but must copy before editing a child.  A full JID of an
  * account host of this server with no bound session gets nothing and is
  * added to @unavailable (nullable; the pointers are @to's) so that the
  * caller may drop it; any other JID (a component's, another server's, a
- * bare JID) gets a copy routed as by myna_server_route().  Counts
+ * bare JID), and any iq, gets a copy routed as by myna_server_route().  Counts
  * stanzas_out as myna_server_deliver() does.  For fan-out: multi-user
  * chat rooms, publish-subscribe.
  * Returns: the number of local sessions @stanza was handed to */

@@ -16,24 +16,24 @@
 /* The sessions one muc_fanout() found gone, waiting for the timer. */
 typedef struct {
   Muc       *muc;
-  MynaTimer *timer;
   char      *room;      /* the room's local part */
   GPtrArray *gone;      /* MynaJid* real full JIDs, owned */
 } FanoutGone;
 
 static void
-fanout_gone_free (FanoutGone *g)
+fanout_gone_free (gpointer data)
 {
-  myna_timer_free (g->timer);
+  FanoutGone *g = data;
+
   g_free (g->room);
   g_ptr_array_unref (g->gone);
   g_free (g);
 }
 
-/* The timer: each gone session still gone and still an occupant leaves
- * the room as if it had sent unavailable presence. */
-static void
-fanout_gone_fire (gpointer data)
+/* The timer (once): each gone session still gone and still an occupant
+ * leaves the room as if it had sent unavailable presence. */
+static gboolean
+fanout_gone_fire (MynaModule *mod, gpointer data)
 {
   FanoutGone *g = data;
   MucRoom *room = muc_room_find (g->muc, g->room);
@@ -56,7 +56,7 @@ fanout_gone_fire (gpointer data)
       /* The leave may have destroyed a temporary room. */
       room = muc_room_find (g->muc, g->room);
     }
-  fanout_gone_free (g);
+  return FALSE;
 }
 
 void
@@ -79,6 +79,6 @@ muc_fanout (Muc *muc, MynaStanza *stanza, GPtrArray *to)
   g->gone = g_ptr_array_new_full (gone->len, (GDestroyNotify) myna_jid_unref);
   for (guint i = 0; i < gone->len; i++)
     g_ptr_array_add (g->gone, myna_jid_ref (gone->pdata[i]));
-  g->timer = myna_timer_new (fanout_gone_fire, g);
-  myna_timer_start (g->timer, 0);
+  /* A module timer: an unload before it fires frees @g. */
+  myna_module_add_timer (muc->mod, 0, fanout_gone_fire, g, fanout_gone_free);
 }

@@ -35,7 +35,18 @@
 #                           management, carbons, CSI) without and with its
 #                           message archive (MAM, archiving every message, as
 #                           each ships it), then with the clients enabling
-#                           stream management (acking every BENCH_SM_ACK=5)
+#                           stream management (acking every BENCH_SM_ACK=5);
+#                           add "muc" for issue 13's: each server's MUC
+#                           service (conference.localhost): BENCH_MUC_N=1000
+#                           occupants join one room (RSS before/after: KiB per
+#                           occupant), BENCH_MUC_SENDERS=10 of them send
+#                           groupchat messages with BENCH_MUC_WINDOW=5 in
+#                           flight each (deliveries/s to all occupants), then
+#                           BENCH_MUC_RATE=20 msg/s (p99 latency to the last
+#                           occupant of each message); then
+#                           BENCH_MUC_ROOM_SESSIONS=100 sessions make
+#                           BENCH_MUC_ROOMS=10000 persistent rooms (RSS per
+#                           idle room, and again after a restart loads them)
 # Full size: BENCH_N=10000 tests/bench/run.sh, then for Myna alone
 # BENCH_N=100000 BENCH_SERVERS=myna tests/bench/run.sh (needs an open-file
 # hard limit above N for both processes: see docs/PERFORMANCE.md).
@@ -57,11 +68,21 @@ CHURN_PEER_WAVE=${BENCH_CHURN_PEER_WAVE:-2000}
 CHURN_C=${BENCH_CHURN_C:-100}
 SCENARIOS=" ${BENCH_SCENARIOS:-idle logins throughput latency churn} "
 SM_ACK=${BENCH_SM_ACK:-5}
+MUC_N=${BENCH_MUC_N:-1000}
+MUC_SENDERS=${BENCH_MUC_SENDERS:-10}
+MUC_WINDOW=${BENCH_MUC_WINDOW:-5}
+MUC_RATE=${BENCH_MUC_RATE:-20}
+MUC_ROOMS=${BENCH_MUC_ROOMS:-10000}
+MUC_ROOM_SESSIONS=${BENCH_MUC_ROOM_SESSIONS:-100}
 want () { [[ $SCENARIOS == *" $1 "* ]]; }
 BUILD="$ROOT/build-bench"
 XL="$BUILD/tests/bench/xmppload"
 ACCOUNTS=$(( N > 2 * PAIRS ? N : 2 * PAIRS ))
 ACCOUNTS=$(( ACCOUNTS > LOGIN_C ? ACCOUNTS : LOGIN_C ))
+if want muc; then
+  ACCOUNTS=$(( ACCOUNTS > MUC_N ? ACCOUNTS : MUC_N ))
+  ACCOUNTS=$(( ACCOUNTS > MUC_ROOM_SESSIONS ? ACCOUNTS : MUC_ROOM_SESSIONS ))
+fi
 max () { echo $(( $1 > $2 ? $1 : $2 )); }
 # churn: total and wave size for server $1 (a wave needs as many accounts)
 churn_total () { if [ "$1" = myna ]; then echo "$CHURN_TOTAL"; else echo "$CHURN_PEER_TOTAL"; fi; }
@@ -166,6 +187,8 @@ start_server () {
           -e "${MYNA_SPIN:+s|^poll_spin_us = .*|poll_spin_us = $MYNA_SPIN|}" \
           -e "s|^modules = \(.*\)\$|modules = \1$extra|" \
           "$ROOT/tests/bench/myna.conf" > "$dir/myna.conf"
+      # PROFILE=muc: the MUC service as conf/myna.conf ships it
+      [ "${PROFILE:-}" = muc ] && printf '\n[component:conference.localhost]\nmodule = muc\nmodules = ping\n' >> "$dir/myna.conf"
       (cd "$dir" && exec taskset -c 0 "$BUILD/core/mynad" -c "$dir/myna.conf") \
         >>"$dir/server.log" 2>&1 &
       SERVER_PID=$!
@@ -183,6 +206,8 @@ start_server () {
           -e "s|\"presence\";\$|\"presence\"; $pmods|" \
           -e "/^modules_disabled/s|\"mam\"; \"carbons\"; \"smacks\"; \"csi_simple\"; ||" \
           "$ROOT/tests/bench/peers/prosody.cfg.lua" > "$dir/prosody.cfg.lua"
+      # PROFILE=muc: mod_muc on conference.localhost, as Prosody ships it
+      [ "${PROFILE:-}" = muc ] && printf '\nComponent "conference.localhost" "muc"\n' >> "$dir/prosody.cfg.lua"
       taskset -c 0 prosody --config "$dir/prosody.cfg.lua" -F >>"$dir/server.log" 2>&1 &
       SERVER_PID=$!
       ;;
@@ -197,6 +222,10 @@ start_server () {
           printf '  mod_stream_mgmt: {}\n  mod_carboncopy: {}\n  mod_client_state: {}\n' >> "$dir/etc/ejabberd.yml" ;;
       esac
       [ "${PROFILE:-}" = mobile ] && printf '  mod_mam:\n    assume_mam_usage: true\n    default: always\n' >> "$dir/etc/ejabberd.yml"
+      # PROFILE=muc: mod_muc on conference.localhost, its limits of 200
+      # occupants a room (max_users) raised to the benchmark's room, and
+      # presence broadcast not thinned below 10,000 (max_users_presence)
+      [ "${PROFILE:-}" = muc ] && printf '  mod_muc:\n    host: conference.localhost\n    max_users: 10000\n    max_users_presence: 10000\n    max_user_conferences: 10000\n    default_room_options:\n      max_users: 10000\n' >> "$dir/etc/ejabberd.yml"
       cat > "$dir/etc/ejabberdctl.cfg" <<EOF
 ERL_MAX_PORTS=$(( NOFILE > 65536 ? NOFILE : 65536 ))
 ERL_OPTIONS="+S 1:1 +SDcpu 1:1"
@@ -428,6 +457,33 @@ for s in $SERVERS; do
   fi
   fi
 
+  if want muc; then
+  log "$s: muc ($MUC_N occupants in one room, $MUC_SENDERS senders with $MUC_WINDOW in flight, ${DUR}s)"
+  PROFILE=muc start_server "$s" || continue
+  load "$s" muc -R "$(listening_pid)" -n "$MUC_N" -c 50 -j "bench@conference.localhost" \
+    -p "$MUC_SENDERS" -w "$MUC_WINDOW" -d "$DUR" -S 2 -T 1800
+  stop_server
+  log "$s: muc latency ($MUC_N occupants, $MUC_RATE msg/s, ${DUR}s)"
+  PROFILE=muc start_server "$s" || continue
+  load "$s" muclat -R "$(listening_pid)" -n "$MUC_N" -c 50 -j "bench@conference.localhost" \
+    -p "$MUC_SENDERS" -r "$MUC_RATE" -d "$DUR" -S 2 -T 1800
+  stop_server
+  log "$s: $MUC_ROOMS persistent rooms made by $MUC_ROOM_SESSIONS sessions, then a restart"
+  PROFILE=muc start_server "$s" || continue
+  sleep 2
+  R[$s:mucrooms.rss_fresh]=$(rss_kib "$(listening_pid)")
+  load "$s" mucrooms -R "$(listening_pid)" -n "$MUC_ROOM_SESSIONS" -c 50 -j conference.localhost \
+    -m "$MUC_ROOMS" -S 2 -T 3600
+  stop_server
+  PROFILE=muc start_server "$s" || continue
+  sleep 5
+  R[$s:mucrooms.rss_loaded]=$(rss_kib "$(listening_pid)")
+  R[$s:mucrooms.kib_per_room_loaded]=$(awk -v a="${R[$s:mucrooms.rss_fresh]}" -v b="${R[$s:mucrooms.rss_loaded]}" \
+    -v n="${R[$s:mucrooms.rooms]:-0}" 'BEGIN{if (n > 0) printf "%.2f", (b-a)/n; else print "n/a"}')
+  echo "RESULT scenario=mucrooms_restart server=$s rooms=${R[$s:mucrooms.rooms]:-0} rss_fresh_kib=${R[$s:mucrooms.rss_fresh]} rss_loaded_kib=${R[$s:mucrooms.rss_loaded]} kib_per_room=${R[$s:mucrooms.kib_per_room_loaded]}"
+  stop_server
+  fi
+
   if want churn; then
   ctotal=$(churn_total "$s") cwave=$(churn_wave "$s")
   log "$s: churn ($ctotal sessions in waves of $cwave, $CHURN_C logins in flight)"
@@ -516,6 +572,20 @@ row "  generator: busy (%)"                  latency_half.gen_busy_pct
 row "  generator: waiting for its CPU (%)"   latency_half.gen_runq_pct
 row "  server: waiting for its CPU (%)"      latency_half.server_runq_pct
 row "  server: CPU use (% of a core)"       latency_half.server_cpu_pct
+row "MUC: occupants in the room"              muc.occupants
+row "MUC: join time, all occupants (s)"       muc.setup_s
+row "MUC: KiB per occupant"                   muc.kib_per_occupant
+row "MUC: deliveries/s to all occupants"      muc.delivered_per_s
+row "MUC: groupchat messages/s (all got it)"  muc.messages_per_s
+row "MUC: errors"                             muc.errors
+row "MUC: latency to last occupant p50 (ms)"  muclat.last_p50_ms
+row "MUC: latency to last occupant p99 (ms)"  muclat.last_p99_ms
+row "MUC: latency to last occupant max (ms)"  muclat.last_max_ms
+row "MUC: latency, every delivery p99 (ms)"   muclat.all_p99_ms
+row "MUC: persistent rooms made"              mucrooms.rooms
+row "MUC: rooms made per s"                   mucrooms.rooms_per_s
+row "MUC: KiB per idle persistent room"       mucrooms.kib_per_room
+row "MUC: KiB per room, loaded at restart"    mucrooms.kib_per_room_loaded
 row "churn sessions (total/wave)"             churn.size
 row "churn sessions failed"                   churn.failed
 row "churn RSS, highest wave peak (KiB)"      churn.rss_max_peak_kib

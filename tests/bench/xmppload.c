@@ -47,7 +47,9 @@
 
 /* ---- options ---------------------------------------------------------- */
 
-typedef enum { SC_REGISTER, SC_IDLE, SC_LOGINS, SC_THROUGHPUT, SC_LATENCY, SC_CHURN } Scenario;
+typedef enum { SC_REGISTER, SC_IDLE, SC_LOGINS, SC_THROUGHPUT, SC_LATENCY, SC_CHURN,
+               SC_MUC, SC_MUCLAT, SC_MUCROOMS } Scenario;
+#define IS_MUC(sc) ((sc) == SC_MUC || (sc) == SC_MUCLAT || (sc) == SC_MUCROOMS)
 
 static struct
 {
@@ -73,6 +75,8 @@ static struct
   guint       threads;
   gboolean    presence;
   guint       sm_ack_every; /* stream management (XEP-0198): ack every N stanzas, 0: off */
+  const char *muc_room;     /* muc, muclat: the room's bare JID; mucrooms: the service */
+  guint       muc_rooms;    /* mucrooms: persistent rooms to create in all */
   struct in_addr *sources;
   guint       n_sources;
   struct sockaddr_in dest;
@@ -94,6 +98,17 @@ static atomic_uint g_next_account;/* register: next account to create */
 static gint64      g_pace_start_ns; /* CLOCK_MONOTONIC when traffic starts */
 static gint64      g_timed_from_ns; /* latency: messages sent from here on are timed */
 static gint64      g_real_to_mono_ns; /* CLOCK_MONOTONIC − CLOCK_REALTIME */
+/* muc scenarios (one worker thread: plain variables suffice for its own) */
+static atomic_uint g_muc_joined;  /* sessions in the room (muc, muclat) */
+static atomic_int  g_room_ready;  /* the creator configured the room */
+static atomic_int  g_muc_traffic; /* the room is full: send */
+static atomic_uint g_rooms_made;  /* mucrooms: persistent rooms configured */
+static atomic_uint g_muc_failed;  /* joins or configurations refused */
+static gint64     *g_muc_sent_at; /* muclat: send time of message k */
+static guint      *g_muc_got;     /* muclat: occupants that got message k */
+static gint64     *g_muc_worst;   /* muclat: its latency to the last of them so far */
+static guint       g_muc_cap;     /* muclat: the arrays' length */
+static guint64     g_muc_complete;/* muclat: messages every occupant got */
 
 static inline gint64
 now_ns (void)
@@ -224,7 +239,13 @@ struct Conn
   gboolean   sm_on;       /* <enabled/> received: stanzas are counted */
   guint32    sm_h;        /* stanzas handled since <enabled/> (mod 2^32) */
   guint      sm_since_ack;/* handled since our last <a/> */
+  int        muc;         /* MUC_* below: where this session is in the room */
+  guint      muc_done;    /* mucrooms: rooms this session created */
+  guint      index;       /* muc: the session's number, 0 .. n-1 */
 };
+
+/* A session's place in the muc scenarios. */
+enum { MUC_OUT, MUC_JOINING, MUC_CONFIGURING, MUC_IN, MUC_FINISHED };
 
 struct Worker
 {
@@ -264,6 +285,7 @@ struct Worker
   Hist       late;           /* latency: send time minus its deadline */
   Hist       rxdelay;        /* latency: recv() time minus the kernel's receipt */
   Hist       klat;           /* latency: the kernel's receipt minus send time */
+  Hist       muc_all;        /* muclat: every delivery's latency */
   guint64    timed_sent;     /* latency: messages sent in the timed window */
   char       last_error[160];
 };
@@ -603,6 +625,272 @@ registration_done (Worker *w, Conn *c, gboolean ok, gboolean conflict)
   conn_finish (w, c);
 }
 
+/* ---- multi-user chat ------------------------------------------------- */
+
+/* The room session C works in: the benchmark's room, or (mucrooms) its
+ * next room of its own on the service. */
+static void
+muc_room_of (Conn *c, char *buf, size_t len)
+{
+  if (opt.scenario == SC_MUCROOMS)
+    g_snprintf (buf, len, "bench%u-%u@%s", c->account, c->muc_done, opt.muc_room);
+  else
+    g_snprintf (buf, len, "%s", opt.muc_room);
+}
+
+/* Joins the room as nick u<account>, asking for no history. */
+static void
+muc_join (Conn *c)
+{
+  char room[512];
+  muc_room_of (c, room, sizeof room);
+  conn_printf (c, "<presence to='%s/u%u'><x xmlns='http://jabber.org/protocol/muc'>"
+               "<history maxstanzas='0'/></x></presence>", room, c->account);
+  c->muc = MUC_JOINING;
+}
+
+/* The owner's configuration form (XEP-0045 §10.1.3), submitted as it is
+ * apart from persistence: unlocks the room. */
+static void
+muc_configure (Conn *c, gboolean persistent)
+{
+  char room[512];
+  muc_room_of (c, room, sizeof room);
+  conn_printf (c, "<iq type='set' to='%s' id='cfg%u'><query xmlns='http://jabber.org/protocol/muc#owner'>"
+               "<x xmlns='jabber:x:data' type='submit'><field var='FORM_TYPE'>"
+               "<value>http://jabber.org/protocol/muc#roomconfig</value></field>"
+               "<field var='muc#roomconfig_persistentroom'><value>%d</value></field>"
+               "</x></query></iq>", room, c->muc_done, persistent ? 1 : 0);
+  c->muc = MUC_CONFIGURING;
+}
+
+/* A groupchat message to the room stamped with its send time and K. */
+static gint64
+muc_send (Conn *c, guint64 k)
+{
+  gint64 t = now_ns ();
+  conn_printf (c, "<message to='%s' type='groupchat'><body>ts:%" G_GINT64_FORMAT " k:%" G_GUINT64_FORMAT
+               "</body></message>", opt.muc_room, t, k);
+  return t;
+}
+
+/* Whether the presence S (start tag TL long) is C's own in the room
+ * (status 110). */
+static gboolean
+muc_is_self (const char *s, size_t len)
+{
+  return find (s, len, "code='110'") != NULL || find (s, len, "code=\"110\"") != NULL;
+}
+
+/* A stanza for a session of the muc scenarios, bound and ready. */
+static void
+muc_element (Worker *w, Conn *c, const char *name, size_t nlen, const char *s, size_t len, size_t tl)
+{
+#define IS(lit) (nlen == sizeof (lit) - 1 && memcmp (name, lit, nlen) == 0)
+  if (IS ("presence"))
+    {
+      if (attr_is (s, tl, "type", "error") && c->muc != MUC_IN)
+        {
+          note_error (w, c, "join refused", s, len);
+          atomic_fetch_add (&g_muc_failed, 1);
+          if (opt.scenario != SC_MUCROOMS && c->index != 0)
+            w->in_flight--;
+          c->muc = MUC_FINISHED;
+          return;
+        }
+      if (c->muc != MUC_JOINING || !muc_is_self (s, len) || attr_is (s, tl, "type", "unavailable"))
+        return;
+      /* The creator (session 0, or each mucrooms session) configures a
+       * room it created (status 201); a room there already is ready. */
+      gboolean created = find (s, len, "code='201'") != NULL || find (s, len, "code=\"201\"") != NULL;
+      if (created && (opt.scenario == SC_MUCROOMS || c->index == 0))
+        {
+          muc_configure (c, opt.scenario == SC_MUCROOMS);
+          return;
+        }
+      if (opt.scenario == SC_MUCROOMS)
+        {
+          note_error (w, c, "room there already", s, len);
+          atomic_fetch_add (&g_muc_failed, 1);
+          c->muc = MUC_FINISHED;
+          return;
+        }
+      if (c->index == 0)
+        atomic_store (&g_room_ready, 1);
+      else
+        w->in_flight--;
+      c->muc = MUC_IN;
+      atomic_fetch_add (&g_muc_joined, 1);
+      return;
+    }
+  if (IS ("iq"))
+    {
+      if (c->muc != MUC_CONFIGURING)
+        return;
+      if (!attr_is (s, tl, "type", "result"))
+        {
+          note_error (w, c, "room configuration refused", s, len);
+          atomic_fetch_add (&g_muc_failed, 1);
+          c->muc = MUC_FINISHED;
+          return;
+        }
+      if (opt.scenario != SC_MUCROOMS)
+        {
+          atomic_store (&g_room_ready, 1);
+          c->muc = MUC_IN;
+          atomic_fetch_add (&g_muc_joined, 1);
+          return;
+        }
+      /* mucrooms: made; leave it idle (persistent, empty) and go on. */
+      char room[512];
+      muc_room_of (c, room, sizeof room);
+      conn_printf (c, "<presence type='unavailable' to='%s/u%u'/>", room, c->account);
+      atomic_fetch_add (&g_rooms_made, 1);
+      c->muc_done++;
+      guint share = opt.muc_rooms / opt.n + (c->index < opt.muc_rooms % opt.n ? 1 : 0);
+      if (c->muc_done < share)
+        muc_join (c);
+      else
+        c->muc = MUC_FINISHED;
+      return;
+    }
+  if (!IS ("message") || opt.scenario == SC_MUCROOMS)
+    return;
+  if (attr_is (s, tl, "type", "error"))
+    {
+      w->errors++;
+      note_error (w, c, "message error", s, len);
+      return;
+    }
+  const char *ts = find (s, len, ">ts:");
+  if (ts == NULL)
+    return; /* the subject, or anything else */
+  gint64 sent = g_ascii_strtoll (ts + 4, NULL, 10);
+  const char *kp = find (ts, len - (size_t) (ts - s), " k:");
+  guint64 k = kp != NULL ? g_ascii_strtoull (kp + 3, NULL, 10) : G_MAXUINT64;
+  gint64 now = w->rx_ns;
+  gboolean measuring = atomic_load_explicit (&g_measuring, memory_order_relaxed);
+  if (measuring)
+    w->delivered++;
+  if (opt.scenario == SC_MUCLAT && k < g_muc_cap && sent >= g_timed_from_ns && now >= sent)
+    {
+      gint64 d = now - sent;
+      if (measuring)
+        hist_add (&w->muc_all, (guint64) d);
+      if (d > g_muc_worst[k])
+        g_muc_worst[k] = d;
+      if (++g_muc_got[k] == atomic_load (&g_muc_joined))
+        {
+          g_muc_complete++;
+          if (measuring)
+            hist_add (&w->lat, (guint64) g_muc_worst[k]);
+        }
+    }
+  /* muc: a sender's own message came back: the next one keeps its window. */
+  if (opt.scenario == SC_MUC && c->index < opt.pairs
+      && !atomic_load_explicit (&g_stop, memory_order_relaxed))
+    {
+      size_t fl = 0;
+      const char *from = attr (s, tl, "from", &fl);
+      char nick[32];
+      int nl = g_snprintf (nick, sizeof nick, "/u%u", c->account);
+      if (from != NULL && fl >= (size_t) nl && memcmp (from + fl - nl, nick, (size_t) nl) == 0)
+        {
+          muc_send (c, 0);
+          w->sent_msgs++;
+        }
+    }
+#undef IS
+}
+
+/* The muc scenarios' setup and traffic, from the worker's loop: once all
+ * sessions are bound, session 0 creates and configures the room, then the
+ * others join, opt.concurrency at a time; once they all are in, the
+ * senders start (muc: a window each; muclat: paced by muc_pace). */
+static void
+muc_drive (Worker *w)
+{
+  if (!atomic_load (&g_go) || atomic_load (&g_stop))
+    return;
+  if (opt.scenario == SC_MUCROOMS)
+    {
+      for (guint i = 0; i < w->n_conns; i++)
+        if (w->conns[i].state == ST_READY && w->conns[i].muc == MUC_OUT)
+          {
+            muc_join (&w->conns[i]);
+            conn_flush (w, &w->conns[i]);
+          }
+      return;
+    }
+  Conn *creator = &w->conns[0];
+  if (creator->muc == MUC_OUT && creator->state == ST_READY)
+    {
+      muc_join (creator);
+      conn_flush (w, creator);
+      return;
+    }
+  if (!atomic_load (&g_room_ready))
+    return;
+  for (guint i = 1; i < w->n_conns && w->in_flight < opt.concurrency; i++)
+    {
+      Conn *c = &w->conns[i];
+      if (c->state != ST_READY || c->muc != MUC_OUT)
+        continue;
+      muc_join (c);
+      w->in_flight++;
+      conn_flush (w, c);
+    }
+  if (opt.scenario == SC_MUC && atomic_load (&g_muc_traffic) && !w->started_traffic)
+    {
+      w->started_traffic = TRUE;
+      for (guint i = 0; i < MIN (opt.pairs, w->n_conns); i++)
+        {
+          Conn *c = &w->conns[i];
+          if (c->muc != MUC_IN)
+            continue;
+          for (guint k = 0; k < opt.window; k++)
+            {
+              muc_send (c, 0);
+              w->sent_msgs++;
+            }
+          conn_flush (w, c);
+        }
+    }
+  if (opt.scenario == SC_MUCLAT && atomic_load (&g_muc_traffic) && !w->started_traffic)
+    w->started_traffic = TRUE;
+}
+
+/* muclat: sends every message whose deadline has passed, from the
+ * senders in turn, each stamped just before its send(). */
+static void
+muc_pace (Worker *w)
+{
+  if (!w->started_traffic || atomic_load_explicit (&g_stop, memory_order_relaxed))
+    return;
+  guint senders = MAX (1u, MIN (opt.pairs, w->n_conns));
+  for (guint n = 0; n < 100000; n++)
+    {
+      guint64 k = w->paced_sent;
+      gint64 due = g_pace_start_ns + (gint64) ((double) k * 1e9 / opt.rate);
+      if (now_ns () < due || k >= g_muc_cap)
+        return;
+      w->paced_sent++;
+      Conn *c = &w->conns[k % senders];
+      if (c->muc != MUC_IN)
+        continue;
+      gint64 t = muc_send (c, k);
+      g_muc_sent_at[k] = t;
+      w->sent_msgs++;
+      if (t >= g_timed_from_ns)
+        {
+          w->timed_sent++;
+          hist_add (&w->late, (guint64) (t - due));
+        }
+      if (!conn_flush (w, c))
+        conn_failed (w, c);
+    }
+}
+
 /* One complete top-level element S[0..LEN) with local name NAME. */
 static gboolean
 handle_element (Worker *w, Conn *c, const char *name, size_t nlen, const char *s, size_t len)
@@ -700,6 +988,11 @@ handle_element (Worker *w, Conn *c, const char *name, size_t nlen, const char *s
               conn_printf (c, "<a xmlns='urn:xmpp:sm:3' h='%u'/>", c->sm_h);
               c->sm_since_ack = 0;
             }
+        }
+      if (IS_MUC (opt.scenario) && (IS ("presence") || IS ("iq") || IS ("message")))
+        {
+          muc_element (w, c, name, nlen, s, len, tl);
+          break;
         }
       if (IS ("enabled"))
         c->sm_on = TRUE;
@@ -1369,18 +1662,23 @@ worker_main (void *data)
           w->rq0_ns = thread_runq_ns ();
         }
       ramp (w);
-      if (!w->started_traffic && atomic_load (&g_go))
+      if (IS_MUC (opt.scenario))
+        muc_drive (w);
+      else if (!w->started_traffic && atomic_load (&g_go))
         start_traffic (w);
       /* Latency traffic: poll, never sleep.  A sleeping thread's vCPU
        * idles, and its wake-up on a timer or on data took up to ~1 ms
        * at p99 on the test VM, which would count in every latency. */
-      gboolean polling = opt.scenario == SC_LATENCY && w->started_traffic;
+      gboolean polling = (opt.scenario == SC_LATENCY || opt.scenario == SC_MUCLAT) && w->started_traffic;
       gint64 lap = 0;
       guint64 sent_before = w->sent_msgs;
       if (polling)
         {
           lap = now_ns ();
-          pace (w);
+          if (opt.scenario == SC_MUCLAT)
+            muc_pace (w);
+          else
+            pace (w);
         }
       int n = epoll_wait (w->ep, evs, G_N_ELEMENTS (evs), polling ? 0 : 10);
       for (int i = 0; i < n; i++)
@@ -1388,6 +1686,8 @@ worker_main (void *data)
           conn_event (w, evs[i].data.ptr, evs[i].events);
           if (opt.scenario == SC_LATENCY)
             pace (w); /* a deadline may pass while a batch is handled */
+          else if (opt.scenario == SC_MUCLAT)
+            muc_pace (w);
         }
       if (polling && w->wall0_ns != 0 && (n > 0 || w->sent_msgs != sent_before))
         w->work_ns += now_ns () - lap; /* idle laps are not the generator's work */
@@ -1583,6 +1883,96 @@ run_churn (const sigset_t *sigs, ChurnSummary *cs)
     }
 }
 
+/* ---- muc: the controller's side -------------------------------------- */
+
+typedef struct
+{
+  gboolean interrupted;
+  gboolean ok;
+  gint64   rss_bound;    /* KiB: every session bound, nobody in a room */
+  gint64   rss_done;     /* KiB: everyone joined (or every room made), settled */
+  double   setup_s;      /* login and join (or room making) time */
+  double   measured;     /* muc, muclat: traffic time */
+} MucSummary;
+
+/* Waits until COND (a count) reaches NEED, or the setup timeout, or a
+ * signal.  FALSE unless reached. */
+static gboolean
+muc_wait (const sigset_t *sigs, atomic_uint *count, guint need, gint64 t0, MucSummary *ms,
+          const char *what)
+{
+  while (atomic_load (count) + atomic_load (&g_muc_failed) < need)
+    {
+      if (signalled_within (sigs, 0.05))
+        {
+          ms->interrupted = TRUE;
+          return FALSE;
+        }
+      if (secs_since (t0) > opt.setup_timeout)
+        {
+          fprintf (stderr, "xmppload: setup timeout: %s %u of %u (%u refused)\n", what,
+                   atomic_load (count), need, atomic_load (&g_muc_failed));
+          return FALSE;
+        }
+    }
+  return atomic_load (&g_muc_failed) == 0;
+}
+
+/* The muc scenarios: bound → RSS → joins (or rooms) → settle → RSS →
+ * traffic for the duration (muc, muclat). */
+static void
+run_muc (const sigset_t *sigs, MucSummary *ms)
+{
+  gint64 t0 = now_ns ();
+  if (!muc_wait (sigs, &g_bound, opt.n, t0, ms, "sessions bound"))
+    return;
+  fprintf (stderr, "xmppload: %u sessions bound in %.2f s\n", atomic_load (&g_bound), secs_since (t0));
+  signalled_within (sigs, opt.settle);
+  ms->rss_bound = proc_rss_kib (opt.server_pid);
+  gint64 t1 = now_ns ();
+  atomic_store (&g_go, 1);
+  if (opt.scenario == SC_MUCROOMS)
+    {
+      if (!muc_wait (sigs, &g_rooms_made, opt.muc_rooms, t1, ms, "rooms made"))
+        return;
+      fprintf (stderr, "xmppload: %u persistent rooms made in %.2f s\n", atomic_load (&g_rooms_made),
+               secs_since (t1));
+    }
+  else
+    {
+      if (!muc_wait (sigs, &g_muc_joined, opt.n, t1, ms, "occupants joined"))
+        return;
+      fprintf (stderr, "xmppload: %u occupants joined in %.2f s\n", atomic_load (&g_muc_joined),
+               secs_since (t1));
+    }
+  ms->setup_s = secs_since (t0);
+  signalled_within (sigs, opt.settle);
+  ms->rss_done = proc_rss_kib (opt.server_pid);
+  fprintf (stdout, "READY %u\n", atomic_load (&g_bound));
+  fflush (stdout);
+  if (opt.scenario == SC_MUCROOMS)
+    {
+      ms->ok = TRUE;
+      return;
+    }
+  /* muclat: the first tenth (at most 1 s) is a warm-up */
+  double warm = opt.scenario == SC_MUCLAT ? MIN (1.0, opt.duration / 10) : 0;
+  g_pace_start_ns = now_ns ();
+  g_timed_from_ns = g_pace_start_ns + (gint64) (warm * 1e9);
+  atomic_store (&g_muc_traffic, 1);
+  if (warm > 0 && signalled_within (sigs, warm))
+    {
+      ms->interrupted = TRUE;
+      return;
+    }
+  gint64 m0 = now_ns ();
+  atomic_store (&g_measuring, 1);
+  ms->interrupted = signalled_within (sigs, opt.duration);
+  atomic_store (&g_measuring, 0);
+  ms->measured = secs_since (m0);
+  ms->ok = !ms->interrupted;
+}
+
 /* ---- main ------------------------------------------------------------- */
 
 static void
@@ -1590,7 +1980,14 @@ usage (FILE *f)
 {
   fprintf (f,
     "usage: xmppload -s SCENARIO [options]\n"
-    "  -s register|idle|logins|throughput|latency|churn\n"
+    "  -s register|idle|logins|throughput|latency|churn|muc|muclat|mucrooms\n"
+    "     muc: N sessions join room -j (session 0 creates it), then -p of them send\n"
+    "          groupchat messages, -w in flight each: deliveries/s to all occupants;\n"
+    "          with -R, the server's RSS before and after the joins (KiB/occupant)\n"
+    "     muclat: the same room, -r messages/s from -p senders in turn: latency to\n"
+    "          the last occupant of each message (and of every delivery)\n"
+    "     mucrooms: N sessions make -m persistent rooms on service -j in all, each\n"
+    "          joined, configured persistent and left; with -R, RSS before/after\n"
     "  -H HOST (127.0.0.1)  -P PORT (5222)  -D DOMAIN (localhost)\n"
     "  -u PREFIX (user)  -x PASSWORD (pw)  -f FIRST account number (1)\n"
     "  -n N       accounts to register / sessions to hold / login pool (100);\n"
@@ -1610,7 +2007,10 @@ usage (FILE *f)
     "  -W W       churn: sessions per wave (8500; accounts FIRST..FIRST+W-1 must exist)\n"
     "  -R PID     the server process: churn watches its VmRSS and descriptors,\n"
     "             latency reports how long its busiest thread waited for a CPU\n"
-    "  -S SEC     churn: settle between the release and the RSS sample (1.2)\n");
+    "  -S SEC     churn: settle between the release and the RSS sample (1.2);\n"
+    "             muc*: before each RSS sample\n"
+    "  -j JID     muc, muclat: the room (room@service); mucrooms: the service\n"
+    "  -m M       mucrooms: rooms to make in all (10000)\n");
 }
 
 static gboolean
@@ -1675,7 +2075,7 @@ main (int argc, char **argv)
   opt.presence = TRUE;
 
   int ch;
-  while ((ch = getopt (argc, argv, "s:H:P:D:u:x:f:n:c:p:w:r:d:T:t:b:NM:L:W:R:S:h")) != -1)
+  while ((ch = getopt (argc, argv, "s:H:P:D:u:x:f:n:c:p:w:r:d:T:t:b:NM:L:W:R:S:j:m:h")) != -1)
     {
       switch (ch)
         {
@@ -1701,6 +2101,8 @@ main (int argc, char **argv)
         case 'W': opt.wave = (guint) strtoul (optarg, NULL, 10); break;
         case 'R': opt.server_pid = atoi (optarg); break;
         case 'S': opt.settle = g_ascii_strtod (optarg, NULL); break;
+        case 'j': opt.muc_room = optarg; break;
+        case 'm': opt.muc_rooms = (guint) strtoul (optarg, NULL, 10); break;
         case 'h': usage (stdout); return 0;
         default: usage (stderr); return 2;
         }
@@ -1710,7 +2112,8 @@ main (int argc, char **argv)
       usage (stderr);
       return 2;
     }
-  static const char *const names[] = { "register", "idle", "logins", "throughput", "latency", "churn" };
+  static const char *const names[] = { "register", "idle", "logins", "throughput", "latency", "churn",
+                                        "muc", "muclat", "mucrooms" };
   gboolean known = FALSE;
   for (guint i = 0; i < G_N_ELEMENTS (names); i++)
     if (strcmp (opt.scenario_name, names[i]) == 0)
@@ -1726,6 +2129,17 @@ main (int argc, char **argv)
     {
       usage (stderr);
       return 2;
+    }
+  if (IS_MUC (opt.scenario))
+    {
+      if (opt.muc_room == NULL || strchr (opt.muc_room, '\'') != NULL)
+        {
+          fprintf (stderr, "xmppload: %s needs -j (a room, or for mucrooms a service)\n", opt.scenario_name);
+          return 2;
+        }
+      opt.threads = 1; /* the room's bookkeeping is the one worker's */
+      if (opt.muc_rooms == 0)
+        opt.muc_rooms = 10000;
     }
   if (opt.duration < 0)
     opt.duration = opt.scenario == SC_IDLE ? 0 : 10;
@@ -1750,6 +2164,7 @@ main (int argc, char **argv)
     case SC_LOGINS: total = opt.concurrency; break;
     case SC_REGISTER: total = opt.concurrency; break;
     case SC_CHURN: total = MIN (opt.wave, opt.n); break;
+    case SC_MUC: case SC_MUCLAT: case SC_MUCROOMS: total = opt.n; break;
     default: total = 2 * opt.pairs; break;
     }
   if (opt.scenario == SC_THROUGHPUT || opt.scenario == SC_LATENCY)
@@ -1781,6 +2196,7 @@ main (int argc, char **argv)
           Conn *c = &w->conns[i];
           c->fd = -1;
           c->slot = i;
+          c->index = acct_next;
           c->account = opt.first + (acct_next++ % opt.n);
           if (unit == 2 && i % 2 == 1)
             {
@@ -1812,6 +2228,13 @@ main (int argc, char **argv)
   gint64 t0 = now_ns ();
   if (opt.scenario == SC_LOGINS)
     atomic_store (&g_measuring, 1);
+  if (opt.scenario == SC_MUCLAT)
+    {
+      g_muc_cap = (guint) MIN (opt.rate * (opt.duration + 2) + 16, 50e6);
+      g_muc_sent_at = g_new0 (gint64, g_muc_cap);
+      g_muc_got = g_new0 (guint, g_muc_cap);
+      g_muc_worst = g_new0 (gint64, g_muc_cap);
+    }
   for (guint t = 0; t < opt.threads; t++)
     pthread_create (&workers[t].thread, NULL, worker_main, &workers[t]);
 
@@ -1822,13 +2245,19 @@ main (int argc, char **argv)
   double measured = 0;
   struct timespec tick = { 0, 100 * 1000000 };
   ChurnSummary churn = { 0 };
+  MucSummary mucs = { 0 };
   if (opt.scenario == SC_CHURN)
     {
       run_churn (&sigs, &churn);
       interrupted = churn.interrupted;
       measure_start = t0;
     }
-  for (guint loop = 0; opt.scenario != SC_CHURN && loop < 100u * 3600u * 48u; loop++)
+  if (IS_MUC (opt.scenario))
+    {
+      run_muc (&sigs, &mucs);
+      interrupted = mucs.interrupted;
+    }
+  for (guint loop = 0; opt.scenario != SC_CHURN && !IS_MUC (opt.scenario) && loop < 100u * 3600u * 48u; loop++)
     {
       siginfo_t si;
       if (sigtimedwait (&sigs, &si, &tick) > 0)
@@ -1892,6 +2321,8 @@ main (int argc, char **argv)
     }
   if (measure_start != 0)
     measured = (double) (now_ns () - measure_start) / 1e9;
+  if (IS_MUC (opt.scenario))
+    measured = mucs.measured;
   /* the server's busy thread waiting for its CPU: other processes there */
   double server_rq_pct = -1;
   if (server_sched0 != NULL && measured > 0)
@@ -1906,7 +2337,7 @@ main (int argc, char **argv)
     pthread_join (workers[t].thread, NULL);
 
   /* aggregate */
-  Hist lat = { 0 }, late = { 0 }, rxdelay = { 0 }, klat = { 0 };
+  Hist lat = { 0 }, late = { 0 }, rxdelay = { 0 }, klat = { 0 }, muc_all = { 0 };
   guint64 timed_sent = 0;
   double gen_work = 0, gen_wall = 0, gen_rq = 0;
   guint64 delivered = 0, sent = 0, logins = 0, lfail = 0, reg = 0, confl = 0, rfail = 0, errors = 0;
@@ -1918,6 +2349,7 @@ main (int argc, char **argv)
       hist_merge (&late, &w->late);
       hist_merge (&rxdelay, &w->rxdelay);
       hist_merge (&klat, &w->klat);
+      hist_merge (&muc_all, &w->muc_all);
       timed_sent += w->timed_sent;
       if (w->wall0_ns != 0)
         {
@@ -2030,6 +2462,52 @@ main (int argc, char **argv)
         rc = churn.ok && churn.waves_done == churn.waves && churn.failed == 0 ? 0 : 1;
       }
       break;
+    case SC_MUC:
+    case SC_MUCLAT:
+    case SC_MUCROOMS:
+      break; /* below */
+    }
+  if (IS_MUC (opt.scenario))
+    {
+      guint joined = atomic_load (&g_muc_joined);
+      char per[32] = "n/a";
+      guint made = atomic_load (&g_rooms_made);
+      guint counted = opt.scenario == SC_MUCROOMS ? made : joined;
+      if (mucs.rss_bound > 0 && mucs.rss_done > 0 && counted > 0)
+        g_snprintf (per, sizeof per, "%.2f", (double) (mucs.rss_done - mucs.rss_bound) / counted);
+      if (opt.scenario == SC_MUCROOMS)
+        {
+          printf ("%u persistent rooms made by %u sessions in %.1f s; RSS %" G_GINT64_FORMAT " → %"
+                  G_GINT64_FORMAT " KiB: %s KiB per room\n", made, atomic_load (&g_bound), mucs.setup_s,
+                  mucs.rss_bound, mucs.rss_done, per);
+          printf ("RESULT scenario=mucrooms server=%s sessions=%u rooms=%u refused=%u seconds=%.1f"
+                  " rooms_per_s=%.1f rss_before_kib=%" G_GINT64_FORMAT " rss_after_kib=%" G_GINT64_FORMAT
+                  " kib_per_room=%s\n",
+                  opt.server_label, atomic_load (&g_bound), made, atomic_load (&g_muc_failed), mucs.setup_s,
+                  made / MAX (mucs.setup_s, 1e-9), mucs.rss_bound, mucs.rss_done, per);
+          rc = mucs.ok && made == opt.muc_rooms ? 0 : 1;
+        }
+      else
+        {
+          printf ("%u occupants (setup %.1f s; RSS %" G_GINT64_FORMAT " → %" G_GINT64_FORMAT
+                  " KiB: %s KiB per occupant); %" G_GUINT64_FORMAT " deliveries in %.2f s: %.0f/s\n",
+                  joined, mucs.setup_s, mucs.rss_bound, mucs.rss_done, per, delivered, measured,
+                  (double) delivered / MAX (measured, 1e-9));
+          printf ("RESULT scenario=%s server=%s occupants=%u senders=%u window=%u rate=%.0f refused=%u"
+                  " setup_s=%.1f rss_before_kib=%" G_GINT64_FORMAT " rss_after_kib=%" G_GINT64_FORMAT
+                  " kib_per_occupant=%s sent=%" G_GUINT64_FORMAT " delivered=%" G_GUINT64_FORMAT
+                  " errors=%" G_GUINT64_FORMAT " seconds=%.2f delivered_per_s=%.0f messages_per_s=%.1f"
+                  " complete=%" G_GUINT64_FORMAT " last_p50_ms=%.3f last_p99_ms=%.3f last_max_ms=%.3f"
+                  " all_p50_ms=%.3f all_p99_ms=%.3f late_p99_us=%.1f\n",
+                  opt.scenario_name, opt.server_label, joined, opt.pairs, opt.window, opt.rate,
+                  atomic_load (&g_muc_failed), mucs.setup_s, mucs.rss_bound, mucs.rss_done, per, sent,
+                  delivered, errors, measured, (double) delivered / MAX (measured, 1e-9),
+                  (double) delivered / MAX (joined, 1) / MAX (measured, 1e-9), g_muc_complete,
+                  hist_quantile (&lat, 0.5) / 1e6, hist_quantile (&lat, 0.99) / 1e6, (double) lat.max / 1e6,
+                  hist_quantile (&muc_all, 0.5) / 1e6, hist_quantile (&muc_all, 0.99) / 1e6,
+                  hist_quantile (&late, 0.99) / 1e3);
+          rc = mucs.ok && delivered > 0 && (opt.scenario == SC_MUC || lat.count > 0) ? 0 : 1;
+        }
     }
   if (last_error != NULL)
     fprintf (stderr, "xmppload: last error: %s\n", last_error);
@@ -2044,10 +2522,16 @@ main (int argc, char **argv)
       g_free (workers[t].late.b);
       g_free (workers[t].rxdelay.b);
       g_free (workers[t].klat.b);
+      g_free (workers[t].muc_all.b);
       close (workers[t].ep);
     }
   g_free (workers);
   g_free (lat.b);
+  g_free (muc_all.b);
+  g_free (late.b);
+  g_free (g_muc_sent_at);
+  g_free (g_muc_got);
+  g_free (g_muc_worst);
   g_free (opt.sources);
   return rc;
 }

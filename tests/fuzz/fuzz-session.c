@@ -1,7 +1,7 @@
 /* fuzz-session: whole post-authentication exchanges through the real
  * server and the shipped module set (auth bind roster presence offline
  * disco ping version vcard private blocking last register sm csi carbons
- * mam cloud_notify).  Each input gets three sessions, logged in (PLAIN)
+ * mam cloud_notify, and muc serving conference.localhost).  Each input gets three sessions, logged in (PLAIN)
  * and bound over socketpairs before its first byte: slot 0 is
  * alice/phone, slot 1 alice/laptop, slot 2 bob/desk.  The input is a
  * sequence of chunks, each starting at the beginning of the input or
@@ -523,6 +523,10 @@ server_init (void)
       "allow_insecure = true\n"
       "[module:cloud_notify]\n"
       "include_body = true\n"
+      /* Multi-user chat as conf/myna.conf serves it (issue 13). */
+      "[component:conference." HOST "]\n"
+      "module = muc\n"
+      "modules = ping\n"
       PUSH_CONF,
       dir, MYNA_BUILD_MODULEDIR);
   g_autofree char *path = g_build_filename (dir, "fuzz.conf", NULL);

@@ -4,7 +4,8 @@
  * the stanza by reference (as stream management does) keeps one whose
  * `to` is its session's and whose serialisation is what that session
  * got, a handler taking it over (as CSI does) sees its own `to` and the
- * session gets nothing, the caller's stanza is left unchanged, a local
+ * session gets nothing, the recipient's inbound hooks run as routing runs
+ * them (one refusing it, one editing it for its recipient), the caller's stanza is left unchanged, a local
  * full JID without a session is reported unavailable, a JID of a
  * component gets a routed copy, and stanzas_out counts each write. */
 #include "server-harness.h"
@@ -159,12 +160,12 @@ static void
 test_bytes (Fixture *f, gconstpointer unused)
 {
   const char *stanzas[] = {
-    "<message from='room@conference.localhost/n&apos;ck' type='groupchat' id='g1'>"
-    "<body>a &lt; b &amp; c</body><stanza-id xmlns='urn:xmpp:sid:0' id='s1' "
-    "by='room@conference.localhost'/></message>",
+    ("<message from='room@conference.localhost/n&apos;ck' type='groupchat' id='g1'>"
+     "<body>a &lt; b &amp; c</body><stanza-id xmlns='urn:xmpp:sid:0' id='s1' "
+     "by='room@conference.localhost'/></message>"),
     "<presence from='room@conference.localhost/nick' xml:lang='en'/>",
-    "<message to='someone@else/x' from='room@conference.localhost' type='groupchat'>"
-    "<subject>s</subject></message>",
+    ("<message to='someone@else/x' from='room@conference.localhost' type='groupchat'>"
+     "<subject>s</subject></message>"),
   };
   g_autoptr(GPtrArray) to = peer_jids (f);
   guint64 out_before = f->h.server->stanzas_out;
@@ -239,7 +240,6 @@ test_handlers (Fixture *f, gconstpointer unused)
     {
       MynaJid *jid = to->pdata[peers[k]];
       g_autofree char *expected = reference_bytes (stanza, jid);
-      g_autofree char *kept = NULL;
       g_autoptr(GString) out = g_string_new (NULL);
 
       g_assert_cmpstr (myna_stanza_get_to (f->kept->pdata[k]), ==, myna_jid_to_string (jid));
@@ -252,6 +252,51 @@ test_handlers (Fixture *f, gconstpointer unused)
   peer_drain (&f->peers[1]);
   g_assert_cmpuint (f->peers[1].in->len, ==, 0);
   g_assert_null (myna_stanza_get_to (stanza));
+}
+
+/* An inbound message/full hook as routing runs it: refuses what goes to
+ * the first peer (as blocking does), adds a child to what goes to the
+ * second (as an archive adds its stanza-id). */
+static MynaResult
+inbound_probe (MynaCall *call, MynaStanza *stanza, gpointer data)
+{
+  Fixture *f = data;
+  const char *to = myna_stanza_get_to (stanza);
+
+  g_assert_cmpstr (to, ==, myna_jid_to_string (myna_call_get_to (call)));
+  if (strcmp (to, myna_jid_to_string (myna_session_get_jid (f->peers[0].session))) == 0)
+    return MYNA_HANDLED;
+  if (strcmp (to, myna_jid_to_string (myna_session_get_jid (f->peers[1].session))) == 0)
+    myna_stanza_set_attr (myna_stanza_add_child (stanza, "stanza-id", "urn:xmpp:sid:0"), "id", "x");
+  return MYNA_PASS;
+}
+
+/* The recipients' inbound hooks run as routing runs them: one refusing
+ * keeps it from its session; one editing the stanza for its recipient
+ * gets that recipient its edited serialisation, and the next recipient
+ * the bytes of the stanza as it was. */
+static void
+test_inbound_hooks (Fixture *f, gconstpointer unused)
+{
+  g_autoptr(GPtrArray) to = peer_jids (f);
+  g_autoptr(MynaStanza) stanza = myna_stanza_build (
+      "<message from='room@conference.localhost/nick' type='groupchat' id='i'>"
+      "<body>in</body></message>");
+
+  myna_router_add_hook (f->h.server->router, f->host, MYNA_EVENT_MESSAGE_FULL, 100, NULL,
+                        inbound_probe, f, NULL);
+  g_assert_cmpuint (myna_server_fanout (f->h.server, stanza, to, NULL), ==, N_PEERS);
+  g_autoptr(MynaStanza) edited = myna_stanza_copy (stanza);
+  myna_stanza_set_attr (edited, "to", myna_jid_to_string (to->pdata[1]));
+  myna_stanza_set_attr (myna_stanza_add_child (edited, "stanza-id", "urn:xmpp:sid:0"), "id", "x");
+  g_autoptr(GString) edited_bytes = g_string_new (NULL);
+  myna_stanza_serialize (edited, MYNA_NS_CLIENT, edited_bytes);
+  peer_expect_exact (&f->peers[1], edited_bytes->str);
+  g_autofree char *plain = reference_bytes (stanza, to->pdata[2]);
+  peer_expect_exact (&f->peers[2], plain);
+  peer_drain (&f->peers[0]);
+  g_assert_cmpuint (f->peers[0].in->len, ==, 0);
+  g_assert_cmpuint (myna_stanza_get_n_children (stanza), ==, 1);
 }
 
 /* Waits for @p to have received @needle. */
@@ -304,6 +349,8 @@ main (int argc, char **argv)
   harness_init_logging ();
   g_test_add ("/fanout/bytes", Fixture, conf, fixture_setup, test_bytes, fixture_teardown);
   g_test_add ("/fanout/handlers", Fixture, conf, fixture_setup, test_handlers, fixture_teardown);
+  g_test_add ("/fanout/inbound-hooks", Fixture, conf, fixture_setup, test_inbound_hooks,
+              fixture_teardown);
   g_test_add ("/fanout/unavailable-and-routed", Fixture, conf, fixture_setup,
               test_unavailable_and_routed, fixture_teardown);
   return g_test_run ();
