@@ -188,7 +188,7 @@ start_server () {
           -e "s|^modules = \(.*\)\$|modules = \1$extra|" \
           "$ROOT/tests/bench/myna.conf" > "$dir/myna.conf"
       # PROFILE=muc: the MUC service as conf/myna.conf ships it
-      [ "${PROFILE:-}" = muc ] && printf '\n[component:conference.localhost]\nmodule = muc\nmodules = ping\n' >> "$dir/myna.conf"
+      [ "${PROFILE:-}" = muc ] && printf '\n[component:conference.localhost]\nmodule = muc\n' >> "$dir/myna.conf"
       (cd "$dir" && exec taskset -c 0 "$BUILD/core/mynad" -c "$dir/myna.conf") \
         >>"$dir/server.log" 2>&1 &
       SERVER_PID=$!

@@ -526,7 +526,6 @@ server_init (void)
       /* Multi-user chat as conf/myna.conf serves it (issue 13). */
       "[component:conference." HOST "]\n"
       "module = muc\n"
-      "modules = ping\n"
       PUSH_CONF,
       dir, MYNA_BUILD_MODULEDIR);
   g_autofree char *path = g_build_filename (dir, "fuzz.conf", NULL);
