@@ -65,7 +65,15 @@ typedef struct {
   char    *target;      /* the occupant JID it asked (room@service/nick) */
 } MucForward;
 
+/* A leave that arrived while the service was busy (Muc.deferred). */
+typedef struct {
+  MynaJid    *from;       /* the real full JID leaving */
+  char       *local;      /* the room's local part */
+  MynaStanza *presence;   /* its unavailable presence */
+} MucDeferred;
+
 static void muc_room_free (MucRoom *room);
+static void muc_occupant_leave (MucOccupant *occ, MynaJid *real, MynaStanza *presence);
 
 /* ---- small helpers ----------------------------------------------------------- */
 
@@ -409,6 +417,7 @@ muc_room_destroy (MucRoom *room, const char *alternate, const char *reason,
 
   g_return_if_fail (room != NULL);
   muc = room->muc;
+  muc_busy_enter (muc);
   g_info ("room %s destroyed%s%s", myna_jid_to_string (room->jid),
           alternate != NULL ? ", alternate venue " : "", alternate != NULL ? alternate : "");
   /* Each occupant gets its own unavailable presence (§10.9). */
@@ -439,6 +448,7 @@ muc_room_destroy (MucRoom *room, const char *alternate, const char *reason,
                  room->local, NULL, NULL, NULL, NULL);
   muc_history_room_destroyed (room);
   g_hash_table_remove (muc->rooms, room->local);
+  muc_busy_leave (muc);
 }
 
 /* ---- persistence ---------------------------------------------------------------- */
@@ -1257,11 +1267,81 @@ muc_change_nick (MucOccupant *occ, MynaCall *call, MynaStanza *presence, const c
   muc_presence_broadcast (occ, &back);
 }
 
+/* ---- re-entrancy ---------------------------------------------------------------- */
+
+static void
+muc_deferred_free (MucDeferred *d)
+{
+  myna_jid_unref (d->from);
+  g_free (d->local);
+  myna_stanza_unref (d->presence);
+  g_free (d);
+}
+
+void
+muc_busy_enter (Muc *muc)
+{
+  g_return_if_fail (muc != NULL);
+  muc->busy++;
+}
+
+void
+muc_busy_leave (Muc *muc)
+{
+  g_return_if_fail (muc != NULL && muc->busy > 0);
+  if (--muc->busy > 0)
+    return;
+  /* The leaves that came in meanwhile, each bracketed in turn (one may
+   * cut off another session, whose leave queues behind it). */
+  while (muc->deferred.length > 0)
+    {
+      MucDeferred *d = g_queue_pop_head (&muc->deferred);
+      MucRoom *room = muc_room_find (muc, d->local);
+      MucOccupant *occ = room != NULL ? muc_room_find_by_real (room, d->from) : NULL;
+
+      muc->busy++;
+      if (occ != NULL)
+        muc_occupant_leave (occ, d->from, d->presence);
+      muc->busy--;
+      muc_deferred_free (d);
+    }
+}
+
 /* presence/bare and presence/full: joins, updates, nick changes, leaves. */
+static MynaResult muc_handle_presence (Muc *muc, MynaCall *call, MynaStanza *presence);
+
 static MynaResult
 muc_on_presence (MynaCall *call, MynaStanza *presence, gpointer data)
 {
   Muc *muc = data;
+  MynaJid *from = myna_call_get_from (call);
+  MynaResult result;
+
+  if (muc->busy > 0 && g_strcmp0 (myna_stanza_get_type (presence), "unavailable") == 0
+      && from != NULL && !myna_jid_is_bare (from)
+      && myna_jid_get_local (myna_call_get_to (call)) != NULL)
+    {
+      /* A session ending inside one of our writes: it leaves once the
+       * write, and whatever walks the room around it, is done. */
+      MucDeferred *d = g_new0 (MucDeferred, 1);
+
+      d->from = myna_jid_ref (from);
+      d->local = g_strdup (myna_jid_get_local (myna_call_get_to (call)));
+      d->presence = myna_stanza_ref (presence);
+      g_queue_push_tail (&muc->deferred, d);
+      g_debug ("leave of %s from %s deferred: the room is busy", myna_jid_to_string (from),
+               d->local);
+      return MYNA_HANDLED;
+    }
+  muc_busy_enter (muc);
+  result = muc_handle_presence (muc, call, presence);
+  muc_busy_leave (muc);
+  return result;
+}
+
+static MynaResult
+muc_handle_presence (Muc *muc, MynaCall *call, MynaStanza *presence)
+{
   MynaJid *to = myna_call_get_to (call);
   MynaJid *from = myna_call_get_from (call);
   const char *type = myna_stanza_get_type (presence);
@@ -1434,9 +1514,8 @@ muc_private_message (MucRoom *room, const char *nick, MynaCall *call, MynaStanza
 
 /* message/host, message/bare and message/full. */
 static MynaResult
-muc_on_message (MynaCall *call, MynaStanza *message, gpointer data)
+muc_handle_message (Muc *muc, MynaCall *call, MynaStanza *message)
 {
-  Muc *muc = data;
   MynaJid *to = myna_call_get_to (call);
   const char *type = myna_stanza_get_type (message);
   const char *nick = myna_jid_get_resource (to);
@@ -1465,6 +1544,19 @@ muc_on_message (MynaCall *call, MynaStanza *message, gpointer data)
     muc_reply_error (call, message, MYNA_ERROR_TYPE_MODIFY, "bad-request",
                      "a message to the room is groupchat, an invitation or a voice request");
   return MYNA_HANDLED;
+}
+
+/* The hook: muc_handle_message inside muc_busy_enter/leave. */
+static MynaResult
+muc_on_message (MynaCall *call, MynaStanza *message, gpointer data)
+{
+  Muc *muc = data;
+  MynaResult result;
+
+  muc_busy_enter (muc);
+  result = muc_handle_message (muc, call, message);
+  muc_busy_leave (muc);
+  return result;
 }
 
 /* ---- IQs ------------------------------------------------------------------------------ */
@@ -1586,9 +1678,8 @@ muc_service_iq (Muc *muc, MucRoom *room, gboolean at_room, MynaCall *call, MynaS
 
 /* iq/host, iq/bare and iq/full. */
 static MynaResult
-muc_on_iq (MynaCall *call, MynaStanza *iq, gpointer data)
+muc_handle_iq (Muc *muc, MynaCall *call, MynaStanza *iq)
 {
-  Muc *muc = data;
   MynaJid *to = myna_call_get_to (call);
   const char *type = myna_stanza_get_type (iq);
   const char *local = myna_jid_get_local (to);
@@ -1607,6 +1698,19 @@ muc_on_iq (MynaCall *call, MynaStanza *iq, gpointer data)
     return MYNA_HANDLED;          /* a result or error nobody waits for */
   muc_service_iq (muc, room, local != NULL, call, iq);
   return MYNA_HANDLED;
+}
+
+/* The hook: muc_handle_iq inside muc_busy_enter/leave. */
+static MynaResult
+muc_on_iq (MynaCall *call, MynaStanza *iq, gpointer data)
+{
+  Muc *muc = data;
+  MynaResult result;
+
+  muc_busy_enter (muc);
+  result = muc_handle_iq (muc, call, iq);
+  muc_busy_leave (muc);
+  return result;
 }
 
 /* ---- names ------------------------------------------------------------------------------ */

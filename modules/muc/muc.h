@@ -122,6 +122,12 @@ struct _Muc {
   gpointer     admin_data;    /* admin.c's */
   gpointer     history_data;  /* history.c's */
   gpointer     disco_data;    /* disco.c's */
+  /* muc.c (review): a write to an occupant can end its session on the
+   * spot (c2s output limits), and that session's unavailable presence
+   * then reaches the room inside the write, while a caller walks the
+   * occupants.  Such leaves wait in @deferred while @busy. */
+  guint        busy;          /* muc.c: handlers under way (muc_busy_enter) */
+  GQueue       deferred;      /* muc.c: MucDeferred* leaves waiting for busy == 0 */
 };
 
 /* One occupant: one nick in one room, held by one real bare JID from one
@@ -218,6 +224,13 @@ const char  *muc_affiliation_name (MucAffiliation a);
 int          muc_affiliation_parse (const char *name);
 const char  *muc_role_name (MucRole r);
 int          muc_role_parse (const char *name);
+/* Brackets work that walks rooms and writes to occupants outside the
+ * module's stanza hooks (which bracket themselves): an archive
+ * callback, an admin command.  Leaves that arrive in between are applied
+ * when the outermost muc_busy_leave() returns, so no occupant or room
+ * goes while a caller holds it. */
+void         muc_busy_enter (Muc *muc);
+void         muc_busy_leave (Muc *muc);
 
 /* ---- admin.c ------------------------------------------------------------- */
 

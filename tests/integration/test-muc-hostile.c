@@ -1,0 +1,173 @@
+/* test-muc-hostile: the muc module (XEP-0045) under hostile or unlucky
+ * input, as raw XML against a real mynad serving conference.localhost:
+ * an occupant cut off as not reading in the middle of a stanza the room
+ * sends it (its unavailable presence comes back inside the fan-out), and
+ * the conformance gaps and bounds a review found.  Run under ASan too:
+ * several of these were use-after-free. */
+#include "services-harness.h"
+
+#include <myna/storage.h>
+#include <sys/socket.h>
+
+#define MUC "conference.localhost"
+#define NS_MUC "http://jabber.org/protocol/muc"
+#define NS_MUC_USER "http://jabber.org/protocol/muc#user"
+
+/* Small output queues, so that a client that stops reading is cut off
+ * after a few hundred kilobytes. */
+#define CONF "max_output = 64K\nmax_output_hard = 64K\n" MYNAD_PLAIN_AUTH \
+  "[component:" MUC "]\nmodule = muc\n" \
+  "[module:muc]\nmax_nick_length = 16\nmax_subject_length = 64\n"
+
+typedef struct {
+  Mynad d;
+  Peer *alice;
+  Peer *bob;
+} Fixture;
+
+/* Stores room @local as a persistent, configured room owned by alice,
+ * with the lines @extra (the module's format version 1). */
+static void
+seed_room (MynaStorage *st, const char *local, const char *extra)
+{
+  g_autofree char *value = g_strdup_printf ("muc-room 1\npersistent 1\naff 3 alice@localhost\n%s",
+                                            extra);
+
+  myna_kv_set (st, MUC, "", "muc/muc_rooms", local, value, NULL, NULL, NULL);
+}
+
+static Peer *
+login_peer (Fixture *f, const char *user, const char *resource)
+{
+  g_autofree char *pw = g_strdup_printf ("pw-%s", user);
+  Client *c = client_login (&f->d, user, pw, resource);
+
+  g_assert_nonnull (c);
+  return peer_new (c, TRUE);
+}
+
+static void
+setup (Fixture *f, gconstpointer unused)
+{
+  g_autoptr(GError) error = NULL;
+
+  /* presence: a closed session's unavailable presence reaches its rooms. */
+  f->d.modules = "disco;ping;version;auth;bind;roster;presence";
+  mynad_prepare (&f->d, CONF);
+  {
+    g_autofree char *uri = g_strdup_printf ("sqlite:%s/myna.db", f->d.dir);
+    g_autoptr(MynaStorage) st = myna_storage_open (uri, &error);
+
+    g_assert_no_error (error);
+    seed_room (st, "lobby", "");
+    g_assert_true (myna_storage_flush (st, &error));
+  }
+  mynad_spawn (&f->d);
+  mynad_add_user (&f->d, "alice", "pw-alice");
+  mynad_add_user (&f->d, "bob", "pw-bob");
+  f->alice = login_peer (f, "alice", "a");
+  f->bob = login_peer (f, "bob", "b");
+}
+
+static void
+teardown (Fixture *f, gconstpointer unused)
+{
+  g_clear_pointer (&f->alice, peer_free);
+  g_clear_pointer (&f->bob, peer_free);
+  g_assert_cmpint (mynad_stop (&f->d), ==, 0);
+}
+
+/* Sends a join of @room as @nick (with @x_extra inside <x xmlns=muc/>). */
+static void
+join (Peer *p, const char *room, const char *nick, const char *x_extra)
+{
+  g_autofree char *s = g_strdup_printf ("<presence to='%s@" MUC "/%s'><x xmlns='" NS_MUC "'>%s"
+                                        "</x></presence>", room, nick, x_extra);
+  peer_send (p, s);
+}
+
+/* Joins and waits for the self-presence and the subject. */
+static void
+join_ok (Peer *p, const char *room, const char *nick)
+{
+  g_autofree char *from = g_strdup_printf ("from='%s@" MUC "/%s'", room, nick);
+  g_autofree char *room_from = g_strdup_printf ("from='%s@" MUC, room);
+  g_autoptr(MynaStanza) self = NULL;
+  g_autoptr(MynaStanza) subject = NULL;
+
+  join (p, room, nick, "");
+  self = peer_expect (p, "presence", from, "code='110'", NULL);
+  g_assert_nonnull (self);
+  subject = peer_expect (p, "message", room_from, "<subject", NULL);
+  g_assert_nonnull (subject);
+}
+
+/* Makes @p's kernel receive buffer small, so that it fills quickly once
+ * the test stops reading. */
+static void
+small_rcvbuf (Peer *p)
+{
+  int size = 4096;
+
+  setsockopt (p->c->fd, SOL_SOCKET, SO_RCVBUF, &size, sizeof size);
+}
+
+/* A private message body of @len letters from the sender to lobby/@nick. */
+static char *
+big_pm (const char *nick, guint i, gsize len)
+{
+  g_autoptr(GString) m = g_string_new (NULL);
+
+  g_string_printf (m, "<message type='chat' to='lobby@" MUC "/%s' id='pm%u'><body>", nick, i);
+  for (gsize k = 0; k < len; k++)
+    g_string_append_c (m, (char) ('a' + k % 26));
+  g_string_append (m, "</body></message>");
+  return g_string_free (g_steal_pointer (&m), FALSE);
+}
+
+/* An occupant that stops reading is cut off (max_output_hard) while the
+ * room writes it a private message: its session closes inside that
+ * write and its unavailable presence reaches the room inside the
+ * fan-out.  The room must take it out after the write, not free the
+ * occupant the fan-out is walking (a use-after-free before): the others
+ * see it leave and the service still answers. */
+static void
+test_cut_off_in_fanout (Fixture *f, gconstpointer unused)
+{
+  g_autoptr(MynaStanza) gone = NULL;
+
+  join_ok (f->alice, "lobby", "alice");
+  join_ok (f->bob, "lobby", "bob");
+  g_assert_nonnull (peer_expect (f->alice, "presence", "from='lobby@" MUC "/bob'", NULL));
+  small_rcvbuf (f->bob);
+  /* bob reads nothing more; alice writes him until he is cut off. */
+  for (guint i = 0; i < 400 && !peer_has (f->alice, "presence", "type='unavailable'",
+                                          "from='lobby@" MUC "/bob'", NULL); i++)
+    {
+      g_autofree char *pm = big_pm ("bob", i, 16000);
+      peer_send (f->alice, pm);
+      if (i % 16 == 15)
+        peer_sync (f->alice);
+    }
+  gone = peer_expect (f->alice, "presence", "type='unavailable'", "from='lobby@" MUC "/bob'",
+                      NULL);
+  g_assert_nonnull (gone);
+  g_assert_true (mynad_wait_log (&f->d, "not reading", WAIT_MS));
+  /* The service lives on. */
+  peer_send (f->alice, "<message type='groupchat' to='lobby@" MUC "' id='after'>"
+                       "<body>still here</body></message>");
+  g_assert_nonnull (peer_expect (f->alice, "message", "id='after'", "still here", NULL));
+}
+
+int
+main (int argc, char **argv)
+{
+  g_test_init (&argc, &argv, NULL);
+  /* GLib 2.74's slice allocator hides freed arrays from ASan: mynad
+   * inherits plain malloc so that a use-after-free is seen. */
+  g_setenv ("G_SLICE", "always-malloc", TRUE);
+#define ADD(path, fn) g_test_add ("/muc-hostile/" path, Fixture, NULL, setup, fn, teardown)
+  ADD ("cut-off-in-fanout", test_cut_off_in_fanout);
+#undef ADD
+  return g_test_run ();
+}
