@@ -1507,8 +1507,10 @@ muc_private_message (MucRoom *room, const char *nick, MynaCall *call, MynaStanza
   m = myna_stanza_copy (message);
   myna_stanza_set_attr (m, "to", NULL);
   myna_stanza_set_attr (m, "from", myna_jid_to_string (sender->jid));
-  if (myna_stanza_get_child (m, "x", NS_MUC_USER) == NULL)
-    myna_stanza_add_child (m, "x", NS_MUC_USER);
+  /* The room's own marker: a muc#user element the sender wrote (items
+   * with real JIDs, status codes) would speak for the room. */
+  myna_stanza_remove_children (m, "x", NS_MUC_USER);
+  myna_stanza_add_child (m, "x", NS_MUC_USER);
   muc_occupant_send (target, m);
 }
 

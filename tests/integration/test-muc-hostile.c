@@ -60,6 +60,7 @@ setup (Fixture *f, gconstpointer unused)
 
     g_assert_no_error (error);
     seed_room (st, "lobby", "");
+    seed_room (st, "club", "members_only 1\n");
     g_assert_true (myna_storage_flush (st, &error));
   }
   mynad_spawn (&f->d);
@@ -159,6 +160,63 @@ test_cut_off_in_fanout (Fixture *f, gconstpointer unused)
   g_assert_nonnull (peer_expect (f->alice, "message", "id='after'", "still here", NULL));
 }
 
+/* A mediated invitation to thousands of JIDs in one message (§7.8.2):
+ * refused whole with policy-violation (modify) past the bound, nobody
+ * invited, nobody made a member; one within the bound goes out. */
+static void
+test_invite_flood (Fixture *f, gconstpointer unused)
+{
+  g_autoptr(GString) m = g_string_new ("<message to='club@" MUC "' id='flood'>"
+                                       "<x xmlns='" NS_MUC_USER "'>"
+                                       "<invite to='bob@localhost'/>");
+  g_autoptr(MynaStanza) e = NULL;
+  g_autoptr(MynaStanza) one = NULL;
+
+  join_ok (f->alice, "club", "alice");
+  for (guint i = 0; i < 3000; i++)
+    g_string_append_printf (m, "<invite to='u%u@example.org'/>", i);
+  g_string_append (m, "</x></message>");
+  peer_send (f->alice, m->str);
+  e = peer_expect (f->alice, "message", "id='flood'", "type='error'", NULL);
+  g_assert_nonnull (e);
+  g_assert_cmpstr (stanza_error_condition (e), ==, "policy-violation");
+  g_assert_cmpstr (stanza_error_type (e), ==, "modify");
+  peer_sync (f->bob);
+  g_assert_false (peer_has (f->bob, "message", "<invite", NULL));
+  /* bob was not made a member: the members-only room refuses him. */
+  join (f->bob, "club", "bob", "");
+  g_assert_nonnull (peer_expect (f->bob, "presence", "type='error'", "registration-required",
+                                 NULL));
+  /* A few invitations in one message are fine. */
+  peer_send (f->alice, "<message to='club@" MUC "' id='few'><x xmlns='" NS_MUC_USER "'>"
+                       "<invite to='bob@localhost/b'/><invite to='carol@localhost'/></x></message>");
+  one = peer_expect (f->bob, "message", "from='club@" MUC "'", "<invite", NULL);
+  g_assert_nonnull (one);
+}
+
+/* A private message (§7.5) carrying a muc#user element the sender made
+ * up (an item naming a real JID and owner affiliation, a status code)
+ * reaches the recipient with the room's own empty <x/>, not the forgery. */
+static void
+test_pm_forged_x (Fixture *f, gconstpointer unused)
+{
+  g_autoptr(MynaStanza) pm = NULL;
+  MynaStanza *x;
+
+  join_ok (f->alice, "lobby", "alice");
+  join_ok (f->bob, "lobby", "bob");
+  peer_send (f->bob, "<message type='chat' to='lobby@" MUC "/alice' id='forged'>"
+                     "<body>hi</body><x xmlns='" NS_MUC_USER "'>"
+                     "<item jid='admin@localhost/x' affiliation='owner' role='moderator'/>"
+                     "<status code='110'/></x></message>");
+  pm = peer_expect (f->alice, "message", "id='forged'", "from='lobby@" MUC "/bob'", NULL);
+  g_assert_nonnull (pm);
+  x = myna_stanza_get_child (pm, "x", NS_MUC_USER);
+  g_assert_nonnull (x);
+  g_assert_null (myna_stanza_get_child (x, "item", NULL));
+  g_assert_null (myna_stanza_get_child (x, "status", NULL));
+}
+
 int
 main (int argc, char **argv)
 {
@@ -168,6 +226,8 @@ main (int argc, char **argv)
   g_setenv ("G_SLICE", "always-malloc", TRUE);
 #define ADD(path, fn) g_test_add ("/muc-hostile/" path, Fixture, NULL, setup, fn, teardown)
   ADD ("cut-off-in-fanout", test_cut_off_in_fanout);
+  ADD ("invite-flood", test_invite_flood);
+  ADD ("pm-forged-x", test_pm_forged_x);
 #undef ADD
   return g_test_run ();
 }
