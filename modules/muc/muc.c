@@ -43,6 +43,7 @@ typedef struct {
   gint64   default_history_length;
   gint64   default_max_users;
   gboolean default_archived;
+  gint64   max_rooms_per_session;
 } MucSettings;
 
 /* What a rendering of an occupant's presence carries besides the
@@ -215,6 +216,7 @@ muc_settings_apply (Muc *muc, const MucSettings *s)
   muc->max_history_length = (guint) s->max_history_length;
   muc->max_subject_length = (guint) s->max_subject_length;
   muc->max_nick_length = (guint) s->max_nick_length;
+  muc->max_rooms_per_session = (guint) s->max_rooms_per_session;
 
   muc->defaults.name = g_strdup (s->default_name != NULL ? s->default_name : "");
   muc->defaults.description = g_strdup ("");
@@ -329,6 +331,25 @@ muc_count_owned (Muc *muc, const char *bare)
         == MUC_AFFIL_OWNER)
       n++;
   return n;
+}
+
+/* Whether session @real is in max_rooms_per_session rooms already. */
+static gboolean
+muc_session_rooms_full (Muc *muc, MynaJid *real)
+{
+  const char *full = myna_jid_to_string (real);
+  GHashTableIter it;
+  gpointer value;
+  guint n = 0;
+
+  if (muc->max_rooms_per_session == 0 || muc_is_admin (muc, myna_jid_bare_string (real)))
+    return FALSE;
+  g_hash_table_iter_init (&it, muc->rooms);
+  while (g_hash_table_iter_next (&it, NULL, &value))
+    if (g_hash_table_contains (((MucRoom *) value)->by_real, full)
+        && ++n >= muc->max_rooms_per_session)
+      return TRUE;
+  return FALSE;
 }
 
 MucRoom *
@@ -1138,6 +1159,13 @@ muc_join (Muc *muc, MynaCall *call, MynaStanza *presence, const char *local,
                           "the nick is empty, blank or too long");
       return;
     }
+  if (muc_session_rooms_full (muc, real))
+    {
+      g_autofree char *text = g_strdup_printf ("a session may be in at most %u rooms",
+                                               muc->max_rooms_per_session);
+      muc_presence_error (call, presence, MYNA_ERROR_TYPE_WAIT, "resource-constraint", text);
+      return;
+    }
   if (room == NULL)
     {
       g_autoptr(GError) error = NULL;
@@ -1853,6 +1881,9 @@ MYNA_MODULE_DEFINE (muc,
       MYNA_CONFIG_INT (MucSettings, default_max_users, "0", 0, 1000000,
                        "a new room's occupant limit (0: max_occupants)"),
       MYNA_CONFIG_BOOL (MucSettings, default_archived, "true",
-                        "new rooms are archived (when the mam module runs)")),
+                        "new rooms are archived (when the mam module runs)"),
+      MYNA_CONFIG_INT (MucSettings, max_rooms_per_session, "1000", 0, 1000000,
+                       "rooms one client session may be in at once (0: unlimited; "
+                       "admins exempt)")),
   .config_size = sizeof (MucSettings),
   .load    = muc_load);

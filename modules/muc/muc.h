@@ -128,6 +128,8 @@ struct _Muc {
    * occupants.  Such leaves wait in @deferred while @busy. */
   guint        busy;          /* muc.c: handlers under way (muc_busy_enter) */
   GQueue       deferred;      /* muc.c: MucDeferred* leaves waiting for busy == 0 */
+  guint        max_rooms_per_session; /* muc.c (review): rooms one real full JID
+                                       * may be in at once; 0: unlimited */
 };
 
 /* One occupant: one nick in one room, held by one real bare JID from one

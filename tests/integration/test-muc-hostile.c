@@ -17,7 +17,7 @@
  * after a few hundred kilobytes. */
 #define CONF "max_output = 64K\nmax_output_hard = 64K\n" MYNAD_PLAIN_AUTH \
   "[component:" MUC "]\nmodule = muc\n" \
-  "[module:muc]\nmax_nick_length = 16\nmax_subject_length = 64\n"
+  "[module:muc]\nmax_nick_length = 16\nmax_subject_length = 64\nmax_rooms_per_session = 2\n"
 
 typedef struct {
   Mynad d;
@@ -61,6 +61,9 @@ setup (Fixture *f, gconstpointer unused)
     g_assert_no_error (error);
     seed_room (st, "lobby", "");
     seed_room (st, "club", "members_only 1\n");
+    seed_room (st, "r1", "");
+    seed_room (st, "r2", "");
+    seed_room (st, "r3", "");
     g_assert_true (myna_storage_flush (st, &error));
   }
   mynad_spawn (&f->d);
@@ -217,6 +220,40 @@ test_pm_forged_x (Fixture *f, gconstpointer unused)
   g_assert_null (myna_stanza_get_child (x, "status", NULL));
 }
 
+/* One session in more rooms than max_rooms_per_session: resource-
+ * constraint (wait), room created or not; another session of the same
+ * user has its own count, and a leave frees a place. */
+static void
+test_rooms_per_session (Fixture *f, gconstpointer unused)
+{
+  g_autoptr(Peer) bob2 = login_peer (f, "bob", "b2");
+  g_autoptr(MynaStanza) e = NULL;
+  g_autoptr(MynaStanza) e2 = NULL;
+
+  join_ok (f->bob, "r1", "bob");
+  join_ok (f->bob, "r2", "bob");
+  join (f->bob, "r3", "bob", "");
+  e = peer_expect (f->bob, "presence", "from='r3@" MUC "/bob'", "type='error'", NULL);
+  g_assert_nonnull (e);
+  g_assert_cmpstr (stanza_error_condition (e), ==, "resource-constraint");
+  g_assert_cmpstr (stanza_error_type (e), ==, "wait");
+  g_assert_nonnull (myna_stanza_get_child (e, "x", NS_MUC));
+  /* Nor may it create one. */
+  join (f->bob, "newroom", "bob", "");
+  e2 = peer_expect (f->bob, "presence", "from='newroom@" MUC "/bob'", "type='error'", NULL);
+  g_assert_nonnull (e2);
+  g_assert_cmpstr (stanza_error_condition (e2), ==, "resource-constraint");
+  /* A nick change in a room it is in is no new room. */
+  peer_send (f->bob, "<presence to='r2@" MUC "/bobby'/>");
+  g_assert_nonnull (peer_expect (f->bob, "presence", "from='r2@" MUC "/bobby'", "code='110'",
+                                 NULL));
+  join_ok (bob2, "r3", "bob2");
+  peer_send (f->bob, "<presence type='unavailable' to='r1@" MUC "/bob'/>");
+  g_assert_nonnull (peer_expect (f->bob, "presence", "from='r1@" MUC "/bob'",
+                                 "type='unavailable'", NULL));
+  join_ok (f->bob, "r3", "bob");
+}
+
 int
 main (int argc, char **argv)
 {
@@ -228,6 +265,7 @@ main (int argc, char **argv)
   ADD ("cut-off-in-fanout", test_cut_off_in_fanout);
   ADD ("invite-flood", test_invite_flood);
   ADD ("pm-forged-x", test_pm_forged_x);
+  ADD ("rooms-per-session", test_rooms_per_session);
 #undef ADD
   return g_test_run ();
 }
