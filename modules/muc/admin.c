@@ -15,6 +15,9 @@
 
 /* A visitor may ask for voice again after this long (µs). */
 #define ADMIN_VOICE_REQUEST_INTERVAL (30 * G_USEC_PER_SEC)
+/* The most <invite/> elements one message may hold: each is a message
+ * routed and, in a members-only room, a membership stored. */
+#define ADMIN_MAX_INVITES 20
 
 /* admin.c's per-room state (room->admin). */
 typedef struct {
@@ -1852,7 +1855,23 @@ muc_admin_message (MucRoom *room, MynaCall *call, MynaStanza *message)
   if (user != NULL)
     {
       gboolean any = FALSE;
+      guint invites = 0;
 
+      for (guint i = 0; i < myna_stanza_get_n_children (user); i++)
+        {
+          MynaStanza *child = myna_stanza_get_child_nth (user, i);
+
+          if (!myna_stanza_is_text (child)
+              && g_strcmp0 (myna_stanza_get_name (child), "invite") == 0)
+            invites++;
+        }
+      if (invites > ADMIN_MAX_INVITES)
+        {
+          g_autofree char *text = g_strdup_printf ("at most %d invitations in one message",
+                                                   ADMIN_MAX_INVITES);
+          admin_error (room, call, message, MYNA_ERROR_TYPE_MODIFY, "policy-violation", text);
+          return TRUE;
+        }
       /* each <invite/> or <decline/> in turn; a refused one answers the
        * message with its error and ends it */
       for (guint i = 0; i < myna_stanza_get_n_children (user); i++)

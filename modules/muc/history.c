@@ -477,10 +477,27 @@ muc_mam_result (MucMamQuery *q, MynaArchiveMessage *m)
 }
 
 /* The archive's page for a client's query: the results, then <fin/>. */
+static void muc_mam_page_send (MucMamQuery *q, GPtrArray *messages, gboolean complete,
+                               const GError *error);
+
+/* The archive's callback: the page sent inside muc_busy_enter/leave, so
+ * that a requester cut off by its output limit while the page goes out
+ * (its leave may destroy the room, which cancels this query) leaves
+ * after it. */
 static void
 muc_mam_page (GPtrArray *messages, gboolean complete, const GError *error, gpointer user_data)
 {
   MucMamQuery *q = user_data;
+  Muc *muc = q->muc;
+
+  muc_busy_enter (muc);
+  muc_mam_page_send (q, messages, complete, error);
+  muc_busy_leave (muc);
+}
+
+static void
+muc_mam_page_send (MucMamQuery *q, GPtrArray *messages, gboolean complete, const GError *error)
+{
   g_autoptr(MynaStanza) fin_iq = NULL;
   MynaStanza *fin, *set;
 

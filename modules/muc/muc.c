@@ -43,6 +43,7 @@ typedef struct {
   gint64   default_history_length;
   gint64   default_max_users;
   gboolean default_archived;
+  gint64   max_rooms_per_session;
 } MucSettings;
 
 /* What a rendering of an occupant's presence carries besides the
@@ -65,8 +66,16 @@ typedef struct {
   char    *target;      /* the occupant JID it asked (room@service/nick) */
 } MucForward;
 
+/* A leave that arrived while the service was busy (Muc.deferred). */
+typedef struct {
+  MynaJid    *from;       /* the real full JID leaving */
+  char       *local;      /* the room's local part */
+  MynaStanza *presence;   /* its unavailable presence */
+} MucDeferred;
+
 static void muc_room_free (MucRoom *room);
 static void muc_error_kick (Muc *muc, MynaCall *call, MynaStanza *stanza);
+static void muc_occupant_leave (MucOccupant *occ, MynaJid *real, MynaStanza *presence);
 
 /* ---- small helpers ----------------------------------------------------------- */
 
@@ -208,6 +217,7 @@ muc_settings_apply (Muc *muc, const MucSettings *s)
   muc->max_history_length = (guint) s->max_history_length;
   muc->max_subject_length = (guint) s->max_subject_length;
   muc->max_nick_length = (guint) s->max_nick_length;
+  muc->max_rooms_per_session = (guint) s->max_rooms_per_session;
 
   muc->defaults.name = g_strdup (s->default_name != NULL ? s->default_name : "");
   muc->defaults.description = g_strdup ("");
@@ -324,6 +334,25 @@ muc_count_owned (Muc *muc, const char *bare)
   return n;
 }
 
+/* Whether session @real is in max_rooms_per_session rooms already. */
+static gboolean
+muc_session_rooms_full (Muc *muc, MynaJid *real)
+{
+  const char *full = myna_jid_to_string (real);
+  GHashTableIter it;
+  gpointer value;
+  guint n = 0;
+
+  if (muc->max_rooms_per_session == 0 || muc_is_admin (muc, myna_jid_bare_string (real)))
+    return FALSE;
+  g_hash_table_iter_init (&it, muc->rooms);
+  while (g_hash_table_iter_next (&it, NULL, &value))
+    if (g_hash_table_contains (((MucRoom *) value)->by_real, full)
+        && ++n >= muc->max_rooms_per_session)
+      return TRUE;
+  return FALSE;
+}
+
 MucRoom *
 muc_room_create (Muc *muc, const char *local, MynaJid *creator, GError **error)
 {
@@ -410,6 +439,7 @@ muc_room_destroy (MucRoom *room, const char *alternate, const char *reason,
 
   g_return_if_fail (room != NULL);
   muc = room->muc;
+  muc_busy_enter (muc);
   g_info ("room %s destroyed%s%s", myna_jid_to_string (room->jid),
           alternate != NULL ? ", alternate venue " : "", alternate != NULL ? alternate : "");
   /* Each occupant gets its own unavailable presence (§10.9). */
@@ -440,6 +470,7 @@ muc_room_destroy (MucRoom *room, const char *alternate, const char *reason,
                  room->local, NULL, NULL, NULL, NULL);
   muc_history_room_destroyed (room);
   g_hash_table_remove (muc->rooms, room->local);
+  muc_busy_leave (muc);
 }
 
 /* ---- persistence ---------------------------------------------------------------- */
@@ -1129,6 +1160,13 @@ muc_join (Muc *muc, MynaCall *call, MynaStanza *presence, const char *local,
                           "the nick is empty, blank or too long");
       return;
     }
+  if (muc_session_rooms_full (muc, real))
+    {
+      g_autofree char *text = g_strdup_printf ("a session may be in at most %u rooms",
+                                               muc->max_rooms_per_session);
+      muc_presence_error (call, presence, MYNA_ERROR_TYPE_WAIT, "resource-constraint", text);
+      return;
+    }
   if (room == NULL)
     {
       g_autoptr(GError) error = NULL;
@@ -1258,11 +1296,81 @@ muc_change_nick (MucOccupant *occ, MynaCall *call, MynaStanza *presence, const c
   muc_presence_broadcast (occ, &back);
 }
 
+/* ---- re-entrancy ---------------------------------------------------------------- */
+
+static void
+muc_deferred_free (MucDeferred *d)
+{
+  myna_jid_unref (d->from);
+  g_free (d->local);
+  myna_stanza_unref (d->presence);
+  g_free (d);
+}
+
+void
+muc_busy_enter (Muc *muc)
+{
+  g_return_if_fail (muc != NULL);
+  muc->busy++;
+}
+
+void
+muc_busy_leave (Muc *muc)
+{
+  g_return_if_fail (muc != NULL && muc->busy > 0);
+  if (--muc->busy > 0)
+    return;
+  /* The leaves that came in meanwhile, each bracketed in turn (one may
+   * cut off another session, whose leave queues behind it). */
+  while (muc->deferred.length > 0)
+    {
+      MucDeferred *d = g_queue_pop_head (&muc->deferred);
+      MucRoom *room = muc_room_find (muc, d->local);
+      MucOccupant *occ = room != NULL ? muc_room_find_by_real (room, d->from) : NULL;
+
+      muc->busy++;
+      if (occ != NULL)
+        muc_occupant_leave (occ, d->from, d->presence);
+      muc->busy--;
+      muc_deferred_free (d);
+    }
+}
+
 /* presence/bare and presence/full: joins, updates, nick changes, leaves. */
+static MynaResult muc_handle_presence (Muc *muc, MynaCall *call, MynaStanza *presence);
+
 static MynaResult
 muc_on_presence (MynaCall *call, MynaStanza *presence, gpointer data)
 {
   Muc *muc = data;
+  MynaJid *from = myna_call_get_from (call);
+  MynaResult result;
+
+  if (muc->busy > 0 && g_strcmp0 (myna_stanza_get_type (presence), "unavailable") == 0
+      && from != NULL && !myna_jid_is_bare (from)
+      && myna_jid_get_local (myna_call_get_to (call)) != NULL)
+    {
+      /* A session ending inside one of our writes: it leaves once the
+       * write, and whatever walks the room around it, is done. */
+      MucDeferred *d = g_new0 (MucDeferred, 1);
+
+      d->from = myna_jid_ref (from);
+      d->local = g_strdup (myna_jid_get_local (myna_call_get_to (call)));
+      d->presence = myna_stanza_ref (presence);
+      g_queue_push_tail (&muc->deferred, d);
+      g_debug ("leave of %s from %s deferred: the room is busy", myna_jid_to_string (from),
+               d->local);
+      return MYNA_HANDLED;
+    }
+  muc_busy_enter (muc);
+  result = muc_handle_presence (muc, call, presence);
+  muc_busy_leave (muc);
+  return result;
+}
+
+static MynaResult
+muc_handle_presence (Muc *muc, MynaCall *call, MynaStanza *presence)
+{
   MynaJid *to = myna_call_get_to (call);
   MynaJid *from = myna_call_get_from (call);
   const char *type = myna_stanza_get_type (presence);
@@ -1434,16 +1542,17 @@ muc_private_message (MucRoom *room, const char *nick, MynaCall *call, MynaStanza
   m = myna_stanza_copy (message);
   myna_stanza_set_attr (m, "to", NULL);
   myna_stanza_set_attr (m, "from", myna_jid_to_string (sender->jid));
-  if (myna_stanza_get_child (m, "x", NS_MUC_USER) == NULL)
-    myna_stanza_add_child (m, "x", NS_MUC_USER);
+  /* The room's own marker: a muc#user element the sender wrote (items
+   * with real JIDs, status codes) would speak for the room. */
+  myna_stanza_remove_children (m, "x", NS_MUC_USER);
+  myna_stanza_add_child (m, "x", NS_MUC_USER);
   muc_occupant_send (target, m);
 }
 
 /* message/host, message/bare and message/full. */
 static MynaResult
-muc_on_message (MynaCall *call, MynaStanza *message, gpointer data)
+muc_handle_message (Muc *muc, MynaCall *call, MynaStanza *message)
 {
-  Muc *muc = data;
   MynaJid *to = myna_call_get_to (call);
   const char *type = myna_stanza_get_type (message);
   const char *nick = myna_jid_get_resource (to);
@@ -1475,6 +1584,19 @@ muc_on_message (MynaCall *call, MynaStanza *message, gpointer data)
     muc_reply_error (call, message, MYNA_ERROR_TYPE_MODIFY, "bad-request",
                      "a message to the room is groupchat, an invitation or a voice request");
   return MYNA_HANDLED;
+}
+
+/* The hook: muc_handle_message inside muc_busy_enter/leave. */
+static MynaResult
+muc_on_message (MynaCall *call, MynaStanza *message, gpointer data)
+{
+  Muc *muc = data;
+  MynaResult result;
+
+  muc_busy_enter (muc);
+  result = muc_handle_message (muc, call, message);
+  muc_busy_leave (muc);
+  return result;
 }
 
 /* ---- IQs ------------------------------------------------------------------------------ */
@@ -1596,9 +1718,8 @@ muc_service_iq (Muc *muc, MucRoom *room, gboolean at_room, MynaCall *call, MynaS
 
 /* iq/host, iq/bare and iq/full. */
 static MynaResult
-muc_on_iq (MynaCall *call, MynaStanza *iq, gpointer data)
+muc_handle_iq (Muc *muc, MynaCall *call, MynaStanza *iq)
 {
-  Muc *muc = data;
   MynaJid *to = myna_call_get_to (call);
   const char *type = myna_stanza_get_type (iq);
   const char *local = myna_jid_get_local (to);
@@ -1617,6 +1738,19 @@ muc_on_iq (MynaCall *call, MynaStanza *iq, gpointer data)
     return MYNA_HANDLED;          /* a result or error nobody waits for */
   muc_service_iq (muc, room, local != NULL, call, iq);
   return MYNA_HANDLED;
+}
+
+/* The hook: muc_handle_iq inside muc_busy_enter/leave. */
+static MynaResult
+muc_on_iq (MynaCall *call, MynaStanza *iq, gpointer data)
+{
+  Muc *muc = data;
+  MynaResult result;
+
+  muc_busy_enter (muc);
+  result = muc_handle_iq (muc, call, iq);
+  muc_busy_leave (muc);
+  return result;
 }
 
 /* ---- names ------------------------------------------------------------------------------ */
@@ -2123,7 +2257,10 @@ MYNA_MODULE_DEFINE (muc,
       MYNA_CONFIG_INT (MucSettings, default_max_users, "0", 0, 1000000,
                        "a new room's occupant limit (0: max_occupants)"),
       MYNA_CONFIG_BOOL (MucSettings, default_archived, "true",
-                        "new rooms are archived (when the mam module runs)")),
+                        "new rooms are archived (when the mam module runs)"),
+      MYNA_CONFIG_INT (MucSettings, max_rooms_per_session, "1000", 0, 1000000,
+                       "rooms one client session may be in at once (0: unlimited; "
+                       "admins exempt)")),
   .config_size = sizeof (MucSettings),
   .load    = muc_load,
   .unload  = muc_unload,

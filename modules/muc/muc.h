@@ -126,6 +126,14 @@ struct _Muc {
                                * (occupants stay, no 332) */
   gboolean     closing;       /* muc.c: the unload has begun */
   GHashTable  *kicks;         /* muc.c: MucKick* pending (a set, owned) */
+  /* muc.c (review): a write to an occupant can end its session on the
+   * spot (c2s output limits), and that session's unavailable presence
+   * then reaches the room inside the write, while a caller walks the
+   * occupants.  Such leaves wait in @deferred while @busy. */
+  guint        busy;          /* muc.c: handlers under way (muc_busy_enter) */
+  GQueue       deferred;      /* muc.c: MucDeferred* leaves waiting for busy == 0 */
+  guint        max_rooms_per_session; /* muc.c (review): rooms one real full JID
+                                       * may be in at once; 0: unlimited */
 };
 
 /* One occupant: one nick in one room, held by one real bare JID from one
@@ -222,6 +230,13 @@ const char  *muc_affiliation_name (MucAffiliation a);
 int          muc_affiliation_parse (const char *name);
 const char  *muc_role_name (MucRole r);
 int          muc_role_parse (const char *name);
+/* Brackets work that walks rooms and writes to occupants outside the
+ * module's stanza hooks (which bracket themselves): an archive
+ * callback, an admin command.  Leaves that arrive in between are applied
+ * when the outermost muc_busy_leave() returns, so no occupant or room
+ * goes while a caller holds it. */
+void         muc_busy_enter (Muc *muc);
+void         muc_busy_leave (Muc *muc);
 
 /* ---- admin.c ------------------------------------------------------------- */
 
