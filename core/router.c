@@ -414,6 +414,25 @@ reply_error (MynaCall *call, MynaStanza *stanza, MynaErrorType type,
   myna_call_reply_error (call, stanza, type, condition, text);
 }
 
+/* Answers a stanza whose `to` is no JID (`room@service/`, an empty
+ * resource) with jid-malformed.  The error cannot come from that address:
+ * the sender's client could not parse it either (slixmpp drops the
+ * stream), so it comes from the server, without `from` (RFC 6120
+ * §8.1.2.1). */
+static void
+reply_malformed_to (MynaCall *call, MynaStanza *stanza)
+{
+  const char *t = myna_stanza_get_type (stanza);
+
+  if (g_strcmp0 (t, "error") == 0 || (g_strcmp0 (myna_stanza_get_name (stanza), "iq") == 0
+                                      && g_strcmp0 (t, "result") == 0))
+    return;
+  g_autoptr(MynaStanza) reply = myna_stanza_new_error (stanza, MYNA_ERROR_TYPE_MODIFY,
+                                                       "jid-malformed", NULL);
+  myna_stanza_set_attr (reply, "from", NULL);
+  myna_call_send (call, reply);
+}
+
 static void
 route_iq (MynaRouter *router, MynaCall *call, MynaStanza *iq, MynaTarget target,
           const char *event)
@@ -475,7 +494,7 @@ myna_router_route (MynaRouter *router, MynaCall *call, MynaStanza *stanza)
     to = myna_jid_parse (to_s, NULL);
   if (to == NULL)
     {
-      reply_error (call, stanza, MYNA_ERROR_TYPE_MODIFY, "jid-malformed", NULL);
+      reply_malformed_to (call, stanza);
       return;
     }
   MynaHost *dest = myna_server_get_host (router->server, myna_jid_get_domain (to));

@@ -363,6 +363,8 @@ test_bad_nicks (Fixture *f, gconstpointer unused)
     g_autoptr(MynaStanza) e = peer_expect (f->bob, "presence", "type='error'", NULL);
     g_assert_nonnull (e);
     g_assert_cmpstr (stanza_error_condition (e), ==, "jid-malformed");
+    /* Not from the address that is none (clients cannot parse it). */
+    g_assert_null (myna_stanza_get_from (e));
   }
   join (f->bob, "lobby", "alice", "");
   expect_presence_error (f->bob, "lobby@" MUC "/alice", "conflict", "cancel");
