@@ -1105,27 +1105,6 @@ owner_config_form (MucRoom *room)
   return x;
 }
 
-/* Frees the strings of a MucConfig. */
-static void
-owner_config_clear (MucConfig *c)
-{
-  g_clear_pointer (&c->name, g_free);
-  g_clear_pointer (&c->description, g_free);
-  g_clear_pointer (&c->lang, g_free);
-  g_clear_pointer (&c->password, g_free);
-}
-
-/* A deep copy of @src into @dst. */
-static void
-owner_config_copy (MucConfig *dst, const MucConfig *src)
-{
-  *dst = *src;
-  dst->name = g_strdup (src->name != NULL ? src->name : "");
-  dst->description = g_strdup (src->description != NULL ? src->description : "");
-  dst->lang = g_strdup (src->lang != NULL ? src->lang : "");
-  dst->password = g_strdup (src->password);
-}
-
 /* Reads a boolean field into @out when present; FALSE when malformed. */
 static gboolean
 owner_read_bool (MynaStanza *x, const char *var, gboolean *out)
@@ -1370,24 +1349,24 @@ owner_submit (MucRoom *room, MynaCall *call, MynaStanza *iq, MynaStanza *x)
   gboolean was_locked = room->locked, gone = FALSE;
   int codes[6], n = 0;
 
-  owner_config_copy (&next, &room->config);
+  muc_config_copy (&next, &room->config);
   if (!owner_read_config (room, x, &next, &condition, &text))
     {
-      owner_config_clear (&next);
+      muc_config_clear (&next);
       admin_error (room, call, iq, MYNA_ERROR_TYPE_MODIFY, condition, text);
       return;
     }
   if (!owner_read_jids (x, "muc#roomconfig_roomowners", &owners)
       || !owner_read_jids (x, "muc#roomconfig_roomadmins", &admins))
     {
-      owner_config_clear (&next);
+      muc_config_clear (&next);
       admin_error (room, call, iq, MYNA_ERROR_TYPE_MODIFY, "jid-malformed",
                    "An owner or admin is not a JID");
       return;
     }
   if (owners != NULL && g_hash_table_size (owners) == 0)
     {
-      owner_config_clear (&next);
+      muc_config_clear (&next);
       admin_error (room, call, iq, MYNA_ERROR_TYPE_CANCEL, "conflict", "A room needs an owner");
       return;
     }
@@ -1423,7 +1402,7 @@ owner_submit (MucRoom *room, MynaCall *call, MynaStanza *iq, MynaStanza *x)
       if (n > 0)
         muc_room_notify_status (room, codes);
     }
-  owner_config_clear (&old);
+  muc_config_clear (&old);
   if (!gone && !room->config.persistent && g_hash_table_size (room->occupants) == 0)
     {
       /* made temporary while empty: it goes now, as it would have gone

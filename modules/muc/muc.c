@@ -162,8 +162,7 @@ muc_pm_parse (const char *name)
   return MUC_PM_ANYONE;
 }
 
-/* Frees the strings of @config. */
-static void
+void
 muc_config_clear (MucConfig *config)
 {
   g_clear_pointer (&config->name, g_free);
@@ -172,14 +171,13 @@ muc_config_clear (MucConfig *config)
   g_clear_pointer (&config->password, g_free);
 }
 
-/* Copies @from into @to (whose strings are not owned yet). */
-static void
+void
 muc_config_copy (MucConfig *to, const MucConfig *from)
 {
   *to = *from;
-  to->name = g_strdup (from->name);
-  to->description = g_strdup (from->description);
-  to->lang = g_strdup (from->lang);
+  to->name = g_strdup (from->name != NULL ? from->name : "");
+  to->description = g_strdup (from->description != NULL ? from->description : "");
+  to->lang = g_strdup (from->lang != NULL ? from->lang : "");
   to->password = g_strdup (from->password);
 }
 

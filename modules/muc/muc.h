@@ -225,6 +225,11 @@ gboolean     muc_room_jids_visible_to (MucRoom *room, MucOccupant *viewer);
 /* Sends every occupant a message from the room with these status codes
  * (0-terminated; 104 configuration changed, 170/171 logging…). */
 void         muc_room_notify_status (MucRoom *room, const int *codes);
+/* Frees the strings of @config. */
+void         muc_config_clear (MucConfig *config);
+/* A deep copy of @from into @to (whose strings are not owned yet); NULL
+ * strings other than the password become "". */
+void         muc_config_copy (MucConfig *to, const MucConfig *from);
 /* Affiliation/role names and back; -1/MUC_ROLE_NONE-1 on unknown. */
 const char  *muc_affiliation_name (MucAffiliation a);
 int          muc_affiliation_parse (const char *name);

@@ -106,6 +106,14 @@ join_ok (Peer *p, const char *room, const char *nick)
   g_assert_nonnull (subject);
 }
 
+/* Asserts that @stanza was received, and frees it. */
+static void
+saw (MynaStanza *stanza)
+{
+  g_assert_nonnull (stanza);
+  myna_stanza_unref (stanza);
+}
+
 /* Makes @p's kernel receive buffer small, so that it fills quickly once
  * the test stops reading. */
 static void
@@ -142,7 +150,7 @@ test_cut_off_in_fanout (Fixture *f, gconstpointer unused)
 
   join_ok (f->alice, "lobby", "alice");
   join_ok (f->bob, "lobby", "bob");
-  g_assert_nonnull (peer_expect (f->alice, "presence", "from='lobby@" MUC "/bob'", NULL));
+  saw (peer_expect (f->alice, "presence", "from='lobby@" MUC "/bob'", NULL));
   small_rcvbuf (f->bob);
   /* bob reads nothing more; alice writes him until he is cut off. */
   for (guint i = 0; i < 400 && !peer_has (f->alice, "presence", "type='unavailable'",
@@ -160,7 +168,7 @@ test_cut_off_in_fanout (Fixture *f, gconstpointer unused)
   /* The service lives on. */
   peer_send (f->alice, "<message type='groupchat' to='lobby@" MUC "' id='after'>"
                        "<body>still here</body></message>");
-  g_assert_nonnull (peer_expect (f->alice, "message", "id='after'", "still here", NULL));
+  saw (peer_expect (f->alice, "message", "id='after'", "still here", NULL));
 }
 
 /* A mediated invitation to thousands of JIDs in one message (§7.8.2):
@@ -188,8 +196,8 @@ test_invite_flood (Fixture *f, gconstpointer unused)
   g_assert_false (peer_has (f->bob, "message", "<invite", NULL));
   /* bob was not made a member: the members-only room refuses him. */
   join (f->bob, "club", "bob", "");
-  g_assert_nonnull (peer_expect (f->bob, "presence", "type='error'", "registration-required",
-                                 NULL));
+  saw (peer_expect (f->bob, "presence", "type='error'", "registration-required",
+            NULL));
   /* A few invitations in one message are fine. */
   peer_send (f->alice, "<message to='club@" MUC "' id='few'><x xmlns='" NS_MUC_USER "'>"
                        "<invite to='bob@localhost/b'/><invite to='carol@localhost'/></x></message>");
@@ -245,12 +253,12 @@ test_rooms_per_session (Fixture *f, gconstpointer unused)
   g_assert_cmpstr (stanza_error_condition (e2), ==, "resource-constraint");
   /* A nick change in a room it is in is no new room. */
   peer_send (f->bob, "<presence to='r2@" MUC "/bobby'/>");
-  g_assert_nonnull (peer_expect (f->bob, "presence", "from='r2@" MUC "/bobby'", "code='110'",
-                                 NULL));
+  saw (peer_expect (f->bob, "presence", "from='r2@" MUC "/bobby'", "code='110'",
+            NULL));
   join_ok (bob2, "r3", "bob2");
   peer_send (f->bob, "<presence type='unavailable' to='r1@" MUC "/bob'/>");
-  g_assert_nonnull (peer_expect (f->bob, "presence", "from='r1@" MUC "/bob'",
-                                 "type='unavailable'", NULL));
+  saw (peer_expect (f->bob, "presence", "from='r1@" MUC "/bob'",
+            "type='unavailable'", NULL));
   join_ok (f->bob, "r3", "bob");
 }
 
