@@ -332,23 +332,52 @@ muc_count_owned (Muc *muc, const char *bare)
   return n;
 }
 
-/* Whether session @real is in max_rooms_per_session rooms already. */
+/* Records that real full JID @real is in @room as @occ (room->by_real),
+ * counting the rooms each session is in (Muc.session_rooms). */
+static void
+muc_by_real_add (MucRoom *room, MynaJid *real, MucOccupant *occ)
+{
+  const char *full = myna_jid_to_string (real);
+  Muc *muc = room->muc;
+
+  if (!g_hash_table_contains (room->by_real, full))
+    g_hash_table_insert (muc->session_rooms, g_strdup (full),
+                         GUINT_TO_POINTER (GPOINTER_TO_UINT (
+                             g_hash_table_lookup (muc->session_rooms, full)) + 1));
+  g_hash_table_insert (room->by_real, g_strdup (full), occ);
+}
+
+/* Takes one session out of its count of rooms. */
+static void
+muc_session_rooms_sub (Muc *muc, const char *full)
+{
+  guint n = GPOINTER_TO_UINT (g_hash_table_lookup (muc->session_rooms, full));
+
+  if (n <= 1)
+    g_hash_table_remove (muc->session_rooms, full);
+  else
+    g_hash_table_insert (muc->session_rooms, g_strdup (full), GUINT_TO_POINTER (n - 1));
+}
+
+/* Undoes muc_by_real_add(). */
+static void
+muc_by_real_remove (MucRoom *room, MynaJid *real)
+{
+  const char *full = myna_jid_to_string (real);
+
+  if (g_hash_table_remove (room->by_real, full))
+    muc_session_rooms_sub (room->muc, full);
+}
+
+/* Whether session @real is in max_rooms_per_session rooms already: a
+ * lookup, not a walk over every room. */
 static gboolean
 muc_session_rooms_full (Muc *muc, MynaJid *real)
 {
-  const char *full = myna_jid_to_string (real);
-  GHashTableIter it;
-  gpointer value;
-  guint n = 0;
-
   if (muc->max_rooms_per_session == 0 || muc_is_admin (muc, myna_jid_bare_string (real)))
     return FALSE;
-  g_hash_table_iter_init (&it, muc->rooms);
-  while (g_hash_table_iter_next (&it, NULL, &value))
-    if (g_hash_table_contains (((MucRoom *) value)->by_real, full)
-        && ++n >= muc->max_rooms_per_session)
-      return TRUE;
-  return FALSE;
+  return GPOINTER_TO_UINT (g_hash_table_lookup (muc->session_rooms, myna_jid_to_string (real)))
+         >= muc->max_rooms_per_session;
 }
 
 MucRoom *
@@ -419,6 +448,15 @@ muc_room_free (MucRoom *room)
   muc_history_room_free (room);
   g_queue_clear_full (&room->order, (GDestroyNotify) muc_occupant_free);
   g_hash_table_unref (room->occupants);
+  if (room->muc->session_rooms != NULL)
+    {
+      GHashTableIter it;
+      gpointer full;
+
+      g_hash_table_iter_init (&it, room->by_real);
+      while (g_hash_table_iter_next (&it, &full, NULL))
+        muc_session_rooms_sub (room->muc, full);
+    }
   g_hash_table_unref (room->by_real);
   g_hash_table_unref (room->affiliations);
   g_hash_table_unref (room->reserved_nicks);
@@ -987,7 +1025,7 @@ muc_occupant_add (MucRoom *room, const char *nick, MynaJid *real, MucRole role,
   g_queue_push_tail (&room->order, occ);
   occ->link = room->order.tail;
   g_hash_table_insert (room->occupants, occ->nick, occ);
-  g_hash_table_insert (room->by_real, g_strdup (myna_jid_to_string (real)), occ);
+  muc_by_real_add (room, real, occ);
   return occ;
 }
 
@@ -1000,7 +1038,7 @@ muc_occupant_drop (MucOccupant *occ)
   MucRoom *room = occ->room;
 
   for (guint i = 0; i < occ->sessions->len; i++)
-    g_hash_table_remove (room->by_real, myna_jid_to_string (occ->sessions->pdata[i]));
+    muc_by_real_remove (room, occ->sessions->pdata[i]);
   g_hash_table_remove (room->occupants, occ->nick);
   g_queue_delete_link (&room->order, occ->link);
   muc_occupant_free (occ);
@@ -1042,7 +1080,7 @@ muc_occupant_leave (MucOccupant *occ, MynaJid *real, MynaStanza *presence)
       g_autoptr(MynaStanza) self = muc_render_presence (occ, &o, TRUE, TRUE);
 
       muc_send_one (occ->room->muc, self, real);
-      g_hash_table_remove (occ->room->by_real, myna_jid_to_string (real));
+      muc_by_real_remove (occ->room, real);
       for (guint i = 0; i < occ->sessions->len; i++)
         if (myna_jid_equal (occ->sessions->pdata[i], real))
           {
@@ -1232,7 +1270,7 @@ muc_join (Muc *muc, MynaCall *call, MynaStanza *presence, const char *local,
     {
       /* Another session of the same user under the same nick (§7.2.8). */
       g_ptr_array_add (occ->sessions, myna_jid_ref (real));
-      g_hash_table_insert (room->by_real, g_strdup (myna_jid_to_string (real)), occ);
+      muc_by_real_add (room, real, occ);
       g_clear_pointer (&occ->presence, myna_stanza_unref);
       occ->presence = muc_strip_presence (presence);
     }
@@ -1855,7 +1893,7 @@ muc_occupant_kick_session (MucOccupant *occ, MynaJid *real)
       g_autoptr(MynaStanza) self = muc_render_presence (occ, &o, TRUE, TRUE);
       g_autoptr(MynaJid) gone = myna_jid_ref (real);
 
-      g_hash_table_remove (occ->room->by_real, myna_jid_to_string (gone));
+      muc_by_real_remove (occ->room, gone);
       for (guint i = 0; i < occ->sessions->len; i++)
         if (myna_jid_equal (occ->sessions->pdata[i], gone))
           {
@@ -1935,6 +1973,7 @@ muc_free (gpointer data)
   g_clear_pointer (&muc->kicks, g_hash_table_unref);
   muc_disco_fini (muc);
   g_hash_table_unref (muc->rooms);
+  g_clear_pointer (&muc->session_rooms, g_hash_table_unref);
   muc_history_fini (muc);
   muc_config_clear (&muc->defaults);
   g_free (muc->room_creation);
@@ -2184,6 +2223,7 @@ muc_load (MynaModule *mod, GError **error)
   muc->rooms = g_hash_table_new_full (g_str_hash, g_str_equal, g_free,
                                       (GDestroyNotify) muc_room_free);
   muc->kicks = g_hash_table_new_full (NULL, NULL, muc_kick_free, NULL);
+  muc->session_rooms = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
   muc_settings_apply (muc, myna_module_get_config (mod));
   archive = myna_module_use (mod, MYNA_ARCHIVE_SERVICE, 1, NULL);
   if (archive != NULL && myna_service_get_table (archive) != NULL)

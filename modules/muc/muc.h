@@ -134,6 +134,7 @@ struct _Muc {
   GQueue       deferred;      /* muc.c: MucDeferred* leaves waiting for busy == 0 */
   guint        max_rooms_per_session; /* muc.c (review): rooms one real full JID
                                        * may be in at once; 0: unlimited */
+  GHashTable  *session_rooms; /* muc.c: char* real full JID → GUINT (rooms it is in) */
 };
 
 /* One occupant: one nick in one room, held by one real bare JID from one
