@@ -373,4 +373,40 @@ myna_archive_request_parse (MynaStanza *query, MynaArchiveRequest *req, const ch
                                            why);
 }
 
+/* Removes from @message the XEP-0359 <stanza-id/>s claiming to be by @by
+ * (only the archive of @by, a user's or a room's, says what its ids are:
+ * XEP-0359 §3.1), keeping the others' in their order.  Returns whether
+ * one was removed (the caller logs it). */
+static inline gboolean
+myna_archive_strip_stanza_ids (MynaStanza *message, const char *by)
+{
+  GPtrArray *keep;
+  gboolean forged = FALSE;
+
+  /* Most messages carry none: nothing to allocate then. */
+  if (myna_stanza_get_child (message, "stanza-id", "urn:xmpp:sid:0") == NULL)
+    return FALSE;
+  keep = g_ptr_array_new_with_free_func ((GDestroyNotify) myna_stanza_unref);
+  for (guint i = 0; i < myna_stanza_get_n_children (message); i++)
+    {
+      MynaStanza *child = myna_stanza_get_child_nth (message, i);
+
+      if (myna_stanza_is_text (child) || g_strcmp0 (myna_stanza_get_name (child), "stanza-id") != 0
+          || g_strcmp0 (myna_stanza_get_ns (child), "urn:xmpp:sid:0") != 0)
+        continue;
+      if (g_strcmp0 (myna_stanza_get_attr (child, "by"), by) == 0)
+        forged = TRUE;
+      else
+        g_ptr_array_add (keep, myna_stanza_ref (child));
+    }
+  if (forged)
+    {
+      myna_stanza_remove_children (message, "stanza-id", "urn:xmpp:sid:0");
+      for (guint i = 0; i < keep->len; i++)
+        myna_stanza_append (message, keep->pdata[i]);
+    }
+  g_ptr_array_unref (keep);
+  return forged;
+}
+
 G_END_DECLS

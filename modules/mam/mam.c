@@ -515,31 +515,8 @@ mam_append (Mam *self, MynaJid *owner, const char *with, MynaStanza *msg, gint64
 static void
 mam_strip_spoofed (MynaStanza *msg, const char *owner)
 {
-  g_autoptr(GPtrArray) keep = NULL;
-  gboolean spoofed = FALSE;
-
-  /* Most messages carry none: nothing to allocate then. */
-  if (myna_stanza_get_child (msg, "stanza-id", NS_SID) == NULL)
-    return;
-  keep = g_ptr_array_new_with_free_func ((GDestroyNotify) myna_stanza_unref);
-  for (guint i = 0; i < myna_stanza_get_n_children (msg); i++)
-    {
-      MynaStanza *child = myna_stanza_get_child_nth (msg, i);
-
-      if (myna_stanza_is_text (child) || g_strcmp0 (myna_stanza_get_name (child), "stanza-id") != 0
-          || g_strcmp0 (myna_stanza_get_ns (child), NS_SID) != 0)
-        continue;
-      if (g_strcmp0 (myna_stanza_get_attr (child, "by"), owner) == 0)
-        spoofed = TRUE;
-      else
-        g_ptr_array_add (keep, myna_stanza_ref (child));
-    }
-  if (!spoofed)
-    return;
-  g_debug ("removing a spoofed stanza-id by %s", owner);
-  myna_stanza_remove_children (msg, "stanza-id", NS_SID);
-  for (guint i = 0; i < keep->len; i++)
-    myna_stanza_append (msg, keep->pdata[i]);
+  if (myna_archive_strip_stanza_ids (msg, owner))
+    g_debug ("removing a spoofed stanza-id by %s", owner);
 }
 
 /* Whether @local is an account of this host: one with a bound session

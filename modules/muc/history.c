@@ -217,30 +217,8 @@ muc_history_get (MucRoom *room)
 static void
 muc_history_strip_forged (MynaStanza *message, const char *by)
 {
-  g_autoptr(GPtrArray) keep = NULL;
-  gboolean forged = FALSE;
-
-  if (myna_stanza_get_child (message, "stanza-id", NS_SID) == NULL)
-    return;
-  keep = g_ptr_array_new_with_free_func ((GDestroyNotify) myna_stanza_unref);
-  for (guint i = 0; i < myna_stanza_get_n_children (message); i++)
-    {
-      MynaStanza *child = myna_stanza_get_child_nth (message, i);
-
-      if (myna_stanza_is_text (child) || g_strcmp0 (myna_stanza_get_name (child), "stanza-id") != 0
-          || g_strcmp0 (myna_stanza_get_ns (child), NS_SID) != 0)
-        continue;
-      if (g_strcmp0 (myna_stanza_get_attr (child, "by"), by) == 0)
-        forged = TRUE;
-      else
-        g_ptr_array_add (keep, myna_stanza_ref (child));
-    }
-  if (!forged)
-    return;
-  g_message ("room %s: a forged stanza-id removed", by);
-  myna_stanza_remove_children (message, "stanza-id", NS_SID);
-  for (guint i = 0; i < keep->len; i++)
-    myna_stanza_append (message, keep->pdata[i]);
+  if (myna_archive_strip_stanza_ids (message, by))
+    g_message ("room %s: a forged stanza-id removed", by);
 }
 
 /* Whether the archive service is bound now. */
