@@ -32,8 +32,10 @@ def strip_source(text):
     """Drops comments, string literals and preprocessor lines (with their
     continuations)."""
     text = re.sub(r'/\*.*?\*/', ' ', text, flags=re.S)
+    # Strings before // comments: "http://…" holds a // that is no
+    # comment (cutting the line there unbalanced the quotes after it).
+    text = re.sub(r'"(\\.|[^"\\\n])*"', '""', text)
     text = re.sub(r'//[^\n]*', ' ', text)
-    text = re.sub(r'"(\\.|[^"\\])*"', '""', text)
     out = []
     continued = False
     for line in text.split('\n'):

@@ -626,7 +626,7 @@ muc_disco_room_create_admin (Muc *muc, const char *local, GError **error)
   room = muc_room_create (muc, local, service, error);
   g_ptr_array_remove (muc->admins, as_admin);
   if (room != NULL && g_hash_table_contains (room->affiliations, domain))
-    g_hash_table_remove (room->affiliations, domain);
+    muc_room_store_affiliation (room, domain, MUC_AFFIL_NONE);
   return room;
 }
 

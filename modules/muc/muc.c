@@ -74,6 +74,8 @@ typedef struct {
 } MucDeferred;
 
 static void muc_room_free (MucRoom *room);
+static void muc_count_add (GHashTable *counts, const char *key);
+static void muc_count_sub (GHashTable *counts, const char *key);
 static void muc_error_kick (Muc *muc, MynaCall *call, MynaStanza *stanza);
 static void muc_occupant_leave (MucOccupant *occ, MynaJid *real, MynaStanza *presence);
 
@@ -278,13 +280,25 @@ muc_room_get_affiliation (MucRoom *room, MynaJid *real)
 }
 
 void
-muc_room_set_affiliation (MucRoom *room, const char *bare, MucAffiliation affiliation)
+muc_room_store_affiliation (MucRoom *room, const char *bare, MucAffiliation affiliation)
 {
-  g_return_if_fail (room != NULL && bare != NULL);
+  MucAffiliation old = GPOINTER_TO_INT (g_hash_table_lookup (room->affiliations, bare));
+
+  if (old == MUC_AFFIL_OWNER && affiliation != MUC_AFFIL_OWNER)
+    muc_count_sub (room->muc->owned, bare);
+  else if (old != MUC_AFFIL_OWNER && affiliation == MUC_AFFIL_OWNER)
+    muc_count_add (room->muc->owned, bare);
   if (affiliation == MUC_AFFIL_NONE)
     g_hash_table_remove (room->affiliations, bare);
   else
     g_hash_table_insert (room->affiliations, g_strdup (bare), GINT_TO_POINTER (affiliation));
+}
+
+void
+muc_room_set_affiliation (MucRoom *room, const char *bare, MucAffiliation affiliation)
+{
+  g_return_if_fail (room != NULL && bare != NULL);
+  muc_room_store_affiliation (room, bare, affiliation);
   muc_room_save (room);
 }
 
@@ -316,20 +330,31 @@ muc_room_new (Muc *muc, const char *local, const MucConfig *config)
   return room;
 }
 
-/* How many rooms @bare owns. */
+/* How many rooms @bare owns: a lookup (Muc.owned), not a walk. */
 static guint
 muc_count_owned (Muc *muc, const char *bare)
 {
-  GHashTableIter it;
-  gpointer value;
-  guint n = 0;
+  return GPOINTER_TO_UINT (g_hash_table_lookup (muc->owned, bare));
+}
 
-  g_hash_table_iter_init (&it, muc->rooms);
-  while (g_hash_table_iter_next (&it, NULL, &value))
-    if (GPOINTER_TO_INT (g_hash_table_lookup (((MucRoom *) value)->affiliations, bare))
-        == MUC_AFFIL_OWNER)
-      n++;
-  return n;
+/* One more for @key in @counts (char* → GUINT). */
+static void
+muc_count_add (GHashTable *counts, const char *key)
+{
+  g_hash_table_insert (counts, g_strdup (key),
+                       GUINT_TO_POINTER (GPOINTER_TO_UINT (g_hash_table_lookup (counts, key)) + 1));
+}
+
+/* One less for @key in @counts (gone at zero). */
+static void
+muc_count_sub (GHashTable *counts, const char *key)
+{
+  guint n = GPOINTER_TO_UINT (g_hash_table_lookup (counts, key));
+
+  if (n <= 1)
+    g_hash_table_remove (counts, key);
+  else
+    g_hash_table_insert (counts, g_strdup (key), GUINT_TO_POINTER (n - 1));
 }
 
 /* Records that real full JID @real is in @room as @occ (room->by_real),
@@ -341,9 +366,7 @@ muc_by_real_add (MucRoom *room, MynaJid *real, MucOccupant *occ)
   Muc *muc = room->muc;
 
   if (!g_hash_table_contains (room->by_real, full))
-    g_hash_table_insert (muc->session_rooms, g_strdup (full),
-                         GUINT_TO_POINTER (GPOINTER_TO_UINT (
-                             g_hash_table_lookup (muc->session_rooms, full)) + 1));
+    muc_count_add (muc->session_rooms, full);
   g_hash_table_insert (room->by_real, g_strdup (full), occ);
 }
 
@@ -351,12 +374,7 @@ muc_by_real_add (MucRoom *room, MynaJid *real, MucOccupant *occ)
 static void
 muc_session_rooms_sub (Muc *muc, const char *full)
 {
-  guint n = GPOINTER_TO_UINT (g_hash_table_lookup (muc->session_rooms, full));
-
-  if (n <= 1)
-    g_hash_table_remove (muc->session_rooms, full);
-  else
-    g_hash_table_insert (muc->session_rooms, g_strdup (full), GUINT_TO_POINTER (n - 1));
+  muc_count_sub (muc->session_rooms, full);
 }
 
 /* Undoes muc_by_real_add(). */
@@ -421,7 +439,7 @@ muc_room_create (Muc *muc, const char *local, MynaJid *creator, GError **error)
       room->config.name = g_strdup (local);
     }
   room->locked = TRUE;
-  g_hash_table_insert (room->affiliations, g_strdup (bare), GINT_TO_POINTER (MUC_AFFIL_OWNER));
+  muc_room_store_affiliation (room, bare, MUC_AFFIL_OWNER);
   g_hash_table_insert (muc->rooms, g_strdup (local), room);
   g_info ("room %s created by %s", myna_jid_to_string (room->jid), bare);
   return room;
@@ -458,6 +476,16 @@ muc_room_free (MucRoom *room)
         muc_session_rooms_sub (room->muc, full);
     }
   g_hash_table_unref (room->by_real);
+  if (room->muc->owned != NULL)
+    {
+      GHashTableIter it;
+      gpointer bare, a;
+
+      g_hash_table_iter_init (&it, room->affiliations);
+      while (g_hash_table_iter_next (&it, &bare, &a))
+        if (GPOINTER_TO_INT (a) == MUC_AFFIL_OWNER)
+          muc_count_sub (room->muc->owned, bare);
+    }
   g_hash_table_unref (room->affiliations);
   g_hash_table_unref (room->reserved_nicks);
   g_clear_pointer (&room->subject, myna_stanza_unref);
@@ -680,7 +708,7 @@ muc_room_set_field (MucRoom *room, const char *key, char *value)
       if (a < MUC_AFFIL_OUTCAST || a > MUC_AFFIL_OWNER || *bare == '\0')
         return FALSE;
       if (a != MUC_AFFIL_NONE)
-        g_hash_table_insert (room->affiliations, g_strdup (bare), GINT_TO_POINTER (a));
+        muc_room_store_affiliation (room, bare, a);
     }
   else if (g_str_equal (key, "nick"))
     {
@@ -778,7 +806,7 @@ muc_room_deserialise_gvariant (Muc *muc, const char *local, const char *text)
       g_variant_iter_init (&it, affs);
       while (g_variant_iter_next (&it, "{&si}", &k, &a))
         if (a >= MUC_AFFIL_OUTCAST && a <= MUC_AFFIL_OWNER && a != MUC_AFFIL_NONE)
-          g_hash_table_insert (room->affiliations, g_strdup (k), GINT_TO_POINTER (a));
+          muc_room_store_affiliation (room, k, a);
     }
   nicks = g_variant_dict_lookup_value (&d, "reserved_nicks", G_VARIANT_TYPE ("a{ss}"));
   if (nicks != NULL)
@@ -1974,6 +2002,7 @@ muc_free (gpointer data)
   muc_disco_fini (muc);
   g_hash_table_unref (muc->rooms);
   g_clear_pointer (&muc->session_rooms, g_hash_table_unref);
+  g_clear_pointer (&muc->owned, g_hash_table_unref);
   muc_history_fini (muc);
   muc_config_clear (&muc->defaults);
   g_free (muc->room_creation);
@@ -2224,6 +2253,7 @@ muc_load (MynaModule *mod, GError **error)
                                       (GDestroyNotify) muc_room_free);
   muc->kicks = g_hash_table_new_full (NULL, NULL, muc_kick_free, NULL);
   muc->session_rooms = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
+  muc->owned = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
   muc_settings_apply (muc, myna_module_get_config (mod));
   archive = myna_module_use (mod, MYNA_ARCHIVE_SERVICE, 1, NULL);
   if (archive != NULL && myna_service_get_table (archive) != NULL)

@@ -135,6 +135,7 @@ struct _Muc {
   guint        max_rooms_per_session; /* muc.c (review): rooms one real full JID
                                        * may be in at once; 0: unlimited */
   GHashTable  *session_rooms; /* muc.c: char* real full JID → GUINT (rooms it is in) */
+  GHashTable  *owned;         /* muc.c: char* bare JID → GUINT (rooms it owns) */
 };
 
 /* One occupant: one nick in one room, held by one real bare JID from one
@@ -190,6 +191,11 @@ MucAffiliation muc_room_get_affiliation (MucRoom *room, MynaJid *real);
  * room; the caller applies its effect on occupants (admin.c). */
 void         muc_room_set_affiliation (MucRoom *room, const char *bare,
                                        MucAffiliation affiliation);
+/* Sets @bare's affiliation in the table (NONE removes it) without saving
+ * (loading, restoring); every change of room->affiliations goes through
+ * it or muc_room_set_affiliation, which keep Muc.owned right. */
+void         muc_room_store_affiliation (MucRoom *room, const char *bare,
+                                         MucAffiliation affiliation);
 /* Creates room @local for @creator (owner), locked; FALSE with a stanza
  * error condition in @error (not-allowed, resource-constraint…). */
 MucRoom     *muc_room_create (Muc *muc, const char *local, MynaJid *creator,

@@ -17,7 +17,7 @@
  * after a few hundred kilobytes. */
 #define CONF "max_output = 64K\nmax_output_hard = 64K\n" MYNAD_PLAIN_AUTH \
   "[component:" MUC "]\nmodule = muc\n" \
-  "[module:muc]\nmax_nick_length = 16\nmax_subject_length = 64\nmax_rooms_per_session = 2\n"
+  "[module:muc]\nmax_nick_length = 16\nmax_subject_length = 64\nmax_rooms_per_session = 2\nmax_rooms_per_user = 7\n"
 
 typedef struct {
   Mynad d;
@@ -262,6 +262,29 @@ test_rooms_per_session (Fixture *f, gconstpointer unused)
   join_ok (f->bob, "r3", "bob");
 }
 
+/* max_rooms_per_user counts the rooms a user owns — the stored ones
+ * loaded at start, the ones it creates, minus those gone (a room never
+ * configured goes with its last occupant): alice owns the 5 seeded rooms
+ * and may create 2 more (limit 7), a third only once one has gone. */
+static void
+test_rooms_per_user (Fixture *f, gconstpointer unused)
+{
+  g_autoptr(Peer) alice2 = login_peer (f, "alice", "a2");
+  g_autoptr(MynaStanza) e = NULL;
+
+  join_ok (f->alice, "new1", "alice");
+  join_ok (f->alice, "new2", "alice");
+  join (alice2, "new3", "alice", "");
+  e = peer_expect (alice2, "presence", "from='new3@" MUC "/alice'", "type='error'", NULL);
+  g_assert_nonnull (e);
+  g_assert_cmpstr (stanza_error_condition (e), ==, "resource-constraint");
+  /* new1, never configured, goes when alice leaves it. */
+  peer_send (f->alice, "<presence type='unavailable' to='new1@" MUC "/alice'/>");
+  saw (peer_expect (f->alice, "presence", "from='new1@" MUC "/alice'",
+            "type='unavailable'", NULL));
+  join_ok (alice2, "new3", "alice");
+}
+
 int
 main (int argc, char **argv)
 {
@@ -274,6 +297,7 @@ main (int argc, char **argv)
   ADD ("invite-flood", test_invite_flood);
   ADD ("pm-forged-x", test_pm_forged_x);
   ADD ("rooms-per-session", test_rooms_per_session);
+  ADD ("rooms-per-user", test_rooms_per_user);
 #undef ADD
   return g_test_run ();
 }
