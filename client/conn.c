@@ -104,6 +104,8 @@ struct _MynaClientConn {
   gboolean                 closing;
   gboolean                 freed;
   gboolean                 lost_reported;
+  GQueue                   early;     /* MynaStanza*: came after SASL, before
+                                         the login task ended */
   GHashTable              *iqs;       /* id → PendingIq* */
   guint64                  next_id;
   guint64                  plain_sent;   /* into sm->unacked without SM */
@@ -146,6 +148,7 @@ conn_unref (MynaClientConn *conn)
   g_assert (conn->op == NULL);
   g_clear_pointer (&conn->xml, myna_xml_stream_free);
   g_queue_clear_full (&conn->outq, (GDestroyNotify) g_bytes_unref);
+  g_queue_clear_full (&conn->early, (GDestroyNotify) myna_stanza_unref);
   g_clear_pointer (&conn->writing, g_bytes_unref);
   g_clear_pointer (&conn->iqs, g_hash_table_unref);
   g_clear_object (&conn->io);
@@ -788,9 +791,9 @@ myna_client_conn_iq (MynaClientConn *conn, MynaStanza *iq, guint timeout_ms,
 
 /* ---- stanzas from the server ----------------------------------------------------- */
 
-/* A message, presence or iq. */
+/* A message, presence or iq; @count: it counts for SM (sm->in_h). */
 static void
-handle_stanza (MynaClientConn *conn, MynaStanza *st)
+handle_stanza (MynaClientConn *conn, MynaStanza *st, gboolean count)
 {
   const char *name = myna_stanza_get_name (st);
   const char *type = myna_stanza_get_type (st);
@@ -803,7 +806,12 @@ handle_stanza (MynaClientConn *conn, MynaStanza *st)
     }
   else if (!conn->online)
     {
-      g_debug ("<%s/> before login ignored", name);
+      /* Between SASL and the end of the login task (a message right after
+       * bind, say): the owner gets it once it knows it is online. */
+      if (conn->step >= STEP_RESTART && conn->op != NULL)
+        g_queue_push_tail (&conn->early, myna_stanza_ref (st));
+      else
+        g_debug ("<%s/> before login ignored", name);
       return;
     }
   else if (is_iq && g_strcmp0 (type, "get") == 0
@@ -815,7 +823,7 @@ handle_stanza (MynaClientConn *conn, MynaStanza *st)
     }
   else if (conn->cb.stanza != NULL)
     conn->cb.stanza (conn->user_data, st);
-  if (conn->sm->enabled && !conn->freed && !conn->closing && !conn->dead)
+  if (count && conn->sm->enabled && !conn->freed && !conn->closing && !conn->dead)
     conn->sm->in_h++;
 }
 
@@ -1497,6 +1505,13 @@ login_done (MynaClientConn *conn, gboolean resumed)
   heartbeat_arm (conn, (gint64) conn->cfg.heartbeat_interval * 1000);
   g_message ("online as %s%s", conn->bound_jid, resumed ? " (resumed)" : "");
   op_succeed (conn, resumed ? 2 : 1);
+  while (!conn->freed && !conn->dead && !conn->closing && !g_queue_is_empty (&conn->early))
+    {
+      g_autoptr(MynaStanza) st = g_queue_pop_head (&conn->early);
+      /* Not counted: they came before <enabled/>, where the server's
+       * count starts too. */
+      handle_stanza (conn, st, FALSE);
+    }
 }
 
 static void
@@ -1805,7 +1820,7 @@ xml_element (gpointer data, MynaStanza *el)
   else if ((ns == NULL || g_strcmp0 (ns, MYNA_NS_CLIENT) == 0)
            && (g_strcmp0 (name, "message") == 0 || g_strcmp0 (name, "presence") == 0
                || g_strcmp0 (name, "iq") == 0))
-    handle_stanza (conn, el);
+    handle_stanza (conn, el, TRUE);
   else
     g_debug ("<%s xmlns='%s'/> ignored", name, ns);
   if (conn->freed || conn->dead)

@@ -4,7 +4,8 @@
  * refused credentials, stream-management acknowledgements and
  * resumption after a dropped link, the acknowledging ping without SM,
  * IQ timeouts and the heartbeat on a test clock, a stream error, a
- * polite close, and freeing a connection in the middle of a task. */
+ * polite close, and freeing a connection in the middle of a task; a
+ * scripted server for a wrong SCRAM server signature. */
 #include "../integration/mynad-harness.h"
 #include "../../client/private.h"
 
@@ -433,7 +434,13 @@ test_resume (Fixture *f, gconstpointer unused)
   myna_client_conn_send (conn, m3);
   g_assert_true (WAIT_FOR (f, f->acked->len == 3));
   g_assert_cmpstr (f->acked->pdata[2], ==, "r3");
-  g_assert_true (WAIT_FOR (f, f->stanzas->len >= 3));
+  /* Each message came back once: in_h told the server what we had. */
+  g_assert_true (WAIT_FOR (f, f->stanzas->len >= 3
+                              && g_strcmp0 (myna_stanza_get_id (f->stanzas->pdata[f->stanzas->len - 1]),
+                                            "r3") == 0));
+  g_assert_cmpuint (f->stanzas->len, ==, 3);
+  g_assert_cmpstr (myna_stanza_get_id (f->stanzas->pdata[0]), ==, "r1");
+  g_assert_cmpstr (myna_stanza_get_id (f->stanzas->pdata[1]), ==, "r2");
   myna_client_conn_free (conn);
   g_assert_cmpuint (f->lost, ==, 1);
 }
@@ -697,6 +704,192 @@ test_free_pending (Fixture *f, gconstpointer unused)
     }
 }
 
+
+/* ---- a scripted server, for what mynad never does ------------------------------ */
+
+typedef struct {
+  GSocketService    *service;
+  guint16            port;
+  GSocketConnection *peer;
+  GString           *in;
+  guint8             buf[4096];
+  int                stage;
+  const char        *mode;   /* "bad-signature", "bad-nonce" */
+} Fake;
+
+static void fake_read (Fake *fk);
+
+static void
+fake_write (Fake *fk, const char *text)
+{
+  g_output_stream_write_all (g_io_stream_get_output_stream (G_IO_STREAM (fk->peer)), text,
+                             strlen (text), NULL, NULL, NULL);
+}
+
+/* The text of <@element ...>TEXT</@element> in the input, base64-decoded. */
+static char *
+fake_sasl_text (Fake *fk, const char *element)
+{
+  g_autofree char *open = g_strdup_printf ("<%s", element);
+  g_autofree char *close = g_strdup_printf ("</%s>", element);
+  const char *a = strstr (fk->in->str, open);
+  const char *gt = a != NULL ? strchr (a, '>') : NULL;
+  const char *b = gt != NULL ? strstr (gt, close) : NULL;
+  gsize len = 0;
+
+  g_assert_nonnull (b);
+  g_autofree char *b64 = g_strndup (gt + 1, (gsize) (b - gt - 1));
+  guchar *raw = g_base64_decode (b64, &len);
+  char *text = g_strndup ((const char *) raw, len);
+  g_free (raw);
+  return text;
+}
+
+static void
+fake_step (Fake *fk)
+{
+  if (fk->stage == 0 && strstr (fk->in->str, "<stream:stream") != NULL)
+    {
+      fk->stage = 1;
+      fake_write (fk, "<?xml version='1.0'?><stream:stream xmlns='jabber:client' "
+                      "xmlns:stream='http://etherx.jabber.org/streams' from='" DOMAIN "' "
+                      "id='fake' version='1.0'><stream:features><mechanisms "
+                      "xmlns='urn:ietf:params:xml:ns:xmpp-sasl'><mechanism>SCRAM-SHA-256"
+                      "</mechanism></mechanisms></stream:features>");
+    }
+  if (fk->stage == 1 && strstr (fk->in->str, "</auth>") != NULL)
+    {
+      g_autofree char *first = fake_sasl_text (fk, "auth");
+      const char *r = strstr (first, ",r=");
+      g_assert_nonnull (r);
+      g_autofree char *sf = g_strdup_printf ("r=%s%s,s=QSXCR+Q6sek8bf92,i=4096",
+                                             g_strcmp0 (fk->mode, "bad-nonce") == 0 ? "x" : r + 3,
+                                             "srv");
+      g_autofree char *b64 = g_base64_encode ((const guchar *) sf, strlen (sf));
+      g_autofree char *xml = g_strdup_printf ("<challenge xmlns='urn:ietf:params:xml:ns:xmpp-sasl'>"
+                                              "%s</challenge>", b64);
+      fk->stage = 2;
+      fake_write (fk, xml);
+    }
+  if (fk->stage == 2 && strstr (fk->in->str, "</response>") != NULL)
+    {
+      /* A signature of the right length that is not the right one. */
+      static const guchar zero[32] = { 0 };
+      g_autofree char *v64 = g_base64_encode (zero, sizeof zero);
+      g_autofree char *final = g_strdup_printf ("v=%s", v64);
+      g_autofree char *b64 = g_base64_encode ((const guchar *) final, strlen (final));
+      g_autofree char *xml = g_strdup_printf ("<success xmlns='urn:ietf:params:xml:ns:xmpp-sasl'>"
+                                              "%s</success>", b64);
+      fk->stage = 3;
+      fake_write (fk, xml);
+    }
+}
+
+static void
+fake_on_read (GObject *source, GAsyncResult *result, gpointer p)
+{
+  Fake *fk = p;
+  gssize n = g_input_stream_read_finish (G_INPUT_STREAM (source), result, NULL);
+
+  if (n <= 0)
+    return;
+  g_string_append_len (fk->in, (const char *) fk->buf, n);
+  fake_step (fk);
+  fake_read (fk);
+}
+
+static void
+fake_read (Fake *fk)
+{
+  g_input_stream_read_async (g_io_stream_get_input_stream (G_IO_STREAM (fk->peer)), fk->buf,
+                             sizeof fk->buf, G_PRIORITY_DEFAULT, NULL, fake_on_read, fk);
+}
+
+static gboolean
+fake_incoming (GSocketService *service, GSocketConnection *connection, GObject *source,
+               gpointer p)
+{
+  Fake *fk = p;
+
+  g_assert_null (fk->peer);
+  fk->peer = g_object_ref (connection);
+  fake_read (fk);
+  return TRUE;
+}
+
+static void
+fake_start (Fake *fk, const char *mode)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GInetAddress) lo = g_inet_address_new_loopback (G_SOCKET_FAMILY_IPV4);
+  g_autoptr(GSocketAddress) addr = g_inet_socket_address_new (lo, 0);
+  g_autoptr(GSocketAddress) bound = NULL;
+
+  fk->service = g_socket_service_new ();
+  fk->in = g_string_new (NULL);
+  fk->mode = mode;
+  g_socket_listener_add_address (G_SOCKET_LISTENER (fk->service), addr, G_SOCKET_TYPE_STREAM,
+                                 G_SOCKET_PROTOCOL_TCP, NULL, &bound, &error);
+  g_assert_no_error (error);
+  fk->port = g_inet_socket_address_get_port (G_INET_SOCKET_ADDRESS (bound));
+  g_signal_connect (fk->service, "incoming", G_CALLBACK (fake_incoming), fk);
+  g_socket_service_start (fk->service);
+}
+
+static void
+fake_stop (Fake *fk)
+{
+  g_socket_service_stop (fk->service);
+  g_socket_listener_close (G_SOCKET_LISTENER (fk->service));
+  if (fk->peer != NULL)
+    g_io_stream_close (G_IO_STREAM (fk->peer), NULL, NULL);
+  /* The read in flight ends (closed) before the struct goes. */
+  for (int i = 0; i < 10; i++)
+    g_main_context_iteration (NULL, FALSE);
+  g_clear_object (&fk->peer);
+  g_clear_object (&fk->service);
+  g_string_free (fk->in, TRUE);
+}
+
+/* A server whose final signature is wrong (it does not know the
+ * password): the login fails with "server signature"; one whose nonce
+ * does not extend ours: a stream error too, before any proof is sent. */
+static void
+test_bad_server (Fixture *f, gconstpointer unused)
+{
+  static const char *const modes[] = { "bad-signature", "bad-nonce" };
+
+  for (gsize k = 0; k < G_N_ELEMENTS (modes); k++)
+    {
+      Fake fk = { 0 };
+      g_autoptr(GError) error = NULL;
+      MynaClientConnConfig cfg = {
+        .tls = MYNA_CLIENT_TLS_NONE, .host = (char *) "127.0.0.1", .domain = (char *) DOMAIN,
+        .step_timeout = WAIT_MS, .clock = f->clock,
+      };
+
+      fake_start (&fk, modes[k]);
+      cfg.port = fk.port;
+      MynaClientConn *conn = myna_client_conn_new (&cfg, &f->sm, &callbacks, f);
+      g_assert_true (do_connect (f, conn, &error));
+      g_assert_no_error (error);
+      g_assert_false (do_login (f, conn, "user@" DOMAIN, "pencil", NULL, &error));
+      g_assert_error (error, MYNA_CLIENT_ERROR, MYNA_CLIENT_ERROR_STREAM);
+      if (k == 0)
+        {
+          g_assert_cmpstr (error->message, ==, "server signature");
+          g_assert_cmpint (fk.stage, ==, 3);
+        }
+      else
+        {
+          g_assert_nonnull (strstr (error->message, "nonce"));
+          g_assert_null (strstr (fk.in->str, "<response"));
+        }
+      myna_client_conn_free (conn);
+      fake_stop (&fk);
+    }
+}
+
 int
 main (int argc, char **argv)
 {
@@ -723,5 +916,6 @@ main (int argc, char **argv)
   ADD ("close", test_close, setup);
   ADD ("refused", test_refused, setup);
   ADD ("free-pending", test_free_pending, setup);
+  ADD ("bad-server", test_bad_server, setup);
   return g_test_run ();
 }
