@@ -562,8 +562,9 @@ fatal (MynaClientConn *conn, MynaClientError code, const char *reason)
 /* ---- stream management ------------------------------------------------------------ */
 
 /* The server has handled our stanzas up to @h: out of sm->unacked they go,
- * through the acked callback. */
-static void
+ * through the acked callback.  FALSE (nothing acknowledged) when @h
+ * counts more than was sent: the caller ends the stream. */
+static gboolean
 sm_ack_to (MynaClientConn *conn, guint32 h)
 {
   MynaClientSm *sm = conn->sm;
@@ -572,8 +573,8 @@ sm_ack_to (MynaClientConn *conn, guint32 h)
 
   if (delta > queued)
     {
-      g_warning ("the server acknowledged %u stanzas, only %u wait for it", delta, queued);
-      delta = queued;
+      g_message ("the server acknowledged %u stanzas, only %u wait for it", delta, queued);
+      return FALSE;
     }
   sm->out_h = h;
   for (guint32 i = 0; i < delta && !conn->freed && !conn->closing; i++)
@@ -582,6 +583,14 @@ sm_ack_to (MynaClientConn *conn, guint32 h)
       if (conn->cb.acked != NULL)
         conn->cb.acked (conn->user_data, st);
     }
+  return TRUE;
+}
+
+/* XEP-0198 §4: an h above what was sent ends the stream. */
+static void
+sm_h_too_high (MynaClientConn *conn)
+{
+  fatal (conn, MYNA_CLIENT_ERROR_STREAM, "sm: handled-count-too-high");
 }
 
 static gboolean
@@ -1636,7 +1645,11 @@ on_resumed (MynaClientConn *conn, MynaStanza *el)
       return;
     }
   sm->enabled = TRUE;
-  sm_ack_to (conn, h);
+  if (!sm_ack_to (conn, h))
+    {
+      sm_h_too_high (conn);
+      return;
+    }
   if (conn->freed || conn->dead)
     return;
   /* What the server did not get goes again, in order. */
@@ -1671,8 +1684,8 @@ handle_sm (MynaClientConn *conn, MynaStanza *el)
     }
   else if (g_strcmp0 (name, "a") == 0)
     {
-      if (sm->enabled && conn->online && parse_h (el, &h))
-        sm_ack_to (conn, h);
+      if (sm->enabled && conn->online && parse_h (el, &h) && !sm_ack_to (conn, h))
+        sm_h_too_high (conn);
     }
   else if (g_strcmp0 (name, "resumed") == 0 && conn->step == STEP_RESUME)
     on_resumed (conn, el);
@@ -1681,8 +1694,8 @@ handle_sm (MynaClientConn *conn, MynaStanza *el)
       /* The session is gone; what it did get (h, XEP-0198 1.6) is acked. */
       g_message ("resumption failed: %s", first_child_name (el, NULL) != NULL
                                             ? first_child_name (el, NULL) : "(no condition)");
-      if (parse_h (el, &h))
-        sm_ack_to (conn, h);
+      if (parse_h (el, &h) && !sm_ack_to (conn, h))
+        g_message ("<failed h/> above what was sent: ignored");
       if (conn->freed || conn->dead)
         return;
       g_clear_pointer (&sm->id, g_free);

@@ -9,6 +9,7 @@
 #include "../integration/mynad-harness.h"
 #include "../../client/private.h"
 
+#include <myna/sasl.h>
 #include <signal.h>
 
 /* The hook of conn.c that drops the TCP link under a connection. */
@@ -714,7 +715,10 @@ typedef struct {
   GString           *in;
   guint8             buf[4096];
   int                stage;
-  const char        *mode;   /* "bad-signature", "bad-nonce" */
+  gsize              mark;   /* input before it was handled */
+  const char        *mode;   /* "bad-signature", "bad-nonce", "full" */
+  char              *client_first_bare;
+  char              *server_first;
 } Fake;
 
 static void fake_read (Fake *fk);
@@ -745,17 +749,110 @@ fake_sasl_text (Fake *fk, const char *element)
   return text;
 }
 
+/* Whether @needle came since the last stage. */
+static const char *
+fake_saw (Fake *fk, const char *needle)
+{
+  return strstr (fk->in->str + fk->mark, needle);
+}
+
+static void
+fake_next (Fake *fk, int stage)
+{
+  fk->stage = stage;
+  fk->mark = fk->in->len;
+}
+
+/* "full": a correct SCRAM-SHA-256 server for user/pencil, bind, SM; then
+ * a ping, a message and an <r/> from the server. */
+static void
+fake_step_full (Fake *fk)
+{
+  if (fk->stage == 1 && fake_saw (fk, "</auth>") != NULL)
+    {
+      g_autofree char *first = fake_sasl_text (fk, "auth");
+      const char *r = strstr (first, ",r=");
+      fk->client_first_bare = g_strdup (first + 3);   /* after "n,," */
+      fk->server_first = g_strdup_printf ("r=%ssrv,s=QSXCR+Q6sek8bf92,i=4096", r + 3);
+      g_autofree char *b64 = g_base64_encode ((const guchar *) fk->server_first,
+                                              strlen (fk->server_first));
+      g_autofree char *xml = g_strdup_printf ("<challenge xmlns='urn:ietf:params:xml:ns:xmpp-sasl'>"
+                                              "%s</challenge>", b64);
+      fake_next (fk, 2);
+      fake_write (fk, xml);
+    }
+  else if (fk->stage == 2 && fake_saw (fk, "</response>") != NULL)
+    {
+      g_autofree char *final = fake_sasl_text (fk, "response");
+      char *p = strstr (final, ",p=");
+      g_assert_nonnull (p);
+      *p = '\0';
+      g_autofree char *auth = g_strdup_printf ("%s,%s,%s", fk->client_first_bare,
+                                               fk->server_first, final);
+      gsize salt_len;
+      guchar *salt_raw = g_base64_decode ("QSXCR+Q6sek8bf92", &salt_len);
+      g_autoptr(GBytes) salt = g_bytes_new_take (salt_raw, salt_len);
+      g_autoptr(GBytes) salted = myna_scram_salted_password (MYNA_SCRAM_SHA256, "pencil", salt,
+                                                             4096);
+      g_autoptr(GBytes) stored = NULL;
+      g_autoptr(GBytes) server_key = NULL;
+      myna_scram_keys (MYNA_SCRAM_SHA256, salted, &stored, &server_key);
+      g_autoptr(GBytes) sig = myna_scram_server_signature (MYNA_SCRAM_SHA256, server_key, auth);
+      g_autofree char *v64 = g_base64_encode (g_bytes_get_data (sig, NULL), g_bytes_get_size (sig));
+      g_autofree char *v = g_strdup_printf ("v=%s", v64);
+      g_autofree char *b64 = g_base64_encode ((const guchar *) v, strlen (v));
+      g_autofree char *xml = g_strdup_printf ("<success xmlns='urn:ietf:params:xml:ns:xmpp-sasl'>"
+                                              "%s</success>", b64);
+      fake_next (fk, 3);
+      fake_write (fk, xml);
+    }
+  else if (fk->stage == 3 && fake_saw (fk, "<stream:stream") != NULL)
+    {
+      fake_next (fk, 4);
+      fake_write (fk, "<stream:stream xmlns='jabber:client' "
+                      "xmlns:stream='http://etherx.jabber.org/streams' from='" DOMAIN "' "
+                      "id='fake2' version='1.0'><stream:features>"
+                      "<bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'/>"
+                      "<sm xmlns='urn:xmpp:sm:3'/></stream:features>");
+    }
+  else if (fk->stage == 4 && fake_saw (fk, "</iq>") != NULL)
+    {
+      const char *id = strstr (fk->in->str + fk->mark, "id='");
+      g_assert_nonnull (id);
+      g_autofree char *idv = g_strndup (id + 4, strcspn (id + 4, "'"));
+      g_autofree char *xml = g_strdup_printf ("<iq type='result' id='%s'><bind "
+                                              "xmlns='urn:ietf:params:xml:ns:xmpp-bind'><jid>"
+                                              "user@" DOMAIN "/fake</jid></bind></iq>", idv);
+      fake_next (fk, 5);
+      fake_write (fk, xml);
+    }
+  else if (fk->stage == 5 && fake_saw (fk, "<enable") != NULL)
+    {
+      fake_next (fk, 6);
+      fake_write (fk, "<enabled xmlns='urn:xmpp:sm:3' id='sid1' resume='true'/>"
+                      "<iq type='get' id='sp1' from='" DOMAIN "'><ping xmlns='urn:xmpp:ping'/></iq>"
+                      "<message from='a@" DOMAIN "' to='user@" DOMAIN "/fake' id='m1'>"
+                      "<body>x</body></message><r xmlns='urn:xmpp:sm:3'/>");
+    }
+}
+
 static void
 fake_step (Fake *fk)
 {
   if (fk->stage == 0 && strstr (fk->in->str, "<stream:stream") != NULL)
     {
-      fk->stage = 1;
+      fake_next (fk, 1);
       fake_write (fk, "<?xml version='1.0'?><stream:stream xmlns='jabber:client' "
                       "xmlns:stream='http://etherx.jabber.org/streams' from='" DOMAIN "' "
                       "id='fake' version='1.0'><stream:features><mechanisms "
                       "xmlns='urn:ietf:params:xml:ns:xmpp-sasl'><mechanism>SCRAM-SHA-256"
                       "</mechanism></mechanisms></stream:features>");
+      return;
+    }
+  if (g_strcmp0 (fk->mode, "full") == 0)
+    {
+      fake_step_full (fk);
+      return;
     }
   if (fk->stage == 1 && strstr (fk->in->str, "</auth>") != NULL)
     {
@@ -849,6 +946,49 @@ fake_stop (Fake *fk)
   g_clear_object (&fk->peer);
   g_clear_object (&fk->service);
   g_string_free (fk->in, TRUE);
+  g_free (fk->client_first_bare);
+  g_free (fk->server_first);
+}
+
+/* A whole login against the scripted server (SCRAM verified both ways,
+ * bind, SM); then the server's ping is answered by the connection, its
+ * message counted, its <r/> answered with h=2; an <a h/> above what was
+ * sent ends the link ("handled-count-too-high"). */
+static void
+test_scripted_sm (Fixture *f, gconstpointer unused)
+{
+  Fake fk = { 0 };
+  g_autoptr(GError) error = NULL;
+  gboolean resumed = TRUE;
+  MynaClientConnConfig cfg = {
+    .tls = MYNA_CLIENT_TLS_NONE, .host = (char *) "127.0.0.1", .domain = (char *) DOMAIN,
+    .step_timeout = WAIT_MS, .clock = f->clock,
+  };
+
+  fake_start (&fk, "full");
+  cfg.port = fk.port;
+  MynaClientConn *conn = myna_client_conn_new (&cfg, &f->sm, &callbacks, f);
+  g_assert_true (do_connect (f, conn, &error));
+  g_assert_true (do_login (f, conn, "user@" DOMAIN, "pencil", &resumed, &error));
+  g_assert_no_error (error);
+  g_assert_false (resumed);
+  g_assert_cmpstr (myna_client_conn_get_bound_jid (conn), ==, "user@" DOMAIN "/fake");
+  g_assert_cmpstr (f->sm.id, ==, "sid1");
+  g_assert_true (WAIT_FOR (f, fk.stage == 6 && fake_saw (&fk, "h='2'") != NULL
+                              && fake_saw (&fk, "sp1") != NULL));
+  g_assert_cmpuint (f->stanzas->len, ==, 1);
+  g_assert_cmpstr (myna_stanza_get_id (f->stanzas->pdata[0]), ==, "m1");
+  g_assert_cmpuint (f->sm.in_h, ==, 2);
+  /* The ping's answer waits for its acknowledgement. */
+  g_assert_cmpuint (g_queue_get_length (&f->sm.unacked), ==, 1);
+  fake_write (&fk, "<a xmlns='urn:xmpp:sm:3' h='1'/>");
+  g_assert_true (WAIT_FOR (f, f->acked->len == 1));
+  fake_write (&fk, "<a xmlns='urn:xmpp:sm:3' h='5'/>");
+  g_assert_true (WAIT_FOR (f, f->lost == 1));
+  g_assert_cmpint (f->lost_code, ==, MYNA_CLIENT_ERROR_STREAM);
+  g_assert_cmpstr (f->lost_reason, ==, "sm: handled-count-too-high");
+  myna_client_conn_free (conn);
+  fake_stop (&fk);
 }
 
 /* A server whose final signature is wrong (it does not know the
@@ -917,5 +1057,6 @@ main (int argc, char **argv)
   ADD ("refused", test_refused, setup);
   ADD ("free-pending", test_free_pending, setup);
   ADD ("bad-server", test_bad_server, setup);
+  ADD ("scripted-sm", test_scripted_sm, setup);
   return g_test_run ();
 }
