@@ -218,8 +218,7 @@ chunk (Run *r, const char *c, gsize len)
       {
         g_autofree char *body = g_strndup (c + 1, len - 1);
         g_autoptr(GError) error = NULL;
-        g_autofree char *id = myna_client_send_message (r->client, "bob@localhost", body, &error);
-
+        g_free (myna_client_send_message (r->client, "bob@localhost", body, &error));
         run_idle (r);
         return;
       }
