@@ -1861,7 +1861,7 @@ client_set_property (GObject *object, guint id, const GValue *value, GParamSpec 
     case PROP_RESOURCE:           set_string (&client->resource, value); break;
     case PROP_SERVER:             set_string (&client->server, value); break;
     case PROP_PORT:               client->port = g_value_get_uint (value); break;
-    case PROP_TLS:                client->tls = g_value_get_uint (value); break;
+    case PROP_TLS:                client->tls = g_value_get_enum (value); break;
     case PROP_CA_FILE:            set_string (&client->ca_file, value); break;
     case PROP_ACCEPT_CERTIFICATE: set_string (&client->accept_certificate, value); break;
     case PROP_AUTO_REGISTER:      client->auto_register = g_value_get_boolean (value); break;
@@ -1890,7 +1890,7 @@ client_get_property (GObject *object, guint id, GValue *value, GParamSpec *pspec
     case PROP_RESOURCE:           g_value_set_string (value, client->resource); break;
     case PROP_SERVER:             g_value_set_string (value, client->server); break;
     case PROP_PORT:               g_value_set_uint (value, client->port); break;
-    case PROP_TLS:                g_value_set_uint (value, client->tls); break;
+    case PROP_TLS:                g_value_set_enum (value, client->tls); break;
     case PROP_CA_FILE:            g_value_set_string (value, client->ca_file); break;
     case PROP_ACCEPT_CERTIFICATE: g_value_set_string (value, client->accept_certificate); break;
     case PROP_AUTO_REGISTER:      g_value_set_boolean (value, client->auto_register); break;
@@ -1900,7 +1900,7 @@ client_get_property (GObject *object, guint id, GValue *value, GParamSpec *pspec
     case PROP_RECONNECT_MAX:      g_value_set_uint (value, client->reconnect_max); break;
     case PROP_IQ_TIMEOUT:         g_value_set_uint (value, client->iq_timeout); break;
     case PROP_RECEIPTS:           g_value_set_boolean (value, client->receipts); break;
-    case PROP_STATE:              g_value_set_uint (value, client->state); break;
+    case PROP_STATE:              g_value_set_enum (value, client->state); break;
     case PROP_BOUND_JID:          g_value_set_string (value, client->bound_jid); break;
     default:
       G_OBJECT_WARN_INVALID_PROPERTY_ID (object, id, pspec);
@@ -2051,8 +2051,10 @@ myna_client_class_init (MynaClientClass *klass)
    *
    * A #MynaClientTls: STARTTLS (default), DIRECT or NONE.
    */
-  props[PROP_TLS] = uint_prop ("tls", "How TLS is used (MynaClientTls)", MYNA_CLIENT_TLS_NONE,
-                               MYNA_CLIENT_TLS_STARTTLS);
+  props[PROP_TLS] = g_param_spec_enum ("tls", NULL, "How TLS is used", MYNA_TYPE_CLIENT_TLS,
+                                       MYNA_CLIENT_TLS_STARTTLS,
+                                       G_PARAM_READWRITE | G_PARAM_CONSTRUCT
+                                       | G_PARAM_STATIC_STRINGS | G_PARAM_EXPLICIT_NOTIFY);
   /**
    * MynaClient:ca-file:
    *
@@ -2123,8 +2125,8 @@ myna_client_class_init (MynaClientClass *klass)
    *
    * The #MynaClientState (read-only).
    */
-  props[PROP_STATE] = g_param_spec_uint ("state", NULL, "The MynaClientState", 0,
-                                         MYNA_CLIENT_STATE_RECONNECTING, MYNA_CLIENT_STATE_STOPPED,
+  props[PROP_STATE] = g_param_spec_enum ("state", NULL, "The connection's state",
+                                         MYNA_TYPE_CLIENT_STATE, MYNA_CLIENT_STATE_STOPPED,
                                          G_PARAM_READABLE | G_PARAM_STATIC_STRINGS
                                          | G_PARAM_EXPLICIT_NOTIFY);
   /**
@@ -2140,12 +2142,12 @@ myna_client_class_init (MynaClientClass *klass)
   /**
    * MynaClient::state-changed:
    * @client: the client
-   * @state: (type MynaClientState): the new state
+   * @state: the new state
    * @reason: (nullable): why (DISCONNECTED, STOPPED), a short text
    */
   signals[SIG_STATE_CHANGED] =
       g_signal_new ("state-changed", G_TYPE_FROM_CLASS (klass), G_SIGNAL_RUN_LAST, 0, NULL, NULL,
-                    NULL, G_TYPE_NONE, 2, G_TYPE_UINT, G_TYPE_STRING);
+                    NULL, G_TYPE_NONE, 2, MYNA_TYPE_CLIENT_STATE, G_TYPE_STRING);
   /**
    * MynaClient::reconnecting:
    * @client: the client
@@ -2166,11 +2168,12 @@ myna_client_class_init (MynaClientClass *klass)
    * MynaClient::message-state-changed:
    * @client: the client
    * @id: the outgoing message's id
-   * @state: (type MynaClientMessageState): its new state
+   * @state: its new state
    */
   signals[SIG_MESSAGE_STATE_CHANGED] =
       g_signal_new ("message-state-changed", G_TYPE_FROM_CLASS (klass), G_SIGNAL_RUN_LAST, 0,
-                    NULL, NULL, NULL, G_TYPE_NONE, 2, G_TYPE_STRING, G_TYPE_UINT);
+                    NULL, NULL, NULL, G_TYPE_NONE, 2, G_TYPE_STRING,
+                    MYNA_TYPE_CLIENT_MESSAGE_STATE);
   /**
    * MynaClient::notification:
    * @client: the client
