@@ -7,6 +7,44 @@
 G_DEFINE_QUARK (myna-client-store-error-quark, myna_client_store_error)
 G_DEFINE_QUARK (myna-client-error-quark, myna_client_error)
 
+/* The enums' GTypes: properties and signals carry them, so GI languages
+ * see names, not numbers. */
+G_DEFINE_ENUM_TYPE (MynaClientState, myna_client_state,
+  G_DEFINE_ENUM_VALUE (MYNA_CLIENT_STATE_STOPPED, "stopped"),
+  G_DEFINE_ENUM_VALUE (MYNA_CLIENT_STATE_CONNECTING, "connecting"),
+  G_DEFINE_ENUM_VALUE (MYNA_CLIENT_STATE_CONNECTED, "connected"),
+  G_DEFINE_ENUM_VALUE (MYNA_CLIENT_STATE_AUTHENTICATED, "authenticated"),
+  G_DEFINE_ENUM_VALUE (MYNA_CLIENT_STATE_DISCONNECTED, "disconnected"),
+  G_DEFINE_ENUM_VALUE (MYNA_CLIENT_STATE_RECONNECTING, "reconnecting"))
+
+G_DEFINE_ENUM_TYPE (MynaClientTls, myna_client_tls,
+  G_DEFINE_ENUM_VALUE (MYNA_CLIENT_TLS_STARTTLS, "starttls"),
+  G_DEFINE_ENUM_VALUE (MYNA_CLIENT_TLS_DIRECT, "direct"),
+  G_DEFINE_ENUM_VALUE (MYNA_CLIENT_TLS_NONE, "none"))
+
+G_DEFINE_ENUM_TYPE (MynaClientError, myna_client_error,
+  G_DEFINE_ENUM_VALUE (MYNA_CLIENT_ERROR_NOT_CONNECTED, "not-connected"),
+  G_DEFINE_ENUM_VALUE (MYNA_CLIENT_ERROR_TIMEOUT, "timeout"),
+  G_DEFINE_ENUM_VALUE (MYNA_CLIENT_ERROR_STANZA, "stanza"),
+  G_DEFINE_ENUM_VALUE (MYNA_CLIENT_ERROR_NOT_AUTHORIZED, "not-authorized"),
+  G_DEFINE_ENUM_VALUE (MYNA_CLIENT_ERROR_REGISTRATION, "registration"),
+  G_DEFINE_ENUM_VALUE (MYNA_CLIENT_ERROR_TLS, "tls"),
+  G_DEFINE_ENUM_VALUE (MYNA_CLIENT_ERROR_STREAM, "stream"),
+  G_DEFINE_ENUM_VALUE (MYNA_CLIENT_ERROR_CLOSED, "closed"),
+  G_DEFINE_ENUM_VALUE (MYNA_CLIENT_ERROR_STOPPED, "stopped"))
+
+G_DEFINE_ENUM_TYPE (MynaClientDirection, myna_client_direction,
+  G_DEFINE_ENUM_VALUE (MYNA_CLIENT_DIRECTION_IN, "in"),
+  G_DEFINE_ENUM_VALUE (MYNA_CLIENT_DIRECTION_OUT, "out"))
+
+G_DEFINE_ENUM_TYPE (MynaClientMessageState, myna_client_message_state,
+  G_DEFINE_ENUM_VALUE (MYNA_CLIENT_MESSAGE_QUEUED, "queued"),
+  G_DEFINE_ENUM_VALUE (MYNA_CLIENT_MESSAGE_SENT, "sent"),
+  G_DEFINE_ENUM_VALUE (MYNA_CLIENT_MESSAGE_ACKED, "acked"),
+  G_DEFINE_ENUM_VALUE (MYNA_CLIENT_MESSAGE_DELIVERED, "delivered"),
+  G_DEFINE_ENUM_VALUE (MYNA_CLIENT_MESSAGE_RECEIVED, "received"),
+  G_DEFINE_ENUM_VALUE (MYNA_CLIENT_MESSAGE_FAILED, "failed"))
+
 MynaClientMessage *
 myna_client_message_copy (const MynaClientMessage *m)
 {

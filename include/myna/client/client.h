@@ -50,6 +50,9 @@ typedef enum {
   MYNA_CLIENT_ERROR_STOPPED,
 } MynaClientError;
 
+#define MYNA_TYPE_CLIENT_ERROR (myna_client_error_get_type ())
+GType myna_client_error_get_type (void) G_GNUC_CONST;
+
 /**
  * MynaClientState:
  * @MYNA_CLIENT_STATE_STOPPED: not started, or logged out
@@ -69,6 +72,8 @@ typedef enum {
   MYNA_CLIENT_STATE_RECONNECTING,
 } MynaClientState;
 
+#define MYNA_TYPE_CLIENT_STATE (myna_client_state_get_type ())
+GType       myna_client_state_get_type (void) G_GNUC_CONST;
 /* "stopped", "connecting", … */
 const char *myna_client_state_to_string (MynaClientState state);
 
@@ -83,6 +88,9 @@ typedef enum {
   MYNA_CLIENT_TLS_DIRECT,
   MYNA_CLIENT_TLS_NONE,
 } MynaClientTls;
+
+#define MYNA_TYPE_CLIENT_TLS (myna_client_tls_get_type ())
+GType myna_client_tls_get_type (void) G_GNUC_CONST;
 
 #define MYNA_TYPE_CLIENT (myna_client_get_type ())
 G_DECLARE_FINAL_TYPE (MynaClient, myna_client, MYNA, CLIENT, GObject)

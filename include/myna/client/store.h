@@ -30,6 +30,9 @@ typedef enum {
   MYNA_CLIENT_DIRECTION_OUT,
 } MynaClientDirection;
 
+#define MYNA_TYPE_CLIENT_DIRECTION (myna_client_direction_get_type ())
+GType myna_client_direction_get_type (void) G_GNUC_CONST;
+
 /**
  * MynaClientMessageState:
  * @MYNA_CLIENT_MESSAGE_QUEUED: written here, not yet on a link
@@ -52,6 +55,9 @@ typedef enum {
   MYNA_CLIENT_MESSAGE_RECEIVED,
   MYNA_CLIENT_MESSAGE_FAILED,
 } MynaClientMessageState;
+
+#define MYNA_TYPE_CLIENT_MESSAGE_STATE (myna_client_message_state_get_type ())
+GType myna_client_message_state_get_type (void) G_GNUC_CONST;
 
 /**
  * MynaClientMessage:
