@@ -239,7 +239,7 @@ attempt_unref (Attempt *a)
 {
   if (!g_atomic_int_dec_and_test (&a->ref))
     return;
-  g_clear_pointer (&a->conn, myna_client_conn_free);
+  g_clear_pointer (&a->conn, myna_conn_free);
   g_clear_object (&a->cancel);
   g_free (a->jid);
   g_free (a->password);
@@ -255,7 +255,7 @@ client_reap (MynaClient *client)
   while (client->dead->len > 0)
     {
       Attempt *a = g_ptr_array_steal_index (client->dead, 0);
-      g_clear_pointer (&a->conn, myna_client_conn_free);
+      g_clear_pointer (&a->conn, myna_conn_free);
       attempt_unref (a);
     }
 }
@@ -278,7 +278,7 @@ attempt_closed_fire (gpointer data)
 {
   Attempt *a = data;
 
-  g_clear_pointer (&a->conn, myna_client_conn_free);
+  g_clear_pointer (&a->conn, myna_conn_free);
   return G_SOURCE_REMOVE;
 }
 
@@ -355,7 +355,7 @@ client_attempt_drop (MynaClient *client, gboolean polite)
   client_set_bound_jid (client, NULL);
   if (polite && a->conn != NULL)
     {
-      myna_client_conn_close (a->conn);
+      myna_conn_close (a->conn);
       myna_client_clock_add_timeout (client->clock, CLOSE_WAIT_MS, attempt_closed_fire,
                                      a, (GDestroyNotify) attempt_unref);
       return;
@@ -601,16 +601,16 @@ attempt_start (MynaClient *client)
     .step_timeout = client->iq_timeout,
     .clock = client->clock,
   };
-  a->conn = myna_client_conn_new (&config, &client->sm, &conn_callbacks, a);
+  a->conn = myna_conn_new (&config, &client->sm, &conn_callbacks, a);
   g_debug ("connecting to %s:%u as %s", config.host, config.port, a->jid);
-  myna_client_conn_connect (a->conn, a->cancel, chain_connected, attempt_ref (a));
+  myna_conn_connect (a->conn, a->cancel, chain_connected, attempt_ref (a));
 }
 
 /* Task 3: log in. */
 static void
 attempt_login (Attempt *a)
 {
-  myna_client_conn_login (a->conn, a->jid, a->password, a->cancel, chain_logged_in,
+  myna_conn_login (a->conn, a->jid, a->password, a->cancel, chain_logged_in,
                           attempt_ref (a));
 }
 
@@ -628,7 +628,7 @@ chain_connected (GObject *source, GAsyncResult *res, gpointer data)
       return;
     }
   g_object_ref (client);
-  if (!myna_client_conn_connect_finish (a->conn, res, &error))
+  if (!myna_conn_connect_finish (a->conn, res, &error))
     client_chain_failed_error (client, error);
   else
     {
@@ -638,7 +638,7 @@ chain_connected (GObject *source, GAsyncResult *res, gpointer data)
           if (a->reg_user != NULL)
             {
               g_debug ("registering %s", a->jid);
-              myna_client_conn_register (a->conn, a->reg_user, a->password, a->cancel,
+              myna_conn_register (a->conn, a->reg_user, a->password, a->cancel,
                                          chain_registered, attempt_ref (a));
             }
           else
@@ -664,7 +664,7 @@ chain_registered (GObject *source, GAsyncResult *res, gpointer data)
       return;
     }
   g_object_ref (client);
-  if (myna_client_conn_register_finish (a->conn, res, &condition, &error))
+  if (myna_conn_register_finish (a->conn, res, &condition, &error))
     {
       g_message ("registered %s", a->jid);
       if (!myna_client_store_set_account (client->store, a->jid, a->password, &error))
@@ -711,7 +711,7 @@ client_not_authorized (MynaClient *client)
   client_attempt_drop (client, FALSE);
   if (!myna_client_store_clear_account (client->store, &error))
     g_warning ("clearing the account: %s", error->message);
-  myna_client_sm_clear (&client->sm);
+  myna_conn_sm_clear (&client->sm);
   client->notauth_in_row++;
   g_signal_emit (client, signals[SIG_CREDENTIALS_CLEARED], 0, "not-authorized");
   if (!client->running)
@@ -750,7 +750,7 @@ chain_logged_in (GObject *source, GAsyncResult *res, gpointer data)
       return;
     }
   g_object_ref (client);
-  if (!myna_client_conn_login_finish (a->conn, res, &resumed, &error))
+  if (!myna_conn_login_finish (a->conn, res, &resumed, &error))
     {
       if (g_error_matches (error, MYNA_CLIENT_ERROR, MYNA_CLIENT_ERROR_NOT_AUTHORIZED))
         client_not_authorized (client);
@@ -765,9 +765,9 @@ chain_logged_in (GObject *source, GAsyncResult *res, gpointer data)
       if (a->store_on_login
           && !myna_client_store_set_account (client->store, a->jid, a->password, &error))
         g_warning ("storing the account: %s", error->message);
-      g_message ("online as %s%s", myna_client_conn_get_bound_jid (a->conn),
+      g_message ("online as %s%s", myna_conn_get_bound_jid (a->conn),
                  resumed ? " (resumed)" : "");
-      client_set_bound_jid (client, myna_client_conn_get_bound_jid (a->conn));
+      client_set_bound_jid (client, myna_conn_get_bound_jid (a->conn));
       client_set_state (client, MYNA_CLIENT_STATE_AUTHENTICATED, NULL);
       if (client->attempt == a && !client->logging_out)
         client_after_login (client, resumed);
@@ -822,7 +822,7 @@ client_send_stored (MynaClient *client, const MynaClientMessage *m)
       client_message_state (client, m->id, MYNA_CLIENT_MESSAGE_FAILED);
       return;
     }
-  myna_client_conn_send (client->attempt->conn, stanza);
+  myna_conn_send (client->attempt->conn, stanza);
   client_message_state (client, m->id, MYNA_CLIENT_MESSAGE_SENT);
 }
 
@@ -872,13 +872,13 @@ client_roster_get (MynaClient *client)
                                                 MYNA_CLIENT_NS_ROSTER "'/></iq>");
   Attempt *a = client->attempt;
 
-  if (myna_client_conn_has_feature (a->conn, "urn:xmpp:features:rosterver"))
+  if (myna_conn_has_feature (a->conn, "urn:xmpp:features:rosterver"))
     {
       g_autofree char *ver = myna_client_store_get_roster_version (client->store);
       myna_stanza_set_attr (myna_stanza_get_child (iq, "query", MYNA_CLIENT_NS_ROSTER), "ver",
                             ver != NULL ? ver : "");
     }
-  myna_client_conn_iq (a->conn, iq, 0, roster_result, attempt_ref (a));
+  myna_conn_iq (a->conn, iq, 0, roster_result, attempt_ref (a));
 }
 
 /* After a login: what must go (again), the roster, the presence. */
@@ -910,7 +910,7 @@ client_after_login (MynaClient *client, gboolean resumed)
     return;
   client_roster_get (client);
   g_autoptr(MynaStanza) presence = client_build_presence (client);
-  myna_client_conn_send (client->attempt->conn, presence);
+  myna_conn_send (client->attempt->conn, presence);
   client_send_pending (client, TRUE);
 }
 
@@ -1002,7 +1002,7 @@ static void
 client_send (MynaClient *client, MynaStanza *stanza)
 {
   if (client->attempt != NULL && client->attempt->conn != NULL)
-    myna_client_conn_send (client->attempt->conn, stanza);
+    myna_conn_send (client->attempt->conn, stanza);
 }
 
 /* Answers an iq with an error (type cancel). */
@@ -1378,7 +1378,7 @@ client_logout_finish (MynaClient *client)
   client->logging_out = FALSE;
   client_fail_iqs (client, MYNA_CLIENT_ERROR_STOPPED, "logged out");
   client_attempt_drop (client, client_online (client));
-  myna_client_sm_clear (&client->sm);
+  myna_conn_sm_clear (&client->sm);
   if (!client->running)
     client_set_state (client, MYNA_CLIENT_STATE_STOPPED, NULL);
 }
@@ -1412,7 +1412,7 @@ myna_client_logout (MynaClient *client)
   g_message ("logging out");
   client->logging_out = TRUE;
   g_autoptr(MynaStanza) unavailable = myna_stanza_build ("<presence type='unavailable'/>");
-  myna_client_conn_send (client->attempt->conn, unavailable);
+  myna_conn_send (client->attempt->conn, unavailable);
   if (g_queue_is_empty (&client->sm.unacked))
     client_logout_finish (client);
   else
@@ -1529,7 +1529,7 @@ myna_client_send_presence (MynaClient *client, const char *show, const char *sta
   if (client_online (client) && !client->logging_out)
     {
       g_autoptr(MynaStanza) p = client_build_presence (client);
-      myna_client_conn_send (client->attempt->conn, p);
+      myna_conn_send (client->attempt->conn, p);
     }
 }
 
@@ -1560,7 +1560,7 @@ myna_client_subscription (MynaClient *client, const char *jid, const char *type)
   g_autoptr(MynaJid) bare = myna_jid_get_bare (to);
   g_autoptr(MynaStanza) p = myna_stanza_build ("<presence to='%s' type='%s'/>",
                                                myna_jid_to_string (bare), type);
-  myna_client_conn_send (client->attempt->conn, p);
+  myna_conn_send (client->attempt->conn, p);
 }
 
 /* ---- public: IQs ------------------------------------------------------------------------------ */
@@ -1635,7 +1635,7 @@ client_iq_start (MynaClient *client, MynaStanza *iq, guint timeout_ms, GTask *ta
       call->cancel_id = g_cancellable_connect (cancellable, G_CALLBACK (iq_call_cancelled),
                                                iq_call_ref (call), iq_call_unref);
     }
-  myna_client_conn_iq (client->attempt->conn, iq, timeout_ms != 0 ? timeout_ms : client->iq_timeout,
+  myna_conn_iq (client->attempt->conn, iq, timeout_ms != 0 ? timeout_ms : client->iq_timeout,
                        iq_call_answer, call);
 }
 
@@ -1945,7 +1945,7 @@ client_dispose (GObject *object)
       g_clear_pointer (&client->reap_source, g_source_unref);
     }
   client_reap (client);
-  myna_client_sm_clear (&client->sm);
+  myna_conn_sm_clear (&client->sm);
   g_clear_object (&client->store);
   g_clear_object (&client->clock);
   G_OBJECT_CLASS (myna_client_parent_class)->dispose (object);

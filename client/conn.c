@@ -8,7 +8,7 @@
  * heartbeat.  Every timer runs on the configured MynaClientClock.
  *
  * Lifetime: every asynchronous GIO operation holds a reference on the
- * connection; myna_client_conn_free() marks it freed, cancels everything
+ * connection; myna_conn_free() marks it freed, cancels everything
  * and drops the owner's reference, so late completions find a live struct,
  * see the flag and do nothing. */
 #include "private.h"
@@ -720,7 +720,7 @@ heartbeat_note_read (MynaClientConn *conn)
 /* ---- sending after login -------------------------------------------------------- */
 
 void
-myna_client_conn_send (MynaClientConn *conn, MynaStanza *stanza)
+myna_conn_send (MynaClientConn *conn, MynaStanza *stanza)
 {
   g_return_if_fail (conn != NULL && stanza != NULL);
 
@@ -773,7 +773,7 @@ late_iq_free (gpointer p)
 }
 
 void
-myna_client_conn_iq (MynaClientConn *conn, MynaStanza *iq, guint timeout_ms,
+myna_conn_iq (MynaClientConn *conn, MynaStanza *iq, guint timeout_ms,
                      MynaClientConnIqFunc func, gpointer user_data)
 {
   g_return_if_fail (conn != NULL && iq != NULL && func != NULL);
@@ -795,7 +795,7 @@ myna_client_conn_iq (MynaClientConn *conn, MynaStanza *iq, guint timeout_ms,
   g_autofree char *id = new_id (conn);
   myna_stanza_set_attr (iq, "id", id);
   iq_track (conn, id, timeout_ms != 0 ? timeout_ms : step_ms (conn), func, user_data);
-  myna_client_conn_send (conn, iq);
+  myna_conn_send (conn, iq);
 }
 
 /* ---- stanzas from the server ----------------------------------------------------- */
@@ -828,7 +828,7 @@ handle_stanza (MynaClientConn *conn, MynaStanza *st, gboolean count)
     {
       g_autoptr(MynaStanza) pong = myna_stanza_new_iq_result (st);
       myna_stanza_set_attr (pong, "from", NULL);
-      myna_client_conn_send (conn, pong);
+      myna_conn_send (conn, pong);
     }
   else if (conn->cb.stanza != NULL)
     conn->cb.stanza (conn->user_data, st);
@@ -1048,12 +1048,12 @@ on_tcp (GObject *source, GAsyncResult *result, gpointer p)
 }
 
 void
-myna_client_conn_connect (MynaClientConn *conn, GCancellable *cancellable,
+myna_conn_connect (MynaClientConn *conn, GCancellable *cancellable,
                           GAsyncReadyCallback callback, gpointer user_data)
 {
   g_return_if_fail (conn != NULL);
 
-  if (!op_begin (conn, OP_CONNECT, cancellable, callback, user_data, myna_client_conn_connect))
+  if (!op_begin (conn, OP_CONNECT, cancellable, callback, user_data, myna_conn_connect))
     return;
   if (conn->tcp != NULL)
     {
@@ -1078,7 +1078,7 @@ myna_client_conn_connect (MynaClientConn *conn, GCancellable *cancellable,
 }
 
 gboolean
-myna_client_conn_connect_finish (MynaClientConn *conn, GAsyncResult *result, GError **error)
+myna_conn_connect_finish (MynaClientConn *conn, GAsyncResult *result, GError **error)
 {
   g_return_val_if_fail (g_task_is_valid (result, NULL), FALSE);
   return g_task_propagate_int (G_TASK (result), error) > 0;
@@ -1114,13 +1114,13 @@ on_register_answer (gpointer data, MynaStanza *result, const GError *error)
 }
 
 void
-myna_client_conn_register (MynaClientConn *conn, const char *username, const char *password,
+myna_conn_register (MynaClientConn *conn, const char *username, const char *password,
                            GCancellable *cancellable, GAsyncReadyCallback callback,
                            gpointer user_data)
 {
   g_return_if_fail (conn != NULL && username != NULL && password != NULL);
 
-  if (!op_begin (conn, OP_REGISTER, cancellable, callback, user_data, myna_client_conn_register))
+  if (!op_begin (conn, OP_REGISTER, cancellable, callback, user_data, myna_conn_register))
     return;
   if (conn->step != STEP_IDLE || conn->features == NULL || conn->online)
     {
@@ -1149,7 +1149,7 @@ myna_client_conn_register (MynaClientConn *conn, const char *username, const cha
 }
 
 gboolean
-myna_client_conn_register_finish (MynaClientConn *conn, GAsyncResult *result, char **condition,
+myna_conn_register_finish (MynaClientConn *conn, GAsyncResult *result, char **condition,
                                   GError **error)
 {
   g_return_val_if_fail (g_task_is_valid (result, NULL), FALSE);
@@ -1729,13 +1729,13 @@ handle_sm (MynaClientConn *conn, MynaStanza *el)
 }
 
 void
-myna_client_conn_login (MynaClientConn *conn, const char *jid, const char *password,
+myna_conn_login (MynaClientConn *conn, const char *jid, const char *password,
                         GCancellable *cancellable, GAsyncReadyCallback callback,
                         gpointer user_data)
 {
   g_return_if_fail (conn != NULL && jid != NULL && password != NULL);
 
-  if (!op_begin (conn, OP_LOGIN, cancellable, callback, user_data, myna_client_conn_login))
+  if (!op_begin (conn, OP_LOGIN, cancellable, callback, user_data, myna_conn_login))
     return;
   g_autoptr(GError) error = NULL;
   g_autoptr(MynaJid) parsed = myna_jid_parse (jid, &error);
@@ -1762,7 +1762,7 @@ myna_client_conn_login (MynaClientConn *conn, const char *jid, const char *passw
 }
 
 gboolean
-myna_client_conn_login_finish (MynaClientConn *conn, GAsyncResult *result, gboolean *resumed,
+myna_conn_login_finish (MynaClientConn *conn, GAsyncResult *result, gboolean *resumed,
                                GError **error)
 {
   g_return_val_if_fail (g_task_is_valid (result, NULL), FALSE);
@@ -1878,7 +1878,7 @@ static const MynaXmlStreamCallbacks xml_callbacks = {
 /* ---- the object -------------------------------------------------------------------- */
 
 MynaClientConn *
-myna_client_conn_new (const MynaClientConnConfig *config, MynaClientSm *sm,
+myna_conn_new (const MynaClientConnConfig *config, MynaClientSm *sm,
                       const MynaClientConnCallbacks *callbacks, gpointer user_data)
 {
   g_return_val_if_fail (config != NULL && sm != NULL && callbacks != NULL, NULL);
@@ -1911,7 +1911,7 @@ myna_client_conn_new (const MynaClientConnConfig *config, MynaClientSm *sm,
 }
 
 void
-myna_client_conn_free (MynaClientConn *conn)
+myna_conn_free (MynaClientConn *conn)
 {
   if (conn == NULL)
     return;
@@ -1930,14 +1930,14 @@ myna_client_conn_free (MynaClientConn *conn)
 }
 
 const char *
-myna_client_conn_get_bound_jid (MynaClientConn *conn)
+myna_conn_get_bound_jid (MynaClientConn *conn)
 {
   g_return_val_if_fail (conn != NULL, NULL);
   return conn->online || conn->dead ? conn->bound_jid : NULL;
 }
 
 gboolean
-myna_client_conn_has_feature (MynaClientConn *conn, const char *ns)
+myna_conn_has_feature (MynaClientConn *conn, const char *ns)
 {
   g_return_val_if_fail (conn != NULL && ns != NULL, FALSE);
 
@@ -1962,7 +1962,7 @@ on_close_wait (gpointer p)
 }
 
 void
-myna_client_conn_close (MynaClientConn *conn)
+myna_conn_close (MynaClientConn *conn)
 {
   g_return_if_fail (conn != NULL);
 

@@ -20,7 +20,7 @@ G_BEGIN_DECLS
 #define MYNA_CLIENT_NS_PUSH     "urn:xmpp:push:0"
 #define MYNA_CLIENT_NS_ANDROIDPN "androidpn:iq:notification"
 
-/* Where and how one connection goes; copied by myna_client_conn_new(). */
+/* Where and how one connection goes; copied by myna_conn_new(). */
 typedef struct {
   MynaClientTls    tls;
   char            *host;                /* to connect to (name or address) */
@@ -50,7 +50,7 @@ typedef struct {
                            and iqs alike */
 } MynaClientSm;
 
-void myna_client_sm_clear (MynaClientSm *sm);   /* frees everything, zeroes */
+void myna_conn_sm_clear (MynaClientSm *sm);   /* frees everything, zeroes */
 
 typedef struct _MynaClientConn MynaClientConn;
 
@@ -66,34 +66,34 @@ typedef struct {
   /* The link is gone after login (read/write error, server closed, stream
    * error, heartbeat unanswered).  The connection is dead: the owner frees
    * it (not from inside this callback: from an idle, or later).  Not called
-   * after myna_client_conn_close() or _free(). */
+   * after myna_conn_close() or _free(). */
   void (*lost)   (gpointer user_data, MynaClientError code, const char *reason);
 } MynaClientConnCallbacks;
 
-MynaClientConn *myna_client_conn_new (const MynaClientConnConfig *config, MynaClientSm *sm,
+MynaClientConn *myna_conn_new (const MynaClientConnConfig *config, MynaClientSm *sm,
                                       const MynaClientConnCallbacks *callbacks,
                                       gpointer user_data);
 /* Cancels what runs (their callbacks get G_IO_ERROR_CANCELLED), drops the
  * link abruptly, frees. */
-void            myna_client_conn_free (MynaClientConn *conn);
+void            myna_conn_free (MynaClientConn *conn);
 
 /* Task 1 — TCP, TLS (direct, or STARTTLS when offered; a STARTTLS config
  * refuses a server that does not offer it), the stream header and its
  * features.  Errors: MYNA_CLIENT_ERROR_CLOSED (TCP), _TLS, _STREAM,
  * _TIMEOUT. */
-void     myna_client_conn_connect (MynaClientConn *conn, GCancellable *cancellable,
+void     myna_conn_connect (MynaClientConn *conn, GCancellable *cancellable,
                                    GAsyncReadyCallback callback, gpointer user_data);
-gboolean myna_client_conn_connect_finish (MynaClientConn *conn, GAsyncResult *result,
+gboolean myna_conn_connect_finish (MynaClientConn *conn, GAsyncResult *result,
                                           GError **error);
 
 /* Task 2 — in-band registration (XEP-0077) of @username/@password on the
  * unauthenticated stream.  On failure *condition (when not NULL) is the
  * stanza error condition ("conflict", "not-allowed", …) and the error is
  * MYNA_CLIENT_ERROR_REGISTRATION. */
-void     myna_client_conn_register (MynaClientConn *conn, const char *username,
+void     myna_conn_register (MynaClientConn *conn, const char *username,
                                     const char *password, GCancellable *cancellable,
                                     GAsyncReadyCallback callback, gpointer user_data);
-gboolean myna_client_conn_register_finish (MynaClientConn *conn, GAsyncResult *result,
+gboolean myna_conn_register_finish (MynaClientConn *conn, GAsyncResult *result,
                                            char **condition, GError **error);
 
 /* Task 3 — log in as @jid (bare).  With sm->id set and SM offered, after
@@ -106,37 +106,37 @@ gboolean myna_client_conn_register_finish (MynaClientConn *conn, GAsyncResult *r
  * SCRAM-SHA-1-PLUS (tls-exporter, or tls-server-end-point), SCRAM-SHA-256,
  * SCRAM-SHA-1, then PLAIN only inside TLS (or with TLS NONE).  Errors:
  * MYNA_CLIENT_ERROR_NOT_AUTHORIZED on <not-authorized/>, else as above. */
-void     myna_client_conn_login (MynaClientConn *conn, const char *jid, const char *password,
+void     myna_conn_login (MynaClientConn *conn, const char *jid, const char *password,
                                  GCancellable *cancellable, GAsyncReadyCallback callback,
                                  gpointer user_data);
-gboolean myna_client_conn_login_finish (MynaClientConn *conn, GAsyncResult *result,
+gboolean myna_conn_login_finish (MynaClientConn *conn, GAsyncResult *result,
                                         gboolean *resumed, GError **error);
 
 /* The full JID bound (or resumed), NULL before. */
-const char *myna_client_conn_get_bound_jid (MynaClientConn *conn);
+const char *myna_conn_get_bound_jid (MynaClientConn *conn);
 /* Whether the last <stream:features/> had a child in @ns (e.g.
  * "urn:xmpp:features:rosterver", "urn:xmpp:csi:0", MYNA_CLIENT_NS_SM). */
-gboolean    myna_client_conn_has_feature (MynaClientConn *conn, const char *ns);
+gboolean    myna_conn_has_feature (MynaClientConn *conn, const char *ns);
 
 /* After login.  Sends a message, presence or iq: it joins sm->unacked and
  * is acknowledged through the acked callback (an <r/> follows it when SM
  * is on; without SM a ping after it stands for the acknowledgement).  The
  * stanza is reffed, not copied. */
-void        myna_client_conn_send (MynaClientConn *conn, MynaStanza *stanza);
+void        myna_conn_send (MynaClientConn *conn, MynaStanza *stanza);
 
 /* @result: the <iq type='result'/> (borrowed), or NULL with @error: a
  * stanza error (MYNA_CLIENT_ERROR_STANZA, message = condition), a timeout,
  * or the link lost (MYNA_CLIENT_ERROR_CLOSED).  Called exactly once, never
- * from inside myna_client_conn_iq(). */
+ * from inside myna_conn_iq(). */
 typedef void (*MynaClientConnIqFunc) (gpointer user_data, MynaStanza *result,
                                       const GError *error);
-/* Sends @iq (its id set by the connection, through myna_client_conn_send)
+/* Sends @iq (its id set by the connection, through myna_conn_send)
  * and calls @func with the answer; @timeout_ms 0: config->step_timeout. */
-void        myna_client_conn_iq (MynaClientConn *conn, MynaStanza *iq, guint timeout_ms,
+void        myna_conn_iq (MynaClientConn *conn, MynaStanza *iq, guint timeout_ms,
                                  MynaClientConnIqFunc func, gpointer user_data);
 
 /* Closes the stream politely (</stream:stream>, then the socket once the
  * server closes or after a short wait).  No more callbacks. */
-void        myna_client_conn_close (MynaClientConn *conn);
+void        myna_conn_close (MynaClientConn *conn);
 
 G_END_DECLS

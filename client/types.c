@@ -142,7 +142,7 @@ G_DEFINE_BOXED_TYPE (MynaClientRosterItem, myna_client_roster_item,
                      myna_client_roster_item_copy, myna_client_roster_item_free)
 
 void
-myna_client_sm_clear (MynaClientSm *sm)
+myna_conn_sm_clear (MynaClientSm *sm)
 {
   g_free (sm->id);
   g_free (sm->location);

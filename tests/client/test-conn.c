@@ -93,7 +93,7 @@ teardown (Fixture *f, gconstpointer unused)
 {
   g_subprocess_send_signal (f->d.proc, SIGCONT);
   g_assert_cmpint (mynad_stop (&f->d), ==, 0);
-  myna_client_sm_clear (&f->sm);
+  myna_conn_sm_clear (&f->sm);
   g_clear_object (&f->clock);
   g_ptr_array_unref (f->acked);
   g_ptr_array_unref (f->stanzas);
@@ -180,7 +180,7 @@ conn_new_ca (Fixture *f, MynaClientTls tls, const char *accept, const char *ca_f
     .clock = f->clock,
   };
 
-  return myna_client_conn_new (&cfg, &f->sm, &callbacks, f);
+  return myna_conn_new (&cfg, &f->sm, &callbacks, f);
 }
 
 static MynaClientConn *
@@ -209,10 +209,10 @@ do_connect (Fixture *f, MynaClientConn *conn, GError **error)
 {
   Task t = { 0 };
 
-  myna_client_conn_connect (conn, NULL, task_done, &t);
+  myna_conn_connect (conn, NULL, task_done, &t);
   g_assert_false (t.done);      /* never from inside the call */
   g_assert_true (WAIT_FOR (f, t.done));
-  gboolean ok = myna_client_conn_connect_finish (conn, t.result, error);
+  gboolean ok = myna_conn_connect_finish (conn, t.result, error);
   g_object_unref (t.result);
   if (!ok)
     g_test_message ("connect: %s", (*error)->message);
@@ -225,9 +225,9 @@ do_register (Fixture *f, MynaClientConn *conn, const char *user, const char *pas
 {
   Task t = { 0 };
 
-  myna_client_conn_register (conn, user, password, NULL, task_done, &t);
+  myna_conn_register (conn, user, password, NULL, task_done, &t);
   g_assert_true (WAIT_FOR (f, t.done));
-  gboolean ok = myna_client_conn_register_finish (conn, t.result, condition, error);
+  gboolean ok = myna_conn_register_finish (conn, t.result, condition, error);
   g_object_unref (t.result);
   return ok;
 }
@@ -238,9 +238,9 @@ do_login (Fixture *f, MynaClientConn *conn, const char *jid, const char *passwor
 {
   Task t = { 0 };
 
-  myna_client_conn_login (conn, jid, password, NULL, task_done, &t);
+  myna_conn_login (conn, jid, password, NULL, task_done, &t);
   g_assert_true (WAIT_FOR (f, t.done));
-  gboolean ok = myna_client_conn_login_finish (conn, t.result, resumed, error);
+  gboolean ok = myna_conn_login_finish (conn, t.result, resumed, error);
   g_object_unref (t.result);
   if (!ok)
     g_test_message ("login: %s", (*error)->message);
@@ -285,16 +285,16 @@ test_register_login (Fixture *f, gconstpointer unused)
   MynaClientConn *conn = online (f, MYNA_CLIENT_TLS_NONE, NULL, "alice");
 
   g_assert_nonnull (strstr (client_log->str, "SASL SCRAM-SHA-256\n"));
-  g_assert_true (g_str_has_prefix (myna_client_conn_get_bound_jid (conn), "alice@" DOMAIN "/phone"));
-  g_assert_true (myna_client_conn_has_feature (conn, MYNA_CLIENT_NS_SM));
-  g_assert_false (myna_client_conn_has_feature (conn, "urn:example:none"));
+  g_assert_true (g_str_has_prefix (myna_conn_get_bound_jid (conn), "alice@" DOMAIN "/phone"));
+  g_assert_true (myna_conn_has_feature (conn, MYNA_CLIENT_NS_SM));
+  g_assert_false (myna_conn_has_feature (conn, "urn:example:none"));
   g_assert_true (f->sm.enabled);
   g_assert_nonnull (f->sm.id);
-  myna_client_conn_free (conn);
+  myna_conn_free (conn);
 
   conn = conn_new (f, MYNA_CLIENT_TLS_NONE, NULL);
   g_assert_true (do_connect (f, conn, &error));
-  g_assert_true (myna_client_conn_has_feature (conn, "http://jabber.org/features/iq-register"));
+  g_assert_true (myna_conn_has_feature (conn, "http://jabber.org/features/iq-register"));
   g_assert_false (do_register (f, conn, "alice", "another-password", &condition, &error));
   g_assert_error (error, MYNA_CLIENT_ERROR, MYNA_CLIENT_ERROR_REGISTRATION);
   g_assert_cmpstr (condition, ==, "conflict");
@@ -302,7 +302,7 @@ test_register_login (Fixture *f, gconstpointer unused)
   /* The stream is still good: log in on it. */
   g_assert_true (do_login (f, conn, "alice@" DOMAIN, "secret-1", NULL, &error));
   g_assert_no_error (error);
-  myna_client_conn_free (conn);
+  myna_conn_free (conn);
   g_assert_cmpuint (f->lost, ==, 0);
 }
 
@@ -313,14 +313,14 @@ test_wrong_password (Fixture *f, gconstpointer unused)
   g_autoptr(GError) error = NULL;
   MynaClientConn *conn = online (f, MYNA_CLIENT_TLS_NONE, NULL, "bob");
 
-  myna_client_conn_free (conn);
-  myna_client_sm_clear (&f->sm);
+  myna_conn_free (conn);
+  myna_conn_sm_clear (&f->sm);
   conn = conn_new (f, MYNA_CLIENT_TLS_NONE, NULL);
   g_assert_true (do_connect (f, conn, &error));
   g_assert_false (do_login (f, conn, "bob@" DOMAIN, "wrong", NULL, &error));
   g_assert_error (error, MYNA_CLIENT_ERROR, MYNA_CLIENT_ERROR_NOT_AUTHORIZED);
-  g_assert_null (myna_client_conn_get_bound_jid (conn));
-  myna_client_conn_free (conn);
+  g_assert_null (myna_conn_get_bound_jid (conn));
+  myna_conn_free (conn);
 }
 
 /* STARTTLS and direct TLS with mynad's self-signed certificate accepted
@@ -331,20 +331,20 @@ test_tls_plus (Fixture *f, gconstpointer unused)
   MynaClientConn *conn = online (f, MYNA_CLIENT_TLS_STARTTLS, f->cert, "carol");
 
   g_assert_nonnull (strstr (client_log->str, "SASL SCRAM-SHA-256-PLUS\n"));
-  myna_client_conn_free (conn);
-  myna_client_sm_clear (&f->sm);
+  myna_conn_free (conn);
+  myna_conn_sm_clear (&f->sm);
 
   g_string_truncate (client_log, 0);
   conn = online (f, MYNA_CLIENT_TLS_DIRECT, f->cert, "dave");
   g_assert_nonnull (strstr (client_log->str, "SASL SCRAM-SHA-256-PLUS\n"));
-  myna_client_conn_free (conn);
+  myna_conn_free (conn);
 
   /* The certificate as the only trust anchor (ca-file): it validates. */
   g_autoptr(GError) error = NULL;
   conn = conn_new_ca (f, MYNA_CLIENT_TLS_STARTTLS, NULL, f->cert);
   g_assert_true (do_connect (f, conn, &error));
   g_assert_no_error (error);
-  myna_client_conn_free (conn);
+  myna_conn_free (conn);
 }
 
 /* The self-signed certificate without accept-certificate, or with another
@@ -359,7 +359,7 @@ test_tls_refused (Fixture *f, gconstpointer unused)
   g_assert_error (error, MYNA_CLIENT_ERROR, MYNA_CLIENT_ERROR_TLS);
   g_assert_true (g_str_has_prefix (error->message, "tls: "));
   g_clear_error (&error);
-  myna_client_conn_free (conn);
+  myna_conn_free (conn);
 
   /* Another certificate to accept (mynad's for another host). */
   g_autofree char *other = g_build_filename (f->d.dir, "certs", "other.localhost.crt", NULL);
@@ -368,7 +368,7 @@ test_tls_refused (Fixture *f, gconstpointer unused)
   g_assert_false (do_connect (f, conn, &error));
   g_assert_error (error, MYNA_CLIENT_ERROR, MYNA_CLIENT_ERROR_TLS);
   g_clear_error (&error);
-  myna_client_conn_free (conn);
+  myna_conn_free (conn);
 }
 
 /* With SM: each stanza sent is acknowledged through <r/>/<a/>, in order;
@@ -377,13 +377,13 @@ static void
 test_sm_ack (Fixture *f, gconstpointer unused)
 {
   MynaClientConn *conn = online (f, MYNA_CLIENT_TLS_NONE, NULL, "erin");
-  const char *me = myna_client_conn_get_bound_jid (conn);
+  const char *me = myna_conn_get_bound_jid (conn);
 
   for (int i = 0; i < 3; i++)
     {
       g_autofree char *id = g_strdup_printf ("m%d", i);
       g_autoptr(MynaStanza) m = chat_to (me, id);
-      myna_client_conn_send (conn, m);
+      myna_conn_send (conn, m);
     }
   g_assert_true (WAIT_FOR (f, f->acked->len == 3 && f->stanzas->len == 3));
   g_assert_cmpstr (f->acked->pdata[0], ==, "m0");
@@ -392,7 +392,7 @@ test_sm_ack (Fixture *f, gconstpointer unused)
   g_assert_cmpuint (f->sm.out_h, ==, 3);
   g_assert_cmpuint (f->sm.in_h, ==, 3);
   g_assert_cmpstr (myna_stanza_get_id (f->stanzas->pdata[1]), ==, "m1");
-  myna_client_conn_free (conn);
+  myna_conn_free (conn);
   g_assert_cmpuint (f->lost, ==, 0);
 }
 
@@ -401,18 +401,18 @@ static void
 test_ping_ack (Fixture *f, gconstpointer unused)
 {
   MynaClientConn *conn = online (f, MYNA_CLIENT_TLS_NONE, NULL, "frank");
-  const char *me = myna_client_conn_get_bound_jid (conn);
+  const char *me = myna_conn_get_bound_jid (conn);
   g_autoptr(MynaStanza) p = myna_stanza_build ("<presence/>");
   g_autoptr(MynaStanza) m = chat_to (me, "solo");
 
   g_assert_false (f->sm.enabled);
-  g_assert_false (myna_client_conn_has_feature (conn, MYNA_CLIENT_NS_SM));
-  myna_client_conn_send (conn, p);
-  myna_client_conn_send (conn, m);
+  g_assert_false (myna_conn_has_feature (conn, MYNA_CLIENT_NS_SM));
+  myna_conn_send (conn, p);
+  myna_conn_send (conn, m);
   g_assert_true (WAIT_FOR (f, f->acked->len == 2));
   g_assert_cmpstr (f->acked->pdata[1], ==, "solo");
   g_assert_true (g_queue_is_empty (&f->sm.unacked));
-  myna_client_conn_free (conn);
+  myna_conn_free (conn);
 }
 
 /* The TCP link drops: lost once; a new connection with the same SM state
@@ -423,22 +423,22 @@ test_resume (Fixture *f, gconstpointer unused)
 {
   g_autoptr(GError) error = NULL;
   MynaClientConn *conn = online (f, MYNA_CLIENT_TLS_NONE, NULL, "gina");
-  g_autofree char *me = g_strdup (myna_client_conn_get_bound_jid (conn));
+  g_autofree char *me = g_strdup (myna_conn_get_bound_jid (conn));
   g_autoptr(MynaStanza) m1 = chat_to (me, "r1");
   g_autoptr(MynaStanza) m2 = chat_to (me, "r2");
   gboolean resumed = FALSE;
 
-  myna_client_conn_send (conn, m1);
+  myna_conn_send (conn, m1);
   g_assert_true (WAIT_FOR (f, f->acked->len == 1));
   /* r2 goes into the queue and the link drops at once. */
-  myna_client_conn_send (conn, m2);
+  myna_conn_send (conn, m2);
   myna_conn_test_drop (conn);
   g_assert_true (WAIT_FOR (f, f->lost > 0));
   g_assert_cmpuint (f->lost, ==, 1);
   g_assert_cmpint (f->lost_code, ==, MYNA_CLIENT_ERROR_CLOSED);
   g_assert_cmpstr (f->lost_reason, ==, "connection closed");
   g_assert_false (f->sm.enabled);
-  myna_client_conn_free (conn);
+  myna_conn_free (conn);
   g_assert_true (mynad_wait_log (&f->d, "hibernat", WAIT_MS));
 
   conn = conn_new (f, MYNA_CLIENT_TLS_NONE, NULL);
@@ -451,7 +451,7 @@ test_resume (Fixture *f, gconstpointer unused)
   g_assert_cmpstr (f->acked->pdata[1], ==, "r2");
   /* And the resumed session carries on. */
   g_autoptr(MynaStanza) m3 = chat_to (me, "r3");
-  myna_client_conn_send (conn, m3);
+  myna_conn_send (conn, m3);
   g_assert_true (WAIT_FOR (f, f->acked->len == 3));
   g_assert_cmpstr (f->acked->pdata[2], ==, "r3");
   /* Each message came back once: in_h told the server what we had. */
@@ -461,7 +461,7 @@ test_resume (Fixture *f, gconstpointer unused)
   g_assert_cmpuint (f->stanzas->len, ==, 3);
   g_assert_cmpstr (myna_stanza_get_id (f->stanzas->pdata[0]), ==, "r1");
   g_assert_cmpstr (myna_stanza_get_id (f->stanzas->pdata[1]), ==, "r2");
-  myna_client_conn_free (conn);
+  myna_conn_free (conn);
   g_assert_cmpuint (f->lost, ==, 1);
 }
 
@@ -474,7 +474,7 @@ test_resume_failed (Fixture *f, gconstpointer unused)
   MynaClientConn *conn = online (f, MYNA_CLIENT_TLS_NONE, NULL, "hank");
   gboolean resumed = TRUE;
 
-  myna_client_conn_free (conn);
+  myna_conn_free (conn);
   g_free (f->sm.id);
   f->sm.id = g_strdup ("no-such-session");
   g_queue_push_tail (&f->sm.unacked, chat_to ("hank@" DOMAIN, "left"));
@@ -487,7 +487,7 @@ test_resume_failed (Fixture *f, gconstpointer unused)
   g_assert_nonnull (f->sm.id);
   g_assert_cmpstr (f->sm.id, !=, "no-such-session");
   g_assert_cmpuint (g_queue_get_length (&f->sm.unacked), ==, 1);
-  myna_client_conn_free (conn);
+  myna_conn_free (conn);
 }
 
 /* IQ answers and timeouts on a test clock: the callback runs exactly
@@ -530,7 +530,7 @@ test_iq_timeout (Fixture *f, gconstpointer unused)
   /* Answered. */
   g_autoptr(MynaStanza) ping = myna_stanza_build ("<iq type='get' to='" DOMAIN "'>"
                                                   "<ping xmlns='urn:xmpp:ping'/></iq>");
-  myna_client_conn_iq (conn, ping, 5000, iq_seen, &a);
+  myna_conn_iq (conn, ping, 5000, iq_seen, &a);
   g_assert_cmpuint (a.calls, ==, 0);
   g_assert_true (WAIT_FOR (f, a.calls == 1));
   g_assert_nonnull (a.result);
@@ -539,7 +539,7 @@ test_iq_timeout (Fixture *f, gconstpointer unused)
   /* A stanza error. */
   g_autoptr(MynaStanza) bad = myna_stanza_build ("<iq type='get' to='" DOMAIN "'>"
                                                  "<query xmlns='urn:example:nothing'/></iq>");
-  myna_client_conn_iq (conn, bad, 5000, iq_seen, &c);
+  myna_conn_iq (conn, bad, 5000, iq_seen, &c);
   g_assert_true (WAIT_FOR (f, c.calls == 1));
   g_assert_error (c.error, MYNA_CLIENT_ERROR, MYNA_CLIENT_ERROR_STANZA);
   g_assert_cmpstr (c.error->message, ==, "service-unavailable");
@@ -548,7 +548,7 @@ test_iq_timeout (Fixture *f, gconstpointer unused)
   g_subprocess_send_signal (f->d.proc, SIGSTOP);
   g_autoptr(MynaStanza) ping2 = myna_stanza_build ("<iq type='get' to='" DOMAIN "'>"
                                                    "<ping xmlns='urn:xmpp:ping'/></iq>");
-  myna_client_conn_iq (conn, ping2, 5000, iq_seen, &b);
+  myna_conn_iq (conn, ping2, 5000, iq_seen, &b);
   myna_client_test_clock_advance (tc, 4999);
   g_assert_cmpuint (b.calls, ==, 0);
   myna_client_test_clock_advance (tc, 1);
@@ -560,7 +560,7 @@ test_iq_timeout (Fixture *f, gconstpointer unused)
   iq_seen_clear (&a);
   g_autoptr(MynaStanza) ping3 = myna_stanza_build ("<iq type='get' to='" DOMAIN "'>"
                                                    "<ping xmlns='urn:xmpp:ping'/></iq>");
-  myna_client_conn_iq (conn, ping3, 5000, iq_seen, &a);
+  myna_conn_iq (conn, ping3, 5000, iq_seen, &a);
   g_assert_true (WAIT_FOR (f, a.calls == 1));
   g_assert_cmpuint (b.calls, ==, 1);
 
@@ -568,8 +568,8 @@ test_iq_timeout (Fixture *f, gconstpointer unused)
   iq_seen_clear (&a);
   g_autoptr(MynaStanza) ping4 = myna_stanza_build ("<iq type='get' to='" DOMAIN "'>"
                                                    "<ping xmlns='urn:xmpp:ping'/></iq>");
-  myna_client_conn_iq (conn, ping4, 5000, iq_seen, &a);
-  myna_client_conn_free (conn);
+  myna_conn_iq (conn, ping4, 5000, iq_seen, &a);
+  myna_conn_free (conn);
   g_assert_cmpuint (a.calls, ==, 1);
   g_assert_error (a.error, MYNA_CLIENT_ERROR, MYNA_CLIENT_ERROR_CLOSED);
   iq_seen_clear (&a);
@@ -608,7 +608,7 @@ heartbeat_run (Fixture *f)
   g_assert_cmpint (f->lost_code, ==, MYNA_CLIENT_ERROR_CLOSED);
   g_assert_cmpstr (f->lost_reason, ==, "heartbeat unanswered");
   g_subprocess_send_signal (f->d.proc, SIGCONT);
-  myna_client_conn_free (conn);
+  myna_conn_free (conn);
   g_assert_cmpuint (f->lost, ==, 1);
 }
 
@@ -639,7 +639,7 @@ test_stream_error (Fixture *f, gconstpointer unused)
     .clock = f->clock,
   };
   static const MynaClientConnCallbacks none = { NULL, NULL, NULL };
-  MynaClientConn *second = myna_client_conn_new (&cfg, &other, &none, NULL);
+  MynaClientConn *second = myna_conn_new (&cfg, &other, &none, NULL);
   g_autoptr(GError) error = NULL;
 
   g_assert_true (do_connect (f, second, &error));
@@ -648,9 +648,9 @@ test_stream_error (Fixture *f, gconstpointer unused)
   g_assert_true (WAIT_FOR (f, f->lost > 0));
   g_assert_cmpint (f->lost_code, ==, MYNA_CLIENT_ERROR_STREAM);
   g_assert_cmpstr (f->lost_reason, ==, "stream error: conflict");
-  myna_client_conn_free (first);
-  myna_client_conn_free (second);
-  myna_client_sm_clear (&other);
+  myna_conn_free (first);
+  myna_conn_free (second);
+  myna_conn_sm_clear (&other);
 }
 
 /* A polite close: </stream:stream>, the server closes too, no lost. */
@@ -662,13 +662,13 @@ test_close (Fixture *f, gconstpointer unused)
   MynaClientTestClock *tc = MYNA_CLIENT_TEST_CLOCK (f->clock);
   MynaClientConn *conn = online (f, MYNA_CLIENT_TLS_NONE, NULL, "liam");
 
-  myna_client_conn_close (conn);
+  myna_conn_close (conn);
   /* Only the wait for the server's close runs (the heartbeat stopped). */
   g_assert_cmpuint (myna_client_test_clock_pending (tc), ==, 1);
   g_assert_true (mynad_wait_log (&f->d, "stream closed by peer", WAIT_MS));
   /* The server's </stream:stream> ends it before the wait does. */
   g_assert_true (WAIT_FOR (f, myna_client_test_clock_pending (tc) == 0));
-  myna_client_conn_free (conn);
+  myna_conn_free (conn);
   g_assert_cmpuint (f->lost, ==, 0);
 }
 
@@ -681,12 +681,12 @@ test_refused (Fixture *f, gconstpointer unused)
     .tls = MYNA_CLIENT_TLS_NONE, .host = (char *) "127.0.0.1", .port = free_port (),
     .domain = (char *) DOMAIN, .step_timeout = WAIT_MS, .clock = f->clock,
   };
-  MynaClientConn *conn = myna_client_conn_new (&cfg, &f->sm, &callbacks, f);
+  MynaClientConn *conn = myna_conn_new (&cfg, &f->sm, &callbacks, f);
 
   g_assert_false (do_connect (f, conn, &error));
   g_assert_error (error, MYNA_CLIENT_ERROR, MYNA_CLIENT_ERROR_CLOSED);
   g_assert_cmpstr (error->message, ==, "connection refused");
-  myna_client_conn_free (conn);
+  myna_conn_free (conn);
 }
 
 /* Freed while a task runs: the task ends with G_IO_ERROR_CANCELLED after
@@ -705,14 +705,14 @@ test_free_pending (Fixture *f, gconstpointer unused)
         {
           g_assert_true (do_connect (f, conn, &error));
           g_assert_true (do_register (f, conn, "mia", "secret-1", NULL, &error));
-          myna_client_conn_login (conn, "mia@" DOMAIN, "secret-1", NULL, task_done, &t);
+          myna_conn_login (conn, "mia@" DOMAIN, "secret-1", NULL, task_done, &t);
           /* A few turns: <auth/> out, maybe the challenge in and PBKDF2 running. */
           for (int i = 0; i < 5; i++)
             g_main_context_iteration (NULL, FALSE);
         }
       else
-        myna_client_conn_connect (conn, NULL, task_done, &t);
-      myna_client_conn_free (conn);
+        myna_conn_connect (conn, NULL, task_done, &t);
+      myna_conn_free (conn);
       g_assert_false (t.done);
       g_assert_true (WAIT_FOR (f, t.done));
       g_assert_true (g_task_propagate_boolean (G_TASK (t.result), &error) == FALSE);
@@ -985,12 +985,12 @@ test_scripted_refusals (Fixture *f, gconstpointer unused)
 
   fake_start (&fk, "no-starttls");
   cfg.port = fk.port;
-  MynaClientConn *conn = myna_client_conn_new (&cfg, &f->sm, &callbacks, f);
+  MynaClientConn *conn = myna_conn_new (&cfg, &f->sm, &callbacks, f);
   g_assert_false (do_connect (f, conn, &error));
   g_assert_error (error, MYNA_CLIENT_ERROR, MYNA_CLIENT_ERROR_TLS);
   g_assert_cmpstr (error->message, ==, "tls: the server does not offer STARTTLS");
   g_clear_error (&error);
-  myna_client_conn_free (conn);
+  myna_conn_free (conn);
   fake_stop (&fk);
 
   g_clear_object (&f->clock);
@@ -1000,20 +1000,20 @@ test_scripted_refusals (Fixture *f, gconstpointer unused)
   fake_start (&fk, "silent");
   cfg.port = fk.port;
   cfg.tls = MYNA_CLIENT_TLS_NONE;
-  conn = myna_client_conn_new (&cfg, &f->sm, &callbacks, f);
+  conn = myna_conn_new (&cfg, &f->sm, &callbacks, f);
   Task t = { 0 };
-  myna_client_conn_connect (conn, NULL, task_done, &t);
+  myna_conn_connect (conn, NULL, task_done, &t);
   g_assert_true (WAIT_FOR (f, strstr (fk.in->str, "<stream:stream") != NULL));
   myna_client_test_clock_advance (MYNA_CLIENT_TEST_CLOCK (f->clock), 6999);
   g_assert_true (WAIT_FOR (f, TRUE));
   g_assert_false (t.done);
   myna_client_test_clock_advance (MYNA_CLIENT_TEST_CLOCK (f->clock), 1);
   g_assert_true (WAIT_FOR (f, t.done));
-  g_assert_false (myna_client_conn_connect_finish (conn, t.result, &error));
+  g_assert_false (myna_conn_connect_finish (conn, t.result, &error));
   g_assert_error (error, MYNA_CLIENT_ERROR, MYNA_CLIENT_ERROR_TIMEOUT);
   g_assert_cmpstr (error->message, ==, "timeout");
   g_object_unref (t.result);
-  myna_client_conn_free (conn);
+  myna_conn_free (conn);
   fake_stop (&fk);
 }
 
@@ -1034,12 +1034,12 @@ test_scripted_sm (Fixture *f, gconstpointer unused)
 
   fake_start (&fk, "full");
   cfg.port = fk.port;
-  MynaClientConn *conn = myna_client_conn_new (&cfg, &f->sm, &callbacks, f);
+  MynaClientConn *conn = myna_conn_new (&cfg, &f->sm, &callbacks, f);
   g_assert_true (do_connect (f, conn, &error));
   g_assert_true (do_login (f, conn, "user@" DOMAIN, "pencil", &resumed, &error));
   g_assert_no_error (error);
   g_assert_false (resumed);
-  g_assert_cmpstr (myna_client_conn_get_bound_jid (conn), ==, "user@" DOMAIN "/fake");
+  g_assert_cmpstr (myna_conn_get_bound_jid (conn), ==, "user@" DOMAIN "/fake");
   g_assert_cmpstr (f->sm.id, ==, "sid1");
   g_assert_true (WAIT_FOR (f, fk.stage == 6 && fake_saw (&fk, "h='2'") != NULL
                               && fake_saw (&fk, "sp1") != NULL));
@@ -1054,7 +1054,7 @@ test_scripted_sm (Fixture *f, gconstpointer unused)
   g_assert_true (WAIT_FOR (f, f->lost == 1));
   g_assert_cmpint (f->lost_code, ==, MYNA_CLIENT_ERROR_STREAM);
   g_assert_cmpstr (f->lost_reason, ==, "sm: handled-count-too-high");
-  myna_client_conn_free (conn);
+  myna_conn_free (conn);
   fake_stop (&fk);
 }
 
@@ -1077,7 +1077,7 @@ test_bad_server (Fixture *f, gconstpointer unused)
 
       fake_start (&fk, modes[k]);
       cfg.port = fk.port;
-      MynaClientConn *conn = myna_client_conn_new (&cfg, &f->sm, &callbacks, f);
+      MynaClientConn *conn = myna_conn_new (&cfg, &f->sm, &callbacks, f);
       g_assert_true (do_connect (f, conn, &error));
       g_assert_no_error (error);
       g_assert_false (do_login (f, conn, "user@" DOMAIN, "pencil", NULL, &error));
@@ -1092,7 +1092,7 @@ test_bad_server (Fixture *f, gconstpointer unused)
           g_assert_nonnull (strstr (error->message, "nonce"));
           g_assert_null (strstr (fk.in->str, "<response"));
         }
-      myna_client_conn_free (conn);
+      myna_conn_free (conn);
       fake_stop (&fk);
     }
 }
