@@ -1,0 +1,2 @@
+#include <myna/client/myna-client.h>
+int main (void) { return 77; }
