@@ -11,7 +11,8 @@
  *   PROXY_DELAY      forward each chunk read @delay_ms after it was read
  *                    (order kept);
  *   PROXY_REFUSE     close each new connection at once (current pairs go on
- *                    as in PROXY_PASS).
+ *                    as in PROXY_PASS; proxy_cut() closes them and keeps
+ *                    the mode).
  * The proxy runs in its own thread with its own poll() loop, so it keeps
  * forwarding while the test's main loop is busy or blocked.  A connection
  * the target refuses is closed at once, as if the proxy refused it.
@@ -73,6 +74,7 @@ typedef struct {
   guint64    seq;               /* mode changes asked … */
   guint64    applied;           /* … and applied by the thread */
   gboolean   stop;
+  gboolean   cut;               /* close every pair at the next turn */
   guint      accepted;          /* connections accepted (refused ones too) */
   guint      refused;           /* of them, closed at once */
   guint      open_pairs;
@@ -232,10 +234,12 @@ proxy_thread (gpointer data)
           g_mutex_unlock (&p->lock);
           break;
         }
-      if (p->mode == PROXY_CUT)
+      if (p->mode == PROXY_CUT || p->cut)
         {
           g_ptr_array_set_size (p->pairs, 0);
-          p->mode = PROXY_PASS;
+          if (p->mode == PROXY_CUT)
+            p->mode = PROXY_PASS;
+          p->cut = FALSE;
         }
       ProxyMode mode = p->mode;
       guint delay_ms = mode == PROXY_DELAY ? p->delay_ms : 0;
@@ -364,6 +368,20 @@ proxy_set_mode (Proxy *p, ProxyMode mode, guint delay_ms)
   g_mutex_lock (&p->lock);
   p->mode = mode;
   p->delay_ms = delay_ms;
+  guint64 want = ++p->seq;
+  proxy_wake (p);
+  while (p->applied < want)
+    g_cond_wait (&p->cond, &p->lock);
+  g_mutex_unlock (&p->lock);
+}
+
+/* Closes every current pair and keeps the mode (PROXY_REFUSE then
+ * proxy_cut(): the link is down and stays down). */
+static inline void
+proxy_cut (Proxy *p)
+{
+  g_mutex_lock (&p->lock);
+  p->cut = TRUE;
   guint64 want = ++p->seq;
   proxy_wake (p);
   while (p->applied < want)

@@ -252,6 +252,15 @@ test_refuse (Fixture *f, gconstpointer data)
   send_all (f->client, "still");
   expect_text (f->server, "still");
 
+  /* proxy_cut() closes the current pair and keeps refusing. */
+  proxy_cut (f->proxy);
+  expect_closed (f->client);
+  expect_closed (f->server);
+  c = connect_to (f->proxy->port);
+  expect_closed (c);
+  close (c);
+  g_assert_cmpuint (proxy_refused (f->proxy), ==, 2);
+
   proxy_set_mode (f->proxy, PROXY_PASS, 0);
   c = connect_to (f->proxy->port);
   int s = target_accept (f, WAIT_MS);
