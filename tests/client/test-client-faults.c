@@ -182,7 +182,7 @@ on_state (MynaClient *client, MynaClientState state, const char *reason, Peer *p
                                                reason != NULL ? ":" : "",
                                                reason != NULL ? reason : ""));
   g_test_message ("%s: %s%s%s", peer_label (p), myna_client_state_to_string (state),
-                  reason != NULL ? " — " : "", reason != NULL ? reason : "");
+                  reason != NULL ? " - " : "", reason != NULL ? reason : "");
   if (state == MYNA_CLIENT_STATE_AUTHENTICATED)
     {
       p->authenticated++;
