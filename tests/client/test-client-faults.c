@@ -563,6 +563,9 @@ test_blackhole (Fixture *f, gconstpointer data)
   send_many (&f->bob, &f->alice, "after", 5);
   check_exactly_once (&f->alice, &f->bob);
   g_assert_cmpuint (f->bob.disconnected, ==, 0);
+  g_assert_cmpuint (f->alice.disconnected, ==, 1);
+  mynad_log_drain (&f->d);
+  g_assert_cmpuint (log_count (&f->d, "session alice@localhost/", " resumed"), ==, 1);
 }
 
 /* ---- (c) a slow link -------------------------------------------------------------- */
@@ -575,6 +578,11 @@ test_delay (Fixture *f, gconstpointer data)
   start_pair (f, NULL);
   proxy_set_mode (f->alice.proxy, PROXY_DELAY, 300);
   proxy_set_mode (f->bob.proxy, PROXY_DELAY, 300);
+  /* The delay holds: a message crosses two delayed links. */
+  gint64 t0 = g_get_monotonic_time ();
+  send_one (&f->alice, &f->bob, "slow-first");
+  WAIT_UNTIL (all_arrived (&f->alice, &f->bob), ARRIVE_MS);
+  g_assert_cmpint ((g_get_monotonic_time () - t0) / 1000, >=, 600);
   for (guint i = 0; i < 50; i++)
     {
       g_autofree char *a = g_strdup_printf ("slow-alice-%u", i);
@@ -637,8 +645,10 @@ test_restart (Fixture *f, gconstpointer data)
   send_many (&f->alice, &f->bob, "after", 5);
   send_many (&f->bob, &f->alice, "after", 5);
   check_exactly_once (&f->alice, &f->bob);
-  /* The new mynad knew no session: full logins, no resumption. */
+  /* The new mynad knew no session: both tried to resume, were refused,
+   * and logged in anew. */
   mynad_log_drain (&f->d);
+  g_assert_cmpuint (log_count (&f->d, "resumption of an unknown", "refused"), >=, 2);
   g_assert_cmpuint (log_count (&f->d, "session ", " resumed"), ==, 0);
 }
 
