@@ -6,7 +6,6 @@
 #include "private.h"
 #include <myna/xmlstream.h>
 
-#include <math.h>
 #include <string.h>
 
 #define LOGOUT_WAIT_MS   3000   /* how long logout waits for acks */
@@ -157,7 +156,8 @@ myna_client_backoff_delay (guint failures, guint base_ms, guint max_ms, double r
     random = 0.0;
   if (random > 1.0)
     random = 1.0;
-  return (guint) (d - (guint64) floor ((double) d * random / 4.0));
+  /* The product is ≥ 0: truncation is ⌊⌋ (and needs no libm). */
+  return (guint) (d - (guint64) ((double) d * random / 4.0));
 }
 
 /* ---- state -------------------------------------------------------------------------- */
@@ -1443,6 +1443,20 @@ myna_client_set_network_available (MynaClient *client, gboolean available)
 
 /* ---- public: messages and presence ----------------------------------------------------------- */
 
+/* Whether every character of @text (UTF-8) may appear in XML 1.0. */
+static gboolean
+xml_text_ok (const char *text)
+{
+  for (const char *p = text; *p != '\0'; p = g_utf8_next_char (p))
+    {
+      gunichar c = g_utf8_get_char (p);
+      if (!(c == 0x9 || c == 0xA || c == 0xD || (c >= 0x20 && c <= 0xD7FF)
+            || (c >= 0xE000 && c <= 0xFFFD) || (c >= 0x10000 && c <= 0x10FFFF)))
+        return FALSE;
+    }
+  return TRUE;
+}
+
 char *
 myna_client_send_message (MynaClient *client, const char *to, const char *body, GError **error)
 {
@@ -1458,6 +1472,12 @@ myna_client_send_message (MynaClient *client, const char *to, const char *body, 
     {
       g_set_error_literal (error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
                            "the body is not UTF-8");
+      return NULL;
+    }
+  if (!xml_text_ok (body))
+    {
+      g_set_error_literal (error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
+                           "the body holds characters XML cannot carry");
       return NULL;
     }
   g_autofree char *id = g_uuid_string_random ();
