@@ -85,6 +85,7 @@ typedef struct {
 /* Holds more than this for one direction: stop reading that side. */
 #define PROXY_MAX_QUEUED (1 << 20)
 
+/* Frees every chunk of @q. */
 static inline void
 proxy_chunks_free (GQueue *q)
 {
@@ -107,6 +108,7 @@ proxy_pair_free (gpointer data)
   g_free (pair);
 }
 
+/* O_NONBLOCK on @fd. */
 static inline void
 proxy_set_nonblock (int fd)
 {

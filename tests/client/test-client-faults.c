@@ -66,6 +66,7 @@ typedef struct {
 
 /* ---- waiting -------------------------------------------------------------- */
 
+/* The deadline passed. */
 static gboolean
 deadline_cb (gpointer data)
 {
@@ -79,6 +80,7 @@ typedef struct {
   guint    id;
 } Deadline;
 
+/* Arms @dl to expire in @ms. */
 static void
 deadline_start (Deadline *dl, guint ms)
 {
@@ -96,6 +98,7 @@ deadline_iterate (Deadline *dl)
   return TRUE;
 }
 
+/* Disarms @dl (if it has not expired). */
 static void
 deadline_stop (Deadline *dl)
 {
@@ -151,6 +154,8 @@ log_count (Mynad *d, const char *a, const char *b)
   return n;
 }
 
+/* mynad with registration open, stream management (resumable for 5
+ * minutes) and offline storage; its log drained from the main loop. */
 static void
 fixture_set_up (Fixture *f, gconstpointer data)
 {
@@ -167,12 +172,7 @@ fixture_set_up (Fixture *f, gconstpointer data)
 
 /* ---- clients ---------------------------------------------------------------- */
 
-static const char *
-peer_label (Peer *p)
-{
-  return p->name;
-}
-
+/* "state-changed": the state, its counts, the last reason. */
 static void
 on_state (MynaClient *client, MynaClientState state, const char *reason, Peer *p)
 {
@@ -181,7 +181,7 @@ on_state (MynaClient *client, MynaClientState state, const char *reason, Peer *p
                                                myna_client_state_to_string (state),
                                                reason != NULL ? ":" : "",
                                                reason != NULL ? reason : ""));
-  g_test_message ("%s: %s%s%s", peer_label (p), myna_client_state_to_string (state),
+  g_test_message ("%s: %s%s%s", p->name, myna_client_state_to_string (state),
                   reason != NULL ? " - " : "", reason != NULL ? reason : "");
   if (state == MYNA_CLIENT_STATE_AUTHENTICATED)
     {
@@ -198,6 +198,7 @@ on_state (MynaClient *client, MynaClientState state, const char *reason, Peer *p
     }
 }
 
+/* "reconnecting": each wait, in order. */
 static void
 on_reconnecting (MynaClient *client, guint delay_ms, Peer *p)
 {
@@ -205,6 +206,7 @@ on_reconnecting (MynaClient *client, guint delay_ms, Peer *p)
   g_ptr_array_add (p->events, g_strdup_printf ("reconnecting:%u", delay_ms));
 }
 
+/* "message-received": counted per body (a test's bodies are unique). */
 static void
 on_message (MynaClient *client, MynaClientMessage *m, Peer *p)
 {
@@ -218,6 +220,7 @@ on_message (MynaClient *client, MynaClientMessage *m, Peer *p)
     g_test_message ("%s: got %s (id %s) %u times", p->name, m->body, m->id, n + 1);
 }
 
+/* "registered": the new account. */
 static void
 on_registered (MynaClient *client, const char *jid, Peer *p)
 {
@@ -227,6 +230,7 @@ on_registered (MynaClient *client, const char *jid, Peer *p)
   g_ptr_array_add (p->events, g_strdup_printf ("registered:%s", jid));
 }
 
+/* "credentials-cleared". */
 static void
 on_cleared (MynaClient *client, const char *reason, Peer *p)
 {
@@ -322,6 +326,7 @@ peer_stop (Peer *p)
   g_clear_pointer (&p->registered_jid, g_free);
 }
 
+/* Logs both clients out and stops mynad. */
 static void
 fixture_tear_down (Fixture *f, gconstpointer data)
 {
@@ -331,6 +336,7 @@ fixture_tear_down (Fixture *f, gconstpointer data)
   mynad_stop (&f->d);
 }
 
+/* @p is logged in. */
 static gboolean
 online (Peer *p)
 {
@@ -509,6 +515,7 @@ run_cut (Fixture *f, const PeerOpts *alice_opts)
   g_assert_cmpuint (f->bob.disconnected, ==, 0);
 }
 
+/* (a) over plain TCP. */
 static void
 test_cut (Fixture *f, gconstpointer data)
 {

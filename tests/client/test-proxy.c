@@ -17,6 +17,7 @@ typedef struct {
   int     server;               /* the target's accepted end */
 } Fixture;
 
+/* A listening socket on a free 127.0.0.1 port. */
 static int
 listen_any (guint16 *port)
 {
@@ -32,6 +33,7 @@ listen_any (guint16 *port)
   return fd;
 }
 
+/* A socket connected to 127.0.0.1:@port. */
 static int
 connect_to (guint16 port)
 {
@@ -83,6 +85,7 @@ read_for (int fd, GString *out, gsize want, int ms, gboolean *eof)
   return got;
 }
 
+/* Sends @s whole (small: one send). */
 static void
 send_all (int fd, const char *s)
 {
@@ -124,6 +127,7 @@ expect_closed (int fd)
   g_assert_cmpuint (in->len, ==, 0);
 }
 
+/* A target, a proxy to it, and one connection through it. */
 static void
 fixture_set_up (Fixture *f, gconstpointer data)
 {
@@ -134,6 +138,7 @@ fixture_set_up (Fixture *f, gconstpointer data)
   g_assert_cmpint (f->server, >=, 0);
 }
 
+/* Closes what the fixture opened. */
 static void
 fixture_tear_down (Fixture *f, gconstpointer data)
 {
