@@ -104,6 +104,8 @@ struct _MynaClientConn {
   gboolean                 closing;
   gboolean                 freed;
   gboolean                 lost_reported;
+  GQueue                   early;     /* MynaStanza*: came after SASL, before
+                                         the login task ended */
   GHashTable              *iqs;       /* id → PendingIq* */
   guint64                  next_id;
   guint64                  plain_sent;   /* into sm->unacked without SM */
@@ -146,6 +148,7 @@ conn_unref (MynaClientConn *conn)
   g_assert (conn->op == NULL);
   g_clear_pointer (&conn->xml, myna_xml_stream_free);
   g_queue_clear_full (&conn->outq, (GDestroyNotify) g_bytes_unref);
+  g_queue_clear_full (&conn->early, (GDestroyNotify) myna_stanza_unref);
   g_clear_pointer (&conn->writing, g_bytes_unref);
   g_clear_pointer (&conn->iqs, g_hash_table_unref);
   g_clear_object (&conn->io);
@@ -559,8 +562,9 @@ fatal (MynaClientConn *conn, MynaClientError code, const char *reason)
 /* ---- stream management ------------------------------------------------------------ */
 
 /* The server has handled our stanzas up to @h: out of sm->unacked they go,
- * through the acked callback. */
-static void
+ * through the acked callback.  FALSE (nothing acknowledged) when @h
+ * counts more than was sent: the caller ends the stream. */
+static gboolean
 sm_ack_to (MynaClientConn *conn, guint32 h)
 {
   MynaClientSm *sm = conn->sm;
@@ -569,8 +573,8 @@ sm_ack_to (MynaClientConn *conn, guint32 h)
 
   if (delta > queued)
     {
-      g_warning ("the server acknowledged %u stanzas, only %u wait for it", delta, queued);
-      delta = queued;
+      g_message ("the server acknowledged %u stanzas, only %u wait for it", delta, queued);
+      return FALSE;
     }
   sm->out_h = h;
   for (guint32 i = 0; i < delta && !conn->freed && !conn->closing; i++)
@@ -579,6 +583,14 @@ sm_ack_to (MynaClientConn *conn, guint32 h)
       if (conn->cb.acked != NULL)
         conn->cb.acked (conn->user_data, st);
     }
+  return TRUE;
+}
+
+/* XEP-0198 §4: an h above what was sent ends the stream. */
+static void
+sm_h_too_high (MynaClientConn *conn)
+{
+  fatal (conn, MYNA_CLIENT_ERROR_STREAM, "sm: handled-count-too-high");
 }
 
 static gboolean
@@ -788,9 +800,9 @@ myna_client_conn_iq (MynaClientConn *conn, MynaStanza *iq, guint timeout_ms,
 
 /* ---- stanzas from the server ----------------------------------------------------- */
 
-/* A message, presence or iq. */
+/* A message, presence or iq; @count: it counts for SM (sm->in_h). */
 static void
-handle_stanza (MynaClientConn *conn, MynaStanza *st)
+handle_stanza (MynaClientConn *conn, MynaStanza *st, gboolean count)
 {
   const char *name = myna_stanza_get_name (st);
   const char *type = myna_stanza_get_type (st);
@@ -803,7 +815,12 @@ handle_stanza (MynaClientConn *conn, MynaStanza *st)
     }
   else if (!conn->online)
     {
-      g_debug ("<%s/> before login ignored", name);
+      /* Between SASL and the end of the login task (a message right after
+       * bind, say): the owner gets it once it knows it is online. */
+      if (conn->step >= STEP_RESTART && conn->op != NULL)
+        g_queue_push_tail (&conn->early, myna_stanza_ref (st));
+      else
+        g_debug ("<%s/> before login ignored", name);
       return;
     }
   else if (is_iq && g_strcmp0 (type, "get") == 0
@@ -815,7 +832,7 @@ handle_stanza (MynaClientConn *conn, MynaStanza *st)
     }
   else if (conn->cb.stanza != NULL)
     conn->cb.stanza (conn->user_data, st);
-  if (conn->sm->enabled && !conn->freed && !conn->closing && !conn->dead)
+  if (count && conn->sm->enabled && !conn->freed && !conn->closing && !conn->dead)
     conn->sm->in_h++;
 }
 
@@ -865,7 +882,8 @@ on_handshake (GObject *source, GAsyncResult *result, gpointer p)
         }
       else
         {
-          g_debug ("TLS is up (%s)", g_tls_connection_get_ciphersuite_name (G_TLS_CONNECTION (source)));
+          g_autofree char *suite = g_tls_connection_get_ciphersuite_name (G_TLS_CONNECTION (source));
+          g_debug ("TLS is up (%s)", suite);
           conn->tls_done = TRUE;
           conn->hold = FALSE;
           open_stream (conn);
@@ -1497,6 +1515,13 @@ login_done (MynaClientConn *conn, gboolean resumed)
   heartbeat_arm (conn, (gint64) conn->cfg.heartbeat_interval * 1000);
   g_message ("online as %s%s", conn->bound_jid, resumed ? " (resumed)" : "");
   op_succeed (conn, resumed ? 2 : 1);
+  while (!conn->freed && !conn->dead && !conn->closing && !g_queue_is_empty (&conn->early))
+    {
+      g_autoptr(MynaStanza) st = g_queue_pop_head (&conn->early);
+      /* Not counted: they came before <enabled/>, where the server's
+       * count starts too. */
+      handle_stanza (conn, st, FALSE);
+    }
 }
 
 static void
@@ -1621,7 +1646,11 @@ on_resumed (MynaClientConn *conn, MynaStanza *el)
       return;
     }
   sm->enabled = TRUE;
-  sm_ack_to (conn, h);
+  if (!sm_ack_to (conn, h))
+    {
+      sm_h_too_high (conn);
+      return;
+    }
   if (conn->freed || conn->dead)
     return;
   /* What the server did not get goes again, in order. */
@@ -1656,8 +1685,8 @@ handle_sm (MynaClientConn *conn, MynaStanza *el)
     }
   else if (g_strcmp0 (name, "a") == 0)
     {
-      if (sm->enabled && conn->online && parse_h (el, &h))
-        sm_ack_to (conn, h);
+      if (sm->enabled && conn->online && parse_h (el, &h) && !sm_ack_to (conn, h))
+        sm_h_too_high (conn);
     }
   else if (g_strcmp0 (name, "resumed") == 0 && conn->step == STEP_RESUME)
     on_resumed (conn, el);
@@ -1666,8 +1695,8 @@ handle_sm (MynaClientConn *conn, MynaStanza *el)
       /* The session is gone; what it did get (h, XEP-0198 1.6) is acked. */
       g_message ("resumption failed: %s", first_child_name (el, NULL) != NULL
                                             ? first_child_name (el, NULL) : "(no condition)");
-      if (parse_h (el, &h))
-        sm_ack_to (conn, h);
+      if (parse_h (el, &h) && !sm_ack_to (conn, h))
+        g_message ("<failed h/> above what was sent: ignored");
       if (conn->freed || conn->dead)
         return;
       g_clear_pointer (&sm->id, g_free);
@@ -1805,7 +1834,7 @@ xml_element (gpointer data, MynaStanza *el)
   else if ((ns == NULL || g_strcmp0 (ns, MYNA_NS_CLIENT) == 0)
            && (g_strcmp0 (name, "message") == 0 || g_strcmp0 (name, "presence") == 0
                || g_strcmp0 (name, "iq") == 0))
-    handle_stanza (conn, el);
+    handle_stanza (conn, el, TRUE);
   else
     g_debug ("<%s xmlns='%s'/> ignored", name, ns);
   if (conn->freed || conn->dead)

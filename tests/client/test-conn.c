@@ -4,10 +4,12 @@
  * refused credentials, stream-management acknowledgements and
  * resumption after a dropped link, the acknowledging ping without SM,
  * IQ timeouts and the heartbeat on a test clock, a stream error, a
- * polite close, and freeing a connection in the middle of a task. */
+ * polite close, and freeing a connection in the middle of a task; a
+ * scripted server for a wrong SCRAM server signature. */
 #include "../integration/mynad-harness.h"
 #include "../../client/private.h"
 
+#include <myna/sasl.h>
 #include <signal.h>
 
 /* The hook of conn.c that drops the TCP link under a connection. */
@@ -47,6 +49,11 @@ log_writer (GLogLevelFlags level, const GLogField *fields, gsize n_fields, gpoin
       message = fields[i].value;
   if (g_strcmp0 (domain, "myna-client") == 0 && message != NULL)
     g_string_append_printf (client_log, "%s\n", message);
+  /* Debug, info and messages only with MYNA_TEST_VERBOSE, and on stderr
+   * (stdout is TAP). */
+  if ((level & (G_LOG_LEVEL_DEBUG | G_LOG_LEVEL_INFO | G_LOG_LEVEL_MESSAGE)) != 0
+      && g_getenv ("MYNA_TEST_VERBOSE") == NULL)
+    return G_LOG_WRITER_HANDLED;
   return g_log_writer_default (level, fields, n_fields, data);
 }
 
@@ -157,7 +164,7 @@ cb_lost (gpointer data, MynaClientError code, const char *reason)
 static const MynaClientConnCallbacks callbacks = { cb_stanza, cb_acked, cb_lost };
 
 static MynaClientConn *
-conn_new (Fixture *f, MynaClientTls tls, const char *accept)
+conn_new_ca (Fixture *f, MynaClientTls tls, const char *accept, const char *ca_file)
 {
   MynaClientConnConfig cfg = {
     .tls = tls,
@@ -165,6 +172,7 @@ conn_new (Fixture *f, MynaClientTls tls, const char *accept)
     .port = tls == MYNA_CLIENT_TLS_DIRECT ? f->tls_port : f->d.port,
     .domain = (char *) DOMAIN,
     .accept_certificate = (char *) accept,
+    .ca_file = (char *) ca_file,
     .resource = (char *) "phone",
     .heartbeat_interval = 30,
     .heartbeat_timeout = 10,
@@ -173,6 +181,12 @@ conn_new (Fixture *f, MynaClientTls tls, const char *accept)
   };
 
   return myna_client_conn_new (&cfg, &f->sm, &callbacks, f);
+}
+
+static MynaClientConn *
+conn_new (Fixture *f, MynaClientTls tls, const char *accept)
+{
+  return conn_new_ca (f, tls, accept, NULL);
 }
 
 /* One task's result. */
@@ -324,6 +338,13 @@ test_tls_plus (Fixture *f, gconstpointer unused)
   conn = online (f, MYNA_CLIENT_TLS_DIRECT, f->cert, "dave");
   g_assert_nonnull (strstr (client_log->str, "SASL SCRAM-SHA-256-PLUS\n"));
   myna_client_conn_free (conn);
+
+  /* The certificate as the only trust anchor (ca-file): it validates. */
+  g_autoptr(GError) error = NULL;
+  conn = conn_new_ca (f, MYNA_CLIENT_TLS_STARTTLS, NULL, f->cert);
+  g_assert_true (do_connect (f, conn, &error));
+  g_assert_no_error (error);
+  myna_client_conn_free (conn);
 }
 
 /* The self-signed certificate without accept-certificate, or with another
@@ -433,7 +454,13 @@ test_resume (Fixture *f, gconstpointer unused)
   myna_client_conn_send (conn, m3);
   g_assert_true (WAIT_FOR (f, f->acked->len == 3));
   g_assert_cmpstr (f->acked->pdata[2], ==, "r3");
-  g_assert_true (WAIT_FOR (f, f->stanzas->len >= 3));
+  /* Each message came back once: in_h told the server what we had. */
+  g_assert_true (WAIT_FOR (f, f->stanzas->len >= 3
+                              && g_strcmp0 (myna_stanza_get_id (f->stanzas->pdata[f->stanzas->len - 1]),
+                                            "r3") == 0));
+  g_assert_cmpuint (f->stanzas->len, ==, 3);
+  g_assert_cmpstr (myna_stanza_get_id (f->stanzas->pdata[0]), ==, "r1");
+  g_assert_cmpstr (myna_stanza_get_id (f->stanzas->pdata[1]), ==, "r2");
   myna_client_conn_free (conn);
   g_assert_cmpuint (f->lost, ==, 1);
 }
@@ -697,13 +724,386 @@ test_free_pending (Fixture *f, gconstpointer unused)
     }
 }
 
+
+/* ---- a scripted server, for what mynad never does ------------------------------ */
+
+typedef struct {
+  GSocketService    *service;
+  guint16            port;
+  GSocketConnection *peer;
+  GString           *in;
+  guint8             buf[4096];
+  int                stage;
+  gsize              mark;   /* input before it was handled */
+  const char        *mode;   /* "bad-signature", "bad-nonce", "full" */
+  char              *client_first_bare;
+  char              *server_first;
+} Fake;
+
+static void fake_read (Fake *fk);
+
+static void
+fake_write (Fake *fk, const char *text)
+{
+  g_output_stream_write_all (g_io_stream_get_output_stream (G_IO_STREAM (fk->peer)), text,
+                             strlen (text), NULL, NULL, NULL);
+}
+
+/* The text of <@element ...>TEXT</@element> in the input, base64-decoded. */
+static char *
+fake_sasl_text (Fake *fk, const char *element)
+{
+  g_autofree char *open = g_strdup_printf ("<%s", element);
+  g_autofree char *close = g_strdup_printf ("</%s>", element);
+  const char *a = strstr (fk->in->str, open);
+  const char *gt = a != NULL ? strchr (a, '>') : NULL;
+  const char *b = gt != NULL ? strstr (gt, close) : NULL;
+  gsize len = 0;
+
+  g_assert_nonnull (b);
+  g_autofree char *b64 = g_strndup (gt + 1, (gsize) (b - gt - 1));
+  guchar *raw = g_base64_decode (b64, &len);
+  char *text = g_strndup ((const char *) raw, len);
+  g_free (raw);
+  return text;
+}
+
+/* Whether @needle came since the last stage. */
+static const char *
+fake_saw (Fake *fk, const char *needle)
+{
+  return strstr (fk->in->str + fk->mark, needle);
+}
+
+static void
+fake_next (Fake *fk, int stage)
+{
+  fk->stage = stage;
+  fk->mark = fk->in->len;
+}
+
+/* "full": a correct SCRAM-SHA-256 server for user/pencil, bind, SM; then
+ * a ping, a message and an <r/> from the server. */
+static void
+fake_step_full (Fake *fk)
+{
+  if (fk->stage == 1 && fake_saw (fk, "</auth>") != NULL)
+    {
+      g_autofree char *first = fake_sasl_text (fk, "auth");
+      const char *r = strstr (first, ",r=");
+      fk->client_first_bare = g_strdup (first + 3);   /* after "n,," */
+      fk->server_first = g_strdup_printf ("r=%ssrv,s=QSXCR+Q6sek8bf92,i=4096", r + 3);
+      g_autofree char *b64 = g_base64_encode ((const guchar *) fk->server_first,
+                                              strlen (fk->server_first));
+      g_autofree char *xml = g_strdup_printf ("<challenge xmlns='urn:ietf:params:xml:ns:xmpp-sasl'>"
+                                              "%s</challenge>", b64);
+      fake_next (fk, 2);
+      fake_write (fk, xml);
+    }
+  else if (fk->stage == 2 && fake_saw (fk, "</response>") != NULL)
+    {
+      g_autofree char *final = fake_sasl_text (fk, "response");
+      char *p = strstr (final, ",p=");
+      g_assert_nonnull (p);
+      *p = '\0';
+      g_autofree char *auth = g_strdup_printf ("%s,%s,%s", fk->client_first_bare,
+                                               fk->server_first, final);
+      gsize salt_len;
+      guchar *salt_raw = g_base64_decode ("QSXCR+Q6sek8bf92", &salt_len);
+      g_autoptr(GBytes) salt = g_bytes_new_take (salt_raw, salt_len);
+      g_autoptr(GBytes) salted = myna_scram_salted_password (MYNA_SCRAM_SHA256, "pencil", salt,
+                                                             4096);
+      g_autoptr(GBytes) stored = NULL;
+      g_autoptr(GBytes) server_key = NULL;
+      myna_scram_keys (MYNA_SCRAM_SHA256, salted, &stored, &server_key);
+      g_autoptr(GBytes) sig = myna_scram_server_signature (MYNA_SCRAM_SHA256, server_key, auth);
+      g_autofree char *v64 = g_base64_encode (g_bytes_get_data (sig, NULL), g_bytes_get_size (sig));
+      g_autofree char *v = g_strdup_printf ("v=%s", v64);
+      g_autofree char *b64 = g_base64_encode ((const guchar *) v, strlen (v));
+      g_autofree char *xml = g_strdup_printf ("<success xmlns='urn:ietf:params:xml:ns:xmpp-sasl'>"
+                                              "%s</success>", b64);
+      fake_next (fk, 3);
+      fake_write (fk, xml);
+    }
+  else if (fk->stage == 3 && fake_saw (fk, "<stream:stream") != NULL)
+    {
+      fake_next (fk, 4);
+      fake_write (fk, "<stream:stream xmlns='jabber:client' "
+                      "xmlns:stream='http://etherx.jabber.org/streams' from='" DOMAIN "' "
+                      "id='fake2' version='1.0'><stream:features>"
+                      "<bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'/>"
+                      "<sm xmlns='urn:xmpp:sm:3'/></stream:features>");
+    }
+  else if (fk->stage == 4 && fake_saw (fk, "</iq>") != NULL)
+    {
+      const char *id = strstr (fk->in->str + fk->mark, "id='");
+      g_assert_nonnull (id);
+      g_autofree char *idv = g_strndup (id + 4, strcspn (id + 4, "'"));
+      g_autofree char *xml = g_strdup_printf ("<iq type='result' id='%s'><bind "
+                                              "xmlns='urn:ietf:params:xml:ns:xmpp-bind'><jid>"
+                                              "user@" DOMAIN "/fake</jid></bind></iq>", idv);
+      fake_next (fk, 5);
+      fake_write (fk, xml);
+    }
+  else if (fk->stage == 5 && fake_saw (fk, "<enable") != NULL)
+    {
+      fake_next (fk, 6);
+      fake_write (fk, "<enabled xmlns='urn:xmpp:sm:3' id='sid1' resume='true'/>"
+                      "<iq type='get' id='sp1' from='" DOMAIN "'><ping xmlns='urn:xmpp:ping'/></iq>"
+                      "<message from='a@" DOMAIN "' to='user@" DOMAIN "/fake' id='m1'>"
+                      "<body>x</body></message><r xmlns='urn:xmpp:sm:3'/>");
+    }
+}
+
+static void
+fake_step (Fake *fk)
+{
+  if (g_strcmp0 (fk->mode, "silent") == 0)
+    return;
+  if (fk->stage == 0 && strstr (fk->in->str, "<stream:stream") != NULL)
+    {
+      fake_next (fk, 1);
+      fake_write (fk, "<?xml version='1.0'?><stream:stream xmlns='jabber:client' "
+                      "xmlns:stream='http://etherx.jabber.org/streams' from='" DOMAIN "' "
+                      "id='fake' version='1.0'><stream:features><mechanisms "
+                      "xmlns='urn:ietf:params:xml:ns:xmpp-sasl'><mechanism>SCRAM-SHA-256"
+                      "</mechanism></mechanisms></stream:features>");
+      return;
+    }
+  if (g_strcmp0 (fk->mode, "full") == 0)
+    {
+      fake_step_full (fk);
+      return;
+    }
+  if (fk->stage == 1 && strstr (fk->in->str, "</auth>") != NULL)
+    {
+      g_autofree char *first = fake_sasl_text (fk, "auth");
+      const char *r = strstr (first, ",r=");
+      g_assert_nonnull (r);
+      g_autofree char *sf = g_strdup_printf ("r=%s%s,s=QSXCR+Q6sek8bf92,i=4096",
+                                             g_strcmp0 (fk->mode, "bad-nonce") == 0 ? "x" : r + 3,
+                                             "srv");
+      g_autofree char *b64 = g_base64_encode ((const guchar *) sf, strlen (sf));
+      g_autofree char *xml = g_strdup_printf ("<challenge xmlns='urn:ietf:params:xml:ns:xmpp-sasl'>"
+                                              "%s</challenge>", b64);
+      fk->stage = 2;
+      fake_write (fk, xml);
+    }
+  if (fk->stage == 2 && strstr (fk->in->str, "</response>") != NULL)
+    {
+      /* A signature of the right length that is not the right one. */
+      static const guchar zero[32] = { 0 };
+      g_autofree char *v64 = g_base64_encode (zero, sizeof zero);
+      g_autofree char *final = g_strdup_printf ("v=%s", v64);
+      g_autofree char *b64 = g_base64_encode ((const guchar *) final, strlen (final));
+      g_autofree char *xml = g_strdup_printf ("<success xmlns='urn:ietf:params:xml:ns:xmpp-sasl'>"
+                                              "%s</success>", b64);
+      fk->stage = 3;
+      fake_write (fk, xml);
+    }
+}
+
+static void
+fake_on_read (GObject *source, GAsyncResult *result, gpointer p)
+{
+  Fake *fk = p;
+  gssize n = g_input_stream_read_finish (G_INPUT_STREAM (source), result, NULL);
+
+  if (n <= 0)
+    return;
+  g_string_append_len (fk->in, (const char *) fk->buf, n);
+  fake_step (fk);
+  fake_read (fk);
+}
+
+static void
+fake_read (Fake *fk)
+{
+  g_input_stream_read_async (g_io_stream_get_input_stream (G_IO_STREAM (fk->peer)), fk->buf,
+                             sizeof fk->buf, G_PRIORITY_DEFAULT, NULL, fake_on_read, fk);
+}
+
+static gboolean
+fake_incoming (GSocketService *service, GSocketConnection *connection, GObject *source,
+               gpointer p)
+{
+  Fake *fk = p;
+
+  g_assert_null (fk->peer);
+  fk->peer = g_object_ref (connection);
+  fake_read (fk);
+  return TRUE;
+}
+
+static void
+fake_start (Fake *fk, const char *mode)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GInetAddress) lo = g_inet_address_new_loopback (G_SOCKET_FAMILY_IPV4);
+  g_autoptr(GSocketAddress) addr = g_inet_socket_address_new (lo, 0);
+  g_autoptr(GSocketAddress) bound = NULL;
+
+  fk->service = g_socket_service_new ();
+  fk->in = g_string_new (NULL);
+  fk->mode = mode;
+  g_socket_listener_add_address (G_SOCKET_LISTENER (fk->service), addr, G_SOCKET_TYPE_STREAM,
+                                 G_SOCKET_PROTOCOL_TCP, NULL, &bound, &error);
+  g_assert_no_error (error);
+  fk->port = g_inet_socket_address_get_port (G_INET_SOCKET_ADDRESS (bound));
+  g_signal_connect (fk->service, "incoming", G_CALLBACK (fake_incoming), fk);
+  g_socket_service_start (fk->service);
+}
+
+static void
+fake_stop (Fake *fk)
+{
+  g_socket_service_stop (fk->service);
+  g_socket_listener_close (G_SOCKET_LISTENER (fk->service));
+  if (fk->peer != NULL)
+    g_io_stream_close (G_IO_STREAM (fk->peer), NULL, NULL);
+  /* The read in flight ends (closed) before the struct goes. */
+  for (int i = 0; i < 10; i++)
+    g_main_context_iteration (NULL, FALSE);
+  g_clear_object (&fk->peer);
+  g_clear_object (&fk->service);
+  g_string_free (fk->in, TRUE);
+  g_free (fk->client_first_bare);
+  g_free (fk->server_first);
+}
+
+/* A STARTTLS configuration and a server that does not offer it: a TLS
+ * error.  A server that never answers: the step times out on the clock. */
+static void
+test_scripted_refusals (Fixture *f, gconstpointer unused)
+{
+  Fake fk = { 0 };
+  g_autoptr(GError) error = NULL;
+  MynaClientConnConfig cfg = {
+    .tls = MYNA_CLIENT_TLS_STARTTLS, .host = (char *) "127.0.0.1", .domain = (char *) DOMAIN,
+    .step_timeout = 7000, .clock = f->clock,
+  };
+
+  fake_start (&fk, "no-starttls");
+  cfg.port = fk.port;
+  MynaClientConn *conn = myna_client_conn_new (&cfg, &f->sm, &callbacks, f);
+  g_assert_false (do_connect (f, conn, &error));
+  g_assert_error (error, MYNA_CLIENT_ERROR, MYNA_CLIENT_ERROR_TLS);
+  g_assert_cmpstr (error->message, ==, "tls: the server does not offer STARTTLS");
+  g_clear_error (&error);
+  myna_client_conn_free (conn);
+  fake_stop (&fk);
+
+  g_clear_object (&f->clock);
+  f->clock = myna_client_test_clock_new ();
+  cfg.clock = f->clock;
+  memset (&fk, 0, sizeof fk);
+  fake_start (&fk, "silent");
+  cfg.port = fk.port;
+  cfg.tls = MYNA_CLIENT_TLS_NONE;
+  conn = myna_client_conn_new (&cfg, &f->sm, &callbacks, f);
+  Task t = { 0 };
+  myna_client_conn_connect (conn, NULL, task_done, &t);
+  g_assert_true (WAIT_FOR (f, strstr (fk.in->str, "<stream:stream") != NULL));
+  myna_client_test_clock_advance (MYNA_CLIENT_TEST_CLOCK (f->clock), 6999);
+  g_assert_true (WAIT_FOR (f, TRUE));
+  g_assert_false (t.done);
+  myna_client_test_clock_advance (MYNA_CLIENT_TEST_CLOCK (f->clock), 1);
+  g_assert_true (WAIT_FOR (f, t.done));
+  g_assert_false (myna_client_conn_connect_finish (conn, t.result, &error));
+  g_assert_error (error, MYNA_CLIENT_ERROR, MYNA_CLIENT_ERROR_TIMEOUT);
+  g_assert_cmpstr (error->message, ==, "timeout");
+  g_object_unref (t.result);
+  myna_client_conn_free (conn);
+  fake_stop (&fk);
+}
+
+/* A whole login against the scripted server (SCRAM verified both ways,
+ * bind, SM); then the server's ping is answered by the connection, its
+ * message counted, its <r/> answered with h=2; an <a h/> above what was
+ * sent ends the link ("handled-count-too-high"). */
+static void
+test_scripted_sm (Fixture *f, gconstpointer unused)
+{
+  Fake fk = { 0 };
+  g_autoptr(GError) error = NULL;
+  gboolean resumed = TRUE;
+  MynaClientConnConfig cfg = {
+    .tls = MYNA_CLIENT_TLS_NONE, .host = (char *) "127.0.0.1", .domain = (char *) DOMAIN,
+    .step_timeout = WAIT_MS, .clock = f->clock,
+  };
+
+  fake_start (&fk, "full");
+  cfg.port = fk.port;
+  MynaClientConn *conn = myna_client_conn_new (&cfg, &f->sm, &callbacks, f);
+  g_assert_true (do_connect (f, conn, &error));
+  g_assert_true (do_login (f, conn, "user@" DOMAIN, "pencil", &resumed, &error));
+  g_assert_no_error (error);
+  g_assert_false (resumed);
+  g_assert_cmpstr (myna_client_conn_get_bound_jid (conn), ==, "user@" DOMAIN "/fake");
+  g_assert_cmpstr (f->sm.id, ==, "sid1");
+  g_assert_true (WAIT_FOR (f, fk.stage == 6 && fake_saw (&fk, "h='2'") != NULL
+                              && fake_saw (&fk, "sp1") != NULL));
+  g_assert_cmpuint (f->stanzas->len, ==, 1);
+  g_assert_cmpstr (myna_stanza_get_id (f->stanzas->pdata[0]), ==, "m1");
+  g_assert_cmpuint (f->sm.in_h, ==, 2);
+  /* The ping's answer waits for its acknowledgement. */
+  g_assert_cmpuint (g_queue_get_length (&f->sm.unacked), ==, 1);
+  fake_write (&fk, "<a xmlns='urn:xmpp:sm:3' h='1'/>");
+  g_assert_true (WAIT_FOR (f, f->acked->len == 1));
+  fake_write (&fk, "<a xmlns='urn:xmpp:sm:3' h='5'/>");
+  g_assert_true (WAIT_FOR (f, f->lost == 1));
+  g_assert_cmpint (f->lost_code, ==, MYNA_CLIENT_ERROR_STREAM);
+  g_assert_cmpstr (f->lost_reason, ==, "sm: handled-count-too-high");
+  myna_client_conn_free (conn);
+  fake_stop (&fk);
+}
+
+/* A server whose final signature is wrong (it does not know the
+ * password): the login fails with "server signature"; one whose nonce
+ * does not extend ours: a stream error too, before any proof is sent. */
+static void
+test_bad_server (Fixture *f, gconstpointer unused)
+{
+  static const char *const modes[] = { "bad-signature", "bad-nonce" };
+
+  for (gsize k = 0; k < G_N_ELEMENTS (modes); k++)
+    {
+      Fake fk = { 0 };
+      g_autoptr(GError) error = NULL;
+      MynaClientConnConfig cfg = {
+        .tls = MYNA_CLIENT_TLS_NONE, .host = (char *) "127.0.0.1", .domain = (char *) DOMAIN,
+        .step_timeout = WAIT_MS, .clock = f->clock,
+      };
+
+      fake_start (&fk, modes[k]);
+      cfg.port = fk.port;
+      MynaClientConn *conn = myna_client_conn_new (&cfg, &f->sm, &callbacks, f);
+      g_assert_true (do_connect (f, conn, &error));
+      g_assert_no_error (error);
+      g_assert_false (do_login (f, conn, "user@" DOMAIN, "pencil", NULL, &error));
+      g_assert_error (error, MYNA_CLIENT_ERROR, MYNA_CLIENT_ERROR_STREAM);
+      if (k == 0)
+        {
+          g_assert_cmpstr (error->message, ==, "server signature");
+          g_assert_cmpint (fk.stage, ==, 3);
+        }
+      else
+        {
+          g_assert_nonnull (strstr (error->message, "nonce"));
+          g_assert_null (strstr (fk.in->str, "<response"));
+        }
+      myna_client_conn_free (conn);
+      fake_stop (&fk);
+    }
+}
+
 int
 main (int argc, char **argv)
 {
   g_test_init (&argc, &argv, NULL);
   client_log = g_string_new (NULL);
   g_log_set_writer_func (log_writer, NULL, NULL);
-  g_setenv ("G_MESSAGES_DEBUG", g_getenv ("MYNA_TEST_VERBOSE") != NULL ? "all" : "", TRUE);
+  g_log_writer_default_set_use_stderr (TRUE);
   /* Every library debug line is needed for the log checks. */
   g_log_set_debug_enabled (TRUE);
 
@@ -723,5 +1123,8 @@ main (int argc, char **argv)
   ADD ("close", test_close, setup);
   ADD ("refused", test_refused, setup);
   ADD ("free-pending", test_free_pending, setup);
+  ADD ("bad-server", test_bad_server, setup);
+  ADD ("scripted-sm", test_scripted_sm, setup);
+  ADD ("scripted-refusals", test_scripted_refusals, setup);
   return g_test_run ();
 }
