@@ -106,7 +106,8 @@ class Peer:
         c.connect('notification', self.on_notification)
 
     def on_state(self, client, state, reason):
-        self.states.append((state, reason))
+        # The argument and the getter must agree.
+        self.states.append((int(state), reason, int(client.get_state())))
         WAIT.poke()
 
     def on_registered(self, client, jid):
@@ -140,8 +141,7 @@ def main():
         diag('---- mynad log tail ----')
         diag('\n'.join(mynad.log.tail(60)) if mynad.log else '')
         for p in peers.values():
-            diag('%s states: %s' % (p.name, [(s.value_nick if hasattr(s, 'value_nick') else s, r)
-                                              for s, r in p.states]))
+            diag('%s states (argument, reason, get_state()): %s' % (p.name, p.states))
     st = Steps(on_fail=logs)
     try:
         st.run('mynad starts', mynad.start)
@@ -169,7 +169,9 @@ def main():
             check(a.registered == ['alice@localhost'], 'a registered %s' % a.registered)
             check(len(b.registered) == 1 and re.fullmatch(r'[a-z0-9]{12}@localhost', b.registered[0]),
                   'b registered %s' % b.registered)
-            seen = [s for s, _ in a.states]
+            check(all(s == g for s, _, g in a.states + b.states),
+                  'the state-changed argument differs from get_state(): %s' % (a.states + b.states))
+            seen = [s for s, _, _ in a.states]
             want = [Myna.ClientState.CONNECTING, Myna.ClientState.CONNECTED, Myna.ClientState.AUTHENTICATED]
             check(seen[:3] == want, 'a states %s' % seen)
             bound = a.client.get_bound_jid()
@@ -194,7 +196,7 @@ def main():
             WAIT.until(lambda: any(s in (Myna.ClientMessageState.ACKED, Myna.ClientMessageState.DELIVERED)
                                    for s in b.msg_states.get(back, [])), 'ACKED for the answer')
             check(sum(1 for m in b.received if m['body'] == 'hello from python') == 1, 'received twice')
-            return 'a: %s' % [s.value_nick for s in a.msg_states[mid]]
+            return 'a: %s' % [int(s) for s in a.msg_states[mid]]
         st.run('a message each way; message-received, message-state-changed', exchange)
 
         def notification():
