@@ -488,3 +488,161 @@ myna_scram_nonce (gsize bytes)
   /* base64 is printable and never contains ','. */
   return g_base64_encode (raw, bytes);
 }
+
+/* ---- the client's side ------------------------------------------------------- */
+
+void
+myna_scram_server_first_clear (MynaScramServerFirst *m)
+{
+  g_clear_pointer (&m->nonce, g_free);
+  g_clear_pointer (&m->salt, g_bytes_unref);
+  g_clear_pointer (&m->message, g_free);
+  m->iterations = 0;
+}
+
+/* A positive decimal of at most ten digits, no sign, no leading zero. */
+static gboolean
+parse_count (const char *s, guint64 *out)
+{
+  guint64 v = 0;
+
+  if (s == NULL || *s == '\0' || *s == '0' || strlen (s) > 10)
+    return FALSE;
+  for (const char *p = s; *p; p++)
+    {
+      if (!g_ascii_isdigit (*p))
+        return FALSE;
+      v = v * 10 + (guint64) (*p - '0');
+    }
+  *out = v;
+  return TRUE;
+}
+
+gboolean
+myna_scram_parse_server_first (const char *msg, gsize len, MynaScramServerFirst *out,
+                               GError **error)
+{
+  g_return_val_if_fail (out != NULL, FALSE);
+  g_return_val_if_fail (msg != NULL || len == 0, FALSE);
+  memset (out, 0, sizeof *out);
+  if (!check_message (msg, len, error))
+    return FALSE;
+
+  /* server-first-message = [reserved-mext ","] nonce "," salt ","
+   *                        iteration-count ["," extensions] */
+  g_auto(GStrv) f = split_fields (msg, len, -1);
+  if (g_strv_length (f) < 3)
+    return malformed (error, "too few fields");
+  if (attr_value (f[0], 'm') != NULL)
+    return malformed (error, "unsupported mandatory extension");
+  const char *r = attr_value (f[0], 'r');
+  const char *s = attr_value (f[1], 's');
+  const char *i = attr_value (f[2], 'i');
+  guint64 iterations = 0;
+
+  if (!valid_nonce (r))
+    return malformed (error, "bad nonce");
+  if (s == NULL || *s == '\0')
+    return malformed (error, "missing salt");
+  if (!parse_count (i, &iterations))
+    return malformed (error, "bad iteration count");
+  if (iterations > MYNA_SCRAM_MAX_ITERATIONS)
+    return malformed (error, "iteration count too large");
+  g_autoptr(GBytes) salt = myna_sasl_base64_decode (s, error);
+  if (salt == NULL)
+    return FALSE;
+  if (g_bytes_get_size (salt) == 0)
+    return malformed (error, "empty salt");
+  out->nonce = g_strdup (r);
+  out->salt = g_steal_pointer (&salt);
+  out->iterations = (guint) iterations;
+  out->message = g_strndup (msg, len);
+  return TRUE;
+}
+
+gboolean
+myna_scram_check_server_final (MynaScramHash hash, GBytes *salted, const char *auth_message,
+                               const char *msg, gsize len, GError **error)
+{
+  g_return_val_if_fail (salted != NULL && auth_message != NULL, FALSE);
+  g_return_val_if_fail (msg != NULL || len == 0, FALSE);
+  if (!check_message (msg, len, error))
+    return FALSE;
+
+  /* server-final-message = (server-error / verifier) ["," extensions] */
+  g_auto(GStrv) f = split_fields (msg, len, -1);
+  const char *e = attr_value (f[0], 'e');
+  const char *v = attr_value (f[0], 'v');
+
+  if (e != NULL)
+    {
+      g_set_error (error, MYNA_SASL_ERROR, MYNA_SASL_ERROR_NOT_AUTHORIZED,
+                   "server error: %.64s", *e != '\0' ? e : "(empty)");
+      return FALSE;
+    }
+  if (v == NULL)
+    return malformed (error, "neither v= nor e=");
+  g_autoptr(GBytes) verifier = myna_sasl_base64_decode (v, error);
+  if (verifier == NULL)
+    return FALSE;
+
+  g_autoptr(GBytes) stored_key = NULL;
+  g_autoptr(GBytes) server_key = NULL;
+  myna_scram_keys (hash, salted, &stored_key, &server_key);
+  g_autoptr(GBytes) expected = myna_scram_server_signature (hash, server_key, auth_message);
+  gsize n = g_bytes_get_size (expected), vlen;
+  const guchar *a = g_bytes_get_data (expected, NULL);
+  const guchar *b = g_bytes_get_data (verifier, &vlen);
+  guchar diff = vlen != n;
+
+  for (gsize k = 0; k < n && k < vlen; k++)
+    diff |= a[k] ^ b[k];
+  if (diff != 0)
+    {
+      g_set_error_literal (error, MYNA_SASL_ERROR, MYNA_SASL_ERROR_NOT_AUTHORIZED,
+                           "server signature");
+      return FALSE;
+    }
+  return TRUE;
+}
+
+GBytes *
+myna_scram_client_proof (MynaScramHash hash, GBytes *salted, const char *auth_message)
+{
+  g_return_val_if_fail (salted != NULL && auth_message != NULL, NULL);
+
+  g_autoptr(GBytes) client_key = hmac (hash, salted, "Client Key", 10);
+  gsize n = myna_scram_hash_size (hash);
+  const guchar *ck = g_bytes_get_data (client_key, NULL);
+  guchar stored[32], proof[32];
+
+  gnutls_hash_fast (dig_of (hash), ck, n, stored);
+  g_autoptr(GBytes) stored_key = g_bytes_new (stored, n);
+  g_autoptr(GBytes) sig = hmac (hash, stored_key, auth_message, strlen (auth_message));
+  const guchar *s = g_bytes_get_data (sig, NULL);
+  for (gsize i = 0; i < n; i++)
+    proof[i] = ck[i] ^ s[i];
+  GBytes *result = g_bytes_new (proof, n);
+  gnutls_memset (proof, 0, sizeof proof);
+  gnutls_memset (stored, 0, sizeof stored);
+  return result;
+}
+
+char *
+myna_scram_encode_saslname (const char *name)
+{
+  g_return_val_if_fail (name != NULL, NULL);
+
+  GString *out = g_string_sized_new (strlen (name));
+
+  for (const char *p = name; *p; p++)
+    {
+      if (*p == ',')
+        g_string_append (out, "=2C");
+      else if (*p == '=')
+        g_string_append (out, "=3D");
+      else
+        g_string_append_c (out, *p);
+    }
+  return g_string_free (out, FALSE);
+}

@@ -88,4 +88,40 @@ GBytes  *myna_scram_server_signature (MynaScramHash hash,
 /* A random printable nonce of @bytes random bytes.  Returns: (transfer full) */
 char    *myna_scram_nonce (gsize bytes);
 
+/* ---- the client's side of SCRAM --------------------------------------------- */
+
+/* The most iterations a client accepts from a server (PBKDF2 runs that
+ * many rounds: a hostile server must not make it spin for minutes). */
+#define MYNA_SCRAM_MAX_ITERATIONS 1000000
+
+/* server-first-message, RFC 5802 §7.  The caller checks that @nonce
+ * starts with the nonce it sent. */
+typedef struct {
+  char   *nonce;       /* r=: the client's nonce followed by the server's */
+  GBytes *salt;        /* s=, decoded, never empty */
+  guint   iterations;  /* i=, 1 … MYNA_SCRAM_MAX_ITERATIONS */
+  char   *message;     /* the message verbatim (for the AuthMessage) */
+} MynaScramServerFirst;
+
+void     myna_scram_server_first_clear (MynaScramServerFirst *m);
+gboolean myna_scram_parse_server_first (const char *msg, gsize len,
+                                        MynaScramServerFirst *out,
+                                        GError **error);
+/* Checks a server-final-message: "v=" must be the ServerSignature of
+ * @auth_message under the ServerKey of @salted (a mismatch:
+ * MYNA_SASL_ERROR_NOT_AUTHORIZED, "server signature"); "e=" is the
+ * server's refusal (MYNA_SASL_ERROR_NOT_AUTHORIZED with its value);
+ * anything else: MYNA_SASL_ERROR_MALFORMED. */
+gboolean myna_scram_check_server_final (MynaScramHash hash, GBytes *salted,
+                                        const char *auth_message,
+                                        const char *msg, gsize len,
+                                        GError **error);
+/* ClientProof = ClientKey XOR HMAC(H(ClientKey), AuthMessage), with
+ * ClientKey = HMAC(SaltedPassword, "Client Key").  Returns: (transfer full) */
+GBytes  *myna_scram_client_proof (MynaScramHash hash, GBytes *salted,
+                                  const char *auth_message);
+/* A username as a SCRAM saslname: "," → "=2C", "=" → "=3D".
+ * Returns: (transfer full) */
+char    *myna_scram_encode_saslname (const char *name);
+
 G_END_DECLS
