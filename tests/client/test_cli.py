@@ -12,7 +12,7 @@ mynad    a mynad started here (register;sm;offline;push …, an http
          `delivered`), `chat` (each stdin line sent once, a malformed line
          reported, through a restart of mynad with the state lines, a line
          written while mynad is down sent after the reconnection), and
-         STARTTLS with the accepted self-signed certificate.
+         STARTTLS with the accepted self-signed certificate (refused without).
 prosody  the same register / send / listen against a private Prosody;
          exit 77 (skip) when prosody is not installed.
 slixmpp  an independent client (slixmpp) and the CLI against mynad: a
@@ -64,10 +64,20 @@ class Scenario:
         self.work = Path(tempfile.mkdtemp(prefix='myna-client-cli-'))
         self.procs = []
         self.steps = Steps(on_fail=self.logs)
+        self.tls = {'tls': 'none'}   # how account files connect (see secure())
+
+    def secure(self):
+        """Account files use STARTTLS and accept mynad's self-signed
+        certificate (mynad refuses in-band registration outside TLS)."""
+        check(self.server.certificate.exists(), 'mynad made no certificate at %s'
+              % self.server.certificate)
+        self.tls = {'tls': 'starttls', 'extra': {'accept_certificate': self.server.certificate}}
 
     def account(self, name, jid, password, **kw):
         port = kw.pop('port', self.server.port)
         store = kw.pop('store', self.work / ('%s.db' % name))
+        for k, v in self.tls.items():
+            kw.setdefault(k, v)
         return account_file(self.work / ('%s.conf' % name), jid, password, port, store, **kw)
 
     def run(self, account, *args, timeout=None, name='cli'):
@@ -142,7 +152,10 @@ def scenario_mynad(s):
     acct = {}
     listen = {}
 
-    st.run('mynad starts (c2s, http listener for the push API)', d.start)
+    def start():
+        d.start()
+        s.secure()
+    st.run('mynad starts (c2s with STARTTLS, http listener for the push API)', start)
 
     def register_alice():
         acct['alice'], jid = s.register('alice', 'alice@localhost', 'alice-secret-1')
@@ -229,6 +242,14 @@ def scenario_mynad(s):
     st.run('listen: an androidpn notification from the HTTP API, answered (state delivered)',
            notification, needs_ok=False)
 
+    def fresh_store():
+        # No account in the store, given credentials of an existing account:
+        # registration answers conflict, the chain goes on to log in.
+        a = s.account('alice-fresh', 'alice@localhost', 'alice-secret-1')
+        return s.send_ok(a, 'bob@localhost', 'from a fresh store')
+    st.run('send with a fresh store for an existing account (register: conflict, then login)',
+           fresh_store, needs_ok=False)
+
     st.run('send: wrong password, register = false: exit 3',
            lambda: s.wrong_password('alice-wrong', 'alice@localhost', False), needs_ok=False)
     st.run('send: wrong password, register = true (default): exit 3',
@@ -246,21 +267,19 @@ def scenario_mynad(s):
         return 'exit %d after %.1fs' % (status, dt)
     st.run('send: no server: non-zero after --timeout', server_down, needs_ok=False)
 
-    def starttls():
-        check(d.certificate.exists(), 'mynad made no certificate at %s' % d.certificate)
-        a = s.account('alice-tls', 'alice@localhost', 'alice-secret-1', tls='starttls',
-                      extra={'accept_certificate': d.certificate})
-        r = s.send_ok(a, 'bob@localhost', 'over starttls')
-        listen['bob'].expect(is_message('alice@localhost', 'over starttls'), 'the STARTTLS message')
-        # Without the accepted certificate the self-signed one is refused.
-        b = s.account('alice-tls-refused', 'alice@localhost', 'alice-secret-1', tls='starttls')
+    def tls_checked():
+        # Every other step accepts mynad's self-signed certificate; without
+        # accept_certificate (and no ca_file) it is refused.
+        b = s.account('alice-tls-refused', 'alice@localhost', 'alice-secret-1', extra={})
         status, lines, err = s.run(b, '--timeout', '3', 'send', 'bob@localhost', 'refused',
                                    timeout=20, name='send-tls-refused')
         check(status not in (0, None), 'an unchecked self-signed certificate was accepted (exit %s)'
               % status)
-        return r
-    st.run('send over STARTTLS: accept_certificate = the self-signed certificate; refused without',
-           starttls, needs_ok=False)
+        reasons = [o.get('reason') for o in lines if o.get('type') == 'state' and o.get('reason')]
+        check(any(r.startswith('tls') for r in reasons), 'no "tls: …" reason: %s' % reasons)
+        return 'exit %s, %s' % (status, reasons[:1])
+    st.run('STARTTLS: a self-signed certificate is refused without accept_certificate',
+           tls_checked, needs_ok=False)
 
     def chat():
         bob = listen['bob']
@@ -348,7 +367,10 @@ def scenario_slixmpp(s):
     d = s.server
     st = s.steps
     acct = {}
-    st.run('mynad starts', d.start)
+    def start():
+        d.start()
+        s.secure()
+    st.run('mynad starts', start)
 
     def register():
         acct['alice'], _ = s.register('alice', 'alice@localhost', 'alice-secret-1')
@@ -364,6 +386,7 @@ def scenario_slixmpp(s):
         sam.connect(address=('127.0.0.1', d.port), force_starttls=True)
         res = await bounded(asyncio.shield(sam.session), 'the slixmpp session')
         check(res is True, 'slixmpp login: %s' % res)
+        sam.send_presence()    # available: messages to the bare JID come here
         loop = asyncio.get_running_loop()
         try:
             listen = s.spawn(acct['alice'], 'listen', name='listen-alice')
