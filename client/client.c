@@ -6,7 +6,6 @@
 #include "private.h"
 #include <myna/xmlstream.h>
 
-#include <math.h>
 #include <string.h>
 
 #define LOGOUT_WAIT_MS   3000   /* how long logout waits for acks */
@@ -157,7 +156,8 @@ myna_client_backoff_delay (guint failures, guint base_ms, guint max_ms, double r
     random = 0.0;
   if (random > 1.0)
     random = 1.0;
-  return (guint) (d - (guint64) floor ((double) d * random / 4.0));
+  /* The product is ≥ 0: truncation is ⌊⌋ (and needs no libm). */
+  return (guint) (d - (guint64) ((double) d * random / 4.0));
 }
 
 /* ---- state -------------------------------------------------------------------------- */
