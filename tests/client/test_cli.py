@@ -25,6 +25,7 @@ import asyncio
 import os
 import re
 import shutil
+import signal
 import sys
 import tempfile
 import time
@@ -207,7 +208,8 @@ def scenario_mynad(s):
            lambda: s.send_ok(acct['alice'], 'bob@localhost', 'offline hello'))
 
     def listen_offline():
-        listen['bob'] = c = s.spawn(acct['bob'], 'listen', name='listen-bob')
+        # stdin stays open (a pipe): listen runs until a signal.
+        listen['bob'] = c = s.spawn(acct['bob'], 'listen', stdin=True, name='listen-bob')
         c.jid = 'bob@localhost'
         c.expect(is_state('authenticated'), 'state authenticated')
         c.expect(is_message('alice@localhost', 'offline hello'), 'the offline message')
@@ -256,7 +258,8 @@ def scenario_mynad(s):
            lambda: s.wrong_password('alice-wrong2', 'alice@localhost', None), needs_ok=False)
 
     def server_down():
-        a = s.account('down', 'alice@localhost', 'alice-secret-1', port=free_port())
+        a = s.account('down', 'alice@localhost', 'alice-secret-1', port=free_port(),
+                      store=s.work / 'down.db')
         t0 = time.monotonic()
         status, lines, err = s.run(a, '--timeout', '3', 'send', 'bob@localhost', 'void',
                                    timeout=20, name='send-down')
@@ -264,8 +267,23 @@ def scenario_mynad(s):
         check(status not in (0, None), 'exit %s with no server' % status)
         check(dt >= 2.5 and dt < 13, 'exit after %.1fs with --timeout 3' % dt)
         check('myna-client:' in err, 'no reason on stderr: %r' % err[-500:])
-        return 'exit %d after %.1fs' % (status, dt)
-    st.run('send: no server: non-zero after --timeout', server_down, needs_ok=False)
+        # The message stays queued in the store and goes with the next run.
+        b = s.account('down-again', 'alice@localhost', 'alice-secret-1', store=s.work / 'down.db')
+        s.send_ok(b, 'bob@localhost', 'after down')
+        listen['bob'].expect(is_message('alice@localhost', 'void'), 'the message queued by the '
+                             'failed run')
+        listen['bob'].expect(is_message('alice@localhost', 'after down'), '"after down"')
+        return 'exit %d after %.1fs; queued message sent by the next run' % (status, dt)
+    st.run('send: no server: non-zero after --timeout; the next run sends it', server_down,
+           needs_ok=False)
+
+    def refused():
+        status, lines, err = s.run(acct['alice'], '--timeout', '%d' % TIMEOUT, 'send',
+                                   'nobody@localhost', 'to no one', timeout=TIMEOUT + 10,
+                                   name='send-nobody')
+        check(status == 1, 'send to an account that does not exist: exit %s (want 1)' % status)
+        check(any(o.get('type') == 'failed' for o in lines), 'no {"type":"failed"} line: %s' % lines)
+    st.run('send to an account that does not exist: a failed line, exit 1', refused, needs_ok=False)
 
     def tls_checked():
         # Every other step accepts mynad's self-signed certificate; without
@@ -286,8 +304,11 @@ def scenario_mynad(s):
         alice = s.spawn(acct['alice'], 'chat', stdin=True, name='chat-alice')
         alice.expect(is_state('authenticated'), 'chat: state authenticated')
         alice.write({'to': 'bob@localhost', 'body': 'chat 1'})
+        _, q = alice.expect(lambda o: o.get('type') == 'queued' and o.get('to') == 'bob@localhost',
+                            'chat: queued line')
         bob.expect(is_message('alice@localhost', 'chat 1'), '"chat 1"')
-        alice.expect(lambda o: o.get('type') in ('acked', 'receipt') and o.get('id'), 'chat: acked line')
+        alice.expect(lambda o: o.get('type') in ('acked', 'receipt') and o.get('id') == q.get('id'),
+                     'chat: acked line for %s' % q.get('id'))
         alice.write('this is not JSON')
         i, _ = alice.expect(lambda o: o.get('type') == 'error' and o.get('reason'), 'chat: error line')
         alice.write({'to': 'bob@localhost'})
@@ -318,8 +339,9 @@ def scenario_mynad(s):
         check(status == 0, 'chat after EOF: exit %s' % status)
         bob.expect(is_message('alice@localhost', 'chat last'), '"chat last"')
         s.exactly_once(bob, 'alice@localhost',
-                       ['offline hello', 'live 1', 'live 2', 'chat 1', 'chat while down', 'chat 2',
-                        'chat last'], acct['alice'], 'sentinel 2')
+                       ['offline hello', 'live 1', 'live 2', 'from a fresh store', 'void',
+                        'after down', 'chat 1', 'chat while down', 'chat 2', 'chat last'],
+                       acct['alice'], 'sentinel 2')
         states = [o['state'] for o in alice.lines if o.get('type') == 'state']
         return 'chat states: %s' % ' '.join(states)
     st.run('chat: stdin lines sent once each, through a restart of mynad', chat, needs_ok=False)
@@ -345,7 +367,8 @@ def scenario_prosody(s):
            lambda: s.send_ok(acct['alice'], 'bob@localhost', 'offline hello'))
 
     def listen_bob():
-        listen['bob'] = c = s.spawn(acct['bob'], 'listen', name='listen-bob')
+        # stdin stays open (a pipe): listen runs until a signal.
+        listen['bob'] = c = s.spawn(acct['bob'], 'listen', stdin=True, name='listen-bob')
         c.jid = 'bob@localhost'
         c.expect(is_state('authenticated'), 'state authenticated')
         c.expect(is_message('alice@localhost', 'offline hello'), 'the offline message')
@@ -389,7 +412,7 @@ def scenario_slixmpp(s):
         sam.send_presence()    # available: messages to the bare JID come here
         loop = asyncio.get_running_loop()
         try:
-            listen = s.spawn(acct['alice'], 'listen', name='listen-alice')
+            listen = s.spawn(acct['alice'], 'listen', stdin=True, name='listen-alice')
             listen.jid = 'alice@localhost'
             await loop.run_in_executor(None, listen.expect, is_state('authenticated'),
                                        'state authenticated')
@@ -419,6 +442,8 @@ def scenario_slixmpp(s):
                                        is_message('sam@localhost', 'slixmpp sentinel'), 'the sentinel')
             check(count_bodies(listen, 'from slixmpp') == 1, 'the slixmpp message printed %d times'
                   % count_bodies(listen, 'from slixmpp'))
+            status = await loop.run_in_executor(None, listen.stop, signal.SIGINT)
+            check(status == 0, 'listen after SIGINT: exit %s' % status)
             return r
         finally:
             await close(sam)
