@@ -882,7 +882,8 @@ on_handshake (GObject *source, GAsyncResult *result, gpointer p)
         }
       else
         {
-          g_debug ("TLS is up (%s)", g_tls_connection_get_ciphersuite_name (G_TLS_CONNECTION (source)));
+          g_autofree char *suite = g_tls_connection_get_ciphersuite_name (G_TLS_CONNECTION (source));
+          g_debug ("TLS is up (%s)", suite);
           conn->tls_done = TRUE;
           conn->hold = FALSE;
           open_stream (conn);

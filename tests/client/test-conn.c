@@ -159,7 +159,7 @@ cb_lost (gpointer data, MynaClientError code, const char *reason)
 static const MynaClientConnCallbacks callbacks = { cb_stanza, cb_acked, cb_lost };
 
 static MynaClientConn *
-conn_new (Fixture *f, MynaClientTls tls, const char *accept)
+conn_new_ca (Fixture *f, MynaClientTls tls, const char *accept, const char *ca_file)
 {
   MynaClientConnConfig cfg = {
     .tls = tls,
@@ -167,6 +167,7 @@ conn_new (Fixture *f, MynaClientTls tls, const char *accept)
     .port = tls == MYNA_CLIENT_TLS_DIRECT ? f->tls_port : f->d.port,
     .domain = (char *) DOMAIN,
     .accept_certificate = (char *) accept,
+    .ca_file = (char *) ca_file,
     .resource = (char *) "phone",
     .heartbeat_interval = 30,
     .heartbeat_timeout = 10,
@@ -175,6 +176,12 @@ conn_new (Fixture *f, MynaClientTls tls, const char *accept)
   };
 
   return myna_client_conn_new (&cfg, &f->sm, &callbacks, f);
+}
+
+static MynaClientConn *
+conn_new (Fixture *f, MynaClientTls tls, const char *accept)
+{
+  return conn_new_ca (f, tls, accept, NULL);
 }
 
 /* One task's result. */
@@ -325,6 +332,13 @@ test_tls_plus (Fixture *f, gconstpointer unused)
   g_string_truncate (client_log, 0);
   conn = online (f, MYNA_CLIENT_TLS_DIRECT, f->cert, "dave");
   g_assert_nonnull (strstr (client_log->str, "SASL SCRAM-SHA-256-PLUS\n"));
+  myna_client_conn_free (conn);
+
+  /* The certificate as the only trust anchor (ca-file): it validates. */
+  g_autoptr(GError) error = NULL;
+  conn = conn_new_ca (f, MYNA_CLIENT_TLS_STARTTLS, NULL, f->cert);
+  g_assert_true (do_connect (f, conn, &error));
+  g_assert_no_error (error);
   myna_client_conn_free (conn);
 }
 
@@ -839,6 +853,8 @@ fake_step_full (Fake *fk)
 static void
 fake_step (Fake *fk)
 {
+  if (g_strcmp0 (fk->mode, "silent") == 0)
+    return;
   if (fk->stage == 0 && strstr (fk->in->str, "<stream:stream") != NULL)
     {
       fake_next (fk, 1);
@@ -950,6 +966,52 @@ fake_stop (Fake *fk)
   g_free (fk->server_first);
 }
 
+/* A STARTTLS configuration and a server that does not offer it: a TLS
+ * error.  A server that never answers: the step times out on the clock. */
+static void
+test_scripted_refusals (Fixture *f, gconstpointer unused)
+{
+  Fake fk = { 0 };
+  g_autoptr(GError) error = NULL;
+  MynaClientConnConfig cfg = {
+    .tls = MYNA_CLIENT_TLS_STARTTLS, .host = (char *) "127.0.0.1", .domain = (char *) DOMAIN,
+    .step_timeout = 7000, .clock = f->clock,
+  };
+
+  fake_start (&fk, "no-starttls");
+  cfg.port = fk.port;
+  MynaClientConn *conn = myna_client_conn_new (&cfg, &f->sm, &callbacks, f);
+  g_assert_false (do_connect (f, conn, &error));
+  g_assert_error (error, MYNA_CLIENT_ERROR, MYNA_CLIENT_ERROR_TLS);
+  g_assert_cmpstr (error->message, ==, "tls: the server does not offer STARTTLS");
+  g_clear_error (&error);
+  myna_client_conn_free (conn);
+  fake_stop (&fk);
+
+  g_clear_object (&f->clock);
+  f->clock = myna_client_test_clock_new ();
+  cfg.clock = f->clock;
+  memset (&fk, 0, sizeof fk);
+  fake_start (&fk, "silent");
+  cfg.port = fk.port;
+  cfg.tls = MYNA_CLIENT_TLS_NONE;
+  conn = myna_client_conn_new (&cfg, &f->sm, &callbacks, f);
+  Task t = { 0 };
+  myna_client_conn_connect (conn, NULL, task_done, &t);
+  g_assert_true (WAIT_FOR (f, strstr (fk.in->str, "<stream:stream") != NULL));
+  myna_client_test_clock_advance (MYNA_CLIENT_TEST_CLOCK (f->clock), 6999);
+  g_assert_true (WAIT_FOR (f, TRUE));
+  g_assert_false (t.done);
+  myna_client_test_clock_advance (MYNA_CLIENT_TEST_CLOCK (f->clock), 1);
+  g_assert_true (WAIT_FOR (f, t.done));
+  g_assert_false (myna_client_conn_connect_finish (conn, t.result, &error));
+  g_assert_error (error, MYNA_CLIENT_ERROR, MYNA_CLIENT_ERROR_TIMEOUT);
+  g_assert_cmpstr (error->message, ==, "timeout");
+  g_object_unref (t.result);
+  myna_client_conn_free (conn);
+  fake_stop (&fk);
+}
+
 /* A whole login against the scripted server (SCRAM verified both ways,
  * bind, SM); then the server's ping is answered by the connection, its
  * message counted, its <r/> answered with h=2; an <a h/> above what was
@@ -1058,5 +1120,6 @@ main (int argc, char **argv)
   ADD ("free-pending", test_free_pending, setup);
   ADD ("bad-server", test_bad_server, setup);
   ADD ("scripted-sm", test_scripted_sm, setup);
+  ADD ("scripted-refusals", test_scripted_refusals, setup);
   return g_test_run ();
 }
