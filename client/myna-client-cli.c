@@ -15,6 +15,7 @@
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #define EXIT_OK          0
 #define EXIT_FAILED      1
@@ -31,7 +32,8 @@ static const char cli_description[] =
   "                  holds one; prints {\"type\":\"registered\",\"jid\":...} and exits 0.\n"
   "                  With jid = a domain only, a username and password are\n"
   "                  generated (kept in the store).  Exits 1 when the server\n"
-  "                  refuses the registration.\n"
+  "                  refuses the registration (given credentials it refuses\n"
+  "                  to register are tried to log in: exit 0 when they work).\n"
   "  roster          Logs in, prints the roster (one {\"type\":\"roster\",\"jid\":...,\n"
   "                  \"name\":...,\"subscription\":...,\"groups\":[...]} per item), logs out.\n"
   "  send JID TEXT   Sends one chat message; exits 0 once the server acknowledged\n"
@@ -40,7 +42,9 @@ static const char cli_description[] =
   "                  the next run.\n"
   "  listen          Stays online (reconnecting as needed) and prints every\n"
   "                  received message and notification, once each, and every\n"
-  "                  state change, until SIGINT/SIGTERM.\n"
+  "                  state change, until SIGINT/SIGTERM or the end of standard\n"
+  "                  input (lines read there are ignored; a stdin that is\n"
+  "                  /dev/null is not read).\n"
   "  chat            Like listen, and reads JSON lines {\"to\":...,\"body\":...} from\n"
   "                  stdin, sending each exactly once (prints {\"type\":\"queued\",\n"
   "                  \"id\":...,\"to\":...}, then {\"type\":\"acked\"|\"receipt\",\"id\":...}).\n"
@@ -306,10 +310,13 @@ roster_after_login_cb (gpointer data)
   return G_SOURCE_REMOVE;
 }
 
-/* Whether @app still has chat messages to see acknowledged. */
+/* Ends listen at the end of stdin, and chat there once every message it
+ * sent is acknowledged too. */
 static void
 chat_check_done (App *app)
 {
+  if (app->command == CMD_LISTEN && app->stdin_eof)
+    app_finish (app, EXIT_OK);
   if (app->command == CMD_CHAT && app->stdin_eof
       && g_hash_table_size (app->chat_pending) == 0)
     app_finish (app, EXIT_OK);
@@ -359,9 +366,15 @@ on_state_changed (MynaClient *client, guint state, const char *reason, gpointer 
           say ("%s", reason);
           app_finish (app, EXIT_FAILED);
         }
+      else if (strcmp (reason, "not-authorized") == 0 && app->command == CMD_REGISTER)
+        {
+          /* The registration of the given account failed (the chain then
+           * tried them to log in): a registration failure. */
+          say ("registration failed, and the given credentials were refused (not-authorized)");
+          app_finish (app, EXIT_FAILED);
+        }
       else if (strcmp (reason, "not-authorized") == 0
-               && (app->command == CMD_SEND || app->command == CMD_ROSTER
-                   || app->command == CMD_REGISTER))
+               && (app->command == CMD_SEND || app->command == CMD_ROSTER))
         {
           say ("the credentials were refused (not-authorized)");
           app_finish (app, EXIT_NOT_AUTH);
@@ -493,7 +506,13 @@ on_credentials_cleared (MynaClient *client, const char *reason, gpointer data)
   App *app = data;
 
   g_debug ("credentials cleared: %s", reason);
-  if (app->command == CMD_SEND || app->command == CMD_ROSTER)
+  if (app->command == CMD_REGISTER)
+    {
+      say ("registration failed, and the given credentials were refused (%s)",
+           reason != NULL ? reason : "not-authorized");
+      app_finish (app, EXIT_FAILED);
+    }
+  else if (app->command == CMD_SEND || app->command == CMD_ROSTER)
     {
       say ("the credentials were refused (%s)", reason != NULL ? reason : "not-authorized");
       app_finish (app, EXIT_NOT_AUTH);
@@ -605,7 +624,8 @@ chat_read_cb (GObject *source, GAsyncResult *result, gpointer data)
       chat_check_done (app);
       return;
     }
-  chat_line (app, line);
+  if (app->command == CMD_CHAT)
+    chat_line (app, line);
   chat_read_next (app);
 }
 
@@ -776,6 +796,20 @@ app_setup (App *app, const char *file)
   return TRUE;
 }
 
+/* Whether stdin is worth reading for its end: not /dev/null (where a
+ * background job's stdin often points). */
+static gboolean
+stdin_is_readable (void)
+{
+  struct stat in, null;
+
+  if (fstat (0, &in) < 0)
+    return FALSE;
+  if (stat ("/dev/null", &null) == 0 && S_ISCHR (in.st_mode) && in.st_rdev == null.st_rdev)
+    return FALSE;
+  return TRUE;
+}
+
 /* Parses the command words; FALSE with a message when they are wrong. */
 static gboolean
 parse_command (App *app, int argc, char **argv, const char **to, const char **text)
@@ -892,7 +926,7 @@ main (int argc, char **argv)
           goto out;
         }
     }
-  if (app.command == CMD_CHAT)
+  if (app.command == CMD_CHAT || (app.command == CMD_LISTEN && stdin_is_readable ()))
     {
       g_autoptr (GInputStream) in = g_unix_input_stream_new (0, FALSE);
       app.stdin_data = g_data_input_stream_new (in);
