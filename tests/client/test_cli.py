@@ -157,6 +157,8 @@ def scenario_mynad(s):
         d.start()
         s.secure()
     st.run('mynad starts (c2s with STARTTLS, http listener for the push API)', start)
+    if st.failed:
+        return
 
     def register_alice():
         acct['alice'], jid = s.register('alice', 'alice@localhost', 'alice-secret-1')
@@ -350,6 +352,8 @@ def scenario_mynad(s):
         status = listen['bob'].stop()
         check(status == 0, 'listen after SIGTERM: exit %s' % status)
     st.run('listen: exits 0 on SIGTERM', listen_stops, needs_ok=False)
+    st.run('mynad stops cleanly', lambda: check(d.stop() == 0, 'mynad exit status not 0'),
+           needs_ok=False)
 
 
 def scenario_prosody(s):
@@ -357,6 +361,8 @@ def scenario_prosody(s):
     acct = {}
     listen = {}
     st.run('prosody starts (private instance, smacks, register)', s.server.start)
+    if st.failed:
+        return
 
     def register():
         acct['alice'], jid = s.register('alice', 'alice@localhost', 'alice-secret-1')
@@ -394,6 +400,8 @@ def scenario_slixmpp(s):
         d.start()
         s.secure()
     st.run('mynad starts', start)
+    if st.failed:
+        return
 
     def register():
         acct['alice'], _ = s.register('alice', 'alice@localhost', 'alice-secret-1')
@@ -455,6 +463,8 @@ def scenario_slixmpp(s):
             raise Skipped('python3-slixmpp is not importable: %s' % e)
         return asyncio.run(main())
     st.run('slixmpp → listen (once, receipt answered); send → slixmpp (origin-id)', peer)
+    st.run('mynad stops cleanly', lambda: check(d.stop() == 0, 'mynad exit status not 0'),
+           needs_ok=False)
 
 
 def main():

@@ -183,6 +183,8 @@ def main():
     st = Steps(on_fail=logs)
     try:
         st.run('mynad starts', mynad.start)
+        if st.failed:
+            return st.status()
 
         def create():
             # The class is initialized (its signals exist) once an instance is.
