@@ -2,14 +2,14 @@
 """test_gi: libmyna-client from Python through GObject-Introspection.
 
 Against a mynad started here (register, sm, offline, push with its http
-listener): two Myna.ClientStore + Myna.Client pairs, properties set from
+listener, cloud_notify): two Myna.ClientStore + Myna.Client pairs, properties set from
 Python, signals connected (state-changed, registered, message-received,
 message-state-changed, notification); one registers given credentials,
 the other a generated account (jid = the domain); a message each way (the
 first reaches DELIVERED through its receipt), an androidpn notification
-posted over the HTTP API; then the stores are read from Python and both
-log out (state STOPPED).  Every wait runs a GLib.MainLoop with a timeout
-guard.  GI_TYPELIB_PATH and LD_LIBRARY_PATH name the build's client dir
+posted over the HTTP API; the stores read from Python; XEP-0357 enable
+and disable against mynad's cloud_notify; both log out (state STOPPED).
+Every wait runs a GLib.MainLoop with a timeout guard.  GI_TYPELIB_PATH and LD_LIBRARY_PATH name the build's client dir
 (set by meson).
 
 Exit status 0 (all passed), 1 (a check failed), 77 (skipped: no gi or no
@@ -171,7 +171,7 @@ def stored_state(peer, mid):
 
 
 def main():
-    mynad = Mynad()
+    mynad = Mynad(extra_modules=';cloud_notify')
     work = Path(tempfile.mkdtemp(prefix='myna-client-gi-'))
     peers = {}
 
@@ -302,6 +302,32 @@ def main():
             check(a.store.get_message(Myna.ClientDirection.OUT, out[0].id).body == 'hello from python',
                   'get_message')
         st.run('the stores read from Python (account, messages, states)', stores, needs_ok=False)
+
+        def xep0357():
+            a = peers['a']
+            results = {}
+
+            def done(method):
+                def cb(client, res):
+                    try:
+                        results[method] = getattr(client, method + '_finish')(res)
+                    except GLib.Error as e:
+                        results[method] = e
+                    WAIT.poke()
+                return cb
+            mark = mynad.log.mark()
+            a.client.push_enable('push.example.com', 'node-1', 'secret-1', None, done('push_enable'))
+            WAIT.until(lambda: 'push_enable' in results, 'the push_enable answer')
+            check(results['push_enable'] is True, 'push_enable: %r' % results['push_enable'])
+            check(mynad.log.wait(r'push enabled for alice@localhost: push\.example\.com node node-1',
+                                 since=mark) is not None, 'mynad did not log the registration')
+            a.client.push_disable('push.example.com', None, None, done('push_disable'))
+            WAIT.until(lambda: 'push_disable' in results, 'the push_disable answer')
+            check(results['push_disable'] is True, 'push_disable: %r' % results['push_disable'])
+            check(mynad.log.wait(r'push disabled for alice@localhost', since=mark) is not None,
+                  'mynad did not log the removal')
+        st.run('XEP-0357: push_enable / push_disable answered (mynad cloud_notify)', xep0357,
+               needs_ok=False)
 
         def logout():
             for p in peers.values():

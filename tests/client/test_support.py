@@ -126,7 +126,7 @@ class LogReader:
 class Mynad:
     """A real mynad: temp data dir, c2s on a free port, http on port 0."""
 
-    def __init__(self):
+    def __init__(self, extra_modules=''):
         self.bin = BUILD_ROOT / 'core' / 'mynad'
         self.dir = Path(tempfile.mkdtemp(prefix='myna-client-interop-'))
         self.data_dir = self.dir / 'data'
@@ -148,7 +148,8 @@ class Mynad:
             '[module:push]\napi_key = %s\n'
             '[listener:c2s]\naddress = 127.0.0.1\nport = %d\n'
             '[listener:http]\nkind = http\naddress = 127.0.0.1\nport = 0\n'
-            '[host:localhost]\n' % (self.data_dir, MODULES, TOKEN, API_KEY, self.port))
+            '[host:localhost]\n' % (self.data_dir, MODULES + extra_modules, TOKEN, API_KEY,
+                                     self.port))
 
     @property
     def certificate(self):
