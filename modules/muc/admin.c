@@ -857,6 +857,8 @@ admin_set (MucRoom *room, MynaCall *call, MynaStanza *iq, MynaStanza *query)
       return;
     }
 
+  Muc *muc = room->muc;  /* a change may destroy @room */
+
   /* every change was checked: apply them, affiliations first (a role
    * change then finds the occupants they left in the room) */
   for (guint i = 0; i < changes->len && !gone; i++)
@@ -889,7 +891,7 @@ admin_set (MucRoom *room, MynaCall *call, MynaStanza *iq, MynaStanza *query)
     }
   if (!gone)
     muc_room_save (room);
-  myna_call_reply_result (call, iq);
+  muc_reply_durable (muc, call, iq);
 }
 
 void
@@ -1338,6 +1340,7 @@ owner_config_changed (const MucConfig *a, const MucConfig *b)
 static void
 owner_submit (MucRoom *room, MynaCall *call, MynaStanza *iq, MynaStanza *x)
 {
+  Muc *muc = room->muc;  /* @room may be destroyed on the way */
   MynaJid *from = myna_call_get_from (call);
   MucOccupant *actor = admin_sender_occupant (room, from);
   g_autofree char *actor_nick = actor != NULL ? g_strdup (actor->nick) : NULL;
@@ -1413,7 +1416,7 @@ owner_submit (MucRoom *room, MynaCall *call, MynaStanza *iq, MynaStanza *x)
     }
   if (!gone)
     muc_room_save (room);
-  myna_call_reply_result (call, iq);
+  muc_reply_durable (muc, call, iq);
 }
 
 /* muc#owner set <destroy/> (§10.9). */
@@ -1436,8 +1439,9 @@ owner_destroy (MucRoom *room, MynaCall *call, MynaStanza *iq, MynaStanza *destro
         }
     }
   g_info ("%s: destroyed by %s", room->local, myna_jid_bare_string (myna_call_get_from (call)));
+  Muc *muc = room->muc;  /* @room is freed by muc_room_destroy */
   muc_room_destroy (room, alternate, reason, password);
-  myna_call_reply_result (call, iq);
+  muc_reply_durable (muc, call, iq);
 }
 
 void
@@ -1576,7 +1580,7 @@ muc_register_iq (MucRoom *room, MynaCall *call, MynaStanza *iq)
             }
         }
       muc_room_save (room);
-      myna_call_reply_result (call, iq);
+      muc_reply_durable (room->muc, call, iq);
       return;
     }
   x = myna_stanza_get_child (query, "x", NS_DATA);
@@ -1611,7 +1615,7 @@ muc_register_iq (MucRoom *room, MynaCall *call, MynaStanza *iq)
         }
     }
   muc_room_save (room);
-  myna_call_reply_result (call, iq);
+  muc_reply_durable (room->muc, call, iq);
 }
 
 /* ---- messages to the room: invitations and voice requests ---------------- */

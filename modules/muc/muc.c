@@ -639,6 +639,49 @@ muc_room_save (MucRoom *room)
     }
 }
 
+/* The result muc_reply_durable holds until the writes are on disk. */
+typedef struct {
+  Muc        *muc;
+  MynaStanza *reply;
+} MucDurableReply;
+
+static void
+muc_durable_reply_free (gpointer p)
+{
+  MucDurableReply *d = p;
+
+  myna_stanza_unref (d->reply);
+  g_free (d);
+}
+
+static void
+muc_durable_reply_send (const GError *error, gpointer p)
+{
+  MucDurableReply *d = p;
+
+  if (error != NULL)
+    {
+      g_warning ("muc: storage closing (%s): a change's requester gets no answer",
+                 error->message);
+      return;
+    }
+  myna_server_route (d->muc->server, d->reply);
+}
+
+void
+muc_reply_durable (Muc *muc, MynaCall *call, MynaStanza *iq)
+{
+  MucDurableReply *d;
+
+  g_return_if_fail (muc != NULL && call != NULL && iq != NULL);
+  d = g_new0 (MucDurableReply, 1);
+  d->muc = muc;
+  d->reply = myna_stanza_new_iq_result (iq);
+  if (myna_stanza_get_from (d->reply) == NULL)
+    myna_stanza_set_attr (d->reply, "from", myna_jid_to_string (myna_call_get_to (call)));
+  myna_storage_after_writes (muc->storage, muc_durable_reply_send, d, muc_durable_reply_free);
+}
+
 /* Undoes muc_line's escapes in place. */
 static void
 muc_unescape (char *value)

@@ -203,6 +203,10 @@ MucRoom     *muc_room_create (Muc *muc, const char *local, MynaJid *creator,
 /* Saves a persistent room (configuration, affiliations, reserved nicks,
  * subject) or forgets a temporary one, through the storage. */
 void         muc_room_save (MucRoom *room);
+/* Answers @iq with an empty result once the storage writes queued so far
+ * (a muc_room_save, a room's deletion) are durable: a client told "done"
+ * never loses the change to a crash right after. */
+void         muc_reply_durable (Muc *muc, MynaCall *call, MynaStanza *iq);
 /* Destroys the room (XEP-0045 §10.9): every occupant gets unavailable
  * presence with <destroy jid=@alternate><reason/><password/></destroy>,
  * its storage and archive are deleted, @room is freed. */

@@ -49,6 +49,11 @@ log_writer (GLogLevelFlags level, const GLogField *fields, gsize n_fields, gpoin
       message = fields[i].value;
   if (g_strcmp0 (domain, "myna-client") == 0 && message != NULL)
     g_string_append_printf (client_log, "%s\n", message);
+  /* Debug, info and messages only with MYNA_TEST_VERBOSE, and on stderr
+   * (stdout is TAP). */
+  if ((level & (G_LOG_LEVEL_DEBUG | G_LOG_LEVEL_INFO | G_LOG_LEVEL_MESSAGE)) != 0
+      && g_getenv ("MYNA_TEST_VERBOSE") == NULL)
+    return G_LOG_WRITER_HANDLED;
   return g_log_writer_default (level, fields, n_fields, data);
 }
 
@@ -1098,7 +1103,7 @@ main (int argc, char **argv)
   g_test_init (&argc, &argv, NULL);
   client_log = g_string_new (NULL);
   g_log_set_writer_func (log_writer, NULL, NULL);
-  g_setenv ("G_MESSAGES_DEBUG", g_getenv ("MYNA_TEST_VERBOSE") != NULL ? "all" : "", TRUE);
+  g_log_writer_default_set_use_stderr (TRUE);
   /* Every library debug line is needed for the log checks. */
   g_log_set_debug_enabled (TRUE);
 

@@ -1000,6 +1000,72 @@ test_delete_leaves_nothing (Fixture *f, gconstpointer unused)
   g_assert_null (strstr (newromeo->in->str, "type='subscribed'"));
 }
 
+/* ---- multi-user chat: affiliations of a persistent room ------------------------ */
+
+#define MUC_ROOM "lounge@conference.localhost"
+
+static void
+setup_muc (Fixture *f, gconstpointer unused)
+{
+  f->d.modules = MODULES;
+  mynad_start (&f->d, EXTRA "[component:conference.localhost]\nmodule = muc\n");
+}
+
+static char *
+make_member (guint i)
+{
+  return g_strdup_printf ("<iq type='set' id='w%u' to='" MUC_ROOM "'>"
+                          "<query xmlns='http://jabber.org/protocol/muc#admin'>"
+                          "<item affiliation='member' jid='m%u@example.net'/></query></iq>", i, i);
+}
+
+/* The owner's muc#admin sets are answered once the room is on disk: every
+ * member acknowledged before the kill is on the member list after it. */
+static void
+test_muc_affiliations (Fixture *f, gconstpointer unused)
+{
+  g_autofree char *out = NULL;
+
+  mynad_add_user (&f->d, "romeo", PW);
+  g_assert_cmpint (mynactl (&f->d, &out, "muc", "create", MUC_ROOM, "--persistent",
+                            "--owner", "romeo@localhost", NULL), ==, 0);
+  for (guint cycle = 0; cycle < CYCLES; cycle++)
+    {
+      g_autofree gboolean *acked = pipeline_and_kill (f, "romeo", make_member);
+      g_autoptr(Client) c = login (f, "romeo", "check");
+      g_autofree char *list = NULL;
+      guint lost = 0, acks = 0;
+
+      client_send (c, "<iq type='get' id='mget' to='" MUC_ROOM "'>"
+                      "<query xmlns='http://jabber.org/protocol/muc#admin'>"
+                      "<item affiliation='member'/></query></iq>");
+      list = client_expect_iq (c, "mget");
+      g_assert_nonnull (list);
+      for (guint i = 0; i < IQ_N; i++)
+        {
+          g_autofree char *jid = g_strdup_printf ("m%u@example.net", i);
+
+          acks += acked[i];
+          if (acked[i] && !roster_has (list, jid))
+            lost++;
+        }
+      g_test_message ("cycle %u: %u member sets acknowledged before the kill, %u lost",
+                      cycle, acks, lost);
+      g_assert_cmpuint (lost, ==, 0);
+      /* The next cycle sets them again from none. */
+      for (guint i = 0; i < IQ_N; i++)
+        {
+          g_autofree char *none = g_strdup_printf (
+              "<iq type='set' id='n%u' to='" MUC_ROOM "'>"
+              "<query xmlns='http://jabber.org/protocol/muc#admin'>"
+              "<item affiliation='none' jid='m%u@example.net'/></query></iq>", i, i);
+          client_send (c, none);
+        }
+      g_autofree char *last = g_strdup_printf ("n%u", IQ_N - 1);
+      g_assert_true (client_expect_answer (c, last));
+    }
+}
+
 int
 main (int argc, char **argv)
 {
@@ -1016,6 +1082,8 @@ main (int argc, char **argv)
   ADD ("/durability/mynactl", test_mynactl);
   ADD ("/durability/order", test_order);
   ADD ("/durability/delete-leaves-nothing", test_delete_leaves_nothing);
+  g_test_add ("/durability/muc-affiliations", Fixture, NULL, setup_muc,
+              test_muc_affiliations, teardown);
   g_test_add ("/durability/waiting-bounded", Fixture, NULL, setup_waiting,
               test_waiting_bounded, teardown);
   g_test_add ("/durability/waiting-bounded-vcard-private", Fixture, NULL, setup_waiting,
