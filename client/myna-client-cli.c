@@ -649,12 +649,23 @@ quiet_writer (GLogLevelFlags level, const GLogField *fields, gsize n_fields, gpo
   return g_log_writer_default (level, fields, n_fields, data);
 }
 
-/* Reads a key of the account group as a string, or NULL. */
+/* Reads a key of the account group as a string, or NULL.  A trailing
+ * " # comment" is dropped (GKeyFile has only whole-line comments), except
+ * from the password, which may hold one. */
 static char *
 key_string (GKeyFile *kf, const char *group, const char *key)
 {
   g_autofree char *value = g_key_file_get_string (kf, group, key, NULL);
 
+  if (value != NULL && strcmp (key, "password") != 0)
+    {
+      for (char *p = value; *p != '\0'; p++)
+        if ((*p == ' ' || *p == '\t') && p[strspn (p, " \t")] == '#')
+          {
+            *p = '\0';
+            break;
+          }
+    }
   if (value != NULL)
     g_strstrip (value);
   return value != NULL && *value != '\0' ? g_steal_pointer (&value) : NULL;
