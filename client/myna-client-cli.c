@@ -56,7 +56,7 @@ static const char cli_description[] =
   "  {\"type\":\"message\",\"from\":...,\"id\":...,\"body\":...,\"stanza_id\"?:...,\"timestamp\":...}\n"
   "  {\"type\":\"notification\",\"id\":...,\"title\":...,\"message\":...,\"uri\":...}\n"
   "  {\"type\":\"state\",\"state\":\"connecting|connected|authenticated|disconnected|\n"
-  "   reconnecting|stopped\",\"reason\"?:...,\"delay\"?:SECONDS}\n"
+  "   reconnecting|stopped\",\"reason\"?:...,\"delay\"?:SECONDS,\"delay_ms\"?:MS}\n"
   "  {\"type\":\"acked\"|\"receipt\"|\"failed\",\"id\":...}\n"
   "  timestamp: ISO 8601 UTC (the sender's delay stamp when it came late).\n"
   "\n"
@@ -409,8 +409,12 @@ on_reconnecting (MynaClient *client, guint delay_ms, gpointer data)
   JsonBuilder *b = json_begin ("state");
 
   add_string (b, "state", "reconnecting");
+  /* whole seconds (rounded up) and the exact milliseconds: json-glib
+   * writes doubles with 17 digits (0.477 as 0.47699999999999998) */
   json_builder_set_member_name (b, "delay");
-  json_builder_add_double_value (b, delay_ms / 1000.0);
+  json_builder_add_int_value (b, (delay_ms + 999) / 1000);
+  json_builder_set_member_name (b, "delay_ms");
+  json_builder_add_int_value (b, delay_ms);
   json_end (b);
 }
 
