@@ -832,7 +832,9 @@ handle_stanza (MynaClientConn *conn, MynaStanza *st, gboolean count)
     }
   else if (conn->cb.stanza != NULL)
     conn->cb.stanza (conn->user_data, st);
-  if (count && conn->sm->enabled && !conn->freed && !conn->closing && !conn->dead)
+  /* freed first: the owner (and conn->sm with it) may be gone when the
+   * callback dropped the last reference on it. */
+  if (count && !conn->freed && !conn->closing && !conn->dead && conn->sm->enabled)
     conn->sm->in_h++;
 }
 
