@@ -7,6 +7,7 @@
  * those who may send them. */
 #include <myna/client/myna-client.h>
 #include <myna/xmlstream.h>
+#include <glib/gstdio.h>
 #include <string.h>
 
 #define DOMAIN   "localhost"
@@ -24,6 +25,7 @@ typedef struct {
   gboolean           need_reset;  /* a new stream comes after <success/> */
   guint              streams;     /* headers read on this connection */
   gboolean           sm;          /* offer XEP-0198 */
+  guint              flood;       /* messages written before the bind result */
   gboolean           sm_on;
   guint              in_h;        /* the client's stanzas handled */
   guint              conns;       /* connections accepted */
@@ -77,6 +79,12 @@ fake_element (gpointer p, MynaStanza *el)
       g_autofree char *xml = g_strdup_printf (
           "<iq type='result' id='%s'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'>"
           "<jid>" OWN "/fake</jid></bind></iq>", myna_stanza_get_id (el));
+      g_autoptr(GString) flood = g_string_new (NULL);
+      for (guint i = 0; i < fk->flood; i++)
+        g_string_append_printf (flood, "<message from='peer@" DOMAIN "/r' type='chat' "
+                                "id='fl%u'><body>flood</body></message>", i);
+      if (flood->len > 0)
+        fake_write (fk, flood->str);
       fake_write (fk, xml);
     }
   else if (g_strcmp0 (name, "enable") == 0)
@@ -550,6 +558,93 @@ test_unref_in_state_changed (void)
   g_assert_cmpuint (myna_client_test_clock_pending (MYNA_CLIENT_TEST_CLOCK (clock)), ==, 0);
 }
 
+static void
+on_state_record (MynaClient *client, guint state, const char *reason, GPtrArray *seen)
+{
+  g_ptr_array_add (seen, g_strdup_printf ("%s%s%s", myna_client_state_to_string (state),
+                                          reason != NULL ? ": " : "",
+                                          reason != NULL ? reason : ""));
+}
+
+/* A server that floods stanzas between SASL and the end of the login
+ * (while the connection must hold them): the link ends at 1000, the
+ * client never goes online on it. */
+static void
+test_flood_before_login (Fixture *f, gconstpointer unused)
+{
+  g_autoptr(GPtrArray) seen = g_ptr_array_new_with_free_func (g_free);
+
+  f->fk.flood = 1001;
+  g_signal_connect (f->client, "state-changed", G_CALLBACK (on_state_record), seen);
+  myna_client_start (f->client);
+  g_assert_true (WAIT_FOR (seen->len > 0
+                           && g_str_has_prefix (seen->pdata[seen->len - 1], "reconnecting")));
+  g_assert_cmpuint (f->received->len, ==, 0);
+  gboolean found = FALSE;
+  for (guint i = 0; i < seen->len; i++)
+    {
+      g_assert_cmpstr (seen->pdata[i], !=, "authenticated");
+      found |= g_strcmp0 (seen->pdata[i], "disconnected: too many stanzas before login") == 0;
+    }
+  g_assert_true (found);
+}
+
+static void
+cli_done (GObject *source, GAsyncResult *result, gpointer p)
+{
+  g_autoptr(GError) error = NULL;
+
+  g_subprocess_wait_finish (G_SUBPROCESS (source), result, &error);
+  g_assert_no_error (error);
+  *(gboolean *) p = TRUE;
+}
+
+/* `myna-client send` that times out (the server never acknowledges)
+ * exits 1 — and the message does not stay queued, to go out on the
+ * account's next run (a user who sends it again would deliver it twice). */
+static void
+test_cli_send_timeout (Fixture *f, gconstpointer unused)
+{
+  g_autoptr(GError) error = NULL;
+  g_autofree char *dir = g_dir_make_tmp ("myna-review-XXXXXX", &error);
+  g_assert_no_error (error);
+  g_autofree char *db = g_build_filename (dir, "store.db", NULL);
+  g_autofree char *account = g_build_filename (dir, "account", NULL);
+  g_autofree char *text = g_strdup_printf ("[account]\njid = " OWN "\npassword = pw\n"
+                                           "server = 127.0.0.1\nport = %u\ntls = none\n"
+                                           "register = false\nstore = %s\n", f->fk.port, db);
+  gboolean done = FALSE;
+
+  g_assert_true (g_file_set_contents (account, text, -1, &error));
+  g_autoptr(GSubprocess) cli = g_subprocess_new (G_SUBPROCESS_FLAGS_STDOUT_SILENCE, &error,
+                                                 MYNA_CLIENT_CLI, "-a", account, "-t", "2",
+                                                 "send", "peer@" DOMAIN, "lost?", NULL);
+  g_assert_no_error (error);
+  g_subprocess_wait_async (cli, NULL, cli_done, &done);
+  g_assert_true (WAIT_FOR (done));
+  g_assert_true (g_subprocess_get_if_exited (cli));
+  g_assert_cmpint (g_subprocess_get_exit_status (cli), ==, 1);
+  g_assert_cmpuint (fake_count_body (&f->fk, "lost?"), ==, 1);
+
+  g_autoptr(MynaClientStore) store = myna_client_store_new (db, &error);
+  g_assert_no_error (error);
+  g_autoptr(GPtrArray) pending = myna_client_store_get_pending (store);
+  g_ptr_array_set_free_func (pending, (GDestroyNotify) myna_client_message_free);
+  g_assert_cmpuint (pending->len, ==, 0);
+  g_clear_object (&store);
+  g_autoptr(GFile) tmp = g_file_new_for_path (dir);
+  g_autoptr(GFileEnumerator) e = g_file_enumerate_children (tmp, G_FILE_ATTRIBUTE_STANDARD_NAME,
+                                                            G_FILE_QUERY_INFO_NONE, NULL, NULL);
+  GFileInfo *info;
+  while (e != NULL && (info = g_file_enumerator_next_file (e, NULL, NULL)) != NULL)
+    {
+      g_autofree char *path = g_build_filename (dir, g_file_info_get_name (info), NULL);
+      g_remove (path);
+      g_object_unref (info);
+    }
+  g_rmdir (dir);
+}
+
 int
 main (int argc, char **argv)
 {
@@ -564,6 +659,8 @@ main (int argc, char **argv)
   ADD ("unref-in-message", test_unref_in_message, setup_sm);
   ADD ("androidpn-from", test_androidpn_from, setup_sm);
   ADD ("receipt-from", test_receipt_from, setup_sm);
+  ADD ("cli-send-timeout", test_cli_send_timeout, setup_plain);
+  ADD ("flood-before-login", test_flood_before_login, setup_sm);
   g_test_add_func ("/client-review/unref-in-state-changed", test_unref_in_state_changed);
   return g_test_run ();
 }
