@@ -307,6 +307,7 @@ on_state (MynaClient *client, guint state, const char *reason, Fixture *f)
       g_autofree char *id = myna_client_send_message (client, "peer@" DOMAIN, f->send_on_auth,
                                                       &error);
       g_assert_no_error (error);
+      g_assert_nonnull (id);
     }
 }
 
@@ -400,6 +401,7 @@ test_send_on_authenticated (Fixture *f, gconstpointer unused)
                                                       &error);
 
   g_assert_no_error (error);
+  g_assert_nonnull (queued);
   f->send_on_auth = g_strdup ("from-the-handler");
   go_online (f);
   g_assert_true (WAIT_FOR (fake_count_body (&f->fk, "queued") >= 1
