@@ -397,8 +397,11 @@ client_reconnect_fire (gpointer data)
   MynaClient *client = data;
 
   client->reconnect_id = 0;
+  /* A "state-changed" handler may drop the app's last reference. */
+  g_object_ref (client);
   if (client->running && client->attempt == NULL && client->network_available)
     attempt_start (client);
+  g_object_unref (client);
   return G_SOURCE_REMOVE;
 }
 
@@ -768,9 +771,15 @@ chain_logged_in (GObject *source, GAsyncResult *res, gpointer data)
       g_message ("online as %s%s", myna_conn_get_bound_jid (a->conn),
                  resumed ? " (resumed)" : "");
       client_set_bound_jid (client, myna_conn_get_bound_jid (a->conn));
-      client_set_state (client, MYNA_CLIENT_STATE_AUTHENTICATED, NULL);
+      /* What must go again goes BEFORE the app hears AUTHENTICATED: a
+       * stanza its handler sends would otherwise land in sm->unacked
+       * before the old session's entries are taken out of it (and a
+       * message be sent twice, the server's acks shifted onto the
+       * wrong stanzas). */
       if (client->attempt == a && !client->logging_out)
         client_after_login (client, resumed);
+      if (client->attempt == a)
+        client_set_state (client, MYNA_CLIENT_STATE_AUTHENTICATED, NULL);
     }
   attempt_unref (a);
   g_object_unref (client);
@@ -1062,6 +1071,26 @@ client_roster_push (MynaClient *client, MynaStanza *iq, MynaStanza *query)
   g_signal_emit (client, signals[SIG_ROSTER_CHANGED], 0);
 }
 
+/* Whether @from (a stanza's 'from', NULL: the server) is our server or
+ * our own account: who may send androidpn notifications (modules/push
+ * sends them from the host's domain). */
+static gboolean
+client_from_server_or_self (MynaClient *client, const char *from)
+{
+  g_autoptr(MynaJid) own = client->bound_jid != NULL
+                             ? myna_jid_parse (client->bound_jid, NULL) : NULL;
+  g_autoptr(MynaJid) f = from != NULL ? myna_jid_parse (from, NULL) : NULL;
+
+  if (from == NULL)
+    return TRUE;
+  if (f == NULL || own == NULL)
+    return FALSE;
+  if (myna_jid_get_local (f) == NULL && myna_jid_get_resource (f) == NULL)
+    return g_strcmp0 (myna_jid_get_domain (f), myna_jid_get_domain (own)) == 0;
+  return myna_jid_is_bare (f) && g_strcmp0 (myna_jid_to_string (f),
+                                            myna_jid_bare_string (own)) == 0;
+}
+
 /* An androidpn notification: stored once, always answered. */
 static void
 client_androidpn (MynaClient *client, MynaStanza *iq, MynaStanza *n)
@@ -1069,6 +1098,13 @@ client_androidpn (MynaClient *client, MynaStanza *iq, MynaStanza *n)
   g_autoptr(GError) error = NULL;
   const char *id = myna_stanza_get_child_text (n, "id");
 
+  if (!client_from_server_or_self (client, myna_stanza_get_from (iq)))
+    {
+      g_message ("androidpn notification from %s ignored: not our server",
+                 myna_stanza_get_from (iq));
+      client_iq_error (client, iq, "service-unavailable");
+      return;
+    }
   if (id == NULL || *id == '\0')
     {
       g_message ("androidpn notification without an id from %s",
@@ -1163,8 +1199,16 @@ client_handle_message (MynaClient *client, MynaStanza *m)
       const char *rid = myna_stanza_get_attr (received, "id");
       g_autoptr(MynaClientMessage) ours =
           myna_client_store_get_message (client->store, MYNA_CLIENT_DIRECTION_OUT, rid);
-      if (ours != NULL)
+      g_autoptr(MynaJid) rfrom = from != NULL ? myna_jid_parse (from, NULL) : NULL;
+      g_autoptr(MynaJid) rpeer = ours != NULL ? myna_jid_parse (ours->peer, NULL) : NULL;
+      /* Only its recipient says it was delivered (not any peer that
+       * learnt the id). */
+      if (ours != NULL && rfrom != NULL && rpeer != NULL
+          && g_strcmp0 (myna_jid_bare_string (rfrom), myna_jid_bare_string (rpeer)) == 0)
         client_message_state (client, rid, MYNA_CLIENT_MESSAGE_DELIVERED);
+      else if (ours != NULL)
+        g_message ("receipt for %s from %s ignored: not its recipient", rid,
+                   from != NULL ? from : "the server");
     }
 
   MynaStanza *body = myna_stanza_get_child (m, "body", NULL);
@@ -1198,10 +1242,15 @@ client_handle_message (MynaClient *client, MynaStanza *m)
   const char *stanza_id = sid != NULL ? myna_stanza_get_attr (sid, "id") : NULL;
   const char *origin_id = origin != NULL ? myna_stanza_get_attr (origin, "id") : NULL;
   g_autofree char *key = NULL;
-  if (stanza_id != NULL)
+  /* The sender's origin-id first: a copy the sender sent again (its
+   * resumption failed) carries the same origin-id but gets a NEW
+   * stanza-id from our server's archive.  Keys are per peer (the store's
+   * UNIQUE(direction, peer, dedupe)), so a peer that reuses or forges
+   * ids can only hide its own messages. */
+  if (origin_id != NULL)
+    key = g_strconcat ("origin:", origin_id, NULL);
+  else if (stanza_id != NULL)
     key = g_strdup (stanza_id);
-  else if (origin_id != NULL)
-    key = g_strdup (origin_id);
   else if (id != NULL)
     key = g_strconcat ("id:", id, NULL);
   else
@@ -1281,7 +1330,9 @@ client_logout_idle (gpointer data)
   MynaClient *client = data;
 
   g_clear_pointer (&client->logout_idle, g_source_unref);
+  g_object_ref (client);
   client_logout_finish (client);
+  g_object_unref (client);
   return G_SOURCE_REMOVE;
 }
 
@@ -1391,7 +1442,9 @@ client_logout_timeout (gpointer data)
 
   client->logout_id = 0;
   g_debug ("logout: %u stanzas unacknowledged", g_queue_get_length (&client->sm.unacked));
+  g_object_ref (client);
   client_logout_finish (client);
+  g_object_unref (client);
   return G_SOURCE_REMOVE;
 }
 

@@ -26,6 +26,8 @@
 #define READ_SIZE        16384
 #define MAX_STANZA       (1024 * 1024)
 #define CLOSE_WAIT_MS    1000
+#define MAX_EARLY        1000   /* stanzas held between SASL and the end of
+                                   the login task (a flood ends the link) */
 #define DEFAULT_STEP_MS  30000
 
 /* Where the running task (or the link) stands. */
@@ -817,7 +819,10 @@ handle_stanza (MynaClientConn *conn, MynaStanza *st, gboolean count)
     {
       /* Between SASL and the end of the login task (a message right after
        * bind, say): the owner gets it once it knows it is online. */
-      if (conn->step >= STEP_RESTART && conn->op != NULL)
+      if (conn->step >= STEP_RESTART && conn->op != NULL
+          && g_queue_get_length (&conn->early) >= MAX_EARLY)
+        fatal (conn, MYNA_CLIENT_ERROR_STREAM, "too many stanzas before login");
+      else if (conn->step >= STEP_RESTART && conn->op != NULL)
         g_queue_push_tail (&conn->early, myna_stanza_ref (st));
       else
         g_debug ("<%s/> before login ignored", name);
@@ -832,7 +837,9 @@ handle_stanza (MynaClientConn *conn, MynaStanza *st, gboolean count)
     }
   else if (conn->cb.stanza != NULL)
     conn->cb.stanza (conn->user_data, st);
-  if (count && conn->sm->enabled && !conn->freed && !conn->closing && !conn->dead)
+  /* freed first: the owner (and conn->sm with it) may be gone when the
+   * callback dropped the last reference on it. */
+  if (count && !conn->freed && !conn->closing && !conn->dead && conn->sm->enabled)
     conn->sm->in_h++;
 }
 

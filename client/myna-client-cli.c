@@ -214,6 +214,21 @@ app_finish (App *app, int code)
   app->finishing = TRUE;
   app->exit_code = code;
   g_cancellable_cancel (app->cancellable);
+  if (app->command == CMD_SEND && code != EXIT_OK && app->send_id != NULL)
+    {
+      /* We say it failed: then it must not go out later either (from the
+       * store's queue, on this account's next run) — a user who sends
+       * it again would otherwise deliver it twice. */
+      g_autoptr (MynaClientMessage) m =
+          myna_client_store_get_message (app->store, MYNA_CLIENT_DIRECTION_OUT, app->send_id);
+      g_autoptr (GError) error = NULL;
+      if (m != NULL && (m->state == MYNA_CLIENT_MESSAGE_QUEUED
+                        || m->state == MYNA_CLIENT_MESSAGE_SENT)
+          && !myna_client_store_set_message_state (app->store, app->send_id,
+                                                   MYNA_CLIENT_MESSAGE_FAILED, &error)
+          && error != NULL)
+        g_warning ("message %s: %s", app->send_id, error->message);
+    }
   if (myna_client_get_state (app->client) == MYNA_CLIENT_STATE_STOPPED)
     {
       g_main_loop_quit (app->loop);
