@@ -345,7 +345,7 @@ def scenario_mynad(s):
         check(status == 0, 'chat after EOF: exit %s' % status)
         bob.expect(is_message('alice@localhost', 'chat last'), '"chat last"')
         s.exactly_once(bob, 'alice@localhost',
-                       ['offline hello', 'live 1', 'live 2', 'from a fresh store', 'void',
+                       ['offline hello', 'live 1', 'live 2', 'from a fresh store',
                         'after down', 'chat 1', 'chat while down', 'chat 2', 'chat last'],
                        acct['alice'], 'sentinel 2')
         states = [o['state'] for o in alice.lines if o.get('type') == 'state']
