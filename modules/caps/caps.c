@@ -337,11 +337,15 @@ caps_announced (Caps *caps, MynaSession *session, MynaStanza *presence)
       return;
     }
   key = g_strdup_printf ("%s\n%s", hash, ver);
-  if (cs != NULL && strcmp (cs->key, key) == 0)
+  if (cs != NULL && strcmp (cs->key, key) == 0
+      && (g_hash_table_contains (caps->cache, key) || g_hash_table_contains (caps->pending, key)))
     return;                                   /* the same as before */
-  cs = g_new0 (CapsSession, 1);
-  cs->key = g_strdup (key);
-  myna_session_set_data (session, CAPS_SESSION_KEY, cs, caps_session_free);
+  if (cs == NULL || strcmp (cs->key, key) != 0)
+    {
+      cs = g_new0 (CapsSession, 1);
+      cs->key = g_strdup (key);
+      myna_session_set_data (session, CAPS_SESSION_KEY, cs, caps_session_free);
+    }
   if (!caps_hash_known (hash))
     {
       g_debug ("caps: hash %s of %s unknown: ignored", hash,

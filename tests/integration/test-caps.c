@@ -179,6 +179,11 @@ test_mismatch (Fixture *f, gconstpointer unused)
   g_assert_cmpstr (out, ==, "unknown\nOK\n");
   g_assert_cmpint (mynactl (&f->d, &stats, "caps", "stats", NULL), ==, 0);
   g_assert_cmpstr (stats, ==, "localhost cached 0 pending 0\nOK\n");
+
+  /* Announced again at once: not asked again (for query_timeout). */
+  announce (r1, ver);
+  peer_sync (r1);
+  g_assert_false (peer_has (r1, "iq", NS_INFO, NULL));
 }
 
 /* A client that never answers: the query times out, the session stays
@@ -200,6 +205,19 @@ test_timeout (Fixture *f, gconstpointer unused)
   g_assert_cmpstr (out, ==, "unknown\nOK\n");
   g_assert_cmpint (mynactl (&f->d, &stats, "caps", "stats", NULL), ==, 0);
   g_assert_cmpstr (stats, ==, "localhost cached 0 pending 0\nOK\n");
+
+  /* A later presence asks again once query_timeout has passed since. */
+  gint64 deadline = g_get_monotonic_time () + WAIT_MS * 1000;
+  gboolean asked = FALSE;
+  while (!asked && g_get_monotonic_time () < deadline)
+    {
+      announce (r1, ver);
+      peer_sync (r1);
+      asked = peer_has (r1, "iq", NS_INFO, NULL);
+      if (!asked)
+        peer_pump (r1, 100);    /* bounded wait for more input */
+    }
+  g_assert_true (asked);
 }
 
 /* cache_size = 2 with three vers: the least recently announced goes. */
