@@ -66,14 +66,18 @@ available (Peer *p, const char *extra)
 }
 
 /* @subscriber (bare JID @sub_jid) subscribes to @owner's (@owner_jid)
- * presence, and @owner approves: @owner's roster says 'from'. */
+ * presence, and @owner approves: @owner's roster says 'from'.  The
+ * subscriber asks for its roster first, so the push of the approval
+ * comes whether or not it is available. */
 static void
 subscribe (Peer *subscriber, const char *sub_jid, Peer *owner, const char *owner_jid)
 {
   g_autofree char *s = g_strdup_printf ("<presence type='subscribe' to='%s'/>", owner_jid);
   g_autofree char *ok = g_strdup_printf ("<presence type='subscribed' to='%s'/>", sub_jid);
   g_autofree char *from = g_strdup_printf ("from='%s'", sub_jid);
-  g_autofree char *from_owner = g_strdup_printf ("from='%s'", owner_jid);
+  g_autofree char *item = g_strdup_printf ("jid='%s'", owner_jid);
+  g_autoptr(MynaStanza) roster = request (subscriber, "get", NULL,
+                                          "<query xmlns='jabber:iq:roster'/>");
   g_autoptr(MynaStanza) request = NULL;
   g_autoptr(MynaStanza) approved = NULL;
 
@@ -81,7 +85,7 @@ subscribe (Peer *subscriber, const char *sub_jid, Peer *owner, const char *owner
   request = peer_expect (owner, "presence", "type='subscribe'", from, NULL);
   g_assert_nonnull (request);
   peer_send (owner, ok);
-  approved = peer_expect (subscriber, "presence", "type='subscribed'", from_owner, NULL);
+  approved = peer_expect (subscriber, "iq", "jabber:iq:roster", item, "subscription='to'", NULL);
   g_assert_nonnull (approved);
   peer_drain (owner);
   peer_drain (subscriber);
