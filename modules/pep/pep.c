@@ -25,7 +25,9 @@
  *    capabilities show NODE+notify; one serialisation for all
  *    (myna_server_fanout).  When a session's capabilities become known
  *    (MYNA_EVENT_CAPS_UPDATED), it gets the last item of each node it
- *    wants of its own account and of the contacts it is subscribed to.
+ *    wants of its own account and of the contacts it is subscribed to;
+ *    when a local account approves a local contact's subscription, the
+ *    contact's available resources get the last items they want.
  *  - disco: identity pubsub/pep and the PEP features at the account's
  *    bare JID; disco#items there lists the nodes the requester may see.
  *
@@ -868,6 +870,82 @@ pep_caps_updated (MynaCall *call, MynaStanza *presence, gpointer data)
   return MYNA_PASS;
 }
 
+/* A subscription approval waiting for the roster's writes. */
+typedef struct {
+  Pep     *self;
+  MynaJid *owner;        /* bare, who approved */
+  MynaJid *subscriber;   /* bare, who now sees the owner's presence */
+} PepApproval;
+
+static void
+pep_approval_free (gpointer data)
+{
+  PepApproval *a = data;
+
+  myna_jid_unref (a->owner);
+  myna_jid_unref (a->subscriber);
+  g_free (a);
+}
+
+/* The approval is stored: the subscriber's available resources get the
+ * owner's last items they want and may now see. */
+static void
+pep_approval_done (const GError *error, gpointer data)
+{
+  PepApproval *a = data;
+  MynaServer *server = myna_module_get_server (a->self->mod);
+  MynaHost *ohost = myna_server_get_host (server, myna_jid_get_domain (a->owner));
+  MynaHost *shost = myna_server_get_host (server, myna_jid_get_domain (a->subscriber));
+  g_autoptr(GPtrArray) sessions = NULL;
+  g_auto(GStrv) groups = NULL;
+  MynaService *caps, *oroster;
+  PubsubRequester who;
+
+  if (ohost == NULL || shost == NULL)
+    return;
+  oroster = myna_host_get_service (ohost, MYNA_ROSTER_SERVICE, 1);
+  pep_requester (oroster, ohost, myna_jid_get_local (a->owner),
+                 myna_jid_bare_string (a->subscriber), FALSE, &who, &groups);
+  if (!who.subscribed)
+    return;
+  caps = myna_host_get_service (shost, MYNA_CAPS_SERVICE, 1);
+  sessions = myna_host_get_sessions (shost, myna_jid_get_local (a->subscriber));
+  for (guint i = 0; i < sessions->len; i++)
+    if (myna_session_is_available (sessions->pdata[i])
+        && !myna_session_is_hibernated (sessions->pdata[i]))
+      pep_send_last (a->self, sessions->pdata[i], caps, ohost, myna_jid_get_local (a->owner),
+                     &who);
+}
+
+/* A local account approves a local contact's subscription (the
+ * <presence type='subscribed'/> the roster module routes from the
+ * account's bare JID once it stored the approval): once the roster has stored it, the
+ * contact's resources get the last items (XEP-0163 §6.2).  Passes on. */
+static MynaResult
+pep_subscribed (MynaCall *call, MynaStanza *presence, gpointer data)
+{
+  Pep *self = data;
+  MynaJid *from = myna_call_get_from (call);
+  MynaJid *to = myna_call_get_to (call);
+  MynaServer *server = myna_module_get_server (self->mod);
+  MynaHost *ohost;
+  PepApproval *a;
+
+  if (g_strcmp0 (myna_stanza_get_type (presence), "subscribed") != 0 || from == NULL
+      || to == NULL || myna_jid_get_local (from) == NULL || myna_jid_get_local (to) == NULL)
+    return MYNA_PASS;
+  ohost = myna_server_get_host (server, myna_jid_get_domain (from));
+  if (ohost == NULL || myna_host_is_component (ohost))
+    return MYNA_PASS;
+  a = g_new0 (PepApproval, 1);
+  a->self = self;
+  a->owner = myna_jid_get_bare (from);
+  a->subscriber = myna_jid_get_bare (to);
+  myna_storage_after_writes (myna_module_get_storage (self->mod), pep_approval_done, a,
+                             pep_approval_free);
+  return MYNA_PASS;
+}
+
 /* ---- module ------------------------------------------------------------------------- */
 
 static gboolean
@@ -889,6 +967,8 @@ pep_load_module (MynaModule *mod, GError **error)
     }
   myna_module_hook (mod, MYNA_EVENT_IQ_BARE, 10, pep_disco_items, self, NULL);
   myna_module_hook (mod, MYNA_EVENT_CAPS_UPDATED, 0, pep_caps_updated, self, NULL);
+  /* Before the roster module's inbound handling, which may end the chain. */
+  myna_module_hook (mod, MYNA_EVENT_PRESENCE_BARE, 100, pep_subscribed, self, NULL);
   myna_module_add_account_identity (mod, "pubsub", "pep", NULL);
   return TRUE;
 }

@@ -548,6 +548,46 @@ test_notify_caps (Fixture *f, gconstpointer unused)
   g_assert_false (peer_has (c, "message", NS_EVENT, NULL));
 }
 
+/* A contact whose capabilities are known gets the last item when the
+ * owner approves its subscription, not before. */
+static void
+test_notify_approval (Fixture *f, gconstpointer unused)
+{
+  static const char *const wants[] = { "http://jabber.org/protocol/disco#info",
+                                       NODE "+notify", NULL };
+  g_autoptr(Peer) a = NULL;
+  g_autoptr(Peer) b = NULL;
+  g_autoptr(MynaStanza) n = NULL;
+  g_autoptr(MynaStanza) echo = NULL;
+  g_autoptr(MynaStanza) request = NULL;
+  g_autofree char *ver = NULL;
+  g_autofree char *caps = caps_of (wants, &ver);
+  g_autofree char *presence = g_strdup_printf ("<presence>%s</presence>", caps);
+
+  if (!have_module ("caps"))
+    {
+      g_test_skip ("needs the caps module");
+      return;
+    }
+  a = login (f, "alice", "phone");
+  b = login (f, "bob", "pc");
+  available (a, "");
+  publish_ok (a, NODE, "only", "news", NULL);
+  peer_send (b, presence);
+  answer_caps_query (b, wants, ver);
+  echo = peer_expect (b, "presence", "<presence", NULL);
+  g_assert_nonnull (echo);
+  peer_sync (b);
+  g_assert_false (peer_has (b, "message", NS_EVENT, NULL));
+  /* The subscription, without subscribe()'s final drain. */
+  peer_send (b, "<presence type='subscribe' to='alice@localhost'/>");
+  request = peer_expect (a, "presence", "type='subscribe'", "from='bob@localhost'", NULL);
+  g_assert_nonnull (request);
+  peer_send (a, "<presence type='subscribed' to='bob@localhost'/>");
+  n = peer_expect (b, "message", NS_EVENT, "from='alice@localhost'", "id='only'", "news", NULL);
+  g_assert_nonnull (n);
+}
+
 /* ---- disco -------------------------------------------------------------------------------------- */
 
 static void
@@ -601,6 +641,7 @@ main (int argc, char **argv)
   ADD ("restart", test_restart, "");
   ADD ("notify-owner", test_notify_owner, "");
   ADD ("notify-caps", test_notify_caps, "");
+  ADD ("notify-approval", test_notify_approval, "");
   ADD ("disco", test_disco, "");
   return g_test_run ();
 }
