@@ -81,6 +81,7 @@ subscribe (Peer *subscriber, const char *sub_jid, Peer *owner, const char *owner
   g_autoptr(MynaStanza) request = NULL;
   g_autoptr(MynaStanza) approved = NULL;
 
+  g_assert_cmpstr (myna_stanza_get_type (roster), ==, "result");
   peer_send (subscriber, s);
   request = peer_expect (owner, "presence", "type='subscribe'", from, NULL);
   g_assert_nonnull (request);
