@@ -56,6 +56,7 @@ void
 myna_host_disco_init (MynaHost *host)
 {
   host->identities = g_ptr_array_new_with_free_func ((GDestroyNotify) identity_entry_free);
+  host->account_identities = g_ptr_array_new_with_free_func ((GDestroyNotify) identity_entry_free);
   host->disco_items = g_ptr_array_new_with_free_func ((GDestroyNotify) item_entry_free);
   host->disco_extensions = g_ptr_array_new_with_free_func ((GDestroyNotify) extension_entry_free);
 }
@@ -64,15 +65,17 @@ void
 myna_host_disco_clear (MynaHost *host)
 {
   g_clear_pointer (&host->identities, g_ptr_array_unref);
+  g_clear_pointer (&host->account_identities, g_ptr_array_unref);
   g_clear_pointer (&host->disco_items, g_ptr_array_unref);
   g_clear_pointer (&host->disco_extensions, g_ptr_array_unref);
 }
 
 /* ---- registration ---------------------------------------------------------- */
 
-void
-myna_host_add_identity (MynaHost *host, MynaModule *owner, const char *category,
-                        const char *type, const char *name)
+/* Adds an identity entry owned by @owner to @array. */
+static void
+identity_add (GPtrArray *array, MynaModule *owner, const char *category,
+              const char *type, const char *name)
 {
   DiscoIdentityEntry *e = g_new0 (DiscoIdentityEntry, 1);
 
@@ -80,7 +83,21 @@ myna_host_add_identity (MynaHost *host, MynaModule *owner, const char *category,
   e->pub.type = g_strdup (type);
   e->pub.name = g_strdup (name);
   e->owner = owner;
-  g_ptr_array_add (host->identities, e);
+  g_ptr_array_add (array, e);
+}
+
+void
+myna_host_add_identity (MynaHost *host, MynaModule *owner, const char *category,
+                        const char *type, const char *name)
+{
+  identity_add (host->identities, owner, category, type, name);
+}
+
+void
+myna_host_add_account_identity (MynaHost *host, MynaModule *owner, const char *category,
+                                const char *type, const char *name)
+{
+  identity_add (host->account_identities, owner, category, type, name);
 }
 
 void
@@ -185,6 +202,7 @@ myna_host_remove_disco (MynaHost *host, MynaModule *owner)
   g_return_if_fail (owner != NULL);
 
   remove_owned (host->identities, G_STRUCT_OFFSET (DiscoIdentityEntry, owner), owner);
+  remove_owned (host->account_identities, G_STRUCT_OFFSET (DiscoIdentityEntry, owner), owner);
   remove_owned (host->disco_items, G_STRUCT_OFFSET (DiscoItemEntry, owner), owner);
   remove_owned (host->disco_extensions, G_STRUCT_OFFSET (DiscoExtensionEntry, owner), owner);
 }
@@ -247,6 +265,17 @@ myna_host_get_identities (MynaHost *host)
   GPtrArray *out = g_ptr_array_sized_new (host->identities->len);
   for (guint i = 0; i < host->identities->len; i++)
     g_ptr_array_add (out, &((DiscoIdentityEntry *) host->identities->pdata[i])->pub);
+  return sort_unique (out, identity_cmp);
+}
+
+GPtrArray *
+myna_host_get_account_identities (MynaHost *host)
+{
+  g_return_val_if_fail (host != NULL, NULL);
+
+  GPtrArray *out = g_ptr_array_sized_new (host->account_identities->len);
+  for (guint i = 0; i < host->account_identities->len; i++)
+    g_ptr_array_add (out, &((DiscoIdentityEntry *) host->account_identities->pdata[i])->pub);
   return sort_unique (out, identity_cmp);
 }
 

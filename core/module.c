@@ -2357,6 +2357,16 @@ myna_module_add_identity (MynaModule *mod, const char *category, const char *typ
 }
 
 void
+myna_module_add_account_identity (MynaModule *mod, const char *category, const char *type,
+                                  const char *name)
+{
+  g_return_if_fail (mod != NULL && category != NULL && type != NULL);
+  if (module_refuses (mod, "an account identity", NULL, NULL))
+    return;
+  myna_host_add_account_identity (mod->host, mod, category, type, name);
+}
+
+void
 myna_module_add_disco_item (MynaModule *mod, const char *jid, const char *node,
                             const char *name)
 {

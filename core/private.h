@@ -308,6 +308,7 @@ struct _MynaHost {
   MynaHost   *service_host;
   /* Disco registrations (disco.c), each with its owner (NULL: the core). */
   GPtrArray  *identities;      /* DiscoIdentityEntry* */
+  GPtrArray  *account_identities; /* DiscoIdentityEntry*, at accounts' bare JIDs */
   GPtrArray  *disco_items;     /* DiscoItemEntry* */
   GPtrArray  *disco_extensions; /* DiscoExtensionEntry* */
 };
@@ -317,6 +318,10 @@ void        myna_host_disco_init (MynaHost *host);
 void        myna_host_disco_clear (MynaHost *host);
 void        myna_host_add_identity (MynaHost *host, MynaModule *owner, const char *category,
                                     const char *type, const char *name);
+/* The same, for this host's accounts (at their bare JIDs). */
+void        myna_host_add_account_identity (MynaHost *host, MynaModule *owner,
+                                            const char *category, const char *type,
+                                            const char *name);
 void        myna_host_add_disco_item (MynaHost *host, MynaModule *owner, const char *jid,
                                       const char *node, const char *name);
 /* FALSE with a warning when @form is no XEP-0004 form with a hidden

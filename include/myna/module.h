@@ -189,6 +189,11 @@ void         myna_module_add_account_feature (MynaModule *mod, const char *featu
  * loaded. */
 void         myna_module_add_identity (MynaModule *mod, const char *category,
                                        const char *type, const char *name);
+/* An identity of this host's accounts, answered at their bare JIDs
+ * besides account/registered (XEP-0030 §3.1; e.g. ("pubsub", "pep")).
+ * Registered in `load`: an eager module's is there from the start. */
+void         myna_module_add_account_identity (MynaModule *mod, const char *category,
+                                               const char *type, const char *name);
 void         myna_module_add_disco_item (MynaModule *mod, const char *jid,
                                          const char *node, const char *name);
 /* Adds an XEP-0128 extension to this host's disco#info: @form (borrowed;

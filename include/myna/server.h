@@ -127,6 +127,11 @@ typedef struct {
 /* Identities of the host, sorted by category, type and name, without
  * duplicates.  Returns: (transfer container) of const MynaDiscoIdentity* */
 GPtrArray   *myna_host_get_identities (MynaHost *host);
+/* Identities modules registered for the host's accounts
+ * (myna_module_add_account_identity), sorted, without duplicates; not
+ * account/registered, which the disco module adds.
+ * Returns: (transfer container) of const MynaDiscoIdentity* */
+GPtrArray   *myna_host_get_account_identities (MynaHost *host);
 /* Items of the host (disco#items on its domain), sorted by JID and node,
  * without duplicates; a main host's include the components served
  * under it (see docs/modules.md, "Serving a domain").

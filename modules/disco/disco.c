@@ -17,8 +17,11 @@
  *    hooks (the core answers <service-unavailable/> when nobody does).
  *  - An account (its bare JID; RFC 6121 §8.5.1: the server answers for
  *    it, XEP-0030 §3.1): identity account/registered and the features
- *    modules registered for accounts (myna_module_add_account_feature);
- *    no items.  Only the account itself and contacts with a presence
+ *    modules registered for accounts (myna_module_add_account_feature),
+ *    with the identities they registered (myna_module_add_account_identity,
+ *    e.g. pubsub/pep); items, and any node, are for the iq/bare hooks of
+ *    the modules serving the account to answer (else none, and
+ *    <item-not-found/> for a node).  Only the account itself and contacts with a presence
  *    subscription to it (its roster item for the requester says
  *    subscription 'from' or 'both', as the roster/1 service tells; with
  *    no roster module on the host, nobody but the account) are answered.  Anyone else, like a
@@ -92,6 +95,13 @@ disco_begin (DiscoInstance *self, MynaCall *call, MynaStanza *iq, const char *ns
       *result = MYNA_PASS;          /* the core answers service-unavailable */
       return NULL;
     }
+  /* An account's items and nodes are those of the modules serving it
+   * (personal eventing lists its nodes): their iq/bare hooks answer
+   * first; what they pass is answered from the registrations. */
+  if (at_jid && (g_strcmp0 (ns, NS_ITEMS) == 0 || myna_stanza_get_attr (req, "node") != NULL)
+      && myna_host_fire_event (myna_call_get_host (call), MYNA_EVENT_IQ_BARE, call, iq)
+           == MYNA_HANDLED)
+    return NULL;
   if (myna_stanza_get_attr (req, "node") != NULL)
     {
       myna_call_reply_error (call, iq, MYNA_ERROR_TYPE_CANCEL, "item-not-found", NULL);
@@ -149,8 +159,8 @@ disco_info (MynaCall *call, MynaStanza *iq, gpointer data)
     }
   else
     {
-      ids = g_ptr_array_new ();
-      g_ptr_array_add (ids, (gpointer) &account);
+      ids = myna_host_get_account_identities (host);
+      g_ptr_array_insert (ids, 0, (gpointer) &account);
       features = myna_host_get_account_features (host);
     }
   myna_disco_info_fill (query, ids, features, forms);

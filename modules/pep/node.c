@@ -1,0 +1,754 @@
+/* node.c: the publish-subscribe engine (see node.h). */
+#include "node.h"
+
+#include <myna/xmlstream.h>
+
+#include <stdlib.h>
+#include <string.h>
+
+#define NS_STORED "urn:myna:pubsub:0"
+
+G_DEFINE_QUARK (myna-pubsub-error-quark, pubsub_error)
+
+/* Each PubsubErrorCode's stanza error (XEP-0060 §7, §8). */
+static const struct {
+  MynaErrorType type;
+  const char   *condition;
+  const char   *app;        /* pubsub#errors condition, nullable */
+} pubsub_errors[] = {
+  [PUBSUB_ERR_ITEM_NOT_FOUND]     = { MYNA_ERROR_TYPE_CANCEL, "item-not-found", NULL },
+  [PUBSUB_ERR_BAD_REQUEST]        = { MYNA_ERROR_TYPE_MODIFY, "bad-request", NULL },
+  [PUBSUB_ERR_NODEID_REQUIRED]    = { MYNA_ERROR_TYPE_MODIFY, "bad-request", "nodeid-required" },
+  [PUBSUB_ERR_INVALID_PAYLOAD]    = { MYNA_ERROR_TYPE_MODIFY, "bad-request", "invalid-payload" },
+  [PUBSUB_ERR_PAYLOAD_TOO_BIG]    = { MYNA_ERROR_TYPE_MODIFY, "not-acceptable", "payload-too-big" },
+  [PUBSUB_ERR_TOO_MANY_NODES]     = { MYNA_ERROR_TYPE_WAIT, "resource-constraint", NULL },
+  [PUBSUB_ERR_PRECONDITION]       = { MYNA_ERROR_TYPE_CANCEL, "conflict", "precondition-not-met" },
+  [PUBSUB_ERR_BAD_CONFIG]         = { MYNA_ERROR_TYPE_MODIFY, "not-acceptable", NULL },
+  [PUBSUB_ERR_FORBIDDEN]          = { MYNA_ERROR_TYPE_AUTH, "forbidden", NULL },
+  [PUBSUB_ERR_PRESENCE_REQUIRED]  = { MYNA_ERROR_TYPE_AUTH, "not-authorized",
+                                      "presence-subscription-required" },
+  [PUBSUB_ERR_NOT_IN_GROUP]       = { MYNA_ERROR_TYPE_AUTH, "not-authorized",
+                                      "not-in-roster-group" },
+  [PUBSUB_ERR_CLOSED]             = { MYNA_ERROR_TYPE_CANCEL, "not-allowed", "closed-node" },
+  [PUBSUB_ERR_UNSUPPORTED]        = { MYNA_ERROR_TYPE_CANCEL, "feature-not-implemented",
+                                      "unsupported" },
+  [PUBSUB_ERR_STORAGE]            = { MYNA_ERROR_TYPE_WAIT, "internal-server-error", NULL },
+};
+
+MynaStanza *
+pubsub_error_reply (MynaStanza *iq, const GError *error)
+{
+  guint code = error != NULL && error->domain == PUBSUB_ERROR
+                 && (guint) error->code < G_N_ELEMENTS (pubsub_errors)
+               ? (guint) error->code : PUBSUB_ERR_STORAGE;
+  MynaStanza *reply = myna_stanza_new_error (iq, pubsub_errors[code].type,
+                                             pubsub_errors[code].condition,
+                                             error != NULL ? error->message : NULL);
+
+  if (pubsub_errors[code].app != NULL)
+    myna_stanza_add_child (myna_stanza_get_child (reply, "error", NULL),
+                           pubsub_errors[code].app, NS_PUBSUB_ERRORS);
+  return reply;
+}
+
+/* ---- writes ---------------------------------------------------------------------- */
+
+struct _PubsubWrite {
+  MynaStorage   *storage;
+  gboolean       failed;
+  PubsubDone     done;
+  gpointer       user_data;
+  GDestroyNotify destroy;
+};
+
+PubsubWrite *
+pubsub_write_new (MynaStorage *storage, PubsubDone done, gpointer user_data,
+                  GDestroyNotify destroy)
+{
+  PubsubWrite *w = g_new0 (PubsubWrite, 1);
+
+  w->storage = storage;
+  w->done = done;
+  w->user_data = user_data;
+  w->destroy = destroy;
+  return w;
+}
+
+/* Every write of @data finished. */
+static void
+pubsub_write_all (const GError *error, gpointer data)
+{
+  PubsubWrite *w = data;
+
+  if (w->done != NULL)
+    w->done (!w->failed && error == NULL, w->user_data);
+}
+
+static void
+pubsub_write_free (gpointer data)
+{
+  PubsubWrite *w = data;
+
+  if (w->destroy != NULL)
+    w->destroy (w->user_data);
+  g_free (w);
+}
+
+/* One write of @data finished. */
+static void
+pubsub_write_one (const GError *error, gpointer data)
+{
+  PubsubWrite *w = data;
+
+  if (error != NULL)
+    {
+      g_warning ("pubsub write failed: %s", error->message);
+      w->failed = TRUE;
+    }
+}
+
+
+void
+pubsub_write_set_done (PubsubWrite *w, PubsubDone done, gpointer user_data,
+                       GDestroyNotify destroy)
+{
+  w->done = done;
+  w->user_data = user_data;
+  w->destroy = destroy;
+}
+
+void
+pubsub_write_discard (PubsubWrite *w)
+{
+  pubsub_write_free (w);
+}
+
+void
+pubsub_write_commit (PubsubWrite *w)
+{
+  myna_storage_after_writes (w->storage, pubsub_write_all, w, pubsub_write_free);
+}
+
+/* Queues (host, user, @store, @key) = @value (NULL deletes). */
+static void
+pubsub_kv_set (PubsubService *svc, PubsubWrite *w, gboolean items, const char *key,
+               const char *value)
+{
+  g_autofree char *store = items ? g_strconcat (svc->prefix, "-items", NULL)
+                                 : g_strdup (svc->prefix);
+
+  myna_kv_set (svc->storage, svc->host, svc->user, store, key, value,
+               w != NULL ? pubsub_write_one : NULL, w, NULL);
+}
+
+static char *
+pubsub_item_key (PubsubNode *node, const char *id)
+{
+  return g_strconcat (node->name, "\n", id, NULL);
+}
+
+/* ---- nodes ------------------------------------------------------------------------ */
+
+static const char *const access_names[] = { "open", "presence", "roster", "whitelist" };
+static const char *const send_last_names[] = { "never", "on_sub", "on_sub_and_presence" };
+
+static int
+name_index (const char *const *names, guint n, const char *value)
+{
+  for (guint i = 0; i < n; i++)
+    if (g_strcmp0 (names[i], value) == 0)
+      return (int) i;
+  return -1;
+}
+
+PubsubNode *
+pubsub_node_new (PubsubService *svc, const char *name)
+{
+  PubsubNode *node = g_new0 (PubsubNode, 1);
+
+  node->name = g_strdup (name);
+  node->cfg.access = PUBSUB_ACCESS_PRESENCE;
+  node->cfg.max_items = 1;   /* as XEP-0060 §16.4 leaves it; publish-options raise it */
+  node->cfg.persist_items = TRUE;
+  node->cfg.notify_retract = TRUE;
+  node->cfg.send_last = PUBSUB_SEND_LAST_ON_SUB_AND_PRESENCE;
+  node->cfg.groups = g_new0 (char *, 1);
+  node->members = g_ptr_array_new_with_free_func (g_free);
+  node->items = g_ptr_array_new_with_free_func (g_free);
+  return node;
+}
+
+void
+pubsub_node_free (PubsubNode *node)
+{
+  if (node == NULL)
+    return;
+  g_free (node->name);
+  g_strfreev (node->cfg.groups);
+  g_free (node->cfg.title);
+  g_ptr_array_unref (node->members);
+  g_ptr_array_unref (node->items);
+  g_free (node);
+}
+
+static gboolean
+parse_bool (const char *s, gboolean *out)
+{
+  if (g_strcmp0 (s, "1") == 0 || g_strcmp0 (s, "true") == 0)
+    *out = TRUE;
+  else if (g_strcmp0 (s, "0") == 0 || g_strcmp0 (s, "false") == 0)
+    *out = FALSE;
+  else
+    return FALSE;
+  return TRUE;
+}
+
+/* The node stored as @xml, or NULL when it is unreadable. */
+static PubsubNode *
+pubsub_node_parse (PubsubService *svc, const char *name, const char *xml)
+{
+  g_autoptr(MynaStanza) el = myna_stanza_parse (xml, -1, NULL);
+  g_autoptr(PubsubNode) node = NULL;
+  g_autoptr(GPtrArray) groups = g_ptr_array_new ();
+  const char *s;
+  int i;
+
+  if (el == NULL)
+    return NULL;
+  node = pubsub_node_new (svc, name);
+  if ((i = name_index (access_names, G_N_ELEMENTS (access_names),
+                       myna_stanza_get_attr (el, "access"))) >= 0)
+    node->cfg.access = i;
+  if ((i = name_index (send_last_names, G_N_ELEMENTS (send_last_names),
+                       myna_stanza_get_attr (el, "send_last"))) >= 0)
+    node->cfg.send_last = i;
+  if ((s = myna_stanza_get_attr (el, "max_items")) != NULL)
+    node->cfg.max_items = CLAMP (g_ascii_strtoll (s, NULL, 10), 1, svc->max_items);
+  parse_bool (myna_stanza_get_attr (el, "persist"), &node->cfg.persist_items);
+  parse_bool (myna_stanza_get_attr (el, "notify_retract"), &node->cfg.notify_retract);
+  node->cfg.title = g_strdup (myna_stanza_get_attr (el, "title"));
+  for (guint k = 0; k < myna_stanza_get_n_children (el); k++)
+    {
+      MynaStanza *c = myna_stanza_get_child_nth (el, k);
+      const char *n = myna_stanza_is_text (c) ? NULL : myna_stanza_get_name (c);
+
+      if (g_strcmp0 (n, "group") == 0 && myna_stanza_get_text (c) != NULL)
+        g_ptr_array_add (groups, (gpointer) myna_stanza_get_text (c));
+      else if (g_strcmp0 (n, "member") == 0 && myna_stanza_get_attr (c, "jid") != NULL)
+        g_ptr_array_add (node->members, g_strdup (myna_stanza_get_attr (c, "jid")));
+      else if (g_strcmp0 (n, "item") == 0 && myna_stanza_get_attr (c, "id") != NULL)
+        g_ptr_array_add (node->items, g_strdup (myna_stanza_get_attr (c, "id")));
+    }
+  g_strfreev (node->cfg.groups);
+  node->cfg.groups = g_new0 (char *, groups->len + 1);
+  for (guint k = 0; k < groups->len; k++)
+    node->cfg.groups[k] = g_strdup (groups->pdata[k]);
+  return g_steal_pointer (&node);
+}
+
+PubsubNode *
+pubsub_node_load (PubsubService *svc, const char *name, GError **error)
+{
+  g_autoptr(GError) local = NULL;
+  g_autofree char *xml = myna_kv_get (svc->storage, svc->host, svc->user, svc->prefix,
+                                      name, &local);
+  PubsubNode *node;
+
+  if (local != NULL)
+    {
+      g_warning ("pubsub node %s of %s@%s cannot be read: %s", name, svc->user, svc->host,
+                 local->message);
+      g_set_error_literal (error, PUBSUB_ERROR, PUBSUB_ERR_STORAGE, "storage failure");
+      return NULL;
+    }
+  if (xml == NULL)
+    return NULL;
+  node = pubsub_node_parse (svc, name, xml);
+  if (node == NULL)
+    {
+      g_warning ("stored pubsub node %s of %s@%s is not valid XML", name, svc->user, svc->host);
+      g_set_error_literal (error, PUBSUB_ERROR, PUBSUB_ERR_STORAGE, "storage failure");
+    }
+  return node;
+}
+
+static int
+node_cmp (gconstpointer a, gconstpointer b)
+{
+  return strcmp ((*(PubsubNode **) a)->name, (*(PubsubNode **) b)->name);
+}
+
+GPtrArray *
+pubsub_node_list (PubsubService *svc, GError **error)
+{
+  g_autoptr(GError) local = NULL;
+  g_autoptr(GHashTable) all = myna_kv_get_all (svc->storage, svc->host, svc->user,
+                                               svc->prefix, &local);
+  GPtrArray *nodes;
+  GHashTableIter it;
+  gpointer key, value;
+
+  if (all == NULL)
+    {
+      g_warning ("pubsub nodes of %s@%s cannot be read: %s", svc->user, svc->host,
+                 local->message);
+      g_set_error_literal (error, PUBSUB_ERROR, PUBSUB_ERR_STORAGE, "storage failure");
+      return NULL;
+    }
+  nodes = g_ptr_array_new_with_free_func ((GDestroyNotify) pubsub_node_free);
+  g_hash_table_iter_init (&it, all);
+  while (g_hash_table_iter_next (&it, &key, &value))
+    {
+      PubsubNode *node = pubsub_node_parse (svc, key, value);
+      if (node != NULL)
+        g_ptr_array_add (nodes, node);
+    }
+  g_ptr_array_sort (nodes, node_cmp);
+  return nodes;
+}
+
+gint64
+pubsub_node_count (PubsubService *svc)
+{
+  g_autoptr(GHashTable) all = myna_kv_get_all (svc->storage, svc->host, svc->user,
+                                               svc->prefix, NULL);
+
+  return all != NULL ? (gint64) g_hash_table_size (all) : -1;
+}
+
+void
+pubsub_node_save (PubsubService *svc, PubsubNode *node, PubsubWrite *w)
+{
+  g_autoptr(MynaStanza) el = myna_stanza_new ("node", NS_STORED);
+  g_autofree char *max = g_strdup_printf ("%" G_GINT64_FORMAT, node->cfg.max_items);
+  g_autofree char *xml = NULL;
+
+  myna_stanza_set_attr (el, "access", access_names[node->cfg.access]);
+  myna_stanza_set_attr (el, "send_last", send_last_names[node->cfg.send_last]);
+  myna_stanza_set_attr (el, "max_items", max);
+  myna_stanza_set_attr (el, "persist", node->cfg.persist_items ? "1" : "0");
+  myna_stanza_set_attr (el, "notify_retract", node->cfg.notify_retract ? "1" : "0");
+  if (node->cfg.title != NULL)
+    myna_stanza_set_attr (el, "title", node->cfg.title);
+  for (guint i = 0; node->cfg.groups[i] != NULL; i++)
+    myna_stanza_add_text_child (el, "group", node->cfg.groups[i]);
+  for (guint i = 0; i < node->members->len; i++)
+    myna_stanza_set_attr (myna_stanza_add_child (el, "member", NULL), "jid",
+                          node->members->pdata[i]);
+  for (guint i = 0; i < node->items->len; i++)
+    myna_stanza_set_attr (myna_stanza_add_child (el, "item", NULL), "id",
+                          node->items->pdata[i]);
+  xml = myna_stanza_to_string (el);
+  pubsub_kv_set (svc, w, FALSE, node->name, xml);
+}
+
+/* The index of item @id in @node, or -1. */
+static int
+item_index (PubsubNode *node, const char *id)
+{
+  for (guint i = 0; i < node->items->len; i++)
+    if (strcmp (node->items->pdata[i], id) == 0)
+      return (int) i;
+  return -1;
+}
+
+void
+pubsub_node_trim (PubsubService *svc, PubsubNode *node, GPtrArray *trimmed, PubsubWrite *w)
+{
+  guint keep = node->cfg.persist_items ? (guint) MIN (node->cfg.max_items, svc->max_items) : 1;
+
+  while (node->items->len > keep)
+    {
+      g_autofree char *key = pubsub_item_key (node, node->items->pdata[0]);
+
+      pubsub_kv_set (svc, w, TRUE, key, NULL);
+      if (trimmed != NULL)
+        g_ptr_array_add (trimmed, g_strdup (node->items->pdata[0]));
+      g_ptr_array_remove_index (node->items, 0);
+    }
+}
+
+gboolean
+pubsub_node_publish (PubsubService *svc, PubsubNode *node, MynaStanza *item,
+                     GPtrArray *trimmed, PubsubWrite *w, GError **error)
+{
+  const char *id = myna_stanza_get_attr (item, "id");
+  g_autofree char *xml = NULL;
+  g_autofree char *key = NULL;
+  guint payloads = 0;
+  int old;
+
+  for (guint i = 0; i < myna_stanza_get_n_children (item); i++)
+    if (!myna_stanza_is_text (myna_stanza_get_child_nth (item, i)))
+      payloads++;
+  if (payloads > 1)
+    {
+      g_set_error_literal (error, PUBSUB_ERROR, PUBSUB_ERR_INVALID_PAYLOAD,
+                           "an item carries one payload element");
+      return FALSE;
+    }
+  if (id == NULL || *id == '\0')
+    {
+      g_autofree char *uuid = g_uuid_string_random ();
+      myna_stanza_set_attr (item, "id", uuid);
+      id = myna_stanza_get_attr (item, "id");
+    }
+  xml = myna_stanza_to_string (item);
+  if ((gint64) strlen (xml) > svc->max_item_bytes)
+    {
+      g_info ("pubsub item of %s@%s node %s refused: %zu bytes", svc->user, svc->host,
+              node->name, strlen (xml));
+      g_set_error (error, PUBSUB_ERROR, PUBSUB_ERR_PAYLOAD_TOO_BIG,
+                   "an item is limited to %" G_GINT64_FORMAT " bytes", svc->max_item_bytes);
+      return FALSE;
+    }
+  if ((old = item_index (node, id)) >= 0)
+    g_ptr_array_remove_index (node->items, (guint) old);
+  g_ptr_array_add (node->items, g_strdup (id));
+  key = pubsub_item_key (node, id);
+  pubsub_kv_set (svc, w, TRUE, key, xml);
+  pubsub_node_trim (svc, node, trimmed, w);
+  pubsub_node_save (svc, node, w);
+  return TRUE;
+}
+
+MynaStanza *
+pubsub_node_get_item (PubsubService *svc, PubsubNode *node, const char *id)
+{
+  g_autofree char *key = NULL;
+  g_autofree char *store = NULL;
+  g_autofree char *xml = NULL;
+  g_autoptr(GError) error = NULL;
+  MynaStanza *item;
+
+  if (item_index (node, id) < 0)
+    return NULL;
+  key = pubsub_item_key (node, id);
+  store = g_strconcat (svc->prefix, "-items", NULL);
+  xml = myna_kv_get (svc->storage, svc->host, svc->user, store, key, &error);
+  if (xml == NULL)
+    {
+      if (error != NULL)
+        g_warning ("pubsub item %s of %s@%s cannot be read: %s", id, svc->user, svc->host,
+                   error->message);
+      return NULL;
+    }
+  item = myna_stanza_parse (xml, -1, NULL);
+  if (item == NULL)
+    g_warning ("stored pubsub item %s of %s@%s is not valid XML", id, svc->user, svc->host);
+  return item;
+}
+
+gboolean
+pubsub_node_retract (PubsubService *svc, PubsubNode *node, const char *id, PubsubWrite *w,
+                     GError **error)
+{
+  int i = item_index (node, id);
+  g_autofree char *key = NULL;
+
+  if (i < 0)
+    {
+      g_set_error_literal (error, PUBSUB_ERROR, PUBSUB_ERR_ITEM_NOT_FOUND, "no such item");
+      return FALSE;
+    }
+  key = pubsub_item_key (node, id);
+  pubsub_kv_set (svc, w, TRUE, key, NULL);
+  g_ptr_array_remove_index (node->items, (guint) i);
+  pubsub_node_save (svc, node, w);
+  return TRUE;
+}
+
+void
+pubsub_node_purge (PubsubService *svc, PubsubNode *node, PubsubWrite *w)
+{
+  for (guint i = 0; i < node->items->len; i++)
+    {
+      g_autofree char *key = pubsub_item_key (node, node->items->pdata[i]);
+      pubsub_kv_set (svc, w, TRUE, key, NULL);
+    }
+  g_ptr_array_set_size (node->items, 0);
+  pubsub_node_save (svc, node, w);
+}
+
+void
+pubsub_node_delete (PubsubService *svc, PubsubNode *node, PubsubWrite *w)
+{
+  for (guint i = 0; i < node->items->len; i++)
+    {
+      g_autofree char *key = pubsub_item_key (node, node->items->pdata[i]);
+      pubsub_kv_set (svc, w, TRUE, key, NULL);
+    }
+  g_ptr_array_set_size (node->items, 0);
+  pubsub_kv_set (svc, w, FALSE, node->name, NULL);
+}
+
+/* ---- configuration ------------------------------------------------------------------ */
+
+/* Adds a field to @x; @values NULL-terminated (nullable). */
+static MynaStanza *
+form_field (MynaStanza *x, const char *var, const char *type, const char *label,
+            const char *const *values)
+{
+  MynaStanza *f = myna_stanza_add_child (x, "field", NULL);
+
+  myna_stanza_set_attr (f, "var", var);
+  if (type != NULL)
+    myna_stanza_set_attr (f, "type", type);
+  if (label != NULL)
+    myna_stanza_set_attr (f, "label", label);
+  for (guint i = 0; values != NULL && values[i] != NULL; i++)
+    myna_stanza_add_text_child (f, "value", values[i]);
+  return f;
+}
+
+static void
+form_options (MynaStanza *field, const char *const *names, guint n)
+{
+  for (guint i = 0; i < n; i++)
+    myna_stanza_add_text_child (myna_stanza_add_child (field, "option", NULL), "value",
+                                names[i]);
+}
+
+MynaStanza *
+pubsub_config_form (const PubsubConfig *cfg, gint64 limit)
+{
+  MynaStanza *x = myna_stanza_new ("x", NS_DATA);
+  g_autofree char *max = g_strdup_printf ("%" G_GINT64_FORMAT, cfg->max_items);
+  g_autofree char *label = g_strdup_printf ("Maximum number of items to persist (at most %"
+                                            G_GINT64_FORMAT ")", limit);
+  MynaStanza *f;
+
+  myna_stanza_set_attr (x, "type", "form");
+  form_field (x, "FORM_TYPE", "hidden", NULL, MYNA_STRV (NS_NODE_CONFIG));
+  form_field (x, "pubsub#title", "text-single", "A friendly name for the node",
+              MYNA_STRV (cfg->title));
+  f = form_field (x, "pubsub#access_model", "list-single", "Who may subscribe and retrieve items",
+                  MYNA_STRV (access_names[cfg->access]));
+  form_options (f, access_names, G_N_ELEMENTS (access_names));
+  form_field (x, "pubsub#roster_groups_allowed", "list-multi",
+              "Roster groups allowed to subscribe", (const char *const *) cfg->groups);
+  form_field (x, "pubsub#max_items", "text-single", label, MYNA_STRV (max));
+  form_field (x, "pubsub#persist_items", "boolean", "Persist items to storage",
+              MYNA_STRV (cfg->persist_items ? "1" : "0"));
+  form_field (x, "pubsub#notify_retract", "boolean", "Notify subscribers when items are removed",
+              MYNA_STRV (cfg->notify_retract ? "1" : "0"));
+  form_field (x, "pubsub#notify_delete", "boolean", "Notify subscribers when the node is deleted",
+              MYNA_STRV ("1"));
+  form_field (x, "pubsub#deliver_notifications", "boolean", "Deliver event notifications",
+              MYNA_STRV ("1"));
+  form_field (x, "pubsub#deliver_payloads", "boolean", "Deliver payloads with notifications",
+              MYNA_STRV ("1"));
+  f = form_field (x, "pubsub#publish_model", "list-single", "Who may publish",
+                  MYNA_STRV ("publishers"));
+  form_options (f, MYNA_STRV ("publishers"), 1);
+  f = form_field (x, "pubsub#send_last_published_item", "list-single",
+                  "When to send the last published item",
+                  MYNA_STRV (send_last_names[cfg->send_last]));
+  form_options (f, send_last_names, G_N_ELEMENTS (send_last_names));
+  return x;
+}
+
+/* The values of a submitted field.  Returns: (transfer container) */
+static GPtrArray *
+field_values (MynaStanza *field)
+{
+  GPtrArray *values = g_ptr_array_new ();
+
+  for (guint i = 0; i < myna_stanza_get_n_children (field); i++)
+    {
+      MynaStanza *v = myna_stanza_get_child_nth (field, i);
+      if (!myna_stanza_is_text (v) && g_strcmp0 (myna_stanza_get_name (v), "value") == 0)
+        g_ptr_array_add (values, (gpointer) (myna_stanza_get_text (v) != NULL
+                                               ? myna_stanza_get_text (v) : ""));
+    }
+  return values;
+}
+
+/* Applies one field to @cfg; FALSE with @error when its value is bad.
+ * Fields the engine does not keep are accepted when they ask for what it
+ * does anyway, refused otherwise. */
+static gboolean
+config_field (PubsubConfig *cfg, const char *var, GPtrArray *values, gint64 limit,
+              GError **error)
+{
+  const char *v = values->len > 0 ? values->pdata[0] : "";
+  gboolean b;
+  int i;
+
+  if (g_strcmp0 (var, "FORM_TYPE") == 0)
+    return TRUE;
+  if (g_strcmp0 (var, "pubsub#title") == 0)
+    {
+      g_free (cfg->title);
+      cfg->title = *v != '\0' ? g_strdup (v) : NULL;
+      return TRUE;
+    }
+  if (g_strcmp0 (var, "pubsub#access_model") == 0
+      && (i = name_index (access_names, G_N_ELEMENTS (access_names), v)) >= 0)
+    {
+      cfg->access = i;
+      return TRUE;
+    }
+  if (g_strcmp0 (var, "pubsub#send_last_published_item") == 0
+      && (i = name_index (send_last_names, G_N_ELEMENTS (send_last_names), v)) >= 0)
+    {
+      cfg->send_last = i;
+      return TRUE;
+    }
+  if (g_strcmp0 (var, "pubsub#max_items") == 0)
+    {
+      char *end = NULL;
+      gint64 n = g_strcmp0 (v, "max") == 0 ? limit : g_ascii_strtoll (v, &end, 10);
+
+      if (end != NULL && (*end != '\0' || end == v))
+        n = -1;
+      if (n >= 1 && n <= limit)
+        {
+          cfg->max_items = n;
+          return TRUE;
+        }
+      g_set_error (error, PUBSUB_ERROR, PUBSUB_ERR_BAD_CONFIG,
+                   "pubsub#max_items is a number from 1 to %" G_GINT64_FORMAT, limit);
+      return FALSE;
+    }
+  if (g_strcmp0 (var, "pubsub#persist_items") == 0 && parse_bool (v, &b))
+    {
+      cfg->persist_items = b;
+      return TRUE;
+    }
+  if (g_strcmp0 (var, "pubsub#notify_retract") == 0 && parse_bool (v, &b))
+    {
+      cfg->notify_retract = b;
+      return TRUE;
+    }
+  if (g_strcmp0 (var, "pubsub#roster_groups_allowed") == 0)
+    {
+      g_strfreev (cfg->groups);
+      cfg->groups = g_new0 (char *, values->len + 1);
+      for (guint k = 0; k < values->len; k++)
+        cfg->groups[k] = g_strdup (values->pdata[k]);
+      return TRUE;
+    }
+  if ((g_strcmp0 (var, "pubsub#notify_delete") == 0
+       || g_strcmp0 (var, "pubsub#deliver_notifications") == 0
+       || g_strcmp0 (var, "pubsub#deliver_payloads") == 0)
+      && parse_bool (v, &b) && b)
+    return TRUE;
+  if (g_strcmp0 (var, "pubsub#publish_model") == 0 && g_strcmp0 (v, "publishers") == 0)
+    return TRUE;
+  g_set_error (error, PUBSUB_ERROR, PUBSUB_ERR_BAD_CONFIG,
+               "%s: this value is not supported", var);
+  return FALSE;
+}
+
+/* Copies @from into @to (deep). */
+static void
+config_copy (PubsubConfig *to, const PubsubConfig *from)
+{
+  *to = *from;
+  to->groups = g_strdupv (from->groups);
+  to->title = g_strdup (from->title);
+}
+
+static void
+config_clear (PubsubConfig *cfg)
+{
+  g_strfreev (cfg->groups);
+  g_free (cfg->title);
+}
+
+gboolean
+pubsub_config_apply (PubsubConfig *cfg, MynaStanza *x, gint64 limit, GError **error)
+{
+  PubsubConfig work;
+
+  if (g_strcmp0 (myna_stanza_get_type (x), "cancel") == 0)
+    return TRUE;
+  if (g_strcmp0 (myna_stanza_get_type (x), "submit") != 0)
+    {
+      g_set_error_literal (error, PUBSUB_ERROR, PUBSUB_ERR_BAD_REQUEST,
+                           "the configuration is a form of type submit");
+      return FALSE;
+    }
+  config_copy (&work, cfg);
+  for (guint i = 0; i < myna_stanza_get_n_children (x); i++)
+    {
+      MynaStanza *f = myna_stanza_get_child_nth (x, i);
+      g_autoptr(GPtrArray) values = NULL;
+
+      if (myna_stanza_is_text (f) || g_strcmp0 (myna_stanza_get_name (f), "field") != 0)
+        continue;
+      values = field_values (f);
+      if (!config_field (&work, myna_stanza_get_attr (f, "var"), values, limit, error))
+        {
+          config_clear (&work);
+          return FALSE;
+        }
+    }
+  config_clear (cfg);
+  *cfg = work;
+  return TRUE;
+}
+
+gboolean
+pubsub_config_matches (const PubsubConfig *cfg, MynaStanza *x, GError **error)
+{
+  g_autoptr(GError) bad = NULL;
+  g_autoptr(MynaStanza) want = NULL;
+  PubsubConfig work;
+  gboolean same;
+
+  /* The options applied to a copy must change nothing of the node's. */
+  config_copy (&work, cfg);
+  want = myna_stanza_copy (x);
+  myna_stanza_set_attr (want, "type", "submit");
+  if (!pubsub_config_apply (&work, want, G_MAXINT64, &bad))
+    same = FALSE;
+  else
+    same = work.access == cfg->access && work.max_items == cfg->max_items
+           && work.persist_items == cfg->persist_items
+           && work.notify_retract == cfg->notify_retract && work.send_last == cfg->send_last
+           && g_strcmp0 (work.title, cfg->title) == 0
+           && g_strv_equal ((const char *const *) work.groups,
+                            (const char *const *) cfg->groups);
+  config_clear (&work);
+  if (!same)
+    g_set_error_literal (error, PUBSUB_ERROR, PUBSUB_ERR_PRECONDITION,
+                         "the node's configuration does not match the publish-options");
+  return same;
+}
+
+/* ---- access ----------------------------------------------------------------------- */
+
+gboolean
+pubsub_access_check (PubsubNode *node, const PubsubRequester *who, GError **error)
+{
+  if (who->owner)
+    return TRUE;
+  switch (node->cfg.access)
+    {
+    case PUBSUB_ACCESS_OPEN:
+      return TRUE;
+    case PUBSUB_ACCESS_PRESENCE:
+      if (who->subscribed)
+        return TRUE;
+      g_set_error_literal (error, PUBSUB_ERROR, PUBSUB_ERR_PRESENCE_REQUIRED,
+                           "the node is for contacts with a presence subscription");
+      return FALSE;
+    case PUBSUB_ACCESS_ROSTER:
+      for (guint i = 0; who->subscribed && who->groups != NULL && who->groups[i] != NULL; i++)
+        if (g_strv_contains ((const char *const *) node->cfg.groups, who->groups[i]))
+          return TRUE;
+      g_set_error_literal (error, PUBSUB_ERROR, PUBSUB_ERR_NOT_IN_GROUP,
+                           "the node is for some roster groups");
+      return FALSE;
+    case PUBSUB_ACCESS_WHITELIST:
+    default:
+      for (guint i = 0; who->jid != NULL && i < node->members->len; i++)
+        if (strcmp (node->members->pdata[i], who->jid) == 0)
+          return TRUE;
+      g_set_error_literal (error, PUBSUB_ERROR, PUBSUB_ERR_CLOSED,
+                           "the node is for its owner and the JIDs it lists");
+      return FALSE;
+    }
+}

@@ -1,0 +1,174 @@
+/* node.h: the publish-subscribe engine (XEP-0060) under personal eventing:
+ * nodes of one owner (a "service": an account for PEP, later a pubsub
+ * domain), their configuration, items and access checks, kept in the
+ * key–value store.  Nothing here knows about bare JIDs or presence: the
+ * adapter (pep.c) says who asks (PubsubRequester) and routes the stanzas.
+ *
+ * Storage, per service (host, user): the store "<prefix>" holds one key
+ * per node, its name, whose value is the node's configuration, members
+ * and item ids (oldest first) as one element
+ *   <node xmlns='urn:myna:pubsub:0' access=… max_items=… …>
+ *     <group>…</group> <member jid=…/> <item id=…/>…</node>
+ * and the store "<prefix>-items" one key per item, "NODE\nID", whose value
+ * is the published <item/> as serialised.  Key–value reads see queued
+ * writes, so nothing is cached in memory. */
+#pragma once
+
+#include <myna/module.h>
+
+#define NS_PUBSUB         "http://jabber.org/protocol/pubsub"
+#define NS_PUBSUB_OWNER   NS_PUBSUB "#owner"
+#define NS_PUBSUB_EVENT   NS_PUBSUB "#event"
+#define NS_PUBSUB_ERRORS  NS_PUBSUB "#errors"
+#define NS_NODE_CONFIG    NS_PUBSUB "#node_config"
+#define NS_PUBLISH_OPTS   NS_PUBSUB "#publish-options"
+#define NS_DATA           "jabber:x:data"
+
+/* Who may read a node's items and get its notifications. */
+typedef enum {
+  PUBSUB_ACCESS_OPEN,
+  PUBSUB_ACCESS_PRESENCE,
+  PUBSUB_ACCESS_ROSTER,
+  PUBSUB_ACCESS_WHITELIST,
+} PubsubAccess;
+
+/* pubsub#send_last_published_item. */
+typedef enum {
+  PUBSUB_SEND_LAST_NEVER,
+  PUBSUB_SEND_LAST_ON_SUB,
+  PUBSUB_SEND_LAST_ON_SUB_AND_PRESENCE,
+} PubsubSendLast;
+
+/* A node's configuration (pubsub#node_config). */
+typedef struct {
+  PubsubAccess   access;
+  gint64         max_items;
+  gboolean       persist_items;
+  gboolean       notify_retract;
+  PubsubSendLast send_last;
+  char         **groups;     /* roster_groups_allowed, NULL-terminated */
+  char          *title;      /* nullable */
+} PubsubConfig;
+
+/* A node: its name, configuration, affiliated members (bare JIDs, the
+ * whitelist) and item ids, oldest first. */
+typedef struct {
+  char        *name;
+  PubsubConfig cfg;
+  GPtrArray   *members;   /* char* */
+  GPtrArray   *items;     /* char* */
+} PubsubNode;
+
+/* Where a set of nodes lives and the limits on it. */
+typedef struct {
+  MynaStorage *storage;
+  const char  *host;
+  const char  *user;          /* the owner's local part ("" for a domain) */
+  const char  *prefix;        /* store name, e.g. "pep" */
+  gint64       max_items;     /* the most a node may keep */
+  gint64       max_item_bytes;
+  gint64       max_nodes;
+} PubsubService;
+
+/* What the adapter knows of a requester, for the access models. */
+typedef struct {
+  gboolean            owner;
+  gboolean            subscribed;   /* presence subscription 'from' the owner */
+  const char *const  *groups;       /* its roster groups at the owner (nullable) */
+  const char         *jid;          /* its bare JID (whitelist members) */
+} PubsubRequester;
+
+/* The XEP-0060 errors the engine reports (GError codes of PUBSUB_ERROR). */
+typedef enum {
+  PUBSUB_ERR_ITEM_NOT_FOUND,
+  PUBSUB_ERR_BAD_REQUEST,
+  PUBSUB_ERR_NODEID_REQUIRED,
+  PUBSUB_ERR_INVALID_PAYLOAD,
+  PUBSUB_ERR_PAYLOAD_TOO_BIG,
+  PUBSUB_ERR_TOO_MANY_NODES,
+  PUBSUB_ERR_PRECONDITION,
+  PUBSUB_ERR_BAD_CONFIG,
+  PUBSUB_ERR_FORBIDDEN,
+  PUBSUB_ERR_PRESENCE_REQUIRED,
+  PUBSUB_ERR_NOT_IN_GROUP,
+  PUBSUB_ERR_CLOSED,
+  PUBSUB_ERR_UNSUPPORTED,
+  PUBSUB_ERR_STORAGE,
+} PubsubErrorCode;
+
+#define PUBSUB_ERROR (pubsub_error_quark ())
+GQuark      pubsub_error_quark (void);
+
+/* The error reply to @iq for @error (a PUBSUB_ERROR: its stanza condition,
+ * type and pubsub#errors condition).  Returns: (transfer full) */
+MynaStanza *pubsub_error_reply (MynaStanza *iq, const GError *error);
+
+/* ---- nodes ------------------------------------------------------------------ */
+
+/* A new node @name with the default configuration (presence access). */
+PubsubNode *pubsub_node_new (PubsubService *svc, const char *name);
+void        pubsub_node_free (PubsubNode *node);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (PubsubNode, pubsub_node_free)
+/* Node @name as stored; NULL with @error unset when there is none. */
+PubsubNode *pubsub_node_load (PubsubService *svc, const char *name, GError **error);
+/* Every node, sorted by name.  Returns: (transfer full) of PubsubNode*,
+ * NULL with @error */
+GPtrArray  *pubsub_node_list (PubsubService *svc, GError **error);
+/* How many nodes the service has (-1 on a storage failure). */
+gint64      pubsub_node_count (PubsubService *svc);
+
+/* A group of writes whose outcome is reported once they all finished:
+ * @done (ok: every write committed) runs after the last one. */
+typedef void (*PubsubDone) (gboolean ok, gpointer user_data);
+typedef struct _PubsubWrite PubsubWrite;
+PubsubWrite *pubsub_write_new (MynaStorage *storage, PubsubDone done, gpointer user_data,
+                               GDestroyNotify destroy);
+/* Sets (or replaces) what runs once the writes finished. */
+void         pubsub_write_set_done (PubsubWrite *w, PubsubDone done, gpointer user_data,
+                                    GDestroyNotify destroy);
+/* Queues nothing more: @done runs once the writes queued so far finished. */
+void         pubsub_write_commit (PubsubWrite *w);
+/* Frees @w, into which nothing was written, without running @done. */
+void         pubsub_write_discard (PubsubWrite *w);
+
+/* Queues @node's stored form (configuration, members, item ids). */
+void        pubsub_node_save (PubsubService *svc, PubsubNode *node, PubsubWrite *w);
+/* Publishes @item (an <item/>, given an id when it has none): replaces
+ * the item of that id, trims the oldest past max_items (their ids added
+ * to @trimmed, nullable), queues the writes.  FALSE with @error when the
+ * item is too large or carries more than one payload. */
+gboolean    pubsub_node_publish (PubsubService *svc, PubsubNode *node, MynaStanza *item,
+                                 GPtrArray *trimmed, PubsubWrite *w, GError **error);
+/* Removes the oldest items past the node's max_items (their ids added to
+ * @trimmed, nullable); the caller saves the node. */
+void        pubsub_node_trim (PubsubService *svc, PubsubNode *node, GPtrArray *trimmed,
+                              PubsubWrite *w);
+/* The stored item @id of @node, or NULL.  Returns: (transfer full) */
+MynaStanza *pubsub_node_get_item (PubsubService *svc, PubsubNode *node, const char *id);
+/* Removes item @id; FALSE with item-not-found when there is none. */
+gboolean    pubsub_node_retract (PubsubService *svc, PubsubNode *node, const char *id,
+                                 PubsubWrite *w, GError **error);
+/* Removes every item of @node. */
+void        pubsub_node_purge (PubsubService *svc, PubsubNode *node, PubsubWrite *w);
+/* Removes @node and its items. */
+void        pubsub_node_delete (PubsubService *svc, PubsubNode *node, PubsubWrite *w);
+
+/* ---- configuration ------------------------------------------------------------ */
+
+/* The pubsub#node_config form of @cfg (type "form"), for configure and
+ * default.  Returns: (transfer full) */
+MynaStanza *pubsub_config_form (const PubsubConfig *cfg, gint64 limit);
+/* Applies the submitted form @x to @cfg; FALSE with @error (nothing
+ * changed) for a bad value or a max_items past @limit. */
+gboolean    pubsub_config_apply (PubsubConfig *cfg, MynaStanza *x, gint64 limit,
+                                 GError **error);
+/* Whether every field of publish-options @x holds for @cfg (XEP-0060
+ * §7.1.5); FALSE with PUBSUB_ERR_PRECONDITION otherwise. */
+gboolean    pubsub_config_matches (const PubsubConfig *cfg, MynaStanza *x, GError **error);
+
+/* ---- access --------------------------------------------------------------------- */
+
+/* Whether @who may retrieve @node's items and get its notifications;
+ * FALSE with the access model's error otherwise. */
+gboolean    pubsub_access_check (PubsubNode *node, const PubsubRequester *who,
+                                 GError **error);

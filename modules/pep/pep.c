@@ -1,0 +1,1018 @@
+/* pep: personal eventing (XEP-0163) on the pubsub engine of node.c.
+ *
+ * Every account is a pubsub service at its bare JID: IQs in
+ * http://jabber.org/protocol/pubsub and #owner addressed to a local
+ * account's bare JID (or with no `to`, the sender's own) are served here.
+ *
+ *  - publish (the owner only) creates the node when it does not exist
+ *    (auto-create), with the publish-options of XEP-0060 §7.1.5 applied;
+ *    on an existing node they are preconditions: a mismatch gets
+ *    <conflict/> + <precondition-not-met/>.  An item without an id gets
+ *    one (a UUID).  The oldest items past the node's max_items go.
+ *  - items (by id, all, or the newest max_items), as the access model
+ *    allows: presence (the default: the owner and contacts with a
+ *    subscription 'from'), roster (those contacts in one of
+ *    roster_groups_allowed), whitelist (the owner and the JIDs with a
+ *    member or publisher affiliation), open (anyone).
+ *  - retract (notifying when the node's notify_retract or the request's
+ *    notify says so), and, in #owner, delete, purge, configure (the
+ *    pubsub#node_config form), default and affiliations (the whitelist).
+ *  - Notifications (<message type='headline'> from the owner's bare JID)
+ *    go to the owner's available resources (unless their entity
+ *    capabilities, from the optional caps/1 service, leave NODE+notify
+ *    out) and to the available resources of each local contact with a
+ *    subscription 'from' that the access model admits and whose
+ *    capabilities show NODE+notify; one serialisation for all
+ *    (myna_server_fanout).  When a session's capabilities become known
+ *    (MYNA_EVENT_CAPS_UPDATED), it gets the last item of each node it
+ *    wants of its own account and of the contacts it is subscribed to;
+ *    when a local account approves a local contact's subscription, the
+ *    contact's available resources get the last items they want.
+ *  - disco: identity pubsub/pep and the PEP features at the account's
+ *    bare JID; disco#items there lists the nodes the requester may see.
+ *
+ * Replies that report a change, and reads, are sent once the writes
+ * queued before them are durable (pubsub_write_commit).
+ *
+ * Limits ([module:pep]): max_items per node (the most a configuration
+ * may ask), max_item_bytes per item, max_nodes per account. */
+#include <myna/module.h>
+#include <myna/roster.h>
+#include <myna/caps.h>
+
+#include <string.h>
+
+#include "node.h"
+
+#define NS_DISCO_ITEMS "http://jabber.org/protocol/disco#items"
+#define PEP_STORE      "pep"
+
+/* The module's typed configuration, read afresh in each handler. */
+typedef struct {
+  gint64 max_items;
+  gint64 max_item_bytes;
+  gint64 max_nodes;
+} PepConfig;
+
+typedef struct {
+  MynaModule  *mod;
+  MynaService *roster;     /* roster/1, optional */
+} Pep;
+
+/* A reply (and the notification it causes) waiting for its writes. */
+typedef struct {
+  Pep        *self;
+  MynaStanza *iq;
+  MynaStanza *reply;
+  MynaStanza *event;       /* nullable */
+  GPtrArray  *to;          /* MynaJid*, the event's recipients */
+} PepPending;
+
+/* ---- helpers ---------------------------------------------------------------- */
+
+/* The pubsub service of account @local@@host. */
+static void
+pep_service (Pep *self, const char *host, const char *local, PubsubService *svc)
+{
+  const PepConfig *cfg = myna_module_get_config (self->mod);
+
+  svc->storage = myna_module_get_storage (self->mod);
+  svc->host = host;
+  svc->user = local;
+  svc->prefix = PEP_STORE;
+  svc->max_items = cfg->max_items;
+  svc->max_item_bytes = cfg->max_item_bytes;
+  svc->max_nodes = cfg->max_nodes;
+}
+
+/* The roster groups of @item.  Returns: (transfer full) */
+static char **
+pep_item_groups (MynaStanza *item)
+{
+  GPtrArray *groups = g_ptr_array_new ();
+
+  for (guint i = 0; item != NULL && i < myna_stanza_get_n_children (item); i++)
+    {
+      MynaStanza *c = myna_stanza_get_child_nth (item, i);
+      if (!myna_stanza_is_text (c) && g_strcmp0 (myna_stanza_get_name (c), "group") == 0
+          && myna_stanza_get_text (c) != NULL)
+        g_ptr_array_add (groups, g_strdup (myna_stanza_get_text (c)));
+    }
+  g_ptr_array_add (groups, NULL);
+  return (char **) g_ptr_array_free (groups, FALSE);
+}
+
+/* What owner @local@@host's roster says of @requester (a bare JID). */
+static void
+pep_requester (MynaService *roster, MynaHost *host, const char *local,
+               const char *requester, gboolean owner, PubsubRequester *who, char ***groups)
+{
+  g_autoptr(MynaStanza) item = owner ? NULL : myna_roster_get (roster, host, local, requester);
+  MynaRosterState state = { 0 };
+
+  if (item != NULL)
+    myna_roster_item_state (roster, item, &state);
+  *groups = pep_item_groups (item);
+  who->owner = owner;
+  who->subscribed = (state.sub & MYNA_ROSTER_SUB_FROM) != 0;
+  who->groups = (const char *const *) *groups;
+  who->jid = requester;
+}
+
+/* Sends @iq the error @error. */
+static void
+pep_reply_error (MynaCall *call, MynaStanza *iq, const GError *error)
+{
+  g_autoptr(MynaStanza) reply = pubsub_error_reply (iq, error);
+
+  g_debug ("pubsub request refused: %s", error->message);
+  myna_call_send (call, reply);
+}
+
+static void
+pep_refuse (MynaCall *call, MynaStanza *iq, PubsubErrorCode code, const char *text)
+{
+  g_autoptr(GError) error = g_error_new_literal (PUBSUB_ERROR, code, text);
+
+  pep_reply_error (call, iq, error);
+}
+
+/* The first element child of @el named @name (any namespace), or NULL. */
+static MynaStanza *
+pep_child (MynaStanza *el, const char *name)
+{
+  return el != NULL ? myna_stanza_get_child (el, name, myna_stanza_get_ns (el)) : NULL;
+}
+
+/* ---- notifications ------------------------------------------------------------ */
+
+/* Adds the available resources of @local@@host that want @feature to @to;
+ * for the owner's own (@owner), unknown capabilities count as wanting. */
+static void
+pep_add_sessions (GPtrArray *to, MynaHost *host, const char *local, const char *feature,
+                  gboolean owner)
+{
+  g_autoptr(GPtrArray) sessions = myna_host_get_sessions (host, local);
+  MynaService *caps = myna_host_get_service (host, MYNA_CAPS_SERVICE, 1);
+
+  for (guint i = 0; i < sessions->len; i++)
+    {
+      MynaSession *s = sessions->pdata[i];
+      MynaCapsAnswer wants;
+
+      if (!myna_session_is_available (s) || myna_session_is_hibernated (s))
+        continue;
+      wants = myna_caps_has_feature (caps, s, feature);
+      if (wants == MYNA_CAPS_YES || (owner && wants == MYNA_CAPS_UNKNOWN))
+        g_ptr_array_add (to, myna_jid_ref (myna_session_get_jid (s)));
+    }
+}
+
+/* The full JIDs @node's notifications go to now.
+ * Returns: (transfer full) of MynaJid* */
+static GPtrArray *
+pep_recipients (Pep *self, MynaHost *host, const char *local, PubsubNode *node)
+{
+  GPtrArray *to = g_ptr_array_new_with_free_func ((GDestroyNotify) myna_jid_unref);
+  g_autofree char *feature = g_strconcat (node->name, "+notify", NULL);
+  g_autoptr(GHashTable) roster = myna_roster_load (self->roster, host, local);
+  MynaServer *server = myna_host_get_server (host);
+  GHashTableIter it;
+  gpointer key, value;
+
+  pep_add_sessions (to, host, local, feature, TRUE);
+  g_hash_table_iter_init (&it, roster);
+  while (g_hash_table_iter_next (&it, &key, &value))
+    {
+      g_autoptr(MynaJid) contact = myna_jid_parse (key, NULL);
+      g_auto(GStrv) groups = NULL;
+      MynaRosterState state;
+      PubsubRequester who;
+      MynaHost *chost;
+
+      myna_roster_item_state (self->roster, value, &state);
+      if ((state.sub & MYNA_ROSTER_SUB_FROM) == 0 || contact == NULL
+          || myna_jid_get_local (contact) == NULL)
+        continue;
+      chost = myna_server_get_host (server, myna_jid_get_domain (contact));
+      if (chost == NULL || myna_host_is_component (chost))
+        continue;
+      groups = pep_item_groups (value);
+      who = (PubsubRequester) { FALSE, TRUE, (const char *const *) groups, key };
+      if (!pubsub_access_check (node, &who, NULL))
+        continue;
+      pep_add_sessions (to, chost, myna_jid_get_local (contact), feature, FALSE);
+    }
+  return to;
+}
+
+/* <message type='headline' from=@owner><event><@what node=…/></event>,
+ * @what's element returned through @inner.  Returns: (transfer full) */
+static MynaStanza *
+pep_event_new (const char *owner, const char *what, const char *node, MynaStanza **inner)
+{
+  MynaStanza *msg = myna_stanza_new ("message", MYNA_NS_CLIENT);
+  g_autofree char *id = g_uuid_string_random ();
+  MynaStanza *event;
+
+  myna_stanza_set_attr (msg, "type", "headline");
+  myna_stanza_set_attr (msg, "from", owner);
+  myna_stanza_set_attr (msg, "id", id);
+  event = myna_stanza_add_child (msg, "event", NS_PUBSUB_EVENT);
+  *inner = myna_stanza_add_child (event, what, NS_PUBSUB_EVENT);
+  myna_stanza_set_attr (*inner, "node", node);
+  return msg;
+}
+
+/* An <item/> of the event namespace with @item's id and payload. */
+static void
+pep_event_add_item (MynaStanza *items, MynaStanza *item)
+{
+  MynaStanza *copy = myna_stanza_add_child (items, "item", NS_PUBSUB_EVENT);
+
+  myna_stanza_set_attr (copy, "id", myna_stanza_get_attr (item, "id"));
+  for (guint i = 0; i < myna_stanza_get_n_children (item); i++)
+    if (!myna_stanza_is_text (myna_stanza_get_child_nth (item, i)))
+      myna_stanza_append (copy, myna_stanza_get_child_nth (item, i));
+}
+
+/* ---- replies once durable --------------------------------------------------------- */
+
+static void
+pep_pending_free (gpointer data)
+{
+  PepPending *p = data;
+
+  myna_stanza_unref (p->iq);
+  myna_stanza_unref (p->reply);
+  g_clear_pointer (&p->event, myna_stanza_unref);
+  g_clear_pointer (&p->to, g_ptr_array_unref);
+  g_free (p);
+}
+
+/* The writes are durable (@ok) or failed: answers, then notifies. */
+static void
+pep_pending_done (gboolean ok, gpointer data)
+{
+  PepPending *p = data;
+  MynaServer *server = myna_module_get_server (p->self->mod);
+
+  if (!ok)
+    {
+      g_autoptr(MynaStanza) error = myna_stanza_new_error (p->iq, MYNA_ERROR_TYPE_WAIT,
+                                                           "internal-server-error", NULL);
+      myna_stanza_set_attr (error, "from", myna_stanza_get_attr (p->reply, "from"));
+      myna_server_route (server, error);
+      return;
+    }
+  myna_server_route (server, p->reply);
+  if (p->event != NULL && p->to != NULL && p->to->len > 0)
+    myna_server_fanout (server, p->event, p->to, NULL);
+}
+
+/* Sends @reply (from @owner) to @iq's sender once the writes queued so
+ * far, @w's included, are durable, then @event (nullable, taken) to @to
+ * (nullable, taken).  Takes @reply. */
+static void
+pep_send_durable (Pep *self, MynaStanza *iq, const char *owner, MynaStanza *reply,
+                  PubsubWrite *w, MynaStanza *event, GPtrArray *to)
+{
+  PepPending *p = g_new0 (PepPending, 1);
+
+  p->self = self;
+  p->iq = myna_stanza_ref (iq);
+  p->reply = reply;
+  myna_stanza_set_attr (p->reply, "from", owner);
+  p->event = event;
+  p->to = to;
+  if (w == NULL)
+    w = pubsub_write_new (myna_module_get_storage (self->mod), pep_pending_done, p,
+                          pep_pending_free);
+  else
+    pubsub_write_set_done (w, pep_pending_done, p, pep_pending_free);
+  pubsub_write_commit (w);
+}
+
+/* ---- pubsub requests ------------------------------------------------------------------ */
+
+/* Loads node @name; NULL with item-not-found (or a storage error) sent. */
+static PubsubNode *
+pep_load (PubsubService *svc, MynaCall *call, MynaStanza *iq, const char *name)
+{
+  g_autoptr(GError) error = NULL;
+  PubsubNode *node;
+
+  if (name == NULL)
+    {
+      pep_refuse (call, iq, PUBSUB_ERR_NODEID_REQUIRED, "the request names no node");
+      return NULL;
+    }
+  node = pubsub_node_load (svc, name, &error);
+  if (node == NULL && error == NULL)
+    g_set_error_literal (&error, PUBSUB_ERROR, PUBSUB_ERR_ITEM_NOT_FOUND, "no such node");
+  if (node == NULL)
+    pep_reply_error (call, iq, error);
+  return node;
+}
+
+static void
+pep_publish (Pep *self, MynaCall *call, MynaStanza *iq, PubsubService *svc,
+             const char *owner, MynaStanza *publish, MynaStanza *options)
+{
+  const char *name = myna_stanza_get_attr (publish, "node");
+  MynaStanza *x = options != NULL ? myna_stanza_get_child (options, "x", NS_DATA) : NULL;
+  g_autoptr(PubsubNode) node = NULL;
+  g_autoptr(MynaStanza) item = NULL;
+  g_autoptr(GError) error = NULL;
+  PubsubWrite *w;
+  MynaStanza *reply, *event, *inner, *pub;
+  guint n_items = 0;
+
+  for (guint i = 0; i < myna_stanza_get_n_children (publish); i++)
+    {
+      MynaStanza *c = myna_stanza_get_child_nth (publish, i);
+      if (!myna_stanza_is_text (c) && g_strcmp0 (myna_stanza_get_name (c), "item") == 0)
+        {
+          n_items++;
+          if (item == NULL)
+            item = myna_stanza_copy (c);
+        }
+    }
+  if (name == NULL)
+    {
+      pep_refuse (call, iq, PUBSUB_ERR_NODEID_REQUIRED, "publish names no node");
+      return;
+    }
+  if (n_items != 1)
+    {
+      pep_refuse (call, iq, PUBSUB_ERR_BAD_REQUEST, "a publish carries one item");
+      return;
+    }
+  node = pubsub_node_load (svc, name, &error);
+  if (error != NULL)
+    {
+      pep_reply_error (call, iq, error);
+      return;
+    }
+  if (node == NULL)
+    {
+      gint64 count = pubsub_node_count (svc);
+
+      if (count >= svc->max_nodes)
+        {
+          g_info ("pep node %s of %s refused: %" G_GINT64_FORMAT " nodes already", name, owner,
+                  count);
+          g_set_error (&error, PUBSUB_ERROR, PUBSUB_ERR_TOO_MANY_NODES,
+                       "an account has at most %" G_GINT64_FORMAT " nodes", svc->max_nodes);
+          pep_reply_error (call, iq, error);
+          return;
+        }
+      node = pubsub_node_new (svc, name);
+      if (x != NULL && !pubsub_config_apply (&node->cfg, x, svc->max_items, &error))
+        {
+          pep_reply_error (call, iq, error);
+          return;
+        }
+    }
+  else if (x != NULL && !pubsub_config_matches (&node->cfg, x, &error))
+    {
+      pep_reply_error (call, iq, error);
+      return;
+    }
+  w = pubsub_write_new (svc->storage, NULL, NULL, NULL);
+  if (!pubsub_node_publish (svc, node, item, NULL, w, &error))
+    {
+      pubsub_write_discard (w);
+      pep_reply_error (call, iq, error);
+      return;
+    }
+  reply = myna_stanza_new_iq_result (iq);
+  pub = myna_stanza_add_child (myna_stanza_add_child (reply, "pubsub", NS_PUBSUB), "publish",
+                               NS_PUBSUB);
+  myna_stanza_set_attr (pub, "node", name);
+  myna_stanza_set_attr (myna_stanza_add_child (pub, "item", NS_PUBSUB), "id",
+                        myna_stanza_get_attr (item, "id"));
+  event = pep_event_new (owner, "items", name, &inner);
+  pep_event_add_item (inner, item);
+  pep_send_durable (self, iq, owner, reply, w, event,
+                    pep_recipients (self, myna_call_get_host (call), svc->user, node));
+}
+
+static void
+pep_retract (Pep *self, MynaCall *call, MynaStanza *iq, PubsubService *svc,
+             const char *owner, MynaStanza *retract)
+{
+  g_autoptr(PubsubNode) node = pep_load (svc, call, iq, myna_stanza_get_attr (retract, "node"));
+  MynaStanza *item = pep_child (retract, "item");
+  const char *id = item != NULL ? myna_stanza_get_attr (item, "id") : NULL;
+  const char *notify = myna_stanza_get_attr (retract, "notify");
+  g_autoptr(GError) error = NULL;
+  MynaStanza *event = NULL, *inner;
+  GPtrArray *to = NULL;
+  PubsubWrite *w;
+
+  if (node == NULL)
+    return;
+  if (id == NULL)
+    {
+      pep_refuse (call, iq, PUBSUB_ERR_BAD_REQUEST, "retract names no item");
+      return;
+    }
+  w = pubsub_write_new (svc->storage, NULL, NULL, NULL);
+  if (!pubsub_node_retract (svc, node, id, w, &error))
+    {
+      pubsub_write_discard (w);
+      pep_reply_error (call, iq, error);
+      return;
+    }
+  if (node->cfg.notify_retract || g_strcmp0 (notify, "1") == 0
+      || g_strcmp0 (notify, "true") == 0)
+    {
+      event = pep_event_new (owner, "items", node->name, &inner);
+      myna_stanza_set_attr (myna_stanza_add_child (inner, "retract", NS_PUBSUB_EVENT), "id", id);
+      to = pep_recipients (self, myna_call_get_host (call), svc->user, node);
+    }
+  pep_send_durable (self, iq, owner, myna_stanza_new_iq_result (iq), w, event, to);
+}
+
+static void
+pep_items (Pep *self, MynaCall *call, MynaStanza *iq, PubsubService *svc, const char *owner,
+           gboolean is_owner, MynaStanza *items)
+{
+  g_autoptr(PubsubNode) node = pep_load (svc, call, iq, myna_stanza_get_attr (items, "node"));
+  const char *max_s = myna_stanza_get_attr (items, "max_items");
+  const char *requester = myna_jid_bare_string (myna_call_get_from (call));
+  g_auto(GStrv) groups = NULL;
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GPtrArray) ids = g_ptr_array_new ();
+  PubsubRequester who;
+  MynaStanza *reply, *out;
+
+  if (node == NULL)
+    return;
+  pep_requester (self->roster, myna_call_get_host (call), svc->user, requester, is_owner, &who,
+                 &groups);
+  if (!pubsub_access_check (node, &who, &error))
+    {
+      pep_reply_error (call, iq, error);
+      return;
+    }
+  for (guint i = 0; i < myna_stanza_get_n_children (items); i++)
+    {
+      MynaStanza *c = myna_stanza_get_child_nth (items, i);
+      if (!myna_stanza_is_text (c) && g_strcmp0 (myna_stanza_get_name (c), "item") == 0
+          && myna_stanza_get_attr (c, "id") != NULL)
+        g_ptr_array_add (ids, (gpointer) myna_stanza_get_attr (c, "id"));
+    }
+  if (ids->len == 0)
+    {
+      guint first = 0;
+
+      if (max_s != NULL)
+        {
+          gint64 max = g_ascii_strtoll (max_s, NULL, 10);
+          if (max < 1)
+            {
+              pep_refuse (call, iq, PUBSUB_ERR_BAD_REQUEST, "max_items is a positive number");
+              return;
+            }
+          if ((guint64) max < node->items->len)
+            first = node->items->len - (guint) max;
+        }
+      for (guint i = first; i < node->items->len; i++)
+        g_ptr_array_add (ids, node->items->pdata[i]);
+    }
+  reply = myna_stanza_new_iq_result (iq);
+  out = myna_stanza_add_child (myna_stanza_add_child (reply, "pubsub", NS_PUBSUB), "items",
+                               NS_PUBSUB);
+  myna_stanza_set_attr (out, "node", node->name);
+  for (guint i = 0; i < ids->len; i++)
+    {
+      g_autoptr(MynaStanza) item = pubsub_node_get_item (svc, node, ids->pdata[i]);
+      if (item != NULL)
+        myna_stanza_append (out, item);
+    }
+  pep_send_durable (self, iq, owner, reply, NULL, NULL, NULL);
+}
+
+/* Whether @call is for a local account's bare JID (@local set), with
+ * the errors for a stranger asking about one that does not exist. */
+static gboolean
+pep_target (Pep *self, MynaCall *call, MynaStanza *iq, const char **local, gboolean *is_owner)
+{
+  MynaJid *to = myna_call_get_to (call);
+  MynaJid *from = myna_call_get_from (call);
+
+  *local = to != NULL ? myna_jid_get_local (to) : NULL;
+  if (*local == NULL)
+    return FALSE;
+  *is_owner = from != NULL && myna_jid_bare_equal (from, to);
+  if (!*is_owner && !myna_account_exists (myna_module_get_storage (self->mod),
+                                          myna_host_get_name (myna_call_get_host (call)),
+                                          *local))
+    {
+      myna_call_reply_error (call, iq, MYNA_ERROR_TYPE_CANCEL, "service-unavailable", NULL);
+      *local = NULL;
+    }
+  return TRUE;
+}
+
+static MynaResult
+pep_pubsub_iq (MynaCall *call, MynaStanza *iq, gpointer data)
+{
+  Pep *self = data;
+  MynaStanza *pubsub = myna_stanza_get_child (iq, "pubsub", NS_PUBSUB);
+  const char *host = myna_host_get_name (myna_call_get_host (call));
+  gboolean set = g_strcmp0 (myna_stanza_get_type (iq), "set") == 0;
+  const char *local;
+  gboolean is_owner;
+  MynaStanza *action = NULL;
+  PubsubService svc;
+  const char *owner;
+
+  if (!pep_target (self, call, iq, &local, &is_owner))
+    return MYNA_PASS;             /* to the server: no pubsub service there */
+  if (local == NULL)
+    return MYNA_HANDLED;
+  owner = myna_jid_bare_string (myna_call_get_to (call));
+  pep_service (self, host, local, &svc);
+  for (guint i = 0; i < myna_stanza_get_n_children (pubsub); i++)
+    {
+      MynaStanza *c = myna_stanza_get_child_nth (pubsub, i);
+      if (!myna_stanza_is_text (c) && g_strcmp0 (myna_stanza_get_name (c), "publish-options") != 0)
+        {
+          action = c;
+          break;
+        }
+    }
+  if (set && action != NULL
+      && (g_strcmp0 (myna_stanza_get_name (action), "publish") == 0
+          || g_strcmp0 (myna_stanza_get_name (action), "retract") == 0))
+    {
+      if (!is_owner)
+        {
+          pep_refuse (call, iq, PUBSUB_ERR_FORBIDDEN, "only the account publishes to its nodes");
+          return MYNA_HANDLED;
+        }
+      if (g_strcmp0 (myna_stanza_get_name (action), "publish") == 0)
+        pep_publish (self, call, iq, &svc, owner, action, pep_child (pubsub, "publish-options"));
+      else
+        pep_retract (self, call, iq, &svc, owner, action);
+    }
+  else if (!set && action != NULL && g_strcmp0 (myna_stanza_get_name (action), "items") == 0)
+    pep_items (self, call, iq, &svc, owner, is_owner, action);
+  else if (action == NULL)
+    pep_refuse (call, iq, PUBSUB_ERR_BAD_REQUEST, "an empty pubsub request");
+  else
+    pep_refuse (call, iq, PUBSUB_ERR_UNSUPPORTED, "not implemented by personal eventing");
+  return MYNA_HANDLED;
+}
+
+/* ---- owner requests ------------------------------------------------------------------- */
+
+static void
+pep_configure (Pep *self, MynaCall *call, MynaStanza *iq, PubsubService *svc,
+               const char *owner, MynaStanza *configure, gboolean set)
+{
+  g_autoptr(PubsubNode) node = pep_load (svc, call, iq, myna_stanza_get_attr (configure, "node"));
+  MynaStanza *x = myna_stanza_get_child (configure, "x", NS_DATA);
+  g_autoptr(GError) error = NULL;
+  PubsubWrite *w;
+  MynaStanza *reply, *conf;
+
+  if (node == NULL)
+    return;
+  if (!set)
+    {
+      reply = myna_stanza_new_iq_result (iq);
+      conf = myna_stanza_add_child (myna_stanza_add_child (reply, "pubsub", NS_PUBSUB_OWNER),
+                                    "configure", NS_PUBSUB_OWNER);
+      myna_stanza_set_attr (conf, "node", node->name);
+      myna_stanza_append_take (conf, pubsub_config_form (&node->cfg, svc->max_items));
+      pep_send_durable (self, iq, owner, reply, NULL, NULL, NULL);
+      return;
+    }
+  if (x == NULL)
+    {
+      pep_refuse (call, iq, PUBSUB_ERR_BAD_REQUEST, "configure needs a data form");
+      return;
+    }
+  if (!pubsub_config_apply (&node->cfg, x, svc->max_items, &error))
+    {
+      pep_reply_error (call, iq, error);
+      return;
+    }
+  w = pubsub_write_new (svc->storage, NULL, NULL, NULL);
+  pubsub_node_trim (svc, node, NULL, w);
+  pubsub_node_save (svc, node, w);
+  pep_send_durable (self, iq, owner, myna_stanza_new_iq_result (iq), w, NULL, NULL);
+}
+
+/* Owner's affiliations of a node: get lists the members (the
+ * whitelist), set adds (member, publisher) or removes (none) JIDs. */
+static void
+pep_affiliations (Pep *self, MynaCall *call, MynaStanza *iq, PubsubService *svc,
+                  const char *owner, MynaStanza *affs, gboolean set)
+{
+  g_autoptr(PubsubNode) node = pep_load (svc, call, iq, myna_stanza_get_attr (affs, "node"));
+  PubsubWrite *w;
+
+  if (node == NULL)
+    return;
+  if (!set)
+    {
+      MynaStanza *reply = myna_stanza_new_iq_result (iq);
+      MynaStanza *out = myna_stanza_add_child (myna_stanza_add_child (reply, "pubsub",
+                                                                      NS_PUBSUB_OWNER),
+                                               "affiliations", NS_PUBSUB_OWNER);
+      MynaStanza *a;
+
+      myna_stanza_set_attr (out, "node", node->name);
+      a = myna_stanza_add_child (out, "affiliation", NS_PUBSUB_OWNER);
+      myna_stanza_set_attr (a, "jid", owner);
+      myna_stanza_set_attr (a, "affiliation", "owner");
+      for (guint i = 0; i < node->members->len; i++)
+        {
+          a = myna_stanza_add_child (out, "affiliation", NS_PUBSUB_OWNER);
+          myna_stanza_set_attr (a, "jid", node->members->pdata[i]);
+          myna_stanza_set_attr (a, "affiliation", "member");
+        }
+      pep_send_durable (self, iq, owner, reply, NULL, NULL, NULL);
+      return;
+    }
+  for (guint i = 0; i < myna_stanza_get_n_children (affs); i++)
+    {
+      MynaStanza *a = myna_stanza_get_child_nth (affs, i);
+      const char *aff = myna_stanza_is_text (a) ? NULL : myna_stanza_get_attr (a, "affiliation");
+      g_autoptr(MynaJid) jid = NULL;
+      const char *bare;
+      gboolean listed = FALSE;
+      guint k;
+
+      if (aff == NULL)
+        continue;
+      jid = myna_jid_parse (myna_stanza_get_attr (a, "jid") ? myna_stanza_get_attr (a, "jid") : "",
+                            NULL);
+      if (jid == NULL || (g_strcmp0 (aff, "member") != 0 && g_strcmp0 (aff, "publisher") != 0
+                          && g_strcmp0 (aff, "none") != 0))
+        {
+          pep_refuse (call, iq, PUBSUB_ERR_BAD_REQUEST, "an affiliation is member or none");
+          return;
+        }
+      bare = myna_jid_bare_string (jid);
+      for (k = 0; k < node->members->len; k++)
+        if (strcmp (node->members->pdata[k], bare) == 0)
+          {
+            listed = TRUE;
+            break;
+          }
+      if (g_strcmp0 (aff, "none") == 0 && listed)
+        g_ptr_array_remove_index (node->members, k);
+      else if (g_strcmp0 (aff, "none") != 0 && !listed)
+        g_ptr_array_add (node->members, g_strdup (bare));
+    }
+  w = pubsub_write_new (svc->storage, NULL, NULL, NULL);
+  pubsub_node_save (svc, node, w);
+  pep_send_durable (self, iq, owner, myna_stanza_new_iq_result (iq), w, NULL, NULL);
+}
+
+static MynaResult
+pep_owner_iq (MynaCall *call, MynaStanza *iq, gpointer data)
+{
+  Pep *self = data;
+  MynaStanza *pubsub = myna_stanza_get_child (iq, "pubsub", NS_PUBSUB_OWNER);
+  MynaStanza *action = myna_stanza_first_element (pubsub);
+  const char *host = myna_host_get_name (myna_call_get_host (call));
+  gboolean set = g_strcmp0 (myna_stanza_get_type (iq), "set") == 0;
+  const char *local, *what, *owner;
+  gboolean is_owner;
+  PubsubService svc;
+
+  if (!pep_target (self, call, iq, &local, &is_owner))
+    return MYNA_PASS;
+  if (local == NULL)
+    return MYNA_HANDLED;
+  if (!is_owner)
+    {
+      pep_refuse (call, iq, PUBSUB_ERR_FORBIDDEN, "only the account manages its nodes");
+      return MYNA_HANDLED;
+    }
+  owner = myna_jid_bare_string (myna_call_get_to (call));
+  pep_service (self, host, local, &svc);
+  what = action != NULL ? myna_stanza_get_name (action) : "";
+  if (g_strcmp0 (what, "configure") == 0)
+    pep_configure (self, call, iq, &svc, owner, action, set);
+  else if (g_strcmp0 (what, "affiliations") == 0)
+    pep_affiliations (self, call, iq, &svc, owner, action, set);
+  else if (!set && g_strcmp0 (what, "default") == 0)
+    {
+      g_autoptr(PubsubNode) defaults = pubsub_node_new (&svc, "");
+      MynaStanza *reply = myna_stanza_new_iq_result (iq);
+      MynaStanza *def = myna_stanza_add_child (myna_stanza_add_child (reply, "pubsub",
+                                                                      NS_PUBSUB_OWNER),
+                                               "default", NS_PUBSUB_OWNER);
+
+      myna_stanza_append_take (def, pubsub_config_form (&defaults->cfg, svc.max_items));
+      pep_send_durable (self, iq, owner, reply, NULL, NULL, NULL);
+    }
+  else if (set && (g_strcmp0 (what, "delete") == 0 || g_strcmp0 (what, "purge") == 0))
+    {
+      g_autoptr(PubsubNode) node = pep_load (&svc, call, iq, myna_stanza_get_attr (action, "node"));
+      gboolean delete = g_strcmp0 (what, "delete") == 0;
+      MynaStanza *event, *inner;
+      GPtrArray *to;
+      PubsubWrite *w;
+
+      if (node == NULL)
+        return MYNA_HANDLED;
+      to = pep_recipients (self, myna_call_get_host (call), local, node);
+      event = pep_event_new (owner, what, node->name, &inner);
+      w = pubsub_write_new (svc.storage, NULL, NULL, NULL);
+      if (delete)
+        pubsub_node_delete (&svc, node, w);
+      else
+        pubsub_node_purge (&svc, node, w);
+      pep_send_durable (self, iq, owner, myna_stanza_new_iq_result (iq), w, event, to);
+    }
+  else
+    pep_refuse (call, iq, PUBSUB_ERR_UNSUPPORTED, "not implemented by personal eventing");
+  return MYNA_HANDLED;
+}
+
+/* ---- disco#items and the last items --------------------------------------------------- */
+
+/* disco#items at an account's bare JID (no node): the nodes the
+ * requester may see.  Anything else is someone else's. */
+static MynaResult
+pep_disco_items (MynaCall *call, MynaStanza *iq, gpointer data)
+{
+  Pep *self = data;
+  MynaStanza *query = myna_stanza_get_child (iq, "query", NS_DISCO_ITEMS);
+  MynaJid *to = myna_call_get_to (call);
+  MynaJid *from = myna_call_get_from (call);
+  const char *local = to != NULL ? myna_jid_get_local (to) : NULL;
+  const char *requester = from != NULL ? myna_jid_bare_string (from) : NULL;
+  g_auto(GStrv) groups = NULL;
+  g_autoptr(GPtrArray) nodes = NULL;
+  PubsubRequester who;
+  PubsubService svc;
+  MynaStanza *reply, *out;
+
+  if (query == NULL || g_strcmp0 (myna_stanza_get_type (iq), "get") != 0 || local == NULL
+      || myna_jid_get_resource (to) != NULL || requester == NULL
+      || myna_stanza_get_attr (query, "node") != NULL)
+    return MYNA_PASS;
+  pep_requester (self->roster, myna_call_get_host (call), local, requester,
+                 myna_jid_bare_equal (from, to), &who, &groups);
+  if (!who.owner && !who.subscribed)
+    return MYNA_PASS;             /* disco's answer (or none) stands */
+  pep_service (self, myna_host_get_name (myna_call_get_host (call)), local, &svc);
+  nodes = pubsub_node_list (&svc, NULL);
+  if (nodes == NULL)
+    return MYNA_PASS;
+  reply = myna_stanza_new_iq_result (iq);
+  out = myna_stanza_add_child (reply, "query", NS_DISCO_ITEMS);
+  for (guint i = 0; i < nodes->len; i++)
+    {
+      PubsubNode *node = nodes->pdata[i];
+      MynaStanza *item;
+
+      if (!pubsub_access_check (node, &who, NULL))
+        continue;
+      item = myna_stanza_add_child (out, "item", NS_DISCO_ITEMS);
+      myna_stanza_set_attr (item, "jid", myna_jid_bare_string (to));
+      myna_stanza_set_attr (item, "node", node->name);
+      if (node->cfg.title != NULL)
+        myna_stanza_set_attr (item, "name", node->cfg.title);
+    }
+  pep_send_durable (self, iq, myna_jid_bare_string (to), reply, NULL, NULL, NULL);
+  return MYNA_HANDLED;
+}
+
+/* Sends @session the last item of each node of @local@@host it wants
+ * (NODE+notify) and may see as @who. */
+static void
+pep_send_last (Pep *self, MynaSession *session, MynaService *caps, MynaHost *host,
+               const char *local, const PubsubRequester *who)
+{
+  g_autofree char *owner = g_strdup_printf ("%s@%s", local, myna_host_get_name (host));
+  g_autoptr(GPtrArray) nodes = NULL;
+  PubsubService svc;
+
+  pep_service (self, myna_host_get_name (host), local, &svc);
+  nodes = pubsub_node_list (&svc, NULL);
+  for (guint i = 0; nodes != NULL && i < nodes->len; i++)
+    {
+      PubsubNode *node = nodes->pdata[i];
+      g_autofree char *feature = g_strconcat (node->name, "+notify", NULL);
+      g_autoptr(MynaStanza) item = NULL;
+      g_autoptr(MynaStanza) event = NULL;
+      MynaStanza *inner;
+
+      if (node->cfg.send_last == PUBSUB_SEND_LAST_NEVER || node->items->len == 0
+          || myna_caps_has_feature (caps, session, feature) != MYNA_CAPS_YES
+          || !pubsub_access_check (node, who, NULL))
+        continue;
+      item = pubsub_node_get_item (&svc, node, node->items->pdata[node->items->len - 1]);
+      if (item == NULL)
+        continue;
+      event = pep_event_new (owner, "items", node->name, &inner);
+      pep_event_add_item (inner, item);
+      myna_stanza_set_attr (event, "to", myna_jid_to_string (myna_session_get_jid (session)));
+      myna_server_route (myna_module_get_server (self->mod), event);
+    }
+}
+
+/* A session's capabilities became known: the last items it wants, of
+ * its own account and of each local contact it sees the presence of. */
+static MynaResult
+pep_caps_updated (MynaCall *call, MynaStanza *presence, gpointer data)
+{
+  Pep *self = data;
+  MynaSession *session = myna_call_get_session (call);
+  MynaJid *jid = session != NULL ? myna_session_get_jid (session) : NULL;
+  MynaHost *host = session != NULL ? myna_session_get_host (session) : NULL;
+  MynaServer *server = myna_module_get_server (self->mod);
+  g_autoptr(GHashTable) roster = NULL;
+  MynaService *caps;
+  PubsubRequester me = { TRUE, TRUE, NULL, NULL };
+  GHashTableIter it;
+  gpointer key, value;
+
+  if (jid == NULL || myna_jid_get_local (jid) == NULL || !myna_session_is_open (session))
+    return MYNA_PASS;
+  caps = myna_host_get_service (host, MYNA_CAPS_SERVICE, 1);
+  me.jid = myna_jid_bare_string (jid);
+  pep_send_last (self, session, caps, host, myna_jid_get_local (jid), &me);
+  roster = myna_roster_load_for (self->roster, session);
+  g_hash_table_iter_init (&it, roster);
+  while (g_hash_table_iter_next (&it, &key, &value))
+    {
+      g_autoptr(MynaJid) contact = myna_jid_parse (key, NULL);
+      MynaService *croster;
+      MynaRosterState state;
+      PubsubRequester who;
+      g_auto(GStrv) groups = NULL;
+      MynaHost *chost;
+
+      myna_roster_item_state (self->roster, value, &state);
+      if ((state.sub & MYNA_ROSTER_SUB_TO) == 0 || contact == NULL
+          || myna_jid_get_local (contact) == NULL)
+        continue;
+      chost = myna_server_get_host (server, myna_jid_get_domain (contact));
+      if (chost == NULL || myna_host_is_component (chost))
+        continue;
+      croster = chost == host ? self->roster
+                              : myna_host_get_service (chost, MYNA_ROSTER_SERVICE, 1);
+      pep_requester (croster, chost, myna_jid_get_local (contact), me.jid, FALSE, &who, &groups);
+      pep_send_last (self, session, caps, chost, myna_jid_get_local (contact), &who);
+    }
+  return MYNA_PASS;
+}
+
+/* A subscription approval waiting for the roster's writes. */
+typedef struct {
+  Pep     *self;
+  MynaJid *owner;        /* bare, who approved */
+  MynaJid *subscriber;   /* bare, who now sees the owner's presence */
+} PepApproval;
+
+static void
+pep_approval_free (gpointer data)
+{
+  PepApproval *a = data;
+
+  myna_jid_unref (a->owner);
+  myna_jid_unref (a->subscriber);
+  g_free (a);
+}
+
+/* The approval is stored: the subscriber's available resources get the
+ * owner's last items they want and may now see. */
+static void
+pep_approval_done (const GError *error, gpointer data)
+{
+  PepApproval *a = data;
+  MynaServer *server = myna_module_get_server (a->self->mod);
+  MynaHost *ohost = myna_server_get_host (server, myna_jid_get_domain (a->owner));
+  MynaHost *shost = myna_server_get_host (server, myna_jid_get_domain (a->subscriber));
+  g_autoptr(GPtrArray) sessions = NULL;
+  g_auto(GStrv) groups = NULL;
+  MynaService *caps, *oroster;
+  PubsubRequester who;
+
+  if (ohost == NULL || shost == NULL)
+    return;
+  oroster = myna_host_get_service (ohost, MYNA_ROSTER_SERVICE, 1);
+  pep_requester (oroster, ohost, myna_jid_get_local (a->owner),
+                 myna_jid_bare_string (a->subscriber), FALSE, &who, &groups);
+  if (!who.subscribed)
+    return;
+  caps = myna_host_get_service (shost, MYNA_CAPS_SERVICE, 1);
+  sessions = myna_host_get_sessions (shost, myna_jid_get_local (a->subscriber));
+  for (guint i = 0; i < sessions->len; i++)
+    if (myna_session_is_available (sessions->pdata[i])
+        && !myna_session_is_hibernated (sessions->pdata[i]))
+      pep_send_last (a->self, sessions->pdata[i], caps, ohost, myna_jid_get_local (a->owner),
+                     &who);
+}
+
+/* A local account approves a local contact's subscription (the
+ * <presence type='subscribed'/> the roster module routes from the
+ * account's bare JID once it stored the approval): once the roster has stored it, the
+ * contact's resources get the last items (XEP-0163 §6.2).  Passes on. */
+static MynaResult
+pep_subscribed (MynaCall *call, MynaStanza *presence, gpointer data)
+{
+  Pep *self = data;
+  MynaJid *from = myna_call_get_from (call);
+  MynaJid *to = myna_call_get_to (call);
+  MynaServer *server = myna_module_get_server (self->mod);
+  MynaHost *ohost;
+  PepApproval *a;
+
+  if (g_strcmp0 (myna_stanza_get_type (presence), "subscribed") != 0 || from == NULL
+      || to == NULL || myna_jid_get_local (from) == NULL || myna_jid_get_local (to) == NULL)
+    return MYNA_PASS;
+  ohost = myna_server_get_host (server, myna_jid_get_domain (from));
+  if (ohost == NULL || myna_host_is_component (ohost))
+    return MYNA_PASS;
+  a = g_new0 (PepApproval, 1);
+  a->self = self;
+  a->owner = myna_jid_get_bare (from);
+  a->subscriber = myna_jid_get_bare (to);
+  myna_storage_after_writes (myna_module_get_storage (self->mod), pep_approval_done, a,
+                             pep_approval_free);
+  return MYNA_PASS;
+}
+
+/* ---- module ------------------------------------------------------------------------- */
+
+static gboolean
+pep_load_module (MynaModule *mod, GError **error)
+{
+  Pep *self = g_new0 (Pep, 1);
+
+  self->mod = mod;
+  self->roster = myna_module_use (mod, MYNA_ROSTER_SERVICE, 1, NULL);
+  myna_module_set_data (mod, self, g_free);
+  if (!myna_module_route_iq (mod, MYNA_IQ_GET | MYNA_IQ_SET, NS_PUBSUB, "pubsub",
+                             pep_pubsub_iq, self, NULL)
+      || !myna_module_route_iq (mod, MYNA_IQ_GET | MYNA_IQ_SET, NS_PUBSUB_OWNER, "pubsub",
+                                pep_owner_iq, self, NULL))
+    {
+      g_set_error_literal (error, MYNA_MODULE_ERROR, MYNA_MODULE_ERROR_FAILED,
+                           "pubsub is already routed to another module");
+      return FALSE;
+    }
+  myna_module_hook (mod, MYNA_EVENT_IQ_BARE, 10, pep_disco_items, self, NULL);
+  myna_module_hook (mod, MYNA_EVENT_CAPS_UPDATED, 0, pep_caps_updated, self, NULL);
+  /* Before the roster module's inbound handling, which may end the chain. */
+  myna_module_hook (mod, MYNA_EVENT_PRESENCE_BARE, 100, pep_subscribed, self, NULL);
+  myna_module_add_account_identity (mod, "pubsub", "pep", NULL);
+  return TRUE;
+}
+
+/* Answers every pending request before the code goes away. */
+static void
+pep_unload (MynaModule *mod)
+{
+  if (!myna_storage_flush (myna_module_get_storage (mod), NULL))
+    g_warning ("pep: a pending write failed at unload");
+}
+
+static const MynaConfigKey pep_config[] = {
+  MYNA_CONFIG_INT (PepConfig, max_items, "256", 1, 100000,
+                   "the most items a node keeps (and its configuration may ask); "
+                   "past it the oldest go"),
+  MYNA_CONFIG_SIZE (PepConfig, max_item_bytes, "256K", 1024, 16 * 1024 * 1024,
+                    "largest item, serialised; a larger one gets not-acceptable "
+                    "<payload-too-big/>"),
+  MYNA_CONFIG_INT (PepConfig, max_nodes, "200", 1, 100000,
+                   "the most nodes an account has; past it a publish creating one "
+                   "gets resource-constraint"),
+  MYNA_CONFIG_END,
+};
+
+/* Eager: its account identity is registered in load, and notifications
+ * follow events it does not serve. */
+MYNA_MODULE_DEFINE (pep,
+  .version = "1.0",
+  .description = "personal eventing (XEP-0163) on publish-subscribe (XEP-0060)",
+  .serves  = MYNA_STRV (NS_PUBSUB, NS_PUBSUB_OWNER),
+  .events  = MYNA_STRV (MYNA_EVENT_CAPS_UPDATED),
+  .account_features = MYNA_STRV (NS_PUBSUB, NS_PUBSUB "#publish", NS_PUBSUB "#auto-create",
+                                 NS_PUBSUB "#publish-options", NS_PUBSUB "#access-presence",
+                                 NS_PUBSUB "#access-open", NS_PUBSUB "#access-roster",
+                                 NS_PUBSUB "#access-whitelist", NS_PUBSUB "#persistent-items",
+                                 NS_PUBSUB "#retract-items", NS_PUBSUB "#delete-nodes",
+                                 NS_PUBSUB "#purge-nodes", NS_PUBSUB "#config-node",
+                                 NS_PUBSUB "#retrieve-items", NS_PUBSUB "#last-published",
+                                 NS_PUBSUB "#filtered-notifications", NS_PUBSUB "#item-ids",
+                                 NS_PUBSUB "#retrieve-default", NS_PUBSUB "#modify-affiliations",
+                                 NS_PUBSUB "#retrieve-affiliations"),
+  .mode    = MYNA_MODULE_EAGER,
+  .config  = pep_config,
+  .config_size = sizeof (PepConfig),
+  .load    = pep_load_module,
+  .unload  = pep_unload);
