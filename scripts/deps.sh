@@ -10,6 +10,8 @@ MYNA_PACKAGES=(
   libsoup-3.0-dev libjson-glib-dev
   libclang-rt-14-dev
   python3 python3-slixmpp python3-aioxmpp go-sendxmpp
+  # python3-pytest: runs aioxmpp's vendored end-to-end cases (tests/interop/aioxmpp-e2e)
+  python3-pytest
   glib-networking gobject-introspection libgirepository1.0-dev python3-gi gir1.2-glib-2.0
 )
 
