@@ -27,7 +27,7 @@ from slixmpp.exceptions import IqError
 from slixmpp.plugins.xep_0004 import Form
 
 import myna_interop as mi
-from myna_interop import check, login, close, wait_stanza, is_presence
+from myna_interop import check, login, close, wait_stanza, is_presence, StepFailed
 
 USERS = {'alice': 'alice-secret-1', 'bob': 'bob-secret-1', 'carol': 'carol-secret-1',
          'dave': 'dave-secret-1'}
@@ -133,8 +133,6 @@ def steps(mynad):
                      conditions))
             return e.condition
         raise StepFailed('%s: succeeded: %s' % (what, res))
-
-    StepFailed = mi.StepFailed
 
     async def caps_known(user, feature, want):
         """Waits (bounded) until the server knows @user's caps; checks
