@@ -10,7 +10,7 @@
 #include <myna/client/myna-client.h>
 
 int
-main (int argc, char **argv)
+main (void)
 {
   g_autoptr(GError) error = NULL;
   g_autoptr(MynaClientStore) store = myna_client_store_new (":memory:", &error);
