@@ -691,18 +691,22 @@ pubsub_config_apply (PubsubConfig *cfg, MynaStanza *x, gint64 limit, GError **er
 }
 
 gboolean
-pubsub_config_matches (const PubsubConfig *cfg, MynaStanza *x, GError **error)
+pubsub_config_matches (const PubsubConfig *cfg, MynaStanza *x, gint64 max_items_limit,
+                       GError **error)
 {
   g_autoptr(GError) bad = NULL;
   g_autoptr(MynaStanza) want = NULL;
   PubsubConfig work;
   gboolean same;
 
-  /* The options applied to a copy must change nothing of the node's. */
+  /* The options applied to a copy must change nothing of the node's;
+   * with the service's limit, so that "max" means what it meant when the
+   * node was made with it (XEP-0402 clients send max_items=max on every
+   * publish). */
   config_copy (&work, cfg);
   want = myna_stanza_copy (x);
   myna_stanza_set_attr (want, "type", "submit");
-  if (!pubsub_config_apply (&work, want, G_MAXINT64, &bad))
+  if (!pubsub_config_apply (&work, want, max_items_limit, &bad))
     same = FALSE;
   else
     same = work.access == cfg->access && work.max_items == cfg->max_items

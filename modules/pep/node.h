@@ -164,7 +164,8 @@ gboolean    pubsub_config_apply (PubsubConfig *cfg, MynaStanza *x, gint64 limit,
                                  GError **error);
 /* Whether every field of publish-options @x holds for @cfg (XEP-0060
  * §7.1.5); FALSE with PUBSUB_ERR_PRECONDITION otherwise. */
-gboolean    pubsub_config_matches (const PubsubConfig *cfg, MynaStanza *x, GError **error);
+gboolean    pubsub_config_matches (const PubsubConfig *cfg, MynaStanza *x,
+                                   gint64 max_items_limit, GError **error);
 
 /* ---- access --------------------------------------------------------------------- */
 

@@ -374,7 +374,7 @@ pep_publish (Pep *self, MynaCall *call, MynaStanza *iq, PubsubService *svc,
           return;
         }
     }
-  else if (x != NULL && !pubsub_config_matches (&node->cfg, x, &error))
+  else if (x != NULL && !pubsub_config_matches (&node->cfg, x, svc->max_items, &error))
     {
       pep_reply_error (call, iq, error);
       return;

@@ -45,15 +45,6 @@ SECRET = 'urn:example:myna:secret'
 ROOMS = {'orchard@conference.localhost': 'The Orchard',
          'kitchen@conference.localhost': 'The Kitchen'}
 DEVICES = ['1234567', '7654321']
-# A server defect (modules/pep/node.c, pubsub_config_matches): publish-options
-# on an existing node are compared after applying them with the limit
-# G_MAXINT64, so pubsub#max_items=max (what every XEP-0402 client sends)
-# becomes G_MAXINT64 there, never the node's max_items (the service's limit,
-# 256), and each publish after the first gets <conflict/> +
-# <precondition-not-met/>.
-MAX_ITEMS_DEFECT = ('pubsub#max_items=max in publish-options on an existing node: '
-                    'precondition-not-met (modules/pep/node.c pubsub_config_matches '
-                    'applies "max" as G_MAXINT64, not the service limit)')
 AVATAR = bytes(range(256)) * 3          # any bytes do: nobody decodes them
 
 
@@ -251,13 +242,6 @@ def steps(mynad):
         st['second'] = True
         return await check_bookmarks()
 
-    async def second_bookmark_workaround():
-        if not st.get('second'):
-            opts = dict(BOOKMARK_OPTIONS)
-            del opts['max_items']
-            await publish_bookmark(list(ROOMS)[1], **opts)
-        return await check_bookmarks()
-
     async def check_bookmarks(rooms=ROOMS):
         a, b = st['clients']['alice'], st['clients']['bob']
         res = await mi.bounded(a['xep_0060'].get_items(jid('alice'), NS_BOOKMARKS,
@@ -374,10 +358,8 @@ def steps(mynad):
         ('alice and bob, alice and carol subscribe to each other', friends),
         ('(a) nick: bob (+notify) is notified, carol (caps without it) is not', nick),
         ('(b) bookmarks 2: whitelist, max_items max; read back by alice only', bookmarks),
-        ('(b) a second bookmark with the same publish-options',
-         mi.known_failure(MAX_ITEMS_DEFECT, second_bookmark)),
-        ('(b) the second bookmark (without max_items if refused): both read back',
-         second_bookmark_workaround),
+        ('(b) a second bookmark with the same publish-options (max_items max): both read back',
+         second_bookmark),
         ('(c) avatar: data then metadata; bob fetches the data by id', avatar),
         ('(d) OMEMO device list (open): bob and dave read it; whitelist: alice only',
          devicelist),
