@@ -1,6 +1,7 @@
 /* fuzz-sasl: the SASL message parsers — PLAIN, SCRAM client-first and
- * client-final, strict base64 — on arbitrary bytes.  The first byte picks
- * the parser.  Invariants: a parse either fails with an error (always set:
+ * client-final, strict base64, and the client side's SCRAM server-first
+ * and server-final (a first byte of 0xf0 and above) — on arbitrary bytes.
+ * The first byte picks the parser.  Invariants: a parse either fails with an error (always set:
  * callers read its message) or yields fields that are valid UTF-8 and
  * rebuild a message consistent with the input.  An empty message is also
  * given as NULL, as g_bytes_get_data returns for an empty GBytes (the
@@ -106,6 +107,44 @@ check_base64 (const char *msg, gsize len)
     }
 }
 
+/* What a server sends a client: server-first (bounded iterations, a
+ * non-empty salt), or server-final checked against keys from a fixed
+ * password. */
+static void
+check_server (const char *msg, gsize len, gboolean final)
+{
+  GError *error = NULL;
+
+  if (!final)
+    {
+      MynaScramServerFirst sf;
+
+      if (!myna_scram_parse_server_first (msg, len, &sf, &error))
+        {
+          if (error == NULL)
+            abort ();
+          g_error_free (error);
+          return;
+        }
+      if (sf.nonce == NULL || sf.salt == NULL || g_bytes_get_size (sf.salt) == 0
+          || sf.iterations < 1 || sf.iterations > MYNA_SCRAM_MAX_ITERATIONS)
+        abort ();
+      myna_scram_server_first_clear (&sf);
+      return;
+    }
+  static const guint8 salt_bytes[] = { 's', 'a', 'l', 't' };
+  g_autoptr(GBytes) salt = g_bytes_new_static (salt_bytes, sizeof salt_bytes);
+  g_autoptr(GBytes) salted = myna_scram_salted_password (MYNA_SCRAM_SHA256, "pencil", salt, 1);
+
+  if (!myna_scram_check_server_final (MYNA_SCRAM_SHA256, salted, "n=user,r=a,r=ab,s=c2FsdA==,i=1,c=biws,r=ab",
+                                      msg, len, &error))
+    {
+      if (error == NULL)
+        abort ();
+      g_error_free (error);
+    }
+}
+
 int
 LLVMFuzzerTestOneInput (const uint8_t *data, size_t size)
 {
@@ -118,6 +157,11 @@ LLVMFuzzerTestOneInput (const uint8_t *data, size_t size)
   if (len == 0)
     msg = NULL;
 
+  if (data[0] >= 0xf0)
+    {
+      check_server (msg, len, data[0] & 1);
+      return 0;
+    }
   switch (data[0] % 4)
     {
     case 0:
