@@ -252,6 +252,57 @@ test_bounded (Fixture *f, gconstpointer unused)
     peer_free (peers[i]);
 }
 
+/* `mynactl reload caps` keeps the cache and each session's announcement:
+ * nobody is asked again, and a session announcing a cached ver after the
+ * reload is answered from the cache. */
+static void
+test_reload (Fixture *f, gconstpointer unused)
+{
+  g_autofree char *ver_a = ver_of (features_a), *ver_b = ver_of (features_b);
+  g_autoptr(Peer) r1 = NULL, r2 = NULL, r3 = NULL;
+  g_autoptr(MynaStanza) q1 = NULL, q2 = NULL;
+  g_autofree char *before = NULL, *reload = NULL, *after = NULL, *after_b = NULL;
+  g_autofree char *stats = NULL, *late = NULL;
+
+  setup_with (f, NULL);
+  r1 = peer_login (f, "alice", "r1");
+  r2 = peer_login (f, "bob", "r2");
+  announce (r1, ver_a);
+  q1 = expect_query (r1, ver_a);
+  answer (r1, q1, features_a);
+  announce (r2, ver_b);
+  q2 = expect_query (r2, ver_b);
+  answer (r2, q2, features_b);
+  peer_sync (r1);
+  peer_sync (r2);
+  before = caps_show (f, "alice@localhost/r1");
+  g_assert_cmpstr (before, ==, "http://jabber.org/protocol/caps\n"
+                               "urn:xmpp:avatar:metadata+notify\nOK\n");
+
+  g_assert_cmpint (mynactl (&f->d, &reload, "reload", "caps", NULL), ==, 0);
+  g_assert_true (mynad_wait_log (&f->d, "caps: 2 cached entries kept across the reload", WAIT_MS));
+  after = caps_show (f, "alice@localhost/r1");
+  g_assert_cmpstr (after, ==, before);
+  after_b = caps_show (f, "bob@localhost/r2");
+  g_assert_cmpstr (after_b, ==, "http://jabber.org/protocol/caps\n"
+                                "urn:xmpp:bookmarks:1+notify\nOK\n");
+  g_assert_cmpint (mynactl (&f->d, &stats, "caps", "stats", NULL), ==, 0);
+  g_assert_cmpstr (stats, ==, "localhost cached 2 pending 0\nOK\n");
+  peer_sync (r1);
+  peer_sync (r2);
+  g_assert_false (peer_has (r1, "iq", NS_INFO, NULL));
+  g_assert_false (peer_has (r2, "iq", NS_INFO, NULL));
+
+  /* A new session announcing a ver cached before the reload. */
+  r3 = peer_login (f, "bob", "r3");
+  announce (r3, ver_a);
+  g_assert_true (mynad_wait_log (&f->d, "caps of bob@localhost/r3 known", WAIT_MS));
+  peer_sync (r3);
+  g_assert_false (peer_has (r3, "iq", NS_INFO, NULL));
+  late = caps_show (f, "bob@localhost/r3");
+  g_assert_cmpstr (late, ==, before);
+}
+
 int
 main (int argc, char **argv)
 {
@@ -260,5 +311,6 @@ main (int argc, char **argv)
   g_test_add ("/caps/mismatch", Fixture, NULL, NULL, test_mismatch, teardown);
   g_test_add ("/caps/timeout", Fixture, NULL, NULL, test_timeout, teardown);
   g_test_add ("/caps/bounded", Fixture, NULL, NULL, test_bounded, teardown);
+  g_test_add ("/caps/reload", Fixture, NULL, NULL, test_reload, teardown);
   return g_test_run ();
 }
