@@ -31,34 +31,6 @@ int LLVMFuzzerTestOneInput (const uint8_t *data, size_t size);
 static MynaServer *server;
 static guint16     port;
 
-typedef struct {
-  const guint8 *p;
-  gsize         left;
-} Input;
-
-static guint
-take (Input *in)
-{
-  if (in->left == 0)
-    return 0;
-  in->left--;
-  return *in->p++;
-}
-
-/* A length byte, then that many bytes (fewer at the end of the input). */
-static const char *
-take_payload (Input *in, gsize *len)
-{
-  gsize want = take (in);
-  gsize n = MIN (want, in->left);
-  const char *p = (const char *) in->p;
-
-  in->p += n;
-  in->left -= n;
-  *len = n;
-  return p;
-}
-
 /* ---- the component's side ------------------------------------------------- */
 
 typedef struct {

@@ -2,7 +2,7 @@
  * MynaServer share: a log writer that turns criticals into crashes, a
  * data directory of their own (in /dev/shm when it can) removed at exit,
  * with those of crashed runs swept first, and a server started on a
- * configuration. */
+ * configuration; and the input, read a byte at a time. */
 #pragma once
 
 #include "../../core/private.h"
@@ -12,6 +12,42 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <unistd.h>
+
+/* ---- the input ------------------------------------------------------------ */
+
+typedef struct {
+  const guint8 *p;
+  gsize         left;
+} Input;
+
+/* The next byte, 0 at the end. */
+static inline guint
+take (Input *in)
+{
+  if (in->left == 0)
+    return 0;
+  in->left--;
+  return *in->p++;
+}
+
+/* A length byte, then that many bytes (fewer at the end of the input). */
+static inline const char *
+take_payload (Input *in, gsize *len)
+{
+  gsize want = take (in);
+  gsize n = MIN (want, in->left);
+  const char *p = (const char *) in->p;
+
+  in->p += n;
+  in->left -= n;
+  *len = n;
+  return p;
+}
+
+/* ---- the server ------------------------------------------------------------ */
+
+/* Every log line printed, not only warnings (a target's trace mode). */
+static gboolean fuzz_log_all;
 
 /* Criticals are bugs (network input reached an API-misuse guard): crash
  * so the fuzzer reports the input, unless FUZZ_NONFATAL_CRITICALS is set
@@ -29,7 +65,7 @@ fuzz_quiet_writer (GLogLevelFlags level, const GLogField *fields, gsize n, gpoin
       g_log_writer_standard_streams (level, fields, n, NULL);
       abort ();
     }
-  if (level & (G_LOG_LEVEL_CRITICAL | G_LOG_LEVEL_WARNING))
+  if ((level & (G_LOG_LEVEL_CRITICAL | G_LOG_LEVEL_WARNING)) || fuzz_log_all)
     return g_log_writer_standard_streams (level, fields, n, NULL);
   return G_LOG_WRITER_HANDLED;
 }
