@@ -16,7 +16,7 @@
  * sent. */
 #include "fuzz-server.h"
 
-#include <fcntl.h>
+#include <poll.h>
 #include <netinet/in.h>
 #include <stdint.h>
 #include <string.h>
@@ -43,11 +43,20 @@ peer_connect (void)
 {
   struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons (port),
                            .sin_addr.s_addr = htonl (INADDR_LOOPBACK) };
-  Peer p = { .fd = socket (AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0), .in = g_string_new (NULL) };
+  Peer p = { .fd = socket (AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0),
+             .in = g_string_new (NULL) };
+  struct pollfd pfd = { .fd = p.fd, .events = POLLOUT };
+  int err = 0;
+  socklen_t elen = sizeof err;
 
-  if (p.fd < 0 || connect (p.fd, (struct sockaddr *) &a, sizeof a) != 0)
+  /* Non-blocking, then waited for: libFuzzer's timer signals would
+   * interrupt a blocking connect. */
+  if (p.fd < 0 || (connect (p.fd, (struct sockaddr *) &a, sizeof a) != 0 && errno != EINPROGRESS))
     g_error ("fuzz-component: connect: %s", g_strerror (errno));
-  fcntl (p.fd, F_SETFL, fcntl (p.fd, F_GETFL) | O_NONBLOCK);
+  while (poll (&pfd, 1, 10000) < 0 && errno == EINTR)
+    ;
+  if (getsockopt (p.fd, SOL_SOCKET, SO_ERROR, &err, &elen) != 0 || err != 0)
+    g_error ("fuzz-component: connect: %s", g_strerror (err != 0 ? err : errno));
   return p;
 }
 
