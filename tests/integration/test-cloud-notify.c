@@ -618,6 +618,8 @@ test_webhook (void)
   g_assert_null (strstr (f->d.log->str, "disabled after"));
 
   teardown (f, NULL);
+  /* Its accepted connections too (mynad's keep-alive ones). */
+  soup_server_disconnect (sink.server);
   g_object_unref (sink.server);
   g_ptr_array_unref (sink.bodies);
   g_free (sink.auth);
@@ -652,6 +654,8 @@ test_webhook_gives_up (void)
   g_assert_true (mynad_wait_log (&f->d, "given up after 3 attempt(s): HTTP 503", WAIT_MS));
   teardown (f, NULL);
   g_assert_cmpuint (sink.hits, ==, 3);
+  /* Its accepted connections too (mynad's keep-alive ones). */
+  soup_server_disconnect (sink.server);
   g_object_unref (sink.server);
   g_ptr_array_unref (sink.bodies);
   g_free (sink.auth);
