@@ -732,6 +732,8 @@ config_field (PubsubConfig *cfg, const char *var, GPtrArray *values, gint64 limi
        || g_strcmp0 (var, "pubsub#deliver_payloads") == 0)
       && parse_bool (v, &b) && b)
     return TRUE;
+  if (g_strcmp0 (var, "pubsub#node_type") == 0 && (g_strcmp0 (v, "leaf") == 0 || *v == '\0'))
+    return TRUE;                  /* leaves are all there is */
   if (g_strcmp0 (var, "pubsub#publish_model") == 0
       && (i = name_index (publish_names, flavour == PUBSUB_FLAVOUR_SERVICE
                                            ? G_N_ELEMENTS (publish_names) : 1, v)) >= 0)
