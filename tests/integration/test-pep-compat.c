@@ -5,7 +5,8 @@
  * and the legacy storage:bookmarks node), avatar conversion (XEP-0398:
  * vCard PHOTO <-> urn:xmpp:avatar:data/metadata), the avatar hash in
  * presence (XEP-0153), the features advertised, and private PEP storage
- * (XEP-0223: a whitelist node a contact cannot read).
+ * (XEP-0223: a whitelist node a contact cannot read).  The test module
+ * pepmirror (tests/modules) uses pep/1 directly, as a third party would.
  *
  * The server's output is parsed into stanzas (services-harness.h);
  * absence is checked after a ping round trip. */
@@ -28,10 +29,13 @@ typedef struct {
   Mynad d;
 } Fixture;
 
+#define MODULES "auth;bind;roster;presence;disco;ping;vcard;private;pep;bookmarks;avatar"
+
+/* @modules: the modules to run (NULL: MODULES). */
 static void
-setup (Fixture *f, gconstpointer unused)
+setup (Fixture *f, gconstpointer modules)
 {
-  f->d.modules = "auth;bind;roster;presence;disco;ping;vcard;private;pep;bookmarks;avatar";
+  f->d.modules = modules != NULL ? modules : MODULES;
   mynad_start (&f->d, MYNAD_PLAIN_AUTH);
   mynad_add_user (&f->d, "alice", "pw-alice");
   mynad_add_user (&f->d, "bob", "pw-bob");
@@ -115,6 +119,11 @@ static void
 assert_result (MynaStanza *r)
 {
   g_assert_nonnull (r);
+  if (g_strcmp0 (myna_stanza_get_type (r), "result") != 0)
+    {
+      g_autofree char *text = peer_stanza_text (r);
+      g_test_message ("unexpected answer: %s", text);
+    }
   g_assert_cmpstr (myna_stanza_get_type (r), ==, "result");
 }
 
@@ -154,6 +163,80 @@ private_set (Peer *p, const char *conferences)
                                      FIELD ("pubsub#max_items", "max") \
                                      FIELD ("pubsub#send_last_published_item", "never") \
                                      FIELD ("pubsub#access_model", "whitelist"))
+
+/* ---- the pep/1 service -------------------------------------------------------------- */
+
+/* pepmirror mirrors urn:test:source into urn:test:mirror and back: a
+ * service publish notifies like a client's, creates the node with its
+ * options, sees get_items; its own publishes do not bounce; a retract
+ * follows; a refused publish reports its error. */
+static void
+test_service (Fixture *f, gconstpointer unused)
+{
+  g_autoptr(Peer) a = login (f, "alice", "phone");
+  g_autoptr(Peer) a2 = login (f, "alice", "pc");
+  g_autoptr(MynaStanza) echo1 = available (a, "");
+  g_autoptr(MynaStanza) echo2 = available (a2, "");
+  g_autoptr(MynaStanza) r = NULL;
+  g_autoptr(MynaStanza) n = NULL;
+
+  r = request (a, "set", NULL, "<pubsub xmlns='" NS_PUBSUB "'><publish node='urn:test:source'>"
+                               "<item id='x'><mood xmlns='urn:test'>calm</mood></item>"
+                               "</publish></pubsub>");
+  assert_result (r);
+  g_clear_pointer (&r, myna_stanza_unref);
+  n = peer_expect (a2, "message", NS_EVENT, "from='alice@localhost'", "node='urn:test:mirror'",
+                   "<item id='x'><mirrored xmlns='urn:test' count='1'><mood>calm</mood>", NULL);
+  g_assert_nonnull (n);
+  g_clear_pointer (&n, myna_stanza_unref);
+  r = request (a, "get", NULL, "<pubsub xmlns='" NS_OWNER "'><configure node='urn:test:mirror'/>"
+                               "</pubsub>");
+  g_assert_true (text_has (r, "<value>whitelist</value><option>"));
+  g_clear_pointer (&r, myna_stanza_unref);
+
+  /* A client's publish to the mirror goes to the source, once. */
+  peer_drain (a2);
+  r = request (a, "set", NULL, "<pubsub xmlns='" NS_PUBSUB "'><publish node='urn:test:mirror'>"
+                               "<item id='y'><mood xmlns='urn:test'>busy</mood></item>"
+                               "</publish></pubsub>");
+  assert_result (r);
+  g_clear_pointer (&r, myna_stanza_unref);
+  n = peer_expect (a2, "message", NS_EVENT, "node='urn:test:source'", "<item id='y'>", NULL);
+  g_assert_nonnull (n);
+  g_clear_pointer (&n, myna_stanza_unref);
+  r = items (a, NULL, "urn:test:mirror");
+  g_assert_cmpuint (text_count (r, "<item "), ==, 2);
+  g_assert_false (text_has (r, "mirrored xmlns='urn:test' count='2'"));
+  g_clear_pointer (&r, myna_stanza_unref);
+  peer_sync (a2);
+  g_assert_true (peer_has (a2, "message", "node='urn:test:mirror'", "<item id='y'>", NULL));
+  n = peer_expect (a2, "message", "node='urn:test:mirror'", "<item id='y'>", NULL);
+  g_clear_pointer (&n, myna_stanza_unref);
+  g_assert_false (peer_has (a2, "message", "<item id='y'>", NULL));
+  g_assert_false (peer_has (a2, "message", "count='2'", NULL));
+
+  /* A retraction follows, with its notification (the source keeps one
+   * item, y, by default). */
+  r = request (a, "set", NULL, "<pubsub xmlns='" NS_PUBSUB "'><retract node='urn:test:source'>"
+                               "<item id='y'/></retract></pubsub>");
+  assert_result (r);
+  g_clear_pointer (&r, myna_stanza_unref);
+  n = peer_expect (a2, "message", "node='urn:test:mirror'", "<retract id='y'/>", NULL);
+  g_assert_nonnull (n);
+  g_clear_pointer (&n, myna_stanza_unref);
+
+  /* A refused publish (max_items 0) reports its error. */
+  r = request (a, "set", NULL, "<pubsub xmlns='" NS_PUBSUB "'><publish node='urn:test:source'>"
+                               "<item id='bad'><mood xmlns='urn:test'>x</mood></item>"
+                               "</publish></pubsub>");
+  assert_result (r);
+  g_clear_pointer (&r, myna_stanza_unref);
+  n = peer_expect (a2, "message", "node='urn:test:mirror-errors'", "<error xmlns='urn:test'>",
+                   NULL);
+  g_assert_nonnull (n);
+  r = items (a, NULL, "urn:test:mirror");
+  g_assert_false (text_has (r, "id='bad'"));
+}
 
 /* ---- bookmarks ---------------------------------------------------------------------- */
 
@@ -551,6 +634,8 @@ main (int argc, char **argv)
   g_test_init (&argc, &argv, NULL);
 #define ADD(path, fn) \
   g_test_add ("/pep-compat/" path, Fixture, NULL, setup, fn, teardown)
+  g_test_add ("/pep-compat/service", Fixture, "auth;bind;roster;presence;disco;ping;pep;pepmirror",
+              setup, test_service, teardown);
   ADD ("bookmarks-private-to-pep", test_bookmarks_private_to_pep);
   ADD ("bookmarks-pep-to-private", test_bookmarks_pep_to_private);
   ADD ("bookmarks-legacy-pep", test_bookmarks_legacy_pep);
