@@ -16,12 +16,16 @@
  *    removes the PHOTO.  The vCard is written through vcard/1.
  *  - Every available presence an account's client sends (broadcast or
  *    directed) leaves with <x xmlns='vcard-temp:x:update'><photo>HASH
- *    </photo></x> (XEP-0153 §4.1, XEP-0398 §4): the current avatar's id
- *    (from the metadata node; without one, the SHA-1 of the vCard's
- *    PHOTO), an empty <photo/> when there is none; an <x/> the client
- *    put there is replaced.  The hook on stanza/from-client runs before
- *    the presence module's, which stores and broadcasts the amended
- *    stanza.
+ *    </photo></x> (XEP-0153, XEP-0398 §4): the current avatar's id (from
+ *    the metadata node; without one, the SHA-1 of the vCard's PHOTO); an
+ *    empty <photo/> when the avatar is known to be none (an empty
+ *    metadata item, a vCard without PHOTO); a bare <x/> when nothing is
+ *    known (no metadata, no vCard: as Prosody, "not ready", which
+ *    clients read as no information).  The client's own <x/> is
+ *    replaced, except an empty <photo/> (the client's "no avatar"),
+ *    which XEP-0398 says to leave.  The hook on stanza/from-client runs
+ *    before the presence module's, which stores and broadcasts the
+ *    amended stanza.
  *
  * Loops: this module's writes carry the origin tag "avatar" and its
  * handlers skip events with it; besides, each side compares hashes and
@@ -293,7 +297,8 @@ avatar_pep_published (MynaCall *call, MynaStanza *fired, gpointer data)
 /* ---- presence ----------------------------------------------------------------------- */
 
 /* stanza/from-client: an account's available presence carries its
- * avatar's hash (XEP-0153), whatever the client put there. */
+ * avatar's hash (XEP-0398 §4), unless the client said "no avatar" itself
+ * (an empty <photo/>, left as it is). */
 static MynaResult
 avatar_presence (MynaCall *call, MynaStanza *stanza, gpointer data)
 {
@@ -302,27 +307,34 @@ avatar_presence (MynaCall *call, MynaStanza *stanza, gpointer data)
   MynaJid *jid = session != NULL ? myna_session_get_jid (session) : NULL;
   const char *local = jid != NULL ? myna_jid_get_local (jid) : NULL;
   MynaHost *host = myna_call_get_host (call);
+  MynaStanza *x = NULL, *photo = NULL;
   g_autoptr(MynaStanza) info = NULL;
   g_autofree char *hash = NULL;
-  MynaStanza *x;
-  gboolean known;
+  gboolean known, none = FALSE;
 
   if (local == NULL || g_strcmp0 (myna_stanza_get_name (stanza), "presence") != 0
       || myna_stanza_get_type (stanza) != NULL)
     return MYNA_PASS;
+  x = myna_stanza_get_child (stanza, "x", NS_VCARD_UPDATE);
+  photo = x != NULL ? myna_stanza_get_child (x, "photo", NS_VCARD_UPDATE) : NULL;
+  if (photo != NULL && *myna_stanza_get_text (photo) == '\0')
+    return MYNA_PASS;
   info = avatar_current_info (self, host, local, &known);
   if (info != NULL)
     hash = g_strdup (myna_stanza_get_attr (info, "id"));
-  else if (!known)
+  else if (known)
+    none = TRUE;                  /* the avatar was disabled */
+  else
     {
       g_autoptr(MynaStanza) vcard = myna_vcard_get (self->vcard, host, local, NULL);
       hash = avatar_vcard_hash (vcard);
+      none = vcard != NULL && hash == NULL;
     }
   myna_stanza_remove_children (stanza, "x", NS_VCARD_UPDATE);
   x = myna_stanza_add_child (stanza, "x", NS_VCARD_UPDATE);
   if (hash != NULL)
     myna_stanza_add_text_child (x, "photo", hash);
-  else
+  else if (none)
     myna_stanza_add_child (x, "photo", NS_VCARD_UPDATE);
   return MYNA_PASS;
 }

@@ -459,8 +459,8 @@ test_avatar_vcard_to_pep (Fixture *f, gconstpointer unused)
                                           "<TYPE>image/png</TYPE><BINVAL>%s</BINVAL></PHOTO>"
                                           "</vCard>", b64);
 
-  /* Before any avatar: an empty <photo/>, replacing the client's. */
-  g_assert_true (text_has (echo1, "<x xmlns='" NS_UPDATE "'><photo/></x>"));
+  /* Nothing known (no metadata, no vCard): a bare <x/>, as Prosody. */
+  g_assert_true (text_has (echo1, "<x xmlns='" NS_UPDATE "'/>"));
   subscribe (b, "bob@localhost", a, "alice@localhost");
 
   r = request (a, "set", NULL, set);
@@ -499,6 +499,14 @@ test_avatar_vcard_to_pep (Fixture *f, gconstpointer unused)
   g_assert_true (text_has (p, photo));
   g_assert_false (text_has (p, "stale"));
   g_assert_cmpuint (text_count (p, NS_UPDATE), ==, 1);
+  g_clear_pointer (&p, myna_stanza_unref);
+
+  /* A client's own empty <photo/> ("no avatar") is left (XEP-0398 §4). */
+  peer_send (a, "<presence><show>dnd</show><x xmlns='" NS_UPDATE "'><photo/></x></presence>");
+  p = peer_expect (b, "presence", "from='alice@localhost/phone'", "<show>dnd</show>", NULL);
+  g_assert_nonnull (p);
+  g_assert_true (text_has (p, "<x xmlns='" NS_UPDATE "'><photo/></x>"));
+  g_assert_false (text_has (p, sha1));
 }
 
 /* Avatar published in PEP (XEP-0084) -> the vCard's PHOTO; the contact
