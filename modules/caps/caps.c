@@ -431,10 +431,29 @@ caps_service_features (MynaSession *session)
   return e != NULL ? g_strdupv (e->features) : NULL;
 }
 
+/* caps/1: ver, for an entity announcing its own capabilities (the
+ * server's, in its stream features: the disco module). */
+static char *
+caps_service_ver (MynaStanza *query, const char *hash)
+{
+  g_autofree char *s = NULL;
+  const char *why = NULL;
+
+  g_return_val_if_fail (query != NULL && hash != NULL, NULL);
+  s = caps_verification_string (query, &why);
+  if (s == NULL)
+    {
+      g_message ("caps: no ver for this disco#info: %s", why);
+      return NULL;
+    }
+  return caps_hash_ver (hash, s);
+}
+
 static const MynaCapsService caps_service = {
   .size        = sizeof (MynaCapsService),
   .has_feature = caps_service_has_feature,
   .features    = caps_service_features,
+  .ver         = caps_service_ver,
 };
 
 /* `mynactl caps show FULLJID | caps stats [HOST]`. */
@@ -511,6 +530,73 @@ caps_free (gpointer data)
   g_free (caps);
 }
 
+/* Before a reload: the verified cache, most recently announced first, as
+ * a(sas) (key, features); queries in flight and refusals are not kept. */
+static GVariant *
+caps_save (MynaModule *mod)
+{
+  Caps *caps = myna_module_get_data (mod);
+  GVariantBuilder b;
+
+  g_variant_builder_init (&b, G_VARIANT_TYPE ("a(sas)"));
+  for (GList *l = caps->lru.head; l != NULL; l = l->next)
+    {
+      CapsEntry *e = l->data;
+      g_variant_builder_add (&b, "(s^as)", e->key, e->features);
+    }
+  return g_variant_builder_end (&b);
+}
+
+/* After a reload: the cache back in its order (the new cache_size bounds
+ * it); each session's announcement is set up again by caps_attach. */
+static void
+caps_restore (MynaModule *mod, GVariant *state)
+{
+  Caps *caps = myna_module_get_data (mod);
+  gsize n;
+
+  if (!g_variant_is_of_type (state, G_VARIANT_TYPE ("a(sas)")))
+    return;
+  n = g_variant_n_children (state);
+  for (gsize i = n; i > 0; i--)
+    {
+      const char *key = NULL;
+      char **features = NULL;
+
+      g_variant_get_child (state, i - 1, "(&s^as)", &key, &features);
+      caps_cache_add (caps, key, features);
+    }
+  g_debug ("caps: %u cached entr%s kept across the reload", g_hash_table_size (caps->cache),
+           g_hash_table_size (caps->cache) == 1 ? "y" : "ies");
+}
+
+/* A session bound before this instance loaded: what its last available
+ * presence announced is known again, silently when cached (its modules
+ * heard caps/updated already), else asked as a new announcement. */
+static void
+caps_attach (MynaModule *mod, MynaSession *session)
+{
+  Caps *caps = myna_module_get_data (mod);
+  MynaStanza *last = myna_presence_get_last (caps->presence, session);
+  MynaStanza *c = last != NULL ? myna_stanza_get_child (last, "c", NS_CAPS) : NULL;
+  const char *hash = c != NULL ? myna_stanza_get_attr (c, "hash") : NULL;
+  const char *ver = c != NULL ? myna_stanza_get_attr (c, "ver") : NULL;
+  g_autofree char *key = NULL;
+
+  if (last == NULL || myna_stanza_get_type (last) != NULL || hash == NULL || ver == NULL)
+    return;
+  key = g_strdup_printf ("%s\n%s", hash, ver);
+  if (g_hash_table_contains (caps->cache, key))
+    {
+      CapsSession *cs = g_new0 (CapsSession, 1);
+
+      cs->key = g_steal_pointer (&key);
+      myna_session_set_data (session, CAPS_SESSION_KEY, cs, caps_session_free);
+      return;
+    }
+  caps_announced (caps, session, last);
+}
+
 static gboolean
 caps_load (MynaModule *mod, GError **error)
 {
@@ -548,4 +634,7 @@ MYNA_MODULE_DEFINE (caps,
                             "how long to wait for a client's disco#info answer, "
                             "and before asking again after a refusal")),
   .config_size = sizeof (CapsConfig),
-  .load     = caps_load);
+  .load     = caps_load,
+  .save     = caps_save,
+  .restore  = caps_restore,
+  .attach   = caps_attach);
