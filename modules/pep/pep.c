@@ -410,7 +410,7 @@ pep_load (PubsubService *svc, MynaCall *call, MynaStanza *iq, const char *name)
   return node;
 }
 
-/* Publishes @item (taken; given an id when it has none) to node @name
+/* Publishes @item (given an id when it has none) to node @name
  * of @svc (@host's), auto-creating it with the publish-options @x
  * (nullable) applied, or checking @x against it.  Returns: (transfer
  * full) the queued writes, with the notification and its recipients
@@ -420,7 +420,6 @@ pep_publish_item (Pep *self, MynaHost *host, PubsubService *svc, const char *own
                   const char *name, MynaStanza *item, MynaStanza *x, MynaStanza **event,
                   GPtrArray **to, GError **error)
 {
-  g_autoptr(MynaStanza) owned = item;
   g_autoptr(PubsubNode) node = NULL;
   GError *local_error = NULL;
   PubsubWrite *w;
@@ -496,7 +495,7 @@ pep_publish (Pep *self, MynaCall *call, MynaStanza *iq, PubsubService *svc,
       return;
     }
   w = pep_publish_item (self, myna_call_get_host (call), svc, owner, name,
-                        myna_stanza_ref (item), x, &event, &to, &error);
+                        item, x, &event, &to, &error);
   if (w == NULL)
     {
       pep_reply_error (call, iq, error);
@@ -1182,8 +1181,7 @@ pep_service_publish (MynaHost *host, const char *local, const char *name, MynaSt
     if (!myna_stanza_is_text (myna_stanza_get_child_nth (item, i)))
       myna_stanza_append (copy, myna_stanza_get_child_nth (item, i));
   pep_service (self, myna_host_get_name (host), local, &svc);
-  w = pep_publish_item (self, host, &svc, owner, name, myna_stanza_ref (copy), x, &event, &to,
-                        &local_error);
+  w = pep_publish_item (self, host, &svc, owner, name, copy, x, &event, &to, &local_error);
   if (w == NULL)
     {
       myna_stanza_unref (copy);
