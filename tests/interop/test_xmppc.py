@@ -4,7 +4,9 @@ configuration: the account's disco#info (account/registered, pubsub/pep and
 the PEP features; XEP-0030 §3.1), its disco#items (the PEP nodes), the
 OMEMO device list and bundle fingerprints (`xmppc -m omemo list`, XEP-0384
 nodes published with `open` access by a slixmpp client), the XEP-0048
-bookmarks it reads from PEP (`xmppc -m bookmark list`), and the server's
+bookmarks it reads from PEP (`xmppc -m bookmark list`: a bookmark a
+slixmpp client stored as bookmarks 2, mirrored by the bookmarks module,
+XEP-0411), and the server's
 disco#info.  xmppc has no port option and checks certificates: it runs
 with HOME holding its account file, SSL_CERT_FILE the development
 certificate mynad made, and tests/interop/connect-shim.c preloaded to send
@@ -74,11 +76,20 @@ def steps(mynad):
             % (NS_AXOLOTL, IDENTITY))
         await c['xep_0060'].publish(ALICE, '%s.bundles:%d' % (NS_AXOLOTL, DEVICE), id='current',
                                     payload=bundle, options=opts, timeout=mi.TIMEOUT)
-        bm = ET.fromstring("<storage xmlns='storage:bookmarks'><conference "
-                           "jid='room@conference.localhost' autojoin='true' name='The Room'>"
-                           "<nick>al</nick></conference></storage>")
-        await c['xep_0060'].publish(ALICE, 'storage:bookmarks', id='current', payload=bm,
-                                    timeout=mi.TIMEOUT)
+        # Bookmarks 2 (XEP-0402) as a modern client stores them; xmppc reads
+        # XEP-0048's PEP node, which the bookmarks module keeps in step
+        # (XEP-0411 #compat-pep).
+        conf = ET.fromstring("<conference xmlns='urn:xmpp:bookmarks:1' autojoin='true' "
+                             "name='The Room'><nick>al</nick></conference>")
+        bopts = c['xep_0004'].make_form(ftype='submit')
+        bopts.add_field(var='FORM_TYPE', ftype='hidden',
+                        value='http://jabber.org/protocol/pubsub#publish-options')
+        bopts.add_field(var='pubsub#persist_items', value='true')
+        bopts.add_field(var='pubsub#max_items', value='max')
+        bopts.add_field(var='pubsub#send_last_published_item', value='never')
+        bopts.add_field(var='pubsub#access_model', value='whitelist')
+        await c['xep_0060'].publish(ALICE, 'urn:xmpp:bookmarks:1', id='room@conference.localhost',
+                                    payload=conf, options=bopts, timeout=mi.TIMEOUT)
         await close(c)
 
     async def account_info():
@@ -122,12 +133,12 @@ def steps(mynad):
     return [
         ('mynad starts on the shipped configuration', start),
         ('a slixmpp client publishes an OMEMO device list and bundle (open) and '
-         'XEP-0048 bookmarks to PEP', publish),
+         'a bookmarks 2 conference to PEP', publish),
         ('xmppc: disco#info of the account (account/registered, pubsub/pep, PEP features)',
          account_info),
         ('xmppc: disco#items of the account lists its nodes', account_items),
         ('xmppc: omemo list shows the device and its fingerprint', omemo),
-        ('xmppc: bookmark list shows the conference', bookmarks),
+        ('xmppc: bookmark list (XEP-0048 in PEP) shows the bookmarks 2 conference', bookmarks),
         ('xmppc: disco#info of the server', server_info),
         ('mynad stops cleanly on SIGTERM', stop),
     ], cleanup
