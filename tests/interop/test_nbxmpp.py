@@ -59,6 +59,15 @@ PEP_FEATURES = [NS_PUBSUB + '#' + f for f in (
 PEP_MUST_FEATURES = [NS_PUBSUB + '#' + f for f in (
     'auto-create', 'auto-subscribe', 'filtered-notifications')]
 
+# The caps features of every client here: Gajim's +notify interests.
+CAPS_FEATURES = [
+    'http://jabber.org/protocol/disco#info', 'http://jabber.org/protocol/caps',
+    'eu.siacs.conversations.axolotl.devicelist',
+    'eu.siacs.conversations.axolotl.devicelist+notify',
+    'urn:xmpp:avatar:metadata', 'urn:xmpp:avatar:metadata+notify',
+    'http://jabber.org/protocol/nick', 'http://jabber.org/protocol/nick+notify',
+    'urn:xmpp:bookmarks:1+notify']
+
 log = logging.getLogger('nbx')
 
 
@@ -83,16 +92,12 @@ class GlibThread:
         aloop = asyncio.get_running_loop()
         fut = aloop.create_future()
 
-        def settle(ok, value):
-            if not fut.done():
-                (fut.set_result if ok else fut.set_exception)(value)
-
         def run():
             try:
                 r = fn(*args, **kw)
-                aloop.call_soon_threadsafe(settle, True, r)
+                aloop.call_soon_threadsafe(settle_future, fut, True, r)
             except BaseException as e:
-                aloop.call_soon_threadsafe(settle, False, e)
+                aloop.call_soon_threadsafe(settle_future, fut, False, e)
             return False
         self.GLib.idle_add(run)
         return fut
@@ -238,11 +243,10 @@ class NbClient:
         def done(task):
             self._keep.discard(done)
             try:
-                r = task.finish()
+                r, ok = task.finish(), True
             except BaseException as e:
-                self.aloop.call_soon_threadsafe(lambda: fut.done() or fut.set_exception(e))
-                return
-            self.aloop.call_soon_threadsafe(lambda: fut.done() or fut.set_result(r))
+                r, ok = e, False      # (the name e ends with the except block)
+            self.aloop.call_soon_threadsafe(settle_future, fut, ok, r)
         self._keep.add(done)
         getattr(self.client.get_module(module), method)(
             *args, timeout=int(mi.TIMEOUT), callback=done, **kw)
@@ -272,8 +276,8 @@ class NbClient:
 
                     def done(task, sf=sf):
                         self._keep.discard(done)
-                        r = task.get_result()
-                        self.aloop.call_soon_threadsafe(lambda: sf.done() or sf.set_result(r))
+                        self.aloop.call_soon_threadsafe(settle_future, sf, True,
+                                                        task.get_result())
                     self._keep.add(done)
                     t.add_done_callback(done)
         await self.gl.call(start)
@@ -306,6 +310,12 @@ class NbClient:
         except StepFailed:
             await self.gl.call(lambda: c.state.name == 'DISCONNECTED' or c.disconnect(True))
         self.client = None
+
+
+def settle_future(fut, ok, value):
+    """Sets @fut's result (@ok) or exception, unless it is done."""
+    if not fut.done():
+        (fut.set_result if ok else fut.set_exception)(value)
 
 
 def stanza_error(e):
@@ -349,6 +359,21 @@ def steps(mynad):
             await asyncio.sleep(0.05)
         check(feature in features, 'the caps of %s lack %s: %s' % (full, feature, features))
 
+    async def no_events_at_carol():
+        """A marker message from alice to carol, sent after alice's
+        publishes were answered (so after their notifications left): once
+        carol has it, she must have no event from alice."""
+        from nbxmpp.protocol import Message
+        import uuid
+        token = uuid.uuid4().hex
+        a, cr = c('alice'), c('carol')
+        await a.gl.call(lambda: a.client.send_stanza(
+            Message(to='%s/gajim' % jid('carol'), body=token, typ='chat')))
+        await cr.wait_stanza(lambda s: s.getName() == 'message' and s.getTagData('body') == token,
+                             'the marker message from alice')
+        got = [e for e in cr.events if e[0] == jid('alice')]
+        check(not got, 'carol (no subscription) got alice\'s events: %s' % got)
+
     async def start():
         nonlocal gl
         await mynad.astart()
@@ -359,15 +384,16 @@ def steps(mynad):
 
     async def connect():
         from nbxmpp.namespaces import Namespace as NS
-        notify = [NS.OMEMO_TEMP_DL + '+notify', NS.AVATAR_METADATA + '+notify',
-                  NS.NICK + '+notify', NS.BOOKMARKS_1 + '+notify']
-        base = [NS.DISCO_INFO, NS.CAPS, NS.OMEMO_TEMP_DL, NS.AVATAR_METADATA, NS.NICK]
         mechs = []
-        for user, caps in (('alice', base + notify), ('bob', base + notify), ('carol', None)):
+        # carol's caps want the same notifications: she gets none, having no
+        # presence subscription to alice (XEP-0163 §4.1: PEP notifications
+        # go to the account's contacts).
+        for user, caps in (('alice', CAPS_FEATURES), ('bob', CAPS_FEATURES),
+                           ('carol', CAPS_FEATURES)):
             cl = NbClient(gl, user, 'gajim', mynad)
             st['clients'][user] = cl
             mechs.append('%s: %s' % (user, await cl.connect(caps)))
-        for user in ('alice', 'bob'):
+        for user in ('alice', 'bob', 'carol'):
             await c(user).presence()
             # The server asks alice for the caps it does not know (XEP-0115
             # §6.3); bob's, the same ver, come from its cache.
@@ -375,8 +401,7 @@ def steps(mynad):
         check(any(s.getName() == 'iq' and s.getAttr('type') == 'get'
                   and s.getTag('query', namespace=NS.DISCO_INFO) is not None
                   for s in c('alice').stanzas), "the server did not query alice's caps")
-        await c('carol').presence()
-        return 'SASL ' + ', '.join(mechs) + '; caps of alice and bob known to mynad'
+        return 'SASL ' + ', '.join(mechs) + '; caps (+notify) known to mynad'
 
     async def subscribe():
         from nbxmpp.protocol import JID
@@ -452,7 +477,8 @@ def steps(mynad):
         check(got == DEVICES, 'carol read the device list %s, want %s' % (got, DEVICES))
         got = await cr.request('OMEMO', 'request_bundle', jid('alice'), DEVICES[0])
         check(got == bundle, 'carol read the bundle %s' % (got,))
-        return 'events at alice and bob; bob and carol read the list and the bundle'
+        await no_events_at_carol()
+        return 'events at alice and bob, none at carol; bob and carol read the list and bundle'
 
     async def avatar():
         from nbxmpp.namespaces import Namespace as NS
@@ -522,30 +548,54 @@ def steps(mynad):
         check(same(got, want), 'alice read back %s, want %s' % (got, want))
         return 'storage:bookmarks in PEP: %d read back' % len(got)
 
-    def compat_gate():
-        if 'urn:xmpp:bookmarks:1#compat' not in st.get('account_features', ()):
-            raise mi.Skip('not run: the account does not advertise urn:xmpp:bookmarks:1#compat '
-                          '(XEP-0411 not in this build)')
+    def compat_gate(feature):
+        if feature not in st.get('account_features', ()):
+            raise mi.Skip('not run: the account does not advertise %s (XEP-0411 / XEP-0402 '
+                          'compatibility not in this build)' % feature)
 
     async def compat_native_to_private():
-        compat_gate()
+        compat_gate('urn:xmpp:bookmarks:1#compat')
         a = c('alice')
+        # Self-contained: the native set as this step stores it (a #compat-pep
+        # server turned step 4's legacy PEP list into the native set).
+        want = [bookmark(ROOM, 'The Orchard'), bookmark(ROOM2, 'The Kitchen', nick='al')]
+        _r, subs = await a.fire_and_collect('NativeBookmarks', 'store_bookmarks', want)
+        check(len(subs) == len(want) and not publish_errors(subs),
+              'the publishes of store_bookmarks: %s' % (subs,))
         got = await a.request('PrivateBookmarks', 'request_bookmarks')
-        want = st['native']
         check(same([x for x in got if str(x.jid) in (ROOM, ROOM2)], want),
               'private XML storage shows %s, want the native %s' % (got, want))
-        return 'ran: private storage shows the %d native bookmarks' % len(want)
+        others = sorted(str(x.jid) for x in got if str(x.jid) not in (ROOM, ROOM2))
+        return 'ran: private storage shows the %d native bookmarks (and %s)' % (
+            len(want), others or 'nothing else')
 
     async def compat_private_to_native():
-        compat_gate()
+        from nbxmpp.namespaces import Namespace as NS
+        compat_gate('urn:xmpp:bookmarks:1#compat')
         a = c('alice')
+        # A private XML storage set replaces the whole stored element
+        # (XEP-0049), so the native set becomes exactly this list.
         want = [bookmark(ROOM, 'The Orchard'), bookmark(ROOM4, 'The Attic', nick='al')]
+        mark = len(a.events)
         await a.request('PrivateBookmarks', 'store_bookmarks', want)
         got = await a.request('NativeBookmarks', 'request_bookmarks')
-        check(same([x for x in got if str(x.jid) in (ROOM, ROOM4)], want),
-              'native bookmarks %s after the private store of %s' % (got, want))
-        left = sorted(str(x.jid) for x in got if str(x.jid) not in (ROOM, ROOM4))
-        return 'ran: both read natively; left over from before: %s' % (left or 'none')
+        check(same(got, want), 'native bookmarks %s after the private store of %s'
+              % (got, want))
+        # Alice's caps have urn:xmpp:bookmarks:1+notify: the converted
+        # publish notifies her like a client's (what Gajim listens to).
+        await a.wait_event(jid('alice'), NS.BOOKMARKS_1, 'the native event of the new room',
+                           start=mark, data=lambda d: d is not None and str(d.jid) == ROOM4)
+        st['native'] = want
+        return 'ran: native set = the private list; alice notified of %s' % ROOM4
+
+    async def compat_pep():
+        compat_gate('urn:xmpp:bookmarks:1#compat-pep')
+        a = c('alice')
+        native = await a.request('NativeBookmarks', 'request_bookmarks')
+        got = await a.request('PEPBookmarks', 'request_bookmarks')
+        check(native and same(got, native), 'storage:bookmarks in PEP shows %s, want the '
+              'native %s' % (got, native))
+        return 'ran: the legacy PEP node mirrors the native set (%d)' % len(got)
 
     async def nickname():
         from nbxmpp.namespaces import Namespace as NS
@@ -561,7 +611,25 @@ def steps(mynad):
                                                jid=jid('alice')),
                                     ('not-authorized', 'forbidden'),
                                     'carol reading the nick (presence access)')
-        return 'bob: event and read; carol: %s' % cond
+        await no_events_at_carol()
+        return 'bob: event and read; carol: no event, read refused (%s)' % cond
+
+    async def last_items():
+        from nbxmpp.namespaces import Namespace as NS
+        # Gajim logging in on a second device: XEP-0163 §4.3.2, the last
+        # item of each node its caps want, on its initial presence.
+        b2 = NbClient(gl, 'bob', 'laptop', mynad)
+        st['clients']['bob2'] = b2
+        await b2.connect(CAPS_FEATURES)
+        await b2.presence()
+        sha = hashlib.sha1(AVATAR).hexdigest()
+        await b2.wait_event(jid('alice'), NS.OMEMO_TEMP_DL, 'the last device list',
+                            data=lambda d: d == DEVICES)
+        await b2.wait_event(jid('alice'), NS.AVATAR_METADATA, 'the last avatar metadata',
+                            data=lambda d: d is not None and d.default == sha)
+        await b2.wait_event(jid('alice'), NS.NICK, 'the last nickname',
+                            data=lambda d: d == 'Alice N.')
+        return 'device list, avatar metadata and nickname of alice at bob/laptop'
 
     async def stop():
         for user in list(st['clients']):
@@ -580,7 +648,7 @@ def steps(mynad):
     return [
         ('mynad starts on the shipped configuration; alice, bob, carol added', start),
         ('nbxmpp logs in alice, bob, carol (STARTTLS, the development certificate); '
-         'alice\'s and bob\'s caps (+notify) known to mynad', connect),
+         'their caps (+notify) known to mynad', connect),
         ('alice and bob subscribe to each other (nbxmpp Presence, Roster)', subscribe),
         ('1. disco#info of the own bare JID: account/registered, pubsub/pep, PEP features',
          disco_account),
@@ -600,7 +668,11 @@ def steps(mynad):
          'private XML storage', compat_native_to_private),
         ('5. XEP-0411 (gated): private XML storage bookmarks read natively',
          compat_private_to_native),
+        ('5. XEP-0402 #compat-pep (gated): the native set read through PEPBookmarks',
+         compat_pep),
         ('6. nickname (XEP-0172): bob notified and reads it; carol refused', nickname),
+        ('a new resource of bob gets alice\'s last items on its presence (XEP-0163 §4.3.2)',
+         last_items),
         ('mynad stops cleanly on SIGTERM', stop),
     ], cleanup
 
