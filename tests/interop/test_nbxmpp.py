@@ -650,9 +650,9 @@ def steps(mynad):
         ('nbxmpp logs in alice, bob, carol (STARTTLS, the development certificate); '
          'their caps (+notify) known to mynad', connect),
         ('alice and bob subscribe to each other (nbxmpp Presence, Roster)', subscribe),
-        ('1. disco#info of the own bare JID: account/registered, pubsub/pep, PEP features',
+        ('1. disco info of the own bare JID: account/registered, pubsub/pep, PEP features',
          disco_account),
-        ('1. the account\'s disco#info lists the features XEP-0163 §5 requires (auto-create, '
+        ('1. the account\'s disco info lists the features XEP-0163 §5 requires (auto-create, '
          'auto-subscribe, filtered-notifications)',
          mi.known_failure('mynad does not advertise pubsub#auto-subscribe (modules/pep/pep.c '
                           'account_features) though it auto-subscribes contacts',
@@ -664,11 +664,11 @@ def steps(mynad):
         ('4. native bookmarks (XEP-0402): store_bookmarks, request_bookmarks; bob refused',
          native_bookmarks),
         ('4. XEP-0048 bookmarks in PEP: store_bookmarks, request_bookmarks', pep_bookmarks),
-        ('5. XEP-0411 (gated on urn:xmpp:bookmarks:1#compat): native bookmarks read through '
+        ('5. XEP-0411 (gated on the bookmarks compat feature): native bookmarks read through '
          'private XML storage', compat_native_to_private),
         ('5. XEP-0411 (gated): private XML storage bookmarks read natively',
          compat_private_to_native),
-        ('5. XEP-0402 #compat-pep (gated): the native set read through PEPBookmarks',
+        ('5. XEP-0402 compat-pep (gated): the native set read through PEPBookmarks',
          compat_pep),
         ('6. nickname (XEP-0172): bob notified and reads it; carol refused', nickname),
         ('a new resource of bob gets alice\'s last items on its presence (XEP-0163 §4.3.2)',
