@@ -122,6 +122,7 @@ class NbClient:
         self.stanzas = []
         self.sent = []
         self.events = []
+        self.avatar_hashes = []    # (full JID, avatar_sha) of presences, as VCardAvatar parsed
         self.changed = asyncio.Event()
         self.aloop = asyncio.get_running_loop()
         self.state = None          # 'connected' / 'failed: …' / 'disconnected'
@@ -189,6 +190,12 @@ class NbClient:
                 self.events.append((str(properties.jid.bare), ev.node, ev.id, ev.data))
                 self._wake()
 
+        def on_presence(_c, _stanza, properties):
+            sha = getattr(properties, 'avatar_sha', None)
+            if sha is not None:
+                self.avatar_hashes.append((str(properties.jid), sha))
+                self._wake()
+
         c.subscribe('connected', on_connected)
         c.subscribe('connection-failed', on_failed)
         c.subscribe('disconnected', on_disconnected)
@@ -197,8 +204,9 @@ class NbClient:
         # After the modules' handlers (priority 15, 16): sees what they parsed.
         c.register_handler(StanzaHandler(name='message', callback=on_event,
                                          ns=Namespace.PUBSUB_EVENT, priority=60))
+        c.register_handler(StanzaHandler(name='presence', callback=on_presence, priority=60))
         self._callbacks = (on_connected, on_failed, on_disconnected, on_received, on_sent,
-                           on_event)
+                           on_event, on_presence)
         self.client = c
         c.connect()
 
@@ -508,6 +516,26 @@ def steps(mynad):
         return 'bob: event %s…, metadata and %d bytes; carol: %s' % (
             ev[2][:8], len(data.data), ', '.join(conds))
 
+    async def vcard_conversion():
+        feature = 'urn:xmpp:pep-vcard-conversion:0'
+        if feature not in st.get('account_features', ()):
+            raise mi.Skip('not run: the account does not advertise %s (XEP-0398 not in this '
+                          'build)' % feature)
+        a, b = c('alice'), c('bob')
+        sha = hashlib.sha1(AVATAR).hexdigest()
+        vcard = await b.request('VCardTemp', 'request_vcard', jid('alice'))
+        photo, photo_sha = vcard.get_avatar()
+        check(photo == AVATAR, 'alice\'s vCard PHOTO at bob: %s (sha %s), want the PEP avatar %s'
+              % (photo and len(photo), photo_sha, sha))
+        # XEP-0398 §4: the server puts the hash in the account's presence.
+        mark = len(b.avatar_hashes)
+        await a.presence()
+        await b.wait(lambda: any(h == ('%s/gajim' % jid('alice'), sha)
+                                 for h in b.avatar_hashes[mark:]),
+                     'alice\'s presence advertising the photo hash %s (got %s)'
+                     % (sha, b.avatar_hashes[mark:]))
+        return 'ran: vCard PHOTO = the PEP avatar; presence photo hash %s…' % sha[:8]
+
     def bookmark(room, name, nick='alice'):
         from nbxmpp.protocol import JID
         from nbxmpp.structs import BookmarkData
@@ -661,6 +689,8 @@ def steps(mynad):
          'carol read them', omemo),
         ('3. avatar (presence access): bob notified and reads metadata and data; carol refused',
          avatar),
+        ('3. XEP-0398 (gated on pep-vcard-conversion): the PEP avatar in alice\'s vCard and '
+         'her presence photo hash (VCardTemp, VCardAvatar)', vcard_conversion),
         ('4. native bookmarks (XEP-0402): store_bookmarks, request_bookmarks; bob refused',
          native_bookmarks),
         ('4. XEP-0048 bookmarks in PEP: store_bookmarks, request_bookmarks', pep_bookmarks),
