@@ -1312,7 +1312,10 @@ MYNA_MODULE_DEFINE (pep,
   .serves  = MYNA_STRV (NS_PUBSUB, NS_PUBSUB_OWNER),
   .events  = MYNA_STRV (MYNA_EVENT_CAPS_UPDATED),
   .provides = MYNA_STRV ("pep/1"),
+  /* XEP-0163 §5: auto-create, auto-subscribe (contacts are subscribed by
+   * their presence subscription) and filtered-notifications (+notify). */
   .account_features = MYNA_STRV (NS_PUBSUB, NS_PUBSUB "#publish", NS_PUBSUB "#auto-create",
+                                 NS_PUBSUB "#auto-subscribe",
                                  NS_PUBSUB "#publish-options", NS_PUBSUB "#access-presence",
                                  NS_PUBSUB "#access-open", NS_PUBSUB "#access-roster",
                                  NS_PUBSUB "#access-whitelist", NS_PUBSUB "#persistent-items",
