@@ -768,6 +768,96 @@ test_hostile_default_nodes (Fixture *f, gconstpointer unused)
   ps_ok (b, "set", NS_PUBSUB, "<create node='bobs'/>");
 }
 
+
+/* With offline storage on: notifications to a subscriber with no
+ * available session (bare JID or full) are headlines, not kept (RFC 6121
+ * §8.5.2.1.1): one publish is not N stored messages. */
+static void
+setup_offline (Fixture *f, gconstpointer extra)
+{
+  g_autofree char *conf = g_strconcat (MYNAD_PLAIN_AUTH, COMPONENT, extra, NULL);
+
+  f->d.modules = "auth;bind;roster;presence;disco;ping;offline";
+  mynad_start (&f->d, conf);
+  mynad_add_user (&f->d, "alice", "pw-alice");
+  mynad_add_user (&f->d, "bob", "pw-bob");
+  mynad_add_user (&f->d, "carol", "pw-carol");
+}
+
+static void
+test_offline_subscribers (Fixture *f, gconstpointer unused)
+{
+  g_autoptr(Peer) a = login (f, "alice", "pc");
+  g_autoptr(Peer) b = login (f, "bob", "pc");
+  g_autoptr(Peer) c = login (f, "carol", "pc");
+  g_autoptr(MynaStanza) n = NULL;
+
+  ps_ok (a, "set", NS_PUBSUB, "<create node='feed'/>");
+  ps_ok (b, "set", NS_PUBSUB, "<subscribe node='feed' jid='bob@localhost'/>");
+  ps_ok (c, "set", NS_PUBSUB, "<subscribe node='feed' jid='carol@localhost/pc'/>");
+  g_clear_pointer (&b, peer_free);
+  g_clear_pointer (&c, peer_free);
+  for (guint i = 0; i < 5; i++)
+    {
+      g_autofree char *id = g_strdup_printf ("i%u", i);
+      publish_ok (a, "feed", id, "while away");
+    }
+  /* a chat message is kept: offline storage works */
+  peer_send (a, "<message to='bob@localhost' type='chat' id='m1'><body>kept</body></message>");
+  peer_send (a, "<message to='carol@localhost' type='chat' id='m2'><body>kept</body></message>");
+  peer_sync (a);
+
+  /* logged in again (what the initial presence brings is kept) */
+  b = peer_new (client_login (&f->d, "bob", "pw-bob", "pc"), TRUE);
+  c = peer_new (client_login (&f->d, "carol", "pw-carol", "pc"), TRUE);
+  peer_send (b, "<presence/>");
+  peer_send (c, "<presence/>");
+  n = peer_expect (b, "message", "kept", NULL);
+  g_assert_nonnull (n);
+  g_clear_pointer (&n, myna_stanza_unref);
+  n = peer_expect (c, "message", "kept", NULL);
+  g_assert_nonnull (n);
+  g_clear_pointer (&n, myna_stanza_unref);
+  peer_sync (b);
+  peer_sync (c);
+  g_assert_false (peer_has (b, "message", NS_EVENT, NULL));
+  g_assert_false (peer_has (c, "message", NS_EVENT, NULL));
+  /* and live again */
+  publish_ok (a, "feed", "back", "live");
+  n = peer_expect (b, "message", NS_EVENT, "id='back'", NULL);
+  g_assert_nonnull (n);
+  g_clear_pointer (&n, myna_stanza_unref);
+  n = peer_expect (c, "message", NS_EVENT, "id='back'", NULL);
+  g_assert_nonnull (n);
+}
+
+/* An account deleted (mynactl user del) while subscribed and affiliated:
+ * notifications to it stop (nothing is delivered, kept or bounced back
+ * in a loop) and the service goes on. */
+static void
+test_account_deleted (Fixture *f, gconstpointer unused)
+{
+  g_autoptr(Peer) a = login (f, "alice", "pc");
+  g_autoptr(Peer) b = login (f, "bob", "pc");
+  g_autoptr(MynaStanza) r = NULL;
+  g_autoptr(MynaStanza) n = NULL;
+  g_autofree char *out = NULL;
+
+  ps_ok (a, "set", NS_PUBSUB, "<create node='feed'/>");
+  ps_ok (a, "set", NS_OWNER, "<affiliations node='feed'>"
+         "<affiliation jid='bob@localhost' affiliation='publisher'/></affiliations>");
+  ps_ok (b, "set", NS_PUBSUB, "<subscribe node='feed' jid='bob@localhost'/>");
+  ps_ok (b, "set", NS_PUBSUB, "<subscribe node='feed' jid='bob@localhost/pc'/>");
+  g_assert_cmpint (mynactl (&f->d, &out, "user", "del", "bob@localhost", NULL), ==, 0);
+  peer_expect_closed (b);
+  publish_ok (a, "feed", "after", "bob is gone");
+  r = items (a, "feed");
+  g_assert_cmpstr (myna_stanza_get_type (r), ==, "result");
+  g_clear_pointer (&r, myna_stanza_unref);
+  peer_sync (a);
+  g_assert_false (peer_has (a, "message", "<message", NULL));
+}
+
 int
 main (int argc, char **argv)
 {
@@ -786,5 +876,8 @@ main (int argc, char **argv)
   ADD ("hostile/disco", test_hostile_disco, "");
   ADD ("hostile/growth", test_hostile_growth, AUTOCREATE);
   ADD ("hostile/default-nodes", test_hostile_default_nodes, "");
+  g_test_add ("/pubsub/offline-subscribers", Fixture, "", setup_offline, test_offline_subscribers,
+              teardown);
+  ADD ("account-deleted", test_account_deleted, "");
   return g_test_run ();
 }
