@@ -482,6 +482,12 @@ ps_publish (PsReq *r, MynaStanza *publish, MynaStanza *options)
       ps_refuse (r, PUBSUB_ERR_BAD_REQUEST, "a publish carries one item");
       return;
     }
+  if (myna_stanza_first_element (item) == NULL)
+    {
+      /* every node here delivers payloads (XEP-0060 §7.1.3.6) */
+      ps_refuse (r, PUBSUB_ERR_PAYLOAD_REQUIRED, "the nodes here deliver payloads: add one");
+      return;
+    }
   node = pubsub_node_load (&r->svc, name, &error);
   if (error != NULL)
     {

@@ -190,6 +190,14 @@ test_nodes (Fixture *f, gconstpointer unused)
   r = ps (a, "set", NS_PUBSUB, "<publish node='news'/>");
   assert_error (r, "bad-request", "item-required");
   g_clear_pointer (&r, myna_stanza_unref);
+  /* an item without a payload, or with two (§7.1.3.6, §7.1.3.5) */
+  r = ps (a, "set", NS_PUBSUB, "<publish node='news'><item id='e'/></publish>");
+  assert_error (r, "bad-request", "payload-required");
+  g_clear_pointer (&r, myna_stanza_unref);
+  r = ps (a, "set", NS_PUBSUB, "<publish node='news'><item id='e'><a xmlns='urn:a'/>"
+          "<b xmlns='urn:b'/></item></publish>");
+  assert_error (r, "bad-request", "invalid-payload");
+  g_clear_pointer (&r, myna_stanza_unref);
 
   ps_ok (a, "set", NS_PUBSUB, "<retract node='news'><item id='1'/></retract>");
   r = ps (a, "set", NS_PUBSUB, "<retract node='news'><item id='1'/></retract>");
