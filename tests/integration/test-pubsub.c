@@ -848,7 +848,6 @@ test_account_deleted (Fixture *f, gconstpointer unused)
   g_autoptr(Peer) a = login (f, "alice", "pc");
   g_autoptr(Peer) b = login (f, "bob", "pc");
   g_autoptr(MynaStanza) r = NULL;
-  g_autoptr(MynaStanza) n = NULL;
   g_autofree char *out = NULL;
 
   ps_ok (a, "set", NS_PUBSUB, "<create node='feed'/>");
