@@ -45,6 +45,8 @@ static const struct {
   [PUBSUB_ERR_SERVICE_UNAVAILABLE] = { MYNA_ERROR_TYPE_CANCEL, "service-unavailable", NULL },
   [PUBSUB_ERR_OPTIONS_UNSUPPORTED] = { MYNA_ERROR_TYPE_CANCEL, "feature-not-implemented",
                                        "unsupported" },
+  [PUBSUB_ERR_RESOURCE_CONSTRAINT] = { MYNA_ERROR_TYPE_WAIT, "resource-constraint", NULL },
+  [PUBSUB_ERR_PAYLOAD_REQUIRED]   = { MYNA_ERROR_TYPE_MODIFY, "bad-request", "payload-required" },
 };
 
 MynaStanza *

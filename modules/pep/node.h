@@ -140,6 +140,8 @@ typedef enum {
   PUBSUB_ERR_ITEM_REQUIRED,         /* bad-request <item-required/> */
   PUBSUB_ERR_SERVICE_UNAVAILABLE,   /* service-unavailable */
   PUBSUB_ERR_OPTIONS_UNSUPPORTED,   /* feature-not-implemented <unsupported feature='subscription-options'/> */
+  PUBSUB_ERR_RESOURCE_CONSTRAINT,   /* resource-constraint (a per-node limit) */
+  PUBSUB_ERR_PAYLOAD_REQUIRED,      /* bad-request <payload-required/> */
 } PubsubErrorCode;
 
 #define PUBSUB_ERROR (pubsub_error_quark ())

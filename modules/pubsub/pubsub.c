@@ -32,7 +32,10 @@
  *  - disco: the domain's identity pubsub/service and features come from
  *    the registrations; disco#items on the domain lists the nodes the
  *    requester may see, on a node its item ids; disco#info on a node is
- *    pubsub/leaf with the pubsub#meta-data form (§5.4).
+ *    pubsub/leaf with the pubsub#meta-data form (§5.4); both on a node
+ *    the access model hides get the error <items/> would.
+ *  - Bounds besides the limit keys: a new node's name has at most 1024
+ *    bytes and no control character.
  *
  * Replies that report a change, and reads, are sent once the writes
  * queued before them are durable (pubsub_write_commit). */
@@ -56,6 +59,8 @@ typedef struct {
   gint64   default_max_items;
   gint64   max_item_bytes;
   gint64   max_subscriptions;
+  gint64   max_subscriptions_per_jid;
+  gint64   max_affiliations;
   gboolean autocreate_on_publish;
 } PsSettings;
 
@@ -139,7 +144,7 @@ ps_load (PsReq *r, const char *name)
   g_autoptr(GError) error = NULL;
   PubsubNode *node;
 
-  if (name == NULL)
+  if (name == NULL || *name == '\0')
     {
       ps_refuse (r, PUBSUB_ERR_NODEID_REQUIRED, "the request names no node");
       return NULL;
@@ -279,6 +284,33 @@ ps_send_ok (PsReq *r, PubsubWrite *w)
 
 /* ---- create ---------------------------------------------------------------------- */
 
+/* The longest node name a create accepts, in bytes. */
+#define PS_MAX_NODE_NAME 1024
+
+/* Whether @name may name a new node: at most PS_MAX_NODE_NAME bytes and
+ * no control character.  A line break would make the items' keys
+ * ambiguous ("NODE\nID": node "a\nb" item "c" is node "a" item "b\nc",
+ * all nodes of the domain sharing one store); a huge name would be
+ * repeated in every disco#items answer.  FALSE with the error sent. */
+static gboolean
+ps_node_name_ok (PsReq *r, const char *name)
+{
+  size_t len = strlen (name);
+  gboolean ok = len <= PS_MAX_NODE_NAME;
+
+  for (size_t i = 0; ok && i < len; i++)
+    ok = (guchar) name[i] >= 0x20 && name[i] != 0x7f;
+  if (!ok)
+    {
+      g_info ("pubsub create on %s by %s refused: a name of %zu bytes with a control "
+              "character or past %d bytes is not a node name here",
+              myna_host_get_name (r->self->host), r->bare, len, PS_MAX_NODE_NAME);
+      ps_refuse (r, PUBSUB_ERR_BAD_REQUEST, "a node name has at most 1024 bytes and no "
+                 "control characters");
+    }
+  return ok;
+}
+
 /* A new node @name made by the sender, with the service's defaults and
  * the form @x (nullable) applied; NULL with the error sent when the
  * sender may not create it or a limit is reached. */
@@ -290,6 +322,8 @@ ps_new_node (PsReq *r, const char *name, MynaStanza *x, gboolean options_are_pre
   g_autoptr(GError) error = NULL;
   gint64 count;
 
+  if (!ps_node_name_ok (r, name))
+    return NULL;
   if (!r->admin && g_strcmp0 (cfg->create, "anyone") != 0)
     {
       MynaJid *from = myna_call_get_from (r->call);
@@ -433,7 +467,7 @@ ps_publish (PsReq *r, MynaStanza *publish, MynaStanza *options)
             item = myna_stanza_copy (c);
         }
     }
-  if (name == NULL)
+  if (name == NULL || *name == '\0')
     {
       ps_refuse (r, PUBSUB_ERR_NODEID_REQUIRED, "publish names no node");
       return;
@@ -446,6 +480,12 @@ ps_publish (PsReq *r, MynaStanza *publish, MynaStanza *options)
   if (n_items > 1)
     {
       ps_refuse (r, PUBSUB_ERR_BAD_REQUEST, "a publish carries one item");
+      return;
+    }
+  if (myna_stanza_first_element (item) == NULL)
+    {
+      /* every node here delivers payloads (XEP-0060 §7.1.3.6) */
+      ps_refuse (r, PUBSUB_ERR_PAYLOAD_REQUIRED, "the nodes here deliver payloads: add one");
       return;
     }
   node = pubsub_node_load (&r->svc, name, &error);
@@ -662,6 +702,29 @@ ps_subscribe (PsReq *r, MynaStanza *subscribe, MynaStanza *options)
       return;
     }
   sub = pubsub_node_find_subscription (node, myna_jid_to_string (jid), NULL);
+  if (sub == NULL && !ps_owns (r, node))
+    {
+      /* one bare JID (its full JIDs) does not take every subscription */
+      gint64 mine = 0;
+
+      for (guint i = 0; i < node->subscriptions->len; i++)
+        {
+          g_autoptr(MynaJid) s = myna_jid_parse (((PubsubSubscription *)
+                                                  node->subscriptions->pdata[i])->jid, NULL);
+          if (s != NULL && g_strcmp0 (myna_jid_bare_string (s), myna_jid_bare_string (jid)) == 0)
+            mine++;
+        }
+      if (mine >= cfg->max_subscriptions_per_jid)
+        {
+          g_info ("pubsub subscription of %s to node %s of %s refused: %s has %"
+                  G_GINT64_FORMAT " already (max_subscriptions_per_jid)",
+                  myna_jid_to_string (jid), node->name, myna_host_get_name (r->self->host),
+                  myna_jid_bare_string (jid), mine);
+          ps_refuse (r, PUBSUB_ERR_TOO_MANY_SUBSCRIPTIONS,
+                     "this JID has too many subscriptions to the node");
+          return;
+        }
+    }
   if (sub == NULL && (gint64) node->subscriptions->len >= cfg->max_subscriptions)
     {
       g_info ("pubsub subscription of %s to node %s of %s refused: %u subscriptions already "
@@ -919,6 +982,7 @@ ps_owner_subscriptions (PsReq *r, PubsubNode *node, MynaStanza *el, gboolean set
 static void
 ps_owner_affiliations (PsReq *r, PubsubNode *node, MynaStanza *el, gboolean set)
 {
+  const PsSettings *cfg = myna_module_get_config (r->self->mod);
   g_autoptr(GPtrArray) changes = g_ptr_array_new ();
   PubsubWrite *w;
   guint owners;
@@ -987,6 +1051,16 @@ ps_owner_affiliations (PsReq *r, PubsubNode *node, MynaStanza *el, gboolean set)
       pubsub_node_set_affiliation (node, myna_jid_bare_string (jid), aff);
       if (aff == PUBSUB_AFF_OUTCAST)
         pubsub_node_unsubscribe_bare (node, myna_jid_bare_string (jid));
+    }
+  /* Counted once applied (to this request's copy of the node, saved
+   * only below): a change or a removal never hits the limit. */
+  if ((gint64) node->affiliations->len > cfg->max_affiliations)
+    {
+      g_info ("pubsub affiliations of node %s of %s refused to %s: %u past max_affiliations "
+              "(max_affiliations)", node->name, myna_host_get_name (r->self->host), r->bare,
+              node->affiliations->len);
+      ps_refuse (r, PUBSUB_ERR_RESOURCE_CONSTRAINT, "the node has too many affiliations");
+      return;
     }
   w = pubsub_write_new (r->svc.storage, NULL, NULL, NULL);
   pubsub_node_save (&r->svc, node, w);
@@ -1183,6 +1257,20 @@ ps_disco (MynaCall *call, MynaStanza *iq, gpointer data)
       myna_stanza_unref (reply);
       return MYNA_HANDLED;
     }
+  {
+    /* A node the access model hides (disco#items on the domain leaves it
+     * out) shows neither its meta-data (owners, publishers, title) nor
+     * its item ids: the error <items/> would get. */
+    PubsubRequester who = ps_requester (node, r.bare, r.admin);
+    g_autoptr(GError) error = NULL;
+
+    if (!pubsub_access_check (node, &who, &error))
+      {
+        myna_stanza_unref (reply);
+        ps_reply_error (&r, error);
+        return MYNA_HANDLED;
+      }
+  }
   if (info != NULL)
     {
       MynaStanza *id = myna_stanza_add_child (out, "identity", NS_DISCO_INFO);
@@ -1197,9 +1285,7 @@ ps_disco (MynaCall *call, MynaStanza *iq, gpointer data)
     }
   else
     {
-      PubsubRequester who = ps_requester (node, r.bare, r.admin);
-
-      for (guint i = 0; pubsub_access_check (node, &who, NULL) && i < node->items->len; i++)
+      for (guint i = 0; i < node->items->len; i++)
         {
           MynaStanza *item = myna_stanza_add_child (out, "item", NS_DISCO_ITEMS);
 
@@ -1264,8 +1350,9 @@ static const MynaConfigKey ps_config[] = {
                       "bare JIDs (comma or space separated) owning every node"),
   MYNA_CONFIG_INT (PsSettings, max_nodes, "10000", 1, 10000000,
                    "the most nodes the service has; past it create gets resource-constraint"),
-  MYNA_CONFIG_INT (PsSettings, max_nodes_per_jid, "0", 0, 10000000,
-                   "the most nodes one JID owns (0: no limit; admins exempt)"),
+  MYNA_CONFIG_INT (PsSettings, max_nodes_per_jid, "100", 0, 10000000,
+                   "the most nodes one JID owns (0: no limit; admins exempt), so one "
+                   "account cannot take every node of max_nodes"),
   MYNA_CONFIG_INT (PsSettings, max_items, "256", 1, 100000,
                    "the most items a node keeps (and its configuration may ask)"),
   MYNA_CONFIG_INT (PsSettings, default_max_items, "20", 1, 100000,
@@ -1276,6 +1363,13 @@ static const MynaConfigKey ps_config[] = {
   MYNA_CONFIG_INT (PsSettings, max_subscriptions, "10000", 1, 10000000,
                    "the most subscriptions a node has; past it subscribe gets not-allowed "
                    "<too-many-subscriptions/>"),
+  MYNA_CONFIG_INT (PsSettings, max_subscriptions_per_jid, "16", 1, 10000000,
+                   "the most subscriptions one bare JID (its full JIDs) has to a node, "
+                   "unless it owns it; past it subscribe gets not-allowed "
+                   "<too-many-subscriptions/>"),
+  MYNA_CONFIG_INT (PsSettings, max_affiliations, "1000", 1, 10000000,
+                   "the most affiliations a node has (owners included); past it an "
+                   "owner's affiliations set gets resource-constraint"),
   MYNA_CONFIG_BOOL (PsSettings, autocreate_on_publish, "false",
                     "a publish to a missing node creates it (as create would)"),
   MYNA_CONFIG_END,

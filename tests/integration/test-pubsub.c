@@ -190,6 +190,14 @@ test_nodes (Fixture *f, gconstpointer unused)
   r = ps (a, "set", NS_PUBSUB, "<publish node='news'/>");
   assert_error (r, "bad-request", "item-required");
   g_clear_pointer (&r, myna_stanza_unref);
+  /* an item without a payload, or with two (§7.1.3.6, §7.1.3.5) */
+  r = ps (a, "set", NS_PUBSUB, "<publish node='news'><item id='e'/></publish>");
+  assert_error (r, "bad-request", "payload-required");
+  g_clear_pointer (&r, myna_stanza_unref);
+  r = ps (a, "set", NS_PUBSUB, "<publish node='news'><item id='e'><a xmlns='urn:a'/>"
+          "<b xmlns='urn:b'/></item></publish>");
+  assert_error (r, "bad-request", "invalid-payload");
+  g_clear_pointer (&r, myna_stanza_unref);
 
   ps_ok (a, "set", NS_PUBSUB, "<retract node='news'><item id='1'/></retract>");
   r = ps (a, "set", NS_PUBSUB, "<retract node='news'><item id='1'/></retract>");
@@ -635,6 +643,228 @@ test_restart (Fixture *f, gconstpointer unused)
   g_assert_nonnull (n);
 }
 
+
+/* ---- hostile requests -------------------------------------------------------------- */
+
+#define AUTOCREATE "[module:pubsub]\nautocreate_on_publish = true\nmax_affiliations = 3\n" \
+                   "max_subscriptions_per_jid = 2\n"
+
+/* Node names: an empty one is no name (publish), a name with a line
+ * break (the items' keys are "NODE\nID": node "a\nb" item "c" and node
+ * "a" item "b\nc" would be one key) or past 1024 bytes is refused. */
+static void
+test_hostile_names (Fixture *f, gconstpointer unused)
+{
+  g_autoptr(Peer) a = login (f, "alice", "pc");
+  g_autoptr(MynaStanza) r = NULL;
+  g_autoptr(GString) huge = g_string_new ("<create node='");
+
+  r = publish (a, "", "1", "no name");
+  assert_error (r, "bad-request", "nodeid-required");
+  g_clear_pointer (&r, myna_stanza_unref);
+  r = ps (a, "set", NS_PUBSUB, "<create node='a&#10;b'/>");
+  assert_error (r, "bad-request", NULL);
+  g_clear_pointer (&r, myna_stanza_unref);
+  r = publish (a, "a&#10;b", "c", "through autocreate");
+  assert_error (r, "bad-request", NULL);
+  g_clear_pointer (&r, myna_stanza_unref);
+  g_assert_true (mynad_wait_log (&f->d, "is not a node name here", 5000));
+  for (guint i = 0; i < 1025; i++)
+    g_string_append_c (huge, 'n');
+  g_string_append (huge, "'/>");
+  r = ps (a, "set", NS_PUBSUB, huge->str);
+  assert_error (r, "bad-request", NULL);
+  g_clear_pointer (&r, myna_stanza_unref);
+  /* nothing of those was made */
+  r = request (a, "get", SERVICE, "<query xmlns='http://jabber.org/protocol/disco#items'/>");
+  g_assert_cmpstr (myna_stanza_get_type (r), ==, "result");
+  g_assert_cmpuint (text_count (r, "<item "), ==, 0);
+}
+
+/* A whitelist node's meta-data (its owners, publishers, title) and item
+ * ids are not shown to who may not see it, as disco#items on the domain
+ * hides it. */
+static void
+test_hostile_disco (Fixture *f, gconstpointer unused)
+{
+  g_autoptr(Peer) a = login (f, "alice", "pc");
+  g_autoptr(Peer) c = login (f, "carol", "pc");
+  g_autoptr(MynaStanza) r = NULL;
+
+  ps_ok (a, "set", NS_PUBSUB, "<create node='club'/><configure>"
+         FORM ("node_config", FIELD ("pubsub#access_model", "whitelist")
+               FIELD ("pubsub#title", "Secret club")) "</configure>");
+  ps_ok (a, "set", NS_OWNER, "<affiliations node='club'>"
+         "<affiliation jid='bob@localhost' affiliation='publisher'/></affiliations>");
+  publish_ok (a, "club", "hidden-id", "x");
+  r = request (c, "get", SERVICE,
+               "<query xmlns='http://jabber.org/protocol/disco#info' node='club'/>");
+  assert_error (r, "not-allowed", "closed-node");
+  g_assert_false (text_has (r, "alice@localhost") || text_has (r, "Secret club"));
+  g_clear_pointer (&r, myna_stanza_unref);
+  r = request (c, "get", SERVICE,
+               "<query xmlns='http://jabber.org/protocol/disco#items' node='club'/>");
+  assert_error (r, "not-allowed", "closed-node");
+  g_clear_pointer (&r, myna_stanza_unref);
+  /* the owner still sees both */
+  r = request (a, "get", SERVICE,
+               "<query xmlns='http://jabber.org/protocol/disco#info' node='club'/>");
+  g_assert_true (text_has (r, "Secret club") && text_has (r, "bob@localhost"));
+  g_clear_pointer (&r, myna_stanza_unref);
+  r = request (a, "get", SERVICE,
+               "<query xmlns='http://jabber.org/protocol/disco#items' node='club'/>");
+  g_assert_true (text_has (r, "name='hidden-id'"));
+}
+
+/* An owner cannot grow a node's record without bound with affiliations
+ * (max_affiliations); one subscriber cannot take a node's every
+ * subscription with full JIDs (max_subscriptions_per_jid). */
+static void
+test_hostile_growth (Fixture *f, gconstpointer unused)
+{
+  g_autoptr(Peer) a = login (f, "alice", "pc");
+  g_autoptr(Peer) b = login (f, "bob", "pc");
+  g_autoptr(MynaStanza) r = NULL;
+
+  ps_ok (a, "set", NS_PUBSUB, "<create node='n'/>");
+  /* alice (the owner) + 2 = 3 */
+  ps_ok (a, "set", NS_OWNER, "<affiliations node='n'>"
+         "<affiliation jid='x1@localhost' affiliation='member'/>"
+         "<affiliation jid='x2@localhost' affiliation='outcast'/></affiliations>");
+  r = ps (a, "set", NS_OWNER, "<affiliations node='n'>"
+          "<affiliation jid='x3@localhost' affiliation='member'/></affiliations>");
+  assert_error (r, "resource-constraint", NULL);
+  g_clear_pointer (&r, myna_stanza_unref);
+  g_assert_true (mynad_wait_log (&f->d, "(max_affiliations)", 5000));
+  /* a change of an existing one, or a removal then an addition, is fine */
+  ps_ok (a, "set", NS_OWNER, "<affiliations node='n'>"
+         "<affiliation jid='x1@localhost' affiliation='none'/>"
+         "<affiliation jid='x2@localhost' affiliation='publisher'/>"
+         "<affiliation jid='x3@localhost' affiliation='member'/></affiliations>");
+
+  ps_ok (b, "set", NS_PUBSUB, "<subscribe node='n' jid='bob@localhost'/>");
+  ps_ok (b, "set", NS_PUBSUB, "<subscribe node='n' jid='bob@localhost/r1'/>");
+  r = ps (b, "set", NS_PUBSUB, "<subscribe node='n' jid='bob@localhost/r2'/>");
+  assert_error (r, "not-allowed", "too-many-subscriptions");
+  g_clear_pointer (&r, myna_stanza_unref);
+  g_assert_true (mynad_wait_log (&f->d, "(max_subscriptions_per_jid)", 5000));
+  /* the same subscription again is no new one */
+  ps_ok (b, "set", NS_PUBSUB, "<subscribe node='n' jid='bob@localhost/r1'/>");
+}
+
+/* The default configuration bounds the nodes one JID owns. */
+static void
+test_hostile_default_nodes (Fixture *f, gconstpointer unused)
+{
+  g_autoptr(Peer) a = login (f, "alice", "pc");
+  g_autoptr(Peer) b = login (f, "bob", "pc");
+  g_autoptr(MynaStanza) r = NULL;
+  guint made = 0;
+
+  for (; made < 200; made++)
+    {
+      g_autofree char *inner = g_strdup_printf ("<create node='n%u'/>", made);
+      r = ps (a, "set", NS_PUBSUB, inner);
+      if (g_strcmp0 (myna_stanza_get_type (r), "result") != 0)
+        break;
+      g_clear_pointer (&r, myna_stanza_unref);
+    }
+  g_assert_cmpuint (made, ==, 100);
+  assert_error (r, "resource-constraint", NULL);
+  g_assert_true (mynad_wait_log (&f->d, "(max_nodes_per_jid)", 5000));
+  /* another account still creates */
+  ps_ok (b, "set", NS_PUBSUB, "<create node='bobs'/>");
+}
+
+
+/* With offline storage on: notifications to a subscriber with no
+ * available session (bare JID or full) are headlines, not kept (RFC 6121
+ * §8.5.2.1.1): one publish is not N stored messages. */
+static void
+setup_offline (Fixture *f, gconstpointer extra)
+{
+  g_autofree char *conf = g_strconcat (MYNAD_PLAIN_AUTH, COMPONENT, extra, NULL);
+
+  f->d.modules = "auth;bind;roster;presence;disco;ping;offline";
+  mynad_start (&f->d, conf);
+  mynad_add_user (&f->d, "alice", "pw-alice");
+  mynad_add_user (&f->d, "bob", "pw-bob");
+  mynad_add_user (&f->d, "carol", "pw-carol");
+}
+
+static void
+test_offline_subscribers (Fixture *f, gconstpointer unused)
+{
+  g_autoptr(Peer) a = login (f, "alice", "pc");
+  g_autoptr(Peer) b = login (f, "bob", "pc");
+  g_autoptr(Peer) c = login (f, "carol", "pc");
+  g_autoptr(MynaStanza) n = NULL;
+
+  ps_ok (a, "set", NS_PUBSUB, "<create node='feed'/>");
+  ps_ok (b, "set", NS_PUBSUB, "<subscribe node='feed' jid='bob@localhost'/>");
+  ps_ok (c, "set", NS_PUBSUB, "<subscribe node='feed' jid='carol@localhost/pc'/>");
+  g_clear_pointer (&b, peer_free);
+  g_clear_pointer (&c, peer_free);
+  for (guint i = 0; i < 5; i++)
+    {
+      g_autofree char *id = g_strdup_printf ("i%u", i);
+      publish_ok (a, "feed", id, "while away");
+    }
+  /* a chat message is kept: offline storage works */
+  peer_send (a, "<message to='bob@localhost' type='chat' id='m1'><body>kept</body></message>");
+  peer_send (a, "<message to='carol@localhost' type='chat' id='m2'><body>kept</body></message>");
+  peer_sync (a);
+
+  /* logged in again (what the initial presence brings is kept) */
+  b = peer_new (client_login (&f->d, "bob", "pw-bob", "pc"), TRUE);
+  c = peer_new (client_login (&f->d, "carol", "pw-carol", "pc"), TRUE);
+  peer_send (b, "<presence/>");
+  peer_send (c, "<presence/>");
+  n = peer_expect (b, "message", "kept", NULL);
+  g_assert_nonnull (n);
+  g_clear_pointer (&n, myna_stanza_unref);
+  n = peer_expect (c, "message", "kept", NULL);
+  g_assert_nonnull (n);
+  g_clear_pointer (&n, myna_stanza_unref);
+  peer_sync (b);
+  peer_sync (c);
+  g_assert_false (peer_has (b, "message", NS_EVENT, NULL));
+  g_assert_false (peer_has (c, "message", NS_EVENT, NULL));
+  /* and live again */
+  publish_ok (a, "feed", "back", "live");
+  n = peer_expect (b, "message", NS_EVENT, "id='back'", NULL);
+  g_assert_nonnull (n);
+  g_clear_pointer (&n, myna_stanza_unref);
+  n = peer_expect (c, "message", NS_EVENT, "id='back'", NULL);
+  g_assert_nonnull (n);
+}
+
+/* An account deleted (mynactl user del) while subscribed and affiliated:
+ * notifications to it stop (nothing is delivered, kept or bounced back
+ * in a loop) and the service goes on. */
+static void
+test_account_deleted (Fixture *f, gconstpointer unused)
+{
+  g_autoptr(Peer) a = login (f, "alice", "pc");
+  g_autoptr(Peer) b = login (f, "bob", "pc");
+  g_autoptr(MynaStanza) r = NULL;
+  g_autofree char *out = NULL;
+
+  ps_ok (a, "set", NS_PUBSUB, "<create node='feed'/>");
+  ps_ok (a, "set", NS_OWNER, "<affiliations node='feed'>"
+         "<affiliation jid='bob@localhost' affiliation='publisher'/></affiliations>");
+  ps_ok (b, "set", NS_PUBSUB, "<subscribe node='feed' jid='bob@localhost'/>");
+  ps_ok (b, "set", NS_PUBSUB, "<subscribe node='feed' jid='bob@localhost/pc'/>");
+  g_assert_cmpint (mynactl (&f->d, &out, "user", "del", "bob@localhost", NULL), ==, 0);
+  peer_expect_closed (b);
+  publish_ok (a, "feed", "after", "bob is gone");
+  r = items (a, "feed");
+  g_assert_cmpstr (myna_stanza_get_type (r), ==, "result");
+  g_clear_pointer (&r, myna_stanza_unref);
+  peer_sync (a);
+  g_assert_false (peer_has (a, "message", "<message", NULL));
+}
+
 int
 main (int argc, char **argv)
 {
@@ -649,5 +879,12 @@ main (int argc, char **argv)
   ADD ("limits", test_limits, SMALL_LIMITS);
   ADD ("disco", test_disco, "");
   ADD ("restart", test_restart, "");
+  ADD ("hostile/names", test_hostile_names, AUTOCREATE);
+  ADD ("hostile/disco", test_hostile_disco, "");
+  ADD ("hostile/growth", test_hostile_growth, AUTOCREATE);
+  ADD ("hostile/default-nodes", test_hostile_default_nodes, "");
+  g_test_add ("/pubsub/offline-subscribers", Fixture, "", setup_offline, test_offline_subscribers,
+              teardown);
+  ADD ("account-deleted", test_account_deleted, "");
   return g_test_run ();
 }
