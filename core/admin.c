@@ -546,11 +546,8 @@ admin_user (AdminClient *c, const char *line, char **words, GString *out, GError
     {
       /* Modules drop what they keep for the account; its sessions end. */
       MynaHost *host = myna_server_get_host (server, myna_jid_get_domain (jid));
-      g_autoptr(MynaJid) bare = myna_jid_get_bare (jid);
-      MynaCall *call = myna_call_new_for (host, bare);
       g_autoptr(GPtrArray) sessions = myna_host_get_sessions (host, myna_jid_get_local (jid));
-      myna_host_fire_event (host, MYNA_EVENT_ACCOUNT_DELETED, call, NULL);
-      myna_call_free (call);
+      myna_host_account_deleted (host, jid);
       for (guint i = 0; i < sessions->len; i++)
         myna_session_close (sessions->pdata[i], "not-authorized", "account deleted");
       myna_account_delete (server->storage, myna_jid_get_domain (jid), myna_jid_get_local (jid),

@@ -355,6 +355,32 @@ myna_host_fire_event (MynaHost *host, const char *event, MynaCall *call,
   return myna_router_fire (host->server->router, host, event, call, stanza);
 }
 
+void
+myna_host_account_deleted (MynaHost *host, MynaJid *bare)
+{
+  GHashTableIter it;
+  gpointer value;
+
+  g_return_if_fail (host != NULL && bare != NULL);
+  g_autoptr(MynaJid) who = myna_jid_get_bare (bare);
+  MynaCall *call = myna_call_new_for (host, who);
+
+  myna_host_fire_event (host, MYNA_EVENT_ACCOUNT_DELETED, call, NULL);
+  myna_call_free (call);
+  /* Then every component domain, whose modules keep per-JID state too. */
+  g_hash_table_iter_init (&it, host->server->hosts);
+  while (g_hash_table_iter_next (&it, NULL, &value))
+    {
+      MynaHost *component = value;
+
+      if (!component->component)
+        continue;
+      call = myna_call_new_for (component, who);
+      myna_host_fire_event (component, MYNA_EVENT_ACCOUNT_DELETED, call, NULL);
+      myna_call_free (call);
+    }
+}
+
 MynaCall *
 myna_call_new (MynaHost *host, MynaSession *session)
 {

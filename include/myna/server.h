@@ -71,7 +71,9 @@ typedef enum {
 /* Fired by the presence module when a session goes unavailable. */
 #define MYNA_EVENT_PRESENCE_UNAVAILABLE  "presence/unavailable"
 /* Fired when an account is deleted (stanza NULL; call's from is the bare
- * JID): modules drop what they keep for it. */
+ * JID): modules drop what they keep for it.  Fired on the account's host,
+ * then on every component domain (whose modules keep per-JID state too:
+ * pubsub subscriptions and affiliations), by myna_host_account_deleted. */
 #define MYNA_EVENT_ACCOUNT_DELETED       "account/deleted"
 /* Fired by a module about to hand a stanza it kept for later (an offline
  * message, a pending subscription request) to a session: the call is
@@ -169,6 +171,12 @@ GPtrArray   *myna_host_list_sessions (MynaHost *host);
  * fire themselves).  Returns MYNA_HANDLED if a handler handled it. */
 MynaResult   myna_host_fire_event (MynaHost *host, const char *event,
                                    MynaCall *call, MynaStanza *stanza);
+/* Tells the modules that account @bare (its bare JID, or a full JID of
+ * it) of @host is being deleted: MYNA_EVENT_ACCOUNT_DELETED on @host, then
+ * on each component domain, each with myna_call_new_for (that host, bare
+ * JID).  Whoever deletes an account (mynactl, in-band registration, the
+ * HTTP API) calls it before myna_account_delete. */
+void         myna_host_account_deleted (MynaHost *host, MynaJid *bare);
 /* A call for stanzas the server itself originates on @host (from the
  * host's JID, no session).  Free with myna_call_free(). */
 MynaCall    *myna_call_new (MynaHost *host, MynaSession *session);

@@ -36,6 +36,9 @@
  *    the access model hides get the error <items/> would.
  *  - Bounds besides the limit keys: a new node's name has at most 1024
  *    bytes and no control character.
+ *  - A deleted account (MYNA_EVENT_ACCOUNT_DELETED, which the core fires
+ *    on components too) loses its subscriptions and affiliations, and the
+ *    nodes it alone owned are deleted, their subscribers notified.
  *
  * Replies that report a change, and reads, are sent once the writes
  * queued before them are durable (pubsub_write_commit). */
@@ -1299,6 +1302,100 @@ ps_disco (MynaCall *call, MynaStanza *iq, gpointer data)
 
 /* ---- module ------------------------------------------------------------------------- */
 
+/* ---- accounts deleted -------------------------------------------------------- */
+
+/* Notifications waiting for the writes of an account's removal. */
+typedef struct {
+  Ps        *self;
+  GPtrArray *events;   /* MynaStanza* */
+  GPtrArray *targets;  /* GPtrArray* of MynaJid*, one per event */
+} PsGone;
+
+static void
+ps_gone_free (gpointer data)
+{
+  PsGone *g = data;
+
+  g_ptr_array_unref (g->events);
+  g_ptr_array_unref (g->targets);
+  g_free (g);
+}
+
+static void
+ps_gone_done (gboolean ok, gpointer data)
+{
+  PsGone *g = data;
+  MynaServer *server = myna_module_get_server (g->self->mod);
+
+  for (guint i = 0; ok && i < g->events->len; i++)
+    {
+      GPtrArray *to = g->targets->pdata[i];
+      if (to->len > 0)
+        myna_server_fanout (server, g->events->pdata[i], to, NULL);
+    }
+}
+
+/* account/deleted, fired on components too (myna_host_account_deleted):
+ * the account's subscriptions and affiliations go, so that a new account
+ * of the same name inherits none of them, and the nodes it was the last
+ * owner of are deleted (their subscribers told), as ejabberd does. */
+static MynaResult
+ps_account_deleted (MynaCall *call, MynaStanza *unused, gpointer data)
+{
+  Ps *self = data;
+  MynaJid *from = myna_call_get_from (call);
+  const PsSettings *cfg = myna_module_get_config (self->mod);
+  PubsubService svc = {
+    .storage = myna_module_get_storage (self->mod), .host = myna_host_get_name (self->host),
+    .user = "", .prefix = PS_STORE, .max_items = cfg->max_items,
+    .max_item_bytes = cfg->max_item_bytes, .max_nodes = cfg->max_nodes,
+  };
+  g_autoptr(GPtrArray) nodes = NULL;
+  PsGone *gone;
+  PubsubWrite *w;
+  const char *bare;
+  guint changed = 0, deleted = 0;
+
+  if (from == NULL || myna_jid_get_local (from) == NULL)
+    return MYNA_PASS;
+  bare = myna_jid_bare_string (from);
+  nodes = pubsub_node_list (&svc, NULL);
+  gone = g_new0 (PsGone, 1);
+  gone->self = self;
+  gone->events = g_ptr_array_new_with_free_func ((GDestroyNotify) myna_stanza_unref);
+  gone->targets = g_ptr_array_new_with_free_func ((GDestroyNotify) g_ptr_array_unref);
+  w = pubsub_write_new (svc.storage, ps_gone_done, gone, ps_gone_free);
+  for (guint i = 0; nodes != NULL && i < nodes->len; i++)
+    {
+      PubsubNode *node = nodes->pdata[i];
+      PubsubAffiliation aff = pubsub_node_get_affiliation (node, bare);
+      guint subs = node->subscriptions->len;
+
+      pubsub_node_unsubscribe_bare (node, bare);
+      if (aff == PUBSUB_AFF_OWNER && pubsub_node_count_owners (node) == 1)
+        {
+          MynaStanza *inner;
+
+          g_ptr_array_add (gone->events, ps_event_new (svc.host, "delete", node->name, &inner));
+          g_ptr_array_add (gone->targets, ps_recipients (self, node));
+          pubsub_node_delete (&svc, node, w);
+          deleted++;
+          continue;
+        }
+      if (aff == PUBSUB_AFF_NONE && subs == node->subscriptions->len)
+        continue;
+      if (aff != PUBSUB_AFF_NONE)
+        pubsub_node_set_affiliation (node, bare, PUBSUB_AFF_NONE);
+      pubsub_node_save (&svc, node, w);
+      changed++;
+    }
+  if (changed + deleted > 0)
+    g_message ("pubsub %s: account %s deleted: %u node(s) updated, %u deleted", svc.host,
+               bare, changed, deleted);
+  pubsub_write_commit (w);
+  return MYNA_PASS;
+}
+
 static gboolean
 ps_load_module (MynaModule *mod, GError **error)
 {
@@ -1325,6 +1422,7 @@ ps_load_module (MynaModule *mod, GError **error)
       return FALSE;
     }
   myna_module_hook (mod, MYNA_EVENT_IQ_HOST, 10, ps_disco, self, NULL);
+  myna_module_hook (mod, MYNA_EVENT_ACCOUNT_DELETED, 0, ps_account_deleted, self, NULL);
   myna_module_add_identity (mod, "pubsub", "service", "Publish-Subscribe");
   if (cfg->autocreate_on_publish)
     myna_module_add_feature (mod, NS_PUBSUB "#auto-create");

@@ -590,7 +590,7 @@ register_remove (Register *self, MynaCall *call, MynaStanza *iq, MynaStanza *que
     }
   op = register_op_new (self, iq, myna_jid_get_local (from));
   op->user = g_strdup (myna_jid_bare_string (from));
-  myna_host_fire_event (myna_call_get_host (call), MYNA_EVENT_ACCOUNT_DELETED, call, NULL);
+  myna_host_account_deleted (myna_call_get_host (call), from);
   myna_account_delete (myna_module_get_storage (self->mod), register_host_name (self),
                        op->local, register_removed, op, register_op_free);
 }

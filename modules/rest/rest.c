@@ -592,7 +592,6 @@ rest_user_delete (MynaHttpRequest *req, const char *segment)
   g_autoptr(MynaJid) bare = NULL;
   g_autoptr(GPtrArray) sessions = NULL;
   MynaHost *host;
-  MynaCall *call;
   Rest *self;
 
   if (local == NULL)
@@ -611,9 +610,7 @@ rest_user_delete (MynaHttpRequest *req, const char *segment)
     }
   /* As mynactl does: modules forget the account, its sessions end. */
   bare = myna_jid_new (local, rest_host_name (self), NULL, NULL);
-  call = myna_call_new_for (host, bare);
-  myna_host_fire_event (host, MYNA_EVENT_ACCOUNT_DELETED, call, NULL);
-  myna_call_free (call);
+  myna_host_account_deleted (host, bare);
   sessions = myna_host_get_sessions (host, local);
   for (guint i = 0; i < sessions->len; i++)
     myna_session_close (sessions->pdata[i], "not-authorized", "account deleted");

@@ -855,14 +855,44 @@ test_account_deleted (Fixture *f, gconstpointer unused)
          "<affiliation jid='bob@localhost' affiliation='publisher'/></affiliations>");
   ps_ok (b, "set", NS_PUBSUB, "<subscribe node='feed' jid='bob@localhost'/>");
   ps_ok (b, "set", NS_PUBSUB, "<subscribe node='feed' jid='bob@localhost/pc'/>");
+  /* A node bob alone owns, alice subscribed to it; one he co-owns. */
+  ps_ok (b, "set", NS_PUBSUB, "<create node='bobs'/>");
+  ps_ok (a, "set", NS_PUBSUB, "<subscribe node='bobs' jid='alice@localhost/pc'/>");
+  ps_ok (b, "set", NS_PUBSUB, "<create node='shared'/>");
+  ps_ok (b, "set", NS_OWNER, "<affiliations node='shared'>"
+         "<affiliation jid='alice@localhost' affiliation='owner'/></affiliations>");
   g_assert_cmpint (mynactl (&f->d, &out, "user", "del", "bob@localhost", NULL), ==, 0);
   peer_expect_closed (b);
+  /* The node bob alone owned is gone, its subscriber told (XEP-0060 §8.4). */
+  g_clear_pointer (&r, myna_stanza_unref);
+  r = peer_expect (a, "message", "<delete", "node='bobs'", NULL);
+  g_assert_nonnull (r);
+  g_clear_pointer (&r, myna_stanza_unref);
+  r = items (a, "bobs");
+  assert_error (r, "item-not-found", NULL);
+  g_clear_pointer (&r, myna_stanza_unref);
   publish_ok (a, "feed", "after", "bob is gone");
   r = items (a, "feed");
   g_assert_cmpstr (myna_stanza_get_type (r), ==, "result");
   g_clear_pointer (&r, myna_stanza_unref);
   peer_sync (a);
   g_assert_false (peer_has (a, "message", "<message", NULL));
+
+  /* A new account of the same name inherits nothing: no affiliation, no
+   * subscription, no ownership of the shared node. */
+  mynad_add_user (&f->d, "bob", "pw");
+  r = ps (a, "get", NS_OWNER, "<affiliations node='feed'/>");
+  g_assert_cmpstr (myna_stanza_get_type (r), ==, "result");
+  g_assert_false (text_has (r, "bob@localhost"));
+  g_clear_pointer (&r, myna_stanza_unref);
+  r = ps (a, "get", NS_OWNER, "<subscriptions node='feed'/>");
+  g_assert_false (text_has (r, "bob@localhost"));
+  g_clear_pointer (&r, myna_stanza_unref);
+  r = ps (a, "get", NS_OWNER, "<affiliations node='shared'/>");
+  g_assert_true (text_has (r, "alice@localhost"));
+  g_assert_false (text_has (r, "bob@localhost"));
+  g_assert_true (mynad_wait_log (&f->d, "account bob@localhost deleted: 2 node(s) updated, "
+                                        "1 deleted", WAIT_MS));
 }
 
 int
