@@ -159,6 +159,26 @@ pubsub_kv_set (PubsubService *svc, PubsubWrite *w, gboolean items, const char *k
                w != NULL ? pubsub_write_one : NULL, w, NULL);
 }
 
+gboolean
+pubsub_node_name_valid (const char *name, GError **error)
+{
+  size_t len = name != NULL ? strlen (name) : 0;
+  gboolean ok = len <= PUBSUB_MAX_NODE_NAME;
+
+  if (len == 0)
+    {
+      g_set_error_literal (error, PUBSUB_ERROR, PUBSUB_ERR_NODEID_REQUIRED, "a node needs a name");
+      return FALSE;
+    }
+  for (size_t i = 0; ok && i < len; i++)
+    ok = (guchar) name[i] >= 0x20 && name[i] != 0x7f;
+  if (!ok)
+    g_set_error (error, PUBSUB_ERROR, PUBSUB_ERR_BAD_REQUEST,
+                 "a node name has at most %d bytes and no control characters",
+                 PUBSUB_MAX_NODE_NAME);
+  return ok;
+}
+
 static char *
 pubsub_item_key (PubsubNode *node, const char *id)
 {

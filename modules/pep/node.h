@@ -153,6 +153,16 @@ MynaStanza *pubsub_error_reply (MynaStanza *iq, const GError *error);
 
 /* ---- nodes ------------------------------------------------------------------ */
 
+/* The longest node name a new node may have, in bytes. */
+#define PUBSUB_MAX_NODE_NAME 1024
+
+/* Whether @name may name a new node: not empty, at most
+ * PUBSUB_MAX_NODE_NAME bytes, no control character.  A line break would
+ * make the item keys ambiguous ("NODE\nID": node "a\nb" item "c" is node
+ * "a" item "b\nc"); a huge name is repeated in every disco#items answer.
+ * FALSE with PUBSUB_ERR_NODEID_REQUIRED (empty) or PUBSUB_ERR_BAD_REQUEST. */
+gboolean    pubsub_node_name_valid (const char *name, GError **error);
+
 /* A new node @name with the default configuration (presence access). */
 PubsubNode *pubsub_node_new (PubsubService *svc, const char *name);
 void        pubsub_node_free (PubsubNode *node);

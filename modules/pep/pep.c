@@ -433,8 +433,15 @@ pep_publish_item (Pep *self, MynaHost *host, PubsubService *svc, const char *own
     }
   if (node == NULL)
     {
-      gint64 count = pubsub_node_count (svc);
+      gint64 count;
 
+      if (!pubsub_node_name_valid (name, &local_error))
+        {
+          g_info ("pep node of %s refused: %s", owner, local_error->message);
+          g_propagate_error (error, local_error);
+          return NULL;
+        }
+      count = pubsub_node_count (svc);
       if (count >= svc->max_nodes)
         {
           g_info ("pep node %s of %s refused: %" G_GINT64_FORMAT " nodes already", name, owner,

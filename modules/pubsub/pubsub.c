@@ -287,31 +287,19 @@ ps_send_ok (PsReq *r, PubsubWrite *w)
 
 /* ---- create ---------------------------------------------------------------------- */
 
-/* The longest node name a create accepts, in bytes. */
-#define PS_MAX_NODE_NAME 1024
-
-/* Whether @name may name a new node: at most PS_MAX_NODE_NAME bytes and
- * no control character.  A line break would make the items' keys
- * ambiguous ("NODE\nID": node "a\nb" item "c" is node "a" item "b\nc",
- * all nodes of the domain sharing one store); a huge name would be
- * repeated in every disco#items answer.  FALSE with the error sent. */
+/* Whether @name may name a new node (pubsub_node_name_valid: all nodes of
+ * the domain share one store); FALSE with the error sent and a log line. */
 static gboolean
 ps_node_name_ok (PsReq *r, const char *name)
 {
-  size_t len = strlen (name);
-  gboolean ok = len <= PS_MAX_NODE_NAME;
+  g_autoptr(GError) error = NULL;
 
-  for (size_t i = 0; ok && i < len; i++)
-    ok = (guchar) name[i] >= 0x20 && name[i] != 0x7f;
-  if (!ok)
-    {
-      g_info ("pubsub create on %s by %s refused: a name of %zu bytes with a control "
-              "character or past %d bytes is not a node name here",
-              myna_host_get_name (r->self->host), r->bare, len, PS_MAX_NODE_NAME);
-      ps_refuse (r, PUBSUB_ERR_BAD_REQUEST, "a node name has at most 1024 bytes and no "
-                 "control characters");
-    }
-  return ok;
+  if (pubsub_node_name_valid (name, &error))
+    return TRUE;
+  g_info ("pubsub create on %s by %s refused: %s (%zu bytes)",
+          myna_host_get_name (r->self->host), r->bare, error->message, strlen (name));
+  ps_reply_error (r, error);
+  return FALSE;
 }
 
 /* A new node @name made by the sender, with the service's defaults and

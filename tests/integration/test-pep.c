@@ -394,6 +394,19 @@ test_limits (Fixture *f, gconstpointer unused)
   assert_error (r, "resource-constraint", NULL);
   g_clear_pointer (&r, myna_stanza_unref);
   publish_ok (a, "n2", "2", "b", NULL);   /* an existing node still takes items */
+  g_clear_pointer (&r, myna_stanza_unref);
+
+  /* Node names: a line break (the items' "NODE\nID" keys would collide)
+   * or past 1024 bytes is refused before the node count is. */
+  r = publish (a, "x&#10;y", "1", "a", NULL);
+  assert_error (r, "bad-request", NULL);
+  g_clear_pointer (&r, myna_stanza_unref);
+  g_string_truncate (big, 0);
+  for (guint i = 0; i < 1025; i++)
+    g_string_append_c (big, 'n');
+  r = publish (a, big->str, "1", "a", NULL);
+  assert_error (r, "bad-request", NULL);
+  g_assert_true (mynad_wait_log (&f->d, "no control characters", WAIT_MS));
 }
 
 /* ---- restart -------------------------------------------------------------------------------- */
