@@ -440,6 +440,46 @@ pubsub_node_save (PubsubService *svc, PubsubNode *node, PubsubWrite *w)
   pubsub_kv_set (svc, w, FALSE, node->name, xml);
 }
 
+/* ---- the byte count ------------------------------------------------------------- */
+
+#define USAGE_KEY "bytes"
+
+gint64
+pubsub_service_usage (PubsubService *svc)
+{
+  g_autofree char *store = g_strconcat (svc->prefix, "-usage", NULL);
+  g_autofree char *value = myna_kv_get (svc->storage, svc->host, svc->user, store, USAGE_KEY,
+                                        NULL);
+
+  return value != NULL ? MAX (g_ascii_strtoll (value, NULL, 10), 0) : 0;
+}
+
+/* Adds @delta bytes to the count (never below 0), queued in @w. */
+static void
+usage_add (PubsubService *svc, PubsubWrite *w, gint64 delta)
+{
+  g_autofree char *store = NULL;
+  g_autofree char *value = NULL;
+
+  if (delta == 0)
+    return;
+  store = g_strconcat (svc->prefix, "-usage", NULL);
+  value = g_strdup_printf ("%" G_GINT64_FORMAT, MAX (pubsub_service_usage (svc) + delta, 0));
+  myna_kv_set (svc->storage, svc->host, svc->user, store, USAGE_KEY, value,
+               w != NULL ? pubsub_write_one : NULL, w, NULL);
+}
+
+/* The stored size of item @id of @node (0 when there is none). */
+static gint64
+item_size (PubsubService *svc, PubsubNode *node, const char *id)
+{
+  g_autofree char *key = pubsub_item_key (node, id);
+  g_autofree char *store = g_strconcat (svc->prefix, "-items", NULL);
+  g_autofree char *xml = myna_kv_get (svc->storage, svc->host, svc->user, store, key, NULL);
+
+  return xml != NULL ? (gint64) strlen (xml) : 0;
+}
+
 /* The index of item @id in @node, or -1. */
 static int
 item_index (PubsubNode *node, const char *id)
@@ -459,6 +499,7 @@ pubsub_node_trim (PubsubService *svc, PubsubNode *node, GPtrArray *trimmed, Pubs
     {
       g_autofree char *key = pubsub_item_key (node, node->items->pdata[0]);
 
+      usage_add (svc, w, -item_size (svc, node, node->items->pdata[0]));
       pubsub_kv_set (svc, w, TRUE, key, NULL);
       if (trimmed != NULL)
         g_ptr_array_add (trimmed, g_strdup (node->items->pdata[0]));
@@ -500,7 +541,43 @@ pubsub_node_publish (PubsubService *svc, PubsubNode *node, MynaStanza *item,
                    "an item is limited to %" G_GINT64_FORMAT " bytes", svc->max_item_bytes);
       return FALSE;
     }
-  if ((old = item_index (node, id)) >= 0)
+  if (strlen (id) > PUBSUB_MAX_ITEM_ID)
+    {
+      g_info ("pubsub item of %s@%s node %s refused: an id of %zu bytes", svc->user, svc->host,
+              node->name, strlen (id));
+      g_set_error (error, PUBSUB_ERROR, PUBSUB_ERR_BAD_REQUEST,
+                   "an item id has at most %d bytes", PUBSUB_MAX_ITEM_ID);
+      return FALSE;
+    }
+  old = item_index (node, id);
+  if (svc->max_bytes > 0)
+    {
+      /* What the service holds after this publish: the item replaced and
+       * the oldest ones max_items pushes out no longer count. */
+      gint64 before = pubsub_service_usage (svc);
+      gint64 after = before + (gint64) strlen (xml) - (old >= 0 ? item_size (svc, node, id) : 0);
+      guint keep = node->cfg.persist_items ? (guint) MIN (node->cfg.max_items, svc->max_items) : 1;
+      guint len = node->items->len + (old >= 0 ? 0 : 1);
+
+      for (guint i = 0; len > keep && i < node->items->len; i++)
+        if ((int) i != old)
+          {
+            after -= item_size (svc, node, node->items->pdata[i]);
+            len--;
+          }
+      if (after > svc->max_bytes && after > before)
+        {
+          g_info ("pubsub item of %s@%s node %s refused: %" G_GINT64_FORMAT " bytes stored, "
+                  "%" G_GINT64_FORMAT " at most", svc->user, svc->host, node->name, before,
+                  svc->max_bytes);
+          g_set_error (error, PUBSUB_ERROR, PUBSUB_ERR_RESOURCE_CONSTRAINT,
+                       "the items stored here are limited to %" G_GINT64_FORMAT " bytes",
+                       svc->max_bytes);
+          return FALSE;
+        }
+    }
+  usage_add (svc, w, (gint64) strlen (xml) - (old >= 0 ? item_size (svc, node, id) : 0));
+  if (old >= 0)
     g_ptr_array_remove_index (node->items, (guint) old);
   g_ptr_array_add (node->items, g_strdup (id));
   key = pubsub_item_key (node, id);
@@ -550,20 +627,33 @@ pubsub_node_retract (PubsubService *svc, PubsubNode *node, const char *id, Pubsu
       return FALSE;
     }
   key = pubsub_item_key (node, id);
+  usage_add (svc, w, -item_size (svc, node, id));
   pubsub_kv_set (svc, w, TRUE, key, NULL);
   g_ptr_array_remove_index (node->items, (guint) i);
   pubsub_node_save (svc, node, w);
   return TRUE;
 }
 
-void
-pubsub_node_purge (PubsubService *svc, PubsubNode *node, PubsubWrite *w)
+/* Queues the removal of every item of @node and its bytes from the count. */
+static void
+remove_all_items (PubsubService *svc, PubsubNode *node, PubsubWrite *w)
 {
+  gint64 bytes = 0;
+
   for (guint i = 0; i < node->items->len; i++)
     {
       g_autofree char *key = pubsub_item_key (node, node->items->pdata[i]);
+
+      bytes += item_size (svc, node, node->items->pdata[i]);
       pubsub_kv_set (svc, w, TRUE, key, NULL);
     }
+  usage_add (svc, w, -bytes);
+}
+
+void
+pubsub_node_purge (PubsubService *svc, PubsubNode *node, PubsubWrite *w)
+{
+  remove_all_items (svc, node, w);
   g_ptr_array_set_size (node->items, 0);
   pubsub_node_save (svc, node, w);
 }
@@ -571,11 +661,7 @@ pubsub_node_purge (PubsubService *svc, PubsubNode *node, PubsubWrite *w)
 void
 pubsub_node_delete (PubsubService *svc, PubsubNode *node, PubsubWrite *w)
 {
-  for (guint i = 0; i < node->items->len; i++)
-    {
-      g_autofree char *key = pubsub_item_key (node, node->items->pdata[i]);
-      pubsub_kv_set (svc, w, TRUE, key, NULL);
-    }
+  remove_all_items (svc, node, w);
   g_ptr_array_set_size (node->items, 0);
   pubsub_kv_set (svc, w, FALSE, node->name, NULL);
 }

@@ -13,7 +13,9 @@
  * (PEP writes <member/>, its whitelist; the domain service <affiliation/>
  * and <subscription/>; a record without them loads as before.)
  * and the store "<prefix>-items" one key per item, "NODE\nID", whose value
- * is the published <item/> as serialised.  Key–value reads see queued
+ * is the published <item/> as serialised; the store "<prefix>-usage" key
+ * "bytes" keeps the total size of those items (decimal), which max_bytes
+ * bounds.  Key–value reads see queued
  * writes, so nothing is cached in memory. */
 #pragma once
 
@@ -105,6 +107,7 @@ typedef struct {
   gint64       max_items;     /* the most a node may keep */
   gint64       max_item_bytes;
   gint64       max_nodes;
+  gint64       max_bytes;     /* the items of all its nodes together; 0: no bound */
 } PubsubService;
 
 /* What the adapter knows of a requester, for the access models. */
@@ -152,6 +155,12 @@ GQuark      pubsub_error_quark (void);
 MynaStanza *pubsub_error_reply (MynaStanza *iq, const GError *error);
 
 /* ---- nodes ------------------------------------------------------------------ */
+
+/* The longest item id a publish may give, in bytes (a JID's longest). */
+#define PUBSUB_MAX_ITEM_ID 3071
+
+/* The items' total size in bytes, as counted (0 when never counted). */
+gint64      pubsub_service_usage (PubsubService *svc);
 
 /* The longest node name a new node may have, in bytes. */
 #define PUBSUB_MAX_NODE_NAME 1024

@@ -35,7 +35,9 @@
  * queued before them are durable (pubsub_write_commit).
  *
  * Limits ([module:pep]): max_items per node (the most a configuration
- * may ask), max_item_bytes per item, max_nodes per account. */
+ * may ask), max_item_bytes per item, max_nodes per account, max_bytes of
+ * items per account (so one account cannot fill the disk: without it the
+ * others allow 256 × 256K × 200 bytes). */
 #include <myna/module.h>
 #include <myna/roster.h>
 #include <myna/caps.h>
@@ -52,6 +54,7 @@
 typedef struct {
   gint64 max_items;
   gint64 max_item_bytes;
+  gint64 max_bytes;
   gint64 max_nodes;
 } PepConfig;
 
@@ -90,6 +93,7 @@ pep_service (Pep *self, const char *host, const char *local, PubsubService *svc)
   svc->prefix = PEP_STORE;
   svc->max_items = cfg->max_items;
   svc->max_item_bytes = cfg->max_item_bytes;
+  svc->max_bytes = cfg->max_bytes;
   svc->max_nodes = cfg->max_nodes;
 }
 
@@ -1308,6 +1312,9 @@ static const MynaConfigKey pep_config[] = {
   MYNA_CONFIG_INT (PepConfig, max_nodes, "200", 1, 100000,
                    "the most nodes an account has; past it a publish creating one "
                    "gets resource-constraint"),
+  MYNA_CONFIG_SIZE (PepConfig, max_bytes, "16M", 65536, G_GINT64_CONSTANT (1) << 40,
+                    "the items of all an account's nodes together; a publish that would "
+                    "store more gets resource-constraint"),
   MYNA_CONFIG_END,
 };
 

@@ -61,6 +61,7 @@ typedef struct {
   gint64   max_items;
   gint64   default_max_items;
   gint64   max_item_bytes;
+  gint64   max_bytes;
   gint64   max_subscriptions;
   gint64   max_subscriptions_per_jid;
   gint64   max_affiliations;
@@ -1107,6 +1108,7 @@ ps_request (Ps *self, MynaCall *call, MynaStanza *iq, PsReq *r)
   r->svc.prefix = PS_STORE;
   r->svc.max_items = cfg->max_items;
   r->svc.max_item_bytes = cfg->max_item_bytes;
+  r->svc.max_bytes = cfg->max_bytes;
   r->svc.max_nodes = cfg->max_nodes;
   if (r->bare == NULL || (to != NULL && myna_jid_get_local (to) != NULL))
     {
@@ -1337,6 +1339,7 @@ ps_account_deleted (MynaCall *call, MynaStanza *unused, gpointer data)
     .storage = myna_module_get_storage (self->mod), .host = myna_host_get_name (self->host),
     .user = "", .prefix = PS_STORE, .max_items = cfg->max_items,
     .max_item_bytes = cfg->max_item_bytes, .max_nodes = cfg->max_nodes,
+    .max_bytes = cfg->max_bytes,
   };
   g_autoptr(GPtrArray) nodes = NULL;
   PsGone *gone;
@@ -1446,6 +1449,9 @@ static const MynaConfigKey ps_config[] = {
   MYNA_CONFIG_SIZE (PsSettings, max_item_bytes, "256K", 1024, 16 * 1024 * 1024,
                     "largest item, serialised; a larger one gets not-acceptable "
                     "<payload-too-big/>"),
+  MYNA_CONFIG_SIZE (PsSettings, max_bytes, "1G", 65536, G_GINT64_CONSTANT (1) << 40,
+                    "the items of all the service's nodes together; a publish that "
+                    "would store more gets resource-constraint"),
   MYNA_CONFIG_INT (PsSettings, max_subscriptions, "10000", 1, 10000000,
                    "the most subscriptions a node has; past it subscribe gets not-allowed "
                    "<too-many-subscriptions/>"),

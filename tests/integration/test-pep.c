@@ -409,6 +409,60 @@ test_limits (Fixture *f, gconstpointer unused)
   g_assert_true (mynad_wait_log (&f->d, "no control characters", WAIT_MS));
 }
 
+/* max_bytes bounds the items of all an account's nodes together: a
+ * publish past it gets resource-constraint; a replaced item, a retract,
+ * the oldest items pushed out by max_items and a purge give bytes back;
+ * the count survives a restart. */
+#define QUOTA "[module:pep]\nmax_bytes = 64K\nmax_item_bytes = 16K\nmax_items = 4\n"
+
+static void
+test_quota (Fixture *f, gconstpointer unused)
+{
+  g_autoptr(Peer) a = login (f, "alice", "phone");
+  g_autoptr(MynaStanza) r = NULL;
+  g_autoptr(GString) big = g_string_new (NULL);
+
+  for (guint i = 0; i < 15000; i++)
+    g_string_append_c (big, 'x');
+  /* Four items of ~15K on one node, a fifth on another: past 64K.  (A
+   * node keeps one item unless asked for more: max.) */
+  publish_ok (a, "n1", "1", big->str, FIELD ("pubsub#max_items", "max"));
+  publish_ok (a, "n1", "2", big->str, NULL);
+  publish_ok (a, "n1", "1", big->str, NULL);      /* replaced: counted once */
+  publish_ok (a, "n1", "3", big->str, NULL);
+  publish_ok (a, "n1", "4", big->str, NULL);
+  r = publish (a, "n2", "1", big->str, NULL);
+  assert_error (r, "resource-constraint", NULL);
+  g_assert_true (mynad_wait_log (&f->d, "65536 at most", WAIT_MS));
+  g_clear_pointer (&r, myna_stanza_unref);
+  /* A fifth item on the full node pushes the oldest out: no growth. */
+  publish_ok (a, "n1", "5", big->str, NULL);
+  /* A retract gives its bytes back. */
+  r = request (a, "set", NULL, "<pubsub xmlns='" NS_PUBSUB "'><retract node='n1'>"
+               "<item id='5'/></retract></pubsub>");
+  g_assert_cmpstr (myna_stanza_get_type (r), ==, "result");
+  g_clear_pointer (&r, myna_stanza_unref);
+  publish_ok (a, "n2", "1", big->str, FIELD ("pubsub#max_items", "max"));
+  r = publish (a, "n2", "2", big->str, NULL);
+  assert_error (r, "resource-constraint", NULL);
+  g_clear_pointer (&r, myna_stanza_unref);
+
+  /* After a restart the count is what it was. */
+  peer_free (g_steal_pointer (&a));
+  mynad_restart (&f->d);
+  a = login (f, "alice", "phone");
+  r = publish (a, "n2", "2", big->str, NULL);
+  assert_error (r, "resource-constraint", NULL);
+  g_clear_pointer (&r, myna_stanza_unref);
+  /* A purge gives every byte of the node back. */
+  r = request (a, "set", NULL, "<pubsub xmlns='" NS_OWNER "'><purge node='n1'/></pubsub>");
+  g_assert_cmpstr (myna_stanza_get_type (r), ==, "result");
+  g_clear_pointer (&r, myna_stanza_unref);
+  publish_ok (a, "n2", "2", big->str, NULL);
+  publish_ok (a, "n2", "3", big->str, NULL);
+  publish_ok (a, "n2", "4", big->str, NULL);
+}
+
 /* ---- restart -------------------------------------------------------------------------------- */
 
 static void
@@ -652,6 +706,7 @@ main (int argc, char **argv)
   ADD ("configure", test_configure, "");
   ADD ("access", test_access, "");
   ADD ("limits", test_limits, SMALL_LIMITS);
+  ADD ("quota", test_quota, QUOTA);
   ADD ("restart", test_restart, "");
   ADD ("notify-owner", test_notify_owner, "");
   ADD ("notify-caps", test_notify_caps, "");
