@@ -910,14 +910,17 @@ muc_pace (Worker *w)
 
 #define PEP_CAPS_NODE "https://myna.example/xmppload"
 #define NS_DISCO_INFO "http://jabber.org/protocol/disco#info"
+/* pepsub: roster pushes go to resources that asked for the roster (RFC 6121 §2.1.6) */
+#define PEP_ROSTER_GET "<iq type='get' id='roster1'><query xmlns='jabber:iq:roster'/></iq>"
 
 /* Flags of a session in the pep scenarios (Conn.muc). */
 enum { PEP_GOT_SUBSCRIBED = 1, PEP_SENT_SUBSCRIBED = 2, PEP_SUB_DONE = 4, PEP_STARTED = 8,
-       PEP_WARM = 16 };
+       PEP_WARM = 16, PEP_SUB_DONE_AT_PUB = 32 };
 
+static gboolean    g_trace;       /* XMPPLOAD_TRACE: the first sessions' stanzas to stderr */
 static atomic_int  g_pep_phase;   /* 0 login, 1 presence (+subscriptions), 2 warm-up,
                                    * 3 traffic, 4 drain */
-static atomic_uint g_pep_subs_p;  /* pepsub: 'subscribed' from contacts at the publisher */
+static atomic_uint g_pep_subs_p;  /* pepsub: contacts the publisher's roster has as 'both' */
 static atomic_uint g_pep_subs_c;  /* pepsub: contacts whose handshake is done */
 static atomic_uint g_pep_warm;    /* contacts that got a warm-up item */
 static atomic_uint g_pep_disco;   /* disco#info queries answered */
@@ -1106,6 +1109,44 @@ pep_sub_check (Worker *w, Conn *c)
   w->in_flight--;
 }
 
+/* pepsub: a roster push.  The handshake is over for a contact when its
+ * roster says 'both' for the publisher, and for the publisher when its
+ * says 'both' for that contact (counted once each).  Roster pushes, not
+ * the 'subscribed' presence: Prosody does not pass that on to the client. */
+static void
+pep_roster_push (Worker *w, Conn *c, const char *s, size_t len)
+{
+  const char *item = find (s, len, "<item");
+  if (item == NULL)
+    return;
+  size_t itl = start_tag_len (item, len - (size_t) (item - s));
+  size_t jl = 0;
+  const char *jid = attr (item, itl, "jid", &jl);
+  if (jid == NULL || !attr_is (item, itl, "subscription", "both"))
+    return;
+  if (c->index != 0)
+    {
+      if (pep_from_publisher (jid, jl))
+        {
+          c->muc |= PEP_GOT_SUBSCRIBED;
+          pep_sub_check (w, c);
+        }
+      return;
+    }
+  size_t pl = strlen (opt.prefix);
+  if (jl <= pl || g_ascii_strncasecmp (jid, opt.prefix, pl) != 0)
+    return;
+  guint64 a = g_ascii_strtoull (jid + pl, NULL, 10);
+  if (a <= opt.first || a > (guint64) opt.first + opt.n)
+    return;
+  Conn *contact = &w->conns[a - opt.first]; /* session index = account - first */
+  if (!(contact->muc & PEP_SUB_DONE_AT_PUB))
+    {
+      contact->muc |= PEP_SUB_DONE_AT_PUB;
+      atomic_fetch_add (&g_pep_subs_p, 1);
+    }
+}
+
 /* A stanza for a session of the pep scenarios, bound and ready. */
 static void
 pep_element (Worker *w, Conn *c, const char *name, size_t nlen, const char *s, size_t len, size_t tl)
@@ -1123,8 +1164,6 @@ pep_element (Worker *w, Conn *c, const char *name, size_t nlen, const char *s, s
           if (attr_is (s, tl, "type", "subscribe") && from != NULL)
             conn_printf (c, "<presence type='subscribed' to='%.*s'/><presence type='subscribe' to='%.*s'/>",
                          (int) MIN (fl, 300), from, (int) MIN (fl, 300), from);
-          else if (attr_is (s, tl, "type", "subscribed"))
-            atomic_fetch_add (&g_pep_subs_p, 1);
           return;
         }
       if (!pep_from_publisher (from, fl))
@@ -1134,8 +1173,6 @@ pep_element (Worker *w, Conn *c, const char *name, size_t nlen, const char *s, s
           conn_printf (c, "<presence type='subscribed' to='%s'/>", g_pep_pub);
           c->muc |= PEP_SENT_SUBSCRIBED;
         }
-      else if (attr_is (s, tl, "type", "subscribed"))
-        c->muc |= PEP_GOT_SUBSCRIBED;
       pep_sub_check (w, c);
       return;
     }
@@ -1147,6 +1184,8 @@ pep_element (Worker *w, Conn *c, const char *name, size_t nlen, const char *s, s
           pep_disco_answer (c, s, len, tl);
           return;
         }
+      if (set && opt.scenario == SC_PEPSUB && find (s, len, "jabber:iq:roster") != NULL)
+        pep_roster_push (w, c, s, len);
       if (get || set)
         {
           size_t il = 0;
@@ -1270,7 +1309,7 @@ pep_drive (Worker *w)
     {
       pub->muc |= PEP_STARTED;
       if (opt.scenario == SC_PEPSUB)
-        conn_write (pub, "<presence/>", 11);
+        conn_printf (pub, "%s<presence/>", PEP_ROSTER_GET);
       else
         pep_presence (pub);
       conn_flush (w, pub);
@@ -1286,7 +1325,7 @@ pep_drive (Worker *w)
       c->muc |= PEP_STARTED;
       if (opt.scenario == SC_PEPSUB)
         {
-          conn_printf (c, "<presence/><presence type='subscribe' to='%s'/>", g_pep_pub);
+          conn_printf (c, "%s<presence/><presence type='subscribe' to='%s'/>", PEP_ROSTER_GET, g_pep_pub);
           w->in_flight++;
         }
       else
@@ -1458,6 +1497,8 @@ handle_element (Worker *w, Conn *c, const char *name, size_t nlen, const char *s
         }
       if (IS_PEP (opt.scenario) && (IS ("presence") || IS ("iq") || IS ("message")))
         {
+          if (g_trace && c->index < 3)
+            fprintf (stderr, "xmppload: trace %u: %.*s\n", c->index, (int) MIN (len, 600), s);
           pep_element (w, c, name, nlen, s, len, tl);
           break;
         }
@@ -2727,6 +2768,7 @@ main (int argc, char **argv)
       if (opt.pep_drain <= 0)
         opt.pep_drain = 30;
       pep_init ();
+      g_trace = g_getenv ("XMPPLOAD_TRACE") != NULL;
     }
   if (opt.duration < 0)
     opt.duration = opt.scenario == SC_IDLE ? 0 : 10;
