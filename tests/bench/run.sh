@@ -660,12 +660,16 @@ row "PEP: presence to warm-up complete (s)"   pep.warm_s
 row "PEP: KiB per online contact"             pep.kib_per_contact
 row "PEP: RSS after the traffic (KiB)"        pep.rss_after_kib
 row "PEP: deliveries/s to the contacts"       pep.delivered_per_s
+row "  of which first receipts (unique)/s"    pep.unique_per_s
 row "PEP: publishes/s (IQ results)"           pep.publishes_per_s
-row "PEP: items/s reaching all contacts"      pep.items_per_s
+row "PEP: items/s (unique deliveries / N)"    pep.items_per_s
 row "PEP: publish errors"                     pep.publish_errors
 row "PEP: deliveries lost"                    pep.lost
 row "PEP: duplicate deliveries"               pep.duplicates
 row "PEP: drain after the traffic (s)"        pep.drain_s
+row "PEP: server CPU time in the run (s)"     pep.cpu_s
+row "PEP: latency run, items/s asked"         peplat.rate
+row "PEP: latency run, unique deliveries/s"   peplat.unique_per_s
 row "PEP: latency to last contact p50 (ms)"   peplat.last_p50_ms
 row "PEP: latency to last contact p99 (ms)"   peplat.last_p99_ms
 row "PEP: latency to last contact max (ms)"   peplat.last_max_ms

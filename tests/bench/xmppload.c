@@ -8,8 +8,9 @@
  * cheap substring search, so it works against any server (Myna, Prosody,
  * ejabberd) without an XML parser.
  *
- * Scenarios (-s): register, idle, logins, throughput, latency, churn; see
- * usage().  latency sends each message at its own absolute deadline
+ * Scenarios (-s): register, idle, logins, throughput, latency, churn, the
+ * MUC ones (muc, muclat, mucrooms) and the PEP ones (pepsub, pep, peplat);
+ * see usage().  latency sends each message at its own absolute deadline
  * (polling epoll and the clock), stamps it just before its send() and
  * times it when recv() returns it; it also reports the generator's own share (lateness against
  * the deadlines, receive delay against the kernel's receive timestamps,
@@ -941,6 +942,7 @@ static guint64     g_pep_acked;   /* IQ results */
 static guint64     g_pep_perr;    /* IQ errors */
 static guint64     g_pep_acked_m; /* IQ results while measuring */
 static guint64     g_pep_firsts;  /* first receipts of an item by a contact */
+static guint64     g_pep_firsts_m;/* ... while measuring */
 static guint64     g_pep_complete;/* items every contact got */
 static guint64     g_pep_dups;    /* receipts of an item again (or out of order) */
 static guint64     g_pep_gaps;    /* items skipped when a later one came */
@@ -1283,6 +1285,8 @@ pep_element (Worker *w, Conn *c, const char *name, size_t nlen, const char *s, s
     g_pep_gaps += (guint64) (k - *last - 1);
   *last = k;
   g_pep_firsts++;
+  if (measuring)
+    g_pep_firsts_m++;
   gint64 d = now - sent;
   if (measuring && sent >= g_timed_from_ns)
     hist_add (&w->muc_all, (guint64) MAX (d, 0));
@@ -3173,7 +3177,7 @@ main (int argc, char **argv)
               " warm_items=%u setup_s=%.1f warm_s=%.2f rss_bound_kib=%" G_GINT64_FORMAT " rss_ready_kib=%" G_GINT64_FORMAT
               " rss_after_kib=%" G_GINT64_FORMAT " kib_per_contact=%.2f published=%" G_GUINT64_FORMAT " publish_errors=%" G_GUINT64_FORMAT
               " delivered=%" G_GUINT64_FORMAT " errors=%" G_GUINT64_FORMAT " seconds=%.2f delivered_per_s=%.0f"
-              " publishes_per_s=%.1f items_per_s=%.1f complete=%" G_GUINT64_FORMAT " expected=%" G_GUINT64_FORMAT
+              " unique_per_s=%.0f publishes_per_s=%.1f items_per_s=%.1f complete=%" G_GUINT64_FORMAT " expected=%" G_GUINT64_FORMAT
               " received=%" G_GUINT64_FORMAT " lost=%" G_GUINT64_FORMAT " duplicates=%" G_GUINT64_FORMAT " gaps=%" G_GUINT64_FORMAT
               " stale=%" G_GUINT64_FORMAT " drained=%d drain_s=%.2f"
               " last_p50_ms=%.3f last_p99_ms=%.3f last_max_ms=%.3f all_p50_ms=%.3f all_p99_ms=%.3f late_p99_us=%.1f\n",
@@ -3182,7 +3186,8 @@ main (int argc, char **argv)
               peps.rss_ready, peps.rss_after,
               peps.rss_bound > 0 && peps.rss_ready > 0 ? (double) (peps.rss_ready - peps.rss_bound) / opt.n : 0.0,
               g_pep_acked, g_pep_perr, delivered, errors, measured, (double) delivered / MAX (measured, 1e-9),
-              (double) g_pep_acked_m / MAX (measured, 1e-9), (double) delivered / opt.n / MAX (measured, 1e-9),
+              (double) g_pep_firsts_m / MAX (measured, 1e-9), (double) g_pep_acked_m / MAX (measured, 1e-9),
+              (double) g_pep_firsts_m / opt.n / MAX (measured, 1e-9),
               g_pep_complete, expected, g_pep_firsts, lost, g_pep_dups, g_pep_gaps, g_pep_stale, peps.drained,
               peps.drain_s, hist_quantile (&lat, 0.5) / 1e6, hist_quantile (&lat, 0.99) / 1e6, (double) lat.max / 1e6,
               hist_quantile (&muc_all, 0.5) / 1e6, hist_quantile (&muc_all, 0.99) / 1e6,
