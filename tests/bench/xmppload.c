@@ -948,7 +948,8 @@ static guint64     g_pep_dups;    /* receipts of an item again (or out of order)
 static guint64     g_pep_gaps;    /* items skipped when a later one came */
 static guint64     g_pep_stale;   /* items of other runs */
 static guint       g_pep_warm_sent;
-static gint64      g_pep_warm_at;
+static gint64      g_pep_warm_at; /* the last warm-up item sent, or progress seen */
+static guint       g_pep_warm_seen;
 
 /* The XEP-0115 ver of identity client/pc "xmppload" with FEATURES (sorted). */
 static char *
@@ -1338,9 +1339,17 @@ pep_drive (Worker *w)
     }
   if (opt.scenario == SC_PEPSUB)
     return;
-  if (phase == 2 && atomic_load (&g_pep_warm) < opt.n && now_ns () - g_pep_warm_at > 500 * 1000000LL)
+  guint warm = atomic_load (&g_pep_warm);
+  if (warm != g_pep_warm_seen)
     {
-      /* warm-up: an item every 0.5 s until every contact got one */
+      g_pep_warm_seen = warm;
+      g_pep_warm_at = now_ns (); /* progress: the items out are still arriving */
+    }
+  if (phase == 2 && warm < opt.n && (g_pep_warm_sent == 0 || now_ns () - g_pep_warm_at > 1000 * 1000000LL))
+    {
+      /* warm-up: another item once a second has passed without a contact
+       * getting one (a server still asking for caps, or slow to deliver,
+       * is not buried under warm-up items) */
       pep_publish (pub, -1);
       g_pep_warm_sent++;
       g_pep_warm_at = now_ns ();
