@@ -12,6 +12,9 @@ MYNA_PACKAGES=(
   python3 python3-slixmpp python3-aioxmpp go-sendxmpp
   # python3-pytest: runs aioxmpp's vendored end-to-end cases (tests/interop/aioxmpp-e2e)
   python3-pytest
+  # xmppc (libstrophe) and python3-nbxmpp (Gajim's library): PEP, OMEMO
+  # device lists and bookmarks read by clients nobody here wrote
+  xmppc python3-nbxmpp
   glib-networking gobject-introspection libgirepository1.0-dev python3-gi gir1.2-glib-2.0
 )
 

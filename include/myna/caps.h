@@ -45,6 +45,13 @@ typedef struct {
   /* @session's current features, sorted, or NULL when unknown.
    * Returns: (transfer full) (nullable): a NULL-terminated array */
   char         **(*features)    (MynaSession *session);
+  /* The XEP-0115 ver (§5.1 verification string, hashed with @hash:
+   * "sha-1", "sha-256", …) of the disco#info <query/> @query, as an
+   * entity announcing its own capabilities computes it; NULL when @query
+   * cannot have one (a duplicate identity or feature, two forms of one
+   * FORM_TYPE) or @hash is unknown.
+   * Returns: (transfer full) (nullable) */
+  char          *(*ver)         (MynaStanza *query, const char *hash);
 } MynaCapsService;
 
 static inline MynaCapsAnswer
@@ -76,6 +83,23 @@ myna_caps_features (MynaService *caps, MynaSession *session)
   features = t->features (session);
   myna_service_leave (previous);
   return features;
+}
+
+/* Returns: (transfer full) (nullable): NULL also while no provider
+ * with the ver function is bound */
+static inline char *
+myna_caps_ver (MynaService *caps, MynaStanza *query, const char *hash)
+{
+  const MynaCapsService *t = caps != NULL ? (const MynaCapsService *) myna_service_get_table (caps) : NULL;
+  MynaModule *previous;
+  char *ver;
+
+  if (t == NULL || t->size < G_STRUCT_OFFSET (MynaCapsService, ver) + sizeof t->ver)
+    return NULL;
+  previous = myna_service_enter (caps);
+  ver = t->ver (query, hash);
+  myna_service_leave (previous);
+  return ver;
 }
 
 G_END_DECLS

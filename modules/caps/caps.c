@@ -431,10 +431,29 @@ caps_service_features (MynaSession *session)
   return e != NULL ? g_strdupv (e->features) : NULL;
 }
 
+/* caps/1: ver, for an entity announcing its own capabilities (the
+ * server's, in its stream features: the disco module). */
+static char *
+caps_service_ver (MynaStanza *query, const char *hash)
+{
+  g_autofree char *s = NULL;
+  const char *why = NULL;
+
+  g_return_val_if_fail (query != NULL && hash != NULL, NULL);
+  s = caps_verification_string (query, &why);
+  if (s == NULL)
+    {
+      g_message ("caps: no ver for this disco#info: %s", why);
+      return NULL;
+    }
+  return caps_hash_ver (hash, s);
+}
+
 static const MynaCapsService caps_service = {
   .size        = sizeof (MynaCapsService),
   .has_feature = caps_service_has_feature,
   .features    = caps_service_features,
+  .ver         = caps_service_ver,
 };
 
 /* `mynactl caps show FULLJID | caps stats [HOST]`. */

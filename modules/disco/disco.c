@@ -29,19 +29,32 @@
  *    <service-unavailable/>: the same answer, so it tells no stranger
  *    which accounts exist.
  *  - A full JID: not handled here (delivered to the resource).
- * No XEP-0115 hash is computed here. */
+ *  - The server's own entity capabilities (XEP-0115 §6.3), while a caps
+ *    module provides caps/1 (optional): an authenticated client's stream
+ *    features carry <c hash='sha-1' node='https://myna.im' ver/>, the ver
+ *    of the host's disco#info as answered now, and a disco#info to the
+ *    host at node 'https://myna.im#VER' is answered with it (another ver,
+ *    an old one, is <item-not-found/>). */
 #include <myna/module.h>
 #include <myna/roster.h>
+#include <myna/caps.h>
 #include <myna/xmlstream.h>
+
+#include <string.h>
 
 #define NS_INFO  "http://jabber.org/protocol/disco#info"
 #define NS_ITEMS "http://jabber.org/protocol/disco#items"
+#define NS_CAPS  "http://jabber.org/protocol/caps"
+/* The node of the server's own capabilities (XEP-0115 §4: a URI naming
+ * the software). */
+#define DISCO_CAPS_NODE "https://myna.im"
 
 /* What an instance needs to vet account queries: the module data, and
  * the user data of its routes (one instance per host). */
 typedef struct {
   MynaModule  *mod;
   MynaService *roster;   /* roster/1, optional */
+  MynaService *caps;     /* caps/1, optional */
 } DiscoInstance;
 
 /* Whether the requester may discover the account @call is addressed to. */
@@ -137,6 +150,78 @@ disco_host_identities (MynaHost *host)
   return ids;
 }
 
+/* Fills @query with what the domain of @host answers to disco#info. */
+static void
+disco_host_fill (MynaHost *host, MynaStanza *query)
+{
+  g_autoptr(GPtrArray) ids = disco_host_identities (host);
+  g_autoptr(GPtrArray) features = myna_host_get_features (host);
+  g_autoptr(GPtrArray) forms = myna_host_get_disco_extensions (host);   /* XEP-0128 */
+
+  myna_disco_info_fill (query, ids, features, forms);
+}
+
+/* The sha-1 ver of @host's disco#info as answered now, or NULL (no caps
+ * module, or an answer that cannot have one).
+ * Returns: (transfer full) (nullable) */
+static char *
+disco_own_ver (DiscoInstance *self, MynaHost *host)
+{
+  g_autoptr(MynaStanza) query = NULL;
+
+  if (myna_service_get_table (self->caps) == NULL)
+    return NULL;
+  query = myna_stanza_new ("query", NS_INFO);
+  disco_host_fill (host, query);
+  return myna_caps_ver (self->caps, query, "sha-1");
+}
+
+/* XEP-0115 §6.3: the server's capabilities in an authenticated client's
+ * stream features. */
+static void
+disco_features (MynaSession *session, MynaStanza *features, gpointer data)
+{
+  DiscoInstance *self = data;
+  g_autofree char *ver = NULL;
+  MynaStanza *c;
+
+  if (!myna_session_is_authenticated (session)
+      || (ver = disco_own_ver (self, myna_session_get_host (session))) == NULL)
+    return;
+  c = myna_stanza_add_child (features, "c", NS_CAPS);
+  myna_stanza_set_attr (c, "hash", "sha-1");
+  myna_stanza_set_attr (c, "node", DISCO_CAPS_NODE);
+  myna_stanza_set_attr (c, "ver", ver);
+}
+
+/* A disco#info to the host at node DISCO_CAPS_NODE#VER: answered with the
+ * host's info when VER is the current one; FALSE (not handled) for any
+ * other node. */
+static gboolean
+disco_own_caps_node (DiscoInstance *self, MynaCall *call, MynaStanza *iq)
+{
+  MynaHost *host = myna_call_get_host (call);
+  MynaStanza *req = myna_stanza_get_child (iq, "query", NS_INFO);
+  const char *node = myna_stanza_get_attr (req, "node");
+  g_autofree char *ver = NULL;
+  g_autoptr(MynaStanza) reply = NULL;
+  MynaStanza *query;
+
+  if (node == NULL || myna_host_is_component (host)
+      || myna_jid_get_local (myna_call_get_to (call)) != NULL
+      || !g_str_has_prefix (node, DISCO_CAPS_NODE "#"))
+    return FALSE;
+  ver = disco_own_ver (self, host);
+  if (ver == NULL || strcmp (node + strlen (DISCO_CAPS_NODE "#"), ver) != 0)
+    return FALSE;
+  reply = myna_stanza_new_iq_result (iq);
+  query = myna_stanza_add_child (reply, "query", NS_INFO);
+  myna_stanza_set_attr (query, "node", node);
+  disco_host_fill (host, query);
+  myna_call_send (call, reply);
+  return TRUE;
+}
+
 static MynaResult
 disco_info (MynaCall *call, MynaStanza *iq, gpointer data)
 {
@@ -145,25 +230,23 @@ disco_info (MynaCall *call, MynaStanza *iq, gpointer data)
   g_autoptr(MynaStanza) reply = NULL;
   g_autoptr(GPtrArray) ids = NULL;
   g_autoptr(GPtrArray) features = NULL;
-  g_autoptr(GPtrArray) forms = NULL;
   MynaResult result;
-  MynaStanza *query = disco_begin (data, call, iq, NS_INFO, &reply, &result);
+  MynaStanza *query;
 
+  if (disco_own_caps_node (data, call, iq))
+    return MYNA_HANDLED;
+  query = disco_begin (data, call, iq, NS_INFO, &reply, &result);
   if (query == NULL)
     return result;
   if (myna_jid_get_local (myna_call_get_to (call)) == NULL)
-    {
-      ids = disco_host_identities (host);
-      features = myna_host_get_features (host);
-      forms = myna_host_get_disco_extensions (host);   /* XEP-0128 */
-    }
+    disco_host_fill (host, query);
   else
     {
       ids = myna_host_get_account_identities (host);
       g_ptr_array_insert (ids, 0, (gpointer) &account);
       features = myna_host_get_account_features (host);
+      myna_disco_info_fill (query, ids, features, NULL);
     }
-  myna_disco_info_fill (query, ids, features, forms);
   myna_call_send (call, reply);
   return MYNA_HANDLED;
 }
@@ -221,7 +304,10 @@ disco_load (MynaModule *mod, GError **error)
   self->mod = mod;
   /* Optional (not in .uses): disco works without a roster module. */
   self->roster = myna_module_use (mod, MYNA_ROSTER_SERVICE, 1, NULL);
+  /* Optional too: without it the server announces no caps of its own. */
+  self->caps = myna_module_use (mod, MYNA_CAPS_SERVICE, 1, NULL);
   myna_module_set_data (mod, self, g_free);
+  myna_module_add_stream_features (mod, disco_features, self, NULL);
   myna_module_route_iq (mod, MYNA_IQ_GET, NS_INFO, "query", disco_info, self, NULL);
   myna_module_route_iq (mod, MYNA_IQ_GET, NS_ITEMS, "query", disco_items, self, NULL);
   return TRUE;

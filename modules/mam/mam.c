@@ -847,6 +847,7 @@ static MynaStanza *
 mam_result_message (MamPace *pace, MynaSession *session, MynaArchiveItem *item)
 {
   g_autoptr(MynaStanza) original = myna_stanza_parse (item->data, -1, NULL);
+  g_autoptr(GDateTime) seconds = NULL;
   g_autoptr(GDateTime) stamp = NULL;
   g_autofree char *id = mam_id_from_ts (item->timestamp);
   MynaStanza *msg, *result, *forwarded;
@@ -864,8 +865,8 @@ mam_result_message (MamPace *pace, MynaSession *session, MynaArchiveItem *item)
     myna_stanza_set_attr (result, "queryid", pace->queryid);
   myna_stanza_set_attr (result, "id", id);
   forwarded = myna_stanza_add_child (result, "forwarded", NS_FORWARD);
-  stamp = g_date_time_new_from_unix_utc (item->timestamp / G_USEC_PER_SEC);
-  stamp = g_date_time_add (stamp, item->timestamp % G_USEC_PER_SEC);
+  seconds = g_date_time_new_from_unix_utc (item->timestamp / G_USEC_PER_SEC);
+  stamp = g_date_time_add (seconds, item->timestamp % G_USEC_PER_SEC);
   myna_stanza_add_delay (forwarded, NULL, stamp, NULL);
   myna_stanza_append (forwarded, original);
   return msg;

@@ -33,6 +33,20 @@ static const struct {
   [PUBSUB_ERR_UNSUPPORTED]        = { MYNA_ERROR_TYPE_CANCEL, "feature-not-implemented",
                                       "unsupported" },
   [PUBSUB_ERR_STORAGE]            = { MYNA_ERROR_TYPE_WAIT, "internal-server-error", NULL },
+  [PUBSUB_ERR_CONFLICT]           = { MYNA_ERROR_TYPE_CANCEL, "conflict", NULL },
+  [PUBSUB_ERR_NOT_ALLOWED]        = { MYNA_ERROR_TYPE_CANCEL, "not-allowed", NULL },
+  [PUBSUB_ERR_INVALID_JID]        = { MYNA_ERROR_TYPE_MODIFY, "bad-request", "invalid-jid" },
+  [PUBSUB_ERR_NOT_SUBSCRIBED]     = { MYNA_ERROR_TYPE_CANCEL, "unexpected-request",
+                                      "not-subscribed" },
+  [PUBSUB_ERR_INVALID_SUBID]      = { MYNA_ERROR_TYPE_MODIFY, "not-acceptable", "invalid-subid" },
+  [PUBSUB_ERR_TOO_MANY_SUBSCRIPTIONS] = { MYNA_ERROR_TYPE_WAIT, "not-allowed",
+                                          "too-many-subscriptions" },
+  [PUBSUB_ERR_ITEM_REQUIRED]      = { MYNA_ERROR_TYPE_MODIFY, "bad-request", "item-required" },
+  [PUBSUB_ERR_SERVICE_UNAVAILABLE] = { MYNA_ERROR_TYPE_CANCEL, "service-unavailable", NULL },
+  [PUBSUB_ERR_OPTIONS_UNSUPPORTED] = { MYNA_ERROR_TYPE_CANCEL, "feature-not-implemented",
+                                       "unsupported" },
+  [PUBSUB_ERR_RESOURCE_CONSTRAINT] = { MYNA_ERROR_TYPE_WAIT, "resource-constraint", NULL },
+  [PUBSUB_ERR_PAYLOAD_REQUIRED]   = { MYNA_ERROR_TYPE_MODIFY, "bad-request", "payload-required" },
 };
 
 MynaStanza *
@@ -46,8 +60,12 @@ pubsub_error_reply (MynaStanza *iq, const GError *error)
                                              error != NULL ? error->message : NULL);
 
   if (pubsub_errors[code].app != NULL)
-    myna_stanza_add_child (myna_stanza_get_child (reply, "error", NULL),
-                           pubsub_errors[code].app, NS_PUBSUB_ERRORS);
+    {
+      MynaStanza *app = myna_stanza_add_child (myna_stanza_get_child (reply, "error", NULL),
+                                               pubsub_errors[code].app, NS_PUBSUB_ERRORS);
+      if (code == PUBSUB_ERR_OPTIONS_UNSUPPORTED)
+        myna_stanza_set_attr (app, "feature", "subscription-options");
+    }
   return reply;
 }
 
@@ -151,6 +169,9 @@ pubsub_item_key (PubsubNode *node, const char *id)
 
 static const char *const access_names[] = { "open", "presence", "roster", "whitelist" };
 static const char *const send_last_names[] = { "never", "on_sub", "on_sub_and_presence" };
+static const char *const publish_names[] = { "publishers", "subscribers", "open" };
+static const char *const aff_names[] = { "none", "outcast", "member", "publish-only",
+                                          "publisher", "owner" };
 
 static int
 name_index (const char *const *names, guint n, const char *value)
@@ -159,6 +180,25 @@ name_index (const char *const *names, guint n, const char *value)
     if (g_strcmp0 (names[i], value) == 0)
       return (int) i;
   return -1;
+}
+
+static void
+pubsub_aff_free (gpointer data)
+{
+  PubsubAff *a = data;
+
+  g_free (a->jid);
+  g_free (a);
+}
+
+static void
+pubsub_subscription_free (gpointer data)
+{
+  PubsubSubscription *s = data;
+
+  g_free (s->jid);
+  g_free (s->subid);
+  g_free (s);
 }
 
 PubsubNode *
@@ -175,6 +215,8 @@ pubsub_node_new (PubsubService *svc, const char *name)
   node->cfg.groups = g_new0 (char *, 1);
   node->members = g_ptr_array_new_with_free_func (g_free);
   node->items = g_ptr_array_new_with_free_func (g_free);
+  node->affiliations = g_ptr_array_new_with_free_func (pubsub_aff_free);
+  node->subscriptions = g_ptr_array_new_with_free_func (pubsub_subscription_free);
   return node;
 }
 
@@ -188,6 +230,8 @@ pubsub_node_free (PubsubNode *node)
   g_free (node->cfg.title);
   g_ptr_array_unref (node->members);
   g_ptr_array_unref (node->items);
+  g_ptr_array_unref (node->affiliations);
+  g_ptr_array_unref (node->subscriptions);
   g_free (node);
 }
 
@@ -224,6 +268,9 @@ pubsub_node_parse (PubsubService *svc, const char *name, const char *xml)
     node->cfg.send_last = i;
   if ((s = myna_stanza_get_attr (el, "max_items")) != NULL)
     node->cfg.max_items = CLAMP (g_ascii_strtoll (s, NULL, 10), 1, svc->max_items);
+  if ((i = name_index (publish_names, G_N_ELEMENTS (publish_names),
+                       myna_stanza_get_attr (el, "publish"))) >= 0)
+    node->cfg.publish_model = i;
   parse_bool (myna_stanza_get_attr (el, "persist"), &node->cfg.persist_items);
   parse_bool (myna_stanza_get_attr (el, "notify_retract"), &node->cfg.notify_retract);
   node->cfg.title = g_strdup (myna_stanza_get_attr (el, "title"));
@@ -238,6 +285,19 @@ pubsub_node_parse (PubsubService *svc, const char *name, const char *xml)
         g_ptr_array_add (node->members, g_strdup (myna_stanza_get_attr (c, "jid")));
       else if (g_strcmp0 (n, "item") == 0 && myna_stanza_get_attr (c, "id") != NULL)
         g_ptr_array_add (node->items, g_strdup (myna_stanza_get_attr (c, "id")));
+      else if (g_strcmp0 (n, "affiliation") == 0 && myna_stanza_get_attr (c, "jid") != NULL
+               && (i = name_index (aff_names, G_N_ELEMENTS (aff_names),
+                                   myna_stanza_get_attr (c, "affiliation"))) > 0)
+        pubsub_node_set_affiliation (node, myna_stanza_get_attr (c, "jid"), i);
+      else if (g_strcmp0 (n, "subscription") == 0 && myna_stanza_get_attr (c, "jid") != NULL
+               && myna_stanza_get_attr (c, "subid") != NULL)
+        {
+          PubsubSubscription *sub = g_new0 (PubsubSubscription, 1);
+
+          sub->jid = g_strdup (myna_stanza_get_attr (c, "jid"));
+          sub->subid = g_strdup (myna_stanza_get_attr (c, "subid"));
+          g_ptr_array_add (node->subscriptions, sub);
+        }
     }
   g_strfreev (node->cfg.groups);
   node->cfg.groups = g_new0 (char *, groups->len + 1);
@@ -326,6 +386,8 @@ pubsub_node_save (PubsubService *svc, PubsubNode *node, PubsubWrite *w)
   myna_stanza_set_attr (el, "access", access_names[node->cfg.access]);
   myna_stanza_set_attr (el, "send_last", send_last_names[node->cfg.send_last]);
   myna_stanza_set_attr (el, "max_items", max);
+  if (node->cfg.publish_model != PUBSUB_PUBLISH_PUBLISHERS)
+    myna_stanza_set_attr (el, "publish", publish_names[node->cfg.publish_model]);
   myna_stanza_set_attr (el, "persist", node->cfg.persist_items ? "1" : "0");
   myna_stanza_set_attr (el, "notify_retract", node->cfg.notify_retract ? "1" : "0");
   if (node->cfg.title != NULL)
@@ -335,6 +397,22 @@ pubsub_node_save (PubsubService *svc, PubsubNode *node, PubsubWrite *w)
   for (guint i = 0; i < node->members->len; i++)
     myna_stanza_set_attr (myna_stanza_add_child (el, "member", NULL), "jid",
                           node->members->pdata[i]);
+  for (guint i = 0; i < node->affiliations->len; i++)
+    {
+      PubsubAff *a = node->affiliations->pdata[i];
+      MynaStanza *c = myna_stanza_add_child (el, "affiliation", NULL);
+
+      myna_stanza_set_attr (c, "jid", a->jid);
+      myna_stanza_set_attr (c, "affiliation", aff_names[a->aff]);
+    }
+  for (guint i = 0; i < node->subscriptions->len; i++)
+    {
+      PubsubSubscription *sub = node->subscriptions->pdata[i];
+      MynaStanza *c = myna_stanza_add_child (el, "subscription", NULL);
+
+      myna_stanza_set_attr (c, "jid", sub->jid);
+      myna_stanza_set_attr (c, "subid", sub->subid);
+    }
   for (guint i = 0; i < node->items->len; i++)
     myna_stanza_set_attr (myna_stanza_add_child (el, "item", NULL), "id",
                           node->items->pdata[i]);
@@ -512,6 +590,25 @@ form_options (MynaStanza *field, const char *const *names, guint n)
 MynaStanza *
 pubsub_config_form (const PubsubConfig *cfg, gint64 limit)
 {
+  return pubsub_config_form_for (cfg, limit, PUBSUB_FLAVOUR_PEP);
+}
+
+/* The access models a flavour offers. */
+static guint
+flavour_accesses (PubsubFlavour flavour, const char *const **names)
+{
+  static const char *const service[] = { "open", "whitelist" };
+
+  *names = flavour == PUBSUB_FLAVOUR_SERVICE ? service : access_names;
+  return flavour == PUBSUB_FLAVOUR_SERVICE ? G_N_ELEMENTS (service) : G_N_ELEMENTS (access_names);
+}
+
+MynaStanza *
+pubsub_config_form_for (const PubsubConfig *cfg, gint64 limit, PubsubFlavour flavour)
+{
+  const char *const *accesses;
+  guint n_accesses = flavour_accesses (flavour, &accesses);
+  guint n_publish = flavour == PUBSUB_FLAVOUR_SERVICE ? G_N_ELEMENTS (publish_names) : 1;
   MynaStanza *x = myna_stanza_new ("x", NS_DATA);
   g_autofree char *max = g_strdup_printf ("%" G_GINT64_FORMAT, cfg->max_items);
   g_autofree char *label = g_strdup_printf ("Maximum number of items to persist (at most %"
@@ -524,9 +621,10 @@ pubsub_config_form (const PubsubConfig *cfg, gint64 limit)
               MYNA_STRV (cfg->title));
   f = form_field (x, "pubsub#access_model", "list-single", "Who may subscribe and retrieve items",
                   MYNA_STRV (access_names[cfg->access]));
-  form_options (f, access_names, G_N_ELEMENTS (access_names));
-  form_field (x, "pubsub#roster_groups_allowed", "list-multi",
-              "Roster groups allowed to subscribe", (const char *const *) cfg->groups);
+  form_options (f, accesses, n_accesses);
+  if (flavour == PUBSUB_FLAVOUR_PEP)
+    form_field (x, "pubsub#roster_groups_allowed", "list-multi",
+                "Roster groups allowed to subscribe", (const char *const *) cfg->groups);
   form_field (x, "pubsub#max_items", "text-single", label, MYNA_STRV (max));
   form_field (x, "pubsub#persist_items", "boolean", "Persist items to storage",
               MYNA_STRV (cfg->persist_items ? "1" : "0"));
@@ -539,8 +637,8 @@ pubsub_config_form (const PubsubConfig *cfg, gint64 limit)
   form_field (x, "pubsub#deliver_payloads", "boolean", "Deliver payloads with notifications",
               MYNA_STRV ("1"));
   f = form_field (x, "pubsub#publish_model", "list-single", "Who may publish",
-                  MYNA_STRV ("publishers"));
-  form_options (f, MYNA_STRV ("publishers"), 1);
+                  MYNA_STRV (publish_names[cfg->publish_model]));
+  form_options (f, publish_names, n_publish);
   f = form_field (x, "pubsub#send_last_published_item", "list-single",
                   "When to send the last published item",
                   MYNA_STRV (send_last_names[cfg->send_last]));
@@ -569,8 +667,10 @@ field_values (MynaStanza *field)
  * does anyway, refused otherwise. */
 static gboolean
 config_field (PubsubConfig *cfg, const char *var, GPtrArray *values, gint64 limit,
-              GError **error)
+              PubsubFlavour flavour, GError **error)
 {
+  const char *const *accesses;
+  guint n_accesses = flavour_accesses (flavour, &accesses);
   const char *v = values->len > 0 ? values->pdata[0] : "";
   gboolean b;
   int i;
@@ -584,9 +684,9 @@ config_field (PubsubConfig *cfg, const char *var, GPtrArray *values, gint64 limi
       return TRUE;
     }
   if (g_strcmp0 (var, "pubsub#access_model") == 0
-      && (i = name_index (access_names, G_N_ELEMENTS (access_names), v)) >= 0)
+      && name_index (accesses, n_accesses, v) >= 0)
     {
-      cfg->access = i;
+      cfg->access = name_index (access_names, G_N_ELEMENTS (access_names), v);
       return TRUE;
     }
   if (g_strcmp0 (var, "pubsub#send_last_published_item") == 0
@@ -634,8 +734,15 @@ config_field (PubsubConfig *cfg, const char *var, GPtrArray *values, gint64 limi
        || g_strcmp0 (var, "pubsub#deliver_payloads") == 0)
       && parse_bool (v, &b) && b)
     return TRUE;
-  if (g_strcmp0 (var, "pubsub#publish_model") == 0 && g_strcmp0 (v, "publishers") == 0)
-    return TRUE;
+  if (g_strcmp0 (var, "pubsub#node_type") == 0 && (g_strcmp0 (v, "leaf") == 0 || *v == '\0'))
+    return TRUE;                  /* leaves are all there is */
+  if (g_strcmp0 (var, "pubsub#publish_model") == 0
+      && (i = name_index (publish_names, flavour == PUBSUB_FLAVOUR_SERVICE
+                                           ? G_N_ELEMENTS (publish_names) : 1, v)) >= 0)
+    {
+      cfg->publish_model = i;
+      return TRUE;
+    }
   g_set_error (error, PUBSUB_ERROR, PUBSUB_ERR_BAD_CONFIG,
                "%s: this value is not supported", var);
   return FALSE;
@@ -660,6 +767,13 @@ config_clear (PubsubConfig *cfg)
 gboolean
 pubsub_config_apply (PubsubConfig *cfg, MynaStanza *x, gint64 limit, GError **error)
 {
+  return pubsub_config_apply_for (cfg, x, limit, PUBSUB_FLAVOUR_PEP, error);
+}
+
+gboolean
+pubsub_config_apply_for (PubsubConfig *cfg, MynaStanza *x, gint64 limit, PubsubFlavour flavour,
+                         GError **error)
+{
   PubsubConfig work;
 
   if (g_strcmp0 (myna_stanza_get_type (x), "cancel") == 0)
@@ -679,7 +793,7 @@ pubsub_config_apply (PubsubConfig *cfg, MynaStanza *x, gint64 limit, GError **er
       if (myna_stanza_is_text (f) || g_strcmp0 (myna_stanza_get_name (f), "field") != 0)
         continue;
       values = field_values (f);
-      if (!config_field (&work, myna_stanza_get_attr (f, "var"), values, limit, error))
+      if (!config_field (&work, myna_stanza_get_attr (f, "var"), values, limit, flavour, error))
         {
           config_clear (&work);
           return FALSE;
@@ -694,6 +808,13 @@ gboolean
 pubsub_config_matches (const PubsubConfig *cfg, MynaStanza *x, gint64 max_items_limit,
                        GError **error)
 {
+  return pubsub_config_matches_for (cfg, x, max_items_limit, PUBSUB_FLAVOUR_PEP, error);
+}
+
+gboolean
+pubsub_config_matches_for (const PubsubConfig *cfg, MynaStanza *x, gint64 max_items_limit,
+                           PubsubFlavour flavour, GError **error)
+{
   g_autoptr(GError) bad = NULL;
   g_autoptr(MynaStanza) want = NULL;
   PubsubConfig work;
@@ -706,12 +827,13 @@ pubsub_config_matches (const PubsubConfig *cfg, MynaStanza *x, gint64 max_items_
   config_copy (&work, cfg);
   want = myna_stanza_copy (x);
   myna_stanza_set_attr (want, "type", "submit");
-  if (!pubsub_config_apply (&work, want, max_items_limit, &bad))
+  if (!pubsub_config_apply_for (&work, want, max_items_limit, flavour, &bad))
     same = FALSE;
   else
     same = work.access == cfg->access && work.max_items == cfg->max_items
            && work.persist_items == cfg->persist_items
            && work.notify_retract == cfg->notify_retract && work.send_last == cfg->send_last
+           && work.publish_model == cfg->publish_model
            && g_strcmp0 (work.title, cfg->title) == 0
            && g_strv_equal ((const char *const *) work.groups,
                             (const char *const *) cfg->groups);
@@ -722,12 +844,221 @@ pubsub_config_matches (const PubsubConfig *cfg, MynaStanza *x, gint64 max_items_
   return same;
 }
 
+/* ---- meta-data ------------------------------------------------------------------------- */
+
+MynaStanza *
+pubsub_meta_data_form (PubsubNode *node)
+{
+  MynaStanza *x = myna_stanza_new ("x", NS_DATA);
+  g_autofree char *max = g_strdup_printf ("%" G_GINT64_FORMAT, node->cfg.max_items);
+  g_autoptr(GPtrArray) owners = g_ptr_array_new ();
+  g_autoptr(GPtrArray) publishers = g_ptr_array_new ();
+
+  for (guint i = 0; i < node->affiliations->len; i++)
+    {
+      PubsubAff *a = node->affiliations->pdata[i];
+      if (a->aff == PUBSUB_AFF_OWNER)
+        g_ptr_array_add (owners, a->jid);
+      else if (a->aff == PUBSUB_AFF_PUBLISHER)
+        g_ptr_array_add (publishers, a->jid);
+    }
+  g_ptr_array_add (owners, NULL);
+  g_ptr_array_add (publishers, NULL);
+  myna_stanza_set_attr (x, "type", "result");
+  form_field (x, "FORM_TYPE", "hidden", NULL, MYNA_STRV (NS_PUBSUB "#meta-data"));
+  form_field (x, "pubsub#type", "text-single", "Payload type", NULL);
+  form_field (x, "pubsub#title", "text-single", "A friendly name for the node",
+              MYNA_STRV (node->cfg.title));
+  form_field (x, "pubsub#access_model", "list-single", "Who may subscribe and retrieve items",
+              MYNA_STRV (access_names[node->cfg.access]));
+  form_field (x, "pubsub#publish_model", "list-single", "Who may publish",
+              MYNA_STRV (publish_names[node->cfg.publish_model]));
+  form_field (x, "pubsub#max_items", "text-single", "Maximum number of items to persist",
+              MYNA_STRV (max));
+  form_field (x, "pubsub#owner", "jid-multi", "Node owners",
+              (const char *const *) owners->pdata);
+  form_field (x, "pubsub#publisher", "jid-multi", "Publishers",
+              (const char *const *) publishers->pdata);
+  return x;
+}
+
+/* ---- affiliations and subscriptions ------------------------------------------------------- */
+
+const char *
+pubsub_affiliation_name (PubsubAffiliation aff)
+{
+  g_return_val_if_fail ((guint) aff < G_N_ELEMENTS (aff_names), "none");
+  return aff_names[aff];
+}
+
+gboolean
+pubsub_affiliation_parse (const char *name, PubsubAffiliation *aff)
+{
+  int i = name_index (aff_names, G_N_ELEMENTS (aff_names), name);
+
+  if (i < 0)
+    return FALSE;
+  *aff = i;
+  return TRUE;
+}
+
+/* The index of @bare's affiliation in @node, or -1. */
+static int
+aff_index (PubsubNode *node, const char *bare)
+{
+  for (guint i = 0; i < node->affiliations->len; i++)
+    if (strcmp (((PubsubAff *) node->affiliations->pdata[i])->jid, bare) == 0)
+      return (int) i;
+  return -1;
+}
+
+PubsubAffiliation
+pubsub_node_get_affiliation (PubsubNode *node, const char *bare)
+{
+  int i = aff_index (node, bare);
+
+  return i >= 0 ? ((PubsubAff *) node->affiliations->pdata[i])->aff : PUBSUB_AFF_NONE;
+}
+
+void
+pubsub_node_set_affiliation (PubsubNode *node, const char *bare, PubsubAffiliation aff)
+{
+  int i = aff_index (node, bare);
+  PubsubAff *a;
+
+  if (aff == PUBSUB_AFF_NONE)
+    {
+      if (i >= 0)
+        g_ptr_array_remove_index (node->affiliations, (guint) i);
+      return;
+    }
+  if (i >= 0)
+    {
+      ((PubsubAff *) node->affiliations->pdata[i])->aff = aff;
+      return;
+    }
+  a = g_new0 (PubsubAff, 1);
+  a->jid = g_strdup (bare);
+  a->aff = aff;
+  g_ptr_array_add (node->affiliations, a);
+}
+
+guint
+pubsub_node_count_owners (PubsubNode *node)
+{
+  guint n = 0;
+
+  for (guint i = 0; i < node->affiliations->len; i++)
+    if (((PubsubAff *) node->affiliations->pdata[i])->aff == PUBSUB_AFF_OWNER)
+      n++;
+  return n;
+}
+
+PubsubSubscription *
+pubsub_node_find_subscription (PubsubNode *node, const char *jid, const char *subid)
+{
+  for (guint i = 0; i < node->subscriptions->len; i++)
+    {
+      PubsubSubscription *sub = node->subscriptions->pdata[i];
+      if (strcmp (sub->jid, jid) == 0 && (subid == NULL || strcmp (sub->subid, subid) == 0))
+        return sub;
+    }
+  return NULL;
+}
+
+PubsubSubscription *
+pubsub_node_subscribe (PubsubNode *node, const char *jid)
+{
+  PubsubSubscription *sub = pubsub_node_find_subscription (node, jid, NULL);
+
+  if (sub != NULL)
+    return sub;
+  sub = g_new0 (PubsubSubscription, 1);
+  sub->jid = g_strdup (jid);
+  sub->subid = g_uuid_string_random ();
+  g_ptr_array_add (node->subscriptions, sub);
+  return sub;
+}
+
+gboolean
+pubsub_node_unsubscribe (PubsubNode *node, const char *jid, const char *subid)
+{
+  PubsubSubscription *sub = pubsub_node_find_subscription (node, jid, subid);
+
+  if (sub == NULL)
+    return FALSE;
+  g_ptr_array_remove (node->subscriptions, sub);
+  return TRUE;
+}
+
+/* Whether @jid (bare or full) has the bare JID @bare. */
+static gboolean
+jid_bare_is (const char *jid, const char *bare)
+{
+  size_t n = strlen (bare);
+
+  return strncmp (jid, bare, n) == 0 && (jid[n] == '\0' || jid[n] == '/');
+}
+
+void
+pubsub_node_unsubscribe_bare (PubsubNode *node, const char *bare)
+{
+  for (guint i = node->subscriptions->len; i > 0; i--)
+    if (jid_bare_is (((PubsubSubscription *) node->subscriptions->pdata[i - 1])->jid, bare))
+      g_ptr_array_remove_index (node->subscriptions, i - 1);
+}
+
+gboolean
+pubsub_publish_check (PubsubNode *node, const char *bare, GError **error)
+{
+  PubsubAffiliation aff = pubsub_node_get_affiliation (node, bare);
+  gboolean ok;
+
+  switch (aff)
+    {
+    case PUBSUB_AFF_OWNER:
+    case PUBSUB_AFF_PUBLISHER:
+    case PUBSUB_AFF_PUBLISH_ONLY:
+      ok = TRUE;
+      break;
+    case PUBSUB_AFF_OUTCAST:
+      ok = FALSE;
+      break;
+    default:
+      if (node->cfg.publish_model == PUBSUB_PUBLISH_OPEN)
+        ok = TRUE;
+      else if (node->cfg.publish_model == PUBSUB_PUBLISH_SUBSCRIBERS)
+        {
+          ok = FALSE;
+          for (guint i = 0; !ok && i < node->subscriptions->len; i++)
+            ok = jid_bare_is (((PubsubSubscription *) node->subscriptions->pdata[i])->jid, bare);
+        }
+      else
+        ok = FALSE;
+    }
+  if (!ok)
+    g_set_error_literal (error, PUBSUB_ERROR, PUBSUB_ERR_FORBIDDEN,
+                         "the node's publish model does not let this JID publish");
+  return ok;
+}
+
 /* ---- access ----------------------------------------------------------------------- */
 
 gboolean
 pubsub_access_check (PubsubNode *node, const PubsubRequester *who, GError **error)
 {
+  PubsubAffiliation aff;
+
   if (who->owner)
+    return TRUE;
+  aff = who->jid != NULL ? pubsub_node_get_affiliation (node, who->jid) : PUBSUB_AFF_NONE;
+  if (aff == PUBSUB_AFF_OUTCAST)
+    {
+      g_set_error_literal (error, PUBSUB_ERROR, PUBSUB_ERR_FORBIDDEN,
+                           "the node's owner banned this JID");
+      return FALSE;
+    }
+  if (aff == PUBSUB_AFF_OWNER || aff == PUBSUB_AFF_PUBLISHER || aff == PUBSUB_AFF_MEMBER)
     return TRUE;
   switch (node->cfg.access)
     {

@@ -5,10 +5,13 @@
  * adapter (pep.c) says who asks (PubsubRequester) and routes the stanzas.
  *
  * Storage, per service (host, user): the store "<prefix>" holds one key
- * per node, its name, whose value is the node's configuration, members
- * and item ids (oldest first) as one element
- *   <node xmlns='urn:myna:pubsub:0' access=… max_items=… …>
- *     <group>…</group> <member jid=…/> <item id=…/>…</node>
+ * per node, its name, whose value is the node's configuration, members,
+ * affiliations, subscriptions and item ids (oldest first) as one element
+ *   <node xmlns='urn:myna:pubsub:0' access=… max_items=… publish=… …>
+ *     <group>…</group> <member jid=…/> <affiliation jid=… affiliation=…/>
+ *     <subscription jid=… subid=…/> <item id=…/>…</node>
+ * (PEP writes <member/>, its whitelist; the domain service <affiliation/>
+ * and <subscription/>; a record without them loads as before.)
  * and the store "<prefix>-items" one key per item, "NODE\nID", whose value
  * is the published <item/> as serialised.  Key–value reads see queued
  * writes, so nothing is cached in memory. */
@@ -39,6 +42,13 @@ typedef enum {
   PUBSUB_SEND_LAST_ON_SUB_AND_PRESENCE,
 } PubsubSendLast;
 
+/* pubsub#publish_model: who may publish besides owners and publishers. */
+typedef enum {
+  PUBSUB_PUBLISH_PUBLISHERS,
+  PUBSUB_PUBLISH_SUBSCRIBERS,
+  PUBSUB_PUBLISH_OPEN,
+} PubsubPublishModel;
+
 /* A node's configuration (pubsub#node_config). */
 typedef struct {
   PubsubAccess   access;
@@ -48,15 +58,42 @@ typedef struct {
   PubsubSendLast send_last;
   char         **groups;     /* roster_groups_allowed, NULL-terminated */
   char          *title;      /* nullable */
+  PubsubPublishModel publish_model;
 } PubsubConfig;
 
-/* A node: its name, configuration, affiliated members (bare JIDs, the
- * whitelist) and item ids, oldest first. */
+/* XEP-0060 §4.1 affiliations, least privileged first but outcast. */
+typedef enum {
+  PUBSUB_AFF_NONE,
+  PUBSUB_AFF_OUTCAST,
+  PUBSUB_AFF_MEMBER,
+  PUBSUB_AFF_PUBLISH_ONLY,
+  PUBSUB_AFF_PUBLISHER,
+  PUBSUB_AFF_OWNER,
+} PubsubAffiliation;
+
+/* One JID's affiliation with a node (a bare JID). */
+typedef struct {
+  char             *jid;
+  PubsubAffiliation aff;
+} PubsubAff;
+
+/* One subscription to a node: the JID notifications go to (bare or
+ * full, as subscribed) and its subscription id. */
+typedef struct {
+  char *jid;
+  char *subid;
+} PubsubSubscription;
+
+/* A node: its name, configuration, affiliated members (bare JIDs, PEP's
+ * whitelist) and item ids, oldest first; and for a domain service the
+ * affiliations and subscriptions. */
 typedef struct {
   char        *name;
   PubsubConfig cfg;
   GPtrArray   *members;   /* char* */
   GPtrArray   *items;     /* char* */
+  GPtrArray   *affiliations;   /* PubsubAff*, in the order given */
+  GPtrArray   *subscriptions;  /* PubsubSubscription*, oldest first */
 } PubsubNode;
 
 /* Where a set of nodes lives and the limits on it. */
@@ -94,6 +131,17 @@ typedef enum {
   PUBSUB_ERR_CLOSED,
   PUBSUB_ERR_UNSUPPORTED,
   PUBSUB_ERR_STORAGE,
+  PUBSUB_ERR_CONFLICT,              /* conflict: the node exists */
+  PUBSUB_ERR_NOT_ALLOWED,           /* not-allowed */
+  PUBSUB_ERR_INVALID_JID,           /* bad-request <invalid-jid/> */
+  PUBSUB_ERR_NOT_SUBSCRIBED,        /* unexpected-request <not-subscribed/> */
+  PUBSUB_ERR_INVALID_SUBID,         /* not-acceptable <invalid-subid/> */
+  PUBSUB_ERR_TOO_MANY_SUBSCRIPTIONS, /* not-allowed <too-many-subscriptions/> */
+  PUBSUB_ERR_ITEM_REQUIRED,         /* bad-request <item-required/> */
+  PUBSUB_ERR_SERVICE_UNAVAILABLE,   /* service-unavailable */
+  PUBSUB_ERR_OPTIONS_UNSUPPORTED,   /* feature-not-implemented <unsupported feature='subscription-options'/> */
+  PUBSUB_ERR_RESOURCE_CONSTRAINT,   /* resource-constraint (a per-node limit) */
+  PUBSUB_ERR_PAYLOAD_REQUIRED,      /* bad-request <payload-required/> */
 } PubsubErrorCode;
 
 #define PUBSUB_ERROR (pubsub_error_quark ())
@@ -162,14 +210,66 @@ MynaStanza *pubsub_config_form (const PubsubConfig *cfg, gint64 limit);
  * changed) for a bad value or a max_items past @limit. */
 gboolean    pubsub_config_apply (PubsubConfig *cfg, MynaStanza *x, gint64 limit,
                                  GError **error);
+/* Which form a configuration is shown and read as: PEP's (the access
+ * models of an account; publish_model publishers only) or a domain
+ * service's (access open or whitelist; publish_model publishers,
+ * subscribers or open).  pubsub_config_form/_apply/_matches are the PEP
+ * flavour. */
+typedef enum {
+  PUBSUB_FLAVOUR_PEP,
+  PUBSUB_FLAVOUR_SERVICE,
+} PubsubFlavour;
+
+MynaStanza *pubsub_config_form_for (const PubsubConfig *cfg, gint64 limit,
+                                    PubsubFlavour flavour);
+gboolean    pubsub_config_apply_for (PubsubConfig *cfg, MynaStanza *x, gint64 limit,
+                                     PubsubFlavour flavour, GError **error);
+gboolean    pubsub_config_matches_for (const PubsubConfig *cfg, MynaStanza *x,
+                                       gint64 max_items_limit, PubsubFlavour flavour,
+                                       GError **error);
+/* The pubsub#meta-data form of @node (XEP-0060 §5.4, type "result"):
+ * title, access and publish models, max_items, its owners and publishers.
+ * Returns: (transfer full) */
+MynaStanza *pubsub_meta_data_form (PubsubNode *node);
+
 /* Whether every field of publish-options @x holds for @cfg (XEP-0060
  * §7.1.5); FALSE with PUBSUB_ERR_PRECONDITION otherwise. */
 gboolean    pubsub_config_matches (const PubsubConfig *cfg, MynaStanza *x,
                                    gint64 max_items_limit, GError **error);
 
+/* ---- affiliations and subscriptions ------------------------------------------------ */
+
+/* "owner", "publisher", "publish-only", "member", "none", "outcast". */
+const char *pubsub_affiliation_name (PubsubAffiliation aff);
+/* FALSE when @name is none of those. */
+gboolean    pubsub_affiliation_parse (const char *name, PubsubAffiliation *aff);
+/* @bare's affiliation with @node (PUBSUB_AFF_NONE when it has none). */
+PubsubAffiliation pubsub_node_get_affiliation (PubsubNode *node, const char *bare);
+/* Sets @bare's affiliation (none removes it); the caller saves the node. */
+void        pubsub_node_set_affiliation (PubsubNode *node, const char *bare,
+                                         PubsubAffiliation aff);
+/* How many owners @node has. */
+guint       pubsub_node_count_owners (PubsubNode *node);
+/* The subscription of @jid (exactly as subscribed) with @subid (nullable:
+ * any), or NULL. */
+PubsubSubscription *pubsub_node_find_subscription (PubsubNode *node, const char *jid,
+                                                   const char *subid);
+/* Subscribes @jid (its existing subscription when it has one).  The
+ * caller saves the node.  Returns: (transfer none) */
+PubsubSubscription *pubsub_node_subscribe (PubsubNode *node, const char *jid);
+/* Removes @jid's subscription (@subid nullable: any); FALSE when it has none. */
+gboolean    pubsub_node_unsubscribe (PubsubNode *node, const char *jid, const char *subid);
+/* Removes every subscription of a JID whose bare JID is @bare. */
+void        pubsub_node_unsubscribe_bare (PubsubNode *node, const char *bare);
+/* Whether @bare (not outcast) may publish to @node under its
+ * publish_model; FALSE with forbidden otherwise. */
+gboolean    pubsub_publish_check (PubsubNode *node, const char *bare, GError **error);
+
 /* ---- access --------------------------------------------------------------------- */
 
 /* Whether @who may retrieve @node's items and get its notifications;
- * FALSE with the access model's error otherwise. */
+ * FALSE with the access model's error otherwise.  An outcast is refused
+ * (forbidden); an owner, publisher or member affiliation is let in
+ * whatever the model; the whitelist also admits the members. */
 gboolean    pubsub_access_check (PubsubNode *node, const PubsubRequester *who,
                                  GError **error);

@@ -39,6 +39,7 @@
 #include <myna/module.h>
 #include <myna/roster.h>
 #include <myna/caps.h>
+#include <myna/pep.h>
 
 #include <string.h>
 
@@ -59,13 +60,20 @@ typedef struct {
   MynaService *roster;     /* roster/1, optional */
 } Pep;
 
-/* A reply (and the notification it causes) waiting for its writes. */
+/* A reply (and the notification it causes) waiting for its writes: a
+ * client's request (iq, reply) or a pep/1 call (done). */
 typedef struct {
-  Pep        *self;
-  MynaStanza *iq;
-  MynaStanza *reply;
-  MynaStanza *event;       /* nullable */
-  GPtrArray  *to;          /* MynaJid*, the event's recipients */
+  Pep           *self;
+  MynaStanza    *iq;       /* nullable */
+  MynaStanza    *reply;    /* nullable */
+  MynaStanza    *event;    /* nullable */
+  GPtrArray     *to;       /* MynaJid*, the event's recipients */
+  char          *host;     /* where @fired fires */
+  char          *owner;    /* bare JID */
+  MynaStanza    *fired;    /* nullable: MYNA_EVENT_PEP_* element */
+  MynaPepDone    done;     /* nullable */
+  gpointer       data;
+  GDestroyNotify destroy;
 } PepPending;
 
 /* ---- helpers ---------------------------------------------------------------- */
@@ -243,14 +251,37 @@ pep_pending_free (gpointer data)
 {
   PepPending *p = data;
 
-  myna_stanza_unref (p->iq);
-  myna_stanza_unref (p->reply);
+  g_clear_pointer (&p->iq, myna_stanza_unref);
+  g_clear_pointer (&p->reply, myna_stanza_unref);
   g_clear_pointer (&p->event, myna_stanza_unref);
   g_clear_pointer (&p->to, g_ptr_array_unref);
+  g_clear_pointer (&p->fired, myna_stanza_unref);
+  if (p->destroy != NULL)
+    p->destroy (p->data);
+  g_free (p->host);
+  g_free (p->owner);
   g_free (p);
 }
 
-/* The writes are durable (@ok) or failed: answers, then notifies. */
+/* Fires MYNA_EVENT_PEP_PUBLISHED or _RETRACTED (@fired) on @host_name. */
+static void
+pep_fire (Pep *self, const char *host_name, const char *owner, MynaStanza *fired)
+{
+  MynaHost *host = myna_server_get_host (myna_module_get_server (self->mod), host_name);
+  g_autoptr(MynaJid) jid = myna_jid_parse (owner, NULL);
+  MynaCall *call;
+
+  if (host == NULL || jid == NULL)
+    return;
+  call = myna_call_new_for (host, jid);
+  myna_host_fire_event (host, g_strcmp0 (myna_stanza_get_name (fired), "published") == 0
+                                ? MYNA_EVENT_PEP_PUBLISHED : MYNA_EVENT_PEP_RETRACTED,
+                        call, fired);
+  myna_call_free (call);
+}
+
+/* The writes are durable (@ok) or failed: answers, then notifies, then
+ * tells the modules following the account's nodes. */
 static void
 pep_pending_done (gboolean ok, gpointer data)
 {
@@ -259,38 +290,102 @@ pep_pending_done (gboolean ok, gpointer data)
 
   if (!ok)
     {
-      g_autoptr(MynaStanza) error = myna_stanza_new_error (p->iq, MYNA_ERROR_TYPE_WAIT,
-                                                           "internal-server-error", NULL);
-      myna_stanza_set_attr (error, "from", myna_stanza_get_attr (p->reply, "from"));
-      myna_server_route (server, error);
+      if (p->iq != NULL)
+        {
+          g_autoptr(MynaStanza) error = myna_stanza_new_error (p->iq, MYNA_ERROR_TYPE_WAIT,
+                                                               "internal-server-error", NULL);
+          myna_stanza_set_attr (error, "from", myna_stanza_get_attr (p->reply, "from"));
+          myna_server_route (server, error);
+        }
+      if (p->done != NULL)
+        {
+          g_autoptr(GError) error = g_error_new_literal (PUBSUB_ERROR, PUBSUB_ERR_STORAGE,
+                                                         "the write failed");
+          p->done (error, p->data);
+        }
       return;
     }
-  myna_server_route (server, p->reply);
+  if (p->reply != NULL)
+    myna_server_route (server, p->reply);
   if (p->event != NULL && p->to != NULL && p->to->len > 0)
     myna_server_fanout (server, p->event, p->to, NULL);
+  if (p->fired != NULL)
+    pep_fire (p->self, p->host, p->owner, p->fired);
+  if (p->done != NULL)
+    p->done (NULL, p->data);
 }
 
-/* Sends @reply (from @owner) to @iq's sender once the writes queued so
- * far, @w's included, are durable, then @event (nullable, taken) to @to
- * (nullable, taken).  Takes @reply. */
-static void
-pep_send_durable (Pep *self, MynaStanza *iq, const char *owner, MynaStanza *reply,
-                  PubsubWrite *w, MynaStanza *event, GPtrArray *to)
+/* A pending answer to @iq (nullable) from @owner. */
+static PepPending *
+pep_pending_new (Pep *self, MynaStanza *iq, const char *owner, MynaStanza *reply)
 {
   PepPending *p = g_new0 (PepPending, 1);
 
   p->self = self;
-  p->iq = myna_stanza_ref (iq);
+  p->iq = iq != NULL ? myna_stanza_ref (iq) : NULL;
   p->reply = reply;
-  myna_stanza_set_attr (p->reply, "from", owner);
-  p->event = event;
-  p->to = to;
+  if (p->reply != NULL)
+    myna_stanza_set_attr (p->reply, "from", owner);
+  p->owner = g_strdup (owner);
+  return p;
+}
+
+/* Queues nothing more in @w (or a barrier when NULL); @p follows once the
+ * writes so far are durable.  Takes @p. */
+static void
+pep_pending_commit (Pep *self, PepPending *p, PubsubWrite *w)
+{
   if (w == NULL)
     w = pubsub_write_new (myna_module_get_storage (self->mod), pep_pending_done, p,
                           pep_pending_free);
   else
     pubsub_write_set_done (w, pep_pending_done, p, pep_pending_free);
   pubsub_write_commit (w);
+}
+
+/* Sends @reply (from @owner) to @iq's sender once the writes queued so
+ * far, @w's included, are durable, then @event (nullable, taken) to @to
+ * (nullable, taken), then fires @fired (nullable, taken) on @host.
+ * Takes @reply. */
+static void
+pep_send_durable_fire (Pep *self, MynaStanza *iq, const char *owner, MynaStanza *reply,
+                       PubsubWrite *w, MynaStanza *event, GPtrArray *to, const char *host,
+                       MynaStanza *fired)
+{
+  PepPending *p = pep_pending_new (self, iq, owner, reply);
+
+  p->event = event;
+  p->to = to;
+  p->host = g_strdup (host);
+  p->fired = fired;
+  pep_pending_commit (self, p, w);
+}
+
+/* As pep_send_durable_fire, firing nothing. */
+static void
+pep_send_durable (Pep *self, MynaStanza *iq, const char *owner, MynaStanza *reply,
+                  PubsubWrite *w, MynaStanza *event, GPtrArray *to)
+{
+  pep_send_durable_fire (self, iq, owner, reply, w, event, to, NULL, NULL);
+}
+
+/* <published|retracted xmlns='urn:myna:pep:0' owner node origin?> with
+ * a copy of @item (or <item id=@id/>).  Returns: (transfer full) */
+static MynaStanza *
+pep_fired_new (const char *what, const char *owner, const char *node, const char *origin,
+               MynaStanza *item, const char *id)
+{
+  MynaStanza *fired = myna_stanza_new (what, MYNA_NS_PEP_EVENTS);
+
+  myna_stanza_set_attr (fired, "owner", owner);
+  myna_stanza_set_attr (fired, "node", node);
+  if (origin != NULL)
+    myna_stanza_set_attr (fired, "origin", origin);
+  if (item != NULL)
+    myna_stanza_append (fired, item);
+  else
+    myna_stanza_set_attr (myna_stanza_add_child (fired, "item", MYNA_NS_PEP_EVENTS), "id", id);
+  return fired;
 }
 
 /* ---- pubsub requests ------------------------------------------------------------------ */
@@ -315,17 +410,68 @@ pep_load (PubsubService *svc, MynaCall *call, MynaStanza *iq, const char *name)
   return node;
 }
 
+/* Publishes @item (given an id when it has none) to node @name
+ * of @svc (@host's), auto-creating it with the publish-options @x
+ * (nullable) applied, or checking @x against it.  Returns: (transfer
+ * full) the queued writes, with the notification and its recipients
+ * through @event and @to; NULL with @error. */
+static PubsubWrite *
+pep_publish_item (Pep *self, MynaHost *host, PubsubService *svc, const char *owner,
+                  const char *name, MynaStanza *item, MynaStanza *x, MynaStanza **event,
+                  GPtrArray **to, GError **error)
+{
+  g_autoptr(PubsubNode) node = NULL;
+  GError *local_error = NULL;
+  PubsubWrite *w;
+  MynaStanza *inner;
+
+  node = pubsub_node_load (svc, name, &local_error);
+  if (local_error != NULL)
+    {
+      g_propagate_error (error, local_error);
+      return NULL;
+    }
+  if (node == NULL)
+    {
+      gint64 count = pubsub_node_count (svc);
+
+      if (count >= svc->max_nodes)
+        {
+          g_info ("pep node %s of %s refused: %" G_GINT64_FORMAT " nodes already", name, owner,
+                  count);
+          g_set_error (error, PUBSUB_ERROR, PUBSUB_ERR_TOO_MANY_NODES,
+                       "an account has at most %" G_GINT64_FORMAT " nodes", svc->max_nodes);
+          return NULL;
+        }
+      node = pubsub_node_new (svc, name);
+      if (x != NULL && !pubsub_config_apply (&node->cfg, x, svc->max_items, error))
+        return NULL;
+    }
+  else if (x != NULL && !pubsub_config_matches (&node->cfg, x, svc->max_items, error))
+    return NULL;
+  w = pubsub_write_new (svc->storage, NULL, NULL, NULL);
+  if (!pubsub_node_publish (svc, node, item, NULL, w, error))
+    {
+      pubsub_write_discard (w);
+      return NULL;
+    }
+  *event = pep_event_new (owner, "items", name, &inner);
+  pep_event_add_item (inner, item);
+  *to = pep_recipients (self, host, svc->user, node);
+  return w;
+}
+
 static void
 pep_publish (Pep *self, MynaCall *call, MynaStanza *iq, PubsubService *svc,
              const char *owner, MynaStanza *publish, MynaStanza *options)
 {
   const char *name = myna_stanza_get_attr (publish, "node");
   MynaStanza *x = options != NULL ? myna_stanza_get_child (options, "x", NS_DATA) : NULL;
-  g_autoptr(PubsubNode) node = NULL;
   g_autoptr(MynaStanza) item = NULL;
   g_autoptr(GError) error = NULL;
   PubsubWrite *w;
-  MynaStanza *reply, *event, *inner, *pub;
+  MynaStanza *reply, *event = NULL, *pub;
+  GPtrArray *to = NULL;
   guint n_items = 0;
 
   for (guint i = 0; i < myna_stanza_get_n_children (publish); i++)
@@ -348,41 +494,10 @@ pep_publish (Pep *self, MynaCall *call, MynaStanza *iq, PubsubService *svc,
       pep_refuse (call, iq, PUBSUB_ERR_BAD_REQUEST, "a publish carries one item");
       return;
     }
-  node = pubsub_node_load (svc, name, &error);
-  if (error != NULL)
+  w = pep_publish_item (self, myna_call_get_host (call), svc, owner, name,
+                        item, x, &event, &to, &error);
+  if (w == NULL)
     {
-      pep_reply_error (call, iq, error);
-      return;
-    }
-  if (node == NULL)
-    {
-      gint64 count = pubsub_node_count (svc);
-
-      if (count >= svc->max_nodes)
-        {
-          g_info ("pep node %s of %s refused: %" G_GINT64_FORMAT " nodes already", name, owner,
-                  count);
-          g_set_error (&error, PUBSUB_ERROR, PUBSUB_ERR_TOO_MANY_NODES,
-                       "an account has at most %" G_GINT64_FORMAT " nodes", svc->max_nodes);
-          pep_reply_error (call, iq, error);
-          return;
-        }
-      node = pubsub_node_new (svc, name);
-      if (x != NULL && !pubsub_config_apply (&node->cfg, x, svc->max_items, &error))
-        {
-          pep_reply_error (call, iq, error);
-          return;
-        }
-    }
-  else if (x != NULL && !pubsub_config_matches (&node->cfg, x, svc->max_items, &error))
-    {
-      pep_reply_error (call, iq, error);
-      return;
-    }
-  w = pubsub_write_new (svc->storage, NULL, NULL, NULL);
-  if (!pubsub_node_publish (svc, node, item, NULL, w, &error))
-    {
-      pubsub_write_discard (w);
       pep_reply_error (call, iq, error);
       return;
     }
@@ -392,47 +507,82 @@ pep_publish (Pep *self, MynaCall *call, MynaStanza *iq, PubsubService *svc,
   myna_stanza_set_attr (pub, "node", name);
   myna_stanza_set_attr (myna_stanza_add_child (pub, "item", NS_PUBSUB), "id",
                         myna_stanza_get_attr (item, "id"));
-  event = pep_event_new (owner, "items", name, &inner);
-  pep_event_add_item (inner, item);
-  pep_send_durable (self, iq, owner, reply, w, event,
-                    pep_recipients (self, myna_call_get_host (call), svc->user, node));
+  pep_send_durable_fire (self, iq, owner, reply, w, event, to, svc->host,
+                         pep_fired_new ("published", owner, name, NULL, item, NULL));
+}
+
+/* Retracts item @id of node @name of @svc (@host's).  Returns: (transfer
+ * full) the queued writes, with the notification (when @notify or the
+ * node's configuration asks for one) through @event and @to; NULL with
+ * @error. */
+static PubsubWrite *
+pep_retract_item (Pep *self, MynaHost *host, PubsubService *svc, const char *owner,
+                  const char *name, const char *id, gboolean notify, MynaStanza **event,
+                  GPtrArray **to, GError **error)
+{
+  g_autoptr(PubsubNode) node = NULL;
+  GError *local_error = NULL;
+  PubsubWrite *w;
+  MynaStanza *inner;
+
+  node = pubsub_node_load (svc, name, &local_error);
+  if (node == NULL && local_error == NULL)
+    g_set_error_literal (&local_error, PUBSUB_ERROR, PUBSUB_ERR_ITEM_NOT_FOUND, "no such node");
+  if (node == NULL)
+    {
+      g_propagate_error (error, local_error);
+      return NULL;
+    }
+  w = pubsub_write_new (svc->storage, NULL, NULL, NULL);
+  if (!pubsub_node_retract (svc, node, id, w, error))
+    {
+      pubsub_write_discard (w);
+      return NULL;
+    }
+  if (node->cfg.notify_retract || notify)
+    {
+      *event = pep_event_new (owner, "items", node->name, &inner);
+      myna_stanza_set_attr (myna_stanza_add_child (inner, "retract", NS_PUBSUB_EVENT), "id", id);
+      *to = pep_recipients (self, host, svc->user, node);
+    }
+  return w;
 }
 
 static void
 pep_retract (Pep *self, MynaCall *call, MynaStanza *iq, PubsubService *svc,
              const char *owner, MynaStanza *retract)
 {
-  g_autoptr(PubsubNode) node = pep_load (svc, call, iq, myna_stanza_get_attr (retract, "node"));
+  const char *name = myna_stanza_get_attr (retract, "node");
   MynaStanza *item = pep_child (retract, "item");
   const char *id = item != NULL ? myna_stanza_get_attr (item, "id") : NULL;
   const char *notify = myna_stanza_get_attr (retract, "notify");
   g_autoptr(GError) error = NULL;
-  MynaStanza *event = NULL, *inner;
+  MynaStanza *event = NULL;
   GPtrArray *to = NULL;
   PubsubWrite *w;
 
-  if (node == NULL)
-    return;
-  if (id == NULL)
+  if (name == NULL)
     {
-      pep_refuse (call, iq, PUBSUB_ERR_BAD_REQUEST, "retract names no item");
+      pep_refuse (call, iq, PUBSUB_ERR_NODEID_REQUIRED, "the request names no node");
       return;
     }
-  w = pubsub_write_new (svc->storage, NULL, NULL, NULL);
-  if (!pubsub_node_retract (svc, node, id, w, &error))
+  if (id == NULL)
     {
-      pubsub_write_discard (w);
+      g_autoptr(PubsubNode) node = pep_load (svc, call, iq, name);
+      if (node != NULL)
+        pep_refuse (call, iq, PUBSUB_ERR_BAD_REQUEST, "retract names no item");
+      return;
+    }
+  w = pep_retract_item (self, myna_call_get_host (call), svc, owner, name, id,
+                        g_strcmp0 (notify, "1") == 0 || g_strcmp0 (notify, "true") == 0,
+                        &event, &to, &error);
+  if (w == NULL)
+    {
       pep_reply_error (call, iq, error);
       return;
     }
-  if (node->cfg.notify_retract || g_strcmp0 (notify, "1") == 0
-      || g_strcmp0 (notify, "true") == 0)
-    {
-      event = pep_event_new (owner, "items", node->name, &inner);
-      myna_stanza_set_attr (myna_stanza_add_child (inner, "retract", NS_PUBSUB_EVENT), "id", id);
-      to = pep_recipients (self, myna_call_get_host (call), svc->user, node);
-    }
-  pep_send_durable (self, iq, owner, myna_stanza_new_iq_result (iq), w, event, to);
+  pep_send_durable_fire (self, iq, owner, myna_stanza_new_iq_result (iq), w, event, to,
+                         svc->host, pep_fired_new ("retracted", owner, name, NULL, NULL, id));
 }
 
 static void
@@ -946,7 +1096,162 @@ pep_subscribed (MynaCall *call, MynaStanza *presence, gpointer data)
   return MYNA_PASS;
 }
 
+/* ---- the pep/1 service (<myna/pep.h>) ------------------------------------------ */
+
+/* The loaded instances, one per host: a pep/1 call names its host. */
+static GPtrArray *pep_instances;
+
+/* The instance serving @host, or NULL. */
+static Pep *
+pep_self (MynaHost *host)
+{
+  for (guint i = 0; pep_instances != NULL && i < pep_instances->len; i++)
+    {
+      Pep *self = pep_instances->pdata[i];
+      if (myna_module_get_host (self->mod) == host)
+        return self;
+    }
+  return NULL;
+}
+
+static GPtrArray *
+pep_service_get_items (MynaHost *host, const char *local, const char *name, guint max,
+                       GError **error)
+{
+  Pep *self = pep_self (host);
+  g_autoptr(PubsubNode) node = NULL;
+  GPtrArray *out;
+  PubsubService svc;
+  guint first = 0;
+
+  g_return_val_if_fail (self != NULL && host != NULL && local != NULL && name != NULL, NULL);
+  pep_service (self, myna_host_get_name (host), local, &svc);
+  node = pubsub_node_load (&svc, name, error);
+  if (node == NULL)
+    return NULL;
+  out = g_ptr_array_new_with_free_func ((GDestroyNotify) myna_stanza_unref);
+  if (max > 0 && max < node->items->len)
+    first = node->items->len - max;
+  for (guint i = first; i < node->items->len; i++)
+    {
+      MynaStanza *item = pubsub_node_get_item (&svc, node, node->items->pdata[i]);
+      if (item != NULL)
+        g_ptr_array_add (out, item);
+    }
+  return out;
+}
+
+/* A pep/1 call's outcome: @error reported at once (nothing queued). */
+static gboolean
+pep_service_refused (const char *what, const char *owner, const char *name, GError *error,
+                     GError **out, gpointer data, GDestroyNotify destroy)
+{
+  g_info ("pep/1 %s to %s of %s refused: %s", what, name, owner, error->message);
+  g_propagate_error (out, error);
+  if (destroy != NULL)
+    destroy (data);
+  return FALSE;
+}
+
+static gboolean
+pep_service_publish (MynaHost *host, const char *local, const char *name, MynaStanza *item,
+                     MynaStanza *options, const char *origin, MynaPepDone done,
+                     gpointer data, GDestroyNotify destroy, GError **error)
+{
+  Pep *self = pep_self (host);
+  g_autofree char *owner = NULL;
+  MynaStanza *x, *copy, *event = NULL;
+  GPtrArray *to = NULL;
+  GError *local_error = NULL;
+  PubsubService svc;
+  PubsubWrite *w;
+  PepPending *p;
+
+  g_return_val_if_fail (self != NULL && host != NULL && local != NULL && name != NULL
+                        && item != NULL, FALSE);
+  owner = g_strdup_printf ("%s@%s", local, myna_host_get_name (host));
+  x = options == NULL ? NULL
+      : g_strcmp0 (myna_stanza_get_name (options), "x") == 0 ? options
+      : myna_stanza_get_child (options, "x", NS_DATA);
+  /* Stored as a client's would be: <item xmlns=pubsub id=…>payload</item>. */
+  copy = myna_stanza_new ("item", NS_PUBSUB);
+  if (myna_stanza_get_attr (item, "id") != NULL)
+    myna_stanza_set_attr (copy, "id", myna_stanza_get_attr (item, "id"));
+  for (guint i = 0; i < myna_stanza_get_n_children (item); i++)
+    if (!myna_stanza_is_text (myna_stanza_get_child_nth (item, i)))
+      myna_stanza_append (copy, myna_stanza_get_child_nth (item, i));
+  pep_service (self, myna_host_get_name (host), local, &svc);
+  w = pep_publish_item (self, host, &svc, owner, name, copy, x, &event, &to, &local_error);
+  if (w == NULL)
+    {
+      myna_stanza_unref (copy);
+      return pep_service_refused ("publish", owner, name, local_error, error, data, destroy);
+    }
+  p = pep_pending_new (self, NULL, owner, NULL);
+  p->event = event;
+  p->to = to;
+  p->host = g_strdup (myna_host_get_name (host));
+  p->fired = pep_fired_new ("published", owner, name, origin, copy, NULL);
+  p->done = done;
+  p->data = data;
+  p->destroy = destroy;
+  myna_stanza_unref (copy);
+  pep_pending_commit (self, p, w);
+  return TRUE;
+}
+
+static gboolean
+pep_service_retract (MynaHost *host, const char *local, const char *name, const char *id,
+                     gboolean notify, const char *origin, MynaPepDone done, gpointer data,
+                     GDestroyNotify destroy, GError **error)
+{
+  Pep *self = pep_self (host);
+  g_autofree char *owner = NULL;
+  MynaStanza *event = NULL;
+  GPtrArray *to = NULL;
+  GError *local_error = NULL;
+  PubsubService svc;
+  PubsubWrite *w;
+  PepPending *p;
+
+  g_return_val_if_fail (self != NULL && host != NULL && local != NULL && name != NULL
+                        && id != NULL, FALSE);
+  owner = g_strdup_printf ("%s@%s", local, myna_host_get_name (host));
+  pep_service (self, myna_host_get_name (host), local, &svc);
+  w = pep_retract_item (self, host, &svc, owner, name, id, notify, &event, &to, &local_error);
+  if (w == NULL)
+    return pep_service_refused ("retract", owner, name, local_error, error, data, destroy);
+  p = pep_pending_new (self, NULL, owner, NULL);
+  p->event = event;
+  p->to = to;
+  p->host = g_strdup (myna_host_get_name (host));
+  p->fired = pep_fired_new ("retracted", owner, name, origin, NULL, id);
+  p->done = done;
+  p->data = data;
+  p->destroy = destroy;
+  pep_pending_commit (self, p, w);
+  return TRUE;
+}
+
+static const MynaPepService pep_service_table = {
+  .size      = sizeof (MynaPepService),
+  .get_items = pep_service_get_items,
+  .publish   = pep_service_publish,
+  .retract   = pep_service_retract,
+};
+
 /* ---- module ------------------------------------------------------------------------- */
+
+/* Frees @data, an instance, and forgets it. */
+static void
+pep_free (gpointer data)
+{
+  if (pep_instances != NULL)
+    g_ptr_array_remove (pep_instances, data);
+  if (pep_instances != NULL && pep_instances->len == 0)
+    g_clear_pointer (&pep_instances, g_ptr_array_unref);
+  g_free (data);
+}
 
 static gboolean
 pep_load_module (MynaModule *mod, GError **error)
@@ -955,7 +1260,12 @@ pep_load_module (MynaModule *mod, GError **error)
 
   self->mod = mod;
   self->roster = myna_module_use (mod, MYNA_ROSTER_SERVICE, 1, NULL);
-  myna_module_set_data (mod, self, g_free);
+  myna_module_set_data (mod, self, pep_free);
+  if (pep_instances == NULL)
+    pep_instances = g_ptr_array_new ();
+  g_ptr_array_add (pep_instances, self);
+  if (!myna_module_provide (mod, MYNA_PEP_SERVICE, 1, &pep_service_table, error))
+    return FALSE;
   if (!myna_module_route_iq (mod, MYNA_IQ_GET | MYNA_IQ_SET, NS_PUBSUB, "pubsub",
                              pep_pubsub_iq, self, NULL)
       || !myna_module_route_iq (mod, MYNA_IQ_GET | MYNA_IQ_SET, NS_PUBSUB_OWNER, "pubsub",
@@ -1001,7 +1311,11 @@ MYNA_MODULE_DEFINE (pep,
   .description = "personal eventing (XEP-0163) on publish-subscribe (XEP-0060)",
   .serves  = MYNA_STRV (NS_PUBSUB, NS_PUBSUB_OWNER),
   .events  = MYNA_STRV (MYNA_EVENT_CAPS_UPDATED),
+  .provides = MYNA_STRV ("pep/1"),
+  /* XEP-0163 §5: auto-create, auto-subscribe (contacts are subscribed by
+   * their presence subscription) and filtered-notifications (+notify). */
   .account_features = MYNA_STRV (NS_PUBSUB, NS_PUBSUB "#publish", NS_PUBSUB "#auto-create",
+                                 NS_PUBSUB "#auto-subscribe",
                                  NS_PUBSUB "#publish-options", NS_PUBSUB "#access-presence",
                                  NS_PUBSUB "#access-open", NS_PUBSUB "#access-roster",
                                  NS_PUBSUB "#access-whitelist", NS_PUBSUB "#persistent-items",

@@ -16,6 +16,10 @@
  * that a get is refused at once with <resource-constraint/> (type wait):
  * it shows nothing, so no answer overtakes a write it could show.
  *
+ * Before a checked get or set is served, MYNA_EVENT_PRIVATE_IQ
+ * (<myna/private.h>) fires with the request: a module handling it there
+ * (bookmarks) serves that request instead.
+ *
  * Errors: to anyone but oneself, <forbidden/>; a <query/> with no child,
  * or a child in no namespace or in a reserved one (jabber:client,
  * jabber:server, jabber:iq:private), <not-acceptable/> (type modify).
@@ -27,10 +31,11 @@
  * nothing of it is stored. */
 #include <myna/module.h>
 #include <myna/xmlstream.h>
+#include <myna/private.h>
 
 #include <string.h>
 
-#define NS_PRIVATE    "jabber:iq:private"
+#define NS_PRIVATE    MYNA_NS_PRIVATE
 #define PRIVATE_STORE "private"
 /* Elements one query may name.  XEP-0049 queries name one; a few more are
  * tolerated, but each costs a lookup and a held element while the answer
@@ -418,6 +423,9 @@ private_iq (MynaCall *call, MynaStanza *iq, gpointer data)
     }
   children = private_children (call, iq, query);
   if (children == NULL)
+    return MYNA_HANDLED;
+  if (myna_host_fire_event (myna_call_get_host (call), MYNA_EVENT_PRIVATE_IQ, call, iq)
+      == MYNA_HANDLED)
     return MYNA_HANDLED;
   if (g_strcmp0 (myna_stanza_get_type (iq), "set") == 0)
     private_set (self, call, iq, myna_jid_get_local (to), children);

@@ -20,9 +20,14 @@
  *    (Prosody answers so too; RFC 6121 §8.5.1's <service-unavailable/>
  *    would tell them apart).
  *  - to the server itself: not handled (the core answers
- *    <service-unavailable/>). */
+ *    <service-unavailable/>).
+ *
+ * Other modules read and write vCards through the vcard/1 service
+ * (<myna/vcard.h>); once any set is durable, MYNA_EVENT_VCARD_UPDATED
+ * fires with the new vCard (avatar conversion, XEP-0398, follows it). */
 #include <myna/module.h>
 #include <myna/xmlstream.h>
+#include <myna/vcard.h>
 
 #include <string.h>
 
@@ -46,11 +51,17 @@ typedef struct {
                           * flight (MynaStanza); dropped by its next set */
 } Vcard;
 
-/* An answer waiting for a write to be committed. */
+/* An answer waiting for a write to be committed: a client's set (iq) or
+ * a vcard/1 call's (done). */
 typedef struct {
-  Vcard      *self;
-  MynaStanza *iq;        /* the request (with the stamped `from`) */
-  char       *user;      /* the requester's bare JID, the reply's `from` */
+  Vcard         *self;
+  MynaStanza    *iq;        /* nullable: the request (with the stamped `from`) */
+  char          *user;      /* the account's bare JID, the reply's `from` */
+  char          *host;
+  MynaStanza    *fired;     /* the MYNA_EVENT_VCARD_UPDATED element */
+  MynaVcardDone  done;      /* nullable */
+  gpointer       data;
+  GDestroyNotify destroy;
 } VcardPending;
 
 static void
@@ -60,8 +71,12 @@ vcard_pending_free (gpointer data)
 
   if (--p->self->inflight == 0)
     g_hash_table_remove_all (p->self->views);
-  myna_stanza_unref (p->iq);
+  g_clear_pointer (&p->iq, myna_stanza_unref);
+  myna_stanza_unref (p->fired);
+  if (p->destroy != NULL)
+    p->destroy (p->data);
   g_free (p->user);
+  g_free (p->host);
   g_free (p);
 }
 
@@ -212,25 +227,79 @@ vcard_get (Vcard *self, MynaCall *call, MynaStanza *iq, const char *local, gbool
 
 /* ---- set ------------------------------------------------------------------ */
 
-/* The reply goes through the router to the requester's full JID, so a
- * session that closed meanwhile simply misses it. */
+/* The write ended: the client's answer (through the router to the
+ * requester's full JID, so a session that closed meanwhile simply misses
+ * it) or the caller's callback, then, once durable, the event. */
 static void
 vcard_stored (const GError *error, gpointer user_data)
 {
   VcardPending *p = user_data;
   MynaServer *server = myna_module_get_server (p->self->mod);
-  g_autoptr(MynaStanza) reply = NULL;
+  MynaHost *host = myna_server_get_host (server, p->host);
 
   if (error != NULL)
+    g_warning ("vCard of %s not stored: %s", p->user, error->message);
+  if (p->iq != NULL)
     {
-      g_warning ("vCard of %s not stored: %s", p->user, error->message);
-      reply = myna_stanza_new_error (p->iq, MYNA_ERROR_TYPE_WAIT,
-                                     "internal-server-error", NULL);
+      g_autoptr(MynaStanza) reply = error != NULL
+        ? myna_stanza_new_error (p->iq, MYNA_ERROR_TYPE_WAIT, "internal-server-error", NULL)
+        : myna_stanza_new_iq_result (p->iq);
+
+      myna_stanza_set_attr (reply, "from", p->user);
+      myna_server_route (server, reply);
     }
-  else
-    reply = myna_stanza_new_iq_result (p->iq);
-  myna_stanza_set_attr (reply, "from", p->user);
-  myna_server_route (server, reply);
+  if (error == NULL && host != NULL)
+    {
+      g_autoptr(MynaJid) jid = myna_jid_parse (p->user, NULL);
+      MynaCall *call = jid != NULL ? myna_call_new_for (host, jid) : NULL;
+
+      if (call != NULL)
+        {
+          myna_host_fire_event (host, MYNA_EVENT_VCARD_UPDATED, call, p->fired);
+          myna_call_free (call);
+        }
+    }
+  if (p->done != NULL)
+    p->done (error, p->data);
+}
+
+/* Stores @vcard as @local@@host's; then answers @iq (nullable) or calls
+ * @done.  FALSE with @error (nothing queued) when it is too large. */
+static gboolean
+vcard_store (Vcard *self, const char *host, const char *local, MynaStanza *vcard,
+             MynaStanza *iq, const char *origin, MynaVcardDone done, gpointer data,
+             GDestroyNotify destroy, GError **error)
+{
+  const VcardConfig *cfg = myna_module_get_config (self->mod);
+  g_autofree char *xml = myna_stanza_to_string (vcard);
+  VcardPending *p;
+
+  if ((gint64) strlen (xml) > cfg->max_size)
+    {
+      g_info ("vCard of %s@%s refused: %zu bytes", local, host, strlen (xml));
+      g_set_error (error, MYNA_MODULE_ERROR, MYNA_MODULE_ERROR_FAILED,
+                   "the vCard is larger than %" G_GINT64_FORMAT " bytes", cfg->max_size);
+      return FALSE;
+    }
+  p = g_new0 (VcardPending, 1);
+  p->self = self;
+  p->iq = iq != NULL ? myna_stanza_ref (iq) : NULL;
+  p->user = g_strdup_printf ("%s@%s", local, host);
+  p->host = g_strdup (host);
+  p->fired = myna_stanza_new ("updated", MYNA_NS_VCARD_EVENTS);
+  myna_stanza_set_attr (p->fired, "owner", p->user);
+  if (origin != NULL)
+    myna_stanza_set_attr (p->fired, "origin", origin);
+  myna_stanza_append (p->fired, vcard);
+  p->done = done;
+  p->data = data;
+  p->destroy = destroy;
+  /* Gets asked from now on see this vCard, not the view before it. */
+  g_hash_table_remove (self->views, p->user);
+  self->inflight++;
+  myna_kv_set (myna_module_get_storage (self->mod), host, local, VCARD_STORE, VCARD_KEY,
+               xml, vcard_stored, p, vcard_pending_free);
+  return TRUE;
 }
 
 static MynaResult
@@ -238,9 +307,7 @@ vcard_set (Vcard *self, MynaCall *call, MynaStanza *iq, const char *local, gbool
 {
   MynaStanza *vcard = myna_stanza_get_child (iq, "vCard", NS_VCARD);
   const char *host = myna_host_get_name (myna_call_get_host (call));
-  const VcardConfig *cfg = myna_module_get_config (self->mod);
-  g_autofree char *xml = NULL;
-  VcardPending *p;
+  g_autoptr(GError) error = NULL;
 
   if (!own)
     {
@@ -248,26 +315,69 @@ vcard_set (Vcard *self, MynaCall *call, MynaStanza *iq, const char *local, gbool
                              "only your own vCard can be set");
       return MYNA_HANDLED;
     }
-  xml = myna_stanza_to_string (vcard);
-  if ((gint64) strlen (xml) > cfg->max_size)
-    {
-      g_autofree char *text = g_strdup_printf ("the vCard is larger than %" G_GINT64_FORMAT
-                                               " bytes", cfg->max_size);
-      g_info ("vCard of %s@%s refused: %zu bytes", local, host, strlen (xml));
-      myna_call_reply_error (call, iq, MYNA_ERROR_TYPE_MODIFY, "not-acceptable", text);
-      return MYNA_HANDLED;
-    }
-  p = g_new0 (VcardPending, 1);
-  p->self = self;
-  p->iq = myna_stanza_ref (iq);
-  p->user = g_strdup (myna_jid_bare_string (myna_call_get_to (call)));
-  /* Gets asked from now on see this vCard, not the view before it. */
-  g_hash_table_remove (self->views, p->user);
-  self->inflight++;
-  myna_kv_set (myna_module_get_storage (self->mod), host, local, VCARD_STORE, VCARD_KEY,
-               xml, vcard_stored, p, vcard_pending_free);
+  if (!vcard_store (self, host, local, vcard, iq, NULL, NULL, NULL, NULL, &error))
+    myna_call_reply_error (call, iq, MYNA_ERROR_TYPE_MODIFY, "not-acceptable", error->message);
   return MYNA_HANDLED;
 }
+
+/* ---- the vcard/1 service (<myna/vcard.h>) ---------------------------------- */
+
+/* The loaded instances, one per host: a vcard/1 call names its host. */
+static GPtrArray *vcard_instances;
+
+static Vcard *
+vcard_self (MynaHost *host)
+{
+  for (guint i = 0; vcard_instances != NULL && i < vcard_instances->len; i++)
+    {
+      Vcard *self = vcard_instances->pdata[i];
+      if (myna_module_get_host (self->mod) == host)
+        return self;
+    }
+  return NULL;
+}
+
+static MynaStanza *
+vcard_service_get (MynaHost *host, const char *local, GError **error)
+{
+  Vcard *self = vcard_self (host);
+  g_autofree char *xml = NULL;
+  MynaStanza *vcard;
+
+  g_return_val_if_fail (self != NULL && local != NULL, NULL);
+  xml = myna_kv_get (myna_module_get_storage (self->mod), myna_host_get_name (host), local,
+                     VCARD_STORE, VCARD_KEY, error);
+  if (xml == NULL)
+    return NULL;
+  vcard = myna_stanza_parse (xml, -1, NULL);
+  if (vcard == NULL)
+    g_set_error (error, MYNA_MODULE_ERROR, MYNA_MODULE_ERROR_FAILED,
+                 "stored vCard of %s@%s is not valid XML", local, myna_host_get_name (host));
+  return vcard;
+}
+
+static gboolean
+vcard_service_set (MynaHost *host, const char *local, MynaStanza *vcard, const char *origin,
+                   MynaVcardDone done, gpointer data, GDestroyNotify destroy, GError **error)
+{
+  Vcard *self = vcard_self (host);
+
+  g_return_val_if_fail (self != NULL && local != NULL && vcard != NULL, FALSE);
+  if (!vcard_store (self, myna_host_get_name (host), local, vcard, NULL, origin, done, data,
+                    destroy, error))
+    {
+      if (destroy != NULL)
+        destroy (data);
+      return FALSE;
+    }
+  return TRUE;
+}
+
+static const MynaVcardService vcard_service = {
+  .size = sizeof (MynaVcardService),
+  .get  = vcard_service_get,
+  .set  = vcard_service_set,
+};
 
 static MynaResult
 vcard_iq (MynaCall *call, MynaStanza *iq, gpointer data)
@@ -293,6 +403,10 @@ vcard_free (gpointer data)
 {
   Vcard *self = data;
 
+  if (vcard_instances != NULL)
+    g_ptr_array_remove (vcard_instances, self);
+  if (vcard_instances != NULL && vcard_instances->len == 0)
+    g_clear_pointer (&vcard_instances, g_ptr_array_unref);
   g_hash_table_unref (self->waiting);
   g_hash_table_unref (self->view_refs);
   g_hash_table_unref (self->views);
@@ -310,6 +424,11 @@ vcard_load (MynaModule *mod, GError **error)
   self->views = g_hash_table_new_full (g_str_hash, g_str_equal, g_free,
                                        (GDestroyNotify) myna_stanza_unref);
   myna_module_set_data (mod, self, vcard_free);
+  if (vcard_instances == NULL)
+    vcard_instances = g_ptr_array_new ();
+  g_ptr_array_add (vcard_instances, self);
+  if (!myna_module_provide (mod, MYNA_VCARD_SERVICE, 1, &vcard_service, error))
+    return FALSE;
   if (!myna_module_route_iq (mod, MYNA_IQ_GET | MYNA_IQ_SET, NS_VCARD, "vCard",
                              vcard_iq, self, NULL))
     {
@@ -348,6 +467,7 @@ MYNA_MODULE_DEFINE (vcard,
   .serves  = MYNA_STRV (NS_VCARD),
   .features = MYNA_STRV (NS_VCARD),
   .account_features = MYNA_STRV (NS_VCARD),
+  .provides = MYNA_STRV ("vcard/1"),
   .mode    = MYNA_MODULE_LAZY,
   .config  = vcard_config,
   .config_size = sizeof (VcardConfig),

@@ -18,7 +18,7 @@
  * loaded again before each input, so throttling state never carries over; accounts
  * that registration created are deleted after it.  FUZZ_PREAUTH_TRACE=1
  * prints what the server sent for each input. */
-#include "../../core/private.h"
+#include "fuzz-server.h"
 
 #include <myna/sasl.h>
 
@@ -42,36 +42,6 @@ int LLVMFuzzerTestOneInput (const uint8_t *data, size_t size);
 static MynaServer   *server;
 static MynaListener *listener;
 static MynaHost     *host;
-
-/* ---- input ----------------------------------------------------------------- */
-
-typedef struct {
-  const guint8 *p;
-  gsize         left;
-} Input;
-
-static guint
-take (Input *in)
-{
-  if (in->left == 0)
-    return 0;
-  in->left--;
-  return *in->p++;
-}
-
-/* A length byte, then that many bytes (fewer at the end of the input). */
-static const char *
-take_payload (Input *in, gsize *len)
-{
-  gsize want = take (in);
-  gsize n = MIN (want, in->left);
-  const char *p = (const char *) in->p;
-
-  in->p += n;
-  in->left -= n;
-  *len = n;
-  return p;
-}
 
 /* ---- the client ------------------------------------------------------------ */
 
@@ -500,28 +470,6 @@ step (Client *c, Input *in)
 
 /* ---- the server ------------------------------------------------------------ */
 
-/* Criticals are bugs (network input reached an API-misuse guard): crash
- * so the fuzzer reports the input.  Warnings are printed; the rest is
- * dropped to keep the run fast. */
-static GLogWriterOutput
-quiet_writer (GLogLevelFlags level, const GLogField *fields, gsize n, gpointer unused)
-{
-  static int fatal = -1;
-
-  /* FUZZ_PREAUTH_NONFATAL_CRITICALS=1: criticals go on as in mynad (to
-   * see what a guard reached from the network does next). */
-  if (fatal < 0)
-    fatal = g_getenv ("FUZZ_PREAUTH_NONFATAL_CRITICALS") == NULL;
-  if ((level & G_LOG_LEVEL_ERROR) || ((level & G_LOG_LEVEL_CRITICAL) && fatal))
-    {
-      g_log_writer_standard_streams (level, fields, n, NULL);
-      abort ();
-    }
-  if (level & (G_LOG_LEVEL_CRITICAL | G_LOG_LEVEL_WARNING))
-    return g_log_writer_standard_streams (level, fields, n, NULL);
-  return G_LOG_WRITER_HANDLED;
-}
-
 static void
 done_flag (const GError *error, gpointer data)
 {
@@ -530,52 +478,10 @@ done_flag (const GError *error, gpointer data)
   *(gboolean *) data = TRUE;
 }
 
-static char *data_dir;
-
-/* At exit (libFuzzer's too): the data directory goes. */
-static void
-remove_data_dir (void)
-{
-  g_autofree char *rm = g_strdup_printf ("rm -rf '%s'", data_dir);
-
-  if (system (rm) != 0)
-    fprintf (stderr, "fuzz-preauth: could not remove %s\n", data_dir);
-}
-
-/* A run that crashed (the point of fuzzing) skipped its atexit: removes
- * the directories of processes that are gone. */
-static void
-remove_stale_dirs (const char *base)
-{
-  g_autoptr(GDir) d = g_dir_open (base, 0, NULL);
-  const char *entry;
-
-  while (d != NULL && (entry = g_dir_read_name (d)) != NULL)
-    {
-      int pid = 0;
-      if (sscanf (entry, "myna-fuzz-preauth-%d-", &pid) != 1 || pid <= 0
-          || kill (pid, 0) == 0 || errno != ESRCH)
-        continue;
-      g_autofree char *rm = g_strdup_printf ("rm -rf '%s/%s'", base, entry);
-      if (system (rm) != 0)
-        fprintf (stderr, "fuzz-preauth: could not remove %s/%s\n", base, entry);
-    }
-}
-
 static void
 server_init (void)
 {
-  g_autoptr(GError) error = NULL;
-  const char *base = g_file_test ("/dev/shm", G_FILE_TEST_IS_DIR) && access ("/dev/shm", W_OK) == 0
-                       ? "/dev/shm" : g_get_tmp_dir ();
-  remove_stale_dirs (base);
-  g_autofree char *name = g_strdup_printf ("myna-fuzz-preauth-%d-XXXXXX", (int) getpid ());
-  g_autofree char *tmpl = g_build_filename (base, name, NULL);
-  char *dir = g_mkdtemp (tmpl) != NULL ? g_strdup (tmpl) : NULL;
-
-  g_log_set_writer_func (quiet_writer, NULL, NULL);
-  if (dir == NULL)
-    g_error ("fuzz-preauth: cannot make a data directory under %s", base);
+  g_log_set_writer_func (fuzz_quiet_writer, NULL, NULL);
   g_autofree char *conf = g_strdup_printf (
       "[global]\n"
       "data_dir = %s\n"
@@ -595,14 +501,8 @@ server_init (void)
       "allow_registration = true\n"
       "allow_insecure = true\n"
       "min_seconds_between = 0\n",
-      dir, MYNA_BUILD_MODULEDIR);
-  g_autofree char *path = g_build_filename (dir, "fuzz.conf", NULL);
-  if (!g_file_set_contents (path, conf, -1, &error))
-    g_error ("fuzz-preauth: %s", error->message);
-  MynaConfig *config = myna_config_load (path, &error);
-  if (config == NULL || (server = myna_server_new (config, &error)) == NULL
-      || !myna_server_start (server, &error))
-    g_error ("fuzz-preauth: server: %s", error != NULL ? error->message : "?");
+      fuzz_make_data_dir ("preauth"), MYNA_BUILD_MODULEDIR);
+  server = fuzz_server_start (conf);
   /* Held open for good: the per-input reload of auth then maps the same
    * code again instead of unmapping and remapping it (slow, and each new
    * mapping would register new coverage counters with libFuzzer). */
@@ -619,8 +519,6 @@ server_init (void)
   while (!created)
     g_main_context_iteration (NULL, TRUE);
   pump (NULL);
-  data_dir = dir;
-  atexit (remove_data_dir);
 }
 
 /* Deletes the accounts registration made. */

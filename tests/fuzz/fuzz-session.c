@@ -34,7 +34,7 @@
  * reached from network input is a bug); no connection or session
  * outlives the end of the input.  FUZZ_SESSION_TRACE=1 prints what each
  * client sent and received. */
-#include "../../core/private.h"
+#include "fuzz-server.h"
 
 #include <errno.h>
 #include <signal.h>
@@ -395,60 +395,12 @@ slot_session (guint i)
 
 /* ---- the server ------------------------------------------------------------ */
 
-/* Criticals are bugs (network input reached an API-misuse guard): crash
- * so the fuzzer reports the input.  Warnings are printed; the rest is
- * dropped to keep the run fast. */
-static GLogWriterOutput
-quiet_writer (GLogLevelFlags level, const GLogField *fields, gsize n, gpointer unused)
-{
-  if (level & (G_LOG_LEVEL_ERROR | G_LOG_LEVEL_CRITICAL))
-    {
-      g_log_writer_standard_streams (level, fields, n, NULL);
-      abort ();
-    }
-  if ((level & G_LOG_LEVEL_WARNING) || trace)
-    return g_log_writer_standard_streams (level, fields, n, NULL);
-  return G_LOG_WRITER_HANDLED;
-}
-
 static void
 done_flag (const GError *error, gpointer data)
 {
   if (error != NULL)
     g_error ("fuzz-session: account setup: %s", error->message);
   *(gboolean *) data = TRUE;
-}
-
-static char *data_dir;
-
-/* At exit (libFuzzer's too): the data directory goes. */
-static void
-remove_data_dir (void)
-{
-  g_autofree char *rm = g_strdup_printf ("rm -rf '%s'", data_dir);
-
-  if (system (rm) != 0)
-    fprintf (stderr, "fuzz-session: could not remove %s\n", data_dir);
-}
-
-/* A run that crashed (the point of fuzzing) skipped its atexit: removes
- * the directories of processes that are gone. */
-static void
-remove_stale_dirs (const char *base)
-{
-  g_autoptr(GDir) d = g_dir_open (base, 0, NULL);
-  const char *entry;
-
-  while (d != NULL && (entry = g_dir_read_name (d)) != NULL)
-    {
-      int pid = 0;
-      if (sscanf (entry, "myna-fuzz-session-%d-", &pid) != 1 || pid <= 0
-          || kill (pid, 0) == 0 || errno != ESRCH)
-        continue;
-      g_autofree char *rm = g_strdup_printf ("rm -rf '%s/%s'", base, entry);
-      if (system (rm) != 0)
-        fprintf (stderr, "fuzz-session: could not remove %s/%s\n", base, entry);
-    }
 }
 
 /* Creates the accounts (the first time, and after each input). */
@@ -485,18 +437,9 @@ accounts_delete (void)
 static void
 server_init (void)
 {
-  g_autoptr(GError) error = NULL;
-  const char *base = g_file_test ("/dev/shm", G_FILE_TEST_IS_DIR) && access ("/dev/shm", W_OK) == 0
-                       ? "/dev/shm" : g_get_tmp_dir ();
-  remove_stale_dirs (base);
-  g_autofree char *name = g_strdup_printf ("myna-fuzz-session-%d-XXXXXX", (int) getpid ());
-  g_autofree char *tmpl = g_build_filename (base, name, NULL);
-  char *dir = g_mkdtemp (tmpl) != NULL ? g_strdup (tmpl) : NULL;
-
   trace = g_getenv ("FUZZ_SESSION_TRACE") != NULL;
-  g_log_set_writer_func (quiet_writer, NULL, NULL);
-  if (dir == NULL)
-    g_error ("fuzz-session: cannot make a data directory under %s", base);
+  fuzz_log_all = trace;
+  g_log_set_writer_func (fuzz_quiet_writer, NULL, NULL);
   /* The shipped module set (conf/myna.conf), and androidpn push where the
    * HTTP side is built (its notification IQs, their answers and their
    * acknowledgements run in the sessions; nothing posts here), with an
@@ -527,14 +470,8 @@ server_init (void)
       "[component:conference." HOST "]\n"
       "module = muc\n"
       PUSH_CONF,
-      dir, MYNA_BUILD_MODULEDIR);
-  g_autofree char *path = g_build_filename (dir, "fuzz.conf", NULL);
-  if (!g_file_set_contents (path, conf, -1, &error))
-    g_error ("fuzz-session: %s", error->message);
-  MynaConfig *config = myna_config_load (path, &error);
-  if (config == NULL || (server = myna_server_new (config, &error)) == NULL
-      || !myna_server_start (server, &error))
-    g_error ("fuzz-session: server: %s", error != NULL ? error->message : "?");
+      fuzz_make_data_dir ("session"), MYNA_BUILD_MODULEDIR);
+  server = fuzz_server_start (conf);
   listener = server->listeners->pdata[0];
   host = myna_server_get_host (server, HOST);
   myna_accounts_set_iterations (16);
@@ -546,8 +483,6 @@ server_init (void)
     }
   kept = g_array_new (FALSE, FALSE, sizeof (int));
   accounts_create ();
-  data_dir = dir;
-  atexit (remove_data_dir);
 }
 
 /* ---- the input ------------------------------------------------------------- */

@@ -3,8 +3,10 @@
  * once, verifies the answer, caches it per (hash, ver) for every session
  * announcing it, refuses an answer that does not match, gives up on a
  * client that never answers, and keeps at most cache_size entries.
- * `mynactl caps show FULLJID` is the window on what it knows. */
+ * `mynactl caps show FULLJID` is the window on what it knows.  The
+ * server announces its own capabilities too (XEP-0115 §6.3). */
 #include "services-harness.h"
+#include "verify.h"
 
 #define MODULES  "auth;bind;roster;presence;disco;ping;caps"
 #define NODE     "http://example.org/client"
@@ -303,6 +305,73 @@ test_reload (Fixture *f, gconstpointer unused)
   g_assert_cmpstr (late, ==, before);
 }
 
+/* The server's own capabilities (XEP-0115 §6.3, the disco module with
+ * caps/1): the stream features after authentication carry <c/> with
+ * hash sha-1, node https://myna.im and the ver of the host's disco#info,
+ * which a query at node#ver answers (the XEP-0115 verification of that
+ * answer gives the ver back); before authentication there is none, and
+ * a wrong ver is item-not-found. */
+static void
+test_server (Fixture *f, gconstpointer unused)
+{
+  g_autoptr(Client) c = NULL;
+  g_autoptr(Client) pre = NULL;
+  g_autoptr(Peer) p = NULL;
+  g_autoptr(GRegex) re = g_regex_new ("<c xmlns=.http://jabber.org/protocol/caps. "
+                                      "hash=.sha-1. node=.https://myna.im. ver=.([^'\"]+).",
+                                      0, 0, NULL);
+  g_autoptr(GMatchInfo) m = NULL;
+  g_autofree char *ver = NULL, *get = NULL, *bad = NULL, *s = NULL, *computed = NULL;
+  g_autofree char *b64 = g_base64_encode ((const guchar *) "\0alice\0pw", 9);
+  g_autofree char *auth = g_strdup_printf ("<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' "
+                                           "mechanism='PLAIN'>%s</auth>", b64);
+  g_autoptr(MynaStanza) answer_iq = NULL, refused = NULL;
+  MynaStanza *query;
+  const char *why = NULL;
+
+  setup_with (f, NULL);
+  pre = client_open_stream (&f->d);
+  g_assert_null (strstr (pre->in->str, "http://jabber.org/protocol/caps"));
+
+  c = client_connect (&f->d);
+  client_send (c, STREAM_OPEN ("localhost"));
+  g_assert_true (client_expect_features (c));
+  client_send (c, auth);
+  g_assert_true (client_expect (c, "<success"));
+  g_string_truncate (c->in, 0);
+  client_send (c, STREAM_OPEN ("localhost"));
+  g_assert_true (client_expect_features (c));
+  g_assert_true (g_regex_match (re, c->in->str, 0, &m));
+  ver = g_match_info_fetch (m, 1);
+  g_string_truncate (c->in, 0);
+  client_send (c, "<iq type='set' id='b'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'>"
+                  "<resource>r</resource></bind></iq>");
+  g_assert_true (client_expect (c, "</jid>"));
+  g_string_truncate (c->in, 0);
+  p = peer_new (g_steal_pointer (&c), TRUE);
+
+  get = g_strdup_printf ("<iq type='get' id='q1' to='localhost'><query xmlns='" NS_INFO "' "
+                         "node='https://myna.im#%s'/></iq>", ver);
+  peer_send (p, get);
+  answer_iq = peer_expect (p, "iq", "id='q1'", NULL);
+  g_assert_nonnull (answer_iq);
+  g_assert_cmpstr (myna_stanza_get_type (answer_iq), ==, "result");
+  query = myna_stanza_get_child (answer_iq, "query", NS_INFO);
+  g_assert_nonnull (query);
+  g_assert_true (g_str_has_suffix (myna_stanza_get_attr (query, "node"), ver));
+  s = caps_verification_string (query, &why);
+  g_assert_nonnull (s);
+  g_assert_true (g_str_has_prefix (s, "server/im//Myna<"));
+  computed = caps_hash_ver ("sha-1", s);
+  g_assert_cmpstr (computed, ==, ver);
+
+  bad = g_strdup_printf ("<iq type='get' id='q2' to='localhost'><query xmlns='" NS_INFO "' "
+                         "node='https://myna.im#%s'/></iq>", "AAAAAAAAAAAAAAAAAAAAAAAAAAA=");
+  peer_send (p, bad);
+  refused = peer_expect (p, "iq", "id='q2'", "item-not-found", NULL);
+  g_assert_nonnull (refused);
+}
+
 int
 main (int argc, char **argv)
 {
@@ -312,5 +381,6 @@ main (int argc, char **argv)
   g_test_add ("/caps/timeout", Fixture, NULL, NULL, test_timeout, teardown);
   g_test_add ("/caps/bounded", Fixture, NULL, NULL, test_bounded, teardown);
   g_test_add ("/caps/reload", Fixture, NULL, NULL, test_reload, teardown);
+  g_test_add ("/caps/server", Fixture, NULL, NULL, test_server, teardown);
   return g_test_run ();
 }

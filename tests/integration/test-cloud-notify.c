@@ -618,7 +618,12 @@ test_webhook (void)
   g_assert_null (strstr (f->d.log->str, "disabled after"));
 
   teardown (f, NULL);
+  /* Its accepted connections too (mynad's keep-alive ones), and what
+   * their closing left for the main loop. */
+  soup_server_disconnect (sink.server);
   g_object_unref (sink.server);
+  while (g_main_context_iteration (NULL, FALSE))
+    ;
   g_ptr_array_unref (sink.bodies);
   g_free (sink.auth);
 }
@@ -652,7 +657,12 @@ test_webhook_gives_up (void)
   g_assert_true (mynad_wait_log (&f->d, "given up after 3 attempt(s): HTTP 503", WAIT_MS));
   teardown (f, NULL);
   g_assert_cmpuint (sink.hits, ==, 3);
+  /* Its accepted connections too (mynad's keep-alive ones), and what
+   * their closing left for the main loop. */
+  soup_server_disconnect (sink.server);
   g_object_unref (sink.server);
+  while (g_main_context_iteration (NULL, FALSE))
+    ;
   g_ptr_array_unref (sink.bodies);
   g_free (sink.auth);
 }

@@ -421,7 +421,7 @@ def gs2_header(auth_value):
 
 
 def make_slixmpp_client(jid, password, *, register=False, mech=None, channel_binding=True,
-                        tls_max=None, resource=None, verify_with=None):
+                        tls_max=None, resource=None, verify_with=None, plugins=()):
     """A slixmpp ClientXMPP wired for these tests:
      - accepts the self-signed development certificate;
      - records every stanza in and out (for waits and assertions): the
@@ -434,7 +434,9 @@ def make_slixmpp_client(jid, password, *, register=False, mech=None, channel_bin
        (RFC 5802 section 6);
      - @tls_max: e.g. ssl.TLSVersion.TLSv1_2;
      - @verify_with: a certificate file to trust (with host name checks)
-       instead of accepting any certificate."""
+       instead of accepting any certificate;
+     - @plugins: more slixmpp plugins, registered before the stream opens
+       (so that their stream-feature handlers run: xep_0115's, say)."""
     import slixmpp
 
     class Client(slixmpp.ClientXMPP):
@@ -455,7 +457,7 @@ def make_slixmpp_client(jid, password, *, register=False, mech=None, channel_bin
     c.auto_authorize = None          # answer subscriptions ourselves
     c.auto_subscribe = False
     c.whitespace_keepalive = False
-    for p in ('xep_0030', 'xep_0077', 'xep_0199', 'xep_0203'):
+    for p in ('xep_0030', 'xep_0077', 'xep_0199', 'xep_0203') + tuple(plugins):
         c.register_plugin(p)
     if register:
         c['xep_0077'].force_registration = True

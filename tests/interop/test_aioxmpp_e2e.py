@@ -11,7 +11,7 @@ and pep modules.  Nothing is fetched from the network.
 Every case is one TAP line: a pytest pass is "ok", a pytest skip (the
 suite skips a case whose feature the server does not advertise) is
 "ok # SKIP <pytest's reason>", a failure is "not ok" with pytest's message.
-The PEP, avatar, bookmark, caps and private XML cases (MUST_RUN) must not
+The PEP, avatar, bookmark, caps, private XML and pubsub cases (MUST_RUN) must not
 be skipped.  The cases in KNOWN_FAIL fail today for the reason given there; they are
 deselected and reported as SKIP unless MYNA_AIOXMPP_E2E_ALL=1, which runs
 every case (the known failures then report "not ok # TODO").
@@ -45,7 +45,7 @@ KNOWN_FAIL = {
 # The cases issue 15 names must run and pass: a skip here (the server did
 # not advertise pubsub/pep, say) is a failure, not a SKIP.
 MUST_RUN = ('tests/pep/', 'tests/avatar/', 'tests/bookmarks/', 'tests/entitycaps/',
-            'tests/private_xml/')
+            'tests/private_xml/', 'tests/pubsub/')
 
 
 def with_modules(conf_text, extra):

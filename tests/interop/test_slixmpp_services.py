@@ -3,6 +3,7 @@
 shipped configuration: service discovery (XEP-0030), ping (XEP-0199),
 software version (XEP-0092), last activity (XEP-0012), vcard-temp
 (XEP-0054), private XML storage (XEP-0049) and blocking (XEP-0191)."""
+import asyncio
 import sys
 import uuid
 import xml.etree.ElementTree as ET
@@ -49,6 +50,26 @@ def steps(mynad):
         check(not missing, 'features missing from disco#info: %s (has: %s)'
               % (sorted(missing), sorted(feats)))
         return '%d features' % len(feats)
+
+    async def server_caps():
+        # slixmpp's xep_0115 reads the <c/> of the stream features, asks
+        # the server's disco#info at node#ver and keeps the ver only when
+        # its own XEP-0115 computation of that answer gives the same.
+        c = await login(ALICE, PW_A, mynad.c2s, resource='caps', plugins=('xep_0115',), **SCRAM)
+        st['caps'] = c
+        check('caps' in c.features, 'no <c/> in the stream features: %s' % sorted(c.features))
+        ver = None
+        for _ in range(50):
+            ver = await c['xep_0115'].get_verstring('localhost')
+            if ver:
+                break
+            await asyncio.sleep(0.1)
+        check(ver, 'slixmpp did not verify the server\'s caps (no ver assigned to localhost)')
+        info = await c['xep_0115'].get_caps(jid='localhost')
+        check(info is not None and 'urn:xmpp:ping' in info['features'],
+              'the verified caps of localhost lack urn:xmpp:ping: %s' % info)
+        await close(c)
+        return 'ver %s, %d features' % (ver, len(info['features']))
 
     async def ping():
         rtt = await mi.bounded(st['a']['xep_0199'].ping(jid='localhost', timeout=mi.TIMEOUT),
@@ -144,7 +165,7 @@ def steps(mynad):
         await mynad.astop()
 
     async def cleanup():
-        for k in ('a', 'b'):
+        for k in ('a', 'b', 'caps'):
             if k in st:
                 await close(st[k])
 
@@ -153,6 +174,7 @@ def steps(mynad):
         ('register alice and bob in-band', register),
         ('alice and bob log in (SCRAM-SHA-256) and send presence', online),
         ('disco#info of the server: identity server/im and the modules\' features', disco),
+        ('the server\'s own caps (XEP-0115 §6.3) verified by slixmpp\'s xep_0115', server_caps),
         ('ping the server (XEP-0199)', ping),
         ('software version of the server (XEP-0092), no OS', version),
         ('server uptime by last activity (XEP-0012)', uptime),
