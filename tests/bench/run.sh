@@ -46,7 +46,30 @@
 #                           occupant of each message); then
 #                           BENCH_MUC_ROOM_SESSIONS=100 sessions make
 #                           BENCH_MUC_ROOMS=10000 persistent rooms (RSS per
-#                           idle room, and again after a restart loads them)
+#                           idle room, and again after a restart loads them);
+#                           add "pep" for issue 15's: personal eventing with
+#                           each server's PEP and caps as it ships (Myna:
+#                           caps;pep; Prosody: mod_pep; ejabberd: mod_caps,
+#                           mod_pubsub with the flat and pep plugins): user1
+#                           publishes, BENCH_PEP_N=1000 contacts (user2..)
+#                           have a mutual presence subscription with it (made
+#                           in-band once per server, xmppload -s pepsub), send
+#                           presence with XEP-0115 caps whose features hold
+#                           NODE+notify and answer the server's disco#info;
+#                           after a warm-up item reached all of them, user1
+#                           publishes to BENCH_PEP_NODE=
+#                           http://jabber.org/protocol/tune (items padded with
+#                           BENCH_PEP_PAD=64 bytes) with BENCH_PEP_WINDOW=10
+#                           IQs in flight for BENCH_DURATION s (deliveries/s
+#                           to the contacts, publishes/s; each contact must
+#                           get each item exactly once: losses and duplicates
+#                           reported), then on a fresh server
+#                           BENCH_PEP_RATE=20 items/s (p99 latency from the
+#                           publish to the last contact's delivery); RSS
+#                           before and after the contacts' presence.
+#                           BENCH_PERF=1 also records `perf record -g` of
+#                           mynad during Myna's pep traffic (pep.perf.data in
+#                           the scratch directory: add BENCH_KEEP=1)
 # Full size: BENCH_N=10000 tests/bench/run.sh, then for Myna alone
 # BENCH_N=100000 BENCH_SERVERS=myna tests/bench/run.sh (needs an open-file
 # hard limit above N for both processes: see docs/PERFORMANCE.md).
@@ -74,6 +97,11 @@ MUC_WINDOW=${BENCH_MUC_WINDOW:-5}
 MUC_RATE=${BENCH_MUC_RATE:-20}
 MUC_ROOMS=${BENCH_MUC_ROOMS:-10000}
 MUC_ROOM_SESSIONS=${BENCH_MUC_ROOM_SESSIONS:-100}
+PEP_N=${BENCH_PEP_N:-1000}
+PEP_WINDOW=${BENCH_PEP_WINDOW:-10}
+PEP_RATE=${BENCH_PEP_RATE:-20}
+PEP_PAD=${BENCH_PEP_PAD:-64}
+PEP_NODE=${BENCH_PEP_NODE:-http://jabber.org/protocol/tune}
 want () { [[ $SCENARIOS == *" $1 "* ]]; }
 BUILD="$ROOT/build-bench"
 XL="$BUILD/tests/bench/xmppload"
@@ -82,6 +110,9 @@ ACCOUNTS=$(( ACCOUNTS > LOGIN_C ? ACCOUNTS : LOGIN_C ))
 if want muc; then
   ACCOUNTS=$(( ACCOUNTS > MUC_N ? ACCOUNTS : MUC_N ))
   ACCOUNTS=$(( ACCOUNTS > MUC_ROOM_SESSIONS ? ACCOUNTS : MUC_ROOM_SESSIONS ))
+fi
+if want pep; then
+  ACCOUNTS=$(( ACCOUNTS > PEP_N + 1 ? ACCOUNTS : PEP_N + 1 ))
 fi
 max () { echo $(( $1 > $2 ? $1 : $2 )); }
 # churn: total and wave size for server $1 (a wave needs as many accounts)
@@ -182,6 +213,7 @@ start_server () {
       case ${PROFILE:-} in
         mobile) extra=";sm;csi;carbons;mam" ;;
         mobile_nomam) extra=";sm;csi;carbons" ;;
+        pep) extra=";caps;pep" ;;   # as conf/myna.conf ships them
       esac
       sed -e "s|^port = 15225\$|port = $PORT|" \
           -e "${MYNA_SPIN:+s|^poll_spin_us = .*|poll_spin_us = $MYNA_SPIN|}" \
@@ -201,6 +233,7 @@ start_server () {
       case ${PROFILE:-} in
         mobile) pmods='"smacks"; "carbons"; "csi_simple"; "mam";' ;;
         mobile_nomam) pmods='"smacks"; "carbons"; "csi_simple";' ;;
+        pep) pmods='"pep";' ;;   # in Prosody's shipped modules_enabled
       esac
       sed -e "s|@DIR@|$dir|g" -e "s|@PORT@|$PORT|g" \
           -e "s|\"presence\";\$|\"presence\"; $pmods|" \
@@ -222,6 +255,9 @@ start_server () {
           printf '  mod_stream_mgmt: {}\n  mod_carboncopy: {}\n  mod_client_state: {}\n' >> "$dir/etc/ejabberd.yml" ;;
       esac
       [ "${PROFILE:-}" = mobile ] && printf '  mod_mam:\n    assume_mam_usage: true\n    default: always\n' >> "$dir/etc/ejabberd.yml"
+      # PROFILE=pep: mod_caps and mod_pubsub with the flat and pep plugins,
+      # as ejabberd's example configuration has them
+      [ "${PROFILE:-}" = pep ] && printf '  mod_caps: {}\n  mod_pubsub:\n    plugins:\n      - flat\n      - pep\n' >> "$dir/etc/ejabberd.yml"
       # PROFILE=muc: mod_muc on conference.localhost, its limits of 200
       # occupants a room (max_users) raised to the benchmark's room, and
       # presence broadcast not thinned below 10,000 (max_users_presence)
@@ -484,6 +520,36 @@ for s in $SERVERS; do
   stop_server
   fi
 
+  if want pep; then
+  log "$s: pep: mutual presence subscriptions of user1 and $PEP_N contacts, in-band"
+  PROFILE=pep start_server "$s" || continue
+  load "$s" pepsub -n "$PEP_N" -c 50 -S 1 -T 1800
+  stop_server
+  log "$s: pep ($PEP_N contacts, window $PEP_WINDOW, ${DUR}s)"
+  PROFILE=pep start_server "$s" || continue
+  pid=$(listening_pid) perf_pid=""
+  if [ "$s" = myna ] && [ "${BENCH_PERF:-0}" = 1 ] && command -v perf >/dev/null; then
+    # perf over the traffic: xmppload prints READY when it starts publishing
+    ( for _ in $(seq 1 18000); do
+        grep -q '^READY' "$WORK/$s/pep.out" 2>/dev/null && break
+        sleep 0.1
+      done
+      perf record -g -p "$pid" -o "$WORK/$s/pep.perf.data" -- sleep "$DUR" >/dev/null 2>&1 ) &
+    perf_pid=$!
+  fi
+  c0=$(cpu_ticks "$pid")
+  load "$s" pep -R "$pid" -n "$PEP_N" -c 50 -j "$PEP_NODE" -w "$PEP_WINDOW" -z "$PEP_PAD" \
+    -d "$DUR" -S 2 -T 1800
+  R[$s:pep.cpu_s]=$(awk -v a="$c0" -v b="$(cpu_ticks "$pid")" -v hz="$HZ" 'BEGIN{printf "%.1f", (b - a) / hz}')
+  [ -n "$perf_pid" ] && { wait "$perf_pid" 2>/dev/null || true; }
+  stop_server
+  log "$s: pep latency ($PEP_N contacts, $PEP_RATE items/s, ${DUR}s)"
+  PROFILE=pep start_server "$s" || continue
+  load "$s" peplat -R "$(listening_pid)" -n "$PEP_N" -c 50 -j "$PEP_NODE" -r "$PEP_RATE" -z "$PEP_PAD" \
+    -d "$DUR" -S 2 -T 1800
+  stop_server
+  fi
+
   if want churn; then
   ctotal=$(churn_total "$s") cwave=$(churn_wave "$s")
   log "$s: churn ($ctotal sessions in waves of $cwave, $CHURN_C logins in flight)"
@@ -586,6 +652,29 @@ row "MUC: persistent rooms made"              mucrooms.rooms
 row "MUC: rooms made per s"                   mucrooms.rooms_per_s
 row "MUC: KiB per idle persistent room"       mucrooms.kib_per_room
 row "MUC: KiB per room, loaded at restart"    mucrooms.kib_per_room_loaded
+row "PEP: contacts subscribed in-band"         pepsub.subscribed
+row "PEP: subscriptions made per s"           pepsub.per_s
+row "PEP: contacts (caps with +notify)"       pep.contacts
+row "PEP: disco#info queries answered"        pep.disco_answered
+row "PEP: presence to warm-up complete (s)"   pep.warm_s
+row "PEP: KiB per online contact"             pep.kib_per_contact
+row "PEP: RSS after the traffic (KiB)"        pep.rss_after_kib
+row "PEP: deliveries/s to the contacts"       pep.delivered_per_s
+row "  of which first receipts (unique)/s"    pep.unique_per_s
+row "PEP: publishes/s (IQ results)"           pep.publishes_per_s
+row "PEP: items/s (unique deliveries / N)"    pep.items_per_s
+row "PEP: publish errors"                     pep.publish_errors
+row "PEP: deliveries lost"                    pep.lost
+row "PEP: duplicate deliveries"               pep.duplicates
+row "PEP: drain after the traffic (s)"        pep.drain_s
+row "PEP: server CPU time in the run (s)"     pep.cpu_s
+row "PEP: latency run, items/s asked"         peplat.rate
+row "PEP: latency run, unique deliveries/s"   peplat.unique_per_s
+row "PEP: latency to last contact p50 (ms)"   peplat.last_p50_ms
+row "PEP: latency to last contact p99 (ms)"   peplat.last_p99_ms
+row "PEP: latency to last contact max (ms)"   peplat.last_max_ms
+row "PEP: latency, every delivery p99 (ms)"   peplat.all_p99_ms
+row "PEP: deliveries lost (latency run)"      peplat.lost
 row "churn sessions (total/wave)"             churn.size
 row "churn sessions failed"                   churn.failed
 row "churn RSS, highest wave peak (KiB)"      churn.rss_max_peak_kib

@@ -8,8 +8,9 @@
  * cheap substring search, so it works against any server (Myna, Prosody,
  * ejabberd) without an XML parser.
  *
- * Scenarios (-s): register, idle, logins, throughput, latency, churn; see
- * usage().  latency sends each message at its own absolute deadline
+ * Scenarios (-s): register, idle, logins, throughput, latency, churn, the
+ * MUC ones (muc, muclat, mucrooms) and the PEP ones (pepsub, pep, peplat);
+ * see usage().  latency sends each message at its own absolute deadline
  * (polling epoll and the clock), stamps it just before its send() and
  * times it when recv() returns it; it also reports the generator's own share (lateness against
  * the deadlines, receive delay against the kernel's receive timestamps,
@@ -48,8 +49,9 @@
 /* ---- options ---------------------------------------------------------- */
 
 typedef enum { SC_REGISTER, SC_IDLE, SC_LOGINS, SC_THROUGHPUT, SC_LATENCY, SC_CHURN,
-               SC_MUC, SC_MUCLAT, SC_MUCROOMS } Scenario;
+               SC_MUC, SC_MUCLAT, SC_MUCROOMS, SC_PEPSUB, SC_PEP, SC_PEPLAT } Scenario;
 #define IS_MUC(sc) ((sc) == SC_MUC || (sc) == SC_MUCLAT || (sc) == SC_MUCROOMS)
+#define IS_PEP(sc) ((sc) == SC_PEPSUB || (sc) == SC_PEP || (sc) == SC_PEPLAT)
 
 static struct
 {
@@ -77,6 +79,9 @@ static struct
   guint       sm_ack_every; /* stream management (XEP-0198): ack every N stanzas, 0: off */
   const char *muc_room;     /* muc, muclat: the room's bare JID; mucrooms: the service */
   guint       muc_rooms;    /* mucrooms: persistent rooms to create in all */
+  const char *pep_node;     /* pep, peplat: the node published to */
+  guint       pep_pad;      /* pep, peplat: padding bytes in each item */
+  double      pep_drain;    /* pep, peplat: seconds to wait for the last deliveries */
   struct in_addr *sources;
   guint       n_sources;
   struct sockaddr_in dest;
@@ -891,6 +896,515 @@ muc_pace (Worker *w)
     }
 }
 
+/* ---- personal eventing (pepsub, pep, peplat) ------------------------- */
+
+/* Session 0 (account FIRST) publishes; sessions 1..N are its contacts.
+ * pepsub makes the mutual presence subscriptions in-band, once per
+ * server (contact: subscribe → publisher: subscribed + subscribe →
+ * contact: subscribed).  pep and peplat: the publisher and then the
+ * contacts send available presence with an XEP-0115 hash whose features
+ * include NODE+notify for the contacts (not for the publisher), answer
+ * the server's disco#info at node#ver, and the publisher publishes
+ * warm-up items until every contact got one; then items stamped with
+ * their send time, their number k and the run's nonce (items of earlier
+ * runs, delivered as a node's last item, are counted apart as stale). */
+
+#define PEP_CAPS_NODE "https://myna.example/xmppload"
+#define NS_DISCO_INFO "http://jabber.org/protocol/disco#info"
+/* pepsub: roster pushes go to resources that asked for the roster (RFC 6121 §2.1.6) */
+#define PEP_ROSTER_GET "<iq type='get' id='roster1'><query xmlns='jabber:iq:roster'/></iq>"
+
+/* Flags of a session in the pep scenarios (Conn.muc). */
+enum { PEP_GOT_SUBSCRIBED = 1, PEP_SENT_SUBSCRIBED = 2, PEP_SUB_DONE = 4, PEP_STARTED = 8,
+       PEP_WARM = 16, PEP_SUB_DONE_AT_PUB = 32 };
+
+static gboolean    g_trace;       /* XMPPLOAD_TRACE: the first sessions' stanzas to stderr */
+static atomic_int  g_pep_phase;   /* 0 login, 1 presence (+subscriptions), 2 warm-up,
+                                   * 3 traffic, 4 drain */
+static atomic_uint g_pep_subs_p;  /* pepsub: contacts the publisher's roster has as 'both' */
+static atomic_uint g_pep_subs_c;  /* pepsub: contacts whose handshake is done */
+static atomic_uint g_pep_warm;    /* contacts that got a warm-up item */
+static atomic_uint g_pep_disco;   /* disco#info queries answered */
+static atomic_int  g_pep_drained; /* drain: every acked item reached every contact */
+static atomic_uint g_pep_failed;  /* warm-up publishes refused */
+static char        g_pep_run[24]; /* this run's nonce */
+static char       *g_pep_pub;     /* the publisher's bare JID */
+static char       *g_pep_ver_c, *g_pep_ver_p; /* caps ver: contacts', publisher's */
+static char       *g_pep_pad;     /* payload padding */
+/* the worker's own (one thread) */
+static gint64     *g_pep_sent_at; /* item k: send time */
+static guint      *g_pep_got;     /* item k: contacts that got it (first time) */
+static gint64     *g_pep_worst;   /* item k: latency to the last of them so far */
+static guint64     g_pep_cap;     /* the arrays' length */
+static gint64     *g_pep_last;    /* per session: last k received, -1 none */
+static guint64     g_pep_sent;    /* items published (k = 0 .. sent-1) */
+static guint64     g_pep_acked;   /* IQ results */
+static guint64     g_pep_perr;    /* IQ errors */
+static guint64     g_pep_acked_m; /* IQ results while measuring */
+static guint64     g_pep_firsts;  /* first receipts of an item by a contact */
+static guint64     g_pep_firsts_m;/* ... while measuring */
+static guint64     g_pep_complete;/* items every contact got */
+static guint64     g_pep_dups;    /* receipts of an item again (or out of order) */
+static guint64     g_pep_gaps;    /* items skipped when a later one came */
+static guint64     g_pep_stale;   /* items of other runs */
+static guint       g_pep_warm_sent;
+static gint64      g_pep_warm_at; /* the last warm-up item sent, or progress seen */
+static guint       g_pep_warm_seen;
+
+/* The XEP-0115 ver of identity client/pc "xmppload" with FEATURES (sorted). */
+static char *
+pep_caps_ver (const char *const *features)
+{
+  g_autoptr(GString) s = g_string_new ("client/pc//xmppload<");
+  for (guint i = 0; features[i] != NULL; i++)
+    g_string_append_printf (s, "%s<", features[i]);
+  guint8 digest[20];
+  gsize dl = sizeof digest;
+  g_autoptr(GChecksum) ck = g_checksum_new (G_CHECKSUM_SHA1);
+  g_checksum_update (ck, (const guchar *) s->str, (gssize) s->len);
+  g_checksum_get_digest (ck, digest, &dl);
+  return g_base64_encode (digest, dl);
+}
+
+/* The features of the contacts (with NODE+notify) or the publisher,
+ * unsorted. */
+static char **
+pep_features (gboolean contact)
+{
+  GPtrArray *a = g_ptr_array_new ();
+  g_ptr_array_add (a, g_strdup ("http://jabber.org/protocol/caps"));
+  g_ptr_array_add (a, g_strdup (NS_DISCO_INFO));
+  g_ptr_array_add (a, g_strdup (opt.pep_node));
+  if (contact)
+    g_ptr_array_add (a, g_strconcat (opt.pep_node, "+notify", NULL));
+  g_ptr_array_add (a, NULL);
+  return (char **) g_ptr_array_free (a, FALSE);
+}
+
+/* Sorts a NULL-terminated string vector in place (byte order). */
+static int
+pep_strv_cmp (const void *a, const void *b)
+{
+  return strcmp (*(char *const *) a, *(char *const *) b);
+}
+
+static void
+pep_init (void)
+{
+  g_snprintf (g_pep_run, sizeof g_pep_run, "%08x%04x", g_random_int (), (guint) getpid () & 0xffff);
+  g_pep_pub = g_strdup_printf ("%s%u@%s", opt.prefix, opt.first, opt.domain);
+  for (int contact = 0; contact < 2; contact++)
+    {
+      g_auto(GStrv) f = pep_features (contact);
+      qsort (f, g_strv_length (f), sizeof (char *), pep_strv_cmp);
+      char *ver = pep_caps_ver ((const char *const *) f);
+      if (contact)
+        g_pep_ver_c = ver;
+      else
+        g_pep_ver_p = ver;
+    }
+  g_pep_pad = g_malloc (opt.pep_pad + 1);
+  memset (g_pep_pad, 'x', opt.pep_pad);
+  g_pep_pad[opt.pep_pad] = '\0';
+  g_pep_last = g_new (gint64, opt.n + 1);
+  for (guint i = 0; i <= opt.n; i++)
+    g_pep_last[i] = -1;
+}
+
+/* Makes room for item K in the per-item arrays. */
+static void
+pep_reserve (guint64 k)
+{
+  if (k < g_pep_cap)
+    return;
+  guint64 cap = MAX (k + 1, MAX (g_pep_cap * 2, 4096));
+  g_pep_sent_at = g_renew (gint64, g_pep_sent_at, cap);
+  g_pep_got = g_renew (guint, g_pep_got, cap);
+  g_pep_worst = g_renew (gint64, g_pep_worst, cap);
+  memset (g_pep_sent_at + g_pep_cap, 0, (cap - g_pep_cap) * sizeof (gint64));
+  memset (g_pep_got + g_pep_cap, 0, (cap - g_pep_cap) * sizeof (guint));
+  memset (g_pep_worst + g_pep_cap, 0, (cap - g_pep_cap) * sizeof (gint64));
+  g_pep_cap = cap;
+}
+
+/* Available presence with the caps of the publisher (index 0) or a contact. */
+static void
+pep_presence (Conn *c)
+{
+  conn_printf (c, "<presence><c xmlns='http://jabber.org/protocol/caps' hash='sha-1' node='%s' ver='%s'/>"
+               "</presence>", PEP_CAPS_NODE, c->index == 0 ? g_pep_ver_p : g_pep_ver_c);
+}
+
+/* Publishes one item: a warm-up (K < 0) or item K stamped with its send
+ * time; returns the stamp. */
+static gint64
+pep_publish (Conn *c, gint64 k)
+{
+  gint64 t = now_ns ();
+  g_autofree char *s = NULL;
+  if (k < 0)
+    s = g_strdup_printf ("<iq type='set' id='w%u'><pubsub xmlns='http://jabber.org/protocol/pubsub'>"
+                         "<publish node='%s'><item id='w%u'><tune xmlns='http://jabber.org/protocol/tune'>"
+                         "<title>warm r:%s</title><artist>%s</artist></tune></item></publish></pubsub></iq>",
+                         g_pep_warm_sent, opt.pep_node, g_pep_warm_sent, g_pep_run, g_pep_pad);
+  else
+    s = g_strdup_printf ("<iq type='set' id='p%" G_GINT64_FORMAT "'><pubsub xmlns='http://jabber.org/protocol/pubsub'>"
+                         "<publish node='%s'><item id='i%" G_GINT64_FORMAT "'><tune xmlns='http://jabber.org/protocol/tune'>"
+                         "<title>ts:%" G_GINT64_FORMAT " k:%" G_GINT64_FORMAT " r:%s</title><artist>%s</artist></tune>"
+                         "</item></publish></pubsub></iq>",
+                         k, opt.pep_node, k, t, k, g_pep_run, g_pep_pad);
+  conn_write (c, s, strlen (s));
+  if (k >= 0)
+    {
+      pep_reserve ((guint64) k);
+      g_pep_sent_at[k] = t;
+      g_pep_sent = MAX (g_pep_sent, (guint64) k + 1);
+    }
+  return t;
+}
+
+/* Answers a server's disco#info get (at node#ver) with C's features. */
+static void
+pep_disco_answer (Conn *c, const char *s, size_t len, size_t tl)
+{
+  size_t il = 0, fl = 0, nl = 0;
+  const char *id = attr (s, tl, "id", &il);
+  const char *from = attr (s, tl, "from", &fl);
+  const char *q = find (s, len, "<query");
+  const char *node = NULL;
+  if (q != NULL)
+    node = attr (q, start_tag_len (q, len - (size_t) (q - s)), "node", &nl);
+  g_auto(GStrv) f = pep_features (c->index != 0);
+  qsort (f, g_strv_length (f), sizeof (char *), pep_strv_cmp);
+  g_autoptr(GString) r = g_string_new (NULL);
+  g_string_append_printf (r, "<iq type='result' id='%.*s'", (int) MIN (il, 200), id ? id : "");
+  if (from != NULL)
+    g_string_append_printf (r, " to='%.*s'", (int) MIN (fl, 500), from);
+  g_string_append_printf (r, "><query xmlns='%s'", NS_DISCO_INFO);
+  if (node != NULL)
+    g_string_append_printf (r, " node='%.*s'", (int) MIN (nl, 500), node);
+  g_string_append (r, "><identity category='client' type='pc' name='xmppload'/>");
+  for (guint i = 0; f[i] != NULL; i++)
+    g_string_append_printf (r, "<feature var='%s'/>", f[i]);
+  g_string_append (r, "</query></iq>");
+  conn_write (c, r->str, r->len);
+  atomic_fetch_add (&g_pep_disco, 1);
+}
+
+/* Whether the attribute FROM (FL long) is the publisher's JID, bare or full. */
+static gboolean
+pep_from_publisher (const char *from, size_t fl)
+{
+  size_t bl = strlen (g_pep_pub);
+  return from != NULL && fl >= bl && g_ascii_strncasecmp (from, g_pep_pub, bl) == 0
+         && (fl == bl || from[bl] == '/');
+}
+
+/* A contact's handshake is over on its side: counted once. */
+static void
+pep_sub_check (Worker *w, Conn *c)
+{
+  if ((c->muc & (PEP_GOT_SUBSCRIBED | PEP_SENT_SUBSCRIBED)) != (PEP_GOT_SUBSCRIBED | PEP_SENT_SUBSCRIBED)
+      || (c->muc & PEP_SUB_DONE))
+    return;
+  c->muc |= PEP_SUB_DONE;
+  atomic_fetch_add (&g_pep_subs_c, 1);
+  w->in_flight--;
+}
+
+/* pepsub: a roster push.  The handshake is over for a contact when its
+ * roster says 'both' for the publisher, and for the publisher when its
+ * says 'both' for that contact (counted once each).  Roster pushes, not
+ * the 'subscribed' presence: Prosody does not pass that on to the client. */
+static void
+pep_roster_push (Worker *w, Conn *c, const char *s, size_t len)
+{
+  const char *item = find (s, len, "<item");
+  if (item == NULL)
+    return;
+  size_t itl = start_tag_len (item, len - (size_t) (item - s));
+  size_t jl = 0;
+  const char *jid = attr (item, itl, "jid", &jl);
+  if (jid == NULL || !attr_is (item, itl, "subscription", "both"))
+    return;
+  if (c->index != 0)
+    {
+      if (pep_from_publisher (jid, jl))
+        {
+          c->muc |= PEP_GOT_SUBSCRIBED;
+          pep_sub_check (w, c);
+        }
+      return;
+    }
+  size_t pl = strlen (opt.prefix);
+  if (jl <= pl || g_ascii_strncasecmp (jid, opt.prefix, pl) != 0)
+    return;
+  guint64 a = g_ascii_strtoull (jid + pl, NULL, 10);
+  if (a <= opt.first || a > (guint64) opt.first + opt.n)
+    return;
+  Conn *contact = &w->conns[a - opt.first]; /* session index = account - first */
+  if (!(contact->muc & PEP_SUB_DONE_AT_PUB))
+    {
+      contact->muc |= PEP_SUB_DONE_AT_PUB;
+      atomic_fetch_add (&g_pep_subs_p, 1);
+    }
+}
+
+/* A stanza for a session of the pep scenarios, bound and ready. */
+static void
+pep_element (Worker *w, Conn *c, const char *name, size_t nlen, const char *s, size_t len, size_t tl)
+{
+#define IS(lit) (nlen == sizeof (lit) - 1 && memcmp (name, lit, nlen) == 0)
+  size_t fl = 0;
+  const char *from = attr (s, tl, "from", &fl);
+  if (IS ("presence"))
+    {
+      if (opt.scenario != SC_PEPSUB)
+        return;
+      if (c->index == 0)
+        {
+          /* the publisher: approve and ask back; count the approvals */
+          if (attr_is (s, tl, "type", "subscribe") && from != NULL)
+            conn_printf (c, "<presence type='subscribed' to='%.*s'/><presence type='subscribe' to='%.*s'/>",
+                         (int) MIN (fl, 300), from, (int) MIN (fl, 300), from);
+          return;
+        }
+      if (!pep_from_publisher (from, fl))
+        return;
+      if (attr_is (s, tl, "type", "subscribe"))
+        {
+          conn_printf (c, "<presence type='subscribed' to='%s'/>", g_pep_pub);
+          c->muc |= PEP_SENT_SUBSCRIBED;
+        }
+      pep_sub_check (w, c);
+      return;
+    }
+  if (IS ("iq"))
+    {
+      gboolean get = attr_is (s, tl, "type", "get"), set = attr_is (s, tl, "type", "set");
+      if (get && find (s, len, NS_DISCO_INFO) != NULL)
+        {
+          pep_disco_answer (c, s, len, tl);
+          return;
+        }
+      if (set && opt.scenario == SC_PEPSUB && find (s, len, "jabber:iq:roster") != NULL)
+        pep_roster_push (w, c, s, len);
+      if (get || set)
+        {
+          size_t il = 0;
+          const char *id = attr (s, tl, "id", &il);
+          if (from != NULL)
+            conn_printf (c, "<iq type='result' id='%.*s' to='%.*s'/>", (int) MIN (il, 200), id ? id : "",
+                         (int) MIN (fl, 500), from);
+          else
+            conn_printf (c, "<iq type='result' id='%.*s'/>", (int) MIN (il, 200), id ? id : "");
+          return;
+        }
+      if (c->index != 0)
+        return;
+      size_t il = 0;
+      const char *id = attr (s, tl, "id", &il);
+      if (id == NULL || il < 2 || (id[0] != 'p' && id[0] != 'w'))
+        return;
+      gboolean ok = attr_is (s, tl, "type", "result");
+      if (id[0] == 'w')
+        {
+          if (!ok)
+            {
+              note_error (w, c, "warm-up publish refused", s, len);
+              atomic_fetch_add (&g_pep_failed, 1);
+            }
+          return;
+        }
+      if (ok)
+        {
+          g_pep_acked++;
+          if (atomic_load_explicit (&g_measuring, memory_order_relaxed))
+            g_pep_acked_m++;
+        }
+      else
+        {
+          g_pep_perr++;
+          w->errors++;
+          note_error (w, c, "publish refused", s, len);
+        }
+      w->in_flight--;
+      /* pep: the window's next item */
+      if (opt.scenario == SC_PEP && atomic_load (&g_pep_phase) == 3)
+        {
+          pep_publish (c, (gint64) g_pep_sent);
+          w->in_flight++;
+          w->sent_msgs++;
+        }
+      return;
+    }
+  if (!IS ("message"))
+    return;
+  if (attr_is (s, tl, "type", "error"))
+    {
+      w->errors++;
+      note_error (w, c, "message error", s, len);
+      return;
+    }
+  if (c->index == 0 || find (s, len, "pubsub#event") == NULL)
+    return;
+  char nonce[32];
+  g_snprintf (nonce, sizeof nonce, "r:%s<", g_pep_run);
+  if (find (s, len, nonce) == NULL)
+    {
+      g_pep_stale++;
+      return;
+    }
+  const char *ts = find (s, len, ">ts:");
+  if (ts == NULL)
+    {
+      if (find (s, len, ">warm r:") != NULL && !(c->muc & PEP_WARM))
+        {
+          c->muc |= PEP_WARM;
+          atomic_fetch_add (&g_pep_warm, 1);
+        }
+      return;
+    }
+  gint64 sent = g_ascii_strtoll (ts + 4, NULL, 10);
+  const char *kp = find (ts, len - (size_t) (ts - s), " k:");
+  if (kp == NULL)
+    return;
+  gint64 k = g_ascii_strtoll (kp + 3, NULL, 10);
+  if (k < 0 || (guint64) k >= g_pep_sent)
+    return;
+  gint64 now = w->rx_ns;
+  gboolean measuring = atomic_load_explicit (&g_measuring, memory_order_relaxed);
+  if (measuring)
+    w->delivered++;
+  gint64 *last = &g_pep_last[c->index];
+  if (k <= *last)
+    {
+      g_pep_dups++;
+      return;
+    }
+  if (k > *last + 1)
+    g_pep_gaps += (guint64) (k - *last - 1);
+  *last = k;
+  g_pep_firsts++;
+  if (measuring)
+    g_pep_firsts_m++;
+  gint64 d = now - sent;
+  if (measuring && sent >= g_timed_from_ns)
+    hist_add (&w->muc_all, (guint64) MAX (d, 0));
+  if (d > g_pep_worst[k])
+    g_pep_worst[k] = d;
+  if (++g_pep_got[k] == opt.n)
+    {
+      g_pep_complete++;
+      if (measuring && sent >= g_timed_from_ns)
+        hist_add (&w->lat, (guint64) g_pep_worst[k]);
+    }
+#undef IS
+}
+
+/* The pep scenarios' setup and traffic, from the worker's loop. */
+static void
+pep_drive (Worker *w)
+{
+  if (!atomic_load (&g_go) || atomic_load (&g_stop))
+    return;
+  Conn *pub = &w->conns[0];
+  int phase = atomic_load (&g_pep_phase);
+  if (!(pub->muc & PEP_STARTED) && pub->state == ST_READY)
+    {
+      pub->muc |= PEP_STARTED;
+      if (opt.scenario == SC_PEPSUB)
+        conn_printf (pub, "%s<presence/>", PEP_ROSTER_GET);
+      else
+        pep_presence (pub);
+      conn_flush (w, pub);
+    }
+  if (phase < 1)
+    return;
+  /* contacts: presence (and pepsub: the subscription), C at a time */
+  for (guint i = 1; i < w->n_conns && (opt.scenario != SC_PEPSUB || w->in_flight < opt.concurrency); i++)
+    {
+      Conn *c = &w->conns[i];
+      if (c->state != ST_READY || (c->muc & PEP_STARTED))
+        continue;
+      c->muc |= PEP_STARTED;
+      if (opt.scenario == SC_PEPSUB)
+        {
+          conn_printf (c, "%s<presence/><presence type='subscribe' to='%s'/>", PEP_ROSTER_GET, g_pep_pub);
+          w->in_flight++;
+        }
+      else
+        pep_presence (c);
+      conn_flush (w, c);
+    }
+  if (opt.scenario == SC_PEPSUB)
+    return;
+  guint warm = atomic_load (&g_pep_warm);
+  if (warm != g_pep_warm_seen)
+    {
+      g_pep_warm_seen = warm;
+      g_pep_warm_at = now_ns (); /* progress: the items out are still arriving */
+    }
+  if (phase == 2 && warm < opt.n && (g_pep_warm_sent == 0 || now_ns () - g_pep_warm_at > 1000 * 1000000LL))
+    {
+      /* warm-up: another item once a second has passed without a contact
+       * getting one (a server still asking for caps, or slow to deliver,
+       * is not buried under warm-up items) */
+      pep_publish (pub, -1);
+      g_pep_warm_sent++;
+      g_pep_warm_at = now_ns ();
+      conn_flush (w, pub);
+    }
+  if (phase == 3 && opt.scenario == SC_PEP && !w->started_traffic)
+    {
+      w->started_traffic = TRUE;
+      w->in_flight = 0;
+      for (guint k = 0; k < opt.window; k++)
+        {
+          pep_publish (pub, (gint64) g_pep_sent);
+          w->in_flight++;
+          w->sent_msgs++;
+        }
+      conn_flush (w, pub);
+    }
+  if (phase == 3 && opt.scenario == SC_PEPLAT && !w->started_traffic)
+    {
+      w->started_traffic = TRUE;
+      w->in_flight = 0;
+    }
+  if (phase == 4 && !atomic_load (&g_pep_drained) && w->in_flight == 0
+      && g_pep_firsts >= (guint64) opt.n * g_pep_acked)
+    atomic_store (&g_pep_drained, 1);
+}
+
+/* peplat: publishes every item whose deadline has passed, each stamped
+ * just before its send(). */
+static void
+pep_pace (Worker *w)
+{
+  if (!w->started_traffic || atomic_load (&g_pep_phase) != 3)
+    return;
+  Conn *pub = &w->conns[0];
+  for (guint n = 0; n < 100000; n++)
+    {
+      guint64 k = w->paced_sent;
+      gint64 due = g_pace_start_ns + (gint64) ((double) k * 1e9 / opt.rate);
+      if (now_ns () < due)
+        return;
+      w->paced_sent++;
+      gint64 t = pep_publish (pub, (gint64) k);
+      w->in_flight++;
+      w->sent_msgs++;
+      if (t >= g_timed_from_ns)
+        {
+          w->timed_sent++;
+          hist_add (&w->late, (guint64) (t - due));
+        }
+      if (!conn_flush (w, pub))
+        conn_failed (w, pub);
+    }
+}
+
 /* One complete top-level element S[0..LEN) with local name NAME. */
 static gboolean
 handle_element (Worker *w, Conn *c, const char *name, size_t nlen, const char *s, size_t len)
@@ -992,6 +1506,13 @@ handle_element (Worker *w, Conn *c, const char *name, size_t nlen, const char *s
       if (IS_MUC (opt.scenario) && (IS ("presence") || IS ("iq") || IS ("message")))
         {
           muc_element (w, c, name, nlen, s, len, tl);
+          break;
+        }
+      if (IS_PEP (opt.scenario) && (IS ("presence") || IS ("iq") || IS ("message")))
+        {
+          if (g_trace && c->index < 3)
+            fprintf (stderr, "xmppload: trace %u: %.*s\n", c->index, (int) MIN (len, 600), s);
+          pep_element (w, c, name, nlen, s, len, tl);
           break;
         }
       if (IS ("enabled"))
@@ -1664,12 +2185,15 @@ worker_main (void *data)
       ramp (w);
       if (IS_MUC (opt.scenario))
         muc_drive (w);
+      else if (IS_PEP (opt.scenario))
+        pep_drive (w);
       else if (!w->started_traffic && atomic_load (&g_go))
         start_traffic (w);
       /* Latency traffic: poll, never sleep.  A sleeping thread's vCPU
        * idles, and its wake-up on a timer or on data took up to ~1 ms
        * at p99 on the test VM, which would count in every latency. */
-      gboolean polling = (opt.scenario == SC_LATENCY || opt.scenario == SC_MUCLAT) && w->started_traffic;
+      gboolean polling = (opt.scenario == SC_LATENCY || opt.scenario == SC_MUCLAT || opt.scenario == SC_PEPLAT)
+                         && w->started_traffic;
       gint64 lap = 0;
       guint64 sent_before = w->sent_msgs;
       if (polling)
@@ -1677,6 +2201,8 @@ worker_main (void *data)
           lap = now_ns ();
           if (opt.scenario == SC_MUCLAT)
             muc_pace (w);
+          else if (opt.scenario == SC_PEPLAT)
+            pep_pace (w);
           else
             pace (w);
         }
@@ -1688,6 +2214,8 @@ worker_main (void *data)
             pace (w); /* a deadline may pass while a batch is handled */
           else if (opt.scenario == SC_MUCLAT)
             muc_pace (w);
+          else if (opt.scenario == SC_PEPLAT)
+            pep_pace (w);
         }
       if (polling && w->wall0_ns != 0 && (n > 0 || w->sent_msgs != sent_before))
         w->work_ns += now_ns () - lap; /* idle laps are not the generator's work */
@@ -1973,6 +2501,89 @@ run_muc (const sigset_t *sigs, MucSummary *ms)
   ms->ok = !ms->interrupted;
 }
 
+/* ---- pep: the controller's side -------------------------------------- */
+
+typedef struct
+{
+  gboolean interrupted;
+  gboolean ok;
+  gint64   rss_bound;    /* KiB: every session bound, no presence yet */
+  gint64   rss_ready;    /* KiB: every contact online with caps, warm-up done */
+  gint64   rss_after;    /* KiB: after the traffic and the drain */
+  double   setup_s;      /* logins, presence (subscriptions), warm-up */
+  double   warm_s;       /* from the presences to every contact's first item */
+  double   measured;     /* traffic time */
+  double   drain_s;      /* from the end of traffic until all acked items were delivered */
+  gboolean drained;
+} PepSummary;
+
+/* The pep scenarios: bound → RSS → publisher's presence → contacts'
+ * presence (pepsub: subscriptions, then done) → warm-up until every
+ * contact got an item → RSS → traffic for the duration → drain → RSS. */
+static void
+run_pep (const sigset_t *sigs, PepSummary *ps)
+{
+  MucSummary ms = { 0 };
+  gint64 t0 = now_ns ();
+  guint total = opt.n + 1;
+  if (!muc_wait (sigs, &g_bound, total, t0, &ms, "sessions bound"))
+    goto out;
+  fprintf (stderr, "xmppload: %u sessions bound in %.2f s\n", atomic_load (&g_bound), secs_since (t0));
+  signalled_within (sigs, opt.settle);
+  ps->rss_bound = proc_rss_kib (opt.server_pid);
+  atomic_store (&g_go, 1); /* the publisher's presence */
+  if (signalled_within (sigs, 0.5))
+    goto out;
+  gint64 t1 = now_ns ();
+  atomic_store (&g_pep_phase, 1); /* the contacts' */
+  if (opt.scenario == SC_PEPSUB)
+    {
+      if (!muc_wait (sigs, &g_pep_subs_c, opt.n, t1, &ms, "contacts subscribed both ways")
+          || !muc_wait (sigs, &g_pep_subs_p, opt.n, t1, &ms, "approvals at the publisher"))
+        goto out;
+      ps->setup_s = secs_since (t1);
+      fprintf (stderr, "xmppload: %u mutual subscriptions made in %.2f s\n", opt.n, ps->setup_s);
+      ps->ok = TRUE;
+      goto out;
+    }
+  /* let the servers ask for the caps before the warm-up begins */
+  signalled_within (sigs, opt.settle);
+  atomic_store (&g_pep_phase, 2);
+  if (!muc_wait (sigs, &g_pep_warm, opt.n, t1, &ms, "contacts with a warm-up item"))
+    goto out;
+  ps->warm_s = secs_since (t1);
+  ps->setup_s = secs_since (t0);
+  fprintf (stderr, "xmppload: every contact got a warm-up item %.2f s after the presences (%u disco#info answered, %u warm-up items)\n",
+           ps->warm_s, atomic_load (&g_pep_disco), g_pep_warm_sent);
+  signalled_within (sigs, opt.settle);
+  ps->rss_ready = proc_rss_kib (opt.server_pid);
+  fprintf (stdout, "READY %u\n", atomic_load (&g_bound));
+  fflush (stdout);
+  /* peplat: the first tenth (at most 1 s) is a warm-up */
+  double warm = opt.scenario == SC_PEPLAT ? MIN (1.0, opt.duration / 10) : 0;
+  g_pace_start_ns = now_ns ();
+  g_timed_from_ns = g_pace_start_ns + (gint64) (warm * 1e9);
+  atomic_store (&g_pep_phase, 3);
+  if (warm > 0 && signalled_within (sigs, warm))
+    goto out;
+  gint64 m0 = now_ns ();
+  atomic_store (&g_measuring, 1);
+  ps->interrupted = signalled_within (sigs, opt.duration);
+  atomic_store (&g_measuring, 0);
+  ps->measured = secs_since (m0);
+  atomic_store (&g_pep_phase, 4);
+  gint64 d0 = now_ns ();
+  while (!atomic_load (&g_pep_drained) && secs_since (d0) < opt.pep_drain && !ps->interrupted)
+    ps->interrupted = signalled_within (sigs, 0.01);
+  ps->drain_s = secs_since (d0);
+  ps->drained = atomic_load (&g_pep_drained);
+  signalled_within (sigs, 0.2);
+  ps->rss_after = proc_rss_kib (opt.server_pid);
+  ps->ok = !ps->interrupted;
+out:
+  ps->interrupted = ps->interrupted || ms.interrupted;
+}
+
 /* ---- main ------------------------------------------------------------- */
 
 static void
@@ -1988,6 +2599,13 @@ usage (FILE *f)
     "          the last occupant of each message (and of every delivery)\n"
     "     mucrooms: N sessions make -m persistent rooms on service -j in all, each\n"
     "          joined, configured persistent and left; with -R, RSS before/after\n"
+    "     pepsub: account FIRST (the publisher) and its N contacts FIRST+1..FIRST+N\n"
+    "          make mutual presence subscriptions in-band, -c contacts at a time\n"
+    "     pep: the contacts send presence with caps (NODE+notify) and answer the\n"
+    "          servers' disco#info; after a warm-up item reached all of them the\n"
+    "          publisher publishes to node -j with -w IQs in flight: deliveries/s,\n"
+    "          publishes/s; then every contact must have got every item once\n"
+    "     peplat: the same at -r items/s: latency to the last contact of each item\n"
     "  -H HOST (127.0.0.1)  -P PORT (5222)  -D DOMAIN (localhost)\n"
     "  -u PREFIX (user)  -x PASSWORD (pw)  -f FIRST account number (1)\n"
     "  -n N       accounts to register / sessions to hold / login pool (100);\n"
@@ -2009,8 +2627,11 @@ usage (FILE *f)
     "             latency reports how long its busiest thread waited for a CPU\n"
     "  -S SEC     churn: settle between the release and the RSS sample (1.2);\n"
     "             muc*: before each RSS sample\n"
-    "  -j JID     muc, muclat: the room (room@service); mucrooms: the service\n"
-    "  -m M       mucrooms: rooms to make in all (10000)\n");
+    "  -j JID     muc, muclat: the room (room@service); mucrooms: the service;\n"
+    "             pep, peplat: the node (http://jabber.org/protocol/tune)\n"
+    "  -m M       mucrooms: rooms to make in all (10000)\n"
+    "  -z BYTES   pep, peplat: padding in each item's payload (64)\n"
+    "  -e SEC     pep, peplat: the longest wait for the last deliveries after the traffic (30)\n");
 }
 
 static gboolean
@@ -2073,9 +2694,10 @@ main (int argc, char **argv)
   opt.setup_timeout = 120;
   opt.threads = 1;
   opt.presence = TRUE;
+  opt.pep_pad = 64;
 
   int ch;
-  while ((ch = getopt (argc, argv, "s:H:P:D:u:x:f:n:c:p:w:r:d:T:t:b:NM:L:W:R:S:j:m:h")) != -1)
+  while ((ch = getopt (argc, argv, "s:H:P:D:u:x:f:n:c:p:w:r:d:T:t:b:NM:L:W:R:S:j:m:z:e:h")) != -1)
     {
       switch (ch)
         {
@@ -2103,6 +2725,8 @@ main (int argc, char **argv)
         case 'S': opt.settle = g_ascii_strtod (optarg, NULL); break;
         case 'j': opt.muc_room = optarg; break;
         case 'm': opt.muc_rooms = (guint) strtoul (optarg, NULL, 10); break;
+        case 'z': opt.pep_pad = (guint) strtoul (optarg, NULL, 10); break;
+        case 'e': opt.pep_drain = g_ascii_strtod (optarg, NULL); break;
         case 'h': usage (stdout); return 0;
         default: usage (stderr); return 2;
         }
@@ -2113,7 +2737,7 @@ main (int argc, char **argv)
       return 2;
     }
   static const char *const names[] = { "register", "idle", "logins", "throughput", "latency", "churn",
-                                        "muc", "muclat", "mucrooms" };
+                                        "muc", "muclat", "mucrooms", "pepsub", "pep", "peplat" };
   gboolean known = FALSE;
   for (guint i = 0; i < G_N_ELEMENTS (names); i++)
     if (strcmp (opt.scenario_name, names[i]) == 0)
@@ -2141,6 +2765,24 @@ main (int argc, char **argv)
       if (opt.muc_rooms == 0)
         opt.muc_rooms = 10000;
     }
+  if (IS_PEP (opt.scenario))
+    {
+      if (opt.muc_room == NULL)
+        opt.muc_room = "http://jabber.org/protocol/tune";
+      if (strchr (opt.muc_room, '\'') != NULL || strchr (opt.muc_room, '<') != NULL
+          || strchr (opt.muc_room, '&') != NULL)
+        {
+          fprintf (stderr, "xmppload: -j: a node name without ' < &\n");
+          return 2;
+        }
+      opt.pep_node = opt.muc_room;
+      opt.threads = 1;         /* the items' bookkeeping is the one worker's */
+      opt.presence = FALSE;    /* pep_drive sends it, with caps */
+      if (opt.pep_drain <= 0)
+        opt.pep_drain = 30;
+      pep_init ();
+      g_trace = g_getenv ("XMPPLOAD_TRACE") != NULL;
+    }
   if (opt.duration < 0)
     opt.duration = opt.scenario == SC_IDLE ? 0 : 10;
   if (opt.scenario == SC_IDLE && opt.duration == 0)
@@ -2165,6 +2807,7 @@ main (int argc, char **argv)
     case SC_REGISTER: total = opt.concurrency; break;
     case SC_CHURN: total = MIN (opt.wave, opt.n); break;
     case SC_MUC: case SC_MUCLAT: case SC_MUCROOMS: total = opt.n; break;
+    case SC_PEPSUB: case SC_PEP: case SC_PEPLAT: total = opt.n + 1; break;
     default: total = 2 * opt.pairs; break;
     }
   if (opt.scenario == SC_THROUGHPUT || opt.scenario == SC_LATENCY)
@@ -2197,7 +2840,7 @@ main (int argc, char **argv)
           c->fd = -1;
           c->slot = i;
           c->index = acct_next;
-          c->account = opt.first + (acct_next++ % opt.n);
+          c->account = opt.first + (acct_next++ % total);
           if (unit == 2 && i % 2 == 1)
             {
               c->peer = &w->conns[i - 1];
@@ -2246,6 +2889,7 @@ main (int argc, char **argv)
   struct timespec tick = { 0, 100 * 1000000 };
   ChurnSummary churn = { 0 };
   MucSummary mucs = { 0 };
+  PepSummary peps = { 0 };
   if (opt.scenario == SC_CHURN)
     {
       run_churn (&sigs, &churn);
@@ -2257,7 +2901,12 @@ main (int argc, char **argv)
       run_muc (&sigs, &mucs);
       interrupted = mucs.interrupted;
     }
-  for (guint loop = 0; opt.scenario != SC_CHURN && !IS_MUC (opt.scenario) && loop < 100u * 3600u * 48u; loop++)
+  if (IS_PEP (opt.scenario))
+    {
+      run_pep (&sigs, &peps);
+      interrupted = peps.interrupted;
+    }
+  for (guint loop = 0; opt.scenario != SC_CHURN && !IS_MUC (opt.scenario) && !IS_PEP (opt.scenario) && loop < 100u * 3600u * 48u; loop++)
     {
       siginfo_t si;
       if (sigtimedwait (&sigs, &si, &tick) > 0)
@@ -2323,6 +2972,8 @@ main (int argc, char **argv)
     measured = (double) (now_ns () - measure_start) / 1e9;
   if (IS_MUC (opt.scenario))
     measured = mucs.measured;
+  if (IS_PEP (opt.scenario))
+    measured = peps.measured;
   /* the server's busy thread waiting for its CPU: other processes there */
   double server_rq_pct = -1;
   if (server_sched0 != NULL && measured > 0)
@@ -2465,6 +3116,9 @@ main (int argc, char **argv)
     case SC_MUC:
     case SC_MUCLAT:
     case SC_MUCROOMS:
+    case SC_PEPSUB:
+    case SC_PEP:
+    case SC_PEPLAT:
       break; /* below */
     }
   if (IS_MUC (opt.scenario))
@@ -2509,6 +3163,46 @@ main (int argc, char **argv)
           rc = mucs.ok && delivered > 0 && (opt.scenario == SC_MUC || lat.count > 0) ? 0 : 1;
         }
     }
+  if (opt.scenario == SC_PEPSUB)
+    {
+      printf ("RESULT scenario=pepsub server=%s contacts=%u subscribed=%u approvals=%u refused=%u seconds=%.1f per_s=%.1f\n",
+              opt.server_label, opt.n, atomic_load (&g_pep_subs_c), atomic_load (&g_pep_subs_p),
+              atomic_load (&g_muc_failed), peps.setup_s, atomic_load (&g_pep_subs_c) / MAX (peps.setup_s, 1e-9));
+      rc = peps.ok ? 0 : 1;
+    }
+  else if (IS_PEP (opt.scenario))
+    {
+      /* every item acknowledged must have reached every contact once */
+      guint64 expected = (guint64) opt.n * g_pep_acked;
+      guint64 lost = expected > g_pep_firsts ? expected - g_pep_firsts : 0;
+      printf ("%u contacts (setup %.1f s, warm-up %.1f s; RSS %" G_GINT64_FORMAT " → %" G_GINT64_FORMAT " → %"
+              G_GINT64_FORMAT " KiB); %" G_GUINT64_FORMAT " items published (%" G_GUINT64_FORMAT " while measuring),"
+              " %" G_GUINT64_FORMAT " deliveries in %.2f s: %.0f/s; lost %" G_GUINT64_FORMAT ", duplicates %"
+              G_GUINT64_FORMAT ", drain %.1f s\n",
+              opt.n, peps.setup_s, peps.warm_s, peps.rss_bound, peps.rss_ready, peps.rss_after, g_pep_acked,
+              g_pep_acked_m, delivered, measured, (double) delivered / MAX (measured, 1e-9), lost, g_pep_dups,
+              peps.drain_s);
+      printf ("RESULT scenario=%s server=%s contacts=%u window=%u rate=%.0f node=%s pad=%u disco_answered=%u"
+              " warm_items=%u setup_s=%.1f warm_s=%.2f rss_bound_kib=%" G_GINT64_FORMAT " rss_ready_kib=%" G_GINT64_FORMAT
+              " rss_after_kib=%" G_GINT64_FORMAT " kib_per_contact=%.2f published=%" G_GUINT64_FORMAT " publish_errors=%" G_GUINT64_FORMAT
+              " delivered=%" G_GUINT64_FORMAT " errors=%" G_GUINT64_FORMAT " seconds=%.2f delivered_per_s=%.0f"
+              " unique_per_s=%.0f publishes_per_s=%.1f items_per_s=%.1f complete=%" G_GUINT64_FORMAT " expected=%" G_GUINT64_FORMAT
+              " received=%" G_GUINT64_FORMAT " lost=%" G_GUINT64_FORMAT " duplicates=%" G_GUINT64_FORMAT " gaps=%" G_GUINT64_FORMAT
+              " stale=%" G_GUINT64_FORMAT " drained=%d drain_s=%.2f"
+              " last_p50_ms=%.3f last_p99_ms=%.3f last_max_ms=%.3f all_p50_ms=%.3f all_p99_ms=%.3f late_p99_us=%.1f\n",
+              opt.scenario_name, opt.server_label, opt.n, opt.window, opt.rate, opt.pep_node, opt.pep_pad,
+              atomic_load (&g_pep_disco), g_pep_warm_sent, peps.setup_s, peps.warm_s, peps.rss_bound,
+              peps.rss_ready, peps.rss_after,
+              peps.rss_bound > 0 && peps.rss_ready > 0 ? (double) (peps.rss_ready - peps.rss_bound) / opt.n : 0.0,
+              g_pep_acked, g_pep_perr, delivered, errors, measured, (double) delivered / MAX (measured, 1e-9),
+              (double) g_pep_firsts_m / MAX (measured, 1e-9), (double) g_pep_acked_m / MAX (measured, 1e-9),
+              (double) g_pep_firsts_m / opt.n / MAX (measured, 1e-9),
+              g_pep_complete, expected, g_pep_firsts, lost, g_pep_dups, g_pep_gaps, g_pep_stale, peps.drained,
+              peps.drain_s, hist_quantile (&lat, 0.5) / 1e6, hist_quantile (&lat, 0.99) / 1e6, (double) lat.max / 1e6,
+              hist_quantile (&muc_all, 0.5) / 1e6, hist_quantile (&muc_all, 0.99) / 1e6,
+              hist_quantile (&late, 0.99) / 1e3);
+      rc = peps.ok && delivered > 0 && lost == 0 && g_pep_dups == 0 ? 0 : 1;
+    }
   if (last_error != NULL)
     fprintf (stderr, "xmppload: last error: %s\n", last_error);
   if (interrupted && opt.scenario == SC_IDLE)
@@ -2532,6 +3226,14 @@ main (int argc, char **argv)
   g_free (g_muc_sent_at);
   g_free (g_muc_got);
   g_free (g_muc_worst);
+  g_free (g_pep_sent_at);
+  g_free (g_pep_got);
+  g_free (g_pep_worst);
+  g_free (g_pep_last);
+  g_free (g_pep_pub);
+  g_free (g_pep_ver_c);
+  g_free (g_pep_ver_p);
+  g_free (g_pep_pad);
   g_free (opt.sources);
   return rc;
 }
