@@ -45,6 +45,22 @@ struct _MynaPoller {
 /* The most a dispatch spins in all, so timers and other sources run. */
 #define SPIN_BOUND_US 2000
 
+/* The end of a batch: output queued by it goes out now, one write per
+ * peer; watches removed meanwhile are freed. */
+static void
+poller_batch_finish (MynaPoller *poller)
+{
+  if (poller->after_batch != NULL)
+    poller->after_batch (poller->after_batch_data);
+  poller->dispatching = FALSE;
+  while (poller->dead != NULL)
+    {
+      MynaPollWatch *w = poller->dead;
+      poller->dead = w->next_dead;
+      g_free (w);
+    }
+}
+
 static void
 poller_run_batch (MynaPoller *poller, struct epoll_event *events, int n)
 {
@@ -55,16 +71,24 @@ poller_run_batch (MynaPoller *poller, struct epoll_event *events, int n)
       if (!w->dead)
         w->func (w, events[i].events, w->user_data);
     }
-  /* Output queued by this batch goes out now, one write per peer. */
-  if (poller->after_batch != NULL)
-    poller->after_batch (poller->after_batch_data);
-  poller->dispatching = FALSE;
-  while (poller->dead != NULL)
-    {
-      MynaPollWatch *w = poller->dead;
-      poller->dead = w->next_dead;
-      g_free (w);
-    }
+  poller_batch_finish (poller);
+}
+
+gboolean
+myna_poller_batch_begin (gpointer poller_ptr)
+{
+  MynaPoller *poller = poller_ptr;
+
+  if (poller == NULL || poller->dispatching)
+    return FALSE;
+  poller->dispatching = TRUE;
+  return TRUE;
+}
+
+void
+myna_poller_batch_end (gpointer poller_ptr)
+{
+  poller_batch_finish (poller_ptr);
 }
 
 static void

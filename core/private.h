@@ -51,6 +51,12 @@ guint64        myna_poller_spin_laps (MynaPoller *poller);
 void           myna_poller_set_after_batch (MynaPoller *poller, void (*func) (gpointer),
                                             gpointer data);
 gboolean       myna_poller_in_dispatch (MynaPoller *poller);
+/* A batch opened outside the poller's own dispatch (storage completions):
+ * output queued until myna_poller_batch_end goes out as one write per
+ * peer.  begin is FALSE (and end must not run) inside a batch already.
+ * gpointer arguments, to serve as myna_storage_set_dispatch_batch's. */
+gboolean       myna_poller_batch_begin (gpointer poller);
+void           myna_poller_batch_end (gpointer poller);
 
 /* Counts the GSources attached to @context (for tests and stats). */
 guint          myna_main_context_count_sources (GMainContext *context);

@@ -45,6 +45,13 @@ guint64  myna_storage_get_pending_bytes (MynaStorage *storage);
 
 /* Sets the high watermarks (0: none of that kind) and who is told; new
  * limits apply at once.  @func may be NULL. */
+/* Completions as one batch: @begin runs before the storage calls back a
+ * chunk of finished operations (TRUE when it opened a batch) and @end
+ * after them when it did.  The server opens a poller batch, so that what
+ * the callbacks send (a reply, a fan-out of notifications) goes out as
+ * one write per peer, as for a batch of network input.  Owner thread. */
+void     myna_storage_set_dispatch_batch (MynaStorage *storage, gboolean (*begin) (gpointer),
+                                          void (*end) (gpointer), gpointer data);
 void     myna_storage_set_backlog_limits (MynaStorage *storage, guint high, guint64 high_bytes,
                                           MynaStorageBacklogFunc func, gpointer user_data);
 /* Whether the backlog was reported over and not yet back under. */

@@ -133,6 +133,10 @@ struct _MynaStorage {
   MynaStorageBacklogFunc backlog_func;
   gpointer               backlog_data;
   gboolean               backlog_over;        /* reported over, not yet back */
+  /* Callbacks around each dispatched chunk (myna_storage_set_dispatch_batch). */
+  gboolean             (*batch_begin) (gpointer);
+  void                 (*batch_end) (gpointer);
+  gpointer               batch_data;
   /* Read cache of committed key–value state, least recently used first
    * evicted: store key → CacheEntry. */
   GHashTable *cache;
@@ -844,13 +848,26 @@ backlog_check_high (MynaStorage *self)
     self->backlog_func (self, TRUE, pending, bytes, self->backlog_data);
 }
 
+void
+myna_storage_set_dispatch_batch (MynaStorage *storage, gboolean (*begin) (gpointer),
+                                 void (*end) (gpointer), gpointer data)
+{
+  g_return_if_fail (storage != NULL && storage->base == NULL);
+  storage->batch_begin = begin;
+  storage->batch_end = end;
+  storage->batch_data = data;
+}
+
 static gboolean
 dispatch_source_cb (gpointer data)
 {
   MynaStorage *self = storage_ref (data);
   gboolean more;
+  gboolean batch = self->batch_begin != NULL && self->batch_begin (self->batch_data);
 
   dispatch_done (self, DISPATCH_CHUNK);
+  if (batch)
+    self->batch_end (self->batch_data);
   backlog_check_low (self);
   g_mutex_lock (&self->lock);
   /* close may have destroyed this source (from a callback). */

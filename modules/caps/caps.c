@@ -25,8 +25,8 @@
 
 #define NS_CAPS "http://jabber.org/protocol/caps"
 #define CAPS_SESSION_KEY "caps-session"
-/* Queries one instance keeps in flight; announcements beyond wait for a
- * later presence. */
+/* Queries (distinct unknown vers) one instance keeps in flight;
+ * announcements of further vers wait for a later presence. */
 #define CAPS_MAX_PENDING 256
 /* Refused (hash, ver)s remembered for the retry delay, at most. */
 #define CAPS_MAX_FAILED 1024
@@ -286,8 +286,11 @@ caps_ask (Caps *caps, MynaSession *session, const char *key, const char *hash,
 
   if (q != NULL)
     {
-      if (q->waiting->len < CAPS_MAX_PENDING)
-        g_ptr_array_add (q->waiting, g_strdup (jid));
+      /* Every session announcing it waits (bounded by the sessions
+       * themselves): one left out would never hear caps/updated, nor
+       * get the last PEP items it wants (seen with 1,000 contacts
+       * announcing one client's ver at once). */
+      g_ptr_array_add (q->waiting, g_strdup (jid));
       return;
     }
   if (failed != NULL && g_get_monotonic_time () - *failed < cfg->query_timeout * 1000)

@@ -372,6 +372,43 @@ test_server (Fixture *f, gconstpointer unused)
   g_assert_nonnull (refused);
 }
 
+/* More sessions than there are queries in flight (256) announcing one
+ * ver while it is being asked: every one of them hears caps/updated once
+ * the answer comes (the 257th used to be left out for good).  Each is an
+ * account of its own, so that no presence is broadcast between them. */
+static void
+test_many_waiting (Fixture *f, gconstpointer unused)
+{
+  g_autofree char *ver = ver_of (features_a);
+  g_autofree char *last = NULL;
+  g_autoptr(MynaStanza) q = NULL;
+  GPtrArray *peers = g_ptr_array_new_with_free_func ((GDestroyNotify) peer_free);
+  const guint n = 260;
+
+  setup_with (f, NULL);
+  for (guint i = 0; i < n; i++)
+    {
+      g_autofree char *user = g_strdup_printf ("u%u", i);
+      mynad_add_user (&f->d, user, "pw");
+      g_ptr_array_add (peers, peer_login (f, user, "r"));
+      mynad_log_drain (&f->d);     /* or mynad blocks on its full log pipe */
+    }
+  announce (peers->pdata[0], ver);
+  q = expect_query (peers->pdata[0], ver);
+  for (guint i = 1; i < n; i++)
+    announce (peers->pdata[i], ver);
+  for (guint i = 1; i < n; i++)
+    {
+      peer_sync (peers->pdata[i]);
+      mynad_log_drain (&f->d);
+    }
+  answer (peers->pdata[0], q, features_a);
+  g_assert_true (mynad_wait_log (&f->d, "caps of u259@localhost/r known", WAIT_MS));
+  last = caps_show (f, "u259@localhost/r");
+  g_assert_true (g_str_has_prefix (last, "http://jabber.org/protocol/caps\n"));
+  g_ptr_array_unref (peers);
+}
+
 int
 main (int argc, char **argv)
 {
@@ -382,5 +419,6 @@ main (int argc, char **argv)
   g_test_add ("/caps/bounded", Fixture, NULL, NULL, test_bounded, teardown);
   g_test_add ("/caps/reload", Fixture, NULL, NULL, test_reload, teardown);
   g_test_add ("/caps/server", Fixture, NULL, NULL, test_server, teardown);
+  g_test_add ("/caps/many-waiting", Fixture, NULL, NULL, test_many_waiting, teardown);
   return g_test_run ();
 }
