@@ -666,6 +666,82 @@ pubsub_node_delete (PubsubService *svc, PubsubNode *node, PubsubWrite *w)
   pubsub_kv_set (svc, w, FALSE, node->name, NULL);
 }
 
+MynaStanza *
+pubsub_items_result (PubsubService *svc, PubsubNode *node, MynaStanza *iq, MynaStanza *items,
+                     GError **error)
+{
+  const char *max_s = myna_stanza_get_attr (items, "max_items");
+  g_autoptr(GPtrArray) ids = g_ptr_array_new ();
+  MynaStanza *reply, *out;
+
+  for (guint i = 0; i < myna_stanza_get_n_children (items); i++)
+    {
+      MynaStanza *c = myna_stanza_get_child_nth (items, i);
+      if (!myna_stanza_is_text (c) && g_strcmp0 (myna_stanza_get_name (c), "item") == 0
+          && myna_stanza_get_attr (c, "id") != NULL)
+        g_ptr_array_add (ids, (gpointer) myna_stanza_get_attr (c, "id"));
+    }
+  if (ids->len == 0)
+    {
+      guint first = 0;
+
+      if (max_s != NULL)
+        {
+          gint64 max = g_ascii_strtoll (max_s, NULL, 10);
+          if (max < 1)
+            {
+              g_set_error_literal (error, PUBSUB_ERROR, PUBSUB_ERR_BAD_REQUEST,
+                                   "max_items is a positive number");
+              return NULL;
+            }
+          if ((guint64) max < node->items->len)
+            first = node->items->len - (guint) max;
+        }
+      for (guint i = first; i < node->items->len; i++)
+        g_ptr_array_add (ids, node->items->pdata[i]);
+    }
+  reply = myna_stanza_new_iq_result (iq);
+  out = myna_stanza_add_child (myna_stanza_add_child (reply, "pubsub", NS_PUBSUB), "items",
+                               NS_PUBSUB);
+  myna_stanza_set_attr (out, "node", node->name);
+  for (guint i = 0; i < ids->len; i++)
+    {
+      g_autoptr(MynaStanza) item = pubsub_node_get_item (svc, node, ids->pdata[i]);
+      if (item != NULL)
+        myna_stanza_append (out, item);
+    }
+  return reply;
+}
+
+/* ---- notifications ------------------------------------------------------------------ */
+
+MynaStanza *
+pubsub_event_new (const char *from, const char *what, const char *node, MynaStanza **inner)
+{
+  MynaStanza *msg = myna_stanza_new ("message", MYNA_NS_CLIENT);
+  g_autofree char *id = g_uuid_string_random ();
+  MynaStanza *event;
+
+  myna_stanza_set_attr (msg, "type", "headline");
+  myna_stanza_set_attr (msg, "from", from);
+  myna_stanza_set_attr (msg, "id", id);
+  event = myna_stanza_add_child (msg, "event", NS_PUBSUB_EVENT);
+  *inner = myna_stanza_add_child (event, what, NS_PUBSUB_EVENT);
+  myna_stanza_set_attr (*inner, "node", node);
+  return msg;
+}
+
+void
+pubsub_event_add_item (MynaStanza *items, MynaStanza *item)
+{
+  MynaStanza *copy = myna_stanza_add_child (items, "item", NS_PUBSUB_EVENT);
+
+  myna_stanza_set_attr (copy, "id", myna_stanza_get_attr (item, "id"));
+  for (guint i = 0; i < myna_stanza_get_n_children (item); i++)
+    if (!myna_stanza_is_text (myna_stanza_get_child_nth (item, i)))
+      myna_stanza_append (copy, myna_stanza_get_child_nth (item, i));
+}
+
 /* ---- configuration ------------------------------------------------------------------ */
 
 /* Adds a field to @x; @values NULL-terminated (nullable). */

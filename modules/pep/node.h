@@ -284,6 +284,25 @@ void        pubsub_node_unsubscribe_bare (PubsubNode *node, const char *bare);
  * publish_model; FALSE with forbidden otherwise. */
 gboolean    pubsub_publish_check (PubsubNode *node, const char *bare, GError **error);
 
+/* The result answering @iq, a retrieval (XEP-0060 §6.5) whose <items/>
+ * is @items: the items it names by id, else the newest `max_items` (all
+ * without it), those the node has, oldest first.  NULL with
+ * PUBSUB_ERR_BAD_REQUEST for a max_items that is not a positive number.
+ * The caller checked access.  Returns: (transfer full) */
+MynaStanza *pubsub_items_result (PubsubService *svc, PubsubNode *node, MynaStanza *iq,
+                                 MynaStanza *items, GError **error);
+
+/* ---- notifications ----------------------------------------------------------------- */
+
+/* <message type='headline' from=@from id=…><event><@what node=@node/></event>
+ * (XEP-0060 §7.1.2.1), @what's element returned through @inner.
+ * Returns: (transfer full) */
+MynaStanza *pubsub_event_new (const char *from, const char *what, const char *node,
+                              MynaStanza **inner);
+/* Adds to @items (an event's <items/>) an <item/> of the event namespace
+ * with @item's id and payload. */
+void        pubsub_event_add_item (MynaStanza *items, MynaStanza *item);
+
 /* ---- access --------------------------------------------------------------------- */
 
 /* Whether @who may retrieve @node's items and get its notifications;

@@ -218,36 +218,6 @@ pep_recipients (Pep *self, MynaHost *host, const char *local, PubsubNode *node)
   return to;
 }
 
-/* <message type='headline' from=@owner><event><@what node=…/></event>,
- * @what's element returned through @inner.  Returns: (transfer full) */
-static MynaStanza *
-pep_event_new (const char *owner, const char *what, const char *node, MynaStanza **inner)
-{
-  MynaStanza *msg = myna_stanza_new ("message", MYNA_NS_CLIENT);
-  g_autofree char *id = g_uuid_string_random ();
-  MynaStanza *event;
-
-  myna_stanza_set_attr (msg, "type", "headline");
-  myna_stanza_set_attr (msg, "from", owner);
-  myna_stanza_set_attr (msg, "id", id);
-  event = myna_stanza_add_child (msg, "event", NS_PUBSUB_EVENT);
-  *inner = myna_stanza_add_child (event, what, NS_PUBSUB_EVENT);
-  myna_stanza_set_attr (*inner, "node", node);
-  return msg;
-}
-
-/* An <item/> of the event namespace with @item's id and payload. */
-static void
-pep_event_add_item (MynaStanza *items, MynaStanza *item)
-{
-  MynaStanza *copy = myna_stanza_add_child (items, "item", NS_PUBSUB_EVENT);
-
-  myna_stanza_set_attr (copy, "id", myna_stanza_get_attr (item, "id"));
-  for (guint i = 0; i < myna_stanza_get_n_children (item); i++)
-    if (!myna_stanza_is_text (myna_stanza_get_child_nth (item, i)))
-      myna_stanza_append (copy, myna_stanza_get_child_nth (item, i));
-}
-
 /* ---- replies once durable --------------------------------------------------------- */
 
 static void
@@ -466,8 +436,8 @@ pep_publish_item (Pep *self, MynaHost *host, PubsubService *svc, const char *own
       pubsub_write_discard (w);
       return NULL;
     }
-  *event = pep_event_new (owner, "items", name, &inner);
-  pep_event_add_item (inner, item);
+  *event = pubsub_event_new (owner, "items", name, &inner);
+  pubsub_event_add_item (inner, item);
   *to = pep_recipients (self, host, svc->user, node);
   return w;
 }
@@ -552,7 +522,7 @@ pep_retract_item (Pep *self, MynaHost *host, PubsubService *svc, const char *own
     }
   if (node->cfg.notify_retract || notify)
     {
-      *event = pep_event_new (owner, "items", node->name, &inner);
+      *event = pubsub_event_new (owner, "items", node->name, &inner);
       myna_stanza_set_attr (myna_stanza_add_child (inner, "retract", NS_PUBSUB_EVENT), "id", id);
       *to = pep_recipients (self, host, svc->user, node);
     }
@@ -601,13 +571,11 @@ pep_items (Pep *self, MynaCall *call, MynaStanza *iq, PubsubService *svc, const 
            gboolean is_owner, MynaStanza *items)
 {
   g_autoptr(PubsubNode) node = pep_load (svc, call, iq, myna_stanza_get_attr (items, "node"));
-  const char *max_s = myna_stanza_get_attr (items, "max_items");
   const char *requester = myna_jid_bare_string (myna_call_get_from (call));
   g_auto(GStrv) groups = NULL;
   g_autoptr(GError) error = NULL;
-  g_autoptr(GPtrArray) ids = g_ptr_array_new ();
   PubsubRequester who;
-  MynaStanza *reply, *out;
+  MynaStanza *reply;
 
   if (node == NULL)
     return;
@@ -618,40 +586,11 @@ pep_items (Pep *self, MynaCall *call, MynaStanza *iq, PubsubService *svc, const 
       pep_reply_error (call, iq, error);
       return;
     }
-  for (guint i = 0; i < myna_stanza_get_n_children (items); i++)
+  reply = pubsub_items_result (svc, node, iq, items, &error);
+  if (reply == NULL)
     {
-      MynaStanza *c = myna_stanza_get_child_nth (items, i);
-      if (!myna_stanza_is_text (c) && g_strcmp0 (myna_stanza_get_name (c), "item") == 0
-          && myna_stanza_get_attr (c, "id") != NULL)
-        g_ptr_array_add (ids, (gpointer) myna_stanza_get_attr (c, "id"));
-    }
-  if (ids->len == 0)
-    {
-      guint first = 0;
-
-      if (max_s != NULL)
-        {
-          gint64 max = g_ascii_strtoll (max_s, NULL, 10);
-          if (max < 1)
-            {
-              pep_refuse (call, iq, PUBSUB_ERR_BAD_REQUEST, "max_items is a positive number");
-              return;
-            }
-          if ((guint64) max < node->items->len)
-            first = node->items->len - (guint) max;
-        }
-      for (guint i = first; i < node->items->len; i++)
-        g_ptr_array_add (ids, node->items->pdata[i]);
-    }
-  reply = myna_stanza_new_iq_result (iq);
-  out = myna_stanza_add_child (myna_stanza_add_child (reply, "pubsub", NS_PUBSUB), "items",
-                               NS_PUBSUB);
-  myna_stanza_set_attr (out, "node", node->name);
-  for (guint i = 0; i < ids->len; i++)
-    {
-      g_autoptr(MynaStanza) item = pubsub_node_get_item (svc, node, ids->pdata[i]);
-      if (item != NULL)
-        myna_stanza_append (out, item);
+      pep_reply_error (call, iq, error);
+      return;
     }
   pep_send_durable (self, iq, owner, reply, NULL, NULL, NULL);
 }
@@ -887,7 +826,7 @@ pep_owner_iq (MynaCall *call, MynaStanza *iq, gpointer data)
       if (node == NULL)
         return MYNA_HANDLED;
       to = pep_recipients (self, myna_call_get_host (call), local, node);
-      event = pep_event_new (owner, what, node->name, &inner);
+      event = pubsub_event_new (owner, what, node->name, &inner);
       w = pubsub_write_new (svc.storage, NULL, NULL, NULL);
       if (delete)
         pubsub_node_delete (&svc, node, w);
@@ -977,8 +916,8 @@ pep_send_last (Pep *self, MynaSession *session, MynaService *caps, MynaHost *hos
       item = pubsub_node_get_item (&svc, node, node->items->pdata[node->items->len - 1]);
       if (item == NULL)
         continue;
-      event = pep_event_new (owner, "items", node->name, &inner);
-      pep_event_add_item (inner, item);
+      event = pubsub_event_new (owner, "items", node->name, &inner);
+      pubsub_event_add_item (inner, item);
       myna_stanza_set_attr (event, "to", myna_jid_to_string (myna_session_get_jid (session)));
       myna_server_route (myna_module_get_server (self->mod), event);
     }

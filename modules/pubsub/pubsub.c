@@ -194,36 +194,6 @@ ps_recipients (Ps *self, PubsubNode *node)
   return to;
 }
 
-/* <message type='headline' from=@service><event><@what node=…/></event>,
- * @what's element returned through @inner.  Returns: (transfer full) */
-static MynaStanza *
-ps_event_new (const char *service, const char *what, const char *node, MynaStanza **inner)
-{
-  MynaStanza *msg = myna_stanza_new ("message", MYNA_NS_CLIENT);
-  g_autofree char *id = g_uuid_string_random ();
-  MynaStanza *event;
-
-  myna_stanza_set_attr (msg, "type", "headline");
-  myna_stanza_set_attr (msg, "from", service);
-  myna_stanza_set_attr (msg, "id", id);
-  event = myna_stanza_add_child (msg, "event", NS_PUBSUB_EVENT);
-  *inner = myna_stanza_add_child (event, what, NS_PUBSUB_EVENT);
-  myna_stanza_set_attr (*inner, "node", node);
-  return msg;
-}
-
-/* An <item/> of the event namespace with @item's id and payload. */
-static void
-ps_event_add_item (MynaStanza *items, MynaStanza *item)
-{
-  MynaStanza *copy = myna_stanza_add_child (items, "item", NS_PUBSUB_EVENT);
-
-  myna_stanza_set_attr (copy, "id", myna_stanza_get_attr (item, "id"));
-  for (guint i = 0; i < myna_stanza_get_n_children (item); i++)
-    if (!myna_stanza_is_text (myna_stanza_get_child_nth (item, i)))
-      myna_stanza_append (copy, myna_stanza_get_child_nth (item, i));
-}
-
 /* ---- replies once durable --------------------------------------------------------- */
 
 static void
@@ -524,8 +494,8 @@ ps_publish (PsReq *r, MynaStanza *publish, MynaStanza *options)
   myna_stanza_set_attr (pub, "node", name);
   myna_stanza_set_attr (myna_stanza_add_child (pub, "item", NS_PUBSUB), "id",
                         myna_stanza_get_attr (item, "id"));
-  event = ps_event_new (myna_host_get_name (r->self->host), "items", name, &inner);
-  ps_event_add_item (inner, item);
+  event = pubsub_event_new (myna_host_get_name (r->self->host), "items", name, &inner);
+  pubsub_event_add_item (inner, item);
   ps_send_durable (r, reply, w, event, ps_recipients (r->self, node));
 }
 
@@ -565,7 +535,7 @@ ps_retract (PsReq *r, MynaStanza *retract)
   if (node->cfg.notify_retract || g_strcmp0 (notify, "1") == 0
       || g_strcmp0 (notify, "true") == 0)
     {
-      event = ps_event_new (myna_host_get_name (r->self->host), "items", node->name, &inner);
+      event = pubsub_event_new (myna_host_get_name (r->self->host), "items", node->name, &inner);
       myna_stanza_set_attr (myna_stanza_add_child (inner, "retract", NS_PUBSUB_EVENT), "id", id);
       to = ps_recipients (r->self, node);
     }
@@ -576,11 +546,9 @@ static void
 ps_items (PsReq *r, MynaStanza *items)
 {
   g_autoptr(PubsubNode) node = ps_load (r, myna_stanza_get_attr (items, "node"));
-  const char *max_s = myna_stanza_get_attr (items, "max_items");
   g_autoptr(GError) error = NULL;
-  g_autoptr(GPtrArray) ids = g_ptr_array_new ();
   PubsubRequester who;
-  MynaStanza *reply, *out;
+  MynaStanza *reply;
 
   if (node == NULL)
     return;
@@ -590,40 +558,11 @@ ps_items (PsReq *r, MynaStanza *items)
       ps_reply_error (r, error);
       return;
     }
-  for (guint i = 0; i < myna_stanza_get_n_children (items); i++)
+  reply = pubsub_items_result (&r->svc, node, r->iq, items, &error);
+  if (reply == NULL)
     {
-      MynaStanza *c = myna_stanza_get_child_nth (items, i);
-      if (!myna_stanza_is_text (c) && g_strcmp0 (myna_stanza_get_name (c), "item") == 0
-          && myna_stanza_get_attr (c, "id") != NULL)
-        g_ptr_array_add (ids, (gpointer) myna_stanza_get_attr (c, "id"));
-    }
-  if (ids->len == 0)
-    {
-      guint first = 0;
-
-      if (max_s != NULL)
-        {
-          gint64 max = g_ascii_strtoll (max_s, NULL, 10);
-          if (max < 1)
-            {
-              ps_refuse (r, PUBSUB_ERR_BAD_REQUEST, "max_items is a positive number");
-              return;
-            }
-          if ((guint64) max < node->items->len)
-            first = node->items->len - (guint) max;
-        }
-      for (guint i = first; i < node->items->len; i++)
-        g_ptr_array_add (ids, node->items->pdata[i]);
-    }
-  reply = myna_stanza_new_iq_result (r->iq);
-  out = myna_stanza_add_child (myna_stanza_add_child (reply, "pubsub", NS_PUBSUB), "items",
-                               NS_PUBSUB);
-  myna_stanza_set_attr (out, "node", node->name);
-  for (guint i = 0; i < ids->len; i++)
-    {
-      g_autoptr(MynaStanza) item = pubsub_node_get_item (&r->svc, node, ids->pdata[i]);
-      if (item != NULL)
-        myna_stanza_append (out, item);
+      ps_reply_error (r, error);
+      return;
     }
   ps_send_durable (r, reply, NULL, NULL, NULL);
 }
@@ -738,11 +677,11 @@ ps_subscribe (PsReq *r, MynaStanza *subscribe, MynaStanza *options)
       if (item != NULL)
         {
           MynaStanza *inner;
-          MynaStanza *event = ps_event_new (myna_host_get_name (r->self->host), "items",
+          MynaStanza *event = pubsub_event_new (myna_host_get_name (r->self->host), "items",
                                             node->name, &inner);
           GPtrArray *to = g_ptr_array_new_with_free_func ((GDestroyNotify) myna_jid_unref);
 
-          ps_event_add_item (inner, item);
+          pubsub_event_add_item (inner, item);
           g_ptr_array_add (to, myna_jid_ref (jid));
           ps_send_durable (r, reply, w, event, to);
           return;
@@ -1069,7 +1008,7 @@ ps_delete_purge (PsReq *r, PubsubNode *node, MynaStanza *el, gboolean delete)
   PubsubWrite *w;
 
   to = ps_recipients (r->self, node);
-  event = ps_event_new (myna_host_get_name (r->self->host), delete ? "delete" : "purge",
+  event = pubsub_event_new (myna_host_get_name (r->self->host), delete ? "delete" : "purge",
                         node->name, &inner);
   if (redirect != NULL && myna_stanza_get_attr (redirect, "uri") != NULL)
     myna_stanza_set_attr (myna_stanza_add_child (inner, "redirect", NS_PUBSUB_EVENT), "uri",
@@ -1367,7 +1306,7 @@ ps_account_deleted (MynaCall *call, MynaStanza *unused, gpointer data)
         {
           MynaStanza *inner;
 
-          g_ptr_array_add (gone->events, ps_event_new (svc.host, "delete", node->name, &inner));
+          g_ptr_array_add (gone->events, pubsub_event_new (svc.host, "delete", node->name, &inner));
           g_ptr_array_add (gone->targets, ps_recipients (self, node));
           pubsub_node_delete (&svc, node, w);
           deleted++;

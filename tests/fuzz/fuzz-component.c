@@ -63,18 +63,7 @@ peer_connect (void)
 static void
 peer_write (Peer *p, const char *data, gsize len)
 {
-  if (g_getenv ("FUZZ_COMPONENT_TRACE") != NULL)
-    fprintf (stderr, "component: %.*s\n", (int) len, data);
-  while (len > 0)
-    {
-      ssize_t n = send (p->fd, data, len, MSG_NOSIGNAL);
-      if (n < 0 && errno == EINTR)
-        continue;
-      if (n <= 0)
-        return;               /* closed by the server, or its buffer is full */
-      data += n;
-      len -= (gsize) n;
-    }
+  fuzz_write (p->fd, data, len, "FUZZ_COMPONENT_TRACE");
 }
 
 static void
@@ -87,18 +76,7 @@ peer_send (Peer *p, const char *text)
 static gboolean
 peer_read (Peer *p)
 {
-  char buf[16384];
-  gboolean any = FALSE;
-  ssize_t n;
-
-  while (p->fd >= 0 && (n = recv (p->fd, buf, sizeof buf, MSG_DONTWAIT)) > 0)
-    {
-      if (p->in->len > 65536)
-        g_string_erase (p->in, 0, p->in->len - 4096);
-      g_string_append_len (p->in, buf, n);
-      any = TRUE;
-    }
-  return any;
+  return fuzz_read (p->fd, p->in);
 }
 
 static void

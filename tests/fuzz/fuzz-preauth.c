@@ -57,18 +57,7 @@ typedef struct {
 static void
 client_write (Client *c, const char *data, gsize len)
 {
-  if (g_getenv ("FUZZ_PREAUTH_TRACE") != NULL)
-    fprintf (stderr, "client: %.*s\n", (int) len, data);
-  while (len > 0)
-    {
-      ssize_t n = send (c->fd, data, len, MSG_NOSIGNAL);
-      if (n < 0 && errno == EINTR)
-        continue;
-      if (n <= 0)
-        return;               /* closed by the server, or its buffer is full */
-      data += n;
-      len -= (gsize) n;
-    }
+  fuzz_write (c->fd, data, len, "FUZZ_PREAUTH_TRACE");
 }
 
 static void
@@ -81,19 +70,7 @@ client_send (Client *c, const char *text)
 static gboolean
 client_read (Client *c)
 {
-  char buf[16384];
-  gboolean any = FALSE;
-  ssize_t n;
-
-  while ((n = recv (c->fd, buf, sizeof buf, MSG_DONTWAIT)) > 0)
-    {
-      /* Only the tail matters (the last challenge): keep memory flat. */
-      if (c->in->len > 65536)
-        g_string_erase (c->in, 0, c->in->len - 4096);
-      g_string_append_len (c->in, buf, n);
-      any = TRUE;
-    }
-  return any;
+  return fuzz_read (c->fd, c->in);
 }
 
 /* Runs the main loop until the server has nothing left to do: no source

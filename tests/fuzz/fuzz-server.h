@@ -11,6 +11,7 @@
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 /* ---- the input ------------------------------------------------------------ */
@@ -42,6 +43,47 @@ take_payload (Input *in, gsize *len)
   in->left -= n;
   *len = n;
   return p;
+}
+
+/* ---- a client's socket ------------------------------------------------------ */
+
+/* Writes @len bytes of @data to @fd as far as the server takes them (it
+ * may have closed, or its buffer be full); printed when the environment
+ * variable @trace (nullable) is set. */
+static inline void
+fuzz_write (int fd, const char *data, gsize len, const char *trace)
+{
+  if (trace != NULL && g_getenv (trace) != NULL)
+    fprintf (stderr, "client: %.*s\n", (int) len, data);
+  while (len > 0)
+    {
+      ssize_t n = send (fd, data, len, MSG_NOSIGNAL);
+      if (n < 0 && errno == EINTR)
+        continue;
+      if (n <= 0)
+        return;
+      data += n;
+      len -= (gsize) n;
+    }
+}
+
+/* Appends what @fd has now to @in, keeping only its tail past 64K (the
+ * last answers are what matter: memory stays flat); TRUE if anything came. */
+static inline gboolean
+fuzz_read (int fd, GString *in)
+{
+  char buf[16384];
+  gboolean any = FALSE;
+  ssize_t n;
+
+  while (fd >= 0 && (n = recv (fd, buf, sizeof buf, MSG_DONTWAIT)) > 0)
+    {
+      if (in->len > 65536)
+        g_string_erase (in, 0, in->len - 4096);
+      g_string_append_len (in, buf, n);
+      any = TRUE;
+    }
+  return any;
 }
 
 /* ---- the server ------------------------------------------------------------ */

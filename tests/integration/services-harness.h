@@ -316,6 +316,38 @@ stanza_error_condition (MynaStanza *stanza)
   return condition != NULL ? myna_stanza_get_name (condition) : NULL;
 }
 
+/* Whether @s, serialised, holds @needle. */
+static inline gboolean
+stanza_has_text (MynaStanza *s, const char *needle)
+{
+  g_autofree char *text = peer_stanza_text (s);
+
+  return strstr (text, needle) != NULL;
+}
+
+/* How many times @needle occurs in @s, serialised. */
+static inline guint
+stanza_count_text (MynaStanza *s, const char *needle)
+{
+  g_autofree char *text = peer_stanza_text (s);
+  guint n = 0;
+
+  for (const char *at = strstr (text, needle); at != NULL; at = strstr (at + 1, needle))
+    n++;
+  return n;
+}
+
+/* @r is an error stanza with @condition (and, when @app is not NULL, a
+ * serialised form holding @app: an application condition). */
+static inline void
+assert_stanza_error (MynaStanza *r, const char *condition, const char *app)
+{
+  g_assert_cmpstr (myna_stanza_get_type (r), ==, "error");
+  g_assert_cmpstr (stanza_error_condition (r), ==, condition);
+  if (app != NULL)
+    g_assert_true (stanza_has_text (r, app));
+}
+
 static inline const char *
 stanza_error_type (MynaStanza *stanza)
 {

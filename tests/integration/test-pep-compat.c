@@ -103,25 +103,6 @@ subscribe (Peer *subscriber, const char *sub_jid, Peer *owner, const char *owner
   peer_drain (subscriber);
 }
 
-static gboolean
-text_has (MynaStanza *s, const char *needle)
-{
-  g_autofree char *text = peer_stanza_text (s);
-
-  return strstr (text, needle) != NULL;
-}
-
-static guint
-text_count (MynaStanza *s, const char *needle)
-{
-  g_autofree char *text = peer_stanza_text (s);
-  guint n = 0;
-
-  for (const char *at = strstr (text, needle); at != NULL; at = strstr (at + 1, needle))
-    n++;
-  return n;
-}
-
 static void
 assert_result (MynaStanza *r)
 {
@@ -199,7 +180,7 @@ test_service (Fixture *f, gconstpointer unused)
   g_clear_pointer (&n, myna_stanza_unref);
   r = request (a, "get", NULL, "<pubsub xmlns='" NS_OWNER "'><configure node='urn:test:mirror'/>"
                                "</pubsub>");
-  g_assert_true (text_has (r, "<value>whitelist</value><option>"));
+  g_assert_true (stanza_has_text (r, "<value>whitelist</value><option>"));
   g_clear_pointer (&r, myna_stanza_unref);
 
   /* A client's publish to the mirror goes to the source, once. */
@@ -213,8 +194,8 @@ test_service (Fixture *f, gconstpointer unused)
   g_assert_nonnull (n);
   g_clear_pointer (&n, myna_stanza_unref);
   r = items (a, NULL, "urn:test:mirror");
-  g_assert_cmpuint (text_count (r, "<item "), ==, 2);
-  g_assert_false (text_has (r, "mirrored xmlns='urn:test' count='2'"));
+  g_assert_cmpuint (stanza_count_text (r, "<item "), ==, 2);
+  g_assert_false (stanza_has_text (r, "mirrored xmlns='urn:test' count='2'"));
   g_clear_pointer (&r, myna_stanza_unref);
   peer_sync (a2);
   g_assert_true (peer_has (a2, "message", "node='urn:test:mirror'", "<item id='y'>", NULL));
@@ -243,7 +224,7 @@ test_service (Fixture *f, gconstpointer unused)
                    NULL);
   g_assert_nonnull (n);
   r = items (a, NULL, "urn:test:mirror");
-  g_assert_false (text_has (r, "id='bad'"));
+  g_assert_false (stanza_has_text (r, "id='bad'"));
 }
 
 /* ---- bookmarks ---------------------------------------------------------------------- */
@@ -271,10 +252,10 @@ test_bookmarks_private_to_pep (Fixture *f, gconstpointer unused)
 
   r = items (a2, NULL, NS_BM2);
   assert_result (r);
-  g_assert_cmpuint (text_count (r, "<item "), ==, 2);
-  g_assert_true (text_has (r, "id='room1@conference.localhost'"));
-  g_assert_true (text_has (r, "id='room2@conference.localhost'"));
-  g_assert_true (text_has (r, "<conference xmlns='" NS_BM2 "' name='One' autojoin='true'>"
+  g_assert_cmpuint (stanza_count_text (r, "<item "), ==, 2);
+  g_assert_true (stanza_has_text (r, "id='room1@conference.localhost'"));
+  g_assert_true (stanza_has_text (r, "id='room2@conference.localhost'"));
+  g_assert_true (stanza_has_text (r, "<conference xmlns='" NS_BM2 "' name='One' autojoin='true'>"
                               "<nick>al</nick></conference>"));
   g_clear_pointer (&r, myna_stanza_unref);
 
@@ -282,10 +263,10 @@ test_bookmarks_private_to_pep (Fixture *f, gconstpointer unused)
   r = request (a, "get", NULL, "<pubsub xmlns='" NS_OWNER "'><configure node='" NS_BM2 "'/>"
                                "</pubsub>");
   assert_result (r);
-  g_assert_true (text_has (r, "<field var='pubsub#access_model' type='list-single'><value>"
+  g_assert_true (stanza_has_text (r, "<field var='pubsub#access_model' type='list-single'><value>"
                               "whitelist</value>")
-                 || text_has (r, "whitelist"));
-  g_assert_true (text_has (r, "never"));
+                 || stanza_has_text (r, "whitelist"));
+  g_assert_true (stanza_has_text (r, "never"));
   g_clear_pointer (&r, myna_stanza_unref);
 
   /* Notifications as for a client's publish, to the other resource. */
@@ -297,9 +278,9 @@ test_bookmarks_private_to_pep (Fixture *f, gconstpointer unused)
   /* The legacy node (#compat-pep) follows. */
   r = items (a, NULL, NS_BM);
   assert_result (r);
-  g_assert_true (text_has (r, "id='current'"));
-  g_assert_true (text_has (r, "jid='room1@conference.localhost'"));
-  g_assert_true (text_has (r, "jid='room2@conference.localhost'"));
+  g_assert_true (stanza_has_text (r, "id='current'"));
+  g_assert_true (stanza_has_text (r, "jid='room1@conference.localhost'"));
+  g_assert_true (stanza_has_text (r, "jid='room2@conference.localhost'"));
   g_clear_pointer (&r, myna_stanza_unref);
   peer_drain (a2);
 
@@ -312,16 +293,16 @@ test_bookmarks_private_to_pep (Fixture *f, gconstpointer unused)
   g_assert_nonnull (n);
   g_clear_pointer (&n, myna_stanza_unref);
   r = items (a, NULL, NS_BM2);
-  g_assert_cmpuint (text_count (r, "<item "), ==, 1);
-  g_assert_true (text_has (r, "name='Uno'"));
+  g_assert_cmpuint (stanza_count_text (r, "<item "), ==, 1);
+  g_assert_true (stanza_has_text (r, "name='Uno'"));
   g_clear_pointer (&r, myna_stanza_unref);
 
   /* And private storage reads what the node holds. */
   r = private_get (a);
   assert_result (r);
-  g_assert_true (text_has (r, "<conference jid='room1@conference.localhost' name='Uno' "
+  g_assert_true (stanza_has_text (r, "<conference jid='room1@conference.localhost' name='Uno' "
                               "autojoin='true'><nick>al</nick></conference>"));
-  g_assert_false (text_has (r, "room2"));
+  g_assert_false (stanza_has_text (r, "room2"));
 }
 
 /* bookmarks2 published by a client -> private XML; a retraction too. */
@@ -334,7 +315,7 @@ test_bookmarks_pep_to_private (Fixture *f, gconstpointer unused)
   /* No bookmarks2 node: the private module answers (nothing stored). */
   r = private_get (a);
   assert_result (r);
-  g_assert_true (text_has (r, "<storage xmlns='" NS_BM "'/>"));
+  g_assert_true (stanza_has_text (r, "<storage xmlns='" NS_BM "'/>"));
   g_clear_pointer (&r, myna_stanza_unref);
 
   r = request (a, "set", NULL,
@@ -353,17 +334,17 @@ test_bookmarks_pep_to_private (Fixture *f, gconstpointer unused)
 
   r = private_get (a);
   assert_result (r);
-  g_assert_true (text_has (r, "<conference jid='chat@conference.localhost' name='Chat' "
+  g_assert_true (stanza_has_text (r, "<conference jid='chat@conference.localhost' name='Chat' "
                               "autojoin='true'><nick>alice</nick><password>s3</password>"
                               "</conference>"));
-  g_assert_true (text_has (r, "<conference jid='other@conference.localhost' "
+  g_assert_true (stanza_has_text (r, "<conference jid='other@conference.localhost' "
                               "autojoin='false'/>"));
   g_clear_pointer (&r, myna_stanza_unref);
 
   /* The legacy node followed the client's publishes too. */
   r = items (a, NULL, NS_BM);
-  g_assert_true (text_has (r, "jid='chat@conference.localhost'")
-                 && text_has (r, "jid='other@conference.localhost'"));
+  g_assert_true (stanza_has_text (r, "jid='chat@conference.localhost'")
+                 && stanza_has_text (r, "jid='other@conference.localhost'"));
   g_clear_pointer (&r, myna_stanza_unref);
 
   r = request (a, "set", NULL,
@@ -372,12 +353,12 @@ test_bookmarks_pep_to_private (Fixture *f, gconstpointer unused)
   assert_result (r);
   g_clear_pointer (&r, myna_stanza_unref);
   r = private_get (a);
-  g_assert_true (text_has (r, "chat@conference.localhost"));
-  g_assert_false (text_has (r, "other@conference.localhost"));
+  g_assert_true (stanza_has_text (r, "chat@conference.localhost"));
+  g_assert_false (stanza_has_text (r, "other@conference.localhost"));
   g_clear_pointer (&r, myna_stanza_unref);
   r = items (a, NULL, NS_BM);
-  g_assert_true (text_has (r, "chat@conference.localhost"));
-  g_assert_false (text_has (r, "other@conference.localhost"));
+  g_assert_true (stanza_has_text (r, "chat@conference.localhost"));
+  g_assert_false (stanza_has_text (r, "other@conference.localhost"));
 
   /* Other private data is the private module's as before. */
   g_clear_pointer (&r, myna_stanza_unref);
@@ -386,7 +367,7 @@ test_bookmarks_pep_to_private (Fixture *f, gconstpointer unused)
   assert_result (r);
   g_clear_pointer (&r, myna_stanza_unref);
   r = request (a, "get", NULL, "<query xmlns='" NS_PRIVATE "'><prefs xmlns='urn:test'/></query>");
-  g_assert_true (text_has (r, ">x</prefs>"));
+  g_assert_true (stanza_has_text (r, ">x</prefs>"));
 }
 
 /* A client publishing XEP-0048 to the legacy PEP node: bookmarks2 items. */
@@ -410,12 +391,12 @@ test_bookmarks_legacy_pep (Fixture *f, gconstpointer unused)
       g_clear_pointer (&r, myna_stanza_unref);
       r = items (a, NULL, NS_BM2);
       if (g_strcmp0 (myna_stanza_get_type (r), "result") == 0
-          && text_has (r, "old@conference.localhost"))
+          && stanza_has_text (r, "old@conference.localhost"))
         break;
     }
   assert_result (r);
-  g_assert_true (text_has (r, "id='old@conference.localhost'"));
-  g_assert_true (text_has (r, "name='Old' autojoin='true'"));
+  g_assert_true (stanza_has_text (r, "id='old@conference.localhost'"));
+  g_assert_true (stanza_has_text (r, "name='Old' autojoin='true'"));
 }
 
 /* The account advertises the conversions. */
@@ -427,9 +408,9 @@ test_features (Fixture *f, gconstpointer unused)
                                      "<query xmlns='http://jabber.org/protocol/disco#info'/>");
 
   assert_result (r);
-  g_assert_true (text_has (r, "var='" NS_BM2 "#compat'"));
-  g_assert_true (text_has (r, "var='" NS_BM2 "#compat-pep'"));
-  g_assert_true (text_has (r, "var='urn:xmpp:pep-vcard-conversion:0'"));
+  g_assert_true (stanza_has_text (r, "var='" NS_BM2 "#compat'"));
+  g_assert_true (stanza_has_text (r, "var='" NS_BM2 "#compat-pep'"));
+  g_assert_true (stanza_has_text (r, "var='urn:xmpp:pep-vcard-conversion:0'"));
 }
 
 /* ---- avatars ---------------------------------------------------------------------------- */
@@ -470,7 +451,7 @@ test_avatar_vcard_to_pep (Fixture *f, gconstpointer unused)
   available (b, "");
 
   /* Nothing known (no metadata, no vCard): a bare <x/>, as Prosody. */
-  g_assert_true (text_has (echo1, "<x xmlns='" NS_UPDATE "'/>"));
+  g_assert_true (stanza_has_text (echo1, "<x xmlns='" NS_UPDATE "'/>"));
   subscribe (b, "bob@localhost", a, "alice@localhost");
 
   r = request (a, "set", NULL, set);
@@ -478,17 +459,17 @@ test_avatar_vcard_to_pep (Fixture *f, gconstpointer unused)
   g_clear_pointer (&r, myna_stanza_unref);
   n = peer_expect (a2, "message", NS_EVENT, "node='" NS_META "'", id, NULL);
   g_assert_nonnull (n);
-  g_assert_true (text_has (n, "type='image/png'"));
+  g_assert_true (stanza_has_text (n, "type='image/png'"));
   g_clear_pointer (&n, myna_stanza_unref);
 
   r = items (a, NULL, NS_DATA);
   assert_result (r);
-  g_assert_true (text_has (r, id) && text_has (r, b64));
+  g_assert_true (stanza_has_text (r, id) && stanza_has_text (r, b64));
   g_clear_pointer (&r, myna_stanza_unref);
   r = items (b, "alice@localhost", NS_META);
   assert_result (r);
-  g_assert_true (text_has (r, id));
-  g_assert_true (text_has (r, "type='image/png'"));
+  g_assert_true (stanza_has_text (r, id));
+  g_assert_true (stanza_has_text (r, "type='image/png'"));
   g_clear_pointer (&r, myna_stanza_unref);
 
   /* No bounce: the vCard is written once, the metadata published once. */
@@ -496,8 +477,8 @@ test_avatar_vcard_to_pep (Fixture *f, gconstpointer unused)
   g_assert_false (peer_has (a2, "message", NS_EVENT, "node='" NS_META "'", NULL));
   r = request (b, "get", "alice@localhost", "<vCard xmlns='vcard-temp'/>");
   assert_result (r);
-  g_assert_cmpuint (text_count (r, "<PHOTO>"), ==, 1);
-  g_assert_true (text_has (r, "<FN>Alice</FN>"));
+  g_assert_cmpuint (stanza_count_text (r, "<PHOTO>"), ==, 1);
+  g_assert_true (stanza_has_text (r, "<FN>Alice</FN>"));
   g_clear_pointer (&r, myna_stanza_unref);
 
   /* Alice's next presence carries the hash, whatever her client said. */
@@ -506,17 +487,17 @@ test_avatar_vcard_to_pep (Fixture *f, gconstpointer unused)
                 "</presence>");
   p = peer_expect (b, "presence", "from='alice@localhost/phone'", "<show>away</show>", NULL);
   g_assert_nonnull (p);
-  g_assert_true (text_has (p, photo));
-  g_assert_false (text_has (p, "stale"));
-  g_assert_cmpuint (text_count (p, NS_UPDATE), ==, 1);
+  g_assert_true (stanza_has_text (p, photo));
+  g_assert_false (stanza_has_text (p, "stale"));
+  g_assert_cmpuint (stanza_count_text (p, NS_UPDATE), ==, 1);
   g_clear_pointer (&p, myna_stanza_unref);
 
   /* A client's own empty <photo/> ("no avatar") is left (XEP-0398 §4). */
   peer_send (a, "<presence><show>dnd</show><x xmlns='" NS_UPDATE "'><photo/></x></presence>");
   p = peer_expect (b, "presence", "from='alice@localhost/phone'", "<show>dnd</show>", NULL);
   g_assert_nonnull (p);
-  g_assert_true (text_has (p, "<x xmlns='" NS_UPDATE "'><photo/></x>"));
-  g_assert_false (text_has (p, sha1));
+  g_assert_true (stanza_has_text (p, "<x xmlns='" NS_UPDATE "'><photo/></x>"));
+  g_assert_false (stanza_has_text (p, sha1));
 }
 
 /* Avatar published in PEP (XEP-0084) -> the vCard's PHOTO; the contact
@@ -560,26 +541,26 @@ test_avatar_pep_to_vcard (Fixture *f, gconstpointer unused)
     {
       g_clear_pointer (&r, myna_stanza_unref);
       r = request (b, "get", "alice@localhost", "<vCard xmlns='vcard-temp'/>");
-      if (text_has (r, "<PHOTO>"))
+      if (stanza_has_text (r, "<PHOTO>"))
         break;
     }
   assert_result (r);
-  g_assert_true (text_has (r, "<NICKNAME>al</NICKNAME>"));
-  g_assert_true (text_has (r, "<TYPE>image/webp</TYPE>"));
-  g_assert_true (text_has (r, binval));
+  g_assert_true (stanza_has_text (r, "<NICKNAME>al</NICKNAME>"));
+  g_assert_true (stanza_has_text (r, "<TYPE>image/webp</TYPE>"));
+  g_assert_true (stanza_has_text (r, binval));
   g_clear_pointer (&r, myna_stanza_unref);
 
   /* No bounce: still one metadata item, the client's. */
   r = items (a, NULL, NS_META);
-  g_assert_cmpuint (text_count (r, "<item "), ==, 1);
-  g_assert_true (text_has (r, "image/webp"));
+  g_assert_cmpuint (stanza_count_text (r, "<item "), ==, 1);
+  g_assert_true (stanza_has_text (r, "image/webp"));
   g_clear_pointer (&r, myna_stanza_unref);
 
   peer_drain (b);
   peer_send (a, "<presence><status>with avatar</status></presence>");
   p = peer_expect (b, "presence", "from='alice@localhost/phone'", "with avatar", NULL);
   g_assert_nonnull (p);
-  g_assert_true (text_has (p, photo));
+  g_assert_true (stanza_has_text (p, photo));
   g_clear_pointer (&p, myna_stanza_unref);
 
   /* Disabled (XEP-0084 §4.5): the PHOTO goes, presence says none. */
@@ -592,17 +573,17 @@ test_avatar_pep_to_vcard (Fixture *f, gconstpointer unused)
     {
       g_clear_pointer (&r, myna_stanza_unref);
       r = request (b, "get", "alice@localhost", "<vCard xmlns='vcard-temp'/>");
-      if (!text_has (r, "<PHOTO>"))
+      if (!stanza_has_text (r, "<PHOTO>"))
         break;
     }
   assert_result (r);
-  g_assert_false (text_has (r, "<PHOTO>"));
-  g_assert_true (text_has (r, "<NICKNAME>al</NICKNAME>"));
+  g_assert_false (stanza_has_text (r, "<PHOTO>"));
+  g_assert_true (stanza_has_text (r, "<NICKNAME>al</NICKNAME>"));
   peer_drain (b);
   peer_send (a, "<presence><status>no avatar</status></presence>");
   p = peer_expect (b, "presence", "from='alice@localhost/phone'", "no avatar", NULL);
   g_assert_nonnull (p);
-  g_assert_true (text_has (p, "<x xmlns='" NS_UPDATE "'><photo/></x>"));
+  g_assert_true (stanza_has_text (p, "<x xmlns='" NS_UPDATE "'><photo/></x>"));
 }
 
 /* ---- XEP-0223 ----------------------------------------------------------------------------- */
@@ -628,13 +609,13 @@ test_private_pep (Fixture *f, gconstpointer unused)
   g_clear_pointer (&r, myna_stanza_unref);
   r = items (a, NULL, "urn:test:secrets");
   assert_result (r);
-  g_assert_true (text_has (r, "hush"));
+  g_assert_true (stanza_has_text (r, "hush"));
   g_clear_pointer (&r, myna_stanza_unref);
   r = items (b, "alice@localhost", "urn:test:secrets");
   g_assert_cmpstr (myna_stanza_get_type (r), ==, "error");
   g_assert_cmpstr (stanza_error_condition (r), ==, "not-allowed");
-  g_assert_true (text_has (r, "closed-node"));
-  g_assert_false (text_has (r, "hush"));
+  g_assert_true (stanza_has_text (r, "closed-node"));
+  g_assert_false (stanza_has_text (r, "hush"));
   /* The same options again are met (XEP-0223 §4: publish each time). */
   g_clear_pointer (&r, myna_stanza_unref);
   r = request (a, "set", NULL,

@@ -131,34 +131,6 @@ items (Peer *p, const char *to, const char *node, const char *attrs, const char 
   return request (p, "get", to, payload);
 }
 
-static gboolean
-text_has (MynaStanza *s, const char *needle)
-{
-  g_autofree char *text = peer_stanza_text (s);
-
-  return strstr (text, needle) != NULL;
-}
-
-static guint
-text_count (MynaStanza *s, const char *needle)
-{
-  g_autofree char *text = peer_stanza_text (s);
-  guint n = 0;
-
-  for (const char *at = strstr (text, needle); at != NULL; at = strstr (at + 1, needle))
-    n++;
-  return n;
-}
-
-static void
-assert_error (MynaStanza *r, const char *condition, const char *app)
-{
-  g_assert_cmpstr (myna_stanza_get_type (r), ==, "error");
-  g_assert_cmpstr (stanza_error_condition (r), ==, condition);
-  if (app != NULL)
-    g_assert_true (text_has (r, app));
-}
-
 /* ---- publish, items, retract, purge, delete ------------------------------------- */
 
 static void
@@ -183,25 +155,25 @@ test_publish_items (Fixture *f, gconstpointer unused)
   /* The oldest went: two, three and the generated one remain. */
   r = items (a, NULL, NODE, "", "");
   g_assert_cmpstr (myna_stanza_get_type (r), ==, "result");
-  g_assert_cmpuint (text_count (r, "<item "), ==, 3);
-  g_assert_false (text_has (r, "happy"));
-  g_assert_true (text_has (r, "sad") && text_has (r, "calm") && text_has (r, "bored"));
+  g_assert_cmpuint (stanza_count_text (r, "<item "), ==, 3);
+  g_assert_false (stanza_has_text (r, "happy"));
+  g_assert_true (stanza_has_text (r, "sad") && stanza_has_text (r, "calm") && stanza_has_text (r, "bored"));
   g_clear_pointer (&r, myna_stanza_unref);
 
   /* The newest one; one by id; an unknown id gives nothing. */
   r = items (a, "alice@localhost", NODE, " max_items='1'", "");
-  g_assert_cmpuint (text_count (r, "<item "), ==, 1);
-  g_assert_true (text_has (r, "bored"));
+  g_assert_cmpuint (stanza_count_text (r, "<item "), ==, 1);
+  g_assert_true (stanza_has_text (r, "bored"));
   g_clear_pointer (&r, myna_stanza_unref);
   r = items (a, NULL, NODE, "", "<item id='two'/><item id='nope'/>");
-  g_assert_cmpuint (text_count (r, "<item "), ==, 1);
-  g_assert_true (text_has (r, "sad"));
+  g_assert_cmpuint (stanza_count_text (r, "<item "), ==, 1);
+  g_assert_true (stanza_has_text (r, "sad"));
   g_clear_pointer (&r, myna_stanza_unref);
 
   /* Republishing an id replaces it. */
   publish_ok (a, NODE, "two", "glad", NULL);
   r = items (a, NULL, NODE, "", "<item id='two'/>");
-  g_assert_true (text_has (r, "glad") && !text_has (r, "sad"));
+  g_assert_true (stanza_has_text (r, "glad") && !stanza_has_text (r, "sad"));
   g_clear_pointer (&r, myna_stanza_unref);
 
   /* Retract; a second time it is gone. */
@@ -211,7 +183,7 @@ test_publish_items (Fixture *f, gconstpointer unused)
   g_clear_pointer (&r, myna_stanza_unref);
   r = request (a, "set", NULL, "<pubsub xmlns='" NS_PUBSUB "'><retract node='" NODE "'>"
                "<item id='two'/></retract></pubsub>");
-  assert_error (r, "item-not-found", NULL);
+  assert_stanza_error (r, "item-not-found", NULL);
   g_clear_pointer (&r, myna_stanza_unref);
 
   /* Purge empties; delete removes the node. */
@@ -220,18 +192,18 @@ test_publish_items (Fixture *f, gconstpointer unused)
   g_clear_pointer (&r, myna_stanza_unref);
   r = items (a, NULL, NODE, "", "");
   g_assert_cmpstr (myna_stanza_get_type (r), ==, "result");
-  g_assert_cmpuint (text_count (r, "<item "), ==, 0);
+  g_assert_cmpuint (stanza_count_text (r, "<item "), ==, 0);
   g_clear_pointer (&r, myna_stanza_unref);
   r = request (a, "set", NULL, "<pubsub xmlns='" NS_OWNER "'><delete node='" NODE "'/></pubsub>");
   g_assert_cmpstr (myna_stanza_get_type (r), ==, "result");
   g_clear_pointer (&r, myna_stanza_unref);
   r = items (a, NULL, NODE, "", "");
-  assert_error (r, "item-not-found", NULL);
+  assert_stanza_error (r, "item-not-found", NULL);
   g_clear_pointer (&r, myna_stanza_unref);
 
   /* Bad requests. */
   r = request (a, "set", NULL, "<pubsub xmlns='" NS_PUBSUB "'><publish/></pubsub>");
-  assert_error (r, "bad-request", "nodeid-required");
+  assert_stanza_error (r, "bad-request", "nodeid-required");
 }
 
 /* ---- configuration and preconditions ------------------------------------------------ */
@@ -247,14 +219,14 @@ test_configure (Fixture *f, gconstpointer unused)
   /* Matching options publish; a mismatch is a failed precondition. */
   publish_ok (a, NODE, "y", "sad", FIELD ("pubsub#access_model", "open"));
   r = publish (a, NODE, "z", "calm", FIELD ("pubsub#access_model", "presence"));
-  assert_error (r, "conflict", "precondition-not-met");
+  assert_stanza_error (r, "conflict", "precondition-not-met");
   g_clear_pointer (&r, myna_stanza_unref);
 
   /* The form shows the configuration; a set changes it. */
   r = request (a, "get", NULL, "<pubsub xmlns='" NS_OWNER "'><configure node='" NODE "'/></pubsub>");
   g_assert_cmpstr (myna_stanza_get_type (r), ==, "result");
-  g_assert_true (text_has (r, NS_PUBSUB "#node_config"));
-  g_assert_true (text_has (r, "<value>open</value>"));
+  g_assert_true (stanza_has_text (r, NS_PUBSUB "#node_config"));
+  g_assert_true (stanza_has_text (r, "<value>open</value>"));
   g_clear_pointer (&r, myna_stanza_unref);
   r = request (a, "set", NULL, "<pubsub xmlns='" NS_OWNER "'><configure node='" NODE "'>"
                "<x xmlns='jabber:x:data' type='submit'>"
@@ -264,28 +236,28 @@ test_configure (Fixture *f, gconstpointer unused)
   g_assert_cmpstr (myna_stanza_get_type (r), ==, "result");
   g_clear_pointer (&r, myna_stanza_unref);
   r = request (a, "get", NULL, "<pubsub xmlns='" NS_OWNER "'><configure node='" NODE "'/></pubsub>");
-  g_assert_true (text_has (r, "My mood") && text_has (r, "<value>whitelist</value>"));
+  g_assert_true (stanza_has_text (r, "My mood") && stanza_has_text (r, "<value>whitelist</value>"));
   g_clear_pointer (&r, myna_stanza_unref);
   r = request (a, "set", NULL, "<pubsub xmlns='" NS_OWNER "'><configure node='" NODE "'>"
                "<x xmlns='jabber:x:data' type='submit'>"
                FIELD ("pubsub#access_model", "everyone") "</x></configure></pubsub>");
-  assert_error (r, "not-acceptable", NULL);
+  assert_stanza_error (r, "not-acceptable", NULL);
   g_clear_pointer (&r, myna_stanza_unref);
 
   /* Defaults. */
   r = request (a, "get", NULL, "<pubsub xmlns='" NS_OWNER "'><default/></pubsub>");
   g_assert_cmpstr (myna_stanza_get_type (r), ==, "result");
-  g_assert_true (text_has (r, "<value>presence</value>"));
+  g_assert_true (stanza_has_text (r, "<value>presence</value>"));
   g_clear_pointer (&r, myna_stanza_unref);
 
   /* Only the owner manages or publishes. */
   r = request (b, "get", "alice@localhost", "<pubsub xmlns='" NS_OWNER "'><configure node='"
                NODE "'/></pubsub>");
-  assert_error (r, "forbidden", NULL);
+  assert_stanza_error (r, "forbidden", NULL);
   g_clear_pointer (&r, myna_stanza_unref);
   r = request (b, "set", "alice@localhost", "<pubsub xmlns='" NS_PUBSUB "'><publish node='"
                NODE "'><item/></publish></pubsub>");
-  assert_error (r, "forbidden", NULL);
+  assert_stanza_error (r, "forbidden", NULL);
 }
 
 /* ---- access models --------------------------------------------------------------------- */
@@ -310,21 +282,21 @@ test_access (Fixture *f, gconstpointer unused)
   /* presence: the contact reads, the stranger does not. */
   r = items (b, "alice@localhost", "presence-node", "", "");
   g_assert_cmpstr (myna_stanza_get_type (r), ==, "result");
-  g_assert_true (text_has (r, ">p</mood>"));
+  g_assert_true (stanza_has_text (r, ">p</mood>"));
   g_clear_pointer (&r, myna_stanza_unref);
   r = items (c, "alice@localhost", "presence-node", "", "");
-  assert_error (r, "not-authorized", "presence-subscription-required");
+  assert_stanza_error (r, "not-authorized", "presence-subscription-required");
   g_clear_pointer (&r, myna_stanza_unref);
 
   /* open: anyone. */
   r = items (c, "alice@localhost", "open-node", "", "");
   g_assert_cmpstr (myna_stanza_get_type (r), ==, "result");
-  g_assert_true (text_has (r, ">o</mood>"));
+  g_assert_true (stanza_has_text (r, ">o</mood>"));
   g_clear_pointer (&r, myna_stanza_unref);
 
   /* whitelist: closed until the owner lists bob. */
   r = items (b, "alice@localhost", "white-node", "", "");
-  assert_error (r, "not-allowed", "closed-node");
+  assert_stanza_error (r, "not-allowed", "closed-node");
   g_clear_pointer (&r, myna_stanza_unref);
   r = request (a, "set", NULL, "<pubsub xmlns='" NS_OWNER "'><affiliations node='white-node'>"
                "<affiliation jid='bob@localhost' affiliation='member'/></affiliations></pubsub>");
@@ -332,15 +304,15 @@ test_access (Fixture *f, gconstpointer unused)
   g_clear_pointer (&r, myna_stanza_unref);
   r = items (b, "alice@localhost", "white-node", "", "");
   g_assert_cmpstr (myna_stanza_get_type (r), ==, "result");
-  g_assert_true (text_has (r, ">w</mood>"));
+  g_assert_true (stanza_has_text (r, ">w</mood>"));
   g_clear_pointer (&r, myna_stanza_unref);
   r = items (c, "alice@localhost", "white-node", "", "");
-  assert_error (r, "not-allowed", "closed-node");
+  assert_stanza_error (r, "not-allowed", "closed-node");
   g_clear_pointer (&r, myna_stanza_unref);
 
   /* roster: only once bob is in the group. */
   r = items (b, "alice@localhost", "roster-node", "", "");
-  assert_error (r, "not-authorized", "not-in-roster-group");
+  assert_stanza_error (r, "not-authorized", "not-in-roster-group");
   g_clear_pointer (&r, myna_stanza_unref);
   r = request (a, "set", NULL, "<query xmlns='jabber:iq:roster'><item jid='bob@localhost'>"
                "<group>Friends</group></item></query>");
@@ -348,15 +320,15 @@ test_access (Fixture *f, gconstpointer unused)
   g_clear_pointer (&r, myna_stanza_unref);
   r = items (b, "alice@localhost", "roster-node", "", "");
   g_assert_cmpstr (myna_stanza_get_type (r), ==, "result");
-  g_assert_true (text_has (r, ">r</mood>"));
+  g_assert_true (stanza_has_text (r, ">r</mood>"));
   g_clear_pointer (&r, myna_stanza_unref);
 
   /* No such node; no such account. */
   r = items (b, "alice@localhost", "nothing", "", "");
-  assert_error (r, "item-not-found", NULL);
+  assert_stanza_error (r, "item-not-found", NULL);
   g_clear_pointer (&r, myna_stanza_unref);
   r = items (b, "nobody@localhost", "open-node", "", "");
-  assert_error (r, "service-unavailable", NULL);
+  assert_stanza_error (r, "service-unavailable", NULL);
 }
 
 /* ---- limits ------------------------------------------------------------------------------ */
@@ -373,25 +345,25 @@ test_limits (Fixture *f, gconstpointer unused)
   for (guint i = 0; i < 2000; i++)
     g_string_append_c (big, 'x');
   r = publish (a, "n1", "1", big->str, NULL);
-  assert_error (r, "not-acceptable", "payload-too-big");
+  assert_stanza_error (r, "not-acceptable", "payload-too-big");
   g_assert_true (mynad_wait_log (&f->d, "refused", WAIT_MS));
   g_clear_pointer (&r, myna_stanza_unref);
 
   /* max_items past the limit is not acceptable; "max" is the limit. */
   r = publish (a, "n1", "1", "a", FIELD ("pubsub#max_items", "5"));
-  assert_error (r, "not-acceptable", NULL);
+  assert_stanza_error (r, "not-acceptable", NULL);
   g_clear_pointer (&r, myna_stanza_unref);
   publish_ok (a, "n1", "1", "a", FIELD ("pubsub#max_items", "max"));
   publish_ok (a, "n1", "2", "b", NULL);
   publish_ok (a, "n1", "3", "c", NULL);
   r = items (a, NULL, "n1", "", "");
-  g_assert_cmpuint (text_count (r, "<item "), ==, 2);
+  g_assert_cmpuint (stanza_count_text (r, "<item "), ==, 2);
   g_clear_pointer (&r, myna_stanza_unref);
 
   /* Two nodes per account. */
   publish_ok (a, "n2", "1", "a", NULL);
   r = publish (a, "n3", "1", "a", NULL);
-  assert_error (r, "resource-constraint", NULL);
+  assert_stanza_error (r, "resource-constraint", NULL);
   g_clear_pointer (&r, myna_stanza_unref);
   publish_ok (a, "n2", "2", "b", NULL);   /* an existing node still takes items */
   g_clear_pointer (&r, myna_stanza_unref);
@@ -399,13 +371,13 @@ test_limits (Fixture *f, gconstpointer unused)
   /* Node names: a line break (the items' "NODE\nID" keys would collide)
    * or past 1024 bytes is refused before the node count is. */
   r = publish (a, "x&#10;y", "1", "a", NULL);
-  assert_error (r, "bad-request", NULL);
+  assert_stanza_error (r, "bad-request", NULL);
   g_clear_pointer (&r, myna_stanza_unref);
   g_string_truncate (big, 0);
   for (guint i = 0; i < 1025; i++)
     g_string_append_c (big, 'n');
   r = publish (a, big->str, "1", "a", NULL);
-  assert_error (r, "bad-request", NULL);
+  assert_stanza_error (r, "bad-request", NULL);
   g_assert_true (mynad_wait_log (&f->d, "no control characters", WAIT_MS));
 }
 
@@ -432,7 +404,7 @@ test_quota (Fixture *f, gconstpointer unused)
   publish_ok (a, "n1", "3", big->str, NULL);
   publish_ok (a, "n1", "4", big->str, NULL);
   r = publish (a, "n2", "1", big->str, NULL);
-  assert_error (r, "resource-constraint", NULL);
+  assert_stanza_error (r, "resource-constraint", NULL);
   g_assert_true (mynad_wait_log (&f->d, "65536 at most", WAIT_MS));
   g_clear_pointer (&r, myna_stanza_unref);
   /* A fifth item on the full node pushes the oldest out: no growth. */
@@ -444,7 +416,7 @@ test_quota (Fixture *f, gconstpointer unused)
   g_clear_pointer (&r, myna_stanza_unref);
   publish_ok (a, "n2", "1", big->str, FIELD ("pubsub#max_items", "max"));
   r = publish (a, "n2", "2", big->str, NULL);
-  assert_error (r, "resource-constraint", NULL);
+  assert_stanza_error (r, "resource-constraint", NULL);
   g_clear_pointer (&r, myna_stanza_unref);
 
   /* After a restart the count is what it was. */
@@ -452,7 +424,7 @@ test_quota (Fixture *f, gconstpointer unused)
   mynad_restart (&f->d);
   a = login (f, "alice", "phone");
   r = publish (a, "n2", "2", big->str, NULL);
-  assert_error (r, "resource-constraint", NULL);
+  assert_stanza_error (r, "resource-constraint", NULL);
   g_clear_pointer (&r, myna_stanza_unref);
   /* A purge gives every byte of the node back. */
   r = request (a, "set", NULL, "<pubsub xmlns='" NS_OWNER "'><purge node='n1'/></pubsub>");
@@ -480,11 +452,11 @@ test_restart (Fixture *f, gconstpointer unused)
   a = login (f, "alice", "phone");
   r = items (a, NULL, NODE, "", "");
   g_assert_cmpstr (myna_stanza_get_type (r), ==, "result");
-  g_assert_true (text_has (r, "happy") && text_has (r, "sad"));
+  g_assert_true (stanza_has_text (r, "happy") && stanza_has_text (r, "sad"));
   g_clear_pointer (&r, myna_stanza_unref);
   r = request (a, "get", NULL, "<pubsub xmlns='" NS_OWNER "'><configure node='" NODE "'/></pubsub>");
-  g_assert_true (text_has (r, "Kept") && text_has (r, "<value>open</value>")
-                 && text_has (r, "<value>5</value>"));
+  g_assert_true (stanza_has_text (r, "Kept") && stanza_has_text (r, "<value>open</value>")
+                 && stanza_has_text (r, "<value>5</value>"));
 }
 
 /* ---- notifications -------------------------------------------------------------------------- */
@@ -675,25 +647,25 @@ test_disco (Fixture *f, gconstpointer unused)
   r = request (a, "get", "alice@localhost",
                "<query xmlns='http://jabber.org/protocol/disco#info'/>");
   g_assert_cmpstr (myna_stanza_get_type (r), ==, "result");
-  g_assert_true (text_has (r, "category='account'") && text_has (r, "type='registered'"));
-  g_assert_true (text_has (r, "category='pubsub'") && text_has (r, "type='pep'"));
-  g_assert_true (text_has (r, NS_PUBSUB "#publish-options"));
-  g_assert_true (text_has (r, NS_PUBSUB "#access-whitelist"));
+  g_assert_true (stanza_has_text (r, "category='account'") && stanza_has_text (r, "type='registered'"));
+  g_assert_true (stanza_has_text (r, "category='pubsub'") && stanza_has_text (r, "type='pep'"));
+  g_assert_true (stanza_has_text (r, NS_PUBSUB "#publish-options"));
+  g_assert_true (stanza_has_text (r, NS_PUBSUB "#access-whitelist"));
   g_clear_pointer (&r, myna_stanza_unref);
 
   /* The owner sees every node, the contact what it may read. */
   r = request (a, "get", "alice@localhost",
                "<query xmlns='http://jabber.org/protocol/disco#items'/>");
-  g_assert_true (text_has (r, "node='shared'") && text_has (r, "node='secret'"));
+  g_assert_true (stanza_has_text (r, "node='shared'") && stanza_has_text (r, "node='secret'"));
   g_clear_pointer (&r, myna_stanza_unref);
   r = request (b, "get", "alice@localhost",
                "<query xmlns='http://jabber.org/protocol/disco#items'/>");
   g_assert_cmpstr (myna_stanza_get_type (r), ==, "result");
-  g_assert_true (text_has (r, "node='shared'") && !text_has (r, "node='secret'"));
+  g_assert_true (stanza_has_text (r, "node='shared'") && !stanza_has_text (r, "node='secret'"));
   g_clear_pointer (&r, myna_stanza_unref);
   r = request (c, "get", "alice@localhost",
                "<query xmlns='http://jabber.org/protocol/disco#items'/>");
-  assert_error (r, "service-unavailable", NULL);
+  assert_stanza_error (r, "service-unavailable", NULL);
 }
 
 int

@@ -56,34 +56,6 @@ login (Fixture *f, const char *user, const char *resource)
   return p;
 }
 
-static gboolean
-text_has (MynaStanza *s, const char *needle)
-{
-  g_autofree char *text = peer_stanza_text (s);
-
-  return strstr (text, needle) != NULL;
-}
-
-static guint
-text_count (MynaStanza *s, const char *needle)
-{
-  g_autofree char *text = peer_stanza_text (s);
-  guint n = 0;
-
-  for (const char *at = strstr (text, needle); at != NULL; at = strstr (at + 1, needle))
-    n++;
-  return n;
-}
-
-static void
-assert_error (MynaStanza *r, const char *condition, const char *app)
-{
-  g_assert_cmpstr (myna_stanza_get_type (r), ==, "error");
-  g_assert_cmpstr (stanza_error_condition (r), ==, condition);
-  if (app != NULL)
-    g_assert_true (text_has (r, app));
-}
-
 /* The answer of the service to a <pubsub xmlns=@ns> with @inner. */
 static MynaStanza *
 ps (Peer *p, const char *type, const char *ns, const char *inner)
@@ -126,7 +98,7 @@ publish_ok (Peer *p, const char *node, const char *id, const char *text)
   g_autoptr(MynaStanza) r = publish (p, node, id, text);
 
   g_assert_cmpstr (myna_stanza_get_type (r), ==, "result");
-  g_assert_true (text_has (r, "<publish node="));
+  g_assert_true (stanza_has_text (r, "<publish node="));
 }
 
 static MynaStanza *
@@ -148,13 +120,13 @@ test_nodes (Fixture *f, gconstpointer unused)
 
   ps_ok (a, "set", NS_PUBSUB, "<create node='news'/>");
   r = ps (a, "set", NS_PUBSUB, "<create node='news'/>");
-  assert_error (r, "conflict", NULL);
+  assert_stanza_error (r, "conflict", NULL);
   g_clear_pointer (&r, myna_stanza_unref);
 
   /* An instant node: its name comes back. */
   r = ps (a, "set", NS_PUBSUB, "<create/>");
   g_assert_cmpstr (myna_stanza_get_type (r), ==, "result");
-  g_assert_true (text_has (r, "<create node='"));
+  g_assert_true (stanza_has_text (r, "<create node='"));
   g_clear_pointer (&r, myna_stanza_unref);
 
   publish_ok (a, "news", "1", "first");
@@ -162,70 +134,70 @@ test_nodes (Fixture *f, gconstpointer unused)
   publish_ok (a, "news", "1", "first again");
   r = items (b, "news");                  /* open access: anyone reads */
   g_assert_cmpstr (myna_stanza_get_type (r), ==, "result");
-  g_assert_cmpuint (text_count (r, "<item "), ==, 2);
-  g_assert_true (text_has (r, "first again") && text_has (r, "second"));
+  g_assert_cmpuint (stanza_count_text (r, "<item "), ==, 2);
+  g_assert_true (stanza_has_text (r, "first again") && stanza_has_text (r, "second"));
   g_clear_pointer (&r, myna_stanza_unref);
   r = ps (b, "get", NS_PUBSUB, "<items node='news' max_items='1'/>");
-  g_assert_cmpuint (text_count (r, "<item "), ==, 1);
-  g_assert_true (text_has (r, "first again"));
+  g_assert_cmpuint (stanza_count_text (r, "<item "), ==, 1);
+  g_assert_true (stanza_has_text (r, "first again"));
   g_clear_pointer (&r, myna_stanza_unref);
   r = ps (b, "get", NS_PUBSUB, "<items node='news'><item id='2'/></items>");
-  g_assert_cmpuint (text_count (r, "<item "), ==, 1);
-  g_assert_true (text_has (r, "second"));
+  g_assert_cmpuint (stanza_count_text (r, "<item "), ==, 1);
+  g_assert_true (stanza_has_text (r, "second"));
   g_clear_pointer (&r, myna_stanza_unref);
 
   /* Only publishers publish (the default publish_model), only they retract. */
   r = publish (b, "news", "3", "intruder");
-  assert_error (r, "forbidden", NULL);
+  assert_stanza_error (r, "forbidden", NULL);
   g_clear_pointer (&r, myna_stanza_unref);
   r = ps (b, "set", NS_PUBSUB, "<retract node='news'><item id='1'/></retract>");
-  assert_error (r, "forbidden", NULL);
+  assert_stanza_error (r, "forbidden", NULL);
   g_clear_pointer (&r, myna_stanza_unref);
   r = publish (a, "missing", "1", "x");   /* no auto-create by default */
-  assert_error (r, "item-not-found", NULL);
+  assert_stanza_error (r, "item-not-found", NULL);
   g_clear_pointer (&r, myna_stanza_unref);
   r = items (a, "missing");
-  assert_error (r, "item-not-found", NULL);
+  assert_stanza_error (r, "item-not-found", NULL);
   g_clear_pointer (&r, myna_stanza_unref);
   r = ps (a, "set", NS_PUBSUB, "<publish node='news'/>");
-  assert_error (r, "bad-request", "item-required");
+  assert_stanza_error (r, "bad-request", "item-required");
   g_clear_pointer (&r, myna_stanza_unref);
   /* an item without a payload, or with two (§7.1.3.6, §7.1.3.5) */
   r = ps (a, "set", NS_PUBSUB, "<publish node='news'><item id='e'/></publish>");
-  assert_error (r, "bad-request", "payload-required");
+  assert_stanza_error (r, "bad-request", "payload-required");
   g_clear_pointer (&r, myna_stanza_unref);
   r = ps (a, "set", NS_PUBSUB, "<publish node='news'><item id='e'><a xmlns='urn:a'/>"
           "<b xmlns='urn:b'/></item></publish>");
-  assert_error (r, "bad-request", "invalid-payload");
+  assert_stanza_error (r, "bad-request", "invalid-payload");
   g_clear_pointer (&r, myna_stanza_unref);
 
   ps_ok (a, "set", NS_PUBSUB, "<retract node='news'><item id='1'/></retract>");
   r = ps (a, "set", NS_PUBSUB, "<retract node='news'><item id='1'/></retract>");
-  assert_error (r, "item-not-found", NULL);
+  assert_stanza_error (r, "item-not-found", NULL);
   g_clear_pointer (&r, myna_stanza_unref);
   r = items (a, "news");
-  g_assert_cmpuint (text_count (r, "<item "), ==, 1);
+  g_assert_cmpuint (stanza_count_text (r, "<item "), ==, 1);
   g_clear_pointer (&r, myna_stanza_unref);
 
   /* Owner actions are the owner's. */
   r = ps (b, "set", NS_OWNER, "<purge node='news'/>");
-  assert_error (r, "forbidden", NULL);
+  assert_stanza_error (r, "forbidden", NULL);
   g_clear_pointer (&r, myna_stanza_unref);
   ps_ok (a, "set", NS_OWNER, "<purge node='news'/>");
   r = items (a, "news");
-  g_assert_cmpuint (text_count (r, "<item "), ==, 0);
+  g_assert_cmpuint (stanza_count_text (r, "<item "), ==, 0);
   g_clear_pointer (&r, myna_stanza_unref);
   r = ps (b, "set", NS_OWNER, "<delete node='news'/>");
-  assert_error (r, "forbidden", NULL);
+  assert_stanza_error (r, "forbidden", NULL);
   g_clear_pointer (&r, myna_stanza_unref);
   ps_ok (a, "set", NS_OWNER, "<delete node='news'/>");
   r = items (a, "news");
-  assert_error (r, "item-not-found", NULL);
+  assert_stanza_error (r, "item-not-found", NULL);
   g_clear_pointer (&r, myna_stanza_unref);
 
   /* A JID of the domain is no service. */
   r = request (a, "get", "x@" SERVICE, "<pubsub xmlns='" NS_PUBSUB "'><items node='n'/></pubsub>");
-  assert_error (r, "service-unavailable", NULL);
+  assert_stanza_error (r, "service-unavailable", NULL);
 }
 
 /* ---- subscriptions and notifications ----------------------------------------------- */
@@ -254,15 +226,15 @@ test_notify (Fixture *f, gconstpointer unused)
   g_assert_nonnull (subid);
   g_clear_pointer (&r, myna_stanza_unref);
   r = ps (c, "set", NS_PUBSUB, "<subscribe node='feed' jid='bob@localhost'/>");
-  assert_error (r, "bad-request", "invalid-jid");
+  assert_stanza_error (r, "bad-request", "invalid-jid");
   g_clear_pointer (&r, myna_stanza_unref);
   r = ps (c, "set", NS_PUBSUB, "<subscribe node='nope' jid='carol@localhost'/>");
-  assert_error (r, "item-not-found", NULL);
+  assert_stanza_error (r, "item-not-found", NULL);
   g_clear_pointer (&r, myna_stanza_unref);
   /* Subscription options are not offered. */
   r = ps (c, "set", NS_PUBSUB, "<subscribe node='feed' jid='carol@localhost'/>"
           "<options><x xmlns='jabber:x:data' type='submit'/></options>");
-  assert_error (r, "feature-not-implemented", "subscription-options");
+  assert_stanza_error (r, "feature-not-implemented", "subscription-options");
   g_clear_pointer (&r, myna_stanza_unref);
   /* carol subscribes her full JID. */
   ps_ok (c, "set", NS_PUBSUB, "<subscribe node='feed' jid='carol@localhost/pc'/>");
@@ -281,18 +253,18 @@ test_notify (Fixture *f, gconstpointer unused)
   /* The user's own subscriptions, across nodes and for one. */
   r = ps (b, "get", NS_PUBSUB, "<subscriptions/>");
   g_assert_cmpstr (myna_stanza_get_type (r), ==, "result");
-  g_assert_true (text_has (r, "node='feed'") && text_has (r, subid));
-  g_assert_false (text_has (r, "carol"));
+  g_assert_true (stanza_has_text (r, "node='feed'") && stanza_has_text (r, subid));
+  g_assert_false (stanza_has_text (r, "carol"));
   g_clear_pointer (&r, myna_stanza_unref);
   r = ps (c, "get", NS_PUBSUB, "<subscriptions node='feed'/>");
-  g_assert_true (text_has (r, "jid='carol@localhost/pc'"));
+  g_assert_true (stanza_has_text (r, "jid='carol@localhost/pc'"));
   g_clear_pointer (&r, myna_stanza_unref);
   /* The owner's view of them. */
   r = ps (a, "get", NS_OWNER, "<subscriptions node='feed'/>");
-  g_assert_true (text_has (r, "jid='bob@localhost'") && text_has (r, "jid='carol@localhost/pc'"));
+  g_assert_true (stanza_has_text (r, "jid='bob@localhost'") && stanza_has_text (r, "jid='carol@localhost/pc'"));
   g_clear_pointer (&r, myna_stanza_unref);
   r = ps (b, "get", NS_OWNER, "<subscriptions node='feed'/>");
-  assert_error (r, "forbidden", NULL);
+  assert_stanza_error (r, "forbidden", NULL);
   g_clear_pointer (&r, myna_stanza_unref);
 
   /* Retract and purge notify. */
@@ -308,7 +280,7 @@ test_notify (Fixture *f, gconstpointer unused)
 
   /* Unsubscribed: nothing more.  A wrong subid, or no subscription, errs. */
   r = ps (b, "set", NS_PUBSUB, "<unsubscribe node='feed' jid='bob@localhost' subid='bad'/>");
-  assert_error (r, "not-acceptable", "invalid-subid");
+  assert_stanza_error (r, "not-acceptable", "invalid-subid");
   g_clear_pointer (&r, myna_stanza_unref);
   {
     g_autofree char *un = g_strdup_printf ("<unsubscribe node='feed' jid='bob@localhost' "
@@ -316,7 +288,7 @@ test_notify (Fixture *f, gconstpointer unused)
     ps_ok (b, "set", NS_PUBSUB, un);
   }
   r = ps (b, "set", NS_PUBSUB, "<unsubscribe node='feed' jid='bob@localhost'/>");
-  assert_error (r, "unexpected-request", "not-subscribed");
+  assert_stanza_error (r, "unexpected-request", "not-subscribed");
   g_clear_pointer (&r, myna_stanza_unref);
   publish_ok (a, "feed", "i2", "again");
   n = peer_expect (c, "message", NS_EVENT, "id='i2'", NULL);
@@ -352,10 +324,10 @@ test_configure (Fixture *f, gconstpointer unused)
                FIELD ("pubsub#publish_model", "open")) "</configure>");
   r = ps (a, "get", NS_OWNER, "<configure node='conf'/>");
   g_assert_cmpstr (myna_stanza_get_type (r), ==, "result");
-  g_assert_true (text_has (r, "Configured") && text_has (r, "<value>2</value>")
-                 && text_has (r, "<value>open</value>"));
+  g_assert_true (stanza_has_text (r, "Configured") && stanza_has_text (r, "<value>2</value>")
+                 && stanza_has_text (r, "<value>open</value>"));
   /* the service offers open and whitelist access only */
-  g_assert_false (text_has (r, "<value>presence</value>"));
+  g_assert_false (stanza_has_text (r, "<value>presence</value>"));
   g_clear_pointer (&r, myna_stanza_unref);
 
   /* publish_model open: bob publishes; max_items 2 keeps the newest two. */
@@ -363,35 +335,35 @@ test_configure (Fixture *f, gconstpointer unused)
   publish_ok (b, "conf", "2", "two");
   publish_ok (b, "conf", "3", "three");
   r = items (a, "conf");
-  g_assert_cmpuint (text_count (r, "<item "), ==, 2);
-  g_assert_false (text_has (r, ">one<"));
+  g_assert_cmpuint (stanza_count_text (r, "<item "), ==, 2);
+  g_assert_false (stanza_has_text (r, ">one<"));
   g_clear_pointer (&r, myna_stanza_unref);
 
   /* Unsupported values are refused, nothing changes. */
   r = ps (a, "set", NS_OWNER, "<configure node='conf'>"
           FORM ("node_config", FIELD ("pubsub#access_model", "presence")) "</configure>");
-  assert_error (r, "not-acceptable", NULL);
+  assert_stanza_error (r, "not-acceptable", NULL);
   g_clear_pointer (&r, myna_stanza_unref);
   r = ps (a, "set", NS_OWNER, "<configure node='conf'>"
           FORM ("node_config", FIELD ("pubsub#max_items", "100000")) "</configure>");
-  assert_error (r, "not-acceptable", NULL);
+  assert_stanza_error (r, "not-acceptable", NULL);
   g_clear_pointer (&r, myna_stanza_unref);
   r = ps (b, "get", NS_OWNER, "<configure node='conf'/>");
-  assert_error (r, "forbidden", NULL);
+  assert_stanza_error (r, "forbidden", NULL);
   g_clear_pointer (&r, myna_stanza_unref);
 
   /* publishers again: bob may not. */
   ps_ok (a, "set", NS_OWNER, "<configure node='conf'>"
          FORM ("node_config", FIELD ("pubsub#publish_model", "publishers")) "</configure>");
   r = publish (b, "conf", "4", "four");
-  assert_error (r, "forbidden", NULL);
+  assert_stanza_error (r, "forbidden", NULL);
   g_clear_pointer (&r, myna_stanza_unref);
 
   /* The default configuration. */
   r = ps (a, "get", NS_OWNER, "<default/>");
   g_assert_cmpstr (myna_stanza_get_type (r), ==, "result");
-  g_assert_true (text_has (r, NS_PUBSUB "#node_config") && text_has (r, "<value>20</value>")
-                 && text_has (r, "<value>open</value>"));
+  g_assert_true (stanza_has_text (r, NS_PUBSUB "#node_config") && stanza_has_text (r, "<value>20</value>")
+                 && stanza_has_text (r, "<value>open</value>"));
   g_clear_pointer (&r, myna_stanza_unref);
 
   /* publish-options are preconditions on an existing node. */
@@ -399,7 +371,7 @@ test_configure (Fixture *f, gconstpointer unused)
           "</publish><publish-options>"
           FORM ("publish-options", FIELD ("pubsub#access_model", "whitelist"))
           "</publish-options>");
-  assert_error (r, "conflict", "precondition-not-met");
+  assert_stanza_error (r, "conflict", "precondition-not-met");
 }
 
 /* ---- affiliations -------------------------------------------------------------------- */
@@ -418,14 +390,14 @@ test_affiliations (Fixture *f, gconstpointer unused)
 
   /* Not on the whitelist: no items, no subscription. */
   r = items (c, "club");
-  assert_error (r, "not-allowed", "closed-node");
+  assert_stanza_error (r, "not-allowed", "closed-node");
   g_clear_pointer (&r, myna_stanza_unref);
   r = ps (c, "set", NS_PUBSUB, "<subscribe node='club' jid='carol@localhost'/>");
-  assert_error (r, "not-allowed", "closed-node");
+  assert_stanza_error (r, "not-allowed", "closed-node");
   g_clear_pointer (&r, myna_stanza_unref);
   /* disco#items hides it from carol. */
   r = request (c, "get", SERVICE, "<query xmlns='http://jabber.org/protocol/disco#items'/>");
-  g_assert_false (text_has (r, "node='club'"));
+  g_assert_false (stanza_has_text (r, "node='club'"));
   g_clear_pointer (&r, myna_stanza_unref);
 
   /* carol a member, bob a publisher. */
@@ -434,11 +406,11 @@ test_affiliations (Fixture *f, gconstpointer unused)
          "<affiliation jid='bob@localhost/any' affiliation='publisher'/></affiliations>");
   r = items (c, "club");
   g_assert_cmpstr (myna_stanza_get_type (r), ==, "result");
-  g_assert_true (text_has (r, "members only"));
+  g_assert_true (stanza_has_text (r, "members only"));
   g_clear_pointer (&r, myna_stanza_unref);
   ps_ok (c, "set", NS_PUBSUB, "<subscribe node='club' jid='carol@localhost'/>");
   r = publish (c, "club", "2", "member");
-  assert_error (r, "forbidden", NULL);
+  assert_stanza_error (r, "forbidden", NULL);
   g_clear_pointer (&r, myna_stanza_unref);
   publish_ok (b, "club", "2", "from bob");
   {
@@ -447,49 +419,49 @@ test_affiliations (Fixture *f, gconstpointer unused)
   }
 
   r = ps (a, "get", NS_OWNER, "<affiliations node='club'/>");
-  g_assert_true (text_has (r, "jid='alice@localhost' affiliation='owner'"));
-  g_assert_true (text_has (r, "jid='carol@localhost' affiliation='member'"));
-  g_assert_true (text_has (r, "jid='bob@localhost' affiliation='publisher'"));
+  g_assert_true (stanza_has_text (r, "jid='alice@localhost' affiliation='owner'"));
+  g_assert_true (stanza_has_text (r, "jid='carol@localhost' affiliation='member'"));
+  g_assert_true (stanza_has_text (r, "jid='bob@localhost' affiliation='publisher'"));
   g_clear_pointer (&r, myna_stanza_unref);
   r = ps (b, "get", NS_PUBSUB, "<affiliations/>");
-  g_assert_true (text_has (r, "node='club'") && text_has (r, "affiliation='publisher'"));
+  g_assert_true (stanza_has_text (r, "node='club'") && stanza_has_text (r, "affiliation='publisher'"));
   g_clear_pointer (&r, myna_stanza_unref);
   r = ps (b, "get", NS_OWNER, "<affiliations node='club'/>");
-  assert_error (r, "forbidden", NULL);
+  assert_stanza_error (r, "forbidden", NULL);
   g_clear_pointer (&r, myna_stanza_unref);
 
   /* Outcast: the subscription goes, nothing is allowed. */
   ps_ok (a, "set", NS_OWNER, "<affiliations node='club'>"
          "<affiliation jid='carol@localhost' affiliation='outcast'/></affiliations>");
   r = items (c, "club");
-  assert_error (r, "forbidden", NULL);
+  assert_stanza_error (r, "forbidden", NULL);
   g_clear_pointer (&r, myna_stanza_unref);
   r = ps (a, "get", NS_OWNER, "<subscriptions node='club'/>");
-  g_assert_false (text_has (r, "carol"));
+  g_assert_false (stanza_has_text (r, "carol"));
   g_clear_pointer (&r, myna_stanza_unref);
   r = ps (c, "set", NS_PUBSUB, "<subscribe node='club' jid='carol@localhost'/>");
-  assert_error (r, "forbidden", NULL);
+  assert_stanza_error (r, "forbidden", NULL);
   g_clear_pointer (&r, myna_stanza_unref);
 
   /* The last owner stays; a bad affiliation changes nothing. */
   r = ps (a, "set", NS_OWNER, "<affiliations node='club'>"
           "<affiliation jid='alice@localhost' affiliation='none'/></affiliations>");
-  assert_error (r, "not-acceptable", NULL);
+  assert_stanza_error (r, "not-acceptable", NULL);
   g_clear_pointer (&r, myna_stanza_unref);
   r = ps (a, "set", NS_OWNER, "<affiliations node='club'>"
           "<affiliation jid='bob@localhost' affiliation='owner'/>"
           "<affiliation jid='carol@localhost' affiliation='king'/></affiliations>");
-  assert_error (r, "bad-request", NULL);
+  assert_stanza_error (r, "bad-request", NULL);
   g_clear_pointer (&r, myna_stanza_unref);
   r = ps (b, "get", NS_OWNER, "<configure node='club'/>");
-  assert_error (r, "forbidden", NULL);
+  assert_stanza_error (r, "forbidden", NULL);
   g_clear_pointer (&r, myna_stanza_unref);
   /* With a second owner the first may go. */
   ps_ok (a, "set", NS_OWNER, "<affiliations node='club'>"
          "<affiliation jid='bob@localhost' affiliation='owner'/>"
          "<affiliation jid='alice@localhost' affiliation='none'/></affiliations>");
   r = ps (a, "get", NS_OWNER, "<configure node='club'/>");
-  assert_error (r, "forbidden", NULL);
+  assert_stanza_error (r, "forbidden", NULL);
   g_clear_pointer (&r, myna_stanza_unref);
   ps_ok (b, "set", NS_OWNER, "<delete node='club'/>");
 }
@@ -506,7 +478,7 @@ test_create_policy (Fixture *f, gconstpointer unused)
   g_autoptr(MynaStanza) r = NULL;
 
   r = ps (a, "set", NS_PUBSUB, "<create node='x'/>");
-  assert_error (r, "forbidden", NULL);
+  assert_stanza_error (r, "forbidden", NULL);
   g_clear_pointer (&r, myna_stanza_unref);
   g_assert_true (mynad_wait_log (&f->d, "refused to alice@localhost: create = admins", 5000));
   ps_ok (c, "set", NS_PUBSUB, "<create node='x'/>");
@@ -531,28 +503,28 @@ test_limits (Fixture *f, gconstpointer unused)
   publish_ok (a, "n1", "1", "auto");
   ps_ok (a, "set", NS_PUBSUB, "<create node='n2'/>");
   r = ps (a, "set", NS_PUBSUB, "<create node='n3'/>");
-  assert_error (r, "resource-constraint", NULL);
+  assert_stanza_error (r, "resource-constraint", NULL);
   g_clear_pointer (&r, myna_stanza_unref);
   g_assert_true (mynad_wait_log (&f->d, "nodes already (max_nodes)", 5000));
   r = publish (a, "n3", "1", "auto");
-  assert_error (r, "resource-constraint", NULL);
+  assert_stanza_error (r, "resource-constraint", NULL);
   g_clear_pointer (&r, myna_stanza_unref);
 
   for (guint i = 0; i < 1100; i++)
     g_string_append_c (big, 'x');
   g_string_append (big, "</e></item></publish>");
   r = ps (a, "set", NS_PUBSUB, big->str);
-  assert_error (r, "not-acceptable", "payload-too-big");
+  assert_stanza_error (r, "not-acceptable", "payload-too-big");
   g_clear_pointer (&r, myna_stanza_unref);
 
   r = ps (a, "set", NS_OWNER, "<configure node='n1'>"
           FORM ("node_config", FIELD ("pubsub#max_items", "4")) "</configure>");
-  assert_error (r, "not-acceptable", NULL);
+  assert_stanza_error (r, "not-acceptable", NULL);
   g_clear_pointer (&r, myna_stanza_unref);
 
   ps_ok (a, "set", NS_PUBSUB, "<subscribe node='n1' jid='alice@localhost'/>");
   r = ps (b, "set", NS_PUBSUB, "<subscribe node='n1' jid='bob@localhost'/>");
-  assert_error (r, "not-allowed", "too-many-subscriptions");
+  assert_stanza_error (r, "not-allowed", "too-many-subscriptions");
   g_clear_pointer (&r, myna_stanza_unref);
   g_assert_true (mynad_wait_log (&f->d, "(max_subscriptions)", 5000));
   /* subscribing again is the same subscription, not another */
@@ -572,35 +544,35 @@ test_disco (Fixture *f, gconstpointer unused)
   publish_ok (a, "d1", "only", "x");
   r = request (a, "get", SERVICE, "<query xmlns='http://jabber.org/protocol/disco#info'/>");
   g_assert_cmpstr (myna_stanza_get_type (r), ==, "result");
-  g_assert_true (text_has (r, "category='pubsub'") && text_has (r, "type='service'"));
-  g_assert_true (text_has (r, NS_PUBSUB "#create-nodes") && text_has (r, NS_PUBSUB "#subscribe")
-                 && text_has (r, NS_PUBSUB "#publisher-affiliation")
-                 && text_has (r, NS_PUBSUB "#purge-nodes"));
-  g_assert_false (text_has (r, NS_PUBSUB "#subscription-options"));
-  g_assert_false (text_has (r, NS_PUBSUB "#auto-create"));
+  g_assert_true (stanza_has_text (r, "category='pubsub'") && stanza_has_text (r, "type='service'"));
+  g_assert_true (stanza_has_text (r, NS_PUBSUB "#create-nodes") && stanza_has_text (r, NS_PUBSUB "#subscribe")
+                 && stanza_has_text (r, NS_PUBSUB "#publisher-affiliation")
+                 && stanza_has_text (r, NS_PUBSUB "#purge-nodes"));
+  g_assert_false (stanza_has_text (r, NS_PUBSUB "#subscription-options"));
+  g_assert_false (stanza_has_text (r, NS_PUBSUB "#auto-create"));
   g_clear_pointer (&r, myna_stanza_unref);
 
   r = request (a, "get", SERVICE, "<query xmlns='http://jabber.org/protocol/disco#items'/>");
-  g_assert_true (text_has (r, "node='d1'") && text_has (r, "name='Disco node'"));
+  g_assert_true (stanza_has_text (r, "node='d1'") && stanza_has_text (r, "name='Disco node'"));
   g_clear_pointer (&r, myna_stanza_unref);
   r = request (a, "get", SERVICE,
                "<query xmlns='http://jabber.org/protocol/disco#info' node='d1'/>");
   g_assert_cmpstr (myna_stanza_get_type (r), ==, "result");
-  g_assert_true (text_has (r, "type='leaf'") && text_has (r, NS_PUBSUB "#meta-data")
-                 && text_has (r, "alice@localhost"));
+  g_assert_true (stanza_has_text (r, "type='leaf'") && stanza_has_text (r, NS_PUBSUB "#meta-data")
+                 && stanza_has_text (r, "alice@localhost"));
   g_clear_pointer (&r, myna_stanza_unref);
   r = request (a, "get", SERVICE,
                "<query xmlns='http://jabber.org/protocol/disco#items' node='d1'/>");
-  g_assert_true (text_has (r, "name='only'"));
+  g_assert_true (stanza_has_text (r, "name='only'"));
   g_clear_pointer (&r, myna_stanza_unref);
   r = request (a, "get", SERVICE,
                "<query xmlns='http://jabber.org/protocol/disco#info' node='none'/>");
-  assert_error (r, "item-not-found", NULL);
+  assert_stanza_error (r, "item-not-found", NULL);
   g_clear_pointer (&r, myna_stanza_unref);
 
   /* The main host lists the service. */
   r = request (a, "get", "localhost", "<query xmlns='http://jabber.org/protocol/disco#items'/>");
-  g_assert_true (text_has (r, "jid='" SERVICE "'"));
+  g_assert_true (stanza_has_text (r, "jid='" SERVICE "'"));
 }
 
 /* ---- restart -------------------------------------------------------------------------------- */
@@ -631,11 +603,11 @@ test_restart (Fixture *f, gconstpointer unused)
   b = login (f, "bob", "pc");
   r = items (a, "kept");
   g_assert_cmpstr (myna_stanza_get_type (r), ==, "result");
-  g_assert_true (text_has (r, "first") && text_has (r, "second"));
+  g_assert_true (stanza_has_text (r, "first") && stanza_has_text (r, "second"));
   g_clear_pointer (&r, myna_stanza_unref);
   r = ps (a, "get", NS_OWNER, "<configure node='kept'/>");
-  g_assert_true (text_has (r, "Kept") && text_has (r, "<value>whitelist</value>")
-                 && text_has (r, "<value>5</value>"));
+  g_assert_true (stanza_has_text (r, "Kept") && stanza_has_text (r, "<value>whitelist</value>")
+                 && stanza_has_text (r, "<value>5</value>"));
   g_clear_pointer (&r, myna_stanza_unref);
   /* bob is still a publisher, alice still subscribed. */
   publish_ok (b, "kept", "three", "after restart");
@@ -660,25 +632,25 @@ test_hostile_names (Fixture *f, gconstpointer unused)
   g_autoptr(GString) huge = g_string_new ("<create node='");
 
   r = publish (a, "", "1", "no name");
-  assert_error (r, "bad-request", "nodeid-required");
+  assert_stanza_error (r, "bad-request", "nodeid-required");
   g_clear_pointer (&r, myna_stanza_unref);
   r = ps (a, "set", NS_PUBSUB, "<create node='a&#10;b'/>");
-  assert_error (r, "bad-request", NULL);
+  assert_stanza_error (r, "bad-request", NULL);
   g_clear_pointer (&r, myna_stanza_unref);
   r = publish (a, "a&#10;b", "c", "through autocreate");
-  assert_error (r, "bad-request", NULL);
+  assert_stanza_error (r, "bad-request", NULL);
   g_clear_pointer (&r, myna_stanza_unref);
   g_assert_true (mynad_wait_log (&f->d, "no control characters", 5000));
   for (guint i = 0; i < 1025; i++)
     g_string_append_c (huge, 'n');
   g_string_append (huge, "'/>");
   r = ps (a, "set", NS_PUBSUB, huge->str);
-  assert_error (r, "bad-request", NULL);
+  assert_stanza_error (r, "bad-request", NULL);
   g_clear_pointer (&r, myna_stanza_unref);
   /* nothing of those was made */
   r = request (a, "get", SERVICE, "<query xmlns='http://jabber.org/protocol/disco#items'/>");
   g_assert_cmpstr (myna_stanza_get_type (r), ==, "result");
-  g_assert_cmpuint (text_count (r, "<item "), ==, 0);
+  g_assert_cmpuint (stanza_count_text (r, "<item "), ==, 0);
 }
 
 /* A whitelist node's meta-data (its owners, publishers, title) and item
@@ -699,21 +671,21 @@ test_hostile_disco (Fixture *f, gconstpointer unused)
   publish_ok (a, "club", "hidden-id", "x");
   r = request (c, "get", SERVICE,
                "<query xmlns='http://jabber.org/protocol/disco#info' node='club'/>");
-  assert_error (r, "not-allowed", "closed-node");
-  g_assert_false (text_has (r, "alice@localhost") || text_has (r, "Secret club"));
+  assert_stanza_error (r, "not-allowed", "closed-node");
+  g_assert_false (stanza_has_text (r, "alice@localhost") || stanza_has_text (r, "Secret club"));
   g_clear_pointer (&r, myna_stanza_unref);
   r = request (c, "get", SERVICE,
                "<query xmlns='http://jabber.org/protocol/disco#items' node='club'/>");
-  assert_error (r, "not-allowed", "closed-node");
+  assert_stanza_error (r, "not-allowed", "closed-node");
   g_clear_pointer (&r, myna_stanza_unref);
   /* the owner still sees both */
   r = request (a, "get", SERVICE,
                "<query xmlns='http://jabber.org/protocol/disco#info' node='club'/>");
-  g_assert_true (text_has (r, "Secret club") && text_has (r, "bob@localhost"));
+  g_assert_true (stanza_has_text (r, "Secret club") && stanza_has_text (r, "bob@localhost"));
   g_clear_pointer (&r, myna_stanza_unref);
   r = request (a, "get", SERVICE,
                "<query xmlns='http://jabber.org/protocol/disco#items' node='club'/>");
-  g_assert_true (text_has (r, "name='hidden-id'"));
+  g_assert_true (stanza_has_text (r, "name='hidden-id'"));
 }
 
 /* An owner cannot grow a node's record without bound with affiliations
@@ -733,7 +705,7 @@ test_hostile_growth (Fixture *f, gconstpointer unused)
          "<affiliation jid='x2@localhost' affiliation='outcast'/></affiliations>");
   r = ps (a, "set", NS_OWNER, "<affiliations node='n'>"
           "<affiliation jid='x3@localhost' affiliation='member'/></affiliations>");
-  assert_error (r, "resource-constraint", NULL);
+  assert_stanza_error (r, "resource-constraint", NULL);
   g_clear_pointer (&r, myna_stanza_unref);
   g_assert_true (mynad_wait_log (&f->d, "(max_affiliations)", 5000));
   /* a change of an existing one, or a removal then an addition, is fine */
@@ -745,7 +717,7 @@ test_hostile_growth (Fixture *f, gconstpointer unused)
   ps_ok (b, "set", NS_PUBSUB, "<subscribe node='n' jid='bob@localhost'/>");
   ps_ok (b, "set", NS_PUBSUB, "<subscribe node='n' jid='bob@localhost/r1'/>");
   r = ps (b, "set", NS_PUBSUB, "<subscribe node='n' jid='bob@localhost/r2'/>");
-  assert_error (r, "not-allowed", "too-many-subscriptions");
+  assert_stanza_error (r, "not-allowed", "too-many-subscriptions");
   g_clear_pointer (&r, myna_stanza_unref);
   g_assert_true (mynad_wait_log (&f->d, "(max_subscriptions_per_jid)", 5000));
   /* the same subscription again is no new one */
@@ -770,7 +742,7 @@ test_hostile_default_nodes (Fixture *f, gconstpointer unused)
       g_clear_pointer (&r, myna_stanza_unref);
     }
   g_assert_cmpuint (made, ==, 100);
-  assert_error (r, "resource-constraint", NULL);
+  assert_stanza_error (r, "resource-constraint", NULL);
   g_assert_true (mynad_wait_log (&f->d, "(max_nodes_per_jid)", 5000));
   /* another account still creates */
   ps_ok (b, "set", NS_PUBSUB, "<create node='bobs'/>");
@@ -869,7 +841,7 @@ test_account_deleted (Fixture *f, gconstpointer unused)
   g_assert_nonnull (r);
   g_clear_pointer (&r, myna_stanza_unref);
   r = items (a, "bobs");
-  assert_error (r, "item-not-found", NULL);
+  assert_stanza_error (r, "item-not-found", NULL);
   g_clear_pointer (&r, myna_stanza_unref);
   publish_ok (a, "feed", "after", "bob is gone");
   r = items (a, "feed");
@@ -883,14 +855,14 @@ test_account_deleted (Fixture *f, gconstpointer unused)
   mynad_add_user (&f->d, "bob", "pw");
   r = ps (a, "get", NS_OWNER, "<affiliations node='feed'/>");
   g_assert_cmpstr (myna_stanza_get_type (r), ==, "result");
-  g_assert_false (text_has (r, "bob@localhost"));
+  g_assert_false (stanza_has_text (r, "bob@localhost"));
   g_clear_pointer (&r, myna_stanza_unref);
   r = ps (a, "get", NS_OWNER, "<subscriptions node='feed'/>");
-  g_assert_false (text_has (r, "bob@localhost"));
+  g_assert_false (stanza_has_text (r, "bob@localhost"));
   g_clear_pointer (&r, myna_stanza_unref);
   r = ps (a, "get", NS_OWNER, "<affiliations node='shared'/>");
-  g_assert_true (text_has (r, "alice@localhost"));
-  g_assert_false (text_has (r, "bob@localhost"));
+  g_assert_true (stanza_has_text (r, "alice@localhost"));
+  g_assert_false (stanza_has_text (r, "bob@localhost"));
   g_assert_true (mynad_wait_log (&f->d, "account bob@localhost deleted: 2 node(s) updated, "
                                         "1 deleted", WAIT_MS));
 }
