@@ -58,6 +58,7 @@ struct _MynaClient {
   MynaClientStore *store;
   MynaClientClock *clock;
   GMainContext    *context;          /* where idles (conn reaping) run */
+  GPtrArray       *closing;          /* Attempt*: politely closing, freed by a timeout */
   GRand           *rand;
 
   /* properties */
@@ -121,6 +122,8 @@ struct _Attempt {
   gboolean        given;             /* credentials came from the properties */
   gboolean        store_on_login;    /* store jid/password once logged in */
   gboolean        online;            /* logged in */
+  MynaClient     *closer;            /* borrowed: whose `closing` lists it */
+  guint           close_id;          /* its CLOSE_WAIT_MS timeout, while closing */
 };
 
 /* An IQ sent for the app (or roster_set, push_enable…) on the current link. */
@@ -278,6 +281,10 @@ attempt_closed_fire (gpointer data)
 {
   Attempt *a = data;
 
+  if (a->closer != NULL)
+    g_ptr_array_remove (a->closer->closing, a);
+  a->closer = NULL;
+  a->close_id = 0;
   g_clear_pointer (&a->conn, myna_conn_free);
   return G_SOURCE_REMOVE;
 }
@@ -356,8 +363,11 @@ client_attempt_drop (MynaClient *client, gboolean polite)
   if (polite && a->conn != NULL)
     {
       myna_conn_close (a->conn);
-      myna_client_clock_add_timeout (client->clock, CLOSE_WAIT_MS, attempt_closed_fire,
-                                     a, (GDestroyNotify) attempt_unref);
+      a->closer = client;
+      g_ptr_array_add (client->closing, a);
+      a->close_id = myna_client_clock_add_timeout (client->clock, CLOSE_WAIT_MS,
+                                                   attempt_closed_fire, a,
+                                                   (GDestroyNotify) attempt_unref);
       return;
     }
   g_ptr_array_add (client->dead, a);
@@ -1998,6 +2008,19 @@ client_dispose (GObject *object)
       g_clear_pointer (&client->reap_source, g_source_unref);
     }
   client_reap (client);
+  /* Politely closing conns go now: their timeouts hold the attempt, which
+   * holds the conn, which holds the clock (a cycle when nobody else runs
+   * the clock: a test clock). */
+  while (client->closing->len > 0)
+    {
+      Attempt *a = g_ptr_array_steal_index (client->closing, client->closing->len - 1);
+      guint id = a->close_id;
+
+      a->closer = NULL;
+      a->close_id = 0;
+      g_clear_pointer (&a->conn, myna_conn_free);
+      myna_client_clock_remove (client->clock, id);   /* its destroy unrefs @a */
+    }
   myna_conn_sm_clear (&client->sm);
   g_clear_object (&client->store);
   g_clear_object (&client->clock);
@@ -2010,6 +2033,7 @@ client_finalize (GObject *object)
   MynaClient *client = MYNA_CLIENT (object);
 
   g_ptr_array_unref (client->dead);
+  g_ptr_array_unref (client->closing);
   g_rand_free (client->rand);
   g_main_context_unref (client->context);
   g_free (client->jid);
@@ -2278,6 +2302,7 @@ myna_client_init (MynaClient *client)
   client->context = g_main_context_ref_thread_default ();
   client->rand = g_rand_new ();
   client->dead = g_ptr_array_new ();
+  client->closing = g_ptr_array_new ();
   client->network_available = TRUE;
   client->auto_register = TRUE;
   client->receipts = TRUE;

@@ -62,7 +62,8 @@ typedef struct _PendingIq PendingIq;
 struct _MynaClientConn {
   gint                     refs;
   MynaClientConnConfig     cfg;       /* strings owned, clock reffed */
-  MynaClientSm            *sm;        /* borrowed from the owner */
+  MynaClientSm            *sm;        /* borrowed from the owner; own_sm once closing */
+  MynaClientSm             own_sm;    /* empty, disabled: after myna_conn_close() */
   MynaClientConnCallbacks  cb;
   gpointer                 user_data;
 
@@ -178,6 +179,7 @@ conn_unref (MynaClientConn *conn)
   g_free (conn->cfg.accept_certificate);
   g_free (conn->cfg.resource);
   g_clear_object (&conn->cfg.clock);
+  myna_conn_sm_clear (&conn->own_sm);
   g_free (conn);
 }
 
@@ -1977,6 +1979,11 @@ myna_conn_close (MynaClientConn *conn)
     return;
   conn->closing = TRUE;
   conn->online = FALSE;
+  /* The owner's stream-management state is no longer this link's: the
+   * owner may be gone before the close completes (a client disposed while
+   * its logout's </stream:stream> goes out), and an <r/> or <a/> arriving
+   * meanwhile must not touch it. */
+  conn->sm = &conn->own_sm;
   timer_clear (conn, &conn->hb_timer);
   timer_clear (conn, &conn->hb_wait_timer);
   if (conn->op != NULL)

@@ -313,9 +313,14 @@ peer_stop (Peer *p)
   g_assert_cmpint (p->state, ==, MYNA_CLIENT_STATE_STOPPED);
   g_clear_object (&p->client);
   iterate_ready ();
+  /* The clock's pending timeouts free a politely closed conn; the I/O it
+   * cancels then, and what the proxy's closing completes, call back once
+   * more before the conn's last reference goes. */
   g_clear_object (&p->clock);
+  iterate_ready ();
   g_clear_object (&p->store);
   g_clear_pointer (&p->proxy, proxy_free);
+  iterate_ready ();
   g_clear_pointer (&p->got, g_hash_table_unref);
   g_clear_pointer (&p->got_ids, g_hash_table_unref);
   g_clear_pointer (&p->sent, g_hash_table_unref);
