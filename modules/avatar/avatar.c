@@ -50,7 +50,48 @@ typedef struct {
   MynaModule  *mod;
   MynaService *pep;
   MynaService *vcard;
+  /* "local@host" → what presence carries for it: the hash, "" (no avatar:
+   * an empty <photo/>) or AVATAR_UNKNOWN (a bare <x/>).  Each available
+   * presence would otherwise read the PEP metadata, and without it the
+   * vCard, decoding and hashing its photo; dropped on the account's
+   * vCard sets, PEP publishes and retracts and its deletion, and all of it
+   * past AVATAR_CACHE_MAX entries. */
+  GHashTable  *hashes;
 } Avatar;
+
+#define AVATAR_UNKNOWN   "?"
+#define AVATAR_CACHE_MAX 100000
+
+/* The cache key of @local@@host.  Returns: (transfer full) */
+static char *
+avatar_key (MynaHost *host, const char *local)
+{
+  return g_strdup_printf ("%s@%s", local, myna_host_get_name (host));
+}
+
+/* Forgets what presence carries for the account @call is about. */
+static MynaResult
+avatar_forget (MynaCall *call, MynaStanza *unused, gpointer data)
+{
+  Avatar *self = data;
+  MynaJid *owner = myna_call_get_from (call);
+
+  if (owner != NULL && myna_jid_get_local (owner) != NULL)
+    {
+      g_autofree char *key = avatar_key (myna_call_get_host (call), myna_jid_get_local (owner));
+      g_hash_table_remove (self->hashes, key);
+    }
+  return MYNA_PASS;
+}
+
+static void
+avatar_free (gpointer data)
+{
+  Avatar *self = data;
+
+  g_hash_table_unref (self->hashes);
+  g_free (self);
+}
 
 /* ---- helpers ------------------------------------------------------------------- */
 
@@ -310,6 +351,8 @@ avatar_presence (MynaCall *call, MynaStanza *stanza, gpointer data)
   MynaStanza *x = NULL, *photo = NULL;
   g_autoptr(MynaStanza) info = NULL;
   g_autofree char *hash = NULL;
+  g_autofree char *key = NULL;
+  const char *cached;
   gboolean known, none = FALSE;
 
   if (local == NULL || g_strcmp0 (myna_stanza_get_name (stanza), "presence") != 0
@@ -319,16 +362,30 @@ avatar_presence (MynaCall *call, MynaStanza *stanza, gpointer data)
   photo = x != NULL ? myna_stanza_get_child (x, "photo", NS_VCARD_UPDATE) : NULL;
   if (photo != NULL && *myna_stanza_get_text (photo) == '\0')
     return MYNA_PASS;
-  info = avatar_current_info (self, host, local, &known);
-  if (info != NULL)
-    hash = g_strdup (myna_stanza_get_attr (info, "id"));
-  else if (known)
-    none = TRUE;                  /* the avatar was disabled */
+  key = avatar_key (host, local);
+  cached = g_hash_table_lookup (self->hashes, key);
+  if (cached != NULL)
+    {
+      hash = *cached != '\0' && strcmp (cached, AVATAR_UNKNOWN) != 0 ? g_strdup (cached) : NULL;
+      none = *cached == '\0';
+    }
   else
     {
-      g_autoptr(MynaStanza) vcard = myna_vcard_get (self->vcard, host, local, NULL);
-      hash = avatar_vcard_hash (vcard);
-      none = vcard != NULL && hash == NULL;
+      info = avatar_current_info (self, host, local, &known);
+      if (info != NULL)
+        hash = g_strdup (myna_stanza_get_attr (info, "id"));
+      else if (known)
+        none = TRUE;                  /* the avatar was disabled */
+      else
+        {
+          g_autoptr(MynaStanza) vcard = myna_vcard_get (self->vcard, host, local, NULL);
+          hash = avatar_vcard_hash (vcard);
+          none = vcard != NULL && hash == NULL;
+        }
+      if (g_hash_table_size (self->hashes) >= AVATAR_CACHE_MAX)
+        g_hash_table_remove_all (self->hashes);
+      g_hash_table_insert (self->hashes, g_steal_pointer (&key),
+                           g_strdup (hash != NULL ? hash : none ? "" : AVATAR_UNKNOWN));
     }
   myna_stanza_remove_children (stanza, "x", NS_VCARD_UPDATE);
   x = myna_stanza_add_child (stanza, "x", NS_VCARD_UPDATE);
@@ -347,7 +404,8 @@ avatar_load (MynaModule *mod, GError **error)
   Avatar *self = g_new0 (Avatar, 1);
 
   self->mod = mod;
-  myna_module_set_data (mod, self, g_free);
+  self->hashes = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, g_free);
+  myna_module_set_data (mod, self, avatar_free);
   /* Declared in .uses: NULL only when no provider could be loaded. */
   self->pep = myna_module_use (mod, MYNA_PEP_SERVICE, 1, error);
   if (self->pep == NULL)
@@ -355,6 +413,11 @@ avatar_load (MynaModule *mod, GError **error)
   self->vcard = myna_module_use (mod, MYNA_VCARD_SERVICE, 1, error);
   if (self->vcard == NULL)
     return FALSE;
+  /* First (100): the cached hash goes before anything converts. */
+  myna_module_hook (mod, MYNA_EVENT_VCARD_UPDATED, 100, avatar_forget, self, NULL);
+  myna_module_hook (mod, MYNA_EVENT_PEP_PUBLISHED, 100, avatar_forget, self, NULL);
+  myna_module_hook (mod, MYNA_EVENT_PEP_RETRACTED, 100, avatar_forget, self, NULL);
+  myna_module_hook (mod, MYNA_EVENT_ACCOUNT_DELETED, 100, avatar_forget, self, NULL);
   myna_module_hook (mod, MYNA_EVENT_VCARD_UPDATED, 0, avatar_vcard_updated, self, NULL);
   myna_module_hook (mod, MYNA_EVENT_PEP_PUBLISHED, 0, avatar_pep_published, self, NULL);
   /* Before the presence module (0) stores and broadcasts it; after
